@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Starts the real server on a loopback port with a throw-away store, runs every scenario
+# against it over real TCP, then stops it with SIGINT (clean shutdown) and checks it
+# exited 0. Loopback only; bounded in time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+port=${PCHAT_SMOKE_PORT:-35060}
+data=$(mktemp -d)
+cargo build --release -q -p pchat-server -p pchat-sim
+./target/release/pchat-server --sip "127.0.0.1:$port" --store "$data/pchat.db" >"$data/server.log" 2>&1 &
+pid=$!
+trap 'kill -9 $pid 2>/dev/null || true; rm -rf "$data"' EXIT
+for _ in $(seq 1 100); do
+  grep -q "pchat-server ready" "$data/server.log" && break
+  sleep 0.1
+done
+grep -q "pchat-server ready" "$data/server.log" || { cat "$data/server.log"; exit 1; }
+status=0
+timeout 300 ./target/release/pchat-sim run scenarios/ --target "127.0.0.1:$port" || status=$?
+kill -INT $pid
+for _ in $(seq 1 50); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
+if kill -0 $pid 2>/dev/null; then echo "server did not stop on SIGINT" >&2; cat "$data/server.log"; exit 1; fi
+wait $pid || { echo "server exited non-zero" >&2; cat "$data/server.log"; exit 1; }
+grep -q "pchat-server stopped" "$data/server.log" || { cat "$data/server.log"; exit 1; }
+if [ $status -ne 0 ]; then cat "$data/server.log"; fi
+exit $status

@@ -1,0 +1,91 @@
+//! Codec benchmarks: XCCOS grpchat envelope parse/serialize, and a SIP INFO carrying it
+//! parsed (normalization + rsip + our view) with its 200 OK serialized.
+//! Run: `cargo bench --bench codec`. Figures go to BENCHMARKS.md.
+
+use bytes::Bytes;
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use pchat_server::sip::{parse, response_for, SipMessage};
+use pchat_server::xccos::{self, Body, Envelope, GrpChat};
+use std::hint::black_box;
+
+fn grpchat() -> Envelope {
+    Envelope {
+        envid: 4_711_042,
+        body: Body::GrpChat(GrpChat {
+            seqid: 1,
+            chan_uri: "ma-chan://contoso.com/6f0a5c44-31d2-4b8e-9a51-3c7d2f0b9e11".into(),
+            author: Some("sip:user1@contoso.com".into()),
+            ts: Some("2026-01-01T10:15:00.000Z".into()),
+            text: "Hello <team> & friends,\r\nthe Q3 layout review moves to Thursday.".into(),
+        }),
+    }
+}
+
+fn info_bytes(body: &[u8]) -> Vec<u8> {
+    let mut m = format!(
+        "INFO sip:pchat@10.0.0.1:5060;transport=tcp SIP/2.0\r\n\
+         Via: SIP/2.0/TCP 10.0.0.5:49152;branch=z9hG4bK8a7c6b5d4e3f2a10\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:user1@contoso.com>;tag=3f2a1b0c9d8e7f60\r\n\
+         To: <sip:pchat@contoso.com>;tag=9c8b7a6f5e4d3c2b\r\n\
+         Call-ID: 0f1e2d3c4b5a69788796a5b4c3d2e1f0\r\n\
+         CSeq: 7 INFO\r\n\
+         Content-Type: text/plain\r\n\
+         Content-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    m.extend_from_slice(body);
+    m
+}
+
+fn bench_xccos(c: &mut Criterion) {
+    let env = grpchat();
+    let xml = env.to_xml().into_bytes();
+    let mut g = c.benchmark_group("xccos_grpchat");
+    g.throughput(Throughput::Bytes(xml.len() as u64));
+    g.bench_function("parse", |b| b.iter(|| xccos::parse(black_box(&xml))));
+    g.bench_function("serialize", |b| {
+        let mut buf = Vec::with_capacity(512);
+        b.iter(|| {
+            buf.clear();
+            black_box(&env).write(&mut buf);
+            black_box(buf.len())
+        })
+    });
+    g.finish();
+}
+
+fn bench_sip(c: &mut Criterion) {
+    let body = grpchat().to_xml().into_bytes();
+    let raw = info_bytes(&body);
+    let compact = String::from_utf8_lossy(&raw)
+        .replace("Via: ", "v: ")
+        .replace("From: ", "f: ")
+        .replace("To: ", "t: ")
+        .replace("Call-ID: ", "i: ")
+        .replace("Content-Type: ", "c: ")
+        .replace("Content-Length: ", "l: ")
+        .replace("CSeq: 7 INFO", "CSeq: 7\r\n INFO")
+        .into_bytes();
+    let mut g = c.benchmark_group("sip_info_grpchat");
+    g.throughput(Throughput::Bytes(raw.len() as u64));
+    g.bench_function("parse", |b| b.iter(|| parse(black_box(&raw))));
+    g.bench_function("parse_compact_folded", |b| b.iter(|| parse(black_box(&compact))));
+    g.bench_function("parse_and_200_ok", |b| {
+        b.iter(|| match parse(black_box(&raw)) {
+            Ok(SipMessage::Request(req)) => {
+                let ok: Bytes = response_for(&req, 200, "OK").encode();
+                black_box(ok.len())
+            }
+            _ => 0,
+        })
+    });
+    g.bench_function("rsip_raw_parse", |b| {
+        b.iter(|| rsip::SipMessage::try_from(black_box(raw.as_slice())).is_ok())
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench_xccos, bench_sip);
+criterion_main!(benches);

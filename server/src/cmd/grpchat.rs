@@ -1,0 +1,89 @@
+//! `grpchat` from a client (call-flows.md find-a-room steps 4-5; XCCOS.md "grpchat").
+//!
+//! The post is written inside the batch's store transaction; the INFO's 200 OK and the
+//! relays to every other dialog joined to the room are released only after the commit
+//! (DESIGN.md: acknowledged only after its row is committed). If the commit fails the
+//! poster gets 503 + Retry-After instead and nothing is relayed. The server sets
+//! `author` (the dialog's user) and `ts`; whatever the client put there is ignored.
+//! The relayed body is serialized once and shared by all recipients.
+//!
+//! A refused post gets a SIP error response instead of 200, because clients treat 200
+//! as "delivered": 400 (no chanUri), 403 (not joined / may not post), 404 (no such room,
+//! or a secret room the user may not know of), 413 (text over `messageSizeLimit`
+//! characters), 500 (store error).
+
+use super::{room_for, Ctx};
+use crate::clock::iso8601;
+use crate::core::{Action, Core};
+use crate::sip::{response_for, Request};
+use crate::store::NewMessage;
+use crate::xccos::{codes, Body, ChanRef, GrpChat};
+
+fn refuse(core: &mut Core, ctx: &Ctx, req: &Request, code: u16, reason: &str) {
+    let phrase = match code {
+        codes::NO_SUCH_ROOM => "Not Found",
+        codes::NO_PERMISSION => "Forbidden",
+        codes::TOO_LARGE => "Request Entity Too Large",
+        codes::BAD_REQUEST => "Bad Request",
+        _ => "Server Internal Error",
+    };
+    tracing::debug!(user = %ctx.user, code, "grpchat refused: {reason}");
+    let resp = response_for(req, code, phrase).with_header("Warning", format!("399 pchat \"{}\"", reason.replace('"', "'")));
+    core.respond(ctx.conn, resp, false);
+}
+
+/// Handles a grpchat INFO (see module docs for the answers).
+pub fn handle(core: &mut Core, ctx: &Ctx, req: &Request, chat: GrpChat) {
+    if chat.chan_uri.is_empty() {
+        return refuse(core, ctx, req, codes::BAD_REQUEST, "grpchat without chanUri");
+    }
+    let guid = match room_for(core, &ctx.user, &ChanRef::Uri(chat.chan_uri.clone())) {
+        Ok(room) if room.joined.contains_key(&ctx.dialog) => room.guid.clone(),
+        Ok(_) => return refuse(core, ctx, req, codes::NO_PERMISSION, "join the room before posting"),
+        Err(e) => return refuse(core, ctx, req, e.code, &e.reason),
+    };
+    let limit = core.cfg.limits.message_size_limit as usize;
+    let chars = chat.text.chars().count();
+    if chars > limit {
+        let reason = format!("message of {chars} characters exceeds messageSizeLimit {limit}");
+        return refuse(core, ctx, req, codes::TOO_LARGE, &reason);
+    }
+    let ts_ms = core.clock.now_ms();
+    let msg = NewMessage {
+        room_guid: guid.clone(),
+        author: ctx.user.clone(),
+        ts_ms,
+        text: chat.text,
+    };
+    if let Err(e) = core.store.append_message(&msg) {
+        return refuse(core, ctx, req, codes::INTERNAL_ERROR, &e.to_string());
+    }
+    core.respond(ctx.conn, response_for(req, 200, "OK"), true);
+    let retry = response_for(req, 503, "Service Unavailable")
+        .with_header("Retry-After", core.cfg.sip.retry_after_s.to_string())
+        .with_header("Server", crate::core::SERVER_HEADER);
+    core.push_on_abort(Action::Send {
+        conn: ctx.conn,
+        head: retry.encode(),
+        body: bytes::Bytes::new(),
+    });
+    let targets: Vec<_> = core
+        .rooms
+        .get(&guid)
+        .map(|r| r.joined.keys().copied().filter(|d| *d != ctx.dialog).collect())
+        .unwrap_or_default();
+    let body = core.encode_envelope(Body::GrpChat(GrpChat {
+        seqid: 1,
+        chan_uri: chat.chan_uri,
+        author: Some(msg.author),
+        ts: Some(iso8601(ts_ms)),
+        text: msg.text,
+    }));
+    let mut relays = 0;
+    for d in targets {
+        if core.send_info(d, body.clone(), true) {
+            relays += 1;
+        }
+    }
+    core.count_post(relays);
+}

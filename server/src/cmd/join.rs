@@ -1,0 +1,160 @@
+//! `cmd:join`, `cmd:bjoin`, `cmd:part` and the `ntc:join` / `ntc:bjoin` / `ntc:part`
+//! notices they cause (call-flows.md sign-in step 5, find-a-room step 2; XCCOS.md
+//! "rpl:join / rpl:bjoin", "Notices").
+//!
+//! `join` also follows the room (the followed list lives on the server so that every
+//! client of the user sees it); `part` unfollows it. `bjoin` joins the listed rooms
+//! without changing the followed list.
+
+use super::{room_for, CmdError, CmdResult, Ctx};
+use crate::channel::DialogId;
+use crate::core::Core;
+use crate::xccos::{codes, Body, ChanRef, Ntc, NtcData, RoomInfo, RplData, UserRef};
+use std::collections::BTreeMap;
+
+/// Joins the dialog to each named room it may enter. A single `join` that is refused
+/// answers the refusal (404/403); a `bjoin` answers 200 with the rooms it could join and
+/// leaves the others out (an error only if it joined none).
+pub fn join(core: &mut Core, ctx: &Ctx, chans: &[ChanRef], batch: bool) -> CmdResult {
+    let mut joined = Vec::new();
+    let mut first_err = None;
+    for chan in chans {
+        match room_for(core, &ctx.user, chan) {
+            Ok(room) => {
+                if !joined.contains(&room.guid) {
+                    joined.push(room.guid.clone());
+                }
+            }
+            Err(e) => {
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    if joined.is_empty() {
+        return Err(first_err.unwrap_or_else(|| CmdError::new(codes::BAD_REQUEST, "no room named")));
+    }
+    if !batch {
+        for guid in &joined {
+            core.store
+                .follow(&ctx.user, guid)
+                .map_err(|e| CmdError::new(codes::INTERNAL_ERROR, e.to_string()))?;
+        }
+    }
+    for guid in &joined {
+        let Some(room) = core.rooms.get_mut(guid) else { continue };
+        let newly_online = !room.joined.values().any(|u| *u == ctx.user);
+        room.joined.insert(ctx.dialog, ctx.user.clone());
+        if newly_online {
+            notify_join(core, guid, &ctx.user, ctx.dialog, batch);
+        }
+    }
+    Ok(rooms_reply(core, &joined))
+}
+
+/// Leaves the room (idempotent) and unfollows it. Errors: 404 for an unknown room.
+pub fn part(core: &mut Core, ctx: &Ctx, chan: &ChanRef) -> CmdResult {
+    let uri = chan.to_uri();
+    let guid = crate::ids::split_room_uri(&uri)
+        .filter(|(d, _)| d.eq_ignore_ascii_case(&core.cfg.domain))
+        .map(|(_, g)| g.to_string())
+        .filter(|g| {
+            core.rooms
+                .get(g)
+                .is_some_and(|r| crate::channel::authz::can_find(r, &ctx.user, &core.cfg.domain))
+        })
+        .ok_or_else(|| CmdError::new(codes::NO_SUCH_ROOM, format!("no such room {uri}")))?;
+    core.store
+        .unfollow(&ctx.user, &guid)
+        .map_err(|e| CmdError::new(codes::INTERNAL_ERROR, e.to_string()))?;
+    let Some(room) = core.rooms.get_mut(&guid) else {
+        return Err(CmdError::new(codes::NO_SUCH_ROOM, "room vanished"));
+    };
+    let was_joined = room.joined.remove(&ctx.dialog).is_some();
+    let still_online = room.joined.values().any(|u| *u == ctx.user);
+    let room_uri = room.uri.clone();
+    if was_joined && !still_online {
+        notify_part(core, &guid, &ctx.user, ctx.dialog);
+    }
+    Ok(RplData::Chan(room_uri))
+}
+
+/// The `rpl:join` data form for `guids`: a `chanib` per room with `aib` 3984 (online
+/// participants) and 12276 (managers) by `uib` id, then the `uib` id -> URI list.
+pub fn rooms_reply(core: &Core, guids: &[String]) -> RplData {
+    let mut ids: BTreeMap<String, u32> = BTreeMap::new();
+    let mut users: Vec<UserRef> = Vec::new();
+    let mut id_of = |uri: &str, users: &mut Vec<UserRef>| -> u32 {
+        if let Some(id) = ids.get(uri) {
+            return *id;
+        }
+        let id = users.len() as u32;
+        ids.insert(uri.to_string(), id);
+        users.push(UserRef {
+            id,
+            uri: uri.to_string(),
+        });
+        id
+    };
+    let mut rooms = Vec::new();
+    for guid in guids {
+        let Some(r) = core.rooms.get(guid) else { continue };
+        let participants = r.online_users().into_iter().map(|u| id_of(u, &mut users)).collect();
+        let managers = r.managers.iter().map(|u| id_of(u, &mut users)).collect();
+        rooms.push(RoomInfo {
+            uri: r.uri.clone(),
+            name: r.name.clone(),
+            topic: r.topic.clone(),
+            description: r.description.clone(),
+            participants,
+            managers,
+        });
+    }
+    RplData::Rooms { rooms, users }
+}
+
+fn others(core: &Core, guid: &str, except: DialogId) -> Vec<DialogId> {
+    core.rooms
+        .get(guid)
+        .map(|r| r.joined.keys().copied().filter(|d| *d != except).collect())
+        .unwrap_or_default()
+}
+
+/// Sends `ntc:join` (or `ntc:bjoin`) about `user` to the room's other dialogs.
+pub fn notify_join(core: &mut Core, guid: &str, user: &str, except: DialogId, batch: bool) {
+    let targets = others(core, guid, except);
+    if targets.is_empty() {
+        return;
+    }
+    let body = core.encode_envelope(Body::Ntc(Ntc {
+        id: if batch { "ntc:bjoin" } else { "ntc:join" }.to_string(),
+        data: NtcData::Join {
+            user: user.to_string(),
+            domain: core.cfg.domain.clone(),
+            room_guid: guid.to_string(),
+        },
+    }));
+    for d in targets {
+        core.send_info(d, body.clone(), false);
+    }
+}
+
+/// Sends `ntc:part` about `user` to the room's remaining dialogs.
+pub fn notify_part(core: &mut Core, guid: &str, user: &str, except: DialogId) {
+    let targets = others(core, guid, except);
+    let Some(uri) = core.rooms.get(guid).map(|r| r.uri.clone()) else {
+        return;
+    };
+    if targets.is_empty() {
+        return;
+    }
+    let body = core.encode_envelope(Body::Ntc(Ntc {
+        id: "ntc:part".to_string(),
+        data: NtcData::Part {
+            chan_uri: uri,
+            user: user.to_string(),
+        },
+    }));
+    for d in targets {
+        core.send_info(d, body.clone(), false);
+    }
+}

@@ -1,0 +1,17 @@
+//! `cmd:requri` -> `rpl:requri` with `<uib uri="..."/>`: the pool endpoint the client
+//! should INVITE (what SIPE asks `sip:ocschat@<domain>`; XCCOS.md "Commands observed").
+
+use super::CmdResult;
+use crate::core::Core;
+use crate::xccos::RplData;
+
+/// Replies with the first pool URI.
+pub fn handle(core: &Core) -> CmdResult {
+    let uri = core
+        .cfg
+        .pool_uris()
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| format!("sip:pchat@{}", core.cfg.domain));
+    Ok(RplData::Uib(uri))
+}

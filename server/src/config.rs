@@ -1,0 +1,341 @@
+//! Server configuration: the TOML file given to `pchat-server --config FILE`, or the
+//! embedded default (`default-config.toml`) when none is given.
+//!
+//! Keys are interfaces that tools and tests rely on: `domain`, `[sip] listen`,
+//! `[store] path`, `[[room]] name/description/topic/privacy/members/managers`.
+//! Unknown keys are rejected so that a typo fails loudly with its line and column.
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// The embedded default configuration (domain contoso.com, four demo rooms).
+pub const DEFAULT_CONFIG: &str = include_str!("default-config.toml");
+
+/// Whole server configuration.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// SIP domain served, e.g. `contoso.com`; room URIs are `ma-chan://<domain>/<guid>`.
+    pub domain: String,
+    /// SIP transport settings.
+    #[serde(default)]
+    pub sip: SipConfig,
+    /// Persistent Chat Store settings.
+    #[serde(default)]
+    pub store: StoreConfig,
+    /// Limits announced by `getserverinfo` and enforced on input.
+    #[serde(default)]
+    pub limits: Limits,
+    /// The pool this server belongs to.
+    #[serde(default)]
+    pub pool: PoolConfig,
+    /// Rooms created (or updated) at start.
+    #[serde(default, rename = "room")]
+    pub rooms: Vec<RoomConfig>,
+}
+
+/// `[sip]`: SIP over TCP (RFC 3261 section 18).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SipConfig {
+    /// TCP listen address, `HOST:PORT`.
+    pub listen: String,
+    /// Session-Expires offered in the 200 OK to INVITE, in seconds (RFC 4028);
+    /// a dialog not refreshed (UPDATE, INFO) within it is dropped.
+    pub session_expires_s: u32,
+    /// Largest SIP message accepted, in bytes; larger closes the connection.
+    pub max_message_bytes: usize,
+    /// Capacity of each connection's send queue, in messages; a peer that lets it fill
+    /// is disconnected rather than letting memory grow.
+    pub send_queue: usize,
+    /// Capacity of the queue into the channel service, in requests; when full, INFO
+    /// gets 503 with `Retry-After`.
+    pub core_queue: usize,
+    /// `Retry-After` sent with 503, in seconds.
+    pub retry_after_s: u32,
+}
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        SipConfig {
+            listen: "127.0.0.1:5060".into(),
+            session_expires_s: 1800,
+            max_message_bytes: 256 * 1024,
+            send_queue: 4096,
+            core_queue: 65536,
+            retry_after_s: 1,
+        }
+    }
+}
+
+/// `[store]`: the Persistent Chat Store.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// SQLite database file, created (with its directory) if missing. `:memory:` keeps
+    /// everything in memory (tests only).
+    pub path: PathBuf,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            path: PathBuf::from("pchat-data/pchat.db"),
+        }
+    }
+}
+
+/// `[limits]`: what `getserverinfo` announces (XCCOS.md `sib`), enforced by the server.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Most rooms a `chansrch` returns.
+    pub search_limit: u32,
+    /// Largest chat message, in characters.
+    pub message_size_limit: u32,
+    /// Largest "story" (long post), in characters.
+    pub story_size_limit: u32,
+    /// Most messages one `bccontext` returns.
+    pub history_limit: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            search_limit: 999,
+            message_size_limit: 512,
+            story_size_limit: 4096,
+            history_limit: 100,
+        }
+    }
+}
+
+/// `[pool]`: the Persistent Chat pool.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct PoolConfig {
+    /// SIP URIs of the pool's endpoints, listed in the provisioning document and
+    /// returned by `cmd:requri`. Empty means `sip:pchat@<domain>`.
+    pub uris: Vec<String>,
+}
+
+/// Room privacy (product room model).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, PartialOrd, Ord, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Privacy {
+    /// Anyone in scope can find and join.
+    #[default]
+    Open,
+    /// Anyone in scope can find; only members can join, read, post.
+    Closed,
+    /// Only members can find or join.
+    Secret,
+}
+
+impl Privacy {
+    /// The lower-case name used in config and in the store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Privacy::Open => "open",
+            Privacy::Closed => "closed",
+            Privacy::Secret => "secret",
+        }
+    }
+
+    /// Inverse of [`Privacy::as_str`]; `None` for anything else.
+    pub fn parse(s: &str) -> Option<Privacy> {
+        match s {
+            "open" => Some(Privacy::Open),
+            "closed" => Some(Privacy::Closed),
+            "secret" => Some(Privacy::Secret),
+            _ => None,
+        }
+    }
+}
+
+/// `[[room]]`: a room created or updated at start.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RoomConfig {
+    /// Room name, unique (case-insensitively) within the pool; it also fixes the room's
+    /// GUID, so the room keeps its URI across restarts.
+    pub name: String,
+    /// Free-text description.
+    #[serde(default)]
+    pub description: String,
+    /// Current topic.
+    #[serde(default)]
+    pub topic: String,
+    /// `open` | `closed` | `secret`.
+    #[serde(default)]
+    pub privacy: Privacy,
+    /// Member SIP URIs.
+    #[serde(default)]
+    pub members: Vec<String>,
+    /// Manager SIP URIs (managers are members too).
+    #[serde(default)]
+    pub managers: Vec<String>,
+}
+
+/// A configuration that could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// File named.
+        path: PathBuf,
+        /// Underlying error.
+        source: std::io::Error,
+    },
+    /// TOML syntax or a key of the wrong type; the message carries line and column.
+    #[error("{path}:{line}:{column}: {message}")]
+    Parse {
+        /// File named (`<embedded default>` for the default).
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What was wrong.
+        message: String,
+    },
+    /// Well-formed, but inconsistent (duplicate room, bad URI, ...).
+    #[error("{path}: {message}")]
+    Invalid {
+        /// File named.
+        path: PathBuf,
+        /// What was wrong.
+        message: String,
+    },
+}
+
+/// 1-based (line, column) of byte `offset` in `text`.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = text.get(..offset).unwrap_or("");
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+impl Config {
+    /// Parses TOML text; `path` only labels errors. Errors: [`ConfigError::Parse`] with
+    /// line:column, [`ConfigError::Invalid`] for semantic problems.
+    pub fn from_toml(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| {
+            let (line, column) = e.span().map_or((1, 1), |s| line_col(text, s.start));
+            ConfigError::Parse {
+                path: path.to_path_buf(),
+                line,
+                column,
+                message: e.message().to_string(),
+            }
+        })?;
+        cfg.validate().map_err(|message| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        })?;
+        Ok(cfg)
+    }
+
+    /// Reads and parses a file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::from_toml(&text, path)
+    }
+
+    /// The embedded default configuration.
+    pub fn embedded_default() -> Config {
+        // The embedded file is checked by a unit test; fall back to a minimal config so
+        // that this can never panic.
+        Config::from_toml(DEFAULT_CONFIG, Path::new("<embedded default>")).unwrap_or_else(|_| {
+            Config {
+                domain: "contoso.com".into(),
+                sip: SipConfig::default(),
+                store: StoreConfig::default(),
+                limits: Limits::default(),
+                pool: PoolConfig::default(),
+                rooms: Vec::new(),
+            }
+        })
+    }
+
+    /// The pool endpoint URIs (config `[pool] uris`, or `sip:pchat@<domain>`).
+    pub fn pool_uris(&self) -> Vec<String> {
+        if self.pool.uris.is_empty() {
+            vec![format!("sip:pchat@{}", self.domain)]
+        } else {
+            self.pool.uris.clone()
+        }
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.domain.is_empty() || self.domain.contains(['/', '@', ' ']) {
+            return Err(format!("domain {:?} is not a DNS domain", self.domain));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for r in &self.rooms {
+            if r.name.trim().is_empty() {
+                return Err("a [[room]] has an empty name".into());
+            }
+            if !seen.insert(r.name.to_lowercase()) {
+                return Err(format!("room {:?} is defined twice", r.name));
+            }
+            for u in r.members.iter().chain(&r.managers) {
+                if !u.starts_with("sip:") || !u.contains('@') {
+                    return Err(format!(
+                        "room {:?}: {:?} is not a SIP URI like sip:user@{}",
+                        r.name, u, self.domain
+                    ));
+                }
+            }
+        }
+        for u in &self.pool.uris {
+            if !u.starts_with("sip:") {
+                return Err(format!("pool uri {u:?} is not a SIP URI"));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_parses() {
+        let cfg = Config::from_toml(DEFAULT_CONFIG, Path::new("default")).unwrap();
+        assert_eq!(cfg.domain, "contoso.com");
+        assert_eq!(cfg.sip.listen, "127.0.0.1:5060");
+        assert!(cfg.rooms.iter().any(|r| r.name == "Design"));
+        assert_eq!(cfg.pool_uris(), vec!["sip:pchat@contoso.com".to_string()]);
+    }
+
+    #[test]
+    fn unknown_key_reports_line_and_column() {
+        let text = "domain = \"contoso.com\"\n[sip]\nlisten = \"127.0.0.1:1\"\nlistn = 3\n";
+        let err = Config::from_toml(text, Path::new("x.toml")).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with("x.toml:4:1:"), "{msg}");
+        assert!(msg.contains("listn"), "{msg}");
+    }
+
+    #[test]
+    fn duplicate_room_rejected() {
+        let text = "domain = \"d.com\"\n[[room]]\nname = \"A\"\n[[room]]\nname = \"a\"\n";
+        let err = Config::from_toml(text, Path::new("x.toml")).unwrap_err();
+        assert!(err.to_string().contains("defined twice"), "{err}");
+    }
+
+    #[test]
+    fn bad_privacy_rejected() {
+        let text = "domain = \"d.com\"\n[[room]]\nname = \"A\"\nprivacy = \"hidden\"\n";
+        let err = Config::from_toml(text, Path::new("x.toml")).unwrap_err();
+        assert!(err.to_string().starts_with("x.toml:4:11"), "{err}");
+    }
+}

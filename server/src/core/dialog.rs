@@ -1,0 +1,114 @@
+//! SIP dialogs (RFC 3261 section 12) the server holds as UAS: one per client session
+//! established by INVITE. Identified by Call-ID + remote tag (client's From-tag) + local
+//! tag (our To-tag); the server sends its XCCOS replies, notices and relayed messages as
+//! INFO requests inside them (RFC 6086).
+
+use super::ConnId;
+use crate::channel::DialogId;
+use std::collections::BTreeMap;
+
+/// One dialog.
+#[derive(Debug, Clone)]
+pub struct Dialog {
+    /// Table key.
+    pub id: DialogId,
+    /// Connection the dialog runs on (requests go back over the same TCP connection).
+    pub conn: ConnId,
+    /// Call-ID.
+    pub call_id: String,
+    /// Our tag (To-tag of our 200 OK).
+    pub local_tag: String,
+    /// The client's tag (From-tag of its INVITE).
+    pub remote_tag: String,
+    /// Our URI header value for From of our requests (the INVITE's To, with our tag).
+    pub local_party: String,
+    /// Their URI header value for To of our requests (the INVITE's From, with its tag).
+    pub remote_party: String,
+    /// The user (addr-spec of the INVITE's From), e.g. `sip:user1@contoso.com`.
+    pub user: String,
+    /// Remote target for our requests (the INVITE's Contact URI, RFC 3261 12.1.1).
+    pub remote_target: String,
+    /// Last CSeq number we used (our requests count up from 1).
+    pub local_cseq: u32,
+    /// Last CSeq number seen from the client.
+    pub remote_cseq: u32,
+    /// Whether the ACK for the 200 OK arrived.
+    pub confirmed: bool,
+    /// Dialog dropped when not refreshed by then (ms since epoch, RFC 4028).
+    pub expires_at_ms: i64,
+    /// The SIPE bootstrap dialog to `sip:ocschat@<domain>` (only `cmd:requri` expected).
+    pub bootstrap: bool,
+}
+
+/// All dialogs, by id and by Call-ID.
+#[derive(Debug, Default)]
+pub struct Dialogs {
+    by_id: BTreeMap<DialogId, Dialog>,
+    by_call_id: BTreeMap<String, DialogId>,
+    next_id: DialogId,
+}
+
+impl Dialogs {
+    /// Adds a dialog and returns its id (the `id` field is overwritten).
+    pub fn insert(&mut self, mut d: Dialog) -> DialogId {
+        self.next_id += 1;
+        d.id = self.next_id;
+        self.by_call_id.insert(d.call_id.clone(), d.id);
+        self.by_id.insert(d.id, d);
+        self.next_id
+    }
+
+    /// The dialog a request belongs to: same Call-ID, the request's From-tag is the
+    /// dialog's remote tag and its To-tag our local tag (RFC 3261 12.2.2).
+    pub fn find(&self, call_id: &str, from_tag: Option<&str>, to_tag: Option<&str>) -> Option<DialogId> {
+        let id = *self.by_call_id.get(call_id)?;
+        let d = self.by_id.get(&id)?;
+        (Some(d.remote_tag.as_str()) == from_tag && Some(d.local_tag.as_str()) == to_tag).then_some(id)
+    }
+
+    /// The dialog with this Call-ID, whatever the tags (for responses to our requests).
+    pub fn by_call_id(&self, call_id: &str) -> Option<DialogId> {
+        self.by_call_id.get(call_id).copied()
+    }
+
+    /// By id.
+    pub fn get(&self, id: DialogId) -> Option<&Dialog> {
+        self.by_id.get(&id)
+    }
+
+    /// Mutable, by id.
+    pub fn get_mut(&mut self, id: DialogId) -> Option<&mut Dialog> {
+        self.by_id.get_mut(&id)
+    }
+
+    /// Removes and returns a dialog.
+    pub fn remove(&mut self, id: DialogId) -> Option<Dialog> {
+        let d = self.by_id.remove(&id)?;
+        self.by_call_id.remove(&d.call_id);
+        Some(d)
+    }
+
+    /// Ids of dialogs on a connection.
+    pub fn on_conn(&self, conn: ConnId) -> Vec<DialogId> {
+        self.by_id.values().filter(|d| d.conn == conn).map(|d| d.id).collect()
+    }
+
+    /// Ids of dialogs whose session expired before `now_ms`.
+    pub fn expired(&self, now_ms: i64) -> Vec<DialogId> {
+        self.by_id
+            .values()
+            .filter(|d| d.expires_at_ms <= now_ms)
+            .map(|d| d.id)
+            .collect()
+    }
+
+    /// Number of dialogs.
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+}

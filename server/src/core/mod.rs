@@ -1,0 +1,342 @@
+//! The server's protocol core: a plain state machine with no sockets inside
+//! (DESIGN.md, quinn-proto style). The I/O driver (`crate::host`) feeds it parsed SIP
+//! messages ([`Input`]) in batches and writes out the [`Action`]s it returns.
+//!
+//! **Group commit.** [`Core::handle_batch`] opens one store transaction for the whole
+//! batch, handles every input (posts are written inside that transaction), commits, and
+//! only then releases the output. Output that promises durability - the 200 OK to a
+//! grpchat INFO and the relays of that post - is released only if the commit succeeded;
+//! otherwise the poster gets 503 + Retry-After and retries (call-flows.md, step 2).
+
+pub mod dialog;
+mod lenient;
+mod provisioning;
+mod sip_methods;
+
+use crate::channel::{DialogId, Room, Rooms};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::ids::IdGen;
+use crate::sip::{Response, SipMessage};
+use crate::store::{RoomRecord, Store, StoreError};
+use crate::xccos::{Body, Envelope};
+use bytes::Bytes;
+use dialog::Dialogs;
+use std::sync::Arc;
+
+/// Identifies one transport connection (assigned by the I/O driver).
+pub type ConnId = u64;
+
+/// Something that happened on the network, for the core to handle.
+#[derive(Debug)]
+pub enum Input {
+    /// A well-formed SIP message arrived on `conn`.
+    Sip {
+        /// Connection.
+        conn: ConnId,
+        /// The message.
+        msg: SipMessage,
+    },
+    /// A framed message on `conn` that failed to parse; `reason` names the defect
+    /// (answered with 400 when it was a request).
+    Malformed {
+        /// Connection.
+        conn: ConnId,
+        /// The raw bytes of the message.
+        raw: Bytes,
+        /// Why it did not parse.
+        reason: String,
+    },
+    /// The connection closed (peer gone, framing error, or shutdown).
+    Closed {
+        /// Connection.
+        conn: ConnId,
+    },
+    /// Periodic timer (the driver sends one about every second): expires sessions.
+    Tick,
+}
+
+/// Something the driver must do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Write `head` then `body` to `conn`. `body` is shared between the recipients of a
+    /// fan-out (reference-counted, never copied per recipient).
+    Send {
+        /// Connection.
+        conn: ConnId,
+        /// Start line and headers, ending with the empty line.
+        head: Bytes,
+        /// Message body (may be empty).
+        body: Bytes,
+    },
+    /// Close the connection.
+    Close {
+        /// Connection.
+        conn: ConnId,
+    },
+}
+
+struct Queued {
+    action: Action,
+    needs_commit: bool,
+}
+
+/// Counters, for logs and benchmarks.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Stats {
+    /// Posts committed and acknowledged.
+    pub posts: u64,
+    /// Relayed grpchat INFOs sent.
+    pub relays: u64,
+    /// Batches whose commit failed.
+    pub failed_commits: u64,
+}
+
+/// The channel service core. See the module docs.
+pub struct Core {
+    pub(crate) cfg: Config,
+    pub(crate) store: Box<dyn Store>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) ids: IdGen,
+    pub(crate) rooms: Rooms,
+    pub(crate) dialogs: Dialogs,
+    next_envid: u64,
+    queued: Vec<Queued>,
+    on_abort: Vec<Action>,
+    /// `host:port` written into Via and Contact of our messages.
+    pub(crate) local_addr: String,
+    stats: Stats,
+}
+
+/// `Server` header value of our responses.
+pub const SERVER_HEADER: &str = concat!("pchat/", env!("CARGO_PKG_VERSION"));
+
+/// The methods we implement (RFC 3261 20.5 `Allow`).
+pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE, SUBSCRIBE";
+
+impl Core {
+    /// Builds the core: loads rooms from `store`, then creates or updates the rooms of
+    /// `cfg` (their GUID is derived from domain + name, so URIs are stable).
+    /// `seed` seeds every identifier the core mints; `local_addr` (`host:port`) goes into
+    /// Via and Contact. Errors: the store failed.
+    pub fn new(
+        cfg: Config,
+        mut store: Box<dyn Store>,
+        clock: Arc<dyn Clock>,
+        seed: u64,
+        local_addr: &str,
+    ) -> Result<Core, StoreError> {
+        for r in &cfg.rooms {
+            let mut members = r.members.clone();
+            members.sort();
+            members.dedup();
+            let mut managers = r.managers.clone();
+            managers.sort();
+            managers.dedup();
+            store.upsert_room(&RoomRecord {
+                guid: crate::ids::room_guid(&cfg.domain, &r.name),
+                name: r.name.clone(),
+                description: r.description.clone(),
+                topic: r.topic.clone(),
+                privacy: r.privacy.as_str().to_string(),
+                members,
+                managers,
+            })?;
+        }
+        let mut rooms = Rooms::default();
+        for rec in store.load_rooms()? {
+            rooms.upsert(Room::from_record(&cfg.domain, &rec));
+        }
+        let mut ids = IdGen::new(seed);
+        let next_envid = ids.envid_start();
+        Ok(Core {
+            cfg,
+            store,
+            clock,
+            ids,
+            rooms,
+            dialogs: Dialogs::default(),
+            next_envid,
+            queued: Vec::new(),
+            on_abort: Vec::new(),
+            local_addr: local_addr.to_string(),
+            stats: Stats::default(),
+        })
+    }
+
+    /// Handles one input (a batch of one).
+    pub fn handle(&mut self, input: Input, out: &mut Vec<Action>) {
+        self.handle_batch(std::iter::once(input), out)
+    }
+
+    /// Handles a batch of inputs inside one store transaction and appends the resulting
+    /// actions, in order, to `out` (see the module docs for what a failed commit does).
+    pub fn handle_batch(&mut self, inputs: impl IntoIterator<Item = Input>, out: &mut Vec<Action>) {
+        let in_tx = match self.store.begin() {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!("store begin failed, writing without group commit: {e}");
+                false
+            }
+        };
+        for input in inputs {
+            self.handle_input(input);
+        }
+        let committed = if in_tx {
+            match self.store.commit() {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::error!("group commit failed, posts of this batch answered 503: {e}");
+                    self.stats.failed_commits += 1;
+                    false
+                }
+            }
+        } else {
+            true
+        };
+        for q in self.queued.drain(..) {
+            if committed || !q.needs_commit {
+                out.push(q.action);
+            }
+        }
+        if committed {
+            self.on_abort.clear();
+        } else {
+            out.append(&mut self.on_abort);
+        }
+    }
+
+    fn handle_input(&mut self, input: Input) {
+        match input {
+            Input::Sip {
+                conn,
+                msg: SipMessage::Request(req),
+            } => self.on_request(conn, req),
+            Input::Sip {
+                conn,
+                msg: SipMessage::Response(resp),
+            } => self.on_response(conn, resp),
+            Input::Malformed { conn, raw, reason } => {
+                tracing::debug!(conn, "malformed SIP message: {reason}");
+                if let Some(head) = lenient::bad_request(&raw, &reason) {
+                    self.push(Action::Send { conn, head, body: Bytes::new() }, false);
+                }
+            }
+            Input::Closed { conn } => {
+                for d in self.dialogs.on_conn(conn) {
+                    self.drop_dialog(d);
+                }
+            }
+            Input::Tick => {
+                let now = self.clock.now_ms();
+                for d in self.dialogs.expired(now) {
+                    tracing::info!(dialog = d, "session expired (no refresh within Session-Expires)");
+                    self.drop_dialog(d);
+                }
+            }
+        }
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Number of live dialogs.
+    pub fn dialog_count(&self) -> usize {
+        self.dialogs.len()
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// The rooms (for tests and tools).
+    pub fn rooms(&self) -> &Rooms {
+        &self.rooms
+    }
+
+    pub(crate) fn push(&mut self, action: Action, needs_commit: bool) {
+        self.queued.push(Queued { action, needs_commit });
+    }
+
+    /// Output sent instead of the batch's commit-dependent output if the commit fails.
+    pub(crate) fn push_on_abort(&mut self, action: Action) {
+        self.on_abort.push(action);
+    }
+
+    pub(crate) fn count_post(&mut self, relays: u64) {
+        self.stats.posts += 1;
+        self.stats.relays += relays;
+    }
+
+    /// Sends a response on `conn` (adds `Server`).
+    pub(crate) fn respond(&mut self, conn: ConnId, resp: Response, needs_commit: bool) {
+        let head = resp.with_header("Server", SERVER_HEADER).encode();
+        self.push(Action::Send { conn, head, body: Bytes::new() }, needs_commit);
+    }
+
+    /// A fresh server envid (one counter for everything the server sends).
+    pub(crate) fn envid(&mut self) -> u64 {
+        self.next_envid += 1;
+        self.next_envid
+    }
+
+    /// Serializes an envelope body once, for sending to one or many dialogs.
+    pub(crate) fn encode_envelope(&mut self, body: Body) -> Bytes {
+        let env = Envelope {
+            envid: self.envid(),
+            body,
+        };
+        let mut buf = Vec::with_capacity(256);
+        env.write(&mut buf);
+        Bytes::from(buf)
+    }
+
+    /// Sends `body` (an XCCOS document) as an INFO inside `dialog` (RFC 6086).
+    pub(crate) fn send_info(&mut self, dialog: DialogId, body: Bytes, needs_commit: bool) -> bool {
+        let branch = self.ids.branch();
+        let local_addr = self.local_addr.clone();
+        let Some(d) = self.dialogs.get_mut(dialog) else {
+            return false;
+        };
+        d.local_cseq += 1;
+        let head = format!(
+            "INFO {target} SIP/2.0\r\nVia: SIP/2.0/TCP {local_addr};branch={branch}\r\nMax-Forwards: 70\r\n\
+             From: {from}\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} INFO\r\n\
+             Content-Type: text/plain\r\nContent-Length: {len}\r\n\r\n",
+            target = d.remote_target,
+            from = d.local_party,
+            to = d.remote_party,
+            call_id = d.call_id,
+            cseq = d.local_cseq,
+            len = body.len(),
+        );
+        let conn = d.conn;
+        self.push(
+            Action::Send {
+                conn,
+                head: Bytes::from(head),
+                body,
+            },
+            needs_commit,
+        );
+        true
+    }
+
+    /// Drops a dialog: leaves every room it joined (ntc:part to the others).
+    pub(crate) fn drop_dialog(&mut self, dialog: DialogId) {
+        if self.dialogs.remove(dialog).is_none() {
+            return;
+        }
+        for (guid, user, last) in self.rooms.leave_all(dialog) {
+            if last {
+                crate::cmd::join::notify_part(self, &guid, &user, dialog);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,266 @@
+//! SIP request handling as UAS (RFC 3261 sections 8.2, 12, 13, 15; RFC 4028 session
+//! timers; RFC 6086 INFO): INVITE/ACK/UPDATE/BYE/CANCEL/OPTIONS/INFO/SUBSCRIBE.
+
+use super::dialog::Dialog;
+use super::{ConnId, Core, ALLOW};
+use crate::sip::{response_for, Request, Response};
+use bytes::Bytes;
+
+/// Option tags we support (RFC 3261 20.37 `Supported`, RFC 4028 `timer`).
+const SUPPORTED: &str = "timer, ms-sender";
+
+/// Content types accepted for an XCCOS INFO body.
+const XCCOS_TYPES: &[&str] = &["text/plain", "application/xml", "text/xml"];
+
+/// Lower-cased `user@host` of a SIP URI, without scheme or parameters.
+pub(crate) fn uri_key(uri: &str) -> String {
+    let u = uri.trim().trim_start_matches('<');
+    let u = u.strip_prefix("sips:").or_else(|| u.strip_prefix("sip:")).unwrap_or(u);
+    let end = u.find([';', '>', '?']).unwrap_or(u.len());
+    u[..end].to_ascii_lowercase()
+}
+
+fn media_type(ct: Option<&str>) -> Option<String> {
+    ct.map(|c| c.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+}
+
+impl Core {
+    pub(super) fn on_request(&mut self, conn: ConnId, req: Request) {
+        if req.method != "ACK" {
+            if let Some(mf) = req.headers.get("Max-Forwards") {
+                if mf.trim() == "0" && req.method != "OPTIONS" {
+                    return self.respond(conn, response_for(&req, 483, "Too Many Hops"), false);
+                }
+            }
+            let unsupported: Vec<&str> = req
+                .headers
+                .get_all("Require")
+                .flat_map(|v| v.split(','))
+                .map(str::trim)
+                .filter(|t| !t.is_empty() && !t.eq_ignore_ascii_case("timer"))
+                .collect();
+            if !unsupported.is_empty() {
+                let resp = response_for(&req, 420, "Bad Extension").with_header("Unsupported", unsupported.join(", "));
+                return self.respond(conn, resp, false);
+            }
+        }
+        match req.method.as_str() {
+            "INVITE" => self.on_invite(conn, req),
+            "ACK" => self.on_ack(&req),
+            "BYE" => self.on_bye(conn, req),
+            "CANCEL" => self.on_cancel(conn, req),
+            "OPTIONS" => {
+                let resp = response_for(&req, 200, "OK")
+                    .with_header("Allow", ALLOW)
+                    .with_header("Accept", "application/sdp, text/plain, application/xml")
+                    .with_header("Supported", SUPPORTED);
+                self.respond(conn, resp, false)
+            }
+            "INFO" => self.on_info(conn, req),
+            "UPDATE" => self.on_update(conn, req),
+            "SUBSCRIBE" => self.on_subscribe(conn, req),
+            _ => {
+                let resp = response_for(&req, 501, "Not Implemented").with_header("Allow", ALLOW);
+                self.respond(conn, resp, false)
+            }
+        }
+    }
+
+    pub(super) fn on_response(&mut self, _conn: ConnId, resp: Response) {
+        // Responses to our INFOs. 481/487: the client no longer has this dialog (it
+        // reconnected with a new Call-ID, XCCOS.md SIP layer): stop using it.
+        if matches!(resp.code, 481 | 487) {
+            if let Some(d) = resp.call_id().and_then(|c| self.dialogs.by_call_id(c)) {
+                tracing::info!(dialog = d, code = resp.code, "client dropped the dialog; dropping it too");
+                self.drop_dialog(d);
+            }
+        } else if resp.code >= 300 {
+            tracing::debug!(code = resp.code, "client refused an INFO");
+        }
+    }
+
+    fn session_expiry(&self) -> i64 {
+        self.clock.now_ms() + i64::from(self.cfg.sip.session_expires_s) * 1000
+    }
+
+    fn sdp_answer(&self) -> String {
+        let (host, port) = self
+            .local_addr
+            .rsplit_once(':')
+            .unwrap_or((self.local_addr.as_str(), "5060"));
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let family = if host.contains(':') { "IP6" } else { "IP4" };
+        format!(
+            "v=0\r\no=- 0 0 IN {family} {host}\r\ns=session\r\nc=IN {family} {host}\r\nt=0 0\r\n\
+             m=message {port} sip null\r\na=accept-types:text/plain\r\n"
+        )
+    }
+
+    fn ok_to_invite(&self, req: &Request, local_tag: &str) -> Response {
+        response_for(req, 200, "OK")
+            .with_to_tag(local_tag)
+            .with_header("Contact", format!("<sip:{};transport=tcp>", self.local_addr))
+            .with_header("Allow", ALLOW)
+            .with_header("Supported", SUPPORTED)
+            .with_header("Session-Expires", format!("{};refresher=uac", self.cfg.sip.session_expires_s))
+            .with_body("application/sdp", Bytes::from(self.sdp_answer()))
+    }
+
+    fn in_dialog(&self, req: &Request) -> Option<crate::channel::DialogId> {
+        self.dialogs.find(req.call_id()?, req.from_tag(), req.to_tag())
+    }
+
+    fn on_invite(&mut self, conn: ConnId, req: Request) {
+        if req.to_tag().is_some() {
+            // re-INVITE: refreshes the session (RFC 4028) or 481 if we do not know it.
+            let Some(id) = self.in_dialog(&req) else {
+                return self.respond(conn, response_for(&req, 481, "Call/Transaction Does Not Exist"), false);
+            };
+            let expiry = self.session_expiry();
+            let Some(d) = self.dialogs.get_mut(id) else { return };
+            d.expires_at_ms = expiry;
+            d.conn = conn;
+            let tag = d.local_tag.clone();
+            let resp = self.ok_to_invite(&req, &tag);
+            return self.respond(conn, resp, false);
+        }
+        let is_sdp = media_type(req.content_type()).as_deref() == Some("application/sdp");
+        let has_message_media = std::str::from_utf8(&req.body)
+            .map(|b| b.lines().any(|l| l.starts_with("m=message")))
+            .unwrap_or(false);
+        if !is_sdp || !has_message_media {
+            let resp = response_for(&req, 488, "Not Acceptable Here: expected application/sdp with m=message")
+                .with_header("Accept", "application/sdp");
+            return self.respond(conn, resp, false);
+        }
+        let (Some(user), Some(from_tag), Some(to_uri), Some(call_id)) =
+            (req.from_uri(), req.from_tag(), req.to_uri(), req.call_id())
+        else {
+            return self.respond(conn, response_for(&req, 400, "From header has no tag"), false);
+        };
+        let Some(contact) = req.contact_uri() else {
+            return self.respond(conn, response_for(&req, 400, "INVITE without Contact"), false);
+        };
+        let to_key = uri_key(&to_uri);
+        let bootstrap = to_key == format!("ocschat@{}", self.cfg.domain.to_ascii_lowercase());
+        let is_pool = self.cfg.pool_uris().iter().any(|p| uri_key(p) == to_key);
+        if !bootstrap && !is_pool {
+            return self.respond(conn, response_for(&req, 404, "Not Found: not a persistent chat endpoint"), false);
+        }
+        if self.dialogs.by_call_id(call_id).is_some() {
+            // Same Call-ID, no To-tag: a second INVITE for a session we already have.
+            return self.respond(conn, response_for(&req, 482, "Loop Detected"), false);
+        }
+        let local_tag = self.ids.tag();
+        let (Some(to_value), Some(from_value)) = (req.headers.get("To"), req.headers.get("From")) else {
+            return;
+        };
+        let dialog = Dialog {
+            id: 0,
+            conn,
+            call_id: call_id.to_string(),
+            local_tag: local_tag.clone(),
+            remote_tag: from_tag.to_string(),
+            local_party: format!("{to_value};tag={local_tag}"),
+            remote_party: from_value.to_string(),
+            user: format!("sip:{}", uri_key(&user)),
+            remote_target: contact,
+            local_cseq: 0,
+            remote_cseq: req.cseq().map_or(0, |c| c.0),
+            confirmed: false,
+            expires_at_ms: self.session_expiry(),
+            bootstrap,
+        };
+        let id = self.dialogs.insert(dialog);
+        tracing::debug!(dialog = id, user = %user, bootstrap, "dialog established");
+        let resp = self.ok_to_invite(&req, &local_tag);
+        self.respond(conn, resp, false);
+    }
+
+    fn on_ack(&mut self, req: &Request) {
+        if let Some(id) = self.in_dialog(req) {
+            if let Some(d) = self.dialogs.get_mut(id) {
+                d.confirmed = true;
+            }
+        }
+    }
+
+    fn on_bye(&mut self, conn: ConnId, req: Request) {
+        match self.in_dialog(&req) {
+            Some(id) => {
+                self.respond(conn, response_for(&req, 200, "OK"), false);
+                self.drop_dialog(id);
+            }
+            None => self.respond(conn, response_for(&req, 481, "Call/Transaction Does Not Exist"), false),
+        }
+    }
+
+    fn on_cancel(&mut self, conn: ConnId, req: Request) {
+        // INVITEs are answered at once, so there is never a pending one to cancel
+        // (RFC 3261 9.2): 200 if the dialog exists (the CANCEL has no effect), else 481.
+        let known = req.call_id().and_then(|c| self.dialogs.by_call_id(c)).is_some();
+        let resp = if known {
+            response_for(&req, 200, "OK")
+        } else {
+            response_for(&req, 481, "Call/Transaction Does Not Exist")
+        };
+        self.respond(conn, resp, false)
+    }
+
+    fn on_update(&mut self, conn: ConnId, req: Request) {
+        let Some(id) = self.in_dialog(&req) else {
+            return self.respond(conn, response_for(&req, 481, "Call/Transaction Does Not Exist"), false);
+        };
+        let expiry = self.session_expiry();
+        if let Some(d) = self.dialogs.get_mut(id) {
+            d.expires_at_ms = expiry;
+        }
+        let resp = response_for(&req, 200, "OK")
+            .with_header("Session-Expires", format!("{};refresher=uac", self.cfg.sip.session_expires_s))
+            .with_header("Supported", SUPPORTED);
+        self.respond(conn, resp, false)
+    }
+
+    fn on_info(&mut self, conn: ConnId, req: Request) {
+        let Some(id) = self.in_dialog(&req) else {
+            return self.respond(conn, response_for(&req, 481, "Call/Transaction Does Not Exist"), false);
+        };
+        let cseq = req.cseq().map_or(0, |c| c.0);
+        let expiry = self.session_expiry();
+        let Some(d) = self.dialogs.get_mut(id) else { return };
+        if cseq <= d.remote_cseq {
+            // RFC 3261 12.2.2: a request with a lower CSeq in the dialog is out of order.
+            return self.respond(conn, response_for(&req, 500, "Server Internal Error: CSeq out of order"), false);
+        }
+        d.remote_cseq = cseq;
+        d.expires_at_ms = expiry;
+        d.conn = conn;
+        let mt = media_type(req.content_type());
+        if let Some(mt) = mt.filter(|m| !XCCOS_TYPES.contains(&m.as_str())) {
+            let resp = response_for(&req, 415, "Unsupported Media Type")
+                .with_header("Accept", XCCOS_TYPES.join(", "));
+            tracing::debug!("INFO with unsupported media type {mt}");
+            return self.respond(conn, resp, false);
+        }
+        crate::cmd::on_xccos(self, conn, id, req);
+    }
+
+    fn on_subscribe(&mut self, conn: ConnId, req: Request) {
+        let event = req
+            .headers
+            .get("Event")
+            .map(|e| e.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+        if event.as_deref() != Some("vnd-microsoft-provisioning-v2") {
+            let resp = response_for(&req, 489, "Bad Event").with_header("Allow-Events", "vnd-microsoft-provisioning-v2");
+            return self.respond(conn, resp, false);
+        }
+        let user = req.from_uri().unwrap_or_default();
+        let body = super::provisioning::document(self, &user);
+        let tag = self.ids.tag();
+        let resp = response_for(&req, 200, "OK")
+            .with_to_tag(&tag)
+            .with_header("Expires", "0")
+            .with_body(super::provisioning::CONTENT_TYPE, Bytes::from(body));
+        self.respond(conn, resp, false)
+    }
+}

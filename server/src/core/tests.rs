@@ -1,0 +1,352 @@
+//! Core tests without any network: SIP in, actions out.
+
+use super::*;
+use crate::clock::ManualClock;
+use crate::config::{Config, Privacy, RoomConfig};
+use crate::sip::{parse, Response};
+use crate::store::{NewMessage, RoomRecord, SqliteStore, StoredMessage};
+use crate::xccos::{self, Body, RplData};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// A store whose commits fail while `fail` is set (for group-commit tests).
+struct FlakyStore {
+    inner: SqliteStore,
+    fail: Arc<AtomicBool>,
+}
+
+impl Store for FlakyStore {
+    fn begin(&mut self) -> Result<(), StoreError> {
+        self.inner.begin()
+    }
+    fn commit(&mut self) -> Result<(), StoreError> {
+        if self.fail.load(Ordering::SeqCst) {
+            self.inner.rollback();
+            return Err(StoreError::Db("disk I/O error (injected)".into()));
+        }
+        self.inner.commit()
+    }
+    fn rollback(&mut self) {
+        self.inner.rollback()
+    }
+    fn upsert_room(&mut self, room: &RoomRecord) -> Result<(), StoreError> {
+        self.inner.upsert_room(room)
+    }
+    fn load_rooms(&mut self) -> Result<Vec<RoomRecord>, StoreError> {
+        self.inner.load_rooms()
+    }
+    fn append_message(&mut self, msg: &NewMessage) -> Result<i64, StoreError> {
+        self.inner.append_message(msg)
+    }
+    fn last_messages(&mut self, room: &str, n: u32) -> Result<Vec<StoredMessage>, StoreError> {
+        self.inner.last_messages(room, n)
+    }
+    fn message_count(&mut self, room: &str) -> Result<u64, StoreError> {
+        self.inner.message_count(room)
+    }
+    fn follow(&mut self, user: &str, room: &str) -> Result<(), StoreError> {
+        self.inner.follow(user, room)
+    }
+    fn unfollow(&mut self, user: &str, room: &str) -> Result<(), StoreError> {
+        self.inner.unfollow(user, room)
+    }
+    fn followed(&mut self, user: &str) -> Result<Vec<String>, StoreError> {
+        self.inner.followed(user)
+    }
+}
+
+fn config() -> Config {
+    let mut cfg = Config::embedded_default();
+    cfg.rooms = vec![RoomConfig {
+        name: "Design".into(),
+        description: "d".into(),
+        topic: "t".into(),
+        privacy: Privacy::Open,
+        members: vec![],
+        managers: vec!["sip:user1@contoso.com".into()],
+    }];
+    cfg
+}
+
+struct Harness {
+    core: Core,
+    fail: Arc<AtomicBool>,
+    clock: Arc<ManualClock>,
+    cseq: u32,
+}
+
+fn harness() -> Harness {
+    let fail = Arc::new(AtomicBool::new(false));
+    let store = FlakyStore {
+        inner: SqliteStore::in_memory().unwrap(),
+        fail: fail.clone(),
+    };
+    let clock = Arc::new(ManualClock::new(crate::clock::SIM_EPOCH_MS));
+    let core = Core::new(config(), Box::new(store), clock.clone(), 1, "10.0.0.1:5060").unwrap();
+    Harness {
+        core,
+        fail,
+        clock,
+        cseq: 1,
+    }
+}
+
+/// Each action's full bytes (head + body) as text.
+fn texts(actions: &[Action]) -> Vec<(ConnId, String)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send { conn, head, body } => {
+                let mut v = head.to_vec();
+                v.extend_from_slice(body);
+                Some((*conn, String::from_utf8(v).unwrap()))
+            }
+            Action::Close { .. } => None,
+        })
+        .collect()
+}
+
+fn response(text: &str) -> Response {
+    match parse(text.as_bytes()).unwrap() {
+        SipMessage::Response(r) => r,
+        SipMessage::Request(r) => panic!("expected a response, got {}", r.method),
+    }
+}
+
+fn request(text: &str) -> crate::sip::Request {
+    match parse(text.as_bytes()).unwrap() {
+        SipMessage::Request(r) => r,
+        SipMessage::Response(r) => panic!("expected a request, got {}", r.code),
+    }
+}
+
+impl Harness {
+    fn send(&mut self, conn: ConnId, raw: &str) -> Vec<(ConnId, String)> {
+        let mut out = Vec::new();
+        let input = match parse(raw.as_bytes()) {
+            Ok(msg) => Input::Sip { conn, msg },
+            Err(e) => Input::Malformed {
+                conn,
+                raw: Bytes::copy_from_slice(raw.as_bytes()),
+                reason: e.to_string(),
+            },
+        };
+        self.core.handle(input, &mut out);
+        texts(&out)
+    }
+
+    /// INVITE + ACK for `user` on `conn`; returns (call-id, from-tag, to-tag).
+    fn sign_in(&mut self, conn: ConnId, user: &str) -> (String, String, String) {
+        let call_id = format!("call-{user}");
+        let sdp = "v=0\r\no=- 0 0 IN IP4 10.0.0.5\r\ns=session\r\nc=IN IP4 10.0.0.5\r\nt=0 0\r\nm=message 5060 sip null\r\n";
+        let invite = format!(
+            "INVITE sip:pchat@contoso.com SIP/2.0\r\nVia: SIP/2.0/TCP 10.0.0.5:1;branch=z9hG4bK{user}\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:{user}@contoso.com>;tag=ft-{user}\r\nTo: <sip:pchat@contoso.com>\r\n\
+             Call-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:{user}@10.0.0.5:1;transport=tcp>\r\n\
+             Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+            sdp.len()
+        );
+        let out = self.send(conn, &invite);
+        assert_eq!(out.len(), 1);
+        let ok = response(&out[0].1);
+        assert_eq!(ok.code, 200);
+        assert!(ok.headers.get("Session-Expires").unwrap().starts_with("1800"));
+        assert!(ok.headers.get("Contact").is_some());
+        assert!(String::from_utf8_lossy(&ok.body).contains("m=message 5060 sip null"));
+        let to_tag = ok.to_tag().unwrap().to_string();
+        let ack = format!(
+            "ACK sip:10.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/TCP 10.0.0.5:1;branch=z9hG4bKack{user}\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:{user}@contoso.com>;tag=ft-{user}\r\nTo: <sip:pchat@contoso.com>;tag={to_tag}\r\n\
+             Call-ID: {call_id}\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
+        );
+        assert!(self.send(conn, &ack).is_empty(), "ACK gets no response");
+        (call_id, format!("ft-{user}"), to_tag)
+    }
+
+    fn info(&mut self, conn: ConnId, user: &str, dialog: &(String, String, String), body: &str) -> Vec<(ConnId, String)> {
+        self.cseq += 1;
+        let raw = format!(
+            "INFO sip:10.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/TCP 10.0.0.5:1;branch=z9hG4bKi{}\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:{user}@contoso.com>;tag={}\r\nTo: <sip:pchat@contoso.com>;tag={}\r\n\
+             Call-ID: {}\r\nCSeq: {} INFO\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+            self.cseq,
+            dialog.1,
+            dialog.2,
+            dialog.0,
+            self.cseq,
+            body.len()
+        );
+        self.send(conn, &raw)
+    }
+
+    fn design_uri(&self) -> String {
+        crate::ids::room_uri("contoso.com", &crate::ids::room_guid("contoso.com", "Design"))
+    }
+}
+
+fn join_body(uri: &str) -> String {
+    format!(
+        "<xccos ver=\"1\" envid=\"100\" xmlns=\"urn:parlano:xml:ns:xccos\"><cmd id=\"cmd:join\" seqid=\"1\">\
+         <data><chanib uri=\"{uri}\"/></data></cmd></xccos>"
+    )
+}
+
+fn post_body(uri: &str, text: &str) -> String {
+    format!(
+        "<xccos ver=\"1\" envid=\"200\" xmlns=\"urn:parlano:xml:ns:xccos\"><grpchat id=\"grpchat\" seqid=\"1\" \
+         chanUri=\"{uri}\" author=\"sip:forged@contoso.com\"><chat>{text}</chat></grpchat></xccos>"
+    )
+}
+
+fn body_of(text: &str) -> xccos::Envelope {
+    let req = request(text);
+    assert_eq!(req.method, "INFO");
+    xccos::parse(&req.body).unwrap()
+}
+
+#[test]
+fn command_gets_200_then_reply_info_with_commandid() {
+    let mut h = harness();
+    let d = h.sign_in(1, "user1");
+    let uri = h.design_uri();
+    let out = h.info(1, "user1", &d, &join_body(&uri));
+    assert_eq!(out.len(), 2, "{out:?}");
+    assert_eq!(response(&out[0].1).code, 200);
+    let env = body_of(&out[1].1);
+    let Body::Rpl(rpl) = env.body else { panic!("expected rpl") };
+    assert_eq!(rpl.id, "rpl:join");
+    assert_eq!(rpl.command.unwrap().envid, 100);
+    assert_eq!(rpl.resp.unwrap().code, 200);
+    let RplData::Rooms { rooms, users } = rpl.data else { panic!("expected rooms") };
+    assert_eq!(rooms[0].uri, uri);
+    assert_eq!(users.iter().map(|u| u.uri.as_str()).collect::<Vec<_>>(), ["sip:user1@contoso.com"]);
+    // The reply INFO is in our dialog: From carries our tag, To the client's.
+    let info = request(&out[1].1);
+    assert_eq!(info.from_tag(), Some(d.2.as_str()));
+    assert_eq!(info.to_tag(), Some(d.1.as_str()));
+    assert_eq!(info.call_id(), Some(d.0.as_str()));
+}
+
+#[test]
+fn post_is_acknowledged_after_commit_and_relayed_with_server_author() {
+    let mut h = harness();
+    let d1 = h.sign_in(1, "user1");
+    let d2 = h.sign_in(2, "user2");
+    let uri = h.design_uri();
+    h.info(1, "user1", &d1, &join_body(&uri));
+    let out = h.info(2, "user2", &d2, &join_body(&uri));
+    assert!(out.iter().any(|(c, t)| *c == 1 && t.contains("ntc:join")), "user1 told of user2: {out:?}");
+    h.clock.advance(1500);
+    let out = h.info(1, "user1", &d1, &post_body(&uri, "hi &amp; bye"));
+    assert_eq!(out.len(), 2, "{out:?}");
+    assert_eq!((out[0].0, response(&out[0].1).code), (1, 200));
+    assert_eq!(out[1].0, 2, "relayed to user2 only");
+    let Body::GrpChat(g) = body_of(&out[1].1).body else { panic!("grpchat") };
+    assert_eq!(g.author.as_deref(), Some("sip:user1@contoso.com"), "server sets author");
+    assert_eq!(g.ts.as_deref(), Some("2026-01-01T00:00:01.500Z"));
+    assert_eq!(g.text, "hi & bye");
+    assert_eq!(h.core.stats().posts, 1);
+}
+
+#[test]
+fn failed_commit_answers_503_and_relays_nothing() {
+    let mut h = harness();
+    let d1 = h.sign_in(1, "user1");
+    let d2 = h.sign_in(2, "user2");
+    let uri = h.design_uri();
+    h.info(1, "user1", &d1, &join_body(&uri));
+    h.info(2, "user2", &d2, &join_body(&uri));
+    h.fail.store(true, Ordering::SeqCst);
+    let out = h.info(1, "user1", &d1, &post_body(&uri, "lost?"));
+    assert_eq!(out.len(), 1, "{out:?}");
+    let r = response(&out[0].1);
+    assert_eq!(r.code, 503);
+    assert_eq!(r.headers.get("Retry-After"), Some("1"));
+    h.fail.store(false, Ordering::SeqCst);
+    let guid = crate::ids::room_guid("contoso.com", "Design");
+    assert_eq!(h.core.store.message_count(&guid).unwrap(), 0, "nothing stored");
+    let out = h.info(1, "user1", &d1, &post_body(&uri, "retried"));
+    assert_eq!(response(&out[0].1).code, 200);
+    assert_eq!(h.core.store.message_count(&guid).unwrap(), 1);
+}
+
+#[test]
+fn batch_commits_once_for_many_posts() {
+    let mut h = harness();
+    let d1 = h.sign_in(1, "user1");
+    let uri = h.design_uri();
+    h.info(1, "user1", &d1, &join_body(&uri));
+    let mut inputs = Vec::new();
+    for i in 0..10 {
+        h.cseq += 1;
+        let body = post_body(&uri, &format!("m{i}"));
+        let raw = format!(
+            "INFO sip:x SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bKb{i}\r\nFrom: <sip:user1@contoso.com>;tag={}\r\n\
+             To: <sip:pchat@contoso.com>;tag={}\r\nCall-ID: {}\r\nCSeq: {} INFO\r\nContent-Length: {}\r\n\r\n{body}",
+            d1.1,
+            d1.2,
+            d1.0,
+            h.cseq,
+            body.len()
+        );
+        inputs.push(Input::Sip {
+            conn: 1,
+            msg: parse(raw.as_bytes()).unwrap(),
+        });
+    }
+    let mut out = Vec::new();
+    h.core.handle_batch(inputs, &mut out);
+    let codes: Vec<u16> = texts(&out).iter().map(|(_, t)| response(t).code).collect();
+    assert_eq!(codes, vec![200; 10]);
+    let guid = crate::ids::room_guid("contoso.com", "Design");
+    let texts: Vec<String> = h.core.store.last_messages(&guid, 20).unwrap().into_iter().map(|m| m.text).collect();
+    assert_eq!(texts, (0..10).map(|i| format!("m{i}")).collect::<Vec<_>>(), "order kept");
+}
+
+#[test]
+fn unknown_dialog_481_and_bye_ends_session() {
+    let mut h = harness();
+    let d1 = h.sign_in(1, "user1");
+    let bogus = ("nope".to_string(), d1.1.clone(), d1.2.clone());
+    let out = h.info(1, "user1", &bogus, "x");
+    assert_eq!(response(&out[0].1).code, 481);
+    assert_eq!(h.core.dialog_count(), 1);
+    let bye = format!(
+        "BYE sip:x SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bKbye\r\nFrom: <sip:user1@contoso.com>;tag={}\r\n\
+         To: <sip:pchat@contoso.com>;tag={}\r\nCall-ID: {}\r\nCSeq: 9 BYE\r\nContent-Length: 0\r\n\r\n",
+        d1.1, d1.2, d1.0
+    );
+    assert_eq!(response(&h.send(1, &bye)[0].1).code, 200);
+    assert_eq!(h.core.dialog_count(), 0);
+}
+
+#[test]
+fn session_expires_without_refresh_and_connection_close_parts() {
+    let mut h = harness();
+    let d1 = h.sign_in(1, "user1");
+    let d2 = h.sign_in(2, "user2");
+    let uri = h.design_uri();
+    h.info(1, "user1", &d1, &join_body(&uri));
+    h.info(2, "user2", &d2, &join_body(&uri));
+    let mut out = Vec::new();
+    h.core.handle(Input::Closed { conn: 2 }, &mut out);
+    let out = texts(&out);
+    assert_eq!(out.len(), 1);
+    assert!(out[0].0 == 1 && out[0].1.contains("ntc:part"), "{out:?}");
+    h.clock.advance(1_800_001);
+    let mut out = Vec::new();
+    h.core.handle(Input::Tick, &mut out);
+    assert_eq!(h.core.dialog_count(), 0);
+}
+
+#[test]
+fn malformed_request_gets_400_naming_the_defect() {
+    let mut h = harness();
+    let out = h.send(
+        7,
+        "OPTIONS sip:pchat@contoso.com SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bKx\r\nFrom: <sip:a@contoso.com>;tag=1\r\nTo: <sip:pchat@contoso.com>\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+    );
+    assert_eq!(out.len(), 1);
+    assert!(out[0].1.starts_with("SIP/2.0 400 "), "{}", out[0].1);
+    assert!(out[0].1.lines().next().unwrap().contains("Call-ID"), "{}", out[0].1);
+    assert!(out[0].1.contains("Via: SIP/2.0/TCP h;branch=z9hG4bKx"));
+}

@@ -1,0 +1,247 @@
+//! The I/O driver: accepts SIP/TCP connections, frames and parses messages, feeds the
+//! [`Core`] in batches and writes out its actions. Generic over the listener so the same
+//! code runs on tokio's TCP (the binary) and on turmoil's simulated TCP (the simulator).
+//!
+//! Tasks: one accept loop; per connection a reader (framing + parsing, so parsing runs
+//! in parallel) and a writer; one core task that owns the [`Core`] and the store.
+//! Every queue is bounded: the core queue (`[sip] core_queue`) answers 503 +
+//! Retry-After when full; a connection whose send queue (`[sip] send_queue`) fills is
+//! closed - memory never grows without bound (DESIGN.md, overload).
+
+use crate::config::SipConfig;
+use crate::core::{Action, ConnId, Core, Input};
+use crate::sip::{parse, response_for, Framer, SipMessage};
+use bytes::Bytes;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot};
+
+/// Largest number of inputs handled in one batch (one store transaction).
+pub const MAX_BATCH: usize = 1024;
+
+/// A stream listener: tokio's or turmoil's TCP (or anything else that yields streams).
+pub trait Listener: Send + 'static {
+    /// The connection type.
+    type Stream: AsyncRead + AsyncWrite + Send + Unpin + 'static;
+    /// Waits for the next connection.
+    fn accept(&mut self) -> impl Future<Output = io::Result<(Self::Stream, SocketAddr)>> + Send;
+}
+
+impl Listener for tokio::net::TcpListener {
+    type Stream = tokio::net::TcpStream;
+    async fn accept(&mut self) -> io::Result<(Self::Stream, SocketAddr)> {
+        let (s, a) = tokio::net::TcpListener::accept(self).await?;
+        let _ = s.set_nodelay(true);
+        Ok((s, a))
+    }
+}
+
+type Outgoing = (Bytes, Bytes);
+
+enum Event {
+    Input(Input),
+    Register(ConnId, mpsc::Sender<Outgoing>),
+}
+
+/// Runs the server on `listener` until `shutdown` resolves, then stops accepting, lets
+/// the core finish its current batch (committing it) and returns. Errors: the listener
+/// failed.
+pub async fn serve<L: Listener>(
+    mut listener: L,
+    core: Core,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let sip = core.config().sip.clone();
+    let (tx, rx) = mpsc::channel::<Event>(sip.core_queue.max(1));
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let core_task = tokio::spawn(core_loop(core, rx, stop_rx, sip.send_queue.max(1)));
+    let mut next_conn: ConnId = 0;
+    tokio::pin!(shutdown);
+    let result = loop {
+        tokio::select! {
+            biased;
+            _ = &mut shutdown => break Ok(()),
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    next_conn += 1;
+                    tracing::debug!(conn = next_conn, %peer, "connection accepted");
+                    spawn_connection(next_conn, stream, tx.clone(), &sip).await;
+                }
+                Err(e) => {
+                    tracing::warn!("accept failed: {e}");
+                    if matches!(e.kind(), io::ErrorKind::InvalidInput | io::ErrorKind::NotConnected) {
+                        break Err(e);
+                    }
+                }
+            },
+        }
+    };
+    let _ = stop_tx.send(());
+    let _ = core_task.await;
+    result
+}
+
+async fn spawn_connection<S: AsyncRead + AsyncWrite + Send + Unpin + 'static>(
+    conn: ConnId,
+    stream: S,
+    tx: mpsc::Sender<Event>,
+    sip: &SipConfig,
+) {
+    let (read_half, write_half) = tokio::io::split(stream);
+    let (out_tx, out_rx) = mpsc::channel::<Outgoing>(sip.send_queue.max(1));
+    if tx.send(Event::Register(conn, out_tx.clone())).await.is_err() {
+        return;
+    }
+    tokio::spawn(writer(write_half, out_rx));
+    tokio::spawn(reader(conn, read_half, tx, out_tx, sip.max_message_bytes, sip.retry_after_s));
+}
+
+async fn writer<W: AsyncWrite + Unpin>(mut w: W, mut rx: mpsc::Receiver<Outgoing>) {
+    while let Some((head, body)) = rx.recv().await {
+        if w.write_all(&head).await.is_err() || (!body.is_empty() && w.write_all(&body).await.is_err()) {
+            break;
+        }
+        if rx.is_empty() && w.flush().await.is_err() {
+            break;
+        }
+    }
+    let _ = w.shutdown().await;
+}
+
+async fn reader<R: AsyncRead + Unpin>(
+    conn: ConnId,
+    mut r: R,
+    tx: mpsc::Sender<Event>,
+    out: mpsc::Sender<Outgoing>,
+    max_message_bytes: usize,
+    retry_after_s: u32,
+) {
+    let mut framer = Framer::new(max_message_bytes);
+    let mut buf = vec![0u8; 16 * 1024];
+    'conn: loop {
+        let n = match r.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        framer.push(&buf[..n]);
+        loop {
+            match framer.next_frame() {
+                Ok(Some(frame)) => {
+                    let input = match parse(&frame) {
+                        Ok(msg) => Input::Sip { conn, msg },
+                        Err(e) => Input::Malformed {
+                            conn,
+                            raw: frame,
+                            reason: e.to_string(),
+                        },
+                    };
+                    if let Err(e) = tx.try_send(Event::Input(input)) {
+                        match e {
+                            mpsc::error::TrySendError::Full(Event::Input(Input::Sip {
+                                msg: SipMessage::Request(req),
+                                ..
+                            })) if req.method != "ACK" => {
+                                // Overload: bounded core queue full (call-flows.md step 2).
+                                let resp = response_for(&req, 503, "Service Unavailable")
+                                    .with_header("Retry-After", retry_after_s.to_string())
+                                    .with_header("Server", crate::core::SERVER_HEADER);
+                                let _ = out.try_send((resp.encode(), Bytes::new()));
+                            }
+                            mpsc::error::TrySendError::Full(_) => {
+                                tracing::debug!(conn, "core queue full; dropped a response/ACK");
+                            }
+                            mpsc::error::TrySendError::Closed(_) => break 'conn,
+                        }
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::info!(conn, "framing error, closing connection: {e}");
+                    break 'conn;
+                }
+            }
+        }
+    }
+    let _ = tx.send(Event::Input(Input::Closed { conn })).await;
+}
+
+async fn core_loop(
+    mut core: Core,
+    mut rx: mpsc::Receiver<Event>,
+    mut stop: oneshot::Receiver<()>,
+    _send_queue: usize,
+) {
+    let mut writers: BTreeMap<ConnId, mpsc::Sender<Outgoing>> = BTreeMap::new();
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut inputs = Vec::with_capacity(MAX_BATCH);
+    let mut actions = Vec::with_capacity(MAX_BATCH * 2);
+    loop {
+        tokio::select! {
+            biased;
+            _ = &mut stop => break,
+            ev = rx.recv() => {
+                let Some(ev) = ev else { break };
+                absorb(ev, &mut writers, &mut inputs);
+                while inputs.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(ev) => absorb(ev, &mut writers, &mut inputs),
+                        Err(_) => break,
+                    }
+                }
+            }
+            _ = tick.tick() => inputs.push(Input::Tick),
+        }
+        if inputs.is_empty() {
+            continue;
+        }
+        core.handle_batch(inputs.drain(..), &mut actions);
+        let mut slow = Vec::new();
+        for a in actions.drain(..) {
+            match a {
+                Action::Send { conn, head, body } => {
+                    if let Some(w) = writers.get(&conn) {
+                        if w.try_send((head, body)).is_err() {
+                            slow.push(conn);
+                        }
+                    }
+                }
+                Action::Close { conn } => {
+                    writers.remove(&conn);
+                }
+            }
+        }
+        for conn in slow {
+            if writers.remove(&conn).is_some() {
+                tracing::warn!(conn, "send queue full or closed: disconnecting the peer");
+                let mut out = Vec::new();
+                core.handle(Input::Closed { conn }, &mut out);
+                for a in out {
+                    if let Action::Send { conn, head, body } = a {
+                        if let Some(w) = writers.get(&conn) {
+                            let _ = w.try_send((head, body));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    tracing::info!(dialogs = core.dialog_count(), stats = ?core.stats(), "channel service stopped");
+}
+
+fn absorb(ev: Event, writers: &mut BTreeMap<ConnId, mpsc::Sender<Outgoing>>, inputs: &mut Vec<Input>) {
+    match ev {
+        Event::Register(conn, w) => {
+            writers.insert(conn, w);
+        }
+        Event::Input(i) => {
+            if let Input::Closed { conn } = &i {
+                writers.remove(conn);
+            }
+            inputs.push(i);
+        }
+    }
+}

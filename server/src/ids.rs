@@ -1,0 +1,110 @@
+//! Identifiers the server mints: dialog tags, Via branches, Call-IDs, envids, room GUIDs.
+//! Determinism rule (DESIGN.md): everything random comes from a seeded RNG handed in by
+//! the host; room GUIDs from config are name-based (UUID v5) so a room keeps its URI.
+
+use rand::{Rng, RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// Namespace of name-based room GUIDs (UUID v5 over `"<domain>/<lower-case name>"`).
+const ROOM_NS: uuid::Uuid = uuid::Uuid::from_u128(0x5c1b_7a2e_9d34_4f0a_8e61_c0ff_ee00_c4a7);
+
+/// Seeded generator of protocol identifiers. Fixed-length output keeps transcripts'
+/// Content-Length stable across seeds.
+#[derive(Debug, Clone)]
+pub struct IdGen {
+    rng: ChaCha8Rng,
+}
+
+impl IdGen {
+    /// A generator seeded with `seed` (same seed, same identifiers).
+    pub fn new(seed: u64) -> IdGen {
+        IdGen {
+            rng: ChaCha8Rng::seed_from_u64(seed),
+        }
+    }
+
+    fn hex(&mut self, bytes: usize) -> String {
+        let mut s = String::with_capacity(bytes * 2);
+        for _ in 0..bytes {
+            let b = self.rng.next_u32() as u8;
+            s.push_str(&format!("{b:02x}"));
+        }
+        s
+    }
+
+    /// A dialog tag (RFC 3261 19.3): 16 hex digits.
+    pub fn tag(&mut self) -> String {
+        self.hex(8)
+    }
+
+    /// A Via branch with the RFC 3261 magic cookie: `z9hG4bK` + 16 hex digits.
+    pub fn branch(&mut self) -> String {
+        format!("z9hG4bK{}", self.hex(8))
+    }
+
+    /// A Call-ID (RFC 3261 8.1.1.4): 32 hex digits.
+    pub fn call_id(&mut self) -> String {
+        self.hex(16)
+    }
+
+    /// A random envid start in 1,000,000..9,000,000 (XCCOS.md: "incremented per message
+    /// from a random start"); always seven digits.
+    pub fn envid_start(&mut self) -> u64 {
+        self.rng.gen_range(1_000_000..9_000_000)
+    }
+
+    /// A random RFC 4122 version-4-shaped GUID, lower case.
+    pub fn guid(&mut self) -> String {
+        let mut b = [0u8; 16];
+        self.rng.fill_bytes(&mut b);
+        uuid::Builder::from_random_bytes(b).into_uuid().to_string()
+    }
+}
+
+/// The stable GUID of a room named `name` in `domain` (case-insensitive on the name).
+pub fn room_guid(domain: &str, name: &str) -> String {
+    let key = format!("{}/{}", domain.to_lowercase(), name.trim().to_lowercase());
+    uuid::Uuid::new_v5(&ROOM_NS, key.as_bytes()).to_string()
+}
+
+/// `ma-chan://<domain>/<guid>` (XCCOS.md, Identifiers).
+pub fn room_uri(domain: &str, guid: &str) -> String {
+    format!("ma-chan://{domain}/{guid}")
+}
+
+/// Splits `ma-chan://<domain>/<guid>` into (domain, guid); `None` if not of that form.
+pub fn split_room_uri(uri: &str) -> Option<(&str, &str)> {
+    let rest = uri.strip_prefix("ma-chan://")?;
+    let (domain, guid) = rest.split_once('/')?;
+    if domain.is_empty() || guid.is_empty() || guid.contains('/') {
+        return None;
+    }
+    Some((domain, guid))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_seed_same_ids() {
+        let (mut a, mut b) = (IdGen::new(7), IdGen::new(7));
+        assert_eq!(a.tag(), b.tag());
+        assert_eq!(a.call_id(), b.call_id());
+        assert_ne!(IdGen::new(8).tag(), IdGen::new(7).tag());
+        assert_eq!(a.branch().len(), 7 + 16);
+        assert_eq!(a.envid_start().to_string().len(), 7);
+    }
+
+    #[test]
+    fn room_guid_is_stable_and_case_insensitive() {
+        assert_eq!(room_guid("contoso.com", "Design"), room_guid("contoso.com", "design"));
+        assert_ne!(room_guid("contoso.com", "Design"), room_guid("fabrikam.com", "Design"));
+        let uri = room_uri("contoso.com", &room_guid("contoso.com", "Design"));
+        let (d, g) = split_room_uri(&uri).unwrap();
+        assert_eq!(d, "contoso.com");
+        assert_eq!(g.len(), 36);
+        assert_eq!(split_room_uri("ma-chan://x"), None);
+        assert_eq!(split_room_uri("sip:a@b"), None);
+    }
+}

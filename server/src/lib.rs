@@ -1,0 +1,41 @@
+//! # pchat-server
+//!
+//! A Persistent Chat server in the manner of Lync Server 2013: XCCOS (XML chat commands
+//! in SIP INFO, see `shared/protocol/XCCOS.md`) over SIP/TCP, the Channel service (rooms,
+//! participants, fan-out, search) and the Persistent Chat Store (SQLite).
+//!
+//! Layout (one module per concern, see ARCHITECTURE.md):
+//! - [`sip`]: framing, normalization (compact forms, folding) and parsing over rsip.
+//! - [`xccos`]: the typed XCCOS model, parser (quick-xml) and serializer.
+//! - [`core`]: the sans-IO protocol core: dialogs, SIP methods, group commit.
+//! - [`cmd`]: one file per XCCOS command family.
+//! - [`channel`]: rooms, online participants, authorization.
+//! - [`store`]: the Persistent Chat Store trait and its SQLite implementation.
+//! - [`host`]: the I/O driver, generic over tokio or turmoil TCP.
+//! - [`config`], [`clock`], [`ids`]: configuration, injected time, seeded identifiers.
+
+pub mod channel;
+pub mod clock;
+pub mod cmd;
+pub mod config;
+pub mod core;
+pub mod host;
+pub mod ids;
+pub mod sip;
+pub mod store;
+pub mod xccos;
+
+use std::sync::Arc;
+
+/// Builds a [`core::Core`] from a configuration: opens the SQLite store at
+/// `cfg.store.path`, creates/updates configured rooms. `seed` seeds identifiers;
+/// `local_addr` is the `host:port` advertised in Via/Contact. Errors: store failures.
+pub fn build_core(
+    cfg: config::Config,
+    clock: Arc<dyn clock::Clock>,
+    seed: u64,
+    local_addr: &str,
+) -> Result<core::Core, store::StoreError> {
+    let store = store::SqliteStore::open(&cfg.store.path)?;
+    core::Core::new(cfg, Box::new(store), clock, seed, local_addr)
+}

@@ -1,0 +1,136 @@
+//! `pchat-server`: the Persistent Chat server binary.
+//!
+//! ```text
+//! pchat-server [--config FILE] [--sip ADDR] [--store PATH]
+//! ```
+//! With no `--config` it runs on the embedded default (domain contoso.com, demo rooms,
+//! store under ./pchat-data). Logs go to stderr (`RUST_LOG` filters, default `info`).
+//! Ctrl-C (or SIGTERM) stops it cleanly: no new connections, the current batch commits.
+
+use clap::Parser;
+use pchat_server::clock::TokioClock;
+use pchat_server::config::Config;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// Persistent Chat server: XCCOS over SIP/TCP.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// TOML configuration file (see server/src/default-config.toml for every key).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// SIP/TCP listen address, overrides `[sip] listen`.
+    #[arg(long, value_name = "ADDR")]
+    sip: Option<String>,
+    /// SQLite store file, overrides `[store] path`.
+    #[arg(long, value_name = "PATH")]
+    store: Option<PathBuf>,
+    /// Print the embedded default configuration and exit.
+    #[arg(long)]
+    print_default_config: bool,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    if args.print_default_config {
+        print!("{}", pchat_server::config::DEFAULT_CONFIG);
+        return ExitCode::SUCCESS;
+    }
+    let mut cfg = match &args.config {
+        Some(path) => match Config::load(path) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("pchat-server: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => Config::embedded_default(),
+    };
+    if let Some(addr) = args.sip {
+        cfg.sip.listen = addr;
+    }
+    if let Some(path) = args.store {
+        cfg.store.path = path;
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("pchat-server: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cfg, args.config.is_none())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pchat-server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cfg: Config, embedded: bool) -> Result<(), String> {
+    let listener = tokio::net::TcpListener::bind(&cfg.sip.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", cfg.sip.listen))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| e.to_string())?
+        .to_string();
+    // The one wall-clock read: the host's epoch and seed. Logic after this uses tokio time.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let clock = Arc::new(TokioClock::starting_at(now.as_millis() as i64));
+    let seed = now.as_nanos() as u64 ^ u64::from(std::process::id());
+    let store_path = cfg.store.path.clone();
+    let rooms = cfg.rooms.len();
+    let domain = cfg.domain.clone();
+    let core = pchat_server::build_core(cfg, clock, seed, &local).map_err(|e| format!("{}: {e}", store_path.display()))?;
+    tracing::info!(
+        sip = %local,
+        %domain,
+        store = %store_path.display(),
+        rooms = core.rooms().len(),
+        configured_rooms = rooms,
+        config = if embedded { "embedded default" } else { "file" },
+        "pchat-server ready"
+    );
+    pchat_server::host::serve(listener, core, shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!("pchat-server stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    biased;
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+        tracing::info!("shutdown requested");
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

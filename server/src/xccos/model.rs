@@ -1,0 +1,496 @@
+//! The XCCOS message model: one Rust type per wire shape of `XCCOS.md`.
+//!
+//! Every type here maps to a fragment of the XML envelope
+//! `<xccos ver="1" envid="N" xmlns="urn:parlano:xml:ns:xccos">…</xccos>`.
+//! Shapes marked **(design)** were not observed in the field; they are this
+//! project's own definitions in the same style (see `docs/xccos-codes.md` and the
+//! docstrings below). Parsing lives in [`super::parse`](mod@super::parse), serialization in
+//! [`super::write`](mod@super::write).
+
+use super::codes;
+
+/// The XCCOS XML namespace; the root `<xccos>` element must be in it
+/// (`XCCOS.md` "Envelope").
+pub const NS: &str = "urn:parlano:xml:ns:xccos";
+
+/// Attribute key of an `aib` listing the ordinary participants of a room
+/// (`XCCOS.md` "rpl:join / rpl:bjoin"; also used in `ntc:join`).
+pub const AIB_PARTICIPANTS: u32 = 3984;
+
+/// Attribute key of an `aib` listing the room operators (managers) of a room
+/// (`XCCOS.md` "rpl:join / rpl:bjoin").
+pub const AIB_MANAGERS: u32 = 12276;
+
+/// `info id` of the user count in a `rpl:chansrch` hit.
+pub const INFO_UCNT: &str = "urn:parlano:ma:info:ucnt";
+/// `info id` of the visibility in a `rpl:chansrch` hit (sic: "visibilty", spelled so in the field).
+pub const INFO_VISIBILITY: &str = "urn:parlano:ma:info:visibilty";
+/// `prop id` of the file-posting flag in a `rpl:chansrch` hit.
+pub const PROP_FILEPOST: &str = "urn:parlano:ma:prop:filepost";
+/// `prop id` of the invitations flag in a `rpl:chansrch` hit.
+pub const PROP_INVITE: &str = "urn:parlano:ma:prop:invite";
+/// `prop id` of the logging flag in a `rpl:chansrch` hit.
+pub const PROP_LOGGED: &str = "urn:parlano:ma:prop:logged";
+
+/// One XCCOS message: `<xccos ver="1" envid="{envid}" xmlns="urn:parlano:xml:ns:xccos">{body}</xccos>`
+/// (`XCCOS.md` "Envelope").
+///
+/// `envid` is chosen by the sender (incremented per message from a random start);
+/// replies point back to it through [`CommandRef::envid`]. The `ver` attribute is
+/// always written as `"1"` and ignored when parsing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    /// Sender-chosen message id (`envid` attribute), an unsigned integer.
+    pub envid: u64,
+    /// The single child element of the root.
+    pub body: Body,
+}
+
+/// The single child element of `<xccos>` (`XCCOS.md` "Envelope").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Body {
+    /// `<cmd>`: client request.
+    Cmd(Cmd),
+    /// `<rpl>`: server reply to a `cmd`.
+    Rpl(Rpl),
+    /// `<ntc>`: unsolicited server notice.
+    Ntc(Ntc),
+    /// `<grpchat>`: a chat message, either direction.
+    GrpChat(GrpChat),
+}
+
+/// A room named in a command (`XCCOS.md` "Identifiers"):
+/// `<chanib uri="ma-chan://D/G"/>` or `<chanid key="0" domain="D" value="G"/>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChanRef {
+    /// `<chanib uri="ma-chan://D/G"/>`: the full room URI.
+    Uri(String),
+    /// `<chanid key="K" domain="D" value="G"/>`: the URI split into domain and
+    /// room GUID; `key` is the position in a batch (0, 1, 2, …).
+    Id {
+        /// Position in the batch (`key` attribute).
+        key: u32,
+        /// Room domain, e.g. `contoso.com`.
+        domain: String,
+        /// Room GUID.
+        value: String,
+    },
+}
+
+impl ChanRef {
+    /// The room URI: `Uri(u)` => `u`, `Id` => `"ma-chan://{domain}/{value}"`.
+    pub fn to_uri(&self) -> String {
+        match self {
+            ChanRef::Uri(u) => u.clone(),
+            ChanRef::Id { domain, value, .. } => format!("ma-chan://{domain}/{value}"),
+        }
+    }
+}
+
+/// A client request: `<cmd id="cmd:…" seqid="N"><data>…</data></cmd>`
+/// (`XCCOS.md` "Request and reply", "Commands observed").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cmd {
+    /// `seqid` attribute; clients send `1` on every command.
+    pub seqid: u64,
+    /// Which command, with its decoded `<data>`.
+    pub kind: CmdKind,
+}
+
+/// The commands this codec understands (`XCCOS.md` "Commands observed").
+/// Any other `cmd` id is rejected by the parser with code 501.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CmdKind {
+    /// `cmd:requri`, `<data/>`: ask for the pool endpoint URI.
+    RequestUri,
+    /// `cmd:getserverinfo`, `<data><sib domain="D" infoType="123"/></data>`.
+    GetServerInfo {
+        /// `domain` attribute of `sib`.
+        domain: String,
+        /// `infoType` attribute of `sib` (opaque, e.g. `"123"`).
+        info_type: String,
+    },
+    /// `cmd:getassociations` **(design)**: `<data><assoc role="member|manager"/></data>`;
+    /// a missing `assoc` element means [`AssocRole::Member`].
+    GetAssociations {
+        /// Whose associations: rooms the user is a member of, or manages.
+        role: AssocRole,
+    },
+    /// `cmd:bjoin`: `<data>` with several `chanid` (or `chanib`) elements, in order.
+    /// The parser requires at least one.
+    BJoin {
+        /// The rooms to join, in document order.
+        chans: Vec<ChanRef>,
+    },
+    /// `cmd:join`: `<data><chanid key="0" domain="D" value="G"/></data>` (or a `chanib`).
+    Join {
+        /// The room to join.
+        chan: ChanRef,
+    },
+    /// `cmd:part`: `<data><chanib uri="ma-chan://…"/></data>` (or a `chanid`).
+    Part {
+        /// The room to leave.
+        chan: ChanRef,
+    },
+    /// `cmd:bccontext`: `<data><chanib uri="…"/><bcq><last cnt="25"/></bcq></data>`:
+    /// fetch room history.
+    BcContext {
+        /// The room.
+        chan: ChanRef,
+        /// Which messages.
+        query: BcQuery,
+    },
+    /// `cmd:getinv`: `<data><inv inviteId="1" domain="D"/></data>`.
+    GetInv {
+        /// `inviteId` attribute (opaque).
+        invite_id: String,
+        /// `domain` attribute.
+        domain: String,
+    },
+    /// `cmd:chansrch`: `<data><qib qtype="BYNAME" criteria="" extended="false"/></data>`.
+    /// A missing `criteria` is `""`, a missing `extended` is `false`.
+    ChanSrch {
+        /// `qtype` attribute, e.g. `BYNAME`.
+        qtype: String,
+        /// `criteria` attribute (search text; may be empty).
+        criteria: String,
+        /// `extended` attribute: ask for `info`/`prop` children in the result.
+        extended: bool,
+    },
+    /// `cmd:nodespermcreatechild`, `<data/>`: may the user create rooms?
+    NodesPermCreateChild,
+}
+
+impl CmdKind {
+    /// The wire id of the command, e.g. `"cmd:join"`.
+    pub fn id(&self) -> &'static str {
+        match self {
+            CmdKind::RequestUri => "cmd:requri",
+            CmdKind::GetServerInfo { .. } => "cmd:getserverinfo",
+            CmdKind::GetAssociations { .. } => "cmd:getassociations",
+            CmdKind::BJoin { .. } => "cmd:bjoin",
+            CmdKind::Join { .. } => "cmd:join",
+            CmdKind::Part { .. } => "cmd:part",
+            CmdKind::BcContext { .. } => "cmd:bccontext",
+            CmdKind::GetInv { .. } => "cmd:getinv",
+            CmdKind::ChanSrch { .. } => "cmd:chansrch",
+            CmdKind::NodesPermCreateChild => "cmd:nodespermcreatechild",
+        }
+    }
+
+    /// The wire id of the reply to this command, e.g. `"rpl:join"`;
+    /// `cmd:getserverinfo` is answered by `"rpl:getservinfo"` as seen in the field.
+    pub fn reply_id(&self) -> &'static str {
+        match self {
+            CmdKind::RequestUri => "rpl:requri",
+            CmdKind::GetServerInfo { .. } => "rpl:getservinfo",
+            CmdKind::GetAssociations { .. } => "rpl:getassociations",
+            CmdKind::BJoin { .. } => "rpl:bjoin",
+            CmdKind::Join { .. } => "rpl:join",
+            CmdKind::Part { .. } => "rpl:part",
+            CmdKind::BcContext { .. } => "rpl:bccontext",
+            CmdKind::GetInv { .. } => "rpl:getinv",
+            CmdKind::ChanSrch { .. } => "rpl:chansrch",
+            CmdKind::NodesPermCreateChild => "rpl:nodespermcreatechild",
+        }
+    }
+}
+
+/// The reply id for any command id: `"cmd:X"` => `"rpl:X"`, except
+/// `"cmd:getserverinfo"` => `"rpl:getservinfo"` and the file-token commands
+/// `"cmd:getfutok"`/`"cmd:getfdtok"` => `"rpl:getftok"` (`XCCOS.md` table).
+/// Any other id (without the `cmd:` prefix) gets `"rpl:"` prepended.
+/// Used to address error replies to commands the parser could not fully decode.
+pub fn reply_id_for(cmd_id: &str) -> String {
+    match cmd_id {
+        "cmd:getserverinfo" => "rpl:getservinfo".to_owned(),
+        "cmd:getfutok" | "cmd:getfdtok" => "rpl:getftok".to_owned(),
+        _ => match cmd_id.strip_prefix("cmd:") {
+            Some(rest) => format!("rpl:{rest}"),
+            None => format!("rpl:{cmd_id}"),
+        },
+    }
+}
+
+/// Role filter of `cmd:getassociations` **(design)**: `role="member"` or `role="manager"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AssocRole {
+    /// Rooms the user is a member (participant) of. Wire value `member`.
+    Member,
+    /// Rooms the user manages. Wire value `manager`.
+    Manager,
+}
+
+impl AssocRole {
+    /// The wire value: `"member"` or `"manager"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AssocRole::Member => "member",
+            AssocRole::Manager => "manager",
+        }
+    }
+}
+
+/// The history query of `cmd:bccontext` (`<bcq>` element).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BcQuery {
+    /// `<bcq><last cnt="25"/></bcq>`: the newest `cnt` messages.
+    Last {
+        /// Number of messages wanted.
+        cnt: u32,
+    },
+}
+
+/// A server reply (`XCCOS.md` "Request and reply"):
+/// `<rpl id="rpl:…" seqid="N"><commandid seqid="S" envid="E"/><resp code="200">SUCCESS_OK</resp><data>…</data></rpl>`
+/// (children written in this order, each only when present).
+///
+/// How `<data>` is decoded is decided by `id`, see [`RplData`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rpl {
+    /// Reply id, e.g. `rpl:join` (see [`CmdKind::reply_id`]).
+    pub id: String,
+    /// `seqid` attribute (echoes the command's seqid).
+    pub seqid: u64,
+    /// `<commandid seqid envid/>`: the command this answers; clients match on `envid`.
+    pub command: Option<CommandRef>,
+    /// `<resp code>TOKEN</resp>`; clients treat a missing `resp` as code 500.
+    pub resp: Option<Resp>,
+    /// The decoded `<data>` element.
+    pub data: RplData,
+}
+
+impl Rpl {
+    /// A reply to `cmd` (carried in the envelope with id `cmd_envid`):
+    /// id = `cmd.kind.reply_id()`, seqid and `commandid` copied from the command,
+    /// `resp` = `code` with its token from [`codes::token`].
+    pub fn for_cmd(cmd_envid: u64, cmd: &Cmd, code: u16, data: RplData) -> Rpl {
+        Rpl {
+            id: cmd.kind.reply_id().to_owned(),
+            seqid: cmd.seqid,
+            command: Some(CommandRef {
+                seqid: cmd.seqid,
+                envid: cmd_envid,
+            }),
+            resp: Some(Resp::new(code)),
+            data,
+        }
+    }
+}
+
+/// `<commandid seqid="S" envid="E"/>` inside a reply: the envelope being answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommandRef {
+    /// The command's `seqid`.
+    pub seqid: u64,
+    /// The command envelope's `envid`.
+    pub envid: u64,
+}
+
+/// `<resp code="200">SUCCESS_OK</resp>`: result code and its upper-case token
+/// (codes and tokens are **(design)**, see [`codes`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resp {
+    /// HTTP-like result code.
+    pub code: u16,
+    /// Upper-case token (element text), e.g. `SUCCESS_OK`.
+    pub token: String,
+}
+
+impl Resp {
+    /// `<resp code="200">SUCCESS_OK</resp>`.
+    pub fn ok() -> Resp {
+        Resp::new(codes::SUCCESS_OK)
+    }
+
+    /// `code` with its standard token from [`codes::token`].
+    pub fn new(code: u16) -> Resp {
+        Resp {
+            code,
+            token: codes::token(code).to_owned(),
+        }
+    }
+}
+
+/// The `<data>` of a reply, decoded according to the reply id:
+///
+/// | reply id | variant |
+/// |---|---|
+/// | `rpl:requri` | [`RplData::Uib`] |
+/// | `rpl:getservinfo` | [`RplData::ServerInfo`] |
+/// | `rpl:join`, `rpl:bjoin`, `rpl:getassociations` (design), `rpl:getinv` (design) | [`RplData::Rooms`] |
+/// | `rpl:bccontext` | [`RplData::History`] |
+/// | `rpl:chansrch` | [`RplData::Search`] |
+/// | `rpl:part` | [`RplData::Chan`] |
+/// | anything else | [`RplData::Empty`] |
+///
+/// No `<data>` element is [`RplData::None`]. A `<data>` whose content does not fit
+/// the id's shape parses as [`RplData::Empty`]. For the list-shaped ids (`Rooms`,
+/// `Search`) an empty `<data/>` is an empty list, so `Empty` does not round-trip
+/// under those ids: use [`RplData::None`] for error replies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RplData {
+    /// No `<data>` element at all.
+    None,
+    /// `<data/>` (or a `<data>` whose content was not recognized).
+    Empty,
+    /// `rpl:requri`: `<data><uib uri="sip:…"/></data>`: the pool endpoint to INVITE next.
+    Uib(String),
+    /// `rpl:getservinfo`: `<data><sib …/></data>`.
+    ServerInfo(ServerInfo),
+    /// `rpl:join`/`rpl:bjoin`/`rpl:getassociations` (design)/`rpl:getinv` (design):
+    /// `<data>` with one `chanib` per room (with `aib` children), then the `uib id uri`
+    /// list the `aib` values refer to.
+    Rooms {
+        /// One entry per `chanib`, in order.
+        rooms: Vec<RoomInfo>,
+        /// The `uib` elements after the rooms.
+        users: Vec<UserRef>,
+    },
+    /// `rpl:bccontext`: `<data><chanib uri="…"><msg id="grpchat" …><chat>…</chat></msg>…</chanib></data>`.
+    History {
+        /// `uri` of the `chanib`.
+        chan_uri: String,
+        /// The messages, oldest first as sent; each written as `<msg id="grpchat" …>`.
+        msgs: Vec<GrpChat>,
+    },
+    /// `rpl:chansrch`: one `chanib` per hit.
+    Search(Vec<SearchHit>),
+    /// `rpl:part`: `<data><chanib uri="…"/></data>`.
+    Chan(String),
+}
+
+/// `<sib infoType serverTime searchLimit messageSizeLimit storySizeLimit rootUri dbVersion/>`
+/// in `rpl:getservinfo` (`XCCOS.md` table). Missing attributes parse as `""`/`0`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerInfo {
+    /// `infoType`, echoed from the request (e.g. `"123"`).
+    pub info_type: String,
+    /// `serverTime`, ISO 8601 UTC, e.g. `2010-09-14T14:26:17.6206356Z`.
+    pub server_time: String,
+    /// `searchLimit`: maximum search results.
+    pub search_limit: u32,
+    /// `messageSizeLimit`: maximum chat message size (characters).
+    pub message_size_limit: u32,
+    /// `storySizeLimit`: maximum story size (characters).
+    pub story_size_limit: u32,
+    /// `rootUri`: the root category, `ma-cat://D/<guid>`.
+    pub root_uri: String,
+    /// `dbVersion`: a GUID.
+    pub db_version: String,
+}
+
+/// One `<chanib uri name topic description>` of a rooms reply (`XCCOS.md`
+/// "rpl:join / rpl:bjoin"), with its `aib` children. Missing `name`/`topic`/
+/// `description` parse as `""`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomInfo {
+    /// Room URI, `ma-chan://D/G`.
+    pub uri: String,
+    /// Display name.
+    pub name: String,
+    /// Topic.
+    pub topic: String,
+    /// Description.
+    pub description: String,
+    /// `<aib key="3984" value="0,1,2"/>`: participants, by `uib` id. Omitted on write when empty.
+    pub participants: Vec<u32>,
+    /// `<aib key="12276" value="1"/>`: managers (operators), by `uib` id. Omitted on write when empty.
+    pub managers: Vec<u32>,
+}
+
+/// `<uib id="0" uri="sip:…"/>`: a user referred to by `aib` values in a rooms reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRef {
+    /// The id used in `aib` values.
+    pub id: u32,
+    /// User URI, `sip:user@domain`.
+    pub uri: String,
+}
+
+/// One `<chanib name description uri>` of `rpl:chansrch` (`XCCOS.md` "rpl:chansrch").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchHit {
+    /// Room URI.
+    pub uri: String,
+    /// Room name.
+    pub name: String,
+    /// Room description.
+    pub description: String,
+    /// The `info`/`prop` children, present for `extended="true"` searches.
+    pub extended: Option<SearchExtended>,
+}
+
+/// The `info`/`prop` children of a search hit: `urn:parlano:ma:info:ucnt`,
+/// `urn:parlano:ma:info:visibilty` (sic, spelled so in the field),
+/// `urn:parlano:ma:prop:filepost`, `…:invite`, `…:logged`. Missing children parse as
+/// `0`/`""`/`false`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchExtended {
+    /// `info ucnt`: number of users.
+    pub user_count: u32,
+    /// `info visibilty`: e.g. `private`, `open`, `secret`.
+    pub visibility: String,
+    /// `prop filepost`: file posting allowed.
+    pub filepost: bool,
+    /// `prop invite`: invitations enabled.
+    pub invite: bool,
+    /// `prop logged`: room is logged.
+    pub logged: bool,
+}
+
+/// A server notice: `<ntc id="ntc:…"><data>…</data></ntc>` (no `commandid`, no `seqid`)
+/// (`XCCOS.md` "Notices").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ntc {
+    /// Notice id, e.g. `ntc:join`.
+    pub id: String,
+    /// Decoded by `id`; see [`NtcData`].
+    pub data: NtcData,
+}
+
+/// The `<data>` of a notice, decoded by the notice id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NtcData {
+    /// `ntc:join` / `ntc:bjoin`: someone entered a room:
+    /// `<data><uib uri="{user}"><aib key="3984" domain="{domain}" value="{room_guid}"/></uib></data>`.
+    /// Only the first `uib`/`aib` is read.
+    Join {
+        /// The user who joined, `sip:…`.
+        user: String,
+        /// Room domain.
+        domain: String,
+        /// Room GUID (the room is `ma-chan://{domain}/{room_guid}`).
+        room_guid: String,
+    },
+    /// `ntc:part`: `<data><chanib uri="{chan_uri}"><uib uri="{user}"/></chanib></data>`.
+    Part {
+        /// The room left.
+        chan_uri: String,
+        /// The user who left.
+        user: String,
+    },
+    /// `<data/>`, no data, an unknown notice id, or data not recognized for the id.
+    /// Written as `<data/>`.
+    Empty,
+}
+
+/// A chat message (`XCCOS.md` "grpchat"):
+/// `<grpchat id="grpchat" seqid="1" chanUri="…" author="…" ts="…"><chat>text</chat></grpchat>`.
+/// Inside `rpl:bccontext` the same struct is written as `<msg id="grpchat" …>` with
+/// the same attributes (`seqid` included; a `msg` without `seqid` parses as 0 and
+/// one without `chanUri` takes the enclosing `chanib` uri).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrpChat {
+    /// `seqid` attribute (missing parses as 0).
+    pub seqid: u64,
+    /// `chanUri` attribute: the room (required).
+    pub chan_uri: String,
+    /// `author` attribute: `sip:…`. Set by the server; clients drop a grpchat without it.
+    pub author: Option<String>,
+    /// `ts` attribute: ISO 8601 UTC. Set by the server.
+    pub ts: Option<String>,
+    /// `<chat>` text, unescaped; line breaks are CRLF. `\r` is written as `&#13;` so it
+    /// survives XML end-of-line normalization; raw CR/LF in input are kept as-is.
+    pub text: String,
+}

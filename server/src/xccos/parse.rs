@@ -1,0 +1,766 @@
+//! XCCOS parser (`XCCOS.md` "Envelope" and all message shapes), built on `quick-xml`.
+//!
+//! The body is first read into a small element tree (bounded: at most
+//! [`MAX_BODY`] bytes and [`MAX_DEPTH`] levels), then interpreted. Tolerated:
+//! extra root attributes (`xmlns:xsd`, `xmlns:xsi`, …), a namespace prefix on the
+//! root (`<p:xccos xmlns:p="urn:parlano:xml:ns:xccos">`), whitespace, comments and
+//! processing instructions between elements, unknown attributes and elements,
+//! attributes in any order and with either quote, entity and numeric character
+//! references, CDATA, a UTF-8 BOM and an XML declaration. Text is not end-of-line
+//! normalized: raw CRLF in `<chat>` is kept as CRLF. A DOCTYPE is rejected.
+//!
+//! No input can make the parser panic.
+
+use std::borrow::Cow;
+
+use quick_xml::escape::resolve_predefined_entity;
+use quick_xml::events::{BytesStart, Event};
+use quick_xml::Reader;
+
+use super::codes;
+use super::model::*;
+
+/// Largest accepted body in bytes (1 MiB); larger bodies fail with code 413.
+pub const MAX_BODY: usize = 1 << 20;
+
+/// Deepest accepted element nesting (the root counts as level 1); deeper input
+/// fails with code 400.
+pub const MAX_DEPTH: usize = 32;
+
+/// Why a body could not be parsed, with whatever addressing information was
+/// readable before the defect, so the server can still send an error reply
+/// (see [`XccosError::to_rpl`]). `Display` prints `reason`.
+///
+/// Codes: 400 for not-well-formed XML, wrong root element or namespace, missing
+/// or non-numeric `envid`, not exactly one child, an unknown message element,
+/// or a known command with missing/invalid data; 413 for a body over
+/// [`MAX_BODY`]; 501 for a `cmd` with an unknown id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct XccosError {
+    /// Reply code to answer with (see [`codes`]).
+    pub code: u16,
+    /// The envelope's `envid`, if it was readable.
+    pub envid: Option<u64>,
+    /// The `id` of the `cmd` (or `"grpchat"` for a `grpchat`), if readable.
+    pub cmd_id: Option<String>,
+    /// The `seqid` of the `cmd`/`grpchat`, if readable.
+    pub seqid: Option<u64>,
+    /// Precise description of the defect, e.g. `cmd:join: missing chanid or chanib in data`.
+    pub reason: String,
+}
+
+impl XccosError {
+    /// An error reply to the command that failed to parse: id from
+    /// [`reply_id_for`]`(cmd_id)`, `seqid` and `commandid` from the error (seqid
+    /// defaults to 1), `resp` = this error's code and token, no `data`.
+    /// `None` when `envid` or `cmd_id` was not readable (nothing to address).
+    pub fn to_rpl(&self) -> Option<Rpl> {
+        let envid = self.envid?;
+        let cmd_id = self.cmd_id.as_deref()?;
+        let seqid = self.seqid.unwrap_or(1);
+        Some(Rpl {
+            id: reply_id_for(cmd_id),
+            seqid,
+            command: Some(CommandRef { seqid, envid }),
+            resp: Some(Resp::new(self.code)),
+            data: RplData::None,
+        })
+    }
+}
+
+/// Parses one XCCOS body (the payload of a SIP INFO) into an [`Envelope`].
+///
+/// Accepts every shape [`Envelope::write`] produces plus the tolerated
+/// variations listed in the module docs. Reply and notice data are decoded by
+/// their id (see [`RplData`], [`NtcData`]); unrecognized reply/notice data yields
+/// `RplData::Empty`/`NtcData::Empty` instead of an error.
+///
+/// # Errors
+/// An [`XccosError`] with code 400, 413 or 501 as described there.
+pub fn parse(input: &[u8]) -> Result<Envelope, XccosError> {
+    let mut ctx = Ctx::default();
+    if input.len() > MAX_BODY {
+        return Err(ctx.err(
+            codes::TOO_LARGE,
+            format!("body is {} bytes, limit is {MAX_BODY}", input.len()),
+        ));
+    }
+    let input = input.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(input);
+    let text = std::str::from_utf8(input)
+        .map_err(|e| ctx.err(codes::BAD_REQUEST, format!("body is not valid UTF-8: {e}")))?;
+    let root = build_tree(text, &mut ctx)?;
+    interpret(root, &ctx)
+}
+
+/// Addressing info collected while reading, used to fill errors.
+#[derive(Default)]
+struct Ctx {
+    envid: Option<u64>,
+    cmd_id: Option<String>,
+    seqid: Option<u64>,
+    /// The root element's namespace prefix, if any.
+    root_prefix: Option<String>,
+}
+
+impl Ctx {
+    fn err(&self, code: u16, reason: impl Into<String>) -> XccosError {
+        XccosError {
+            code,
+            envid: self.envid,
+            cmd_id: self.cmd_id.clone(),
+            seqid: self.seqid,
+            reason: reason.into(),
+        }
+    }
+    fn bad(&self, reason: impl Into<String>) -> XccosError {
+        self.err(codes::BAD_REQUEST, reason)
+    }
+}
+
+/// A parsed element: local name, attributes (full names, unescaped values),
+/// child elements and the concatenation of its own text/CDATA/references.
+#[derive(Debug, Default)]
+struct Elem {
+    name: String,
+    attrs: Vec<(String, String)>,
+    children: Vec<Elem>,
+    text: String,
+}
+
+impl Elem {
+    fn attr(&self, key: &str) -> Option<&str> {
+        self.attrs
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+    fn child(&self, name: &str) -> Option<&Elem> {
+        self.children.iter().find(|c| c.name == name)
+    }
+    fn children_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Elem> + 'a {
+        self.children.iter().filter(move |c| c.name == name)
+    }
+}
+
+fn build_tree(text: &str, ctx: &mut Ctx) -> Result<Elem, XccosError> {
+    let mut reader = Reader::from_str(text);
+    {
+        let cfg = reader.config_mut();
+        cfg.trim_text(false);
+        cfg.check_end_names = true;
+        cfg.expand_empty_elements = false;
+        cfg.allow_unmatched_ends = false;
+    }
+    let mut stack: Vec<Elem> = Vec::new();
+    let mut root: Option<Elem> = None;
+    loop {
+        let ev = match reader.read_event() {
+            Ok(ev) => ev,
+            Err(e) => {
+                return Err(ctx.bad(format!(
+                    "not well-formed XML at byte {}: {e}",
+                    reader.error_position()
+                )))
+            }
+        };
+        match ev {
+            Event::Start(ref s) | Event::Empty(ref s) => {
+                if root.is_some() {
+                    return Err(ctx.bad("more than one root element"));
+                }
+                if stack.len() >= MAX_DEPTH {
+                    return Err(ctx.bad(format!("elements nested deeper than {MAX_DEPTH}")));
+                }
+                let el = read_start(s, &reader, ctx)?;
+                note_open(&el, s, stack.len(), ctx);
+                if matches!(ev, Event::Start(_)) {
+                    stack.push(el);
+                } else {
+                    finish(el, &mut stack, &mut root);
+                }
+            }
+            Event::End(_) => match stack.pop() {
+                Some(el) => finish(el, &mut stack, &mut root),
+                None => return Err(ctx.bad("unmatched end tag")),
+            },
+            Event::Text(t) => {
+                let s = t.decode().map_err(|e| ctx.bad(format!("bad text: {e}")))?;
+                push_text(&mut stack, &s, ctx)?;
+            }
+            Event::CData(c) => {
+                let s = c.decode().map_err(|e| ctx.bad(format!("bad CDATA: {e}")))?;
+                if stack.is_empty() {
+                    return Err(ctx.bad("CDATA outside the root element"));
+                }
+                push_text(&mut stack, &s, ctx)?;
+            }
+            Event::GeneralRef(r) => {
+                let name = r
+                    .decode()
+                    .map_err(|e| ctx.bad(format!("bad reference: {e}")))?;
+                let mut tmp = [0u8; 4];
+                let resolved: &str = match r.resolve_char_ref() {
+                    Ok(Some(ch)) => ch.encode_utf8(&mut tmp),
+                    Ok(None) => match resolve_predefined_entity(&name) {
+                        Some(s) => s,
+                        None => return Err(ctx.bad(format!("unknown entity &{name};"))),
+                    },
+                    Err(e) => return Err(ctx.bad(format!("bad character reference &{name};: {e}"))),
+                };
+                if stack.is_empty() {
+                    return Err(ctx.bad("reference outside the root element"));
+                }
+                push_text(&mut stack, resolved, ctx)?;
+            }
+            Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
+            Event::DocType(_) => return Err(ctx.bad("DOCTYPE is not allowed")),
+            Event::Eof => break,
+        }
+    }
+    if let Some(open) = stack.last() {
+        return Err(ctx.bad(format!(
+            "unexpected end of body: <{}> is not closed",
+            open.name
+        )));
+    }
+    root.ok_or_else(|| ctx.bad("empty body: no root element"))
+}
+
+fn finish(el: Elem, stack: &mut [Elem], root: &mut Option<Elem>) {
+    match stack.last_mut() {
+        Some(parent) => parent.children.push(el),
+        None => *root = Some(el),
+    }
+}
+
+fn push_text(stack: &mut [Elem], s: &str, ctx: &Ctx) -> Result<(), XccosError> {
+    match stack.last_mut() {
+        Some(top) => {
+            top.text.push_str(s);
+            Ok(())
+        }
+        None if s.trim().is_empty() => Ok(()),
+        None => Err(ctx.bad("text outside the root element")),
+    }
+}
+
+fn read_start(s: &BytesStart<'_>, reader: &Reader<&[u8]>, ctx: &Ctx) -> Result<Elem, XccosError> {
+    let name = utf8(s.local_name().into_inner(), ctx)?.to_owned();
+    let mut attrs = Vec::new();
+    for a in s.attributes() {
+        let a = a.map_err(|e| ctx.bad(format!("bad attribute on <{name}>: {e}")))?;
+        let key = utf8(a.key.as_ref(), ctx)?.to_owned();
+        let value = a
+            .decode_and_unescape_value(reader.decoder())
+            .map_err(|e| ctx.bad(format!("bad value of attribute {key} on <{name}>: {e}")))?
+            .into_owned();
+        attrs.push((key, value));
+    }
+    Ok(Elem {
+        name,
+        attrs,
+        children: Vec::new(),
+        text: String::new(),
+    })
+}
+
+/// Records addressing information as soon as the root and its child open, so
+/// later errors can carry it.
+fn note_open(el: &Elem, s: &BytesStart<'_>, depth: usize, ctx: &mut Ctx) {
+    match depth {
+        0 => {
+            ctx.envid = el.attr("envid").and_then(parse_u64);
+            ctx.root_prefix = s
+                .name()
+                .prefix()
+                .and_then(|p| std::str::from_utf8(p.into_inner()).ok())
+                .map(str::to_owned);
+        }
+        1 if ctx.cmd_id.is_none() && (el.name == "cmd" || el.name == "grpchat") => {
+            ctx.cmd_id = Some(el.attr("id").unwrap_or(el.name.as_str()).to_owned());
+            ctx.seqid = el.attr("seqid").and_then(parse_u64);
+        }
+        _ => {}
+    }
+}
+
+fn utf8<'a>(b: &'a [u8], ctx: &Ctx) -> Result<&'a str, XccosError> {
+    std::str::from_utf8(b).map_err(|_| ctx.bad("name is not valid UTF-8"))
+}
+
+/// Strict unsigned decimal (surrounding XML whitespace allowed; no sign).
+fn parse_u64(s: &str) -> Option<u64> {
+    let t = s.trim_matches(|c| matches!(c, ' ' | '\t' | '\r' | '\n'));
+    if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    t.parse().ok()
+}
+
+fn parse_u32(s: &str) -> Option<u32> {
+    parse_u64(s).and_then(|v| u32::try_from(v).ok())
+}
+
+fn parse_bool(s: &str) -> Option<bool> {
+    let t = s.trim_matches(|c| matches!(c, ' ' | '\t' | '\r' | '\n'));
+    if t.eq_ignore_ascii_case("true") || t == "1" {
+        Some(true)
+    } else if t.eq_ignore_ascii_case("false") || t == "0" {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// `"0,1,2"` → `[0, 1, 2]`; empty segments are skipped.
+fn parse_ids(s: &str) -> Option<Vec<u32>> {
+    s.split(',')
+        .filter(|p| !p.trim().is_empty())
+        .map(parse_u32)
+        .collect()
+}
+
+fn interpret(mut root: Elem, ctx: &Ctx) -> Result<Envelope, XccosError> {
+    if root.name != "xccos" {
+        return Err(ctx.bad(format!("root element is <{}>, expected <xccos>", root.name)));
+    }
+    let ns_attr: Cow<'_, str> = match &ctx.root_prefix {
+        Some(p) => format!("xmlns:{p}").into(),
+        None => "xmlns".into(),
+    };
+    match root.attr(&ns_attr) {
+        Some(NS) => {}
+        Some(other) => {
+            return Err(ctx.bad(format!("root namespace is \"{other}\", expected \"{NS}\"")))
+        }
+        None => {
+            return Err(ctx.bad(format!(
+                "root element has no {ns_attr} attribute, expected \"{NS}\""
+            )))
+        }
+    }
+    let envid = match root.attr("envid") {
+        None => return Err(ctx.bad("missing envid attribute on <xccos>")),
+        Some(v) => parse_u64(v)
+            .ok_or_else(|| ctx.bad(format!("envid \"{v}\" is not an unsigned integer")))?,
+    };
+    if root.children.len() != 1 {
+        return Err(ctx.bad(format!(
+            "<xccos> must have exactly one child element, found {}",
+            root.children.len()
+        )));
+    }
+    let child = root.children.remove(0);
+    let body = match child.name.as_str() {
+        "cmd" => Body::Cmd(parse_cmd(&child, ctx)?),
+        "rpl" => Body::Rpl(parse_rpl(&child, ctx)?),
+        "ntc" => Body::Ntc(parse_ntc(&child, ctx)?),
+        "grpchat" => Body::GrpChat(parse_grpchat(&child, ctx)?),
+        other => {
+            return Err(ctx.bad(format!(
+                "unknown message element <{other}>, expected cmd, rpl, ntc or grpchat"
+            )))
+        }
+    };
+    Ok(Envelope { envid, body })
+}
+
+const KNOWN_CMDS: [&str; 10] = [
+    "cmd:requri",
+    "cmd:getserverinfo",
+    "cmd:getassociations",
+    "cmd:bjoin",
+    "cmd:join",
+    "cmd:part",
+    "cmd:bccontext",
+    "cmd:getinv",
+    "cmd:chansrch",
+    "cmd:nodespermcreatechild",
+];
+
+fn parse_cmd(el: &Elem, ctx: &Ctx) -> Result<Cmd, XccosError> {
+    let Some(id) = el.attr("id") else {
+        return Err(ctx.bad("cmd: missing id attribute"));
+    };
+    if !KNOWN_CMDS.contains(&id) {
+        return Err(ctx.err(codes::UNKNOWN_COMMAND, format!("unknown command \"{id}\"")));
+    }
+    let seqid = match el.attr("seqid") {
+        None => return Err(ctx.bad(format!("{id}: missing seqid attribute"))),
+        Some(v) => parse_u64(v)
+            .ok_or_else(|| ctx.bad(format!("{id}: seqid \"{v}\" is not an unsigned integer")))?,
+    };
+    let p = CmdParser { id, ctx };
+    let data = el.child("data");
+    let kind = match id {
+        "cmd:requri" => CmdKind::RequestUri,
+        "cmd:nodespermcreatechild" => CmdKind::NodesPermCreateChild,
+        "cmd:getserverinfo" => {
+            let sib = p.child(p.data(data)?, "sib")?;
+            CmdKind::GetServerInfo {
+                domain: p.attr(sib, "domain")?.to_owned(),
+                info_type: p.attr(sib, "infoType")?.to_owned(),
+            }
+        }
+        "cmd:getassociations" => {
+            let role = match data.and_then(|d| d.child("assoc")) {
+                None => AssocRole::Member,
+                Some(a) => match a.attr("role").map(str::trim) {
+                    None => AssocRole::Member,
+                    Some(r) if r.eq_ignore_ascii_case("member") => AssocRole::Member,
+                    Some(r) if r.eq_ignore_ascii_case("manager") => AssocRole::Manager,
+                    Some(r) => {
+                        return Err(
+                            p.bad(format!("assoc role \"{r}\" is neither member nor manager"))
+                        )
+                    }
+                },
+            };
+            CmdKind::GetAssociations { role }
+        }
+        "cmd:bjoin" => {
+            let d = p.data(data)?;
+            let mut chans = Vec::new();
+            for (pos, c) in d
+                .children
+                .iter()
+                .filter(|c| c.name == "chanib" || c.name == "chanid")
+                .enumerate()
+            {
+                chans.push(p.chanref(c, pos)?);
+            }
+            if chans.is_empty() {
+                return Err(p.bad("missing chanid or chanib in data"));
+            }
+            CmdKind::BJoin { chans }
+        }
+        "cmd:join" => CmdKind::Join {
+            chan: p.first_chanref(p.data(data)?)?,
+        },
+        "cmd:part" => CmdKind::Part {
+            chan: p.first_chanref(p.data(data)?)?,
+        },
+        "cmd:bccontext" => {
+            let d = p.data(data)?;
+            let chan = p.first_chanref(d)?;
+            let bcq = p.child(d, "bcq")?;
+            let query = match bcq.children.first() {
+                None => return Err(p.bad("empty bcq, expected <last cnt>")),
+                Some(q) if q.name == "last" => BcQuery::Last {
+                    cnt: p.u32_attr(q, "cnt")?,
+                },
+                Some(q) => return Err(p.bad(format!("unsupported bcq query <{}>", q.name))),
+            };
+            CmdKind::BcContext { chan, query }
+        }
+        "cmd:getinv" => {
+            let inv = p.child(p.data(data)?, "inv")?;
+            CmdKind::GetInv {
+                invite_id: p.attr(inv, "inviteId")?.to_owned(),
+                domain: p.attr(inv, "domain")?.to_owned(),
+            }
+        }
+        "cmd:chansrch" => {
+            let qib = p.child(p.data(data)?, "qib")?;
+            let extended = match qib.attr("extended") {
+                None => false,
+                Some(v) => parse_bool(v)
+                    .ok_or_else(|| p.bad(format!("qib extended \"{v}\" is not true or false")))?,
+            };
+            CmdKind::ChanSrch {
+                qtype: p.attr(qib, "qtype")?.to_owned(),
+                criteria: qib.attr("criteria").unwrap_or("").to_owned(),
+                extended,
+            }
+        }
+        other => {
+            // KNOWN_CMDS and this match are kept in sync; stay panic-free regardless.
+            return Err(ctx.err(
+                codes::UNKNOWN_COMMAND,
+                format!("unknown command \"{other}\""),
+            ));
+        }
+    };
+    Ok(Cmd { seqid, kind })
+}
+
+/// Error helpers for one command, prefixing reasons with the command id.
+struct CmdParser<'a> {
+    id: &'a str,
+    ctx: &'a Ctx,
+}
+
+impl<'a> CmdParser<'a> {
+    fn bad(&self, what: impl std::fmt::Display) -> XccosError {
+        self.ctx.bad(format!("{}: {what}", self.id))
+    }
+    fn data<'e>(&self, data: Option<&'e Elem>) -> Result<&'e Elem, XccosError> {
+        data.ok_or_else(|| self.bad("missing data element"))
+    }
+    fn child<'e>(&self, el: &'e Elem, name: &str) -> Result<&'e Elem, XccosError> {
+        el.child(name)
+            .ok_or_else(|| self.bad(format!("missing {name} in {}", el.name)))
+    }
+    fn attr<'e>(&self, el: &'e Elem, key: &str) -> Result<&'e str, XccosError> {
+        el.attr(key)
+            .ok_or_else(|| self.bad(format!("missing {key} attribute on {}", el.name)))
+    }
+    fn u32_attr(&self, el: &Elem, key: &str) -> Result<u32, XccosError> {
+        let v = self.attr(el, key)?;
+        parse_u32(v).ok_or_else(|| {
+            self.bad(format!(
+                "{} {key} \"{v}\" is not an unsigned 32-bit integer",
+                el.name
+            ))
+        })
+    }
+    fn first_chanref(&self, d: &Elem) -> Result<ChanRef, XccosError> {
+        match d
+            .children
+            .iter()
+            .find(|c| c.name == "chanib" || c.name == "chanid")
+        {
+            Some(c) => self.chanref(c, 0),
+            None => Err(self.bad("missing chanid or chanib in data")),
+        }
+    }
+    /// `chanib uri` or `chanid key domain value`; a missing `key` is the batch position.
+    fn chanref(&self, c: &Elem, pos: usize) -> Result<ChanRef, XccosError> {
+        if c.name == "chanib" {
+            return Ok(ChanRef::Uri(self.attr(c, "uri")?.to_owned()));
+        }
+        let key = match c.attr("key") {
+            None => u32::try_from(pos).unwrap_or(u32::MAX),
+            Some(_) => self.u32_attr(c, "key")?,
+        };
+        Ok(ChanRef::Id {
+            key,
+            domain: self.attr(c, "domain")?.to_owned(),
+            value: self.attr(c, "value")?.to_owned(),
+        })
+    }
+}
+
+fn parse_rpl(el: &Elem, ctx: &Ctx) -> Result<Rpl, XccosError> {
+    let Some(id) = el.attr("id") else {
+        return Err(ctx.bad("rpl: missing id attribute"));
+    };
+    let u64_attr = |e: &Elem, key: &str| -> Result<u64, XccosError> {
+        match e.attr(key) {
+            None => Err(ctx.bad(format!("{id}: missing {key} attribute on {}", e.name))),
+            Some(v) => parse_u64(v).ok_or_else(|| {
+                ctx.bad(format!(
+                    "{id}: {} {key} \"{v}\" is not an unsigned integer",
+                    e.name
+                ))
+            }),
+        }
+    };
+    let seqid = u64_attr(el, "seqid")?;
+    let command = match el.child("commandid") {
+        None => None,
+        Some(c) => Some(CommandRef {
+            seqid: u64_attr(c, "seqid")?,
+            envid: u64_attr(c, "envid")?,
+        }),
+    };
+    let resp = match el.child("resp") {
+        None => None,
+        Some(r) => {
+            let code = u64_attr(r, "code")?;
+            let code = u16::try_from(code)
+                .map_err(|_| ctx.bad(format!("{id}: resp code {code} is out of range")))?;
+            Some(Resp {
+                code,
+                token: r.text.trim().to_owned(),
+            })
+        }
+    };
+    let data = match el.child("data") {
+        None => RplData::None,
+        Some(d) => rpl_data(id, d).unwrap_or(RplData::Empty),
+    };
+    Ok(Rpl {
+        id: id.to_owned(),
+        seqid,
+        command,
+        resp,
+        data,
+    })
+}
+
+/// Decodes reply data by reply id; `None` means "not recognized" (→ `Empty`).
+fn rpl_data(id: &str, d: &Elem) -> Option<RplData> {
+    match id {
+        "rpl:requri" => Some(RplData::Uib(d.child("uib")?.attr("uri")?.to_owned())),
+        "rpl:getservinfo" => {
+            let s = d.child("sib")?;
+            let str_attr = |k: &str| s.attr(k).unwrap_or("").to_owned();
+            let num = |k: &str| match s.attr(k) {
+                None => Some(0),
+                Some(v) => parse_u32(v),
+            };
+            Some(RplData::ServerInfo(ServerInfo {
+                info_type: str_attr("infoType"),
+                server_time: str_attr("serverTime"),
+                search_limit: num("searchLimit")?,
+                message_size_limit: num("messageSizeLimit")?,
+                story_size_limit: num("storySizeLimit")?,
+                root_uri: str_attr("rootUri"),
+                db_version: str_attr("dbVersion"),
+            }))
+        }
+        "rpl:join" | "rpl:bjoin" | "rpl:getassociations" | "rpl:getinv" => {
+            let mut rooms = Vec::new();
+            let mut users = Vec::new();
+            for c in &d.children {
+                match c.name.as_str() {
+                    "chanib" => rooms.push(room_info(c)?),
+                    "uib" => users.push(UserRef {
+                        id: parse_u32(c.attr("id")?)?,
+                        uri: c.attr("uri")?.to_owned(),
+                    }),
+                    _ => {}
+                }
+            }
+            Some(RplData::Rooms { rooms, users })
+        }
+        "rpl:bccontext" => {
+            let ch = d.child("chanib")?;
+            let chan_uri = ch.attr("uri")?;
+            let msgs = ch
+                .children_named("msg")
+                .map(|m| grpchat_fields(m, Some(chan_uri)).ok())
+                .collect::<Option<Vec<_>>>()?;
+            Some(RplData::History {
+                chan_uri: chan_uri.to_owned(),
+                msgs,
+            })
+        }
+        "rpl:chansrch" => d
+            .children_named("chanib")
+            .map(search_hit)
+            .collect::<Option<Vec<_>>>()
+            .map(RplData::Search),
+        "rpl:part" => Some(RplData::Chan(d.child("chanib")?.attr("uri")?.to_owned())),
+        _ => None,
+    }
+}
+
+fn room_info(c: &Elem) -> Option<RoomInfo> {
+    let s = |k: &str| c.attr(k).unwrap_or("").to_owned();
+    let mut room = RoomInfo {
+        uri: c.attr("uri")?.to_owned(),
+        name: s("name"),
+        topic: s("topic"),
+        description: s("description"),
+        participants: Vec::new(),
+        managers: Vec::new(),
+    };
+    for aib in c.children_named("aib") {
+        let ids = || parse_ids(aib.attr("value").unwrap_or(""));
+        match aib.attr("key").and_then(parse_u32) {
+            Some(AIB_PARTICIPANTS) => room.participants.extend(ids()?),
+            Some(AIB_MANAGERS) => room.managers.extend(ids()?),
+            _ => {}
+        }
+    }
+    Some(room)
+}
+
+fn search_hit(c: &Elem) -> Option<SearchHit> {
+    let s = |k: &str| c.attr(k).unwrap_or("").to_owned();
+    let mut ext: Option<SearchExtended> = None;
+    for x in c
+        .children
+        .iter()
+        .filter(|x| x.name == "info" || x.name == "prop")
+    {
+        let e = ext.get_or_insert_with(|| SearchExtended {
+            user_count: 0,
+            visibility: String::new(),
+            filepost: false,
+            invite: false,
+            logged: false,
+        });
+        match x.attr("id") {
+            Some(INFO_UCNT) => e.user_count = parse_u32(&x.text)?,
+            Some(INFO_VISIBILITY) => e.visibility = x.text.clone(),
+            Some(PROP_FILEPOST) => e.filepost = parse_bool(&x.text)?,
+            Some(PROP_INVITE) => e.invite = parse_bool(&x.text)?,
+            Some(PROP_LOGGED) => e.logged = parse_bool(&x.text)?,
+            _ => {}
+        }
+    }
+    Some(SearchHit {
+        uri: c.attr("uri")?.to_owned(),
+        name: s("name"),
+        description: s("description"),
+        extended: ext,
+    })
+}
+
+fn parse_ntc(el: &Elem, ctx: &Ctx) -> Result<Ntc, XccosError> {
+    let Some(id) = el.attr("id") else {
+        return Err(ctx.bad("ntc: missing id attribute"));
+    };
+    let data = el
+        .child("data")
+        .and_then(|d| ntc_data(id, d))
+        .unwrap_or(NtcData::Empty);
+    Ok(Ntc {
+        id: id.to_owned(),
+        data,
+    })
+}
+
+fn ntc_data(id: &str, d: &Elem) -> Option<NtcData> {
+    match id {
+        "ntc:join" | "ntc:bjoin" => {
+            let uib = d.child("uib")?;
+            let aib = uib.child("aib")?;
+            Some(NtcData::Join {
+                user: uib.attr("uri")?.to_owned(),
+                domain: aib.attr("domain")?.to_owned(),
+                room_guid: aib.attr("value")?.to_owned(),
+            })
+        }
+        "ntc:part" => {
+            let ch = d.child("chanib")?;
+            Some(NtcData::Part {
+                chan_uri: ch.attr("uri")?.to_owned(),
+                user: ch.child("uib")?.attr("uri")?.to_owned(),
+            })
+        }
+        _ => None,
+    }
+}
+
+fn parse_grpchat(el: &Elem, ctx: &Ctx) -> Result<GrpChat, XccosError> {
+    grpchat_fields(el, None).map_err(|why| ctx.bad(format!("grpchat: {why}")))
+}
+
+/// Reads `grpchat`/`msg` attributes and `<chat>`; `default_chan` fills a missing `chanUri`.
+fn grpchat_fields(el: &Elem, default_chan: Option<&str>) -> Result<GrpChat, String> {
+    let seqid = match el.attr("seqid") {
+        None => 0,
+        Some(v) => {
+            parse_u64(v).ok_or_else(|| format!("seqid \"{v}\" is not an unsigned integer"))?
+        }
+    };
+    let chan_uri = el
+        .attr("chanUri")
+        .or(default_chan)
+        .ok_or_else(|| "missing chanUri attribute".to_owned())?;
+    let chat = el
+        .child("chat")
+        .ok_or_else(|| "missing chat element".to_owned())?;
+    Ok(GrpChat {
+        seqid,
+        chan_uri: chan_uri.to_owned(),
+        author: el.attr("author").map(str::to_owned),
+        ts: el.attr("ts").map(str::to_owned),
+        text: chat.text.clone(),
+    })
+}

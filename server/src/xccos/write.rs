@@ -1,0 +1,504 @@
+//! Hand-written XCCOS serializer (`XCCOS.md` wire shapes).
+//!
+//! Output is deterministic and compact: no XML declaration, no whitespace between
+//! elements, attributes in the fixed order of the `XCCOS.md` examples, double-quoted
+//! attribute values. Escaping:
+//! - text: `&` `<` `>` as entities, `\r` as `&#13;` (so CRLF survives XML end-of-line
+//!   normalization in the receiver), `\n`/`\t` raw;
+//! - attributes: additionally `"` `'` as entities and `\n` `\t` as `&#10;` `&#9;`
+//!   (so they survive attribute-value normalization);
+//! - characters not allowed in XML 1.0 at all (C0 controls other than tab/LF/CR,
+//!   U+FFFE, U+FFFF) are replaced by U+FFFD. This is the only lossy step.
+
+use super::model::*;
+
+const REPLACEMENT: &[u8] = "\u{FFFD}".as_bytes();
+
+impl Envelope {
+    /// Appends the XML of this envelope to `out`:
+    /// `<xccos ver="1" envid="N" xmlns="urn:parlano:xml:ns:xccos">…</xccos>`.
+    /// Never fails; see the module docs for escaping.
+    pub fn write(&self, out: &mut Vec<u8>) {
+        let mut w = W(out);
+        w.open("xccos");
+        w.attr("ver", "1");
+        w.attr_u64("envid", self.envid);
+        w.attr("xmlns", NS);
+        w.gt();
+        match &self.body {
+            Body::Cmd(c) => w.cmd(c),
+            Body::Rpl(r) => w.rpl(r),
+            Body::Ntc(n) => w.ntc(n),
+            Body::GrpChat(g) => w.grpchat("grpchat", g),
+        }
+        w.close("xccos");
+    }
+
+    /// The envelope as freshly allocated UTF-8 bytes (see [`Envelope::write`]).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(256);
+        self.write(&mut out);
+        out
+    }
+
+    /// The envelope as a `String` (see [`Envelope::write`]).
+    pub fn to_xml(&self) -> String {
+        let bytes = self.to_bytes();
+        // The writer only emits valid UTF-8; the fallback is unreachable but panic-free.
+        match String::from_utf8(bytes) {
+            Ok(s) => s,
+            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+        }
+    }
+}
+
+/// Appends `s` to `out` escaped for use inside a double-quoted XML attribute value
+/// (`& < > " '` as entities, `\r \n \t` as character references, XML-illegal
+/// characters as U+FFFD).
+pub fn escape_attr_into(out: &mut Vec<u8>, s: &str) {
+    escape_into(out, s, true);
+}
+
+/// Appends `s` to `out` escaped for use as XML element text (`& < >` as entities,
+/// `\r` as `&#13;`, XML-illegal characters as U+FFFD).
+pub fn escape_text_into(out: &mut Vec<u8>, s: &str) {
+    escape_into(out, s, false);
+}
+
+fn escape_into(out: &mut Vec<u8>, s: &str, attr: bool) {
+    let b = s.as_bytes();
+    let mut start = 0;
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        let (rep, len): (&[u8], usize) = match c {
+            b'&' => (b"&amp;", 1),
+            b'<' => (b"&lt;", 1),
+            b'>' => (b"&gt;", 1),
+            b'"' if attr => (b"&quot;", 1),
+            b'\'' if attr => (b"&apos;", 1),
+            b'\r' => (b"&#13;", 1),
+            b'\n' if attr => (b"&#10;", 1),
+            b'\t' if attr => (b"&#9;", 1),
+            b'\n' | b'\t' => {
+                i += 1;
+                continue;
+            }
+            0..=0x1f => (REPLACEMENT, 1),
+            0xEF if b.get(i + 1) == Some(&0xBF) && matches!(b.get(i + 2), Some(0xBE | 0xBF)) => {
+                (REPLACEMENT, 3)
+            }
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        out.extend_from_slice(&b[start..i]);
+        out.extend_from_slice(rep);
+        i += len;
+        start = i;
+    }
+    out.extend_from_slice(&b[start..]);
+}
+
+fn push_u64(out: &mut Vec<u8>, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
+/// Thin writer over the output buffer.
+struct W<'a>(&'a mut Vec<u8>);
+
+impl W<'_> {
+    fn raw(&mut self, s: &str) {
+        self.0.extend_from_slice(s.as_bytes());
+    }
+    /// `<name`
+    fn open(&mut self, name: &str) {
+        self.0.push(b'<');
+        self.raw(name);
+    }
+    /// ` name="value"` (escaped)
+    fn attr(&mut self, name: &str, value: &str) {
+        self.0.push(b' ');
+        self.raw(name);
+        self.0.extend_from_slice(b"=\"");
+        escape_attr_into(self.0, value);
+        self.0.push(b'"');
+    }
+    fn attr_u64(&mut self, name: &str, value: u64) {
+        self.0.push(b' ');
+        self.raw(name);
+        self.0.extend_from_slice(b"=\"");
+        push_u64(self.0, value);
+        self.0.push(b'"');
+    }
+    fn attr_ids(&mut self, name: &str, ids: &[u32]) {
+        self.0.push(b' ');
+        self.raw(name);
+        self.0.extend_from_slice(b"=\"");
+        for (i, id) in ids.iter().enumerate() {
+            if i > 0 {
+                self.0.push(b',');
+            }
+            push_u64(self.0, u64::from(*id));
+        }
+        self.0.push(b'"');
+    }
+    fn gt(&mut self) {
+        self.0.push(b'>');
+    }
+    fn slash_gt(&mut self) {
+        self.0.extend_from_slice(b"/>");
+    }
+    /// `</name>`
+    fn close(&mut self, name: &str) {
+        self.0.extend_from_slice(b"</");
+        self.raw(name);
+        self.0.push(b'>');
+    }
+    fn text(&mut self, s: &str) {
+        escape_text_into(self.0, s);
+    }
+    /// `<name>text</name>`
+    fn text_elem(&mut self, name: &str, id: &str, text: &str) {
+        self.open(name);
+        self.attr("id", id);
+        self.gt();
+        self.text(text);
+        self.close(name);
+    }
+
+    fn chanref(&mut self, c: &ChanRef) {
+        match c {
+            ChanRef::Uri(uri) => self.chanib_uri(uri),
+            ChanRef::Id { key, domain, value } => {
+                self.open("chanid");
+                self.attr_u64("key", u64::from(*key));
+                self.attr("domain", domain);
+                self.attr("value", value);
+                self.slash_gt();
+            }
+        }
+    }
+
+    fn chanib_uri(&mut self, uri: &str) {
+        self.open("chanib");
+        self.attr("uri", uri);
+        self.slash_gt();
+    }
+
+    fn cmd(&mut self, c: &Cmd) {
+        self.open("cmd");
+        self.attr("id", c.kind.id());
+        self.attr_u64("seqid", c.seqid);
+        self.gt();
+        match &c.kind {
+            CmdKind::RequestUri | CmdKind::NodesPermCreateChild => self.raw("<data/>"),
+            CmdKind::GetServerInfo { domain, info_type } => {
+                self.raw("<data>");
+                self.open("sib");
+                self.attr("domain", domain);
+                self.attr("infoType", info_type);
+                self.slash_gt();
+                self.raw("</data>");
+            }
+            CmdKind::GetAssociations { role } => {
+                self.raw("<data>");
+                self.open("assoc");
+                self.attr("role", role.as_str());
+                self.slash_gt();
+                self.raw("</data>");
+            }
+            CmdKind::BJoin { chans } => {
+                self.raw("<data>");
+                for ch in chans {
+                    self.chanref(ch);
+                }
+                self.raw("</data>");
+            }
+            CmdKind::Join { chan } | CmdKind::Part { chan } => {
+                self.raw("<data>");
+                self.chanref(chan);
+                self.raw("</data>");
+            }
+            CmdKind::BcContext { chan, query } => {
+                self.raw("<data>");
+                self.chanref(chan);
+                self.raw("<bcq>");
+                match query {
+                    BcQuery::Last { cnt } => {
+                        self.open("last");
+                        self.attr_u64("cnt", u64::from(*cnt));
+                        self.slash_gt();
+                    }
+                }
+                self.raw("</bcq></data>");
+            }
+            CmdKind::GetInv { invite_id, domain } => {
+                self.raw("<data>");
+                self.open("inv");
+                self.attr("inviteId", invite_id);
+                self.attr("domain", domain);
+                self.slash_gt();
+                self.raw("</data>");
+            }
+            CmdKind::ChanSrch {
+                qtype,
+                criteria,
+                extended,
+            } => {
+                self.raw("<data>");
+                self.open("qib");
+                self.attr("qtype", qtype);
+                self.attr("criteria", criteria);
+                self.attr("extended", if *extended { "true" } else { "false" });
+                self.slash_gt();
+                self.raw("</data>");
+            }
+        }
+        self.close("cmd");
+    }
+
+    fn rpl(&mut self, r: &Rpl) {
+        self.open("rpl");
+        self.attr("id", &r.id);
+        self.attr_u64("seqid", r.seqid);
+        self.gt();
+        if let Some(c) = &r.command {
+            self.open("commandid");
+            self.attr_u64("seqid", c.seqid);
+            self.attr_u64("envid", c.envid);
+            self.slash_gt();
+        }
+        if let Some(resp) = &r.resp {
+            self.open("resp");
+            self.attr_u64("code", u64::from(resp.code));
+            self.gt();
+            self.text(&resp.token);
+            self.close("resp");
+        }
+        self.rpl_data(&r.data);
+        self.close("rpl");
+    }
+
+    fn rpl_data(&mut self, d: &RplData) {
+        match d {
+            RplData::None => {}
+            RplData::Empty => self.raw("<data/>"),
+            RplData::Uib(uri) => {
+                self.raw("<data>");
+                self.open("uib");
+                self.attr("uri", uri);
+                self.slash_gt();
+                self.raw("</data>");
+            }
+            RplData::ServerInfo(s) => {
+                self.raw("<data>");
+                self.open("sib");
+                self.attr("infoType", &s.info_type);
+                self.attr("serverTime", &s.server_time);
+                self.attr_u64("searchLimit", u64::from(s.search_limit));
+                self.attr_u64("messageSizeLimit", u64::from(s.message_size_limit));
+                self.attr_u64("storySizeLimit", u64::from(s.story_size_limit));
+                self.attr("rootUri", &s.root_uri);
+                self.attr("dbVersion", &s.db_version);
+                self.slash_gt();
+                self.raw("</data>");
+            }
+            RplData::Rooms { rooms, users } => {
+                if rooms.is_empty() && users.is_empty() {
+                    self.raw("<data/>");
+                    return;
+                }
+                self.raw("<data>");
+                for room in rooms {
+                    self.room(room);
+                }
+                for u in users {
+                    self.open("uib");
+                    self.attr_u64("id", u64::from(u.id));
+                    self.attr("uri", &u.uri);
+                    self.slash_gt();
+                }
+                self.raw("</data>");
+            }
+            RplData::History { chan_uri, msgs } => {
+                self.raw("<data>");
+                if msgs.is_empty() {
+                    self.chanib_uri(chan_uri);
+                } else {
+                    self.open("chanib");
+                    self.attr("uri", chan_uri);
+                    self.gt();
+                    for m in msgs {
+                        self.grpchat("msg", m);
+                    }
+                    self.close("chanib");
+                }
+                self.raw("</data>");
+            }
+            RplData::Search(hits) => {
+                if hits.is_empty() {
+                    self.raw("<data/>");
+                    return;
+                }
+                self.raw("<data>");
+                for h in hits {
+                    self.search_hit(h);
+                }
+                self.raw("</data>");
+            }
+            RplData::Chan(uri) => {
+                self.raw("<data>");
+                self.chanib_uri(uri);
+                self.raw("</data>");
+            }
+        }
+    }
+
+    fn room(&mut self, room: &RoomInfo) {
+        self.open("chanib");
+        self.attr("uri", &room.uri);
+        self.attr("name", &room.name);
+        self.attr("topic", &room.topic);
+        self.attr("description", &room.description);
+        if room.participants.is_empty() && room.managers.is_empty() {
+            self.slash_gt();
+            return;
+        }
+        self.gt();
+        for (key, ids) in [
+            (AIB_PARTICIPANTS, &room.participants),
+            (AIB_MANAGERS, &room.managers),
+        ] {
+            if !ids.is_empty() {
+                self.open("aib");
+                self.attr_u64("key", u64::from(key));
+                self.attr_ids("value", ids);
+                self.slash_gt();
+            }
+        }
+        self.close("chanib");
+    }
+
+    fn search_hit(&mut self, h: &SearchHit) {
+        self.open("chanib");
+        self.attr("name", &h.name);
+        self.attr("description", &h.description);
+        self.attr("uri", &h.uri);
+        let Some(x) = &h.extended else {
+            self.slash_gt();
+            return;
+        };
+        self.gt();
+        self.open("info");
+        self.attr("id", INFO_UCNT);
+        self.gt();
+        push_u64(self.0, u64::from(x.user_count));
+        self.close("info");
+        self.text_elem("info", INFO_VISIBILITY, &x.visibility);
+        let b = |v: bool| if v { "true" } else { "false" };
+        self.text_elem("prop", PROP_FILEPOST, b(x.filepost));
+        self.text_elem("prop", PROP_INVITE, b(x.invite));
+        self.text_elem("prop", PROP_LOGGED, b(x.logged));
+        self.close("chanib");
+    }
+
+    fn ntc(&mut self, n: &Ntc) {
+        self.open("ntc");
+        self.attr("id", &n.id);
+        self.gt();
+        match &n.data {
+            NtcData::Join {
+                user,
+                domain,
+                room_guid,
+            } => {
+                self.raw("<data>");
+                self.open("uib");
+                self.attr("uri", user);
+                self.gt();
+                self.open("aib");
+                self.attr_u64("key", u64::from(AIB_PARTICIPANTS));
+                self.attr("domain", domain);
+                self.attr("value", room_guid);
+                self.slash_gt();
+                self.raw("</uib></data>");
+            }
+            NtcData::Part { chan_uri, user } => {
+                self.raw("<data>");
+                self.open("chanib");
+                self.attr("uri", chan_uri);
+                self.gt();
+                self.open("uib");
+                self.attr("uri", user);
+                self.slash_gt();
+                self.raw("</chanib></data>");
+            }
+            NtcData::Empty => self.raw("<data/>"),
+        }
+        self.close("ntc");
+    }
+
+    /// `<{elem} id="grpchat" seqid chanUri author? ts?><chat>text</chat></{elem}>`
+    fn grpchat(&mut self, elem: &str, g: &GrpChat) {
+        self.open(elem);
+        self.attr("id", "grpchat");
+        self.attr_u64("seqid", g.seqid);
+        self.attr("chanUri", &g.chan_uri);
+        if let Some(a) = &g.author {
+            self.attr("author", a);
+        }
+        if let Some(ts) = &g.ts {
+            self.attr("ts", ts);
+        }
+        self.raw("><chat>");
+        self.text(&g.text);
+        self.raw("</chat>");
+        self.close(elem);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn esc(s: &str, attr: bool) -> String {
+        let mut v = Vec::new();
+        escape_into(&mut v, s, attr);
+        String::from_utf8(v).unwrap()
+    }
+
+    #[test]
+    fn escaping() {
+        assert_eq!(esc("a<b>&\"'\r\n\t", false), "a&lt;b&gt;&amp;\"'&#13;\n\t");
+        assert_eq!(
+            esc("a<b>&\"'\r\n\t", true),
+            "a&lt;b&gt;&amp;&quot;&apos;&#13;&#10;&#9;"
+        );
+        assert_eq!(
+            esc("x\u{0}y\u{1b}\u{FFFE}\u{FFFF}\u{FFFD}é", false),
+            "x\u{FFFD}y\u{FFFD}\u{FFFD}\u{FFFD}\u{FFFD}é"
+        );
+        assert_eq!(esc("plain 漢字 😀", true), "plain 漢字 😀");
+    }
+
+    #[test]
+    fn numbers() {
+        let mut v = Vec::new();
+        push_u64(&mut v, 0);
+        v.push(b' ');
+        push_u64(&mut v, u64::MAX);
+        assert_eq!(v, b"0 18446744073709551615");
+    }
+}

@@ -1,0 +1,504 @@
+//! The XCCOS client library: a Persistent Chat client over any byte stream (turmoil's
+//! simulated TCP or real TCP), as the seed's clients behave (call-flows.md sign-in):
+//! SUBSCRIBE for provisioning, INVITE/ACK, commands in INFO with replies matched by
+//! envid, grpchat posts, relayed messages and notices collected in an inbox.
+//!
+//! A reader task answers the server's INFOs with 200 OK at once (XCCOS.md, SIP layer)
+//! and queues everything for [`Client`]; every message both ways is recorded in the
+//! run's [`Transcript`]. INFOs answered 503 are retried after `Retry-After`.
+
+use crate::transcript::Transcript;
+use bytes::Bytes;
+use pchat_server::ids::IdGen;
+use pchat_server::sip::{parse, response_for, Framer, Request, Response, SipMessage};
+use pchat_server::xccos::{self, Body, Cmd, CmdKind, Envelope, GrpChat, Rpl};
+use std::collections::VecDeque;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+/// How long a client waits for a response, reply or relayed message by default.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Most 503 retries of one request.
+pub const MAX_RETRIES: u32 = 5;
+
+/// Something the server sent.
+#[derive(Debug, Clone)]
+pub enum Incoming {
+    /// A response to one of our requests.
+    Response(Response),
+    /// An XCCOS document the server sent in an INFO (already answered 200 OK).
+    Xccos(Envelope),
+    /// An INFO whose body did not parse as XCCOS (answered 200 OK), with the reason.
+    BadXccos(String),
+    /// The connection closed.
+    Closed,
+}
+
+/// A client failure, with a message that says what was expected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ClientError(pub String);
+
+fn err<T>(msg: impl Into<String>) -> Result<T, ClientError> {
+    Err(ClientError(msg.into()))
+}
+
+/// The client's side of its INVITE dialog.
+#[derive(Debug, Clone)]
+pub struct ClientDialog {
+    /// Call-ID.
+    pub call_id: String,
+    /// Our From header value (with our tag).
+    pub from: String,
+    /// Their To header value (with their tag).
+    pub to: String,
+    /// Where in-dialog requests go (the 200 OK's Contact).
+    pub target: String,
+    /// Our CSeq counter.
+    pub cseq: u32,
+}
+
+/// A signed-in (or signing-in) client on one connection.
+pub struct Client {
+    /// Label in transcripts, e.g. `user1`.
+    pub name: String,
+    /// The user's SIP URI, e.g. `sip:user1@contoso.com`.
+    pub uri: String,
+    /// The user's domain.
+    pub domain: String,
+    local: String,
+    out: mpsc::Sender<Bytes>,
+    incoming: mpsc::Receiver<Incoming>,
+    buffered: VecDeque<Incoming>,
+    ids: IdGen,
+    envid: u64,
+    cseq: u32,
+    /// The INVITE dialog once established.
+    pub dialog: Option<ClientDialog>,
+    /// Where to INVITE (from provisioning or requri); `sip:pchat@<domain>` until known.
+    pub pool_uri: String,
+    transcript: Transcript,
+    /// How long to wait for anything.
+    pub timeout: Duration,
+    closed: bool,
+}
+
+impl Client {
+    /// Starts a client on `stream`. `local` is our `host:port` (Via, Contact);
+    /// `seed` seeds our Call-IDs, tags, branches and envids.
+    pub fn start<S>(name: &str, uri: &str, stream: S, local: &str, seed: u64, transcript: Transcript) -> Client
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        let (r, w) = tokio::io::split(stream);
+        let (out_tx, out_rx) = mpsc::channel::<Bytes>(1024);
+        let (in_tx, in_rx) = mpsc::channel::<Incoming>(4096);
+        tokio::spawn(write_loop(w, out_rx));
+        tokio::spawn(read_loop(r, in_tx, out_tx.clone(), name.to_string(), transcript.clone()));
+        let mut ids = IdGen::new(seed);
+        let envid = ids.envid_start();
+        let domain = uri.rsplit_once('@').map(|(_, d)| d.to_string()).unwrap_or_default();
+        Client {
+            name: name.to_string(),
+            uri: uri.to_string(),
+            pool_uri: format!("sip:pchat@{domain}"),
+            domain,
+            local: local.to_string(),
+            out: out_tx,
+            incoming: in_rx,
+            buffered: VecDeque::new(),
+            ids,
+            envid,
+            cseq: 0,
+            dialog: None,
+            transcript,
+            timeout: DEFAULT_TIMEOUT,
+            closed: false,
+        }
+    }
+
+    /// Our `host:port` as put in Via and Contact.
+    pub fn local_addr(&self) -> &str {
+        &self.local
+    }
+
+    /// Sends raw bytes (recorded in the transcript as they are).
+    pub async fn send_bytes(&mut self, bytes: Bytes) -> Result<(), ClientError> {
+        self.transcript.record(&self.name, "server", &bytes);
+        self.out
+            .send(bytes)
+            .await
+            .or_else(|_| err(format!("{}: connection closed while sending", self.name)))
+    }
+
+    /// Waits for the first incoming item matching `pred` (others stay queued, in order).
+    /// Errors: timeout, or the connection closed first.
+    pub async fn wait_for(
+        &mut self,
+        what: &str,
+        mut pred: impl FnMut(&Incoming) -> bool,
+    ) -> Result<Incoming, ClientError> {
+        if let Some(pos) = self.buffered.iter().position(&mut pred) {
+            return Ok(self.buffered.remove(pos).unwrap_or(Incoming::Closed));
+        }
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if self.closed {
+                return err(format!("{}: connection closed while waiting for {what}", self.name));
+            }
+            let item = match tokio::time::timeout(left, self.incoming.recv()).await {
+                Ok(Some(i)) => i,
+                Ok(None) => Incoming::Closed,
+                Err(_) => return err(format!("{}: no {what} within {:?}", self.name, self.timeout)),
+            };
+            if pred(&item) {
+                return Ok(item);
+            }
+            if matches!(item, Incoming::Closed) {
+                self.closed = true;
+                return err(format!("{}: connection closed while waiting for {what}", self.name));
+            }
+            self.buffered.push_back(item);
+        }
+    }
+
+    /// Whether the connection has closed (as far as seen).
+    pub async fn is_closed(&mut self) -> bool {
+        if !self.closed {
+            while let Ok(i) = self.incoming.try_recv() {
+                if matches!(i, Incoming::Closed) {
+                    self.closed = true;
+                    break;
+                }
+                self.buffered.push_back(i);
+            }
+        }
+        self.closed
+    }
+
+    /// Items received and not consumed yet (without waiting).
+    pub fn drain_ready(&mut self) -> Vec<Incoming> {
+        while let Ok(i) = self.incoming.try_recv() {
+            self.buffered.push_back(i);
+        }
+        self.buffered.drain(..).collect()
+    }
+
+    /// Waits for the response with this Call-ID and CSeq number (provisional ones skipped).
+    pub async fn wait_response(&mut self, call_id: &str, cseq: u32) -> Result<Response, ClientError> {
+        let what = format!("final response to CSeq {cseq}");
+        let item = self
+            .wait_for(&what, |i| match i {
+                Incoming::Response(r) => {
+                    r.code >= 200 && r.call_id() == Some(call_id) && r.cseq().map(|c| c.0) == Some(cseq)
+                }
+                _ => false,
+            })
+            .await?;
+        match item {
+            Incoming::Response(r) => Ok(r),
+            _ => err("unreachable: matched a response"),
+        }
+    }
+
+    fn via(&mut self) -> String {
+        format!("SIP/2.0/TCP {};branch={}", self.local, self.ids.branch())
+    }
+
+    fn out_of_dialog(&mut self, method: &str, ruri: &str, to: &str) -> Request {
+        self.cseq += 1;
+        let mut req = Request {
+            method: method.to_string(),
+            uri: ruri.to_string(),
+            headers: Default::default(),
+            body: Bytes::new(),
+        };
+        let via = self.via();
+        let tag = self.ids.tag();
+        let call_id = self.ids.call_id();
+        req.headers.push("Via", via);
+        req.headers.push("Max-Forwards", "70");
+        req.headers.push("From", format!("<{}>;tag={tag}", self.uri));
+        req.headers.push("To", format!("<{to}>"));
+        req.headers.push("Call-ID", call_id);
+        req.headers.push("CSeq", format!("{} {method}", self.cseq));
+        req.headers.push("User-Agent", "pchat-sim/0.1");
+        req
+    }
+
+    fn in_dialog(&mut self, method: &str) -> Result<Request, ClientError> {
+        let via = self.via();
+        let Some(d) = self.dialog.as_mut() else {
+            return err("no dialog: INVITE first");
+        };
+        d.cseq += 1;
+        let mut req = Request {
+            method: method.to_string(),
+            uri: d.target.clone(),
+            headers: Default::default(),
+            body: Bytes::new(),
+        };
+        req.headers.push("Via", via);
+        req.headers.push("Max-Forwards", "70");
+        req.headers.push("From", d.from.clone());
+        req.headers.push("To", d.to.clone());
+        req.headers.push("Call-ID", d.call_id.clone());
+        req.headers.push("CSeq", format!("{} {method}", d.cseq));
+        Ok(req)
+    }
+
+    /// Sends a request and waits for its final response, retrying a 503 after its
+    /// `Retry-After` (a new CSeq each time, up to [`MAX_RETRIES`]).
+    pub async fn transact(&mut self, mut req: Request) -> Result<Response, ClientError> {
+        let mut tries = 0;
+        loop {
+            let call_id = req.call_id().unwrap_or_default().to_string();
+            let cseq = req.cseq().map_or(0, |c| c.0);
+            self.send_bytes(req.encode()).await?;
+            let resp = self.wait_response(&call_id, cseq).await?;
+            if resp.code != 503 || tries >= MAX_RETRIES {
+                return Ok(resp);
+            }
+            tries += 1;
+            let secs: u64 = resp
+                .headers
+                .get("Retry-After")
+                .and_then(|v| v.split(';').next())
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(1);
+            tokio::time::sleep(Duration::from_secs(secs.min(60))).await;
+            // A retry is a new request: new branch, next CSeq (RFC 3261 8.1.3.5).
+            let via = self.via();
+            req.headers.set("Via", via);
+            let next = match self.dialog.as_mut() {
+                Some(d) if req.method != "SUBSCRIBE" && req.method != "INVITE" => {
+                    d.cseq += 1;
+                    d.cseq
+                }
+                _ => {
+                    self.cseq += 1;
+                    self.cseq
+                }
+            };
+            req.headers.set("CSeq", format!("{next} {}", req.method));
+        }
+    }
+
+    /// Sign-in step 1: SUBSCRIBE for the provisioning document. On 200, the first pool
+    /// URI found in it becomes [`Client::pool_uri`]. Returns the response.
+    pub async fn subscribe_provisioning(&mut self) -> Result<Response, ClientError> {
+        let uri = self.uri.clone();
+        let mut req = self.out_of_dialog("SUBSCRIBE", &uri, &uri);
+        req.headers.push("Event", "vnd-microsoft-provisioning-v2");
+        req.headers.push("Accept", "application/vnd-microsoft-roaming-provisioning-v2+xml");
+        req.headers.push("Contact", format!("<sip:{}@{};transport=tcp>", self.user_part(), self.local));
+        req.headers.push("Expires", "0");
+        let resp = self.transact(req).await?;
+        if resp.code == 200 {
+            let body = String::from_utf8_lossy(&resp.body).into_owned();
+            if let Some(start) = body.find("<pool uri=\"") {
+                let rest = &body[start + 11..];
+                if let Some(end) = rest.find('"') {
+                    self.pool_uri = rest[..end].to_string();
+                }
+            }
+        }
+        Ok(resp)
+    }
+
+    fn user_part(&self) -> String {
+        self.uri
+            .trim_start_matches("sip:")
+            .split('@')
+            .next()
+            .unwrap_or("")
+            .to_string()
+    }
+
+    /// Sign-in step 2: INVITE `target` with an SDP offer (`m=message ... sip null`), ACK
+    /// the 200 OK and keep the dialog. Returns the final response.
+    pub async fn invite(&mut self, target: &str) -> Result<Response, ClientError> {
+        let mut req = self.out_of_dialog("INVITE", target, target);
+        let (host, port) = self.local.rsplit_once(':').unwrap_or((self.local.as_str(), "5060"));
+        let sdp = format!(
+            "v=0\r\no=- 0 0 IN IP4 {host}\r\ns=session\r\nc=IN IP4 {host}\r\nt=0 0\r\n\
+             m=message {port} sip null\r\na=accept-types:text/plain text/html\r\n"
+        );
+        req.headers.push("Contact", format!("<sip:{}@{};transport=tcp>", self.user_part(), self.local));
+        req.headers.push("Supported", "ms-sender, timer");
+        req.headers.push("Content-Type", "application/sdp");
+        req.body = Bytes::from(sdp);
+        let resp = self.transact(req.clone()).await?;
+        if resp.code == 200 {
+            let target = resp.headers.get("Contact").map_or_else(
+                || target.to_string(),
+                |c| c.trim().trim_start_matches('<').split('>').next().unwrap_or("").to_string(),
+            );
+            let dialog = ClientDialog {
+                call_id: req.call_id().unwrap_or_default().to_string(),
+                from: req.headers.get("From").unwrap_or_default().to_string(),
+                to: resp.headers.get("To").unwrap_or_default().to_string(),
+                target,
+                cseq: req.cseq().map_or(1, |c| c.0),
+            };
+            let via = self.via();
+            let mut ack = Request {
+                method: "ACK".into(),
+                uri: dialog.target.clone(),
+                headers: Default::default(),
+                body: Bytes::new(),
+            };
+            ack.headers.push("Via", via);
+            ack.headers.push("Max-Forwards", "70");
+            ack.headers.push("From", dialog.from.clone());
+            ack.headers.push("To", dialog.to.clone());
+            ack.headers.push("Call-ID", dialog.call_id.clone());
+            ack.headers.push("CSeq", format!("{} ACK", dialog.cseq));
+            self.dialog = Some(dialog);
+            self.send_bytes(ack.encode()).await?;
+        }
+        Ok(resp)
+    }
+
+    /// Ends the dialog with BYE; returns the response.
+    pub async fn bye(&mut self) -> Result<Response, ClientError> {
+        let req = self.in_dialog("BYE")?;
+        let resp = self.transact(req).await?;
+        self.dialog = None;
+        Ok(resp)
+    }
+
+    /// Sends UPDATE (session refresh, RFC 4028); returns the response.
+    pub async fn update(&mut self) -> Result<Response, ClientError> {
+        let req = self.in_dialog("UPDATE")?;
+        self.transact(req).await
+    }
+
+    /// Sends `body` as an INFO in the dialog (`Content-Type: text/plain`, as SIPE does);
+    /// returns the final response.
+    pub async fn info(&mut self, body: Bytes) -> Result<Response, ClientError> {
+        let mut req = self.in_dialog("INFO")?;
+        req.headers.push("Content-Type", "text/plain");
+        req.body = body;
+        self.transact(req).await
+    }
+
+    fn next_envid(&mut self) -> u64 {
+        self.envid += 1;
+        self.envid
+    }
+
+    /// Sends a command; returns the INFO's response and, when it was 200, the reply
+    /// whose `commandid` carries this command's envid.
+    pub async fn command(&mut self, kind: CmdKind) -> Result<(Response, Option<Rpl>), ClientError> {
+        let envid = self.next_envid();
+        let env = Envelope {
+            envid,
+            body: Body::Cmd(Cmd { seqid: 1, kind }),
+        };
+        self.command_raw(Bytes::from(env.to_xml()), Some(envid)).await
+    }
+
+    /// Sends a raw XCCOS body; when `envid` is known, waits for the reply to it, else for
+    /// the next reply of any kind.
+    pub async fn command_raw(&mut self, body: Bytes, envid: Option<u64>) -> Result<(Response, Option<Rpl>), ClientError> {
+        let resp = self.info(body).await?;
+        if resp.code != 200 {
+            return Ok((resp, None));
+        }
+        let item = self
+            .wait_for("reply", |i| match i {
+                Incoming::Xccos(Envelope { body: Body::Rpl(r), .. }) => match envid {
+                    Some(e) => r.command.as_ref().map(|c| c.envid) == Some(e),
+                    None => true,
+                },
+                _ => false,
+            })
+            .await?;
+        match item {
+            Incoming::Xccos(Envelope { body: Body::Rpl(r), .. }) => Ok((resp, Some(r))),
+            _ => err("unreachable: matched a reply"),
+        }
+    }
+
+    /// Posts `text` to the room: a grpchat INFO; returns the INFO's final response (200
+    /// means stored, XCCOS.md grpchat).
+    pub async fn post(&mut self, chan_uri: &str, text: &str) -> Result<Response, ClientError> {
+        let envid = self.next_envid();
+        let env = Envelope {
+            envid,
+            body: Body::GrpChat(GrpChat {
+                seqid: 1,
+                chan_uri: chan_uri.to_string(),
+                author: Some(self.uri.clone()),
+                ts: None,
+                text: text.to_string(),
+            }),
+        };
+        self.info(Bytes::from(env.to_xml())).await
+    }
+}
+
+async fn write_loop<W: AsyncWrite + Unpin>(mut w: W, mut rx: mpsc::Receiver<Bytes>) {
+    while let Some(b) = rx.recv().await {
+        if w.write_all(&b).await.is_err() || w.flush().await.is_err() {
+            break;
+        }
+    }
+    let _ = w.shutdown().await;
+}
+
+async fn read_loop<R: AsyncRead + Unpin>(
+    mut r: R,
+    tx: mpsc::Sender<Incoming>,
+    out: mpsc::Sender<Bytes>,
+    name: String,
+    transcript: Transcript,
+) {
+    let mut framer = Framer::new(1 << 20);
+    let mut buf = vec![0u8; 16 * 1024];
+    'conn: loop {
+        let n = match r.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        framer.push(&buf[..n]);
+        loop {
+            let frame = match framer.next_frame() {
+                Ok(Some(f)) => f,
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!("{name}: framing error from server: {e}");
+                    break 'conn;
+                }
+            };
+            transcript.record("server", &name, &frame);
+            let item = match parse(&frame) {
+                Ok(SipMessage::Response(resp)) => Incoming::Response(resp),
+                Ok(SipMessage::Request(req)) => {
+                    let ok = response_for(&req, 200, "OK").encode();
+                    transcript.record(&name, "server", &ok);
+                    let _ = out.send(ok).await;
+                    if req.method != "INFO" {
+                        continue;
+                    }
+                    match xccos::parse(&req.body) {
+                        Ok(env) => Incoming::Xccos(env),
+                        Err(e) => Incoming::BadXccos(e.reason),
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!("{name}: unparsable message from server: {e}");
+                    continue;
+                }
+            };
+            if tx.send(item).await.is_err() {
+                break 'conn;
+            }
+        }
+    }
+    let _ = tx.send(Incoming::Closed).await;
+}

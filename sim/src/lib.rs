@@ -1,0 +1,13 @@
+//! # pchat-sim
+//!
+//! The deterministic network simulator and QA harness for pchat: an XCCOS client
+//! library ([`client`]), the scenario file format QA writes ([`scenario`]), the runner
+//! that plays a scenario in turmoil or against a live server ([`runner`]), and
+//! transcripts for snapshot tests ([`transcript`]).
+
+pub mod client;
+pub mod runner;
+pub mod scenario;
+pub mod sim_net;
+pub mod steps;
+pub mod transcript;

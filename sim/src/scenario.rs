@@ -1,0 +1,498 @@
+//! Scenario files: what QA writes (TOML, no Rust needed). A scenario names its clients,
+//! optionally its rooms (else the server's defaults), and ordered steps: a client does
+//! something, and expectations are checked on what it gets back or receives.
+//!
+//! ```toml
+//! name = "join-and-post"
+//! description = "Call flow 2"
+//!
+//! [[client]]
+//! name = "user1"
+//! uri = "sip:user1@contoso.com"
+//!
+//! [[step]]
+//! client = "user1"
+//! action = "chansrch"
+//! criteria = "Des"
+//! expect = { code = 200, rooms = ["Design"] }
+//! ```
+//! Every error in a file is reported as `file:line:column: message`. The full list of
+//! actions and expectation keys is in docs/scenarios.md.
+
+use pchat_server::config::{line_col, Config, RoomConfig};
+use serde::Deserialize;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+/// A parsed, validated scenario.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// Where it came from (labels errors).
+    pub path: PathBuf,
+    /// Source text (for line:column of steps).
+    pub source: String,
+    /// The file's content.
+    pub file: ScenarioFile,
+}
+
+/// The TOML document.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioFile {
+    /// Short name (defaults to the file stem).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// What the scenario shows.
+    #[serde(default)]
+    pub description: String,
+    /// Seed used when the runner is not given one.
+    #[serde(default)]
+    pub seed: Option<u64>,
+    /// SIP domain of the server (default `contoso.com`).
+    #[serde(default = "default_domain")]
+    pub domain: String,
+    /// Rooms the simulated server starts with; empty = the embedded default rooms.
+    #[serde(default, rename = "room")]
+    pub rooms: Vec<RoomConfig>,
+    /// The clients.
+    #[serde(rename = "client")]
+    pub clients: Vec<ClientSpec>,
+    /// The steps, in order.
+    #[serde(rename = "step")]
+    pub steps: Vec<Spanned<Step>>,
+}
+
+fn default_domain() -> String {
+    "contoso.com".to_string()
+}
+
+/// A client of the scenario.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientSpec {
+    /// Label used by steps and transcripts.
+    pub name: String,
+    /// SIP URI of the user.
+    pub uri: String,
+}
+
+/// What a step does.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum ActionKind {
+    /// The whole 7-step sign-in (call-flows.md): SUBSCRIBE, INVITE, getserverinfo,
+    /// getassociations (member, manager), bjoin of `rooms`, bccontext each, getinv.
+    SignIn,
+    /// SUBSCRIBE for the provisioning document.
+    Subscribe,
+    /// INVITE `to` (default: the pool URI learnt from provisioning or requri).
+    Invite,
+    /// `cmd:requri`; the returned URI becomes the client's pool URI.
+    Requri,
+    /// `cmd:getserverinfo`.
+    Getserverinfo,
+    /// `cmd:getassociations` with `role` (member | manager).
+    Getassociations,
+    /// `cmd:bjoin` of `rooms`.
+    Bjoin,
+    /// `cmd:join` of `room`.
+    Join,
+    /// `cmd:part` of `room`.
+    Part,
+    /// `cmd:bccontext` of `room`, last `count` (default 25).
+    Bccontext,
+    /// `cmd:getinv`.
+    Getinv,
+    /// `cmd:chansrch` BYNAME with `criteria` (and `extended`).
+    Chansrch,
+    /// grpchat `text` to `room`.
+    Post,
+    /// Wait for an incoming `kind` (grpchat | ntc:join | ntc:part) about `room`.
+    Receive,
+    /// Assert nothing of `kind` arrives within `ms` (default 500).
+    Quiet,
+    /// Send the raw XCCOS document `body` in an INFO; expect a reply.
+    Xccos,
+    /// Send the raw SIP message `data` on the connection.
+    Raw,
+    /// BYE.
+    Bye,
+    /// UPDATE (session refresh).
+    Update,
+    /// Close the client's connection.
+    Disconnect,
+    /// Let `ms` milliseconds pass.
+    Wait,
+}
+
+impl ActionKind {
+    /// The name as written in scenario files.
+    pub fn name(self) -> &'static str {
+        match self {
+            ActionKind::SignIn => "sign-in",
+            ActionKind::Subscribe => "subscribe",
+            ActionKind::Invite => "invite",
+            ActionKind::Requri => "requri",
+            ActionKind::Getserverinfo => "getserverinfo",
+            ActionKind::Getassociations => "getassociations",
+            ActionKind::Bjoin => "bjoin",
+            ActionKind::Join => "join",
+            ActionKind::Part => "part",
+            ActionKind::Bccontext => "bccontext",
+            ActionKind::Getinv => "getinv",
+            ActionKind::Chansrch => "chansrch",
+            ActionKind::Post => "post",
+            ActionKind::Receive => "receive",
+            ActionKind::Quiet => "quiet",
+            ActionKind::Xccos => "xccos",
+            ActionKind::Raw => "raw",
+            ActionKind::Bye => "bye",
+            ActionKind::Update => "update",
+            ActionKind::Disconnect => "disconnect",
+            ActionKind::Wait => "wait",
+        }
+    }
+}
+
+/// One step. Which optional keys apply depends on `action` (docs/scenarios.md).
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    /// Client that acts (or receives).
+    #[serde(default)]
+    pub client: Option<Spanned<String>>,
+    /// What it does.
+    #[serde(default)]
+    pub action: Option<Spanned<ActionKind>>,
+    /// A room, by name.
+    #[serde(default)]
+    pub room: Option<Spanned<String>>,
+    /// A room by raw URI (for bad input: unknown or malformed rooms).
+    #[serde(default)]
+    pub room_uri: Option<String>,
+    /// Rooms, by name (bjoin, sign-in).
+    #[serde(default)]
+    pub rooms: Vec<Spanned<String>>,
+    /// Post text.
+    #[serde(default)]
+    pub text: Option<String>,
+    /// Search criteria.
+    #[serde(default)]
+    pub criteria: Option<String>,
+    /// Extended search results.
+    #[serde(default)]
+    pub extended: bool,
+    /// getassociations role: member | manager.
+    #[serde(default)]
+    pub role: Option<String>,
+    /// bccontext count.
+    #[serde(default)]
+    pub count: Option<u32>,
+    /// INVITE target URI.
+    #[serde(default)]
+    pub to: Option<String>,
+    /// receive/quiet: grpchat | ntc:join | ntc:part.
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// Raw XCCOS body (xccos).
+    #[serde(default)]
+    pub body: Option<String>,
+    /// Raw SIP message (raw); `\n` line ends become CRLF; placeholders in docs.
+    #[serde(default)]
+    pub data: Option<String>,
+    /// Milliseconds (wait, quiet).
+    #[serde(default)]
+    pub ms: Option<u64>,
+    /// What must hold afterwards.
+    #[serde(default)]
+    pub expect: Expect,
+}
+
+/// Expectations on a step's outcome; every key is optional.
+#[derive(Debug, Clone, Deserialize, Default, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    /// SIP status of the final response (default 200 where a request is sent).
+    pub status: Option<u16>,
+    /// Substring of the response's reason phrase or Warning.
+    pub reason_contains: Option<String>,
+    /// XCCOS reply code (default 200 for commands).
+    pub code: Option<u16>,
+    /// Room names in the reply, in order (search hits, join/associations rooms).
+    pub rooms: Option<Vec<String>>,
+    /// User URIs online in the (first) room of a join reply, in any order.
+    pub participants: Option<Vec<String>>,
+    /// Texts of the last messages of a bccontext reply, oldest first.
+    pub messages: Option<Vec<String>>,
+    /// receive: author URI.
+    pub author: Option<String>,
+    /// receive: text.
+    pub text: Option<String>,
+    /// receive (ntc): user URI.
+    pub user: Option<String>,
+    /// Substrings the reply (or response) body must contain.
+    pub contains: Option<Vec<String>>,
+    /// Substrings it must not contain.
+    pub excludes: Option<Vec<String>>,
+    /// raw: whether the server closed the connection.
+    pub closed: Option<bool>,
+}
+
+/// A scenario file that could not be loaded: `file:line:column: message`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScenarioError {
+    /// File.
+    pub path: PathBuf,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// What is wrong and what was expected.
+    pub message: String,
+}
+
+impl fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: {}", self.path.display(), self.line, self.column, self.message)
+    }
+}
+
+impl std::error::Error for ScenarioError {}
+
+impl Scenario {
+    /// Reads and validates a scenario file.
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
+            path: path.to_path_buf(),
+            line: 1,
+            column: 1,
+            message: format!("cannot read: {e}"),
+        })?;
+        Scenario::parse(&text, path)
+    }
+
+    /// Parses and validates scenario text; `path` labels errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
+        let file: ScenarioFile = toml::from_str(text).map_err(|e| {
+            let (line, column) = e.span().map_or((1, 1), |s| line_col(text, s.start));
+            ScenarioError {
+                path: path.to_path_buf(),
+                line,
+                column,
+                message: e.message().trim().to_string(),
+            }
+        })?;
+        let s = Scenario {
+            path: path.to_path_buf(),
+            source: text.to_string(),
+            file,
+        };
+        s.validate()?;
+        Ok(s)
+    }
+
+    /// The scenario's name (its `name`, else the file stem).
+    pub fn name(&self) -> String {
+        self.file.name.clone().unwrap_or_else(|| {
+            self.path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "scenario".into())
+        })
+    }
+
+    /// An error at byte `offset` of the file.
+    pub fn error_at(&self, offset: usize, message: impl Into<String>) -> ScenarioError {
+        let (line, column) = line_col(&self.source, offset);
+        ScenarioError {
+            path: self.path.clone(),
+            line,
+            column,
+            message: message.into(),
+        }
+    }
+
+    /// `file:line:column` of step `i` (0-based).
+    pub fn step_location(&self, i: usize) -> String {
+        let offset = self.file.steps.get(i).map_or(0, |s| s.span().start);
+        let (line, column) = line_col(&self.source, offset);
+        format!("{}:{line}:{column}", self.path.display())
+    }
+
+    /// The server configuration the simulated server runs with: the embedded default,
+    /// with this scenario's domain and, if it lists any, its rooms instead of the demo
+    /// rooms.
+    pub fn server_config(&self) -> Config {
+        let mut cfg = Config::embedded_default();
+        cfg.domain = self.file.domain.clone();
+        if !self.file.rooms.is_empty() {
+            cfg.rooms = self.file.rooms.clone();
+        }
+        cfg
+    }
+
+    fn room_known(&self, name: &str) -> bool {
+        self.server_config()
+            .rooms
+            .iter()
+            .any(|r| r.name.eq_ignore_ascii_case(name))
+    }
+
+    fn validate(&self) -> Result<(), ScenarioError> {
+        let f = &self.file;
+        if f.clients.is_empty() {
+            return Err(self.error_at(0, "a scenario needs at least one [[client]]"));
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for c in &f.clients {
+            if !names.insert(c.name.as_str()) {
+                return Err(self.error_at(self.find(&c.name), format!("client {:?} is defined twice", c.name)));
+            }
+            if !c.uri.starts_with("sip:") || !c.uri.contains('@') {
+                return Err(self.error_at(
+                    self.find(&c.uri),
+                    format!("client {:?}: uri {:?} is not a SIP URI like sip:user@{}", c.name, c.uri, f.domain),
+                ));
+            }
+        }
+        if let Err(e) = Config::from_toml(&format!("domain = {:?}", f.domain), &self.path) {
+            return Err(self.error_at(self.find("domain"), e.to_string()));
+        }
+        for step in &f.steps {
+            let at = step.span().start;
+            let s = step.get_ref();
+            let Some(action) = &s.action else {
+                return Err(self.error_at(at, "step has no `action` (expected one of: sign-in, subscribe, invite, requri, getserverinfo, getassociations, bjoin, join, part, bccontext, getinv, chansrch, post, receive, quiet, xccos, raw, bye, update, disconnect, wait)"));
+            };
+            let kind = *action.get_ref();
+            match &s.client {
+                None if kind != ActionKind::Wait => {
+                    return Err(self.error_at(at, format!("step `{}` needs `client`", kind.name())));
+                }
+                Some(c) if !names.contains(c.get_ref().as_str()) => {
+                    let known: Vec<_> = names.iter().copied().collect();
+                    return Err(self.error_at(
+                        c.span().start,
+                        format!("unknown client {:?} (clients: {})", c.get_ref(), known.join(", ")),
+                    ));
+                }
+                _ => {}
+            }
+            for r in s.room.iter().chain(s.rooms.iter()) {
+                if !self.room_known(r.get_ref()) {
+                    return Err(self.error_at(
+                        r.span().start,
+                        format!("unknown room {:?} (not in this scenario's [[room]] list or the server defaults)", r.get_ref()),
+                    ));
+                }
+            }
+            let need = |ok: bool, what: &str| -> Result<(), ScenarioError> {
+                if ok {
+                    Ok(())
+                } else {
+                    Err(self.error_at(at, format!("step `{}` needs {what}", kind.name())))
+                }
+            };
+            let has_room = s.room.is_some() || s.room_uri.is_some();
+            match kind {
+                ActionKind::Join | ActionKind::Part | ActionKind::Bccontext => need(has_room, "`room` (or `room_uri`)")?,
+                ActionKind::Post => {
+                    need(has_room, "`room` (or `room_uri`)")?;
+                    need(s.text.is_some(), "`text`")?;
+                }
+                ActionKind::Bjoin => need(!s.rooms.is_empty(), "`rooms = [...]`")?,
+                ActionKind::Receive | ActionKind::Quiet => {
+                    need(s.kind.is_some(), "`kind` (grpchat | ntc:join | ntc:part)")?;
+                    if let Some(k) = &s.kind {
+                        need(
+                            matches!(k.as_str(), "grpchat" | "ntc:join" | "ntc:bjoin" | "ntc:part"),
+                            "`kind` to be one of grpchat, ntc:join, ntc:bjoin, ntc:part",
+                        )?;
+                    }
+                }
+                ActionKind::Xccos => need(s.body.is_some(), "`body` (an XCCOS document)")?,
+                ActionKind::Raw => need(s.data.is_some(), "`data` (a SIP message)")?,
+                ActionKind::Wait => need(s.ms.is_some(), "`ms`")?,
+                ActionKind::Getassociations => {
+                    if let Some(r) = &s.role {
+                        need(matches!(r.as_str(), "member" | "manager"), "`role` member or manager")?;
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn find(&self, needle: &str) -> usize {
+        self.source.find(needle).unwrap_or(0)
+    }
+}
+
+/// The scenario files in `path`: the file itself, or every `*.toml` in the directory
+/// (sorted by name).
+pub fn discover(path: &Path) -> std::io::Result<Vec<PathBuf>> {
+    if path.is_file() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut v: Vec<PathBuf> = std::fs::read_dir(path)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Scenario, ScenarioError> {
+        Scenario::parse(text, Path::new("s.toml"))
+    }
+
+    const OK: &str = "[[client]]\nname = \"u1\"\nuri = \"sip:u1@contoso.com\"\n\n[[step]]\nclient = \"u1\"\naction = \"join\"\nroom = \"Design\"\n";
+
+    #[test]
+    fn valid_file_parses() {
+        let s = parse(OK).unwrap();
+        assert_eq!(s.file.steps.len(), 1);
+        assert_eq!(s.step_location(0), "s.toml:5:1");
+        assert_eq!(s.name(), "s");
+    }
+
+    #[test]
+    fn unknown_action_points_at_the_value() {
+        let text = OK.replace("\"join\"", "\"jion\"");
+        let e = parse(&text).unwrap_err();
+        assert_eq!((e.line, e.column), (7, 10), "{e}");
+        assert!(e.message.contains("jion") && e.message.contains("join"), "{e}");
+    }
+
+    #[test]
+    fn unknown_client_and_room_are_located() {
+        let e = parse(&OK.replace("client = \"u1\"", "client = \"u2\"")).unwrap_err();
+        assert_eq!((e.line, e.column), (6, 10), "{e}");
+        assert!(e.to_string().starts_with("s.toml:6:10: unknown client \"u2\""), "{e}");
+        let e = parse(&OK.replace("\"Design\"", "\"Desgn\"")).unwrap_err();
+        assert_eq!((e.line, e.column), (8, 8), "{e}");
+    }
+
+    #[test]
+    fn unknown_key_and_missing_fields() {
+        let e = parse(&format!("{OK}colour = 1\n")).unwrap_err();
+        assert_eq!(e.line, 9, "{e}");
+        let e = parse(&OK.replace("room = \"Design\"\n", "")).unwrap_err();
+        assert!(e.message.contains("needs `room`"), "{e}");
+        assert_eq!(e.line, 5);
+        let e = parse("[[step]]\naction = \"wait\"\nms = 1\n").unwrap_err();
+        assert!(e.message.contains("client"), "{e}");
+    }
+
+    #[test]
+    fn action_names_round_trip() {
+        assert_eq!(ActionKind::SignIn.name(), "sign-in");
+        assert_eq!(ActionKind::Getassociations.name(), "getassociations");
+    }
+}

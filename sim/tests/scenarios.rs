@@ -1,0 +1,46 @@
+//! Runs every scenario under `scenarios/` in the simulator and compares its normalized
+//! transcript with the insta snapshot under `snapshots/` (review changes with
+//! `cargo insta review`; never accept blindly). Also checks determinism: the same
+//! scenario and seed, run twice, give a byte-identical transcript.
+
+use pchat_sim::runner::run_sim;
+use pchat_sim::scenario::{discover, Scenario};
+use std::path::PathBuf;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn scenarios() -> Vec<Scenario> {
+    let files = discover(&root().join("scenarios")).expect("scenarios/ readable");
+    assert!(files.len() >= 4, "expected the shipped scenarios, found {files:?}");
+    files
+        .iter()
+        .map(|f| Scenario::load(f).unwrap_or_else(|e| panic!("{e}")))
+        .collect()
+}
+
+#[test]
+fn every_scenario_passes_and_matches_its_snapshot() {
+    let mut settings = insta::Settings::clone_current();
+    settings.set_snapshot_path(root().join("snapshots"));
+    settings.set_prepend_module_to_snapshot(false);
+    settings.set_omit_expression(true);
+    let _guard = settings.bind_to_scope();
+    for s in scenarios() {
+        let seed = s.file.seed.unwrap_or(1);
+        let report = run_sim(&s, seed);
+        assert!(report.passed(), "{}: {}", s.name(), report.failure.unwrap_or_default());
+        insta::assert_snapshot!(s.name(), report.transcript.render());
+    }
+}
+
+#[test]
+fn same_seed_same_transcript() {
+    for s in scenarios() {
+        let a = run_sim(&s, 42).transcript.render_raw();
+        let b = run_sim(&s, 42).transcript.render_raw();
+        assert!(!a.is_empty());
+        assert_eq!(a, b, "{}: transcript differs between two runs with seed 42", s.name());
+    }
+}
