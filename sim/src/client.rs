@@ -32,6 +32,9 @@ pub enum Incoming {
     Xccos(Envelope),
     /// An INFO whose body did not parse as XCCOS (answered 200 OK), with the reason.
     BadXccos(String),
+    /// A message from the server that did not parse (e.g. a 400 that could not echo a
+    /// Call-ID the request lacked), with the reason.
+    Unparsed(Bytes, String),
     /// The connection closed.
     Closed,
 }
@@ -490,10 +493,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
                         Err(e) => Incoming::BadXccos(e.reason),
                     }
                 }
-                Err(e) => {
-                    tracing::warn!("{name}: unparsable message from server: {e}");
-                    continue;
-                }
+                Err(e) => Incoming::Unparsed(frame.clone(), e.reason),
             };
             if tx.send(item).await.is_err() {
                 break 'conn;

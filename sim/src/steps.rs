@@ -375,15 +375,36 @@ async fn raw(client: &mut Client, step: &Step) -> StepResult {
         return got.map(|_| "connection closed".to_string()).map_err(|m| m.0);
     }
     let item = client
-        .wait_for("response", |i| matches!(i, Incoming::Response(_) | Incoming::Closed))
+        .wait_for("response", |i| {
+            matches!(i, Incoming::Response(_) | Incoming::Unparsed(..) | Incoming::Closed)
+        })
         .await
         .map_err(|m| m.0)?;
-    match item {
+    let (code, reason, text) = match item {
         Incoming::Response(resp) => {
-            check_status(&resp, e, 200)?;
-            check_contains(&String::from_utf8_lossy(&resp.encode()), e)?;
-            Ok(format!("SIP {} {}", resp.code, resp.reason))
+            let text = String::from_utf8_lossy(&resp.encode()).into_owned();
+            let warning = resp.headers.get("Warning").unwrap_or("").to_string();
+            (resp.code, format!("{} {warning}", resp.reason), text)
         }
-        _ => Err("the server closed the connection instead of answering".into()),
+        Incoming::Unparsed(raw, _) => {
+            // A response that could not echo what the request lacked: read its status line.
+            let text = String::from_utf8_lossy(&raw).into_owned();
+            let line = text.lines().next().unwrap_or("");
+            let mut parts = line.splitn(3, ' ');
+            let code = parts.nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+            (code, parts.next().unwrap_or("").to_string(), text)
+        }
+        _ => return Err("the server closed the connection instead of answering".into()),
+    };
+    let want = e.status.unwrap_or(200);
+    if code != want {
+        return Err(format!("expected SIP {want}, got {code} {reason}"));
     }
+    if let Some(sub) = &e.reason_contains {
+        if !reason.contains(sub.as_str()) {
+            return Err(format!("expected reason containing {sub:?}, got {:?}", reason.trim()));
+        }
+    }
+    check_contains(&text, e)?;
+    Ok(format!("SIP {code} {}", reason.trim()))
 }

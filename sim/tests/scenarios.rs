@@ -8,7 +8,8 @@ use pchat_sim::scenario::{discover, Scenario};
 use std::path::PathBuf;
 
 fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+    let sim = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    sim.parent().map(PathBuf::from).unwrap_or(sim)
 }
 
 fn scenarios() -> Vec<Scenario> {
