@@ -71,7 +71,9 @@ fn bench_sip(c: &mut Criterion) {
     let mut g = c.benchmark_group("sip_info_grpchat");
     g.throughput(Throughput::Bytes(raw.len() as u64));
     g.bench_function("parse", |b| b.iter(|| parse(black_box(&raw))));
-    g.bench_function("parse_compact_folded", |b| b.iter(|| parse(black_box(&compact))));
+    g.bench_function("parse_compact_folded", |b| {
+        b.iter(|| parse(black_box(&compact)))
+    });
     g.bench_function("parse_and_200_ok", |b| {
         b.iter(|| match parse(black_box(&raw)) {
             Ok(SipMessage::Request(req)) => {

@@ -94,7 +94,10 @@ mod tests {
     #[test]
     fn iso_round_trip() {
         assert_eq!(iso8601(SIM_EPOCH_MS + 1_250), "2026-01-01T00:00:01.250Z");
-        assert_eq!(parse_iso8601("2026-01-01T00:00:01.250Z"), Some(SIM_EPOCH_MS + 1_250));
+        assert_eq!(
+            parse_iso8601("2026-01-01T00:00:01.250Z"),
+            Some(SIM_EPOCH_MS + 1_250)
+        );
         assert_eq!(parse_iso8601("yesterday"), None);
     }
 

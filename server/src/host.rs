@@ -92,16 +92,29 @@ async fn spawn_connection<S: AsyncRead + AsyncWrite + Send + Unpin + 'static>(
 ) {
     let (read_half, write_half) = tokio::io::split(stream);
     let (out_tx, out_rx) = mpsc::channel::<Outgoing>(sip.send_queue.max(1));
-    if tx.send(Event::Register(conn, out_tx.clone())).await.is_err() {
+    if tx
+        .send(Event::Register(conn, out_tx.clone()))
+        .await
+        .is_err()
+    {
         return;
     }
     tokio::spawn(writer(write_half, out_rx));
-    tokio::spawn(reader(conn, read_half, tx, out_tx, sip.max_message_bytes, sip.retry_after_s));
+    tokio::spawn(reader(
+        conn,
+        read_half,
+        tx,
+        out_tx,
+        sip.max_message_bytes,
+        sip.retry_after_s,
+    ));
 }
 
 async fn writer<W: AsyncWrite + Unpin>(mut w: W, mut rx: mpsc::Receiver<Outgoing>) {
     while let Some((head, body)) = rx.recv().await {
-        if w.write_all(&head).await.is_err() || (!body.is_empty() && w.write_all(&body).await.is_err()) {
+        if w.write_all(&head).await.is_err()
+            || (!body.is_empty() && w.write_all(&body).await.is_err())
+        {
             break;
         }
         if rx.is_empty() && w.flush().await.is_err() {
@@ -232,7 +245,11 @@ async fn core_loop(
     tracing::info!(dialogs = core.dialog_count(), stats = ?core.stats(), "channel service stopped");
 }
 
-fn absorb(ev: Event, writers: &mut BTreeMap<ConnId, mpsc::Sender<Outgoing>>, inputs: &mut Vec<Input>) {
+fn absorb(
+    ev: Event,
+    writers: &mut BTreeMap<ConnId, mpsc::Sender<Outgoing>>,
+    inputs: &mut Vec<Input>,
+) {
     match ev {
         Event::Register(conn, w) => {
             writers.insert(conn, w);

@@ -98,8 +98,14 @@ mod tests {
 
     #[test]
     fn room_guid_is_stable_and_case_insensitive() {
-        assert_eq!(room_guid("contoso.com", "Design"), room_guid("contoso.com", "design"));
-        assert_ne!(room_guid("contoso.com", "Design"), room_guid("fabrikam.com", "Design"));
+        assert_eq!(
+            room_guid("contoso.com", "Design"),
+            room_guid("contoso.com", "design")
+        );
+        assert_ne!(
+            room_guid("contoso.com", "Design"),
+            room_guid("fabrikam.com", "Design")
+        );
         let uri = room_uri("contoso.com", &room_guid("contoso.com", "Design"));
         let (d, g) = split_room_uri(&uri).unwrap();
         assert_eq!(d, "contoso.com");

@@ -61,7 +61,10 @@ fn main() -> ExitCode {
     if let Some(path) = args.store {
         cfg.store.path = path;
     }
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("pchat-server: cannot start the runtime: {e}");
@@ -94,7 +97,8 @@ async fn run(cfg: Config, embedded: bool) -> Result<(), String> {
     let store_path = cfg.store.path.clone();
     let rooms = cfg.rooms.len();
     let domain = cfg.domain.clone();
-    let core = pchat_server::build_core(cfg, clock, seed, &local).map_err(|e| format!("{}: {e}", store_path.display()))?;
+    let core = pchat_server::build_core(cfg, clock, seed, &local)
+        .map_err(|e| format!("{}: {e}", store_path.display()))?;
     tracing::info!(
         sip = %local,
         %domain,

@@ -91,7 +91,14 @@ pub struct Client {
 impl Client {
     /// Starts a client on `stream`. `local` is our `host:port` (Via, Contact);
     /// `seed` seeds our Call-IDs, tags, branches and envids.
-    pub fn start<S>(name: &str, uri: &str, stream: S, local: &str, seed: u64, transcript: Transcript) -> Client
+    pub fn start<S>(
+        name: &str,
+        uri: &str,
+        stream: S,
+        local: &str,
+        seed: u64,
+        transcript: Transcript,
+    ) -> Client
     where
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
@@ -99,10 +106,19 @@ impl Client {
         let (out_tx, out_rx) = mpsc::channel::<Bytes>(1024);
         let (in_tx, in_rx) = mpsc::channel::<Incoming>(4096);
         tokio::spawn(write_loop(w, out_rx));
-        tokio::spawn(read_loop(r, in_tx, out_tx.clone(), name.to_string(), transcript.clone()));
+        tokio::spawn(read_loop(
+            r,
+            in_tx,
+            out_tx.clone(),
+            name.to_string(),
+            transcript.clone(),
+        ));
         let mut ids = IdGen::new(seed);
         let envid = ids.envid_start();
-        let domain = uri.rsplit_once('@').map(|(_, d)| d.to_string()).unwrap_or_default();
+        let domain = uri
+            .rsplit_once('@')
+            .map(|(_, d)| d.to_string())
+            .unwrap_or_default();
         Client {
             name: name.to_string(),
             uri: uri.to_string(),
@@ -150,19 +166,30 @@ impl Client {
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             if self.closed {
-                return err(format!("{}: connection closed while waiting for {what}", self.name));
+                return err(format!(
+                    "{}: connection closed while waiting for {what}",
+                    self.name
+                ));
             }
             let item = match tokio::time::timeout(left, self.incoming.recv()).await {
                 Ok(Some(i)) => i,
                 Ok(None) => Incoming::Closed,
-                Err(_) => return err(format!("{}: no {what} within {:?}", self.name, self.timeout)),
+                Err(_) => {
+                    return err(format!(
+                        "{}: no {what} within {:?}",
+                        self.name, self.timeout
+                    ))
+                }
             };
             if pred(&item) {
                 return Ok(item);
             }
             if matches!(item, Incoming::Closed) {
                 self.closed = true;
-                return err(format!("{}: connection closed while waiting for {what}", self.name));
+                return err(format!(
+                    "{}: connection closed while waiting for {what}",
+                    self.name
+                ));
             }
             self.buffered.push_back(item);
         }
@@ -191,12 +218,18 @@ impl Client {
     }
 
     /// Waits for the response with this Call-ID and CSeq number (provisional ones skipped).
-    pub async fn wait_response(&mut self, call_id: &str, cseq: u32) -> Result<Response, ClientError> {
+    pub async fn wait_response(
+        &mut self,
+        call_id: &str,
+        cseq: u32,
+    ) -> Result<Response, ClientError> {
         let what = format!("final response to CSeq {cseq}");
         let item = self
             .wait_for(&what, |i| match i {
                 Incoming::Response(r) => {
-                    r.code >= 200 && r.call_id() == Some(call_id) && r.cseq().map(|c| c.0) == Some(cseq)
+                    r.code >= 200
+                        && r.call_id() == Some(call_id)
+                        && r.cseq().map(|c| c.0) == Some(cseq)
                 }
                 _ => false,
             })
@@ -224,7 +257,8 @@ impl Client {
         let call_id = self.ids.call_id();
         req.headers.push("Via", via);
         req.headers.push("Max-Forwards", "70");
-        req.headers.push("From", format!("<{}>;tag={tag}", self.uri));
+        req.headers
+            .push("From", format!("<{}>;tag={tag}", self.uri));
         req.headers.push("To", format!("<{to}>"));
         req.headers.push("Call-ID", call_id);
         req.headers.push("CSeq", format!("{} {method}", self.cseq));
@@ -296,8 +330,14 @@ impl Client {
         let uri = self.uri.clone();
         let mut req = self.out_of_dialog("SUBSCRIBE", &uri, &uri);
         req.headers.push("Event", "vnd-microsoft-provisioning-v2");
-        req.headers.push("Accept", "application/vnd-microsoft-roaming-provisioning-v2+xml");
-        req.headers.push("Contact", format!("<sip:{}@{};transport=tcp>", self.user_part(), self.local));
+        req.headers.push(
+            "Accept",
+            "application/vnd-microsoft-roaming-provisioning-v2+xml",
+        );
+        req.headers.push(
+            "Contact",
+            format!("<sip:{}@{};transport=tcp>", self.user_part(), self.local),
+        );
         req.headers.push("Expires", "0");
         let resp = self.transact(req).await?;
         if resp.code == 200 {
@@ -325,12 +365,18 @@ impl Client {
     /// the 200 OK and keep the dialog. Returns the final response.
     pub async fn invite(&mut self, target: &str) -> Result<Response, ClientError> {
         let mut req = self.out_of_dialog("INVITE", target, target);
-        let (host, port) = self.local.rsplit_once(':').unwrap_or((self.local.as_str(), "5060"));
+        let (host, port) = self
+            .local
+            .rsplit_once(':')
+            .unwrap_or((self.local.as_str(), "5060"));
         let sdp = format!(
             "v=0\r\no=- 0 0 IN IP4 {host}\r\ns=session\r\nc=IN IP4 {host}\r\nt=0 0\r\n\
              m=message {port} sip null\r\na=accept-types:text/plain text/html\r\n"
         );
-        req.headers.push("Contact", format!("<sip:{}@{};transport=tcp>", self.user_part(), self.local));
+        req.headers.push(
+            "Contact",
+            format!("<sip:{}@{};transport=tcp>", self.user_part(), self.local),
+        );
         req.headers.push("Supported", "ms-sender, timer");
         req.headers.push("Content-Type", "application/sdp");
         req.body = Bytes::from(sdp);
@@ -338,7 +384,14 @@ impl Client {
         if resp.code == 200 {
             let target = resp.headers.get("Contact").map_or_else(
                 || target.to_string(),
-                |c| c.trim().trim_start_matches('<').split('>').next().unwrap_or("").to_string(),
+                |c| {
+                    c.trim()
+                        .trim_start_matches('<')
+                        .split('>')
+                        .next()
+                        .unwrap_or("")
+                        .to_string()
+                },
             );
             let dialog = ClientDialog {
                 call_id: req.call_id().unwrap_or_default().to_string(),
@@ -402,19 +455,26 @@ impl Client {
             envid,
             body: Body::Cmd(Cmd { seqid: 1, kind }),
         };
-        self.command_raw(Bytes::from(env.to_xml()), Some(envid)).await
+        self.command_raw(Bytes::from(env.to_xml()), Some(envid))
+            .await
     }
 
     /// Sends a raw XCCOS body; when `envid` is known, waits for the reply to it, else for
     /// the next reply of any kind.
-    pub async fn command_raw(&mut self, body: Bytes, envid: Option<u64>) -> Result<(Response, Option<Rpl>), ClientError> {
+    pub async fn command_raw(
+        &mut self,
+        body: Bytes,
+        envid: Option<u64>,
+    ) -> Result<(Response, Option<Rpl>), ClientError> {
         let resp = self.info(body).await?;
         if resp.code != 200 {
             return Ok((resp, None));
         }
         let item = self
             .wait_for("reply", |i| match i {
-                Incoming::Xccos(Envelope { body: Body::Rpl(r), .. }) => match envid {
+                Incoming::Xccos(Envelope {
+                    body: Body::Rpl(r), ..
+                }) => match envid {
                     Some(e) => r.command.as_ref().map(|c| c.envid) == Some(e),
                     None => true,
                 },
@@ -422,7 +482,9 @@ impl Client {
             })
             .await?;
         match item {
-            Incoming::Xccos(Envelope { body: Body::Rpl(r), .. }) => Ok((resp, Some(r))),
+            Incoming::Xccos(Envelope {
+                body: Body::Rpl(r), ..
+            }) => Ok((resp, Some(r))),
             _ => err("unreachable: matched a reply"),
         }
     }

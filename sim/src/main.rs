@@ -106,7 +106,9 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             }
-            let mode = target.as_deref().map_or("simulated".to_string(), |t| format!("live {t}"));
+            let mode = target
+                .as_deref()
+                .map_or("simulated".to_string(), |t| format!("live {t}"));
             println!("running {} scenario(s), {mode}", scenarios.len());
             let mut reports: Vec<RunReport> = Vec::new();
             for s in &scenarios {
@@ -127,7 +129,11 @@ fn main() -> ExitCode {
                 );
                 if let Some(f) = &r.failure {
                     println!("     {f}");
-                    println!("     replay: pchat-sim run {} --seed {}", s.path.display(), r.seed);
+                    println!(
+                        "     replay: pchat-sim run {} --seed {}",
+                        s.path.display(),
+                        r.seed
+                    );
                 }
                 if let Some(dir) = &transcript {
                     let file = dir.join(format!("{}.txt", r.name));

@@ -47,23 +47,38 @@ impl RunReport {
 
 type Job = (Step, oneshot::Sender<steps::StepResult>);
 
+/// What the driver reports: steps passed, and the first failure.
+type Outcome = (usize, Option<String>);
+
 /// Per-client seed: distinct per client, fixed per run seed.
 fn client_seed(seed: u64, index: usize) -> u64 {
-    seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(index as u64 + 1)
+    seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(index as u64 + 1)
 }
 
 /// The driver: feeds steps to client tasks in order; returns (steps passed, failure).
-async fn drive(scenario: Arc<Scenario>, clients: BTreeMap<String, mpsc::Sender<Job>>, transcript: Transcript) -> (usize, Option<String>) {
+async fn drive(
+    scenario: Arc<Scenario>,
+    clients: BTreeMap<String, mpsc::Sender<Job>>,
+    transcript: Transcript,
+) -> (usize, Option<String>) {
     for (i, step) in scenario.file.steps.iter().enumerate() {
         let step = step.get_ref().clone();
         let kind = step.action.as_ref().map(|a| *a.get_ref());
-        let who = step.client.as_ref().map(|c| c.get_ref().clone()).unwrap_or_default();
+        let who = step
+            .client
+            .as_ref()
+            .map(|c| c.get_ref().clone())
+            .unwrap_or_default();
         let label = format!(
             "step {} ({} {}{})",
             i + 1,
             who,
             kind.map_or("?", |k| k.name()),
-            step.room.as_ref().map(|r| format!(" {}", r.get_ref())).unwrap_or_default()
+            step.room
+                .as_ref()
+                .map(|r| format!(" {}", r.get_ref()))
+                .unwrap_or_default()
         );
         transcript.note(&label);
         if kind == Some(ActionKind::Wait) {
@@ -71,15 +86,26 @@ async fn drive(scenario: Arc<Scenario>, clients: BTreeMap<String, mpsc::Sender<J
             continue;
         }
         let Some(tx) = clients.get(&who) else {
-            return (i, Some(format!("{}: {label}: unknown client", scenario.step_location(i))));
+            return (
+                i,
+                Some(format!(
+                    "{}: {label}: unknown client",
+                    scenario.step_location(i)
+                )),
+            );
         };
         let (rtx, rrx) = oneshot::channel();
         let outcome = match tx.send((step, rtx)).await {
-            Ok(()) => rrx.await.unwrap_or_else(|_| Err("client task ended".into())),
+            Ok(()) => rrx
+                .await
+                .unwrap_or_else(|_| Err("client task ended".into())),
             Err(_) => Err("client task ended".into()),
         };
         if let Err(msg) = outcome {
-            return (i, Some(format!("{}: {label}: {msg}", scenario.step_location(i))));
+            return (
+                i,
+                Some(format!("{}: {label}: {msg}", scenario.step_location(i))),
+            );
         }
     }
     (scenario.file.steps.len(), None)
@@ -112,7 +138,14 @@ async fn client_task<S, F, Fut>(
                 Ok((stream, local)) => {
                     connection += 1;
                     let seed = seed.wrapping_add(connection.wrapping_mul(0x1000_0000_01B3));
-                    client = Some(Client::start(&name, &uri, stream, &local, seed, transcript.clone()));
+                    client = Some(Client::start(
+                        &name,
+                        &uri,
+                        stream,
+                        &local,
+                        seed,
+                        transcript.clone(),
+                    ));
                 }
                 Err(e) => {
                     let _ = reply.send(Err(format!("{name}: cannot connect: {e}")));
@@ -130,7 +163,7 @@ async fn client_task<S, F, Fut>(
 pub fn run_sim(scenario: &Scenario, seed: u64) -> RunReport {
     let scenario = Arc::new(scenario.clone());
     let transcript = Transcript::default();
-    let outcome: Arc<Mutex<Option<(usize, Option<String>)>>> = Arc::default();
+    let outcome: Arc<Mutex<Option<Outcome>>> = Arc::default();
     let mut sim = turmoil::Builder::new()
         .rng_seed(seed)
         .simulation_duration(Duration::from_secs(3600))
@@ -139,19 +172,29 @@ pub fn run_sim(scenario: &Scenario, seed: u64) -> RunReport {
         .max_message_latency(Duration::from_millis(5))
         .build();
     let store_dir = tempfile::tempdir().ok();
-    let store_path = store_dir
-        .as_ref()
-        .map_or_else(|| std::path::PathBuf::from(":memory:"), |d| d.path().join("pchat.db"));
+    let store_path = store_dir.as_ref().map_or_else(
+        || std::path::PathBuf::from(":memory:"),
+        |d| d.path().join("pchat.db"),
+    );
     let mut cfg = scenario.server_config();
     cfg.store.path = store_path;
     sim.host("server", move || {
         let cfg = cfg.clone();
         async move {
-            let listener = turmoil::net::TcpListener::bind((IpAddr::V4(Ipv4Addr::UNSPECIFIED), SIM_SIP_PORT)).await?;
+            let listener =
+                turmoil::net::TcpListener::bind((IpAddr::V4(Ipv4Addr::UNSPECIFIED), SIM_SIP_PORT))
+                    .await?;
             let local = SocketAddr::new(turmoil::lookup("server"), SIM_SIP_PORT).to_string();
-            let clock = Arc::new(pchat_server::clock::TokioClock::starting_at(pchat_server::clock::SIM_EPOCH_MS));
+            let clock = Arc::new(pchat_server::clock::TokioClock::starting_at(
+                pchat_server::clock::SIM_EPOCH_MS,
+            ));
             let core = pchat_server::build_core(cfg, clock, seed, &local)?;
-            pchat_server::host::serve(crate::sim_net::SimListener(listener), core, std::future::pending()).await?;
+            pchat_server::host::serve(
+                crate::sim_net::SimListener(listener),
+                core,
+                std::future::pending(),
+            )
+            .await?;
             Ok(())
         }
     });
@@ -190,7 +233,10 @@ pub fn run_sim(scenario: &Scenario, seed: u64) -> RunReport {
         .and_then(|mut o| o.take())
         .unwrap_or((0, Some("the driver did not finish".into())));
     if let (Err(e), None) = (run, &failure) {
-        failure = Some(format!("{}: simulation failed: {e}", scenario.path.display()));
+        failure = Some(format!(
+            "{}: simulation failed: {e}",
+            scenario.path.display()
+        ));
     }
     drop(store_dir);
     RunReport {
@@ -210,7 +256,10 @@ pub fn run_live(scenario: &Scenario, target: &str, seed: u64) -> RunReport {
     let scenario = Arc::new(scenario.clone());
     let transcript = Transcript::default();
     let started = std::time::Instant::now();
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             return RunReport {

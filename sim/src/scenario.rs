@@ -254,7 +254,14 @@ pub struct ScenarioError {
 
 impl fmt::Display for ScenarioError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: {}", self.path.display(), self.line, self.column, self.message)
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.path.display(),
+            self.line,
+            self.column,
+            self.message
+        )
     }
 }
 
@@ -347,12 +354,18 @@ impl Scenario {
         let mut names = std::collections::BTreeSet::new();
         for c in &f.clients {
             if !names.insert(c.name.as_str()) {
-                return Err(self.error_at(self.find(&c.name), format!("client {:?} is defined twice", c.name)));
+                return Err(self.error_at(
+                    self.find(&c.name),
+                    format!("client {:?} is defined twice", c.name),
+                ));
             }
             if !c.uri.starts_with("sip:") || !c.uri.contains('@') {
                 return Err(self.error_at(
                     self.find(&c.uri),
-                    format!("client {:?}: uri {:?} is not a SIP URI like sip:user@{}", c.name, c.uri, f.domain),
+                    format!(
+                        "client {:?}: uri {:?} is not a SIP URI like sip:user@{}",
+                        c.name, c.uri, f.domain
+                    ),
                 ));
             }
         }
@@ -374,7 +387,11 @@ impl Scenario {
                     let known: Vec<_> = names.iter().copied().collect();
                     return Err(self.error_at(
                         c.span().start,
-                        format!("unknown client {:?} (clients: {})", c.get_ref(), known.join(", ")),
+                        format!(
+                            "unknown client {:?} (clients: {})",
+                            c.get_ref(),
+                            known.join(", ")
+                        ),
                     ));
                 }
                 _ => {}
@@ -396,7 +413,9 @@ impl Scenario {
             };
             let has_room = s.room.is_some() || s.room_uri.is_some();
             match kind {
-                ActionKind::Join | ActionKind::Part | ActionKind::Bccontext => need(has_room, "`room` (or `room_uri`)")?,
+                ActionKind::Join | ActionKind::Part | ActionKind::Bccontext => {
+                    need(has_room, "`room` (or `room_uri`)")?
+                }
                 ActionKind::Post => {
                     need(has_room, "`room` (or `room_uri`)")?;
                     need(s.text.is_some(), "`text`")?;
@@ -406,7 +425,10 @@ impl Scenario {
                     need(s.kind.is_some(), "`kind` (grpchat | ntc:join | ntc:part)")?;
                     if let Some(k) = &s.kind {
                         need(
-                            matches!(k.as_str(), "grpchat" | "ntc:join" | "ntc:bjoin" | "ntc:part"),
+                            matches!(
+                                k.as_str(),
+                                "grpchat" | "ntc:join" | "ntc:bjoin" | "ntc:part"
+                            ),
                             "`kind` to be one of grpchat, ntc:join, ntc:bjoin, ntc:part",
                         )?;
                     }
@@ -416,7 +438,10 @@ impl Scenario {
                 ActionKind::Wait => need(s.ms.is_some(), "`ms`")?,
                 ActionKind::Getassociations => {
                     if let Some(r) = &s.role {
-                        need(matches!(r.as_str(), "member" | "manager"), "`role` member or manager")?;
+                        need(
+                            matches!(r.as_str(), "member" | "manager"),
+                            "`role` member or manager",
+                        )?;
                     }
                 }
                 _ => {}
@@ -467,14 +492,21 @@ mod tests {
         let text = OK.replace("\"join\"", "\"jion\"");
         let e = parse(&text).unwrap_err();
         assert_eq!((e.line, e.column), (7, 10), "{e}");
-        assert!(e.message.contains("jion") && e.message.contains("join"), "{e}");
+        assert!(
+            e.message.contains("jion") && e.message.contains("join"),
+            "{e}"
+        );
     }
 
     #[test]
     fn unknown_client_and_room_are_located() {
         let e = parse(&OK.replace("client = \"u1\"", "client = \"u2\"")).unwrap_err();
         assert_eq!((e.line, e.column), (6, 10), "{e}");
-        assert!(e.to_string().starts_with("s.toml:6:10: unknown client \"u2\""), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("s.toml:6:10: unknown client \"u2\""),
+            "{e}"
+        );
         let e = parse(&OK.replace("\"Design\"", "\"Desgn\"")).unwrap_err();
         assert_eq!((e.line, e.column), (8, 8), "{e}");
     }

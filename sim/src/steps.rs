@@ -7,7 +7,9 @@ use crate::scenario::{ActionKind, Expect, Step};
 use bytes::Bytes;
 use pchat_server::ids::{room_guid, room_uri};
 use pchat_server::sip::Response;
-use pchat_server::xccos::{AssocRole, BcQuery, Body, ChanRef, CmdKind, Envelope, NtcData, Rpl, RplData};
+use pchat_server::xccos::{
+    AssocRole, BcQuery, Body, ChanRef, CmdKind, Envelope, NtcData, Rpl, RplData,
+};
 use std::time::Duration;
 
 /// A failed expectation or a client error, as text.
@@ -35,12 +37,22 @@ fn check_status(resp: &Response, expect: &Expect, default: u16) -> Result<(), St
     let want = expect.status.unwrap_or(default);
     if resp.code != want {
         let warning = resp.headers.get("Warning").unwrap_or("");
-        return Err(format!("expected SIP {want}, got {} {} {warning}", resp.code, resp.reason));
+        return Err(format!(
+            "expected SIP {want}, got {} {} {warning}",
+            resp.code, resp.reason
+        ));
     }
     if let Some(sub) = &expect.reason_contains {
-        let text = format!("{} {}", resp.reason, resp.headers.get("Warning").unwrap_or(""));
+        let text = format!(
+            "{} {}",
+            resp.reason,
+            resp.headers.get("Warning").unwrap_or("")
+        );
         if !text.contains(sub.as_str()) {
-            return Err(format!("expected reason containing {sub:?}, got {:?}", text.trim()));
+            return Err(format!(
+                "expected reason containing {sub:?}, got {:?}",
+                text.trim()
+            ));
         }
     }
     Ok(())
@@ -49,12 +61,16 @@ fn check_status(resp: &Response, expect: &Expect, default: u16) -> Result<(), St
 fn check_contains(text: &str, expect: &Expect) -> Result<(), String> {
     for s in expect.contains.iter().flatten() {
         if !text.contains(s.as_str()) {
-            return Err(format!("expected the message to contain {s:?}; it was: {text}"));
+            return Err(format!(
+                "expected the message to contain {s:?}; it was: {text}"
+            ));
         }
     }
     for s in expect.excludes.iter().flatten() {
         if text.contains(s.as_str()) {
-            return Err(format!("expected the message NOT to contain {s:?}; it was: {text}"));
+            return Err(format!(
+                "expected the message NOT to contain {s:?}; it was: {text}"
+            ));
         }
     }
     Ok(())
@@ -64,7 +80,10 @@ fn check_rpl(rpl: &Rpl, expect: &Expect) -> Result<String, String> {
     let code = rpl.resp.as_ref().map_or(500, |r| r.code);
     let want = expect.code.unwrap_or(200);
     if code != want {
-        return Err(format!("expected reply code {want}, got {code} ({})", rpl.id));
+        return Err(format!(
+            "expected reply code {want}, got {code} ({})",
+            rpl.id
+        ));
     }
     let xml = Envelope {
         envid: 0,
@@ -109,7 +128,9 @@ fn check_rpl(rpl: &Rpl, expect: &Expect) -> Result<String, String> {
         };
         // Suffix match: a live server keeps history from earlier runs.
         if got.len() < want.len() || &got[got.len() - want.len()..] != want.as_slice() {
-            return Err(format!("expected history ending with {want:?}, got {got:?}"));
+            return Err(format!(
+                "expected history ending with {want:?}, got {got:?}"
+            ));
         }
     }
     Ok(format!("{} {}", rpl.id, code))
@@ -128,7 +149,9 @@ fn matches_kind(env: &Envelope, kind: &str, room: &str) -> bool {
     match (&env.body, kind) {
         (Body::GrpChat(g), "grpchat") => room.is_empty() || g.chan_uri == room,
         (Body::Ntc(n), k) if n.id == k => match &n.data {
-            NtcData::Join { room_guid, .. } => room.is_empty() || room.ends_with(&format!("/{room_guid}")),
+            NtcData::Join { room_guid, .. } => {
+                room.is_empty() || room.ends_with(&format!("/{room_guid}"))
+            }
             NtcData::Part { chan_uri, .. } => room.is_empty() || chan_uri == room,
             _ => false,
         },
@@ -161,7 +184,9 @@ pub async fn exec(client: &mut Client, step: &Step) -> StepResult {
         ActionKind::Requri => {
             let (resp, rpl) = client.command(CmdKind::RequestUri).await.map_err(|e| e.0)?;
             check_status(&resp, e, 200)?;
-            let Some(rpl) = rpl else { return Ok(format!("SIP {}", resp.code)) };
+            let Some(rpl) = rpl else {
+                return Ok(format!("SIP {}", resp.code));
+            };
             let summary = check_rpl(&rpl, e)?;
             if let RplData::Uib(uri) = &rpl.data {
                 client.pool_uri = uri.clone();
@@ -170,7 +195,15 @@ pub async fn exec(client: &mut Client, step: &Step) -> StepResult {
         }
         ActionKind::Getserverinfo => {
             let domain = client.domain.clone();
-            command(client, CmdKind::GetServerInfo { domain, info_type: "123".into() }, e).await
+            command(
+                client,
+                CmdKind::GetServerInfo {
+                    domain,
+                    info_type: "123".into(),
+                },
+                e,
+            )
+            .await
         }
         ActionKind::Getassociations => {
             let role = match step.role.as_deref() {
@@ -187,7 +220,11 @@ pub async fn exec(client: &mut Client, step: &Step) -> StepResult {
                 .map(|(i, r)| {
                     let uri = room_uri_of(&client.domain, r.get_ref());
                     let value = uri.rsplit('/').next().unwrap_or("").to_string();
-                    ChanRef::Id { key: i as u32, domain: client.domain.clone(), value }
+                    ChanRef::Id {
+                        key: i as u32,
+                        domain: client.domain.clone(),
+                        value,
+                    }
                 })
                 .collect();
             command(client, CmdKind::BJoin { chans }, e).await
@@ -195,12 +232,30 @@ pub async fn exec(client: &mut Client, step: &Step) -> StepResult {
         ActionKind::Join => command(client, CmdKind::Join { chan: chan(&room) }, e).await,
         ActionKind::Part => command(client, CmdKind::Part { chan: chan(&room) }, e).await,
         ActionKind::Bccontext => {
-            let query = BcQuery::Last { cnt: step.count.unwrap_or(25) };
-            command(client, CmdKind::BcContext { chan: chan(&room), query }, e).await
+            let query = BcQuery::Last {
+                cnt: step.count.unwrap_or(25),
+            };
+            command(
+                client,
+                CmdKind::BcContext {
+                    chan: chan(&room),
+                    query,
+                },
+                e,
+            )
+            .await
         }
         ActionKind::Getinv => {
             let domain = client.domain.clone();
-            command(client, CmdKind::GetInv { invite_id: "1".into(), domain }, e).await
+            command(
+                client,
+                CmdKind::GetInv {
+                    invite_id: "1".into(),
+                    domain,
+                },
+                e,
+            )
+            .await
         }
         ActionKind::Chansrch => {
             let kind = CmdKind::ChanSrch {
@@ -219,10 +274,15 @@ pub async fn exec(client: &mut Client, step: &Step) -> StepResult {
         ActionKind::Receive => {
             let want = step.kind.clone().unwrap_or_default();
             let item = client
-                .wait_for(&want, |i| matches!(i, Incoming::Xccos(env) if matches_kind(env, &want, &room)))
+                .wait_for(
+                    &want,
+                    |i| matches!(i, Incoming::Xccos(env) if matches_kind(env, &want, &room)),
+                )
                 .await
                 .map_err(|e| e.0)?;
-            let Incoming::Xccos(env) = item else { return Err("unreachable".into()) };
+            let Incoming::Xccos(env) = item else {
+                return Err("unreachable".into());
+            };
             check_received(&env, e)?;
             Ok(format!("received {want}"))
         }
@@ -231,18 +291,28 @@ pub async fn exec(client: &mut Client, step: &Step) -> StepResult {
             let saved = client.timeout;
             client.timeout = Duration::from_millis(step.ms.unwrap_or(500));
             let got = client
-                .wait_for(&want, |i| matches!(i, Incoming::Xccos(env) if matches_kind(env, &want, &room)))
+                .wait_for(
+                    &want,
+                    |i| matches!(i, Incoming::Xccos(env) if matches_kind(env, &want, &room)),
+                )
                 .await;
             client.timeout = saved;
             match got {
-                Ok(Incoming::Xccos(env)) => Err(format!("expected no {want}, got {}", env.to_xml())),
+                Ok(Incoming::Xccos(env)) => {
+                    Err(format!("expected no {want}, got {}", env.to_xml()))
+                }
                 _ => Ok(format!("no {want}")),
             }
         }
         ActionKind::Xccos => {
             let body = step.body.clone().unwrap_or_default();
-            let envid = pchat_server::xccos::parse(body.as_bytes()).ok().map(|env| env.envid);
-            let (resp, rpl) = client.command_raw(Bytes::from(body), envid).await.map_err(|e| e.0)?;
+            let envid = pchat_server::xccos::parse(body.as_bytes())
+                .ok()
+                .map(|env| env.envid);
+            let (resp, rpl) = client
+                .command_raw(Bytes::from(body), envid)
+                .await
+                .map_err(|e| e.0)?;
             check_status(&resp, e, 200)?;
             match rpl {
                 Some(rpl) => check_rpl(&rpl, e),
@@ -306,12 +376,30 @@ async fn sign_in(client: &mut Client, step: &Step) -> StepResult {
     check_status(&resp, &ok, 200).map_err(|m| format!("sign-in step 2 (INVITE): {m}"))?;
     let domain = client.domain.clone();
     let cmds = [
-        ("3 getserverinfo", CmdKind::GetServerInfo { domain: domain.clone(), info_type: "123".into() }),
-        ("4 getassociations member", CmdKind::GetAssociations { role: AssocRole::Member }),
-        ("4 getassociations manager", CmdKind::GetAssociations { role: AssocRole::Manager }),
+        (
+            "3 getserverinfo",
+            CmdKind::GetServerInfo {
+                domain: domain.clone(),
+                info_type: "123".into(),
+            },
+        ),
+        (
+            "4 getassociations member",
+            CmdKind::GetAssociations {
+                role: AssocRole::Member,
+            },
+        ),
+        (
+            "4 getassociations manager",
+            CmdKind::GetAssociations {
+                role: AssocRole::Manager,
+            },
+        ),
     ];
     for (label, kind) in cmds {
-        command(client, kind, &ok).await.map_err(|m| format!("sign-in step {label}: {m}"))?;
+        command(client, kind, &ok)
+            .await
+            .map_err(|m| format!("sign-in step {label}: {m}"))?;
     }
     if !step.rooms.is_empty() {
         let chans: Vec<ChanRef> = step
@@ -321,21 +409,45 @@ async fn sign_in(client: &mut Client, step: &Step) -> StepResult {
             .map(|(i, r)| {
                 let uri = room_uri_of(&domain, r.get_ref());
                 let value = uri.rsplit('/').next().unwrap_or("").to_string();
-                ChanRef::Id { key: i as u32, domain: domain.clone(), value }
+                ChanRef::Id {
+                    key: i as u32,
+                    domain: domain.clone(),
+                    value,
+                }
             })
             .collect();
-        command(client, CmdKind::BJoin { chans: chans.clone() }, &ok)
-            .await
-            .map_err(|m| format!("sign-in step 5 bjoin: {m}"))?;
+        command(
+            client,
+            CmdKind::BJoin {
+                chans: chans.clone(),
+            },
+            &ok,
+        )
+        .await
+        .map_err(|m| format!("sign-in step 5 bjoin: {m}"))?;
         for c in chans {
-            command(client, CmdKind::BcContext { chan: c, query: BcQuery::Last { cnt: 25 } }, &ok)
-                .await
-                .map_err(|m| format!("sign-in step 6 bccontext: {m}"))?;
+            command(
+                client,
+                CmdKind::BcContext {
+                    chan: c,
+                    query: BcQuery::Last { cnt: 25 },
+                },
+                &ok,
+            )
+            .await
+            .map_err(|m| format!("sign-in step 6 bccontext: {m}"))?;
         }
     }
-    command(client, CmdKind::GetInv { invite_id: "1".into(), domain }, &ok)
-        .await
-        .map_err(|m| format!("sign-in step 7 getinv: {m}"))?;
+    command(
+        client,
+        CmdKind::GetInv {
+            invite_id: "1".into(),
+            domain,
+        },
+        &ok,
+    )
+    .await
+    .map_err(|m| format!("sign-in step 7 getinv: {m}"))?;
     Ok("signed in".into())
 }
 
@@ -347,10 +459,23 @@ pub fn expand_raw(client: &mut Client, data: &str, local: &str) -> Vec<u8> {
     let (call_id, from_tag, to_tag, cseq) = match client.dialog.as_mut() {
         Some(d) => {
             d.cseq += 1;
-            let tag = |h: &str| h.split(";tag=").nth(1).unwrap_or("").split(';').next().unwrap_or("").to_string();
+            let tag = |h: &str| {
+                h.split(";tag=")
+                    .nth(1)
+                    .unwrap_or("")
+                    .split(';')
+                    .next()
+                    .unwrap_or("")
+                    .to_string()
+            };
             (d.call_id.clone(), tag(&d.from), tag(&d.to), d.cseq)
         }
-        None => ("raw-call-id@pchat-sim".to_string(), "raw-tag".to_string(), String::new(), 1),
+        None => (
+            "raw-call-id@pchat-sim".to_string(),
+            "raw-tag".to_string(),
+            String::new(),
+            1,
+        ),
     };
     let text = data
         .replace("{user}", &client.uri)
@@ -362,21 +487,32 @@ pub fn expand_raw(client: &mut Client, data: &str, local: &str) -> Vec<u8> {
         .replace("{cseq}", &cseq.to_string());
     let text = text.replace("\r\n", "\n").replace('\n', "\r\n");
     let body_len = text.split_once("\r\n\r\n").map_or(0, |(_, b)| b.len());
-    text.replace("{body-length}", &body_len.to_string()).into_bytes()
+    text.replace("{body-length}", &body_len.to_string())
+        .into_bytes()
 }
 
 async fn raw(client: &mut Client, step: &Step) -> StepResult {
     let e = &step.expect;
     let local = client.local_addr().to_string();
     let bytes = expand_raw(client, step.data.as_deref().unwrap_or(""), &local);
-    client.send_bytes(Bytes::from(bytes)).await.map_err(|e| e.0)?;
+    client
+        .send_bytes(Bytes::from(bytes))
+        .await
+        .map_err(|e| e.0)?;
     if e.closed == Some(true) {
-        let got = client.wait_for("connection close", |i| matches!(i, Incoming::Closed)).await;
-        return got.map(|_| "connection closed".to_string()).map_err(|m| m.0);
+        let got = client
+            .wait_for("connection close", |i| matches!(i, Incoming::Closed))
+            .await;
+        return got
+            .map(|_| "connection closed".to_string())
+            .map_err(|m| m.0);
     }
     let item = client
         .wait_for("response", |i| {
-            matches!(i, Incoming::Response(_) | Incoming::Unparsed(..) | Incoming::Closed)
+            matches!(
+                i,
+                Incoming::Response(_) | Incoming::Unparsed(..) | Incoming::Closed
+            )
         })
         .await
         .map_err(|m| m.0)?;
@@ -402,7 +538,10 @@ async fn raw(client: &mut Client, step: &Step) -> StepResult {
     }
     if let Some(sub) = &e.reason_contains {
         if !reason.contains(sub.as_str()) {
-            return Err(format!("expected reason containing {sub:?}, got {:?}", reason.trim()));
+            return Err(format!(
+                "expected reason containing {sub:?}, got {:?}",
+                reason.trim()
+            ));
         }
     }
     check_contains(&text, e)?;

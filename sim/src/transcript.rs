@@ -90,8 +90,10 @@ fn patterns() -> &'static Patterns {
         call_id: Regex::new(r"(?mi)^(Call-ID|i)( *: *)(\S+)").expect("static regex"),
         tag: Regex::new(r"(;tag=)([^;>\s,]+)").expect("static regex"),
         branch: Regex::new(r"(branch=z9hG4bK)([^;>\s,]+)").expect("static regex"),
-        guid: Regex::new(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-            .expect("static regex"),
+        guid: Regex::new(
+            r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}",
+        )
+        .expect("static regex"),
         envid: Regex::new(r#"(envid=")(\d+)(")"#).expect("static regex"),
     })
 }
@@ -120,9 +122,9 @@ impl Namer {
 pub fn normalize(text: &str) -> String {
     let p = patterns();
     let mut calls = Namer::new("call");
-    let s = p
-        .call_id
-        .replace_all(text, |c: &Captures| format!("{}{}{}", &c[1], &c[2], calls.name(&c[3])));
+    let s = p.call_id.replace_all(text, |c: &Captures| {
+        format!("{}{}{}", &c[1], &c[2], calls.name(&c[3]))
+    });
     let mut tags = Namer::new("tag");
     let s = p
         .tag
@@ -134,9 +136,9 @@ pub fn normalize(text: &str) -> String {
     let mut guids = Namer::new("guid");
     let s = p.guid.replace_all(&s, |c: &Captures| guids.name(&c[0]));
     let mut envids = Namer::new("envid");
-    let s = p
-        .envid
-        .replace_all(&s, |c: &Captures| format!("{}{}{}", &c[1], envids.name(&c[2]), &c[3]));
+    let s = p.envid.replace_all(&s, |c: &Captures| {
+        format!("{}{}{}", &c[1], envids.name(&c[2]), &c[3])
+    });
     s.into_owned()
 }
 
@@ -165,7 +167,10 @@ mod tests {
         assert!(out.contains("Call-ID: call-1"), "{out}");
         assert!(out.contains("i: call-1"), "{out}");
         assert!(out.contains("ma-chan://d/guid-1"), "{out}");
-        assert!(out.contains("<commandid envid=\"envid-1\"/><x envid=\"envid-2\"/>"), "{out}");
+        assert!(
+            out.contains("<commandid envid=\"envid-1\"/><x envid=\"envid-2\"/>"),
+            "{out}"
+        );
         assert!(!out.contains("abc") && !out.contains("111"), "{out}");
     }
 }

@@ -14,7 +14,10 @@ fn root() -> PathBuf {
 
 fn scenarios() -> Vec<Scenario> {
     let files = discover(&root().join("scenarios")).expect("scenarios/ readable");
-    assert!(files.len() >= 4, "expected the shipped scenarios, found {files:?}");
+    assert!(
+        files.len() >= 4,
+        "expected the shipped scenarios, found {files:?}"
+    );
     files
         .iter()
         .map(|f| Scenario::load(f).unwrap_or_else(|e| panic!("{e}")))
@@ -31,7 +34,12 @@ fn every_scenario_passes_and_matches_its_snapshot() {
     for s in scenarios() {
         let seed = s.file.seed.unwrap_or(1);
         let report = run_sim(&s, seed);
-        assert!(report.passed(), "{}: {}", s.name(), report.failure.unwrap_or_default());
+        assert!(
+            report.passed(),
+            "{}: {}",
+            s.name(),
+            report.failure.unwrap_or_default()
+        );
         insta::assert_snapshot!(s.name(), report.transcript.render());
     }
 }
@@ -42,6 +50,11 @@ fn same_seed_same_transcript() {
         let a = run_sim(&s, 42).transcript.render_raw();
         let b = run_sim(&s, 42).transcript.render_raw();
         assert!(!a.is_empty());
-        assert_eq!(a, b, "{}: transcript differs between two runs with seed 42", s.name());
+        assert_eq!(
+            a,
+            b,
+            "{}: transcript differs between two runs with seed 42",
+            s.name()
+        );
     }
 }

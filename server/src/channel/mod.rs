@@ -79,7 +79,8 @@ impl Rooms {
             room.joined = old.joined.clone();
             self.by_name.remove(&old.name.to_lowercase());
         }
-        self.by_name.insert(room.name.to_lowercase(), room.guid.clone());
+        self.by_name
+            .insert(room.name.to_lowercase(), room.guid.clone());
         self.by_guid.insert(room.guid.clone(), room);
     }
 

@@ -28,18 +28,35 @@ fn refuse(core: &mut Core, ctx: &Ctx, req: &Request, code: u16, reason: &str) {
         _ => "Server Internal Error",
     };
     tracing::debug!(user = %ctx.user, code, "grpchat refused: {reason}");
-    let resp = response_for(req, code, phrase).with_header("Warning", format!("399 pchat \"{}\"", reason.replace('"', "'")));
+    let resp = response_for(req, code, phrase).with_header(
+        "Warning",
+        format!("399 pchat \"{}\"", reason.replace('"', "'")),
+    );
     core.respond(ctx.conn, resp, false);
 }
 
 /// Handles a grpchat INFO (see module docs for the answers).
 pub fn handle(core: &mut Core, ctx: &Ctx, req: &Request, chat: GrpChat) {
     if chat.chan_uri.is_empty() {
-        return refuse(core, ctx, req, codes::BAD_REQUEST, "grpchat without chanUri");
+        return refuse(
+            core,
+            ctx,
+            req,
+            codes::BAD_REQUEST,
+            "grpchat without chanUri",
+        );
     }
     let guid = match room_for(core, &ctx.user, &ChanRef::Uri(chat.chan_uri.clone())) {
         Ok(room) if room.joined.contains_key(&ctx.dialog) => room.guid.clone(),
-        Ok(_) => return refuse(core, ctx, req, codes::NO_PERMISSION, "join the room before posting"),
+        Ok(_) => {
+            return refuse(
+                core,
+                ctx,
+                req,
+                codes::NO_PERMISSION,
+                "join the room before posting",
+            )
+        }
         Err(e) => return refuse(core, ctx, req, e.code, &e.reason),
     };
     let limit = core.cfg.limits.message_size_limit as usize;
@@ -70,7 +87,13 @@ pub fn handle(core: &mut Core, ctx: &Ctx, req: &Request, chat: GrpChat) {
     let targets: Vec<_> = core
         .rooms
         .get(&guid)
-        .map(|r| r.joined.keys().copied().filter(|d| *d != ctx.dialog).collect())
+        .map(|r| {
+            r.joined
+                .keys()
+                .copied()
+                .filter(|d| *d != ctx.dialog)
+                .collect()
+        })
         .unwrap_or_default();
     let body = core.encode_envelope(Body::GrpChat(GrpChat {
         seqid: 1,

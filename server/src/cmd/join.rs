@@ -41,7 +41,9 @@ pub fn join(core: &mut Core, ctx: &Ctx, chans: &[ChanRef], batch: bool) -> CmdRe
         }
     }
     for guid in &joined {
-        let Some(room) = core.rooms.get_mut(guid) else { continue };
+        let Some(room) = core.rooms.get_mut(guid) else {
+            continue;
+        };
         let newly_online = !room.joined.values().any(|u| *u == ctx.user);
         room.joined.insert(ctx.dialog, ctx.user.clone());
         if newly_online {
@@ -97,8 +99,14 @@ pub fn rooms_reply(core: &Core, guids: &[String]) -> RplData {
     };
     let mut rooms = Vec::new();
     for guid in guids {
-        let Some(r) = core.rooms.get(guid) else { continue };
-        let participants = r.online_users().into_iter().map(|u| id_of(u, &mut users)).collect();
+        let Some(r) = core.rooms.get(guid) else {
+            continue;
+        };
+        let participants = r
+            .online_users()
+            .into_iter()
+            .map(|u| id_of(u, &mut users))
+            .collect();
         let managers = r.managers.iter().map(|u| id_of(u, &mut users)).collect();
         rooms.push(RoomInfo {
             uri: r.uri.clone(),

@@ -164,7 +164,11 @@ pub(crate) fn send_reply(core: &mut Core, ctx: &Ctx, reply_id: &str, result: Cmd
 /// Finds the room a command names and checks that `user` may join/read it. Errors: 404
 /// for a malformed URI, another domain, an unknown room, or a room the user may not
 /// know of (secret); 403 when the user may know of it but not enter.
-pub(crate) fn room_for<'a>(core: &'a Core, user: &str, chan: &ChanRef) -> Result<&'a Room, CmdError> {
+pub(crate) fn room_for<'a>(
+    core: &'a Core,
+    user: &str,
+    chan: &ChanRef,
+) -> Result<&'a Room, CmdError> {
     let uri = chan.to_uri();
     let not_found = || CmdError::new(codes::NO_SUCH_ROOM, format!("no such room {uri}"));
     let (domain, guid) = crate::ids::split_room_uri(&uri).ok_or_else(not_found)?;

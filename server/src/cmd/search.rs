@@ -12,7 +12,10 @@ use crate::xccos::{codes, RplData, SearchExtended, SearchHit};
 /// Runs a search. Errors: 400 for a query type other than BYNAME.
 pub fn chansrch(core: &Core, ctx: &Ctx, qtype: &str, criteria: &str, extended: bool) -> CmdResult {
     if !qtype.eq_ignore_ascii_case("BYNAME") {
-        return Err(CmdError::new(codes::BAD_REQUEST, format!("unsupported qtype {qtype:?}")));
+        return Err(CmdError::new(
+            codes::BAD_REQUEST,
+            format!("unsupported qtype {qtype:?}"),
+        ));
     }
     let needle = criteria.trim().to_lowercase();
     let hits = core

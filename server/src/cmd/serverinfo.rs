@@ -18,7 +18,10 @@ pub fn handle(core: &Core, info_type: &str) -> CmdResult {
         search_limit: l.search_limit,
         message_size_limit: l.message_size_limit,
         story_size_limit: l.story_size_limit,
-        root_uri: format!("ma-cat://{domain}/{}", crate::ids::room_guid(domain, "#root-category")),
+        root_uri: format!(
+            "ma-cat://{domain}/{}",
+            crate::ids::room_guid(domain, "#root-category")
+        ),
         db_version: crate::ids::room_guid("pchat", "#schema-1"),
     }))
 }

@@ -60,10 +60,16 @@ impl Dialogs {
 
     /// The dialog a request belongs to: same Call-ID, the request's From-tag is the
     /// dialog's remote tag and its To-tag our local tag (RFC 3261 12.2.2).
-    pub fn find(&self, call_id: &str, from_tag: Option<&str>, to_tag: Option<&str>) -> Option<DialogId> {
+    pub fn find(
+        &self,
+        call_id: &str,
+        from_tag: Option<&str>,
+        to_tag: Option<&str>,
+    ) -> Option<DialogId> {
         let id = *self.by_call_id.get(call_id)?;
         let d = self.by_id.get(&id)?;
-        (Some(d.remote_tag.as_str()) == from_tag && Some(d.local_tag.as_str()) == to_tag).then_some(id)
+        (Some(d.remote_tag.as_str()) == from_tag && Some(d.local_tag.as_str()) == to_tag)
+            .then_some(id)
     }
 
     /// The dialog with this Call-ID, whatever the tags (for responses to our requests).
@@ -90,7 +96,11 @@ impl Dialogs {
 
     /// Ids of dialogs on a connection.
     pub fn on_conn(&self, conn: ConnId) -> Vec<DialogId> {
-        self.by_id.values().filter(|d| d.conn == conn).map(|d| d.id).collect()
+        self.by_id
+            .values()
+            .filter(|d| d.conn == conn)
+            .map(|d| d.id)
+            .collect()
     }
 
     /// Ids of dialogs whose session expired before `now_ms`.

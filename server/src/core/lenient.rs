@@ -48,7 +48,9 @@ pub fn bad_request(raw: &[u8], reason: &str) -> Option<Bytes> {
                 continue;
             };
             let name = name.trim();
-            if name.eq_ignore_ascii_case(long) || (!short.is_empty() && name.eq_ignore_ascii_case(short)) {
+            if name.eq_ignore_ascii_case(long)
+                || (!short.is_empty() && name.eq_ignore_ascii_case(short))
+            {
                 out.push_str(long);
                 out.push_str(": ");
                 out.push_str(value.trim());
@@ -71,7 +73,10 @@ mod tests {
         let raw = b"INFO sip:a@b SIP/2.0\r\nv: SIP/2.0/TCP h;branch=z9hG4bK1\r\ni: abc\r\nCSeq: x INFO\r\n\r\n";
         let out = bad_request(raw, "bad CSeq: \"x INFO\"\r\n").unwrap();
         let s = std::str::from_utf8(&out).unwrap();
-        assert!(s.starts_with("SIP/2.0 400 bad CSeq: \"x INFO\"  \r\n"), "{s}");
+        assert!(
+            s.starts_with("SIP/2.0 400 bad CSeq: \"x INFO\"  \r\n"),
+            "{s}"
+        );
         assert!(s.contains("Via: SIP/2.0/TCP h;branch=z9hG4bK1\r\n"));
         assert!(s.contains("Call-ID: abc\r\n"));
         assert!(s.contains("CSeq: x INFO\r\n"));

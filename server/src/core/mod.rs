@@ -219,7 +219,14 @@ impl Core {
             Input::Malformed { conn, raw, reason } => {
                 tracing::debug!(conn, "malformed SIP message: {reason}");
                 if let Some(head) = lenient::bad_request(&raw, &reason) {
-                    self.push(Action::Send { conn, head, body: Bytes::new() }, false);
+                    self.push(
+                        Action::Send {
+                            conn,
+                            head,
+                            body: Bytes::new(),
+                        },
+                        false,
+                    );
                 }
             }
             Input::Closed { conn } => {
@@ -230,7 +237,10 @@ impl Core {
             Input::Tick => {
                 let now = self.clock.now_ms();
                 for d in self.dialogs.expired(now) {
-                    tracing::info!(dialog = d, "session expired (no refresh within Session-Expires)");
+                    tracing::info!(
+                        dialog = d,
+                        "session expired (no refresh within Session-Expires)"
+                    );
                     self.drop_dialog(d);
                 }
             }
@@ -258,7 +268,10 @@ impl Core {
     }
 
     pub(crate) fn push(&mut self, action: Action, needs_commit: bool) {
-        self.queued.push(Queued { action, needs_commit });
+        self.queued.push(Queued {
+            action,
+            needs_commit,
+        });
     }
 
     /// Output sent instead of the batch's commit-dependent output if the commit fails.
@@ -274,7 +287,14 @@ impl Core {
     /// Sends a response on `conn` (adds `Server`).
     pub(crate) fn respond(&mut self, conn: ConnId, resp: Response, needs_commit: bool) {
         let head = resp.with_header("Server", SERVER_HEADER).encode();
-        self.push(Action::Send { conn, head, body: Bytes::new() }, needs_commit);
+        self.push(
+            Action::Send {
+                conn,
+                head,
+                body: Bytes::new(),
+            },
+            needs_commit,
+        );
     }
 
     /// A fresh server envid (one counter for everything the server sends).

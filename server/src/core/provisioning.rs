@@ -18,12 +18,18 @@ fn esc(s: &str) -> String {
 /// the user is in the server's domain, disabled with no pools otherwise.
 pub fn document(core: &Core, user: &str) -> String {
     let enabled = in_scope(user, &core.cfg.domain);
-    let pools = if enabled { core.cfg.pool_uris() } else { Vec::new() };
+    let pools = if enabled {
+        core.cfg.pool_uris()
+    } else {
+        Vec::new()
+    };
     let mut s = String::from(
         "<provisionGroupList xmlns=\"http://schemas.microsoft.com/2006/09/sip/provisiongrouplist-notification\">\
          <provisionGroup name=\"persistentChatConfiguration\"><propertyEntryList>",
     );
-    s.push_str(&format!("<property name=\"EnablePersistentChat\">{enabled}</property>"));
+    s.push_str(&format!(
+        "<property name=\"EnablePersistentChat\">{enabled}</property>"
+    ));
     if let Some(first) = pools.first() {
         s.push_str(&format!(
             "<property name=\"DefaultPersistentChatPoolUri\">{}</property>",

@@ -15,13 +15,22 @@ const XCCOS_TYPES: &[&str] = &["text/plain", "application/xml", "text/xml"];
 /// Lower-cased `user@host` of a SIP URI, without scheme or parameters.
 pub(crate) fn uri_key(uri: &str) -> String {
     let u = uri.trim().trim_start_matches('<');
-    let u = u.strip_prefix("sips:").or_else(|| u.strip_prefix("sip:")).unwrap_or(u);
+    let u = u
+        .strip_prefix("sips:")
+        .or_else(|| u.strip_prefix("sip:"))
+        .unwrap_or(u);
     let end = u.find([';', '>', '?']).unwrap_or(u.len());
     u[..end].to_ascii_lowercase()
 }
 
 fn media_type(ct: Option<&str>) -> Option<String> {
-    ct.map(|c| c.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+    ct.map(|c| {
+        c.split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase()
+    })
 }
 
 impl Core {
@@ -40,7 +49,8 @@ impl Core {
                 .filter(|t| !t.is_empty() && !t.eq_ignore_ascii_case("timer"))
                 .collect();
             if !unsupported.is_empty() {
-                let resp = response_for(&req, 420, "Bad Extension").with_header("Unsupported", unsupported.join(", "));
+                let resp = response_for(&req, 420, "Bad Extension")
+                    .with_header("Unsupported", unsupported.join(", "));
                 return self.respond(conn, resp, false);
             }
         }
@@ -71,7 +81,11 @@ impl Core {
         // reconnected with a new Call-ID, XCCOS.md SIP layer): stop using it.
         if matches!(resp.code, 481 | 487) {
             if let Some(d) = resp.call_id().and_then(|c| self.dialogs.by_call_id(c)) {
-                tracing::info!(dialog = d, code = resp.code, "client dropped the dialog; dropping it too");
+                tracing::info!(
+                    dialog = d,
+                    code = resp.code,
+                    "client dropped the dialog; dropping it too"
+                );
                 self.drop_dialog(d);
             }
         } else if resp.code >= 300 {
@@ -99,25 +113,38 @@ impl Core {
     fn ok_to_invite(&self, req: &Request, local_tag: &str) -> Response {
         response_for(req, 200, "OK")
             .with_to_tag(local_tag)
-            .with_header("Contact", format!("<sip:{};transport=tcp>", self.local_addr))
+            .with_header(
+                "Contact",
+                format!("<sip:{};transport=tcp>", self.local_addr),
+            )
             .with_header("Allow", ALLOW)
             .with_header("Supported", SUPPORTED)
-            .with_header("Session-Expires", format!("{};refresher=uac", self.cfg.sip.session_expires_s))
+            .with_header(
+                "Session-Expires",
+                format!("{};refresher=uac", self.cfg.sip.session_expires_s),
+            )
             .with_body("application/sdp", Bytes::from(self.sdp_answer()))
     }
 
     fn in_dialog(&self, req: &Request) -> Option<crate::channel::DialogId> {
-        self.dialogs.find(req.call_id()?, req.from_tag(), req.to_tag())
+        self.dialogs
+            .find(req.call_id()?, req.from_tag(), req.to_tag())
     }
 
     fn on_invite(&mut self, conn: ConnId, req: Request) {
         if req.to_tag().is_some() {
             // re-INVITE: refreshes the session (RFC 4028) or 481 if we do not know it.
             let Some(id) = self.in_dialog(&req) else {
-                return self.respond(conn, response_for(&req, 481, "Call/Transaction Does Not Exist"), false);
+                return self.respond(
+                    conn,
+                    response_for(&req, 481, "Call/Transaction Does Not Exist"),
+                    false,
+                );
             };
             let expiry = self.session_expiry();
-            let Some(d) = self.dialogs.get_mut(id) else { return };
+            let Some(d) = self.dialogs.get_mut(id) else {
+                return;
+            };
             d.expires_at_ms = expiry;
             d.conn = conn;
             let tag = d.local_tag.clone();
@@ -129,30 +156,47 @@ impl Core {
             .map(|b| b.lines().any(|l| l.starts_with("m=message")))
             .unwrap_or(false);
         if !is_sdp || !has_message_media {
-            let resp = response_for(&req, 488, "Not Acceptable Here: expected application/sdp with m=message")
-                .with_header("Accept", "application/sdp");
+            let resp = response_for(
+                &req,
+                488,
+                "Not Acceptable Here: expected application/sdp with m=message",
+            )
+            .with_header("Accept", "application/sdp");
             return self.respond(conn, resp, false);
         }
         let (Some(user), Some(from_tag), Some(to_uri), Some(call_id)) =
             (req.from_uri(), req.from_tag(), req.to_uri(), req.call_id())
         else {
-            return self.respond(conn, response_for(&req, 400, "From header has no tag"), false);
+            return self.respond(
+                conn,
+                response_for(&req, 400, "From header has no tag"),
+                false,
+            );
         };
         let Some(contact) = req.contact_uri() else {
-            return self.respond(conn, response_for(&req, 400, "INVITE without Contact"), false);
+            return self.respond(
+                conn,
+                response_for(&req, 400, "INVITE without Contact"),
+                false,
+            );
         };
         let to_key = uri_key(&to_uri);
         let bootstrap = to_key == format!("ocschat@{}", self.cfg.domain.to_ascii_lowercase());
         let is_pool = self.cfg.pool_uris().iter().any(|p| uri_key(p) == to_key);
         if !bootstrap && !is_pool {
-            return self.respond(conn, response_for(&req, 404, "Not Found: not a persistent chat endpoint"), false);
+            return self.respond(
+                conn,
+                response_for(&req, 404, "Not Found: not a persistent chat endpoint"),
+                false,
+            );
         }
         if self.dialogs.by_call_id(call_id).is_some() {
             // Same Call-ID, no To-tag: a second INVITE for a session we already have.
             return self.respond(conn, response_for(&req, 482, "Loop Detected"), false);
         }
         let local_tag = self.ids.tag();
-        let (Some(to_value), Some(from_value)) = (req.headers.get("To"), req.headers.get("From")) else {
+        let (Some(to_value), Some(from_value)) = (req.headers.get("To"), req.headers.get("From"))
+        else {
             return;
         };
         let dialog = Dialog {
@@ -191,14 +235,21 @@ impl Core {
                 self.respond(conn, response_for(&req, 200, "OK"), false);
                 self.drop_dialog(id);
             }
-            None => self.respond(conn, response_for(&req, 481, "Call/Transaction Does Not Exist"), false),
+            None => self.respond(
+                conn,
+                response_for(&req, 481, "Call/Transaction Does Not Exist"),
+                false,
+            ),
         }
     }
 
     fn on_cancel(&mut self, conn: ConnId, req: Request) {
         // INVITEs are answered at once, so there is never a pending one to cancel
         // (RFC 3261 9.2): 200 if the dialog exists (the CANCEL has no effect), else 481.
-        let known = req.call_id().and_then(|c| self.dialogs.by_call_id(c)).is_some();
+        let known = req
+            .call_id()
+            .and_then(|c| self.dialogs.by_call_id(c))
+            .is_some();
         let resp = if known {
             response_for(&req, 200, "OK")
         } else {
@@ -209,28 +260,45 @@ impl Core {
 
     fn on_update(&mut self, conn: ConnId, req: Request) {
         let Some(id) = self.in_dialog(&req) else {
-            return self.respond(conn, response_for(&req, 481, "Call/Transaction Does Not Exist"), false);
+            return self.respond(
+                conn,
+                response_for(&req, 481, "Call/Transaction Does Not Exist"),
+                false,
+            );
         };
         let expiry = self.session_expiry();
         if let Some(d) = self.dialogs.get_mut(id) {
             d.expires_at_ms = expiry;
         }
         let resp = response_for(&req, 200, "OK")
-            .with_header("Session-Expires", format!("{};refresher=uac", self.cfg.sip.session_expires_s))
+            .with_header(
+                "Session-Expires",
+                format!("{};refresher=uac", self.cfg.sip.session_expires_s),
+            )
             .with_header("Supported", SUPPORTED);
         self.respond(conn, resp, false)
     }
 
     fn on_info(&mut self, conn: ConnId, req: Request) {
         let Some(id) = self.in_dialog(&req) else {
-            return self.respond(conn, response_for(&req, 481, "Call/Transaction Does Not Exist"), false);
+            return self.respond(
+                conn,
+                response_for(&req, 481, "Call/Transaction Does Not Exist"),
+                false,
+            );
         };
         let cseq = req.cseq().map_or(0, |c| c.0);
         let expiry = self.session_expiry();
-        let Some(d) = self.dialogs.get_mut(id) else { return };
+        let Some(d) = self.dialogs.get_mut(id) else {
+            return;
+        };
         if cseq <= d.remote_cseq {
             // RFC 3261 12.2.2: a request with a lower CSeq in the dialog is out of order.
-            return self.respond(conn, response_for(&req, 500, "Server Internal Error: CSeq out of order"), false);
+            return self.respond(
+                conn,
+                response_for(&req, 500, "Server Internal Error: CSeq out of order"),
+                false,
+            );
         }
         d.remote_cseq = cseq;
         d.expires_at_ms = expiry;
@@ -246,12 +314,16 @@ impl Core {
     }
 
     fn on_subscribe(&mut self, conn: ConnId, req: Request) {
-        let event = req
-            .headers
-            .get("Event")
-            .map(|e| e.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+        let event = req.headers.get("Event").map(|e| {
+            e.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
         if event.as_deref() != Some("vnd-microsoft-provisioning-v2") {
-            let resp = response_for(&req, 489, "Bad Event").with_header("Allow-Events", "vnd-microsoft-provisioning-v2");
+            let resp = response_for(&req, 489, "Bad Event")
+                .with_header("Allow-Events", "vnd-microsoft-provisioning-v2");
             return self.respond(conn, resp, false);
         }
         let user = req.from_uri().unwrap_or_default();

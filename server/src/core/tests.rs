@@ -149,7 +149,11 @@ impl Harness {
         assert_eq!(out.len(), 1);
         let ok = response(&out[0].1);
         assert_eq!(ok.code, 200);
-        assert!(ok.headers.get("Session-Expires").unwrap().starts_with("1800"));
+        assert!(ok
+            .headers
+            .get("Session-Expires")
+            .unwrap()
+            .starts_with("1800"));
         assert!(ok.headers.get("Contact").is_some());
         assert!(String::from_utf8_lossy(&ok.body).contains("m=message 5060 sip null"));
         let to_tag = ok.to_tag().unwrap().to_string();
@@ -162,7 +166,13 @@ impl Harness {
         (call_id, format!("ft-{user}"), to_tag)
     }
 
-    fn info(&mut self, conn: ConnId, user: &str, dialog: &(String, String, String), body: &str) -> Vec<(ConnId, String)> {
+    fn info(
+        &mut self,
+        conn: ConnId,
+        user: &str,
+        dialog: &(String, String, String),
+        body: &str,
+    ) -> Vec<(ConnId, String)> {
         self.cseq += 1;
         let raw = format!(
             "INFO sip:10.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/TCP 10.0.0.5:1;branch=z9hG4bKi{}\r\n\
@@ -179,7 +189,10 @@ impl Harness {
     }
 
     fn design_uri(&self) -> String {
-        crate::ids::room_uri("contoso.com", &crate::ids::room_guid("contoso.com", "Design"))
+        crate::ids::room_uri(
+            "contoso.com",
+            &crate::ids::room_guid("contoso.com", "Design"),
+        )
     }
 }
 
@@ -212,13 +225,20 @@ fn command_gets_200_then_reply_info_with_commandid() {
     assert_eq!(out.len(), 2, "{out:?}");
     assert_eq!(response(&out[0].1).code, 200);
     let env = body_of(&out[1].1);
-    let Body::Rpl(rpl) = env.body else { panic!("expected rpl") };
+    let Body::Rpl(rpl) = env.body else {
+        panic!("expected rpl")
+    };
     assert_eq!(rpl.id, "rpl:join");
     assert_eq!(rpl.command.unwrap().envid, 100);
     assert_eq!(rpl.resp.unwrap().code, 200);
-    let RplData::Rooms { rooms, users } = rpl.data else { panic!("expected rooms") };
+    let RplData::Rooms { rooms, users } = rpl.data else {
+        panic!("expected rooms")
+    };
     assert_eq!(rooms[0].uri, uri);
-    assert_eq!(users.iter().map(|u| u.uri.as_str()).collect::<Vec<_>>(), ["sip:user1@contoso.com"]);
+    assert_eq!(
+        users.iter().map(|u| u.uri.as_str()).collect::<Vec<_>>(),
+        ["sip:user1@contoso.com"]
+    );
     // The reply INFO is in our dialog: From carries our tag, To the client's.
     let info = request(&out[1].1);
     assert_eq!(info.from_tag(), Some(d.2.as_str()));
@@ -234,14 +254,23 @@ fn post_is_acknowledged_after_commit_and_relayed_with_server_author() {
     let uri = h.design_uri();
     h.info(1, "user1", &d1, &join_body(&uri));
     let out = h.info(2, "user2", &d2, &join_body(&uri));
-    assert!(out.iter().any(|(c, t)| *c == 1 && t.contains("ntc:join")), "user1 told of user2: {out:?}");
+    assert!(
+        out.iter().any(|(c, t)| *c == 1 && t.contains("ntc:join")),
+        "user1 told of user2: {out:?}"
+    );
     h.clock.advance(1500);
     let out = h.info(1, "user1", &d1, &post_body(&uri, "hi &amp; bye"));
     assert_eq!(out.len(), 2, "{out:?}");
     assert_eq!((out[0].0, response(&out[0].1).code), (1, 200));
     assert_eq!(out[1].0, 2, "relayed to user2 only");
-    let Body::GrpChat(g) = body_of(&out[1].1).body else { panic!("grpchat") };
-    assert_eq!(g.author.as_deref(), Some("sip:user1@contoso.com"), "server sets author");
+    let Body::GrpChat(g) = body_of(&out[1].1).body else {
+        panic!("grpchat")
+    };
+    assert_eq!(
+        g.author.as_deref(),
+        Some("sip:user1@contoso.com"),
+        "server sets author"
+    );
     assert_eq!(g.ts.as_deref(), Some("2026-01-01T00:00:01.500Z"));
     assert_eq!(g.text, "hi & bye");
     assert_eq!(h.core.stats().posts, 1);
@@ -263,7 +292,11 @@ fn failed_commit_answers_503_and_relays_nothing() {
     assert_eq!(r.headers.get("Retry-After"), Some("1"));
     h.fail.store(false, Ordering::SeqCst);
     let guid = crate::ids::room_guid("contoso.com", "Design");
-    assert_eq!(h.core.store.message_count(&guid).unwrap(), 0, "nothing stored");
+    assert_eq!(
+        h.core.store.message_count(&guid).unwrap(),
+        0,
+        "nothing stored"
+    );
     let out = h.info(1, "user1", &d1, &post_body(&uri, "retried"));
     assert_eq!(response(&out[0].1).code, 200);
     assert_eq!(h.core.store.message_count(&guid).unwrap(), 1);
@@ -298,8 +331,19 @@ fn batch_commits_once_for_many_posts() {
     let codes: Vec<u16> = texts(&out).iter().map(|(_, t)| response(t).code).collect();
     assert_eq!(codes, vec![200; 10]);
     let guid = crate::ids::room_guid("contoso.com", "Design");
-    let texts: Vec<String> = h.core.store.last_messages(&guid, 20).unwrap().into_iter().map(|m| m.text).collect();
-    assert_eq!(texts, (0..10).map(|i| format!("m{i}")).collect::<Vec<_>>(), "order kept");
+    let texts: Vec<String> = h
+        .core
+        .store
+        .last_messages(&guid, 20)
+        .unwrap()
+        .into_iter()
+        .map(|m| m.text)
+        .collect();
+    assert_eq!(
+        texts,
+        (0..10).map(|i| format!("m{i}")).collect::<Vec<_>>(),
+        "order kept"
+    );
 }
 
 #[test]
@@ -347,6 +391,10 @@ fn malformed_request_gets_400_naming_the_defect() {
     );
     assert_eq!(out.len(), 1);
     assert!(out[0].1.starts_with("SIP/2.0 400 "), "{}", out[0].1);
-    assert!(out[0].1.lines().next().unwrap().contains("Call-ID"), "{}", out[0].1);
+    assert!(
+        out[0].1.lines().next().unwrap().contains("Call-ID"),
+        "{}",
+        out[0].1
+    );
     assert!(out[0].1.contains("Via: SIP/2.0/TCP h;branch=z9hG4bKx"));
 }

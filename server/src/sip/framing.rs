@@ -147,7 +147,10 @@ mod tests {
         assert_eq!(f.next_frame(), Err(FramingError::MissingContentLength));
         let mut f = Framer::new(1024);
         f.push(b"OPTIONS sip:x SIP/2.0\r\nContent-Length: -1\r\n\r\n");
-        assert!(matches!(f.next_frame(), Err(FramingError::BadContentLength(_))));
+        assert!(matches!(
+            f.next_frame(),
+            Err(FramingError::BadContentLength(_))
+        ));
         let mut f = Framer::new(100);
         f.push(&[b'a'; 200]);
         assert_eq!(f.next_frame(), Err(FramingError::TooLarge { limit: 100 }));

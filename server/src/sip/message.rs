@@ -18,7 +18,9 @@ pub struct ParseError {
 impl ParseError {
     /// An error with this reason.
     pub fn new(reason: impl Into<String>) -> ParseError {
-        ParseError { reason: reason.into() }
+        ParseError {
+            reason: reason.into(),
+        }
     }
 }
 
@@ -56,7 +58,11 @@ impl Headers {
     pub fn set(&mut self, name: &str, value: impl Into<String>) {
         let name = canonical_name(name);
         let value = value.into();
-        match self.0.iter().position(|(n, _)| n.eq_ignore_ascii_case(&name)) {
+        match self
+            .0
+            .iter()
+            .position(|(n, _)| n.eq_ignore_ascii_case(&name))
+        {
             Some(i) => {
                 self.0[i].1 = value;
                 let mut k = 0;
@@ -280,7 +286,9 @@ fn check_start_line(start: &str) -> Result<(), ParseError> {
     if let Some(rest) = start.strip_prefix("SIP/") {
         let version = rest.split(' ').next().unwrap_or("");
         if version != "2.0" {
-            return Err(ParseError::new(format!("unsupported SIP version SIP/{version}")));
+            return Err(ParseError::new(format!(
+                "unsupported SIP version SIP/{version}"
+            )));
         }
         return Ok(());
     }
@@ -298,15 +306,29 @@ fn check_start_line(start: &str) -> Result<(), ParseError> {
         return Err(ParseError::new("Request-URI enclosed in <>"));
     }
     if *version != "SIP/2.0" {
-        return Err(ParseError::new(format!("unsupported SIP version {version:?}")));
+        return Err(ParseError::new(format!(
+            "unsupported SIP version {version:?}"
+        )));
     }
     Ok(())
 }
 
 /// Methods rsip 0.4.0 knows; any other method is rejected by it ("invalid method").
 const RSIP_METHODS: &[&str] = &[
-    "ACK", "BYE", "CANCEL", "INFO", "INVITE", "MESSAGE", "NOTIFY", "OPTIONS", "PRACK", "PUBLISH",
-    "REFER", "REGISTER", "SUBSCRIBE", "UPDATE",
+    "ACK",
+    "BYE",
+    "CANCEL",
+    "INFO",
+    "INVITE",
+    "MESSAGE",
+    "NOTIFY",
+    "OPTIONS",
+    "PRACK",
+    "PUBLISH",
+    "REFER",
+    "REGISTER",
+    "SUBSCRIBE",
+    "UPDATE",
 ];
 
 /// RFC 3261 25.1 allows any token as a method (`extension-method`) and requires 501 for
@@ -318,7 +340,11 @@ fn stand_in_method(start: &str, bytes: &[u8]) -> Option<Vec<u8>> {
     if start.starts_with("SIP/") || RSIP_METHODS.contains(&method) {
         return None;
     }
-    if method.is_empty() || !method.chars().all(|c| c.is_ascii_alphanumeric() || "-.!%*_+`'~".contains(c)) {
+    if method.is_empty()
+        || !method
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-.!%*_+`'~".contains(c))
+    {
         return None;
     }
     let text = String::from_utf8_lossy(bytes);
@@ -343,7 +369,10 @@ fn stand_in_method(start: &str, bytes: &[u8]) -> Option<Vec<u8>> {
 fn rsip_err(what: &str, e: rsip::Error) -> ParseError {
     let text = e.to_string();
     let text: String = text.chars().take(120).collect();
-    ParseError::new(format!("malformed {what}: {}", text.replace(['\r', '\n'], " ")))
+    ParseError::new(format!(
+        "malformed {what}: {}",
+        text.replace(['\r', '\n'], " ")
+    ))
 }
 
 /// Parses one framed message: normalization, rsip, then the checks of RFC 3261 8.1.1
@@ -355,7 +384,8 @@ pub fn parse(raw: &[u8]) -> Result<SipMessage, ParseError> {
     let n = normalize(raw)?;
     check_start_line(&n.start_line)?;
     let for_rsip = stand_in_method(&n.start_line, &n.bytes);
-    rsip::SipMessage::try_from(for_rsip.as_deref().unwrap_or(&n.bytes)).map_err(|e| rsip_err("message", e))?;
+    rsip::SipMessage::try_from(for_rsip.as_deref().unwrap_or(&n.bytes))
+        .map_err(|e| rsip_err("message", e))?;
     let mut headers = Headers::default();
     for (name, value) in n.headers {
         headers.0.push((name, value));
@@ -377,24 +407,34 @@ pub fn parse(raw: &[u8]) -> Result<SipMessage, ParseError> {
     for name in ["Via", "From", "To", "Call-ID", "CSeq"] {
         match headers.get(name) {
             None => return Err(ParseError::new(format!("missing {name} header"))),
-            Some(v) if v.trim().is_empty() => return Err(ParseError::new(format!("empty {name} header"))),
+            Some(v) if v.trim().is_empty() => {
+                return Err(ParseError::new(format!("empty {name} header")))
+            }
             Some(_) => {}
         }
     }
     // Only the top Via is ours to interpret (RFC 3261 8.2.6.2 copies the others as
     // they are); lower ones may name transports rsip does not know (RFC 4475 transports).
     let top_via = headers.get("Via").unwrap_or_default();
-    rsip::headers::Via::new(top_via).typed().map_err(|e| rsip_err("Via", e))?;
+    rsip::headers::Via::new(top_via)
+        .typed()
+        .map_err(|e| rsip_err("Via", e))?;
     let from = headers.get("From").unwrap_or_default();
-    rsip::headers::From::new(from).typed().map_err(|e| rsip_err("From", e))?;
+    rsip::headers::From::new(from)
+        .typed()
+        .map_err(|e| rsip_err("From", e))?;
     let to = headers.get("To").unwrap_or_default();
-    rsip::headers::To::new(to).typed().map_err(|e| rsip_err("To", e))?;
+    rsip::headers::To::new(to)
+        .typed()
+        .map_err(|e| rsip_err("To", e))?;
     let cseq_raw = headers.get("CSeq").unwrap_or_default().to_string();
     let (cseq_num, cseq_method) = cseq_of(&headers)
         .filter(|(_, _)| cseq_raw.split_whitespace().count() == 2)
         .ok_or_else(|| ParseError::new(format!("bad CSeq {cseq_raw:?}")))?;
     if cseq_num >= 1 << 31 {
-        return Err(ParseError::new(format!("bad CSeq: {cseq_num} is not below 2**31")));
+        return Err(ParseError::new(format!(
+            "bad CSeq: {cseq_num} is not below 2**31"
+        )));
     }
     if let Some(mf) = headers.get("Max-Forwards") {
         if mf.trim().parse::<u8>().is_err() {
@@ -407,7 +447,9 @@ pub fn parse(raw: &[u8]) -> Result<SipMessage, ParseError> {
         let mut parts = rest.splitn(3, ' ');
         let version = parts.next().unwrap_or("");
         if version != "2.0" {
-            return Err(ParseError::new(format!("unsupported SIP version SIP/{version}")));
+            return Err(ParseError::new(format!(
+                "unsupported SIP version SIP/{version}"
+            )));
         }
         let code: u16 = parts
             .next()
@@ -429,7 +471,9 @@ pub fn parse(raw: &[u8]) -> Result<SipMessage, ParseError> {
         )));
     };
     if *version != "SIP/2.0" {
-        return Err(ParseError::new(format!("unsupported SIP version {version}")));
+        return Err(ParseError::new(format!(
+            "unsupported SIP version {version}"
+        )));
     }
     if uri.contains(['<', '>']) {
         return Err(ParseError::new("Request-URI enclosed in <>"));
@@ -480,22 +524,33 @@ mod tests {
         assert_eq!(r.to_tag(), None);
         assert_eq!(r.branch(), Some("z9hG4bK776asdhds"));
         assert_eq!(r.from_uri().as_deref(), Some("sip:user1@contoso.com"));
-        assert_eq!(r.contact_uri().as_deref(), Some("sip:user1@10.0.0.5:5060;transport=tcp"));
+        assert_eq!(
+            r.contact_uri().as_deref(),
+            Some("sip:user1@10.0.0.5:5060;transport=tcp")
+        );
         assert_eq!(&r.body[..], b"v=0\n");
     }
 
     #[test]
     fn response_echoes_and_round_trips() {
         let r = req(INVITE);
-        let resp = response_for(&r, 200, "OK").with_to_tag("abc").with_header("Contact", "<sip:s>");
+        let resp = response_for(&r, 200, "OK")
+            .with_to_tag("abc")
+            .with_header("Contact", "<sip:s>");
         let bytes = resp.encode();
         let text = std::str::from_utf8(&bytes).unwrap();
         assert!(text.starts_with("SIP/2.0 200 OK\r\nVia: SIP/2.0/TCP 10.0.0.5:5060;branch=z9hG4bK776asdhds\r\nVia: SIP/2.0/TCP 10.0.0.9"));
         assert!(text.contains("To: <sip:pchat@contoso.com>;tag=abc\r\n"));
         assert!(text.ends_with("Content-Length: 0\r\n\r\n"));
-        let SipMessage::Response(back) = parse(&bytes).unwrap() else { panic!() };
+        let SipMessage::Response(back) = parse(&bytes).unwrap() else {
+            panic!()
+        };
         assert_eq!(back.to_tag(), Some("abc"));
-        assert_eq!(back.with_to_tag("zzz").to_tag(), Some("abc"), "an existing tag is kept");
+        assert_eq!(
+            back.with_to_tag("zzz").to_tag(),
+            Some("abc"),
+            "an existing tag is kept"
+        );
         let again = req(std::str::from_utf8(&r.encode()).unwrap());
         assert_eq!(again, r);
     }
@@ -503,13 +558,34 @@ mod tests {
     #[test]
     fn defects_are_named() {
         let cases = [
-            (INVITE.replace("Call-ID: a84b4c76e66710@10.0.0.5\r\n", ""), "missing Call-ID"),
-            (INVITE.replace("314159 INVITE", "314159 INFO"), "does not match"),
+            (
+                INVITE.replace("Call-ID: a84b4c76e66710@10.0.0.5\r\n", ""),
+                "missing Call-ID",
+            ),
+            (
+                INVITE.replace("314159 INVITE", "314159 INFO"),
+                "does not match",
+            ),
             (INVITE.replace("314159 INVITE", "4294967295 INVITE"), "CSeq"),
-            (INVITE.replace("Max-Forwards: 70", "Max-Forwards: -1"), "Max-Forwards"),
-            (INVITE.replace("Content-Length: 4", "Content-Length: 9"), "exceeds body length"),
-            (INVITE.replace("SIP/2.0\r\nVia", "SIP/7.0\r\nVia"), "version"),
-            (INVITE.replace("INVITE sip:pchat@contoso.com", "INVITE <sip:pchat@contoso.com>"), "Request-URI"),
+            (
+                INVITE.replace("Max-Forwards: 70", "Max-Forwards: -1"),
+                "Max-Forwards",
+            ),
+            (
+                INVITE.replace("Content-Length: 4", "Content-Length: 9"),
+                "exceeds body length",
+            ),
+            (
+                INVITE.replace("SIP/2.0\r\nVia", "SIP/7.0\r\nVia"),
+                "version",
+            ),
+            (
+                INVITE.replace(
+                    "INVITE sip:pchat@contoso.com",
+                    "INVITE <sip:pchat@contoso.com>",
+                ),
+                "Request-URI",
+            ),
         ];
         for (raw, want) in cases {
             let e = parse(raw.as_bytes()).unwrap_err();

@@ -33,15 +33,41 @@ const COMPACT: &[(&str, &str)] = &[
 
 /// Canonical spelling of common long names (header names are case-insensitive).
 const CANONICAL: &[&str] = &[
-    "Accept", "Allow", "Allow-Events", "Call-ID", "Contact", "Content-Encoding", "Content-Length",
-    "Content-Type", "CSeq", "Event", "Expires", "From", "Max-Forwards", "Require", "Retry-After",
-    "Server", "Session-Expires", "Subject", "Supported", "To", "Unsupported", "User-Agent", "Via",
+    "Accept",
+    "Allow",
+    "Allow-Events",
+    "Call-ID",
+    "Contact",
+    "Content-Encoding",
+    "Content-Length",
+    "Content-Type",
+    "CSeq",
+    "Event",
+    "Expires",
+    "From",
+    "Max-Forwards",
+    "Require",
+    "Retry-After",
+    "Server",
+    "Session-Expires",
+    "Subject",
+    "Supported",
+    "To",
+    "Unsupported",
+    "User-Agent",
+    "Via",
     "Warning",
 ];
 
 /// Headers whose value is free text: left as received (after unfolding).
 const FREE_TEXT: &[&str] = &[
-    "Subject", "User-Agent", "Server", "Warning", "Organization", "Date", "Retry-After",
+    "Subject",
+    "User-Agent",
+    "Server",
+    "Warning",
+    "Organization",
+    "Date",
+    "Retry-After",
 ];
 
 /// Headers whose comma-separated values are split into one header each
@@ -172,7 +198,9 @@ pub fn normalize(raw: &[u8]) -> Result<Normalized, ParseError> {
     let mut lines = head.split("\r\n");
     let start_line = lines.next().unwrap_or("");
     if start_line.is_empty() || start_line.starts_with([' ', '\t']) {
-        return Err(ParseError::new("start line is empty or begins with whitespace"));
+        return Err(ParseError::new(
+            "start line is empty or begins with whitespace",
+        ));
     }
     let mut headers: Vec<(String, String)> = Vec::new();
     for (n, line) in lines.enumerate() {
@@ -191,11 +219,18 @@ pub fn normalize(raw: &[u8]) -> Result<Normalized, ParseError> {
             continue;
         }
         let Some((name, value)) = line.split_once(':') else {
-            return Err(ParseError::new(format!("header line {} has no colon: {:?}", n + 2, clip(line))));
+            return Err(ParseError::new(format!(
+                "header line {} has no colon: {:?}",
+                n + 2,
+                clip(line)
+            )));
         };
         let name = name.trim_end_matches([' ', '\t']);
         if name.is_empty() || !name.chars().all(is_token_char) {
-            return Err(ParseError::new(format!("invalid header name {:?}", clip(name))));
+            return Err(ParseError::new(format!(
+                "invalid header name {:?}",
+                clip(name)
+            )));
         }
         headers.push((canonical_name(name), value.trim().to_string()));
     }
@@ -252,31 +287,66 @@ mod tests {
         assert_eq!(
             n.headers,
             vec![
-                ("Via".to_string(), "SIP/2.0/TCP h;branch=z9hG4bK1".to_string()),
+                (
+                    "Via".to_string(),
+                    "SIP/2.0/TCP h;branch=z9hG4bK1".to_string()
+                ),
                 ("Call-ID".to_string(), "abc".to_string()),
                 ("Subject".to_string(), "one two three".to_string()),
                 ("Content-Length".to_string(), "0".to_string()),
             ]
         );
-        assert!(String::from_utf8(n.bytes).unwrap().contains("\r\nSubject: one two three\r\n"));
+        assert!(String::from_utf8(n.bytes)
+            .unwrap()
+            .contains("\r\nSubject: one two three\r\n"));
     }
 
     #[test]
     fn separators_lose_their_white_space() {
-        assert_eq!(tighten("SIP  /   2.0 /UDP    192.0.2.2;branch=390skdjuw"), "SIP/2.0/UDP 192.0.2.2;branch=390skdjuw");
-        assert_eq!(tighten("sip:a@b ;   tag    = 1918181833n"), "sip:a@b;tag=1918181833n");
-        assert_eq!(tighten("\"J R \\\"\"   <sip:j@e> ; tag = 9"), "\"J R \\\"\" <sip:j@e>;tag=9");
+        assert_eq!(
+            tighten("SIP  /   2.0 /UDP    192.0.2.2;branch=390skdjuw"),
+            "SIP/2.0/UDP 192.0.2.2;branch=390skdjuw"
+        );
+        assert_eq!(
+            tighten("sip:a@b ;   tag    = 1918181833n"),
+            "sip:a@b;tag=1918181833n"
+        );
+        assert_eq!(
+            tighten("\"J R \\\"\"   <sip:j@e> ; tag = 9"),
+            "\"J R \\\"\" <sip:j@e>;tag=9"
+        );
         assert_eq!(tighten("INVITE,ACK ,  BYE"), "INVITE, ACK, BYE");
-        assert_eq!(split_top_level("a;b=1 , \"x,y\" <sip:c,d>,e"), vec!["a;b=1", "\"x,y\" <sip:c,d>", "e"]);
+        assert_eq!(
+            split_top_level("a;b=1 , \"x,y\" <sip:c,d>,e"),
+            vec!["a;b=1", "\"x,y\" <sip:c,d>", "e"]
+        );
     }
 
     #[test]
     fn defects_are_named() {
-        assert!(normalize(b"X sip:a SIP/2.0\r\nVia").unwrap_err().reason.contains("empty line"));
-        assert!(normalize(b"X sip:a SIP/2.0\r\nNoColon\r\n\r\n").unwrap_err().reason.contains("no colon"));
-        assert!(normalize(b"X sip:a SIP/2.0\r\n folded\r\n\r\n").unwrap_err().reason.contains("continuation"));
-        assert!(normalize(b" X sip:a SIP/2.0\r\n\r\n").unwrap_err().reason.contains("whitespace"));
-        assert!(normalize(b"X sip:a SIP/2.0\r\nBad Name: 1\r\n\r\n").unwrap_err().reason.contains("invalid header name"));
-        assert!(normalize(b"X sip:a SIP/2.0\r\nA: \xff\r\n\r\n").unwrap_err().reason.contains("UTF-8"));
+        assert!(normalize(b"X sip:a SIP/2.0\r\nVia")
+            .unwrap_err()
+            .reason
+            .contains("empty line"));
+        assert!(normalize(b"X sip:a SIP/2.0\r\nNoColon\r\n\r\n")
+            .unwrap_err()
+            .reason
+            .contains("no colon"));
+        assert!(normalize(b"X sip:a SIP/2.0\r\n folded\r\n\r\n")
+            .unwrap_err()
+            .reason
+            .contains("continuation"));
+        assert!(normalize(b" X sip:a SIP/2.0\r\n\r\n")
+            .unwrap_err()
+            .reason
+            .contains("whitespace"));
+        assert!(normalize(b"X sip:a SIP/2.0\r\nBad Name: 1\r\n\r\n")
+            .unwrap_err()
+            .reason
+            .contains("invalid header name"));
+        assert!(normalize(b"X sip:a SIP/2.0\r\nA: \xff\r\n\r\n")
+            .unwrap_err()
+            .reason
+            .contains("UTF-8"));
     }
 }

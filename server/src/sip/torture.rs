@@ -241,14 +241,24 @@ fn valid_torture_messages_parse() {
             Err(e) => failures.push(format!("{name}: {e}")),
         }
     }
-    assert!(failures.is_empty(), "valid messages rejected:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "valid messages rejected:\n{}",
+        failures.join("\n")
+    );
 }
 
 #[test]
 fn rsip_limitations_are_still_real() {
     for (name, _) in RSIP_LIMITATIONS {
-        let (_, msg, ..) = VALID.iter().find(|v| v.0 == *name).expect("listed case exists");
-        assert!(parse(&fill(msg)).is_err(), "{name} parses now: remove it from RSIP_LIMITATIONS");
+        let (_, msg, ..) = VALID
+            .iter()
+            .find(|v| v.0 == *name)
+            .expect("listed case exists");
+        assert!(
+            parse(&fill(msg)).is_err(),
+            "{name} parses now: remove it from RSIP_LIMITATIONS"
+        );
     }
 }
 
@@ -257,7 +267,11 @@ fn invalid_torture_messages_are_rejected_with_a_reason() {
     for (name, msg, word) in INVALID {
         match parse(&fill(msg)) {
             Ok(_) => panic!("{name}: accepted"),
-            Err(e) => assert!(e.reason.contains(word), "{name}: reason {:?} lacks {word:?}", e.reason),
+            Err(e) => assert!(
+                e.reason.contains(word),
+                "{name}: reason {:?} lacks {word:?}",
+                e.reason
+            ),
         }
     }
 }

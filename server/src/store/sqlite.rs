@@ -72,8 +72,10 @@ impl SqliteStore {
     fn from_connection(conn: Connection) -> Result<SqliteStore, StoreError> {
         // WAL + synchronous=FULL: a committed transaction survives power loss; one fsync
         // per commit, which group commit amortizes over many posts.
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(db)?;
-        conn.pragma_update(None, "synchronous", "FULL").map_err(db)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(db)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(db)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(db)?;
         conn.set_prepared_statement_cache_capacity(64);
         let mut store = SqliteStore { conn, in_tx: false };
@@ -118,7 +120,10 @@ impl SqliteStore {
     }
 
     /// Runs `f` inside a transaction unless one is already open (then it joins it).
-    fn write<T>(&mut self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
+    fn write<T>(
+        &mut self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
         if self.in_tx {
             return f(&self.conn).map_err(db);
         }
@@ -188,7 +193,9 @@ impl Store for SqliteStore {
                 )
                 .map_err(db)?;
             let rows = st
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+                .query_map([], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })
                 .map_err(db)?;
             rows.collect::<Result<_, _>>().map_err(db)?
         };
@@ -328,7 +335,10 @@ mod tests {
         assert_eq!(rooms.len(), 2);
         assert_eq!(rooms[0].name, "alpha");
         assert_eq!(rooms[1], r);
-        assert!(s.upsert_room(&room("g3", "ZETA")).is_err(), "names unique case-insensitively");
+        assert!(
+            s.upsert_room(&room("g3", "ZETA")).is_err(),
+            "names unique case-insensitively"
+        );
     }
 
     #[test]
@@ -338,7 +348,12 @@ mod tests {
         for i in 0..5 {
             s.append_message(&msg("g1", &format!("m{i}"))).unwrap();
         }
-        let last: Vec<_> = s.last_messages("g1", 3).unwrap().into_iter().map(|m| m.text).collect();
+        let last: Vec<_> = s
+            .last_messages("g1", 3)
+            .unwrap()
+            .into_iter()
+            .map(|m| m.text)
+            .collect();
         assert_eq!(last, ["m2", "m3", "m4"]);
         s.begin().unwrap();
         s.append_message(&msg("g1", "lost")).unwrap();
@@ -348,7 +363,10 @@ mod tests {
         s.append_message(&msg("g1", "kept")).unwrap();
         s.commit().unwrap();
         assert_eq!(s.message_count("g1").unwrap(), 6);
-        assert!(s.append_message(&msg("nope", "x")).is_err(), "foreign key on room");
+        assert!(
+            s.append_message(&msg("nope", "x")).is_err(),
+            "foreign key on room"
+        );
     }
 
     #[test]
