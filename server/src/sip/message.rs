@@ -442,15 +442,10 @@ pub fn parse(raw: &[u8]) -> Result<SipMessage, ParseError> {
         }
     }
     let cseq_method = cseq_method.to_string();
+    // The start line was checked by check_start_line before rsip saw the message.
     let start = n.start_line;
-    if let Some(rest) = start.strip_prefix("SIP/") {
-        let mut parts = rest.splitn(3, ' ');
-        let version = parts.next().unwrap_or("");
-        if version != "2.0" {
-            return Err(ParseError::new(format!(
-                "unsupported SIP version SIP/{version}"
-            )));
-        }
+    if let Some(rest) = start.strip_prefix("SIP/2.0 ") {
+        let mut parts = rest.splitn(2, ' ');
         let code: u16 = parts
             .next()
             .and_then(|c| c.parse().ok())
@@ -463,22 +458,11 @@ pub fn parse(raw: &[u8]) -> Result<SipMessage, ParseError> {
             body,
         }));
     }
-    let parts: Vec<&str> = start.split(' ').collect();
-    let [method, uri, version] = parts.as_slice() else {
-        return Err(ParseError::new(format!(
-            "malformed request line {:?}",
-            start.chars().take(80).collect::<String>()
-        )));
+    let mut parts = start.split(' ');
+    let (Some(method), Some(uri)) = (parts.next(), parts.next()) else {
+        return Err(ParseError::new("malformed request line"));
     };
-    if *version != "SIP/2.0" {
-        return Err(ParseError::new(format!(
-            "unsupported SIP version {version}"
-        )));
-    }
-    if uri.contains(['<', '>']) {
-        return Err(ParseError::new("Request-URI enclosed in <>"));
-    }
-    if cseq_method != *method {
+    if cseq_method != method {
         return Err(ParseError::new(format!(
             "bad CSeq: method {cseq_method} does not match request method {method}"
         )));
