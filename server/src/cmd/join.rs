@@ -8,6 +8,7 @@
 
 use super::{room_for, CmdError, CmdResult, Ctx};
 use crate::channel::DialogId;
+use crate::compliance::{record::record, EventKind};
 use crate::core::Core;
 use crate::xccos::{codes, Body, ChanRef, Ntc, NtcData, RoomInfo, RplData, UserRef};
 use std::collections::BTreeMap;
@@ -45,6 +46,12 @@ pub fn join(core: &mut Core, ctx: &Ctx, chans: &[ChanRef], batch: bool) -> CmdRe
             continue;
         };
         let newly_online = !room.joined.values().any(|u| *u == ctx.user);
+        if newly_online {
+            record(core, EventKind::Join, guid, &ctx.user, "")?;
+        }
+        let Some(room) = core.rooms.get_mut(guid) else {
+            continue;
+        };
         room.joined.insert(ctx.dialog, ctx.user.clone());
         if newly_online {
             notify_join(core, guid, &ctx.user, ctx.dialog, batch);
@@ -75,6 +82,7 @@ pub fn part(core: &mut Core, ctx: &Ctx, chan: &ChanRef) -> CmdResult {
     let still_online = room.joined.values().any(|u| *u == ctx.user);
     let room_uri = room.uri.clone();
     if was_joined && !still_online {
+        record(core, EventKind::Part, &guid, &ctx.user, "")?;
         notify_part(core, &guid, &ctx.user, ctx.dialog);
     }
     Ok(RplData::Chan(room_uri))
