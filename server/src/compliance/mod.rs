@@ -147,8 +147,10 @@ impl Event {
     }
 }
 
-/// A step of the pipeline where a test can stop it (see [`FaultHook`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// A step of the pipeline where a test can stop it (see [`FaultHook`]). Serialized
+/// in kebab-case (`after-move`, ...) in replayable schedules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum FaultPoint {
     /// Events committed to mgccomp, still in the outbox.
     AfterMove,

@@ -6,10 +6,16 @@
 //! enabled` is false.
 //!
 //! The event is written inside the batch's store transaction. If writing it fails, the
-//! whole batch is rolled back instead of committed ([`Core::poison_batch`]): its
+//! whole batch is rolled back instead of committed (`Core::poison_batch`): its
 //! commit-dependent replies become 503, so no acknowledged action lacks its event.
+//!
+//! When a batch does not commit, its in-memory joins and parts are undone (the client
+//! was answered 503 and retries: its retry must record the event again), and PART events
+//! of dialogs the server dropped (BYE, close, expiry: nobody retries those) are carried
+//! over and recorded in the next batch.
 
 use super::{EventKind, NewEvent};
+use crate::channel::DialogId;
 use crate::cmd::CmdError;
 use crate::core::Core;
 use crate::store::{Store, StoreError};
@@ -78,4 +84,79 @@ pub fn with_event<T>(
         core.poison_batch();
     }
     result
+}
+
+/// An in-memory effect to undo if the batch does not commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Undo {
+    /// The dialog joined the room (guid): remove it again.
+    Joined(String, DialogId),
+    /// The dialog (of user) left the room (guid): put it back if the dialog still exists.
+    Parted(String, DialogId, String),
+}
+
+/// Compliance bookkeeping of the batch being handled (a field of the core).
+#[derive(Debug, Default)]
+pub struct BatchState {
+    undo: Vec<Undo>,
+    server_events: Vec<NewEvent>,
+    carry: Vec<NewEvent>,
+}
+
+/// Notes an in-memory effect to undo if the batch does not commit.
+pub fn undo_on_abort(core: &mut Core, undo: Undo) {
+    if core.cfg.compliance.enabled {
+        core.compliance.undo.push(undo);
+    }
+}
+
+/// Records the PART of a dialog the server dropped (BYE, connection closed, session
+/// expiry); if the batch does not commit, the event is recorded in the next one.
+pub fn record_part_of_dropped(core: &mut Core, guid: &str, user: &str) {
+    if !core.cfg.compliance.enabled {
+        return;
+    }
+    let ev = event_at(core, EventKind::Part, guid, user, core.clock.now_ms(), "");
+    if core.store.record_event(&ev).is_err() {
+        core.poison_batch();
+    }
+    core.compliance.server_events.push(ev);
+}
+
+/// Start of a batch: records the events carried over from a batch that did not commit.
+pub fn begin_batch(core: &mut Core) {
+    let carried = std::mem::take(&mut core.compliance.carry);
+    for ev in &carried {
+        if core.store.record_event(ev).is_err() {
+            core.poison_batch();
+        }
+    }
+    core.compliance.server_events = carried;
+}
+
+/// End of a batch: on success forgets the bookkeeping; otherwise undoes the joins and
+/// parts in memory (newest first) and carries the server-originated events over.
+pub fn end_batch(core: &mut Core, committed: bool) {
+    let undo = std::mem::take(&mut core.compliance.undo);
+    let events = std::mem::take(&mut core.compliance.server_events);
+    if committed {
+        return;
+    }
+    core.compliance.carry = events;
+    for u in undo.into_iter().rev() {
+        match u {
+            Undo::Joined(guid, dialog) => {
+                if let Some(room) = core.rooms.get_mut(&guid) {
+                    room.joined.remove(&dialog);
+                }
+            }
+            Undo::Parted(guid, dialog, user) => {
+                if core.dialogs.get(dialog).is_some() {
+                    if let Some(room) = core.rooms.get_mut(&guid) {
+                        room.joined.insert(dialog, user);
+                    }
+                }
+            }
+        }
+    }
 }

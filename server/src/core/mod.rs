@@ -105,6 +105,8 @@ pub struct Core {
     on_abort: Vec<Action>,
     /// A compliance event of this batch could not be written: roll back, don't commit.
     poisoned: bool,
+    /// Compliance bookkeeping of the batch (undo of joins/parts, carried PART events).
+    pub(crate) compliance: crate::compliance::record::BatchState,
     /// `host:port` written into Via and Contact of our messages.
     pub(crate) local_addr: String,
     stats: Stats,
@@ -162,6 +164,7 @@ impl Core {
             queued: Vec::new(),
             on_abort: Vec::new(),
             poisoned: false,
+            compliance: Default::default(),
             local_addr: local_addr.to_string(),
             stats: Stats::default(),
         })
@@ -182,6 +185,7 @@ impl Core {
                 false
             }
         };
+        crate::compliance::record::begin_batch(self);
         for input in inputs {
             self.handle_input(input);
         }
@@ -202,6 +206,7 @@ impl Core {
         } else {
             true
         };
+        crate::compliance::record::end_batch(self, committed);
         for q in self.queued.drain(..) {
             if committed || !q.needs_commit {
                 out.push(q.action);
@@ -399,13 +404,7 @@ impl Core {
         }
         for (guid, user, last) in self.rooms.leave_all(dialog) {
             if last {
-                let _ = crate::compliance::record::record(
-                    self,
-                    crate::compliance::EventKind::Part,
-                    &guid,
-                    &user,
-                    "",
-                );
+                crate::compliance::record::record_part_of_dropped(self, &guid, &user);
                 crate::cmd::join::notify_part(self, &guid, &user, dialog);
             }
         }
