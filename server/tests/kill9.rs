@@ -132,9 +132,7 @@ impl Session {
         );
         std::thread::spawn(move || reader(r, rs, st));
         let call_id = format!("kill9-{tag}");
-        let sdp = format!(
-            "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=session\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=message 5060 sip null\r\n"
-        );
+        let sdp = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=session\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=message 5060 sip null\r\n";
         let invite = format!(
             "INVITE sip:pchat@contoso.com SIP/2.0\r\nVia: SIP/2.0/TCP {local};branch=z9hG4bK-{tag}-1\r\nMax-Forwards: 70\r\n\
              From: {FROM}\r\nTo: <sip:pchat@contoso.com>\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\n\

@@ -424,7 +424,7 @@ fn run(s: &Schedule) -> Result<u32, String> {
         });
     }
     for (i, ops) in s.users.iter().enumerate() {
-        let (ops, seen, seed) = (ops.clone(), seen.clone(), s.seed ^ (i as u64 + 1) * 7919);
+        let (ops, seen, seed) = (ops.clone(), seen.clone(), s.seed ^ ((i as u64 + 1) * 7919));
         sim.client(format!("u{i}"), async move {
             user(i, ops, seed, seen).await;
             // Keep the simulation going while the worker runs (and crashes happen).
@@ -525,7 +525,7 @@ fn oracle(cfg: &Config, seen: &Seen) -> Result<(), String> {
         }
     }
     for user in seen.acked_joins.keys() {
-        if per_user.get(&(EventKind::Join, user.as_str())).is_none() {
+        if !per_user.contains_key(&(EventKind::Join, user.as_str())) {
             return Err(format!("{user}: joins acknowledged, no JOIN event"));
         }
     }
@@ -542,8 +542,8 @@ fn fail_with_schedule(s: &Schedule, why: &str) -> String {
 fn base(seed: u64) -> Schedule {
     Schedule {
         seed,
-        adapter: if seed % 2 == 0 { "xml" } else { "jsonl" }.into(),
-        one_room_per_file: seed % 3 == 0,
+        adapter: if matches!(seed % 2, 0) { "xml" } else { "jsonl" }.into(),
+        one_room_per_file: matches!(seed % 3, 0),
         batch_size: 3,
         users: vec![
             vec![
