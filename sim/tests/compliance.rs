@@ -542,7 +542,12 @@ fn fail_with_schedule(s: &Schedule, why: &str) -> String {
 fn base(seed: u64) -> Schedule {
     Schedule {
         seed,
-        adapter: if matches!(seed % 2, 0) { "xml" } else { "jsonl" }.into(),
+        adapter: if matches!(seed % 2, 0) {
+            "xml"
+        } else {
+            "jsonl"
+        }
+        .into(),
         one_room_per_file: matches!(seed % 3, 0),
         batch_size: 3,
         users: vec![

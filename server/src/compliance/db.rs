@@ -74,22 +74,11 @@ impl ComplianceDb {
     }
 
     fn migrate(&mut self) -> Result<(), StoreError> {
-        let found: i64 = self
-            .conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(db)?;
-        let supported = MIGRATIONS.len() as i64;
-        if found > supported {
-            return Err(StoreError::SchemaTooNew { found, supported });
-        }
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
-            let tx = self.conn.transaction().map_err(db)?;
-            tx.execute_batch(sql).map_err(db)?;
-            tx.pragma_update(None, "user_version", (i + 1) as i64)
-                .map_err(db)?;
-            tx.commit().map_err(db)?;
-        }
-        Ok(())
+        use crate::store::sqlite::{migrate, Migration};
+        migrate(&mut self.conn, MIGRATIONS).map_err(|e| match e {
+            Migration::Db(e) => db(e),
+            Migration::TooNew { found, supported } => StoreError::SchemaTooNew { found, supported },
+        })
     }
 
     /// Inserts `events` in one transaction, ignoring ids already present (idempotent

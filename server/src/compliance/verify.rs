@@ -192,3 +192,116 @@ pub fn compare(
     report.events_without_message.sort_unstable();
     Ok(report)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compliance::adapter::{Adapter, Batch, FileAdapter};
+    use crate::compliance::{NewEvent, Worker};
+    use crate::config::ComplianceConfig;
+    use crate::store::{NewMessage, RoomRecord, SqliteStore};
+
+    fn chat(text: &str) -> NewEvent {
+        NewEvent {
+            kind: EventKind::Chat,
+            room_uri: "ma-chan://contoso.com/g1".into(),
+            room_name: "A".into(),
+            user: "sip:a@contoso.com".into(),
+            ts_ms: 5,
+            content: text.into(),
+        }
+    }
+
+    #[test]
+    fn clean_after_a_run_then_reports_duplicates_missing_and_unpaired() {
+        let dir = tempfile::tempdir().unwrap();
+        let store_path = dir.path().join("pchat.db");
+        let cfg = ComplianceConfig {
+            enabled: true,
+            path: dir.path().join("mgccomp.db"),
+            output_dir: dir.path().join("out"),
+            batch_size: 2,
+            ..ComplianceConfig::default()
+        };
+        let mut store = SqliteStore::open(&store_path).unwrap();
+        store
+            .upsert_room(&RoomRecord {
+                guid: "g1".into(),
+                name: "A".into(),
+                description: String::new(),
+                topic: String::new(),
+                privacy: "open".into(),
+                members: vec![],
+                managers: vec![],
+            })
+            .unwrap();
+        for t in ["x", "y", "z"] {
+            store.begin().unwrap();
+            store
+                .append_message(&NewMessage {
+                    room_guid: "g1".into(),
+                    author: "sip:a@contoso.com".into(),
+                    ts_ms: 5,
+                    text: t.into(),
+                })
+                .unwrap();
+            store.record_event(&chat(t)).unwrap();
+            store.commit().unwrap();
+        }
+        let mut w = Worker::open(&cfg, &store_path, None).unwrap();
+        let r = w.run_once().unwrap();
+        assert_eq!((r.moved, r.batches, r.exported), (3, 2, 3));
+        drop(w);
+        let mut db = ComplianceDb::open(&cfg.path).unwrap();
+        let report = verify(&mut store, Some(&mut db), &cfg.output_dir).unwrap();
+        assert!(report.clean(), "{}", report.render());
+        assert_eq!((report.high_water, report.exported), (3, 3));
+
+        // A message without its event, and the first batch written twice under
+        // another name: both reported.
+        store
+            .append_message(&NewMessage {
+                room_guid: "g1".into(),
+                author: "sip:a@contoso.com".into(),
+                ts_ms: 6,
+                text: "no event".into(),
+            })
+            .unwrap();
+        let first = std::fs::read(cfg.output_dir.join("pchat-compliance-00000001.xml")).unwrap();
+        std::fs::write(cfg.output_dir.join("pchat-compliance-00000099.xml"), first).unwrap();
+        let report = verify(&mut store, Some(&mut db), &cfg.output_dir).unwrap();
+        assert!(!report.clean());
+        assert_eq!(report.duplicated.len(), 2, "{}", report.render());
+        assert_eq!(report.messages_without_event.len(), 1);
+        assert!(report.render().contains("duplicated: 2"));
+
+        // An event id assigned but found nowhere: missing.
+        std::fs::remove_file(cfg.output_dir.join("pchat-compliance-00000002.xml")).unwrap();
+        let report = verify(&mut store, Some(&mut db), &cfg.output_dir).unwrap();
+        assert_eq!(report.missing, vec![3]);
+    }
+
+    #[test]
+    fn redelivery_writes_identical_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = FileAdapter::new(
+            dir.path().to_path_buf(),
+            Box::new(crate::compliance::xml::Xml),
+            true,
+        );
+        let batch = Batch {
+            id: 7,
+            events: vec![crate::compliance::Event::new(1, chat("x"))],
+        };
+        a.deliver(&batch, None).unwrap();
+        let name = dir.path().join("pchat-compliance-00000007-g1.xml");
+        let once = std::fs::read(&name).unwrap();
+        a.deliver(&batch, None).unwrap();
+        assert_eq!(std::fs::read(&name).unwrap(), once);
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temp file left"
+        );
+    }
+}

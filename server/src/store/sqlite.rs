@@ -108,19 +108,10 @@ impl SqliteStore {
     }
 
     fn migrate(&mut self) -> Result<(), StoreError> {
-        let found = self.schema_version()?;
-        let supported = MIGRATIONS.len() as i64;
-        if found > supported {
-            return Err(StoreError::SchemaTooNew { found, supported });
-        }
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
-            let tx = self.conn.transaction().map_err(db)?;
-            tx.execute_batch(sql).map_err(db)?;
-            tx.pragma_update(None, "user_version", (i + 1) as i64)
-                .map_err(db)?;
-            tx.commit().map_err(db)?;
-        }
-        Ok(())
+        migrate(&mut self.conn, MIGRATIONS).map_err(|e| match e {
+            Migration::Db(e) => db(e),
+            Migration::TooNew { found, supported } => StoreError::SchemaTooNew { found, supported },
+        })
     }
 
     fn roles(&self, guid: &str, role: &str) -> Result<Vec<String>, StoreError> {
@@ -149,6 +140,45 @@ impl SqliteStore {
         tx.commit().map_err(db)?;
         Ok(v)
     }
+}
+
+/// Why [`migrate`] failed.
+pub(crate) enum Migration {
+    /// SQL or I/O error.
+    Db(rusqlite::Error),
+    /// The database's `user_version` is above the number of migrations known.
+    TooNew { found: i64, supported: i64 },
+}
+
+/// Applies `migrations[user_version..]`, each in its own transaction that also sets
+/// `PRAGMA user_version` to its index + 1.
+pub(crate) fn migrate(conn: &mut Connection, migrations: &[&str]) -> Result<(), Migration> {
+    let found: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(Migration::Db)?;
+    let supported = migrations.len() as i64;
+    if found > supported {
+        return Err(Migration::TooNew { found, supported });
+    }
+    for (i, sql) in migrations.iter().enumerate().skip(found as usize) {
+        let tx = conn.transaction().map_err(Migration::Db)?;
+        tx.execute_batch(sql).map_err(Migration::Db)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)
+            .map_err(Migration::Db)?;
+        tx.commit().map_err(Migration::Db)?;
+    }
+    Ok(())
+}
+
+/// Reads a message row `(id, room_guid, author, ts_ms, text)`.
+fn message_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredMessage> {
+    Ok(StoredMessage {
+        id: r.get(0)?,
+        room_guid: r.get(1)?,
+        author: r.get(2)?,
+        ts_ms: r.get(3)?,
+        text: r.get(4)?,
+    })
 }
 
 impl Store for SqliteStore {
@@ -253,15 +283,7 @@ impl Store for SqliteStore {
             )
             .map_err(db)?;
         let rows = st
-            .query_map(params![room_guid, n], |r| {
-                Ok(StoredMessage {
-                    id: r.get(0)?,
-                    room_guid: r.get(1)?,
-                    author: r.get(2)?,
-                    ts_ms: r.get(3)?,
-                    text: r.get(4)?,
-                })
-            })
+            .query_map(params![room_guid, n], message_row)
             .map_err(db)?;
         let mut v = rows.collect::<Result<Vec<_>, _>>().map_err(db)?;
         v.reverse();
@@ -400,15 +422,7 @@ impl Store for SqliteStore {
             )
             .map_err(db)?;
         let rows = st
-            .query_map(params![after_id, limit], |r| {
-                Ok(StoredMessage {
-                    id: r.get(0)?,
-                    room_guid: r.get(1)?,
-                    author: r.get(2)?,
-                    ts_ms: r.get(3)?,
-                    text: r.get(4)?,
-                })
-            })
+            .query_map(params![after_id, limit], message_row)
             .map_err(db)?;
         rows.collect::<Result<Vec<_>, _>>().map_err(db)
     }
