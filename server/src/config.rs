@@ -32,6 +32,109 @@ pub struct Config {
     /// Rooms created (or updated) at start.
     #[serde(default, rename = "room")]
     pub rooms: Vec<RoomConfig>,
+    /// The compliance pipeline (`[compliance]`, see [`ComplianceConfig`]).
+    #[serde(default)]
+    pub compliance: ComplianceConfig,
+}
+
+/// `[compliance]`: the compliance pipeline (call-flows.md "Call flow 3";
+/// `crate::compliance`). Keys: `enabled`, `run_interval`, `output_dir`,
+/// `one_room_per_file`, `adapter`, `path`, and `batch_size`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ComplianceConfig {
+    /// Record events (in the action's store transaction) and run the worker.
+    pub enabled: bool,
+    /// Time between adapter runs: milliseconds as an integer, or a string with a unit
+    /// (`"500ms"`, `"30s"`, `"5m"`). Default 30 s (the product's RunInterval).
+    pub run_interval: RunInterval,
+    /// Directory the adapter writes its files to (created if missing).
+    pub output_dir: PathBuf,
+    /// One output file per room and batch instead of one per batch
+    /// (OneChatRoomPerOutputFile).
+    pub one_room_per_file: bool,
+    /// Output format: `xml` (the documented format, XCCOS.md last section) or `jsonl`.
+    pub adapter: AdapterKind,
+    /// The compliance database (mgccomp role): its own SQLite file.
+    pub path: PathBuf,
+    /// Most events per adapter batch.
+    pub batch_size: u32,
+}
+
+impl Default for ComplianceConfig {
+    fn default() -> Self {
+        ComplianceConfig {
+            enabled: false,
+            run_interval: RunInterval(30_000),
+            output_dir: PathBuf::from("pchat-data/compliance"),
+            one_room_per_file: false,
+            adapter: AdapterKind::Xml,
+            path: PathBuf::from("pchat-data/mgccomp.db"),
+            batch_size: 1000,
+        }
+    }
+}
+
+/// `[compliance] adapter`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum AdapterKind {
+    /// XML files in the documented format (`Conversations`, XCCOS.md last section).
+    #[default]
+    Xml,
+    /// JSON Lines, one event per line.
+    Jsonl,
+}
+
+/// An interval in milliseconds, written in config as an integer (ms) or a string with a
+/// unit: `"250ms"`, `"30s"`, `"5m"`, `"1h"`. Must be at least 1 ms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunInterval(pub u64);
+
+impl RunInterval {
+    /// Parses `"250ms"`, `"30s"`, `"5m"`, `"1h"` or bare digits (ms). Errors: a message
+    /// naming the accepted forms.
+    pub fn parse(s: &str) -> Result<RunInterval, String> {
+        let t = s.trim();
+        let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (num, unit) = t.split_at(digits);
+        let bad = || {
+            format!(
+                "run_interval {s:?}: expected milliseconds or \"500ms\", \"30s\", \"5m\", \"1h\""
+            )
+        };
+        let n: u64 = num.parse().map_err(|_| bad())?;
+        let factor = match unit.trim() {
+            "" | "ms" => 1,
+            "s" => 1_000,
+            "m" | "min" => 60_000,
+            "h" => 3_600_000,
+            _ => return Err(bad()),
+        };
+        let ms = n.checked_mul(factor).ok_or_else(bad)?;
+        if ms == 0 {
+            return Err(format!("run_interval {s:?} must be at least 1 ms"));
+        }
+        Ok(RunInterval(ms))
+    }
+}
+
+impl<'de> Deserialize<'de> for RunInterval {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Ms(i64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Ms(ms) if ms >= 1 => Ok(RunInterval(ms as u64)),
+            Raw::Ms(ms) => Err(serde::de::Error::custom(format!(
+                "run_interval {ms} must be at least 1 ms"
+            ))),
+            Raw::Text(t) => RunInterval::parse(&t).map_err(serde::de::Error::custom),
+        }
+    }
 }
 
 /// `[sip]`: SIP over TCP (RFC 3261 section 18).
@@ -260,6 +363,7 @@ impl Config {
                 limits: Limits::default(),
                 pool: PoolConfig::default(),
                 rooms: Vec::new(),
+                compliance: ComplianceConfig::default(),
             }
         })
     }
@@ -330,6 +434,44 @@ mod tests {
         let text = "domain = \"d.com\"\n[[room]]\nname = \"A\"\n[[room]]\nname = \"a\"\n";
         let err = Config::from_toml(text, Path::new("x.toml")).unwrap_err();
         assert!(err.to_string().contains("defined twice"), "{err}");
+    }
+
+    #[test]
+    fn compliance_keys_and_run_interval_forms() {
+        let text = "domain = \"d.com\"\n[compliance]\nenabled = true\nrun_interval = \"30s\"\n\
+                    output_dir = \"out\"\none_room_per_file = true\nadapter = \"jsonl\"\npath = \"c.db\"\n";
+        let cfg = Config::from_toml(text, Path::new("x.toml")).unwrap();
+        let c = &cfg.compliance;
+        assert!(c.enabled && c.one_room_per_file);
+        assert_eq!(c.run_interval, RunInterval(30_000));
+        assert_eq!(c.adapter, AdapterKind::Jsonl);
+        assert_eq!(
+            (c.output_dir.as_path(), c.path.as_path()),
+            (Path::new("out"), Path::new("c.db"))
+        );
+        let ms = Config::from_toml(
+            "domain = \"d.com\"\n[compliance]\nrun_interval = 250\n",
+            Path::new("x"),
+        )
+        .unwrap();
+        assert_eq!(ms.compliance.run_interval, RunInterval(250));
+        assert_eq!(RunInterval::parse("2m"), Ok(RunInterval(120_000)));
+        assert_eq!(RunInterval::parse("500ms"), Ok(RunInterval(500)));
+        for bad in ["", "s", "10 parsecs", "0s", "-1"] {
+            assert!(RunInterval::parse(bad).is_err(), "{bad}");
+        }
+        let err = Config::from_toml(
+            "domain = \"d.com\"\n[compliance]\nrun_interval = \"soon\"\n",
+            Path::new("x.toml"),
+        )
+        .unwrap_err();
+        assert!(err.to_string().starts_with("x.toml:3:"), "{err}");
+        let err = Config::from_toml(
+            "domain = \"d.com\"\n[compliance]\nadapter = \"csv\"\n",
+            Path::new("x.toml"),
+        )
+        .unwrap_err();
+        assert!(err.to_string().starts_with("x.toml:3:11"), "{err}");
     }
 
     #[test]

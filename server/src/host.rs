@@ -50,14 +50,36 @@ enum Event {
 /// the core finish its current batch (committing it) and returns. Errors: the listener
 /// failed.
 pub async fn serve<L: Listener>(
+    listener: L,
+    core: Core,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    serve_with(listener, core, None, shutdown).await
+}
+
+/// [`serve`], plus the compliance worker (if any) as a task beside the core; at
+/// shutdown the worker stops after the core, with a last run that exports what the
+/// core's final batch committed.
+pub async fn serve_with<L: Listener>(
     mut listener: L,
     core: Core,
+    worker: Option<crate::compliance::Worker>,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let sip = core.config().sip.clone();
     let (tx, rx) = mpsc::channel::<Event>(sip.core_queue.max(1));
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let core_task = tokio::spawn(core_loop(core, rx, stop_rx, sip.send_queue.max(1)));
+    let (worker_stop, worker_task) = match worker {
+        Some(w) => {
+            let (stop, stopped) = oneshot::channel::<()>();
+            let task = tokio::spawn(w.run(async move {
+                let _ = stopped.await;
+            }));
+            (Some(stop), Some(task))
+        }
+        None => (None, None),
+    };
     let mut next_conn: ConnId = 0;
     tokio::pin!(shutdown);
     let result = loop {
@@ -81,6 +103,10 @@ pub async fn serve<L: Listener>(
     };
     let _ = stop_tx.send(());
     let _ = core_task.await;
+    if let (Some(stop), Some(task)) = (worker_stop, worker_task) {
+        let _ = stop.send(());
+        let _ = task.await;
+    }
     result
 }
 

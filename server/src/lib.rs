@@ -11,12 +11,14 @@
 //! - [`cmd`]: one file per XCCOS command family.
 //! - [`channel`]: rooms, online participants, authorization.
 //! - [`store`]: the Persistent Chat Store trait and its SQLite implementation.
+//! - [`compliance`]: the compliance pipeline (outbox, mgccomp, worker, adapters, verify).
 //! - [`host`]: the I/O driver, generic over tokio or turmoil TCP.
 //! - [`config`], [`clock`], [`ids`]: configuration, injected time, seeded identifiers.
 
 pub mod channel;
 pub mod clock;
 pub mod cmd;
+pub mod compliance;
 pub mod config;
 pub mod core;
 pub mod host;
@@ -38,4 +40,18 @@ pub fn build_core(
 ) -> Result<core::Core, store::StoreError> {
     let store = store::SqliteStore::open(&cfg.store.path)?;
     core::Core::new(cfg, Box::new(store), clock, seed, local_addr)
+}
+
+/// Builds the compliance worker when `[compliance] enabled`: a second connection to the
+/// store file (the outbox), the compliance database, the configured adapter. `hook` is
+/// the tests' fault hook (None in production). Errors: a database failed to open, or
+/// the store is `:memory:`.
+pub fn build_worker(
+    cfg: &config::Config,
+    hook: Option<compliance::FaultHook>,
+) -> Result<Option<compliance::Worker>, store::StoreError> {
+    if !cfg.compliance.enabled {
+        return Ok(None);
+    }
+    compliance::Worker::open(&cfg.compliance, &cfg.store.path, hook).map(Some)
 }

@@ -2,12 +2,13 @@
 //!
 //! ```text
 //! pchat-server [--config FILE] [--sip ADDR] [--store PATH]
+//! pchat-server [--config FILE] [--store PATH] compliance verify [--output-dir DIR] [--db PATH]
 //! ```
 //! With no `--config` it runs on the embedded default (domain contoso.com, demo rooms,
 //! store under ./pchat-data). Logs go to stderr (`RUST_LOG` filters, default `info`).
 //! Ctrl-C (or SIGTERM) stops it cleanly: no new connections, the current batch commits.
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use pchat_server::clock::TokioClock;
 use pchat_server::config::Config;
 use std::path::PathBuf;
@@ -19,17 +20,43 @@ use std::sync::Arc;
 #[command(version, about)]
 struct Args {
     /// TOML configuration file (see server/src/default-config.toml for every key).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", global = true)]
     config: Option<PathBuf>,
     /// SIP/TCP listen address, overrides `[sip] listen`.
     #[arg(long, value_name = "ADDR")]
     sip: Option<String>,
     /// SQLite store file, overrides `[store] path`.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", global = true)]
     store: Option<PathBuf>,
     /// Print the embedded default configuration and exit.
     #[arg(long)]
     print_default_config: bool,
+    /// A tool instead of the server.
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Compliance pipeline tools.
+    Compliance {
+        #[command(subcommand)]
+        action: ComplianceAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ComplianceAction {
+    /// Compare the store, the compliance database and the adapter output; report
+    /// missing or duplicated events. Exit status 0 = clean, 1 = problems found.
+    Verify {
+        /// Adapter output directory (default `[compliance] output_dir`).
+        #[arg(long, value_name = "DIR")]
+        output_dir: Option<PathBuf>,
+        /// Compliance database (default `[compliance] path`).
+        #[arg(long, value_name = "PATH")]
+        db: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -61,6 +88,12 @@ fn main() -> ExitCode {
     if let Some(path) = args.store {
         cfg.store.path = path;
     }
+    if let Some(Command::Compliance {
+        action: ComplianceAction::Verify { output_dir, db },
+    }) = args.command
+    {
+        return verify(&cfg, output_dir, db);
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -76,6 +109,59 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("pchat-server: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// `compliance verify`: prints the report; exit 0 clean, 1 problems, 2 unreadable input.
+fn verify(cfg: &Config, output_dir: Option<PathBuf>, db: Option<PathBuf>) -> ExitCode {
+    use pchat_server::compliance::{verify::verify, ComplianceDb};
+    use pchat_server::store::SqliteStore;
+    let output_dir = output_dir.unwrap_or_else(|| cfg.compliance.output_dir.clone());
+    let db_path = db.unwrap_or_else(|| cfg.compliance.path.clone());
+    if !cfg.store.path.exists() {
+        eprintln!(
+            "pchat-server: store {} does not exist",
+            cfg.store.path.display()
+        );
+        return ExitCode::from(2);
+    }
+    let mut store = match SqliteStore::open(&cfg.store.path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("pchat-server: {}: {e}", cfg.store.path.display());
+            return ExitCode::from(2);
+        }
+    };
+    let mut db = if db_path.exists() {
+        match ComplianceDb::open(&db_path) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                eprintln!("pchat-server: {}: {e}", db_path.display());
+                return ExitCode::from(2);
+            }
+        }
+    } else {
+        None
+    };
+    match verify(&mut store, db.as_mut(), &output_dir) {
+        Ok(report) => {
+            println!(
+                "store {}, compliance db {}, output {}",
+                cfg.store.path.display(),
+                db_path.display(),
+                output_dir.display()
+            );
+            print!("{}", report.render());
+            if report.clean() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("pchat-server: {e}");
+            ExitCode::from(2)
         }
     }
 }
@@ -97,6 +183,8 @@ async fn run(cfg: Config, embedded: bool) -> Result<(), String> {
     let store_path = cfg.store.path.clone();
     let rooms = cfg.rooms.len();
     let domain = cfg.domain.clone();
+    let worker = pchat_server::build_worker(&cfg, None).map_err(|e| format!("compliance: {e}"))?;
+    let compliance = worker.is_some();
     let core = pchat_server::build_core(cfg, clock, seed, &local)
         .map_err(|e| format!("{}: {e}", store_path.display()))?;
     tracing::info!(
@@ -106,9 +194,10 @@ async fn run(cfg: Config, embedded: bool) -> Result<(), String> {
         rooms = core.rooms().len(),
         configured_rooms = rooms,
         config = if embedded { "embedded default" } else { "file" },
+        compliance,
         "pchat-server ready"
     );
-    pchat_server::host::serve(listener, core, shutdown_signal())
+    pchat_server::host::serve_with(listener, core, worker, shutdown_signal())
         .await
         .map_err(|e| e.to_string())?;
     tracing::info!("pchat-server stopped");

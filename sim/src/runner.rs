@@ -36,6 +36,9 @@ pub struct RunReport {
     pub transcript: Transcript,
     /// Simulated (or, live, wall) time the run took.
     pub elapsed: Duration,
+    /// With `[compliance] enabled` (simulated runs): every adapter output file at the
+    /// end of the run, as `== <file name>` followed by its content, in name order.
+    pub compliance_output: Option<String>,
 }
 
 impl RunReport {
@@ -178,6 +181,14 @@ pub fn run_sim(scenario: &Scenario, seed: u64) -> RunReport {
     );
     let mut cfg = scenario.server_config();
     cfg.store.path = store_path;
+    if let Some(d) = store_dir.as_ref() {
+        cfg.compliance.path = d.path().join("mgccomp.db");
+        cfg.compliance.output_dir = d.path().join("compliance");
+    }
+    let output_dir = cfg
+        .compliance
+        .enabled
+        .then(|| cfg.compliance.output_dir.clone());
     sim.host("server", move || {
         let cfg = cfg.clone();
         async move {
@@ -188,10 +199,12 @@ pub fn run_sim(scenario: &Scenario, seed: u64) -> RunReport {
             let clock = Arc::new(pchat_server::clock::TokioClock::starting_at(
                 pchat_server::clock::SIM_EPOCH_MS,
             ));
+            let worker = pchat_server::build_worker(&cfg, None)?;
             let core = pchat_server::build_core(cfg, clock, seed, &local)?;
-            pchat_server::host::serve(
+            pchat_server::host::serve_with(
                 crate::sim_net::SimListener(listener),
                 core,
+                worker,
                 std::future::pending(),
             )
             .await?;
@@ -238,6 +251,7 @@ pub fn run_sim(scenario: &Scenario, seed: u64) -> RunReport {
             scenario.path.display()
         ));
     }
+    let compliance_output = output_dir.map(|dir| read_compliance_output(&dir));
     drop(store_dir);
     RunReport {
         name: scenario.name(),
@@ -247,7 +261,27 @@ pub fn run_sim(scenario: &Scenario, seed: u64) -> RunReport {
         failure,
         transcript,
         elapsed,
+        compliance_output,
     }
+}
+
+/// Every adapter output file in `dir` (temp files excluded), `== name` then content.
+fn read_compliance_output(dir: &std::path::Path) -> String {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| n.starts_with(pchat_server::compliance::adapter::FILE_PREFIX))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    let mut out = String::new();
+    for n in names {
+        let text = std::fs::read_to_string(dir.join(&n)).unwrap_or_else(|e| format!("<{e}>"));
+        out.push_str(&format!("== {n}\n{text}"));
+    }
+    out
 }
 
 /// Runs `scenario` against a live server at `target` (`HOST:PORT`) over real TCP.
@@ -270,6 +304,7 @@ pub fn run_live(scenario: &Scenario, target: &str, seed: u64) -> RunReport {
                 failure: Some(format!("cannot start a runtime: {e}")),
                 transcript,
                 elapsed: Duration::ZERO,
+                compliance_output: None,
             }
         }
     };
@@ -306,5 +341,6 @@ pub fn run_live(scenario: &Scenario, target: &str, seed: u64) -> RunReport {
         failure,
         transcript,
         elapsed: started.elapsed(),
+        compliance_output: None,
     }
 }

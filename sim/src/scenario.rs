@@ -19,7 +19,7 @@
 //! Every error in a file is reported as `file:line:column: message`. The full list of
 //! actions and expectation keys is in docs/scenarios.md.
 
-use pchat_server::config::{line_col, Config, RoomConfig};
+use pchat_server::config::{line_col, ComplianceConfig, Config, RoomConfig};
 use serde::Deserialize;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -55,6 +55,11 @@ pub struct ScenarioFile {
     /// Rooms the simulated server starts with; empty = the embedded default rooms.
     #[serde(default, rename = "room")]
     pub rooms: Vec<RoomConfig>,
+    /// `[compliance]` of the simulated server (same keys as the server config; `path`
+    /// and `output_dir` are replaced by the runner's temporary directory). The run's
+    /// adapter output is reported for snapshot tests.
+    #[serde(default)]
+    pub compliance: Option<ComplianceConfig>,
     /// The clients.
     #[serde(rename = "client")]
     pub clients: Vec<ClientSpec>,
@@ -335,6 +340,9 @@ impl Scenario {
         cfg.domain = self.file.domain.clone();
         if !self.file.rooms.is_empty() {
             cfg.rooms = self.file.rooms.clone();
+        }
+        if let Some(c) = &self.file.compliance {
+            cfg.compliance = c.clone();
         }
         cfg
     }

@@ -41,6 +41,10 @@ fn every_scenario_passes_and_matches_its_snapshot() {
             report.failure.unwrap_or_default()
         );
         insta::assert_snapshot!(s.name(), report.transcript.render());
+        if let Some(output) = &report.compliance_output {
+            assert!(!output.is_empty(), "{}: no compliance output", s.name());
+            insta::assert_snapshot!(format!("{}-compliance", s.name()), output);
+        }
     }
 }
 

@@ -14,6 +14,8 @@
 
 use super::{room_for, Ctx};
 use crate::clock::iso8601;
+use crate::compliance::record::{event_at, with_event};
+use crate::compliance::EventKind;
 use crate::core::{Action, Core};
 use crate::sip::{response_for, Request};
 use crate::store::NewMessage;
@@ -72,7 +74,8 @@ pub fn handle(core: &mut Core, ctx: &Ctx, req: &Request, chat: GrpChat) {
         ts_ms,
         text: chat.text,
     };
-    if let Err(e) = core.store.append_message(&msg) {
+    let ev = event_at(core, EventKind::Chat, &guid, &ctx.user, ts_ms, &msg.text);
+    if let Err(e) = with_event(core, ev, |store| store.append_message(&msg)) {
         return refuse(core, ctx, req, codes::INTERNAL_ERROR, &e.to_string());
     }
     core.respond(ctx.conn, response_for(req, 200, "OK"), true);

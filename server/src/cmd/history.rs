@@ -4,6 +4,7 @@
 
 use super::{room_for, CmdError, CmdResult, Ctx};
 use crate::clock::iso8601;
+use crate::compliance::{record::record, EventKind};
 use crate::core::Core;
 use crate::xccos::{codes, BcQuery, ChanRef, GrpChat, RplData};
 
@@ -15,6 +16,13 @@ pub fn bccontext(core: &mut Core, ctx: &Ctx, chan: &ChanRef, query: &BcQuery) ->
     };
     let BcQuery::Last { cnt } = query;
     let cnt = (*cnt).min(core.cfg.limits.history_limit);
+    record(
+        core,
+        EventKind::Backchat,
+        &guid,
+        &ctx.user,
+        &format!("last {cnt}"),
+    )?;
     let msgs = core
         .store
         .last_messages(&guid, cnt)

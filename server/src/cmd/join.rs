@@ -8,6 +8,8 @@
 
 use super::{room_for, CmdError, CmdResult, Ctx};
 use crate::channel::DialogId;
+use crate::compliance::record::{record, undo_on_abort, Undo};
+use crate::compliance::EventKind;
 use crate::core::Core;
 use crate::xccos::{codes, Body, ChanRef, Ntc, NtcData, RoomInfo, RplData, UserRef};
 use std::collections::BTreeMap;
@@ -45,7 +47,15 @@ pub fn join(core: &mut Core, ctx: &Ctx, chans: &[ChanRef], batch: bool) -> CmdRe
             continue;
         };
         let newly_online = !room.joined.values().any(|u| *u == ctx.user);
-        room.joined.insert(ctx.dialog, ctx.user.clone());
+        if newly_online {
+            record(core, EventKind::Join, guid, &ctx.user, "")?;
+        }
+        let Some(room) = core.rooms.get_mut(guid) else {
+            continue;
+        };
+        if room.joined.insert(ctx.dialog, ctx.user.clone()).is_none() {
+            undo_on_abort(core, Undo::Joined(guid.clone(), ctx.dialog));
+        }
         if newly_online {
             notify_join(core, guid, &ctx.user, ctx.dialog, batch);
         }
@@ -72,9 +82,19 @@ pub fn part(core: &mut Core, ctx: &Ctx, chan: &ChanRef) -> CmdResult {
         return Err(CmdError::new(codes::NO_SUCH_ROOM, "room vanished"));
     };
     let was_joined = room.joined.remove(&ctx.dialog).is_some();
+    if was_joined {
+        undo_on_abort(
+            core,
+            Undo::Parted(guid.clone(), ctx.dialog, ctx.user.clone()),
+        );
+    }
+    let Some(room) = core.rooms.get_mut(&guid) else {
+        return Err(CmdError::new(codes::NO_SUCH_ROOM, "room vanished"));
+    };
     let still_online = room.joined.values().any(|u| *u == ctx.user);
     let room_uri = room.uri.clone();
     if was_joined && !still_online {
+        record(core, EventKind::Part, &guid, &ctx.user, "")?;
         notify_part(core, &guid, &ctx.user, ctx.dialog);
     }
     Ok(RplData::Chan(room_uri))

@@ -124,7 +124,8 @@ fn dispatch(core: &mut Core, ctx: &Ctx, kind: &CmdKind) -> CmdResult {
             qtype,
             criteria,
             extended,
-        } => search::chansrch(core, ctx, qtype, criteria, *extended),
+        } => search::chansrch(core, ctx, qtype, criteria, *extended)
+            .and_then(|r| search::record(core, ctx, qtype, criteria).map(|()| r)),
         CmdKind::NodesPermCreateChild => Err(CmdError::new(
             codes::NO_PERMISSION,
             "room creation is not enabled on this server",
@@ -157,8 +158,9 @@ pub(crate) fn send_reply(core: &mut Core, ctx: &Ctx, reply_id: &str, result: Cmd
         resp: Some(resp),
         data,
     };
-    let body = core.encode_envelope(Body::Rpl(rpl));
-    core.send_info(ctx.dialog, body, false);
+    // After the commit: a reply must not report a write (follow, compliance event)
+    // that a failed commit undid.
+    core.send_reply_after_commit(ctx.dialog, rpl);
 }
 
 /// Finds the room a command names and checks that `user` may join/read it. Errors: 404

@@ -44,3 +44,16 @@ pub fn chansrch(core: &Core, ctx: &Ctx, qtype: &str, criteria: &str, extended: b
         .collect();
     Ok(RplData::Search(hits))
 }
+
+/// Records the search as a compliance SEARCH event (`BYNAME:<criteria>`, no room).
+/// Errors: 500 when the event could not be written.
+pub fn record(core: &mut Core, ctx: &Ctx, qtype: &str, criteria: &str) -> Result<(), CmdError> {
+    let content = format!("{}:{}", qtype.to_ascii_uppercase(), criteria.trim());
+    crate::compliance::record::record(
+        core,
+        crate::compliance::EventKind::Search,
+        "",
+        &ctx.user,
+        &content,
+    )
+}

@@ -103,6 +103,10 @@ pub struct Core {
     next_envid: u64,
     queued: Vec<Queued>,
     on_abort: Vec<Action>,
+    /// A compliance event of this batch could not be written: roll back, don't commit.
+    poisoned: bool,
+    /// Compliance bookkeeping of the batch (undo of joins/parts, carried PART events).
+    pub(crate) compliance: crate::compliance::record::BatchState,
     /// `host:port` written into Via and Contact of our messages.
     pub(crate) local_addr: String,
     stats: Stats,
@@ -159,6 +163,8 @@ impl Core {
             next_envid,
             queued: Vec::new(),
             on_abort: Vec::new(),
+            poisoned: false,
+            compliance: Default::default(),
             local_addr: local_addr.to_string(),
             stats: Stats::default(),
         })
@@ -179,10 +185,16 @@ impl Core {
                 false
             }
         };
+        crate::compliance::record::begin_batch(self);
         for input in inputs {
             self.handle_input(input);
         }
-        let committed = if in_tx {
+        let committed = if std::mem::take(&mut self.poisoned) {
+            tracing::error!("a compliance event failed: batch rolled back, answered 503");
+            self.store.rollback();
+            self.stats.failed_commits += 1;
+            false
+        } else if in_tx {
             match self.store.commit() {
                 Ok(()) => true,
                 Err(e) => {
@@ -194,6 +206,7 @@ impl Core {
         } else {
             true
         };
+        crate::compliance::record::end_batch(self, committed);
         for q in self.queued.drain(..) {
             if committed || !q.needs_commit {
                 out.push(q.action);
@@ -274,6 +287,12 @@ impl Core {
         });
     }
 
+    /// Makes the current batch roll back instead of committing (a compliance event could
+    /// not be written: the actions of the batch must not persist without their events).
+    pub(crate) fn poison_batch(&mut self) {
+        self.poisoned = true;
+    }
+
     /// Output sent instead of the batch's commit-dependent output if the commit fails.
     pub(crate) fn push_on_abort(&mut self, action: Action) {
         self.on_abort.push(action);
@@ -316,12 +335,50 @@ impl Core {
 
     /// Sends `body` (an XCCOS document) as an INFO inside `dialog` (RFC 6086).
     pub(crate) fn send_info(&mut self, dialog: DialogId, body: Bytes, needs_commit: bool) -> bool {
-        let branch = self.ids.branch();
-        let local_addr = self.local_addr.clone();
-        let Some(d) = self.dialogs.get_mut(dialog) else {
+        let Some(action) = self.info_action(dialog, body, true) else {
             return false;
         };
-        d.local_cseq += 1;
+        self.push(action, needs_commit);
+        true
+    }
+
+    /// Sends a command reply released only after the batch commits; if the commit fails
+    /// (or the batch is rolled back), the same reply with code 503 SERVICE_UNAVAILABLE
+    /// and no data goes instead (same envid, same CSeq: exactly one of them is sent).
+    pub(crate) fn send_reply_after_commit(&mut self, dialog: DialogId, rpl: crate::xccos::Rpl) {
+        let envid = self.envid();
+        let abort = crate::xccos::Rpl {
+            resp: Some(crate::xccos::Resp {
+                code: crate::xccos::codes::SERVICE_UNAVAILABLE,
+                token: crate::xccos::codes::token(crate::xccos::codes::SERVICE_UNAVAILABLE)
+                    .to_string(),
+            }),
+            data: crate::xccos::RplData::None,
+            ..rpl.clone()
+        };
+        let encode = |body| {
+            let mut buf = Vec::with_capacity(256);
+            Envelope { envid, body }.write(&mut buf);
+            Bytes::from(buf)
+        };
+        let (ok, abort) = (encode(Body::Rpl(rpl)), encode(Body::Rpl(abort)));
+        if let Some(action) = self.info_action(dialog, ok, true) {
+            self.push(action, true);
+        }
+        if let Some(action) = self.info_action(dialog, abort, false) {
+            self.push_on_abort(action);
+        }
+    }
+
+    /// The INFO carrying `body` in `dialog`; `next_cseq` takes the next CSeq, otherwise
+    /// the last one is reused (the alternative of an INFO already built).
+    fn info_action(&mut self, dialog: DialogId, body: Bytes, next_cseq: bool) -> Option<Action> {
+        let branch = self.ids.branch();
+        let local_addr = self.local_addr.clone();
+        let d = self.dialogs.get_mut(dialog)?;
+        if next_cseq {
+            d.local_cseq += 1;
+        }
         let head = format!(
             "INFO {target} SIP/2.0\r\nVia: SIP/2.0/TCP {local_addr};branch={branch}\r\nMax-Forwards: 70\r\n\
              From: {from}\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} INFO\r\n\
@@ -333,16 +390,11 @@ impl Core {
             cseq = d.local_cseq,
             len = body.len(),
         );
-        let conn = d.conn;
-        self.push(
-            Action::Send {
-                conn,
-                head: Bytes::from(head),
-                body,
-            },
-            needs_commit,
-        );
-        true
+        Some(Action::Send {
+            conn: d.conn,
+            head: Bytes::from(head),
+            body,
+        })
     }
 
     /// Drops a dialog: leaves every room it joined (ntc:part to the others).
@@ -352,6 +404,7 @@ impl Core {
         }
         for (guid, user, last) in self.rooms.leave_all(dialog) {
             if last {
+                crate::compliance::record::record_part_of_dropped(self, &guid, &user);
                 crate::cmd::join::notify_part(self, &guid, &user, dialog);
             }
         }

@@ -52,6 +52,27 @@ impl Store for FlakyStore {
     fn followed(&mut self, user: &str) -> Result<Vec<String>, StoreError> {
         self.inner.followed(user)
     }
+    fn savepoint(&mut self) -> Result<(), StoreError> {
+        self.inner.savepoint()
+    }
+    fn release_savepoint(&mut self, keep: bool) -> Result<(), StoreError> {
+        self.inner.release_savepoint(keep)
+    }
+    fn record_event(&mut self, ev: &crate::compliance::NewEvent) -> Result<i64, StoreError> {
+        self.inner.record_event(ev)
+    }
+    fn outbox_peek(&mut self, limit: u32) -> Result<Vec<crate::compliance::Event>, StoreError> {
+        self.inner.outbox_peek(limit)
+    }
+    fn outbox_delete(&mut self, ids: &[i64]) -> Result<(), StoreError> {
+        self.inner.outbox_delete(ids)
+    }
+    fn event_high_water(&mut self) -> Result<i64, StoreError> {
+        self.inner.event_high_water()
+    }
+    fn messages_after(&mut self, after: i64, limit: u32) -> Result<Vec<StoredMessage>, StoreError> {
+        self.inner.messages_after(after, limit)
+    }
 }
 
 fn config() -> Config {

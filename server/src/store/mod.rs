@@ -13,6 +13,8 @@ pub mod sqlite;
 
 pub use sqlite::SqliteStore;
 
+use crate::compliance::{Event, NewEvent};
+
 /// A room as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoomRecord {
@@ -100,4 +102,24 @@ pub trait Store: Send {
     fn unfollow(&mut self, user: &str, room_guid: &str) -> Result<(), StoreError>;
     /// A user's followed rooms (GUIDs), in the order they were followed.
     fn followed(&mut self, user: &str) -> Result<Vec<String>, StoreError>;
+    /// Opens a savepoint inside the current transaction (or a transaction of its own):
+    /// the writes of one action and its compliance event are kept or undone together.
+    fn savepoint(&mut self) -> Result<(), StoreError>;
+    /// Closes the innermost savepoint: keeps its writes (`keep`) or undoes them.
+    fn release_savepoint(&mut self, keep: bool) -> Result<(), StoreError>;
+    /// Appends a compliance event to the outbox (transactional outbox: call it inside the
+    /// action's transaction); returns its id, unique and never reused.
+    fn record_event(&mut self, ev: &NewEvent) -> Result<i64, StoreError>;
+    /// Up to `limit` outbox events, lowest id first.
+    fn outbox_peek(&mut self, limit: u32) -> Result<Vec<Event>, StoreError>;
+    /// Deletes outbox events by id (ids not present are ignored).
+    fn outbox_delete(&mut self, ids: &[i64]) -> Result<(), StoreError>;
+    /// The highest event id ever assigned (0 if none): ids `1..=high_water` exist.
+    fn event_high_water(&mut self) -> Result<i64, StoreError>;
+    /// Up to `limit` messages with id above `after_id`, lowest id first (all rooms).
+    fn messages_after(
+        &mut self,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredMessage>, StoreError>;
 }

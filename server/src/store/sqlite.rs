@@ -2,6 +2,7 @@
 //! (`PRAGMA user_version`), prepared-statement cache.
 
 use super::{NewMessage, RoomRecord, Store, StoreError, StoredMessage};
+use crate::compliance::{Event, EventKind, NewEvent};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
 
@@ -35,12 +36,24 @@ const MIGRATIONS: &[&str] = &[
         seq INTEGER NOT NULL,
         PRIMARY KEY (user_uri, room_guid)
      ) WITHOUT ROWID;",
+    // Compliance outbox (issue 4): one row per audited action, written in the action's
+    // transaction; AUTOINCREMENT makes the id a never-reused event id.
+    "CREATE TABLE IF NOT EXISTS compliance_outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL,
+        room_uri TEXT NOT NULL,
+        room_name TEXT NOT NULL,
+        user_uri TEXT NOT NULL,
+        ts_ms INTEGER NOT NULL,
+        content TEXT NOT NULL
+     );",
 ];
 
 /// SQLite-backed store. Not `Sync`: one owner (the channel service task).
 pub struct SqliteStore {
     conn: Connection,
     in_tx: bool,
+    savepoints: u32,
 }
 
 fn db(e: rusqlite::Error) -> StoreError {
@@ -78,7 +91,11 @@ impl SqliteStore {
             .map_err(db)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(db)?;
         conn.set_prepared_statement_cache_capacity(64);
-        let mut store = SqliteStore { conn, in_tx: false };
+        let mut store = SqliteStore {
+            conn,
+            in_tx: false,
+            savepoints: 0,
+        };
         store.migrate()?;
         Ok(store)
     }
@@ -91,19 +108,10 @@ impl SqliteStore {
     }
 
     fn migrate(&mut self) -> Result<(), StoreError> {
-        let found = self.schema_version()?;
-        let supported = MIGRATIONS.len() as i64;
-        if found > supported {
-            return Err(StoreError::SchemaTooNew { found, supported });
-        }
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
-            let tx = self.conn.transaction().map_err(db)?;
-            tx.execute_batch(sql).map_err(db)?;
-            tx.pragma_update(None, "user_version", (i + 1) as i64)
-                .map_err(db)?;
-            tx.commit().map_err(db)?;
-        }
-        Ok(())
+        migrate(&mut self.conn, MIGRATIONS).map_err(|e| match e {
+            Migration::Db(e) => db(e),
+            Migration::TooNew { found, supported } => StoreError::SchemaTooNew { found, supported },
+        })
     }
 
     fn roles(&self, guid: &str, role: &str) -> Result<Vec<String>, StoreError> {
@@ -124,7 +132,7 @@ impl SqliteStore {
         &mut self,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> Result<T, StoreError> {
-        if self.in_tx {
+        if self.in_tx || !self.conn.is_autocommit() {
             return f(&self.conn).map_err(db);
         }
         let tx = self.conn.transaction().map_err(db)?;
@@ -132,6 +140,45 @@ impl SqliteStore {
         tx.commit().map_err(db)?;
         Ok(v)
     }
+}
+
+/// Why [`migrate`] failed.
+pub(crate) enum Migration {
+    /// SQL or I/O error.
+    Db(rusqlite::Error),
+    /// The database's `user_version` is above the number of migrations known.
+    TooNew { found: i64, supported: i64 },
+}
+
+/// Applies `migrations[user_version..]`, each in its own transaction that also sets
+/// `PRAGMA user_version` to its index + 1.
+pub(crate) fn migrate(conn: &mut Connection, migrations: &[&str]) -> Result<(), Migration> {
+    let found: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(Migration::Db)?;
+    let supported = migrations.len() as i64;
+    if found > supported {
+        return Err(Migration::TooNew { found, supported });
+    }
+    for (i, sql) in migrations.iter().enumerate().skip(found as usize) {
+        let tx = conn.transaction().map_err(Migration::Db)?;
+        tx.execute_batch(sql).map_err(Migration::Db)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)
+            .map_err(Migration::Db)?;
+        tx.commit().map_err(Migration::Db)?;
+    }
+    Ok(())
+}
+
+/// Reads a message row `(id, room_guid, author, ts_ms, text)`.
+fn message_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredMessage> {
+    Ok(StoredMessage {
+        id: r.get(0)?,
+        room_guid: r.get(1)?,
+        author: r.get(2)?,
+        ts_ms: r.get(3)?,
+        text: r.get(4)?,
+    })
 }
 
 impl Store for SqliteStore {
@@ -150,6 +197,7 @@ impl Store for SqliteStore {
                 self.rollback();
             }
             self.in_tx = false;
+            self.savepoints = 0;
             r?;
         }
         Ok(())
@@ -160,6 +208,7 @@ impl Store for SqliteStore {
             let _ = self.conn.execute_batch("ROLLBACK");
         }
         self.in_tx = false;
+        self.savepoints = 0;
     }
 
     fn upsert_room(&mut self, room: &RoomRecord) -> Result<(), StoreError> {
@@ -234,15 +283,7 @@ impl Store for SqliteStore {
             )
             .map_err(db)?;
         let rows = st
-            .query_map(params![room_guid, n], |r| {
-                Ok(StoredMessage {
-                    id: r.get(0)?,
-                    room_guid: r.get(1)?,
-                    author: r.get(2)?,
-                    ts_ms: r.get(3)?,
-                    text: r.get(4)?,
-                })
-            })
+            .query_map(params![room_guid, n], message_row)
             .map_err(db)?;
         let mut v = rows.collect::<Result<Vec<_>, _>>().map_err(db)?;
         v.reverse();
@@ -295,6 +336,118 @@ impl Store for SqliteStore {
             .map_err(db)?;
         rows.collect::<Result<Vec<_>, _>>().map_err(db)
     }
+
+    fn savepoint(&mut self) -> Result<(), StoreError> {
+        self.conn.execute_batch("SAVEPOINT action").map_err(db)?;
+        self.savepoints += 1;
+        Ok(())
+    }
+
+    fn release_savepoint(&mut self, keep: bool) -> Result<(), StoreError> {
+        if self.savepoints == 0 {
+            return Ok(());
+        }
+        self.savepoints -= 1;
+        if keep {
+            self.conn.execute_batch("RELEASE action").map_err(db)
+        } else {
+            self.conn
+                .execute_batch("ROLLBACK TO action; RELEASE action")
+                .map_err(db)
+        }
+    }
+
+    fn record_event(&mut self, ev: &NewEvent) -> Result<i64, StoreError> {
+        self.write(|c| {
+            let mut st = c.prepare_cached(
+                "INSERT INTO compliance_outbox (kind, room_uri, room_name, user_uri, ts_ms, content)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            st.execute(params![
+                ev.kind.as_str(),
+                ev.room_uri,
+                ev.room_name,
+                ev.user,
+                ev.ts_ms,
+                ev.content
+            ])?;
+            Ok(c.last_insert_rowid())
+        })
+    }
+
+    fn outbox_peek(&mut self, limit: u32) -> Result<Vec<Event>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT id, kind, room_uri, room_name, user_uri, ts_ms, content
+                 FROM compliance_outbox ORDER BY id LIMIT ?1",
+            )
+            .map_err(db)?;
+        let rows = st.query_map(params![limit], event_row).map_err(db)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(db)
+    }
+
+    fn outbox_delete(&mut self, ids: &[i64]) -> Result<(), StoreError> {
+        self.write(|c| {
+            let mut st = c.prepare_cached("DELETE FROM compliance_outbox WHERE id = ?1")?;
+            for id in ids {
+                st.execute(params![id])?;
+            }
+            Ok(())
+        })
+    }
+
+    fn event_high_water(&mut self) -> Result<i64, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT seq FROM sqlite_sequence WHERE name = 'compliance_outbox'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()
+            .map(|v| v.unwrap_or(0))
+            .map_err(db)
+    }
+
+    fn messages_after(
+        &mut self,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT id, room_guid, author, ts_ms, text FROM messages WHERE id > ?1
+                 ORDER BY id LIMIT ?2",
+            )
+            .map_err(db)?;
+        let rows = st
+            .query_map(params![after_id, limit], message_row)
+            .map_err(db)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(db)
+    }
+}
+
+/// Reads an event row `(id, kind, room_uri, room_name, user_uri, ts_ms, content)`; an
+/// unknown kind is a conversion error (the row was not written by this code).
+pub(crate) fn event_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
+    let kind: String = r.get(1)?;
+    let kind = EventKind::parse(&kind).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            1,
+            rusqlite::types::Type::Text,
+            format!("unknown event kind {kind:?}").into(),
+        )
+    })?;
+    Ok(Event {
+        id: r.get(0)?,
+        kind,
+        room_uri: r.get(2)?,
+        room_name: r.get(3)?,
+        user: r.get(4)?,
+        ts_ms: r.get(5)?,
+        content: r.get(6)?,
+    })
 }
 
 #[cfg(test)]

@@ -1,0 +1,162 @@
+//! Recording events from the command handlers (the transactional outbox's write side).
+//!
+//! Call sites: `cmd/join.rs` (JOIN, PART), `core::Core::drop_dialog` (PART caused by
+//! BYE, connection close, session expiry), `cmd/grpchat.rs` (CHAT), `cmd/history.rs`
+//! (BACKCHAT), `cmd/search.rs` (SEARCH). Nothing is recorded when `[compliance]
+//! enabled` is false.
+//!
+//! The event is written inside the batch's store transaction. If writing it fails, the
+//! whole batch is rolled back instead of committed (`Core::poison_batch`): its
+//! commit-dependent replies become 503, so no acknowledged action lacks its event.
+//!
+//! When a batch does not commit, its in-memory joins and parts are undone (the client
+//! was answered 503 and retries: its retry must record the event again), and PART events
+//! of dialogs the server dropped (BYE, close, expiry: nobody retries those) are carried
+//! over and recorded in the next batch.
+
+use super::{EventKind, NewEvent};
+use crate::channel::DialogId;
+use crate::cmd::CmdError;
+use crate::core::Core;
+use crate::store::{Store, StoreError};
+use crate::xccos::codes;
+
+/// The event `kind` by `user` in room `guid` (empty: no room) at `ts_ms`, with the
+/// room's current URI and name.
+pub fn event_at(
+    core: &Core,
+    kind: EventKind,
+    guid: &str,
+    user: &str,
+    ts_ms: i64,
+    content: &str,
+) -> NewEvent {
+    let (room_uri, room_name) = core
+        .rooms
+        .get(guid)
+        .map(|r| (r.uri.clone(), r.name.clone()))
+        .unwrap_or_default();
+    NewEvent {
+        kind,
+        room_uri,
+        room_name,
+        user: user.to_string(),
+        ts_ms,
+        content: content.to_string(),
+    }
+}
+
+/// Records `kind` by `user` in room `guid` now (no-op when compliance is disabled).
+/// Errors: 500 (and the batch will roll back) when the store failed.
+pub fn record(
+    core: &mut Core,
+    kind: EventKind,
+    guid: &str,
+    user: &str,
+    content: &str,
+) -> Result<(), CmdError> {
+    if !core.cfg.compliance.enabled {
+        return Ok(());
+    }
+    let ev = event_at(core, kind, guid, user, core.clock.now_ms(), content);
+    core.store.record_event(&ev).map(|_| ()).map_err(|e| {
+        core.poison_batch();
+        CmdError::new(
+            codes::INTERNAL_ERROR,
+            format!("compliance event not recorded: {e}"),
+        )
+    })
+}
+
+/// Runs the action `f` and records `ev` atomically (one savepoint): both are kept or
+/// neither. Without compliance it just runs `f`. Errors: `f`'s, or the event's.
+pub fn with_event<T>(
+    core: &mut Core,
+    ev: NewEvent,
+    f: impl FnOnce(&mut dyn Store) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    if !core.cfg.compliance.enabled {
+        return f(core.store.as_mut());
+    }
+    core.store.savepoint()?;
+    let result = f(core.store.as_mut()).and_then(|v| core.store.record_event(&ev).map(|_| v));
+    if core.store.release_savepoint(result.is_ok()).is_err() {
+        core.poison_batch();
+    }
+    result
+}
+
+/// An in-memory effect to undo if the batch does not commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Undo {
+    /// The dialog joined the room (guid): remove it again.
+    Joined(String, DialogId),
+    /// The dialog (of user) left the room (guid): put it back if the dialog still exists.
+    Parted(String, DialogId, String),
+}
+
+/// Compliance bookkeeping of the batch being handled (a field of the core).
+#[derive(Debug, Default)]
+pub struct BatchState {
+    undo: Vec<Undo>,
+    server_events: Vec<NewEvent>,
+    carry: Vec<NewEvent>,
+}
+
+/// Notes an in-memory effect to undo if the batch does not commit.
+pub fn undo_on_abort(core: &mut Core, undo: Undo) {
+    if core.cfg.compliance.enabled {
+        core.compliance.undo.push(undo);
+    }
+}
+
+/// Records the PART of a dialog the server dropped (BYE, connection closed, session
+/// expiry); if the batch does not commit, the event is recorded in the next one.
+pub fn record_part_of_dropped(core: &mut Core, guid: &str, user: &str) {
+    if !core.cfg.compliance.enabled {
+        return;
+    }
+    let ev = event_at(core, EventKind::Part, guid, user, core.clock.now_ms(), "");
+    if core.store.record_event(&ev).is_err() {
+        core.poison_batch();
+    }
+    core.compliance.server_events.push(ev);
+}
+
+/// Start of a batch: records the events carried over from a batch that did not commit.
+pub fn begin_batch(core: &mut Core) {
+    let carried = std::mem::take(&mut core.compliance.carry);
+    for ev in &carried {
+        if core.store.record_event(ev).is_err() {
+            core.poison_batch();
+        }
+    }
+    core.compliance.server_events = carried;
+}
+
+/// End of a batch: on success forgets the bookkeeping; otherwise undoes the joins and
+/// parts in memory (newest first) and carries the server-originated events over.
+pub fn end_batch(core: &mut Core, committed: bool) {
+    let undo = std::mem::take(&mut core.compliance.undo);
+    let events = std::mem::take(&mut core.compliance.server_events);
+    if committed {
+        return;
+    }
+    core.compliance.carry = events;
+    for u in undo.into_iter().rev() {
+        match u {
+            Undo::Joined(guid, dialog) => {
+                if let Some(room) = core.rooms.get_mut(&guid) {
+                    room.joined.remove(&dialog);
+                }
+            }
+            Undo::Parted(guid, dialog, user) => {
+                if core.dialogs.get(dialog).is_some() {
+                    if let Some(room) = core.rooms.get_mut(&guid) {
+                        room.joined.insert(dialog, user);
+                    }
+                }
+            }
+        }
+    }
+}

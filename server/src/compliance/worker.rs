@@ -1,0 +1,219 @@
+//! The compliance worker: a task beside the channel service (see `crate::host`) that
+//! every `run_interval` moves the outbox into the compliance database
+//! ([`super::queue`]) and exports batches through the adapter.
+//!
+//! One run ([`Worker::run_once`]) is synchronous - store, mgccomp and file calls run
+//! inline on the calling task (in the simulator, the host's task; DESIGN.md) - and
+//! bounded: at most [`MAX_ROUNDS`] move rounds and [`MAX_BATCHES`] batches.
+//!
+//! Export, per batch: deliver the oldest pending batch if there is one (a run cut short
+//! by a crash or an adapter failure), else record a new one (id and events committed
+//! in mgccomp *before* the adapter runs); deliver it; on success delete its events and
+//! mark it done in one transaction. A failed delivery leaves the batch pending; the
+//! next run delivers the same batch again.
+
+use super::adapter::{Adapter, AdapterError, FileAdapter};
+use super::queue::{halt_at, move_outbox};
+use super::{ComplianceDb, FaultHook, FaultPoint};
+use crate::config::{AdapterKind, ComplianceConfig};
+use crate::store::{SqliteStore, Store, StoreError};
+use std::future::Future;
+use std::path::Path;
+use std::time::Duration;
+
+/// Most outbox move rounds (of `batch_size` events) per run.
+pub const MAX_ROUNDS: u32 = 64;
+/// Most batches exported per run.
+pub const MAX_BATCHES: u32 = 64;
+
+/// Why a run stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// The store or the compliance database failed; the run is redone next interval.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The adapter did not confirm a batch; it stays pending and is retried.
+    #[error("batch {batch}: {source}")]
+    Adapter {
+        /// Batch id.
+        batch: u64,
+        /// What the adapter said.
+        source: AdapterError,
+    },
+    /// A test's fault hook halted the worker (simulated process death).
+    #[error("halted by fault hook")]
+    Halted,
+}
+
+/// What one run did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RunReport {
+    /// Events moved from the outbox to the compliance database.
+    pub moved: usize,
+    /// Batches the adapter confirmed.
+    pub batches: usize,
+    /// Events in those batches.
+    pub exported: usize,
+}
+
+/// The compliance worker: its own store connection (the outbox), the compliance
+/// database, the adapter.
+pub struct Worker {
+    store: Box<dyn Store>,
+    db: ComplianceDb,
+    adapter: Box<dyn Adapter>,
+    batch_size: u32,
+    interval: Duration,
+    hook: Option<FaultHook>,
+}
+
+/// The adapter `cfg` names, writing into `cfg.output_dir`.
+pub fn adapter_for(cfg: &ComplianceConfig) -> Box<dyn Adapter> {
+    let format: Box<dyn super::adapter::Format> = match cfg.adapter {
+        AdapterKind::Xml => Box::new(super::xml::Xml),
+        AdapterKind::Jsonl => Box::new(super::jsonl::Jsonl),
+    };
+    Box::new(FileAdapter::new(
+        cfg.output_dir.clone(),
+        format,
+        cfg.one_room_per_file,
+    ))
+}
+
+impl Worker {
+    /// A worker over `store` (a connection of its own to the store holding the outbox),
+    /// the compliance database `db` and `adapter`; `cfg` gives batch size and interval;
+    /// `hook` is for tests (None in production).
+    pub fn new(
+        store: Box<dyn Store>,
+        db: ComplianceDb,
+        adapter: Box<dyn Adapter>,
+        cfg: &ComplianceConfig,
+        hook: Option<FaultHook>,
+    ) -> Worker {
+        Worker {
+            store,
+            db,
+            adapter,
+            batch_size: cfg.batch_size.max(1),
+            interval: Duration::from_millis(cfg.run_interval.0.max(1)),
+            hook,
+        }
+    }
+
+    /// Opens the worker for a server whose store is the SQLite file `store_path`:
+    /// a second connection to it, the compliance database at `cfg.path`, the adapter
+    /// `cfg.adapter` into `cfg.output_dir`. Errors: either database failed to open.
+    pub fn open(
+        cfg: &ComplianceConfig,
+        store_path: &Path,
+        hook: Option<FaultHook>,
+    ) -> Result<Worker, StoreError> {
+        if store_path.as_os_str() == ":memory:" {
+            return Err(StoreError::Db(
+                "compliance needs a store file ([store] path), not :memory:".into(),
+            ));
+        }
+        let store = SqliteStore::open(store_path)?;
+        let db = ComplianceDb::open(&cfg.path)?;
+        Ok(Worker::new(
+            Box::new(store),
+            db,
+            adapter_for(cfg),
+            cfg,
+            hook,
+        ))
+    }
+
+    /// One run: move the outbox, then export batches until none is left (bounded, see
+    /// the module docs). Errors: see [`WorkerError`]; nothing is lost on any of them.
+    pub fn run_once(&mut self) -> Result<RunReport, WorkerError> {
+        let hook = self.hook.as_ref();
+        let mut report = RunReport {
+            moved: move_outbox(
+                self.store.as_mut(),
+                &mut self.db,
+                self.batch_size,
+                MAX_ROUNDS,
+                hook,
+            )?,
+            ..RunReport::default()
+        };
+        for _ in 0..MAX_BATCHES {
+            let batch = match self.db.pending_batch()? {
+                Some(b) => b,
+                None => match self.db.new_batch(self.batch_size)? {
+                    Some(b) => {
+                        halt_at(hook, FaultPoint::AfterBatchRecorded)?;
+                        b
+                    }
+                    None => break,
+                },
+            };
+            match self.adapter.deliver(&batch, hook) {
+                Ok(()) => {}
+                Err(AdapterError::Halted) => return Err(WorkerError::Halted),
+                Err(source) => {
+                    return Err(WorkerError::Adapter {
+                        batch: batch.id,
+                        source,
+                    })
+                }
+            }
+            self.db.finish_batch(batch.id)?;
+            report.batches += 1;
+            report.exported += batch.events.len();
+            halt_at(hook, FaultPoint::AfterBatchDone)?;
+        }
+        Ok(report)
+    }
+
+    /// Runs every `run_interval` (first run at once: recovery after a restart) until
+    /// `shutdown` resolves, then runs once more so that what was committed before
+    /// shutdown is exported. Stops for good if the fault hook halts it. Uses tokio time
+    /// only (simulated under turmoil).
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
+        let mut tick = tokio::time::interval(self.interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                biased;
+                _ = &mut shutdown => break,
+                _ = tick.tick() => {
+                    if !self.run_logged() {
+                        return;
+                    }
+                }
+            }
+        }
+        self.run_logged();
+        tracing::info!(adapter = self.adapter.name(), "compliance worker stopped");
+    }
+
+    /// One run with logging; `false` if the worker was halted.
+    fn run_logged(&mut self) -> bool {
+        match self.run_once() {
+            Ok(r) => {
+                if r.moved > 0 || r.batches > 0 {
+                    tracing::info!(
+                        moved = r.moved,
+                        batches = r.batches,
+                        exported = r.exported,
+                        adapter = self.adapter.name(),
+                        "compliance run"
+                    );
+                }
+                true
+            }
+            Err(WorkerError::Halted) => {
+                tracing::warn!("compliance worker halted by fault hook");
+                false
+            }
+            Err(e) => {
+                tracing::warn!("compliance run failed, retried next interval: {e}");
+                true
+            }
+        }
+    }
+}
