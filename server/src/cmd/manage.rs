@@ -256,6 +256,7 @@ pub fn update(
     core.rooms.upsert(room);
     invite(core, &guid, &gained, &ctx.user)?;
     evict(core, &guid);
+    unfollow_lost(core, &guid)?;
     notify_update(core, &guid, ctx.dialog);
     Ok(rooms_reply(core, &[guid]))
 }
@@ -297,6 +298,23 @@ fn evict(core: &mut Core, guid: &str) {
         }
         super::join::notify_part(core, guid, &user, DialogId::MAX);
     }
+}
+
+/// Drops the room from the followed list of every follower who may no longer find it
+/// (removed from a secret room, or the room became secret).
+fn unfollow_lost(core: &mut Core, guid: &str) -> Result<(), CmdError> {
+    let followers = core.store.followers(guid).map_err(store_err)?;
+    let Some(room) = core.rooms.get(guid) else {
+        return Ok(());
+    };
+    let lost: Vec<String> = followers
+        .into_iter()
+        .filter(|u| !authz::can_find(&core.rooms, room, u))
+        .collect();
+    for u in lost {
+        core.store.unfollow(&u, guid).map_err(store_err)?;
+    }
+    Ok(())
 }
 
 fn room_uri(core: &Core, guid: &str) -> String {

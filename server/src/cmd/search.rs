@@ -30,19 +30,20 @@ enum By {
 
 /// Runs a search. Errors: 400 for an unknown query type.
 pub fn chansrch(core: &Core, ctx: &Ctx, qtype: &str, criteria: &str, extended: bool) -> CmdResult {
-    let by =
-        match qtype.to_ascii_uppercase().as_str() {
-            "BYNAME" => By::Name,
-            "BYDESC" | "BYKEYWORDS" => By::Keywords,
-            "BYMEMBER" => By::Member,
-            "BYMANAGER" => By::Manager,
-            _ => return Err(CmdError::new(
+    let by = match qtype.to_ascii_uppercase().as_str() {
+        "BYNAME" => By::Name,
+        "BYDESC" | "BYKEYWORDS" => By::Keywords,
+        "BYMEMBER" => By::Member,
+        "BYMANAGER" => By::Manager,
+        _ => {
+            return Err(CmdError::new(
                 codes::BAD_REQUEST,
                 format!(
                     "unsupported qtype {qtype:?} (BYNAME, BYDESC, BYKEYWORDS, BYMEMBER, BYMANAGER)"
                 ),
-            )),
-        };
+            ))
+        }
+    };
     let needle = criteria.trim().to_lowercase();
     let words: Vec<&str> = needle.split_whitespace().collect();
     let name_matches = |r: &Room| needle.is_empty() || r.name.to_lowercase().contains(&needle);
