@@ -2,7 +2,9 @@
 //! embedded default (`default-config.toml`) when none is given.
 //!
 //! Keys are interfaces that tools and tests rely on: `domain`, `[sip] listen`,
-//! `[store] path`, `[[room]] name/description/topic/privacy/members/managers`.
+//! `[store] path`, `[[category]] name/description/allowed/denied/creators/invitations/
+//! file_upload/history`, `[[room]] name/description/topic/privacy/members/managers/
+//! category/type/presenters/invitations/disabled`.
 //! Unknown keys are rejected so that a typo fails loudly with its line and column.
 
 use serde::Deserialize;
@@ -29,6 +31,10 @@ pub struct Config {
     /// The pool this server belongs to.
     #[serde(default)]
     pub pool: PoolConfig,
+    /// Categories (scope, creators, settings). A room without `category` is in
+    /// [`DEFAULT_CATEGORY`], which is open to the whole domain unless defined here.
+    #[serde(default, rename = "category")]
+    pub categories: Vec<CategoryConfig>,
     /// Rooms created (or updated) at start.
     #[serde(default, rename = "room")]
     pub rooms: Vec<RoomConfig>,
@@ -133,6 +139,149 @@ impl<'de> Deserialize<'de> for RunInterval {
                 "run_interval {ms} must be at least 1 ms"
             ))),
             Raw::Text(t) => RunInterval::parse(&t).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// Name of the category a room without `category` belongs to. When no `[[category]]`
+/// has this name, it is implicit: `allowed = ["*@<domain>"]`, no creators, invitations,
+/// file upload and history on.
+pub const DEFAULT_CATEGORY: &str = "Default";
+
+fn yes() -> bool {
+    true
+}
+
+/// `[[category]]`: a group of rooms that bounds who may be in them (product room
+/// model, call-flows.md "Room model").
+///
+/// `allowed`, `denied` and `creators` entries are user URIs (`sip:user@domain`) or
+/// whole domains (`*@domain`), matched case-insensitively. A denied user is out of
+/// scope whatever the other lists say.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CategoryConfig {
+    /// Category name, unique (case-insensitively); rooms refer to it by `category`.
+    pub name: String,
+    /// Free-text description.
+    #[serde(default)]
+    pub description: String,
+    /// Who is in scope: may find and (per room privacy) enter the category's rooms.
+    /// Omitted: the whole server domain (`*@<domain>`).
+    #[serde(default)]
+    pub allowed: Option<Vec<String>>,
+    /// Who is out of scope whatever `allowed` and the room lists say.
+    #[serde(default)]
+    pub denied: Vec<String>,
+    /// Who may create rooms in this category (`cmd:createroom`). Default: nobody.
+    #[serde(default)]
+    pub creators: Vec<String>,
+    /// Whether rooms of this category may send invitations (rooms with
+    /// `invitations = "inherit"` follow this). Default true.
+    #[serde(default = "yes")]
+    pub invitations: bool,
+    /// Whether file upload is allowed (announced as `prop:filepost`). Default true.
+    #[serde(default = "yes")]
+    pub file_upload: bool,
+    /// Whether chat history is kept readable (`bccontext`; `prop:logged`). Default true.
+    #[serde(default = "yes")]
+    pub history: bool,
+}
+
+impl CategoryConfig {
+    /// The implicit default category of `domain` (see [`DEFAULT_CATEGORY`]).
+    pub fn implicit_default(domain: &str) -> CategoryConfig {
+        CategoryConfig {
+            name: DEFAULT_CATEGORY.to_string(),
+            description: "Rooms without a category".to_string(),
+            allowed: None,
+            denied: Vec::new(),
+            creators: Vec::new(),
+            invitations: true,
+            file_upload: true,
+            history: true,
+        }
+        .with_domain_default(domain)
+    }
+
+    /// Fills an omitted `allowed` with `*@<domain>`.
+    pub fn with_domain_default(mut self, domain: &str) -> CategoryConfig {
+        if self.allowed.is_none() {
+            self.allowed = Some(vec![format!("*@{domain}")]);
+        }
+        self
+    }
+}
+
+/// Room type (product room model).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, PartialOrd, Ord, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum RoomType {
+    /// Every member (everyone in scope, for an open room) may post.
+    #[default]
+    Normal,
+    /// Only presenters may post; the others read.
+    Auditorium,
+}
+
+impl RoomType {
+    /// The lower-case name used in config and in the store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoomType::Normal => "normal",
+            RoomType::Auditorium => "auditorium",
+        }
+    }
+
+    /// Inverse of [`RoomType::as_str`]; `None` for anything else.
+    pub fn parse(s: &str) -> Option<RoomType> {
+        match s {
+            "normal" => Some(RoomType::Normal),
+            "auditorium" => Some(RoomType::Auditorium),
+            _ => None,
+        }
+    }
+}
+
+/// A room's invitations setting.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, PartialOrd, Ord, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Invitations {
+    /// Follow the category's `invitations`.
+    #[default]
+    Inherit,
+    /// Invitations on (if the category allows them).
+    On,
+    /// No invitations.
+    Off,
+}
+
+impl Invitations {
+    /// The lower-case name used in config, on the wire and in the store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Invitations::Inherit => "inherit",
+            Invitations::On => "on",
+            Invitations::Off => "off",
+        }
+    }
+
+    /// Inverse of [`Invitations::as_str`]; `None` for anything else.
+    pub fn parse(s: &str) -> Option<Invitations> {
+        match s {
+            "inherit" => Some(Invitations::Inherit),
+            "on" => Some(Invitations::On),
+            "off" => Some(Invitations::Off),
+            _ => None,
+        }
+    }
+
+    /// Whether invitations are sent, given the category's setting: `inherit` follows
+    /// it, `on` needs the category to allow them too, `off` never.
+    pub fn effective(self, category_allows: bool) -> bool {
+        match self {
+            Invitations::Inherit | Invitations::On => category_allows,
+            Invitations::Off => false,
         }
     }
 }
@@ -278,6 +427,22 @@ pub struct RoomConfig {
     /// Manager SIP URIs (managers are members too).
     #[serde(default)]
     pub managers: Vec<String>,
+    /// Category name; omitted: [`DEFAULT_CATEGORY`].
+    #[serde(default)]
+    pub category: Option<String>,
+    /// `normal` | `auditorium`.
+    #[serde(default, rename = "type")]
+    pub room_type: RoomType,
+    /// Presenter SIP URIs (who may post in an auditorium; presenters are members too).
+    #[serde(default)]
+    pub presenters: Vec<String>,
+    /// `inherit` | `on` | `off`.
+    #[serde(default)]
+    pub invitations: Invitations,
+    /// A disabled room cannot be found, joined or posted to; its managers may still
+    /// update it (and enable it again).
+    #[serde(default)]
+    pub disabled: bool,
 }
 
 /// A configuration that could not be loaded.
@@ -362,6 +527,7 @@ impl Config {
                 store: StoreConfig::default(),
                 limits: Limits::default(),
                 pool: PoolConfig::default(),
+                categories: Vec::new(),
                 rooms: Vec::new(),
                 compliance: ComplianceConfig::default(),
             }
@@ -377,9 +543,54 @@ impl Config {
         }
     }
 
+    /// Every category in force: the `[[category]]` list (omitted `allowed` filled with
+    /// the domain) plus the implicit [`DEFAULT_CATEGORY`] when not defined there.
+    pub fn all_categories(&self) -> Vec<CategoryConfig> {
+        let mut cats: Vec<CategoryConfig> = self
+            .categories
+            .iter()
+            .map(|c| c.clone().with_domain_default(&self.domain))
+            .collect();
+        if !cats
+            .iter()
+            .any(|c| c.name.eq_ignore_ascii_case(DEFAULT_CATEGORY))
+        {
+            cats.push(CategoryConfig::implicit_default(&self.domain));
+        }
+        cats
+    }
+
     fn validate(&self) -> Result<(), String> {
         if self.domain.is_empty() || self.domain.contains(['/', '@', ' ']) {
             return Err(format!("domain {:?} is not a DNS domain", self.domain));
+        }
+        let mut cats = std::collections::BTreeSet::new();
+        for c in &self.categories {
+            if c.name.trim().is_empty() {
+                return Err("a [[category]] has an empty name".into());
+            }
+            if !cats.insert(c.name.to_lowercase()) {
+                return Err(format!("category {:?} is defined twice", c.name));
+            }
+            let lists = [
+                ("allowed", c.allowed.as_deref().unwrap_or(&[])),
+                ("denied", &c.denied[..]),
+                ("creators", &c.creators[..]),
+            ];
+            for (key, list) in lists {
+                for u in list {
+                    let domain_wildcard = u
+                        .strip_prefix("*@")
+                        .is_some_and(|d| !d.is_empty() && !d.contains(['@', ' ']));
+                    if !domain_wildcard && !is_sip_uri(u) {
+                        return Err(format!(
+                            "category {:?}: {key} entry {u:?} is neither a SIP URI like sip:user@{d} nor a domain like *@{d}",
+                            c.name,
+                            d = self.domain
+                        ));
+                    }
+                }
+            }
         }
         let mut seen = std::collections::BTreeSet::new();
         for r in &self.rooms {
@@ -389,8 +600,16 @@ impl Config {
             if !seen.insert(r.name.to_lowercase()) {
                 return Err(format!("room {:?} is defined twice", r.name));
             }
-            for u in r.members.iter().chain(&r.managers) {
-                if !u.starts_with("sip:") || !u.contains('@') {
+            if let Some(c) = &r.category {
+                if !cats.contains(&c.to_lowercase()) && !c.eq_ignore_ascii_case(DEFAULT_CATEGORY) {
+                    return Err(format!(
+                        "room {:?}: category {c:?} is not defined by a [[category]]",
+                        r.name
+                    ));
+                }
+            }
+            for u in r.members.iter().chain(&r.managers).chain(&r.presenters) {
+                if !is_sip_uri(u) {
                     return Err(format!(
                         "room {:?}: {:?} is not a SIP URI like sip:user@{}",
                         r.name, u, self.domain
@@ -407,9 +626,48 @@ impl Config {
     }
 }
 
+fn is_sip_uri(u: &str) -> bool {
+    u.strip_prefix("sip:")
+        .and_then(|rest| rest.split_once('@'))
+        .is_some_and(|(user, dom)| !user.is_empty() && !dom.is_empty() && !dom.contains(['@', ' ']))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn categories_and_room_keys() {
+        let text = "domain = \"d.com\"\n[[category]]\nname = \"Eng\"\nallowed = [\"*@d.com\", \"sip:x@o.com\"]\n\
+                    denied = [\"sip:bad@d.com\"]\ncreators = [\"sip:c@d.com\"]\ninvitations = false\nfile_upload = false\n\
+                    history = false\n[[room]]\nname = \"A\"\ncategory = \"Eng\"\ntype = \"auditorium\"\n\
+                    presenters = [\"sip:p@d.com\"]\ninvitations = \"off\"\n[[room]]\nname = \"B\"\n";
+        let cfg = Config::from_toml(text, Path::new("x.toml")).unwrap();
+        assert_eq!(cfg.rooms[0].room_type, RoomType::Auditorium);
+        assert_eq!(cfg.rooms[0].invitations, Invitations::Off);
+        assert_eq!(cfg.rooms[1].category, None);
+        let cats = cfg.all_categories();
+        assert_eq!(cats.len(), 2, "Eng plus the implicit default");
+        assert!(!cats[0].history && !cats[0].file_upload && !cats[0].invitations);
+        assert_eq!(cats[1].name, DEFAULT_CATEGORY);
+        assert_eq!(
+            cats[1].allowed.as_deref(),
+            Some(&["*@d.com".to_string()][..])
+        );
+    }
+
+    #[test]
+    fn unknown_category_and_bad_scope_entry_rejected() {
+        let text = "domain = \"d.com\"\n[[room]]\nname = \"A\"\ncategory = \"Nope\"\n";
+        let err = Config::from_toml(text, Path::new("x.toml")).unwrap_err();
+        assert!(err.to_string().contains("\"Nope\" is not defined"), "{err}");
+        let text = "domain = \"d.com\"\n[[category]]\nname = \"C\"\nallowed = [\"d.com\"]\n";
+        let err = Config::from_toml(text, Path::new("x.toml")).unwrap_err();
+        assert!(err.to_string().contains("allowed entry \"d.com\""), "{err}");
+        let text = "domain = \"d.com\"\n[[room]]\nname = \"A\"\ntype = \"stage\"\n";
+        let err = Config::from_toml(text, Path::new("x.toml")).unwrap_err();
+        assert!(err.to_string().starts_with("x.toml:4:8"), "{err}");
+    }
 
     #[test]
     fn embedded_default_parses() {

@@ -26,7 +26,10 @@ use pchat_server::compliance::{
     ComplianceDb, Event, EventKind, Fault, FaultHook, FaultPoint, NewEvent, Worker,
 };
 use pchat_server::config::{AdapterKind, Config, RunInterval};
-use pchat_server::store::{NewMessage, RoomRecord, SqliteStore, Store, StoreError, StoredMessage};
+use pchat_server::store::{
+    HistoryQuery, Invitation, NewMessage, Pref, RoomRecord, SqliteStore, Store, StoreError,
+    StoredMessage,
+};
 use pchat_server::xccos::{BcQuery, ChanRef, CmdKind};
 use pchat_sim::client::Client;
 use pchat_sim::transcript::Transcript;
@@ -110,6 +113,47 @@ fn injected() -> StoreError {
 }
 
 impl Store for FlakyStore {
+    fn history(
+        &mut self,
+        room: &str,
+        q: &HistoryQuery,
+        n: u32,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        self.inner.history(room, q, n)
+    }
+    fn set_followed(&mut self, user: &str, rooms: &[String]) -> Result<(), StoreError> {
+        self.inner.set_followed(user, rooms)
+    }
+    fn followers(&mut self, room: &str) -> Result<Vec<String>, StoreError> {
+        self.inner.followers(room)
+    }
+    fn mark_read(&mut self, user: &str, room: &str) -> Result<(), StoreError> {
+        self.inner.mark_read(user, room)
+    }
+    fn unread_count(&mut self, user: &str, room: &str) -> Result<u64, StoreError> {
+        self.inner.unread_count(user, room)
+    }
+    fn get_pref(&mut self, user: &str, label: &str) -> Result<Option<Pref>, StoreError> {
+        self.inner.get_pref(user, label)
+    }
+    fn set_pref(&mut self, user: &str, label: &str, content: &str) -> Result<u64, StoreError> {
+        self.inner.set_pref(user, label, content)
+    }
+    fn add_invitation(
+        &mut self,
+        user: &str,
+        room: &str,
+        inviter: &str,
+        ts_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.inner.add_invitation(user, room, inviter, ts_ms)
+    }
+    fn invitations(&mut self, user: &str) -> Result<Vec<Invitation>, StoreError> {
+        self.inner.invitations(user)
+    }
+    fn mark_invitation_seen(&mut self, user: &str, room: &str) -> Result<(), StoreError> {
+        self.inner.mark_invitation_seen(user, room)
+    }
     fn begin(&mut self) -> Result<(), StoreError> {
         self.inner.begin()
     }

@@ -1,58 +1,137 @@
-//! Who may do what in a room (product room model, call-flows.md "Room model").
+//! Who may do what (product room model, call-flows.md "Room model"; the rules table of
+//! issue 3). This module is the single place where the rules live; every command asks
+//! [`check`] or [`check_create`] and never decides on its own.
 //!
-//! Enforced server-side on every command. Scope (walking skeleton): users of the
-//! server's own domain are in scope of the default category; users of other domains
-//! are not. Secret rooms answer "not found" to non-members so existence never leaks.
+//! | | open | closed | secret |
+//! |---|---|---|---|
+//! | find (search, know it exists) | in scope | in scope | members in scope |
+//! | join / read history | in scope | members | members |
+//! | post | as join; presenters only in an auditorium | same | same |
+//! | manage (membership, topic, description, privacy) | managers | managers | managers |
+//! | create a room in the category | creators in scope | creators in scope | creators in scope |
+//!
+//! *In scope* means: matched by the category's `allowed` list (a URI or `*@domain`)
+//! and not matched by its `denied` list; a denied user is out of scope whatever the
+//! room lists say. Managers and presenters are members. A disabled room is known only
+//! to its managers (who may manage it but not join it). A room whose category is not
+//! configured any more is known to nobody (fail closed).
+//!
+//! Denials: [`codes::NO_SUCH_ROOM`] (404) whenever the user may not know the room
+//! exists - so a secret room answers a non-member exactly like a room that does not
+//! exist - and [`codes::NO_PERMISSION`] (403) when the user may know of it but not do
+//! the operation. See docs/xccos-codes.md "Denials".
 
-use super::Room;
-use crate::config::Privacy;
+use super::{Category, Room, Rooms};
+use crate::config::{Privacy, RoomType};
 use crate::xccos::codes;
+use std::collections::BTreeSet;
 
 /// Why an operation was refused, as an XCCOS reply code (see docs/xccos-codes.md).
 pub type Denial = u16;
 
-/// Whether `user` (a `sip:` URI) is in the scope of the server's `domain`.
-pub fn in_scope(user: &str, domain: &str) -> bool {
-    user.rsplit_once('@')
-        .map(|(_, d)| d.eq_ignore_ascii_case(domain))
-        .unwrap_or(false)
+/// An operation on a room, as the rules table names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Op {
+    /// Appear in search results, associations, invitations; be named in any reply.
+    Find,
+    /// Join the room (and follow it).
+    Join,
+    /// Read its history (`bccontext`) and be told of new content.
+    ReadHistory,
+    /// Post a grpchat.
+    Post,
+    /// Change membership, topic, description, privacy, disabled flag.
+    Manage,
 }
 
-/// Whether `user` may see `room` in search results and know it exists.
-pub fn can_find(room: &Room, user: &str, domain: &str) -> bool {
-    if !in_scope(user, domain) {
-        return false;
+impl Op {
+    /// Every operation, in table order.
+    pub const ALL: [Op; 5] = [Op::Find, Op::Join, Op::ReadHistory, Op::Post, Op::Manage];
+}
+
+/// Whether `user` (a `sip:` URI) is matched by `list` (lower-cased URIs and
+/// `*@domain` entries), case-insensitively.
+pub fn listed(list: &BTreeSet<String>, user: &str) -> bool {
+    let user = user.to_lowercase();
+    if list.contains(&user) {
+        return true;
     }
-    match room.privacy {
-        Privacy::Open | Privacy::Closed => true,
-        Privacy::Secret => room.members.contains(user),
+    match user.rsplit_once('@') {
+        Some((_, domain)) => list.contains(&format!("*@{domain}")),
+        None => false,
     }
 }
 
-/// May `user` join `room` and read its history? Errors: 404 when the user may not even
-/// know the room exists (secret, out of scope), 403 otherwise.
-pub fn check_join(room: &Room, user: &str, domain: &str) -> Result<(), Denial> {
-    if !can_find(room, user, domain) {
+/// Whether `user` is in the scope of category `cat`: allowed and not denied.
+pub fn in_scope(cat: &Category, user: &str) -> bool {
+    !listed(&cat.denied, user) && listed(&cat.allowed, user)
+}
+
+/// Whether `user` may do `op` on `room`. Errors: 404 when the user may not know the
+/// room exists (out of scope, secret and not a member, disabled and not a manager,
+/// category gone), 403 when the user may know of it but not do `op`.
+pub fn check(rooms: &Rooms, room: &Room, user: &str, op: Op) -> Result<(), Denial> {
+    check_in(rooms.category_of(room), room, user, op)
+}
+
+/// [`check`] with the room's category already looked up (`None`: not configured).
+pub fn check_in(cat: Option<&Category>, room: &Room, user: &str, op: Op) -> Result<(), Denial> {
+    let Some(cat) = cat else {
+        return Err(codes::NO_SUCH_ROOM);
+    };
+    let member = room.members.contains(user);
+    let manager = room.managers.contains(user);
+    let visible = in_scope(cat, user)
+        && (room.privacy != Privacy::Secret || member)
+        && (!room.disabled || manager);
+    if !visible {
         return Err(codes::NO_SUCH_ROOM);
     }
-    match room.privacy {
-        Privacy::Open => Ok(()),
-        Privacy::Closed | Privacy::Secret if room.members.contains(user) => Ok(()),
-        _ => Err(codes::NO_PERMISSION),
+    let may_enter = !room.disabled && (room.privacy == Privacy::Open || member);
+    let allowed = match op {
+        Op::Find => true,
+        Op::Join | Op::ReadHistory => may_enter,
+        Op::Post => {
+            may_enter && (room.room_type == RoomType::Normal || room.presenters.contains(user))
+        }
+        Op::Manage => manager,
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(codes::NO_PERMISSION)
     }
 }
 
-/// May `user` post to `room`? Same rule as joining (the skeleton has no auditoriums).
-pub fn check_post(room: &Room, user: &str, domain: &str) -> Result<(), Denial> {
-    check_join(room, user, domain)
+/// Whether `user` may find `room` (shorthand for [`check`] with [`Op::Find`]).
+pub fn can_find(rooms: &Rooms, room: &Room, user: &str) -> bool {
+    check(rooms, room, user, Op::Find).is_ok()
+}
+
+/// Whether `user` may create a room in category `cat`: a creator in scope. Errors:
+/// 403 (categories are not secret).
+pub fn check_create(cat: &Category, user: &str) -> Result<(), Denial> {
+    if in_scope(cat, user) && listed(&cat.creators, user) {
+        Ok(())
+    } else {
+        Err(codes::NO_PERMISSION)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::{BTreeMap, BTreeSet};
+    use crate::config::{CategoryConfig, Invitations};
+    use std::collections::BTreeMap;
 
-    fn room(privacy: Privacy) -> Room {
+    fn cat() -> Category {
+        let mut c = CategoryConfig::implicit_default("d.com");
+        c.denied = vec!["sip:Bad@d.com".into()];
+        c.creators = vec!["*@d.com".into()];
+        Category::from_config("d.com", &c)
+    }
+
+    fn room(privacy: Privacy, room_type: RoomType) -> Room {
         Room {
             guid: "g".into(),
             uri: "ma-chan://d.com/g".into(),
@@ -60,26 +139,52 @@ mod tests {
             description: String::new(),
             topic: String::new(),
             privacy,
-            members: BTreeSet::from(["sip:m@d.com".to_string()]),
+            members: BTreeSet::from(["sip:m@d.com".to_string(), "sip:p@d.com".to_string()]),
             managers: BTreeSet::new(),
+            presenters: BTreeSet::from(["sip:p@d.com".to_string()]),
+            category: "Default".into(),
+            room_type,
+            invitations: Invitations::Inherit,
+            disabled: false,
             joined: BTreeMap::new(),
         }
     }
 
     #[test]
-    fn matrix() {
-        let (m, o, x) = ("sip:m@d.com", "sip:o@d.com", "sip:x@other.com");
-        let open = room(Privacy::Open);
-        let closed = room(Privacy::Closed);
-        let secret = room(Privacy::Secret);
-        assert_eq!(check_join(&open, o, "d.com"), Ok(()));
-        assert_eq!(check_join(&open, x, "d.com"), Err(codes::NO_SUCH_ROOM));
-        assert_eq!(check_join(&closed, o, "d.com"), Err(codes::NO_PERMISSION));
-        assert_eq!(check_join(&closed, m, "d.com"), Ok(()));
-        assert_eq!(check_join(&secret, o, "d.com"), Err(codes::NO_SUCH_ROOM));
-        assert_eq!(check_join(&secret, m, "d.com"), Ok(()));
-        assert!(can_find(&closed, o, "d.com"));
-        assert!(!can_find(&secret, o, "d.com"));
-        assert!(in_scope("sip:a@D.COM", "d.com"));
+    fn scope_lists_are_case_insensitive_and_denied_wins() {
+        let c = cat();
+        assert!(in_scope(&c, "sip:a@D.COM"));
+        assert!(!in_scope(&c, "sip:a@other.com"));
+        assert!(!in_scope(&c, "sip:bad@d.com"), "denied beats *@d.com");
+        assert_eq!(check_create(&c, "sip:a@d.com"), Ok(()));
+        assert_eq!(check_create(&c, "sip:bad@d.com"), Err(codes::NO_PERMISSION));
+    }
+
+    #[test]
+    fn auditorium_posts_need_presenter_and_unknown_category_hides() {
+        let c = cat();
+        let r = room(Privacy::Open, RoomType::Auditorium);
+        assert_eq!(check_in(Some(&c), &r, "sip:m@d.com", Op::Join), Ok(()));
+        assert_eq!(
+            check_in(Some(&c), &r, "sip:m@d.com", Op::Post),
+            Err(codes::NO_PERMISSION)
+        );
+        assert_eq!(check_in(Some(&c), &r, "sip:p@d.com", Op::Post), Ok(()));
+        assert_eq!(
+            check_in(None, &r, "sip:p@d.com", Op::Find),
+            Err(codes::NO_SUCH_ROOM)
+        );
+        let mut d = room(Privacy::Open, RoomType::Normal);
+        d.disabled = true;
+        d.managers.insert("sip:m@d.com".into());
+        assert_eq!(
+            check_in(Some(&c), &d, "sip:o@d.com", Op::Find),
+            Err(codes::NO_SUCH_ROOM)
+        );
+        assert_eq!(check_in(Some(&c), &d, "sip:m@d.com", Op::Manage), Ok(()));
+        assert_eq!(
+            check_in(Some(&c), &d, "sip:m@d.com", Op::Join),
+            Err(codes::NO_PERMISSION)
+        );
     }
 }

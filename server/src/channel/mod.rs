@@ -6,12 +6,56 @@
 
 pub mod authz;
 
-use crate::config::Privacy;
+use crate::config::{CategoryConfig, Invitations, Privacy, RoomType, DEFAULT_CATEGORY};
 use crate::store::RoomRecord;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Index of a dialog in the dialog table (see `core::dialog`).
 pub type DialogId = u64;
+
+/// A category (from the configuration): scope, creators and settings of its rooms.
+#[derive(Debug, Clone)]
+pub struct Category {
+    /// Name (unique case-insensitively).
+    pub name: String,
+    /// `ma-cat://<domain>/<guid>` (GUID derived from the name).
+    pub uri: String,
+    /// Description.
+    pub description: String,
+    /// Scope: user URIs (lower-cased) and domains (`*@domain`, lower-cased).
+    pub allowed: BTreeSet<String>,
+    /// Out of scope whatever the lists say (same forms as `allowed`).
+    pub denied: BTreeSet<String>,
+    /// Who may create rooms here (same forms as `allowed`).
+    pub creators: BTreeSet<String>,
+    /// Invitations allowed.
+    pub invitations: bool,
+    /// File upload allowed.
+    pub file_upload: bool,
+    /// Chat history readable.
+    pub history: bool,
+}
+
+impl Category {
+    /// Builds the category from its configuration (`allowed` already defaulted).
+    pub fn from_config(domain: &str, c: &CategoryConfig) -> Category {
+        let set = |v: &[String]| v.iter().map(|u| u.to_lowercase()).collect();
+        Category {
+            uri: format!(
+                "ma-cat://{domain}/{}",
+                crate::ids::room_guid(domain, &format!("#category/{}", c.name))
+            ),
+            name: c.name.clone(),
+            description: c.description.clone(),
+            allowed: set(c.allowed.as_deref().unwrap_or(&[])),
+            denied: set(&c.denied),
+            creators: set(&c.creators),
+            invitations: c.invitations,
+            file_upload: c.file_upload,
+            history: c.history,
+        }
+    }
+}
 
 /// A room: persistent attributes plus the online participants.
 #[derive(Debug, Clone)]
@@ -32,6 +76,16 @@ pub struct Room {
     pub members: BTreeSet<String>,
     /// Managers.
     pub managers: BTreeSet<String>,
+    /// Presenters (presenters are members too).
+    pub presenters: BTreeSet<String>,
+    /// Category name.
+    pub category: String,
+    /// `normal` | `auditorium`.
+    pub room_type: RoomType,
+    /// Invitations setting.
+    pub invitations: Invitations,
+    /// Disabled flag.
+    pub disabled: bool,
     /// Joined dialogs -> their user URI.
     pub joined: BTreeMap<DialogId, String>,
 }
@@ -41,6 +95,7 @@ impl Room {
     pub fn from_record(domain: &str, r: &RoomRecord) -> Room {
         let mut members: BTreeSet<String> = r.members.iter().cloned().collect();
         members.extend(r.managers.iter().cloned());
+        members.extend(r.presenters.iter().cloned());
         Room {
             uri: crate::ids::room_uri(domain, &r.guid),
             guid: r.guid.clone(),
@@ -50,7 +105,40 @@ impl Room {
             privacy: Privacy::parse(&r.privacy).unwrap_or(Privacy::Secret),
             members,
             managers: r.managers.iter().cloned().collect(),
+            presenters: r.presenters.iter().cloned().collect(),
+            category: if r.category.is_empty() {
+                DEFAULT_CATEGORY.to_string()
+            } else {
+                r.category.clone()
+            },
+            // An unreadable value fails closed: the most restrictive choice.
+            room_type: RoomType::parse(&r.room_type).unwrap_or(RoomType::Auditorium),
+            invitations: Invitations::parse(&r.invitations).unwrap_or(Invitations::Off),
+            disabled: r.disabled,
             joined: BTreeMap::new(),
+        }
+    }
+
+    /// The stored form of the room (members listed without managers and presenters).
+    pub fn to_record(&self) -> RoomRecord {
+        RoomRecord {
+            guid: self.guid.clone(),
+            name: self.name.clone(),
+            description: self.description.clone(),
+            topic: self.topic.clone(),
+            privacy: self.privacy.as_str().to_string(),
+            members: self
+                .members
+                .iter()
+                .filter(|u| !self.managers.contains(*u) && !self.presenters.contains(*u))
+                .cloned()
+                .collect(),
+            managers: self.managers.iter().cloned().collect(),
+            presenters: self.presenters.iter().cloned().collect(),
+            category: self.category.clone(),
+            room_type: self.room_type.as_str().to_string(),
+            invitations: self.invitations.as_str().to_string(),
+            disabled: self.disabled,
         }
     }
 
@@ -65,14 +153,37 @@ impl Room {
     }
 }
 
-/// All rooms of the server, by GUID, with a case-insensitive name index.
+/// All rooms of the server, by GUID, with a case-insensitive name index, and the
+/// categories they belong to.
 #[derive(Debug, Default)]
 pub struct Rooms {
     by_guid: BTreeMap<String, Room>,
     by_name: BTreeMap<String, String>,
+    categories: BTreeMap<String, Category>,
 }
 
 impl Rooms {
+    /// Adds or replaces a category.
+    pub fn set_category(&mut self, c: Category) {
+        self.categories.insert(c.name.to_lowercase(), c);
+    }
+
+    /// The category named `name` (case-insensitive).
+    pub fn category(&self, name: &str) -> Option<&Category> {
+        self.categories.get(&name.to_lowercase())
+    }
+
+    /// All categories, by lower-cased name.
+    pub fn categories(&self) -> impl Iterator<Item = &Category> {
+        self.categories.values()
+    }
+
+    /// The category of `room`; `None` when it names a category no longer configured
+    /// (authorization then refuses everything: fail closed).
+    pub fn category_of(&self, room: &Room) -> Option<&Category> {
+        self.category(&room.category)
+    }
+
     /// Inserts or replaces a room (keeps the joined set of an existing room).
     pub fn upsert(&mut self, mut room: Room) {
         if let Some(old) = self.by_guid.get(&room.guid) {

@@ -5,14 +5,17 @@
 //! (DESIGN.md: acknowledged only after its row is committed). If the commit fails the
 //! poster gets 503 + Retry-After instead and nothing is relayed. The server sets
 //! `author` (the dialog's user) and `ts`; whatever the client put there is ignored.
-//! The relayed body is serialized once and shared by all recipients.
+//! The relayed body is serialized once and shared by all recipients. Followers who are
+//! online but not in the room get `ntc:newcontent` ([`super::newcontent`]).
 //!
 //! A refused post gets a SIP error response instead of 200, because clients treat 200
-//! as "delivered": 400 (no chanUri), 403 (not joined / may not post), 404 (no such room,
+//! as "delivered": 400 (no chanUri), 403 (not joined / may not post: closed room and
+//! not a member, auditorium and not a presenter), 404 (no such room,
 //! or a secret room the user may not know of), 413 (text over `messageSizeLimit`
 //! characters), 500 (store error).
 
-use super::{room_for, Ctx};
+use super::{room_op, Ctx};
+use crate::channel::authz::Op;
 use crate::clock::iso8601;
 use crate::compliance::record::{event_at, with_event};
 use crate::compliance::EventKind;
@@ -48,7 +51,12 @@ pub fn handle(core: &mut Core, ctx: &Ctx, req: &Request, chat: GrpChat) {
             "grpchat without chanUri",
         );
     }
-    let guid = match room_for(core, &ctx.user, &ChanRef::Uri(chat.chan_uri.clone())) {
+    let guid = match room_op(
+        core,
+        &ctx.user,
+        &ChanRef::Uri(chat.chan_uri.clone()),
+        Op::Post,
+    ) {
         Ok(room) if room.joined.contains_key(&ctx.dialog) => room.guid.clone(),
         Ok(_) => {
             return refuse(
@@ -112,4 +120,5 @@ pub fn handle(core: &mut Core, ctx: &Ctx, req: &Request, chat: GrpChat) {
         }
     }
     core.count_post(relays);
+    super::newcontent::notify(core, &guid);
 }

@@ -1,13 +1,27 @@
-//! `cmd:getinv` (call-flows.md sign-in step 7): rooms the user was invited to and has not
-//! seen. Reply (design): `rpl:getinv` in the `rpl:join` data form.
+//! `cmd:getinv` (call-flows.md sign-in step 7): the rooms the user was invited to and
+//! has not seen. Reply (design): `rpl:getinv` in the `rpl:join` data form, oldest
+//! invitation first.
 //!
-//! The walking skeleton has no operation that creates invitations yet (room management
-//! arrives with the room-model issue), so the honest answer is the empty list.
+//! An invitation is created when a manager adds the user to a room whose effective
+//! invitations are on (room `invitations`, category `invitations`; see
+//! [`super::manage`]); it is returned by every `getinv` until the user joins the room
+//! (joining is seeing it). Rooms the user may no longer find are left out.
 
-use super::{join::rooms_reply, CmdResult, Ctx};
+use super::{join::rooms_reply, store_err, CmdResult, Ctx};
+use crate::channel::authz;
 use crate::core::Core;
 
-/// Unseen invitations of `ctx.user` (none exist yet; see module docs).
-pub fn getinv(core: &Core, _ctx: &Ctx) -> CmdResult {
-    Ok(rooms_reply(core, &[]))
+/// Unseen invitations of `ctx.user`. Errors: 500 on store failure.
+pub fn getinv(core: &mut Core, ctx: &Ctx) -> CmdResult {
+    let mut guids: Vec<String> = Vec::new();
+    for inv in core.store.invitations(&ctx.user).map_err(store_err)? {
+        let visible = core
+            .rooms
+            .get(&inv.room_guid)
+            .is_some_and(|r| authz::can_find(&core.rooms, r, &ctx.user));
+        if visible && !guids.contains(&inv.room_guid) {
+            guids.push(inv.room_guid);
+        }
+    }
+    Ok(rooms_reply(core, &guids))
 }

@@ -43,6 +43,11 @@ pub fn join(core: &mut Core, ctx: &Ctx, chans: &[ChanRef], batch: bool) -> CmdRe
         }
     }
     for guid in &joined {
+        // Joining answers the room's invitation and reads its new content.
+        core.store
+            .mark_invitation_seen(&ctx.user, guid)
+            .and_then(|()| core.store.mark_read(&ctx.user, guid))
+            .map_err(super::store_err)?;
         let Some(room) = core.rooms.get_mut(guid) else {
             continue;
         };
@@ -72,9 +77,9 @@ pub fn part(core: &mut Core, ctx: &Ctx, chan: &ChanRef) -> CmdResult {
         .filter(|g| {
             core.rooms
                 .get(g)
-                .is_some_and(|r| crate::channel::authz::can_find(r, &ctx.user, &core.cfg.domain))
+                .is_some_and(|r| crate::channel::authz::can_find(&core.rooms, r, &ctx.user))
         })
-        .ok_or_else(|| CmdError::new(codes::NO_SUCH_ROOM, format!("no such room {uri}")))?;
+        .ok_or_else(|| CmdError::new(codes::NO_SUCH_ROOM, "no such room"))?;
     core.store
         .unfollow(&ctx.user, &guid)
         .map_err(|e| CmdError::new(codes::INTERNAL_ERROR, e.to_string()))?;

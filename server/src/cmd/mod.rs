@@ -11,11 +11,15 @@ pub mod grpchat;
 pub mod history;
 pub mod invitations;
 pub mod join;
+pub mod manage;
+pub mod newcontent;
+pub mod prefs;
 pub mod requri;
 pub mod search;
 pub mod serverinfo;
 
-use crate::channel::{authz, DialogId, Room};
+use crate::channel::authz::{self, Op};
+use crate::channel::{DialogId, Room};
 use crate::core::{ConnId, Core};
 use crate::sip::{response_for, Request};
 use crate::xccos::{codes, Body, ChanRef, CmdKind, CommandRef, Resp, Rpl, RplData};
@@ -126,10 +130,20 @@ fn dispatch(core: &mut Core, ctx: &Ctx, kind: &CmdKind) -> CmdResult {
             extended,
         } => search::chansrch(core, ctx, qtype, criteria, *extended)
             .and_then(|r| search::record(core, ctx, qtype, criteria).map(|()| r)),
-        CmdKind::NodesPermCreateChild => Err(CmdError::new(
-            codes::NO_PERMISSION,
-            "room creation is not enabled on this server",
-        )),
+        CmdKind::NodesPermCreateChild => manage::may_create(core, ctx),
+        CmdKind::GetPref {
+            label,
+            create_default,
+            ..
+        } => prefs::getpref(core, ctx, label, *create_default),
+        CmdKind::SetPref { label, content, .. } => prefs::setpref(core, ctx, label, content),
+        CmdKind::CreateRoom { attrs, users } => manage::create(core, ctx, attrs, users),
+        CmdKind::UpdateRoom {
+            chan,
+            attrs,
+            add,
+            remove,
+        } => manage::update(core, ctx, chan, attrs, add, remove),
     }
 }
 
@@ -163,27 +177,48 @@ pub(crate) fn send_reply(core: &mut Core, ctx: &Ctx, reply_id: &str, result: Cmd
     core.send_reply_after_commit(ctx.dialog, rpl);
 }
 
-/// Finds the room a command names and checks that `user` may join/read it. Errors: 404
-/// for a malformed URI, another domain, an unknown room, or a room the user may not
-/// know of (secret); 403 when the user may know of it but not enter.
+/// Finds the room a command names and checks that `user` may join/read it
+/// (see [`room_op`]).
 pub(crate) fn room_for<'a>(
     core: &'a Core,
     user: &str,
     chan: &ChanRef,
 ) -> Result<&'a Room, CmdError> {
+    room_op(core, user, chan, Op::Join)
+}
+
+/// Finds the room a command names and checks that `user` may do `op` there
+/// ([`authz::check`]). Errors: 404 for a malformed URI, another domain, an unknown
+/// room, or a room the user may not know of (secret); 403 when the user may know of it
+/// but not do `op`. The reason never repeats the URI: it may end up in a `Warning`
+/// header sent to someone who must not learn anything about the room.
+pub(crate) fn room_op<'a>(
+    core: &'a Core,
+    user: &str,
+    chan: &ChanRef,
+    op: Op,
+) -> Result<&'a Room, CmdError> {
     let uri = chan.to_uri();
-    let not_found = || CmdError::new(codes::NO_SUCH_ROOM, format!("no such room {uri}"));
+    let not_found = || {
+        tracing::debug!(%user, %uri, ?op, "no such room (or not visible to the user)");
+        CmdError::new(codes::NO_SUCH_ROOM, "no such room")
+    };
     let (domain, guid) = crate::ids::split_room_uri(&uri).ok_or_else(not_found)?;
     if !domain.eq_ignore_ascii_case(&core.cfg.domain) {
         return Err(not_found());
     }
     let room = core.rooms.get(guid).ok_or_else(not_found)?;
-    authz::check_join(room, user, &core.cfg.domain).map_err(|code| {
+    authz::check(&core.rooms, room, user, op).map_err(|code| {
         if code == codes::NO_SUCH_ROOM {
             not_found()
         } else {
-            CmdError::new(code, format!("{user} may not enter {uri}"))
+            CmdError::new(code, format!("{user} may not {op:?} this room"))
         }
     })?;
     Ok(room)
+}
+
+/// A store failure as a 500 reply.
+pub(crate) fn store_err(e: crate::store::StoreError) -> CmdError {
+    CmdError::new(codes::INTERNAL_ERROR, e.to_string())
 }

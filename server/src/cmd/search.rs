@@ -1,47 +1,77 @@
-//! `cmd:chansrch` (call-flows.md find-a-room step 1): room search. `qtype="BYNAME"` with
-//! `criteria` matches a case-insensitive substring of the name; empty criteria lists all
-//! rooms visible to the user. Results are ordered by name and capped at `searchLimit`.
-//! Secret rooms are visible only to their members.
+//! `cmd:chansrch` (call-flows.md find-a-room step 1): room search over the rooms the
+//! user may find ([`authz::Op::Find`]; secret rooms only for their members).
+//!
+//! `qtype` (case-insensitive):
+//! - `BYNAME`: `criteria` is a case-insensitive substring of the name; empty = all;
+//! - `BYDESC` / `BYKEYWORDS` **(design)**: every whitespace-separated word of `criteria`
+//!   is a case-insensitive substring of the description, name or topic;
+//! - `BYMEMBER` **(design)**: rooms the user is a member of ("rooms I am in");
+//! - `BYMANAGER` **(design)**: rooms the user manages;
+//!
+//! the last two further filtered by `criteria` on the name. Results are ordered by name
+//! and capped at `searchLimit`; a capped list ends with `<more limit="N"/>`. With
+//! `extended="true"` each hit has `info` (user count online, visibility
+//! `public`/`private`/`secret`) and `prop` (filepost = category file upload, invite =
+//! the room's effective invitations, logged = category history).
 
 use super::{CmdError, CmdResult, Ctx};
-use crate::channel::authz;
+use crate::channel::{authz, Room};
 use crate::config::Privacy;
 use crate::core::Core;
 use crate::xccos::{codes, RplData, SearchExtended, SearchHit};
 
-/// Runs a search. Errors: 400 for a query type other than BYNAME.
+/// What a query type matches on.
+enum By {
+    Name,
+    Keywords,
+    Member,
+    Manager,
+}
+
+/// Runs a search. Errors: 400 for an unknown query type.
 pub fn chansrch(core: &Core, ctx: &Ctx, qtype: &str, criteria: &str, extended: bool) -> CmdResult {
-    if !qtype.eq_ignore_ascii_case("BYNAME") {
-        return Err(CmdError::new(
-            codes::BAD_REQUEST,
-            format!("unsupported qtype {qtype:?}"),
-        ));
-    }
+    let by = match qtype.to_ascii_uppercase().as_str() {
+        "BYNAME" => By::Name,
+        "BYDESC" | "BYKEYWORDS" => By::Keywords,
+        "BYMEMBER" => By::Member,
+        "BYMANAGER" => By::Manager,
+        _ => {
+            return Err(CmdError::new(
+                codes::BAD_REQUEST,
+                format!(
+                    "unsupported qtype {qtype:?} (BYNAME, BYDESC, BYKEYWORDS, BYMEMBER, BYMANAGER)"
+                ),
+            ))
+        }
+    };
     let needle = criteria.trim().to_lowercase();
-    let hits = core
+    let words: Vec<&str> = needle.split_whitespace().collect();
+    let name_matches = |r: &Room| needle.is_empty() || r.name.to_lowercase().contains(&needle);
+    let limit = core.cfg.limits.search_limit as usize;
+    let mut found = core
         .rooms
         .by_name_order()
-        .filter(|r| authz::can_find(r, &ctx.user, &core.cfg.domain))
-        .filter(|r| needle.is_empty() || r.name.to_lowercase().contains(&needle))
-        .take(core.cfg.limits.search_limit as usize)
-        .map(|r| SearchHit {
-            uri: r.uri.clone(),
-            name: r.name.clone(),
-            description: r.description.clone(),
-            extended: extended.then(|| SearchExtended {
-                user_count: r.online_users().len() as u32,
-                visibility: match r.privacy {
-                    Privacy::Open => "public",
-                    Privacy::Closed => "private",
-                    Privacy::Secret => "secret",
-                }
-                .to_string(),
-                filepost: false,
-                invite: false,
-                logged: true,
-            }),
-        })
+        .filter(|r| authz::can_find(&core.rooms, r, &ctx.user))
+        .filter(|r| match by {
+            By::Name => name_matches(r),
+            By::Keywords => {
+                let hay = format!("{}\n{}\n{}", r.description, r.name, r.topic).to_lowercase();
+                words.iter().all(|w| hay.contains(w))
+            }
+            By::Member => r.members.contains(&ctx.user) && name_matches(r),
+            By::Manager => r.managers.contains(&ctx.user) && name_matches(r),
+        });
+    let hits: Vec<SearchHit> = found
+        .by_ref()
+        .take(limit)
+        .map(|r| hit(core, r, extended))
         .collect();
+    if found.next().is_some() {
+        return Ok(RplData::SearchCapped {
+            hits,
+            limit: core.cfg.limits.search_limit,
+        });
+    }
     Ok(RplData::Search(hits))
 }
 
@@ -56,4 +86,25 @@ pub fn record(core: &mut Core, ctx: &Ctx, qtype: &str, criteria: &str) -> Result
         &ctx.user,
         &content,
     )
+}
+
+fn hit(core: &Core, r: &Room, extended: bool) -> SearchHit {
+    let cat = core.rooms.category_of(r);
+    SearchHit {
+        uri: r.uri.clone(),
+        name: r.name.clone(),
+        description: r.description.clone(),
+        extended: extended.then(|| SearchExtended {
+            user_count: r.online_users().len() as u32,
+            visibility: match r.privacy {
+                Privacy::Open => "public",
+                Privacy::Closed => "private",
+                Privacy::Secret => "secret",
+            }
+            .to_string(),
+            filepost: cat.is_some_and(|c| c.file_upload),
+            invite: r.invitations.effective(cat.is_some_and(|c| c.invitations)),
+            logged: cat.is_some_and(|c| c.history),
+        }),
+    }
 }

@@ -233,6 +233,11 @@ mod tests {
                 privacy: "open".into(),
                 members: vec![],
                 managers: vec![],
+                presenters: vec![],
+                category: String::new(),
+                room_type: "normal".into(),
+                invitations: "inherit".into(),
+                disabled: false,
             })
             .unwrap();
         for t in ["x", "y", "z"] {

@@ -45,6 +45,7 @@ pub struct Dialog {
 pub struct Dialogs {
     by_id: BTreeMap<DialogId, Dialog>,
     by_call_id: BTreeMap<String, DialogId>,
+    by_user: BTreeMap<String, std::collections::BTreeSet<DialogId>>,
     next_id: DialogId,
 }
 
@@ -54,6 +55,7 @@ impl Dialogs {
         self.next_id += 1;
         d.id = self.next_id;
         self.by_call_id.insert(d.call_id.clone(), d.id);
+        self.by_user.entry(d.user.clone()).or_default().insert(d.id);
         self.by_id.insert(d.id, d);
         self.next_id
     }
@@ -91,7 +93,21 @@ impl Dialogs {
     pub fn remove(&mut self, id: DialogId) -> Option<Dialog> {
         let d = self.by_id.remove(&id)?;
         self.by_call_id.remove(&d.call_id);
+        if let Some(set) = self.by_user.get_mut(&d.user) {
+            set.remove(&id);
+            if set.is_empty() {
+                self.by_user.remove(&d.user);
+            }
+        }
         Some(d)
+    }
+
+    /// Ids of `user`'s dialogs, in id order.
+    pub fn of_user(&self, user: &str) -> Vec<DialogId> {
+        self.by_user
+            .get(user)
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default()
     }
 
     /// Ids of dialogs on a connection.

@@ -119,8 +119,9 @@ pub const SERVER_HEADER: &str = concat!("pchat/", env!("CARGO_PKG_VERSION"));
 pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE, SUBSCRIBE";
 
 impl Core {
-    /// Builds the core: loads rooms from `store`, then creates or updates the rooms of
-    /// `cfg` (their GUID is derived from domain + name, so URIs are stable).
+    /// Builds the core: creates or updates the rooms of `cfg` in `store` (their GUID is
+    /// derived from domain + name, so URIs are stable; the config wins over changes made
+    /// over XCCOS to those rooms), then loads every room and the categories of `cfg`.
     /// `seed` seeds every identifier the core mints; `local_addr` (`host:port`) goes into
     /// Via and Contact. Errors: the store failed.
     pub fn new(
@@ -131,23 +132,34 @@ impl Core {
         local_addr: &str,
     ) -> Result<Core, StoreError> {
         for r in &cfg.rooms {
-            let mut members = r.members.clone();
-            members.sort();
-            members.dedup();
-            let mut managers = r.managers.clone();
-            managers.sort();
-            managers.dedup();
+            let list = |v: &[String]| {
+                let mut v = v.to_vec();
+                v.sort();
+                v.dedup();
+                v
+            };
             store.upsert_room(&RoomRecord {
                 guid: crate::ids::room_guid(&cfg.domain, &r.name),
                 name: r.name.clone(),
                 description: r.description.clone(),
                 topic: r.topic.clone(),
                 privacy: r.privacy.as_str().to_string(),
-                members,
-                managers,
+                members: list(&r.members),
+                managers: list(&r.managers),
+                presenters: list(&r.presenters),
+                category: r
+                    .category
+                    .clone()
+                    .unwrap_or_else(|| crate::config::DEFAULT_CATEGORY.to_string()),
+                room_type: r.room_type.as_str().to_string(),
+                invitations: r.invitations.as_str().to_string(),
+                disabled: r.disabled,
             })?;
         }
         let mut rooms = Rooms::default();
+        for c in cfg.all_categories() {
+            rooms.set_category(crate::channel::Category::from_config(&cfg.domain, &c));
+        }
         for rec in store.load_rooms()? {
             rooms.upsert(Room::from_record(&cfg.domain, &rec));
         }
@@ -413,3 +425,6 @@ impl Core {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod room_model_tests;

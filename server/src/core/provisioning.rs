@@ -15,9 +15,9 @@ fn esc(s: &str) -> String {
 }
 
 /// The provisioning document for `user` (a SIP URI): enabled with the pool URIs when
-/// the user is in the server's domain, disabled with no pools otherwise.
+/// the user is in the scope of at least one category, disabled with no pools otherwise.
 pub fn document(core: &Core, user: &str) -> String {
-    let enabled = in_scope(user, &core.cfg.domain);
+    let enabled = core.rooms.categories().any(|c| in_scope(c, user));
     let pools = if enabled {
         core.cfg.pool_uris()
     } else {

@@ -4,7 +4,9 @@ use super::*;
 use crate::clock::ManualClock;
 use crate::config::{Config, Privacy, RoomConfig};
 use crate::sip::{parse, Response};
-use crate::store::{NewMessage, RoomRecord, SqliteStore, StoredMessage};
+use crate::store::{
+    HistoryQuery, Invitation, NewMessage, Pref, RoomRecord, SqliteStore, StoredMessage,
+};
 use crate::xccos::{self, Body, RplData};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -73,6 +75,47 @@ impl Store for FlakyStore {
     fn messages_after(&mut self, after: i64, limit: u32) -> Result<Vec<StoredMessage>, StoreError> {
         self.inner.messages_after(after, limit)
     }
+    fn history(
+        &mut self,
+        room: &str,
+        q: &HistoryQuery,
+        n: u32,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        self.inner.history(room, q, n)
+    }
+    fn set_followed(&mut self, user: &str, rooms: &[String]) -> Result<(), StoreError> {
+        self.inner.set_followed(user, rooms)
+    }
+    fn followers(&mut self, room: &str) -> Result<Vec<String>, StoreError> {
+        self.inner.followers(room)
+    }
+    fn mark_read(&mut self, user: &str, room: &str) -> Result<(), StoreError> {
+        self.inner.mark_read(user, room)
+    }
+    fn unread_count(&mut self, user: &str, room: &str) -> Result<u64, StoreError> {
+        self.inner.unread_count(user, room)
+    }
+    fn get_pref(&mut self, user: &str, label: &str) -> Result<Option<Pref>, StoreError> {
+        self.inner.get_pref(user, label)
+    }
+    fn set_pref(&mut self, user: &str, label: &str, content: &str) -> Result<u64, StoreError> {
+        self.inner.set_pref(user, label, content)
+    }
+    fn add_invitation(
+        &mut self,
+        user: &str,
+        room: &str,
+        inviter: &str,
+        ts_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.inner.add_invitation(user, room, inviter, ts_ms)
+    }
+    fn invitations(&mut self, user: &str) -> Result<Vec<Invitation>, StoreError> {
+        self.inner.invitations(user)
+    }
+    fn mark_invitation_seen(&mut self, user: &str, room: &str) -> Result<(), StoreError> {
+        self.inner.mark_invitation_seen(user, room)
+    }
 }
 
 fn config() -> Config {
@@ -84,6 +127,7 @@ fn config() -> Config {
         privacy: Privacy::Open,
         members: vec![],
         managers: vec!["sip:user1@contoso.com".into()],
+        ..Default::default()
     }];
     cfg
 }

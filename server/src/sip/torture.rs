@@ -283,10 +283,27 @@ fn invalid_torture_messages_are_rejected_with_a_reason() {
 fn rsip_alone_rejects_what_rfc_3261_allows() {
     let base = "OPTIONS sip:pchat@contoso.com SIP/2.0\r\nVia: SIP/2.0/TCP h:5060;branch=z9hG4bK1\r\nMax-Forwards: 70\r\nFrom: <sip:a@contoso.com>;tag=1\r\nTo: <sip:pchat@contoso.com>\r\nCall-ID: c1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
     let variants = [
-        ("compact forms (7.3.3)", base.replace("Via:", "v:").replace("Call-ID:", "i:").replace("From:", "f:").replace("To:", "t:").replace("Content-Length:", "l:")),
-        ("folded header line (7.3.1)", base.replace("CSeq: 1 OPTIONS", "CSeq: 1\r\n OPTIONS")),
-        ("white space before the colon (7.3.1)", base.replace("Call-ID: c1", "Call-ID  : c1")),
-        ("extension method (25.1)", base.replace("OPTIONS sip", "FROBNICATE sip").replace("1 OPTIONS", "1 FROBNICATE")),
+        (
+            "compact forms (7.3.3)",
+            base.replace("Via:", "v:")
+                .replace("Call-ID:", "i:")
+                .replace("From:", "f:")
+                .replace("To:", "t:")
+                .replace("Content-Length:", "l:"),
+        ),
+        (
+            "folded header line (7.3.1)",
+            base.replace("CSeq: 1 OPTIONS", "CSeq: 1\r\n OPTIONS"),
+        ),
+        (
+            "white space before the colon (7.3.1)",
+            base.replace("Call-ID: c1", "Call-ID  : c1"),
+        ),
+        (
+            "extension method (25.1)",
+            base.replace("OPTIONS sip", "FROBNICATE sip")
+                .replace("1 OPTIONS", "1 FROBNICATE"),
+        ),
     ];
     for (what, raw) in variants {
         let rsip_view = rsip::SipMessage::try_from(raw.as_bytes());
@@ -297,7 +314,13 @@ fn rsip_alone_rejects_what_rfc_3261_allows() {
             }
             _ => false,
         };
-        assert!(!rsip_ok, "{what}: rsip 0.4.0 now handles it; update docs/rsip-notes.md");
-        assert!(parse(raw.as_bytes()).is_ok(), "{what}: our parse must accept it");
+        assert!(
+            !rsip_ok,
+            "{what}: rsip 0.4.0 now handles it; update docs/rsip-notes.md"
+        );
+        assert!(
+            parse(raw.as_bytes()).is_ok(),
+            "{what}: our parse must accept it"
+        );
     }
 }

@@ -1,4 +1,5 @@
-//! The Persistent Chat Store: rooms, memberships, chat history, followed rooms.
+//! The Persistent Chat Store: rooms, memberships, chat history, followed rooms (with
+//! read markers), preferences and invitations.
 //!
 //! A synchronous trait so the channel service can call it inline (DESIGN.md: in the
 //! simulator store calls run on the host's task; SQLite is synchronous). The channel
@@ -32,6 +33,61 @@ pub struct RoomRecord {
     pub members: Vec<String>,
     /// Manager SIP URIs, sorted.
     pub managers: Vec<String>,
+    /// Presenter SIP URIs, sorted.
+    pub presenters: Vec<String>,
+    /// Category name (`""` for rooms stored before categories existed: the default).
+    pub category: String,
+    /// `normal` | `auditorium`.
+    pub room_type: String,
+    /// `inherit` | `on` | `off`.
+    pub invitations: String,
+    /// Disabled flag.
+    pub disabled: bool,
+}
+
+/// Which messages of a room a history read wants (`cmd:bccontext` `<bcq>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HistoryQuery {
+    /// The newest messages.
+    Last,
+    /// The newest messages with an id below this one.
+    Before(i64),
+    /// The oldest messages at or after this time (ms since the Unix epoch).
+    Since(i64),
+    /// The newest messages matching every given criterion.
+    Search {
+        /// Case-insensitive substring of the text (empty: any).
+        keyword: String,
+        /// Exact author URI, case-insensitive (`None`: any).
+        author: Option<String>,
+        /// Earliest time, ms (inclusive).
+        from_ms: Option<i64>,
+        /// Latest time, ms (inclusive).
+        to_ms: Option<i64>,
+    },
+}
+
+/// A user preference (`cmd:getpref`/`cmd:setpref`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pref {
+    /// Version, incremented by every write (starts at 1).
+    pub seqid: u64,
+    /// Content as sent (base64 text).
+    pub content: String,
+}
+
+/// An invitation to a room (created when a user is added to a room whose
+/// invitations are on).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invitation {
+    /// Store-assigned id, increasing.
+    pub id: i64,
+    /// Room GUID.
+    pub room_guid: String,
+    /// Who added the user.
+    pub inviter: String,
+    /// When, ms since the Unix epoch.
+    pub ts_ms: i64,
 }
 
 /// A chat message to append.
@@ -94,6 +150,13 @@ pub trait Store: Send {
     fn append_message(&mut self, msg: &NewMessage) -> Result<i64, StoreError>;
     /// The last `n` messages of a room, oldest first.
     fn last_messages(&mut self, room_guid: &str, n: u32) -> Result<Vec<StoredMessage>, StoreError>;
+    /// At most `n` messages of a room selected by `q`, oldest first.
+    fn history(
+        &mut self,
+        room_guid: &str,
+        q: &HistoryQuery,
+        n: u32,
+    ) -> Result<Vec<StoredMessage>, StoreError>;
     /// Number of messages in a room.
     fn message_count(&mut self, room_guid: &str) -> Result<u64, StoreError>;
     /// Adds a room to a user's followed list (idempotent).
@@ -122,4 +185,29 @@ pub trait Store: Send {
         after_id: i64,
         limit: u32,
     ) -> Result<Vec<StoredMessage>, StoreError>;
+    /// Replaces a user's followed list with `room_guids`, in that order (read markers of
+    /// rooms still followed are kept).
+    fn set_followed(&mut self, user: &str, room_guids: &[String]) -> Result<(), StoreError>;
+    /// Users following a room, sorted.
+    fn followers(&mut self, room_guid: &str) -> Result<Vec<String>, StoreError>;
+    /// Marks every message of the room as read by `user` (if the user follows it).
+    fn mark_read(&mut self, user: &str, room_guid: &str) -> Result<(), StoreError>;
+    /// Messages of the room newer than `user`'s read marker (0 if not followed).
+    fn unread_count(&mut self, user: &str, room_guid: &str) -> Result<u64, StoreError>;
+    /// A user's preference `label`, if set.
+    fn get_pref(&mut self, user: &str, label: &str) -> Result<Option<Pref>, StoreError>;
+    /// Stores a preference; returns its new version.
+    fn set_pref(&mut self, user: &str, label: &str, content: &str) -> Result<u64, StoreError>;
+    /// Records an invitation of `user` to a room (one unseen invitation per room).
+    fn add_invitation(
+        &mut self,
+        user: &str,
+        room_guid: &str,
+        inviter: &str,
+        ts_ms: i64,
+    ) -> Result<(), StoreError>;
+    /// `user`'s unseen invitations, oldest first.
+    fn invitations(&mut self, user: &str) -> Result<Vec<Invitation>, StoreError>;
+    /// Marks `user`'s invitations to a room as seen.
+    fn mark_invitation_seen(&mut self, user: &str, room_guid: &str) -> Result<(), StoreError>;
 }

@@ -1,7 +1,9 @@
 //! [`Store`] on SQLite (rusqlite, bundled): WAL journal, versioned schema migrations
 //! (`PRAGMA user_version`), prepared-statement cache.
 
-use super::{NewMessage, RoomRecord, Store, StoreError, StoredMessage};
+use super::{
+    HistoryQuery, Invitation, NewMessage, Pref, RoomRecord, Store, StoreError, StoredMessage,
+};
 use crate::compliance::{Event, EventKind, NewEvent};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
@@ -36,8 +38,8 @@ const MIGRATIONS: &[&str] = &[
         seq INTEGER NOT NULL,
         PRIMARY KEY (user_uri, room_guid)
      ) WITHOUT ROWID;",
-    // Compliance outbox (issue 4): one row per audited action, written in the action's
-    // transaction; AUTOINCREMENT makes the id a never-reused event id.
+    // 2: compliance outbox (issue 4): one row per audited action, written in the
+    //    action's transaction; AUTOINCREMENT makes the id a never-reused event id.
     "CREATE TABLE IF NOT EXISTS compliance_outbox (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         kind TEXT NOT NULL,
@@ -47,6 +49,37 @@ const MIGRATIONS: &[&str] = &[
         ts_ms INTEGER NOT NULL,
         content TEXT NOT NULL
      );",
+    // 3: room model (category, type, invitations, disabled, presenters), read markers,
+    //    preferences, invitations.
+    "ALTER TABLE rooms ADD COLUMN category TEXT NOT NULL DEFAULT '';
+     ALTER TABLE rooms ADD COLUMN room_type TEXT NOT NULL DEFAULT 'normal'
+        CHECK (room_type IN ('normal','auditorium'));
+     ALTER TABLE rooms ADD COLUMN invitations TEXT NOT NULL DEFAULT 'inherit'
+        CHECK (invitations IN ('inherit','on','off'));
+     ALTER TABLE rooms ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;
+     CREATE TABLE room_presenters (
+        room_guid TEXT NOT NULL REFERENCES rooms(guid) ON DELETE CASCADE,
+        user_uri TEXT NOT NULL,
+        PRIMARY KEY (room_guid, user_uri)
+     ) WITHOUT ROWID;
+     ALTER TABLE followed ADD COLUMN last_read_id INTEGER NOT NULL DEFAULT 0;
+     CREATE INDEX followed_by_room ON followed(room_guid);
+     CREATE TABLE prefs (
+        user_uri TEXT NOT NULL,
+        label TEXT NOT NULL,
+        seqid INTEGER NOT NULL,
+        content TEXT NOT NULL,
+        PRIMARY KEY (user_uri, label)
+     ) WITHOUT ROWID;
+     CREATE TABLE invitations (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        user_uri TEXT NOT NULL,
+        room_guid TEXT NOT NULL REFERENCES rooms(guid) ON DELETE CASCADE,
+        inviter TEXT NOT NULL,
+        ts_ms INTEGER NOT NULL,
+        seen INTEGER NOT NULL DEFAULT 0
+     );
+     CREATE INDEX invitations_by_user ON invitations(user_uri, seen, id);",
 ];
 
 /// SQLite-backed store. Not `Sync`: one owner (the channel service task).
@@ -123,6 +156,39 @@ impl SqliteStore {
             .map_err(db)?;
         let rows = st
             .query_map(params![guid, role], |r| r.get::<_, String>(0))
+            .map_err(db)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(db)
+    }
+
+    fn presenters(&self, guid: &str) -> Result<Vec<String>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT user_uri FROM room_presenters WHERE room_guid = ?1 ORDER BY user_uri",
+            )
+            .map_err(db)?;
+        let rows = st
+            .query_map(params![guid], |r| r.get::<_, String>(0))
+            .map_err(db)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(db)
+    }
+
+    fn messages(
+        &self,
+        sql: &str,
+        p: &[&dyn rusqlite::ToSql],
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        let mut st = self.conn.prepare_cached(sql).map_err(db)?;
+        let rows = st
+            .query_map(p, |r| {
+                Ok(StoredMessage {
+                    id: r.get(0)?,
+                    room_guid: r.get(1)?,
+                    author: r.get(2)?,
+                    ts_ms: r.get(3)?,
+                    text: r.get(4)?,
+                })
+            })
             .map_err(db)?;
         rows.collect::<Result<Vec<_>, _>>().map_err(db)
     }
@@ -214,12 +280,32 @@ impl Store for SqliteStore {
     fn upsert_room(&mut self, room: &RoomRecord) -> Result<(), StoreError> {
         self.write(|c| {
             c.execute(
-                "INSERT INTO rooms (guid, name, description, topic, privacy) VALUES (?1, ?2, ?3, ?4, ?5)
+                "INSERT INTO rooms (guid, name, description, topic, privacy, category, room_type,
+                   invitations, disabled) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
                  ON CONFLICT(guid) DO UPDATE SET name = excluded.name, description = excluded.description,
-                   topic = excluded.topic, privacy = excluded.privacy",
-                params![room.guid, room.name, room.description, room.topic, room.privacy],
+                   topic = excluded.topic, privacy = excluded.privacy, category = excluded.category,
+                   room_type = excluded.room_type, invitations = excluded.invitations,
+                   disabled = excluded.disabled",
+                params![
+                    room.guid,
+                    room.name,
+                    room.description,
+                    room.topic,
+                    room.privacy,
+                    room.category,
+                    room.room_type,
+                    room.invitations,
+                    room.disabled
+                ],
             )?;
             c.execute("DELETE FROM room_roles WHERE room_guid = ?1", params![room.guid])?;
+            c.execute("DELETE FROM room_presenters WHERE room_guid = ?1", params![room.guid])?;
+            let mut pres = c.prepare_cached(
+                "INSERT OR IGNORE INTO room_presenters (room_guid, user_uri) VALUES (?1, ?2)",
+            )?;
+            for p in &room.presenters {
+                pres.execute(params![room.guid, p])?;
+            }
             let mut ins = c.prepare_cached(
                 "INSERT OR IGNORE INTO room_roles (room_guid, user_uri, role) VALUES (?1, ?2, ?3)",
             )?;
@@ -234,32 +320,41 @@ impl Store for SqliteStore {
     }
 
     fn load_rooms(&mut self) -> Result<Vec<RoomRecord>, StoreError> {
-        let heads: Vec<(String, String, String, String, String)> = {
+        let heads: Vec<RoomRecord> = {
             let mut st = self
                 .conn
                 .prepare_cached(
-                    "SELECT guid, name, description, topic, privacy FROM rooms ORDER BY name COLLATE NOCASE",
+                    "SELECT guid, name, description, topic, privacy, category, room_type, invitations,
+                       disabled FROM rooms ORDER BY name COLLATE NOCASE",
                 )
                 .map_err(db)?;
             let rows = st
                 .query_map([], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                    Ok(RoomRecord {
+                        guid: r.get(0)?,
+                        name: r.get(1)?,
+                        description: r.get(2)?,
+                        topic: r.get(3)?,
+                        privacy: r.get(4)?,
+                        category: r.get(5)?,
+                        room_type: r.get(6)?,
+                        invitations: r.get(7)?,
+                        disabled: r.get(8)?,
+                        members: Vec::new(),
+                        managers: Vec::new(),
+                        presenters: Vec::new(),
+                    })
                 })
                 .map_err(db)?;
             rows.collect::<Result<_, _>>().map_err(db)?
         };
         heads
             .into_iter()
-            .map(|(guid, name, description, topic, privacy)| {
-                Ok(RoomRecord {
-                    members: self.roles(&guid, "member")?,
-                    managers: self.roles(&guid, "manager")?,
-                    guid,
-                    name,
-                    description,
-                    topic,
-                    privacy,
-                })
+            .map(|mut room| {
+                room.members = self.roles(&room.guid, "member")?;
+                room.managers = self.roles(&room.guid, "manager")?;
+                room.presenters = self.presenters(&room.guid)?;
+                Ok(room)
             })
             .collect()
     }
@@ -275,17 +370,51 @@ impl Store for SqliteStore {
     }
 
     fn last_messages(&mut self, room_guid: &str, n: u32) -> Result<Vec<StoredMessage>, StoreError> {
-        let mut st = self
-            .conn
-            .prepare_cached(
-                "SELECT id, room_guid, author, ts_ms, text FROM messages WHERE room_guid = ?1
-                 ORDER BY id DESC LIMIT ?2",
-            )
-            .map_err(db)?;
-        let rows = st
-            .query_map(params![room_guid, n], message_row)
-            .map_err(db)?;
-        let mut v = rows.collect::<Result<Vec<_>, _>>().map_err(db)?;
+        self.history(room_guid, &HistoryQuery::Last, n)
+    }
+
+    fn history(
+        &mut self,
+        room_guid: &str,
+        q: &HistoryQuery,
+        n: u32,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        const COLS: &str =
+            "SELECT id, room_guid, author, ts_ms, text FROM messages WHERE room_guid = ?1";
+        let mut v = match q {
+            HistoryQuery::Last => self.messages(
+                &format!("{COLS} ORDER BY id DESC LIMIT ?2"),
+                &[&room_guid, &n],
+            )?,
+            HistoryQuery::Before(id) => self.messages(
+                &format!("{COLS} AND id < ?3 ORDER BY id DESC LIMIT ?2"),
+                &[&room_guid, &n, id],
+            )?,
+            HistoryQuery::Since(ts) => {
+                // Oldest first already: the n messages right after `ts`.
+                return self.messages(
+                    &format!("{COLS} AND ts_ms >= ?3 ORDER BY id ASC LIMIT ?2"),
+                    &[&room_guid, &n, ts],
+                );
+            }
+            HistoryQuery::Search {
+                keyword,
+                author,
+                from_ms,
+                to_ms,
+            } => {
+                // instr(lower(..)) instead of LIKE: no wildcard escaping of user input.
+                self.messages(
+                    &format!(
+                        "{COLS} AND instr(lower(text), lower(?3)) > 0
+                         AND (?4 IS NULL OR lower(author) = lower(?4))
+                         AND (?5 IS NULL OR ts_ms >= ?5) AND (?6 IS NULL OR ts_ms <= ?6)
+                         ORDER BY id DESC LIMIT ?2"
+                    ),
+                    &[&room_guid, &n, keyword, author, from_ms, to_ms],
+                )?
+            }
+        };
         v.reverse();
         Ok(v)
     }
@@ -335,6 +464,141 @@ impl Store for SqliteStore {
             .query_map(params![user], |r| r.get::<_, String>(0))
             .map_err(db)?;
         rows.collect::<Result<Vec<_>, _>>().map_err(db)
+    }
+
+    fn set_followed(&mut self, user: &str, room_guids: &[String]) -> Result<(), StoreError> {
+        self.write(|c| {
+            let mut keep = std::collections::BTreeSet::new();
+            for (i, g) in room_guids.iter().enumerate() {
+                if !keep.insert(g.as_str()) {
+                    continue;
+                }
+                c.execute(
+                    "INSERT INTO followed (user_uri, room_guid, seq) VALUES (?1, ?2, ?3)
+                     ON CONFLICT(user_uri, room_guid) DO UPDATE SET seq = excluded.seq",
+                    params![user, g, i as i64 + 1],
+                )?;
+            }
+            let mut st = c.prepare_cached("SELECT room_guid FROM followed WHERE user_uri = ?1")?;
+            let have = st
+                .query_map(params![user], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            for g in have.iter().filter(|g| !keep.contains(g.as_str())) {
+                c.execute(
+                    "DELETE FROM followed WHERE user_uri = ?1 AND room_guid = ?2",
+                    params![user, g],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    fn followers(&mut self, room_guid: &str) -> Result<Vec<String>, StoreError> {
+        self.strings(
+            "SELECT user_uri FROM followed WHERE room_guid = ?1 ORDER BY user_uri",
+            &[&room_guid],
+        )
+    }
+
+    fn mark_read(&mut self, user: &str, room_guid: &str) -> Result<(), StoreError> {
+        self.write(|c| {
+            c.execute(
+                "UPDATE followed SET last_read_id =
+                   (SELECT COALESCE(MAX(id), 0) FROM messages WHERE room_guid = ?2)
+                 WHERE user_uri = ?1 AND room_guid = ?2",
+                params![user, room_guid],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn unread_count(&mut self, user: &str, room_guid: &str) -> Result<u64, StoreError> {
+        self.count(
+            "SELECT COUNT(*) FROM messages m JOIN followed f
+               ON f.room_guid = m.room_guid AND f.user_uri = ?1
+             WHERE m.room_guid = ?2 AND m.id > f.last_read_id",
+            &[&user, &room_guid],
+        )
+    }
+
+    fn get_pref(&mut self, user: &str, label: &str) -> Result<Option<Pref>, StoreError> {
+        self.conn
+            .prepare_cached("SELECT seqid, content FROM prefs WHERE user_uri = ?1 AND label = ?2")
+            .and_then(|mut st| {
+                st.query_row(params![user, label], |r| {
+                    Ok(Pref {
+                        seqid: r.get::<_, i64>(0)?.max(0) as u64,
+                        content: r.get(1)?,
+                    })
+                })
+                .optional()
+            })
+            .map_err(db)
+    }
+
+    fn set_pref(&mut self, user: &str, label: &str, content: &str) -> Result<u64, StoreError> {
+        self.write(|c| {
+            c.execute(
+                "INSERT INTO prefs (user_uri, label, seqid, content) VALUES (?1, ?2, 1, ?3)
+                 ON CONFLICT(user_uri, label) DO UPDATE SET seqid = seqid + 1, content = excluded.content",
+                params![user, label, content],
+            )?;
+            c.query_row(
+                "SELECT seqid FROM prefs WHERE user_uri = ?1 AND label = ?2",
+                params![user, label],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n.max(0) as u64)
+        })
+    }
+
+    fn add_invitation(
+        &mut self,
+        user: &str,
+        room_guid: &str,
+        inviter: &str,
+        ts_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.write(|c| {
+            c.execute(
+                "INSERT INTO invitations (user_uri, room_guid, inviter, ts_ms)
+                 SELECT ?1, ?2, ?3, ?4 WHERE NOT EXISTS (SELECT 1 FROM invitations
+                   WHERE user_uri = ?1 AND room_guid = ?2 AND seen = 0)",
+                params![user, room_guid, inviter, ts_ms],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn invitations(&mut self, user: &str) -> Result<Vec<Invitation>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT id, room_guid, inviter, ts_ms FROM invitations WHERE user_uri = ?1 AND seen = 0
+                 ORDER BY id",
+            )
+            .map_err(db)?;
+        let rows = st
+            .query_map(params![user], |r| {
+                Ok(Invitation {
+                    id: r.get(0)?,
+                    room_guid: r.get(1)?,
+                    inviter: r.get(2)?,
+                    ts_ms: r.get(3)?,
+                })
+            })
+            .map_err(db)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(db)
+    }
+
+    fn mark_invitation_seen(&mut self, user: &str, room_guid: &str) -> Result<(), StoreError> {
+        self.write(|c| {
+            c.execute(
+                "UPDATE invitations SET seen = 1 WHERE user_uri = ?1 AND room_guid = ?2 AND seen = 0",
+                params![user, room_guid],
+            )?;
+            Ok(())
+        })
     }
 
     fn savepoint(&mut self) -> Result<(), StoreError> {
@@ -428,6 +692,25 @@ impl Store for SqliteStore {
     }
 }
 
+impl SqliteStore {
+    fn count(&self, sql: &str, p: &[&dyn rusqlite::ToSql]) -> Result<u64, StoreError> {
+        self.conn
+            .prepare_cached(sql)
+            .and_then(|mut st| st.query_row(p, |r| r.get::<_, i64>(0)))
+            .map(|n| n.max(0) as u64)
+            .map_err(db)
+    }
+}
+
+/// Room-model additions of schema version 2 (kept apart from the skeleton's methods).
+impl SqliteStore {
+    fn strings(&self, sql: &str, p: &[&dyn rusqlite::ToSql]) -> Result<Vec<String>, StoreError> {
+        let mut st = self.conn.prepare_cached(sql).map_err(db)?;
+        let rows = st.query_map(p, |r| r.get::<_, String>(0)).map_err(db)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(db)
+    }
+}
+
 /// Reads an event row `(id, kind, room_uri, room_name, user_uri, ts_ms, content)`; an
 /// unknown kind is a conversion error (the row was not written by this code).
 pub(crate) fn event_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
@@ -463,6 +746,11 @@ mod tests {
             privacy: "open".into(),
             members: vec!["sip:a@x".into(), "sip:b@x".into()],
             managers: vec!["sip:a@x".into()],
+            presenters: vec!["sip:p@x".into()],
+            category: "Default".into(),
+            room_type: "auditorium".into(),
+            invitations: "on".into(),
+            disabled: false,
         }
     }
 
@@ -532,6 +820,120 @@ mod tests {
         s.unfollow("u", "g2").unwrap();
         assert_eq!(s.followed("u").unwrap(), ["g1"]);
         assert!(s.followed("other").unwrap().is_empty());
+    }
+
+    #[test]
+    fn history_queries_before_since_search() {
+        let mut s = SqliteStore::in_memory().unwrap();
+        s.upsert_room(&room("g1", "A")).unwrap();
+        for (i, (author, text)) in [
+            ("sip:a@x", "Alpha one"),
+            ("sip:b@x", "beta"),
+            ("sip:a@x", "ALPHA two"),
+            ("sip:b@x", "alpha 100%"),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let mut m = msg("g1", text);
+            m.author = author.to_string();
+            m.ts_ms = 1000 * (i as i64 + 1);
+            s.append_message(&m).unwrap();
+        }
+        let texts = |v: Vec<StoredMessage>| v.into_iter().map(|m| m.text).collect::<Vec<_>>();
+        let ids: Vec<i64> = s
+            .last_messages("g1", 10)
+            .unwrap()
+            .iter()
+            .map(|m| m.id)
+            .collect();
+        assert_eq!(
+            texts(s.history("g1", &HistoryQuery::Before(ids[2]), 10).unwrap()),
+            ["Alpha one", "beta"]
+        );
+        assert_eq!(
+            texts(s.history("g1", &HistoryQuery::Before(ids[2]), 1).unwrap()),
+            ["beta"]
+        );
+        assert_eq!(
+            texts(s.history("g1", &HistoryQuery::Since(2000), 2).unwrap()),
+            ["beta", "ALPHA two"]
+        );
+        let search = |keyword: &str, author: Option<&str>, from_ms, to_ms| HistoryQuery::Search {
+            keyword: keyword.into(),
+            author: author.map(str::to_string),
+            from_ms,
+            to_ms,
+        };
+        assert_eq!(
+            texts(
+                s.history("g1", &search("alpha", None, None, None), 10)
+                    .unwrap()
+            ),
+            ["Alpha one", "ALPHA two", "alpha 100%"]
+        );
+        assert_eq!(
+            texts(
+                s.history("g1", &search("alpha", Some("SIP:A@x"), None, None), 10)
+                    .unwrap()
+            ),
+            ["Alpha one", "ALPHA two"]
+        );
+        assert_eq!(
+            texts(
+                s.history("g1", &search("", None, Some(2000), Some(3000)), 10)
+                    .unwrap()
+            ),
+            ["beta", "ALPHA two"]
+        );
+        assert_eq!(
+            texts(s.history("g1", &search("%", None, None, None), 10).unwrap()),
+            ["alpha 100%"],
+            "no LIKE wildcards"
+        );
+    }
+
+    #[test]
+    fn read_markers_prefs_invitations() {
+        let mut s = SqliteStore::in_memory().unwrap();
+        s.upsert_room(&room("g1", "A")).unwrap();
+        s.upsert_room(&room("g2", "B")).unwrap();
+        s.follow("u", "g1").unwrap();
+        s.append_message(&msg("g1", "x")).unwrap();
+        assert_eq!(s.unread_count("u", "g1").unwrap(), 1);
+        s.mark_read("u", "g1").unwrap();
+        s.append_message(&msg("g1", "y")).unwrap();
+        s.append_message(&msg("g1", "z")).unwrap();
+        assert_eq!(s.unread_count("u", "g1").unwrap(), 2);
+        assert_eq!(s.unread_count("other", "g1").unwrap(), 0, "not followed");
+        assert_eq!(s.followers("g1").unwrap(), ["u"]);
+        s.set_followed("u", &["g2".into(), "g1".into()]).unwrap();
+        assert_eq!(s.followed("u").unwrap(), ["g2", "g1"]);
+        assert_eq!(s.unread_count("u", "g1").unwrap(), 2, "marker kept");
+        s.set_followed("u", &["g2".into()]).unwrap();
+        assert_eq!(s.followed("u").unwrap(), ["g2"]);
+
+        assert_eq!(s.get_pref("u", "l").unwrap(), None);
+        assert_eq!(s.set_pref("u", "l", "AA==").unwrap(), 1);
+        assert_eq!(s.set_pref("u", "l", "AQ==").unwrap(), 2);
+        assert_eq!(
+            s.get_pref("u", "l").unwrap(),
+            Some(Pref {
+                seqid: 2,
+                content: "AQ==".into()
+            })
+        );
+
+        s.add_invitation("u", "g1", "sip:a@x", 5).unwrap();
+        s.add_invitation("u", "g1", "sip:a@x", 6).unwrap();
+        s.add_invitation("u", "g2", "sip:a@x", 7).unwrap();
+        let inv = s.invitations("u").unwrap();
+        assert_eq!(
+            inv.iter().map(|i| i.room_guid.as_str()).collect::<Vec<_>>(),
+            ["g1", "g2"]
+        );
+        s.mark_invitation_seen("u", "g1").unwrap();
+        assert_eq!(s.invitations("u").unwrap().len(), 1);
     }
 
     #[test]

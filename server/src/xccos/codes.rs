@@ -10,6 +10,8 @@ pub const BAD_REQUEST: u16 = 400;
 pub const NO_PERMISSION: u16 = 403;
 /// 404: the room does not exist.
 pub const NO_SUCH_ROOM: u16 = 404;
+/// 409: the room name is taken (`cmd:createroom`).
+pub const CONFLICT: u16 = 409;
 /// 413: message or body too large.
 pub const TOO_LARGE: u16 = 413;
 /// 500: unexpected server failure.
@@ -28,6 +30,7 @@ pub fn token(code: u16) -> &'static str {
         BAD_REQUEST => "BAD_REQUEST",
         NO_PERMISSION => "NO_PERMISSION",
         NO_SUCH_ROOM => "NO_SUCH_ROOM",
+        CONFLICT => "ROOM_EXISTS",
         TOO_LARGE => "TOO_LARGE",
         INTERNAL_ERROR => "INTERNAL_ERROR",
         UNKNOWN_COMMAND => "UNKNOWN_COMMAND",
@@ -51,6 +54,7 @@ mod tests {
         assert_eq!(token(400), "BAD_REQUEST");
         assert_eq!(token(403), "NO_PERMISSION");
         assert_eq!(token(404), "NO_SUCH_ROOM");
+        assert_eq!(token(409), "ROOM_EXISTS");
         assert_eq!(token(413), "TOO_LARGE");
         assert_eq!(token(500), "INTERNAL_ERROR");
         assert_eq!(token(501), "UNKNOWN_COMMAND");

@@ -159,6 +159,80 @@ pub enum CmdKind {
     },
     /// `cmd:nodespermcreatechild`, `<data/>`: may the user create rooms?
     NodesPermCreateChild,
+    /// `cmd:getpref`: `<data><pref label="kedzie.GroupChannels" seqid="71" createdefault="true"/></data>`.
+    /// A missing `seqid` is 0, a missing `createdefault` is `false`.
+    GetPref {
+        /// `label` attribute.
+        label: String,
+        /// `seqid` attribute (the version the client has; informative).
+        seqid: u64,
+        /// `createdefault` attribute: create an empty preference if none is stored.
+        create_default: bool,
+    },
+    /// `cmd:setpref`: `<data><pref label="…" seqid="71" content="<base64>"/></data>`.
+    SetPref {
+        /// `label` attribute.
+        label: String,
+        /// `seqid` attribute (informative; the server assigns the new version).
+        seqid: u64,
+        /// `content` attribute, base64.
+        content: String,
+    },
+    /// `cmd:createroom` **(design)**: `<data><chanib name="…" description="…" topic="…"
+    /// privacy="open|closed|secret" type="normal|auditorium" invitations="inherit|on|off"
+    /// category="…"/><uib uri="sip:…" role="member|manager|presenter"/>…</data>`.
+    CreateRoom {
+        /// Attributes of the new room (`uri` and `disabled` ignored; `name` required).
+        attrs: RoomAttrs,
+        /// Initial members, managers and presenters.
+        users: Vec<RoleChange>,
+    },
+    /// `cmd:updateroom` **(design)**: `<data><chanib uri="…" topic="…" description="…"
+    /// privacy="…" type="…" invitations="…" disabled="true|false"/><add uri="sip:…"
+    /// role="member"/>…<remove uri="sip:…" role="member"/>…</data>`; attributes left
+    /// out are unchanged.
+    UpdateRoom {
+        /// The room (from the `chanib`/`chanid`).
+        chan: ChanRef,
+        /// New attribute values (`name`, `category` ignored).
+        attrs: RoomAttrs,
+        /// Users to add, with a role.
+        add: Vec<RoleChange>,
+        /// Users to remove from a role.
+        remove: Vec<RoleChange>,
+    },
+}
+
+/// Room attributes carried by `cmd:createroom` / `cmd:updateroom` **(design)**, as
+/// the `chanib` attributes of the same names; `None` = attribute absent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoomAttrs {
+    /// `name`.
+    pub name: Option<String>,
+    /// `description`.
+    pub description: Option<String>,
+    /// `topic`.
+    pub topic: Option<String>,
+    /// `privacy`: `open` | `closed` | `secret`.
+    pub privacy: Option<String>,
+    /// `type`: `normal` | `auditorium`.
+    pub room_type: Option<String>,
+    /// `invitations`: `inherit` | `on` | `off`.
+    pub invitations: Option<String>,
+    /// `category` (name).
+    pub category: Option<String>,
+    /// `disabled`: `true` | `false`.
+    pub disabled: Option<bool>,
+}
+
+/// `<uib uri="sip:…" role="member|manager|presenter"/>` (and `add`/`remove`) in room
+/// management commands **(design)**.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleChange {
+    /// User URI.
+    pub uri: String,
+    /// `member` | `manager` | `presenter` (missing: `member`).
+    pub role: String,
 }
 
 impl CmdKind {
@@ -175,6 +249,10 @@ impl CmdKind {
             CmdKind::GetInv { .. } => "cmd:getinv",
             CmdKind::ChanSrch { .. } => "cmd:chansrch",
             CmdKind::NodesPermCreateChild => "cmd:nodespermcreatechild",
+            CmdKind::GetPref { .. } => "cmd:getpref",
+            CmdKind::SetPref { .. } => "cmd:setpref",
+            CmdKind::CreateRoom { .. } => "cmd:createroom",
+            CmdKind::UpdateRoom { .. } => "cmd:updateroom",
         }
     }
 
@@ -192,6 +270,10 @@ impl CmdKind {
             CmdKind::GetInv { .. } => "rpl:getinv",
             CmdKind::ChanSrch { .. } => "rpl:chansrch",
             CmdKind::NodesPermCreateChild => "rpl:nodespermcreatechild",
+            CmdKind::GetPref { .. } => "rpl:getpref",
+            CmdKind::SetPref { .. } => "rpl:setpref",
+            CmdKind::CreateRoom { .. } => "rpl:createroom",
+            CmdKind::UpdateRoom { .. } => "rpl:updateroom",
         }
     }
 }
@@ -231,7 +313,8 @@ impl AssocRole {
     }
 }
 
-/// The history query of `cmd:bccontext` (`<bcq>` element).
+/// The history query of `cmd:bccontext` (`<bcq>` element). In the reply each
+/// `msg`'s `seqid` is the message id that `before` takes **(design)**.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BcQuery {
     /// `<bcq><last cnt="25"/></bcq>`: the newest `cnt` messages.
@@ -239,6 +322,49 @@ pub enum BcQuery {
         /// Number of messages wanted.
         cnt: u32,
     },
+    /// `<bcq><before id="N" cnt="25"/></bcq>` **(design)**: the newest `cnt` messages
+    /// older than message id `N`.
+    Before {
+        /// Message id (a `msg` `seqid` of an earlier reply).
+        id: u64,
+        /// Number of messages wanted.
+        cnt: u32,
+    },
+    /// `<bcq><since ts="2026-01-01T00:00:00Z" cnt="25"/></bcq>` **(design)**: the
+    /// first `cnt` messages posted at or after `ts` (ISO 8601 UTC).
+    Since {
+        /// ISO 8601 time, as sent.
+        ts: String,
+        /// Number of messages wanted.
+        cnt: u32,
+    },
+    /// `<bcq><search keyword="…" author="sip:…" from="ISO" to="ISO" cnt="25"/></bcq>`
+    /// **(design)**: the newest `cnt` messages matching every attribute given
+    /// (keyword: case-insensitive substring; author: exact URI; from/to: inclusive).
+    Search {
+        /// Keyword (`""`: any text).
+        keyword: String,
+        /// Author URI.
+        author: Option<String>,
+        /// Earliest time, ISO 8601.
+        from: Option<String>,
+        /// Latest time, ISO 8601.
+        to: Option<String>,
+        /// Number of messages wanted.
+        cnt: u32,
+    },
+}
+
+impl BcQuery {
+    /// The `cnt` of the query.
+    pub fn cnt(&self) -> u32 {
+        match self {
+            BcQuery::Last { cnt }
+            | BcQuery::Before { cnt, .. }
+            | BcQuery::Since { cnt, .. }
+            | BcQuery::Search { cnt, .. } => *cnt,
+        }
+    }
 }
 
 /// A server reply (`XCCOS.md` "Request and reply"):
@@ -320,7 +446,9 @@ impl Resp {
 /// | `rpl:getservinfo` | [`RplData::ServerInfo`] |
 /// | `rpl:join`, `rpl:bjoin`, `rpl:getassociations` (design), `rpl:getinv` (design) | [`RplData::Rooms`] |
 /// | `rpl:bccontext` | [`RplData::History`] |
-/// | `rpl:chansrch` | [`RplData::Search`] |
+/// | `rpl:chansrch` | [`RplData::Search`], [`RplData::SearchCapped`] (design) |
+/// | `rpl:getpref`, `rpl:setpref` | [`RplData::Pref`] |
+/// | `rpl:createroom`, `rpl:updateroom` (design) | [`RplData::Rooms`] |
 /// | `rpl:part` | [`RplData::Chan`] |
 /// | anything else | [`RplData::Empty`] |
 ///
@@ -358,6 +486,23 @@ pub enum RplData {
     Search(Vec<SearchHit>),
     /// `rpl:part`: `<data><chanib uri="…"/></data>`.
     Chan(String),
+    /// `rpl:chansrch` cut at `searchLimit` **(design)**: the hits, then
+    /// `<more limit="N"/>` saying that more rooms matched than the `N` returned.
+    SearchCapped {
+        /// The hits returned.
+        hits: Vec<SearchHit>,
+        /// The `searchLimit` that cut the list.
+        limit: u32,
+    },
+    /// `rpl:getpref` / `rpl:setpref`: `<data><pref label="…" seqid="N" content="…"/></data>`.
+    Pref {
+        /// `label`.
+        label: String,
+        /// `seqid`: the stored version (0: nothing stored yet).
+        seqid: u64,
+        /// `content`, base64.
+        content: String,
+    },
 }
 
 /// `<sib infoType serverTime searchLimit messageSizeLimit storySizeLimit rootUri dbVersion/>`
@@ -469,6 +614,17 @@ pub enum NtcData {
         chan_uri: String,
         /// The user who left.
         user: String,
+    },
+    /// `ntc:chanupdate` **(design)**: a room's attributes changed:
+    /// `<data><chanib uri name topic description/></data>` (no `aib`).
+    ChanUpdate(RoomInfo),
+    /// `ntc:newcontent` **(design)**: new messages in a followed room the user has not
+    /// joined in this session: `<data><chanib uri="…" unread="N"/></data>`.
+    NewContent {
+        /// The room.
+        chan_uri: String,
+        /// Messages posted since the user last joined or read it.
+        unread: u64,
     },
     /// `<data/>`, no data, an unknown notice id, or data not recognized for the id.
     /// Written as `<data/>`.

@@ -366,7 +366,11 @@ fn interpret(mut root: Elem, ctx: &Ctx) -> Result<Envelope, XccosError> {
     Ok(Envelope { envid, body })
 }
 
-const KNOWN_CMDS: [&str; 10] = [
+const KNOWN_CMDS: [&str; 14] = [
+    "cmd:getpref",
+    "cmd:setpref",
+    "cmd:createroom",
+    "cmd:updateroom",
     "cmd:requri",
     "cmd:getserverinfo",
     "cmd:getassociations",
@@ -445,9 +449,25 @@ fn parse_cmd(el: &Elem, ctx: &Ctx) -> Result<Cmd, XccosError> {
             let d = p.data(data)?;
             let chan = p.first_chanref(d)?;
             let bcq = p.child(d, "bcq")?;
+            let opt = |q: &Elem, k: &str| q.attr(k).map(str::to_owned);
             let query = match bcq.children.first() {
                 None => return Err(p.bad("empty bcq, expected <last cnt>")),
                 Some(q) if q.name == "last" => BcQuery::Last {
+                    cnt: p.u32_attr(q, "cnt")?,
+                },
+                Some(q) if q.name == "before" => BcQuery::Before {
+                    id: p.u64_attr(q, "id")?,
+                    cnt: p.u32_attr(q, "cnt")?,
+                },
+                Some(q) if q.name == "since" => BcQuery::Since {
+                    ts: p.attr(q, "ts")?.to_owned(),
+                    cnt: p.u32_attr(q, "cnt")?,
+                },
+                Some(q) if q.name == "search" => BcQuery::Search {
+                    keyword: q.attr("keyword").unwrap_or("").to_owned(),
+                    author: opt(q, "author"),
+                    from: opt(q, "from"),
+                    to: opt(q, "to"),
                     cnt: p.u32_attr(q, "cnt")?,
                 },
                 Some(q) => return Err(p.bad(format!("unsupported bcq query <{}>", q.name))),
@@ -472,6 +492,44 @@ fn parse_cmd(el: &Elem, ctx: &Ctx) -> Result<Cmd, XccosError> {
                 qtype: p.attr(qib, "qtype")?.to_owned(),
                 criteria: qib.attr("criteria").unwrap_or("").to_owned(),
                 extended,
+            }
+        }
+        "cmd:getpref" => {
+            let pref = p.child(p.data(data)?, "pref")?;
+            CmdKind::GetPref {
+                label: p.attr(pref, "label")?.to_owned(),
+                seqid: p.opt_u64(pref, "seqid")?,
+                create_default: p.opt_bool(pref, "createdefault")?,
+            }
+        }
+        "cmd:setpref" => {
+            let pref = p.child(p.data(data)?, "pref")?;
+            CmdKind::SetPref {
+                label: p.attr(pref, "label")?.to_owned(),
+                seqid: p.opt_u64(pref, "seqid")?,
+                content: p.attr(pref, "content")?.to_owned(),
+            }
+        }
+        "cmd:createroom" => {
+            let d = p.data(data)?;
+            let ch = p.child(d, "chanib")?;
+            CmdKind::CreateRoom {
+                attrs: p.room_attrs(ch)?,
+                users: p.roles(d, "uib")?,
+            }
+        }
+        "cmd:updateroom" => {
+            let d = p.data(data)?;
+            let chan = p.first_chanref(d)?;
+            let attrs = match d.children.iter().find(|c| c.name == "chanib") {
+                Some(ch) => p.room_attrs(ch)?,
+                None => RoomAttrs::default(),
+            };
+            CmdKind::UpdateRoom {
+                chan,
+                attrs,
+                add: p.roles(d, "add")?,
+                remove: p.roles(d, "remove")?,
             }
         }
         other => {
@@ -514,6 +572,54 @@ impl<'a> CmdParser<'a> {
                 el.name
             ))
         })
+    }
+    fn u64_attr(&self, el: &Elem, key: &str) -> Result<u64, XccosError> {
+        let v = self.attr(el, key)?;
+        parse_u64(v).ok_or_else(|| {
+            self.bad(format!(
+                "{} {key} \"{v}\" is not an unsigned integer",
+                el.name
+            ))
+        })
+    }
+    fn opt_u64(&self, el: &Elem, key: &str) -> Result<u64, XccosError> {
+        match el.attr(key) {
+            None => Ok(0),
+            Some(_) => self.u64_attr(el, key),
+        }
+    }
+    fn opt_bool(&self, el: &Elem, key: &str) -> Result<bool, XccosError> {
+        match el.attr(key) {
+            None => Ok(false),
+            Some(v) => parse_bool(v)
+                .ok_or_else(|| self.bad(format!("{} {key} \"{v}\" is not true or false", el.name))),
+        }
+    }
+    fn room_attrs(&self, ch: &Elem) -> Result<RoomAttrs, XccosError> {
+        let s = |k: &str| ch.attr(k).map(str::to_owned);
+        Ok(RoomAttrs {
+            name: s("name"),
+            description: s("description"),
+            topic: s("topic"),
+            privacy: s("privacy"),
+            room_type: s("type"),
+            invitations: s("invitations"),
+            category: s("category"),
+            disabled: match ch.attr("disabled") {
+                None => None,
+                Some(_) => Some(self.opt_bool(ch, "disabled")?),
+            },
+        })
+    }
+    fn roles(&self, d: &Elem, name: &str) -> Result<Vec<RoleChange>, XccosError> {
+        d.children_named(name)
+            .map(|u| {
+                Ok(RoleChange {
+                    uri: self.attr(u, "uri")?.to_owned(),
+                    role: u.attr("role").unwrap_or("member").to_owned(),
+                })
+            })
+            .collect()
     }
     fn first_chanref(&self, d: &Elem) -> Result<ChanRef, XccosError> {
         match d
@@ -611,7 +717,12 @@ fn rpl_data(id: &str, d: &Elem) -> Option<RplData> {
                 db_version: str_attr("dbVersion"),
             }))
         }
-        "rpl:join" | "rpl:bjoin" | "rpl:getassociations" | "rpl:getinv" => {
+        "rpl:join"
+        | "rpl:bjoin"
+        | "rpl:getassociations"
+        | "rpl:getinv"
+        | "rpl:createroom"
+        | "rpl:updateroom" => {
             let mut rooms = Vec::new();
             let mut users = Vec::new();
             for c in &d.children {
@@ -638,11 +749,27 @@ fn rpl_data(id: &str, d: &Elem) -> Option<RplData> {
                 msgs,
             })
         }
-        "rpl:chansrch" => d
-            .children_named("chanib")
-            .map(search_hit)
-            .collect::<Option<Vec<_>>>()
-            .map(RplData::Search),
+        "rpl:chansrch" => {
+            let hits = d
+                .children_named("chanib")
+                .map(search_hit)
+                .collect::<Option<Vec<_>>>()?;
+            match d.child("more") {
+                None => Some(RplData::Search(hits)),
+                Some(m) => Some(RplData::SearchCapped {
+                    hits,
+                    limit: parse_u32(m.attr("limit")?)?,
+                }),
+            }
+        }
+        "rpl:getpref" | "rpl:setpref" => {
+            let pref = d.child("pref")?;
+            Some(RplData::Pref {
+                label: pref.attr("label")?.to_owned(),
+                seqid: parse_u64(pref.attr("seqid")?)?,
+                content: pref.attr("content").unwrap_or("").to_owned(),
+            })
+        }
         "rpl:part" => Some(RplData::Chan(d.child("chanib")?.attr("uri")?.to_owned())),
         _ => None,
     }
@@ -724,6 +851,14 @@ fn ntc_data(id: &str, d: &Elem) -> Option<NtcData> {
                 user: uib.attr("uri")?.to_owned(),
                 domain: aib.attr("domain")?.to_owned(),
                 room_guid: aib.attr("value")?.to_owned(),
+            })
+        }
+        "ntc:chanupdate" => Some(NtcData::ChanUpdate(room_info(d.child("chanib")?)?)),
+        "ntc:newcontent" => {
+            let ch = d.child("chanib")?;
+            Some(NtcData::NewContent {
+                chan_uri: ch.attr("uri")?.to_owned(),
+                unread: parse_u64(ch.attr("unread")?)?,
             })
         }
         "ntc:part" => {

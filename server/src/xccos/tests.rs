@@ -670,15 +670,16 @@ fn error_child_count_and_kind() {
 #[test]
 fn error_unknown_command() {
     let e = err(
-        env(r#"<cmd id="cmd:getpref" seqid="5"><data><pref label="x"/></data></cmd>"#).as_bytes(),
+        env(r#"<cmd id="cmd:frobnicate" seqid="5"><data><pref label="x"/></data></cmd>"#)
+            .as_bytes(),
     );
     assert_eq!(e.code, 501);
     assert_eq!(e.envid, Some(4711));
-    assert_eq!(e.cmd_id.as_deref(), Some("cmd:getpref"));
+    assert_eq!(e.cmd_id.as_deref(), Some("cmd:frobnicate"));
     assert_eq!(e.seqid, Some(5));
-    assert_eq!(e.reason, "unknown command \"cmd:getpref\"");
+    assert_eq!(e.reason, "unknown command \"cmd:frobnicate\"");
     let r = e.to_rpl().unwrap();
-    assert_eq!(r.id, "rpl:getpref");
+    assert_eq!(r.id, "rpl:frobnicate");
     assert_eq!(
         r.command,
         Some(CommandRef {
@@ -737,8 +738,8 @@ fn error_bad_command_data() {
             "cmd:bccontext: last cnt \"-1\" is not an unsigned 32-bit integer",
         ),
         (
-            r#"<cmd id="cmd:bccontext" seqid="2"><data><chanib uri="u"/><bcq><before id="1"/></bcq></data></cmd>"#,
-            "cmd:bccontext: unsupported bcq query <before>",
+            r#"<cmd id="cmd:bccontext" seqid="2"><data><chanib uri="u"/><bcq><first cnt="1"/></bcq></data></cmd>"#,
+            "cmd:bccontext: unsupported bcq query <first>",
         ),
         (
             r#"<cmd id="cmd:getinv" seqid="2"><data><inv domain="d"/></data></cmd>"#,
@@ -1083,10 +1084,33 @@ fn cmd_kind() -> BoxedStrategy<CmdKind> {
         prop::collection::vec(chanref(), 1..5).prop_map(|chans| CmdKind::BJoin { chans }),
         chanref().prop_map(|chan| CmdKind::Join { chan }),
         chanref().prop_map(|chan| CmdKind::Part { chan }),
-        (chanref(), any::<u32>()).prop_map(|(chan, cnt)| CmdKind::BcContext {
-            chan,
-            query: BcQuery::Last { cnt }
+        (chanref(), bcq()).prop_map(|(chan, query)| CmdKind::BcContext { chan, query }),
+        (text(), any::<u64>(), any::<bool>()).prop_map(|(label, seqid, create_default)| {
+            CmdKind::GetPref {
+                label,
+                seqid,
+                create_default,
+            }
         }),
+        (text(), any::<u64>(), text()).prop_map(|(label, seqid, content)| CmdKind::SetPref {
+            label,
+            seqid,
+            content
+        }),
+        (room_attrs(), prop::collection::vec(role_change(), 0..3))
+            .prop_map(|(attrs, users)| CmdKind::CreateRoom { attrs, users }),
+        (
+            chanref(),
+            room_attrs(),
+            prop::collection::vec(role_change(), 0..3),
+            prop::collection::vec(role_change(), 0..3)
+        )
+            .prop_map(|(chan, attrs, add, remove)| CmdKind::UpdateRoom {
+                chan,
+                attrs,
+                add,
+                remove
+            }),
         (text(), text()).prop_map(|(invite_id, domain)| CmdKind::GetInv { invite_id, domain }),
         (text(), text(), any::<bool>()).prop_map(|(qtype, criteria, extended)| CmdKind::ChanSrch {
             qtype,
@@ -1096,6 +1120,57 @@ fn cmd_kind() -> BoxedStrategy<CmdKind> {
         Just(CmdKind::NodesPermCreateChild),
     ]
     .boxed()
+}
+
+fn bcq() -> BoxedStrategy<BcQuery> {
+    let o = || proptest::option::of(text());
+    prop_oneof![
+        any::<u32>().prop_map(|cnt| BcQuery::Last { cnt }),
+        (any::<u64>(), any::<u32>()).prop_map(|(id, cnt)| BcQuery::Before { id, cnt }),
+        (text(), any::<u32>()).prop_map(|(ts, cnt)| BcQuery::Since { ts, cnt }),
+        (text(), o(), o(), o(), any::<u32>()).prop_map(|(keyword, author, from, to, cnt)| {
+            BcQuery::Search {
+                keyword,
+                author,
+                from,
+                to,
+                cnt,
+            }
+        }),
+    ]
+    .boxed()
+}
+
+fn room_attrs() -> BoxedStrategy<RoomAttrs> {
+    let o = || proptest::option::of(text());
+    (
+        (o(), o(), o(), o()),
+        (o(), o(), o(), proptest::option::of(any::<bool>())),
+    )
+        .prop_map(
+            |(
+                (name, description, topic, privacy),
+                (room_type, invitations, category, disabled),
+            )| {
+                RoomAttrs {
+                    name,
+                    description,
+                    topic,
+                    privacy,
+                    room_type,
+                    invitations,
+                    category,
+                    disabled,
+                }
+            },
+        )
+        .boxed()
+}
+
+fn role_change() -> BoxedStrategy<RoleChange> {
+    (text(), text())
+        .prop_map(|(uri, role)| RoleChange { uri, role })
+        .boxed()
 }
 
 fn grpchat() -> BoxedStrategy<GrpChat> {
@@ -1216,7 +1291,34 @@ fn rpl_id_data() -> BoxedStrategy<(String, RplData)> {
         )
             .prop_map(|(id, d)| (id.to_owned(), d)),
         prop_oneof![history, none_or_empty()].prop_map(|d| ("rpl:bccontext".to_owned(), d)),
-        prop_oneof![search(), Just(RplData::None)].prop_map(|d| ("rpl:chansrch".to_owned(), d)),
+        prop_oneof![
+            search(),
+            (search(), any::<u32>()).prop_map(|(s, limit)| match s {
+                RplData::Search(hits) => RplData::SearchCapped { hits, limit },
+                other => other,
+            }),
+            Just(RplData::None)
+        ]
+        .prop_map(|d| ("rpl:chansrch".to_owned(), d)),
+        (
+            prop_oneof![Just("rpl:getpref"), Just("rpl:setpref")],
+            prop_oneof![
+                (text(), any::<u64>(), text()).prop_map(|(label, seqid, content)| {
+                    RplData::Pref {
+                        label,
+                        seqid,
+                        content,
+                    }
+                }),
+                Just(RplData::None)
+            ]
+        )
+            .prop_map(|(id, d)| (id.to_owned(), d)),
+        (
+            prop_oneof![Just("rpl:createroom"), Just("rpl:updateroom")],
+            prop_oneof![rooms(), Just(RplData::None)]
+        )
+            .prop_map(|(id, d)| (id.to_owned(), d)),
         prop_oneof![text().prop_map(RplData::Chan), none_or_empty()]
             .prop_map(|d| ("rpl:part".to_owned(), d)),
         ("rpl:[a-z]{1,12}", none_or_empty()).prop_filter_map("known id", |(id, d)| {
@@ -1230,6 +1332,8 @@ fn rpl_id_data() -> BoxedStrategy<(String, RplData)> {
                 "rpl:bccontext",
                 "rpl:chansrch",
                 "rpl:part",
+                "rpl:createroom",
+                "rpl:updateroom",
             ];
             (!known.contains(&id.as_str())).then_some((id, d))
         }),
@@ -1284,6 +1388,23 @@ fn ntc_strategy() -> BoxedStrategy<Ntc> {
             id: "ntc:part".into(),
             data: NtcData::Part { chan_uri, user }
         }),
+        (text(), any::<u64>()).prop_map(|(chan_uri, unread)| Ntc {
+            id: "ntc:newcontent".into(),
+            data: NtcData::NewContent { chan_uri, unread }
+        }),
+        (text(), text(), text(), text(), ids(), ids()).prop_map(
+            |(uri, name, topic, description, participants, managers)| Ntc {
+                id: "ntc:chanupdate".into(),
+                data: NtcData::ChanUpdate(RoomInfo {
+                    uri,
+                    name,
+                    topic,
+                    description,
+                    participants,
+                    managers,
+                })
+            }
+        ),
         (prop_oneof![
             Just("ntc:join".to_owned()),
             Just("ntc:part".to_owned()),

@@ -239,9 +239,35 @@ impl W<'_> {
                     BcQuery::Last { cnt } => {
                         self.open("last");
                         self.attr_u64("cnt", u64::from(*cnt));
-                        self.slash_gt();
+                    }
+                    BcQuery::Before { id, cnt } => {
+                        self.open("before");
+                        self.attr_u64("id", *id);
+                        self.attr_u64("cnt", u64::from(*cnt));
+                    }
+                    BcQuery::Since { ts, cnt } => {
+                        self.open("since");
+                        self.attr("ts", ts);
+                        self.attr_u64("cnt", u64::from(*cnt));
+                    }
+                    BcQuery::Search {
+                        keyword,
+                        author,
+                        from,
+                        to,
+                        cnt,
+                    } => {
+                        self.open("search");
+                        self.attr("keyword", keyword);
+                        for (k, v) in [("author", author), ("from", from), ("to", to)] {
+                            if let Some(v) = v {
+                                self.attr(k, v);
+                            }
+                        }
+                        self.attr_u64("cnt", u64::from(*cnt));
                     }
                 }
+                self.slash_gt();
                 self.raw("</bcq></data>");
             }
             CmdKind::GetInv { invite_id, domain } => {
@@ -265,8 +291,102 @@ impl W<'_> {
                 self.slash_gt();
                 self.raw("</data>");
             }
+            CmdKind::GetPref {
+                label,
+                seqid,
+                create_default,
+            } => {
+                self.raw("<data>");
+                self.open("pref");
+                self.attr("label", label);
+                self.attr_u64("seqid", *seqid);
+                self.attr(
+                    "createdefault",
+                    if *create_default { "true" } else { "false" },
+                );
+                self.slash_gt();
+                self.raw("</data>");
+            }
+            CmdKind::SetPref {
+                label,
+                seqid,
+                content,
+            } => {
+                self.raw("<data>");
+                self.open("pref");
+                self.attr("label", label);
+                self.attr_u64("seqid", *seqid);
+                self.attr("content", content);
+                self.slash_gt();
+                self.raw("</data>");
+            }
+            CmdKind::CreateRoom { attrs, users } => {
+                self.raw("<data>");
+                self.open("chanib");
+                self.room_attrs(attrs);
+                self.slash_gt();
+                self.role_changes("uib", users);
+                self.raw("</data>");
+            }
+            CmdKind::UpdateRoom {
+                chan,
+                attrs,
+                add,
+                remove,
+            } => {
+                self.raw("<data>");
+                match chan {
+                    ChanRef::Uri(uri) => {
+                        self.open("chanib");
+                        self.attr("uri", uri);
+                        self.room_attrs(attrs);
+                        self.slash_gt();
+                    }
+                    ChanRef::Id { .. } => {
+                        self.chanref(chan);
+                        if *attrs != RoomAttrs::default() {
+                            self.open("chanib");
+                            self.attr("uri", &chan.to_uri());
+                            self.room_attrs(attrs);
+                            self.slash_gt();
+                        }
+                    }
+                }
+                self.role_changes("add", add);
+                self.role_changes("remove", remove);
+                self.raw("</data>");
+            }
         }
         self.close("cmd");
+    }
+
+    fn room_attrs(&mut self, a: &RoomAttrs) {
+        let fields = [
+            ("name", &a.name),
+            ("description", &a.description),
+            ("topic", &a.topic),
+            ("privacy", &a.privacy),
+            ("type", &a.room_type),
+            ("invitations", &a.invitations),
+            ("category", &a.category),
+        ];
+        for (k, v) in fields {
+            if let Some(v) = v {
+                self.attr(k, v);
+            }
+        }
+        if let Some(d) = a.disabled {
+            self.attr("disabled", if d { "true" } else { "false" });
+        }
+    }
+
+    fn role_changes(&mut self, elem: &str, list: &[RoleChange]) {
+        for u in list {
+            self.open(elem);
+            self.attr("uri", &u.uri);
+            self.attr("role", &u.role);
+            self.slash_gt();
+        }
     }
 
     fn rpl(&mut self, r: &Rpl) {
@@ -363,6 +483,29 @@ impl W<'_> {
                 self.chanib_uri(uri);
                 self.raw("</data>");
             }
+            RplData::SearchCapped { hits, limit } => {
+                self.raw("<data>");
+                for h in hits {
+                    self.search_hit(h);
+                }
+                self.open("more");
+                self.attr_u64("limit", u64::from(*limit));
+                self.slash_gt();
+                self.raw("</data>");
+            }
+            RplData::Pref {
+                label,
+                seqid,
+                content,
+            } => {
+                self.raw("<data>");
+                self.open("pref");
+                self.attr("label", label);
+                self.attr_u64("seqid", *seqid);
+                self.attr("content", content);
+                self.slash_gt();
+                self.raw("</data>");
+            }
         }
     }
 
@@ -444,6 +587,19 @@ impl W<'_> {
                 self.attr("uri", user);
                 self.slash_gt();
                 self.raw("</chanib></data>");
+            }
+            NtcData::ChanUpdate(room) => {
+                self.raw("<data>");
+                self.room(room);
+                self.raw("</data>");
+            }
+            NtcData::NewContent { chan_uri, unread } => {
+                self.raw("<data>");
+                self.open("chanib");
+                self.attr("uri", chan_uri);
+                self.attr_u64("unread", *unread);
+                self.slash_gt();
+                self.raw("</data>");
             }
             NtcData::Empty => self.raw("<data/>"),
         }

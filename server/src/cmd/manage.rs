@@ -1,0 +1,356 @@
+//! Room management over XCCOS **(design)**: `cmd:nodespermcreatechild`,
+//! `cmd:createroom` (creators of the category) and `cmd:updateroom` (managers of the
+//! room). Every decision is [`authz`]'s.
+//!
+//! - `nodespermcreatechild`: 200 with empty data when the user may create rooms in at
+//!   least one category, 403 otherwise.
+//! - `createroom`: the new room's GUID is derived from its name (as for configured
+//!   rooms); the creator becomes a manager. Reply `rpl:createroom` in the `rpl:join`
+//!   data form. Users listed get an invitation when the room's invitations are on.
+//! - `updateroom`: changes topic, description, privacy, type, invitations, disabled and
+//!   membership. Users who gain a role get an invitation (invitations on). Joined
+//!   dialogs of users who may no longer enter are removed from the room (`ntc:part`
+//!   about them to the room, themselves included); the remaining participants get
+//!   `ntc:chanupdate` with the new attributes. Reply `rpl:updateroom`.
+//!
+//! Changes to rooms defined in the config file last until the next start (the config
+//! wins). Name and category are fixed once a room exists (400 when asked to change).
+
+use super::{join::rooms_reply, room_op, store_err, CmdError, CmdResult, Ctx};
+use crate::channel::authz::{self, Op};
+use crate::channel::{DialogId, Room};
+use crate::config::{Invitations, Privacy, RoomType, DEFAULT_CATEGORY};
+use crate::core::Core;
+use crate::xccos::{codes, Body, ChanRef, Ntc, NtcData, RoleChange, RoomAttrs, RoomInfo, RplData};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Longest room name, in characters.
+pub const MAX_NAME_CHARS: usize = 256;
+
+fn bad(reason: impl Into<String>) -> CmdError {
+    CmdError::new(codes::BAD_REQUEST, reason)
+}
+
+/// `cmd:nodespermcreatechild`. Errors: 403 when the user is a creator nowhere.
+pub fn may_create(core: &Core, ctx: &Ctx) -> CmdResult {
+    if core
+        .rooms
+        .categories()
+        .any(|c| authz::check_create(c, &ctx.user).is_ok())
+    {
+        Ok(RplData::Empty)
+    } else {
+        Err(CmdError::new(
+            codes::NO_PERMISSION,
+            "not a creator in any category",
+        ))
+    }
+}
+
+/// Applies the attributes that may change on an existing room. Errors: 400 for an
+/// invalid value, 413 for a topic/description over `storySizeLimit` characters.
+fn apply_attrs(core: &Core, room: &mut Room, a: &RoomAttrs) -> Result<(), CmdError> {
+    let limit = core.cfg.limits.story_size_limit as usize;
+    for (what, v) in [("topic", &a.topic), ("description", &a.description)] {
+        if let Some(v) = v {
+            let n = v.chars().count();
+            if n > limit {
+                return Err(CmdError::new(
+                    codes::TOO_LARGE,
+                    format!("{what} of {n} characters exceeds storySizeLimit {limit}"),
+                ));
+            }
+        }
+    }
+    if let Some(v) = &a.topic {
+        room.topic = v.clone();
+    }
+    if let Some(v) = &a.description {
+        room.description = v.clone();
+    }
+    if let Some(v) = &a.privacy {
+        room.privacy = Privacy::parse(v)
+            .ok_or_else(|| bad(format!("privacy {v:?} is not open, closed or secret")))?;
+    }
+    if let Some(v) = &a.room_type {
+        room.room_type = RoomType::parse(v)
+            .ok_or_else(|| bad(format!("type {v:?} is not normal or auditorium")))?;
+    }
+    if let Some(v) = &a.invitations {
+        room.invitations = Invitations::parse(v)
+            .ok_or_else(|| bad(format!("invitations {v:?} is not inherit, on or off")))?;
+    }
+    if let Some(v) = a.disabled {
+        room.disabled = v;
+    }
+    Ok(())
+}
+
+fn check_uri(u: &str) -> Result<(), CmdError> {
+    let ok = u
+        .strip_prefix("sip:")
+        .and_then(|r| r.split_once('@'))
+        .is_some_and(|(n, d)| !n.is_empty() && !d.is_empty() && !d.contains(['@', ' ', '<', '>']));
+    if ok {
+        Ok(())
+    } else {
+        Err(bad(format!("{u:?} is not a SIP URI like sip:user@domain")))
+    }
+}
+
+/// Adds (`add` true) or removes a user's role. Errors: 400 bad URI or role.
+fn change_role(room: &mut Room, c: &RoleChange, add: bool) -> Result<(), CmdError> {
+    check_uri(&c.uri)?;
+    let u = c.uri.clone();
+    let set = match c.role.as_str() {
+        "member" => None,
+        "manager" => Some(&mut room.managers),
+        "presenter" => Some(&mut room.presenters),
+        r => {
+            return Err(bad(format!(
+                "role {r:?} is not member, manager or presenter"
+            )))
+        }
+    };
+    match (set, add) {
+        (Some(set), true) => {
+            set.insert(u.clone());
+            room.members.insert(u);
+        }
+        (Some(set), false) => {
+            set.remove(&u);
+        }
+        (None, true) => {
+            room.members.insert(u);
+        }
+        (None, false) => {
+            // Leaving the member role leaves every role.
+            room.members.remove(&u);
+            room.managers.remove(&u);
+            room.presenters.remove(&u);
+        }
+    }
+    Ok(())
+}
+
+/// Records invitations for `users` (other than the actor) when the room's effective
+/// invitations are on.
+fn invite(
+    core: &mut Core,
+    guid: &str,
+    users: &BTreeSet<String>,
+    actor: &str,
+) -> Result<(), CmdError> {
+    let Some(room) = core.rooms.get(guid) else {
+        return Ok(());
+    };
+    let on = room
+        .invitations
+        .effective(core.rooms.category_of(room).is_some_and(|c| c.invitations));
+    if !on {
+        return Ok(());
+    }
+    let now = core.clock.now_ms();
+    for u in users.iter().filter(|u| u.as_str() != actor) {
+        core.store
+            .add_invitation(u, guid, actor, now)
+            .map_err(store_err)?;
+    }
+    Ok(())
+}
+
+/// `cmd:createroom`. Errors: 400 (no name, bad value, unknown category), 403 (not a
+/// creator of the category), 409 (the name is taken), 413 (topic/description too long),
+/// 500 (store).
+pub fn create(core: &mut Core, ctx: &Ctx, attrs: &RoomAttrs, users: &[RoleChange]) -> CmdResult {
+    let name = attrs.name.as_deref().map(str::trim).unwrap_or("");
+    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS || name.contains(['\r', '\n']) {
+        return Err(bad(format!(
+            "a room needs a name of 1 to {MAX_NAME_CHARS} characters on one line"
+        )));
+    }
+    let cat_name = attrs.category.as_deref().unwrap_or(DEFAULT_CATEGORY);
+    let cat = core
+        .rooms
+        .category(cat_name)
+        .ok_or_else(|| bad(format!("no category {cat_name:?}")))?;
+    authz::check_create(cat, &ctx.user).map_err(|code| {
+        CmdError::new(
+            code,
+            format!("{} is not a creator in {cat_name:?}", ctx.user),
+        )
+    })?;
+    let category = cat.name.clone();
+    let guid = crate::ids::room_guid(&core.cfg.domain, name);
+    if core.rooms.by_name(name).is_some() || core.rooms.get(&guid).is_some() {
+        // Names are unique in the pool; the reply says no more than that.
+        return Err(CmdError::new(
+            codes::CONFLICT,
+            "a room with this name exists",
+        ));
+    }
+    let mut room = Room {
+        uri: crate::ids::room_uri(&core.cfg.domain, &guid),
+        guid: guid.clone(),
+        name: name.to_string(),
+        description: String::new(),
+        topic: String::new(),
+        privacy: Privacy::Closed,
+        members: BTreeSet::from([ctx.user.clone()]),
+        managers: BTreeSet::from([ctx.user.clone()]),
+        presenters: BTreeSet::new(),
+        category,
+        room_type: RoomType::Normal,
+        invitations: Invitations::Inherit,
+        disabled: false,
+        joined: BTreeMap::new(),
+    };
+    apply_attrs(core, &mut room, attrs)?;
+    room.disabled = false;
+    for u in users {
+        change_role(&mut room, u, true)?;
+    }
+    core.store
+        .upsert_room(&room.to_record())
+        .map_err(store_err)?;
+    let added: BTreeSet<String> = room.members.clone();
+    core.rooms.upsert(room);
+    invite(core, &guid, &added, &ctx.user)?;
+    Ok(rooms_reply(core, &[guid]))
+}
+
+/// `cmd:updateroom`. Errors: 404/403 as [`authz::check`] with [`Op::Manage`], 400 (bad
+/// value, rename, category change), 413 (topic/description too long), 500 (store).
+pub fn update(
+    core: &mut Core,
+    ctx: &Ctx,
+    chan: &ChanRef,
+    attrs: &RoomAttrs,
+    add: &[RoleChange],
+    remove: &[RoleChange],
+) -> CmdResult {
+    let mut room = room_op(core, &ctx.user, chan, Op::Manage)?.clone();
+    if attrs.name.as_ref().is_some_and(|n| *n != room.name) {
+        return Err(bad("a room's name cannot be changed"));
+    }
+    if attrs
+        .category
+        .as_ref()
+        .is_some_and(|c| !c.eq_ignore_ascii_case(&room.category))
+    {
+        return Err(bad("a room's category cannot be changed"));
+    }
+    let before = room.members.clone();
+    apply_attrs(core, &mut room, attrs)?;
+    for c in remove {
+        change_role(&mut room, c, false)?;
+    }
+    for c in add {
+        change_role(&mut room, c, true)?;
+    }
+    core.store
+        .upsert_room(&room.to_record())
+        .map_err(store_err)?;
+    let guid = room.guid.clone();
+    let gained: BTreeSet<String> = room.members.difference(&before).cloned().collect();
+    core.rooms.upsert(room);
+    invite(core, &guid, &gained, &ctx.user)?;
+    evict(core, &guid);
+    unfollow_lost(core, &guid)?;
+    notify_update(core, &guid, ctx.dialog);
+    Ok(rooms_reply(core, &[guid]))
+}
+
+/// Removes from the room every joined dialog whose user may no longer enter it, with
+/// `ntc:part` about that user to the room and to the user's removed dialogs.
+fn evict(core: &mut Core, guid: &str) {
+    let Some(room) = core.rooms.get(guid) else {
+        return;
+    };
+    let out: Vec<(DialogId, String)> = room
+        .joined
+        .iter()
+        .filter(|(_, u)| authz::check(&core.rooms, room, u, Op::Join).is_err())
+        .map(|(d, u)| (*d, u.clone()))
+        .collect();
+    let mut users = BTreeMap::<String, Vec<DialogId>>::new();
+    for (d, u) in out {
+        users.entry(u).or_default().push(d);
+    }
+    for (user, dialogs) in users {
+        // Tell the removed dialogs first (they are still joined), then the room.
+        let uri = room_uri(core, guid);
+        let body = core.encode_envelope(Body::Ntc(Ntc {
+            id: "ntc:part".to_string(),
+            data: NtcData::Part {
+                chan_uri: uri,
+                user: user.clone(),
+            },
+        }));
+        for d in &dialogs {
+            core.send_info(*d, body.clone(), false);
+            if let Some(r) = core.rooms.get_mut(guid) {
+                r.joined.remove(d);
+            }
+        }
+        if let Err(e) = core.store.unfollow(&user, guid) {
+            tracing::warn!("unfollow after removal failed: {e}");
+        }
+        super::join::notify_part(core, guid, &user, DialogId::MAX);
+    }
+}
+
+/// Drops the room from the followed list of every follower who may no longer find it
+/// (removed from a secret room, or the room became secret).
+fn unfollow_lost(core: &mut Core, guid: &str) -> Result<(), CmdError> {
+    let followers = core.store.followers(guid).map_err(store_err)?;
+    let Some(room) = core.rooms.get(guid) else {
+        return Ok(());
+    };
+    let lost: Vec<String> = followers
+        .into_iter()
+        .filter(|u| !authz::can_find(&core.rooms, room, u))
+        .collect();
+    for u in lost {
+        core.store.unfollow(&u, guid).map_err(store_err)?;
+    }
+    Ok(())
+}
+
+fn room_uri(core: &Core, guid: &str) -> String {
+    core.rooms
+        .get(guid)
+        .map(|r| r.uri.clone())
+        .unwrap_or_default()
+}
+
+/// `ntc:chanupdate` with the room's attributes to its joined dialogs but `except`.
+fn notify_update(core: &mut Core, guid: &str, except: DialogId) {
+    let Some(room) = core.rooms.get(guid) else {
+        return;
+    };
+    let targets: Vec<DialogId> = room
+        .joined
+        .keys()
+        .copied()
+        .filter(|d| *d != except)
+        .collect();
+    if targets.is_empty() {
+        return;
+    }
+    let info = RoomInfo {
+        uri: room.uri.clone(),
+        name: room.name.clone(),
+        topic: room.topic.clone(),
+        description: room.description.clone(),
+        participants: Vec::new(),
+        managers: Vec::new(),
+    };
+    let body = core.encode_envelope(Body::Ntc(Ntc {
+        id: "ntc:chanupdate".to_string(),
+        data: NtcData::ChanUpdate(info),
+    }));
+    for d in targets {
+        core.send_info(d, body.clone(), false);
+    }
+}

@@ -1,0 +1,57 @@
+//! `ntc:newcontent` **(design)**: after a post, each user who follows the room, is
+//! online, may read it ([`Op::ReadHistory`]) and has not joined it on any dialog in
+//! this session is told the room's unread count:
+//! `<ntc id="ntc:newcontent"><data><chanib uri="…" unread="N"/></data></ntc>`.
+//! The count is the number of messages since the user last joined the room or read its
+//! newest history. Like the relays, these notices are released only after the post is
+//! committed.
+
+use crate::channel::authz::{self, Op};
+use crate::core::Core;
+use crate::xccos::{Body, Ntc, NtcData};
+
+/// Notifies the followers of room `guid` who are online elsewhere (see module docs).
+/// Store errors skip the notification (logged): the post itself stands.
+pub fn notify(core: &mut Core, guid: &str) {
+    let followers = match core.store.followers(guid) {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::warn!("new-content notification skipped: {e}");
+            return;
+        }
+    };
+    let mut targets = Vec::new();
+    if let Some(room) = core.rooms.get(guid) {
+        for user in followers {
+            let online_in_room = room.joined.values().any(|u| *u == user);
+            if online_in_room || authz::check(&core.rooms, room, &user, Op::ReadHistory).is_err() {
+                continue;
+            }
+            let dialogs: Vec<_> = core
+                .dialogs
+                .of_user(&user)
+                .into_iter()
+                .filter(|d| core.dialogs.get(*d).is_some_and(|d| !d.bootstrap))
+                .collect();
+            if !dialogs.is_empty() {
+                targets.push((user, dialogs, room.uri.clone()));
+            }
+        }
+    }
+    for (user, dialogs, chan_uri) in targets {
+        let unread = match core.store.unread_count(&user, guid) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!("new-content notification skipped: {e}");
+                continue;
+            }
+        };
+        let body = core.encode_envelope(Body::Ntc(Ntc {
+            id: "ntc:newcontent".to_string(),
+            data: NtcData::NewContent { chan_uri, unread },
+        }));
+        for d in dialogs {
+            core.send_info(d, body.clone(), true);
+        }
+    }
+}
