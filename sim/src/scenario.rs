@@ -19,7 +19,7 @@
 //! Every error in a file is reported as `file:line:column: message`. The full list of
 //! actions and expectation keys is in docs/scenarios.md.
 
-use pchat_server::config::{line_col, Config, RoomConfig};
+use pchat_server::config::{line_col, CategoryConfig, Config, Limits, RoomConfig};
 use serde::Deserialize;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -52,6 +52,13 @@ pub struct ScenarioFile {
     /// SIP domain of the server (default `contoso.com`).
     #[serde(default = "default_domain")]
     pub domain: String,
+    /// `[limits]` of the simulated server (same keys as the server config); default:
+    /// the server's defaults.
+    #[serde(default)]
+    pub limits: Option<Limits>,
+    /// Categories of the simulated server (same keys as the server config).
+    #[serde(default, rename = "category")]
+    pub categories: Vec<CategoryConfig>,
     /// Rooms the simulated server starts with; empty = the embedded default rooms.
     #[serde(default, rename = "room")]
     pub rooms: Vec<RoomConfig>,
@@ -336,7 +343,20 @@ impl Scenario {
         if !self.file.rooms.is_empty() {
             cfg.rooms = self.file.rooms.clone();
         }
+        cfg.categories = self.file.categories.clone();
+        if let Some(l) = &self.file.limits {
+            cfg.limits = l.clone();
+        }
         cfg
+    }
+
+    /// Whether the scenario needs a server configured for it (its own `[[room]]`,
+    /// `[[category]]` or `[limits]`): a live run against a server on its default
+    /// configuration skips it.
+    pub fn needs_own_server(&self) -> bool {
+        !self.file.rooms.is_empty()
+            || !self.file.categories.is_empty()
+            || self.file.limits.is_some()
     }
 
     fn room_known(&self, name: &str) -> bool {
@@ -427,9 +447,14 @@ impl Scenario {
                         need(
                             matches!(
                                 k.as_str(),
-                                "grpchat" | "ntc:join" | "ntc:bjoin" | "ntc:part"
+                                "grpchat"
+                                    | "ntc:join"
+                                    | "ntc:bjoin"
+                                    | "ntc:part"
+                                    | "ntc:newcontent"
+                                    | "ntc:chanupdate"
                             ),
-                            "`kind` to be one of grpchat, ntc:join, ntc:bjoin, ntc:part",
+                            "`kind` to be one of grpchat, ntc:join, ntc:bjoin, ntc:part, ntc:newcontent, ntc:chanupdate",
                         )?;
                     }
                 }
