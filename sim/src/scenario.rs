@@ -19,7 +19,9 @@
 //! Every error in a file is reported as `file:line:column: message`. The full list of
 //! actions and expectation keys is in docs/scenarios.md.
 
-use pchat_server::config::{line_col, ComplianceConfig, Config, RoomConfig};
+use pchat_server::config::{
+    line_col, CategoryConfig, ComplianceConfig, Config, Limits, RoomConfig,
+};
 use serde::Deserialize;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -52,6 +54,13 @@ pub struct ScenarioFile {
     /// SIP domain of the server (default `contoso.com`).
     #[serde(default = "default_domain")]
     pub domain: String,
+    /// `[limits]` of the simulated server (same keys as the server config); default:
+    /// the server's defaults.
+    #[serde(default)]
+    pub limits: Option<Limits>,
+    /// Categories of the simulated server (same keys as the server config).
+    #[serde(default, rename = "category")]
+    pub categories: Vec<CategoryConfig>,
     /// Rooms the simulated server starts with; empty = the embedded default rooms.
     #[serde(default, rename = "room")]
     pub rooms: Vec<RoomConfig>,
@@ -344,7 +353,20 @@ impl Scenario {
         if let Some(c) = &self.file.compliance {
             cfg.compliance = c.clone();
         }
+        cfg.categories = self.file.categories.clone();
+        if let Some(l) = &self.file.limits {
+            cfg.limits = l.clone();
+        }
         cfg
+    }
+
+    /// Whether the scenario needs a server configured for it (its own `[[room]]`,
+    /// `[[category]]` or `[limits]`): a live run against a server on its default
+    /// configuration skips it.
+    pub fn needs_own_server(&self) -> bool {
+        !self.file.rooms.is_empty()
+            || !self.file.categories.is_empty()
+            || self.file.limits.is_some()
     }
 
     fn room_known(&self, name: &str) -> bool {
@@ -435,9 +457,14 @@ impl Scenario {
                         need(
                             matches!(
                                 k.as_str(),
-                                "grpchat" | "ntc:join" | "ntc:bjoin" | "ntc:part"
+                                "grpchat"
+                                    | "ntc:join"
+                                    | "ntc:bjoin"
+                                    | "ntc:part"
+                                    | "ntc:newcontent"
+                                    | "ntc:chanupdate"
                             ),
-                            "`kind` to be one of grpchat, ntc:join, ntc:bjoin, ntc:part",
+                            "`kind` to be one of grpchat, ntc:join, ntc:bjoin, ntc:part, ntc:newcontent, ntc:chanupdate",
                         )?;
                     }
                 }

@@ -29,6 +29,40 @@ fn step_room(client: &Client, step: &Step) -> String {
     }
 }
 
+/// Replaces every `{room:NAME}` in an `xccos` body by that room's URI, and every
+/// `{room-guid:NAME}` by its GUID (a `chanid value`).
+pub fn expand_rooms(domain: &str, body: &str) -> String {
+    let mut out = String::with_capacity(body.len());
+    let mut rest = body;
+    while let Some(i) = rest.find('{') {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        let expanded = tail.find('}').and_then(|end| {
+            let inner = &tail[1..end];
+            let value = if let Some(name) = inner.strip_prefix("room:") {
+                room_uri_of(domain, name)
+            } else if let Some(name) = inner.strip_prefix("room-guid:") {
+                room_guid(domain, name)
+            } else {
+                return None;
+            };
+            Some((value, end + 1))
+        });
+        match expanded {
+            Some((value, used)) => {
+                out.push_str(&value);
+                rest = &tail[used..];
+            }
+            None => {
+                out.push('{');
+                rest = &tail[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 fn chan(uri: &str) -> ChanRef {
     ChanRef::Uri(uri.to_string())
 }
@@ -93,7 +127,9 @@ fn check_rpl(rpl: &Rpl, expect: &Expect) -> Result<String, String> {
     check_contains(&xml, expect)?;
     if let Some(want_rooms) = &expect.rooms {
         let got: Vec<String> = match &rpl.data {
-            RplData::Search(hits) => hits.iter().map(|h| h.name.clone()).collect(),
+            RplData::Search(hits) | RplData::SearchCapped { hits, .. } => {
+                hits.iter().map(|h| h.name.clone()).collect()
+            }
             RplData::Rooms { rooms, .. } => rooms.iter().map(|r| r.name.clone()).collect(),
             _ => Vec::new(),
         };
@@ -152,7 +188,10 @@ fn matches_kind(env: &Envelope, kind: &str, room: &str) -> bool {
             NtcData::Join { room_guid, .. } => {
                 room.is_empty() || room.ends_with(&format!("/{room_guid}"))
             }
-            NtcData::Part { chan_uri, .. } => room.is_empty() || chan_uri == room,
+            NtcData::Part { chan_uri, .. } | NtcData::NewContent { chan_uri, .. } => {
+                room.is_empty() || chan_uri == room
+            }
+            NtcData::ChanUpdate(info) => room.is_empty() || info.uri == room,
             _ => false,
         },
         _ => false,
@@ -305,7 +344,7 @@ pub async fn exec(client: &mut Client, step: &Step) -> StepResult {
             }
         }
         ActionKind::Xccos => {
-            let body = step.body.clone().unwrap_or_default();
+            let body = expand_rooms(&client.domain, step.body.as_deref().unwrap_or_default());
             let envid = pchat_server::xccos::parse(body.as_bytes())
                 .ok()
                 .map(|env| env.envid);

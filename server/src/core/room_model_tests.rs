@@ -313,10 +313,10 @@ fn run_cell(p: Privacy, t: RoomType, role: Role, op: MOp) -> u16 {
                 0,
                 CmdKind::UpdateRoom {
                     chan,
-                    attrs: RoomAttrs {
+                    attrs: Box::new(RoomAttrs {
                         topic: Some("new topic".into()),
                         ..Default::default()
-                    },
+                    }),
                     add: Vec::new(),
                     remove: Vec::new(),
                 },
@@ -370,12 +370,12 @@ fn create_room_needs_a_creator_in_scope() {
         let (_, code, data) = h.cmd(
             0,
             CmdKind::CreateRoom {
-                attrs: RoomAttrs {
+                attrs: Box::new(RoomAttrs {
                     name: Some(format!("New {role:?}")),
                     category: Some("Cat".into()),
                     privacy: Some("secret".into()),
                     ..Default::default()
-                },
+                }),
                 users: Vec::new(),
             },
         );
@@ -774,7 +774,7 @@ fn run_ops(cats: Vec<CatSpec>, rooms: Vec<RoomSpec>, ops: Vec<POp>) -> Result<()
                     u,
                     CmdKind::UpdateRoom {
                         chan,
-                        attrs,
+                        attrs: Box::new(attrs),
                         add,
                         remove,
                     },
@@ -797,7 +797,13 @@ fn run_ops(cats: Vec<CatSpec>, rooms: Vec<RoomSpec>, ops: Vec<POp>) -> Result<()
                     privacy: Some(["open", "closed", "secret"][privacy as usize % 3].into()),
                     ..Default::default()
                 };
-                let (out, code, _) = h.cmd(u, CmdKind::CreateRoom { attrs, users });
+                let (out, code, _) = h.cmd(
+                    u,
+                    CmdKind::CreateRoom {
+                        attrs: Box::new(attrs),
+                        users,
+                    },
+                );
                 if code == 200 {
                     names.push(name);
                 }

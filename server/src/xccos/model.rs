@@ -183,7 +183,7 @@ pub enum CmdKind {
     /// category="…"/><uib uri="sip:…" role="member|manager|presenter"/>…</data>`.
     CreateRoom {
         /// Attributes of the new room (`uri` and `disabled` ignored; `name` required).
-        attrs: RoomAttrs,
+        attrs: Box<RoomAttrs>,
         /// Initial members, managers and presenters.
         users: Vec<RoleChange>,
     },
@@ -194,8 +194,8 @@ pub enum CmdKind {
     UpdateRoom {
         /// The room (from the `chanib`/`chanid`).
         chan: ChanRef,
-        /// New attribute values (`name`, `category` ignored).
-        attrs: RoomAttrs,
+        /// New attribute values (`name`, `category` must not change).
+        attrs: Box<RoomAttrs>,
         /// Users to add, with a role.
         add: Vec<RoleChange>,
         /// Users to remove from a role.

@@ -514,7 +514,7 @@ fn parse_cmd(el: &Elem, ctx: &Ctx) -> Result<Cmd, XccosError> {
             let d = p.data(data)?;
             let ch = p.child(d, "chanib")?;
             CmdKind::CreateRoom {
-                attrs: p.room_attrs(ch)?,
+                attrs: Box::new(p.room_attrs(ch)?),
                 users: p.roles(d, "uib")?,
             }
         }
@@ -527,7 +527,7 @@ fn parse_cmd(el: &Elem, ctx: &Ctx) -> Result<Cmd, XccosError> {
             };
             CmdKind::UpdateRoom {
                 chan,
-                attrs,
+                attrs: Box::new(attrs),
                 add: p.roles(d, "add")?,
                 remove: p.roles(d, "remove")?,
             }

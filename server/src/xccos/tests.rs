@@ -1097,8 +1097,12 @@ fn cmd_kind() -> BoxedStrategy<CmdKind> {
             seqid,
             content
         }),
-        (room_attrs(), prop::collection::vec(role_change(), 0..3))
-            .prop_map(|(attrs, users)| CmdKind::CreateRoom { attrs, users }),
+        (room_attrs(), prop::collection::vec(role_change(), 0..3)).prop_map(|(attrs, users)| {
+            CmdKind::CreateRoom {
+                attrs: Box::new(attrs),
+                users,
+            }
+        }),
         (
             chanref(),
             room_attrs(),
@@ -1107,7 +1111,7 @@ fn cmd_kind() -> BoxedStrategy<CmdKind> {
         )
             .prop_map(|(chan, attrs, add, remove)| CmdKind::UpdateRoom {
                 chan,
-                attrs,
+                attrs: Box::new(attrs),
                 add,
                 remove
             }),

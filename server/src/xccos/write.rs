@@ -344,7 +344,7 @@ impl W<'_> {
                     }
                     ChanRef::Id { .. } => {
                         self.chanref(chan);
-                        if *attrs != RoomAttrs::default() {
+                        if **attrs != RoomAttrs::default() {
                             self.open("chanib");
                             self.attr("uri", &chan.to_uri());
                             self.room_attrs(attrs);
