@@ -126,7 +126,10 @@ fn room_of(n: u64, users: u64) -> (Core, Vec<Peer>, String) {
         };
         let join = info(&mut p, &join);
         core.handle_batch(
-            [Input::Sip { conn, msg: ack }, Input::Sip { conn, msg: join }],
+            [
+                Input::Sip { conn, msg: ack },
+                Input::Sip { conn, msg: join },
+            ],
             &mut out,
         );
         out.clear();

@@ -52,8 +52,7 @@ fn bench_normalization(c: &mut Criterion) {
         "rsip parses the long form"
     );
     assert!(
-        rsip::SipMessage::try_from(compact.as_slice()).is_err()
-            || parse(&compact).is_ok(),
+        rsip::SipMessage::try_from(compact.as_slice()).is_err() || parse(&compact).is_ok(),
         "fixture sanity"
     );
     assert!(matches!(parse(&compact), Ok(SipMessage::Request(_))));

@@ -49,7 +49,8 @@ fn bench_append(c: &mut Criterion) {
     let raw_dir = tempfile::tempdir().expect("tempdir");
     let raw = Connection::open(raw_dir.path().join("raw.db")).expect("raw db");
     raw.pragma_update(None, "journal_mode", "WAL").expect("wal");
-    raw.pragma_update(None, "synchronous", "FULL").expect("sync");
+    raw.pragma_update(None, "synchronous", "FULL")
+        .expect("sync");
     raw.execute_batch(
         "CREATE TABLE messages (id INTEGER PRIMARY KEY AUTOINCREMENT, room_guid TEXT NOT NULL,
          author TEXT NOT NULL, ts_ms INTEGER NOT NULL, text TEXT NOT NULL);
@@ -107,7 +108,12 @@ fn bench_history(c: &mut Criterion) {
     store.commit().expect("commit");
     let mut g = c.benchmark_group("store_history");
     g.bench_function("last_25_of_10000", |b| {
-        b.iter(|| store.last_messages(black_box(GUID), 25).expect("history").len())
+        b.iter(|| {
+            store
+                .last_messages(black_box(GUID), 25)
+                .expect("history")
+                .len()
+        })
     });
     g.finish();
 }

@@ -22,6 +22,30 @@ use tokio::sync::{mpsc, oneshot};
 /// Largest number of inputs handled in one batch (one store transaction).
 pub const MAX_BATCH: usize = 1024;
 
+/// Raises this process's RLIMIT_NOFILE (open files, so sockets) to at least `want`
+/// where the system allows: the hard limit too when privileged (capped by
+/// `/proc/sys/fs/nr_open`), else the soft limit up to the hard one. Never lowers it.
+/// Returns the soft limit in force afterwards. Errors: the limit cannot be read.
+/// Both `pchat-server` and `pchat-sim load` call it at start (one socket per session).
+pub fn raise_nofile_limit(want: u64) -> io::Result<u64> {
+    use rlimit::Resource;
+    let (soft, hard) = Resource::NOFILE.get()?;
+    if soft >= want {
+        return Ok(soft);
+    }
+    let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(hard);
+    let target = want.min(nr_open.max(hard));
+    if target > hard && Resource::NOFILE.set(target, target).is_ok() {
+        return Ok(target);
+    }
+    let soft = want.min(hard).max(soft);
+    Resource::NOFILE.set(soft, hard)?;
+    Ok(soft)
+}
+
 /// A stream listener: tokio's or turmoil's TCP (or anything else that yields streams).
 pub trait Listener: Send + 'static {
     /// The connection type.
