@@ -134,14 +134,28 @@ async fn spawn_connection<S: AsyncRead + AsyncWrite + Send + Unpin + 'static>(
     ));
 }
 
+/// Most bytes gathered from a connection's send queue into one socket write.
+pub const WRITE_COALESCE_BYTES: usize = 64 * 1024;
+
+/// Writes a connection's queued messages, gathering whatever is queued (up to
+/// [`WRITE_COALESCE_BYTES`]) into one write: under fan-out a connection often has
+/// several relays waiting, and one syscall per message would dominate. The gather
+/// buffer lives only for one write, so an idle connection holds no buffer.
 async fn writer<W: AsyncWrite + Unpin>(mut w: W, mut rx: mpsc::Receiver<Outgoing>) {
     while let Some((head, body)) = rx.recv().await {
-        if w.write_all(&head).await.is_err()
-            || (!body.is_empty() && w.write_all(&body).await.is_err())
-        {
-            break;
+        let mut buf = Vec::with_capacity(head.len() + body.len());
+        buf.extend_from_slice(&head);
+        buf.extend_from_slice(&body);
+        while buf.len() < WRITE_COALESCE_BYTES {
+            match rx.try_recv() {
+                Ok((head, body)) => {
+                    buf.extend_from_slice(&head);
+                    buf.extend_from_slice(&body);
+                }
+                Err(_) => break,
+            }
         }
-        if rx.is_empty() && w.flush().await.is_err() {
+        if w.write_all(&buf).await.is_err() || w.flush().await.is_err() {
             break;
         }
     }
