@@ -181,6 +181,13 @@ async fn reader<R: AsyncRead + Unpin>(
         loop {
             match framer.next_frame() {
                 Ok(Some(frame)) => {
+                    if is_success_response(&frame) {
+                        // A 2xx to one of our INFOs (one per relayed message): it ends
+                        // our transaction and the core has nothing to do with it
+                        // (`Core::on_response` acts on 481/487 only), so it is not
+                        // parsed nor queued - under fan-out these are most of the input.
+                        continue;
+                    }
                     let input = match parse(&frame) {
                         Ok(msg) => Input::Sip { conn, msg },
                         Err(e) => Input::Malformed {
@@ -217,6 +224,12 @@ async fn reader<R: AsyncRead + Unpin>(
         }
     }
     let _ = tx.send(Event::Input(Input::Closed { conn })).await;
+}
+
+/// Whether a framed message is a 2xx response (`SIP/2.0 2xx `, RFC 3261 7.2).
+fn is_success_response(frame: &[u8]) -> bool {
+    matches!(frame, [b'S', b'I', b'P', b'/', b'2', b'.', b'0', b' ', b'2', d1, d2, b' ', ..]
+        if d1.is_ascii_digit() && d2.is_ascii_digit())
 }
 
 async fn core_loop(
@@ -298,5 +311,19 @@ fn absorb(
             }
             inputs.push(i);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn success_responses_are_recognized_by_their_status_line() {
+        use super::is_success_response as ok;
+        assert!(ok(b"SIP/2.0 200 OK\r\nCSeq: 2 INFO\r\n\r\n"));
+        assert!(ok(b"SIP/2.0 202 Accepted\r\n\r\n"));
+        assert!(!ok(b"SIP/2.0 481 Call/Transaction Does Not Exist\r\n\r\n"));
+        assert!(!ok(b"INFO sip:x SIP/2.0\r\n\r\n"));
+        assert!(!ok(b"SIP/2.0 2000 OK\r\n\r\n"));
+        assert!(!ok(b"SIP/2.0 20"));
     }
 }
