@@ -23,8 +23,11 @@ status=0
 tck=$(getconf CLK_TCK)
 cpu() { awk -v t="$tck" '{printf "%.1f", ($14+$15)/t}' "/proc/$1/stat"; }
 start=$(date +%s.%N)
-/usr/bin/env time -f "pchat-sim load: %U s user + %S s system CPU, %M KiB max RSS" \
-  ./target/release/pchat-sim load --target "127.0.0.1:$port" --server-pid "$pid" "$@" || status=$?
+timer=()
+if [ -x /usr/bin/time ]; then
+  timer=(/usr/bin/time -f "pchat-sim load: %U s user + %S s system CPU, %M KiB max RSS")
+fi
+"${timer[@]}" ./target/release/pchat-sim load --target "127.0.0.1:$port" --server-pid "$pid" "$@" || status=$?
 echo "pchat-server: $(cpu $pid) s CPU (user+system) over $(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN{printf "%.1f", e-s}') s of this run; load average: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 kill -INT $pid
 for _ in $(seq 1 100); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
