@@ -134,6 +134,9 @@ async fn spawn_connection<S: AsyncRead + AsyncWrite + Send + Unpin + 'static>(
     ));
 }
 
+/// Size of each connection's read buffer, in bytes.
+pub const READ_BUFFER_BYTES: usize = 4 * 1024;
+
 /// Most bytes gathered from a connection's send queue into one socket write.
 pub const WRITE_COALESCE_BYTES: usize = 64 * 1024;
 
@@ -171,7 +174,9 @@ async fn reader<R: AsyncRead + Unpin>(
     retry_after_s: u32,
 ) {
     let mut framer = Framer::new(max_message_bytes);
-    let mut buf = vec![0u8; 16 * 1024];
+    // Per connection, so it counts x sessions in RSS; a typical message is under 1 KiB
+    // and the framer gathers larger ones across reads.
+    let mut buf = vec![0u8; READ_BUFFER_BYTES];
     'conn: loop {
         let n = match r.read(&mut buf).await {
             Ok(0) | Err(_) => break,

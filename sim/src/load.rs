@@ -37,7 +37,7 @@
 //!
 //! **Many sessions.** One TCP source address has about 28,000 ephemeral ports
 //! (`/proc/sys/net/ipv4/ip_local_port_range`); for a loopback target the sessions are
-//! spread over 127.0.0.1 .. 127.0.0.K with K = ceil(users / 25,000) unless
+//! spread over 127.0.0.1 .. 127.0.0.K with K = ceil(users / 10,000) unless
 //! `--source-ips` says otherwise. Both this tool and `pchat-server` raise
 //! RLIMIT_NOFILE at start ([`pchat_server::host::raise_nofile_limit`]).
 //!
@@ -62,8 +62,9 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, Semaphore};
 
-/// Ephemeral ports per source address we plan to use (of ~28,000 on Linux).
-pub const SESSIONS_PER_SOURCE_IP: usize = 25_000;
+/// Sessions per source address (of ~28,000 ephemeral ports on Linux; the rest stay
+/// free for connections of earlier runs still in TIME_WAIT).
+pub const SESSIONS_PER_SOURCE_IP: usize = 10_000;
 
 /// Most posts one run may schedule (`rate * duration`): bounds the due-time table.
 pub const MAX_POSTS: u64 = 50_000_000;

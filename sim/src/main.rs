@@ -97,7 +97,7 @@ struct LoadArgs {
     #[arg(long, default_value_t = 256)]
     connect_concurrency: usize,
     /// Spread sessions over source addresses 127.0.0.1..=127.0.0.K (loopback target;
-    /// default ceil(users / 25000)).
+    /// default ceil(users / 10000)).
     #[arg(long, value_name = "K")]
     source_ips: Option<usize>,
     /// Seed of the choice of posters.
