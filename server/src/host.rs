@@ -22,6 +22,30 @@ use tokio::sync::{mpsc, oneshot};
 /// Largest number of inputs handled in one batch (one store transaction).
 pub const MAX_BATCH: usize = 1024;
 
+/// Raises this process's RLIMIT_NOFILE (open files, so sockets) to at least `want`
+/// where the system allows: the hard limit too when privileged (capped by
+/// `/proc/sys/fs/nr_open`), else the soft limit up to the hard one. Never lowers it.
+/// Returns the soft limit in force afterwards. Errors: the limit cannot be read.
+/// Both `pchat-server` and `pchat-sim load` call it at start (one socket per session).
+pub fn raise_nofile_limit(want: u64) -> io::Result<u64> {
+    use rlimit::Resource;
+    let (soft, hard) = Resource::NOFILE.get()?;
+    if soft >= want {
+        return Ok(soft);
+    }
+    let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(hard);
+    let target = want.min(nr_open.max(hard));
+    if target > hard && Resource::NOFILE.set(target, target).is_ok() {
+        return Ok(target);
+    }
+    let soft = want.min(hard).max(soft);
+    Resource::NOFILE.set(soft, hard)?;
+    Ok(soft)
+}
+
 /// A stream listener: tokio's or turmoil's TCP (or anything else that yields streams).
 pub trait Listener: Send + 'static {
     /// The connection type.
@@ -136,14 +160,31 @@ async fn spawn_connection<S: AsyncRead + AsyncWrite + Send + Unpin + 'static>(
     ));
 }
 
+/// Size of each connection's read buffer, in bytes.
+pub const READ_BUFFER_BYTES: usize = 4 * 1024;
+
+/// Most bytes gathered from a connection's send queue into one socket write.
+pub const WRITE_COALESCE_BYTES: usize = 64 * 1024;
+
+/// Writes a connection's queued messages, gathering whatever is queued (up to
+/// [`WRITE_COALESCE_BYTES`]) into one write: under fan-out a connection often has
+/// several relays waiting, and one syscall per message would dominate. The gather
+/// buffer lives only for one write, so an idle connection holds no buffer.
 async fn writer<W: AsyncWrite + Unpin>(mut w: W, mut rx: mpsc::Receiver<Outgoing>) {
     while let Some((head, body)) = rx.recv().await {
-        if w.write_all(&head).await.is_err()
-            || (!body.is_empty() && w.write_all(&body).await.is_err())
-        {
-            break;
+        let mut buf = Vec::with_capacity(head.len() + body.len());
+        buf.extend_from_slice(&head);
+        buf.extend_from_slice(&body);
+        while buf.len() < WRITE_COALESCE_BYTES {
+            match rx.try_recv() {
+                Ok((head, body)) => {
+                    buf.extend_from_slice(&head);
+                    buf.extend_from_slice(&body);
+                }
+                Err(_) => break,
+            }
         }
-        if rx.is_empty() && w.flush().await.is_err() {
+        if w.write_all(&buf).await.is_err() || w.flush().await.is_err() {
             break;
         }
     }
@@ -159,7 +200,9 @@ async fn reader<R: AsyncRead + Unpin>(
     retry_after_s: u32,
 ) {
     let mut framer = Framer::new(max_message_bytes);
-    let mut buf = vec![0u8; 16 * 1024];
+    // Per connection, so it counts x sessions in RSS; a typical message is under 1 KiB
+    // and the framer gathers larger ones across reads.
+    let mut buf = vec![0u8; READ_BUFFER_BYTES];
     'conn: loop {
         let n = match r.read(&mut buf).await {
             Ok(0) | Err(_) => break,
@@ -169,6 +212,13 @@ async fn reader<R: AsyncRead + Unpin>(
         loop {
             match framer.next_frame() {
                 Ok(Some(frame)) => {
+                    if is_success_response(&frame) {
+                        // A 2xx to one of our INFOs (one per relayed message): it ends
+                        // our transaction and the core has nothing to do with it
+                        // (`Core::on_response` acts on 481/487 only), so it is not
+                        // parsed nor queued - under fan-out these are most of the input.
+                        continue;
+                    }
                     let input = match parse(&frame) {
                         Ok(msg) => Input::Sip { conn, msg },
                         Err(e) => Input::Malformed {
@@ -205,6 +255,12 @@ async fn reader<R: AsyncRead + Unpin>(
         }
     }
     let _ = tx.send(Event::Input(Input::Closed { conn })).await;
+}
+
+/// Whether a framed message is a 2xx response (`SIP/2.0 2xx `, RFC 3261 7.2).
+fn is_success_response(frame: &[u8]) -> bool {
+    matches!(frame, [b'S', b'I', b'P', b'/', b'2', b'.', b'0', b' ', b'2', d1, d2, b' ', ..]
+        if d1.is_ascii_digit() && d2.is_ascii_digit())
 }
 
 async fn core_loop(
@@ -286,5 +342,19 @@ fn absorb(
             }
             inputs.push(i);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn success_responses_are_recognized_by_their_status_line() {
+        use super::is_success_response as ok;
+        assert!(ok(b"SIP/2.0 200 OK\r\nCSeq: 2 INFO\r\n\r\n"));
+        assert!(ok(b"SIP/2.0 202 Accepted\r\n\r\n"));
+        assert!(!ok(b"SIP/2.0 481 Call/Transaction Does Not Exist\r\n\r\n"));
+        assert!(!ok(b"INFO sip:x SIP/2.0\r\n\r\n"));
+        assert!(!ok(b"SIP/2.0 2000 OK\r\n\r\n"));
+        assert!(!ok(b"SIP/2.0 20"));
     }
 }

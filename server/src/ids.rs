@@ -23,12 +23,32 @@ impl IdGen {
         }
     }
 
-    fn hex(&mut self, bytes: usize) -> String {
-        let mut s = String::with_capacity(bytes * 2);
+    /// Appends `bytes` random bytes as lower-case hex (one `next_u32` per byte).
+    fn push_hex(&mut self, s: &mut String, bytes: usize) {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
         for _ in 0..bytes {
             let b = self.rng.next_u32() as u8;
-            s.push_str(&format!("{b:02x}"));
+            s.push(char::from(DIGITS[usize::from(b >> 4)]));
+            s.push(char::from(DIGITS[usize::from(b & 0xf)]));
         }
+    }
+
+    /// The 16 hex digits of a branch (what [`IdGen::branch`] puts after the cookie),
+    /// without allocating; draws exactly what `branch` draws.
+    pub(crate) fn branch_digits(&mut self) -> [u8; 16] {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0u8; 16];
+        for pair in out.chunks_exact_mut(2) {
+            let b = self.rng.next_u32() as u8;
+            pair[0] = DIGITS[usize::from(b >> 4)];
+            pair[1] = DIGITS[usize::from(b & 0xf)];
+        }
+        out
+    }
+
+    fn hex(&mut self, bytes: usize) -> String {
+        let mut s = String::with_capacity(bytes * 2);
+        self.push_hex(&mut s, bytes);
         s
     }
 
@@ -39,7 +59,10 @@ impl IdGen {
 
     /// A Via branch with the RFC 3261 magic cookie: `z9hG4bK` + 16 hex digits.
     pub fn branch(&mut self) -> String {
-        format!("z9hG4bK{}", self.hex(8))
+        let mut s = String::with_capacity(23);
+        s.push_str("z9hG4bK");
+        self.push_hex(&mut s, 8);
+        s
     }
 
     /// A Call-ID (RFC 3261 8.1.1.4): 32 hex digits.
@@ -94,6 +117,26 @@ mod tests {
         assert_ne!(IdGen::new(8).tag(), IdGen::new(7).tag());
         assert_eq!(a.branch().len(), 7 + 16);
         assert_eq!(a.envid_start().to_string().len(), 7);
+    }
+
+    #[test]
+    fn branch_digits_draw_what_branch_draws() {
+        let (mut a, mut b) = (IdGen::new(3), IdGen::new(3));
+        for _ in 0..4 {
+            let digits = a.branch_digits();
+            assert_eq!(
+                format!("z9hG4bK{}", std::str::from_utf8(&digits).unwrap()),
+                b.branch()
+            );
+        }
+        assert_eq!(a.tag(), b.tag(), "same number of draws");
+        // Same digits as the `{:02x}` formatting the transcripts were recorded with.
+        let mut c = IdGen::new(5);
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let expected: String = (0..8)
+            .map(|_| format!("{:02x}", rng.next_u32() as u8))
+            .collect();
+        assert_eq!(c.tag(), expected);
     }
 
     #[test]

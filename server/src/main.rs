@@ -15,6 +15,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+/// Open files (sockets) the server asks for at start (RLIMIT_NOFILE).
+const NOFILE_WANTED: u64 = 1 << 20;
+
 /// Persistent Chat server: XCCOS over SIP/TCP.
 #[derive(Parser, Debug)]
 #[command(version, about)]
@@ -93,6 +96,11 @@ fn main() -> ExitCode {
     }) = args.command
     {
         return verify(&cfg, output_dir, db);
+    }
+    // One socket per session: allow well past the 20,000-user anchor.
+    match pchat_server::host::raise_nofile_limit(NOFILE_WANTED) {
+        Ok(n) => tracing::debug!(nofile = n, "RLIMIT_NOFILE"),
+        Err(e) => tracing::warn!("cannot raise RLIMIT_NOFILE: {e}"),
     }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

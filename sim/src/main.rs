@@ -6,6 +6,8 @@
 //! pchat-sim run scenarios/join-and-post.toml --seed 7 --transcript out/
 //! pchat-sim run scenarios/ --target 127.0.0.1:5060   # real TCP to a running server
 //! pchat-sim check scenarios/                     # parse and validate only
+//! pchat-sim load --target 127.0.0.1:5060 --users 1000 --rooms 50 --room-size 20 \
+//!                --rate 2000 --duration 10s [--json]   # load generator (see load.rs)
 //! ```
 //! Exit status: 0 all passed, 1 a scenario failed, 2 bad usage or a bad scenario file.
 
@@ -46,6 +48,129 @@ enum Command {
         /// Scenario file or directory.
         path: PathBuf,
     },
+    /// Load generator: many real SIP/TCP sessions against a running server, open-loop
+    /// posts, throughput and latency report (exit 1 if not every session signed in or
+    /// no post was acknowledged).
+    Load(LoadArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct LoadArgs {
+    /// Server SIP/TCP address, HOST:PORT.
+    #[arg(
+        long,
+        value_name = "HOST:PORT",
+        required_unless_present = "print_server_config"
+    )]
+    target: Option<String>,
+    /// Sessions to open and sign in.
+    #[arg(long, default_value_t = 100)]
+    users: usize,
+    /// Rooms used, named {room-prefix}0.. (open rooms on the server; see --print-server-config).
+    #[arg(long, default_value_t = 10)]
+    rooms: usize,
+    /// Members per room.
+    #[arg(long = "room-size", default_value_t = 10)]
+    room_size: usize,
+    /// Posts per second, on an open-loop schedule.
+    #[arg(long, default_value_t = 100.0)]
+    rate: f64,
+    /// How long to post: 30s, 2m, 500ms or seconds.
+    #[arg(long, default_value = "10s", value_parser = pchat_sim::load::parse_duration)]
+    duration: std::time::Duration,
+    /// Longest wait after the window for outstanding answers and relays.
+    #[arg(long, default_value = "5s", value_parser = pchat_sim::load::parse_duration)]
+    drain: std::time::Duration,
+    /// Print the report as JSON on stdout (the table goes to stderr).
+    #[arg(long)]
+    json: bool,
+    /// Server pid for the RSS figure (default: the process listening on the target port).
+    #[arg(long, value_name = "PID")]
+    server_pid: Option<u32>,
+    /// SIP domain of the users and rooms.
+    #[arg(long, default_value = "contoso.com")]
+    domain: String,
+    /// Room name prefix.
+    #[arg(long, default_value = "load-")]
+    room_prefix: String,
+    /// Sign-ins in flight at once.
+    #[arg(long, default_value_t = 256)]
+    connect_concurrency: usize,
+    /// Spread sessions over source addresses 127.0.0.1..=127.0.0.K (loopback target;
+    /// default ceil(users / 10000)).
+    #[arg(long, value_name = "K")]
+    source_ips: Option<usize>,
+    /// Seed of the choice of posters.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Timeout of each sign-in step (connect, INVITE, bjoin).
+    #[arg(long, default_value = "30s", value_parser = pchat_sim::load::parse_duration)]
+    signin_timeout: std::time::Duration,
+    /// No progress lines on stderr.
+    #[arg(long)]
+    quiet: bool,
+    /// Print a pchat-server config (TOML) with the rooms this load uses, and exit.
+    #[arg(long)]
+    print_server_config: bool,
+}
+
+fn load(a: LoadArgs) -> ExitCode {
+    if a.print_server_config {
+        print!(
+            "{}",
+            pchat_sim::load::server_config(&a.domain, &a.room_prefix, a.rooms)
+        );
+        return ExitCode::SUCCESS;
+    }
+    let target = a.target.unwrap_or_default();
+    let addr = match std::net::ToSocketAddrs::to_socket_addrs(&target)
+        .ok()
+        .and_then(|mut it| it.next())
+    {
+        Some(addr) => addr,
+        None => {
+            eprintln!("--target {target}: not a HOST:PORT that resolves");
+            return ExitCode::from(2);
+        }
+    };
+    let cfg = pchat_sim::load::LoadConfig {
+        target: addr,
+        users: a.users,
+        rooms: a.rooms,
+        room_size: a.room_size,
+        rate: a.rate,
+        duration: a.duration,
+        drain: a.drain,
+        domain: a.domain,
+        room_prefix: a.room_prefix,
+        connect_concurrency: a.connect_concurrency,
+        source_ips: a.source_ips,
+        server_pid: a.server_pid,
+        seed: a.seed,
+        signin_timeout: a.signin_timeout,
+        progress: !a.quiet,
+    };
+    let report = match pchat_sim::load::run(&cfg) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("pchat-sim load: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if a.json {
+        eprint!("{}", report.table());
+        match serde_json::to_string_pretty(&report) {
+            Ok(j) => println!("{j}"),
+            Err(e) => eprintln!("cannot write JSON: {e}"),
+        }
+    } else {
+        print!("{}", report.table());
+    }
+    if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 fn load_all(path: &Path) -> Result<Vec<Scenario>, String> {
@@ -77,6 +202,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().cmd {
+        Command::Load(a) => load(a),
         Command::Check { path } => match load_all(&path) {
             Ok(s) => {
                 println!("{} scenario file(s) valid", s.len());

@@ -385,23 +385,36 @@ impl Core {
     /// The INFO carrying `body` in `dialog`; `next_cseq` takes the next CSeq, otherwise
     /// the last one is reused (the alternative of an INFO already built).
     fn info_action(&mut self, dialog: DialogId, body: Bytes, next_cseq: bool) -> Option<Action> {
-        let branch = self.ids.branch();
-        let local_addr = self.local_addr.clone();
+        let branch = self.ids.branch_digits();
+        let local_addr = &self.local_addr;
         let d = self.dialogs.get_mut(dialog)?;
         if next_cseq {
             d.local_cseq += 1;
         }
-        let head = format!(
-            "INFO {target} SIP/2.0\r\nVia: SIP/2.0/TCP {local_addr};branch={branch}\r\nMax-Forwards: 70\r\n\
-             From: {from}\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} INFO\r\n\
-             Content-Type: text/plain\r\nContent-Length: {len}\r\n\r\n",
-            target = d.remote_target,
-            from = d.local_party,
-            to = d.remote_party,
-            call_id = d.call_id,
-            cseq = d.local_cseq,
-            len = body.len(),
+        // Built by appending rather than `format!`: this runs once per relay (fan-out).
+        let mut head = String::with_capacity(
+            200 + d.remote_target.len()
+                + d.local_party.len()
+                + d.remote_party.len()
+                + d.call_id.len(),
         );
+        head.push_str("INFO ");
+        head.push_str(&d.remote_target);
+        head.push_str(" SIP/2.0\r\nVia: SIP/2.0/TCP ");
+        head.push_str(local_addr);
+        head.push_str(";branch=z9hG4bK");
+        head.push_str(std::str::from_utf8(&branch).unwrap_or_default());
+        head.push_str("\r\nMax-Forwards: 70\r\nFrom: ");
+        head.push_str(&d.local_party);
+        head.push_str("\r\nTo: ");
+        head.push_str(&d.remote_party);
+        head.push_str("\r\nCall-ID: ");
+        head.push_str(&d.call_id);
+        head.push_str("\r\nCSeq: ");
+        push_u64(&mut head, u64::from(d.local_cseq));
+        head.push_str(" INFO\r\nContent-Type: text/plain\r\nContent-Length: ");
+        push_u64(&mut head, body.len() as u64);
+        head.push_str("\r\n\r\n");
         Some(Action::Send {
             conn: d.conn,
             head: Bytes::from(head),
@@ -421,6 +434,12 @@ impl Core {
             }
         }
     }
+}
+
+/// Appends `n` in decimal.
+fn push_u64(s: &mut String, n: u64) {
+    use std::fmt::Write as _;
+    let _ = write!(s, "{n}");
 }
 
 #[cfg(test)]

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Starts a fresh release pchat-server on loopback with the load rooms and a throw-away
+# store, runs one `pchat-sim load` against it with the given flags, prints the report
+# (JSON on stdout with --json), and stops the server with SIGINT.
+# Usage: bench/load.sh --users N --rooms R --room-size S --rate P --duration D [--json ...]
+# Env: PCHAT_LOAD_PORT (35170), PCHAT_LOAD_ROOMS_CONFIG (rooms in the config, default 2000).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+port=${PCHAT_LOAD_PORT:-35170}
+rooms=${PCHAT_LOAD_ROOMS_CONFIG:-2000}
+data=$(mktemp -d)
+./target/release/pchat-sim load --print-server-config --rooms "$rooms" \
+  | sed "s#127.0.0.1:5060#127.0.0.1:$port#; s#pchat-load/pchat.db#$data/pchat.db#" >"$data/server.toml"
+./target/release/pchat-server --config "$data/server.toml" >"$data/server.log" 2>&1 &
+pid=$!
+trap 'kill -9 $pid 2>/dev/null || true; rm -rf "$data"' EXIT
+for _ in $(seq 1 100); do
+  grep -q "pchat-server ready" "$data/server.log" && break
+  sleep 0.1
+done
+grep -q "pchat-server ready" "$data/server.log" || { cat "$data/server.log" >&2; exit 1; }
+status=0
+tck=$(getconf CLK_TCK)
+cpu() { awk -v t="$tck" '{printf "%.1f", ($14+$15)/t}' "/proc/$1/stat"; }
+start=$(date +%s.%N)
+timer=()
+if [ -x /usr/bin/time ]; then
+  timer=(/usr/bin/time -f "pchat-sim load: %U s user + %S s system CPU, %M KiB max RSS")
+fi
+"${timer[@]}" ./target/release/pchat-sim load --target "127.0.0.1:$port" --server-pid "$pid" "$@" || status=$?
+echo "pchat-server: $(cpu $pid) s CPU (user+system) over $(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN{printf "%.1f", e-s}') s of this run; load average: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+kill -INT $pid
+for _ in $(seq 1 100); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
+exit $status
