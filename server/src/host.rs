@@ -10,6 +10,7 @@
 
 use crate::config::SipConfig;
 use crate::core::{Action, ConnId, Core, Input};
+use crate::fault::Faults;
 use crate::sip::{parse, response_for, Framer, SipMessage};
 use bytes::Bytes;
 use std::collections::BTreeMap;
@@ -50,9 +51,21 @@ enum Event {
 /// the core finish its current batch (committing it) and returns. Errors: the listener
 /// failed.
 pub async fn serve<L: Listener>(
+    listener: L,
+    core: Core,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    serve_with_faults(listener, core, shutdown, Faults::default()).await
+}
+
+/// [`serve`] with a fault handle (tests, simulator): while `faults` has forced overload
+/// on, every INFO is answered `503` + `Retry-After` by the connection's reader, as when
+/// the core queue is full.
+pub async fn serve_with_faults<L: Listener>(
     mut listener: L,
     core: Core,
     shutdown: impl Future<Output = ()>,
+    faults: Faults,
 ) -> io::Result<()> {
     let sip = core.config().sip.clone();
     let (tx, rx) = mpsc::channel::<Event>(sip.core_queue.max(1));
@@ -68,7 +81,7 @@ pub async fn serve<L: Listener>(
                 Ok((stream, peer)) => {
                     next_conn += 1;
                     tracing::debug!(conn = next_conn, %peer, "connection accepted");
-                    spawn_connection(next_conn, stream, tx.clone(), &sip).await;
+                    spawn_connection(next_conn, stream, tx.clone(), &sip, faults.clone()).await;
                 }
                 Err(e) => {
                     tracing::warn!("accept failed: {e}");
@@ -89,6 +102,7 @@ async fn spawn_connection<S: AsyncRead + AsyncWrite + Send + Unpin + 'static>(
     stream: S,
     tx: mpsc::Sender<Event>,
     sip: &SipConfig,
+    faults: Faults,
 ) {
     let (read_half, write_half) = tokio::io::split(stream);
     let (out_tx, out_rx) = mpsc::channel::<Outgoing>(sip.send_queue.max(1));
@@ -107,6 +121,7 @@ async fn spawn_connection<S: AsyncRead + AsyncWrite + Send + Unpin + 'static>(
         out_tx,
         sip.max_message_bytes,
         sip.retry_after_s,
+        faults,
     ));
 }
 
@@ -131,6 +146,7 @@ async fn reader<R: AsyncRead + Unpin>(
     out: mpsc::Sender<Outgoing>,
     max_message_bytes: usize,
     retry_after_s: u32,
+    faults: Faults,
 ) {
     let mut framer = Framer::new(max_message_bytes);
     let mut buf = vec![0u8; 16 * 1024];
@@ -143,7 +159,14 @@ async fn reader<R: AsyncRead + Unpin>(
         loop {
             match framer.next_frame() {
                 Ok(Some(frame)) => {
-                    let input = match parse(&frame) {
+                    let parsed = parse(&frame);
+                    if let Ok(SipMessage::Request(req)) = &parsed {
+                        if req.method == "INFO" && faults.overloaded() {
+                            let _ = out.try_send((overloaded(req, retry_after_s), Bytes::new()));
+                            continue;
+                        }
+                    }
+                    let input = match parsed {
                         Ok(msg) => Input::Sip { conn, msg },
                         Err(e) => Input::Malformed {
                             conn,
@@ -158,10 +181,8 @@ async fn reader<R: AsyncRead + Unpin>(
                                 ..
                             })) if req.method != "ACK" => {
                                 // Overload: bounded core queue full (call-flows.md step 2).
-                                let resp = response_for(&req, 503, "Service Unavailable")
-                                    .with_header("Retry-After", retry_after_s.to_string())
-                                    .with_header("Server", crate::core::SERVER_HEADER);
-                                let _ = out.try_send((resp.encode(), Bytes::new()));
+                                let head = overloaded(&req, retry_after_s);
+                                let _ = out.try_send((head, Bytes::new()));
                             }
                             mpsc::error::TrySendError::Full(_) => {
                                 tracing::debug!(conn, "core queue full; dropped a response/ACK");
@@ -179,6 +200,14 @@ async fn reader<R: AsyncRead + Unpin>(
         }
     }
     let _ = tx.send(Event::Input(Input::Closed { conn })).await;
+}
+
+/// `503 Service Unavailable` + `Retry-After: <s>` for `req` (RFC 3261 21.5.4, 20.33).
+fn overloaded(req: &crate::sip::Request, retry_after_s: u32) -> Bytes {
+    response_for(req, 503, "Service Unavailable")
+        .with_header("Retry-After", retry_after_s.to_string())
+        .with_header("Server", crate::core::SERVER_HEADER)
+        .encode()
 }
 
 async fn core_loop(
