@@ -6,7 +6,10 @@
 //! transcripts for snapshot tests ([`transcript`]).
 
 pub mod client;
+pub mod explore;
 pub mod invariants;
+pub mod pcap;
+pub mod report;
 pub mod runner;
 pub mod scenario;
 pub mod sim_net;

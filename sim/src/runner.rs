@@ -513,6 +513,7 @@ pub fn run_sim_with(scenario: &Scenario, seed: u64, opts: &SimOptions) -> RunRep
         .rng_seed(seed)
         .simulation_duration(Duration::from_secs(3600))
         .tick_duration(Duration::from_millis(1))
+        .tcp_capacity(4096)
         .min_message_latency(Duration::from_millis(BASE_LATENCY_MS.0))
         .max_message_latency(Duration::from_millis(BASE_LATENCY_MS.1))
         .build();
