@@ -171,7 +171,8 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                // The simulated server's own warnings (injected faults) are noise here.
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,pchat_server=off")),
         )
         .with_writer(std::io::stderr)
         .init();

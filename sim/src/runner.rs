@@ -90,7 +90,7 @@ struct SimEnv {
     faults: Faults,
     clients: Vec<String>,
     /// Per fault kind: when its latest window ends (overlapping windows extend it).
-    until: Arc<Mutex<BTreeMap<&'static str, tokio::time::Instant>>>,
+    until: Arc<Mutex<BTreeMap<String, tokio::time::Instant>>>,
 }
 
 impl SimEnv {
@@ -101,10 +101,10 @@ impl SimEnv {
     }
 
     /// Runs `undo` after `ms` unless a later window of the same `kind` still runs.
-    fn window(&self, kind: &'static str, ms: u64, undo: impl FnOnce(&SimEnv) + 'static) {
+    fn window(&self, kind: String, ms: u64, undo: impl FnOnce(&SimEnv) + 'static) {
         let end = tokio::time::Instant::now() + Duration::from_millis(ms);
         if let Ok(mut u) = self.until.lock() {
-            let e = u.entry(kind).or_insert(end);
+            let e = u.entry(kind.clone()).or_insert(end);
             *e = (*e).max(end);
         }
         let env = self.clone();
@@ -113,12 +113,37 @@ impl SimEnv {
             let last = env
                 .until
                 .lock()
-                .map(|u| u.get(kind).is_none_or(|e| *e <= end))
+                .map(|u| u.get(&kind).is_none_or(|e| *e <= end))
                 .unwrap_or(true);
             if last {
                 undo(&env);
             }
         });
+    }
+
+    /// End of the schedule: waits for the open fault windows to close, then heals
+    /// everything (network, server up, no forced faults) so that clients can finish.
+    async fn heal(&self) {
+        let last = self
+            .until
+            .lock()
+            .map(|u| u.values().max().copied())
+            .unwrap_or(None);
+        if let Some(end) = last {
+            tokio::time::sleep_until(end).await;
+        }
+        let all = self.clients.clone();
+        self.push(Control::Release(all.clone()));
+        self.push(Control::Latency(
+            all.clone(),
+            BASE_LATENCY_MS.0,
+            BASE_LATENCY_MS.1,
+        ));
+        self.push(Control::Loss(all, 0.0));
+        self.push(Control::Restart);
+        self.faults.set_overload(false);
+        self.faults.set_store_fault(None);
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
 
     /// Injects fault `step` (`kind`); returns a summary.
@@ -134,7 +159,7 @@ impl SimEnv {
         let summary = match kind {
             ActionKind::Overload => {
                 self.faults.set_overload(true);
-                self.window("overload", ms.unwrap_or(0), |e| {
+                self.window("overload".into(), ms.unwrap_or(0), |e| {
                     e.faults.set_overload(false)
                 });
                 "INFO answered 503".to_string()
@@ -146,14 +171,18 @@ impl SimEnv {
                     _ => StoreFault::Io,
                 };
                 self.faults.set_store_fault(Some(fault));
-                self.window("store", ms.unwrap_or(0), |e| e.faults.set_store_fault(None));
+                self.window("store".into(), ms.unwrap_or(0), |e| {
+                    e.faults.set_store_fault(None)
+                });
                 format!("store fails: {fault:?}")
             }
             ActionKind::Partition => {
                 self.push(Control::Hold(hosts.clone()));
                 if let Some(ms) = ms {
                     let h = hosts.clone();
-                    self.window("partition", ms, move |e| e.push(Control::Release(h)));
+                    self.window(format!("partition:{}", h.join(",")), ms, move |e| {
+                        e.push(Control::Release(h))
+                    });
                 }
                 format!("server | {}", hosts.join(", "))
             }
@@ -174,7 +203,7 @@ impl SimEnv {
                 self.push(Control::Latency(hosts.clone(), min, max));
                 if let Some(ms) = ms {
                     let h = hosts.clone();
-                    self.window("latency", ms, move |e| {
+                    self.window(format!("latency:{}", h.join(",")), ms, move |e| {
                         e.push(Control::Latency(h, BASE_LATENCY_MS.0, BASE_LATENCY_MS.1))
                     });
                 }
@@ -185,14 +214,16 @@ impl SimEnv {
                 self.push(Control::Loss(hosts.clone(), rate));
                 if let Some(ms) = ms {
                     let h = hosts.clone();
-                    self.window("loss", ms, move |e| e.push(Control::Loss(h, 0.0)));
+                    self.window(format!("loss:{}", h.join(",")), ms, move |e| {
+                        e.push(Control::Loss(h, 0.0))
+                    });
                 }
                 format!("rate {rate}")
             }
             ActionKind::Crash => {
                 self.push(Control::Crash);
                 if let Some(ms) = ms {
-                    self.window("crash", ms, |e| e.push(Control::Restart));
+                    self.window("crash".into(), ms, |e| e.push(Control::Restart));
                 }
                 "server crashed".to_string()
             }
@@ -237,7 +268,11 @@ fn apply(sim: &mut turmoil::Sim<'_>, c: Control) {
                 sim.crash("server");
             }
         }
-        Control::Restart => sim.bounce("server"),
+        Control::Restart => {
+            if !sim.is_host_running("server") {
+                sim.bounce("server");
+            }
+        }
     }
 }
 
@@ -274,6 +309,28 @@ async fn drive(
     transcript: Transcript,
     env: Option<SimEnv>,
 ) -> Outcome {
+    let outcome = drive_steps(&scenario, &clients, &transcript, env.as_ref()).await;
+    if let Some(env) = &env {
+        if !scenario.file.faults.is_empty()
+            || scenario.file.steps.iter().any(|s| {
+                s.get_ref()
+                    .action
+                    .as_ref()
+                    .is_some_and(|a| a.get_ref().is_fault())
+            })
+        {
+            env.heal().await;
+        }
+    }
+    outcome
+}
+
+async fn drive_steps(
+    scenario: &Scenario,
+    clients: &BTreeMap<String, mpsc::Sender<Job>>,
+    transcript: &Transcript,
+    env: Option<&SimEnv>,
+) -> Outcome {
     let keep_going = scenario.file.keep_going;
     let mut failures = Vec::new();
     let mut passed = 0;
@@ -299,7 +356,7 @@ async fn drive(
                 tokio::time::sleep(Duration::from_millis(step.ms.unwrap_or(0))).await;
                 Ok(String::new())
             }
-            Some(k) if k.is_fault() => match &env {
+            Some(k) if k.is_fault() => match env {
                 Some(env) => {
                     let r = env.inject(k, &step).await;
                     transcript.note(&format!("{label}: {}", r.as_deref().unwrap_or("failed")));
@@ -312,7 +369,7 @@ async fn drive(
             },
             _ => {
                 transcript.note(&label);
-                run_on_clients(&scenario, &clients, &step).await
+                run_on_clients(scenario, clients, &step).await
             }
         };
         match outcome {
@@ -324,9 +381,6 @@ async fn drive(
                     return (passed, Some(f), failures);
                 }
                 failures.push(f);
-                if !is_fault {
-                    passed += 0;
-                }
             }
         }
     }
@@ -347,6 +401,8 @@ async fn run_on_clients(
         .unwrap_or_default();
     let targets = scenario.clients_of(&who);
     let mut last = Ok(String::new());
+    // However a client misbehaves, a step ends: 5 tries x 5 s, plus Retry-After waits.
+    let limit = Duration::from_secs(120) + Duration::from_millis(step.ms.unwrap_or(0));
     for round in 1..=step.repeat.unwrap_or(1) {
         let mut step = step.clone();
         if let Some(t) = &step.text {
@@ -364,7 +420,10 @@ async fn run_on_clients(
             waits.push(rrx);
         }
         for w in waits {
-            let r = w.await.unwrap_or_else(|_| Err("client task ended".into()));
+            let r = match tokio::time::timeout(limit, w).await {
+                Ok(r) => r.unwrap_or_else(|_| Err("client task ended".into())),
+                Err(_) => Err(format!("no outcome within {limit:?} (client stuck)")),
+            };
             if last.is_ok() || r.is_err() {
                 if last.is_ok() {
                     last = r;
@@ -463,7 +522,15 @@ async fn client_task<S, F, Fut>(
             }
         }
         if client.is_none() {
-            match connect().await {
+            let connected = tokio::time::timeout(crate::client::DEFAULT_TIMEOUT, connect())
+                .await
+                .unwrap_or_else(|_| {
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "connect timed out",
+                    ))
+                });
+            match connected {
                 Ok((stream, local)) => {
                     connection += 1;
                     let seed = seed.wrapping_add(connection.wrapping_mul(0x1000_0000_01B3));
@@ -517,7 +584,15 @@ pub fn run_sim_with(scenario: &Scenario, seed: u64, opts: &SimOptions) -> RunRep
         .min_message_latency(Duration::from_millis(BASE_LATENCY_MS.0))
         .max_message_latency(Duration::from_millis(BASE_LATENCY_MS.1))
         .build();
-    let store_dir = tempfile::tempdir().ok();
+    // The store file outlives server crashes (it is the server's disk). On Linux it goes
+    // to /dev/shm when there is one: fsync there costs nothing, and runs are many.
+    let shm = std::path::Path::new("/dev/shm");
+    let store_dir = if shm.is_dir() {
+        tempfile::tempdir_in(shm).or_else(|_| tempfile::tempdir())
+    } else {
+        tempfile::tempdir()
+    }
+    .ok();
     let store_path = store_dir.as_ref().map_or_else(
         || std::path::PathBuf::from(":memory:"),
         |d| d.path().join("pchat.db"),
@@ -546,8 +621,21 @@ pub fn run_sim_with(scenario: &Scenario, seed: u64, opts: &SimOptions) -> RunRep
             let clock = Arc::new(pchat_server::clock::TokioClock::starting_at(
                 pchat_server::clock::SIM_EPOCH_MS,
             ));
-            let core =
-                pchat_server::build_core_with_faults(cfg, clock, seed, &local, faults.clone())?;
+            let core = match pchat_server::build_core_with_faults(
+                cfg,
+                clock,
+                seed,
+                &local,
+                faults.clone(),
+            ) {
+                Ok(core) => core,
+                Err(e) => {
+                    // Like the binary: cannot open the store, exit. A `restart` (or
+                    // the end of the run) starts it again.
+                    tracing::info!("simulated server did not start: {e}");
+                    return Ok(());
+                }
+            };
             pchat_server::host::serve_with_faults(
                 crate::sim_net::SimListener(listener),
                 core,
