@@ -424,10 +424,9 @@ async fn run_on_clients(
                 Ok(r) => r.unwrap_or_else(|_| Err("client task ended".into())),
                 Err(_) => Err(format!("no outcome within {limit:?} (client stuck)")),
             };
-            if last.is_ok() || r.is_err() {
-                if last.is_ok() {
-                    last = r;
-                }
+            // The first error wins; otherwise the last summary.
+            if last.is_ok() {
+                last = r;
             }
         }
         last.as_ref().map_err(Clone::clone)?;

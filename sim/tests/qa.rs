@@ -138,9 +138,10 @@ fn pcap_decodes_as_sip_with_tshark() {
     );
     let text = String::from_utf8_lossy(&out.stdout);
     let lines = text.lines().count();
-    assert!(
-        lines >= r.transcript.message_count() / 2,
-        "tshark decoded {lines} SIP packets of {} messages:\n{text}",
+    assert_eq!(
+        lines,
+        r.transcript.message_count(),
+        "tshark decoded {lines} SIP messages of {}:\n{text}",
         r.transcript.message_count()
     );
     for method in ["SUBSCRIBE", "INVITE", "INFO", "200 OK"] {
