@@ -121,6 +121,18 @@ impl SimEnv {
         });
     }
 
+    /// Releases held traffic, restores the base latency and stops loss, for every client.
+    fn heal_network(&self) {
+        let all = self.clients.clone();
+        self.push(Control::Release(all.clone()));
+        self.push(Control::Latency(
+            all.clone(),
+            BASE_LATENCY_MS.0,
+            BASE_LATENCY_MS.1,
+        ));
+        self.push(Control::Loss(all, 0.0));
+    }
+
     /// End of the schedule: waits for the open fault windows to close, then heals
     /// everything (network, server up, no forced faults) so that clients can finish.
     async fn heal(&self) {
@@ -132,14 +144,7 @@ impl SimEnv {
         if let Some(end) = last {
             tokio::time::sleep_until(end).await;
         }
-        let all = self.clients.clone();
-        self.push(Control::Release(all.clone()));
-        self.push(Control::Latency(
-            all.clone(),
-            BASE_LATENCY_MS.0,
-            BASE_LATENCY_MS.1,
-        ));
-        self.push(Control::Loss(all, 0.0));
+        self.heal_network();
         self.push(Control::Restart);
         self.faults.set_overload(false);
         self.faults.set_store_fault(None);
@@ -187,14 +192,7 @@ impl SimEnv {
                 format!("server | {}", hosts.join(", "))
             }
             ActionKind::Repair => {
-                let all = self.clients.clone();
-                self.push(Control::Release(all.clone()));
-                self.push(Control::Latency(
-                    all.clone(),
-                    BASE_LATENCY_MS.0,
-                    BASE_LATENCY_MS.1,
-                ));
-                self.push(Control::Loss(all, 0.0));
+                self.heal_network();
                 "network healed".to_string()
             }
             ActionKind::Latency => {

@@ -188,6 +188,24 @@ impl Harness {
         self.send(conn, &raw)
     }
 
+    /// A user1 INFO in `dialog` on connection 1 as an [`Input`] (for batches).
+    fn info_input(&mut self, dialog: &(String, String, String), branch: &str, body: &str) -> Input {
+        self.cseq += 1;
+        let raw = format!(
+            "INFO sip:x SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK{branch}\r\nFrom: <sip:user1@contoso.com>;tag={}\r\n\
+             To: <sip:pchat@contoso.com>;tag={}\r\nCall-ID: {}\r\nCSeq: {} INFO\r\nContent-Length: {}\r\n\r\n{body}",
+            dialog.1,
+            dialog.2,
+            dialog.0,
+            self.cseq,
+            body.len()
+        );
+        Input::Sip {
+            conn: 1,
+            msg: parse(raw.as_bytes()).unwrap(),
+        }
+    }
+
     fn design_uri(&self) -> String {
         crate::ids::room_uri(
             "contoso.com",
@@ -310,21 +328,8 @@ fn batch_commits_once_for_many_posts() {
     h.info(1, "user1", &d1, &join_body(&uri));
     let mut inputs = Vec::new();
     for i in 0..10 {
-        h.cseq += 1;
-        let body = post_body(&uri, &format!("m{i}"));
-        let raw = format!(
-            "INFO sip:x SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bKb{i}\r\nFrom: <sip:user1@contoso.com>;tag={}\r\n\
-             To: <sip:pchat@contoso.com>;tag={}\r\nCall-ID: {}\r\nCSeq: {} INFO\r\nContent-Length: {}\r\n\r\n{body}",
-            d1.1,
-            d1.2,
-            d1.0,
-            h.cseq,
-            body.len()
-        );
-        inputs.push(Input::Sip {
-            conn: 1,
-            msg: parse(raw.as_bytes()).unwrap(),
-        });
+        let input = h.info_input(&d1, &format!("b{i}"), &post_body(&uri, &format!("m{i}")));
+        inputs.push(input);
     }
     let mut out = Vec::new();
     h.core.handle_batch(inputs, &mut out);
@@ -433,21 +438,8 @@ fn retry_within_one_batch_is_answered_with_the_commit() {
     h.info(1, "user1", &d1, &join_body(&uri));
     let mut inputs = Vec::new();
     for i in 0..2 {
-        h.cseq += 1;
-        let body = post_body(&uri, "same");
-        let raw = format!(
-            "INFO sip:x SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bKr{i}\r\nFrom: <sip:user1@contoso.com>;tag={}\r\n\
-             To: <sip:pchat@contoso.com>;tag={}\r\nCall-ID: {}\r\nCSeq: {} INFO\r\nContent-Length: {}\r\n\r\n{body}",
-            d1.1,
-            d1.2,
-            d1.0,
-            h.cseq,
-            body.len()
-        );
-        inputs.push(Input::Sip {
-            conn: 1,
-            msg: parse(raw.as_bytes()).unwrap(),
-        });
+        let input = h.info_input(&d1, &format!("r{i}"), &post_body(&uri, "same"));
+        inputs.push(input);
     }
     h.fail.store(true, Ordering::SeqCst);
     let mut out = Vec::new();
