@@ -10,6 +10,7 @@
 
 use crate::config::SipConfig;
 use crate::core::{Action, ConnId, Core, Input};
+use crate::fault::Faults;
 use crate::sip::{parse, response_for, Framer, SipMessage};
 use bytes::Bytes;
 use std::collections::BTreeMap;
@@ -78,17 +79,40 @@ pub async fn serve<L: Listener>(
     core: Core,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
-    serve_with(listener, core, None, shutdown).await
+    serve_full(listener, core, None, shutdown, Faults::default()).await
 }
 
 /// [`serve`], plus the compliance worker (if any) as a task beside the core; at
 /// shutdown the worker stops after the core, with a last run that exports what the
 /// core's final batch committed.
 pub async fn serve_with<L: Listener>(
+    listener: L,
+    core: Core,
+    worker: Option<crate::compliance::Worker>,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    serve_full(listener, core, worker, shutdown, Faults::default()).await
+}
+
+/// [`serve`] with a fault handle (tests, simulator): while `faults` has forced overload
+/// on, every INFO is answered `503` + `Retry-After` by the connection's reader, as when
+/// the core queue is full.
+pub async fn serve_with_faults<L: Listener>(
+    listener: L,
+    core: Core,
+    shutdown: impl Future<Output = ()>,
+    faults: Faults,
+) -> io::Result<()> {
+    serve_full(listener, core, None, shutdown, faults).await
+}
+
+/// Everything together: the compliance worker (if any) and a fault handle.
+pub async fn serve_full<L: Listener>(
     mut listener: L,
     core: Core,
     worker: Option<crate::compliance::Worker>,
     shutdown: impl Future<Output = ()>,
+    faults: Faults,
 ) -> io::Result<()> {
     let sip = core.config().sip.clone();
     let (tx, rx) = mpsc::channel::<Event>(sip.core_queue.max(1));
@@ -114,7 +138,7 @@ pub async fn serve_with<L: Listener>(
                 Ok((stream, peer)) => {
                     next_conn += 1;
                     tracing::debug!(conn = next_conn, %peer, "connection accepted");
-                    spawn_connection(next_conn, stream, tx.clone(), &sip).await;
+                    spawn_connection(next_conn, stream, tx.clone(), &sip, faults.clone()).await;
                 }
                 Err(e) => {
                     tracing::warn!("accept failed: {e}");
@@ -139,6 +163,7 @@ async fn spawn_connection<S: AsyncRead + AsyncWrite + Send + Unpin + 'static>(
     stream: S,
     tx: mpsc::Sender<Event>,
     sip: &SipConfig,
+    faults: Faults,
 ) {
     let (read_half, write_half) = tokio::io::split(stream);
     let (out_tx, out_rx) = mpsc::channel::<Outgoing>(sip.send_queue.max(1));
@@ -157,6 +182,7 @@ async fn spawn_connection<S: AsyncRead + AsyncWrite + Send + Unpin + 'static>(
         out_tx,
         sip.max_message_bytes,
         sip.retry_after_s,
+        faults,
     ));
 }
 
@@ -198,6 +224,7 @@ async fn reader<R: AsyncRead + Unpin>(
     out: mpsc::Sender<Outgoing>,
     max_message_bytes: usize,
     retry_after_s: u32,
+    faults: Faults,
 ) {
     let mut framer = Framer::new(max_message_bytes);
     // Per connection, so it counts x sessions in RSS; a typical message is under 1 KiB
@@ -219,7 +246,14 @@ async fn reader<R: AsyncRead + Unpin>(
                         // parsed nor queued - under fan-out these are most of the input.
                         continue;
                     }
-                    let input = match parse(&frame) {
+                    let parsed = parse(&frame);
+                    if let Ok(SipMessage::Request(req)) = &parsed {
+                        if req.method == "INFO" && faults.overloaded() {
+                            let _ = out.try_send((overloaded(req, retry_after_s), Bytes::new()));
+                            continue;
+                        }
+                    }
+                    let input = match parsed {
                         Ok(msg) => Input::Sip { conn, msg },
                         Err(e) => Input::Malformed {
                             conn,
@@ -234,10 +268,8 @@ async fn reader<R: AsyncRead + Unpin>(
                                 ..
                             })) if req.method != "ACK" => {
                                 // Overload: bounded core queue full (call-flows.md step 2).
-                                let resp = response_for(&req, 503, "Service Unavailable")
-                                    .with_header("Retry-After", retry_after_s.to_string())
-                                    .with_header("Server", crate::core::SERVER_HEADER);
-                                let _ = out.try_send((resp.encode(), Bytes::new()));
+                                let head = overloaded(&req, retry_after_s);
+                                let _ = out.try_send((head, Bytes::new()));
                             }
                             mpsc::error::TrySendError::Full(_) => {
                                 tracing::debug!(conn, "core queue full; dropped a response/ACK");
@@ -261,6 +293,14 @@ async fn reader<R: AsyncRead + Unpin>(
 fn is_success_response(frame: &[u8]) -> bool {
     matches!(frame, [b'S', b'I', b'P', b'/', b'2', b'.', b'0', b' ', b'2', d1, d2, b' ', ..]
         if d1.is_ascii_digit() && d2.is_ascii_digit())
+}
+
+/// `503 Service Unavailable` + `Retry-After: <s>` for `req` (RFC 3261 21.5.4, 20.33).
+fn overloaded(req: &crate::sip::Request, retry_after_s: u32) -> Bytes {
+    response_for(req, 503, "Service Unavailable")
+        .with_header("Retry-After", retry_after_s.to_string())
+        .with_header("Server", crate::core::SERVER_HEADER)
+        .encode()
 }
 
 async fn core_loop(

@@ -13,6 +13,7 @@
 //! - [`store`]: the Persistent Chat Store trait and its SQLite implementation.
 //! - [`compliance`]: the compliance pipeline (outbox, mgccomp, worker, adapters, verify).
 //! - [`host`]: the I/O driver, generic over tokio or turmoil TCP.
+//! - [`fault`]: fault switches the simulator arms (overload, store faults).
 //! - [`config`], [`clock`], [`ids`]: configuration, injected time, seeded identifiers.
 
 pub mod channel;
@@ -21,6 +22,7 @@ pub mod cmd;
 pub mod compliance;
 pub mod config;
 pub mod core;
+pub mod fault;
 pub mod host;
 pub mod ids;
 pub mod sip;
@@ -54,4 +56,20 @@ pub fn build_worker(
         return Ok(None);
     }
     compliance::Worker::open(&cfg.compliance, &cfg.store.path, hook).map(Some)
+}
+
+/// [`build_core`] for tests and the simulator: the store is wrapped in a
+/// [`store::FaultyStore`] and the core honours `faults` (retry de-duplication switch);
+/// pass the same handle to [`host::serve_with_faults`] for forced overload.
+/// Errors: store failures (including an armed store fault).
+pub fn build_core_with_faults(
+    cfg: config::Config,
+    clock: Arc<dyn clock::Clock>,
+    seed: u64,
+    local_addr: &str,
+    faults: fault::Faults,
+) -> Result<core::Core, store::StoreError> {
+    let store = store::SqliteStore::open(&cfg.store.path)?;
+    let store = store::FaultyStore::new(Box::new(store), faults.clone());
+    Ok(core::Core::new(cfg, Box::new(store), clock, seed, local_addr)?.with_faults(faults))
 }

@@ -12,7 +12,8 @@ use bytes::Bytes;
 use pchat_server::ids::IdGen;
 use pchat_server::sip::{parse, response_for, Framer, Request, Response, SipMessage};
 use pchat_server::xccos::{self, Body, Cmd, CmdKind, Envelope, GrpChat, Rpl};
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -20,8 +21,13 @@ use tokio::sync::mpsc;
 /// How long a client waits for a response, reply or relayed message by default.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Most 503 retries of one request.
+/// Most retries of one request (after 503, or after no answer within
+/// [`RETRY_SILENCE`]).
 pub const MAX_RETRIES: u32 = 5;
+
+/// A request unanswered this long is sent again (same body, so a post keeps its envid
+/// and the server de-duplicates it; new CSeq and branch, RFC 3261 8.1.3.5).
+pub const RETRY_SILENCE: Duration = Duration::from_secs(2);
 
 /// Something the server sent.
 // Incoming items live briefly in a per-client queue; boxing the envelope would only add
@@ -89,6 +95,8 @@ pub struct Client {
     /// How long to wait for anything.
     pub timeout: Duration,
     closed: bool,
+    /// Call-IDs of dialogs we abandoned (`reconnect`): their INFOs get 487.
+    stale: Arc<Mutex<BTreeSet<String>>>,
 }
 
 impl Client {
@@ -108,6 +116,7 @@ impl Client {
         let (r, w) = tokio::io::split(stream);
         let (out_tx, out_rx) = mpsc::channel::<Bytes>(1024);
         let (in_tx, in_rx) = mpsc::channel::<Incoming>(4096);
+        let stale: Arc<Mutex<BTreeSet<String>>> = Arc::default();
         tokio::spawn(write_loop(w, out_rx));
         tokio::spawn(read_loop(
             r,
@@ -115,6 +124,7 @@ impl Client {
             out_tx.clone(),
             name.to_string(),
             transcript.clone(),
+            stale.clone(),
         ));
         let mut ids = IdGen::new(seed);
         let envid = ids.envid_start();
@@ -138,6 +148,7 @@ impl Client {
             transcript,
             timeout: DEFAULT_TIMEOUT,
             closed: false,
+            stale,
         }
     }
 
@@ -291,14 +302,32 @@ impl Client {
     }
 
     /// Sends a request and waits for its final response, retrying a 503 after its
-    /// `Retry-After` (a new CSeq each time, up to [`MAX_RETRIES`]).
+    /// `Retry-After` (RFC 3261 21.5.4, 20.33; 1 s when absent, at most 60 s) and a request
+    /// not answered within [`RETRY_SILENCE`] at once - a new CSeq each time, the same
+    /// body, up to [`MAX_RETRIES`] retries. Errors: connection closed, or no answer to
+    /// any try.
     pub async fn transact(&mut self, mut req: Request) -> Result<Response, ClientError> {
         let mut tries = 0;
         loop {
             let call_id = req.call_id().unwrap_or_default().to_string();
             let cseq = req.cseq().map_or(0, |c| c.0);
             self.send_bytes(req.encode()).await?;
-            let resp = self.wait_response(&call_id, cseq).await?;
+            let saved = self.timeout;
+            let retry_on_silence = req.method != "INVITE" && tries < MAX_RETRIES;
+            if retry_on_silence {
+                self.timeout = saved.min(RETRY_SILENCE);
+            }
+            let got = self.wait_response(&call_id, cseq).await;
+            self.timeout = saved;
+            let resp = match got {
+                Ok(r) => r,
+                Err(_) if retry_on_silence && !self.closed => {
+                    tries += 1;
+                    self.next_try(&mut req);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             if resp.code != 503 || tries >= MAX_RETRIES {
                 return Ok(resp);
             }
@@ -310,21 +339,38 @@ impl Client {
                 .and_then(|v| v.trim().parse().ok())
                 .unwrap_or(1);
             tokio::time::sleep(Duration::from_secs(secs.min(60))).await;
-            // A retry is a new request: new branch, next CSeq (RFC 3261 8.1.3.5).
-            let via = self.via();
-            req.headers.set("Via", via);
-            let next = match self.dialog.as_mut() {
-                Some(d) if req.method != "SUBSCRIBE" && req.method != "INVITE" => {
-                    d.cseq += 1;
-                    d.cseq
-                }
-                _ => {
-                    self.cseq += 1;
-                    self.cseq
-                }
-            };
-            req.headers.set("CSeq", format!("{next} {}", req.method));
+            self.next_try(&mut req);
         }
+    }
+
+    fn next_try(&mut self, req: &mut Request) {
+        // A retry is a new request: new branch, next CSeq (RFC 3261 8.1.3.5).
+        let via = self.via();
+        req.headers.set("Via", via);
+        let next = match self.dialog.as_mut() {
+            Some(d) if req.method != "SUBSCRIBE" && req.method != "INVITE" => {
+                d.cseq += 1;
+                d.cseq
+            }
+            _ => {
+                self.cseq += 1;
+                self.cseq
+            }
+        };
+        req.headers.set("CSeq", format!("{next} {}", req.method));
+    }
+
+    /// Reconnects at SIP level: abandons the current dialog (its INFOs will get 487,
+    /// docs/protocol.md) and INVITEs the pool again with a new Call-ID on the same
+    /// connection. Returns the INVITE's final response.
+    pub async fn reconnect(&mut self) -> Result<Response, ClientError> {
+        if let Some(d) = self.dialog.take() {
+            if let Ok(mut s) = self.stale.lock() {
+                s.insert(d.call_id);
+            }
+        }
+        let pool = self.pool_uri.clone();
+        self.invite(&pool).await
     }
 
     /// Sign-in step 1: SUBSCRIBE for the provisioning document. On 200, the first pool
@@ -525,6 +571,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
     out: mpsc::Sender<Bytes>,
     name: String,
     transcript: Transcript,
+    stale: Arc<Mutex<BTreeSet<String>>>,
 ) {
     let mut framer = Framer::new(1 << 20);
     let mut buf = vec![0u8; 16 * 1024];
@@ -547,6 +594,15 @@ async fn read_loop<R: AsyncRead + Unpin>(
             let item = match parse(&frame) {
                 Ok(SipMessage::Response(resp)) => Incoming::Response(resp),
                 Ok(SipMessage::Request(req)) => {
+                    let abandoned = req
+                        .call_id()
+                        .is_some_and(|c| stale.lock().is_ok_and(|s| s.contains(c)));
+                    if abandoned {
+                        let gone = response_for(&req, 487, "Request Terminated").encode();
+                        transcript.record(&name, "server", &gone);
+                        let _ = out.send(gone).await;
+                        continue;
+                    }
                     let ok = response_for(&req, 200, "OK").encode();
                     transcript.record(&name, "server", &ok);
                     let _ = out.send(ok).await;

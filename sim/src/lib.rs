@@ -6,7 +6,11 @@
 //! transcripts for snapshot tests ([`transcript`]).
 
 pub mod client;
+pub mod explore;
+pub mod invariants;
 pub mod load;
+pub mod pcap;
+pub mod report;
 pub mod runner;
 pub mod scenario;
 pub mod sim_net;

@@ -8,10 +8,15 @@
 //! pchat-sim check scenarios/                     # parse and validate only
 //! pchat-sim load --target 127.0.0.1:5060 --users 1000 --rooms 50 --room-size 20 \
 //!                --rate 2000 --duration 10s [--json]   # load generator (see load.rs)
+//! pchat-sim run scenarios/ --junit out/junit.xml --pcap out/pcap/
+//! pchat-sim explore --runs 1000 --seed 7 scenarios/explore-base.toml
+//! pchat-sim replay explore-out/explore-base-explore-seed7.toml
 //! ```
 //! Exit status: 0 all passed, 1 a scenario failed, 2 bad usage or a bad scenario file.
 
 use clap::{Parser, Subcommand};
+use pchat_sim::explore::{explore, ExploreOptions};
+use pchat_sim::report;
 use pchat_sim::runner::{run_live, run_sim, RunReport};
 use pchat_sim::scenario::{discover, Scenario};
 use std::path::{Path, PathBuf};
@@ -42,6 +47,39 @@ enum Command {
         /// Run against a live server at HOST:PORT over real TCP instead of simulating.
         #[arg(long, value_name = "HOST:PORT")]
         target: Option<String>,
+        #[command(flatten)]
+        reports: ReportArgs,
+    },
+    /// Random fault schedules around a scenario; shrink and write the first failure.
+    Explore {
+        /// Base scenario file.
+        #[arg(default_value = "scenarios/explore-base.toml")]
+        path: PathBuf,
+        /// Number of random schedules to run.
+        #[arg(long, default_value_t = 100)]
+        runs: u32,
+        /// Seed of the schedule generator.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Directory for the minimal failing scenario file.
+        #[arg(long, value_name = "DIR", default_value = "explore-out")]
+        out: PathBuf,
+        /// JUnit XML report (one test case: the exploration).
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+        /// Plant a known bug in the simulated server (testing this tool): no-retry-dedup.
+        #[arg(long, hide = true)]
+        plant_bug: Option<String>,
+    },
+    /// Re-run a scenario file (e.g. one written by explore) with its own seed.
+    Replay {
+        /// Scenario file.
+        file: PathBuf,
+        /// Write the normalized transcript to DIR/<scenario>.txt.
+        #[arg(long, value_name = "DIR")]
+        transcript: Option<PathBuf>,
+        #[command(flatten)]
+        reports: ReportArgs,
     },
     /// Parse and validate scenario files without running them.
     Check {
@@ -173,6 +211,67 @@ fn load(a: LoadArgs) -> ExitCode {
     }
 }
 
+/// Report outputs shared by `run` and `replay`.
+#[derive(clap::Args, Debug, Default)]
+struct ReportArgs {
+    /// Write a JUnit XML report to FILE (one test case per scenario).
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// Write each transcript as DIR/<scenario>.pcap (tshark/Wireshark decode it as SIP).
+    #[arg(long, value_name = "DIR")]
+    pcap: Option<PathBuf>,
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    std::fs::write(path, bytes).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Writes the --junit and --pcap outputs of finished runs.
+fn write_reports(
+    args: &ReportArgs,
+    suite: &str,
+    runs: &[(RunReport, String)],
+) -> Result<(), String> {
+    if let Some(file) = &args.junit {
+        write_file(file, report::junit(suite, runs).as_bytes())?;
+    }
+    if let Some(dir) = &args.pcap {
+        for (r, _) in runs {
+            let file = dir.join(format!("{}.pcap", r.name));
+            write_file(&file, &pchat_sim::pcap::from_transcript(&r.transcript))?;
+        }
+    }
+    Ok(())
+}
+
+fn print_run(r: &RunReport, replay: &str) {
+    let status = if r.passed() { "ok  " } else { "FAIL" };
+    println!(
+        "{status} {:<28} seed={:<6} steps {}/{}  messages {:<4} time {:.3}s",
+        r.name,
+        r.seed,
+        r.steps_passed,
+        r.steps_total,
+        r.transcript.message_count(),
+        r.elapsed.as_secs_f64()
+    );
+    for f in &r.step_failures {
+        println!("     (kept going) {f}");
+    }
+    if let Some(f) = &r.failure {
+        println!("     {f}");
+    }
+    for v in &r.violations {
+        println!("     invariant violated: {v}");
+    }
+    if !r.passed() {
+        println!("     replay: {replay}");
+    }
+}
+
 fn load_all(path: &Path) -> Result<Vec<Scenario>, String> {
     let files = discover(path).map_err(|e| format!("{}: {e}", path.display()))?;
     if files.is_empty() {
@@ -197,7 +296,8 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                // The simulated server's own warnings (injected faults) are noise here.
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,pchat_server=off")),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -218,6 +318,7 @@ fn main() -> ExitCode {
             seed,
             transcript,
             target,
+            reports,
         } => {
             let scenarios = match load_all(&path) {
                 Ok(s) => s,
@@ -236,7 +337,8 @@ fn main() -> ExitCode {
                 .as_deref()
                 .map_or("simulated".to_string(), |t| format!("live {t}"));
             println!("running {} scenario(s), {mode}", scenarios.len());
-            let mut reports: Vec<RunReport> = Vec::new();
+            let bar = report::progress(scenarios.len() as u64, "scenarios");
+            let mut runs: Vec<(RunReport, String)> = Vec::new();
             let mut skipped = 0;
             for s in &scenarios {
                 if target.is_some() && s.needs_own_server() {
@@ -248,47 +350,157 @@ fn main() -> ExitCode {
                     continue;
                 }
                 let seed = seed.or(s.file.seed).unwrap_or(DEFAULT_SEED);
+                bar.set_message(s.name());
                 let r = match &target {
                     Some(t) => run_live(s, t, seed),
                     None => run_sim(s, seed),
                 };
-                let status = if r.passed() { "ok  " } else { "FAIL" };
-                println!(
-                    "{status} {:<28} seed={:<6} steps {}/{}  messages {:<4} time {:.3}s",
-                    r.name,
-                    r.seed,
-                    r.steps_passed,
-                    r.steps_total,
-                    r.transcript.message_count(),
-                    r.elapsed.as_secs_f64()
-                );
-                if let Some(f) = &r.failure {
-                    println!("     {f}");
-                    println!(
-                        "     replay: pchat-sim run {} --seed {}",
-                        s.path.display(),
-                        r.seed
-                    );
-                }
+                let replay = format!("pchat-sim run {} --seed {}", s.path.display(), r.seed);
+                bar.suspend(|| print_run(&r, &replay));
+                bar.inc(1);
                 if let Some(dir) = &transcript {
                     let file = dir.join(format!("{}.txt", r.name));
                     if let Err(e) = std::fs::write(&file, r.transcript.render()) {
                         eprintln!("{}: {e}", file.display());
                     }
                 }
-                reports.push(r);
+                runs.push((r, replay));
             }
-            let failed = reports.iter().filter(|r| !r.passed()).count();
-            println!(
-                "{} passed, {} failed, {skipped} skipped",
-                reports.len() - failed,
-                failed
-            );
-            if failed == 0 {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
+            bar.finish_and_clear();
+            if skipped > 0 {
+                println!("{skipped} skipped: they define their own [[room]]/[[category]]/[limits]");
             }
+            finish(&reports, "run", &runs)
         }
+        Command::Replay {
+            file,
+            transcript,
+            reports,
+        } => {
+            let s = match Scenario::load(&file) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let seed = s.file.seed.unwrap_or(DEFAULT_SEED);
+            let r = run_sim(&s, seed);
+            let replay = format!("pchat-sim replay {}", file.display());
+            print_run(&r, &replay);
+            if let Some(dir) = &transcript {
+                let out = dir.join(format!("{}.txt", r.name));
+                if let Err(e) = write_file(&out, r.transcript.render().as_bytes()) {
+                    eprintln!("{e}");
+                }
+            }
+            finish(&reports, "replay", &[(r, replay)])
+        }
+        Command::Explore {
+            path,
+            runs,
+            seed,
+            out,
+            junit,
+            plant_bug,
+        } => {
+            let base = match Scenario::load(&path) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let opts = ExploreOptions {
+                runs,
+                seed,
+                out_dir: out,
+                planted_bug: plant_bug,
+                max_shrink_iters: 512,
+            };
+            println!(
+                "exploring {} with {runs} random fault schedules, seed {seed}",
+                path.display()
+            );
+            let bar = report::progress(u64::from(runs), "runs");
+            let started = std::time::Instant::now();
+            let result = explore(&base, &opts, &|n| bar.set_position(n));
+            bar.finish_and_clear();
+            let report = match result {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(2);
+                }
+            };
+            println!(
+                "{} runs (shrinking included) in {:.1}s wall, {:.0}s simulated; {} steps failed under faults (allowed)",
+                report.runs,
+                started.elapsed().as_secs_f64(),
+                report.simulated.as_secs_f64(),
+                report.failed_steps
+            );
+            let name = format!("explore {} --seed {seed}", base.name());
+            let (status, code) = match &report.found {
+                None => {
+                    println!("invariants held in every run");
+                    (None, ExitCode::SUCCESS)
+                }
+                Some(found) => {
+                    println!(
+                        "invariant violated; shrunk to {} fault(s), seed {}:",
+                        found.case.faults.len(),
+                        found.case.seed
+                    );
+                    for v in &found.report.violations {
+                        println!("     {v}");
+                    }
+                    println!("     wrote {}", found.file.display());
+                    println!("     replay: pchat-sim replay {}", found.file.display());
+                    (Some(found), ExitCode::FAILURE)
+                }
+            };
+            if let Some(file) = junit {
+                let mut r = status
+                    .map(|f| f.report.clone())
+                    .unwrap_or_else(|| RunReport {
+                        name: name.clone(),
+                        seed,
+                        steps_passed: 0,
+                        steps_total: 0,
+                        failure: None,
+                        step_failures: Vec::new(),
+                        violations: Vec::new(),
+                        transcript: Default::default(),
+                        elapsed: report.simulated,
+                        compliance_output: None,
+                    });
+                r.name = name;
+                let replay = status.map_or(String::new(), |f| {
+                    format!("pchat-sim replay {}", f.file.display())
+                });
+                if let Err(e) =
+                    write_file(&file, report::junit("explore", &[(r, replay)]).as_bytes())
+                {
+                    eprintln!("{e}");
+                    return ExitCode::from(2);
+                }
+            }
+            code
+        }
+    }
+}
+
+fn finish(reports: &ReportArgs, suite: &str, runs: &[(RunReport, String)]) -> ExitCode {
+    let only: Vec<RunReport> = runs.iter().map(|(r, _)| r.clone()).collect();
+    print!("{}", report::summary_table(&only));
+    if let Err(e) = write_reports(reports, suite, runs) {
+        eprintln!("{e}");
+        return ExitCode::from(2);
+    }
+    if only.iter().all(RunReport::passed) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }

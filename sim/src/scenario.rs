@@ -23,6 +23,7 @@ use pchat_server::config::{
     line_col, CategoryConfig, ComplianceConfig, Config, Limits, RoomConfig,
 };
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
@@ -34,8 +35,10 @@ pub struct Scenario {
     pub path: PathBuf,
     /// Source text (for line:column of steps).
     pub source: String,
-    /// The file's content.
+    /// The file's content (client templates already expanded into `clients`).
     pub file: ScenarioFile,
+    /// Client templates: template name (with `{n}`) -> the clients made from it.
+    pub templates: BTreeMap<String, Vec<String>>,
 }
 
 /// The TOML document.
@@ -75,6 +78,37 @@ pub struct ScenarioFile {
     /// The steps, in order.
     #[serde(rename = "step")]
     pub steps: Vec<Spanned<Step>>,
+    /// Faults scheduled around the steps (`[[fault]]`): each is a fault step with
+    /// `before_step = N` (1-based; `steps + 1` = after the last step). `explore` writes
+    /// its minimal failing schedule this way.
+    #[serde(default, rename = "fault")]
+    pub faults: Vec<Spanned<Step>>,
+    /// Check the end-of-run invariants (acknowledged posts in history, no duplicate
+    /// store or relay, one order per room) after the steps.
+    #[serde(default)]
+    pub invariants: bool,
+    /// Go on after a failing step (recorded), and let clients whose connection died
+    /// reconnect and sign in again; used under faults, where expectations may not hold.
+    #[serde(default)]
+    pub keep_going: bool,
+    /// For testing the QA tooling only: plant a known bug in the simulated server.
+    /// `"no-retry-dedup"` turns grpchat retry de-duplication off.
+    #[serde(default)]
+    pub planted_bug: Option<Spanned<String>>,
+    /// Server settings for the simulated server (bounded queues, Retry-After).
+    #[serde(default)]
+    pub server: ServerSpec,
+}
+
+/// `[server]`: settings of the simulated server (defaults: the server's defaults).
+#[derive(Debug, Clone, Deserialize, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSpec {
+    /// `[sip] core_queue`: requests queued into the channel service before INFO gets
+    /// 503 + Retry-After (natural overload).
+    pub core_queue: Option<usize>,
+    /// `[sip] retry_after_s`: the Retry-After of 503 responses, in seconds.
+    pub retry_after_s: Option<u32>,
 }
 
 fn default_domain() -> String {
@@ -89,6 +123,10 @@ pub struct ClientSpec {
     pub name: String,
     /// SIP URI of the user.
     pub uri: String,
+    /// Template: `count = N` makes N clients, `{n}` in `name` and `uri` becoming 1..N.
+    /// A step whose `client` is the template name (with `{n}`) runs on all of them at once.
+    #[serde(default)]
+    pub count: Option<u32>,
 }
 
 /// What a step does.
@@ -138,6 +176,31 @@ pub enum ActionKind {
     Disconnect,
     /// Let `ms` milliseconds pass.
     Wait,
+    /// Client: a new INVITE with a new Call-ID on the same connection; INFOs still
+    /// arriving in the old dialog are answered 487 (the server then drops it).
+    Reconnect,
+    /// Fault: the server answers every INFO 503 + Retry-After for `ms`.
+    Overload,
+    /// Fault: cut the network between the server and `hosts` (or `client`, default every
+    /// client); data is held, as TCP retransmits, and delivered on repair. `ms`: heal after.
+    Partition,
+    /// Fault: heal partitions, latency and loss.
+    Repair,
+    /// Fault: one-way latency `min_ms`..`max_ms` between the server and the clients
+    /// (`ms`: for that long, else until `repair`).
+    Latency,
+    /// Fault: message loss at `rate` (0..1) between the server and the clients; a lost
+    /// segment stalls that TCP connection (`ms`: for that long, else until `repair`).
+    Loss,
+    /// Fault: crash the server host (memory lost, the store file kept); `ms`: restart
+    /// after.
+    Crash,
+    /// Fault: restart a crashed server host.
+    Restart,
+    /// Fault: store calls fail with `error` (io | busy, default io) for `ms`.
+    StoreFail,
+    /// Fault: store writes fail with "disk full" for `ms`.
+    DiskFull,
 }
 
 impl ActionKind {
@@ -165,7 +228,33 @@ impl ActionKind {
             ActionKind::Update => "update",
             ActionKind::Disconnect => "disconnect",
             ActionKind::Wait => "wait",
+            ActionKind::Reconnect => "reconnect",
+            ActionKind::Overload => "overload",
+            ActionKind::Partition => "partition",
+            ActionKind::Repair => "repair",
+            ActionKind::Latency => "latency",
+            ActionKind::Loss => "loss",
+            ActionKind::Crash => "crash",
+            ActionKind::Restart => "restart",
+            ActionKind::StoreFail => "store-fail",
+            ActionKind::DiskFull => "disk-full",
         }
+    }
+
+    /// Whether this is a fault the driver injects (no client acts).
+    pub fn is_fault(self) -> bool {
+        matches!(
+            self,
+            ActionKind::Overload
+                | ActionKind::Partition
+                | ActionKind::Repair
+                | ActionKind::Latency
+                | ActionKind::Loss
+                | ActionKind::Crash
+                | ActionKind::Restart
+                | ActionKind::StoreFail
+                | ActionKind::DiskFull
+        )
     }
 }
 
@@ -215,9 +304,33 @@ pub struct Step {
     /// Raw SIP message (raw); `\n` line ends become CRLF; placeholders in docs.
     #[serde(default)]
     pub data: Option<String>,
-    /// Milliseconds (wait, quiet).
+    /// Milliseconds (wait, quiet; the window of a fault).
     #[serde(default)]
     pub ms: Option<u64>,
+    /// partition/latency/loss: the clients cut off from the server (default: all).
+    #[serde(default)]
+    pub hosts: Vec<Spanned<String>>,
+    /// latency: least one-way delay, ms.
+    #[serde(default)]
+    pub min_ms: Option<u64>,
+    /// latency: largest one-way delay, ms (default `min_ms`).
+    #[serde(default)]
+    pub max_ms: Option<u64>,
+    /// loss: probability (0..1) that a message is lost.
+    #[serde(default)]
+    pub rate: Option<f64>,
+    /// store-fail: io | busy.
+    #[serde(default)]
+    pub error: Option<String>,
+    /// Run the step this many times (`{i}` in `text` becomes 1..N).
+    #[serde(default)]
+    pub repeat: Option<u32>,
+    /// Think time: the client waits this long (ms) before acting.
+    #[serde(default)]
+    pub think_ms: Option<u64>,
+    /// `[[fault]]` only: the 1-based step it comes before (`steps + 1`: after the last).
+    #[serde(default)]
+    pub before_step: Option<usize>,
     /// What must hold afterwards.
     #[serde(default)]
     pub expect: Expect,
@@ -304,13 +417,84 @@ impl Scenario {
                 message: e.message().trim().to_string(),
             }
         })?;
-        let s = Scenario {
+        let mut s = Scenario {
             path: path.to_path_buf(),
             source: text.to_string(),
             file,
+            templates: BTreeMap::new(),
         };
+        s.expand_templates()?;
         s.validate()?;
         Ok(s)
+    }
+
+    /// Most clients one template may make.
+    pub const MAX_TEMPLATE_COUNT: u32 = 10_000;
+
+    fn expand_templates(&mut self) -> Result<(), ScenarioError> {
+        let mut out = Vec::new();
+        for c in std::mem::take(&mut self.file.clients) {
+            let Some(count) = c.count else {
+                out.push(c);
+                continue;
+            };
+            if !c.name.contains("{n}") || count == 0 || count > Self::MAX_TEMPLATE_COUNT {
+                return Err(self.error_at(
+                    self.find(&c.name),
+                    format!(
+                        "client template {:?}: `count` needs `{{n}}` in the name and 1..={}",
+                        c.name,
+                        Self::MAX_TEMPLATE_COUNT
+                    ),
+                ));
+            }
+            let mut names = Vec::new();
+            for n in 1..=count {
+                let n = n.to_string();
+                names.push(c.name.replace("{n}", &n));
+                out.push(ClientSpec {
+                    name: c.name.replace("{n}", &n),
+                    uri: c.uri.replace("{n}", &n),
+                    count: None,
+                });
+            }
+            self.templates.insert(c.name.clone(), names);
+        }
+        self.file.clients = out;
+        Ok(())
+    }
+
+    /// The clients a step's `client` names: itself, or every client of a template.
+    pub fn clients_of(&self, name: &str) -> Vec<String> {
+        self.templates
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| vec![name.to_string()])
+    }
+
+    /// The steps and `[[fault]]`s in the order the driver runs them, each with its
+    /// `file:line:column` label index: `(is_fault, index in its list)`.
+    pub fn schedule(&self) -> Vec<(bool, usize)> {
+        let mut out = Vec::new();
+        let n = self.file.steps.len();
+        for i in 0..=n {
+            for (j, f) in self.file.faults.iter().enumerate() {
+                if f.get_ref().before_step == Some(i + 1) {
+                    out.push((true, j));
+                }
+            }
+            if i < n {
+                out.push((false, i));
+            }
+        }
+        out
+    }
+
+    /// `file:line:column` of `[[fault]]` `i` (0-based).
+    pub fn fault_location(&self, i: usize) -> String {
+        let offset = self.file.faults.get(i).map_or(0, |s| s.span().start);
+        let (line, column) = line_col(&self.source, offset);
+        format!("{}:{line}:{column}", self.path.display())
     }
 
     /// The scenario's name (its `name`, else the file stem).
@@ -357,6 +541,12 @@ impl Scenario {
         if let Some(l) = &self.file.limits {
             cfg.limits = l.clone();
         }
+        if let Some(q) = self.file.server.core_queue {
+            cfg.sip.core_queue = q;
+        }
+        if let Some(r) = self.file.server.retry_after_s {
+            cfg.sip.retry_after_s = r;
+        }
         cfg
     }
 
@@ -382,6 +572,9 @@ impl Scenario {
             return Err(self.error_at(0, "a scenario needs at least one [[client]]"));
         }
         let mut names = std::collections::BTreeSet::new();
+        for t in self.templates.keys() {
+            names.insert(t.as_str());
+        }
         for c in &f.clients {
             if !names.insert(c.name.as_str()) {
                 return Err(self.error_at(
@@ -402,15 +595,64 @@ impl Scenario {
         if let Err(e) = Config::from_toml(&format!("domain = {:?}", f.domain), &self.path) {
             return Err(self.error_at(self.find("domain"), e.to_string()));
         }
-        for step in &f.steps {
+        if let Some(b) = &f.planted_bug {
+            if b.get_ref() != "no-retry-dedup" {
+                return Err(self.error_at(
+                    b.span().start,
+                    format!(
+                        "unknown planted_bug {:?} (expected \"no-retry-dedup\")",
+                        b.get_ref()
+                    ),
+                ));
+            }
+        }
+        let steps = f.steps.iter().map(|s| (false, s));
+        let faults = f.faults.iter().map(|s| (true, s));
+        for (in_fault_list, step) in steps.chain(faults) {
             let at = step.span().start;
             let s = step.get_ref();
             let Some(action) = &s.action else {
-                return Err(self.error_at(at, "step has no `action` (expected one of: sign-in, subscribe, invite, requri, getserverinfo, getassociations, bjoin, join, part, bccontext, getinv, chansrch, post, receive, quiet, xccos, raw, bye, update, disconnect, wait)"));
+                return Err(self.error_at(at, "step has no `action` (expected one of: sign-in, subscribe, invite, requri, getserverinfo, getassociations, bjoin, join, part, bccontext, getinv, chansrch, post, receive, quiet, xccos, raw, bye, update, disconnect, wait, reconnect, overload, partition, repair, latency, loss, crash, restart, store-fail, disk-full)"));
             };
             let kind = *action.get_ref();
+            if in_fault_list {
+                if !kind.is_fault() {
+                    return Err(self.error_at(
+                        action.span().start,
+                        format!("`{}` is not a fault; a [[fault]] is one of: overload, partition, repair, latency, loss, crash, restart, store-fail, disk-full", kind.name()),
+                    ));
+                }
+                match s.before_step {
+                    Some(b) if (1..=f.steps.len() + 1).contains(&b) => {}
+                    _ => {
+                        return Err(self.error_at(
+                            at,
+                            format!(
+                                "a [[fault]] needs `before_step` between 1 and {} (steps + 1)",
+                                f.steps.len() + 1
+                            ),
+                        ))
+                    }
+                }
+            } else if s.before_step.is_some() {
+                return Err(
+                    self.error_at(at, "`before_step` belongs in a [[fault]], not a [[step]]")
+                );
+            }
+            for h in &s.hosts {
+                if !names.contains(h.get_ref().as_str()) {
+                    return Err(self.error_at(
+                        h.span().start,
+                        format!("unknown client {:?} in `hosts`", h.get_ref()),
+                    ));
+                }
+            }
+            if s.repeat == Some(0) {
+                return Err(self.error_at(at, "`repeat` must be at least 1"));
+            }
+            let client_optional = kind == ActionKind::Wait || kind.is_fault();
             match &s.client {
-                None if kind != ActionKind::Wait => {
+                None if !client_optional => {
                     return Err(self.error_at(at, format!("step `{}` needs `client`", kind.name())));
                 }
                 Some(c) if !names.contains(c.get_ref().as_str()) => {
@@ -471,6 +713,27 @@ impl Scenario {
                 ActionKind::Xccos => need(s.body.is_some(), "`body` (an XCCOS document)")?,
                 ActionKind::Raw => need(s.data.is_some(), "`data` (a SIP message)")?,
                 ActionKind::Wait => need(s.ms.is_some(), "`ms`")?,
+                ActionKind::Overload | ActionKind::DiskFull => {
+                    need(s.ms.is_some(), "`ms` (how long the fault lasts)")?
+                }
+                ActionKind::StoreFail => {
+                    need(s.ms.is_some(), "`ms` (how long the fault lasts)")?;
+                    need(
+                        matches!(s.error.as_deref(), None | Some("io" | "busy")),
+                        "`error` io or busy",
+                    )?;
+                }
+                ActionKind::Loss => need(
+                    s.rate.is_some_and(|r| r > 0.0 && r <= 1.0),
+                    "`rate` between 0 (exclusive) and 1",
+                )?,
+                ActionKind::Latency => {
+                    need(s.min_ms.is_some(), "`min_ms` (and optionally `max_ms`)")?;
+                    need(
+                        s.max_ms.unwrap_or(0) >= s.min_ms.unwrap_or(0) || s.max_ms.is_none(),
+                        "`max_ms` >= `min_ms`",
+                    )?;
+                }
                 ActionKind::Getassociations => {
                     if let Some(r) = &s.role {
                         need(

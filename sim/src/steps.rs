@@ -369,7 +369,14 @@ pub async fn exec(client: &mut Client, step: &Step) -> StepResult {
             check_status(&resp, e, 200)?;
             Ok(format!("SIP {}", resp.code))
         }
+        ActionKind::Reconnect => {
+            let resp = client.reconnect().await.map_err(|e| e.0)?;
+            check_status(&resp, e, 200)?;
+            Ok(format!("SIP {} (new Call-ID)", resp.code))
+        }
         ActionKind::Disconnect | ActionKind::Wait => Ok(String::new()),
+        k if k.is_fault() => Err(format!("`{}` is run by the driver, not a client", k.name())),
+        _ => Err("unreachable action".into()),
     }
 }
 

@@ -70,6 +70,35 @@ impl Transcript {
         out
     }
 
+    /// A digest for transcripts too long to review message by message: how many
+    /// messages went client->server and server->client, by method or status line.
+    pub fn summary(&self) -> String {
+        let mut counts: BTreeMap<(String, String), usize> = BTreeMap::new();
+        for e in self.entries() {
+            if e.from == "#" {
+                continue;
+            }
+            let dir = if e.to == "server" {
+                "client -> server"
+            } else {
+                "server -> client"
+            };
+            let text = String::from_utf8_lossy(&e.bytes);
+            let first = text.lines().next().unwrap_or("");
+            let what = if let Some(status) = first.strip_prefix("SIP/2.0 ") {
+                status.to_string()
+            } else {
+                first.split(' ').next().unwrap_or("").to_string()
+            };
+            *counts.entry((dir.to_string(), what)).or_default() += 1;
+        }
+        let mut out = format!("{} messages\n", self.message_count());
+        for ((dir, what), n) in counts {
+            out.push_str(&format!("{dir} {what}: {n}\n"));
+        }
+        out
+    }
+
     /// The normalized text (see module docs): stable across seeds and runs.
     pub fn render(&self) -> String {
         normalize(&self.render_raw())

@@ -8,6 +8,9 @@
 //! The relayed body is serialized once and shared by all recipients. Followers who are
 //! online but not in the room get `ntc:newcontent` ([`super::newcontent`]).
 //!
+//! A retried post (same dialog and envid) is answered 200 OK once stored and is not
+//! stored or relayed again (core/dedup.rs).
+//!
 //! A refused post gets a SIP error response instead of 200, because clients treat 200
 //! as "delivered": 400 (no chanUri), 403 (not joined / may not post: closed room and
 //! not a member, auditorium and not a presenter), 404 (no such room,
@@ -42,6 +45,10 @@ fn refuse(core: &mut Core, ctx: &Ctx, req: &Request, code: u16, reason: &str) {
 
 /// Handles a grpchat INFO (see module docs for the answers).
 pub fn handle(core: &mut Core, ctx: &Ctx, req: &Request, chat: GrpChat) {
+    let key = crate::core::dedup::post_key(ctx.dialog, ctx.envid, &chat.chan_uri, &chat.text);
+    if core.answer_retried_post(ctx.conn, key, req) {
+        return; // a retry of a stored post (core/dedup.rs)
+    }
     if chat.chan_uri.is_empty() {
         return refuse(
             core,
@@ -86,6 +93,7 @@ pub fn handle(core: &mut Core, ctx: &Ctx, req: &Request, chat: GrpChat) {
     if let Err(e) = with_event(core, ev, |store| store.append_message(&msg)) {
         return refuse(core, ctx, req, codes::INTERNAL_ERROR, &e.to_string());
     }
+    core.dedup.stored(key);
     core.respond(ctx.conn, response_for(req, 200, "OK"), true);
     let retry = response_for(req, 503, "Service Unavailable")
         .with_header("Retry-After", core.cfg.sip.retry_after_s.to_string())

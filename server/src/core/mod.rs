@@ -8,6 +8,7 @@
 //! grpchat INFO and the relays of that post - is released only if the commit succeeded;
 //! otherwise the poster gets 503 + Retry-After and retries (call-flows.md, step 2).
 
+pub mod dedup;
 pub mod dialog;
 mod lenient;
 mod provisioning;
@@ -16,6 +17,7 @@ mod sip_methods;
 use crate::channel::{DialogId, Room, Rooms};
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::fault::Faults;
 use crate::ids::IdGen;
 use crate::sip::{Response, SipMessage};
 use crate::store::{RoomRecord, Store, StoreError};
@@ -110,6 +112,8 @@ pub struct Core {
     /// `host:port` written into Via and Contact of our messages.
     pub(crate) local_addr: String,
     stats: Stats,
+    pub(crate) faults: Faults,
+    pub(crate) dedup: dedup::RetryDedup,
 }
 
 /// `Server` header value of our responses.
@@ -179,7 +183,15 @@ impl Core {
             compliance: Default::default(),
             local_addr: local_addr.to_string(),
             stats: Stats::default(),
+            faults: Faults::default(),
+            dedup: dedup::RetryDedup::default(),
         })
+    }
+
+    /// Uses `faults` (shared with the simulator) instead of the default, never-armed one.
+    pub fn with_faults(mut self, faults: Faults) -> Core {
+        self.faults = faults;
+        self
     }
 
     /// Handles one input (a batch of one).
@@ -219,6 +231,7 @@ impl Core {
             true
         };
         crate::compliance::record::end_batch(self, committed);
+        self.dedup.end_batch(committed);
         for q in self.queued.drain(..) {
             if committed || !q.needs_commit {
                 out.push(q.action);
@@ -308,6 +321,42 @@ impl Core {
     /// Output sent instead of the batch's commit-dependent output if the commit fails.
     pub(crate) fn push_on_abort(&mut self, action: Action) {
         self.on_abort.push(action);
+    }
+
+    /// Answers a retried grpchat (same dialog and envid as one already stored) as the
+    /// first copy was answered, without storing or relaying it again; returns whether
+    /// `key` was such a retry (core/dedup.rs).
+    pub(crate) fn answer_retried_post(
+        &mut self,
+        conn: ConnId,
+        key: dedup::PostKey,
+        req: &crate::sip::Request,
+    ) -> bool {
+        if !self.faults.retry_dedup_enabled() {
+            return false;
+        }
+        let ok = crate::sip::response_for(req, 200, "OK");
+        match self.dedup.seen(key) {
+            None => return false,
+            Some(dedup::Seen::Committed) => self.respond(conn, ok, false),
+            Some(dedup::Seen::Pending) => {
+                self.respond(conn, ok, true);
+                let retry = crate::sip::response_for(req, 503, "Service Unavailable")
+                    .with_header("Retry-After", self.cfg.sip.retry_after_s.to_string())
+                    .with_header("Server", SERVER_HEADER);
+                self.push_on_abort(Action::Send {
+                    conn,
+                    head: retry.encode(),
+                    body: Bytes::new(),
+                });
+            }
+        }
+        tracing::debug!(
+            dialog = key.0,
+            envid = key.1,
+            "retried grpchat answered, not stored again"
+        );
+        true
     }
 
     pub(crate) fn count_post(&mut self, relays: u64) {

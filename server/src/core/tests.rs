@@ -253,6 +253,24 @@ impl Harness {
         self.send(conn, &raw)
     }
 
+    /// A user1 INFO in `dialog` on connection 1 as an [`Input`] (for batches).
+    fn info_input(&mut self, dialog: &(String, String, String), branch: &str, body: &str) -> Input {
+        self.cseq += 1;
+        let raw = format!(
+            "INFO sip:x SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK{branch}\r\nFrom: <sip:user1@contoso.com>;tag={}\r\n\
+             To: <sip:pchat@contoso.com>;tag={}\r\nCall-ID: {}\r\nCSeq: {} INFO\r\nContent-Length: {}\r\n\r\n{body}",
+            dialog.1,
+            dialog.2,
+            dialog.0,
+            self.cseq,
+            body.len()
+        );
+        Input::Sip {
+            conn: 1,
+            msg: parse(raw.as_bytes()).unwrap(),
+        }
+    }
+
     fn design_uri(&self) -> String {
         crate::ids::room_uri(
             "contoso.com",
@@ -375,21 +393,8 @@ fn batch_commits_once_for_many_posts() {
     h.info(1, "user1", &d1, &join_body(&uri));
     let mut inputs = Vec::new();
     for i in 0..10 {
-        h.cseq += 1;
-        let body = post_body(&uri, &format!("m{i}"));
-        let raw = format!(
-            "INFO sip:x SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bKb{i}\r\nFrom: <sip:user1@contoso.com>;tag={}\r\n\
-             To: <sip:pchat@contoso.com>;tag={}\r\nCall-ID: {}\r\nCSeq: {} INFO\r\nContent-Length: {}\r\n\r\n{body}",
-            d1.1,
-            d1.2,
-            d1.0,
-            h.cseq,
-            body.len()
-        );
-        inputs.push(Input::Sip {
-            conn: 1,
-            msg: parse(raw.as_bytes()).unwrap(),
-        });
+        let input = h.info_input(&d1, &format!("b{i}"), &post_body(&uri, &format!("m{i}")));
+        inputs.push(input);
     }
     let mut out = Vec::new();
     h.core.handle_batch(inputs, &mut out);
@@ -462,4 +467,53 @@ fn malformed_request_gets_400_naming_the_defect() {
         out[0].1
     );
     assert!(out[0].1.contains("Via: SIP/2.0/TCP h;branch=z9hG4bKx"));
+}
+
+#[test]
+fn retried_post_is_stored_and_relayed_once() {
+    let mut h = harness();
+    let d1 = h.sign_in(1, "user1");
+    let d2 = h.sign_in(2, "user2");
+    let uri = h.design_uri();
+    h.info(1, "user1", &d1, &join_body(&uri));
+    h.info(2, "user2", &d2, &join_body(&uri));
+    let guid = crate::ids::room_guid("contoso.com", "Design");
+    let out = h.info(1, "user1", &d1, &post_body(&uri, "once"));
+    assert_eq!(out.len(), 2, "200 + relay: {out:?}");
+    // The 200 OK was lost: the client sends the same envelope in a new INFO.
+    let out = h.info(1, "user1", &d1, &post_body(&uri, "once"));
+    assert_eq!(out.len(), 1, "200 only, no second relay: {out:?}");
+    assert_eq!(response(&out[0].1).code, 200);
+    assert_eq!(h.core.store.message_count(&guid).unwrap(), 1);
+    // Same envid, other text: a different post.
+    let out = h.info(1, "user1", &d1, &post_body(&uri, "twice"));
+    assert_eq!(out.len(), 2, "{out:?}");
+    assert_eq!(h.core.store.message_count(&guid).unwrap(), 2);
+    // The planted bug switch turns de-duplication off.
+    h.core.faults.disable_retry_dedup(true);
+    h.info(1, "user1", &d1, &post_body(&uri, "once"));
+    assert_eq!(h.core.store.message_count(&guid).unwrap(), 3);
+}
+
+#[test]
+fn retry_within_one_batch_is_answered_with_the_commit() {
+    let mut h = harness();
+    let d1 = h.sign_in(1, "user1");
+    let uri = h.design_uri();
+    h.info(1, "user1", &d1, &join_body(&uri));
+    let mut inputs = Vec::new();
+    for i in 0..2 {
+        let input = h.info_input(&d1, &format!("r{i}"), &post_body(&uri, "same"));
+        inputs.push(input);
+    }
+    h.fail.store(true, Ordering::SeqCst);
+    let mut out = Vec::new();
+    h.core.handle_batch(inputs, &mut out);
+    let codes: Vec<u16> = texts(&out).iter().map(|(_, t)| response(t).code).collect();
+    assert_eq!(codes, vec![503, 503], "both copies told to retry");
+    h.fail.store(false, Ordering::SeqCst);
+    let out = h.info(1, "user1", &d1, &post_body(&uri, "same"));
+    assert_eq!(response(&out[0].1).code, 200, "the retry is stored");
+    let guid = crate::ids::room_guid("contoso.com", "Design");
+    assert_eq!(h.core.store.message_count(&guid).unwrap(), 1);
 }

@@ -10,8 +10,10 @@
 //! Implementations: [`sqlite::SqliteStore`] (single server, default). A PostgreSQL one
 //! for pools is meant to sit behind the same trait.
 
+pub mod faulty;
 pub mod sqlite;
 
+pub use faulty::FaultyStore;
 pub use sqlite::SqliteStore;
 
 use crate::compliance::{Event, NewEvent};
