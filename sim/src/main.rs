@@ -341,11 +341,8 @@ fn main() -> ExitCode {
             let mut runs: Vec<(RunReport, String)> = Vec::new();
             let mut skipped = 0;
             for s in &scenarios {
-                if target.is_some() && s.needs_own_server() {
-                    println!(
-                        "skip {:<28} defines its own [[room]]/[[category]]/[limits]; run it simulated",
-                        s.name()
-                    );
+                if let (Some(_), Some(why)) = (&target, s.why_simulated_only()) {
+                    println!("skip {:<28} {why}; run it simulated", s.name());
                     skipped += 1;
                     continue;
                 }
@@ -368,7 +365,9 @@ fn main() -> ExitCode {
             }
             bar.finish_and_clear();
             if skipped > 0 {
-                println!("{skipped} skipped: they define their own [[room]]/[[category]]/[limits]");
+                println!(
+                    "{skipped} skipped: they need the simulator or a fresh server (reasons above)"
+                );
             }
             finish(&reports, "run", &runs)
         }

@@ -777,6 +777,18 @@ fn read_compliance_output(dir: &std::path::Path) -> String {
     out
 }
 
+/// A per-run nonce for live runs. Call-IDs must be globally unique (RFC 3261 8.1.1.4):
+/// a live server keeps state between runs (and may still hold the dialogs of the
+/// previous run while it processes their connections closing), so the identifiers of a
+/// live run must not repeat another run's, whatever the seed. Simulated runs never use
+/// this: there the seed alone decides every identifier.
+fn live_nonce() -> u64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    (now.as_nanos() as u64) ^ (u64::from(std::process::id()) << 32)
+}
+
 /// Runs `scenario` against a live server at `target` (`HOST:PORT`) over real TCP.
 /// The server must have the scenario's rooms (the embedded default has the demo rooms).
 pub fn run_live(scenario: &Scenario, target: &str, seed: u64) -> RunReport {
@@ -813,7 +825,7 @@ pub fn run_live(scenario: &Scenario, target: &str, seed: u64) -> RunReport {
             tokio::spawn(client_task(
                 spec.name.clone(),
                 spec.uri.clone(),
-                client_seed(seed, i),
+                client_seed(seed ^ live_nonce(), i),
                 transcript.clone(),
                 rx,
                 move || {

@@ -98,6 +98,10 @@ pub struct ScenarioFile {
     /// Server settings for the simulated server (bounded queues, Retry-After).
     #[serde(default)]
     pub server: ServerSpec,
+    /// The scenario's expectations assume a fresh store (e.g. version counters that
+    /// start at 1): `run --target` skips it, since a live server keeps state between runs.
+    #[serde(default)]
+    pub fresh_server: bool,
 }
 
 /// `[server]`: settings of the simulated server (defaults: the server's defaults).
@@ -554,9 +558,31 @@ impl Scenario {
     /// `[[category]]` or `[limits]`): a live run against a server on its default
     /// configuration skips it.
     pub fn needs_own_server(&self) -> bool {
-        !self.file.rooms.is_empty()
-            || !self.file.categories.is_empty()
-            || self.file.limits.is_some()
+        self.why_simulated_only().is_some()
+    }
+
+    /// Why `run --target` cannot run this scenario against a live server, if it cannot:
+    /// its own server configuration, fault injection (which needs the simulator's hosts
+    /// and handles), or expectations that assume a fresh store.
+    pub fn why_simulated_only(&self) -> Option<&'static str> {
+        let f = &self.file;
+        let fault_step = f.steps.iter().chain(f.faults.iter()).any(|s| {
+            s.get_ref()
+                .action
+                .as_ref()
+                .is_some_and(|a| a.get_ref().is_fault())
+        });
+        if !f.rooms.is_empty() || !f.categories.is_empty() || f.limits.is_some() {
+            Some("defines its own [[room]]/[[category]]/[limits]")
+        } else if f.server.core_queue.is_some() || f.server.retry_after_s.is_some() {
+            Some("sets its own [server] queue configuration")
+        } else if fault_step || f.planted_bug.is_some() {
+            Some("injects faults, which only the simulator can")
+        } else if f.fresh_server {
+            Some("expects a fresh store (fresh_server = true)")
+        } else {
+            None
+        }
     }
 
     fn room_known(&self, name: &str) -> bool {
