@@ -20,11 +20,13 @@ pub mod clock;
 pub mod cmd;
 pub mod compliance;
 pub mod config;
+pub mod files;
 pub mod core;
 pub mod host;
 pub mod ids;
 pub mod sip;
 pub mod store;
+pub mod web;
 pub mod xccos;
 
 use std::sync::Arc;

@@ -174,6 +174,19 @@ async fn run(cfg: Config, embedded: bool) -> Result<(), String> {
         .local_addr()
         .map_err(|e| e.to_string())?
         .to_string();
+    let http = match &cfg.http {
+        Some(h) => Some(
+            tokio::net::TcpListener::bind(&h.listen)
+                .await
+                .map_err(|e| format!("cannot listen on {} ([http] listen): {e}", h.listen))?,
+        ),
+        None => None,
+    };
+    let http_addr = http
+        .as_ref()
+        .and_then(|l| l.local_addr().ok())
+        .map(|a| a.to_string())
+        .unwrap_or_else(|| "off".to_string());
     // The one wall-clock read: the host's epoch and seed. Logic after this uses tokio time.
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -195,9 +208,10 @@ async fn run(cfg: Config, embedded: bool) -> Result<(), String> {
         configured_rooms = rooms,
         config = if embedded { "embedded default" } else { "file" },
         compliance,
+        http = %http_addr,
         "pchat-server ready"
     );
-    pchat_server::host::serve_with(listener, core, worker, shutdown_signal())
+    pchat_server::host::serve_full(listener, http, core, worker, shutdown_signal())
         .await
         .map_err(|e| e.to_string())?;
     tracing::info!("pchat-server stopped");

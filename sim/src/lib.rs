@@ -6,6 +6,7 @@
 //! transcripts for snapshot tests ([`transcript`]).
 
 pub mod client;
+pub mod http;
 pub mod runner;
 pub mod scenario;
 pub mod sim_net;

@@ -116,6 +116,16 @@ impl Store for FlakyStore {
     fn mark_invitation_seen(&mut self, user: &str, room: &str) -> Result<(), StoreError> {
         self.inner.mark_invitation_seen(user, room)
     }
+    fn put_file(&mut self, f: &crate::store::FileRecord) -> Result<(), StoreError> {
+        self.inner.put_file(f)
+    }
+    fn get_file(
+        &mut self,
+        room: &str,
+        name: &str,
+    ) -> Result<Option<crate::store::FileRecord>, StoreError> {
+        self.inner.get_file(room, name)
+    }
 }
 
 fn config() -> Config {
