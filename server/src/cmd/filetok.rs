@@ -29,7 +29,13 @@ fn base_url(core: &Core) -> Result<String, CmdError> {
 }
 
 /// `cmd:getfutok` (`upload`) / `cmd:getfdtok`. See the module docs.
-pub fn file_token(core: &mut Core, ctx: &Ctx, upload: bool, chan_uri: &str, file: &str) -> CmdResult {
+pub fn file_token(
+    core: &mut Core,
+    ctx: &Ctx,
+    upload: bool,
+    chan_uri: &str,
+    file: &str,
+) -> CmdResult {
     let server_uri = base_url(core)?;
     crate::files::check_name(file).map_err(|why| CmdError::new(codes::BAD_REQUEST, why))?;
     let op = if upload { Op::Post } else { Op::ReadHistory };
@@ -41,8 +47,17 @@ pub fn file_token(core: &mut Core, ctx: &Ctx, upload: bool, chan_uri: &str, file
             "file upload is off in this room's category",
         ));
     }
-    if !upload && core.store.get_file(&guid, file).map_err(store_err)?.is_none() {
-        return Err(CmdError::new(codes::NO_SUCH_ROOM, "no such file in this room"));
+    if !upload
+        && core
+            .store
+            .get_file(&guid, file)
+            .map_err(store_err)?
+            .is_none()
+    {
+        return Err(CmdError::new(
+            codes::NO_SUCH_ROOM,
+            "no such file in this room",
+        ));
     }
     let direction = if upload {
         Direction::Upload

@@ -95,7 +95,15 @@ pub fn handle(core: &mut Core, ctx: &Ctx, req: &Request, chat: GrpChat) {
         head: retry.encode(),
         body: bytes::Bytes::new(),
     });
-    relay(core, &guid, chat.chan_uri, msg.author, ts_ms, msg.text, ctx.dialog);
+    relay(
+        core,
+        &guid,
+        chat.chan_uri,
+        msg.author,
+        ts_ms,
+        msg.text,
+        ctx.dialog,
+    );
 }
 
 /// Relays a committed post (a grpchat by `author` at `ts_ms` in room `guid`) to every
@@ -114,13 +122,7 @@ pub(crate) fn relay(
     let targets: Vec<_> = core
         .rooms
         .get(guid)
-        .map(|r| {
-            r.joined
-                .keys()
-                .copied()
-                .filter(|d| *d != except)
-                .collect()
-        })
+        .map(|r| r.joined.keys().copied().filter(|d| *d != except).collect())
         .unwrap_or_default();
     let body = core.encode_envelope(Body::GrpChat(GrpChat {
         seqid: 1,

@@ -140,7 +140,12 @@ mod tests {
             assert!(check_name(bad).is_err(), "{bad:?} accepted");
         }
         assert!(check_name(&"a".repeat(256)).is_err());
-        for good in ["report.txt", "Q3 plan (final).pdf", "ünïcode.md", ".profile"] {
+        for good in [
+            "report.txt",
+            "Q3 plan (final).pdf",
+            "ünïcode.md",
+            ".profile",
+        ] {
             assert_eq!(check_name(good), Ok(()), "{good:?} refused");
         }
     }

@@ -2,7 +2,8 @@
 //! (`PRAGMA user_version`), prepared-statement cache.
 
 use super::{
-    FileRecord, HistoryQuery, Invitation, NewMessage, Pref, RoomRecord, Store, StoreError, StoredMessage,
+    FileRecord, HistoryQuery, Invitation, NewMessage, Pref, RoomRecord, Store, StoreError,
+    StoredMessage,
 };
 use crate::compliance::{Event, EventKind, NewEvent};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -539,7 +540,14 @@ impl Store for SqliteStore {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                  ON CONFLICT(room_guid, name) DO UPDATE SET sha256 = excluded.sha256,
                    size = excluded.size, uploader = excluded.uploader, ts_ms = excluded.ts_ms",
-                params![f.room_guid, f.name, f.sha256, f.size as i64, f.uploader, f.ts_ms],
+                params![
+                    f.room_guid,
+                    f.name,
+                    f.sha256,
+                    f.size as i64,
+                    f.uploader,
+                    f.ts_ms
+                ],
             )?;
             Ok(())
         })

@@ -78,7 +78,11 @@ pub fn from_cmd_error(e: CmdError) -> HttpReply {
 fn token_error(e: TokenError) -> HttpReply {
     let (status, code, msg) = match e {
         TokenError::Unknown => (403, "bad_token", "unknown file token"),
-        TokenError::WrongUser => (403, "token_wrong_user", "the token was issued to another user"),
+        TokenError::WrongUser => (
+            403,
+            "token_wrong_user",
+            "the token was issued to another user",
+        ),
         TokenError::WrongRoom => (403, "token_wrong_room", "the token is for another room"),
         TokenError::WrongFile => (403, "token_wrong_file", "the token is for another file"),
         TokenError::WrongDirection => (
@@ -177,11 +181,9 @@ pub(crate) fn issue_file_token(
     direction: Direction,
 ) -> String {
     let token = core.ids.guid();
-    let ttl = core
-        .cfg
-        .http
-        .as_ref()
-        .map_or(0, |h| i64::try_from(h.file_token_ttl_ms).unwrap_or(i64::MAX));
+    let ttl = core.cfg.http.as_ref().map_or(0, |h| {
+        i64::try_from(h.file_token_ttl_ms).unwrap_or(i64::MAX)
+    });
     let expires_ms = core.clock.now_ms().saturating_add(ttl);
     core.web.tokens.add_file(
         token.clone(),
@@ -270,7 +272,15 @@ fn upload(
     .map_err(internal)?;
     core.web.tokens.consume(token);
     tracing::info!(%user, room = %guid, %name, size, "file uploaded");
-    crate::cmd::grpchat::relay(core, guid, chan_uri.clone(), user.clone(), now, text, dialog);
+    crate::cmd::grpchat::relay(
+        core,
+        guid,
+        chan_uri.clone(),
+        user.clone(),
+        now,
+        text,
+        dialog,
+    );
     Ok(HttpReply::json(
         201,
         FileInfo {

@@ -128,11 +128,7 @@ fn bad_json(rej: JsonRejection) -> Response {
 }
 
 async fn openapi() -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        openapi_json(),
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "application/json")], openapi_json()).into_response()
 }
 
 /// Upload a file to a room.
