@@ -175,7 +175,7 @@ fn texts(actions: &[Action]) -> Vec<(ConnId, String)> {
                 v.extend_from_slice(body);
                 Some((*conn, String::from_utf8(v).unwrap()))
             }
-            Action::Close { .. } => None,
+            Action::Close { .. } | Action::Http { .. } => None,
         })
         .collect()
 }

@@ -181,7 +181,10 @@ mod tests {
         let mut t = Tokens::new(500);
         t.add_file("t".into(), ft());
         let up = Direction::Upload;
-        let ok = |t: &Tokens, now| t.check_file("t", "sip:a@d.com", "g1", "f.txt", up, now);
+        let ok = |t: &Tokens, now| {
+            t.check_file("t", "sip:a@d.com", "g1", "f.txt", up, now)
+                .map(|_| ())
+        };
         assert!(ok(&t, 999).is_ok());
         assert_eq!(ok(&t, 1_000).unwrap_err(), TokenError::Expired);
         assert_eq!(
