@@ -7,6 +7,7 @@
 
 pub mod client;
 pub mod http;
+pub mod http_steps;
 pub mod runner;
 pub mod scenario;
 pub mod sim_net;

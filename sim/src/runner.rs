@@ -18,6 +18,8 @@ use tokio::sync::{mpsc, oneshot};
 
 /// SIP port of the simulated server.
 pub const SIM_SIP_PORT: u16 = 5060;
+/// The simulated server's HTTP port (web services, when the scenario has `[http]`).
+pub const SIM_HTTP_PORT: u16 = 8080;
 
 /// How a run went.
 #[derive(Debug, Clone)]
@@ -184,7 +186,13 @@ pub fn run_sim(scenario: &Scenario, seed: u64) -> RunReport {
     if let Some(d) = store_dir.as_ref() {
         cfg.compliance.path = d.path().join("mgccomp.db");
         cfg.compliance.output_dir = d.path().join("compliance");
+        if let Some(h) = cfg.http.as_mut() {
+            h.listen = format!("server:{SIM_HTTP_PORT}");
+            h.file_store = d.path().join("files");
+            h.compliance_file_store = d.path().join("compliance-files");
+        }
     }
+    let with_http = cfg.http.is_some();
     let output_dir = cfg
         .compliance
         .enabled
@@ -199,10 +207,21 @@ pub fn run_sim(scenario: &Scenario, seed: u64) -> RunReport {
             let clock = Arc::new(pchat_server::clock::TokioClock::starting_at(
                 pchat_server::clock::SIM_EPOCH_MS,
             ));
+            let http = match cfg.http.is_some() {
+                true => Some(crate::sim_net::SimListener(
+                    turmoil::net::TcpListener::bind((
+                        IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                        SIM_HTTP_PORT,
+                    ))
+                    .await?,
+                )),
+                false => None,
+            };
             let worker = pchat_server::build_worker(&cfg, None)?;
             let core = pchat_server::build_core(cfg, clock, seed, &local)?;
-            pchat_server::host::serve_with(
+            pchat_server::host::serve_full(
                 crate::sim_net::SimListener(listener),
+                http,
                 core,
                 worker,
                 std::future::pending(),
@@ -221,12 +240,23 @@ pub fn run_sim(scenario: &Scenario, seed: u64) -> RunReport {
             let Some(rx) = rx.lock().ok().and_then(|mut r| r.take()) else {
                 return Ok(());
             };
-            client_task(name, uri, client_seed(seed, i), t, rx, || async {
+            let task = client_task(name, uri, client_seed(seed, i), t, rx, || async {
                 let s = turmoil::net::TcpStream::connect(("server", SIM_SIP_PORT)).await?;
                 let local = s.local_addr()?.to_string();
                 Ok((s, local))
-            })
-            .await;
+            });
+            if with_http {
+                let connect: crate::http_steps::HttpConnector = Arc::new(|| {
+                    Box::pin(async {
+                        let s = turmoil::net::TcpStream::connect(("server", SIM_HTTP_PORT)).await?;
+                        let io: Box<dyn crate::http_steps::Io> = Box::new(s);
+                        Ok((io, format!("server:{SIM_HTTP_PORT}")))
+                    })
+                });
+                crate::http_steps::HTTP_CONNECT.scope(connect, task).await;
+            } else {
+                task.await;
+            }
             Ok(())
         });
     }

@@ -19,7 +19,9 @@
 //! Every error in a file is reported as `file:line:column: message`. The full list of
 //! actions and expectation keys is in docs/scenarios.md.
 
-use pchat_server::config::{line_col, ComplianceConfig, Config, RoomConfig};
+use pchat_server::config::{
+    line_col, CategoryConfig, ComplianceConfig, Config, HttpConfig, RoomConfig,
+};
 use serde::Deserialize;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -55,11 +57,19 @@ pub struct ScenarioFile {
     /// Rooms the simulated server starts with; empty = the embedded default rooms.
     #[serde(default, rename = "room")]
     pub rooms: Vec<RoomConfig>,
+    /// Categories of the simulated server (`[[category]]`, same keys as the server
+    /// config); empty = the server defaults.
+    #[serde(default, rename = "category")]
+    pub categories: Vec<CategoryConfig>,
     /// `[compliance]` of the simulated server (same keys as the server config; `path`
     /// and `output_dir` are replaced by the runner's temporary directory). The run's
     /// adapter output is reported for snapshot tests.
     #[serde(default)]
     pub compliance: Option<ComplianceConfig>,
+    /// `[http]` of the simulated server: the web services run (same keys as the server
+    /// config; `listen` and the file store directories are replaced by the runner).
+    #[serde(default)]
+    pub http: Option<HttpConfig>,
     /// The clients.
     #[serde(rename = "client")]
     pub clients: Vec<ClientSpec>,
@@ -129,6 +139,9 @@ pub enum ActionKind {
     Disconnect,
     /// Let `ms` milliseconds pass.
     Wait,
+    /// Use the web services as described by the step's `http` table
+    /// (`crate::http_steps`).
+    Http,
 }
 
 impl ActionKind {
@@ -156,6 +169,7 @@ impl ActionKind {
             ActionKind::Update => "update",
             ActionKind::Disconnect => "disconnect",
             ActionKind::Wait => "wait",
+            ActionKind::Http => "http",
         }
     }
 }
@@ -209,6 +223,9 @@ pub struct Step {
     /// Milliseconds (wait, quiet).
     #[serde(default)]
     pub ms: Option<u64>,
+    /// The web services request of an `http` step (`crate::http_steps::HttpStep`).
+    #[serde(default)]
+    pub http: Option<crate::http_steps::HttpStep>,
     /// What must hold afterwards.
     #[serde(default)]
     pub expect: Expect,
@@ -344,6 +361,12 @@ impl Scenario {
         if let Some(c) = &self.file.compliance {
             cfg.compliance = c.clone();
         }
+        if !self.file.categories.is_empty() {
+            cfg.categories = self.file.categories.clone();
+        }
+        if let Some(h) = &self.file.http {
+            cfg.http = Some(h.clone());
+        }
         cfg
     }
 
@@ -384,7 +407,7 @@ impl Scenario {
             let at = step.span().start;
             let s = step.get_ref();
             let Some(action) = &s.action else {
-                return Err(self.error_at(at, "step has no `action` (expected one of: sign-in, subscribe, invite, requri, getserverinfo, getassociations, bjoin, join, part, bccontext, getinv, chansrch, post, receive, quiet, xccos, raw, bye, update, disconnect, wait)"));
+                return Err(self.error_at(at, "step has no `action` (expected one of: sign-in, subscribe, invite, requri, getserverinfo, getassociations, bjoin, join, part, bccontext, getinv, chansrch, post, receive, quiet, xccos, raw, bye, update, disconnect, wait, http)"));
             };
             let kind = *action.get_ref();
             match &s.client {
@@ -404,8 +427,9 @@ impl Scenario {
                 }
                 _ => {}
             }
+            // http steps may name rooms created during the run (or unknown on purpose).
             for r in s.room.iter().chain(s.rooms.iter()) {
-                if !self.room_known(r.get_ref()) {
+                if kind != ActionKind::Http && !self.room_known(r.get_ref()) {
                     return Err(self.error_at(
                         r.span().start,
                         format!("unknown room {:?} (not in this scenario's [[room]] list or the server defaults)", r.get_ref()),
@@ -444,6 +468,13 @@ impl Scenario {
                 ActionKind::Xccos => need(s.body.is_some(), "`body` (an XCCOS document)")?,
                 ActionKind::Raw => need(s.data.is_some(), "`data` (a SIP message)")?,
                 ActionKind::Wait => need(s.ms.is_some(), "`ms`")?,
+                ActionKind::Http => {
+                    need(s.http.is_some(), "an `http` table (http = { op = ... })")?;
+                    need(
+                        self.file.http.is_some(),
+                        "the scenario's `[http]` table (web services on)",
+                    )?;
+                }
                 ActionKind::Getassociations => {
                     if let Some(r) = &s.role {
                         need(

@@ -331,6 +331,7 @@ pub async fn exec(client: &mut Client, step: &Step) -> StepResult {
             Ok(format!("SIP {}", resp.code))
         }
         ActionKind::Disconnect | ActionKind::Wait => Ok(String::new()),
+        ActionKind::Http => crate::http_steps::exec(client, step).await,
     }
 }
 
