@@ -192,7 +192,15 @@ async fn run(cfg: Config, embedded: bool) -> Result<(), String> {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     let clock = Arc::new(TokioClock::starting_at(now.as_millis() as i64));
-    let seed = now.as_nanos() as u64 ^ u64::from(std::process::id());
+    // The seed also mints the web services' tokens: mix in OS randomness so they cannot
+    // be guessed from the start time.
+    let mut seed = now.as_nanos() as u64 ^ u64::from(std::process::id());
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        let mut b = [0u8; 8];
+        if std::io::Read::read_exact(&mut f, &mut b).is_ok() {
+            seed ^= u64::from_le_bytes(b);
+        }
+    }
     let store_path = cfg.store.path.clone();
     let rooms = cfg.rooms.len();
     let domain = cfg.domain.clone();

@@ -216,12 +216,16 @@ pub async fn exec(client: &mut Client, step: &Step) -> StepResult {
     }
     for s in e.contains.iter().flatten() {
         if !body.contains(s.as_str()) {
-            return Err(format!("expected the HTTP body to contain {s:?}; it was: {body}"));
+            return Err(format!(
+                "expected the HTTP body to contain {s:?}; it was: {body}"
+            ));
         }
     }
     for s in e.excludes.iter().flatten() {
         if body.contains(s.as_str()) {
-            return Err(format!("expected the HTTP body NOT to contain {s:?}; it was: {body}"));
+            return Err(format!(
+                "expected the HTTP body NOT to contain {s:?}; it was: {body}"
+            ));
         }
     }
     if let Some(again) = h.again_status {
@@ -234,7 +238,10 @@ pub async fn exec(client: &mut Client, step: &Step) -> StepResult {
             ));
         }
     }
-    Ok(format!("HTTP {} {} -> {}", req.method, req.path, resp.status))
+    Ok(format!(
+        "HTTP {} {} -> {}",
+        req.method, req.path, resp.status
+    ))
 }
 
 async fn call(req: HttpRequest) -> Result<crate::http::HttpResponse, String> {
