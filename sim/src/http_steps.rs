@@ -17,7 +17,8 @@
 //! is not 200 the step ends there); `expect.contains`/`excludes` apply to the HTTP body.
 //!
 //! The HTTP connection is opened by the runner's connector ([`HTTP_CONNECT`]): turmoil
-//! TCP to the simulated server's HTTP port.
+//! TCP to the simulated server's HTTP port, or in a live run (`pchat-sim run --target
+//! HOST:PORT --http HOST:PORT`) real TCP to the server's `[http] listen`.
 
 use crate::client::Client;
 use crate::http::{encode_segment, send, HttpRequest};
@@ -245,9 +246,9 @@ pub async fn exec(client: &mut Client, step: &Step) -> StepResult {
 }
 
 async fn call(req: HttpRequest) -> Result<crate::http::HttpResponse, String> {
-    let connect = HTTP_CONNECT
-        .try_with(|c| c.clone())
-        .map_err(|_| "no HTTP connector: this run has no web services".to_string())?;
+    let connect = HTTP_CONNECT.try_with(|c| c.clone()).map_err(|_| {
+        "no HTTP target: live runs need --http HOST:PORT (the server's [http] listen)".to_string()
+    })?;
     let (stream, host) = connect()
         .await
         .map_err(|e| format!("cannot connect to the web services: {e}"))?;

@@ -10,7 +10,7 @@
 //! Exit status: 0 all passed, 1 a scenario failed, 2 bad usage or a bad scenario file.
 
 use clap::{Parser, Subcommand};
-use pchat_sim::runner::{run_live, run_sim, RunReport};
+use pchat_sim::runner::{run_live_with, run_sim, RunReport};
 use pchat_sim::scenario::{discover, Scenario};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -40,6 +40,10 @@ enum Command {
         /// Run against a live server at HOST:PORT over real TCP instead of simulating.
         #[arg(long, value_name = "HOST:PORT")]
         target: Option<String>,
+        /// With --target: the live server's web services (its `[http] listen`), for
+        /// `http` steps.
+        #[arg(long, value_name = "HOST:PORT", requires = "target")]
+        http: Option<String>,
     },
     /// Parse and validate scenario files without running them.
     Check {
@@ -92,6 +96,7 @@ fn main() -> ExitCode {
             seed,
             transcript,
             target,
+            http,
         } => {
             let scenarios = match load_all(&path) {
                 Ok(s) => s,
@@ -114,7 +119,7 @@ fn main() -> ExitCode {
             for s in &scenarios {
                 let seed = seed.or(s.file.seed).unwrap_or(DEFAULT_SEED);
                 let r = match &target {
-                    Some(t) => run_live(s, t, seed),
+                    Some(t) => run_live_with(s, t, http.as_deref(), seed),
                     None => run_sim(s, seed),
                 };
                 let status = if r.passed() { "ok  " } else { "FAIL" };

@@ -317,6 +317,17 @@ fn read_compliance_output(dir: &std::path::Path) -> String {
 /// Runs `scenario` against a live server at `target` (`HOST:PORT`) over real TCP.
 /// The server must have the scenario's rooms (the embedded default has the demo rooms).
 pub fn run_live(scenario: &Scenario, target: &str, seed: u64) -> RunReport {
+    run_live_with(scenario, target, None, seed)
+}
+
+/// [`run_live`], with the server's web services at `http` (`HOST:PORT`, its `[http]
+/// listen`) for `http` steps; without it those steps fail saying so.
+pub fn run_live_with(
+    scenario: &Scenario,
+    target: &str,
+    http: Option<&str>,
+    seed: u64,
+) -> RunReport {
     let scenario = Arc::new(scenario.clone());
     let transcript = Transcript::default();
     let started = std::time::Instant::now();
@@ -344,7 +355,7 @@ pub fn run_live(scenario: &Scenario, target: &str, seed: u64) -> RunReport {
             let (tx, rx) = mpsc::channel::<Job>(1);
             senders.insert(spec.name.clone(), tx);
             let target = target.to_string();
-            tokio::spawn(client_task(
+            let task = client_task(
                 spec.name.clone(),
                 spec.uri.clone(),
                 client_seed(seed, i),
@@ -359,7 +370,24 @@ pub fn run_live(scenario: &Scenario, target: &str, seed: u64) -> RunReport {
                         Ok((s, local))
                     }
                 },
-            ));
+            );
+            match http {
+                Some(h) => {
+                    let h = h.to_string();
+                    let connect: crate::http_steps::HttpConnector = Arc::new(move || {
+                        let h = h.clone();
+                        Box::pin(async move {
+                            let s = tokio::net::TcpStream::connect(&h).await?;
+                            let io: Box<dyn crate::http_steps::Io> = Box::new(s);
+                            Ok((io, h))
+                        })
+                    });
+                    tokio::spawn(crate::http_steps::HTTP_CONNECT.scope(connect, task));
+                }
+                None => {
+                    tokio::spawn(task);
+                }
+            }
         }
         drive(scenario.clone(), senders, transcript.clone()).await
     });
