@@ -238,6 +238,7 @@ impl Core {
             true
         };
         crate::compliance::record::end_batch(self, committed);
+        self.web.tokens.end_batch(committed);
         for q in self.queued.drain(..) {
             if committed || !q.needs_commit {
                 out.push(q.action);

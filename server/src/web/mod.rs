@@ -26,6 +26,9 @@ use api::{HttpReply, HttpRequest};
 use std::future::Future;
 use tokio::sync::{mpsc, oneshot};
 
+/// How long a connection may take to send a request head.
+pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// A way for HTTP handlers to reach the core: its bounded input queue.
 #[derive(Clone)]
 pub struct CoreHandle {
@@ -70,7 +73,11 @@ pub async fn serve<L: Listener>(
                     let svc = hyper_util::service::TowerToHyperService::new(app.clone());
                     tokio::spawn(async move {
                         let io = hyper_util::rt::TokioIo::new(stream);
+                        // A client that does not send its request head within
+                        // HEADER_READ_TIMEOUT is disconnected (tokio time: simulated too).
                         if let Err(e) = hyper::server::conn::http1::Builder::new()
+                            .timer(hyper_util::rt::TokioTimer::new())
+                            .header_read_timeout(HEADER_READ_TIMEOUT)
                             .serve_connection(io, svc)
                             .await
                         {

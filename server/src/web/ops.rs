@@ -5,7 +5,8 @@
 //! `cmd::manage`'s - the same rules as XCCOS.
 //!
 //! A reply that reports a write (upload, download event, room change) is released only
-//! after the commit; if the batch does not commit, 503 `busy` goes instead. Refused
+//! after the commit; if the batch does not commit, 503 `busy` goes instead and the file
+//! token is usable again (`Tokens::end_batch`). Refused
 //! requests change nothing: the file token stays unused, no file is written.
 
 use super::api::{
@@ -164,7 +165,11 @@ pub(crate) fn handle(core: &mut Core, req: HttpReqId, request: HttpRequest) {
             if needs_commit {
                 core.push_on_abort(Action::Http {
                     req,
-                    reply: HttpReply::error(503, "busy", "not stored; retry with a new token"),
+                    reply: HttpReply::error(
+                        503,
+                        "busy",
+                        "not stored; retry (the token is still valid)",
+                    ),
                 });
             }
         }

@@ -79,6 +79,8 @@ pub struct Tokens {
     files: BTreeMap<String, FileToken>,
     /// How long forgotten tokens are kept after expiry, ms.
     grace_ms: i64,
+    /// Tokens consumed in the current batch (given back if it does not commit).
+    consumed: Vec<String>,
 }
 
 impl Tokens {
@@ -140,10 +142,24 @@ impl Tokens {
         Ok(ft)
     }
 
-    /// Marks a file token used (single use).
+    /// Marks a file token used (single use); [`Tokens::end_batch`] gives it back if the
+    /// batch does not commit.
     pub fn consume(&mut self, token: &str) {
         if let Some(ft) = self.files.get_mut(token) {
             ft.used = true;
+            self.consumed.push(token.to_string());
+        }
+    }
+
+    /// Ends a batch: tokens consumed in it stay used if it `committed`, else they are
+    /// usable again (the client was answered 503 and retries with the same token).
+    pub fn end_batch(&mut self, committed: bool) {
+        for t in self.consumed.drain(..) {
+            if !committed {
+                if let Some(ft) = self.files.get_mut(&t) {
+                    ft.used = false;
+                }
+            }
         }
     }
 
@@ -213,6 +229,13 @@ mod tests {
             TokenError::WrongDirection
         );
         t.consume("t");
+        t.end_batch(false);
+        assert!(
+            ok(&t, 0).is_ok(),
+            "a batch that did not commit gives the token back"
+        );
+        t.consume("t");
+        t.end_batch(true);
         assert_eq!(ok(&t, 0).unwrap_err(), TokenError::Used);
         t.purge(1_400);
         assert_eq!(t.file_count(), 1, "kept during the grace period");
