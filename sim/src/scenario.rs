@@ -566,4 +566,18 @@ mod tests {
         assert_eq!(ActionKind::SignIn.name(), "sign-in");
         assert_eq!(ActionKind::Getassociations.name(), "getassociations");
     }
+
+    #[test]
+    fn http_steps_need_their_table_and_the_web_services() {
+        let step = "[[client]]\nname = \"u1\"\nuri = \"sip:u1@contoso.com\"\n\n[[step]]\nclient = \"u1\"\naction = \"http\"\n";
+        let e = parse(step).unwrap_err();
+        assert!(e.message.contains("`http` table"), "{e}");
+        let with_op = format!("{step}http = {{ op = \"list-rooms\" }}\n");
+        let e = parse(&with_op).unwrap_err();
+        assert!(e.message.contains("`[http]`"), "{e}");
+        let ok = format!("[http]\n{with_op}");
+        assert!(parse(&ok).is_ok());
+        let e = parse(&ok.replace("list-rooms", "delete-everything")).unwrap_err();
+        assert!(e.message.contains("delete-everything"), "{e}");
+    }
 }

@@ -491,6 +491,26 @@ async fn room_management_and_openapi() {
     };
     assert_eq!(topic_now().as_deref(), Some("on call"));
 
+    // Routing errors are JSON too.
+    let raw = |method: &str, path: &str| HttpRequest {
+        method: method.into(),
+        path: path.into(),
+        bearer: b1.clone(),
+        ..HttpRequest::default()
+    };
+    assert_err(
+        &srv.call(raw("DELETE", &path)).await,
+        405,
+        "method_not_allowed",
+    );
+    assert_err(&srv.call(raw("GET", "/v2/nothing")).await, 404, "not_found");
+    assert_err(
+        &srv.call(raw("GET", &format!("{path}/files/%FF%FE?token=x")))
+            .await,
+        400,
+        "bad_path",
+    );
+
     // The served OpenAPI document is the committed one.
     let doc = srv
         .call(HttpRequest {
@@ -510,10 +530,16 @@ async fn room_management_and_openapi() {
         )
         .unwrap();
     } else {
-        assert_eq!(
-            committed,
-            String::from_utf8_lossy(&doc.body),
-            "docs/openapi.json is stale: rerun with PCHAT_UPDATE_OPENAPI=1 and review"
+        let served = String::from_utf8_lossy(&doc.body);
+        let first_diff = committed
+            .lines()
+            .zip(served.lines())
+            .position(|(a, b)| a != b);
+        assert!(
+            committed == served,
+            "docs/openapi.json differs from the served document (first differing line: {:?}); \
+             rerun with PCHAT_UPDATE_OPENAPI=1 and review the diff",
+            first_diff.map(|i| i + 1)
         );
     }
     srv.stop().await;

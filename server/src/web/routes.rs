@@ -18,7 +18,7 @@ use super::api::{
 };
 use super::CoreHandle;
 use crate::config::HttpConfig;
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -66,6 +66,13 @@ pub fn router(core: CoreHandle, cfg: &HttpConfig) -> Router {
         .route("/v1/rooms/{room}", patch(update_room))
         .route("/v1/rooms/{room}/files/{name}", put(upload).get(download))
         .fallback(|| async { reply(HttpReply::error(404, "not_found", "no such route")) })
+        .method_not_allowed_fallback(|| async {
+            reply(HttpReply::error(
+                405,
+                "method_not_allowed",
+                "method not allowed on this route",
+            ))
+        })
         .with_state(AppState {
             core,
             max_file_bytes: cfg.max_file_bytes,
@@ -123,6 +130,10 @@ fn reply(r: HttpReply) -> Response {
     }
 }
 
+fn bad_path(rej: PathRejection) -> Response {
+    reply(HttpReply::error(400, "bad_path", rej.body_text()))
+}
+
 fn bad_json(rej: JsonRejection) -> Response {
     reply(HttpReply::error(400, "bad_json", rej.body_text()))
 }
@@ -142,7 +153,7 @@ async fn openapi() -> Response {
         description = "the file's bytes, at most [http] max_file_bytes"),
     responses(
         (status = 201, description = "stored and announced in the room", body = FileInfo),
-        (status = 400, description = "bad_file_name", body = ApiError),
+        (status = 400, description = "bad_file_name, bad_path", body = ApiError),
         (status = 401, description = "unauthorized", body = ApiError),
         (status = 403, description = "bad_token, token_wrong_*, forbidden, upload_not_allowed", body = ApiError),
         (status = 404, description = "no_such_room", body = ApiError),
@@ -154,11 +165,15 @@ async fn openapi() -> Response {
 )]
 async fn upload(
     State(st): State<AppState>,
-    Path((room, name)): Path<(String, String)>,
+    path: Result<Path<(String, String)>, PathRejection>,
     Query(q): Query<TokenQuery>,
     headers: HeaderMap,
     req: Request,
 ) -> Response {
+    let (room, name) = match path {
+        Ok(Path(p)) => p,
+        Err(rej) => return bad_path(rej),
+    };
     let too_large = || {
         reply(HttpReply::error(
             413,
@@ -200,7 +215,7 @@ async fn upload(
     ),
     responses(
         (status = 200, description = "the file's bytes", content_type = "application/octet-stream", body = String),
-        (status = 400, description = "bad_file_name", body = ApiError),
+        (status = 400, description = "bad_file_name, bad_path", body = ApiError),
         (status = 401, description = "unauthorized", body = ApiError),
         (status = 403, description = "bad_token, token_wrong_*, forbidden", body = ApiError),
         (status = 404, description = "no_such_room, no_such_file", body = ApiError),
@@ -210,10 +225,14 @@ async fn upload(
 )]
 async fn download(
     State(st): State<AppState>,
-    Path((room, name)): Path<(String, String)>,
+    path: Result<Path<(String, String)>, PathRejection>,
     Query(q): Query<TokenQuery>,
     headers: HeaderMap,
 ) -> Response {
+    let (room, name) = match path {
+        Ok(Path(p)) => p,
+        Err(rej) => return bad_path(rej),
+    };
     reply(
         st.core
             .call(HttpRequest::Download {
@@ -280,7 +299,7 @@ async fn create_room(
     request_body = RoomUpdate,
     responses(
         (status = 200, body = RoomView),
-        (status = 400, description = "bad_json, bad_request", body = ApiError),
+        (status = 400, description = "bad_json, bad_request, bad_path", body = ApiError),
         (status = 401, description = "unauthorized", body = ApiError),
         (status = 403, description = "forbidden (not a manager)", body = ApiError),
         (status = 404, description = "no_such_room", body = ApiError),
@@ -289,10 +308,14 @@ async fn create_room(
 )]
 async fn update_room(
     State(st): State<AppState>,
-    Path(room): Path<String>,
+    path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     body: Result<Json<RoomUpdate>, JsonRejection>,
 ) -> Response {
+    let room = match path {
+        Ok(Path(p)) => p,
+        Err(rej) => return bad_path(rej),
+    };
     let body = match body {
         Ok(Json(b)) => b,
         Err(rej) => return bad_json(rej),
