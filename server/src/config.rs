@@ -4,7 +4,8 @@
 //! Keys are interfaces that tools and tests rely on: `domain`, `[sip] listen`,
 //! `[store] path`, `[[category]] name/description/allowed/denied/creators/invitations/
 //! file_upload/history`, `[[room]] name/description/topic/privacy/members/managers/
-//! category/type/presenters/invitations/disabled`.
+//! category/type/presenters/invitations/disabled`, `[http] listen/public_url/file_store/
+//! compliance_file_store/max_file_bytes/file_token_ttl_ms/bearer_ttl_ms`.
 //! Unknown keys are rejected so that a typo fails loudly with its line and column.
 
 use serde::Deserialize;
@@ -790,5 +791,23 @@ mod tests {
         let text = "domain = \"d.com\"\n[[room]]\nname = \"A\"\nprivacy = \"hidden\"\n";
         let err = Config::from_toml(text, Path::new("x.toml")).unwrap_err();
         assert!(err.to_string().starts_with("x.toml:4:11"), "{err}");
+    }
+
+    #[test]
+    fn http_table_is_optional_with_defaults_and_strict_keys() {
+        let cfg = Config::from_toml("domain = \"d.com\"\n", Path::new("x.toml")).unwrap();
+        assert_eq!(cfg.http, None, "no [http]: web services off");
+        let text = "domain = \"d.com\"\n[http]\nlisten = \"127.0.0.1:9090\"\nmax_file_bytes = 5\n";
+        let h = Config::from_toml(text, Path::new("x.toml"))
+            .unwrap()
+            .http
+            .unwrap();
+        assert_eq!(h.listen, "127.0.0.1:9090");
+        assert_eq!(h.max_file_bytes, 5);
+        assert_eq!(h.file_token_ttl_ms, HttpConfig::default().file_token_ttl_ms);
+        assert_eq!(h.base_url(), "http://127.0.0.1:9090");
+        let text = "domain = \"d.com\"\n[http]\nlisten = \"127.0.0.1:9090\"\nmax_bytes = 5\n";
+        let err = Config::from_toml(text, Path::new("x.toml")).unwrap_err();
+        assert!(err.to_string().starts_with("x.toml:4:1"), "{err}");
     }
 }
