@@ -5,9 +5,34 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 port=${PCHAT_SMOKE_PORT:-35060}
+http_port=${PCHAT_SMOKE_HTTP_PORT:-38080}
 data=$(mktemp -d)
 cargo build --release -q -p pchat-server -p pchat-sim
-./target/release/pchat-server --sip "127.0.0.1:$port" --store "$data/pchat.db" >"$data/server.log" 2>&1 &
+# The embedded default, plus what the web services scenarios need: [http], a category
+# with file upload off (and its room), room creators.
+cat server/src/default-config.toml - >"$data/config.toml" <<EOF
+
+[http]
+listen = "127.0.0.1:$http_port"
+file_store = "$data/files"
+compliance_file_store = "$data/compliance-files"
+max_file_bytes = 64
+
+[[category]]
+name = "Default"
+creators = ["sip:roomadmin@contoso.com"]
+
+[[category]]
+name = "NoFiles"
+file_upload = false
+
+[[room]]
+name = "Quiet"
+privacy = "secret"
+members = ["sip:user3@contoso.com"]
+category = "NoFiles"
+EOF
+./target/release/pchat-server --config "$data/config.toml" --sip "127.0.0.1:$port" --store "$data/pchat.db" >"$data/server.log" 2>&1 &
 pid=$!
 trap 'kill -9 $pid 2>/dev/null || true; rm -rf "$data"' EXIT
 for _ in $(seq 1 100); do
@@ -16,7 +41,7 @@ for _ in $(seq 1 100); do
 done
 grep -q "pchat-server ready" "$data/server.log" || { cat "$data/server.log"; exit 1; }
 status=0
-timeout 300 ./target/release/pchat-sim run scenarios/ --target "127.0.0.1:$port" || status=$?
+timeout 300 ./target/release/pchat-sim run scenarios/ --target "127.0.0.1:$port" --http "127.0.0.1:$http_port" || status=$?
 kill -INT $pid
 for _ in $(seq 1 50); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
 if kill -0 $pid 2>/dev/null; then echo "server did not stop on SIGINT" >&2; cat "$data/server.log"; exit 1; fi

@@ -4,7 +4,8 @@
 //! Keys are interfaces that tools and tests rely on: `domain`, `[sip] listen`,
 //! `[store] path`, `[[category]] name/description/allowed/denied/creators/invitations/
 //! file_upload/history`, `[[room]] name/description/topic/privacy/members/managers/
-//! category/type/presenters/invitations/disabled`.
+//! category/type/presenters/invitations/disabled`, `[http] listen/public_url/file_store/
+//! compliance_file_store/max_file_bytes/file_token_ttl_ms/bearer_ttl_ms`.
 //! Unknown keys are rejected so that a typo fails loudly with its line and column.
 
 use serde::Deserialize;
@@ -41,6 +42,58 @@ pub struct Config {
     /// The compliance pipeline (`[compliance]`, see [`ComplianceConfig`]).
     #[serde(default)]
     pub compliance: ComplianceConfig,
+    /// The web services (`[http]`, see [`HttpConfig`]); absent: no HTTP listener.
+    #[serde(default)]
+    pub http: Option<HttpConfig>,
+}
+
+/// `[http]`: the web services - file upload/download and room management over HTTP
+/// (call-flows.md "Web services"; `crate::web`, docs/web.md). Keys: `listen`,
+/// `public_url`, `file_store`, `compliance_file_store`, `max_file_bytes`,
+/// `file_token_ttl_ms`, `bearer_ttl_ms`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Listen address, e.g. `127.0.0.1:8080`.
+    pub listen: String,
+    /// Base URL sent to clients as `serveruri` (default `http://<listen>`).
+    pub public_url: Option<String>,
+    /// The file store: a directory of content-addressed files (created if missing).
+    pub file_store: PathBuf,
+    /// The compliance file store: a copy of every uploaded file (created if missing).
+    pub compliance_file_store: PathBuf,
+    /// Largest file accepted, in bytes (default 10 MiB); larger uploads get 413.
+    pub max_file_bytes: u64,
+    /// Lifetime of a file token (`cmd:getfutok`/`cmd:getfdtok`), ms (default 5 min).
+    pub file_token_ttl_ms: u64,
+    /// Lifetime of a bearer token (`cmd:gethttptok`), ms (default 8 h); it also ends
+    /// with the SIP dialog it was issued on.
+    pub bearer_ttl_ms: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: "127.0.0.1:8080".to_string(),
+            public_url: None,
+            file_store: PathBuf::from("pchat-data/files"),
+            compliance_file_store: PathBuf::from("pchat-data/compliance-files"),
+            max_file_bytes: 10 * 1024 * 1024,
+            file_token_ttl_ms: 5 * 60 * 1000,
+            bearer_ttl_ms: 8 * 3600 * 1000,
+        }
+    }
+}
+
+impl HttpConfig {
+    /// The base URL clients are told to use (`public_url`, else `http://<listen>`).
+    pub fn base_url(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+            .trim_end_matches('/')
+            .to_string()
+    }
 }
 
 /// `[compliance]`: the compliance pipeline (call-flows.md "Call flow 3";
@@ -530,6 +583,7 @@ impl Config {
                 categories: Vec::new(),
                 rooms: Vec::new(),
                 compliance: ComplianceConfig::default(),
+                http: None,
             }
         })
     }
@@ -737,5 +791,23 @@ mod tests {
         let text = "domain = \"d.com\"\n[[room]]\nname = \"A\"\nprivacy = \"hidden\"\n";
         let err = Config::from_toml(text, Path::new("x.toml")).unwrap_err();
         assert!(err.to_string().starts_with("x.toml:4:11"), "{err}");
+    }
+
+    #[test]
+    fn http_table_is_optional_with_defaults_and_strict_keys() {
+        let cfg = Config::from_toml("domain = \"d.com\"\n", Path::new("x.toml")).unwrap();
+        assert_eq!(cfg.http, None, "no [http]: web services off");
+        let text = "domain = \"d.com\"\n[http]\nlisten = \"127.0.0.1:9090\"\nmax_file_bytes = 5\n";
+        let h = Config::from_toml(text, Path::new("x.toml"))
+            .unwrap()
+            .http
+            .unwrap();
+        assert_eq!(h.listen, "127.0.0.1:9090");
+        assert_eq!(h.max_file_bytes, 5);
+        assert_eq!(h.file_token_ttl_ms, HttpConfig::default().file_token_ttl_ms);
+        assert_eq!(h.base_url(), "http://127.0.0.1:9090");
+        let text = "domain = \"d.com\"\n[http]\nlisten = \"127.0.0.1:9090\"\nmax_bytes = 5\n";
+        let err = Config::from_toml(text, Path::new("x.toml")).unwrap_err();
+        assert!(err.to_string().starts_with("x.toml:4:1"), "{err}");
     }
 }

@@ -66,9 +66,15 @@ impl Listener for tokio::net::TcpListener {
 
 type Outgoing = (Bytes, Bytes);
 
-enum Event {
+/// What the core task receives: network input, a connection's writer, or a web
+/// services request with the channel its answer goes back on.
+pub(crate) enum Event {
     Input(Input),
     Register(ConnId, mpsc::Sender<Outgoing>),
+    Http(
+        crate::web::api::HttpRequest,
+        oneshot::Sender<crate::web::api::HttpReply>,
+    ),
 }
 
 /// Runs the server on `listener` until `shutdown` resolves, then stops accepting, lets
@@ -79,7 +85,7 @@ pub async fn serve<L: Listener>(
     core: Core,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
-    serve_full(listener, core, None, shutdown, Faults::default()).await
+    serve_full(listener, None::<L>, core, None, shutdown, Faults::default()).await
 }
 
 /// [`serve`], plus the compliance worker (if any) as a task beside the core; at
@@ -91,7 +97,15 @@ pub async fn serve_with<L: Listener>(
     worker: Option<crate::compliance::Worker>,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
-    serve_full(listener, core, worker, shutdown, Faults::default()).await
+    serve_full(
+        listener,
+        None::<L>,
+        core,
+        worker,
+        shutdown,
+        Faults::default(),
+    )
+    .await
 }
 
 /// [`serve`] with a fault handle (tests, simulator): while `faults` has forced overload
@@ -103,21 +117,37 @@ pub async fn serve_with_faults<L: Listener>(
     shutdown: impl Future<Output = ()>,
     faults: Faults,
 ) -> io::Result<()> {
-    serve_full(listener, core, None, shutdown, faults).await
+    serve_full(listener, None::<L>, core, None, shutdown, faults).await
 }
 
-/// Everything together: the compliance worker (if any) and a fault handle.
-pub async fn serve_full<L: Listener>(
+/// Everything together: the web services (`crate::web`) on `http` when given (their
+/// requests reach the core through the same bounded queue as SIP input; at shutdown
+/// the HTTP listener stops with the SIP one, before the core's last batch), the
+/// compliance worker (if any), and a fault handle (tests and the simulator).
+pub async fn serve_full<L: Listener, H: Listener>(
     mut listener: L,
+    http: Option<H>,
     core: Core,
     worker: Option<crate::compliance::Worker>,
     shutdown: impl Future<Output = ()>,
     faults: Faults,
 ) -> io::Result<()> {
     let sip = core.config().sip.clone();
+    let http_cfg = core.config().http.clone();
     let (tx, rx) = mpsc::channel::<Event>(sip.core_queue.max(1));
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let core_task = tokio::spawn(core_loop(core, rx, stop_rx, sip.send_queue.max(1)));
+    let (http_stop, http_task) = match (http, http_cfg) {
+        (Some(h), Some(cfg)) => {
+            let (stop, stopped) = oneshot::channel::<()>();
+            let handle = crate::web::CoreHandle::new(tx.clone());
+            let task = tokio::spawn(crate::web::serve(h, handle, cfg, async move {
+                let _ = stopped.await;
+            }));
+            (Some(stop), Some(task))
+        }
+        _ => (None, None),
+    };
     let (worker_stop, worker_task) = match worker {
         Some(w) => {
             let (stop, stopped) = oneshot::channel::<()>();
@@ -149,6 +179,10 @@ pub async fn serve_full<L: Listener>(
             },
         }
     };
+    if let (Some(stop), Some(task)) = (http_stop, http_task) {
+        let _ = stop.send(());
+        let _ = task.await;
+    }
     let _ = stop_tx.send(());
     let _ = core_task.await;
     if let (Some(stop), Some(task)) = (worker_stop, worker_task) {
@@ -310,6 +344,7 @@ async fn core_loop(
     _send_queue: usize,
 ) {
     let mut writers: BTreeMap<ConnId, mpsc::Sender<Outgoing>> = BTreeMap::new();
+    let mut waiting = HttpWaiting::default();
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut inputs = Vec::with_capacity(MAX_BATCH);
@@ -320,10 +355,10 @@ async fn core_loop(
             _ = &mut stop => break,
             ev = rx.recv() => {
                 let Some(ev) = ev else { break };
-                absorb(ev, &mut writers, &mut inputs);
+                absorb(ev, &mut writers, &mut waiting, &mut inputs);
                 while inputs.len() < MAX_BATCH {
                     match rx.try_recv() {
-                        Ok(ev) => absorb(ev, &mut writers, &mut inputs),
+                        Ok(ev) => absorb(ev, &mut writers, &mut waiting, &mut inputs),
                         Err(_) => break,
                     }
                 }
@@ -347,6 +382,11 @@ async fn core_loop(
                 Action::Close { conn } => {
                     writers.remove(&conn);
                 }
+                Action::Http { req, reply } => {
+                    if let Some(w) = waiting.pending.remove(&req) {
+                        let _ = w.send(reply);
+                    }
+                }
             }
         }
         for conn in slow {
@@ -367,12 +407,26 @@ async fn core_loop(
     tracing::info!(dialogs = core.dialog_count(), stats = ?core.stats(), "channel service stopped");
 }
 
+/// Web requests waiting for the core's answer, by request id.
+#[derive(Default)]
+struct HttpWaiting {
+    next: crate::web::api::HttpReqId,
+    pending: BTreeMap<crate::web::api::HttpReqId, oneshot::Sender<crate::web::api::HttpReply>>,
+}
+
 fn absorb(
     ev: Event,
     writers: &mut BTreeMap<ConnId, mpsc::Sender<Outgoing>>,
+    waiting: &mut HttpWaiting,
     inputs: &mut Vec<Input>,
 ) {
     match ev {
+        Event::Http(request, reply) => {
+            waiting.next += 1;
+            let req = waiting.next;
+            waiting.pending.insert(req, reply);
+            inputs.push(Input::Http { req, request });
+        }
         Event::Register(conn, w) => {
             writers.insert(conn, w);
         }

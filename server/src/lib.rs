@@ -23,10 +23,12 @@ pub mod compliance;
 pub mod config;
 pub mod core;
 pub mod fault;
+pub mod files;
 pub mod host;
 pub mod ids;
 pub mod sip;
 pub mod store;
+pub mod web;
 pub mod xccos;
 
 use std::sync::Arc;

@@ -182,12 +182,33 @@ async fn run(cfg: Config, embedded: bool) -> Result<(), String> {
         .local_addr()
         .map_err(|e| e.to_string())?
         .to_string();
+    let http = match &cfg.http {
+        Some(h) => Some(
+            tokio::net::TcpListener::bind(&h.listen)
+                .await
+                .map_err(|e| format!("cannot listen on {} ([http] listen): {e}", h.listen))?,
+        ),
+        None => None,
+    };
+    let http_addr = http
+        .as_ref()
+        .and_then(|l| l.local_addr().ok())
+        .map(|a| a.to_string())
+        .unwrap_or_else(|| "off".to_string());
     // The one wall-clock read: the host's epoch and seed. Logic after this uses tokio time.
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     let clock = Arc::new(TokioClock::starting_at(now.as_millis() as i64));
-    let seed = now.as_nanos() as u64 ^ u64::from(std::process::id());
+    // The seed also mints the web services' tokens: mix in OS randomness so they cannot
+    // be guessed from the start time.
+    let mut seed = now.as_nanos() as u64 ^ u64::from(std::process::id());
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        let mut b = [0u8; 8];
+        if std::io::Read::read_exact(&mut f, &mut b).is_ok() {
+            seed ^= u64::from_le_bytes(b);
+        }
+    }
     let store_path = cfg.store.path.clone();
     let rooms = cfg.rooms.len();
     let domain = cfg.domain.clone();
@@ -203,11 +224,19 @@ async fn run(cfg: Config, embedded: bool) -> Result<(), String> {
         configured_rooms = rooms,
         config = if embedded { "embedded default" } else { "file" },
         compliance,
+        http = %http_addr,
         "pchat-server ready"
     );
-    pchat_server::host::serve_with(listener, core, worker, shutdown_signal())
-        .await
-        .map_err(|e| e.to_string())?;
+    pchat_server::host::serve_full(
+        listener,
+        http,
+        core,
+        worker,
+        shutdown_signal(),
+        Default::default(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     tracing::info!("pchat-server stopped");
     Ok(())
 }

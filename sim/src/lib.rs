@@ -7,6 +7,8 @@
 
 pub mod client;
 pub mod explore;
+pub mod http;
+pub mod http_steps;
 pub mod invariants;
 pub mod load;
 pub mod pcap;

@@ -17,7 +17,7 @@
 use clap::{Parser, Subcommand};
 use pchat_sim::explore::{explore, ExploreOptions};
 use pchat_sim::report;
-use pchat_sim::runner::{run_live, run_sim, RunReport};
+use pchat_sim::runner::{run_live_with, run_sim, RunReport};
 use pchat_sim::scenario::{discover, Scenario};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -47,6 +47,10 @@ enum Command {
         /// Run against a live server at HOST:PORT over real TCP instead of simulating.
         #[arg(long, value_name = "HOST:PORT")]
         target: Option<String>,
+        /// With --target: the live server's web services (its `[http] listen`), for
+        /// `http` steps.
+        #[arg(long, value_name = "HOST:PORT", requires = "target")]
+        http: Option<String>,
         #[command(flatten)]
         reports: ReportArgs,
     },
@@ -319,6 +323,7 @@ fn main() -> ExitCode {
             transcript,
             target,
             reports,
+            http,
         } => {
             let scenarios = match load_all(&path) {
                 Ok(s) => s,
@@ -349,7 +354,7 @@ fn main() -> ExitCode {
                 let seed = seed.or(s.file.seed).unwrap_or(DEFAULT_SEED);
                 bar.set_message(s.name());
                 let r = match &target {
-                    Some(t) => run_live(s, t, seed),
+                    Some(t) => run_live_with(s, t, http.as_deref(), seed),
                     None => run_sim(s, seed),
                 };
                 let replay = format!("pchat-sim run {} --seed {}", s.path.display(), r.seed);

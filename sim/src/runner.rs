@@ -19,6 +19,8 @@ use tokio::sync::{mpsc, oneshot};
 
 /// SIP port of the simulated server.
 pub const SIM_SIP_PORT: u16 = 5060;
+/// The simulated server's HTTP port (web services, when the scenario has `[http]`).
+pub const SIM_HTTP_PORT: u16 = 8080;
 
 /// How a run went.
 #[derive(Debug, Clone)]
@@ -613,7 +615,13 @@ pub fn run_sim_with(scenario: &Scenario, seed: u64, opts: &SimOptions) -> RunRep
     if let Some(d) = store_dir.as_ref() {
         cfg.compliance.path = d.path().join("mgccomp.db");
         cfg.compliance.output_dir = d.path().join("compliance");
+        if let Some(h) = cfg.http.as_mut() {
+            h.listen = format!("server:{SIM_HTTP_PORT}");
+            h.file_store = d.path().join("files");
+            h.compliance_file_store = d.path().join("compliance-files");
+        }
     }
+    let with_http = cfg.http.is_some();
     let output_dir = cfg
         .compliance
         .enabled
@@ -629,6 +637,16 @@ pub fn run_sim_with(scenario: &Scenario, seed: u64, opts: &SimOptions) -> RunRep
             let clock = Arc::new(pchat_server::clock::TokioClock::starting_at(
                 pchat_server::clock::SIM_EPOCH_MS,
             ));
+            let http = match cfg.http.is_some() {
+                true => Some(crate::sim_net::SimListener(
+                    turmoil::net::TcpListener::bind((
+                        IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                        SIM_HTTP_PORT,
+                    ))
+                    .await?,
+                )),
+                false => None,
+            };
             let worker = match pchat_server::build_worker(&cfg, None) {
                 Ok(w) => w,
                 Err(e) => {
@@ -653,6 +671,7 @@ pub fn run_sim_with(scenario: &Scenario, seed: u64, opts: &SimOptions) -> RunRep
             };
             pchat_server::host::serve_full(
                 crate::sim_net::SimListener(listener),
+                http,
                 core,
                 worker,
                 std::future::pending(),
@@ -673,7 +692,7 @@ pub fn run_sim_with(scenario: &Scenario, seed: u64, opts: &SimOptions) -> RunRep
             let Some(rx) = rx.lock().ok().and_then(|mut r| r.take()) else {
                 return Ok(());
             };
-            client_task(
+            let task = client_task(
                 name,
                 uri,
                 client_seed(seed, i),
@@ -685,8 +704,19 @@ pub fn run_sim_with(scenario: &Scenario, seed: u64, opts: &SimOptions) -> RunRep
                     Ok((s, local))
                 },
                 keep_going,
-            )
-            .await;
+            );
+            if with_http {
+                let connect: crate::http_steps::HttpConnector = Arc::new(|| {
+                    Box::pin(async {
+                        let s = turmoil::net::TcpStream::connect(("server", SIM_HTTP_PORT)).await?;
+                        let io: Box<dyn crate::http_steps::Io> = Box::new(s);
+                        Ok((io, format!("server:{SIM_HTTP_PORT}")))
+                    })
+                });
+                crate::http_steps::HTTP_CONNECT.scope(connect, task).await;
+            } else {
+                task.await;
+            }
             Ok(())
         });
     }
@@ -792,6 +822,17 @@ fn live_nonce() -> u64 {
 /// Runs `scenario` against a live server at `target` (`HOST:PORT`) over real TCP.
 /// The server must have the scenario's rooms (the embedded default has the demo rooms).
 pub fn run_live(scenario: &Scenario, target: &str, seed: u64) -> RunReport {
+    run_live_with(scenario, target, None, seed)
+}
+
+/// [`run_live`], with the server's web services at `http` (`HOST:PORT`, its `[http]
+/// listen`) for `http` steps; without it those steps fail saying so.
+pub fn run_live_with(
+    scenario: &Scenario,
+    target: &str,
+    http: Option<&str>,
+    seed: u64,
+) -> RunReport {
     let scenario = Arc::new(scenario.clone());
     let transcript = Transcript::default();
     let started = std::time::Instant::now();
@@ -822,7 +863,7 @@ pub fn run_live(scenario: &Scenario, target: &str, seed: u64) -> RunReport {
             let (tx, rx) = mpsc::channel::<Job>(1);
             senders.insert(spec.name.clone(), tx);
             let target = target.to_string();
-            tokio::spawn(client_task(
+            let task = client_task(
                 spec.name.clone(),
                 spec.uri.clone(),
                 client_seed(seed ^ live_nonce(), i),
@@ -838,7 +879,24 @@ pub fn run_live(scenario: &Scenario, target: &str, seed: u64) -> RunReport {
                     }
                 },
                 keep_going,
-            ));
+            );
+            match http {
+                Some(h) => {
+                    let h = h.to_string();
+                    let connect: crate::http_steps::HttpConnector = Arc::new(move || {
+                        let h = h.clone();
+                        Box::pin(async move {
+                            let s = tokio::net::TcpStream::connect(&h).await?;
+                            let io: Box<dyn crate::http_steps::Io> = Box::new(s);
+                            Ok((io, h))
+                        })
+                    });
+                    tokio::spawn(crate::http_steps::HTTP_CONNECT.scope(connect, task));
+                }
+                None => {
+                    tokio::spawn(task);
+                }
+            }
         }
         drive(scenario.clone(), senders, transcript.clone(), None).await
     });

@@ -20,7 +20,7 @@
 //! actions and expectation keys is in docs/scenarios.md.
 
 use pchat_server::config::{
-    line_col, CategoryConfig, ComplianceConfig, Config, Limits, RoomConfig,
+    line_col, CategoryConfig, ComplianceConfig, Config, HttpConfig, Limits, RoomConfig,
 };
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -72,6 +72,10 @@ pub struct ScenarioFile {
     /// adapter output is reported for snapshot tests.
     #[serde(default)]
     pub compliance: Option<ComplianceConfig>,
+    /// `[http]` of the simulated server: the web services run (same keys as the server
+    /// config; `listen` and the file store directories are replaced by the runner).
+    #[serde(default)]
+    pub http: Option<HttpConfig>,
     /// The clients.
     #[serde(rename = "client")]
     pub clients: Vec<ClientSpec>,
@@ -205,6 +209,9 @@ pub enum ActionKind {
     StoreFail,
     /// Fault: store writes fail with "disk full" for `ms`.
     DiskFull,
+    /// Use the web services as described by the step's `http` table
+    /// (`crate::http_steps`).
+    Http,
 }
 
 impl ActionKind {
@@ -242,6 +249,7 @@ impl ActionKind {
             ActionKind::Restart => "restart",
             ActionKind::StoreFail => "store-fail",
             ActionKind::DiskFull => "disk-full",
+            ActionKind::Http => "http",
         }
     }
 
@@ -335,6 +343,9 @@ pub struct Step {
     /// `[[fault]]` only: the 1-based step it comes before (`steps + 1`: after the last).
     #[serde(default)]
     pub before_step: Option<usize>,
+    /// The web services request of an `http` step (`crate::http_steps::HttpStep`).
+    #[serde(default)]
+    pub http: Option<crate::http_steps::HttpStep>,
     /// What must hold afterwards.
     #[serde(default)]
     pub expect: Expect,
@@ -551,6 +562,9 @@ impl Scenario {
         if let Some(r) = self.file.server.retry_after_s {
             cfg.sip.retry_after_s = r;
         }
+        if let Some(h) = &self.file.http {
+            cfg.http = Some(h.clone());
+        }
         cfg
     }
 
@@ -638,7 +652,7 @@ impl Scenario {
             let at = step.span().start;
             let s = step.get_ref();
             let Some(action) = &s.action else {
-                return Err(self.error_at(at, "step has no `action` (expected one of: sign-in, subscribe, invite, requri, getserverinfo, getassociations, bjoin, join, part, bccontext, getinv, chansrch, post, receive, quiet, xccos, raw, bye, update, disconnect, wait, reconnect, overload, partition, repair, latency, loss, crash, restart, store-fail, disk-full)"));
+                return Err(self.error_at(at, "step has no `action` (expected one of: sign-in, subscribe, invite, requri, getserverinfo, getassociations, bjoin, join, part, bccontext, getinv, chansrch, post, receive, quiet, xccos, raw, bye, update, disconnect, wait, reconnect, overload, partition, repair, latency, loss, crash, restart, store-fail, disk-full, http)"));
             };
             let kind = *action.get_ref();
             if in_fault_list {
@@ -694,8 +708,9 @@ impl Scenario {
                 }
                 _ => {}
             }
+            // http steps may name rooms created during the run (or unknown on purpose).
             for r in s.room.iter().chain(s.rooms.iter()) {
-                if !self.room_known(r.get_ref()) {
+                if kind != ActionKind::Http && !self.room_known(r.get_ref()) {
                     return Err(self.error_at(
                         r.span().start,
                         format!("unknown room {:?} (not in this scenario's [[room]] list or the server defaults)", r.get_ref()),
@@ -758,6 +773,13 @@ impl Scenario {
                     need(
                         s.max_ms.unwrap_or(0) >= s.min_ms.unwrap_or(0) || s.max_ms.is_none(),
                         "`max_ms` >= `min_ms`",
+                    )?;
+                }
+                ActionKind::Http => {
+                    need(s.http.is_some(), "an `http` table (http = { op = ... })")?;
+                    need(
+                        self.file.http.is_some(),
+                        "the scenario's `[http]` table (web services on)",
                     )?;
                 }
                 ActionKind::Getassociations => {
@@ -850,5 +872,19 @@ mod tests {
     fn action_names_round_trip() {
         assert_eq!(ActionKind::SignIn.name(), "sign-in");
         assert_eq!(ActionKind::Getassociations.name(), "getassociations");
+    }
+
+    #[test]
+    fn http_steps_need_their_table_and_the_web_services() {
+        let step = "[[client]]\nname = \"u1\"\nuri = \"sip:u1@contoso.com\"\n\n[[step]]\nclient = \"u1\"\naction = \"http\"\n";
+        let e = parse(step).unwrap_err();
+        assert!(e.message.contains("`http` table"), "{e}");
+        let with_op = format!("{step}http = {{ op = \"list-rooms\" }}\n");
+        let e = parse(&with_op).unwrap_err();
+        assert!(e.message.contains("`[http]`"), "{e}");
+        let ok = format!("[http]\n{with_op}");
+        assert!(parse(&ok).is_ok());
+        let e = parse(&ok.replace("list-rooms", "delete-everything")).unwrap_err();
+        assert!(e.message.contains("delete-everything"), "{e}");
     }
 }

@@ -375,6 +375,7 @@ pub async fn exec(client: &mut Client, step: &Step) -> StepResult {
             Ok(format!("SIP {} (new Call-ID)", resp.code))
         }
         ActionKind::Disconnect | ActionKind::Wait => Ok(String::new()),
+        ActionKind::Http => crate::http_steps::exec(client, step).await,
         k if k.is_fault() => Err(format!("`{}` is run by the driver, not a client", k.name())),
         _ => Err("unreachable action".into()),
     }

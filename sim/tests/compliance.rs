@@ -154,6 +154,16 @@ impl Store for FlakyStore {
     fn mark_invitation_seen(&mut self, user: &str, room: &str) -> Result<(), StoreError> {
         self.inner.mark_invitation_seen(user, room)
     }
+    fn put_file(&mut self, f: &pchat_server::store::FileRecord) -> Result<(), StoreError> {
+        self.inner.put_file(f)
+    }
+    fn get_file(
+        &mut self,
+        room: &str,
+        name: &str,
+    ) -> Result<Option<pchat_server::store::FileRecord>, StoreError> {
+        self.inner.get_file(room, name)
+    }
     fn begin(&mut self) -> Result<(), StoreError> {
         self.inner.begin()
     }

@@ -103,23 +103,41 @@ pub fn handle(core: &mut Core, ctx: &Ctx, req: &Request, chat: GrpChat) {
         head: retry.encode(),
         body: bytes::Bytes::new(),
     });
+    relay(
+        core,
+        &guid,
+        chat.chan_uri,
+        msg.author,
+        ts_ms,
+        msg.text,
+        ctx.dialog,
+    );
+}
+
+/// Relays a committed post (a grpchat by `author` at `ts_ms` in room `guid`) to every
+/// dialog joined to the room but `except` (released only after the commit), counts it
+/// and tells followers not in the room (`ntc:newcontent`). Also used by the web
+/// service to announce an uploaded file (`crate::web::ops`).
+pub(crate) fn relay(
+    core: &mut Core,
+    guid: &str,
+    chan_uri: String,
+    author: String,
+    ts_ms: i64,
+    text: String,
+    except: crate::channel::DialogId,
+) {
     let targets: Vec<_> = core
         .rooms
-        .get(&guid)
-        .map(|r| {
-            r.joined
-                .keys()
-                .copied()
-                .filter(|d| *d != ctx.dialog)
-                .collect()
-        })
+        .get(guid)
+        .map(|r| r.joined.keys().copied().filter(|d| *d != except).collect())
         .unwrap_or_default();
     let body = core.encode_envelope(Body::GrpChat(GrpChat {
         seqid: 1,
-        chan_uri: chat.chan_uri,
-        author: Some(msg.author),
+        chan_uri,
+        author: Some(author),
         ts: Some(iso8601(ts_ms)),
-        text: msg.text,
+        text,
     }));
     let mut relays = 0;
     for d in targets {
@@ -128,5 +146,5 @@ pub fn handle(core: &mut Core, ctx: &Ctx, req: &Request, chat: GrpChat) {
         }
     }
     core.count_post(relays);
-    super::newcontent::notify(core, &guid);
+    super::newcontent::notify(core, guid);
 }

@@ -7,6 +7,7 @@
 //! then a reply with an error code (docs/xccos-codes.md); nothing is stored for it.
 
 pub mod associations;
+pub mod filetok;
 pub mod grpchat;
 pub mod history;
 pub mod invitations;
@@ -144,6 +145,12 @@ fn dispatch(core: &mut Core, ctx: &Ctx, kind: &CmdKind) -> CmdResult {
             add,
             remove,
         } => manage::update(core, ctx, chan, attrs, add, remove),
+        CmdKind::GetFileToken {
+            upload,
+            chan_uri,
+            file,
+        } => filetok::file_token(core, ctx, *upload, chan_uri, file),
+        CmdKind::GetHttpToken => filetok::http_token(core, ctx),
     }
 }
 

@@ -56,6 +56,14 @@ pub enum Input {
     },
     /// Periodic timer (the driver sends one about every second): expires sessions.
     Tick,
+    /// A request from the web services (`crate::web`); answered by exactly one
+    /// [`Action::Http`] with the same `req`.
+    Http {
+        /// Request id (assigned by the driver).
+        req: crate::web::api::HttpReqId,
+        /// The request.
+        request: crate::web::api::HttpRequest,
+    },
 }
 
 /// Something the driver must do.
@@ -75,6 +83,13 @@ pub enum Action {
     Close {
         /// Connection.
         conn: ConnId,
+    },
+    /// Answer the web services' request `req`.
+    Http {
+        /// Request id (from [`Input::Http`]).
+        req: crate::web::api::HttpReqId,
+        /// The answer.
+        reply: crate::web::api::HttpReply,
     },
 }
 
@@ -109,6 +124,8 @@ pub struct Core {
     poisoned: bool,
     /// Compliance bookkeeping of the batch (undo of joins/parts, carried PART events).
     pub(crate) compliance: crate::compliance::record::BatchState,
+    /// Web services: tokens and file stores.
+    pub(crate) web: crate::web::ops::WebState,
     /// `host:port` written into Via and Contact of our messages.
     pub(crate) local_addr: String,
     stats: Stats,
@@ -169,6 +186,7 @@ impl Core {
         }
         let mut ids = IdGen::new(seed);
         let next_envid = ids.envid_start();
+        let web = crate::web::ops::WebState::new(cfg.http.as_ref());
         Ok(Core {
             cfg,
             store,
@@ -181,6 +199,7 @@ impl Core {
             on_abort: Vec::new(),
             poisoned: false,
             compliance: Default::default(),
+            web,
             local_addr: local_addr.to_string(),
             stats: Stats::default(),
             faults: Faults::default(),
@@ -232,6 +251,7 @@ impl Core {
         };
         crate::compliance::record::end_batch(self, committed);
         self.dedup.end_batch(committed);
+        self.web.tokens.end_batch(committed);
         for q in self.queued.drain(..) {
             if committed || !q.needs_commit {
                 out.push(q.action);
@@ -272,8 +292,10 @@ impl Core {
                     self.drop_dialog(d);
                 }
             }
+            Input::Http { req, request } => crate::web::ops::handle(self, req, request),
             Input::Tick => {
                 let now = self.clock.now_ms();
+                self.web.tokens.purge(now);
                 for d in self.dialogs.expired(now) {
                     tracing::info!(
                         dialog = d,

@@ -33,7 +33,7 @@ fn actions_to_texts(out: &[Action]) -> Vec<(ConnId, Vec<u8>)> {
                 v.extend_from_slice(body);
                 Some((*conn, v))
             }
-            Action::Close { .. } => None,
+            Action::Close { .. } | Action::Http { .. } => None,
         })
         .collect()
 }

@@ -116,6 +116,16 @@ impl Store for FlakyStore {
     fn mark_invitation_seen(&mut self, user: &str, room: &str) -> Result<(), StoreError> {
         self.inner.mark_invitation_seen(user, room)
     }
+    fn put_file(&mut self, f: &crate::store::FileRecord) -> Result<(), StoreError> {
+        self.inner.put_file(f)
+    }
+    fn get_file(
+        &mut self,
+        room: &str,
+        name: &str,
+    ) -> Result<Option<crate::store::FileRecord>, StoreError> {
+        self.inner.get_file(room, name)
+    }
 }
 
 fn config() -> Config {
@@ -165,7 +175,7 @@ fn texts(actions: &[Action]) -> Vec<(ConnId, String)> {
                 v.extend_from_slice(body);
                 Some((*conn, String::from_utf8(v).unwrap()))
             }
-            Action::Close { .. } => None,
+            Action::Close { .. } | Action::Http { .. } => None,
         })
         .collect()
 }
@@ -516,4 +526,96 @@ fn retry_within_one_batch_is_answered_with_the_commit() {
     assert_eq!(response(&out[0].1).code, 200, "the retry is stored");
     let guid = crate::ids::room_guid("contoso.com", "Design");
     assert_eq!(h.core.store.message_count(&guid).unwrap(), 1);
+}
+
+/// The `token="…"` of the first reply in `out`.
+fn token_in(out: &[(ConnId, String)]) -> String {
+    out.iter()
+        .find_map(|(_, t)| {
+            let start = t.find("token=\"")? + 7;
+            let len = t[start..].find('"')?;
+            Some(t[start..start + len].to_string())
+        })
+        .expect("a token in the reply")
+}
+
+#[test]
+fn upload_in_a_batch_that_does_not_commit_answers_503_and_keeps_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config();
+    cfg.compliance.enabled = true;
+    cfg.http = Some(crate::config::HttpConfig {
+        file_store: dir.path().join("files"),
+        compliance_file_store: dir.path().join("cfiles"),
+        ..Default::default()
+    });
+    let fail = Arc::new(AtomicBool::new(false));
+    let store = FlakyStore {
+        inner: SqliteStore::in_memory().unwrap(),
+        fail: fail.clone(),
+    };
+    let clock = Arc::new(ManualClock::new(crate::clock::SIM_EPOCH_MS));
+    let core = Core::new(cfg, Box::new(store), clock.clone(), 1, "10.0.0.1:5060").unwrap();
+    let mut h = Harness {
+        core,
+        fail,
+        clock,
+        cseq: 1,
+    };
+    let d1 = h.sign_in(1, "user1");
+    let d2 = h.sign_in(2, "user2");
+    let uri = h.design_uri();
+    h.info(1, "user1", &d1, &join_body(&uri));
+    h.info(2, "user2", &d2, &join_body(&uri));
+    let cmd = |id: &str, data: &str| {
+        format!("<xccos ver=\"1\" envid=\"200\" xmlns=\"urn:parlano:xml:ns:xccos\"><cmd id=\"{id}\" seqid=\"1\"><data>{data}</data></cmd></xccos>")
+    };
+    let bearer = token_in(&h.info(1, "user1", &d1, &cmd("cmd:gethttptok", "")));
+    let ftdb = format!("<ftdb channelUri=\"{uri}\" fileUrl=\"a.txt\"/>");
+    let token = token_in(&h.info(1, "user1", &d1, &cmd("cmd:getfutok", &ftdb)));
+    let guid = crate::ids::room_guid("contoso.com", "Design");
+    let upload = |req| Input::Http {
+        req,
+        request: crate::web::api::HttpRequest::Upload {
+            bearer: bearer.clone(),
+            room: guid.clone(),
+            name: "a.txt".into(),
+            token: token.clone(),
+            content: Bytes::from_static(b"hello"),
+        },
+    };
+    let status = |out: &[Action]| -> Vec<u16> {
+        out.iter()
+            .filter_map(|a| match a {
+                Action::Http { reply, .. } => Some(reply.status),
+                _ => None,
+            })
+            .collect()
+    };
+    h.fail.store(true, Ordering::SeqCst);
+    let mut out = Vec::new();
+    h.core.handle(upload(1), &mut out);
+    assert_eq!(status(&out), [503]);
+    assert!(texts(&out).is_empty(), "nothing relayed: {:?}", texts(&out));
+    h.fail.store(false, Ordering::SeqCst);
+    assert_eq!(h.core.store.get_file(&guid, "a.txt").unwrap(), None);
+    assert_eq!(h.core.store.message_count(&guid).unwrap(), 0);
+    assert!(h
+        .core
+        .store
+        .outbox_peek(100)
+        .unwrap()
+        .iter()
+        .all(|e| e.kind != crate::compliance::EventKind::FileUpload));
+    // The retry with the same token succeeds, once.
+    let mut out = Vec::new();
+    h.core.handle(upload(2), &mut out);
+    assert_eq!(status(&out), [201]);
+    assert!(texts(&out)
+        .iter()
+        .any(|(conn, t)| *conn == 2 && t.contains("[file] a.txt (5 bytes")));
+    assert!(h.core.store.get_file(&guid, "a.txt").unwrap().is_some());
+    let mut out = Vec::new();
+    h.core.handle(upload(3), &mut out);
+    assert_eq!(status(&out), [409]);
 }

@@ -178,6 +178,18 @@ impl Store for FaultyStore {
         self.check(Op::Write)?;
         self.inner.mark_invitation_seen(user, room_guid)
     }
+    fn put_file(&mut self, file: &super::FileRecord) -> Result<(), StoreError> {
+        self.check(Op::Write)?;
+        self.inner.put_file(file)
+    }
+    fn get_file(
+        &mut self,
+        room_guid: &str,
+        name: &str,
+    ) -> Result<Option<super::FileRecord>, StoreError> {
+        self.check(Op::Read)?;
+        self.inner.get_file(room_guid, name)
+    }
 }
 
 #[cfg(test)]

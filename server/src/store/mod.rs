@@ -69,6 +69,24 @@ pub enum HistoryQuery {
     },
 }
 
+/// A file posted to a room over the web service (`crate::web`); its bytes are in the
+/// file store under `sha256` (`crate::files`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileRecord {
+    /// Room GUID.
+    pub room_guid: String,
+    /// File name in the room (no path separators, see `crate::files::check_name`).
+    pub name: String,
+    /// SHA-256 of the content, lower-case hex (the file store key).
+    pub sha256: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Uploader's SIP URI.
+    pub uploader: String,
+    /// Upload time, ms since the Unix epoch.
+    pub ts_ms: i64,
+}
+
 /// A user preference (`cmd:getpref`/`cmd:setpref`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pref {
@@ -212,4 +230,8 @@ pub trait Store: Send {
     fn invitations(&mut self, user: &str) -> Result<Vec<Invitation>, StoreError>;
     /// Marks `user`'s invitations to a room as seen.
     fn mark_invitation_seen(&mut self, user: &str, room_guid: &str) -> Result<(), StoreError>;
+    /// Records a posted file (replaces an earlier file of the same name in the room).
+    fn put_file(&mut self, file: &FileRecord) -> Result<(), StoreError>;
+    /// The file `name` of a room, if posted.
+    fn get_file(&mut self, room_guid: &str, name: &str) -> Result<Option<FileRecord>, StoreError>;
 }

@@ -2,7 +2,8 @@
 //! (`PRAGMA user_version`), prepared-statement cache.
 
 use super::{
-    HistoryQuery, Invitation, NewMessage, Pref, RoomRecord, Store, StoreError, StoredMessage,
+    FileRecord, HistoryQuery, Invitation, NewMessage, Pref, RoomRecord, Store, StoreError,
+    StoredMessage,
 };
 use crate::compliance::{Event, EventKind, NewEvent};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -80,6 +81,17 @@ const MIGRATIONS: &[&str] = &[
         seen INTEGER NOT NULL DEFAULT 0
      );
      CREATE INDEX invitations_by_user ON invitations(user_uri, seen, id);",
+    // 4: files posted to rooms over the web service (issue 6): metadata; the bytes are
+    // in the content-addressed file store under `sha256`.
+    "CREATE TABLE files (
+        room_guid TEXT NOT NULL REFERENCES rooms(guid) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        uploader TEXT NOT NULL,
+        ts_ms INTEGER NOT NULL,
+        PRIMARY KEY (room_guid, name)
+     );",
 ];
 
 /// SQLite-backed store. Not `Sync`: one owner (the channel service task).
@@ -519,6 +531,48 @@ impl Store for SqliteStore {
              WHERE m.room_guid = ?2 AND m.id > f.last_read_id",
             &[&user, &room_guid],
         )
+    }
+
+    fn put_file(&mut self, f: &FileRecord) -> Result<(), StoreError> {
+        self.write(|c| {
+            c.execute(
+                "INSERT INTO files (room_guid, name, sha256, size, uploader, ts_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT(room_guid, name) DO UPDATE SET sha256 = excluded.sha256,
+                   size = excluded.size, uploader = excluded.uploader, ts_ms = excluded.ts_ms",
+                params![
+                    f.room_guid,
+                    f.name,
+                    f.sha256,
+                    f.size as i64,
+                    f.uploader,
+                    f.ts_ms
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn get_file(&mut self, room_guid: &str, name: &str) -> Result<Option<FileRecord>, StoreError> {
+        self.conn
+            .prepare_cached(
+                "SELECT room_guid, name, sha256, size, uploader, ts_ms FROM files
+                 WHERE room_guid = ?1 AND name = ?2",
+            )
+            .and_then(|mut st| {
+                st.query_row(params![room_guid, name], |r| {
+                    Ok(FileRecord {
+                        room_guid: r.get(0)?,
+                        name: r.get(1)?,
+                        sha256: r.get(2)?,
+                        size: r.get::<_, i64>(3)?.max(0) as u64,
+                        uploader: r.get(4)?,
+                        ts_ms: r.get(5)?,
+                    })
+                })
+                .optional()
+            })
+            .map_err(db)
     }
 
     fn get_pref(&mut self, user: &str, label: &str) -> Result<Option<Pref>, StoreError> {

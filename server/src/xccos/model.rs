@@ -201,6 +201,20 @@ pub enum CmdKind {
         /// Users to remove from a role.
         remove: Vec<RoleChange>,
     },
+    /// `cmd:getfutok` (upload) / `cmd:getfdtok` (download): `<data><ftdb
+    /// channelUri="ma-chan://…" fileUrl="report.txt"/></data>` (`XCCOS.md` table); reply
+    /// `rpl:getftok` with a single-use file token for the web service.
+    GetFileToken {
+        /// `true` for `cmd:getfutok`, `false` for `cmd:getfdtok`.
+        upload: bool,
+        /// `channelUri`.
+        chan_uri: String,
+        /// `fileUrl`: the file name in the room.
+        file: String,
+    },
+    /// `cmd:gethttptok` **(design)**: `<data/>`; reply `rpl:gethttptok` with a bearer
+    /// token that identifies this dialog's user to the web service (docs/protocol.md).
+    GetHttpToken,
 }
 
 /// Room attributes carried by `cmd:createroom` / `cmd:updateroom` **(design)**, as
@@ -253,6 +267,9 @@ impl CmdKind {
             CmdKind::SetPref { .. } => "cmd:setpref",
             CmdKind::CreateRoom { .. } => "cmd:createroom",
             CmdKind::UpdateRoom { .. } => "cmd:updateroom",
+            CmdKind::GetFileToken { upload: true, .. } => "cmd:getfutok",
+            CmdKind::GetFileToken { upload: false, .. } => "cmd:getfdtok",
+            CmdKind::GetHttpToken => "cmd:gethttptok",
         }
     }
 
@@ -274,6 +291,8 @@ impl CmdKind {
             CmdKind::SetPref { .. } => "rpl:setpref",
             CmdKind::CreateRoom { .. } => "rpl:createroom",
             CmdKind::UpdateRoom { .. } => "rpl:updateroom",
+            CmdKind::GetFileToken { .. } => "rpl:getftok",
+            CmdKind::GetHttpToken => "rpl:gethttptok",
         }
     }
 }
@@ -502,6 +521,14 @@ pub enum RplData {
         seqid: u64,
         /// `content`, base64.
         content: String,
+    },
+    /// `rpl:getftok` / `rpl:gethttptok` **(design for the latter)**: `<data><token
+    /// token="…" serveruri="…"/></data>`.
+    Token {
+        /// `token`: the opaque token.
+        token: String,
+        /// `serveruri`: where to use it (the web service's base URL).
+        server_uri: String,
     },
 }
 

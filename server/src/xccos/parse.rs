@@ -366,7 +366,10 @@ fn interpret(mut root: Elem, ctx: &Ctx) -> Result<Envelope, XccosError> {
     Ok(Envelope { envid, body })
 }
 
-const KNOWN_CMDS: [&str; 14] = [
+const KNOWN_CMDS: [&str; 17] = [
+    "cmd:getfutok",
+    "cmd:getfdtok",
+    "cmd:gethttptok",
     "cmd:getpref",
     "cmd:setpref",
     "cmd:createroom",
@@ -399,6 +402,15 @@ fn parse_cmd(el: &Elem, ctx: &Ctx) -> Result<Cmd, XccosError> {
     let data = el.child("data");
     let kind = match id {
         "cmd:requri" => CmdKind::RequestUri,
+        "cmd:gethttptok" => CmdKind::GetHttpToken,
+        "cmd:getfutok" | "cmd:getfdtok" => {
+            let ftdb = p.child(p.data(data)?, "ftdb")?;
+            CmdKind::GetFileToken {
+                upload: id == "cmd:getfutok",
+                chan_uri: p.attr(ftdb, "channelUri")?.to_owned(),
+                file: p.attr(ftdb, "fileUrl")?.to_owned(),
+            }
+        }
         "cmd:nodespermcreatechild" => CmdKind::NodesPermCreateChild,
         "cmd:getserverinfo" => {
             let sib = p.child(p.data(data)?, "sib")?;
@@ -700,6 +712,13 @@ fn parse_rpl(el: &Elem, ctx: &Ctx) -> Result<Rpl, XccosError> {
 fn rpl_data(id: &str, d: &Elem) -> Option<RplData> {
     match id {
         "rpl:requri" => Some(RplData::Uib(d.child("uib")?.attr("uri")?.to_owned())),
+        "rpl:getftok" | "rpl:gethttptok" => {
+            let t = d.child("token")?;
+            Some(RplData::Token {
+                token: t.attr("token")?.to_owned(),
+                server_uri: t.attr("serveruri").unwrap_or("").to_owned(),
+            })
+        }
         "rpl:getservinfo" => {
             let s = d.child("sib")?;
             let str_attr = |k: &str| s.attr(k).unwrap_or("").to_owned();

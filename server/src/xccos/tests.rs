@@ -1537,3 +1537,64 @@ proptest! {
         }
     }
 }
+
+// ---------------------------------------------------------------- web services tokens
+
+#[test]
+fn file_and_bearer_token_commands_parse_write_and_round_trip() {
+    // XCCOS.md table: cmd:getfutok / cmd:getfdtok with <ftdb>, reply rpl:getftok.
+    let xml = format!(
+        "<xccos ver=\"1\" envid=\"7\" xmlns=\"urn:parlano:xml:ns:xccos\"><cmd id=\"cmd:getfutok\" seqid=\"3\"><data><ftdb channelUri=\"{}\" fileUrl=\"report.txt\"/></data></cmd></xccos>",
+        chan_uri()
+    );
+    let env = ok(&xml);
+    let Body::Cmd(cmd) = &env.body else {
+        panic!("not a cmd: {env:?}")
+    };
+    assert_eq!(
+        cmd.kind,
+        CmdKind::GetFileToken {
+            upload: true,
+            chan_uri: chan_uri(),
+            file: "report.txt".into()
+        }
+    );
+    assert_eq!(cmd.kind.reply_id(), "rpl:getftok");
+    assert_eq!(env.to_xml(), xml);
+    for kind in [
+        CmdKind::GetFileToken {
+            upload: false,
+            chan_uri: chan_uri(),
+            file: "a b.pdf".into(),
+        },
+        CmdKind::GetHttpToken,
+    ] {
+        round_trip(&Envelope {
+            envid: 9,
+            body: Body::Cmd(Cmd { seqid: 1, kind }),
+        });
+    }
+    // Missing fileUrl: 400 addressed to the command.
+    let bad = xml.replace(" fileUrl=\"report.txt\"", "");
+    assert_eq!(err(bad.as_bytes()).code, codes::BAD_REQUEST);
+    // The reply's token element.
+    let rpl = Envelope {
+        envid: 10,
+        body: Body::Rpl(Rpl {
+            id: "rpl:getftok".into(),
+            seqid: 3,
+            command: Some(CommandRef { seqid: 3, envid: 7 }),
+            resp: Some(Resp::ok()),
+            data: RplData::Token {
+                token: "6f0a0000-0000-4000-8000-000000000001".into(),
+                server_uri: "https://chat.contoso.com".into(),
+            },
+        }),
+    };
+    let text = rpl.to_xml();
+    assert!(
+        text.contains("<data><token token=\"6f0a0000-0000-4000-8000-000000000001\" serveruri=\"https://chat.contoso.com\"/></data>"),
+        "{text}"
+    );
+    round_trip(&rpl);
+}

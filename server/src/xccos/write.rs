@@ -203,7 +203,17 @@ impl W<'_> {
         self.attr_u64("seqid", c.seqid);
         self.gt();
         match &c.kind {
-            CmdKind::RequestUri | CmdKind::NodesPermCreateChild => self.raw("<data/>"),
+            CmdKind::RequestUri | CmdKind::NodesPermCreateChild | CmdKind::GetHttpToken => {
+                self.raw("<data/>")
+            }
+            CmdKind::GetFileToken { chan_uri, file, .. } => {
+                self.raw("<data>");
+                self.open("ftdb");
+                self.attr("channelUri", chan_uri);
+                self.attr("fileUrl", file);
+                self.slash_gt();
+                self.raw("</data>");
+            }
             CmdKind::GetServerInfo { domain, info_type } => {
                 self.raw("<data>");
                 self.open("sib");
@@ -503,6 +513,14 @@ impl W<'_> {
                 self.attr("label", label);
                 self.attr_u64("seqid", *seqid);
                 self.attr("content", content);
+                self.slash_gt();
+                self.raw("</data>");
+            }
+            RplData::Token { token, server_uri } => {
+                self.raw("<data>");
+                self.open("token");
+                self.attr("token", token);
+                self.attr("serveruri", server_uri);
                 self.slash_gt();
                 self.raw("</data>");
             }

@@ -1,0 +1,90 @@
+//! Tokens for the web services (call-flows.md "Web services"; docs/web.md).
+//!
+//! - `cmd:getfutok` / `cmd:getfdtok` (XCCOS.md table): `<ftdb channelUri="…"
+//!   fileUrl="name"/>` -> `rpl:getftok` `<token token="<guid>" serveruri="<base
+//!   URL>"/>`: a single-use token for uploading (`futok`) or downloading (`fdtok`) that
+//!   file in that room, bound to the dialog's user, expiring after `[http]
+//!   file_token_ttl_ms`. Upload needs the right to post and the category's
+//!   `file_upload`; download needs the right to read history and an existing file.
+//! - `cmd:gethttptok` **(design)**: `<data/>` -> `rpl:gethttptok` `<token token="<guid>"
+//!   serveruri="<base URL>"/>`: the bearer token for `Authorization: Bearer` that
+//!   identifies this dialog's user to the web service, so HTTP never trusts a user name
+//!   it was merely told. It ends with the dialog or after `[http] bearer_ttl_ms`.
+//!
+//! Errors: 400 when `[http]` is not configured (the reason says so), 400 (bad file name), 404 (no such room / not visible, no such file), 403 (may
+//! not post or read, file upload off).
+
+use super::{room_op, store_err, CmdError, CmdResult, Ctx};
+use crate::channel::authz::Op;
+use crate::core::Core;
+use crate::web::tokens::{Bearer, Direction};
+use crate::xccos::{codes, ChanRef, RplData};
+
+fn base_url(core: &Core) -> Result<String, CmdError> {
+    core.cfg
+        .http
+        .as_ref()
+        .map(|h| h.base_url())
+        .ok_or_else(|| CmdError::new(codes::BAD_REQUEST, "web services are off ([http] absent)"))
+}
+
+/// `cmd:getfutok` (`upload`) / `cmd:getfdtok`. See the module docs.
+pub fn file_token(
+    core: &mut Core,
+    ctx: &Ctx,
+    upload: bool,
+    chan_uri: &str,
+    file: &str,
+) -> CmdResult {
+    let server_uri = base_url(core)?;
+    crate::files::check_name(file).map_err(|why| CmdError::new(codes::BAD_REQUEST, why))?;
+    let op = if upload { Op::Post } else { Op::ReadHistory };
+    let room = room_op(core, &ctx.user, &ChanRef::Uri(chan_uri.to_string()), op)?;
+    let guid = room.guid.clone();
+    if upload && !crate::web::ops::upload_allowed(core, room) {
+        return Err(CmdError::new(
+            codes::NO_PERMISSION,
+            "file upload is off in this room's category",
+        ));
+    }
+    if !upload
+        && core
+            .store
+            .get_file(&guid, file)
+            .map_err(store_err)?
+            .is_none()
+    {
+        return Err(CmdError::new(
+            codes::NO_SUCH_ROOM,
+            "no such file in this room",
+        ));
+    }
+    let direction = if upload {
+        Direction::Upload
+    } else {
+        Direction::Download
+    };
+    let token = crate::web::ops::issue_file_token(core, &ctx.user, &guid, file, direction);
+    Ok(RplData::Token { token, server_uri })
+}
+
+/// `cmd:gethttptok` **(design)**. See the module docs.
+pub fn http_token(core: &mut Core, ctx: &Ctx) -> CmdResult {
+    let server_uri = base_url(core)?;
+    let ttl = core
+        .cfg
+        .http
+        .as_ref()
+        .map_or(0, |h| i64::try_from(h.bearer_ttl_ms).unwrap_or(i64::MAX));
+    let token = core.ids.guid();
+    let expires_ms = core.clock.now_ms().saturating_add(ttl);
+    core.web.tokens.add_bearer(
+        token.clone(),
+        Bearer {
+            user: ctx.user.clone(),
+            dialog: ctx.dialog,
+            expires_ms,
+        },
+    );
+    Ok(RplData::Token { token, server_uri })
+}

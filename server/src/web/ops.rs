@@ -1,0 +1,425 @@
+//! The core's side of the web services: every HTTP request that reads or changes state
+//! is handled here, inside the core's batch transaction (`Input::Http` in,
+//! `Action::Http` out), so uploads, downloads and room changes are ordered with SIP
+//! traffic and stay deterministic. Authorization is [`authz`]'s, room management is
+//! `cmd::manage`'s - the same rules as XCCOS.
+//!
+//! A reply that reports a write (upload, download event, room change) is released only
+//! after the commit; if the batch does not commit, 503 `busy` goes instead and the file
+//! token is usable again (`Tokens::end_batch`). Refused
+//! requests change nothing: the file token stays unused, no file is written.
+
+use super::api::{
+    FileInfo, HttpReply, HttpReqId, HttpRequest, RoomCreate, RoomList, RoomUpdate, RoomView,
+};
+use super::tokens::{Direction, TokenError, Tokens};
+use crate::channel::authz::{self, Op};
+use crate::channel::{DialogId, Room};
+use crate::cmd::{CmdError, Ctx};
+use crate::compliance::record::{event_at, with_event};
+use crate::compliance::EventKind;
+use crate::core::{Action, Core};
+use crate::files::{check_name, FileStore};
+use crate::store::{FileRecord, NewMessage};
+use crate::xccos::{codes, ChanRef, RoleChange, RoomAttrs};
+
+/// The core's web state: tokens and the file stores (when `[http]` is configured).
+#[derive(Debug, Default)]
+pub struct WebState {
+    /// Bearer and file tokens.
+    pub tokens: Tokens,
+    /// The file store and the compliance file store.
+    pub files: Option<(FileStore, FileStore)>,
+}
+
+impl WebState {
+    /// The state for `[http]` (`None`: web services off).
+    pub fn new(cfg: Option<&crate::config::HttpConfig>) -> WebState {
+        match cfg {
+            None => WebState::default(),
+            Some(h) => WebState {
+                tokens: Tokens::new(i64::try_from(h.file_token_ttl_ms).unwrap_or(i64::MAX)),
+                files: Some((
+                    FileStore::new(&h.file_store),
+                    FileStore::new(&h.compliance_file_store),
+                )),
+            },
+        }
+    }
+}
+
+type Reply = Result<HttpReply, HttpReply>;
+
+fn unauthorized() -> HttpReply {
+    HttpReply::error(
+        401,
+        "unauthorized",
+        "missing, unknown or expired bearer token (get one with cmd:gethttptok)",
+    )
+}
+
+fn internal(e: impl std::fmt::Display) -> HttpReply {
+    tracing::error!("web service: {e}");
+    HttpReply::error(500, "internal", e.to_string())
+}
+
+/// A refused XCCOS-style operation as an HTTP error.
+pub fn from_cmd_error(e: CmdError) -> HttpReply {
+    let (status, code) = match e.code {
+        codes::BAD_REQUEST => (400, "bad_request"),
+        codes::NO_PERMISSION => (403, "forbidden"),
+        codes::NO_SUCH_ROOM => (404, "no_such_room"),
+        codes::CONFLICT => (409, "conflict"),
+        codes::TOO_LARGE => (413, "too_large"),
+        _ => (500, "internal"),
+    };
+    HttpReply::error(status, code, e.reason)
+}
+
+fn token_error(e: TokenError) -> HttpReply {
+    let (status, code, msg) = match e {
+        TokenError::Unknown => (403, "bad_token", "unknown file token"),
+        TokenError::WrongUser => (
+            403,
+            "token_wrong_user",
+            "the token was issued to another user",
+        ),
+        TokenError::WrongRoom => (403, "token_wrong_room", "the token is for another room"),
+        TokenError::WrongFile => (403, "token_wrong_file", "the token is for another file"),
+        TokenError::WrongDirection => (
+            403,
+            "token_wrong_direction",
+            "the token is for the other direction (getfutok uploads, getfdtok downloads)",
+        ),
+        TokenError::Used => (409, "token_used", "the token was already used (single use)"),
+        TokenError::Expired => (410, "token_expired", "the token has expired"),
+    };
+    HttpReply::error(status, code, msg)
+}
+
+/// The user and dialog a bearer token stands for. Errors: 401.
+fn identify(core: &Core, bearer: &str) -> Result<(String, DialogId), HttpReply> {
+    let now = core.clock.now_ms();
+    let b = core
+        .web
+        .tokens
+        .bearer(bearer, now)
+        .ok_or_else(unauthorized)?;
+    // The token dies with its dialog.
+    match core.dialogs.get(b.dialog) {
+        Some(d) if d.user == b.user => Ok((b.user.clone(), b.dialog)),
+        _ => Err(unauthorized()),
+    }
+}
+
+/// The room with GUID `guid` if `user` may do `op` there. Errors: 404 (unknown, or not
+/// to be known: secret), 403.
+fn room_for<'a>(core: &'a Core, user: &str, guid: &str, op: Op) -> Result<&'a Room, HttpReply> {
+    let room = core
+        .rooms
+        .get(guid)
+        .ok_or_else(|| HttpReply::error(404, "no_such_room", "no such room"))?;
+    authz::check(&core.rooms, room, user, op).map_err(|code| {
+        if code == codes::NO_SUCH_ROOM {
+            HttpReply::error(404, "no_such_room", "no such room")
+        } else {
+            HttpReply::error(403, "forbidden", format!("{user} may not {op:?} this room"))
+        }
+    })?;
+    Ok(room)
+}
+
+fn file_stores(core: &Core) -> Result<(FileStore, FileStore), HttpReply> {
+    core.web
+        .files
+        .clone()
+        .ok_or_else(|| internal("web services are not configured"))
+}
+
+/// Handles one HTTP request (see the module docs). Every path pushes exactly one
+/// `Action::Http` for `req` (plus its 503 alternative when it needs the commit).
+pub(crate) fn handle(core: &mut Core, req: HttpReqId, request: HttpRequest) {
+    let (result, needs_commit) = match request {
+        HttpRequest::Upload {
+            bearer,
+            room,
+            name,
+            token,
+            content,
+        } => (upload(core, &bearer, &room, &name, &token, &content), true),
+        HttpRequest::Download {
+            bearer,
+            room,
+            name,
+            token,
+        } => (download(core, &bearer, &room, &name, &token), true),
+        HttpRequest::ListRooms { bearer } => (list_rooms(core, &bearer), false),
+        HttpRequest::CreateRoom { bearer, body } => (create_room(core, &bearer, body), true),
+        HttpRequest::UpdateRoom { bearer, room, body } => {
+            (update_room(core, &bearer, &room, body), true)
+        }
+    };
+    match result {
+        Ok(reply) => {
+            core.push(Action::Http { req, reply }, needs_commit);
+            if needs_commit {
+                core.push_on_abort(Action::Http {
+                    req,
+                    reply: HttpReply::error(
+                        503,
+                        "busy",
+                        "not stored; retry (the token is still valid)",
+                    ),
+                });
+            }
+        }
+        Err(reply) => core.push(Action::Http { req, reply }, false),
+    }
+}
+
+/// Issues a file token (`cmd:getfutok` / `cmd:getfdtok`): see `cmd::filetok`.
+pub(crate) fn issue_file_token(
+    core: &mut Core,
+    user: &str,
+    room_guid: &str,
+    name: &str,
+    direction: Direction,
+) -> String {
+    let token = core.ids.guid();
+    let ttl = core.cfg.http.as_ref().map_or(0, |h| {
+        i64::try_from(h.file_token_ttl_ms).unwrap_or(i64::MAX)
+    });
+    let expires_ms = core.clock.now_ms().saturating_add(ttl);
+    core.web.tokens.add_file(
+        token.clone(),
+        super::tokens::FileToken {
+            user: user.to_string(),
+            room_guid: room_guid.to_string(),
+            name: name.to_string(),
+            direction,
+            expires_ms,
+            used: false,
+        },
+    );
+    token
+}
+
+/// Whether uploads are allowed in the room's category (`file_upload`).
+pub(crate) fn upload_allowed(core: &Core, room: &Room) -> bool {
+    core.rooms.category_of(room).is_some_and(|c| c.file_upload)
+}
+
+/// The text of the grpchat that announces an uploaded file **(design)**:
+/// `[file] <name> (<size> bytes, sha256 <hex>)`.
+pub fn announcement(name: &str, size: u64, sha256: &str) -> String {
+    format!("[file] {name} ({size} bytes, sha256 {sha256})")
+}
+
+fn upload(
+    core: &mut Core,
+    bearer: &str,
+    guid: &str,
+    name: &str,
+    token: &str,
+    content: &[u8],
+) -> Reply {
+    let (user, dialog) = identify(core, bearer)?;
+    check_name(name).map_err(|why| HttpReply::error(400, "bad_file_name", why))?;
+    let now = core.clock.now_ms();
+    core.web
+        .tokens
+        .check_file(token, &user, guid, name, Direction::Upload, now)
+        .map_err(token_error)?;
+    let max = core.cfg.http.as_ref().map_or(0, |h| h.max_file_bytes);
+    if content.len() as u64 > max {
+        return Err(HttpReply::error(
+            413,
+            "file_too_large",
+            format!("{} bytes exceed max_file_bytes {max}", content.len()),
+        ));
+    }
+    // Rights are checked again: the room may have changed since the token was issued.
+    let room = room_for(core, &user, guid, Op::Post)?;
+    if !upload_allowed(core, room) {
+        return Err(HttpReply::error(
+            403,
+            "upload_not_allowed",
+            "file upload is off in this room's category",
+        ));
+    }
+    let chan_uri = room.uri.clone();
+    let (files, compliance_files) = file_stores(core)?;
+    let sha256 = files.put(content).map_err(internal)?;
+    if core.cfg.compliance.enabled {
+        compliance_files.put(content).map_err(internal)?;
+    }
+    let size = content.len() as u64;
+    let text = announcement(name, size, &sha256);
+    let msg = NewMessage {
+        room_guid: guid.to_string(),
+        author: user.clone(),
+        ts_ms: now,
+        text: text.clone(),
+    };
+    let rec = FileRecord {
+        room_guid: guid.to_string(),
+        name: name.to_string(),
+        sha256: sha256.clone(),
+        size,
+        uploader: user.clone(),
+        ts_ms: now,
+    };
+    let ev = event_at(core, EventKind::FileUpload, guid, &user, now, name);
+    let message_id = with_event(core, ev, |store| {
+        store.put_file(&rec)?;
+        store.append_message(&msg)
+    })
+    .map_err(internal)?;
+    core.web.tokens.consume(token);
+    tracing::info!(%user, room = %guid, %name, size, "file uploaded");
+    crate::cmd::grpchat::relay(
+        core,
+        guid,
+        chan_uri.clone(),
+        user.clone(),
+        now,
+        text,
+        dialog,
+    );
+    Ok(HttpReply::json(
+        201,
+        FileInfo {
+            room: chan_uri,
+            name: name.to_string(),
+            size,
+            sha256,
+            uploader: user,
+            message_id,
+        },
+    ))
+}
+
+fn download(core: &mut Core, bearer: &str, guid: &str, name: &str, token: &str) -> Reply {
+    let (user, _) = identify(core, bearer)?;
+    check_name(name).map_err(|why| HttpReply::error(400, "bad_file_name", why))?;
+    let now = core.clock.now_ms();
+    core.web
+        .tokens
+        .check_file(token, &user, guid, name, Direction::Download, now)
+        .map_err(token_error)?;
+    room_for(core, &user, guid, Op::ReadHistory)?;
+    let rec = core
+        .store
+        .get_file(guid, name)
+        .map_err(internal)?
+        .ok_or_else(|| HttpReply::error(404, "no_such_file", "no such file in this room"))?;
+    let (files, _) = file_stores(core)?;
+    let content = files.get(&rec.sha256).map_err(internal)?;
+    crate::compliance::record::record(core, EventKind::FileDownload, guid, &user, name)
+        .map_err(from_cmd_error)?;
+    core.web.tokens.consume(token);
+    tracing::info!(%user, room = %guid, %name, "file downloaded");
+    Ok(HttpReply {
+        status: 200,
+        body: super::api::ReplyBody::File {
+            name: name.to_string(),
+            content: content.into(),
+        },
+    })
+}
+
+/// The web API's view of a room.
+pub fn room_view(room: &Room, user: &str) -> RoomView {
+    RoomView {
+        uri: room.uri.clone(),
+        id: room.guid.clone(),
+        name: room.name.clone(),
+        category: room.category.clone(),
+        description: room.description.clone(),
+        topic: room.topic.clone(),
+        privacy: room.privacy.as_str().to_string(),
+        members: room.members.iter().cloned().collect(),
+        managers: room.managers.iter().cloned().collect(),
+        manager: room.managers.contains(user),
+    }
+}
+
+fn list_rooms(core: &mut Core, bearer: &str) -> Reply {
+    let (user, _) = identify(core, bearer)?;
+    let rooms = core
+        .rooms
+        .by_name_order()
+        .filter(|r| r.members.contains(&user) || r.managers.contains(&user))
+        .filter(|r| authz::can_find(&core.rooms, r, &user))
+        .map(|r| room_view(r, &user))
+        .collect();
+    Ok(HttpReply::json(200, RoomList { rooms }))
+}
+
+/// A `Ctx` for `cmd::manage` on behalf of an HTTP request: no XCCOS reply is sent, and
+/// `DialogId::MAX` as the dialog means every joined dialog (the user's own SIP client
+/// included) gets the room's notices.
+fn manage_ctx(core: &Core, user: String, dialog: DialogId) -> Ctx {
+    Ctx {
+        conn: core.dialogs.get(dialog).map_or(0, |d| d.conn),
+        dialog: DialogId::MAX,
+        user,
+        envid: 0,
+        seqid: 0,
+    }
+}
+
+fn roles(users: &[String], role: &str) -> Vec<RoleChange> {
+    users
+        .iter()
+        .map(|u| RoleChange {
+            uri: u.clone(),
+            role: role.to_string(),
+        })
+        .collect()
+}
+
+fn create_room(core: &mut Core, bearer: &str, body: RoomCreate) -> Reply {
+    let (user, dialog) = identify(core, bearer)?;
+    let ctx = manage_ctx(core, user.clone(), dialog);
+    let attrs = RoomAttrs {
+        name: Some(body.name.clone()),
+        description: body.description,
+        topic: body.topic,
+        privacy: body.privacy,
+        category: body.category,
+        ..RoomAttrs::default()
+    };
+    let mut users = roles(&body.members, "member");
+    users.extend(roles(&body.managers, "manager"));
+    crate::cmd::manage::create(core, &ctx, &attrs, &users).map_err(from_cmd_error)?;
+    let guid = crate::ids::room_guid(&core.cfg.domain, body.name.trim());
+    let room = core
+        .rooms
+        .get(&guid)
+        .ok_or_else(|| internal("created room not found"))?;
+    Ok(HttpReply::json(201, room_view(room, &user)))
+}
+
+fn update_room(core: &mut Core, bearer: &str, guid: &str, body: RoomUpdate) -> Reply {
+    let (user, dialog) = identify(core, bearer)?;
+    let ctx = manage_ctx(core, user.clone(), dialog);
+    let uri = crate::ids::room_uri(&core.cfg.domain, guid);
+    let attrs = RoomAttrs {
+        description: body.description,
+        topic: body.topic,
+        privacy: body.privacy,
+        ..RoomAttrs::default()
+    };
+    let mut add = roles(&body.add_members, "member");
+    add.extend(roles(&body.add_managers, "manager"));
+    let mut remove = roles(&body.remove_members, "member");
+    remove.extend(roles(&body.remove_managers, "manager"));
+    crate::cmd::manage::update(core, &ctx, &ChanRef::Uri(uri), &attrs, &add, &remove)
+        .map_err(from_cmd_error)?;
+    let room = core
+        .rooms
+        .get(guid)
+        .ok_or_else(|| internal("updated room not found"))?;
+    Ok(HttpReply::json(200, room_view(room, &user)))
+}

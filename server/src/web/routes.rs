@@ -1,0 +1,332 @@
+//! HTTP routes of the web services and their OpenAPI description ([`ApiDoc`]).
+//!
+//! | route | what |
+//! |---|---|
+//! | `PUT /v1/rooms/{room}/files/{name}?token=T` | upload (body: the bytes) -> 201 [`FileInfo`] |
+//! | `GET /v1/rooms/{room}/files/{name}?token=T` | download -> 200 bytes |
+//! | `GET /v1/rooms` | my rooms (member or manager) -> 200 [`RoomList`] |
+//! | `POST /v1/rooms` | create a room ([`RoomCreate`]) -> 201 [`RoomView`] |
+//! | `PATCH /v1/rooms/{room}` | update a room ([`RoomUpdate`]) -> 200 [`RoomView`] |
+//! | `GET /openapi.json` | this API's OpenAPI 3.1 document |
+//!
+//! Every `/v1` route needs `Authorization: Bearer <token from cmd:gethttptok>`.
+//! `{room}` is the room GUID (the last segment of its `ma-chan://` URI).
+
+use super::api::{
+    ApiError, FileInfo, HttpReply, HttpRequest, ReplyBody, RoomCreate, RoomList, RoomUpdate,
+    RoomView,
+};
+use super::CoreHandle;
+use crate::config::HttpConfig;
+use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch, put};
+use axum::{Json, Router};
+use serde::Deserialize;
+use utoipa::OpenApi;
+
+/// The OpenAPI document of the web services.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "pchat web services",
+        description = "File upload/download for rooms and room management (call-flows.md \
+                       \"Web services\"). Every /v1 route needs `Authorization: Bearer <token>` \
+                       with a token from the XCCOS command cmd:gethttptok. Errors are JSON \
+                       ApiError bodies.",
+        license(name = "MIT OR Apache-2.0")
+    ),
+    paths(upload, download, list_rooms, create_room, update_room),
+    components(schemas(ApiError, FileInfo, RoomList, RoomView, RoomCreate, RoomUpdate))
+)]
+pub struct ApiDoc;
+
+/// The OpenAPI document as served (pretty JSON, trailing newline).
+pub fn openapi_json() -> String {
+    let mut s = ApiDoc::openapi()
+        .to_pretty_json()
+        .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+    s.push('\n');
+    s
+}
+
+#[derive(Clone)]
+struct AppState {
+    core: CoreHandle,
+    max_file_bytes: u64,
+}
+
+/// The router (state: the core handle and the file size limit).
+pub fn router(core: CoreHandle, cfg: &HttpConfig) -> Router {
+    Router::new()
+        .route("/openapi.json", get(openapi))
+        .route("/v1/rooms", get(list_rooms).post(create_room))
+        .route("/v1/rooms/{room}", patch(update_room))
+        .route("/v1/rooms/{room}/files/{name}", put(upload).get(download))
+        .fallback(|| async { reply(HttpReply::error(404, "not_found", "no such route")) })
+        .method_not_allowed_fallback(|| async {
+            reply(HttpReply::error(
+                405,
+                "method_not_allowed",
+                "method not allowed on this route",
+            ))
+        })
+        .with_state(AppState {
+            core,
+            max_file_bytes: cfg.max_file_bytes,
+        })
+}
+
+/// The `token` query parameter of the file routes.
+#[derive(Debug, Deserialize)]
+struct TokenQuery {
+    #[serde(default)]
+    token: String,
+}
+
+fn bearer(headers: &HeaderMap) -> String {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(|t| t.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// `filename*` per RFC 6266 / RFC 8187: UTF-8, percent-encoded.
+fn content_disposition(name: &str) -> String {
+    let mut enc = String::with_capacity(name.len());
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            enc.push(b as char);
+        } else {
+            enc.push_str(&format!("%{b:02X}"));
+        }
+    }
+    format!("attachment; filename*=UTF-8''{enc}")
+}
+
+fn reply(r: HttpReply) -> Response {
+    let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    match r.body {
+        ReplyBody::Json(v) => (status, Json(v)).into_response(),
+        ReplyBody::File { name, content } => {
+            let mut resp = (status, content).into_response();
+            let h = resp.headers_mut();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            );
+            if let Ok(v) = HeaderValue::from_str(&content_disposition(&name)) {
+                h.insert(header::CONTENT_DISPOSITION, v);
+            }
+            resp
+        }
+    }
+}
+
+fn bad_path(rej: PathRejection) -> Response {
+    reply(HttpReply::error(400, "bad_path", rej.body_text()))
+}
+
+fn bad_json(rej: JsonRejection) -> Response {
+    reply(HttpReply::error(400, "bad_json", rej.body_text()))
+}
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], openapi_json()).into_response()
+}
+
+/// Upload a file to a room.
+#[utoipa::path(put, path = "/v1/rooms/{room}/files/{name}",
+    params(
+        ("room" = String, Path, description = "room GUID"),
+        ("name" = String, Path, description = "file name (no path separators, no '..')"),
+        ("token" = String, Query, description = "upload token from cmd:getfutok")
+    ),
+    request_body(content = String, content_type = "application/octet-stream",
+        description = "the file's bytes, at most [http] max_file_bytes"),
+    responses(
+        (status = 201, description = "stored and announced in the room", body = FileInfo),
+        (status = 400, description = "bad_file_name, bad_path", body = ApiError),
+        (status = 401, description = "unauthorized", body = ApiError),
+        (status = 403, description = "bad_token, token_wrong_*, forbidden, upload_not_allowed", body = ApiError),
+        (status = 404, description = "no_such_room", body = ApiError),
+        (status = 409, description = "token_used", body = ApiError),
+        (status = 410, description = "token_expired", body = ApiError),
+        (status = 413, description = "file_too_large", body = ApiError),
+        (status = 503, description = "busy", body = ApiError)
+    )
+)]
+async fn upload(
+    State(st): State<AppState>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    Query(q): Query<TokenQuery>,
+    headers: HeaderMap,
+    req: Request,
+) -> Response {
+    let (room, name) = match path {
+        Ok(Path(p)) => p,
+        Err(rej) => return bad_path(rej),
+    };
+    let too_large = || {
+        reply(HttpReply::error(
+            413,
+            "file_too_large",
+            format!("the file exceeds max_file_bytes {}", st.max_file_bytes),
+        ))
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > st.max_file_bytes) {
+        return too_large();
+    }
+    let limit = usize::try_from(st.max_file_bytes).unwrap_or(usize::MAX);
+    let content = match axum::body::to_bytes(req.into_body(), limit).await {
+        Ok(b) => b,
+        Err(_) => return too_large(),
+    };
+    reply(
+        st.core
+            .call(HttpRequest::Upload {
+                bearer: bearer(&headers),
+                room,
+                name,
+                token: q.token,
+                content,
+            })
+            .await,
+    )
+}
+
+/// Download a file of a room.
+#[utoipa::path(get, path = "/v1/rooms/{room}/files/{name}",
+    params(
+        ("room" = String, Path, description = "room GUID"),
+        ("name" = String, Path, description = "file name"),
+        ("token" = String, Query, description = "download token from cmd:getfdtok")
+    ),
+    responses(
+        (status = 200, description = "the file's bytes", content_type = "application/octet-stream", body = String),
+        (status = 400, description = "bad_file_name, bad_path", body = ApiError),
+        (status = 401, description = "unauthorized", body = ApiError),
+        (status = 403, description = "bad_token, token_wrong_*, forbidden", body = ApiError),
+        (status = 404, description = "no_such_room, no_such_file", body = ApiError),
+        (status = 409, description = "token_used", body = ApiError),
+        (status = 410, description = "token_expired", body = ApiError)
+    )
+)]
+async fn download(
+    State(st): State<AppState>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    Query(q): Query<TokenQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let (room, name) = match path {
+        Ok(Path(p)) => p,
+        Err(rej) => return bad_path(rej),
+    };
+    reply(
+        st.core
+            .call(HttpRequest::Download {
+                bearer: bearer(&headers),
+                room,
+                name,
+                token: q.token,
+            })
+            .await,
+    )
+}
+
+/// List the rooms the user is a member or manager of.
+#[utoipa::path(get, path = "/v1/rooms",
+    responses(
+        (status = 200, body = RoomList),
+        (status = 401, description = "unauthorized", body = ApiError)
+    )
+)]
+async fn list_rooms(State(st): State<AppState>, headers: HeaderMap) -> Response {
+    reply(
+        st.core
+            .call(HttpRequest::ListRooms {
+                bearer: bearer(&headers),
+            })
+            .await,
+    )
+}
+
+/// Create a room in a category (creators of the category only).
+#[utoipa::path(post, path = "/v1/rooms",
+    request_body = RoomCreate,
+    responses(
+        (status = 201, body = RoomView),
+        (status = 400, description = "bad_json, bad_request", body = ApiError),
+        (status = 401, description = "unauthorized", body = ApiError),
+        (status = 403, description = "forbidden (not a creator)", body = ApiError),
+        (status = 409, description = "conflict (name taken)", body = ApiError),
+        (status = 413, description = "too_large", body = ApiError)
+    )
+)]
+async fn create_room(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<RoomCreate>, JsonRejection>,
+) -> Response {
+    let body = match body {
+        Ok(Json(b)) => b,
+        Err(rej) => return bad_json(rej),
+    };
+    reply(
+        st.core
+            .call(HttpRequest::CreateRoom {
+                bearer: bearer(&headers),
+                body,
+            })
+            .await,
+    )
+}
+
+/// Update a room's description, topic, privacy or membership (managers only).
+#[utoipa::path(patch, path = "/v1/rooms/{room}",
+    params(("room" = String, Path, description = "room GUID")),
+    request_body = RoomUpdate,
+    responses(
+        (status = 200, body = RoomView),
+        (status = 400, description = "bad_json, bad_request, bad_path", body = ApiError),
+        (status = 401, description = "unauthorized", body = ApiError),
+        (status = 403, description = "forbidden (not a manager)", body = ApiError),
+        (status = 404, description = "no_such_room", body = ApiError),
+        (status = 413, description = "too_large", body = ApiError)
+    )
+)]
+async fn update_room(
+    State(st): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Result<Json<RoomUpdate>, JsonRejection>,
+) -> Response {
+    let room = match path {
+        Ok(Path(p)) => p,
+        Err(rej) => return bad_path(rej),
+    };
+    let body = match body {
+        Ok(Json(b)) => b,
+        Err(rej) => return bad_json(rej),
+    };
+    reply(
+        st.core
+            .call(HttpRequest::UpdateRoom {
+                bearer: bearer(&headers),
+                room,
+                body,
+            })
+            .await,
+    )
+}

@@ -1,0 +1,256 @@
+//! The `http` scenario action (issue 6): a client uses the web services - file upload
+//! and download, room listing, creation and update - with tokens it gets over its SIP
+//! dialog (`cmd:gethttptok`, `cmd:getfutok`, `cmd:getfdtok`, recorded in the
+//! transcript). Self-contained: the step's `http` table ([`HttpStep`]) carries every
+//! key of its own; the common keys `room` and `expect` keep their meaning.
+//!
+//! ```toml
+//! [[step]]
+//! client = "user1"
+//! action = "http"
+//! room = "Design"
+//! http = { op = "upload", file = "report.txt", content = "Q3 numbers", again_status = 409 }
+//! expect = { status = 201, contains = ["\"size\":10"] }
+//! ```
+//! `expect.status` is the HTTP status (default 201 for upload and create-room, else
+//! 200); `expect.code` the XCCOS code of the file-token command (default 200; when it
+//! is not 200 the step ends there); `expect.contains`/`excludes` apply to the HTTP body.
+//!
+//! The HTTP connection is opened by the runner's connector ([`HTTP_CONNECT`]): turmoil
+//! TCP to the simulated server's HTTP port, or in a live run (`pchat-sim run --target
+//! HOST:PORT --http HOST:PORT`) real TCP to the server's `[http] listen`.
+
+use crate::client::Client;
+use crate::http::{encode_segment, send, HttpRequest};
+use crate::scenario::Step;
+use crate::steps::{room_uri_of, StepResult};
+use bytes::Bytes;
+use pchat_server::xccos::{CmdKind, RplData};
+use serde::Deserialize;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// A stream the HTTP client can use.
+pub trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
+
+/// Opens a connection to the server's web services; returns the stream and the
+/// `Host` header value.
+pub type HttpConnector = Arc<
+    dyn Fn() -> Pin<Box<dyn Future<Output = std::io::Result<(Box<dyn Io>, String)>> + Send>>
+        + Send
+        + Sync,
+>;
+
+tokio::task_local! {
+    /// The connector of the client task running the step (set by the runner).
+    pub static HTTP_CONNECT: HttpConnector;
+}
+
+/// What an `http` step does.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum HttpOp {
+    /// `cmd:getfutok` for `room`/`file`, then `PUT` the content.
+    Upload,
+    /// `cmd:getfdtok` for `room`/`file`, then `GET` the file.
+    Download,
+    /// `GET /v1/rooms`.
+    ListRooms,
+    /// `POST /v1/rooms` with `json`.
+    CreateRoom,
+    /// `PATCH /v1/rooms/{room}` with `json`.
+    UpdateRoom,
+}
+
+/// The `http` table of a step.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct HttpStep {
+    /// What to do.
+    pub op: HttpOp,
+    /// File name (upload, download).
+    #[serde(default)]
+    pub file: Option<String>,
+    /// File content as text (upload).
+    #[serde(default)]
+    pub content: Option<String>,
+    /// File content of `size` bytes `x` instead of `content` (upload).
+    #[serde(default)]
+    pub size: Option<usize>,
+    /// File token: `fresh` (default, from the XCCOS command), `none` (empty),
+    /// `room:<Name>` (a fresh token for another room), or a literal token.
+    #[serde(default)]
+    pub token: Option<String>,
+    /// JSON body (create-room, update-room), sent as is (malformed on purpose too).
+    #[serde(default)]
+    pub json: Option<String>,
+    /// Send the same request again and expect this HTTP status (token reuse).
+    #[serde(default)]
+    pub again_status: Option<u16>,
+}
+
+async fn token_cmd(client: &mut Client, kind: CmdKind) -> Result<(u16, String), String> {
+    let (resp, rpl) = client.command(kind).await.map_err(|e| e.0)?;
+    if resp.code != 200 {
+        return Err(format!("token command got SIP {}", resp.code));
+    }
+    let rpl = rpl.ok_or("no reply to the token command")?;
+    let code = rpl.resp.as_ref().map_or(500, |r| r.code);
+    let token = match rpl.data {
+        RplData::Token { token, .. } => token,
+        _ => String::new(),
+    };
+    Ok((code, token))
+}
+
+/// Runs an `http` step (see the module docs).
+pub async fn exec(client: &mut Client, step: &Step) -> StepResult {
+    let Some(h) = step.http.as_ref() else {
+        return Err("action `http` needs an `http` table (op = ...)".into());
+    };
+    let e = &step.expect;
+    let room_name = step.room.as_ref().map(|r| r.get_ref().clone());
+    let room_uri = room_name
+        .as_deref()
+        .map(|n| room_uri_of(&client.domain, n))
+        .unwrap_or_default();
+    let guid = room_name
+        .as_deref()
+        .map(|n| pchat_server::ids::room_guid(&client.domain, n))
+        .unwrap_or_default();
+    let (code, bearer) = token_cmd(client, CmdKind::GetHttpToken).await?;
+    if code != 200 {
+        return Err(format!("cmd:gethttptok answered {code}"));
+    }
+    let file = h.file.clone().unwrap_or_default();
+    let mut req = HttpRequest {
+        bearer,
+        ..HttpRequest::default()
+    };
+    match h.op {
+        HttpOp::Upload | HttpOp::Download => {
+            let upload = h.op == HttpOp::Upload;
+            let token = match h.token.as_deref() {
+                None | Some("fresh") => {
+                    let (code, t) = token_cmd(
+                        client,
+                        CmdKind::GetFileToken {
+                            upload,
+                            chan_uri: room_uri.clone(),
+                            file: file.clone(),
+                        },
+                    )
+                    .await?;
+                    let want = e.code.unwrap_or(200);
+                    if code != want {
+                        return Err(format!("expected token command code {want}, got {code}"));
+                    }
+                    if code != 200 {
+                        return Ok(format!("token refused with {code}"));
+                    }
+                    t
+                }
+                Some("none") => String::new(),
+                Some(other) => match other.strip_prefix("room:") {
+                    Some(other_room) => {
+                        token_cmd(
+                            client,
+                            CmdKind::GetFileToken {
+                                upload,
+                                chan_uri: room_uri_of(&client.domain, other_room),
+                                file: file.clone(),
+                            },
+                        )
+                        .await?
+                        .1
+                    }
+                    None => other.to_string(),
+                },
+            };
+            req.path = format!(
+                "/v1/rooms/{guid}/files/{}?token={token}",
+                encode_segment(&file)
+            );
+            if upload {
+                req.method = "PUT".into();
+                req.content_type = "application/octet-stream".into();
+                req.body = match h.size {
+                    Some(n) => Bytes::from(vec![b'x'; n]),
+                    None => Bytes::from(h.content.clone().unwrap_or_default()),
+                };
+            } else {
+                req.method = "GET".into();
+            }
+        }
+        HttpOp::ListRooms => {
+            req.method = "GET".into();
+            req.path = "/v1/rooms".into();
+        }
+        HttpOp::CreateRoom | HttpOp::UpdateRoom => {
+            req.method = if h.op == HttpOp::CreateRoom {
+                "POST"
+            } else {
+                "PATCH"
+            }
+            .into();
+            req.path = if h.op == HttpOp::CreateRoom {
+                "/v1/rooms".into()
+            } else {
+                format!("/v1/rooms/{guid}")
+            };
+            req.content_type = "application/json".into();
+            req.body = Bytes::from(h.json.clone().unwrap_or_default());
+        }
+    }
+    let default = match h.op {
+        HttpOp::Upload | HttpOp::CreateRoom => 201,
+        _ => 200,
+    };
+    let resp = call(req.clone()).await?;
+    let body = String::from_utf8_lossy(&resp.body).into_owned();
+    let want = e.status.unwrap_or(default);
+    if resp.status != want {
+        return Err(format!("expected HTTP {want}, got {}: {body}", resp.status));
+    }
+    for s in e.contains.iter().flatten() {
+        if !body.contains(s.as_str()) {
+            return Err(format!(
+                "expected the HTTP body to contain {s:?}; it was: {body}"
+            ));
+        }
+    }
+    for s in e.excludes.iter().flatten() {
+        if body.contains(s.as_str()) {
+            return Err(format!(
+                "expected the HTTP body NOT to contain {s:?}; it was: {body}"
+            ));
+        }
+    }
+    if let Some(again) = h.again_status {
+        let second = call(req.clone()).await?;
+        if second.status != again {
+            return Err(format!(
+                "expected HTTP {again} on the repeated request, got {}: {}",
+                second.status,
+                String::from_utf8_lossy(&second.body)
+            ));
+        }
+    }
+    Ok(format!(
+        "HTTP {} {} -> {}",
+        req.method, req.path, resp.status
+    ))
+}
+
+async fn call(req: HttpRequest) -> Result<crate::http::HttpResponse, String> {
+    let connect = HTTP_CONNECT.try_with(|c| c.clone()).map_err(|_| {
+        "no HTTP target: live runs need --http HOST:PORT (the server's [http] listen)".to_string()
+    })?;
+    let (stream, host) = connect()
+        .await
+        .map_err(|e| format!("cannot connect to the web services: {e}"))?;
+    send(stream, &host, req).await
+}

@@ -1,0 +1,553 @@
+//! The web services through a real HTTP client on loopback (issue 6): the real server
+//! (`host::serve_full` on tokio TCP), SIP clients that get tokens over XCCOS, hyper as
+//! the HTTP client. Every bad-input case gets its specific 4xx with a JSON error body
+//! and changes nothing (store, file store, room checked afterwards); file transfers
+//! show up as FILEUPLOAD/FILEDOWNLOAD in the compliance adapter's output.
+
+use bytes::Bytes;
+use pchat_server::clock::TokioClock;
+use pchat_server::compliance::adapter::read_output;
+use pchat_server::compliance::jsonl::Jsonl;
+use pchat_server::compliance::EventKind;
+use pchat_server::config::Config;
+use pchat_server::files::FileStore;
+use pchat_server::store::{SqliteStore, Store};
+use pchat_server::xccos::{CmdKind, RplData};
+use pchat_sim::client::Client;
+use pchat_sim::http::{encode_segment, send, HttpRequest, HttpResponse};
+use pchat_sim::transcript::Transcript;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+const DOMAIN: &str = "contoso.com";
+
+fn config(dir: &Path) -> String {
+    let d = dir.display();
+    format!(
+        r#"domain = "{DOMAIN}"
+[store]
+path = "{d}/store.db"
+[compliance]
+enabled = true
+run_interval = "50ms"
+adapter = "jsonl"
+output_dir = "{d}/out"
+path = "{d}/mgccomp.db"
+[http]
+listen = "127.0.0.1:0"
+file_store = "{d}/files"
+compliance_file_store = "{d}/compliance-files"
+max_file_bytes = 64
+file_token_ttl_ms = 2000
+[[category]]
+name = "Default"
+creators = ["sip:user1@{DOMAIN}"]
+[[category]]
+name = "NoFiles"
+file_upload = false
+[[room]]
+name = "Design"
+privacy = "open"
+members = ["sip:user1@{DOMAIN}", "sip:user2@{DOMAIN}"]
+managers = ["sip:user1@{DOMAIN}"]
+[[room]]
+name = "Lobby"
+privacy = "open"
+[[room]]
+name = "Quiet"
+privacy = "open"
+category = "NoFiles"
+"#
+    )
+}
+
+struct Server {
+    http: String,
+    sip: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+async fn start(dir: &Path) -> Server {
+    let mut cfg = Config::from_toml(&config(dir), Path::new("web.toml")).expect("config");
+    let sip = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sip_addr = sip.local_addr().unwrap().to_string();
+    let http_addr = http.local_addr().unwrap().to_string();
+    if let Some(h) = cfg.http.as_mut() {
+        h.listen = http_addr.clone();
+    }
+    let clock = Arc::new(TokioClock::starting_at(1_700_000_000_000));
+    let worker = pchat_server::build_worker(&cfg, None).unwrap();
+    let core = pchat_server::build_core(cfg, clock, 7, &sip_addr).unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let _ = pchat_server::host::serve_full(
+            sip,
+            Some(http),
+            core,
+            worker,
+            async move {
+                let _ = stopped.await;
+            },
+            Default::default(),
+        )
+        .await;
+    });
+    Server {
+        http: http_addr,
+        sip: sip_addr,
+        stop: Some(stop),
+        task,
+    }
+}
+
+impl Server {
+    async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        let _ = self.task.await;
+    }
+
+    async fn call(&self, req: HttpRequest) -> HttpResponse {
+        let stream = tokio::net::TcpStream::connect(&self.http).await.unwrap();
+        send(stream, &self.http, req).await.expect("http exchange")
+    }
+
+    async fn user(&self, name: &str, seed: u64) -> Client {
+        let stream = tokio::net::TcpStream::connect(&self.sip).await.unwrap();
+        let local = stream.local_addr().unwrap().to_string();
+        let uri = format!("sip:{name}@{DOMAIN}");
+        let mut c = Client::start(name, &uri, stream, &local, seed, Transcript::default());
+        assert_eq!(c.subscribe_provisioning().await.unwrap().code, 200);
+        let pool = c.pool_uri.clone();
+        assert_eq!(c.invite(&pool).await.unwrap().code, 200);
+        c
+    }
+}
+
+fn room_uri(name: &str) -> (String, String) {
+    let guid = pchat_server::ids::room_guid(DOMAIN, name);
+    (pchat_server::ids::room_uri(DOMAIN, &guid), guid)
+}
+
+/// Sends a token command; returns (XCCOS code, token).
+async fn token(c: &mut Client, kind: CmdKind) -> (u16, String) {
+    let (resp, rpl) = c.command(kind).await.unwrap();
+    assert_eq!(resp.code, 200);
+    let rpl = rpl.expect("reply");
+    let code = rpl.resp.map(|r| r.code).unwrap_or(0);
+    let tok = match rpl.data {
+        RplData::Token { token, .. } => token,
+        _ => String::new(),
+    };
+    (code, tok)
+}
+
+async fn bearer(c: &mut Client) -> String {
+    let (code, t) = token(c, CmdKind::GetHttpToken).await;
+    assert_eq!(code, 200);
+    t
+}
+
+async fn file_token(c: &mut Client, upload: bool, room: &str, file: &str) -> (u16, String) {
+    token(
+        c,
+        CmdKind::GetFileToken {
+            upload,
+            chan_uri: room_uri(room).0,
+            file: file.to_string(),
+        },
+    )
+    .await
+}
+
+fn put(bearer: &str, guid: &str, name: &str, token: &str, body: &[u8]) -> HttpRequest {
+    HttpRequest {
+        method: "PUT".into(),
+        path: format!(
+            "/v1/rooms/{guid}/files/{}?token={token}",
+            encode_segment(name)
+        ),
+        bearer: bearer.into(),
+        content_type: "application/octet-stream".into(),
+        body: Bytes::copy_from_slice(body),
+    }
+}
+
+fn get(bearer: &str, guid: &str, name: &str, token: &str) -> HttpRequest {
+    HttpRequest {
+        method: "GET".into(),
+        path: format!(
+            "/v1/rooms/{guid}/files/{}?token={token}",
+            encode_segment(name)
+        ),
+        bearer: bearer.into(),
+        ..HttpRequest::default()
+    }
+}
+
+fn assert_err(r: &HttpResponse, status: u16, code: &str) {
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (status, code),
+        "body: {}",
+        String::from_utf8_lossy(&r.body)
+    );
+    assert!(r
+        .header("content-type")
+        .is_some_and(|c| c.starts_with("application/json")));
+}
+
+fn file_rows(dir: &Path, room: &str, name: &str) -> bool {
+    let mut s = SqliteStore::open(&dir.join("store.db")).unwrap();
+    s.get_file(&room_uri(room).1, name).unwrap().is_some()
+}
+
+#[tokio::test]
+async fn upload_download_and_every_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(dir.path()).await;
+    let mut u1 = srv.user("user1", 11).await;
+    let mut u2 = srv.user("user2", 12).await;
+    let (design_uri, design) = room_uri("Design");
+    let (_, lobby) = room_uri("Lobby");
+    let (_, quiet) = room_uri("Quiet");
+    u2.command(CmdKind::Join {
+        chan: pchat_server::xccos::ChanRef::Uri(design_uri.clone()),
+    })
+    .await
+    .unwrap();
+    let b1 = bearer(&mut u1).await;
+    let b2 = bearer(&mut u2).await;
+    let files = FileStore::new(dir.path().join("files"));
+
+    // Bad input on upload: each its own 4xx, nothing stored, token left unused.
+    let (code, t) = file_token(&mut u1, true, "Design", "report.txt").await;
+    assert_eq!(code, 200);
+    let body = b"quarterly numbers";
+    assert_err(
+        &srv.call(put("", &design, "report.txt", &t, body)).await,
+        401,
+        "unauthorized",
+    );
+    assert_err(
+        &srv.call(put("nope", &design, "report.txt", &t, body)).await,
+        401,
+        "unauthorized",
+    );
+    assert_err(
+        &srv.call(put(&b1, &design, "report.txt", "wrong", body))
+            .await,
+        403,
+        "bad_token",
+    );
+    assert_err(
+        &srv.call(put(&b1, &lobby, "report.txt", &t, body)).await,
+        403,
+        "token_wrong_room",
+    );
+    assert_err(
+        &srv.call(put(&b2, &design, "report.txt", &t, body)).await,
+        403,
+        "token_wrong_user",
+    );
+    assert_err(
+        &srv.call(put(&b1, &design, "other.txt", &t, body)).await,
+        403,
+        "token_wrong_file",
+    );
+    for bad in ["../report.txt", "a/b", "a\\b", ".."] {
+        assert_err(
+            &srv.call(put(&b1, &design, bad, &t, body)).await,
+            400,
+            "bad_file_name",
+        );
+    }
+    assert_err(
+        &srv.call(put(&b1, &design, "report.txt", &t, &[7u8; 65]))
+            .await,
+        413,
+        "file_too_large",
+    );
+    assert_eq!(files.count(), 0, "nothing stored by refused uploads");
+    assert!(!file_rows(dir.path(), "Design", "report.txt"));
+    // XCCOS refusals: bad name, upload off in the category.
+    assert_eq!(file_token(&mut u1, true, "Design", "../x").await.0, 400);
+    assert_eq!(file_token(&mut u1, true, "Quiet", "x.txt").await.0, 403);
+    assert_eq!(
+        file_token(&mut u1, false, "Design", "none.txt").await.0,
+        404
+    );
+    let _ = quiet;
+
+    // The upload itself: 201, stored once, announced in the room.
+    let ok = srv.call(put(&b1, &design, "report.txt", &t, body)).await;
+    assert_eq!(ok.status, 201, "{}", String::from_utf8_lossy(&ok.body));
+    let info = ok.json();
+    assert_eq!(info["name"], "report.txt");
+    assert_eq!(info["size"], body.len() as u64);
+    assert_eq!(info["uploader"], "sip:user1@contoso.com");
+    let sha = info["sha256"].as_str().unwrap().to_string();
+    assert_eq!(files.get(&sha).unwrap(), body);
+    assert!(file_rows(dir.path(), "Design", "report.txt"));
+    let relayed = u2
+        .wait_for("file announcement", |i| {
+            format!("{i:?}").contains("[file] report.txt")
+        })
+        .await;
+    assert!(relayed.is_ok(), "user2 in the room sees the announcement");
+    // Reuse: 409.
+    assert_err(
+        &srv.call(put(&b1, &design, "report.txt", &t, body)).await,
+        409,
+        "token_used",
+    );
+
+    // Download: an upload token does not download; a download token does, once.
+    assert_err(
+        &srv.call(get(&b1, &design, "report.txt", &t)).await,
+        403,
+        "token_wrong_direction",
+    );
+    let (code, d) = file_token(&mut u2, false, "Design", "report.txt").await;
+    assert_eq!(code, 200);
+    let got = srv.call(get(&b2, &design, "report.txt", &d)).await;
+    assert_eq!(got.status, 200);
+    assert_eq!(&got.body[..], body);
+    assert_eq!(
+        got.header("content-disposition"),
+        Some("attachment; filename*=UTF-8''report.txt")
+    );
+    assert_err(
+        &srv.call(get(&b2, &design, "report.txt", &d)).await,
+        409,
+        "token_used",
+    );
+
+    // Expiry (file_token_ttl_ms = 2000): 410, and the file is not served.
+    let (_, late) = file_token(&mut u2, false, "Design", "report.txt").await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_err(
+        &srv.call(get(&b2, &design, "report.txt", &late)).await,
+        410,
+        "token_expired",
+    );
+
+    // The bearer dies with the dialog.
+    assert_eq!(u1.bye().await.unwrap().code, 200);
+    assert_err(
+        &srv.call(HttpRequest {
+            method: "GET".into(),
+            path: "/v1/rooms".into(),
+            bearer: b1.clone(),
+            ..HttpRequest::default()
+        })
+        .await,
+        401,
+        "unauthorized",
+    );
+
+    // Compliance: one FILEUPLOAD and one FILEDOWNLOAD in the adapter output, and the
+    // compliance file store holds a copy.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    srv.stop().await;
+    let out = read_output(&dir.path().join("out"), &[&Jsonl]).unwrap();
+    let kinds = |k: EventKind| {
+        out.iter()
+            .filter(|e| e.event.kind == k && e.event.content == "report.txt")
+            .count()
+    };
+    assert_eq!(kinds(EventKind::FileUpload), 1, "{out:#?}");
+    assert_eq!(kinds(EventKind::FileDownload), 1, "{out:#?}");
+    assert_eq!(
+        FileStore::new(dir.path().join("compliance-files"))
+            .get(&sha)
+            .unwrap(),
+        body
+    );
+}
+
+#[tokio::test]
+async fn room_management_and_openapi() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(dir.path()).await;
+    let mut u1 = srv.user("user1", 21).await;
+    let mut u2 = srv.user("user2", 22).await;
+    let b1 = bearer(&mut u1).await;
+    let b2 = bearer(&mut u2).await;
+    let json = |method: &str, path: &str, bearer: &str, body: &str| HttpRequest {
+        method: method.into(),
+        path: path.into(),
+        bearer: bearer.into(),
+        content_type: "application/json".into(),
+        body: Bytes::copy_from_slice(body.as_bytes()),
+    };
+
+    let mine = srv.call(json("GET", "/v1/rooms", &b2, "")).await;
+    assert_eq!(mine.status, 200);
+    let names: Vec<_> = mine.json()["rooms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["Design"]);
+
+    // Create: malformed JSON, unknown field, not a creator, then success, then conflict.
+    let before = SqliteStore::open(&dir.path().join("store.db"))
+        .unwrap()
+        .load_rooms()
+        .unwrap();
+    assert_err(
+        &srv.call(json("POST", "/v1/rooms", &b1, "{\"name\": "))
+            .await,
+        400,
+        "bad_json",
+    );
+    assert_err(
+        &srv.call(json(
+            "POST",
+            "/v1/rooms",
+            &b1,
+            r#"{"name":"X","owner":"me"}"#,
+        ))
+        .await,
+        400,
+        "bad_json",
+    );
+    assert_err(
+        &srv.call(json("POST", "/v1/rooms", &b2, r#"{"name":"Ops"}"#))
+            .await,
+        403,
+        "forbidden",
+    );
+    let after_bad = SqliteStore::open(&dir.path().join("store.db"))
+        .unwrap()
+        .load_rooms()
+        .unwrap();
+    assert_eq!(before, after_bad, "refused creations change nothing");
+    let created = srv
+        .call(json(
+            "POST",
+            "/v1/rooms",
+            &b1,
+            r#"{"name":"Ops","topic":"pager","privacy":"closed","members":["sip:user2@contoso.com"]}"#,
+        ))
+        .await;
+    assert_eq!(
+        created.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&created.body)
+    );
+    let room = created.json();
+    assert_eq!(room["topic"], "pager");
+    assert_eq!(room["manager"], true);
+    let id = room["id"].as_str().unwrap().to_string();
+    assert_err(
+        &srv.call(json("POST", "/v1/rooms", &b1, r#"{"name":"ops"}"#))
+            .await,
+        409,
+        "conflict",
+    );
+
+    // Update: managers only; a member gets 403, an unknown room 404.
+    let path = format!("/v1/rooms/{id}");
+    assert_err(
+        &srv.call(json("PATCH", &path, &b2, r#"{"topic":"mine"}"#))
+            .await,
+        403,
+        "forbidden",
+    );
+    assert_err(
+        &srv.call(json("PATCH", "/v1/rooms/nope", &b1, r#"{"topic":"x"}"#))
+            .await,
+        404,
+        "no_such_room",
+    );
+    assert_err(
+        &srv.call(json("PATCH", &path, &b1, r#"{"topic": 5}"#)).await,
+        400,
+        "bad_json",
+    );
+    let upd = srv
+        .call(json(
+            "PATCH",
+            &path,
+            &b1,
+            r#"{"topic":"on call","description":"ops room","remove_members":["sip:user2@contoso.com"]}"#,
+        ))
+        .await;
+    assert_eq!(upd.status, 200, "{}", String::from_utf8_lossy(&upd.body));
+    assert_eq!(upd.json()["topic"], "on call");
+    assert_eq!(
+        upd.json()["members"],
+        serde_json::json!(["sip:user1@contoso.com"])
+    );
+    let topic_now = || {
+        SqliteStore::open(&dir.path().join("store.db"))
+            .unwrap()
+            .load_rooms()
+            .unwrap()
+            .into_iter()
+            .find(|r| r.name == "Ops")
+            .map(|r| r.topic)
+    };
+    assert_eq!(topic_now().as_deref(), Some("on call"));
+
+    // Routing errors are JSON too.
+    let raw = |method: &str, path: &str| HttpRequest {
+        method: method.into(),
+        path: path.into(),
+        bearer: b1.clone(),
+        ..HttpRequest::default()
+    };
+    assert_err(
+        &srv.call(raw("DELETE", &path)).await,
+        405,
+        "method_not_allowed",
+    );
+    assert_err(&srv.call(raw("GET", "/v2/nothing")).await, 404, "not_found");
+    assert_err(
+        &srv.call(raw("GET", &format!("{path}/files/%FF%FE?token=x")))
+            .await,
+        400,
+        "bad_path",
+    );
+
+    // The served OpenAPI document is the committed one.
+    let doc = srv
+        .call(HttpRequest {
+            method: "GET".into(),
+            path: "/openapi.json".into(),
+            ..HttpRequest::default()
+        })
+        .await;
+    assert_eq!(doc.status, 200);
+    let committed =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/openapi.json"))
+            .unwrap_or_default();
+    if std::env::var_os("PCHAT_UPDATE_OPENAPI").is_some() {
+        std::fs::write(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/openapi.json"),
+            &doc.body,
+        )
+        .unwrap();
+    } else {
+        let served = String::from_utf8_lossy(&doc.body);
+        let first_diff = committed
+            .lines()
+            .zip(served.lines())
+            .position(|(a, b)| a != b);
+        assert!(
+            committed == served,
+            "docs/openapi.json differs from the served document (first differing line: {:?}); \
+             rerun with PCHAT_UPDATE_OPENAPI=1 and review the diff",
+            first_diff.map(|i| i + 1)
+        );
+    }
+    srv.stop().await;
+}
