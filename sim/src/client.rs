@@ -97,6 +97,17 @@ pub struct Client {
     closed: bool,
     /// Call-IDs of dialogs we abandoned (`reconnect`): their INFOs get 487.
     stale: Arc<Mutex<BTreeSet<String>>>,
+    /// The reader and writer tasks: aborted when the client is dropped, so dropping a
+    /// client closes its connection (the server then drops its dialogs).
+    tasks: [tokio::task::AbortHandle; 2],
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
 }
 
 impl Client {
@@ -117,15 +128,16 @@ impl Client {
         let (out_tx, out_rx) = mpsc::channel::<Bytes>(1024);
         let (in_tx, in_rx) = mpsc::channel::<Incoming>(4096);
         let stale: Arc<Mutex<BTreeSet<String>>> = Arc::default();
-        tokio::spawn(write_loop(w, out_rx));
-        tokio::spawn(read_loop(
+        let writer = tokio::spawn(write_loop(w, out_rx)).abort_handle();
+        let reader = tokio::spawn(read_loop(
             r,
             in_tx,
             out_tx.clone(),
             name.to_string(),
             transcript.clone(),
             stale.clone(),
-        ));
+        ))
+        .abort_handle();
         let mut ids = IdGen::new(seed);
         let envid = ids.envid_start();
         let domain = uri
@@ -149,6 +161,7 @@ impl Client {
             timeout: DEFAULT_TIMEOUT,
             closed: false,
             stale,
+            tasks: [reader, writer],
         }
     }
 
