@@ -22,14 +22,9 @@ use pchat_server::clock::{TokioClock, SIM_EPOCH_MS};
 use pchat_server::compliance::adapter::{read_output, Format};
 use pchat_server::compliance::verify::verify;
 use pchat_server::compliance::worker::adapter_for;
-use pchat_server::compliance::{
-    ComplianceDb, Event, EventKind, Fault, FaultHook, FaultPoint, NewEvent, Worker,
-};
+use pchat_server::compliance::{ComplianceDb, EventKind, Fault, FaultHook, FaultPoint, Worker};
 use pchat_server::config::{AdapterKind, Config, RunInterval};
-use pchat_server::store::{
-    HistoryQuery, Invitation, NewMessage, Pref, RoomRecord, SqliteStore, Store, StoreError,
-    StoredMessage,
-};
+use pchat_server::store::{HookedStore, SqliteStore, StoreError, StoreHook, StoreOp};
 use pchat_server::xccos::{BcQuery, ChanRef, CmdKind};
 use pchat_sim::client::Client;
 use pchat_sim::transcript::Transcript;
@@ -100,9 +95,8 @@ struct Seen {
     acked_joins: BTreeMap<String, u32>,
 }
 
-/// A store whose commits / outbox deletes fail at the scheduled counts.
-struct FlakyStore {
-    inner: SqliteStore,
+/// Fails commits / outbox deletes at the scheduled counts (counted across restarts).
+struct Scheduled {
     faults: Arc<Mutex<Faults>>,
     commit_failures: Vec<u32>,
     outbox_delete_failures: Vec<u32>,
@@ -112,128 +106,27 @@ fn injected() -> StoreError {
     StoreError::Db("disk I/O error (injected)".into())
 }
 
-impl Store for FlakyStore {
-    fn history(
-        &mut self,
-        room: &str,
-        q: &HistoryQuery,
-        n: u32,
-    ) -> Result<Vec<StoredMessage>, StoreError> {
-        self.inner.history(room, q, n)
-    }
-    fn set_followed(&mut self, user: &str, rooms: &[String]) -> Result<(), StoreError> {
-        self.inner.set_followed(user, rooms)
-    }
-    fn followers(&mut self, room: &str) -> Result<Vec<String>, StoreError> {
-        self.inner.followers(room)
-    }
-    fn mark_read(&mut self, user: &str, room: &str) -> Result<(), StoreError> {
-        self.inner.mark_read(user, room)
-    }
-    fn unread_count(&mut self, user: &str, room: &str) -> Result<u64, StoreError> {
-        self.inner.unread_count(user, room)
-    }
-    fn get_pref(&mut self, user: &str, label: &str) -> Result<Option<Pref>, StoreError> {
-        self.inner.get_pref(user, label)
-    }
-    fn set_pref(&mut self, user: &str, label: &str, content: &str) -> Result<u64, StoreError> {
-        self.inner.set_pref(user, label, content)
-    }
-    fn add_invitation(
-        &mut self,
-        user: &str,
-        room: &str,
-        inviter: &str,
-        ts_ms: i64,
-    ) -> Result<(), StoreError> {
-        self.inner.add_invitation(user, room, inviter, ts_ms)
-    }
-    fn invitations(&mut self, user: &str) -> Result<Vec<Invitation>, StoreError> {
-        self.inner.invitations(user)
-    }
-    fn mark_invitation_seen(&mut self, user: &str, room: &str) -> Result<(), StoreError> {
-        self.inner.mark_invitation_seen(user, room)
-    }
-    fn put_file(&mut self, f: &pchat_server::store::FileRecord) -> Result<(), StoreError> {
-        self.inner.put_file(f)
-    }
-    fn get_file(
-        &mut self,
-        room: &str,
-        name: &str,
-    ) -> Result<Option<pchat_server::store::FileRecord>, StoreError> {
-        self.inner.get_file(room, name)
-    }
-    fn begin(&mut self) -> Result<(), StoreError> {
-        self.inner.begin()
-    }
-    fn commit(&mut self) -> Result<(), StoreError> {
-        let n = {
-            let mut f = self.faults.lock().unwrap();
-            f.commits += 1;
-            f.commits
+impl StoreHook for Scheduled {
+    fn before(&mut self, op: StoreOp) -> Result<(), StoreError> {
+        let Ok(mut f) = self.faults.lock() else {
+            return Ok(());
         };
-        if self.commit_failures.contains(&n) {
-            self.inner.rollback();
-            return Err(injected());
-        }
-        self.inner.commit()
-    }
-    fn rollback(&mut self) {
-        self.inner.rollback()
-    }
-    fn upsert_room(&mut self, room: &RoomRecord) -> Result<(), StoreError> {
-        self.inner.upsert_room(room)
-    }
-    fn load_rooms(&mut self) -> Result<Vec<RoomRecord>, StoreError> {
-        self.inner.load_rooms()
-    }
-    fn append_message(&mut self, msg: &NewMessage) -> Result<i64, StoreError> {
-        self.inner.append_message(msg)
-    }
-    fn last_messages(&mut self, room: &str, n: u32) -> Result<Vec<StoredMessage>, StoreError> {
-        self.inner.last_messages(room, n)
-    }
-    fn message_count(&mut self, room: &str) -> Result<u64, StoreError> {
-        self.inner.message_count(room)
-    }
-    fn follow(&mut self, user: &str, room: &str) -> Result<(), StoreError> {
-        self.inner.follow(user, room)
-    }
-    fn unfollow(&mut self, user: &str, room: &str) -> Result<(), StoreError> {
-        self.inner.unfollow(user, room)
-    }
-    fn followed(&mut self, user: &str) -> Result<Vec<String>, StoreError> {
-        self.inner.followed(user)
-    }
-    fn savepoint(&mut self) -> Result<(), StoreError> {
-        self.inner.savepoint()
-    }
-    fn release_savepoint(&mut self, keep: bool) -> Result<(), StoreError> {
-        self.inner.release_savepoint(keep)
-    }
-    fn record_event(&mut self, ev: &NewEvent) -> Result<i64, StoreError> {
-        self.inner.record_event(ev)
-    }
-    fn outbox_peek(&mut self, limit: u32) -> Result<Vec<Event>, StoreError> {
-        self.inner.outbox_peek(limit)
-    }
-    fn outbox_delete(&mut self, ids: &[i64]) -> Result<(), StoreError> {
-        let n = {
-            let mut f = self.faults.lock().unwrap();
-            f.outbox_deletes += 1;
-            f.outbox_deletes
+        let fail = match op {
+            StoreOp::Commit => {
+                f.commits += 1;
+                self.commit_failures.contains(&f.commits)
+            }
+            StoreOp::OutboxDelete => {
+                f.outbox_deletes += 1;
+                self.outbox_delete_failures.contains(&f.outbox_deletes)
+            }
+            _ => false,
         };
-        if self.outbox_delete_failures.contains(&n) {
-            return Err(injected());
+        if fail {
+            Err(injected())
+        } else {
+            Ok(())
         }
-        self.inner.outbox_delete(ids)
-    }
-    fn event_high_water(&mut self) -> Result<i64, StoreError> {
-        self.inner.event_high_water()
-    }
-    fn messages_after(&mut self, after: i64, limit: u32) -> Result<Vec<StoredMessage>, StoreError> {
-        self.inner.messages_after(after, limit)
     }
 }
 
@@ -427,14 +320,17 @@ fn run(s: &Schedule) -> Result<u32, String> {
                 let local = SocketAddr::new(turmoil::lookup("server"), PORT).to_string();
                 let since = turmoil::sim_elapsed().unwrap_or_default().as_millis() as i64;
                 let clock = Arc::new(TokioClock::starting_at(SIM_EPOCH_MS + since));
-                let flaky = |faults: &Arc<Mutex<Faults>>| -> Result<FlakyStore, StoreError> {
-                    Ok(FlakyStore {
-                        inner: SqliteStore::open(&cfg.store.path)?,
-                        faults: faults.clone(),
-                        commit_failures: s.commit_failures.clone(),
-                        outbox_delete_failures: s.outbox_delete_failures.clone(),
-                    })
-                };
+                let flaky =
+                    |faults: &Arc<Mutex<Faults>>| -> Result<HookedStore<Scheduled>, StoreError> {
+                        Ok(HookedStore::new(
+                            Box::new(SqliteStore::open(&cfg.store.path)?),
+                            Scheduled {
+                                faults: faults.clone(),
+                                commit_failures: s.commit_failures.clone(),
+                                outbox_delete_failures: s.outbox_delete_failures.clone(),
+                            },
+                        ))
+                    };
                 let core = pchat_server::core::Core::new(
                     cfg.clone(),
                     Box::new(flaky(&faults)?),

@@ -4,128 +4,28 @@ use super::*;
 use crate::clock::ManualClock;
 use crate::config::{Config, Privacy, RoomConfig};
 use crate::sip::{parse, Response};
-use crate::store::{
-    HistoryQuery, Invitation, NewMessage, Pref, RoomRecord, SqliteStore, StoredMessage,
-};
+use crate::store::SqliteStore;
 use crate::xccos::{self, Body, RplData};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// A store whose commits fail while `fail` is set (for group-commit tests).
-struct FlakyStore {
-    inner: SqliteStore,
-    fail: Arc<AtomicBool>,
-}
+/// Makes commits fail while the flag is set (for group-commit tests).
+struct CommitFails(Arc<AtomicBool>);
 
-impl Store for FlakyStore {
-    fn begin(&mut self) -> Result<(), StoreError> {
-        self.inner.begin()
-    }
-    fn commit(&mut self) -> Result<(), StoreError> {
-        if self.fail.load(Ordering::SeqCst) {
-            self.inner.rollback();
+impl crate::store::StoreHook for CommitFails {
+    fn before(&mut self, op: crate::store::StoreOp) -> Result<(), StoreError> {
+        if op == crate::store::StoreOp::Commit && self.0.load(Ordering::SeqCst) {
             return Err(StoreError::Db("disk I/O error (injected)".into()));
         }
-        self.inner.commit()
+        Ok(())
     }
-    fn rollback(&mut self) {
-        self.inner.rollback()
-    }
-    fn upsert_room(&mut self, room: &RoomRecord) -> Result<(), StoreError> {
-        self.inner.upsert_room(room)
-    }
-    fn load_rooms(&mut self) -> Result<Vec<RoomRecord>, StoreError> {
-        self.inner.load_rooms()
-    }
-    fn append_message(&mut self, msg: &NewMessage) -> Result<i64, StoreError> {
-        self.inner.append_message(msg)
-    }
-    fn last_messages(&mut self, room: &str, n: u32) -> Result<Vec<StoredMessage>, StoreError> {
-        self.inner.last_messages(room, n)
-    }
-    fn message_count(&mut self, room: &str) -> Result<u64, StoreError> {
-        self.inner.message_count(room)
-    }
-    fn follow(&mut self, user: &str, room: &str) -> Result<(), StoreError> {
-        self.inner.follow(user, room)
-    }
-    fn unfollow(&mut self, user: &str, room: &str) -> Result<(), StoreError> {
-        self.inner.unfollow(user, room)
-    }
-    fn followed(&mut self, user: &str) -> Result<Vec<String>, StoreError> {
-        self.inner.followed(user)
-    }
-    fn savepoint(&mut self) -> Result<(), StoreError> {
-        self.inner.savepoint()
-    }
-    fn release_savepoint(&mut self, keep: bool) -> Result<(), StoreError> {
-        self.inner.release_savepoint(keep)
-    }
-    fn record_event(&mut self, ev: &crate::compliance::NewEvent) -> Result<i64, StoreError> {
-        self.inner.record_event(ev)
-    }
-    fn outbox_peek(&mut self, limit: u32) -> Result<Vec<crate::compliance::Event>, StoreError> {
-        self.inner.outbox_peek(limit)
-    }
-    fn outbox_delete(&mut self, ids: &[i64]) -> Result<(), StoreError> {
-        self.inner.outbox_delete(ids)
-    }
-    fn event_high_water(&mut self) -> Result<i64, StoreError> {
-        self.inner.event_high_water()
-    }
-    fn messages_after(&mut self, after: i64, limit: u32) -> Result<Vec<StoredMessage>, StoreError> {
-        self.inner.messages_after(after, limit)
-    }
-    fn history(
-        &mut self,
-        room: &str,
-        q: &HistoryQuery,
-        n: u32,
-    ) -> Result<Vec<StoredMessage>, StoreError> {
-        self.inner.history(room, q, n)
-    }
-    fn set_followed(&mut self, user: &str, rooms: &[String]) -> Result<(), StoreError> {
-        self.inner.set_followed(user, rooms)
-    }
-    fn followers(&mut self, room: &str) -> Result<Vec<String>, StoreError> {
-        self.inner.followers(room)
-    }
-    fn mark_read(&mut self, user: &str, room: &str) -> Result<(), StoreError> {
-        self.inner.mark_read(user, room)
-    }
-    fn unread_count(&mut self, user: &str, room: &str) -> Result<u64, StoreError> {
-        self.inner.unread_count(user, room)
-    }
-    fn get_pref(&mut self, user: &str, label: &str) -> Result<Option<Pref>, StoreError> {
-        self.inner.get_pref(user, label)
-    }
-    fn set_pref(&mut self, user: &str, label: &str, content: &str) -> Result<u64, StoreError> {
-        self.inner.set_pref(user, label, content)
-    }
-    fn add_invitation(
-        &mut self,
-        user: &str,
-        room: &str,
-        inviter: &str,
-        ts_ms: i64,
-    ) -> Result<(), StoreError> {
-        self.inner.add_invitation(user, room, inviter, ts_ms)
-    }
-    fn invitations(&mut self, user: &str) -> Result<Vec<Invitation>, StoreError> {
-        self.inner.invitations(user)
-    }
-    fn mark_invitation_seen(&mut self, user: &str, room: &str) -> Result<(), StoreError> {
-        self.inner.mark_invitation_seen(user, room)
-    }
-    fn put_file(&mut self, f: &crate::store::FileRecord) -> Result<(), StoreError> {
-        self.inner.put_file(f)
-    }
-    fn get_file(
-        &mut self,
-        room: &str,
-        name: &str,
-    ) -> Result<Option<crate::store::FileRecord>, StoreError> {
-        self.inner.get_file(room, name)
-    }
+}
+
+/// An in-memory store whose commits fail while `fail` is set.
+fn flaky_store(fail: &Arc<AtomicBool>) -> crate::store::HookedStore<CommitFails> {
+    crate::store::HookedStore::new(
+        Box::new(SqliteStore::in_memory().unwrap()),
+        CommitFails(fail.clone()),
+    )
 }
 
 fn config() -> Config {
@@ -151,10 +51,7 @@ struct Harness {
 
 fn harness() -> Harness {
     let fail = Arc::new(AtomicBool::new(false));
-    let store = FlakyStore {
-        inner: SqliteStore::in_memory().unwrap(),
-        fail: fail.clone(),
-    };
+    let store = flaky_store(&fail);
     let clock = Arc::new(ManualClock::new(crate::clock::SIM_EPOCH_MS));
     let core = Core::new(config(), Box::new(store), clock.clone(), 1, "10.0.0.1:5060").unwrap();
     Harness {
@@ -550,10 +447,7 @@ fn upload_in_a_batch_that_does_not_commit_answers_503_and_keeps_the_token() {
         ..Default::default()
     });
     let fail = Arc::new(AtomicBool::new(false));
-    let store = FlakyStore {
-        inner: SqliteStore::in_memory().unwrap(),
-        fail: fail.clone(),
-    };
+    let store = flaky_store(&fail);
     let clock = Arc::new(ManualClock::new(crate::clock::SIM_EPOCH_MS));
     let core = Core::new(cfg, Box::new(store), clock.clone(), 1, "10.0.0.1:5060").unwrap();
     let mut h = Harness {

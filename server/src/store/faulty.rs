@@ -5,51 +5,79 @@
 //! kept", [`StoreError`]).
 
 use super::{
-    HistoryQuery, Invitation, NewMessage, Pref, RoomRecord, Store, StoreError, StoredMessage,
+    FileRecord, HistoryQuery, Invitation, NewMessage, Pref, RoomRecord, Store, StoreError,
+    StoredMessage,
 };
 use crate::compliance::{Event, NewEvent};
 use crate::fault::{Faults, StoreFault};
 
-/// A store that fails on demand (see the module docs).
-pub struct FaultyStore {
-    inner: Box<dyn Store>,
-    faults: Faults,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Op {
+/// What a [`HookedStore`] is about to do, for its [`StoreHook`] to allow or fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreOp {
+    /// `BEGIN`.
     Begin,
-    Write,
+    /// `COMMIT` (on failure the wrapper rolls the inner transaction back).
     Commit,
+    /// A read.
     Read,
+    /// A write (including savepoints and outbox events).
+    Write,
+    /// Deleting moved events from the compliance outbox.
+    OutboxDelete,
 }
 
-impl FaultyStore {
-    /// Wraps `inner`; it fails while `faults` has a store fault armed.
-    pub fn new(inner: Box<dyn Store>, faults: Faults) -> FaultyStore {
-        FaultyStore { inner, faults }
-    }
+/// Decides, before each store call, whether it fails (tests and the simulator).
+pub trait StoreHook: Send {
+    /// `Err` makes the call fail with that error without reaching the inner store.
+    fn before(&mut self, op: StoreOp) -> Result<(), StoreError>;
+}
 
-    fn check(&self, op: Op) -> Result<(), StoreError> {
-        let msg = match (self.faults.store_fault(), op) {
+/// A [`Store`] that asks its hook before every call and otherwise delegates to the
+/// store it wraps. One wrapper for every kind of injected store failure, so the long
+/// [`Store`] trait is delegated in one place.
+pub struct HookedStore<H> {
+    inner: Box<dyn Store>,
+    hook: H,
+}
+
+/// A store that fails on demand while a [`StoreFault`] is armed on its [`Faults`]
+/// handle (see the module docs).
+pub type FaultyStore = HookedStore<Faults>;
+
+impl<H: StoreHook> HookedStore<H> {
+    /// Wraps `inner`; `hook` decides which calls fail.
+    pub fn new(inner: Box<dyn Store>, hook: H) -> HookedStore<H> {
+        HookedStore { inner, hook }
+    }
+}
+
+impl StoreHook for Faults {
+    fn before(&mut self, op: StoreOp) -> Result<(), StoreError> {
+        let msg = match (self.store_fault(), op) {
             (None, _) => return Ok(()),
             (Some(StoreFault::Io), _) => "disk I/O error (injected)",
-            (Some(StoreFault::Busy), Op::Read) => return Ok(()),
+            (Some(StoreFault::Busy), StoreOp::Read) => return Ok(()),
             (Some(StoreFault::Busy), _) => "database is locked (injected)",
-            (Some(StoreFault::DiskFull), Op::Read | Op::Begin) => return Ok(()),
+            (Some(StoreFault::DiskFull), StoreOp::Read | StoreOp::Begin) => return Ok(()),
             (Some(StoreFault::DiskFull), _) => "database or disk is full (injected)",
         };
         Err(StoreError::Db(msg.to_string()))
     }
 }
 
-impl Store for FaultyStore {
-    fn begin(&mut self) -> Result<(), StoreError> {
-        self.check(Op::Begin)?;
-        self.inner.begin()
-    }
+/// Delegates a store method after asking the hook about `$op`.
+macro_rules! hooked {
+    ($(fn $name:ident(&mut self $(, $arg:ident: $ty:ty)*) -> $ret:ty => $op:ident;)*) => {
+        $(fn $name(&mut self $(, $arg: $ty)*) -> $ret {
+            self.hook.before(StoreOp::$op)?;
+            self.inner.$name($($arg),*)
+        })*
+    };
+}
+
+impl<H: StoreHook> Store for HookedStore<H> {
     fn commit(&mut self) -> Result<(), StoreError> {
-        if let Err(e) = self.check(Op::Commit) {
+        if let Err(e) = self.hook.before(StoreOp::Commit) {
             self.inner.rollback();
             return Err(e);
         }
@@ -58,137 +86,43 @@ impl Store for FaultyStore {
     fn rollback(&mut self) {
         self.inner.rollback()
     }
-    fn upsert_room(&mut self, room: &RoomRecord) -> Result<(), StoreError> {
-        self.check(Op::Write)?;
-        self.inner.upsert_room(room)
-    }
-    fn load_rooms(&mut self) -> Result<Vec<RoomRecord>, StoreError> {
-        self.check(Op::Read)?;
-        self.inner.load_rooms()
-    }
-    fn append_message(&mut self, msg: &NewMessage) -> Result<i64, StoreError> {
-        self.check(Op::Write)?;
-        self.inner.append_message(msg)
-    }
-    fn last_messages(&mut self, room_guid: &str, n: u32) -> Result<Vec<StoredMessage>, StoreError> {
-        self.check(Op::Read)?;
-        self.inner.last_messages(room_guid, n)
-    }
-    fn message_count(&mut self, room_guid: &str) -> Result<u64, StoreError> {
-        self.check(Op::Read)?;
-        self.inner.message_count(room_guid)
-    }
-    fn follow(&mut self, user: &str, room_guid: &str) -> Result<(), StoreError> {
-        self.check(Op::Write)?;
-        self.inner.follow(user, room_guid)
-    }
-    fn unfollow(&mut self, user: &str, room_guid: &str) -> Result<(), StoreError> {
-        self.check(Op::Write)?;
-        self.inner.unfollow(user, room_guid)
-    }
-    fn followed(&mut self, user: &str) -> Result<Vec<String>, StoreError> {
-        self.check(Op::Read)?;
-        self.inner.followed(user)
-    }
-    fn history(
-        &mut self,
-        room_guid: &str,
-        q: &HistoryQuery,
-        n: u32,
-    ) -> Result<Vec<StoredMessage>, StoreError> {
-        self.check(Op::Read)?;
-        self.inner.history(room_guid, q, n)
-    }
-    fn savepoint(&mut self) -> Result<(), StoreError> {
-        self.check(Op::Write)?;
-        self.inner.savepoint()
-    }
     fn release_savepoint(&mut self, keep: bool) -> Result<(), StoreError> {
         if keep {
-            if let Err(e) = self.check(Op::Write) {
+            if let Err(e) = self.hook.before(StoreOp::Write) {
                 let _ = self.inner.release_savepoint(false);
                 return Err(e);
             }
         }
         self.inner.release_savepoint(keep)
     }
-    fn record_event(&mut self, ev: &NewEvent) -> Result<i64, StoreError> {
-        self.check(Op::Write)?;
-        self.inner.record_event(ev)
-    }
-    fn outbox_peek(&mut self, limit: u32) -> Result<Vec<Event>, StoreError> {
-        self.check(Op::Read)?;
-        self.inner.outbox_peek(limit)
-    }
-    fn outbox_delete(&mut self, ids: &[i64]) -> Result<(), StoreError> {
-        self.check(Op::Write)?;
-        self.inner.outbox_delete(ids)
-    }
-    fn event_high_water(&mut self) -> Result<i64, StoreError> {
-        self.check(Op::Read)?;
-        self.inner.event_high_water()
-    }
-    fn messages_after(
-        &mut self,
-        after_id: i64,
-        limit: u32,
-    ) -> Result<Vec<StoredMessage>, StoreError> {
-        self.check(Op::Read)?;
-        self.inner.messages_after(after_id, limit)
-    }
-    fn set_followed(&mut self, user: &str, room_guids: &[String]) -> Result<(), StoreError> {
-        self.check(Op::Write)?;
-        self.inner.set_followed(user, room_guids)
-    }
-    fn followers(&mut self, room_guid: &str) -> Result<Vec<String>, StoreError> {
-        self.check(Op::Read)?;
-        self.inner.followers(room_guid)
-    }
-    fn mark_read(&mut self, user: &str, room_guid: &str) -> Result<(), StoreError> {
-        self.check(Op::Write)?;
-        self.inner.mark_read(user, room_guid)
-    }
-    fn unread_count(&mut self, user: &str, room_guid: &str) -> Result<u64, StoreError> {
-        self.check(Op::Read)?;
-        self.inner.unread_count(user, room_guid)
-    }
-    fn get_pref(&mut self, user: &str, label: &str) -> Result<Option<Pref>, StoreError> {
-        self.check(Op::Read)?;
-        self.inner.get_pref(user, label)
-    }
-    fn set_pref(&mut self, user: &str, label: &str, content: &str) -> Result<u64, StoreError> {
-        self.check(Op::Write)?;
-        self.inner.set_pref(user, label, content)
-    }
-    fn add_invitation(
-        &mut self,
-        user: &str,
-        room_guid: &str,
-        inviter: &str,
-        ts_ms: i64,
-    ) -> Result<(), StoreError> {
-        self.check(Op::Write)?;
-        self.inner.add_invitation(user, room_guid, inviter, ts_ms)
-    }
-    fn invitations(&mut self, user: &str) -> Result<Vec<Invitation>, StoreError> {
-        self.check(Op::Read)?;
-        self.inner.invitations(user)
-    }
-    fn mark_invitation_seen(&mut self, user: &str, room_guid: &str) -> Result<(), StoreError> {
-        self.check(Op::Write)?;
-        self.inner.mark_invitation_seen(user, room_guid)
-    }
-    fn put_file(&mut self, file: &super::FileRecord) -> Result<(), StoreError> {
-        self.check(Op::Write)?;
-        self.inner.put_file(file)
-    }
-    fn get_file(
-        &mut self,
-        room_guid: &str,
-        name: &str,
-    ) -> Result<Option<super::FileRecord>, StoreError> {
-        self.check(Op::Read)?;
-        self.inner.get_file(room_guid, name)
+    hooked! {
+        fn begin(&mut self) -> Result<(), StoreError> => Begin;
+        fn upsert_room(&mut self, room: &RoomRecord) -> Result<(), StoreError> => Write;
+        fn load_rooms(&mut self) -> Result<Vec<RoomRecord>, StoreError> => Read;
+        fn append_message(&mut self, msg: &NewMessage) -> Result<i64, StoreError> => Write;
+        fn last_messages(&mut self, room_guid: &str, n: u32) -> Result<Vec<StoredMessage>, StoreError> => Read;
+        fn history(&mut self, room_guid: &str, q: &HistoryQuery, n: u32) -> Result<Vec<StoredMessage>, StoreError> => Read;
+        fn message_count(&mut self, room_guid: &str) -> Result<u64, StoreError> => Read;
+        fn follow(&mut self, user: &str, room_guid: &str) -> Result<(), StoreError> => Write;
+        fn unfollow(&mut self, user: &str, room_guid: &str) -> Result<(), StoreError> => Write;
+        fn followed(&mut self, user: &str) -> Result<Vec<String>, StoreError> => Read;
+        fn savepoint(&mut self) -> Result<(), StoreError> => Write;
+        fn record_event(&mut self, ev: &NewEvent) -> Result<i64, StoreError> => Write;
+        fn outbox_peek(&mut self, limit: u32) -> Result<Vec<Event>, StoreError> => Read;
+        fn outbox_delete(&mut self, ids: &[i64]) -> Result<(), StoreError> => OutboxDelete;
+        fn event_high_water(&mut self) -> Result<i64, StoreError> => Read;
+        fn messages_after(&mut self, after_id: i64, limit: u32) -> Result<Vec<StoredMessage>, StoreError> => Read;
+        fn set_followed(&mut self, user: &str, room_guids: &[String]) -> Result<(), StoreError> => Write;
+        fn followers(&mut self, room_guid: &str) -> Result<Vec<String>, StoreError> => Read;
+        fn mark_read(&mut self, user: &str, room_guid: &str) -> Result<(), StoreError> => Write;
+        fn unread_count(&mut self, user: &str, room_guid: &str) -> Result<u64, StoreError> => Read;
+        fn get_pref(&mut self, user: &str, label: &str) -> Result<Option<Pref>, StoreError> => Read;
+        fn set_pref(&mut self, user: &str, label: &str, content: &str) -> Result<u64, StoreError> => Write;
+        fn add_invitation(&mut self, user: &str, room_guid: &str, inviter: &str, ts_ms: i64) -> Result<(), StoreError> => Write;
+        fn invitations(&mut self, user: &str) -> Result<Vec<Invitation>, StoreError> => Read;
+        fn mark_invitation_seen(&mut self, user: &str, room_guid: &str) -> Result<(), StoreError> => Write;
+        fn put_file(&mut self, file: &FileRecord) -> Result<(), StoreError> => Write;
+        fn get_file(&mut self, room_guid: &str, name: &str) -> Result<Option<FileRecord>, StoreError> => Read;
     }
 }
 

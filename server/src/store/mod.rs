@@ -13,7 +13,7 @@
 pub mod faulty;
 pub mod sqlite;
 
-pub use faulty::FaultyStore;
+pub use faulty::{FaultyStore, HookedStore, StoreHook, StoreOp};
 pub use sqlite::SqliteStore;
 
 use crate::compliance::{Event, NewEvent};
