@@ -10,6 +10,7 @@ pub mod explore;
 pub mod http;
 pub mod http_steps;
 pub mod invariants;
+pub mod ladder;
 pub mod load;
 pub mod pcap;
 pub mod report;

@@ -51,6 +51,13 @@ enum Command {
         /// `http` steps.
         #[arg(long, value_name = "HOST:PORT", requires = "target")]
         http: Option<String>,
+        /// Write each run's ladder (sequence) diagram to DIR/<scenario>.ladder.txt and
+        /// DIR/<scenario>.html (SVG; hover an arrow for the whole message).
+        #[arg(long, value_name = "DIR")]
+        ladder: Option<PathBuf>,
+        /// Print each run's text ladder diagram to the terminal.
+        #[arg(long)]
+        show_ladder: bool,
         #[command(flatten)]
         reports: ReportArgs,
     },
@@ -324,6 +331,8 @@ fn main() -> ExitCode {
             target,
             reports,
             http,
+            ladder,
+            show_ladder,
         } => {
             let scenarios = match load_all(&path) {
                 Ok(s) => s,
@@ -364,6 +373,29 @@ fn main() -> ExitCode {
                     let file = dir.join(format!("{}.txt", r.name));
                     if let Err(e) = std::fs::write(&file, r.transcript.render()) {
                         eprintln!("{}: {e}", file.display());
+                    }
+                }
+                if show_ladder {
+                    bar.suspend(|| print!("{}", pchat_sim::ladder::text(&r.transcript)));
+                }
+                if let Some(dir) = &ladder {
+                    let outputs = [
+                        (
+                            format!("{}.ladder.txt", r.name),
+                            pchat_sim::ladder::text(&r.transcript),
+                        ),
+                        (
+                            format!("{}.html", r.name),
+                            pchat_sim::ladder::html(&r.transcript, &r.name),
+                        ),
+                    ];
+                    for (name, content) in outputs {
+                        let file = dir.join(name);
+                        let written = std::fs::create_dir_all(dir)
+                            .and_then(|()| std::fs::write(&file, content));
+                        if let Err(e) = written {
+                            eprintln!("{}: {e}", file.display());
+                        }
                     }
                 }
                 runs.push((r, replay));
