@@ -20,7 +20,14 @@ fn committed_schema() -> Value {
 }
 
 /// Keywords that only annotate (no effect on validity).
-const ANNOTATIONS: &[&str] = &["$schema", "title", "description", "default", "format", "$defs"];
+const ANNOTATIONS: &[&str] = &[
+    "$schema",
+    "title",
+    "description",
+    "default",
+    "format",
+    "$defs",
+];
 
 /// Checks `v` against `schema`; errors name the JSON path.
 fn check(root: &Value, schema: &Value, v: &Value, at: &str) -> Result<(), String> {
@@ -177,7 +184,10 @@ fn every_scenario_file_conforms_to_the_schema() {
             }
         }
     }
-    assert!(files.len() >= 10, "expected the scenario files, got {files:?}");
+    assert!(
+        files.len() >= 10,
+        "expected the scenario files, got {files:?}"
+    );
     for path in files {
         let text = std::fs::read_to_string(&path).expect("scenario readable");
         if let Err(e) = check(&schema, &schema, &toml_as_json(&text), "$") {
@@ -202,7 +212,10 @@ fn the_check_rejects_what_the_parser_rejects() {
     check(&schema, &schema, &toml_as_json(base), "$").expect("base scenario conforms");
     let bad = [
         (base.replace("action =", "acton ="), "`acton`"),
-        (base.replace("\"sign-in\"", "\"signin\""), "$.step[0].action"),
+        (
+            base.replace("\"sign-in\"", "\"signin\""),
+            "$.step[0].action",
+        ),
         (base.replace("status = 200", "stauts = 200"), "`stauts`"),
         (format!("sed = 3\n{base}"), "`sed`"),
         (base.replace("[[client]]", "[[clients]]"), "`clients`"),
