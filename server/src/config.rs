@@ -8,6 +8,7 @@
 //! compliance_file_store/max_file_bytes/file_token_ttl_ms/bearer_ttl_ms`.
 //! Unknown keys are rejected so that a typo fails loudly with its line and column.
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -51,7 +52,7 @@ pub struct Config {
 /// (call-flows.md "Web services"; `crate::web`, docs/web.md). Keys: `listen`,
 /// `public_url`, `file_store`, `compliance_file_store`, `max_file_bytes`,
 /// `file_token_ttl_ms`, `bearer_ttl_ms`.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
     /// Listen address, e.g. `127.0.0.1:8080`.
@@ -99,7 +100,7 @@ impl HttpConfig {
 /// `[compliance]`: the compliance pipeline (call-flows.md "Call flow 3";
 /// `crate::compliance`). Keys: `enabled`, `run_interval`, `output_dir`,
 /// `one_room_per_file`, `adapter`, `path`, and `batch_size`.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ComplianceConfig {
     /// Record events (in the action's store transaction) and run the worker.
@@ -135,7 +136,7 @@ impl Default for ComplianceConfig {
 }
 
 /// `[compliance] adapter`.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum AdapterKind {
     /// XML files in the documented format (`Conversations`, XCCOS.md last section).
@@ -196,6 +197,24 @@ impl<'de> Deserialize<'de> for RunInterval {
     }
 }
 
+/// JSON Schema (scenario and config editor completion): an integer of milliseconds
+/// (at least 1) or a string with a unit, as [`RunInterval::parse`] accepts.
+impl JsonSchema for RunInterval {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "RunInterval".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "Milliseconds as an integer, or a string with a unit: \"250ms\", \"30s\", \"5m\", \"1h\".",
+            "anyOf": [
+                { "type": "integer", "minimum": 1 },
+                { "type": "string", "pattern": "^\\s*[0-9]+\\s*(ms|s|m|min|h)?\\s*$" }
+            ]
+        })
+    }
+}
+
 /// Name of the category a room without `category` belongs to. When no `[[category]]`
 /// has this name, it is implicit: `allowed = ["*@<domain>"]`, no creators, invitations,
 /// file upload and history on.
@@ -211,7 +230,7 @@ fn yes() -> bool {
 /// `allowed`, `denied` and `creators` entries are user URIs (`sip:user@domain`) or
 /// whole domains (`*@domain`), matched case-insensitively. A denied user is out of
 /// scope whatever the other lists say.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct CategoryConfig {
     /// Category name, unique (case-insensitively); rooms refer to it by `category`.
@@ -267,7 +286,7 @@ impl CategoryConfig {
 }
 
 /// Room type (product room model).
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, PartialOrd, Ord, Default)]
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq, PartialOrd, Ord, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum RoomType {
     /// Every member (everyone in scope, for an open room) may post.
@@ -297,7 +316,7 @@ impl RoomType {
 }
 
 /// A room's invitations setting.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, PartialOrd, Ord, Default)]
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq, PartialOrd, Ord, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Invitations {
     /// Follow the category's `invitations`.
@@ -391,7 +410,7 @@ impl Default for StoreConfig {
 }
 
 /// `[limits]`: what `getserverinfo` announces (XCCOS.md `sib`), enforced by the server.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// Most rooms a `chansrch` returns.
@@ -425,7 +444,7 @@ pub struct PoolConfig {
 }
 
 /// Room privacy (product room model).
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, PartialOrd, Ord, Default)]
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq, PartialOrd, Ord, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Privacy {
     /// Anyone in scope can find and join.
@@ -459,7 +478,7 @@ impl Privacy {
 }
 
 /// `[[room]]`: a room created or updated at start.
-#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RoomConfig {
     /// Room name, unique (case-insensitively) within the pool; it also fixes the room's

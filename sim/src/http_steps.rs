@@ -26,6 +26,7 @@ use crate::scenario::Step;
 use crate::steps::{room_uri_of, StepResult};
 use bytes::Bytes;
 use pchat_server::xccos::{CmdKind, RplData};
+use schemars::JsonSchema;
 use serde::Deserialize;
 use std::future::Future;
 use std::pin::Pin;
@@ -50,7 +51,7 @@ tokio::task_local! {
 }
 
 /// What an `http` step does.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum HttpOp {
     /// `cmd:getfutok` for `room`/`file`, then `PUT` the content.
@@ -66,7 +67,7 @@ pub enum HttpOp {
 }
 
 /// The `http` table of a step.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct HttpStep {
     /// What to do.

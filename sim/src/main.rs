@@ -101,6 +101,9 @@ enum Command {
     /// posts, throughput and latency report (exit 1 if not every session signed in or
     /// no post was acknowledged).
     Load(LoadArgs),
+    /// Print the JSON Schema of scenario files (pretty JSON on stdout; committed as
+    /// docs/scenario.schema.json for editor completion).
+    Schema,
 }
 
 #[derive(clap::Args, Debug)]
@@ -314,6 +317,16 @@ fn main() -> ExitCode {
         .init();
     match Cli::parse().cmd {
         Command::Load(a) => load(a),
+        Command::Schema => match pchat_sim::scenario::json_schema() {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("cannot write the schema: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Check { path } => match load_all(&path) {
             Ok(s) => {
                 println!("{} scenario file(s) valid", s.len());

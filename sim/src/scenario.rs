@@ -22,6 +22,7 @@
 use pchat_server::config::{
     line_col, CategoryConfig, ComplianceConfig, Config, HttpConfig, Limits, RoomConfig,
 };
+use schemars::JsonSchema;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -42,8 +43,12 @@ pub struct Scenario {
 }
 
 /// The TOML document.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(
+    title = "pchat-sim scenario",
+    description = "A pchat-sim scenario file (docs/scenarios.md): clients, ordered steps, scheduled faults and the simulated server's settings."
+)]
 pub struct ScenarioFile {
     /// Short name (defaults to the file stem).
     #[serde(default)]
@@ -81,11 +86,13 @@ pub struct ScenarioFile {
     pub clients: Vec<ClientSpec>,
     /// The steps, in order.
     #[serde(rename = "step")]
+    #[schemars(with = "Vec<Step>")]
     pub steps: Vec<Spanned<Step>>,
     /// Faults scheduled around the steps (`[[fault]]`): each is a fault step with
     /// `before_step = N` (1-based; `steps + 1` = after the last step). `explore` writes
     /// its minimal failing schedule this way.
     #[serde(default, rename = "fault")]
+    #[schemars(with = "Vec<Step>")]
     pub faults: Vec<Spanned<Step>>,
     /// Check the end-of-run invariants (acknowledged posts in history, no duplicate
     /// store or relay, one order per room) after the steps.
@@ -98,6 +105,7 @@ pub struct ScenarioFile {
     /// For testing the QA tooling only: plant a known bug in the simulated server.
     /// `"no-retry-dedup"` turns grpchat retry de-duplication off.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub planted_bug: Option<Spanned<String>>,
     /// Server settings for the simulated server (bounded queues, Retry-After).
     #[serde(default)]
@@ -109,7 +117,7 @@ pub struct ScenarioFile {
 }
 
 /// `[server]`: settings of the simulated server (defaults: the server's defaults).
-#[derive(Debug, Clone, Deserialize, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, JsonSchema, Default, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct ServerSpec {
     /// `[sip] core_queue`: requests queued into the channel service before INFO gets
@@ -119,12 +127,23 @@ pub struct ServerSpec {
     pub retry_after_s: Option<u32>,
 }
 
+/// The JSON Schema (draft 2020-12) of scenario files, generated from [`ScenarioFile`]
+/// and the types it uses, so it describes what [`Scenario::parse`] accepts (unknown keys
+/// are `additionalProperties: false`). Pretty JSON ending in a newline; committed as
+/// `docs/scenario.schema.json` (`pchat-sim schema`). Errors: JSON serialization.
+pub fn json_schema() -> Result<String, serde_json::Error> {
+    let schema = schemars::schema_for!(ScenarioFile);
+    let mut text = serde_json::to_string_pretty(&schema)?;
+    text.push('\n');
+    Ok(text)
+}
+
 fn default_domain() -> String {
     "contoso.com".to_string()
 }
 
 /// A client of the scenario.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClientSpec {
     /// Label used by steps and transcripts.
@@ -138,7 +157,7 @@ pub struct ClientSpec {
 }
 
 /// What a step does.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum ActionKind {
     /// The whole 7-step sign-in (call-flows.md): SUBSCRIBE, INVITE, getserverinfo,
@@ -271,23 +290,27 @@ impl ActionKind {
 }
 
 /// One step. Which optional keys apply depends on `action` (docs/scenarios.md).
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Step {
     /// Client that acts (or receives).
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub client: Option<Spanned<String>>,
     /// What it does.
     #[serde(default)]
+    #[schemars(with = "Option<ActionKind>")]
     pub action: Option<Spanned<ActionKind>>,
     /// A room, by name.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub room: Option<Spanned<String>>,
     /// A room by raw URI (for bad input: unknown or malformed rooms).
     #[serde(default)]
     pub room_uri: Option<String>,
     /// Rooms, by name (bjoin, sign-in).
     #[serde(default)]
+    #[schemars(with = "Vec<String>")]
     pub rooms: Vec<Spanned<String>>,
     /// Post text.
     #[serde(default)]
@@ -321,6 +344,7 @@ pub struct Step {
     pub ms: Option<u64>,
     /// partition/latency/loss: the clients cut off from the server (default: all).
     #[serde(default)]
+    #[schemars(with = "Vec<String>")]
     pub hosts: Vec<Spanned<String>>,
     /// latency: least one-way delay, ms.
     #[serde(default)]
@@ -352,7 +376,7 @@ pub struct Step {
 }
 
 /// Expectations on a step's outcome; every key is optional.
-#[derive(Debug, Clone, Deserialize, Default, PartialEq)]
+#[derive(Debug, Clone, Deserialize, JsonSchema, Default, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Expect {
     /// SIP status of the final response (default 200 where a request is sent).
