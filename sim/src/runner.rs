@@ -626,16 +626,23 @@ pub fn run_sim_with(scenario: &Scenario, seed: u64, opts: &SimOptions) -> RunRep
         .compliance
         .enabled
         .then(|| cfg.compliance.output_dir.clone());
+    // Each start of the server host (the first, and every restart after a crash) is a
+    // new incarnation: like a real process it gets fresh identifiers (its own seed) and
+    // reads the clock where simulated time is, instead of replaying its first life.
+    let incarnation = Arc::new(std::sync::atomic::AtomicU64::new(0));
     sim.host("server", move || {
         let cfg = cfg.clone();
         let faults = server_faults.clone();
+        let life = incarnation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let seed = seed ^ life.wrapping_mul(0x9E37_79B9_7F4A_7C15);
         async move {
             let listener =
                 turmoil::net::TcpListener::bind((IpAddr::V4(Ipv4Addr::UNSPECIFIED), SIM_SIP_PORT))
                     .await?;
             let local = SocketAddr::new(turmoil::lookup("server"), SIM_SIP_PORT).to_string();
+            let since = turmoil::sim_elapsed().unwrap_or_default().as_millis() as i64;
             let clock = Arc::new(pchat_server::clock::TokioClock::starting_at(
-                pchat_server::clock::SIM_EPOCH_MS,
+                pchat_server::clock::SIM_EPOCH_MS + since,
             ));
             let http = match cfg.http.is_some() {
                 true => Some(crate::sim_net::SimListener(
