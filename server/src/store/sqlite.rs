@@ -160,29 +160,17 @@ impl SqliteStore {
     }
 
     fn roles(&self, guid: &str, role: &str) -> Result<Vec<String>, StoreError> {
-        let mut st = self
-            .conn
-            .prepare_cached(
-                "SELECT user_uri FROM room_roles WHERE room_guid = ?1 AND role = ?2 ORDER BY user_uri",
-            )
-            .map_err(db)?;
-        let rows = st
-            .query_map(params![guid, role], |r| r.get::<_, String>(0))
-            .map_err(db)?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(db)
+        self.strings(
+            "SELECT user_uri FROM room_roles WHERE room_guid = ?1 AND role = ?2 ORDER BY user_uri",
+            &[&guid, &role],
+        )
     }
 
     fn presenters(&self, guid: &str) -> Result<Vec<String>, StoreError> {
-        let mut st = self
-            .conn
-            .prepare_cached(
-                "SELECT user_uri FROM room_presenters WHERE room_guid = ?1 ORDER BY user_uri",
-            )
-            .map_err(db)?;
-        let rows = st
-            .query_map(params![guid], |r| r.get::<_, String>(0))
-            .map_err(db)?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(db)
+        self.strings(
+            "SELECT user_uri FROM room_presenters WHERE room_guid = ?1 ORDER BY user_uri",
+            &[&guid],
+        )
     }
 
     fn messages(
@@ -468,14 +456,10 @@ impl Store for SqliteStore {
     }
 
     fn followed(&mut self, user: &str) -> Result<Vec<String>, StoreError> {
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT room_guid FROM followed WHERE user_uri = ?1 ORDER BY seq")
-            .map_err(db)?;
-        let rows = st
-            .query_map(params![user], |r| r.get::<_, String>(0))
-            .map_err(db)?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(db)
+        self.strings(
+            "SELECT room_guid FROM followed WHERE user_uri = ?1 ORDER BY seq",
+            &[&user],
+        )
     }
 
     fn set_followed(&mut self, user: &str, room_guids: &[String]) -> Result<(), StoreError> {

@@ -322,13 +322,7 @@ impl W<'_> {
                 seqid,
                 content,
             } => {
-                self.raw("<data>");
-                self.open("pref");
-                self.attr("label", label);
-                self.attr_u64("seqid", *seqid);
-                self.attr("content", content);
-                self.slash_gt();
-                self.raw("</data>");
+                self.pref_data(label, *seqid, content);
             }
             CmdKind::CreateRoom { attrs, users } => {
                 self.raw("<data>");
@@ -368,6 +362,18 @@ impl W<'_> {
             }
         }
         self.close("cmd");
+    }
+
+    /// `<data><pref label seqid content/></data>`: setpref's request and the reply of
+    /// getpref/setpref share it.
+    fn pref_data(&mut self, label: &str, seqid: u64, content: &str) {
+        self.raw("<data>");
+        self.open("pref");
+        self.attr("label", label);
+        self.attr_u64("seqid", seqid);
+        self.attr("content", content);
+        self.slash_gt();
+        self.raw("</data>");
     }
 
     fn room_attrs(&mut self, a: &RoomAttrs) {
@@ -508,13 +514,7 @@ impl W<'_> {
                 seqid,
                 content,
             } => {
-                self.raw("<data>");
-                self.open("pref");
-                self.attr("label", label);
-                self.attr_u64("seqid", *seqid);
-                self.attr("content", content);
-                self.slash_gt();
-                self.raw("</data>");
+                self.pref_data(label, *seqid, content);
             }
             RplData::Token { token, server_uri } => {
                 self.raw("<data>");
