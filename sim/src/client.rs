@@ -72,6 +72,26 @@ pub struct ClientDialog {
     pub cseq: u32,
 }
 
+impl ClientDialog {
+    /// A request inside this dialog (RFC 3261 12.2.1.1): to the remote target, with our
+    /// From and their To (both tagged), the Call-ID, CSeq `cseq method` and `via`.
+    fn request(&self, method: &str, cseq: u32, via: String) -> Request {
+        let mut req = Request {
+            method: method.to_string(),
+            uri: self.target.clone(),
+            headers: Default::default(),
+            body: Bytes::new(),
+        };
+        req.headers.push("Via", via);
+        req.headers.push("Max-Forwards", "70");
+        req.headers.push("From", self.from.clone());
+        req.headers.push("To", self.to.clone());
+        req.headers.push("Call-ID", self.call_id.clone());
+        req.headers.push("CSeq", format!("{cseq} {method}"));
+        req
+    }
+}
+
 /// A signed-in (or signing-in) client on one connection.
 pub struct Client {
     /// Label in transcripts, e.g. `user1`.
@@ -299,19 +319,7 @@ impl Client {
             return err("no dialog: INVITE first");
         };
         d.cseq += 1;
-        let mut req = Request {
-            method: method.to_string(),
-            uri: d.target.clone(),
-            headers: Default::default(),
-            body: Bytes::new(),
-        };
-        req.headers.push("Via", via);
-        req.headers.push("Max-Forwards", "70");
-        req.headers.push("From", d.from.clone());
-        req.headers.push("To", d.to.clone());
-        req.headers.push("Call-ID", d.call_id.clone());
-        req.headers.push("CSeq", format!("{} {method}", d.cseq));
-        Ok(req)
+        Ok(d.request(method, d.cseq, via))
     }
 
     /// Sends a request and waits for its final response, retrying a 503 after its
@@ -462,19 +470,8 @@ impl Client {
                 target,
                 cseq: req.cseq().map_or(1, |c| c.0),
             };
-            let via = self.via();
-            let mut ack = Request {
-                method: "ACK".into(),
-                uri: dialog.target.clone(),
-                headers: Default::default(),
-                body: Bytes::new(),
-            };
-            ack.headers.push("Via", via);
-            ack.headers.push("Max-Forwards", "70");
-            ack.headers.push("From", dialog.from.clone());
-            ack.headers.push("To", dialog.to.clone());
-            ack.headers.push("Call-ID", dialog.call_id.clone());
-            ack.headers.push("CSeq", format!("{} ACK", dialog.cseq));
+            // The ACK takes the INVITE's CSeq number (RFC 3261 13.2.2.4).
+            let ack = dialog.request("ACK", dialog.cseq, self.via());
             self.dialog = Some(dialog);
             self.send_bytes(ack.encode()).await?;
         }
