@@ -15,7 +15,10 @@
 //! as "delivered": 400 (no chanUri), 403 (not joined / may not post: closed room and
 //! not a member, auditorium and not a presenter), 404 (no such room,
 //! or a secret room the user may not know of), 413 (text over `messageSizeLimit`
-//! characters), 500 (store error).
+//! characters), 503 + `Retry-After` (the store failed to write it: I/O error, busy,
+//! disk full - RFC 3261 21.5.4, "temporarily unable"; the client retries the same
+//! envelope, call-flows.md sign-in step 2). Every refusal carries a `Warning: 399`
+//! naming the cause.
 
 use super::{room_op, Ctx};
 use crate::channel::authz::Op;
@@ -33,13 +36,17 @@ fn refuse(core: &mut Core, ctx: &Ctx, req: &Request, code: u16, reason: &str) {
         codes::NO_PERMISSION => "Forbidden",
         codes::TOO_LARGE => "Request Entity Too Large",
         codes::BAD_REQUEST => "Bad Request",
+        codes::SERVICE_UNAVAILABLE => "Service Unavailable",
         _ => "Server Internal Error",
     };
     tracing::debug!(user = %ctx.user, code, "grpchat refused: {reason}");
-    let resp = response_for(req, code, phrase).with_header(
+    let mut resp = response_for(req, code, phrase).with_header(
         "Warning",
         format!("399 pchat \"{}\"", reason.replace('"', "'")),
     );
+    if code == codes::SERVICE_UNAVAILABLE {
+        resp = resp.with_header("Retry-After", core.cfg.sip.retry_after_s.to_string());
+    }
     core.respond(ctx.conn, resp, false);
 }
 
@@ -91,7 +98,9 @@ pub fn handle(core: &mut Core, ctx: &Ctx, req: &Request, chat: GrpChat) {
     };
     let ev = event_at(core, EventKind::Chat, &guid, &ctx.user, ts_ms, &msg.text);
     if let Err(e) = with_event(core, ev, |store| store.append_message(&msg)) {
-        return refuse(core, ctx, req, codes::INTERNAL_ERROR, &e.to_string());
+        // The post's savepoint was rolled back: nothing of it is kept, so a retry of
+        // the same envelope is stored normally once the store recovers.
+        return refuse(core, ctx, req, codes::SERVICE_UNAVAILABLE, &e.to_string());
     }
     core.dedup.stored(key);
     core.respond(ctx.conn, response_for(req, 200, "OK"), true);

@@ -8,23 +8,33 @@ use crate::store::SqliteStore;
 use crate::xccos::{self, Body, RplData};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Makes commits fail while the flag is set (for group-commit tests).
-struct CommitFails(Arc<AtomicBool>);
+/// Makes commits fail while the first flag is set (group-commit tests), and writes
+/// while the second is (a statement failing inside the batch).
+struct StoreFails(Arc<AtomicBool>, Arc<AtomicBool>);
 
-impl crate::store::StoreHook for CommitFails {
+impl crate::store::StoreHook for StoreFails {
     fn before(&mut self, op: crate::store::StoreOp) -> Result<(), StoreError> {
-        if op == crate::store::StoreOp::Commit && self.0.load(Ordering::SeqCst) {
+        let armed = match op {
+            crate::store::StoreOp::Commit => &self.0,
+            crate::store::StoreOp::Write => &self.1,
+            _ => return Ok(()),
+        };
+        if armed.load(Ordering::SeqCst) {
             return Err(StoreError::Db("disk I/O error (injected)".into()));
         }
         Ok(())
     }
 }
 
-/// An in-memory store whose commits fail while `fail` is set.
-fn flaky_store(fail: &Arc<AtomicBool>) -> crate::store::HookedStore<CommitFails> {
+/// An in-memory store whose commits fail while `fail` is set and whose writes fail
+/// while `fail_writes` is.
+fn flaky_store(
+    fail: &Arc<AtomicBool>,
+    fail_writes: &Arc<AtomicBool>,
+) -> crate::store::HookedStore<StoreFails> {
     crate::store::HookedStore::new(
         Box::new(SqliteStore::in_memory().unwrap()),
-        CommitFails(fail.clone()),
+        StoreFails(fail.clone(), fail_writes.clone()),
     )
 }
 
@@ -45,18 +55,21 @@ fn config() -> Config {
 struct Harness {
     core: Core,
     fail: Arc<AtomicBool>,
+    fail_writes: Arc<AtomicBool>,
     clock: Arc<ManualClock>,
     cseq: u32,
 }
 
 fn harness() -> Harness {
     let fail = Arc::new(AtomicBool::new(false));
-    let store = flaky_store(&fail);
+    let fail_writes = Arc::new(AtomicBool::new(false));
+    let store = flaky_store(&fail, &fail_writes);
     let clock = Arc::new(ManualClock::new(crate::clock::SIM_EPOCH_MS));
     let core = Core::new(config(), Box::new(store), clock.clone(), 1, "10.0.0.1:5060").unwrap();
     Harness {
         core,
         fail,
+        fail_writes,
         clock,
         cseq: 1,
     }
@@ -293,6 +306,35 @@ fn failed_commit_answers_503_and_relays_nothing() {
 }
 
 #[test]
+fn failed_write_answers_503_with_retry_after_and_keeps_nothing() {
+    let mut h = harness();
+    let d1 = h.sign_in(1, "user1");
+    let d2 = h.sign_in(2, "user2");
+    let uri = h.design_uri();
+    h.info(1, "user1", &d1, &join_body(&uri));
+    h.info(2, "user2", &d2, &join_body(&uri));
+    h.fail_writes.store(true, Ordering::SeqCst);
+    let out = h.info(1, "user1", &d1, &post_body(&uri, "kept?"));
+    assert_eq!(out.len(), 1, "only the poster hears back: {out:?}");
+    let r = response(&out[0].1);
+    assert_eq!((r.code, r.reason.as_str()), (503, "Service Unavailable"));
+    assert_eq!(r.headers.get("Retry-After"), Some("1"));
+    assert!(
+        r.headers.get("Warning").is_some_and(|w| w.contains("I/O")),
+        "the Warning names the cause: {:?}",
+        r.headers.get("Warning")
+    );
+    h.fail_writes.store(false, Ordering::SeqCst);
+    let guid = crate::ids::room_guid("contoso.com", "Design");
+    assert_eq!(h.core.store.message_count(&guid).unwrap(), 0);
+    // The client retries the same envelope: stored and relayed once.
+    let out = h.info(1, "user1", &d1, &post_body(&uri, "kept?"));
+    assert_eq!(response(&out[0].1).code, 200);
+    assert_eq!(out.len(), 2, "200 OK and one relay: {out:?}");
+    assert_eq!(h.core.store.message_count(&guid).unwrap(), 1);
+}
+
+#[test]
 fn batch_commits_once_for_many_posts() {
     let mut h = harness();
     let d1 = h.sign_in(1, "user1");
@@ -447,12 +489,14 @@ fn upload_in_a_batch_that_does_not_commit_answers_503_and_keeps_the_token() {
         ..Default::default()
     });
     let fail = Arc::new(AtomicBool::new(false));
-    let store = flaky_store(&fail);
+    let fail_writes = Arc::new(AtomicBool::new(false));
+    let store = flaky_store(&fail, &fail_writes);
     let clock = Arc::new(ManualClock::new(crate::clock::SIM_EPOCH_MS));
     let core = Core::new(cfg, Box::new(store), clock.clone(), 1, "10.0.0.1:5060").unwrap();
     let mut h = Harness {
         core,
         fail,
+        fail_writes,
         clock,
         cseq: 1,
     };
