@@ -441,6 +441,21 @@ pub struct PoolConfig {
     /// SIP URIs of the pool's endpoints, listed in the provisioning document and
     /// returned by `cmd:requri`. Empty means `sip:pchat@<domain>`.
     pub uris: Vec<String>,
+    /// This server's name in the pool. It keys the server's entries in the store's
+    /// open-sessions ledger, so that after a crash each server closes only its own
+    /// sessions (servers of a pool share one store). Empty means `[sip] listen`.
+    pub server_id: String,
+}
+
+impl Config {
+    /// This server's name in the pool: `[pool] server_id`, or `[sip] listen` if empty.
+    pub fn server_id(&self) -> &str {
+        if self.pool.server_id.is_empty() {
+            &self.sip.listen
+        } else {
+            &self.pool.server_id
+        }
+    }
 }
 
 /// Room privacy (product room model).

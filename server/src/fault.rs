@@ -24,6 +24,7 @@ struct State {
     overload: bool,
     store: Option<StoreFault>,
     retry_dedup_disabled: bool,
+    crash_cleanup_disabled: bool,
 }
 
 /// Shared fault switches: forced overload, store faults, and a planted-bug switch.
@@ -66,6 +67,20 @@ impl Faults {
     /// Whether grpchat retry de-duplication is on (it is unless a test planted the bug).
     pub fn retry_dedup_enabled(&self) -> bool {
         !self.with(|s| s.retry_dedup_disabled)
+    }
+
+    /// **Planted bug, for tests of the QA tooling only**: a starting server no longer
+    /// closes the sessions its crashed previous run left open (no PART events for
+    /// them), so that the "sessions of crashed hosts cleaned up" invariant has a real
+    /// defect to find.
+    pub fn disable_crash_cleanup(&self, disabled: bool) {
+        self.with(|s| s.crash_cleanup_disabled = disabled);
+    }
+
+    /// Whether a starting server closes its previous run's sessions (it does unless a
+    /// test planted the bug).
+    pub fn crash_cleanup_enabled(&self) -> bool {
+        !self.with(|s| s.crash_cleanup_disabled)
     }
 }
 

@@ -73,5 +73,5 @@ pub fn build_core_with_faults(
 ) -> Result<core::Core, store::StoreError> {
     let store = store::SqliteStore::open(&cfg.store.path)?;
     let store = store::FaultyStore::new(Box::new(store), faults.clone());
-    Ok(core::Core::new(cfg, Box::new(store), clock, seed, local_addr)?.with_faults(faults))
+    core::Core::new_with_faults(cfg, Box::new(store), clock, seed, local_addr, faults)
 }

@@ -18,7 +18,7 @@ use super::{EventKind, NewEvent};
 use crate::channel::DialogId;
 use crate::cmd::CmdError;
 use crate::core::Core;
-use crate::store::{Store, StoreError};
+use crate::store::{OpenSession, Store, StoreError};
 use crate::xccos::codes;
 
 /// The event `kind` by `user` in room `guid` (empty: no room) at `ts_ms`, with the
@@ -46,6 +46,64 @@ pub fn event_at(
     }
 }
 
+/// Writes `ev` to the outbox and keeps the open-sessions ledger in step, in the
+/// caller's transaction: a JOIN opens (server, user, room), a PART closes it. Returns
+/// the event id. Errors: the store failed.
+fn write_event(core: &mut Core, ev: &NewEvent) -> Result<i64, StoreError> {
+    let id = core.store.record_event(ev)?;
+    let server = core.cfg.server_id();
+    match ev.kind {
+        EventKind::Join => core.store.open_session(
+            server,
+            &OpenSession {
+                user: ev.user.clone(),
+                room_uri: ev.room_uri.clone(),
+                room_name: ev.room_name.clone(),
+            },
+        )?,
+        EventKind::Part => core.store.close_session(server, &ev.user, &ev.room_uri)?,
+        _ => {}
+    }
+    Ok(id)
+}
+
+/// Start-up: closes the sessions a previous run of this server left open because it
+/// crashed or was killed (its open-sessions ledger is not empty): records their PART
+/// events now and empties the ledger, in one transaction, before any client is served.
+/// Without compliance the ledger is just emptied. Returns how many sessions were
+/// closed. Errors: the store failed (the server must not start half cleaned).
+pub fn close_sessions_of_previous_run(core: &mut Core) -> Result<usize, StoreError> {
+    let server = core.cfg.server_id().to_string();
+    let stale = core.store.open_sessions(&server)?;
+    if stale.is_empty() {
+        return Ok(0);
+    }
+    core.store.begin()?;
+    let now = core.clock.now_ms();
+    let result = stale.iter().try_for_each(|s| {
+        if core.cfg.compliance.enabled {
+            let ev = NewEvent {
+                kind: EventKind::Part,
+                room_uri: s.room_uri.clone(),
+                room_name: s.room_name.clone(),
+                user: s.user.clone(),
+                ts_ms: now,
+                content: String::new(),
+            };
+            write_event(core, &ev).map(|_| ())
+        } else {
+            core.store.close_session(&server, &s.user, &s.room_uri)
+        }
+    });
+    match result.and_then(|()| core.store.commit()) {
+        Ok(()) => Ok(stale.len()),
+        Err(e) => {
+            core.store.rollback();
+            Err(e)
+        }
+    }
+}
+
 /// Records `kind` by `user` in room `guid` now (no-op when compliance is disabled).
 /// Errors: 500 (and the batch will roll back) when the store failed.
 pub fn record(
@@ -59,7 +117,7 @@ pub fn record(
         return Ok(());
     }
     let ev = event_at(core, kind, guid, user, core.clock.now_ms(), content);
-    core.store.record_event(&ev).map(|_| ()).map_err(|e| {
+    write_event(core, &ev).map(|_| ()).map_err(|e| {
         core.poison_batch();
         CmdError::new(
             codes::INTERNAL_ERROR,
@@ -117,7 +175,7 @@ pub fn record_part_of_dropped(core: &mut Core, guid: &str, user: &str) {
         return;
     }
     let ev = event_at(core, EventKind::Part, guid, user, core.clock.now_ms(), "");
-    if core.store.record_event(&ev).is_err() {
+    if write_event(core, &ev).is_err() {
         core.poison_batch();
     }
     core.compliance.server_events.push(ev);
@@ -127,7 +185,7 @@ pub fn record_part_of_dropped(core: &mut Core, guid: &str, user: &str) {
 pub fn begin_batch(core: &mut Core) {
     let carried = std::mem::take(&mut core.compliance.carry);
     for ev in &carried {
-        if core.store.record_event(ev).is_err() {
+        if write_event(core, ev).is_err() {
             core.poison_batch();
         }
     }

@@ -9,6 +9,9 @@
 //! - Every chat message in the store must have a CHAT event with the same room, author,
 //!   time and text, and every CHAT event a message (as multisets): the action/event
 //!   pairing of the transactional outbox.
+//! - Per user and room, JOIN and PART events alternate: a JOIN while the user's
+//!   previous JOIN in that room has no PART yet is a **session left open** (the server
+//!   that recorded it crashed and nobody closed the session - core start-up does).
 
 use super::adapter::{read_output, Exported, Format};
 use super::{ComplianceDb, Event, EventKind};
@@ -38,6 +41,9 @@ pub struct VerifyReport {
     pub messages_without_event: Vec<i64>,
     /// CHAT event ids without a matching store message.
     pub events_without_message: Vec<i64>,
+    /// JOIN event ids never followed by a PART before the same user's next JOIN in
+    /// the same room.
+    pub sessions_left_open: Vec<i64>,
 }
 
 impl VerifyReport {
@@ -48,6 +54,7 @@ impl VerifyReport {
             && self.unknown.is_empty()
             && self.messages_without_event.is_empty()
             && self.events_without_message.is_empty()
+            && self.sessions_left_open.is_empty()
     }
 
     /// A human-readable report (first 20 ids of each problem).
@@ -90,6 +97,14 @@ impl VerifyReport {
                 "CHAT events without a chat message: {} (event ids {})",
                 self.events_without_message.len(),
                 list(&self.events_without_message)
+            );
+        }
+        if !self.sessions_left_open.is_empty() {
+            let _ = writeln!(
+                s,
+                "sessions left open (JOIN without PART before the next JOIN): {} (event ids {})",
+                self.sessions_left_open.len(),
+                list(&self.sessions_left_open)
             );
         }
         let _ = writeln!(s, "{}", if self.clean() { "OK" } else { "FAILED" });
@@ -190,7 +205,31 @@ pub fn compare(
     }
     report.events_without_message = chats.into_values().flatten().collect();
     report.events_without_message.sort_unstable();
+    report.sessions_left_open = sessions_left_open(known.values().copied());
     Ok(report)
+}
+
+/// JOIN ids (ascending) not closed by a PART before the next JOIN of the same user in
+/// the same room; `events` in id order.
+fn sessions_left_open<'a>(events: impl Iterator<Item = &'a Event>) -> Vec<i64> {
+    let mut open: BTreeMap<(&str, &str), i64> = BTreeMap::new();
+    let mut left = Vec::new();
+    for e in events {
+        let key = (e.user.as_str(), e.room_uri.as_str());
+        match e.kind {
+            EventKind::Join => {
+                if let Some(earlier) = open.insert(key, e.id) {
+                    left.push(earlier);
+                }
+            }
+            EventKind::Part => {
+                open.remove(&key);
+            }
+            _ => {}
+        }
+    }
+    left.sort_unstable();
+    left
 }
 
 #[cfg(test)]
@@ -308,5 +347,32 @@ mod tests {
             1,
             "no temp file left"
         );
+    }
+
+    #[test]
+    fn a_join_without_part_before_the_next_join_is_a_session_left_open() {
+        let ev = |id, kind, user: &str, room: &str| Event {
+            id,
+            kind,
+            room_uri: room.into(),
+            room_name: String::new(),
+            user: user.into(),
+            ts_ms: id,
+            content: String::new(),
+        };
+        let (a, b, r1, r2) = ("sip:a@x", "sip:b@x", "ma-chan://x/1", "ma-chan://x/2");
+        let events = [
+            ev(1, EventKind::Join, a, r1),
+            ev(2, EventKind::Join, b, r1),
+            ev(3, EventKind::Join, a, r2),
+            ev(4, EventKind::Part, b, r1),
+            ev(5, EventKind::Join, b, r1), // b parted first: fine
+            ev(6, EventKind::Chat, a, r1),
+            ev(7, EventKind::Join, a, r1), // a never parted r1: 1 left open
+            ev(8, EventKind::Part, a, r1),
+            ev(9, EventKind::Join, a, r2), // 3 left open
+        ];
+        assert_eq!(sessions_left_open(events.iter()), [1, 3]);
+        assert!(sessions_left_open(events[..6].iter()).is_empty());
     }
 }

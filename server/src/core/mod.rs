@@ -147,10 +147,25 @@ impl Core {
     /// Via and Contact. Errors: the store failed.
     pub fn new(
         cfg: Config,
+        store: Box<dyn Store>,
+        clock: Arc<dyn Clock>,
+        seed: u64,
+        local_addr: &str,
+    ) -> Result<Core, StoreError> {
+        Core::new_with_faults(cfg, store, clock, seed, local_addr, Faults::default())
+    }
+
+    /// [`Core::new`] with a fault handle shared with the simulator. Before returning it
+    /// closes the sessions a crashed previous run of this server (`[pool] server_id`)
+    /// left open: their PART events are recorded (compliance/record.rs,
+    /// `close_sessions_of_previous_run`). Errors: the store failed.
+    pub fn new_with_faults(
+        cfg: Config,
         mut store: Box<dyn Store>,
         clock: Arc<dyn Clock>,
         seed: u64,
         local_addr: &str,
+        faults: Faults,
     ) -> Result<Core, StoreError> {
         for r in &cfg.rooms {
             let list = |v: &[String]| {
@@ -187,7 +202,7 @@ impl Core {
         let mut ids = IdGen::new(seed);
         let next_envid = ids.envid_start();
         let web = crate::web::ops::WebState::new(cfg.http.as_ref());
-        Ok(Core {
+        let mut core = Core {
             cfg,
             store,
             clock,
@@ -202,9 +217,19 @@ impl Core {
             web,
             local_addr: local_addr.to_string(),
             stats: Stats::default(),
-            faults: Faults::default(),
+            faults,
             dedup: dedup::RetryDedup::default(),
-        })
+        };
+        if core.faults.crash_cleanup_enabled() {
+            let closed = crate::compliance::record::close_sessions_of_previous_run(&mut core)?;
+            if closed > 0 {
+                tracing::info!(
+                    server = core.cfg.server_id(),
+                    "closed {closed} session(s) left open by a previous run (crash): PART recorded"
+                );
+            }
+        }
+        Ok(core)
     }
 
     /// Uses `faults` (shared with the simulator) instead of the default, never-armed one.

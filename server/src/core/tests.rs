@@ -557,3 +557,85 @@ fn upload_in_a_batch_that_does_not_commit_answers_503_and_keeps_the_token() {
     h.core.handle(upload(3), &mut out);
     assert_eq!(status(&out), [409]);
 }
+
+/// A core with compliance on, over the SQLite file `db`.
+fn compliance_core(db: &std::path::Path, faults: Faults) -> Harness {
+    let mut cfg = config();
+    cfg.compliance.enabled = true;
+    let clock = Arc::new(ManualClock::new(crate::clock::SIM_EPOCH_MS));
+    let store = Box::new(SqliteStore::open(db).unwrap());
+    let core =
+        Core::new_with_faults(cfg, store, clock.clone(), 1, "10.0.0.1:5060", faults).unwrap();
+    Harness {
+        core,
+        fail: Arc::default(),
+        fail_writes: Arc::default(),
+        clock,
+        cseq: 1,
+    }
+}
+
+/// (kind, user) of every outbox event, oldest first.
+fn outbox(core: &mut Core) -> Vec<(&'static str, String)> {
+    core.store
+        .outbox_peek(1000)
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.kind.as_str(), e.user))
+        .collect()
+}
+
+#[test]
+fn a_restart_after_a_crash_closes_the_sessions_left_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("pchat.db");
+    let mut h = compliance_core(&db, Faults::default());
+    let d1 = h.sign_in(1, "user1");
+    let d2 = h.sign_in(2, "user2");
+    let uri = h.design_uri();
+    h.info(1, "user1", &d1, &join_body(&uri));
+    h.info(2, "user2", &d2, &join_body(&uri));
+    // user2 leaves cleanly (connection closed: PART), user1 is still online.
+    h.core.handle(Input::Closed { conn: 2 }, &mut Vec::new());
+    let server = h.core.cfg.server_id().to_string();
+    assert_eq!(h.core.store.open_sessions(&server).unwrap().len(), 1);
+    // Crash: the core is dropped without closing anything; a new one starts.
+    drop(h);
+    let mut h = compliance_core(&db, Faults::default());
+    h.clock.advance(5_000);
+    let events = outbox(&mut h.core);
+    let tail: Vec<_> = events.iter().map(|(k, u)| (*k, u.as_str())).collect();
+    assert_eq!(
+        tail,
+        [
+            ("JOIN", "sip:user1@contoso.com"),
+            ("JOIN", "sip:user2@contoso.com"),
+            ("PART", "sip:user2@contoso.com"),
+            ("PART", "sip:user1@contoso.com"),
+        ],
+        "the restart recorded user1's PART"
+    );
+    assert!(h.core.store.open_sessions(&server).unwrap().is_empty());
+    // A second, clean restart finds nothing to close.
+    drop(h);
+    let mut h = compliance_core(&db, Faults::default());
+    assert_eq!(outbox(&mut h.core).len(), 4);
+}
+
+#[test]
+fn the_planted_bug_leaves_sessions_of_a_crashed_run_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("pchat.db");
+    let mut h = compliance_core(&db, Faults::default());
+    let d1 = h.sign_in(1, "user1");
+    let uri = h.design_uri();
+    h.info(1, "user1", &d1, &join_body(&uri));
+    drop(h);
+    let faults = Faults::default();
+    faults.disable_crash_cleanup(true);
+    let mut h = compliance_core(&db, faults);
+    assert_eq!(
+        outbox(&mut h.core),
+        [("JOIN", "sip:user1@contoso.com".to_string())]
+    );
+}

@@ -5,8 +5,8 @@
 //! kept", [`StoreError`]).
 
 use super::{
-    FileRecord, HistoryQuery, Invitation, NewMessage, Pref, RoomRecord, Store, StoreError,
-    StoredMessage,
+    FileRecord, HistoryQuery, Invitation, NewMessage, OpenSession, Pref, RoomRecord, Store,
+    StoreError, StoredMessage,
 };
 use crate::compliance::{Event, NewEvent};
 use crate::fault::{Faults, StoreFault};
@@ -109,6 +109,9 @@ impl<H: StoreHook> Store for HookedStore<H> {
         fn savepoint(&mut self) -> Result<(), StoreError> => Write;
         fn record_event(&mut self, ev: &NewEvent) -> Result<i64, StoreError> => Write;
         fn outbox_peek(&mut self, limit: u32) -> Result<Vec<Event>, StoreError> => Read;
+        fn open_session(&mut self, server: &str, s: &OpenSession) -> Result<(), StoreError> => Write;
+        fn close_session(&mut self, server: &str, user: &str, room_uri: &str) -> Result<(), StoreError> => Write;
+        fn open_sessions(&mut self, server: &str) -> Result<Vec<OpenSession>, StoreError> => Read;
         fn outbox_delete(&mut self, ids: &[i64]) -> Result<(), StoreError> => OutboxDelete;
         fn event_high_water(&mut self) -> Result<i64, StoreError> => Read;
         fn messages_after(&mut self, after_id: i64, limit: u32) -> Result<Vec<StoredMessage>, StoreError> => Read;

@@ -96,6 +96,18 @@ pub struct Pref {
     pub content: String,
 }
 
+/// A session in the open-sessions ledger: `user` is online in the room (a JOIN event
+/// was recorded and its PART not yet). See [`Store::open_session`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenSession {
+    /// User URI (`sip:user@domain`).
+    pub user: String,
+    /// Room URI (`ma-chan://domain/guid`).
+    pub room_uri: String,
+    /// Room name when the session opened (for the PART event).
+    pub room_name: String,
+}
+
 /// An invitation to a room (created when a user is added to a room whose
 /// invitations are on).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -193,6 +205,15 @@ pub trait Store: Send {
     /// Appends a compliance event to the outbox (transactional outbox: call it inside the
     /// action's transaction); returns its id, unique and never reused.
     fn record_event(&mut self, ev: &NewEvent) -> Result<i64, StoreError>;
+    /// Notes in the open-sessions ledger that `s.user` is online in `s.room_uri` on
+    /// `server` (written with the JOIN event, in its transaction; idempotent).
+    fn open_session(&mut self, server: &str, s: &OpenSession) -> Result<(), StoreError>;
+    /// Removes a ledger entry (written with the PART event; absent entries are ignored).
+    fn close_session(&mut self, server: &str, user: &str, room_uri: &str)
+        -> Result<(), StoreError>;
+    /// The ledger entries of `server`, sorted by user then room. At start-up these are
+    /// the sessions a previous run of the server left open (it crashed).
+    fn open_sessions(&mut self, server: &str) -> Result<Vec<OpenSession>, StoreError>;
     /// Up to `limit` outbox events, lowest id first.
     fn outbox_peek(&mut self, limit: u32) -> Result<Vec<Event>, StoreError>;
     /// Deletes outbox events by id (ids not present are ignored).

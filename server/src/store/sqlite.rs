@@ -2,8 +2,8 @@
 //! (`PRAGMA user_version`), prepared-statement cache.
 
 use super::{
-    FileRecord, HistoryQuery, Invitation, NewMessage, Pref, RoomRecord, Store, StoreError,
-    StoredMessage,
+    FileRecord, HistoryQuery, Invitation, NewMessage, OpenSession, Pref, RoomRecord, Store,
+    StoreError, StoredMessage,
 };
 use crate::compliance::{Event, EventKind, NewEvent};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -92,6 +92,16 @@ const MIGRATIONS: &[&str] = &[
         ts_ms INTEGER NOT NULL,
         PRIMARY KEY (room_guid, name)
      );",
+    // 5: the open-sessions ledger of the compliance pipeline: (server, user, room) for
+    // every JOIN event not yet followed by its PART, so a server that crashed can close
+    // its sessions (record their PART) when it starts again.
+    "CREATE TABLE open_sessions (
+        server TEXT NOT NULL,
+        user_uri TEXT NOT NULL,
+        room_uri TEXT NOT NULL,
+        room_name TEXT NOT NULL,
+        PRIMARY KEY (server, user_uri, room_uri)
+     ) WITHOUT ROWID;",
 ];
 
 /// SQLite-backed store. Not `Sync`: one owner (the channel service task).
@@ -557,6 +567,52 @@ impl Store for SqliteStore {
                 .optional()
             })
             .map_err(db)
+    }
+
+    fn open_session(&mut self, server: &str, s: &OpenSession) -> Result<(), StoreError> {
+        self.write(|c| {
+            c.prepare_cached(
+                "INSERT OR REPLACE INTO open_sessions (server, user_uri, room_uri, room_name)
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![server, s.user, s.room_uri, s.room_name])
+            .map(|_| ())
+        })
+    }
+
+    fn close_session(
+        &mut self,
+        server: &str,
+        user: &str,
+        room_uri: &str,
+    ) -> Result<(), StoreError> {
+        self.write(|c| {
+            c.prepare_cached(
+                "DELETE FROM open_sessions WHERE server = ?1 AND user_uri = ?2 AND room_uri = ?3",
+            )?
+            .execute(params![server, user, room_uri])
+            .map(|_| ())
+        })
+    }
+
+    fn open_sessions(&mut self, server: &str) -> Result<Vec<OpenSession>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT user_uri, room_uri, room_name FROM open_sessions
+                 WHERE server = ?1 ORDER BY user_uri, room_uri",
+            )
+            .map_err(db)?;
+        let rows = st
+            .query_map(params![server], |r| {
+                Ok(OpenSession {
+                    user: r.get(0)?,
+                    room_uri: r.get(1)?,
+                    room_name: r.get(2)?,
+                })
+            })
+            .map_err(db)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(db)
     }
 
     fn get_pref(&mut self, user: &str, label: &str) -> Result<Option<Pref>, StoreError> {
