@@ -126,7 +126,7 @@ pub struct ExploreOptions {
     pub seed: u64,
     /// Where a minimal failing schedule is written.
     pub out_dir: PathBuf,
-    /// Plant a known bug (`no-retry-dedup`) - for testing this tool.
+    /// Plant a known bug (`scenario::PLANTED_BUGS`) - for testing this tool.
     pub planted_bug: Option<String>,
     /// Most shrink iterations.
     pub max_shrink_iters: u32,

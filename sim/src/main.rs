@@ -78,7 +78,8 @@ enum Command {
         /// JUnit XML report (one test case: the exploration).
         #[arg(long, value_name = "FILE")]
         junit: Option<PathBuf>,
-        /// Plant a known bug in the simulated server (testing this tool): no-retry-dedup.
+        /// Plant a known bug in the simulated server (testing this tool): no-retry-dedup,
+        /// no-crash-cleanup.
         #[arg(long, hide = true)]
         plant_bug: Option<String>,
     },

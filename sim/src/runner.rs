@@ -602,14 +602,15 @@ pub fn run_sim_with(scenario: &Scenario, seed: u64, opts: &SimOptions) -> RunRep
     let mut cfg = scenario.server_config();
     cfg.store.path = store_path.clone();
     let faults = Faults::default();
-    if scenario
+    match scenario
         .file
         .planted_bug
         .as_ref()
         .map(|b| b.get_ref().as_str())
-        == Some("no-retry-dedup")
     {
-        faults.disable_retry_dedup(true);
+        Some("no-retry-dedup") => faults.disable_retry_dedup(true),
+        Some("no-crash-cleanup") => faults.disable_crash_cleanup(true),
+        _ => {}
     }
     let server_faults = faults.clone();
     if let Some(d) = store_dir.as_ref() {
@@ -776,7 +777,15 @@ pub fn run_sim_with(scenario: &Scenario, seed: u64, opts: &SimOptions) -> RunRep
     }
     let compliance_output = output_dir.map(|dir| read_compliance_output(&dir));
     let violations = if scenario.file.invariants || opts.invariants {
-        crate::invariants::check(&scenario, &transcript, &store_path)
+        let compliance = store_dir
+            .as_ref()
+            .filter(|_| scenario.file.compliance.as_ref().is_some_and(|c| c.enabled))
+            .map(|d| (d.path().join("mgccomp.db"), d.path().join("compliance")));
+        let files = crate::invariants::RunFiles {
+            store: &store_path,
+            compliance: compliance.as_ref().map(|(a, b)| (a.as_path(), b.as_path())),
+        };
+        crate::invariants::check(&scenario, &transcript, &files)
     } else {
         Vec::new()
     };

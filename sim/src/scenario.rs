@@ -30,6 +30,11 @@ use std::path::{Path, PathBuf};
 use toml::Spanned;
 
 /// A parsed, validated scenario.
+/// The bugs `planted_bug` can plant in the simulated server (testing the QA tooling):
+/// `no-retry-dedup` (grpchat retries stored twice), `no-crash-cleanup` (a restarted
+/// server leaves its crashed run's sessions open: JOIN without PART).
+pub const PLANTED_BUGS: &[&str] = &["no-retry-dedup", "no-crash-cleanup"];
+
 #[derive(Debug, Clone)]
 pub struct Scenario {
     /// Where it came from (labels errors).
@@ -103,7 +108,8 @@ pub struct ScenarioFile {
     #[serde(default)]
     pub keep_going: bool,
     /// For testing the QA tooling only: plant a known bug in the simulated server.
-    /// `"no-retry-dedup"` turns grpchat retry de-duplication off.
+    /// `"no-retry-dedup"` turns grpchat retry de-duplication off; `"no-crash-cleanup"`
+    /// makes a restarted server leave its crashed run's sessions open.
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub planted_bug: Option<Spanned<String>>,
@@ -660,12 +666,17 @@ impl Scenario {
             return Err(self.error_at(self.find("domain"), e.to_string()));
         }
         if let Some(b) = &f.planted_bug {
-            if b.get_ref() != "no-retry-dedup" {
+            if !PLANTED_BUGS.contains(&b.get_ref().as_str()) {
                 return Err(self.error_at(
                     b.span().start,
                     format!(
-                        "unknown planted_bug {:?} (expected \"no-retry-dedup\")",
-                        b.get_ref()
+                        "unknown planted_bug {:?} (expected one of {})",
+                        b.get_ref(),
+                        PLANTED_BUGS
+                            .iter()
+                            .map(|b| format!("{b:?}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 ));
             }

@@ -188,3 +188,60 @@ fn fault_keys_are_validated_with_locations() {
     let e = parse(&format!("planted_bug = \"x\"\n{CLIENTS}")).unwrap_err();
     assert!(e.starts_with("f.toml:1:15:"), "{e}");
 }
+
+#[test]
+fn crashed_sessions_left_open_are_reported() {
+    let text = std::fs::read_to_string(root().join("scenarios/fault-crash.toml")).unwrap();
+    let bugged = text.replacen(
+        "invariants = true",
+        "invariants = true\nplanted_bug = \"no-crash-cleanup\"",
+        1,
+    );
+    let bad = run_sim(&Scenario::parse(&bugged, Path::new("bad.toml")).unwrap(), 1);
+    assert!(
+        bad.violations
+            .iter()
+            .any(|v| v.contains("sessions left open") && v.contains("not cleaned up")),
+        "{:?}",
+        bad.violations
+    );
+    let good = run_sim(&load("fault-crash.toml"), 1);
+    assert!(good.violations.is_empty(), "{:?}", good.violations);
+    assert!(
+        good.compliance_output
+            .as_deref()
+            .is_some_and(|x| x.matches("type=\"PART\"").count() >= 1),
+        "the restart recorded user1's PART: {:?}",
+        good.compliance_output
+    );
+}
+
+#[test]
+fn explore_finds_a_crashed_server_that_leaves_sessions_open() {
+    let base = load("explore-base.toml");
+    let out = tempfile::tempdir().unwrap();
+    let opts = ExploreOptions {
+        runs: 64,
+        seed: 1,
+        out_dir: out.path().to_path_buf(),
+        planted_bug: Some("no-crash-cleanup".into()),
+        max_shrink_iters: 256,
+    };
+    let report = explore(&base, &opts, &|_| {}).unwrap();
+    let found = report.found.expect("explore finds the planted bug");
+    assert_eq!(found.case.faults.len(), 1, "{:?}", found.case);
+    let text = std::fs::read_to_string(&found.file).unwrap();
+    assert!(
+        text.contains("action = \"crash\""),
+        "shrunk to a crash: {text}"
+    );
+    assert!(
+        found
+            .report
+            .violations
+            .iter()
+            .any(|v| v.contains("sessions left open")),
+        "{:?}",
+        found.report.violations
+    );
+}

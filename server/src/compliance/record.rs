@@ -68,40 +68,31 @@ fn write_event(core: &mut Core, ev: &NewEvent) -> Result<i64, StoreError> {
 }
 
 /// Start-up: closes the sessions a previous run of this server left open because it
-/// crashed or was killed (its open-sessions ledger is not empty): records their PART
-/// events now and empties the ledger, in one transaction, before any client is served.
-/// Without compliance the ledger is just emptied. Returns how many sessions were
-/// closed. Errors: the store failed (the server must not start half cleaned).
+/// crashed or was killed (its open-sessions ledger is not empty). Their PART events,
+/// stamped now, are carried into the first batch like the PARTs of a batch that did not
+/// commit: recorded before anything else, carried again until a batch commits, so a
+/// store failure at start-up delays them but cannot lose them. Without compliance the
+/// ledger is just emptied (best effort). Returns how many sessions are being closed.
+/// Errors: the ledger could not be read (the server must not start half cleaned).
 pub fn close_sessions_of_previous_run(core: &mut Core) -> Result<usize, StoreError> {
     let server = core.cfg.server_id().to_string();
     let stale = core.store.open_sessions(&server)?;
-    if stale.is_empty() {
-        return Ok(0);
-    }
-    core.store.begin()?;
     let now = core.clock.now_ms();
-    let result = stale.iter().try_for_each(|s| {
+    for s in &stale {
         if core.cfg.compliance.enabled {
-            let ev = NewEvent {
+            core.compliance.carry.push(NewEvent {
                 kind: EventKind::Part,
                 room_uri: s.room_uri.clone(),
                 room_name: s.room_name.clone(),
                 user: s.user.clone(),
                 ts_ms: now,
                 content: String::new(),
-            };
-            write_event(core, &ev).map(|_| ())
-        } else {
-            core.store.close_session(&server, &s.user, &s.room_uri)
-        }
-    });
-    match result.and_then(|()| core.store.commit()) {
-        Ok(()) => Ok(stale.len()),
-        Err(e) => {
-            core.store.rollback();
-            Err(e)
+            });
+        } else if let Err(e) = core.store.close_session(&server, &s.user, &s.room_uri) {
+            tracing::warn!("could not clear the open-sessions ledger: {e}");
         }
     }
+    Ok(stale.len())
 }
 
 /// Records `kind` by `user` in room `guid` now (no-op when compliance is disabled).

@@ -225,7 +225,7 @@ impl Core {
             if closed > 0 {
                 tracing::info!(
                     server = core.cfg.server_id(),
-                    "closed {closed} session(s) left open by a previous run (crash): PART recorded"
+                    "closing {closed} session(s) left open by a previous run (crash): PART events go into the first batch"
                 );
             }
         }

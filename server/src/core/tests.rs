@@ -563,13 +563,17 @@ fn compliance_core(db: &std::path::Path, faults: Faults) -> Harness {
     let mut cfg = config();
     cfg.compliance.enabled = true;
     let clock = Arc::new(ManualClock::new(crate::clock::SIM_EPOCH_MS));
-    let store = Box::new(SqliteStore::open(db).unwrap());
+    let (fail, fail_writes) = (Arc::default(), Arc::default());
+    let store = Box::new(crate::store::HookedStore::new(
+        Box::new(SqliteStore::open(db).unwrap()),
+        StoreFails(Arc::clone(&fail), Arc::clone(&fail_writes)),
+    ));
     let core =
         Core::new_with_faults(cfg, store, clock.clone(), 1, "10.0.0.1:5060", faults).unwrap();
     Harness {
         core,
-        fail: Arc::default(),
-        fail_writes: Arc::default(),
+        fail,
+        fail_writes,
         clock,
         cseq: 1,
     }
@@ -602,7 +606,16 @@ fn a_restart_after_a_crash_closes_the_sessions_left_open() {
     // Crash: the core is dropped without closing anything; a new one starts.
     drop(h);
     let mut h = compliance_core(&db, Faults::default());
-    h.clock.advance(5_000);
+    // The PART goes into the first batch; while batches fail it is carried, not lost.
+    h.fail.store(true, Ordering::SeqCst);
+    h.core.handle(Input::Tick, &mut Vec::new());
+    assert_eq!(
+        outbox(&mut h.core).len(),
+        3,
+        "the failed batch kept nothing"
+    );
+    h.fail.store(false, Ordering::SeqCst);
+    h.core.handle(Input::Tick, &mut Vec::new());
     let events = outbox(&mut h.core);
     let tail: Vec<_> = events.iter().map(|(k, u)| (*k, u.as_str())).collect();
     assert_eq!(
@@ -619,6 +632,7 @@ fn a_restart_after_a_crash_closes_the_sessions_left_open() {
     // A second, clean restart finds nothing to close.
     drop(h);
     let mut h = compliance_core(&db, Faults::default());
+    h.core.handle(Input::Tick, &mut Vec::new());
     assert_eq!(outbox(&mut h.core).len(), 4);
 }
 
@@ -634,6 +648,7 @@ fn the_planted_bug_leaves_sessions_of_a_crashed_run_open() {
     let faults = Faults::default();
     faults.disable_crash_cleanup(true);
     let mut h = compliance_core(&db, faults);
+    h.core.handle(Input::Tick, &mut Vec::new());
     assert_eq!(
         outbox(&mut h.core),
         [("JOIN", "sip:user1@contoso.com".to_string())]
