@@ -12,6 +12,7 @@ fn grpchat() -> Envelope {
     Envelope {
         envid: 4_711_042,
         body: Body::GrpChat(GrpChat {
+            msgid: None,
             seqid: 1,
             chan_uri: "ma-chan://contoso.com/6f0a5c44-31d2-4b8e-9a51-3c7d2f0b9e11".into(),
             author: Some("sip:user1@contoso.com".into()),

@@ -35,6 +35,7 @@ fn room() -> RoomRecord {
 
 fn message(i: usize) -> NewMessage {
     NewMessage {
+        client_msgid: None,
         room_guid: GUID.into(),
         author: format!("sip:user{}@contoso.com", i % 150),
         ts_ms: 1_767_225_600_000 + i as i64,

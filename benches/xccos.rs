@@ -58,6 +58,7 @@ fn join_reply(n: u32) -> Envelope {
 fn history_reply(n: u32) -> Envelope {
     let msgs = (0..n)
         .map(|i| GrpChat {
+            msgid: None,
             seqid: 1,
             chan_uri: CHAN.into(),
             author: Some(format!("sip:user{}@contoso.com", i % 7)),

@@ -240,6 +240,7 @@ fn kill_dash_nine_loses_and_duplicates_nothing() {
         let cseq = s.info(&xccos(
             100 + u64::from(k),
             Body::GrpChat(GrpChat {
+                msgid: None,
                 seqid: 1,
                 chan_uri: design_uri(),
                 author: None,

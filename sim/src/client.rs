@@ -555,6 +555,7 @@ impl Client {
         let env = Envelope {
             envid,
             body: Body::GrpChat(GrpChat {
+                msgid: None,
                 seqid: 1,
                 chan_uri: chan_uri.to_string(),
                 author: Some(self.uri.clone()),

@@ -9,7 +9,11 @@
 //! online but not in the room get `ntc:newcontent` ([`super::newcontent`]).
 //!
 //! A retried post (same dialog and envid) is answered 200 OK once stored and is not
-//! stored or relayed again (core/dedup.rs).
+//! stored or relayed again (core/dedup.rs). A post carrying a client message id
+//! (`msgid`, design: docs/protocol.md) is stored once per author and id, whatever the
+//! dialog and across server restarts: a copy of a stored one is answered 200 OK and
+//! neither stored nor relayed (the id is the idempotency key: the first copy's text
+//! stands). A `msgid` that is empty or longer than [`MAX_MSGID_CHARS`] gets 400.
 //!
 //! A refused post gets a SIP error response instead of 200, because clients treat 200
 //! as "delivered": 400 (no chanUri), 403 (not joined / may not post: closed room and
@@ -50,11 +54,40 @@ fn refuse(core: &mut Core, ctx: &Ctx, req: &Request, code: u16, reason: &str) {
     core.respond(ctx.conn, resp, false);
 }
 
+/// Longest client message id (`msgid`), in characters.
+pub const MAX_MSGID_CHARS: usize = 128;
+
 /// Handles a grpchat INFO (see module docs for the answers).
 pub fn handle(core: &mut Core, ctx: &Ctx, req: &Request, chat: GrpChat) {
-    let key = crate::core::dedup::post_key(ctx.dialog, ctx.envid, &chat.chan_uri, &chat.text);
+    use crate::core::dedup::{msgid_key, post_key};
+    if let Some(m) = &chat.msgid {
+        let chars = m.chars().count();
+        if chars == 0 || chars > MAX_MSGID_CHARS {
+            let why = format!("msgid must have 1 to {MAX_MSGID_CHARS} characters, not {chars}");
+            return refuse(core, ctx, req, codes::BAD_REQUEST, &why);
+        }
+    }
+    let key = match &chat.msgid {
+        Some(m) => msgid_key(&ctx.user, m),
+        None => post_key(ctx.dialog, ctx.envid, &chat.chan_uri, &chat.text),
+    };
     if core.answer_retried_post(ctx.conn, key, req) {
         return; // a retry of a stored post (core/dedup.rs)
+    }
+    if let Some(m) = chat
+        .msgid
+        .as_deref()
+        .filter(|_| core.faults.retry_dedup_enabled())
+    {
+        match core.store.find_client_message(&ctx.user, m) {
+            Ok(None) => {}
+            Ok(Some(id)) => {
+                // Stored by an earlier dialog or an earlier run of the server.
+                tracing::debug!(user = %ctx.user, msgid = m, id, "copy of a stored post answered, not stored again");
+                return core.respond(ctx.conn, response_for(req, 200, "OK"), false);
+            }
+            Err(e) => return refuse(core, ctx, req, codes::SERVICE_UNAVAILABLE, &e.to_string()),
+        }
     }
     if chat.chan_uri.is_empty() {
         return refuse(
@@ -91,6 +124,7 @@ pub fn handle(core: &mut Core, ctx: &Ctx, req: &Request, chat: GrpChat) {
     }
     let ts_ms = core.clock.now_ms();
     let msg = NewMessage {
+        client_msgid: chat.msgid.clone(),
         room_guid: guid.clone(),
         author: ctx.user.clone(),
         ts_ms,
@@ -142,6 +176,7 @@ pub(crate) fn relay(
         .map(|r| r.joined.keys().copied().filter(|d| *d != except).collect())
         .unwrap_or_default();
     let body = core.encode_envelope(Body::GrpChat(GrpChat {
+        msgid: None,
         seqid: 1,
         chan_uri,
         author: Some(author),

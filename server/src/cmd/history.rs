@@ -97,6 +97,7 @@ pub fn bccontext(core: &mut Core, ctx: &Ctx, chan: &ChanRef, query: &BcQuery) ->
         msgs: msgs
             .into_iter()
             .map(|m| GrpChat {
+                msgid: None,
                 seqid: u64::try_from(m.id).unwrap_or(0),
                 chan_uri: uri.clone(),
                 author: Some(m.author),

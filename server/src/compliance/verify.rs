@@ -283,6 +283,7 @@ mod tests {
             store.begin().unwrap();
             store
                 .append_message(&NewMessage {
+                    client_msgid: None,
                     room_guid: "g1".into(),
                     author: "sip:a@contoso.com".into(),
                     ts_ms: 5,
@@ -305,6 +306,7 @@ mod tests {
         // another name: both reported.
         store
             .append_message(&NewMessage {
+                client_msgid: None,
                 room_guid: "g1".into(),
                 author: "sip:a@contoso.com".into(),
                 ts_ms: 6,

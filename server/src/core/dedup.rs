@@ -29,6 +29,17 @@ pub fn post_key(dialog: DialogId, envid: u64, chan_uri: &str, text: &str) -> Pos
     (dialog, envid, h.finish())
 }
 
+/// The [`PostKey`] of a grpchat carrying client message id `msgid` by `author`: the
+/// same for every copy, on any dialog (its dialog part is [`DialogId::MAX`], which no
+/// dialog has). Committed copies are also found in the store, across restarts.
+pub fn msgid_key(author: &str, msgid: &str) -> PostKey {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    author.hash(&mut h);
+    msgid.hash(&mut h);
+    (DialogId::MAX, h.finish(), 0)
+}
+
 /// What is known about a post key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Seen {

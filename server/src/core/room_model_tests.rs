@@ -135,6 +135,7 @@ impl H {
         let body = xccos::Envelope {
             envid: self.envid,
             body: Body::GrpChat(xccos::GrpChat {
+                msgid: None,
                 seqid: 1,
                 chan_uri: chan_uri.to_string(),
                 author: None,

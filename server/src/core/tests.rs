@@ -654,3 +654,65 @@ fn the_planted_bug_leaves_sessions_of_a_crashed_run_open() {
         [("JOIN", "sip:user1@contoso.com".to_string())]
     );
 }
+
+fn post_with_msgid(uri: &str, envid: u32, msgid: &str, text: &str) -> String {
+    format!(
+        "<xccos ver=\"1\" envid=\"{envid}\" xmlns=\"urn:parlano:xml:ns:xccos\"><grpchat id=\"grpchat\" seqid=\"1\" \
+         msgid=\"{msgid}\" chanUri=\"{uri}\"><chat>{text}</chat></grpchat></xccos>"
+    )
+}
+
+#[test]
+fn a_client_message_id_is_stored_once_across_dialogs_and_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("pchat.db");
+    let guid = crate::ids::room_guid("contoso.com", "Design");
+    let mut h = compliance_core(&db, Faults::default());
+    let uri = h.design_uri();
+    let d2 = h.sign_in(2, "user2");
+    h.info(2, "user2", &d2, &join_body(&uri));
+    let d1 = h.sign_in(1, "user1");
+    h.info(1, "user1", &d1, &join_body(&uri));
+    let out = h.info(1, "user1", &d1, &post_with_msgid(&uri, 300, "m-1", "once"));
+    assert_eq!(out.len(), 2, "200 OK and the relay to user2: {out:?}");
+    // The 200 OK was lost; the client reconnects (new dialog, new envid) and resends.
+    h.core.handle(Input::Closed { conn: 1 }, &mut Vec::new());
+    let d1 = h.sign_in(3, "user1");
+    h.info(3, "user1", &d1, &join_body(&uri));
+    let out = h.info(3, "user1", &d1, &post_with_msgid(&uri, 301, "m-1", "once"));
+    assert_eq!(out.len(), 1, "only the 200 OK, no relay: {out:?}");
+    assert_eq!(response(&out[0].1).code, 200);
+    // user2 may use the same id: ids are per author.
+    let out = h.info(2, "user2", &d2, &post_with_msgid(&uri, 302, "m-1", "mine"));
+    assert_eq!(response(&out[0].1).code, 200);
+    assert_eq!(h.core.store.message_count(&guid).unwrap(), 2);
+    // After a restart the store still knows it.
+    drop(h);
+    let mut h = compliance_core(&db, Faults::default());
+    let d1 = h.sign_in(1, "user1");
+    h.info(1, "user1", &d1, &join_body(&uri));
+    let out = h.info(1, "user1", &d1, &post_with_msgid(&uri, 303, "m-1", "once"));
+    assert_eq!(response(&out[0].1).code, 200);
+    assert_eq!(h.core.store.message_count(&guid).unwrap(), 2);
+    // Two copies in one batch: the second is answered with the first.
+    let (a, b) = (
+        h.info_input(&d1, "x1", &post_with_msgid(&uri, 304, "m-2", "twice")),
+        h.info_input(&d1, "x2", &post_with_msgid(&uri, 305, "m-2", "twice")),
+    );
+    let mut out = Vec::new();
+    h.core.handle_batch([a, b], &mut out);
+    let codes: Vec<u16> = texts(&out)
+        .iter()
+        .filter(|(_, t)| t.starts_with("SIP/2.0"))
+        .map(|(_, t)| response(t).code)
+        .collect();
+    assert_eq!(codes, [200, 200]);
+    assert_eq!(h.core.store.message_count(&guid).unwrap(), 3);
+    // A bad id is refused and changes nothing.
+    let long = "x".repeat(129);
+    for bad in ["", long.as_str()] {
+        let out = h.info(1, "user1", &d1, &post_with_msgid(&uri, 306, bad, "bad"));
+        assert_eq!(response(&out[0].1).code, 400, "msgid {bad:?}");
+    }
+    assert_eq!(h.core.store.message_count(&guid).unwrap(), 3);
+}

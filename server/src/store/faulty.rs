@@ -109,6 +109,7 @@ impl<H: StoreHook> Store for HookedStore<H> {
         fn savepoint(&mut self) -> Result<(), StoreError> => Write;
         fn record_event(&mut self, ev: &NewEvent) -> Result<i64, StoreError> => Write;
         fn outbox_peek(&mut self, limit: u32) -> Result<Vec<Event>, StoreError> => Read;
+        fn find_client_message(&mut self, author: &str, client_msgid: &str) -> Result<Option<i64>, StoreError> => Read;
         fn open_session(&mut self, server: &str, s: &OpenSession) -> Result<(), StoreError> => Write;
         fn close_session(&mut self, server: &str, user: &str, room_uri: &str) -> Result<(), StoreError> => Write;
         fn open_sessions(&mut self, server: &str) -> Result<Vec<OpenSession>, StoreError> => Read;
@@ -136,6 +137,7 @@ mod tests {
 
     fn msg(text: &str) -> NewMessage {
         NewMessage {
+            client_msgid: None,
             room_guid: "g".into(),
             author: "sip:a@contoso.com".into(),
             ts_ms: 1,

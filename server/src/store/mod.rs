@@ -133,6 +133,9 @@ pub struct NewMessage {
     pub ts_ms: i64,
     /// Message text as posted (unescaped).
     pub text: String,
+    /// The client message id (grpchat `msgid`, design): unique per author; a second
+    /// message with the same author and id is refused by the store.
+    pub client_msgid: Option<String>,
 }
 
 /// A chat message read back from history.
@@ -205,6 +208,13 @@ pub trait Store: Send {
     /// Appends a compliance event to the outbox (transactional outbox: call it inside the
     /// action's transaction); returns its id, unique and never reused.
     fn record_event(&mut self, ev: &NewEvent) -> Result<i64, StoreError>;
+    /// The id of the message `author` posted with client message id `client_msgid`,
+    /// if there is one (grpchat `msgid` de-duplication across dialogs and restarts).
+    fn find_client_message(
+        &mut self,
+        author: &str,
+        client_msgid: &str,
+    ) -> Result<Option<i64>, StoreError>;
     /// Notes in the open-sessions ledger that `s.user` is online in `s.room_uri` on
     /// `server` (written with the JOIN event, in its transaction; idempotent).
     fn open_session(&mut self, server: &str, s: &OpenSession) -> Result<(), StoreError>;

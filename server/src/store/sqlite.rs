@@ -102,6 +102,11 @@ const MIGRATIONS: &[&str] = &[
         room_name TEXT NOT NULL,
         PRIMARY KEY (server, user_uri, room_uri)
      ) WITHOUT ROWID;",
+    // 6: client message ids (grpchat `msgid`): a post is stored once per author and id,
+    // across dialogs and server restarts.
+    "ALTER TABLE messages ADD COLUMN client_msgid TEXT;
+     CREATE UNIQUE INDEX messages_by_client_msgid ON messages(author, client_msgid)
+        WHERE client_msgid IS NOT NULL;",
 ];
 
 /// SQLite-backed store. Not `Sync`: one owner (the channel service task).
@@ -372,9 +377,16 @@ impl Store for SqliteStore {
     fn append_message(&mut self, msg: &NewMessage) -> Result<i64, StoreError> {
         self.write(|c| {
             let mut st = c.prepare_cached(
-                "INSERT INTO messages (room_guid, author, ts_ms, text) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO messages (room_guid, author, ts_ms, text, client_msgid)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
-            st.execute(params![msg.room_guid, msg.author, msg.ts_ms, msg.text])?;
+            st.execute(params![
+                msg.room_guid,
+                msg.author,
+                msg.ts_ms,
+                msg.text,
+                msg.client_msgid
+            ])?;
             Ok(c.last_insert_rowid())
         })
     }
@@ -565,6 +577,20 @@ impl Store for SqliteStore {
                     })
                 })
                 .optional()
+            })
+            .map_err(db)
+    }
+
+    fn find_client_message(
+        &mut self,
+        author: &str,
+        client_msgid: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        self.conn
+            .prepare_cached("SELECT id FROM messages WHERE author = ?1 AND client_msgid = ?2")
+            .and_then(|mut st| {
+                st.query_row(params![author, client_msgid], |r| r.get(0))
+                    .optional()
             })
             .map_err(db)
     }
@@ -850,6 +876,7 @@ mod tests {
 
     fn msg(room: &str, text: &str) -> NewMessage {
         NewMessage {
+            client_msgid: None,
             room_guid: room.into(),
             author: "sip:a@x".into(),
             ts_ms: 1,

@@ -256,6 +256,7 @@ fn upload(
     let size = content.len() as u64;
     let text = announcement(name, size, &sha256);
     let msg = NewMessage {
+        client_msgid: None,
         room_guid: guid.to_string(),
         author: user.clone(),
         ts_ms: now,

@@ -667,6 +667,10 @@ pub enum NtcData {
 pub struct GrpChat {
     /// `seqid` attribute (missing parses as 0).
     pub seqid: u64,
+    /// `msgid` attribute **(design)**: a client message id, unique per author, that
+    /// makes a post idempotent across dialogs and server restarts (docs/protocol.md,
+    /// "Client message id"). Never relayed.
+    pub msgid: Option<String>,
     /// `chanUri` attribute: the room (required).
     pub chan_uri: String,
     /// `author` attribute: `sip:…`. Set by the server; clients drop a grpchat without it.

@@ -911,6 +911,7 @@ fn grpchat_fields(el: &Elem, default_chan: Option<&str>) -> Result<GrpChat, Stri
         .child("chat")
         .ok_or_else(|| "missing chat element".to_owned())?;
     Ok(GrpChat {
+        msgid: el.attr("msgid").map(str::to_owned),
         seqid,
         chan_uri: chan_uri.to_owned(),
         author: el.attr("author").map(str::to_owned),

@@ -258,6 +258,7 @@ line2</chat></msg></chanib></data></rpl>"#
             chan_uri: u.clone(),
             msgs: vec![
                 GrpChat {
+                    msgid: None,
                     seqid: 0,
                     chan_uri: u.clone(),
                     author: Some("sip:user1@contoso.com".into()),
@@ -265,6 +266,7 @@ line2</chat></msg></chanib></data></rpl>"#
                     text: "hello & welcome".into()
                 },
                 GrpChat {
+                    msgid: None,
                     seqid: 0,
                     chan_uri: u.clone(),
                     author: Some("sip:user2@contoso.com".into()),
@@ -445,6 +447,7 @@ fn md_grpchat() {
     assert_eq!(
         g,
         Body::GrpChat(GrpChat {
+            msgid: None,
             seqid: 1,
             chan_uri: chan_uri(),
             author: Some("sip:user1@contoso.com".into()),
@@ -459,6 +462,7 @@ fn md_grpchat() {
     assert_eq!(
         g,
         Body::GrpChat(GrpChat {
+            msgid: None,
             seqid: 1,
             chan_uri: "ma-chan://c/g".into(),
             author: None,
@@ -523,6 +527,7 @@ fn exact_writer_output() {
     let e = Envelope {
         envid: 4711,
         body: Body::GrpChat(GrpChat {
+            msgid: None,
             seqid: 1,
             chan_uri: "ma-chan://contoso.com/g".into(),
             author: Some("sip:user1@contoso.com".into()),
@@ -872,6 +877,7 @@ fn sample_envelopes() -> Vec<Envelope> {
         CmdKind::NodesPermCreateChild,
     ];
     let msg = GrpChat {
+        msgid: None,
         seqid: 17,
         chan_uri: chan_uri(),
         author: Some("sip:a@contoso.com".into()),
@@ -1184,8 +1190,10 @@ fn grpchat() -> BoxedStrategy<GrpChat> {
         proptest::option::of(text()),
         proptest::option::of(text()),
         text(),
+        proptest::option::of(text()),
     )
-        .prop_map(|(seqid, chan_uri, author, ts, text)| GrpChat {
+        .prop_map(|(seqid, chan_uri, author, ts, text, msgid)| GrpChat {
+            msgid,
             seqid,
             chan_uri,
             author,

@@ -624,11 +624,14 @@ impl W<'_> {
         self.close("ntc");
     }
 
-    /// `<{elem} id="grpchat" seqid chanUri author? ts?><chat>text</chat></{elem}>`
+    /// `<{elem} id="grpchat" seqid msgid? chanUri author? ts?><chat>text</chat></{elem}>`
     fn grpchat(&mut self, elem: &str, g: &GrpChat) {
         self.open(elem);
         self.attr("id", "grpchat");
         self.attr_u64("seqid", g.seqid);
+        if let Some(m) = &g.msgid {
+            self.attr("msgid", m);
+        }
         self.attr("chanUri", &g.chan_uri);
         if let Some(a) = &g.author {
             self.attr("author", a);
