@@ -551,11 +551,22 @@ impl Client {
     /// Posts `text` to the room: a grpchat INFO; returns the INFO's final response (200
     /// means stored, XCCOS.md grpchat).
     pub async fn post(&mut self, chan_uri: &str, text: &str) -> Result<Response, ClientError> {
+        self.post_with_id(chan_uri, text, None).await
+    }
+
+    /// [`Client::post`] with a client message id (grpchat `msgid`, design): the server
+    /// stores the post once per author and id, whichever dialog a copy comes on.
+    pub async fn post_with_id(
+        &mut self,
+        chan_uri: &str,
+        text: &str,
+        msgid: Option<&str>,
+    ) -> Result<Response, ClientError> {
         let envid = self.next_envid();
         let env = Envelope {
             envid,
             body: Body::GrpChat(GrpChat {
-                msgid: None,
+                msgid: msgid.map(str::to_string),
                 seqid: 1,
                 chan_uri: chan_uri.to_string(),
                 author: Some(self.uri.clone()),

@@ -3,7 +3,7 @@
 //!
 //! 1. every post acknowledged with 200 OK is in its room's history;
 //! 2. no post is stored more often than it was sent (a retried envelope - same
-//!    Call-ID and envid - counts once);
+//!    Call-ID and envid, or same client message id on any dialog - counts once);
 //! 3. no client is relayed a post more often than it was sent;
 //! 4. every relayed post is in history, and each client receives a room's posts in
 //!    history order (so all receivers see one order);
@@ -103,11 +103,12 @@ fn collect(scenario: &Scenario, transcript: &Transcript) -> Seen {
                 if let Some((envid, g)) = grpchat(&r.body) {
                     let author = uris.get(e.from.as_str()).copied().unwrap_or_default();
                     let post = (g.chan_uri.clone(), author.to_string(), g.text.clone());
-                    let call = r.call_id().unwrap_or_default().to_string();
-                    seen.sent
-                        .entry(post.clone())
-                        .or_default()
-                        .insert((call, envid));
+                    // Copies with one client message id are one post, on any dialog.
+                    let envelope = match &g.msgid {
+                        Some(m) => (format!("msgid {m}"), 0),
+                        None => (r.call_id().unwrap_or_default().to_string(), envid),
+                    };
+                    seen.sent.entry(post.clone()).or_default().insert(envelope);
                     posts.insert(key(&e.from, &msg), post);
                 }
             }

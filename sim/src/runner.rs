@@ -411,6 +411,9 @@ async fn run_on_clients(
         if let Some(t) = &step.text {
             step.text = Some(t.replace("{i}", &round.to_string()));
         }
+        if let Some(m) = &step.msgid {
+            step.msgid = Some(m.replace("{i}", &round.to_string()));
+        }
         let mut waits = Vec::new();
         for name in &targets {
             let Some(tx) = clients.get(name) else {
@@ -516,47 +519,64 @@ async fn client_task<S, F, Fut>(
             let _ = reply.send(Ok("disconnected".into()));
             continue;
         }
-        if keep_going {
-            if let Some(c) = client.as_mut() {
-                if c.is_closed().await {
-                    client = None;
+        // Under faults a post carrying a client message id is sent once more on a
+        // fresh connection when its answer never came: the server stores it once
+        // whichever copy arrives (grpchat msgid, docs/protocol.md).
+        let resend = keep_going
+            && step.msgid.is_some()
+            && step.action.as_ref().map(|a| *a.get_ref()) == Some(ActionKind::Post);
+        let mut attempts = 0;
+        let result = loop {
+            attempts += 1;
+            if keep_going {
+                if let Some(c) = client.as_mut() {
+                    if c.is_closed().await {
+                        client = None;
+                    }
                 }
             }
-        }
-        if client.is_none() {
-            let connected = tokio::time::timeout(crate::client::DEFAULT_TIMEOUT, connect())
-                .await
-                .unwrap_or_else(|_| {
-                    Err(std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        "connect timed out",
-                    ))
-                });
-            match connected {
-                Ok((stream, local)) => {
-                    connection += 1;
-                    let seed = seed.wrapping_add(connection.wrapping_mul(0x1000_0000_01B3));
-                    let mut c =
-                        Client::start(&name, &uri, stream, &local, seed, transcript.clone());
-                    if keep_going {
-                        session.restore(&mut c).await;
+            if client.is_none() {
+                let connected = tokio::time::timeout(crate::client::DEFAULT_TIMEOUT, connect())
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "connect timed out",
+                        ))
+                    });
+                match connected {
+                    Ok((stream, local)) => {
+                        connection += 1;
+                        let seed = seed.wrapping_add(connection.wrapping_mul(0x1000_0000_01B3));
+                        let mut c =
+                            Client::start(&name, &uri, stream, &local, seed, transcript.clone());
+                        if keep_going {
+                            session.restore(&mut c).await;
+                        }
+                        client = Some(c);
                     }
-                    client = Some(c);
+                    Err(e) => break Err(format!("{name}: cannot connect: {e}")),
                 }
-                Err(e) => {
-                    let _ = reply.send(Err(format!("{name}: cannot connect: {e}")));
+            }
+            let Some(c) = client.as_mut() else {
+                break Err(format!("{name}: not connected"));
+            };
+            let result = steps::exec(c, &step).await;
+            if result.is_ok() {
+                session.learn(c, &step);
+            } else if keep_going
+                && result
+                    .as_ref()
+                    .is_err_and(|m| m.contains(" within ") || m.contains("closed"))
+            {
+                // No answer: the connection is stalled (lost segments); start afresh.
+                client = None;
+                if resend && attempts < 2 {
                     continue;
                 }
             }
-        }
-        let Some(c) = client.as_mut() else { continue };
-        let result = steps::exec(c, &step).await;
-        if result.is_ok() {
-            session.learn(c, &step);
-        } else if keep_going && result.as_ref().is_err_and(|m| m.contains(" within ")) {
-            // No answer: the connection is stalled (lost segments); start afresh.
-            client = None;
-        }
+            break result;
+        };
         let _ = reply.send(result);
     }
 }

@@ -321,6 +321,12 @@ pub struct Step {
     /// Post text.
     #[serde(default)]
     pub text: Option<String>,
+    /// post: client message id (grpchat `msgid`, design; `{i}` = repeat round). The
+    /// server stores a post once per author and id, across dialogs and restarts; under
+    /// `keep_going` a post with an id whose answer never came is sent again on a new
+    /// connection.
+    #[serde(default)]
+    pub msgid: Option<String>,
     /// Search criteria.
     #[serde(default)]
     pub criteria: Option<String>,

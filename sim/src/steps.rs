@@ -306,7 +306,10 @@ pub async fn exec(client: &mut Client, step: &Step) -> StepResult {
         }
         ActionKind::Post => {
             let text = step.text.clone().unwrap_or_default();
-            let resp = client.post(&room, &text).await.map_err(|e| e.0)?;
+            let resp = client
+                .post_with_id(&room, &text, step.msgid.as_deref())
+                .await
+                .map_err(|e| e.0)?;
             check_status(&resp, e, 200)?;
             Ok(format!("SIP {}", resp.code))
         }

@@ -124,7 +124,11 @@ pub fn handle(core: &mut Core, ctx: &Ctx, req: &Request, chat: GrpChat) {
     }
     let ts_ms = core.clock.now_ms();
     let msg = NewMessage {
-        client_msgid: chat.msgid.clone(),
+        // (The planted no-retry-dedup bug ignores the id altogether.)
+        client_msgid: chat
+            .msgid
+            .clone()
+            .filter(|_| core.faults.retry_dedup_enabled()),
         room_guid: guid.clone(),
         author: ctx.user.clone(),
         ts_ms,
