@@ -764,6 +764,17 @@ mod tests {
         assert_eq!(cfg.sip.listen, "127.0.0.1:5060");
         assert!(cfg.rooms.iter().any(|r| r.name == "Design"));
         assert_eq!(cfg.pool_uris(), vec!["sip:pchat@contoso.com".to_string()]);
+        assert_eq!(
+            cfg.server_id(),
+            "127.0.0.1:5060",
+            "defaults to [sip] listen"
+        );
+        let named = Config::from_toml(
+            &format!("{DEFAULT_CONFIG}\n[pool]\nserver_id = \"pchat-2\"\n"),
+            Path::new("named"),
+        )
+        .unwrap();
+        assert_eq!(named.server_id(), "pchat-2");
     }
 
     #[test]
