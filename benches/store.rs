@@ -4,6 +4,9 @@
 //!   for B = 1, 16, 256 (throughput in posts);
 //! - `sqlite_raw_insert`: the same rows through rusqlite directly (one prepared INSERT,
 //!   same schema and pragmas, same batch sizes) - the store's own ceiling, in the same run;
+//! - `store_append_msgid`: batch 256 of posts carrying a client message id (grpchat
+//!   `msgid`), each looked up first (`find_client_message`) as the server does - the
+//!   cost of cross-dialog de-duplication against `store_append/256`;
 //! - `store_history`: `last_messages(room, 25)` on a room of 10,000 messages.
 //!
 //! Run: `cargo bench --bench store`. Figures go to BENCHMARKS.md.
@@ -78,6 +81,26 @@ fn bench_append(c: &mut Criterion) {
             })
         });
     }
+    g.finish();
+
+    let mut next = 0u64;
+    let mut g = c.benchmark_group("store_append_msgid");
+    g.throughput(Throughput::Elements(256));
+    g.bench_function("256", |bench| {
+        bench.iter(|| {
+            store.begin().expect("begin");
+            for m in &rows {
+                next += 1;
+                let id = format!("m-{next}");
+                let known = store.find_client_message(&m.author, &id).expect("lookup");
+                assert!(known.is_none(), "ids are fresh");
+                let mut m = m.clone();
+                m.client_msgid = Some(id);
+                black_box(store.append_message(&m).expect("append"));
+            }
+            store.commit().expect("commit");
+        })
+    });
     g.finish();
 
     let mut g = c.benchmark_group("sqlite_raw_insert");
