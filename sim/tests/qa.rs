@@ -17,19 +17,24 @@ fn load(name: &str) -> Scenario {
     Scenario::load(&root().join("scenarios").join(name)).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// Explores 64 schedules around `base` with `bug` planted; what it found and shrunk.
+fn find_planted(base: &Scenario, bug: &str, out: &Path) -> pchat_sim::explore::Found {
+    let opts = ExploreOptions {
+        runs: 64,
+        seed: 1,
+        out_dir: out.to_path_buf(),
+        planted_bug: Some(bug.into()),
+        max_shrink_iters: 256,
+    };
+    let report = explore(base, &opts, &|_| {}).unwrap();
+    report.found.expect("explore finds the planted bug")
+}
+
 #[test]
 fn planted_bug_is_found_shrunk_and_replayed_exactly() {
     let base = load("explore-base.toml");
     let out = tempfile::tempdir().unwrap();
-    let opts = ExploreOptions {
-        runs: 64,
-        seed: 1,
-        out_dir: out.path().to_path_buf(),
-        planted_bug: Some("no-retry-dedup".into()),
-        max_shrink_iters: 256,
-    };
-    let report = explore(&base, &opts, &|_| {}).unwrap();
-    let found = report.found.expect("explore finds the planted bug");
+    let found = find_planted(&base, "no-retry-dedup", out.path());
     assert_eq!(
         found.case.faults.len(),
         1,
@@ -220,15 +225,7 @@ fn crashed_sessions_left_open_are_reported() {
 fn explore_finds_a_crashed_server_that_leaves_sessions_open() {
     let base = load("explore-base.toml");
     let out = tempfile::tempdir().unwrap();
-    let opts = ExploreOptions {
-        runs: 64,
-        seed: 1,
-        out_dir: out.path().to_path_buf(),
-        planted_bug: Some("no-crash-cleanup".into()),
-        max_shrink_iters: 256,
-    };
-    let report = explore(&base, &opts, &|_| {}).unwrap();
-    let found = report.found.expect("explore finds the planted bug");
+    let found = find_planted(&base, "no-crash-cleanup", out.path());
     assert_eq!(found.case.faults.len(), 1, "{:?}", found.case);
     let text = std::fs::read_to_string(&found.file).unwrap();
     assert!(

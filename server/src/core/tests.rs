@@ -52,6 +52,9 @@ fn config() -> Config {
     cfg
 }
 
+/// A client's dialog in the tests: (Call-ID, From-tag, To-tag).
+type Dialog = (String, String, String);
+
 struct Harness {
     core: Core,
     fail: Arc<AtomicBool>,
@@ -191,6 +194,17 @@ impl Harness {
         }
     }
 
+    /// user1 (conn 1) and user2 (conn 2) sign in and join Design; their dialogs and
+    /// the room's URI.
+    fn both_in_design(&mut self) -> (Dialog, Dialog, String) {
+        let d1 = self.sign_in(1, "user1");
+        let d2 = self.sign_in(2, "user2");
+        let uri = self.design_uri();
+        self.info(1, "user1", &d1, &join_body(&uri));
+        self.info(2, "user2", &d2, &join_body(&uri));
+        (d1, d2, uri)
+    }
+
     fn design_uri(&self) -> String {
         crate::ids::room_uri(
             "contoso.com",
@@ -282,11 +296,7 @@ fn post_is_acknowledged_after_commit_and_relayed_with_server_author() {
 #[test]
 fn failed_commit_answers_503_and_relays_nothing() {
     let mut h = harness();
-    let d1 = h.sign_in(1, "user1");
-    let d2 = h.sign_in(2, "user2");
-    let uri = h.design_uri();
-    h.info(1, "user1", &d1, &join_body(&uri));
-    h.info(2, "user2", &d2, &join_body(&uri));
+    let (d1, _, uri) = h.both_in_design();
     h.fail.store(true, Ordering::SeqCst);
     let out = h.info(1, "user1", &d1, &post_body(&uri, "lost?"));
     assert_eq!(out.len(), 1, "{out:?}");
@@ -308,11 +318,7 @@ fn failed_commit_answers_503_and_relays_nothing() {
 #[test]
 fn failed_write_answers_503_with_retry_after_and_keeps_nothing() {
     let mut h = harness();
-    let d1 = h.sign_in(1, "user1");
-    let d2 = h.sign_in(2, "user2");
-    let uri = h.design_uri();
-    h.info(1, "user1", &d1, &join_body(&uri));
-    h.info(2, "user2", &d2, &join_body(&uri));
+    let (d1, _, uri) = h.both_in_design();
     h.fail_writes.store(true, Ordering::SeqCst);
     let out = h.info(1, "user1", &d1, &post_body(&uri, "kept?"));
     assert_eq!(out.len(), 1, "only the poster hears back: {out:?}");
@@ -385,11 +391,7 @@ fn unknown_dialog_481_and_bye_ends_session() {
 #[test]
 fn session_expires_without_refresh_and_connection_close_parts() {
     let mut h = harness();
-    let d1 = h.sign_in(1, "user1");
-    let d2 = h.sign_in(2, "user2");
-    let uri = h.design_uri();
-    h.info(1, "user1", &d1, &join_body(&uri));
-    h.info(2, "user2", &d2, &join_body(&uri));
+    h.both_in_design();
     let mut out = Vec::new();
     h.core.handle(Input::Closed { conn: 2 }, &mut out);
     let out = texts(&out);
@@ -421,11 +423,7 @@ fn malformed_request_gets_400_naming_the_defect() {
 #[test]
 fn retried_post_is_stored_and_relayed_once() {
     let mut h = harness();
-    let d1 = h.sign_in(1, "user1");
-    let d2 = h.sign_in(2, "user2");
-    let uri = h.design_uri();
-    h.info(1, "user1", &d1, &join_body(&uri));
-    h.info(2, "user2", &d2, &join_body(&uri));
+    let (d1, _, uri) = h.both_in_design();
     let guid = crate::ids::room_guid("contoso.com", "Design");
     let out = h.info(1, "user1", &d1, &post_body(&uri, "once"));
     assert_eq!(out.len(), 2, "200 + relay: {out:?}");
@@ -500,11 +498,7 @@ fn upload_in_a_batch_that_does_not_commit_answers_503_and_keeps_the_token() {
         clock,
         cseq: 1,
     };
-    let d1 = h.sign_in(1, "user1");
-    let d2 = h.sign_in(2, "user2");
-    let uri = h.design_uri();
-    h.info(1, "user1", &d1, &join_body(&uri));
-    h.info(2, "user2", &d2, &join_body(&uri));
+    let (d1, _, uri) = h.both_in_design();
     let cmd = |id: &str, data: &str| {
         format!("<xccos ver=\"1\" envid=\"200\" xmlns=\"urn:parlano:xml:ns:xccos\"><cmd id=\"{id}\" seqid=\"1\"><data>{data}</data></cmd></xccos>")
     };
@@ -594,11 +588,7 @@ fn a_restart_after_a_crash_closes_the_sessions_left_open() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("pchat.db");
     let mut h = compliance_core(&db, Faults::default());
-    let d1 = h.sign_in(1, "user1");
-    let d2 = h.sign_in(2, "user2");
-    let uri = h.design_uri();
-    h.info(1, "user1", &d1, &join_body(&uri));
-    h.info(2, "user2", &d2, &join_body(&uri));
+    h.both_in_design();
     // user2 leaves cleanly (connection closed: PART), user1 is still online.
     h.core.handle(Input::Closed { conn: 2 }, &mut Vec::new());
     let server = h.core.cfg.server_id().to_string();
