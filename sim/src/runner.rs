@@ -643,10 +643,13 @@ pub fn run_sim_with(scenario: &Scenario, seed: u64, opts: &SimOptions) -> RunRep
         }
     }
     let with_http = cfg.http.is_some();
-    let output_dir = cfg
-        .compliance
-        .enabled
-        .then(|| cfg.compliance.output_dir.clone());
+    // With compliance on: the compliance database and the adapter's output directory.
+    let compliance_files = cfg.compliance.enabled.then(|| {
+        (
+            cfg.compliance.path.clone(),
+            cfg.compliance.output_dir.clone(),
+        )
+    });
     // Each start of the server host (the first, and every restart after a crash) is a
     // new incarnation: like a real process it gets fresh identifiers (its own seed) and
     // reads the clock where simulated time is, instead of replaying its first life.
@@ -795,15 +798,15 @@ pub fn run_sim_with(scenario: &Scenario, seed: u64, opts: &SimOptions) -> RunRep
             scenario.path.display()
         ));
     }
-    let compliance_output = output_dir.map(|dir| read_compliance_output(&dir));
+    let compliance_output = compliance_files
+        .as_ref()
+        .map(|(_, dir)| read_compliance_output(dir));
     let violations = if scenario.file.invariants || opts.invariants {
-        let compliance = store_dir
-            .as_ref()
-            .filter(|_| scenario.file.compliance.as_ref().is_some_and(|c| c.enabled))
-            .map(|d| (d.path().join("mgccomp.db"), d.path().join("compliance")));
         let files = crate::invariants::RunFiles {
             store: &store_path,
-            compliance: compliance.as_ref().map(|(a, b)| (a.as_path(), b.as_path())),
+            compliance: compliance_files
+                .as_ref()
+                .map(|(db, dir)| (db.as_path(), dir.as_path())),
         };
         crate::invariants::check(&scenario, &transcript, &files)
     } else {

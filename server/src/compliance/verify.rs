@@ -65,6 +65,19 @@ impl VerifyReport {
             "events: {} assigned, {} in adapter output, {} in the outbox, {} in the compliance database",
             self.high_water, self.exported, self.in_outbox, self.in_compliance_db
         );
+        let _ = writeln!(s, "missing: {}", self.missing.len());
+        let _ = writeln!(s, "duplicated: {}", self.duplicated.len());
+        for p in self.problems() {
+            let _ = writeln!(s, "{p}");
+        }
+        let _ = writeln!(s, "{}", if self.clean() { "OK" } else { "FAILED" });
+        s
+    }
+
+    /// One line per problem found, empty when [`VerifyReport::clean`]: missing ids,
+    /// each duplicated id with its files, unknown ids, unpaired chat messages and CHAT
+    /// events, sessions left open (at most 20 ids per line, 20 duplicates).
+    pub fn problems(&self) -> Vec<String> {
         let list = |ids: &[i64]| {
             let mut v: Vec<String> = ids.iter().take(20).map(i64::to_string).collect();
             if ids.len() > 20 {
@@ -72,43 +85,37 @@ impl VerifyReport {
             }
             v.join(", ")
         };
-        let _ = writeln!(s, "missing: {}", self.missing.len());
-        if !self.missing.is_empty() {
-            let _ = writeln!(s, "  event ids: {}", list(&self.missing));
-        }
-        let _ = writeln!(s, "duplicated: {}", self.duplicated.len());
+        let mut out = Vec::new();
+        let mut some = |ids: &[i64], what: &str| {
+            if !ids.is_empty() {
+                out.push(format!("{what}: {} (ids {})", ids.len(), list(ids)));
+            }
+        };
+        some(
+            &self.missing,
+            "events missing (in no outbox, compliance database or output)",
+        );
+        some(&self.unknown, "unknown event ids in output");
+        some(
+            &self.messages_without_event,
+            "chat messages without a CHAT event",
+        );
+        some(
+            &self.events_without_message,
+            "CHAT events without a chat message",
+        );
+        some(
+            &self.sessions_left_open,
+            "sessions left open - JOIN events without PART before the user's next JOIN in the \
+             room (a crashed server's sessions were not cleaned up)",
+        );
         for (id, files) in self.duplicated.iter().take(20) {
-            let _ = writeln!(s, "  event {id} in {}", files.join(", "));
+            out.push(format!(
+                "event {id} exported more than once: {}",
+                files.join(", ")
+            ));
         }
-        if !self.unknown.is_empty() {
-            let _ = writeln!(s, "unknown ids in output: {}", list(&self.unknown));
-        }
-        if !self.messages_without_event.is_empty() {
-            let _ = writeln!(
-                s,
-                "chat messages without a CHAT event: {} (message ids {})",
-                self.messages_without_event.len(),
-                list(&self.messages_without_event)
-            );
-        }
-        if !self.events_without_message.is_empty() {
-            let _ = writeln!(
-                s,
-                "CHAT events without a chat message: {} (event ids {})",
-                self.events_without_message.len(),
-                list(&self.events_without_message)
-            );
-        }
-        if !self.sessions_left_open.is_empty() {
-            let _ = writeln!(
-                s,
-                "sessions left open (JOIN without PART before the next JOIN): {} (event ids {})",
-                self.sessions_left_open.len(),
-                list(&self.sessions_left_open)
-            );
-        }
-        let _ = writeln!(s, "{}", if self.clean() { "OK" } else { "FAILED" });
-        s
+        out
     }
 }
 
