@@ -22,12 +22,10 @@
 
 use crate::client::Client;
 use crate::http::{encode_segment, send, HttpRequest};
-use crate::scenario::Step;
-use crate::steps::{room_uri_of, StepResult};
+use crate::expect::{room_uri_of, StepResult};
+use crate::step::Expect;
 use bytes::Bytes;
 use pchat_server::xccos::{CmdKind, RplData};
-use schemars::JsonSchema;
-use serde::Deserialize;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -50,48 +48,7 @@ tokio::task_local! {
     pub static HTTP_CONNECT: HttpConnector;
 }
 
-/// What an `http` step does.
-#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
-pub enum HttpOp {
-    /// `cmd:getfutok` for `room`/`file`, then `PUT` the content.
-    Upload,
-    /// `cmd:getfdtok` for `room`/`file`, then `GET` the file.
-    Download,
-    /// `GET /v1/rooms`.
-    ListRooms,
-    /// `POST /v1/rooms` with `json`.
-    CreateRoom,
-    /// `PATCH /v1/rooms/{room}` with `json`.
-    UpdateRoom,
-}
-
-/// The `http` table of a step.
-#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct HttpStep {
-    /// What to do.
-    pub op: HttpOp,
-    /// File name (upload, download).
-    #[serde(default)]
-    pub file: Option<String>,
-    /// File content as text (upload).
-    #[serde(default)]
-    pub content: Option<String>,
-    /// File content of `size` bytes `x` instead of `content` (upload).
-    #[serde(default)]
-    pub size: Option<usize>,
-    /// File token: `fresh` (default, from the XCCOS command), `none` (empty),
-    /// `room:<Name>` (a fresh token for another room), or a literal token.
-    #[serde(default)]
-    pub token: Option<String>,
-    /// JSON body (create-room, update-room), sent as is (malformed on purpose too).
-    #[serde(default)]
-    pub json: Option<String>,
-    /// Send the same request again and expect this HTTP status (token reuse).
-    #[serde(default)]
-    pub again_status: Option<u16>,
-}
+pub use crate::step::{HttpOp, HttpStep};
 
 async fn token_cmd(client: &mut Client, kind: CmdKind) -> Result<(u16, String), String> {
     let (resp, rpl) = client.command(kind).await.map_err(|e| e.0)?;
@@ -107,13 +64,10 @@ async fn token_cmd(client: &mut Client, kind: CmdKind) -> Result<(u16, String), 
     Ok((code, token))
 }
 
-/// Runs an `http` step (see the module docs).
-pub async fn exec(client: &mut Client, step: &Step) -> StepResult {
-    let Some(h) = step.http.as_ref() else {
-        return Err("action `http` needs an `http` table (op = ...)".into());
-    };
-    let e = &step.expect;
-    let room_name = step.room.as_ref().map(|r| r.get_ref().clone());
+/// Runs an `http` step (see the module docs): the request `h` about the room named
+/// `room` (if any), checked against `e`.
+pub async fn exec(client: &mut Client, h: &HttpStep, room: Option<&str>, e: &Expect) -> StepResult {
+    let room_name = room.map(str::to_string);
     let room_uri = room_name
         .as_deref()
         .map(|n| room_uri_of(&client.domain, n))

@@ -6,6 +6,7 @@
 //! transcripts for snapshot tests ([`transcript`]).
 
 pub mod client;
+pub mod expect;
 pub mod explore;
 pub mod http;
 pub mod http_steps;
@@ -16,6 +17,8 @@ pub mod pcap;
 pub mod report;
 pub mod runner;
 pub mod scenario;
+pub mod scenario_parse;
 pub mod sim_net;
+pub mod step;
 pub mod steps;
 pub mod transcript;

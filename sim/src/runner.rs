@@ -8,6 +8,7 @@
 
 use crate::client::Client;
 use crate::scenario::{ActionKind, Scenario, Step};
+use crate::step::{Action, StoreError};
 use crate::steps;
 use crate::transcript::Transcript;
 use pchat_server::fault::{Faults, StoreFault};
@@ -36,8 +37,10 @@ pub struct RunReport {
     /// First failure: `file:line:col: step N (action, client): message`, or the first
     /// invariant violated.
     pub failure: Option<String>,
-    /// With `keep_going`: every failed step (they do not fail the run; invariants do).
+    /// Steps that failed while the run went on (`keep_going`): each fails the run.
     pub step_failures: Vec<String>,
+    /// Steps with `allow_fail = true` that failed: reported, but the run still passes.
+    pub allowed_failures: Vec<String>,
     /// End-of-run invariants that did not hold (see [`crate::invariants`]).
     pub violations: Vec<String>,
     /// Everything the clients sent and received.
@@ -50,16 +53,18 @@ pub struct RunReport {
 }
 
 impl RunReport {
-    /// Whether every step passed (or `keep_going`) and every invariant held.
+    /// Whether every step passed (or failed with `allow_fail = true`) and every
+    /// invariant held.
     pub fn passed(&self) -> bool {
-        self.failure.is_none() && self.violations.is_empty()
+        self.failure.is_none() && self.violations.is_empty() && self.step_failures.is_empty()
     }
 }
 
 type Job = (Step, oneshot::Sender<steps::StepResult>);
 
-/// What the driver reports: steps passed, the first failure, failed steps (keep_going).
-type Outcome = (usize, Option<String>, Vec<String>);
+/// What the driver reports: steps passed, the first failure, failed steps (keep_going),
+/// failed steps that were allowed to fail.
+type Outcome = (usize, Option<String>, Vec<String>, Vec<String>);
 
 /// Per-client seed: distinct per client, fixed per run seed.
 fn client_seed(seed: u64, index: usize) -> u64 {
@@ -158,14 +163,14 @@ impl SimEnv {
 
     /// Injects fault `step` (`kind`); returns a summary.
     async fn inject(&self, kind: ActionKind, step: &Step) -> Result<String, String> {
-        let mut hosts: Vec<String> = step.hosts.iter().map(|h| h.get_ref().clone()).collect();
+        let mut hosts: Vec<String> = step.hosts().iter().map(|h| h.get_ref().clone()).collect();
         if let Some(c) = &step.client {
             hosts.push(c.get_ref().clone());
         }
         if hosts.is_empty() {
             hosts = self.clients.clone();
         }
-        let ms = step.ms;
+        let ms = step.ms();
         let summary = match kind {
             ActionKind::Overload => {
                 self.faults.set_overload(true);
@@ -175,9 +180,12 @@ impl SimEnv {
                 "INFO answered 503".to_string()
             }
             ActionKind::StoreFail | ActionKind::DiskFull => {
-                let fault = match (kind, step.error.as_deref()) {
-                    (ActionKind::DiskFull, _) => StoreFault::DiskFull,
-                    (_, Some("busy")) => StoreFault::Busy,
+                let fault = match step.action.get_ref() {
+                    Action::DiskFull { .. } => StoreFault::DiskFull,
+                    Action::StoreFail {
+                        error: Some(StoreError::Busy),
+                        ..
+                    } => StoreFault::Busy,
                     _ => StoreFault::Io,
                 };
                 self.faults.set_store_fault(Some(fault));
@@ -201,8 +209,12 @@ impl SimEnv {
                 "network healed".to_string()
             }
             ActionKind::Latency => {
-                let min = step.min_ms.unwrap_or(0);
-                let max = step.max_ms.unwrap_or(min).max(min);
+                let (min, max) = match step.action.get_ref() {
+                    Action::Latency { min_ms, max_ms, .. } => {
+                        (*min_ms, max_ms.unwrap_or(*min_ms).max(*min_ms))
+                    }
+                    _ => (0, 0),
+                };
                 self.push(Control::Latency(hosts.clone(), min, max));
                 if let Some(ms) = ms {
                     let h = hosts.clone();
@@ -213,7 +225,10 @@ impl SimEnv {
                 format!("{min}..{max} ms")
             }
             ActionKind::Loss => {
-                let rate = step.rate.unwrap_or(0.0);
+                let rate = match step.action.get_ref() {
+                    Action::Loss { rate, .. } => *rate,
+                    _ => 0.0,
+                };
                 self.push(Control::Loss(hosts.clone(), rate));
                 if let Some(ms) = ms {
                     let h = hosts.clone();
@@ -280,28 +295,18 @@ fn apply(sim: &mut turmoil::Sim<'_>, c: Control) {
 }
 
 fn step_label(i: usize, step: &Step, fault: bool) -> String {
-    let kind = step.action.as_ref().map(|a| *a.get_ref());
-    let who = step
-        .client
-        .as_ref()
-        .map(|c| c.get_ref().clone())
-        .unwrap_or_default();
+    let kind = step.kind();
+    let who = step.client_name();
     let room = step
-        .room
-        .as_ref()
+        .room()
+        .name
         .map(|r| format!(" {}", r.get_ref()))
         .unwrap_or_default();
     if fault {
-        let ms = step.ms.map(|m| format!(" {m}ms")).unwrap_or_default();
-        format!("fault {} ({}{ms})", i + 1, kind.map_or("?", |k| k.name()))
+        let ms = step.ms().map(|m| format!(" {m}ms")).unwrap_or_default();
+        format!("fault {} ({}{ms})", i + 1, kind.name())
     } else {
-        format!(
-            "step {} ({} {}{})",
-            i + 1,
-            who,
-            kind.map_or("?", |k| k.name()),
-            room
-        )
+        format!("step {} ({} {}{})", i + 1, who, kind.name(), room)
     }
 }
 
@@ -315,12 +320,11 @@ async fn drive(
     let outcome = drive_steps(&scenario, &clients, &transcript, env.as_ref()).await;
     if let Some(env) = &env {
         if !scenario.file.faults.is_empty()
-            || scenario.file.steps.iter().any(|s| {
-                s.get_ref()
-                    .action
-                    .as_ref()
-                    .is_some_and(|a| a.get_ref().is_fault())
-            })
+            || scenario
+                .file
+                .steps
+                .iter()
+                .any(|s| s.get_ref().kind().is_fault())
         {
             env.heal().await;
         }
@@ -336,6 +340,7 @@ async fn drive_steps(
 ) -> Outcome {
     let keep_going = scenario.file.keep_going;
     let mut failures = Vec::new();
+    let mut allowed = Vec::new();
     let mut passed = 0;
     for (is_fault, i) in scenario.schedule() {
         let list = if is_fault {
@@ -352,14 +357,14 @@ async fn drive_steps(
             scenario.step_location(i)
         };
         let label = step_label(i, &step, is_fault);
-        let kind = step.action.as_ref().map(|a| *a.get_ref());
+        let kind = step.kind();
         let outcome = match kind {
-            Some(ActionKind::Wait) => {
+            ActionKind::Wait => {
                 transcript.note(&label);
-                tokio::time::sleep(Duration::from_millis(step.ms.unwrap_or(0))).await;
+                tokio::time::sleep(Duration::from_millis(step.ms().unwrap_or(0))).await;
                 Ok(String::new())
             }
-            Some(k) if k.is_fault() => match env {
+            k if k.is_fault() => match env {
                 Some(env) => {
                     let r = env.inject(k, &step).await;
                     transcript.note(&format!("{label}: {}", r.as_deref().unwrap_or("failed")));
@@ -380,14 +385,17 @@ async fn drive_steps(
             Ok(_) => {}
             Err(msg) => {
                 let f = format!("{location}: {label}: {msg}");
-                if !keep_going {
-                    return (passed, Some(f), failures);
+                if step.allow_fail {
+                    allowed.push(f);
+                } else if !keep_going {
+                    return (passed, Some(f), failures, allowed);
+                } else {
+                    failures.push(f);
                 }
-                failures.push(f);
             }
         }
     }
-    (passed, None, failures)
+    (passed, None, failures, allowed)
 }
 
 /// Runs `step` (`repeat` times) on its client, or on every client of its template at
@@ -397,30 +405,21 @@ async fn run_on_clients(
     clients: &BTreeMap<String, mpsc::Sender<Job>>,
     step: &Step,
 ) -> steps::StepResult {
-    let who = step
-        .client
-        .as_ref()
-        .map(|c| c.get_ref().clone())
-        .unwrap_or_default();
+    let who = step.client_name();
     let targets = scenario.clients_of(&who);
     let mut last = Ok(String::new());
     // However a client misbehaves, a step ends: 5 tries x 5 s, plus Retry-After waits.
-    let limit = Duration::from_secs(120) + Duration::from_millis(step.ms.unwrap_or(0));
+    let timeouts = Duration::from_millis(step.timeout_ms.unwrap_or(0).saturating_mul(10));
+    let limit = Duration::from_secs(120) + Duration::from_millis(step.ms().unwrap_or(0)) + timeouts;
     for round in 1..=step.repeat.unwrap_or(1) {
-        let mut step = step.clone();
-        if let Some(t) = &step.text {
-            step.text = Some(t.replace("{i}", &round.to_string()));
-        }
-        if let Some(m) = &step.msgid {
-            step.msgid = Some(m.replace("{i}", &round.to_string()));
-        }
         let mut waits = Vec::new();
         for name in &targets {
             let Some(tx) = clients.get(name) else {
                 return Err(format!("unknown client {name}"));
             };
             let (rtx, rrx) = oneshot::channel();
-            if tx.send((step.clone(), rtx)).await.is_err() {
+            let step = step.substituted(round, &scenario.template_number(name));
+            if tx.send((step, rtx)).await.is_err() {
                 return Err(format!("{name}: client task ended"));
             }
             waits.push(rrx);
@@ -451,21 +450,20 @@ struct Session {
 impl Session {
     fn learn(&mut self, client: &Client, step: &Step) {
         self.had_dialog = client.dialog.is_some();
-        let kind = step.action.as_ref().map(|a| *a.get_ref());
         let uri = |r: &str| crate::steps::room_uri_of(&client.domain, r);
-        match kind {
-            Some(ActionKind::Join) => {
-                if let Some(r) = &step.room {
+        match step.kind() {
+            ActionKind::Join => {
+                if let Some(r) = step.room().name {
                     self.rooms.insert(uri(r.get_ref()));
                 }
             }
-            Some(ActionKind::Part) => {
-                if let Some(r) = &step.room {
+            ActionKind::Part => {
+                if let Some(r) = step.room().name {
                     self.rooms.remove(&uri(r.get_ref()));
                 }
             }
-            Some(ActionKind::Bjoin | ActionKind::SignIn) => {
-                for r in &step.rooms {
+            ActionKind::Bjoin | ActionKind::SignIn => {
+                for r in step.rooms() {
                     self.rooms.insert(uri(r.get_ref()));
                 }
             }
@@ -513,7 +511,7 @@ async fn client_task<S, F, Fut>(
         if let Some(ms) = step.think_ms {
             tokio::time::sleep(Duration::from_millis(ms)).await;
         }
-        if step.action.as_ref().map(|a| *a.get_ref()) == Some(ActionKind::Disconnect) {
+        if step.kind() == ActionKind::Disconnect {
             client = None;
             session = Session::default();
             let _ = reply.send(Ok("disconnected".into()));
@@ -522,9 +520,7 @@ async fn client_task<S, F, Fut>(
         // Under faults a post carrying a client message id is sent once more on a
         // fresh connection when its answer never came: the server stores it once
         // whichever copy arrives (grpchat msgid, docs/protocol.md).
-        let resend = keep_going
-            && step.msgid.is_some()
-            && step.action.as_ref().map(|a| *a.get_ref()) == Some(ActionKind::Post);
+        let resend = keep_going && step.has_msgid();
         let mut attempts = 0;
         let result = loop {
             attempts += 1;
@@ -787,11 +783,11 @@ pub fn run_sim_with(scenario: &Scenario, seed: u64, opts: &SimOptions) -> RunRep
     };
     let elapsed = sim.elapsed();
     drop(sim);
-    let (steps_passed, mut failure, step_failures) = outcome
+    let (steps_passed, mut failure, step_failures, allowed_failures) = outcome
         .lock()
         .ok()
         .and_then(|mut o| o.take())
-        .unwrap_or((0, Some("the driver did not finish".into()), Vec::new()));
+        .unwrap_or((0, Some("the driver did not finish".into()), Vec::new(), Vec::new()));
     if let (Err(e), None) = (run, &failure) {
         failure = Some(format!(
             "{}: simulation failed: {e}",
@@ -820,6 +816,7 @@ pub fn run_sim_with(scenario: &Scenario, seed: u64, opts: &SimOptions) -> RunRep
         steps_total: scenario.file.steps.len(),
         failure,
         step_failures,
+        allowed_failures,
         violations,
         transcript,
         elapsed,
@@ -888,6 +885,7 @@ pub fn run_live_with(
                 steps_total: scenario.file.steps.len(),
                 failure: Some(format!("cannot start a runtime: {e}")),
                 step_failures: Vec::new(),
+                allowed_failures: Vec::new(),
                 violations: Vec::new(),
                 transcript,
                 elapsed: Duration::ZERO,
@@ -896,7 +894,7 @@ pub fn run_live_with(
         }
     };
     let keep_going = scenario.file.keep_going;
-    let (steps_passed, failure, step_failures) = rt.block_on(async {
+    let (steps_passed, failure, step_failures, allowed_failures) = rt.block_on(async {
         let mut senders = BTreeMap::new();
         for (i, spec) in scenario.file.clients.iter().enumerate() {
             let (tx, rx) = mpsc::channel::<Job>(1);
@@ -946,6 +944,7 @@ pub fn run_live_with(
         steps_total: scenario.file.steps.len(),
         failure,
         step_failures,
+        allowed_failures,
         violations: Vec::new(),
         transcript,
         elapsed: started.elapsed(),

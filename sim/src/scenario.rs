@@ -24,7 +24,9 @@ use pchat_server::config::{
 };
 use schemars::JsonSchema;
 use serde::Deserialize;
-use std::collections::BTreeMap;
+use crate::scenario_parse::Problem;
+use crate::step::ClientUse;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
@@ -89,15 +91,14 @@ pub struct ScenarioFile {
     /// The clients.
     #[serde(rename = "client")]
     pub clients: Vec<ClientSpec>,
-    /// The steps, in order.
-    #[serde(rename = "step")]
-    #[schemars(with = "Vec<Step>")]
+    /// The steps, in order (`[[step]]`; read by `crate::scenario_parse`, which reports
+    /// every step's errors; in the schema as `step`).
+    #[serde(skip)]
     pub steps: Vec<Spanned<Step>>,
     /// Faults scheduled around the steps (`[[fault]]`): each is a fault step with
     /// `before_step = N` (1-based; `steps + 1` = after the last step). `explore` writes
     /// its minimal failing schedule this way.
-    #[serde(default, rename = "fault")]
-    #[schemars(with = "Vec<Step>")]
+    #[serde(skip)]
     pub faults: Vec<Spanned<Step>>,
     /// Check the end-of-run invariants (acknowledged posts in history, no duplicate
     /// store or relay, one order per room) after the steps.
@@ -122,6 +123,31 @@ pub struct ScenarioFile {
     pub fresh_server: bool,
 }
 
+impl ScenarioFile {
+    /// A file with nothing in it (stands in while a broken file's errors are listed).
+    fn empty() -> ScenarioFile {
+        ScenarioFile {
+            name: None,
+            description: String::new(),
+            seed: None,
+            domain: default_domain(),
+            limits: None,
+            categories: Vec::new(),
+            rooms: Vec::new(),
+            compliance: None,
+            http: None,
+            clients: Vec::new(),
+            steps: Vec::new(),
+            faults: Vec::new(),
+            invariants: false,
+            keep_going: false,
+            planted_bug: None,
+            server: ServerSpec::default(),
+            fresh_server: false,
+        }
+    }
+}
+
 /// `[server]`: settings of the simulated server (defaults: the server's defaults).
 #[derive(Debug, Clone, Deserialize, JsonSchema, Default, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -138,10 +164,47 @@ pub struct ServerSpec {
 /// are `additionalProperties: false`). Pretty JSON ending in a newline; committed as
 /// `docs/scenario.schema.json` (`pchat-sim schema`). Errors: JSON serialization.
 pub fn json_schema() -> Result<String, serde_json::Error> {
-    let schema = schemars::schema_for!(ScenarioFile);
-    let mut text = serde_json::to_string_pretty(&schema)?;
+    let mut generator = schemars::SchemaGenerator::default();
+    generator.subschema_for::<Action>();
+    generator.subschema_for::<crate::step::CommonSchema>();
+    let schema = generator.root_schema_for::<ScenarioFile>();
+    let mut value = serde_json::to_value(&schema)?;
+    step_schema(&mut value);
+    let mut text = serde_json::to_string_pretty(&value)?;
     text.push('\n');
     Ok(text)
+}
+
+/// Puts `step` and `fault` (lists of `Step`) into the root schema `v`, `Step` being
+/// [`Action`]'s variants (tagged by `action`) each with the common keys of every step.
+fn step_schema(v: &mut serde_json::Value) {
+    use serde_json::{json, Value};
+    let defs = &mut v["$defs"];
+    let common = defs["CommonSchema"]["properties"].clone();
+    if let Some(m) = defs.as_object_mut() {
+        m.remove("CommonSchema");
+        if let Some(mut step) = m.remove("Action") {
+            for variant in step["oneOf"].as_array_mut().into_iter().flatten() {
+                if let (Some(props), Some(extra)) =
+                    (variant["properties"].as_object_mut(), common.as_object())
+                {
+                    for (k, s) in extra {
+                        props.entry(k.clone()).or_insert_with(|| s.clone());
+                    }
+                }
+            }
+            step["description"] = json!("One step: `action` picks the variant; each variant lists its own keys and the keys every step takes (docs/scenarios.md).");
+            m.insert("Step".into(), step);
+        }
+    }
+    let list = |d: &str| json!({"type": "array", "description": d, "items": {"$ref": "#/$defs/Step"}});
+    if let Some(props) = v["properties"].as_object_mut() {
+        props.insert("step".into(), list("The steps, in order."));
+        props.insert("fault".into(), list("Faults scheduled around the steps: fault steps with `before_step = N` (1-based; steps + 1 = after the last step). `explore` writes its minimal failing schedule this way."));
+    }
+    if let Some(req) = v["required"].as_array_mut() {
+        req.push(Value::String("step".into()));
+    }
 }
 
 fn default_domain() -> String {
@@ -162,260 +225,7 @@ pub struct ClientSpec {
     pub count: Option<u32>,
 }
 
-/// What a step does.
-#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
-pub enum ActionKind {
-    /// The whole 7-step sign-in (call-flows.md): SUBSCRIBE, INVITE, getserverinfo,
-    /// getassociations (member, manager), bjoin of `rooms`, bccontext each, getinv.
-    SignIn,
-    /// SUBSCRIBE for the provisioning document.
-    Subscribe,
-    /// INVITE `to` (default: the pool URI learnt from provisioning or requri).
-    Invite,
-    /// `cmd:requri`; the returned URI becomes the client's pool URI.
-    Requri,
-    /// `cmd:getserverinfo`.
-    Getserverinfo,
-    /// `cmd:getassociations` with `role` (member | manager).
-    Getassociations,
-    /// `cmd:bjoin` of `rooms`.
-    Bjoin,
-    /// `cmd:join` of `room`.
-    Join,
-    /// `cmd:part` of `room`.
-    Part,
-    /// `cmd:bccontext` of `room`, last `count` (default 25).
-    Bccontext,
-    /// `cmd:getinv`.
-    Getinv,
-    /// `cmd:chansrch` BYNAME with `criteria` (and `extended`).
-    Chansrch,
-    /// grpchat `text` to `room`.
-    Post,
-    /// Wait for an incoming `kind` (grpchat | ntc:join | ntc:part) about `room`.
-    Receive,
-    /// Assert nothing of `kind` arrives within `ms` (default 500).
-    Quiet,
-    /// Send the raw XCCOS document `body` in an INFO; expect a reply.
-    Xccos,
-    /// Send the raw SIP message `data` on the connection.
-    Raw,
-    /// BYE.
-    Bye,
-    /// UPDATE (session refresh).
-    Update,
-    /// Close the client's connection.
-    Disconnect,
-    /// Let `ms` milliseconds pass.
-    Wait,
-    /// Client: a new INVITE with a new Call-ID on the same connection; INFOs still
-    /// arriving in the old dialog are answered 487 (the server then drops it).
-    Reconnect,
-    /// Fault: the server answers every INFO 503 + Retry-After for `ms`.
-    Overload,
-    /// Fault: cut the network between the server and `hosts` (or `client`, default every
-    /// client); data is held, as TCP retransmits, and delivered on repair. `ms`: heal after.
-    Partition,
-    /// Fault: heal partitions, latency and loss.
-    Repair,
-    /// Fault: one-way latency `min_ms`..`max_ms` between the server and the clients
-    /// (`ms`: for that long, else until `repair`).
-    Latency,
-    /// Fault: message loss at `rate` (0..1) between the server and the clients; a lost
-    /// segment stalls that TCP connection (`ms`: for that long, else until `repair`).
-    Loss,
-    /// Fault: crash the server host (memory lost, the store file kept); `ms`: restart
-    /// after.
-    Crash,
-    /// Fault: restart a crashed server host.
-    Restart,
-    /// Fault: store calls fail with `error` (io | busy, default io) for `ms`.
-    StoreFail,
-    /// Fault: store writes fail with "disk full" for `ms`.
-    DiskFull,
-    /// Use the web services as described by the step's `http` table
-    /// (`crate::http_steps`).
-    Http,
-}
-
-impl ActionKind {
-    /// The name as written in scenario files.
-    pub fn name(self) -> &'static str {
-        match self {
-            ActionKind::SignIn => "sign-in",
-            ActionKind::Subscribe => "subscribe",
-            ActionKind::Invite => "invite",
-            ActionKind::Requri => "requri",
-            ActionKind::Getserverinfo => "getserverinfo",
-            ActionKind::Getassociations => "getassociations",
-            ActionKind::Bjoin => "bjoin",
-            ActionKind::Join => "join",
-            ActionKind::Part => "part",
-            ActionKind::Bccontext => "bccontext",
-            ActionKind::Getinv => "getinv",
-            ActionKind::Chansrch => "chansrch",
-            ActionKind::Post => "post",
-            ActionKind::Receive => "receive",
-            ActionKind::Quiet => "quiet",
-            ActionKind::Xccos => "xccos",
-            ActionKind::Raw => "raw",
-            ActionKind::Bye => "bye",
-            ActionKind::Update => "update",
-            ActionKind::Disconnect => "disconnect",
-            ActionKind::Wait => "wait",
-            ActionKind::Reconnect => "reconnect",
-            ActionKind::Overload => "overload",
-            ActionKind::Partition => "partition",
-            ActionKind::Repair => "repair",
-            ActionKind::Latency => "latency",
-            ActionKind::Loss => "loss",
-            ActionKind::Crash => "crash",
-            ActionKind::Restart => "restart",
-            ActionKind::StoreFail => "store-fail",
-            ActionKind::DiskFull => "disk-full",
-            ActionKind::Http => "http",
-        }
-    }
-
-    /// Whether this is a fault the driver injects (no client acts).
-    pub fn is_fault(self) -> bool {
-        matches!(
-            self,
-            ActionKind::Overload
-                | ActionKind::Partition
-                | ActionKind::Repair
-                | ActionKind::Latency
-                | ActionKind::Loss
-                | ActionKind::Crash
-                | ActionKind::Restart
-                | ActionKind::StoreFail
-                | ActionKind::DiskFull
-        )
-    }
-}
-
-/// One step. Which optional keys apply depends on `action` (docs/scenarios.md).
-#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
-#[serde(deny_unknown_fields)]
-pub struct Step {
-    /// Client that acts (or receives).
-    #[serde(default)]
-    #[schemars(with = "Option<String>")]
-    pub client: Option<Spanned<String>>,
-    /// What it does.
-    #[serde(default)]
-    #[schemars(with = "Option<ActionKind>")]
-    pub action: Option<Spanned<ActionKind>>,
-    /// A room, by name.
-    #[serde(default)]
-    #[schemars(with = "Option<String>")]
-    pub room: Option<Spanned<String>>,
-    /// A room by raw URI (for bad input: unknown or malformed rooms).
-    #[serde(default)]
-    pub room_uri: Option<String>,
-    /// Rooms, by name (bjoin, sign-in).
-    #[serde(default)]
-    #[schemars(with = "Vec<String>")]
-    pub rooms: Vec<Spanned<String>>,
-    /// Post text.
-    #[serde(default)]
-    pub text: Option<String>,
-    /// post: client message id (grpchat `msgid`, design; `{i}` = repeat round). The
-    /// server stores a post once per author and id, across dialogs and restarts; under
-    /// `keep_going` a post with an id whose answer never came is sent again on a new
-    /// connection.
-    #[serde(default)]
-    pub msgid: Option<String>,
-    /// Search criteria.
-    #[serde(default)]
-    pub criteria: Option<String>,
-    /// Extended search results.
-    #[serde(default)]
-    pub extended: bool,
-    /// getassociations role: member | manager.
-    #[serde(default)]
-    pub role: Option<String>,
-    /// bccontext count.
-    #[serde(default)]
-    pub count: Option<u32>,
-    /// INVITE target URI.
-    #[serde(default)]
-    pub to: Option<String>,
-    /// receive/quiet: grpchat | ntc:join | ntc:part.
-    #[serde(default)]
-    pub kind: Option<String>,
-    /// Raw XCCOS body (xccos).
-    #[serde(default)]
-    pub body: Option<String>,
-    /// Raw SIP message (raw); `\n` line ends become CRLF; placeholders in docs.
-    #[serde(default)]
-    pub data: Option<String>,
-    /// Milliseconds (wait, quiet; the window of a fault).
-    #[serde(default)]
-    pub ms: Option<u64>,
-    /// partition/latency/loss: the clients cut off from the server (default: all).
-    #[serde(default)]
-    #[schemars(with = "Vec<String>")]
-    pub hosts: Vec<Spanned<String>>,
-    /// latency: least one-way delay, ms.
-    #[serde(default)]
-    pub min_ms: Option<u64>,
-    /// latency: largest one-way delay, ms (default `min_ms`).
-    #[serde(default)]
-    pub max_ms: Option<u64>,
-    /// loss: probability (0..1) that a message is lost.
-    #[serde(default)]
-    pub rate: Option<f64>,
-    /// store-fail: io | busy.
-    #[serde(default)]
-    pub error: Option<String>,
-    /// Run the step this many times (`{i}` in `text` becomes 1..N).
-    #[serde(default)]
-    pub repeat: Option<u32>,
-    /// Think time: the client waits this long (ms) before acting.
-    #[serde(default)]
-    pub think_ms: Option<u64>,
-    /// `[[fault]]` only: the 1-based step it comes before (`steps + 1`: after the last).
-    #[serde(default)]
-    pub before_step: Option<usize>,
-    /// The web services request of an `http` step (`crate::http_steps::HttpStep`).
-    #[serde(default)]
-    pub http: Option<crate::http_steps::HttpStep>,
-    /// What must hold afterwards.
-    #[serde(default)]
-    pub expect: Expect,
-}
-
-/// Expectations on a step's outcome; every key is optional.
-#[derive(Debug, Clone, Deserialize, JsonSchema, Default, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Expect {
-    /// SIP status of the final response (default 200 where a request is sent).
-    pub status: Option<u16>,
-    /// Substring of the response's reason phrase or Warning.
-    pub reason_contains: Option<String>,
-    /// XCCOS reply code (default 200 for commands).
-    pub code: Option<u16>,
-    /// Room names in the reply, in order (search hits, join/associations rooms).
-    pub rooms: Option<Vec<String>>,
-    /// User URIs online in the (first) room of a join reply, in any order.
-    pub participants: Option<Vec<String>>,
-    /// Texts of the last messages of a bccontext reply, oldest first.
-    pub messages: Option<Vec<String>>,
-    /// receive: author URI.
-    pub author: Option<String>,
-    /// receive: text.
-    pub text: Option<String>,
-    /// receive (ntc): user URI.
-    pub user: Option<String>,
-    /// Substrings the reply (or response) body must contain.
-    pub contains: Option<Vec<String>>,
-    /// Substrings it must not contain.
-    pub excludes: Option<Vec<String>>,
-    /// raw: whether the server closed the connection.
-    pub closed: Option<bool>,
-}
+pub use crate::step::{Action, ActionKind, Expect, Step};
 
 /// A scenario file that could not be loaded: `file:line:column: message`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -428,6 +238,9 @@ pub struct ScenarioError {
     pub column: usize,
     /// What is wrong and what was expected.
     pub message: String,
+    /// The file's other errors (every error of a file is reported at once), in file
+    /// order; empty when this is the only one.
+    pub also: Vec<ScenarioError>,
 }
 
 impl fmt::Display for ScenarioError {
@@ -439,7 +252,18 @@ impl fmt::Display for ScenarioError {
             self.line,
             self.column,
             self.message
-        )
+        )?;
+        for e in &self.also {
+            write!(f, "\n{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl ScenarioError {
+    /// How many errors this is (itself and `also`).
+    pub fn count(&self) -> usize {
+        1 + self.also.len()
     }
 }
 
@@ -453,36 +277,81 @@ impl Scenario {
             line: 1,
             column: 1,
             message: format!("cannot read: {e}"),
+            also: Vec::new(),
         })?;
         Scenario::parse(&text, path)
     }
 
-    /// Parses and validates scenario text; `path` labels errors.
+    /// Parses and validates scenario text; `path` labels errors. Every error of the
+    /// file is reported (the first in the error, the others in its `also`).
     pub fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
-        let file: ScenarioFile = toml::from_str(text).map_err(|e| {
-            let (line, column) = e.span().map_or((1, 1), |s| line_col(text, s.start));
-            ScenarioError {
-                path: path.to_path_buf(),
-                line,
-                column,
-                message: e.message().trim().to_string(),
-            }
-        })?;
+        let mut problems = Vec::new();
+        let file = Self::read_file(text, &mut problems);
         let mut s = Scenario {
             path: path.to_path_buf(),
             source: text.to_string(),
-            file,
+            file: file.unwrap_or_else(|| ScenarioFile::empty()),
             templates: BTreeMap::new(),
         };
-        s.expand_templates()?;
-        s.validate()?;
-        Ok(s)
+        if problems.is_empty() {
+            s.expand_templates(&mut problems);
+            s.validate(&mut problems);
+        }
+        match s.errors(problems) {
+            Some(e) => Err(e),
+            None => Ok(s),
+        }
+    }
+
+    /// The document, its steps and faults; pushes every problem found.
+    fn read_file(text: &str, out: &mut Vec<Problem>) -> Option<ScenarioFile> {
+        let mut root = match toml::de::DeTable::parse(text) {
+            Ok(r) => r,
+            Err(e) => {
+                out.push((e.span().unwrap_or(0..0), e.message().trim().to_string()));
+                return None;
+            }
+        };
+        let span = root.span();
+        let steps = crate::scenario_parse::take_steps(root.get_mut(), "step", out);
+        let faults = crate::scenario_parse::take_steps(root.get_mut(), "fault", out);
+        let top = root.get_ref().clone();
+        let de = toml::de::Deserializer::from(root);
+        match <ScenarioFile as serde::Deserialize>::deserialize(de) {
+            Ok(mut f) => {
+                f.steps = steps;
+                f.faults = faults;
+                Some(f)
+            }
+            Err(e) => {
+                let at = e.span().unwrap_or(span);
+                let key = top
+                    .iter()
+                    .find(|(k, v)| k.span().contains(&at.start) || v.span().contains(&at.start))
+                    .map(|(k, _)| k.get_ref().to_string())
+                    .unwrap_or_default();
+                out.push((at, crate::scenario_parse::plain_words(e.message(), &key)));
+                None
+            }
+        }
+    }
+
+    /// The problems as one error (sorted by position), or None.
+    fn errors(&self, mut problems: Vec<Problem>) -> Option<ScenarioError> {
+        problems.sort_by_key(|(r, _)| r.start);
+        problems.dedup();
+        let mut all = problems
+            .into_iter()
+            .map(|(r, m)| self.error_at(r.start, m));
+        let mut first = all.next()?;
+        first.also = all.collect();
+        Some(first)
     }
 
     /// Most clients one template may make.
     pub const MAX_TEMPLATE_COUNT: u32 = 10_000;
 
-    fn expand_templates(&mut self) -> Result<(), ScenarioError> {
+    fn expand_templates(&mut self, problems: &mut Vec<Problem>) {
         let mut out = Vec::new();
         for c in std::mem::take(&mut self.file.clients) {
             let Some(count) = c.count else {
@@ -490,14 +359,16 @@ impl Scenario {
                 continue;
             };
             if !c.name.contains("{n}") || count == 0 || count > Self::MAX_TEMPLATE_COUNT {
-                return Err(self.error_at(
-                    self.find(&c.name),
+                let at = self.find(&c.name);
+                problems.push((
+                    at..at,
                     format!(
                         "client template {:?}: `count` needs `{{n}}` in the name and 1..={}",
                         c.name,
                         Self::MAX_TEMPLATE_COUNT
                     ),
                 ));
+                continue;
             }
             let mut names = Vec::new();
             for n in 1..=count {
@@ -512,7 +383,16 @@ impl Scenario {
             self.templates.insert(c.name.clone(), names);
         }
         self.file.clients = out;
-        Ok(())
+    }
+
+    /// The number `{n}` stands for in the steps of client `name` (its position in its
+    /// template, 1-based), or "" when it was not made from a template.
+    pub fn template_number(&self, name: &str) -> String {
+        self.templates
+            .values()
+            .find_map(|names| names.iter().position(|n| n == name))
+            .map(|i| (i + 1).to_string())
+            .unwrap_or_default()
     }
 
     /// The clients a step's `client` names: itself, or every client of a template.
@@ -566,6 +446,7 @@ impl Scenario {
             line,
             column,
             message: message.into(),
+            also: Vec::new(),
         }
     }
 
@@ -616,12 +497,11 @@ impl Scenario {
     /// and handles), or expectations that assume a fresh store.
     pub fn why_simulated_only(&self) -> Option<&'static str> {
         let f = &self.file;
-        let fault_step = f.steps.iter().chain(f.faults.iter()).any(|s| {
-            s.get_ref()
-                .action
-                .as_ref()
-                .is_some_and(|a| a.get_ref().is_fault())
-        });
+        let fault_step = f
+            .steps
+            .iter()
+            .chain(f.faults.iter())
+            .any(|s| s.get_ref().kind().is_fault());
         if !f.rooms.is_empty() || !f.categories.is_empty() || f.limits.is_some() {
             Some("defines its own [[room]]/[[category]]/[limits]")
         } else if f.server.core_queue.is_some() || f.server.retry_after_s.is_some() {
@@ -642,25 +522,35 @@ impl Scenario {
             .any(|r| r.name.eq_ignore_ascii_case(name))
     }
 
-    fn validate(&self) -> Result<(), ScenarioError> {
+    fn validate(&self, out: &mut Vec<Problem>) {
+        let names = self.validate_clients(out);
+        self.validate_planted_bug(out);
+        let steps = self.file.steps.iter().map(|s| (false, s));
+        let faults = self.file.faults.iter().map(|s| (true, s));
+        for (in_fault_list, step) in steps.chain(faults) {
+            crate::scenario_parse::common_value_problems(step, in_fault_list, out);
+            self.validate_placement(step, in_fault_list, out);
+            self.validate_names(step, &names, out);
+            self.validate_values(step, out);
+        }
+    }
+
+    /// Client names (and template names); pushes duplicates and bad URIs.
+    fn validate_clients(&self, out: &mut Vec<Problem>) -> BTreeSet<String> {
         let f = &self.file;
         if f.clients.is_empty() {
-            return Err(self.error_at(0, "a scenario needs at least one [[client]]"));
+            out.push((0..0, "a scenario needs at least one [[client]]".into()));
         }
-        let mut names = std::collections::BTreeSet::new();
-        for t in self.templates.keys() {
-            names.insert(t.as_str());
-        }
+        let mut names: BTreeSet<String> = self.templates.keys().cloned().collect();
         for c in &f.clients {
-            if !names.insert(c.name.as_str()) {
-                return Err(self.error_at(
-                    self.find(&c.name),
-                    format!("client {:?} is defined twice", c.name),
-                ));
+            let at = self.find(&c.name);
+            if !names.insert(c.name.clone()) {
+                out.push((at..at, format!("client {:?} is defined twice", c.name)));
             }
             if !c.uri.starts_with("sip:") || !c.uri.contains('@') {
-                return Err(self.error_at(
-                    self.find(&c.uri),
+                let at = self.find(&c.uri);
+                out.push((
+                    at..at,
                     format!(
                         "client {:?}: uri {:?} is not a SIP URI like sip:user@{}",
                         c.name, c.uri, f.domain
@@ -669,172 +559,128 @@ impl Scenario {
             }
         }
         if let Err(e) = Config::from_toml(&format!("domain = {:?}", f.domain), &self.path) {
-            return Err(self.error_at(self.find("domain"), e.to_string()));
+            let at = self.find("domain");
+            out.push((at..at, e.to_string()));
         }
-        if let Some(b) = &f.planted_bug {
-            if !PLANTED_BUGS.contains(&b.get_ref().as_str()) {
-                return Err(self.error_at(
-                    b.span().start,
-                    format!(
-                        "unknown planted_bug {:?} (expected one of {})",
-                        b.get_ref(),
-                        PLANTED_BUGS
-                            .iter()
-                            .map(|b| format!("{b:?}"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                ));
-            }
+        names
+    }
+
+    fn validate_planted_bug(&self, out: &mut Vec<Problem>) {
+        let Some(b) = &self.file.planted_bug else {
+            return;
+        };
+        if !PLANTED_BUGS.contains(&b.get_ref().as_str()) {
+            let hint = crate::scenario_parse::did_you_mean(b.get_ref(), PLANTED_BUGS)
+                .map(|d| format!("; did you mean {d:?}?"))
+                .unwrap_or_default();
+            out.push((
+                b.span(),
+                format!(
+                    "unknown planted_bug {:?}{hint} (expected one of {})",
+                    b.get_ref(),
+                    PLANTED_BUGS.join(", ")
+                ),
+            ));
         }
-        let steps = f.steps.iter().map(|s| (false, s));
-        let faults = f.faults.iter().map(|s| (true, s));
-        for (in_fault_list, step) in steps.chain(faults) {
-            let at = step.span().start;
-            let s = step.get_ref();
-            let Some(action) = &s.action else {
-                return Err(self.error_at(at, "step has no `action` (expected one of: sign-in, subscribe, invite, requri, getserverinfo, getassociations, bjoin, join, part, bccontext, getinv, chansrch, post, receive, quiet, xccos, raw, bye, update, disconnect, wait, reconnect, overload, partition, repair, latency, loss, crash, restart, store-fail, disk-full, http)"));
-            };
-            let kind = *action.get_ref();
-            if in_fault_list {
-                if !kind.is_fault() {
-                    return Err(self.error_at(
-                        action.span().start,
-                        format!("`{}` is not a fault; a [[fault]] is one of: overload, partition, repair, latency, loss, crash, restart, store-fail, disk-full", kind.name()),
-                    ));
-                }
-                match s.before_step {
-                    Some(b) if (1..=f.steps.len() + 1).contains(&b) => {}
-                    _ => {
-                        return Err(self.error_at(
-                            at,
-                            format!(
-                                "a [[fault]] needs `before_step` between 1 and {} (steps + 1)",
-                                f.steps.len() + 1
-                            ),
-                        ))
-                    }
-                }
-            } else if s.before_step.is_some() {
-                return Err(
-                    self.error_at(at, "`before_step` belongs in a [[fault]], not a [[step]]")
-                );
+    }
+
+    /// Faults in `[[fault]]` with a `before_step`; clients where the action takes one.
+    fn validate_placement(&self, step: &Spanned<Step>, in_fault_list: bool, out: &mut Vec<Problem>) {
+        let (at, s) = (step.span(), step.get_ref());
+        let kind = s.kind();
+        let n = self.file.steps.len();
+        if in_fault_list && !kind.is_fault() {
+            out.push((s.action.span(), format!("`{}` is not a fault; a [[fault]] is one of: overload, partition, repair, latency, loss, crash, restart, store-fail, disk-full", kind.name())));
+        }
+        if in_fault_list && !s.before_step.is_some_and(|b| (1..=n + 1).contains(&b)) {
+            out.push((
+                at.clone(),
+                format!("a [[fault]] needs `before_step` between 1 and {} (steps + 1)", n + 1),
+            ));
+        }
+        match (kind.client_use(), &s.client) {
+            (ClientUse::Required, None) => {
+                out.push((at.clone(), format!("step `{}` needs `client`", kind.name())))
             }
-            for h in &s.hosts {
-                if !names.contains(h.get_ref().as_str()) {
-                    return Err(self.error_at(
-                        h.span().start,
-                        format!("unknown client {:?} in `hosts`", h.get_ref()),
-                    ));
-                }
-            }
-            if s.repeat == Some(0) {
-                return Err(self.error_at(at, "`repeat` must be at least 1"));
-            }
-            let client_optional = kind == ActionKind::Wait || kind.is_fault();
-            match &s.client {
-                None if !client_optional => {
-                    return Err(self.error_at(at, format!("step `{}` needs `client`", kind.name())));
-                }
-                Some(c) if !names.contains(c.get_ref().as_str()) => {
-                    let known: Vec<_> = names.iter().copied().collect();
-                    return Err(self.error_at(
-                        c.span().start,
-                        format!(
-                            "unknown client {:?} (clients: {})",
-                            c.get_ref(),
-                            known.join(", ")
-                        ),
-                    ));
-                }
-                _ => {}
-            }
-            // http steps may name rooms created during the run (or unknown on purpose).
-            for r in s.room.iter().chain(s.rooms.iter()) {
-                if kind != ActionKind::Http && !self.room_known(r.get_ref()) {
-                    return Err(self.error_at(
-                        r.span().start,
-                        format!("unknown room {:?} (not in this scenario's [[room]] list or the server defaults)", r.get_ref()),
-                    ));
-                }
-            }
-            let need = |ok: bool, what: &str| -> Result<(), ScenarioError> {
-                if ok {
-                    Ok(())
-                } else {
-                    Err(self.error_at(at, format!("step `{}` needs {what}", kind.name())))
-                }
-            };
-            let has_room = s.room.is_some() || s.room_uri.is_some();
-            match kind {
-                ActionKind::Join | ActionKind::Part | ActionKind::Bccontext => {
-                    need(has_room, "`room` (or `room_uri`)")?
-                }
-                ActionKind::Post => {
-                    need(has_room, "`room` (or `room_uri`)")?;
-                    need(s.text.is_some(), "`text`")?;
-                }
-                ActionKind::Bjoin => need(!s.rooms.is_empty(), "`rooms = [...]`")?,
-                ActionKind::Receive | ActionKind::Quiet => {
-                    need(s.kind.is_some(), "`kind` (grpchat | ntc:join | ntc:part)")?;
-                    if let Some(k) = &s.kind {
-                        need(
-                            matches!(
-                                k.as_str(),
-                                "grpchat"
-                                    | "ntc:join"
-                                    | "ntc:bjoin"
-                                    | "ntc:part"
-                                    | "ntc:newcontent"
-                                    | "ntc:chanupdate"
-                            ),
-                            "`kind` to be one of grpchat, ntc:join, ntc:bjoin, ntc:part, ntc:newcontent, ntc:chanupdate",
-                        )?;
-                    }
-                }
-                ActionKind::Xccos => need(s.body.is_some(), "`body` (an XCCOS document)")?,
-                ActionKind::Raw => need(s.data.is_some(), "`data` (a SIP message)")?,
-                ActionKind::Wait => need(s.ms.is_some(), "`ms`")?,
-                ActionKind::Overload | ActionKind::DiskFull => {
-                    need(s.ms.is_some(), "`ms` (how long the fault lasts)")?
-                }
-                ActionKind::StoreFail => {
-                    need(s.ms.is_some(), "`ms` (how long the fault lasts)")?;
-                    need(
-                        matches!(s.error.as_deref(), None | Some("io" | "busy")),
-                        "`error` io or busy",
-                    )?;
-                }
-                ActionKind::Loss => need(
-                    s.rate.is_some_and(|r| r > 0.0 && r <= 1.0),
-                    "`rate` between 0 (exclusive) and 1",
-                )?,
-                ActionKind::Latency => {
-                    need(s.min_ms.is_some(), "`min_ms` (and optionally `max_ms`)")?;
-                    need(
-                        s.max_ms.unwrap_or(0) >= s.min_ms.unwrap_or(0) || s.max_ms.is_none(),
-                        "`max_ms` >= `min_ms`",
-                    )?;
-                }
-                ActionKind::Http => {
-                    need(s.http.is_some(), "an `http` table (http = { op = ... })")?;
-                    need(
-                        self.file.http.is_some(),
-                        "the scenario's `[http]` table (web services on)",
-                    )?;
-                }
-                ActionKind::Getassociations => {
-                    if let Some(r) = &s.role {
-                        need(
-                            matches!(r.as_str(), "member" | "manager"),
-                            "`role` member or manager",
-                        )?;
-                    }
-                }
-                _ => {}
+            (ClientUse::None, Some(c)) => out.push((
+                c.span(),
+                format!("`{}` names no client (remove `client`)", kind.name()),
+            )),
+            _ => {}
+        }
+        let no_expect = kind.is_fault() || matches!(kind, ActionKind::Wait | ActionKind::Disconnect);
+        if no_expect && s.expect != Expect::default() {
+            out.push((at, format!("`expect` does not apply to `{}` (nothing answers it)", kind.name())));
+        }
+    }
+
+    /// Clients, hosts and rooms a step names exist; `{n}` only in a template's steps.
+    fn validate_names(&self, step: &Spanned<Step>, names: &BTreeSet<String>, out: &mut Vec<Problem>) {
+        let s = step.get_ref();
+        let unknown_client = |name: &str| {
+            let known = names.iter().map(String::as_str).collect::<Vec<_>>();
+            let hint = crate::scenario_parse::did_you_mean(name, &known)
+                .map(|d| format!("; did you mean {d:?}?"))
+                .unwrap_or_default();
+            format!("unknown client {name:?}{hint} (clients: {})", list_some(&known, 10))
+        };
+        if let Some(c) = &s.client {
+            if !names.contains(c.get_ref()) {
+                out.push((c.span(), unknown_client(c.get_ref())));
             }
         }
-        Ok(())
+        for h in s.hosts() {
+            if !names.contains(h.get_ref()) {
+                out.push((h.span(), format!("in `hosts`: {}", unknown_client(h.get_ref()))));
+            }
+        }
+        // http steps may name rooms created during the run (or unknown on purpose).
+        if s.kind() != ActionKind::Http {
+            for r in s.room().name.into_iter().chain(s.rooms()) {
+                if !self.room_known(r.get_ref()) {
+                    out.push((r.span(), format!("unknown room {:?} (not in this scenario's [[room]] list or the server defaults)", r.get_ref())));
+                }
+            }
+        }
+        let is_template = s.client.as_ref().is_some_and(|c| self.templates.contains_key(c.get_ref()));
+        if !is_template && s.uses_n() {
+            out.push((
+                step.span(),
+                "`{n}` (the client's number) only works in steps of a client template (`client = \"u{n}\"`)".into(),
+            ));
+        }
+    }
+
+    /// Values serde cannot check: ranges, required rooms, the web services.
+    fn validate_values(&self, step: &Spanned<Step>, out: &mut Vec<Problem>) {
+        let (at, s) = (step.span(), step.get_ref());
+        let mut need = |ok: bool, what: &str| {
+            if !ok {
+                out.push((at.clone(), format!("step `{}` needs {what}", s.kind().name())));
+            }
+        };
+        let room = s.room();
+        let has_room = room.name.is_some() || room.uri.is_some();
+        match s.action.get_ref() {
+            Action::Join { .. } | Action::Part { .. } | Action::Bccontext { .. } | Action::Post { .. } => {
+                need(has_room, "`room` (or `room_uri`)")
+            }
+            Action::Bjoin { rooms } => need(!rooms.is_empty(), "`rooms = [...]` (at least one)"),
+            Action::Loss { rate, .. } => need(*rate > 0.0 && *rate <= 1.0, "`rate` between 0 (exclusive) and 1"),
+            Action::Latency { min_ms, max_ms, .. } => {
+                need(max_ms.is_none_or(|m| m >= *min_ms), "`max_ms` >= `min_ms`")
+            }
+            Action::Http { .. } => need(
+                self.file.http.is_some(),
+                "the scenario's `[http]` table (web services on)",
+            ),
+            _ => {}
+        }
+        for re in s.expect.matches.iter().flatten() {
+            if let Err(e) = regex::Regex::new(re) {
+                out.push((at.clone(), format!("`expect.matches`: {re:?} is not a regular expression: {e}")));
+            }
+        }
     }
 
     fn find(&self, needle: &str) -> usize {
@@ -842,7 +688,15 @@ impl Scenario {
     }
 }
 
-/// The scenario files in `path`: the file itself, or every `*.toml` in the directory
+/// At most `max` of `names`, then "and N more".
+pub fn list_some(names: &[&str], max: usize) -> String {
+    if names.len() <= max {
+        return names.join(", ");
+    }
+    format!("{}, and {} more", names[..max].join(", "), names.len() - max)
+}
+
+/// The scenario files in `path`, or every `*.toml` in the directory
 /// (sorted by name).
 pub fn discover(path: &Path) -> std::io::Result<Vec<PathBuf>> {
     if path.is_file() {

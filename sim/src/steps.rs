@@ -3,27 +3,18 @@
 //! came instead.
 
 use crate::client::{Client, Incoming};
-use crate::scenario::{ActionKind, Expect, Step};
+pub use crate::expect::{room_uri_of, StepResult};
+use crate::expect::{check_contains, check_received, check_rpl, check_status, matches_kind};
+use crate::step::{Action, Expect, ReceiveKind, Role, Step};
 use bytes::Bytes;
-use pchat_server::ids::{room_guid, room_uri};
-use pchat_server::sip::Response;
-use pchat_server::xccos::{
-    AssocRole, BcQuery, Body, ChanRef, CmdKind, Envelope, NtcData, Rpl, RplData,
-};
+use pchat_server::ids::room_guid;
+use pchat_server::xccos::{AssocRole, BcQuery, ChanRef, CmdKind, RplData};
 use std::time::Duration;
 
-/// A failed expectation or a client error, as text.
-pub type StepResult = Result<String, String>;
-
-/// The URI of the room named `name` in `domain` (room GUIDs are name-based, so this is
-/// the same on the simulated and on a live server configured with that room).
-pub fn room_uri_of(domain: &str, name: &str) -> String {
-    room_uri(domain, &room_guid(domain, name))
-}
-
 fn step_room(client: &Client, step: &Step) -> String {
-    match (&step.room_uri, &step.room) {
-        (Some(uri), _) => uri.clone(),
+    let r = step.room();
+    match (r.uri, r.name) {
+        (Some(uri), _) => uri.to_string(),
         (None, Some(name)) => room_uri_of(&client.domain, name.get_ref()),
         (None, None) => String::new(),
     }
@@ -67,111 +58,6 @@ fn chan(uri: &str) -> ChanRef {
     ChanRef::Uri(uri.to_string())
 }
 
-fn check_status(resp: &Response, expect: &Expect, default: u16) -> Result<(), String> {
-    let want = expect.status.unwrap_or(default);
-    if resp.code != want {
-        let warning = resp.headers.get("Warning").unwrap_or("");
-        return Err(format!(
-            "expected SIP {want}, got {} {} {warning}",
-            resp.code, resp.reason
-        ));
-    }
-    if let Some(sub) = &expect.reason_contains {
-        let text = format!(
-            "{} {}",
-            resp.reason,
-            resp.headers.get("Warning").unwrap_or("")
-        );
-        if !text.contains(sub.as_str()) {
-            return Err(format!(
-                "expected reason containing {sub:?}, got {:?}",
-                text.trim()
-            ));
-        }
-    }
-    Ok(())
-}
-
-fn check_contains(text: &str, expect: &Expect) -> Result<(), String> {
-    for s in expect.contains.iter().flatten() {
-        if !text.contains(s.as_str()) {
-            return Err(format!(
-                "expected the message to contain {s:?}; it was: {text}"
-            ));
-        }
-    }
-    for s in expect.excludes.iter().flatten() {
-        if text.contains(s.as_str()) {
-            return Err(format!(
-                "expected the message NOT to contain {s:?}; it was: {text}"
-            ));
-        }
-    }
-    Ok(())
-}
-
-fn check_rpl(rpl: &Rpl, expect: &Expect) -> Result<String, String> {
-    let code = rpl.resp.as_ref().map_or(500, |r| r.code);
-    let want = expect.code.unwrap_or(200);
-    if code != want {
-        return Err(format!(
-            "expected reply code {want}, got {code} ({})",
-            rpl.id
-        ));
-    }
-    let xml = Envelope {
-        envid: 0,
-        body: Body::Rpl(rpl.clone()),
-    }
-    .to_xml();
-    check_contains(&xml, expect)?;
-    if let Some(want_rooms) = &expect.rooms {
-        let got: Vec<String> = match &rpl.data {
-            RplData::Search(hits) | RplData::SearchCapped { hits, .. } => {
-                hits.iter().map(|h| h.name.clone()).collect()
-            }
-            RplData::Rooms { rooms, .. } => rooms.iter().map(|r| r.name.clone()).collect(),
-            _ => Vec::new(),
-        };
-        if &got != want_rooms {
-            return Err(format!("expected rooms {want_rooms:?}, got {got:?}"));
-        }
-    }
-    if let Some(want) = &expect.participants {
-        let got: Vec<String> = match &rpl.data {
-            RplData::Rooms { rooms, users } => rooms
-                .first()
-                .map(|r| {
-                    r.participants
-                        .iter()
-                        .filter_map(|id| users.iter().find(|u| u.id == *id).map(|u| u.uri.clone()))
-                        .collect()
-                })
-                .unwrap_or_default(),
-            _ => Vec::new(),
-        };
-        let (mut g, mut w) = (got.clone(), want.clone());
-        g.sort();
-        w.sort();
-        if g != w {
-            return Err(format!("expected participants {want:?}, got {got:?}"));
-        }
-    }
-    if let Some(want) = &expect.messages {
-        let got: Vec<String> = match &rpl.data {
-            RplData::History { msgs, .. } => msgs.iter().map(|m| m.text.clone()).collect(),
-            _ => Vec::new(),
-        };
-        // Suffix match: a live server keeps history from earlier runs.
-        if got.len() < want.len() || &got[got.len() - want.len()..] != want.as_slice() {
-            return Err(format!(
-                "expected history ending with {want:?}, got {got:?}"
-            ));
-        }
-    }
-    Ok(format!("{} {}", rpl.id, code))
-}
-
 async fn command(client: &mut Client, kind: CmdKind, expect: &Expect) -> StepResult {
     let (resp, rpl) = client.command(kind).await.map_err(|e| e.0)?;
     check_status(&resp, expect, 200)?;
@@ -181,243 +67,207 @@ async fn command(client: &mut Client, kind: CmdKind, expect: &Expect) -> StepRes
     }
 }
 
-fn matches_kind(env: &Envelope, kind: &str, room: &str) -> bool {
-    match (&env.body, kind) {
-        (Body::GrpChat(g), "grpchat") => room.is_empty() || g.chan_uri == room,
-        (Body::Ntc(n), k) if n.id == k => match &n.data {
-            NtcData::Join { room_guid, .. } => {
-                room.is_empty() || room.ends_with(&format!("/{room_guid}"))
-            }
-            NtcData::Part { chan_uri, .. } | NtcData::NewContent { chan_uri, .. } => {
-                room.is_empty() || chan_uri == room
-            }
-            NtcData::ChanUpdate(info) => room.is_empty() || info.uri == room,
-            _ => false,
-        },
-        _ => false,
-    }
+/// `bjoin` references (`chanid` by GUID) of rooms named `rooms`.
+fn bjoin_chans(domain: &str, rooms: &[toml::Spanned<String>]) -> Vec<ChanRef> {
+    rooms
+        .iter()
+        .enumerate()
+        .map(|(i, r)| ChanRef::Id {
+            key: i as u32,
+            domain: domain.to_string(),
+            value: room_guid(domain, r.get_ref()),
+        })
+        .collect()
 }
 
-/// Runs `step` on `client`.
+/// Runs `step` on `client`, with the step's `timeout_ms` (if any) as the client's wait
+/// for each answer or message.
 pub async fn exec(client: &mut Client, step: &Step) -> StepResult {
-    let Some(kind) = step.action.as_ref().map(|a| *a.get_ref()) else {
-        return Err("step without action".into());
-    };
+    let saved = client.timeout;
+    if let Some(ms) = step.timeout_ms {
+        client.timeout = Duration::from_millis(ms);
+    }
+    let result = exec_action(client, step).await;
+    client.timeout = saved;
+    result
+}
+
+async fn exec_action(client: &mut Client, step: &Step) -> StepResult {
     let e = &step.expect;
     let room = step_room(client, step);
-    match kind {
-        ActionKind::SignIn => sign_in(client, step).await,
-        ActionKind::Subscribe => {
+    let domain = client.domain.clone();
+    match step.action.get_ref() {
+        Action::SignIn { rooms } => sign_in(client, rooms).await,
+        Action::Subscribe {} => {
             let resp = client.subscribe_provisioning().await.map_err(|e| e.0)?;
             check_status(&resp, e, 200)?;
             check_contains(&String::from_utf8_lossy(&resp.body), e)?;
             Ok(format!("SIP {}, pool {}", resp.code, client.pool_uri))
         }
-        ActionKind::Invite => {
-            let target = step.to.clone().unwrap_or_else(|| client.pool_uri.clone());
+        Action::Invite { to } => {
+            let target = to.clone().unwrap_or_else(|| client.pool_uri.clone());
             let resp = client.invite(&target).await.map_err(|e| e.0)?;
             check_status(&resp, e, 200)?;
             check_contains(&String::from_utf8_lossy(&resp.encode()), e)?;
             Ok(format!("SIP {}", resp.code))
         }
-        ActionKind::Requri => {
-            let (resp, rpl) = client.command(CmdKind::RequestUri).await.map_err(|e| e.0)?;
-            check_status(&resp, e, 200)?;
-            let Some(rpl) = rpl else {
-                return Ok(format!("SIP {}", resp.code));
-            };
-            let summary = check_rpl(&rpl, e)?;
-            if let RplData::Uib(uri) = &rpl.data {
-                client.pool_uri = uri.clone();
-            }
-            Ok(summary)
+        Action::Requri {} => requri(client, e).await,
+        Action::Getserverinfo {} => {
+            let info_type = "123".into();
+            command(client, CmdKind::GetServerInfo { domain, info_type }, e).await
         }
-        ActionKind::Getserverinfo => {
-            let domain = client.domain.clone();
-            command(
-                client,
-                CmdKind::GetServerInfo {
-                    domain,
-                    info_type: "123".into(),
-                },
-                e,
-            )
-            .await
-        }
-        ActionKind::Getassociations => {
-            let role = match step.role.as_deref() {
-                Some("manager") => AssocRole::Manager,
+        Action::Getassociations { role } => {
+            let role = match role {
+                Some(Role::Manager) => AssocRole::Manager,
                 _ => AssocRole::Member,
             };
             command(client, CmdKind::GetAssociations { role }, e).await
         }
-        ActionKind::Bjoin => {
-            let chans = step
-                .rooms
-                .iter()
-                .enumerate()
-                .map(|(i, r)| {
-                    let uri = room_uri_of(&client.domain, r.get_ref());
-                    let value = uri.rsplit('/').next().unwrap_or("").to_string();
-                    ChanRef::Id {
-                        key: i as u32,
-                        domain: client.domain.clone(),
-                        value,
-                    }
-                })
-                .collect();
+        Action::Bjoin { rooms } => {
+            let chans = bjoin_chans(&domain, rooms);
             command(client, CmdKind::BJoin { chans }, e).await
         }
-        ActionKind::Join => command(client, CmdKind::Join { chan: chan(&room) }, e).await,
-        ActionKind::Part => command(client, CmdKind::Part { chan: chan(&room) }, e).await,
-        ActionKind::Bccontext => {
+        Action::Join { .. } => command(client, CmdKind::Join { chan: chan(&room) }, e).await,
+        Action::Part { .. } => command(client, CmdKind::Part { chan: chan(&room) }, e).await,
+        Action::Bccontext { count, .. } => {
             let query = BcQuery::Last {
-                cnt: step.count.unwrap_or(25),
+                cnt: count.unwrap_or(25),
             };
-            command(
-                client,
-                CmdKind::BcContext {
-                    chan: chan(&room),
-                    query,
-                },
-                e,
-            )
-            .await
+            command(client, CmdKind::BcContext { chan: chan(&room), query }, e).await
         }
-        ActionKind::Getinv => {
-            let domain = client.domain.clone();
-            command(
-                client,
-                CmdKind::GetInv {
-                    invite_id: "1".into(),
-                    domain,
-                },
-                e,
-            )
-            .await
+        Action::Getinv {} => {
+            let invite_id = "1".into();
+            command(client, CmdKind::GetInv { invite_id, domain }, e).await
         }
-        ActionKind::Chansrch => {
+        Action::Chansrch { criteria, extended } => {
             let kind = CmdKind::ChanSrch {
                 qtype: "BYNAME".into(),
-                criteria: step.criteria.clone().unwrap_or_default(),
-                extended: step.extended,
+                criteria: criteria.clone(),
+                extended: *extended,
             };
             command(client, kind, e).await
         }
-        ActionKind::Post => {
-            let text = step.text.clone().unwrap_or_default();
+        _ => exec_more(client, step, &room).await,
+    }
+}
+
+/// The actions past the XCCOS commands: posts, receiving, raw messages, the dialog.
+async fn exec_more(client: &mut Client, step: &Step, room: &str) -> StepResult {
+    let e = &step.expect;
+    match step.action.get_ref() {
+        Action::Post { text, msgid, .. } => {
             let resp = client
-                .post_with_id(&room, &text, step.msgid.as_deref())
+                .post_with_id(room, text, msgid.as_deref())
                 .await
                 .map_err(|e| e.0)?;
             check_status(&resp, e, 200)?;
             Ok(format!("SIP {}", resp.code))
         }
-        ActionKind::Receive => {
-            let want = step.kind.clone().unwrap_or_default();
-            let item = client
-                .wait_for(
-                    &want,
-                    |i| matches!(i, Incoming::Xccos(env) if matches_kind(env, &want, &room)),
-                )
-                .await
-                .map_err(|e| e.0)?;
-            let Incoming::Xccos(env) = item else {
-                return Err("unreachable".into());
-            };
-            check_received(&env, e)?;
-            Ok(format!("received {want}"))
-        }
-        ActionKind::Quiet => {
-            let want = step.kind.clone().unwrap_or_default();
-            let saved = client.timeout;
-            client.timeout = Duration::from_millis(step.ms.unwrap_or(500));
-            let got = client
-                .wait_for(
-                    &want,
-                    |i| matches!(i, Incoming::Xccos(env) if matches_kind(env, &want, &room)),
-                )
-                .await;
-            client.timeout = saved;
-            match got {
-                Ok(Incoming::Xccos(env)) => {
-                    Err(format!("expected no {want}, got {}", env.to_xml()))
-                }
-                _ => Ok(format!("no {want}")),
-            }
-        }
-        ActionKind::Xccos => {
-            let body = expand_rooms(&client.domain, step.body.as_deref().unwrap_or_default());
-            let envid = pchat_server::xccos::parse(body.as_bytes())
-                .ok()
-                .map(|env| env.envid);
-            let (resp, rpl) = client
-                .command_raw(Bytes::from(body), envid)
-                .await
-                .map_err(|e| e.0)?;
-            check_status(&resp, e, 200)?;
-            match rpl {
-                Some(rpl) => check_rpl(&rpl, e),
-                None => Ok(format!("SIP {}", resp.code)),
-            }
-        }
-        ActionKind::Raw => raw(client, step).await,
-        ActionKind::Bye => {
+        Action::Receive { kind, .. } => receive(client, *kind, room, e).await,
+        Action::Quiet { kind, ms, .. } => quiet(client, *kind, room, ms.unwrap_or(500)).await,
+        Action::Xccos { body } => xccos(client, body, e).await,
+        Action::Raw { data } => raw(client, data, e).await,
+        Action::Bye {} => {
             let resp = client.bye().await.map_err(|e| e.0)?;
             check_status(&resp, e, 200)?;
             Ok(format!("SIP {}", resp.code))
         }
-        ActionKind::Update => {
+        Action::Update {} => {
             let resp = client.update().await.map_err(|e| e.0)?;
             check_status(&resp, e, 200)?;
             Ok(format!("SIP {}", resp.code))
         }
-        ActionKind::Reconnect => {
+        Action::Reconnect {} => {
             let resp = client.reconnect().await.map_err(|e| e.0)?;
             check_status(&resp, e, 200)?;
             Ok(format!("SIP {} (new Call-ID)", resp.code))
         }
-        ActionKind::Disconnect | ActionKind::Wait => Ok(String::new()),
-        ActionKind::Http => crate::http_steps::exec(client, step).await,
-        k if k.is_fault() => Err(format!("`{}` is run by the driver, not a client", k.name())),
-        _ => Err("unreachable action".into()),
+        Action::Disconnect {} | Action::Wait { .. } => Ok(String::new()),
+        Action::Http { http, room } => {
+            let room = room.as_ref().map(|r| r.get_ref().as_str());
+            crate::http_steps::exec(client, http, room, e).await
+        }
+        other => Err(format!(
+            "`{}` is run by the driver, not a client",
+            other.kind().name()
+        )),
     }
 }
 
-fn check_received(env: &Envelope, e: &Expect) -> Result<(), String> {
-    match &env.body {
-        Body::GrpChat(g) => {
-            if let Some(a) = &e.author {
-                if g.author.as_deref() != Some(a.as_str()) {
-                    return Err(format!("expected author {a:?}, got {:?}", g.author));
-                }
-            }
-            if let Some(t) = &e.text {
-                if &g.text != t {
-                    return Err(format!("expected text {t:?}, got {:?}", g.text));
-                }
-            }
-            if g.ts.is_none() {
-                return Err("relayed grpchat has no ts".into());
-            }
-        }
-        Body::Ntc(n) => {
-            let user = match &n.data {
-                NtcData::Join { user, .. } | NtcData::Part { user, .. } => Some(user),
-                _ => None,
-            };
-            if let Some(u) = &e.user {
-                if user != Some(u) {
-                    return Err(format!("expected notice about {u:?}, got {user:?}"));
-                }
-            }
-        }
-        _ => {}
+async fn requri(client: &mut Client, e: &Expect) -> StepResult {
+    let (resp, rpl) = client.command(CmdKind::RequestUri).await.map_err(|e| e.0)?;
+    check_status(&resp, e, 200)?;
+    let Some(rpl) = rpl else {
+        return Ok(format!("SIP {}", resp.code));
+    };
+    let summary = check_rpl(&rpl, e)?;
+    if let RplData::Uib(uri) = &rpl.data {
+        client.pool_uri = uri.clone();
     }
-    check_contains(&env.to_xml(), e)
+    Ok(summary)
 }
 
-async fn sign_in(client: &mut Client, step: &Step) -> StepResult {
+/// Waits for the first `kind` about `room` that meets `e` (others stay queued for later
+/// steps); on a timeout, says what of that kind came instead.
+async fn receive(client: &mut Client, kind: ReceiveKind, room: &str, e: &Expect) -> StepResult {
+    let want = kind.name();
+    let got = client
+        .wait_for(want, |i| {
+            matches!(i, Incoming::Xccos(env)
+                if matches_kind(env, kind, room) && check_received(env, e).is_ok())
+        })
+        .await;
+    match got {
+        Ok(_) => Ok(format!("received {want}")),
+        Err(err) => {
+            // What did come of that kind (if anything), to say why none matched.
+            let saved = client.timeout;
+            client.timeout = Duration::ZERO;
+            let other = client
+                .wait_for(want, |i| matches!(i, Incoming::Xccos(env) if matches_kind(env, kind, room)))
+                .await;
+            client.timeout = saved;
+            match other {
+                Ok(Incoming::Xccos(env)) => Err(check_received(&env, e)
+                    .err()
+                    .map_or(err.0.clone(), |m| format!("{}; the first {want} that came: {m}", err.0))),
+                _ => Err(err.0),
+            }
+        }
+    }
+}
+
+async fn quiet(client: &mut Client, kind: ReceiveKind, room: &str, ms: u64) -> StepResult {
+    let want = kind.name();
+    let saved = client.timeout;
+    client.timeout = Duration::from_millis(ms);
+    let got = client
+        .wait_for(want, |i| matches!(i, Incoming::Xccos(env) if matches_kind(env, kind, room)))
+        .await;
+    client.timeout = saved;
+    match got {
+        Ok(Incoming::Xccos(env)) => Err(format!("expected no {want}, got {}", env.to_xml())),
+        _ => Ok(format!("no {want}")),
+    }
+}
+
+async fn xccos(client: &mut Client, body: &str, e: &Expect) -> StepResult {
+    let body = expand_rooms(&client.domain, body);
+    let envid = pchat_server::xccos::parse(body.as_bytes())
+        .ok()
+        .map(|env| env.envid);
+    let (resp, rpl) = client
+        .command_raw(Bytes::from(body), envid)
+        .await
+        .map_err(|e| e.0)?;
+    check_status(&resp, e, 200)?;
+    match rpl {
+        Some(rpl) => check_rpl(&rpl, e),
+        None => Ok(format!("SIP {}", resp.code)),
+    }
+}
+
+async fn sign_in(client: &mut Client, rooms: &[toml::Spanned<String>]) -> StepResult {
     let ok = Expect::default();
     let resp = client.subscribe_provisioning().await.map_err(|e| e.0)?;
     check_status(&resp, &ok, 200).map_err(|m| format!("sign-in step 1 (SUBSCRIBE): {m}"))?;
@@ -451,53 +301,22 @@ async fn sign_in(client: &mut Client, step: &Step) -> StepResult {
             .await
             .map_err(|m| format!("sign-in step {label}: {m}"))?;
     }
-    if !step.rooms.is_empty() {
-        let chans: Vec<ChanRef> = step
-            .rooms
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                let uri = room_uri_of(&domain, r.get_ref());
-                let value = uri.rsplit('/').next().unwrap_or("").to_string();
-                ChanRef::Id {
-                    key: i as u32,
-                    domain: domain.clone(),
-                    value,
-                }
-            })
-            .collect();
-        command(
-            client,
-            CmdKind::BJoin {
-                chans: chans.clone(),
-            },
-            &ok,
-        )
-        .await
-        .map_err(|m| format!("sign-in step 5 bjoin: {m}"))?;
-        for c in chans {
-            command(
-                client,
-                CmdKind::BcContext {
-                    chan: c,
-                    query: BcQuery::Last { cnt: 25 },
-                },
-                &ok,
-            )
+    if !rooms.is_empty() {
+        let chans = bjoin_chans(&domain, rooms);
+        command(client, CmdKind::BJoin { chans: chans.clone() }, &ok)
             .await
-            .map_err(|m| format!("sign-in step 6 bccontext: {m}"))?;
+            .map_err(|m| format!("sign-in step 5 bjoin: {m}"))?;
+        for c in chans {
+            let query = BcQuery::Last { cnt: 25 };
+            command(client, CmdKind::BcContext { chan: c, query }, &ok)
+                .await
+                .map_err(|m| format!("sign-in step 6 bccontext: {m}"))?;
         }
     }
-    command(
-        client,
-        CmdKind::GetInv {
-            invite_id: "1".into(),
-            domain,
-        },
-        &ok,
-    )
-    .await
-    .map_err(|m| format!("sign-in step 7 getinv: {m}"))?;
+    let invite_id = "1".into();
+    command(client, CmdKind::GetInv { invite_id, domain }, &ok)
+        .await
+        .map_err(|m| format!("sign-in step 7 getinv: {m}"))?;
     Ok("signed in".into())
 }
 
@@ -541,10 +360,9 @@ pub fn expand_raw(client: &mut Client, data: &str, local: &str) -> Vec<u8> {
         .into_bytes()
 }
 
-async fn raw(client: &mut Client, step: &Step) -> StepResult {
-    let e = &step.expect;
+async fn raw(client: &mut Client, data: &str, e: &Expect) -> StepResult {
     let local = client.local_addr().to_string();
-    let bytes = expand_raw(client, step.data.as_deref().unwrap_or(""), &local);
+    let bytes = expand_raw(client, data, &local);
     client
         .send_bytes(Bytes::from(bytes))
         .await
@@ -557,6 +375,11 @@ async fn raw(client: &mut Client, step: &Step) -> StepResult {
             .map(|_| "connection closed".to_string())
             .map_err(|m| m.0);
     }
+    raw_answer(client, e).await
+}
+
+/// The answer to a raw message: its status, reason and text, checked against `e`.
+async fn raw_answer(client: &mut Client, e: &Expect) -> StepResult {
     let item = client
         .wait_for("response", |i| {
             matches!(
