@@ -130,6 +130,9 @@ pub struct ExploreOptions {
     pub planted_bug: Option<String>,
     /// Most shrink iterations.
     pub max_shrink_iters: u32,
+    /// Start no new schedule after this instant (`--duration`); shrinking a failure
+    /// found before it still finishes.
+    pub deadline: Option<std::time::Instant>,
 }
 
 /// A minimal failing schedule that was found.
@@ -254,8 +257,16 @@ pub fn explore(
     let failed_steps = Cell::new(0u64);
     let last_failure: RefCell<Option<(Case, RunReport)>> = RefCell::new(None);
     let strategy = case_strategy(base.file.steps.len(), base.file.clients.len());
-    let bug = opts.planted_bug.as_deref();
+    // `--plant-bug`, else the base file's own `planted_bug` (case_text rewrites it).
+    let bug = opts
+        .planted_bug
+        .as_deref()
+        .or(base.file.planted_bug.as_ref().map(|b| b.get_ref().as_str()));
     let result = runner.run(&strategy, |case| {
+        let searching = last_failure.borrow().is_none();
+        if searching && opts.deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            return Ok(());
+        }
         let (_, report) =
             run_case(base, &case, bug).map_err(|e| TestCaseError::fail(e.to_string()))?;
         runs.set(runs.get() + 1);

@@ -5,6 +5,7 @@
 //! that plays a scenario in turmoil or against a live server ([`runner`]), and
 //! transcripts for snapshot tests ([`transcript`]).
 
+pub mod batch;
 pub mod client;
 pub mod expect;
 pub mod explore;

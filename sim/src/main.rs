@@ -16,11 +16,13 @@
 
 use clap::{Parser, Subcommand};
 use pchat_sim::explore::{explore, ExploreOptions};
-use pchat_sim::report;
+use pchat_sim::batch;
+use pchat_sim::report::{self, Entry};
 use pchat_sim::runner::{run_live_with, run_sim, RunReport};
-use pchat_sim::scenario::{discover, Scenario};
+use pchat_sim::scenario::Scenario;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Instant;
 
 /// Default seed when neither --seed nor the scenario's `seed` is given.
 const DEFAULT_SEED: u64 = 1;
@@ -34,55 +36,10 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run scenario files (a file, or every *.toml in a directory).
-    Run {
-        /// Scenario file or directory.
-        path: PathBuf,
-        /// Simulation seed (overrides the scenario's `seed`; default 1).
-        #[arg(long)]
-        seed: Option<u64>,
-        /// Write each run's normalized transcript to DIR/<scenario>.txt.
-        #[arg(long, value_name = "DIR")]
-        transcript: Option<PathBuf>,
-        /// Run against a live server at HOST:PORT over real TCP instead of simulating.
-        #[arg(long, value_name = "HOST:PORT")]
-        target: Option<String>,
-        /// With --target: the live server's web services (its `[http] listen`), for
-        /// `http` steps.
-        #[arg(long, value_name = "HOST:PORT", requires = "target")]
-        http: Option<String>,
-        /// Write each run's ladder (sequence) diagram to DIR/<scenario>.ladder.txt and
-        /// DIR/<scenario>.html (SVG; hover an arrow for the whole message).
-        #[arg(long, value_name = "DIR")]
-        ladder: Option<PathBuf>,
-        /// Print each run's text ladder diagram to the terminal.
-        #[arg(long)]
-        show_ladder: bool,
-        #[command(flatten)]
-        reports: ReportArgs,
-    },
+    /// Run scenario files (files, directories of *.toml, glob patterns).
+    Run(RunArgs),
     /// Random fault schedules around a scenario; shrink and write the first failure.
-    Explore {
-        /// Base scenario file.
-        #[arg(default_value = "scenarios/explore-base.toml")]
-        path: PathBuf,
-        /// Number of random schedules to run.
-        #[arg(long, default_value_t = 100)]
-        runs: u32,
-        /// Seed of the schedule generator.
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// Directory for the minimal failing scenario file.
-        #[arg(long, value_name = "DIR", default_value = "explore-out")]
-        out: PathBuf,
-        /// JUnit XML report (one test case: the exploration).
-        #[arg(long, value_name = "FILE")]
-        junit: Option<PathBuf>,
-        /// Plant a known bug in the simulated server (testing this tool): no-retry-dedup,
-        /// no-crash-cleanup.
-        #[arg(long, hide = true)]
-        plant_bug: Option<String>,
-    },
+    Explore(ExploreArgs),
     /// Re-run a scenario file (e.g. one written by explore) with its own seed.
     Replay {
         /// Scenario file.
@@ -93,10 +50,12 @@ enum Command {
         #[command(flatten)]
         reports: ReportArgs,
     },
-    /// Parse and validate scenario files without running them.
+    /// Parse and validate scenario files without running them (every error of every
+    /// file).
     Check {
-        /// Scenario file or directory.
-        path: PathBuf,
+        /// Scenario files, directories or glob patterns.
+        #[arg(required = true)]
+        paths: Vec<String>,
     },
     /// Load generator: many real SIP/TCP sessions against a running server, open-loop
     /// posts, throughput and latency report (exit 1 if not every session signed in or
@@ -105,6 +64,75 @@ enum Command {
     /// Print the JSON Schema of scenario files (pretty JSON on stdout; committed as
     /// docs/scenario.schema.json for editor completion).
     Schema,
+}
+
+#[derive(clap::Args, Debug)]
+struct RunArgs {
+    /// Scenario files, directories (every *.toml) or glob patterns.
+    #[arg(required = true)]
+    paths: Vec<String>,
+    /// Simulation seed (overrides the scenario's `seed`; default 1).
+    #[arg(long, conflicts_with = "seeds")]
+    seed: Option<u64>,
+    /// Seed sweep: run each scenario with every seed of A..B (B included), A..=B or a
+    /// list 1,5,9; outputs are named <scenario>-seed<N>.
+    #[arg(long, value_name = "RANGE")]
+    seeds: Option<String>,
+    /// Only scenarios whose name contains a term or that have it in `tags`;
+    /// comma-separated, `!term` excludes (e.g. `--filter fault,!slow`).
+    #[arg(long, value_name = "TERMS")]
+    filter: Option<String>,
+    /// Runs at once (default: the core count when simulated, 1 with --target). Each
+    /// simulated run is deterministic: the results do not depend on it.
+    #[arg(short = 'j', long = "jobs", value_name = "N")]
+    jobs: Option<usize>,
+    /// Write each run's normalized transcript to DIR/<scenario>.txt.
+    #[arg(long, value_name = "DIR")]
+    transcript: Option<PathBuf>,
+    /// Run against a live server at HOST:PORT over real TCP instead of simulating.
+    #[arg(long, value_name = "HOST:PORT")]
+    target: Option<String>,
+    /// With --target: the live server's web services (its `[http] listen`), for
+    /// `http` steps.
+    #[arg(long, value_name = "HOST:PORT", requires = "target")]
+    http: Option<String>,
+    /// Write each run's ladder (sequence) diagram to DIR/<scenario>.ladder.txt and
+    /// DIR/<scenario>.html (SVG; hover an arrow for the whole message).
+    #[arg(long, value_name = "DIR")]
+    ladder: Option<PathBuf>,
+    /// Print each run's text ladder diagram to the terminal.
+    #[arg(long)]
+    show_ladder: bool,
+    #[command(flatten)]
+    reports: ReportArgs,
+}
+
+#[derive(clap::Args, Debug)]
+struct ExploreArgs {
+    /// Base scenario file.
+    #[arg(default_value = "scenarios/explore-base.toml")]
+    path: PathBuf,
+    /// Number of random schedules to run (default 100; with --duration: until the time
+    /// is up).
+    #[arg(long)]
+    runs: Option<u32>,
+    /// Stop starting new schedules after this long (wall clock): 30s, 2m, 500ms.
+    #[arg(long, value_parser = pchat_sim::load::parse_duration)]
+    duration: Option<std::time::Duration>,
+    /// Seed of the schedule generator.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Directory for the minimal failing scenario file.
+    #[arg(long, value_name = "DIR", default_value = "explore-out")]
+    out: PathBuf,
+    /// JUnit XML report (one test case: the exploration; time = wall clock).
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// Plant a known bug in the simulated server, to check that explore finds it
+    /// (testing this tool): no-retry-dedup, no-crash-cleanup. Default: the file's
+    /// `planted_bug`, if any.
+    #[arg(long, value_name = "BUG")]
+    plant_bug: Option<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -229,7 +257,8 @@ fn load(a: LoadArgs) -> ExitCode {
 /// Report outputs shared by `run` and `replay`.
 #[derive(clap::Args, Debug, Default)]
 struct ReportArgs {
-    /// Write a JUnit XML report to FILE (one test case per scenario).
+    /// Write a JUnit XML report to FILE (one test case per scenario; skipped and broken
+    /// files included).
     #[arg(long, value_name = "FILE")]
     junit: Option<PathBuf>,
     /// Write each transcript as DIR/<scenario>.pcap (tshark/Wireshark decode it as SIP).
@@ -245,18 +274,16 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<(), String> {
 }
 
 /// Writes the --junit and --pcap outputs of finished runs.
-fn write_reports(
-    args: &ReportArgs,
-    suite: &str,
-    runs: &[(RunReport, String)],
-) -> Result<(), String> {
+fn write_reports(args: &ReportArgs, suite: &str, entries: &[Entry]) -> Result<(), String> {
     if let Some(file) = &args.junit {
-        write_file(file, report::junit(suite, runs).as_bytes())?;
+        write_file(file, report::junit(suite, entries).as_bytes())?;
     }
     if let Some(dir) = &args.pcap {
-        for (r, _) in runs {
-            let file = dir.join(format!("{}.pcap", r.name));
-            write_file(&file, &pchat_sim::pcap::from_transcript(&r.transcript))?;
+        for e in entries {
+            if let Entry::Ran { report: r, .. } = e {
+                let file = dir.join(format!("{}.pcap", r.name));
+                write_file(&file, &pchat_sim::pcap::from_transcript(&r.transcript))?;
+            }
         }
     }
     Ok(())
@@ -273,8 +300,11 @@ fn print_run(r: &RunReport, replay: &str) {
         r.transcript.message_count(),
         r.elapsed.as_secs_f64()
     );
+    for f in &r.allowed_failures {
+        println!("     (allowed to fail) {f}");
+    }
     for f in &r.step_failures {
-        println!("     (kept going) {f}");
+        println!("     step failed (kept going): {f}");
     }
     if let Some(f) = &r.failure {
         println!("     {f}");
@@ -284,26 +314,6 @@ fn print_run(r: &RunReport, replay: &str) {
     }
     if !r.passed() {
         println!("     replay: {replay}");
-    }
-}
-
-fn load_all(path: &Path) -> Result<Vec<Scenario>, String> {
-    let files = discover(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    if files.is_empty() {
-        return Err(format!("{}: no *.toml scenario files", path.display()));
-    }
-    let mut out = Vec::new();
-    let mut errors = Vec::new();
-    for f in files {
-        match Scenario::load(&f) {
-            Ok(s) => out.push(s),
-            Err(e) => errors.push(e.to_string()),
-        }
-    }
-    if errors.is_empty() {
-        Ok(out)
-    } else {
-        Err(errors.join("\n"))
     }
 }
 
@@ -328,229 +338,325 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Check { path } => match load_all(&path) {
-            Ok(s) => {
-                println!("{} scenario file(s) valid", s.len());
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("{e}");
-                ExitCode::from(2)
-            }
-        },
-        Command::Run {
-            path,
-            seed,
-            transcript,
-            target,
-            reports,
-            http,
-            ladder,
-            show_ladder,
-        } => {
-            let scenarios = match load_all(&path) {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("{e}");
-                    return ExitCode::from(2);
-                }
-            };
-            if let Some(dir) = &transcript {
-                if let Err(e) = std::fs::create_dir_all(dir) {
-                    eprintln!("{}: {e}", dir.display());
-                    return ExitCode::from(2);
-                }
-            }
-            let mode = target
-                .as_deref()
-                .map_or("simulated".to_string(), |t| format!("live {t}"));
-            println!("running {} scenario(s), {mode}", scenarios.len());
-            let bar = report::progress(scenarios.len() as u64, "scenarios");
-            let mut runs: Vec<(RunReport, String)> = Vec::new();
-            let mut skipped = 0;
-            for s in &scenarios {
-                if let (Some(_), Some(why)) = (&target, s.why_simulated_only()) {
-                    println!("skip {:<28} {why}; run it simulated", s.name());
-                    skipped += 1;
-                    continue;
-                }
-                let seed = seed.or(s.file.seed).unwrap_or(DEFAULT_SEED);
-                bar.set_message(s.name());
-                let r = match &target {
-                    Some(t) => run_live_with(s, t, http.as_deref(), seed),
-                    None => run_sim(s, seed),
-                };
-                let replay = format!("pchat-sim run {} --seed {}", s.path.display(), r.seed);
-                bar.suspend(|| print_run(&r, &replay));
-                bar.inc(1);
-                if let Some(dir) = &transcript {
-                    let file = dir.join(format!("{}.txt", r.name));
-                    if let Err(e) = std::fs::write(&file, r.transcript.render()) {
-                        eprintln!("{}: {e}", file.display());
-                    }
-                }
-                if show_ladder {
-                    bar.suspend(|| print!("{}", pchat_sim::ladder::text(&r.transcript)));
-                }
-                if let Some(dir) = &ladder {
-                    let outputs = [
-                        (
-                            format!("{}.ladder.txt", r.name),
-                            pchat_sim::ladder::text(&r.transcript),
-                        ),
-                        (
-                            format!("{}.html", r.name),
-                            pchat_sim::ladder::html(&r.transcript, &r.name),
-                        ),
-                    ];
-                    for (name, content) in outputs {
-                        let file = dir.join(name);
-                        let written = std::fs::create_dir_all(dir)
-                            .and_then(|()| std::fs::write(&file, content));
-                        if let Err(e) = written {
-                            eprintln!("{}: {e}", file.display());
-                        }
-                    }
-                }
-                runs.push((r, replay));
-            }
-            bar.finish_and_clear();
-            if skipped > 0 {
-                println!(
-                    "{skipped} skipped: they need the simulator or a fresh server (reasons above)"
-                );
-            }
-            finish(&reports, "run", &runs)
-        }
+        Command::Check { paths } => check(&paths),
+        Command::Run(args) => run(args),
         Command::Replay {
             file,
             transcript,
             reports,
-        } => {
-            let s = match Scenario::load(&file) {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("{e}");
-                    return ExitCode::from(2);
-                }
-            };
-            let seed = s.file.seed.unwrap_or(DEFAULT_SEED);
-            let r = run_sim(&s, seed);
-            let replay = format!("pchat-sim replay {}", file.display());
-            print_run(&r, &replay);
-            if let Some(dir) = &transcript {
-                let out = dir.join(format!("{}.txt", r.name));
-                if let Err(e) = write_file(&out, r.transcript.render().as_bytes()) {
-                    eprintln!("{e}");
-                }
-            }
-            finish(&reports, "replay", &[(r, replay)])
+        } => replay(&file, transcript.as_deref(), &reports),
+        Command::Explore(args) => explore_cmd(args),
+    }
+}
+
+/// `check`: every error of every file; exit 2 if any.
+fn check(paths: &[String]) -> ExitCode {
+    let sel = match batch::select(paths, None) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
         }
-        Command::Explore {
-            path,
-            runs,
-            seed,
-            out,
-            junit,
-            plant_bug,
-        } => {
-            let base = match Scenario::load(&path) {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("{e}");
-                    return ExitCode::from(2);
-                }
-            };
-            let opts = ExploreOptions {
-                runs,
+    };
+    for w in &sel.warnings {
+        eprintln!("{w}");
+    }
+    for e in &sel.broken {
+        eprintln!("{e}");
+    }
+    let errors: usize = sel.broken.iter().map(|e| e.count()).sum();
+    println!(
+        "{} scenario file(s) valid, {} invalid ({errors} error(s))",
+        sel.scenarios.len(),
+        sel.broken.len()
+    );
+    if sel.broken.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    }
+}
+
+/// One run to do: a scenario with a seed, and its output name.
+struct Job<'a> {
+    scenario: &'a Scenario,
+    seed: u64,
+    name: String,
+}
+
+/// The runs of `run`: every scenario with every seed (skipping, with --target, what
+/// needs the simulator), and the entries of the skipped ones.
+fn plan<'a>(args: &RunArgs, scenarios: &'a [Scenario]) -> Result<(Vec<Job<'a>>, Vec<Entry>), String> {
+    let sweep = args.seeds.as_deref().map(batch::parse_seeds).transpose()?;
+    let mut jobs = Vec::new();
+    let mut skipped = Vec::new();
+    for s in scenarios {
+        if let (Some(_), Some(why)) = (&args.target, s.why_simulated_only()) {
+            println!("skip {:<28} {why}; run it simulated", s.name());
+            skipped.push(Entry::Skipped {
+                name: s.name(),
+                why: format!("{why}; run it simulated"),
+            });
+            continue;
+        }
+        match &sweep {
+            Some(seeds) => jobs.extend(seeds.iter().map(|&seed| Job {
+                scenario: s,
                 seed,
-                out_dir: out,
-                planted_bug: plant_bug,
-                max_shrink_iters: 512,
-            };
-            println!(
-                "exploring {} with {runs} random fault schedules, seed {seed}",
-                path.display()
-            );
-            let bar = report::progress(u64::from(runs), "runs");
-            let started = std::time::Instant::now();
-            let result = explore(&base, &opts, &|n| bar.set_position(n));
-            bar.finish_and_clear();
-            let report = match result {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!("{e}");
-                    return ExitCode::from(2);
-                }
-            };
-            println!(
-                "{} runs (shrinking included) in {:.1}s wall, {:.0}s simulated; {} steps failed under faults (allowed)",
-                report.runs,
-                started.elapsed().as_secs_f64(),
-                report.simulated.as_secs_f64(),
-                report.failed_steps
-            );
-            let name = format!("explore {} --seed {seed}", base.name());
-            let (status, code) = match &report.found {
-                None => {
-                    println!("invariants held in every run");
-                    (None, ExitCode::SUCCESS)
-                }
-                Some(found) => {
-                    println!(
-                        "invariant violated; shrunk to {} fault(s), seed {}:",
-                        found.case.faults.len(),
-                        found.case.seed
-                    );
-                    for v in &found.report.violations {
-                        println!("     {v}");
-                    }
-                    println!("     wrote {}", found.file.display());
-                    println!("     replay: pchat-sim replay {}", found.file.display());
-                    (Some(found), ExitCode::FAILURE)
-                }
-            };
-            if let Some(file) = junit {
-                let mut r = status
-                    .map(|f| f.report.clone())
-                    .unwrap_or_else(|| RunReport {
-                        name: name.clone(),
-                        seed,
-                        steps_passed: 0,
-                        steps_total: 0,
-                        failure: None,
-                        step_failures: Vec::new(),
-                        violations: Vec::new(),
-                        transcript: Default::default(),
-                        elapsed: report.simulated,
-                        compliance_output: None,
-                    });
-                r.name = name;
-                let replay = status.map_or(String::new(), |f| {
-                    format!("pchat-sim replay {}", f.file.display())
-                });
-                if let Err(e) =
-                    write_file(&file, report::junit("explore", &[(r, replay)]).as_bytes())
-                {
-                    eprintln!("{e}");
-                    return ExitCode::from(2);
-                }
-            }
-            code
+                name: format!("{}-seed{seed}", s.name()),
+            })),
+            None => jobs.push(Job {
+                scenario: s,
+                seed: args.seed.or(s.file.seed).unwrap_or(DEFAULT_SEED),
+                name: s.name(),
+            }),
+        }
+    }
+    Ok((jobs, skipped))
+}
+
+fn run(args: RunArgs) -> ExitCode {
+    let sel = match batch::select(&args.paths, args.filter.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    for w in &sel.warnings {
+        eprintln!("{w}");
+    }
+    let (jobs, mut entries) = match plan(&args, &sel.scenarios) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let threads = args.jobs.unwrap_or(if args.target.is_some() {
+        1
+    } else {
+        batch::default_jobs()
+    });
+    let mode = args
+        .target
+        .as_deref()
+        .map_or("simulated".to_string(), |t| format!("live {t}"));
+    println!("running {} scenario run(s), {mode}, {threads} at once", jobs.len());
+    let bar = report::progress(jobs.len() as u64, "scenarios");
+    let ran = batch::run_parallel(&jobs, threads, |j| run_one(&args, j), |_| bar.inc(1));
+    bar.finish_and_clear();
+    for e in &ran {
+        if let Entry::Ran { report: r, replay, .. } = e {
+            print_run(r, replay);
+            write_run_outputs(&args, r);
+        }
+    }
+    entries.splice(0..0, ran);
+    for e in &sel.broken {
+        eprintln!("{e}");
+        entries.push(Entry::Broken {
+            file: e.path.display().to_string(),
+            errors: e.to_string(),
+        });
+    }
+    let code = finish(&args.reports, "run", &entries);
+    if sel.broken.is_empty() {
+        code
+    } else {
+        ExitCode::from(2)
+    }
+}
+
+fn run_one(args: &RunArgs, job: &Job<'_>) -> Entry {
+    let started = Instant::now();
+    let s = job.scenario;
+    let mut r = match &args.target {
+        Some(t) => run_live_with(s, t, args.http.as_deref(), job.seed),
+        None => run_sim(s, job.seed),
+    };
+    r.name = job.name.clone();
+    Entry::Ran {
+        replay: format!("pchat-sim run {} --seed {}", s.path.display(), r.seed),
+        report: r,
+        wall: started.elapsed(),
+    }
+}
+
+/// --transcript, --show-ladder and --ladder of one run.
+fn write_run_outputs(args: &RunArgs, r: &RunReport) {
+    let mut outputs = Vec::new();
+    if let Some(dir) = &args.transcript {
+        outputs.push((dir.join(format!("{}.txt", r.name)), r.transcript.render()));
+    }
+    if args.show_ladder {
+        print!("{}", pchat_sim::ladder::text(&r.transcript));
+    }
+    if let Some(dir) = &args.ladder {
+        let text = pchat_sim::ladder::text(&r.transcript);
+        outputs.push((dir.join(format!("{}.ladder.txt", r.name)), text));
+        let html = pchat_sim::ladder::html(&r.transcript, &r.name);
+        outputs.push((dir.join(format!("{}.html", r.name)), html));
+    }
+    for (file, content) in outputs {
+        if let Err(e) = write_file(&file, content.as_bytes()) {
+            eprintln!("{e}");
         }
     }
 }
 
-fn finish(reports: &ReportArgs, suite: &str, runs: &[(RunReport, String)]) -> ExitCode {
-    let only: Vec<RunReport> = runs.iter().map(|(r, _)| r.clone()).collect();
-    print!("{}", report::summary_table(&only));
-    if let Err(e) = write_reports(reports, suite, runs) {
+fn replay(file: &Path, transcript: Option<&Path>, reports: &ReportArgs) -> ExitCode {
+    let s = match Scenario::load(file) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let seed = s.file.seed.unwrap_or(DEFAULT_SEED);
+    let started = Instant::now();
+    let r = run_sim(&s, seed);
+    let wall = started.elapsed();
+    let replay = format!("pchat-sim replay {}", file.display());
+    print_run(&r, &replay);
+    if let Some(dir) = transcript {
+        let out = dir.join(format!("{}.txt", r.name));
+        if let Err(e) = write_file(&out, r.transcript.render().as_bytes()) {
+            eprintln!("{e}");
+        }
+    }
+    let entry = Entry::Ran {
+        report: r,
+        replay,
+        wall,
+    };
+    finish(reports, "replay", &[entry])
+}
+
+fn explore_cmd(a: ExploreArgs) -> ExitCode {
+    let base = match Scenario::load(&a.path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let started = Instant::now();
+    let runs = a
+        .runs
+        .unwrap_or(if a.duration.is_some() { 1_000_000 } else { 100 });
+    let opts = ExploreOptions {
+        runs,
+        seed: a.seed,
+        out_dir: a.out.clone(),
+        planted_bug: a.plant_bug.clone(),
+        max_shrink_iters: 512,
+        deadline: a.duration.map(|d| started + d),
+    };
+    let seed = a.seed;
+    println!(
+        "exploring {} with {runs} random fault schedules, seed {seed}",
+        a.path.display()
+    );
+    let bar = report::progress(u64::from(runs), "runs");
+    let result = explore(&base, &opts, &|n| bar.set_position(n));
+    bar.finish_and_clear();
+    let report = match result {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let wall = started.elapsed();
+    println!(
+        "{} runs (shrinking included) in {:.1}s wall, {:.0}s simulated; {} steps failed under faults (allowed)",
+        report.runs,
+        wall.as_secs_f64(),
+        report.simulated.as_secs_f64(),
+        report.failed_steps
+    );
+    print_found(report.found.as_ref());
+    let code = if report.found.is_some() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    };
+    let Some(file) = a.junit else {
+        return code;
+    };
+    let entry = explore_entry(&base, seed, &report, wall);
+    if let Err(e) = write_file(&file, report::junit("explore", &[entry]).as_bytes()) {
         eprintln!("{e}");
         return ExitCode::from(2);
     }
-    if only.iter().all(RunReport::passed) {
-        ExitCode::SUCCESS
-    } else {
+    code
+}
+
+fn print_found(found: Option<&pchat_sim::explore::Found>) {
+    let Some(found) = found else {
+        println!("invariants held in every run");
+        return;
+    };
+    println!(
+        "invariant violated; shrunk to {} fault(s), seed {}:",
+        found.case.faults.len(),
+        found.case.seed
+    );
+    for v in &found.report.violations {
+        println!("     {v}");
+    }
+    println!("     wrote {}", found.file.display());
+    println!("     replay: pchat-sim replay {}", found.file.display());
+}
+
+/// The JUnit entry of an exploration: its wall time; the minimal failure if any.
+fn explore_entry(
+    base: &Scenario,
+    seed: u64,
+    report: &pchat_sim::explore::ExploreReport,
+    wall: std::time::Duration,
+) -> Entry {
+    let name = format!("explore {} --seed {seed}", base.name());
+    let mut r = match &report.found {
+        Some(f) => f.report.clone(),
+        None => RunReport {
+            name: name.clone(),
+            seed,
+            steps_passed: 0,
+            steps_total: 0,
+            failure: None,
+            step_failures: Vec::new(),
+            allowed_failures: Vec::new(),
+            violations: Vec::new(),
+            transcript: Default::default(),
+            elapsed: report.simulated,
+            compliance_output: None,
+        },
+    };
+    r.name = name;
+    // Steps fail under random faults by design; explore judges the invariants only.
+    r.step_failures.clear();
+    r.elapsed = report.simulated;
+    let replay = report.found.as_ref().map_or(String::new(), |f| {
+        format!("pchat-sim replay {}", f.file.display())
+    });
+    Entry::Ran {
+        report: r,
+        replay,
+        wall,
+    }
+}
+
+fn finish(reports: &ReportArgs, suite: &str, entries: &[Entry]) -> ExitCode {
+    print!("{}", report::summary_table(entries));
+    if let Err(e) = write_reports(reports, suite, entries) {
+        eprintln!("{e}");
+        return ExitCode::from(2);
+    }
+    if entries.iter().any(Entry::failed) {
         ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     }
 }

@@ -5,6 +5,7 @@ use crate::runner::RunReport;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 use std::io::IsTerminal;
+use std::time::Duration;
 
 /// A progress bar over `len` items, drawn on stderr only for a person at a terminal
 /// (hidden when stderr is not a TTY or `CI` is `true`/`1`).
@@ -27,71 +28,165 @@ pub fn progress(len: u64, what: &str) -> ProgressBar {
     bar
 }
 
-/// The summary table printed at the end of `run`/`replay`: one row per scenario.
-pub fn summary_table(reports: &[RunReport]) -> String {
-    let mut out = format!(
-        "{:<28} {:>8} {:>7} {:>9} {:>10} {:>10}  result\n",
-        "scenario", "seed", "steps", "messages", "sim time", "violations"
-    );
-    for r in reports {
-        out.push_str(&format!(
-            "{:<28} {:>8} {:>7} {:>9} {:>9.3}s {:>10}  {}\n",
-            r.name,
-            r.seed,
-            format!("{}/{}", r.steps_passed, r.steps_total),
-            r.transcript.message_count(),
-            r.elapsed.as_secs_f64(),
-            r.violations.len(),
-            if r.passed() { "ok" } else { "FAIL" }
-        ));
+/// One line of a run's report: a scenario that ran, was skipped, or could not load.
+#[derive(Debug, Clone)]
+pub enum Entry {
+    /// It ran.
+    Ran {
+        /// How it went.
+        report: RunReport,
+        /// The command that replays it.
+        replay: String,
+        /// Wall-clock time the run took.
+        wall: Duration,
+    },
+    /// It was not run (e.g. simulator-only under `--target`).
+    Skipped {
+        /// Scenario name.
+        name: String,
+        /// Why.
+        why: String,
+    },
+    /// Its file did not load: every error of the file.
+    Broken {
+        /// The file.
+        file: String,
+        /// The errors, one per line (`file:line:column: message`).
+        errors: String,
+    },
+}
+
+impl Entry {
+    /// Whether this entry fails the run (a failed run or a broken file).
+    pub fn failed(&self) -> bool {
+        match self {
+            Entry::Ran { report, .. } => !report.passed(),
+            Entry::Skipped { .. } => false,
+            Entry::Broken { .. } => true,
+        }
     }
-    let failed = reports.iter().filter(|r| !r.passed()).count();
-    out.push_str(&format!(
-        "{} passed, {} failed\n",
-        reports.len() - failed,
-        failed
-    ));
+}
+
+/// What failed in `r`, first to last: the stopping failure, failed steps (kept going),
+/// violations.
+pub fn problems(r: &RunReport) -> Vec<String> {
+    let mut all: Vec<String> = r.failure.iter().cloned().collect();
+    all.extend(r.step_failures.iter().cloned());
+    all.extend(r.violations.iter().map(|v| format!("invariant violated: {v}")));
+    all
+}
+
+/// The summary table printed at the end of `run`/`replay`: one row per scenario.
+pub fn summary_table(entries: &[Entry]) -> String {
+    let mut out = format!(
+        "{:<28} {:>8} {:>7} {:>9} {:>10} {:>8} {:>10}  result\n",
+        "scenario", "seed", "steps", "messages", "sim time", "wall", "violations"
+    );
+    let (mut passed, mut failed, mut skipped) = (0, 0, 0);
+    for e in entries {
+        match e {
+            Entry::Ran { report: r, wall, .. } => {
+                let steps_failed = r.step_failures.len() + usize::from(r.failure.is_some());
+                let result = match (r.passed(), steps_failed) {
+                    (true, _) => "ok".to_string(),
+                    (false, 0) => "FAIL".to_string(),
+                    (false, n) => format!("FAIL ({n} step(s) failed)"),
+                };
+                out.push_str(&format!(
+                    "{:<28} {:>8} {:>7} {:>9} {:>9.3}s {:>7.2}s {:>10}  {result}\n",
+                    r.name,
+                    r.seed,
+                    format!("{}/{}", r.steps_passed, r.steps_total),
+                    r.transcript.message_count(),
+                    r.elapsed.as_secs_f64(),
+                    wall.as_secs_f64(),
+                    r.violations.len(),
+                ));
+                if r.passed() {
+                    passed += 1;
+                } else {
+                    failed += 1;
+                }
+            }
+            Entry::Skipped { name, .. } => {
+                out.push_str(&format!("{name:<28} {:>57}  skipped\n", ""));
+                skipped += 1;
+            }
+            Entry::Broken { file, .. } => {
+                out.push_str(&format!("{file:<28} {:>57}  BAD FILE\n", ""));
+                failed += 1;
+            }
+        }
+    }
+    out.push_str(&format!("{passed} passed, {failed} failed, {skipped} skipped\n"));
     out
 }
 
-/// JUnit XML for CI dashboards: one test suite `suite`, one test case per scenario run
-/// (classname `pchat-sim`, time = simulated time); a failure's message is its first
-/// failure or violation, its description all of them plus the replay command.
-pub fn junit(suite: &str, reports: &[(RunReport, String)]) -> String {
+/// JUnit XML for CI dashboards: one test suite `suite`, one test case per entry
+/// (classname `pchat-sim`, time = wall-clock time; the simulated time is the property
+/// `simulated_s`). A failure's message is the first problem, its description all of
+/// them (failed steps under `keep_going` included) and the replay command; steps allowed
+/// to fail go to system-out; skipped scenarios are skipped cases with their reason; a
+/// file that did not load is an error case with its errors.
+pub fn junit(suite: &str, entries: &[Entry]) -> String {
     let mut report = Report::new("pchat-sim");
     let mut ts = TestSuite::new(suite.to_string());
-    for (r, replay) in reports {
-        let status = if r.passed() {
-            TestCaseStatus::success()
-        } else {
-            let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
-            let first = r
-                .failure
-                .clone()
-                .or_else(|| r.violations.first().cloned())
-                .unwrap_or_default();
-            s.set_message(first);
-            s.set_type(if r.violations.is_empty() {
-                "step failed"
-            } else {
-                "invariant violated"
-            });
-            let mut all: Vec<String> = r.failure.iter().cloned().collect();
-            all.extend(r.violations.iter().cloned());
-            all.push(format!("replay: {replay}"));
-            s.set_description(all.join("\n"));
-            s
-        };
-        let mut tc = TestCase::new(r.name.clone(), status);
-        tc.set_classname("pchat-sim");
-        tc.set_time(r.elapsed);
-        if !r.step_failures.is_empty() {
-            tc.set_system_out(r.step_failures.join("\n"));
-        }
-        ts.add_test_case(tc);
+    for e in entries {
+        ts.add_test_case(junit_case(e));
     }
     report.add_test_suite(ts);
     report
         .to_string()
         .unwrap_or_else(|e| format!("<!-- cannot serialize JUnit report: {e} -->"))
+}
+
+fn junit_case(e: &Entry) -> TestCase {
+    let mut tc = match e {
+        Entry::Ran { report: r, replay, wall } => {
+            let status = if r.passed() {
+                TestCaseStatus::success()
+            } else {
+                let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                let mut all = problems(r);
+                s.set_message(all.first().cloned().unwrap_or_default());
+                s.set_type(if r.violations.is_empty() {
+                    "step failed"
+                } else {
+                    "invariant violated"
+                });
+                all.push(format!("replay: {replay}"));
+                s.set_description(all.join("\n"));
+                s
+            };
+            let mut tc = TestCase::new(r.name.clone(), status);
+            tc.set_time(*wall);
+            tc.add_property(quick_junit::Property::new(
+                "simulated_s",
+                format!("{:.3}", r.elapsed.as_secs_f64()),
+            ));
+            if !r.allowed_failures.is_empty() {
+                let lines: Vec<String> = r
+                    .allowed_failures
+                    .iter()
+                    .map(|f| format!("(allowed to fail) {f}"))
+                    .collect();
+                tc.set_system_out(lines.join("\n"));
+            }
+            tc
+        }
+        Entry::Skipped { name, why } => {
+            let mut s = TestCaseStatus::skipped();
+            s.set_message(why.clone());
+            TestCase::new(name.clone(), s)
+        }
+        Entry::Broken { file, errors } => {
+            let mut s = TestCaseStatus::non_success(NonSuccessKind::Error);
+            s.set_message(errors.lines().next().unwrap_or_default().to_string());
+            s.set_type("bad scenario file");
+            s.set_description(errors.clone());
+            TestCase::new(file.clone(), s)
+        }
+    };
+    tc.set_classname("pchat-sim");
+    tc
 }

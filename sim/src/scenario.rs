@@ -63,6 +63,9 @@ pub struct ScenarioFile {
     /// What the scenario shows.
     #[serde(default)]
     pub description: String,
+    /// Labels for `--filter` (`pchat-sim run scenarios/ --filter smoke,!slow`).
+    #[serde(default)]
+    pub tags: Vec<String>,
     /// Seed used when the runner is not given one.
     #[serde(default)]
     pub seed: Option<u64>,
@@ -129,6 +132,7 @@ impl ScenarioFile {
         ScenarioFile {
             name: None,
             description: String::new(),
+            tags: Vec::new(),
             seed: None,
             domain: default_domain(),
             limits: None,
@@ -773,7 +777,7 @@ mod tests {
     fn http_steps_need_their_table_and_the_web_services() {
         let step = "[[client]]\nname = \"u1\"\nuri = \"sip:u1@contoso.com\"\n\n[[step]]\nclient = \"u1\"\naction = \"http\"\n";
         let e = parse(step).unwrap_err();
-        assert!(e.message.contains("`http` table"), "{e}");
+        assert!(e.message.contains("needs `http`"), "{e}");
         let with_op = format!("{step}http = {{ op = \"list-rooms\" }}\n");
         let e = parse(&with_op).unwrap_err();
         assert!(e.message.contains("`[http]`"), "{e}");

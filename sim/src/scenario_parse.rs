@@ -110,6 +110,15 @@ pub fn plain_words(msg: &str, key: &str) -> String {
             .unwrap_or_default();
         return format!("unknown key `{word}`{hint} (expected one of {})", list.join(", "));
     }
+    if let Some(rest) = msg.strip_prefix("unexpected keys in table: ") {
+        let (words, list) = rest.split_once(", available keys: ").unwrap_or((rest, ""));
+        let list: Vec<&str> = list.split(", ").filter(|k| !k.is_empty()).collect();
+        let word = words.split(", ").next().unwrap_or(words);
+        let hint = did_you_mean(word, &list)
+            .map(|d| format!("; did you mean `{d}`?"))
+            .unwrap_or_default();
+        return format!("unknown key `{word}`{hint} (expected one of {})", list.join(", "));
+    }
     if let Some(field) = msg.strip_prefix("missing field ") {
         return format!("needs {field}");
     }
@@ -328,11 +337,20 @@ mod tests {
             .unwrap_or_else(|e| e);
         msg.split_once(", expected one of ")
             .or_else(|| msg.split_once(", expected "))
+            .or_else(|| msg.split_once(", available keys: "))
             .map(|(_, list)| backticked(list))
             .unwrap_or_default()
             .into_iter()
             .filter(|k| k != "there are no fields")
             .collect()
+    }
+
+    fn debug_probe(kind: ActionKind) -> String {
+        let probe = format!("{{ {} = {{ zz-no-such-key = 0 }} }}", kind.name());
+        match ValueDeserializer::parse(&probe) {
+            Ok(d) => format!("{:?}", <Action as serde::Deserialize>::deserialize(d).err()),
+            Err(e) => e.to_string(),
+        }
     }
 
     #[test]
@@ -342,7 +360,7 @@ mod tests {
             let mut got = action_keys(*a);
             want.sort();
             got.sort();
-            assert_eq!(got, want, "{}", a.name());
+            assert_eq!(got, want, "{}: {:?}", a.name(), debug_probe(*a));
         }
     }
 

@@ -3,7 +3,7 @@
 
 use pchat_sim::explore::{explore, run_case, ExploreOptions};
 use pchat_sim::pcap;
-use pchat_sim::report;
+use pchat_sim::report::{self, Entry};
 use pchat_sim::runner::run_sim;
 use pchat_sim::scenario::Scenario;
 use std::path::{Path, PathBuf};
@@ -25,6 +25,7 @@ fn find_planted(base: &Scenario, bug: &str, out: &Path) -> pchat_sim::explore::F
         out_dir: out.to_path_buf(),
         planted_bug: Some(bug.into()),
         max_shrink_iters: 256,
+        deadline: None,
     };
     let report = explore(base, &opts, &|_| {}).unwrap();
     report.found.expect("explore finds the planted bug")
@@ -77,6 +78,7 @@ fn exploration_without_bugs_holds() {
         out_dir: out.path().to_path_buf(),
         planted_bug: None,
         max_shrink_iters: 16,
+        deadline: None,
     };
     let report = explore(&base, &opts, &|_| {}).unwrap();
     assert!(
@@ -100,18 +102,34 @@ fn junit_lists_passes_and_failures() {
     let bad = Scenario::parse(&bad_text, Path::new("bad.toml")).unwrap();
     let failed = run_sim(&bad, 1);
     assert!(!failed.passed(), "the planted bug breaks fault-partition");
+    let wall = std::time::Duration::from_millis(1234);
     let xml = report::junit(
         "run",
         &[
-            (ok, "pchat-sim run sign-in.toml --seed 1".into()),
-            (failed, "pchat-sim run bad.toml --seed 1".into()),
+            Entry::Ran {
+                report: ok,
+                replay: "pchat-sim run sign-in.toml --seed 1".into(),
+                wall,
+            },
+            Entry::Ran {
+                report: failed,
+                replay: "pchat-sim run bad.toml --seed 1".into(),
+                wall,
+            },
+            Entry::Skipped {
+                name: "fault-crash".into(),
+                why: "injects faults, which only the simulator can".into(),
+            },
         ],
     );
     assert!(xml.starts_with("<?xml"), "{xml}");
     assert!(
-        xml.contains("tests=\"2\"") && xml.contains("failures=\"1\""),
+        xml.contains("tests=\"3\"") && xml.contains("failures=\"1\"") && xml.contains("skipped=\"1\""),
         "{xml}"
     );
+    // Wall time, not simulated time.
+    assert!(xml.contains("time=\"1.234\""), "{xml}");
+    assert!(xml.contains("<skipped message=\"injects faults"), "{xml}");
     assert!(xml.contains("<testcase name=\"sign-in\""), "{xml}");
     assert!(xml.contains("type=\"invariant violated\""), "{xml}");
     assert!(

@@ -43,7 +43,7 @@ fn every_scenario_passes_and_matches_its_snapshot() {
             report.passed(),
             "{}: {}",
             s.name(),
-            report.failure.unwrap_or_default()
+            pchat_sim::report::problems(&report).join("\n")
         );
         // Transcripts too long to review message by message are snapshotted as a digest.
         let shown = if report.transcript.message_count() > LONG_TRANSCRIPT {
