@@ -185,4 +185,3 @@ pub fn check_received(env: &Envelope, e: &Expect) -> Result<(), String> {
     }
     check_contains(&env.to_xml(), e)
 }
-

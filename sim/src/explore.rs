@@ -258,13 +258,18 @@ pub fn explore(
     let last_failure: RefCell<Option<(Case, RunReport)>> = RefCell::new(None);
     let strategy = case_strategy(base.file.steps.len(), base.file.clients.len());
     // `--plant-bug`, else the base file's own `planted_bug` (case_text rewrites it).
-    let bug = opts
+    let bug = opts.planted_bug.as_deref().or(base
+        .file
         .planted_bug
-        .as_deref()
-        .or(base.file.planted_bug.as_ref().map(|b| b.get_ref().as_str()));
+        .as_ref()
+        .map(|b| b.get_ref().as_str()));
     let result = runner.run(&strategy, |case| {
         let searching = last_failure.borrow().is_none();
-        if searching && opts.deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+        if searching
+            && opts
+                .deadline
+                .is_some_and(|d| std::time::Instant::now() >= d)
+        {
             return Ok(());
         }
         let (_, report) =

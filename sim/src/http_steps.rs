@@ -21,8 +21,8 @@
 //! HOST:PORT --http HOST:PORT`) real TCP to the server's `[http] listen`.
 
 use crate::client::Client;
-use crate::http::{encode_segment, send, HttpRequest};
 use crate::expect::{room_uri_of, StepResult};
+use crate::http::{encode_segment, send, HttpRequest};
 use crate::step::Expect;
 use bytes::Bytes;
 use pchat_server::xccos::{CmdKind, RplData};

@@ -14,7 +14,10 @@
 //!    crash is answered 2xx (it must get 481) - and (with compliance on) every JOIN
 //!    gets its PART before the user's next JOIN in the room, even when the server that
 //!    recorded the JOIN crashed;
-//! 7. compliance oracle (with `[compliance] enabled`): `compliance verify` finds no
+//! 7. completeness: every client joined before a post was sent and connected to the
+//!    end receives it (`crate::completeness`, which says precisely what "connected"
+//!    means under crashes, loss, disconnects and abandoned dialogs);
+//! 8. compliance oracle (with `[compliance] enabled`): `compliance verify` finds no
 //!    event missing, duplicated or unpaired across the store's outbox, the compliance
 //!    database and the adapter output.
 //!
@@ -274,7 +277,7 @@ impl Crashes {
     }
 }
 
-/// Invariant 7 (and 6's compliance half): `compliance verify` over the run's files,
+/// Invariant 8 (and 6's compliance half): `compliance verify` over the run's files,
 /// one violation per problem it reports.
 fn compliance_oracle(store: &Path, db: &Path, output_dir: &Path) -> Vec<String> {
     let report = (|| {
@@ -298,6 +301,7 @@ pub fn check(scenario: &Scenario, transcript: &Transcript, files: &RunFiles<'_>)
     let store = files.store;
     let mut seen = collect(scenario, transcript);
     let mut out = std::mem::take(&mut seen.stale_dialog_uses);
+    out.extend(crate::completeness::check(scenario, transcript));
     if let Some((db, output_dir)) = files.compliance {
         out.extend(compliance_oracle(store, db, output_dir));
     }

@@ -7,6 +7,7 @@
 
 pub mod batch;
 pub mod client;
+pub mod completeness;
 pub mod expect;
 pub mod explore;
 pub mod http;

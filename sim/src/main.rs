@@ -15,8 +15,8 @@
 //! Exit status: 0 all passed, 1 a scenario failed, 2 bad usage or a bad scenario file.
 
 use clap::{Parser, Subcommand};
-use pchat_sim::explore::{explore, ExploreOptions};
 use pchat_sim::batch;
+use pchat_sim::explore::{explore, ExploreOptions};
 use pchat_sim::report::{self, Entry};
 use pchat_sim::runner::{run_live_with, run_sim, RunReport};
 use pchat_sim::scenario::Scenario;
@@ -386,7 +386,10 @@ struct Job<'a> {
 
 /// The runs of `run`: every scenario with every seed (skipping, with --target, what
 /// needs the simulator), and the entries of the skipped ones.
-fn plan<'a>(args: &RunArgs, scenarios: &'a [Scenario]) -> Result<(Vec<Job<'a>>, Vec<Entry>), String> {
+fn plan<'a>(
+    args: &RunArgs,
+    scenarios: &'a [Scenario],
+) -> Result<(Vec<Job<'a>>, Vec<Entry>), String> {
     let sweep = args.seeds.as_deref().map(batch::parse_seeds).transpose()?;
     let mut jobs = Vec::new();
     let mut skipped = Vec::new();
@@ -442,12 +445,18 @@ fn run(args: RunArgs) -> ExitCode {
         .target
         .as_deref()
         .map_or("simulated".to_string(), |t| format!("live {t}"));
-    println!("running {} scenario run(s), {mode}, {threads} at once", jobs.len());
+    println!(
+        "running {} scenario run(s), {mode}, {threads} at once",
+        jobs.len()
+    );
     let bar = report::progress(jobs.len() as u64, "scenarios");
     let ran = batch::run_parallel(&jobs, threads, |j| run_one(&args, j), |_| bar.inc(1));
     bar.finish_and_clear();
     for e in &ran {
-        if let Entry::Ran { report: r, replay, .. } = e {
+        if let Entry::Ran {
+            report: r, replay, ..
+        } = e
+        {
             print_run(r, replay);
             write_run_outputs(&args, r);
         }

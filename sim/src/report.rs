@@ -72,7 +72,11 @@ impl Entry {
 pub fn problems(r: &RunReport) -> Vec<String> {
     let mut all: Vec<String> = r.failure.iter().cloned().collect();
     all.extend(r.step_failures.iter().cloned());
-    all.extend(r.violations.iter().map(|v| format!("invariant violated: {v}")));
+    all.extend(
+        r.violations
+            .iter()
+            .map(|v| format!("invariant violated: {v}")),
+    );
     all
 }
 
@@ -85,7 +89,9 @@ pub fn summary_table(entries: &[Entry]) -> String {
     let (mut passed, mut failed, mut skipped) = (0, 0, 0);
     for e in entries {
         match e {
-            Entry::Ran { report: r, wall, .. } => {
+            Entry::Ran {
+                report: r, wall, ..
+            } => {
                 let steps_failed = r.step_failures.len() + usize::from(r.failure.is_some());
                 let result = match (r.passed(), steps_failed) {
                     (true, _) => "ok".to_string(),
@@ -118,7 +124,9 @@ pub fn summary_table(entries: &[Entry]) -> String {
             }
         }
     }
-    out.push_str(&format!("{passed} passed, {failed} failed, {skipped} skipped\n"));
+    out.push_str(&format!(
+        "{passed} passed, {failed} failed, {skipped} skipped\n"
+    ));
     out
 }
 
@@ -142,7 +150,11 @@ pub fn junit(suite: &str, entries: &[Entry]) -> String {
 
 fn junit_case(e: &Entry) -> TestCase {
     let mut tc = match e {
-        Entry::Ran { report: r, replay, wall } => {
+        Entry::Ran {
+            report: r,
+            replay,
+            wall,
+        } => {
             let status = if r.passed() {
                 TestCaseStatus::success()
             } else {

@@ -783,11 +783,13 @@ pub fn run_sim_with(scenario: &Scenario, seed: u64, opts: &SimOptions) -> RunRep
     };
     let elapsed = sim.elapsed();
     drop(sim);
-    let (steps_passed, mut failure, step_failures, allowed_failures) = outcome
-        .lock()
-        .ok()
-        .and_then(|mut o| o.take())
-        .unwrap_or((0, Some("the driver did not finish".into()), Vec::new(), Vec::new()));
+    let (steps_passed, mut failure, step_failures, allowed_failures) =
+        outcome.lock().ok().and_then(|mut o| o.take()).unwrap_or((
+            0,
+            Some("the driver did not finish".into()),
+            Vec::new(),
+            Vec::new(),
+        ));
     if let (Err(e), None) = (run, &failure) {
         failure = Some(format!(
             "{}: simulation failed: {e}",
@@ -855,6 +857,20 @@ fn live_nonce() -> u64 {
     (now.as_nanos() as u64) ^ (u64::from(std::process::id()) << 32)
 }
 
+/// `scenario` with every post's `msgid` prefixed by `run` (hex): a live server keeps
+/// the message ids of earlier runs and would take a second run's posts for copies of
+/// the first's (stored once, relayed to nobody). Simulated runs start from an empty
+/// store and keep their ids as written.
+pub fn with_run_msgids(scenario: &Scenario, run: u64) -> Scenario {
+    let mut s = scenario.clone();
+    for step in s.file.steps.iter_mut() {
+        if let Action::Post { msgid: Some(m), .. } = step.get_mut().action.get_mut() {
+            *m = format!("{run:x}-{m}");
+        }
+    }
+    s
+}
+
 /// Runs `scenario` against a live server at `target` (`HOST:PORT`) over real TCP.
 /// The server must have the scenario's rooms (the embedded default has the demo rooms).
 pub fn run_live(scenario: &Scenario, target: &str, seed: u64) -> RunReport {
@@ -869,7 +885,7 @@ pub fn run_live_with(
     http: Option<&str>,
     seed: u64,
 ) -> RunReport {
-    let scenario = Arc::new(scenario.clone());
+    let scenario = Arc::new(with_run_msgids(scenario, live_nonce()));
     let transcript = Transcript::default();
     let started = std::time::Instant::now();
     let rt = match tokio::runtime::Builder::new_current_thread()
@@ -945,7 +961,11 @@ pub fn run_live_with(
         failure,
         step_failures,
         allowed_failures,
-        violations: Vec::new(),
+        // The store is out of reach live; completeness needs only the transcript.
+        violations: match scenario.file.invariants {
+            true => crate::completeness::check(&scenario, &transcript),
+            false => Vec::new(),
+        },
         transcript,
         elapsed: started.elapsed(),
         compliance_output: None,

@@ -19,13 +19,13 @@
 //! Every error in a file is reported as `file:line:column: message`. The full list of
 //! actions and expectation keys is in docs/scenarios.md.
 
+use crate::scenario_parse::Problem;
+use crate::step::ClientUse;
 use pchat_server::config::{
     line_col, CategoryConfig, ComplianceConfig, Config, HttpConfig, Limits, RoomConfig,
 };
 use schemars::JsonSchema;
 use serde::Deserialize;
-use crate::scenario_parse::Problem;
-use crate::step::ClientUse;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -201,7 +201,8 @@ fn step_schema(v: &mut serde_json::Value) {
             m.insert("Step".into(), step);
         }
     }
-    let list = |d: &str| json!({"type": "array", "description": d, "items": {"$ref": "#/$defs/Step"}});
+    let list =
+        |d: &str| json!({"type": "array", "description": d, "items": {"$ref": "#/$defs/Step"}});
     if let Some(props) = v["properties"].as_object_mut() {
         props.insert("step".into(), list("The steps, in order."));
         props.insert("fault".into(), list("Faults scheduled around the steps: fault steps with `before_step = N` (1-based; steps + 1 = after the last step). `explore` writes its minimal failing schedule this way."));
@@ -294,7 +295,7 @@ impl Scenario {
         let mut s = Scenario {
             path: path.to_path_buf(),
             source: text.to_string(),
-            file: file.unwrap_or_else(|| ScenarioFile::empty()),
+            file: file.unwrap_or_else(ScenarioFile::empty),
             templates: BTreeMap::new(),
         };
         if problems.is_empty() {
@@ -344,9 +345,7 @@ impl Scenario {
     fn errors(&self, mut problems: Vec<Problem>) -> Option<ScenarioError> {
         problems.sort_by_key(|(r, _)| r.start);
         problems.dedup();
-        let mut all = problems
-            .into_iter()
-            .map(|(r, m)| self.error_at(r.start, m));
+        let mut all = problems.into_iter().map(|(r, m)| self.error_at(r.start, m));
         let mut first = all.next()?;
         first.also = all.collect();
         Some(first)
@@ -589,7 +588,12 @@ impl Scenario {
     }
 
     /// Faults in `[[fault]]` with a `before_step`; clients where the action takes one.
-    fn validate_placement(&self, step: &Spanned<Step>, in_fault_list: bool, out: &mut Vec<Problem>) {
+    fn validate_placement(
+        &self,
+        step: &Spanned<Step>,
+        in_fault_list: bool,
+        out: &mut Vec<Problem>,
+    ) {
         let (at, s) = (step.span(), step.get_ref());
         let kind = s.kind();
         let n = self.file.steps.len();
@@ -599,7 +603,10 @@ impl Scenario {
         if in_fault_list && !s.before_step.is_some_and(|b| (1..=n + 1).contains(&b)) {
             out.push((
                 at.clone(),
-                format!("a [[fault]] needs `before_step` between 1 and {} (steps + 1)", n + 1),
+                format!(
+                    "a [[fault]] needs `before_step` between 1 and {} (steps + 1)",
+                    n + 1
+                ),
             ));
         }
         match (kind.client_use(), &s.client) {
@@ -612,21 +619,36 @@ impl Scenario {
             )),
             _ => {}
         }
-        let no_expect = kind.is_fault() || matches!(kind, ActionKind::Wait | ActionKind::Disconnect);
+        let no_expect =
+            kind.is_fault() || matches!(kind, ActionKind::Wait | ActionKind::Disconnect);
         if no_expect && s.expect != Expect::default() {
-            out.push((at, format!("`expect` does not apply to `{}` (nothing answers it)", kind.name())));
+            out.push((
+                at,
+                format!(
+                    "`expect` does not apply to `{}` (nothing answers it)",
+                    kind.name()
+                ),
+            ));
         }
     }
 
     /// Clients, hosts and rooms a step names exist; `{n}` only in a template's steps.
-    fn validate_names(&self, step: &Spanned<Step>, names: &BTreeSet<String>, out: &mut Vec<Problem>) {
+    fn validate_names(
+        &self,
+        step: &Spanned<Step>,
+        names: &BTreeSet<String>,
+        out: &mut Vec<Problem>,
+    ) {
         let s = step.get_ref();
         let unknown_client = |name: &str| {
             let known = names.iter().map(String::as_str).collect::<Vec<_>>();
             let hint = crate::scenario_parse::did_you_mean(name, &known)
                 .map(|d| format!("; did you mean {d:?}?"))
                 .unwrap_or_default();
-            format!("unknown client {name:?}{hint} (clients: {})", list_some(&known, 10))
+            format!(
+                "unknown client {name:?}{hint} (clients: {})",
+                list_some(&known, 10)
+            )
         };
         if let Some(c) = &s.client {
             if !names.contains(c.get_ref()) {
@@ -635,7 +657,10 @@ impl Scenario {
         }
         for h in s.hosts() {
             if !names.contains(h.get_ref()) {
-                out.push((h.span(), format!("in `hosts`: {}", unknown_client(h.get_ref()))));
+                out.push((
+                    h.span(),
+                    format!("in `hosts`: {}", unknown_client(h.get_ref())),
+                ));
             }
         }
         // http steps may name rooms created during the run (or unknown on purpose).
@@ -646,7 +671,10 @@ impl Scenario {
                 }
             }
         }
-        let is_template = s.client.as_ref().is_some_and(|c| self.templates.contains_key(c.get_ref()));
+        let is_template = s
+            .client
+            .as_ref()
+            .is_some_and(|c| self.templates.contains_key(c.get_ref()));
         if !is_template && s.uses_n() {
             out.push((
                 step.span(),
@@ -660,17 +688,24 @@ impl Scenario {
         let (at, s) = (step.span(), step.get_ref());
         let mut need = |ok: bool, what: &str| {
             if !ok {
-                out.push((at.clone(), format!("step `{}` needs {what}", s.kind().name())));
+                out.push((
+                    at.clone(),
+                    format!("step `{}` needs {what}", s.kind().name()),
+                ));
             }
         };
         let room = s.room();
         let has_room = room.name.is_some() || room.uri.is_some();
         match s.action.get_ref() {
-            Action::Join { .. } | Action::Part { .. } | Action::Bccontext { .. } | Action::Post { .. } => {
-                need(has_room, "`room` (or `room_uri`)")
-            }
+            Action::Join { .. }
+            | Action::Part { .. }
+            | Action::Bccontext { .. }
+            | Action::Post { .. } => need(has_room, "`room` (or `room_uri`)"),
             Action::Bjoin { rooms } => need(!rooms.is_empty(), "`rooms = [...]` (at least one)"),
-            Action::Loss { rate, .. } => need(*rate > 0.0 && *rate <= 1.0, "`rate` between 0 (exclusive) and 1"),
+            Action::Loss { rate, .. } => need(
+                *rate > 0.0 && *rate <= 1.0,
+                "`rate` between 0 (exclusive) and 1",
+            ),
             Action::Latency { min_ms, max_ms, .. } => {
                 need(max_ms.is_none_or(|m| m >= *min_ms), "`max_ms` >= `min_ms`")
             }
@@ -682,7 +717,10 @@ impl Scenario {
         }
         for re in s.expect.matches.iter().flatten() {
             if let Err(e) = regex::Regex::new(re) {
-                out.push((at.clone(), format!("`expect.matches`: {re:?} is not a regular expression: {e}")));
+                out.push((
+                    at.clone(),
+                    format!("`expect.matches`: {re:?} is not a regular expression: {e}"),
+                ));
             }
         }
     }
@@ -697,7 +735,11 @@ pub fn list_some(names: &[&str], max: usize) -> String {
     if names.len() <= max {
         return names.join(", ");
     }
-    format!("{}, and {} more", names[..max].join(", "), names.len() - max)
+    format!(
+        "{}, and {} more",
+        names[..max].join(", "),
+        names.len() - max
+    )
 }
 
 /// The scenario files in `path`, or every `*.toml` in the directory

@@ -82,7 +82,11 @@ pub fn plain_words(msg: &str, key: &str) -> String {
                 } else {
                     format!("`{key}`: ")
                 };
-                return format!("{key_part}expected {}, got {}", wanted(want, key), got(what));
+                return format!(
+                    "{key_part}expected {}, got {}",
+                    wanted(want, key),
+                    got(what)
+                );
             }
         }
     }
@@ -94,7 +98,10 @@ pub fn plain_words(msg: &str, key: &str) -> String {
             let hint = did_you_mean(word, &refs)
                 .map(|d| format!("; did you mean {d:?}?"))
                 .unwrap_or_default();
-            return format!("unknown value {word:?}{hint} (expected one of {})", list.join(", "));
+            return format!(
+                "unknown value {word:?}{hint} (expected one of {})",
+                list.join(", ")
+            );
         }
     }
     if let Some(rest) = msg.strip_prefix("unknown field ") {
@@ -108,7 +115,10 @@ pub fn plain_words(msg: &str, key: &str) -> String {
         let hint = did_you_mean(word, &refs)
             .map(|d| format!("; did you mean `{d}`?"))
             .unwrap_or_default();
-        return format!("unknown key `{word}`{hint} (expected one of {})", list.join(", "));
+        return format!(
+            "unknown key `{word}`{hint} (expected one of {})",
+            list.join(", ")
+        );
     }
     if let Some(rest) = msg.strip_prefix("unexpected keys in table: ") {
         let (words, list) = rest.split_once(", available keys: ").unwrap_or((rest, ""));
@@ -117,7 +127,10 @@ pub fn plain_words(msg: &str, key: &str) -> String {
         let hint = did_you_mean(word, &list)
             .map(|d| format!("; did you mean `{d}`?"))
             .unwrap_or_default();
-        return format!("unknown key `{word}`{hint} (expected one of {})", list.join(", "));
+        return format!(
+            "unknown key `{word}`{hint} (expected one of {})",
+            list.join(", ")
+        );
     }
     if let Some(field) = msg.strip_prefix("missing field ") {
         return format!("needs {field}");
@@ -187,19 +200,30 @@ fn foreign_key(kind: ActionKind, key: &str) -> String {
 }
 
 /// Parses one step table spanning `span`; pushes its problems.
-pub fn parse_step(span: Range<usize>, table: DeTable<'_>, out: &mut Vec<Problem>) -> Option<Step> {
-    let Some((action_key, action_val)) = table.iter().find(|(k, _)| k.get_ref() == "action")
-    else {
+/// With `fault_only`, the action must be a fault (a `[[fault]]`).
+pub fn parse_step(
+    span: Range<usize>,
+    table: DeTable<'_>,
+    fault_only: bool,
+    out: &mut Vec<Problem>,
+) -> Option<Step> {
+    let Some((action_key, action_val)) = table.iter().find(|(k, _)| k.get_ref() == "action") else {
         let names: Vec<&str> = ACTIONS.iter().map(|a| a.name()).collect();
         out.push((
             span,
-            format!("step has no `action` (expected one of: {})", names.join(", ")),
+            format!(
+                "step has no `action` (expected one of: {})",
+                names.join(", ")
+            ),
         ));
         return None;
     };
     let (action_key, action_val) = (action_key.clone(), action_val.clone());
     let Some(name) = action_val.get_ref().as_str().map(str::to_string) else {
-        out.push((action_val.span(), "`action`: expected the action's name as a string".into()));
+        out.push((
+            action_val.span(),
+            "`action`: expected the action's name as a string".into(),
+        ));
         return None;
     };
     let Some(kind) = ActionKind::from_name(&name) else {
@@ -209,10 +233,17 @@ pub fn parse_step(span: Range<usize>, table: DeTable<'_>, out: &mut Vec<Problem>
             .unwrap_or_default();
         out.push((
             action_val.span(),
-            format!("unknown action {name:?}{hint} (expected one of: {})", names.join(", ")),
+            format!(
+                "unknown action {name:?}{hint} (expected one of: {})",
+                names.join(", ")
+            ),
         ));
         return None;
     };
+    if fault_only && !kind.is_fault() {
+        out.push((action_val.span(), format!("`{name}` is not a fault; a [[fault]] is one of: overload, partition, repair, latency, loss, crash, restart, store-fail, disk-full")));
+        return None;
+    }
     let own = kind.keys();
     let (mut common, mut rest) = (DeTable::new(), DeTable::new());
     let mut ok = true;
@@ -226,16 +257,14 @@ pub fn parse_step(span: Range<usize>, table: DeTable<'_>, out: &mut Vec<Problem>
             ok = false;
         }
     }
-    let common = match <StepCommon as serde::Deserialize>::deserialize(value_of(
-        span.clone(),
-        common,
-    )) {
-        Ok(c) => Some(c),
-        Err(e) => {
-            out.push(problem(e, &table, &span));
-            None
-        }
-    };
+    let common =
+        match <StepCommon as serde::Deserialize>::deserialize(value_of(span.clone(), common)) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                out.push(problem(e, &table, &span));
+                None
+            }
+        };
     let mut outer = DeTable::new();
     outer.insert(
         Spanned::new(action_val.span(), Cow::Owned(name.clone())),
@@ -266,7 +295,10 @@ pub fn parse_step(span: Range<usize>, table: DeTable<'_>, out: &mut Vec<Problem>
         timeout_ms: common.timeout_ms.map(|t| *t.get_ref()),
         allow_fail: common.allow_fail,
         before_step: common.before_step.map(|b| *b.get_ref()),
-        expect: common.expect.map(|e| e.into_inner()).unwrap_or_else(Expect::default),
+        expect: common
+            .expect
+            .map(|e| e.into_inner())
+            .unwrap_or_else(Expect::default),
     })
 }
 
@@ -278,7 +310,10 @@ pub fn take_steps(root: &mut DeTable<'_>, key: &str, out: &mut Vec<Problem>) -> 
     };
     let list_span = list.span();
     let DeValue::Array(items) = list.into_inner() else {
-        out.push((list_span, format!("`{key}` must be a list of tables: [[{key}]]")));
+        out.push((
+            list_span,
+            format!("`{key}` must be a list of tables: [[{key}]]"),
+        ));
         return Vec::new();
     };
     let mut steps = Vec::new();
@@ -286,7 +321,7 @@ pub fn take_steps(root: &mut DeTable<'_>, key: &str, out: &mut Vec<Problem>) -> 
         let span = item.span();
         match item.into_inner() {
             DeValue::Table(t) => {
-                if let Some(s) = parse_step(span.clone(), t, out) {
+                if let Some(s) = parse_step(span.clone(), t, key == "fault", out) {
                     steps.push(Spanned::new(span, s));
                 }
             }
@@ -308,7 +343,10 @@ pub fn common_value_problems(step: &Spanned<Step>, in_fault_list: bool, out: &mu
         out.push((at.clone(), "`timeout_ms` must be at least 1".into()));
     }
     if !in_fault_list && s.before_step.is_some() {
-        out.push((at, "`before_step` belongs in a [[fault]], not a [[step]]".into()));
+        out.push((
+            at,
+            "`before_step` belongs in a [[fault]], not a [[step]]".into(),
+        ));
     }
 }
 
@@ -320,7 +358,7 @@ mod tests {
         let root = DeTable::parse(text).expect("toml");
         let span = root.span();
         let mut out = Vec::new();
-        let s = parse_step(span, root.into_inner(), &mut out);
+        let s = parse_step(span, root.into_inner(), false, &mut out);
         (s, out)
     }
 
@@ -382,10 +420,16 @@ mod tests {
         let (s, p) = step("action = \"join\"\nroom = \"Design\"\ntext = \"x\"\n");
         assert!(s.is_none());
         assert_eq!(p.len(), 1, "{p:?}");
-        assert!(p[0].1.contains("`join` takes room, room_uri of its own"), "{p:?}");
+        assert!(
+            p[0].1.contains("`join` takes room, room_uri of its own"),
+            "{p:?}"
+        );
         assert!(!p[0].1.contains("msgid"), "{p:?}");
         let (_, p) = step("action = \"post\"\nroom = \"Design\"\ntxt = \"x\"\n");
-        assert!(p.iter().any(|(_, m)| m.contains("did you mean `text`")), "{p:?}");
+        assert!(
+            p.iter().any(|(_, m)| m.contains("did you mean `text`")),
+            "{p:?}"
+        );
         assert!(p.iter().any(|(_, m)| m.contains("needs `text`")), "{p:?}");
     }
 

@@ -649,9 +649,7 @@ impl ActionKind {
     /// name none; every other action needs one.
     pub fn client_use(self) -> ClientUse {
         match self {
-            ActionKind::Partition | ActionKind::Latency | ActionKind::Loss => {
-                ClientUse::Optional
-            }
+            ActionKind::Partition | ActionKind::Latency | ActionKind::Loss => ClientUse::Optional,
             k if k.is_fault() || k == ActionKind::Wait => ClientUse::None,
             _ => ClientUse::Required,
         }
@@ -805,15 +803,25 @@ impl Step {
             _ => {}
         }
         let e = &mut step.expect;
-        for s in [&mut e.text, &mut e.author, &mut e.user, &mut e.reason_contains]
-            .into_iter()
-            .flatten()
+        for s in [
+            &mut e.text,
+            &mut e.author,
+            &mut e.user,
+            &mut e.reason_contains,
+        ]
+        .into_iter()
+        .flatten()
         {
             *s = sub(s);
         }
-        for list in [&mut e.contains, &mut e.excludes, &mut e.messages, &mut e.matches]
-            .into_iter()
-            .flatten()
+        for list in [
+            &mut e.contains,
+            &mut e.excludes,
+            &mut e.messages,
+            &mut e.matches,
+        ]
+        .into_iter()
+        .flatten()
         {
             for s in list {
                 *s = sub(s);

@@ -3,8 +3,8 @@
 //! came instead.
 
 use crate::client::{Client, Incoming};
-pub use crate::expect::{room_uri_of, StepResult};
 use crate::expect::{check_contains, check_received, check_rpl, check_status, matches_kind};
+pub use crate::expect::{room_uri_of, StepResult};
 use crate::step::{Action, Expect, ReceiveKind, Role, Step};
 use bytes::Bytes;
 use pchat_server::ids::room_guid;
@@ -133,7 +133,15 @@ async fn exec_action(client: &mut Client, step: &Step) -> StepResult {
             let query = BcQuery::Last {
                 cnt: count.unwrap_or(25),
             };
-            command(client, CmdKind::BcContext { chan: chan(&room), query }, e).await
+            command(
+                client,
+                CmdKind::BcContext {
+                    chan: chan(&room),
+                    query,
+                },
+                e,
+            )
+            .await
         }
         Action::Getinv {} => {
             let invite_id = "1".into();
@@ -224,13 +232,18 @@ async fn receive(client: &mut Client, kind: ReceiveKind, room: &str, e: &Expect)
             let saved = client.timeout;
             client.timeout = Duration::ZERO;
             let other = client
-                .wait_for(want, |i| matches!(i, Incoming::Xccos(env) if matches_kind(env, kind, room)))
+                .wait_for(
+                    want,
+                    |i| matches!(i, Incoming::Xccos(env) if matches_kind(env, kind, room)),
+                )
                 .await;
             client.timeout = saved;
             match other {
-                Ok(Incoming::Xccos(env)) => Err(check_received(&env, e)
-                    .err()
-                    .map_or(err.0.clone(), |m| format!("{}; the first {want} that came: {m}", err.0))),
+                Ok(Incoming::Xccos(env)) => {
+                    Err(check_received(&env, e).err().map_or(err.0.clone(), |m| {
+                        format!("{}; the first {want} that came: {m}", err.0)
+                    }))
+                }
                 _ => Err(err.0),
             }
         }
@@ -242,7 +255,10 @@ async fn quiet(client: &mut Client, kind: ReceiveKind, room: &str, ms: u64) -> S
     let saved = client.timeout;
     client.timeout = Duration::from_millis(ms);
     let got = client
-        .wait_for(want, |i| matches!(i, Incoming::Xccos(env) if matches_kind(env, kind, room)))
+        .wait_for(
+            want,
+            |i| matches!(i, Incoming::Xccos(env) if matches_kind(env, kind, room)),
+        )
         .await;
     client.timeout = saved;
     match got {
@@ -303,9 +319,15 @@ async fn sign_in(client: &mut Client, rooms: &[toml::Spanned<String>]) -> StepRe
     }
     if !rooms.is_empty() {
         let chans = bjoin_chans(&domain, rooms);
-        command(client, CmdKind::BJoin { chans: chans.clone() }, &ok)
-            .await
-            .map_err(|m| format!("sign-in step 5 bjoin: {m}"))?;
+        command(
+            client,
+            CmdKind::BJoin {
+                chans: chans.clone(),
+            },
+            &ok,
+        )
+        .await
+        .map_err(|m| format!("sign-in step 5 bjoin: {m}"))?;
         for c in chans {
             let query = BcQuery::Last { cnt: 25 };
             command(client, CmdKind::BcContext { chan: c, query }, &ok)

@@ -18,12 +18,13 @@ fn load(name: &str) -> Scenario {
 }
 
 /// Explores 64 schedules around `base` with `bug` planted; what it found and shrunk.
-fn find_planted(base: &Scenario, bug: &str, out: &Path) -> pchat_sim::explore::Found {
+/// (`None`: the bug is planted by the base file's own `planted_bug`.)
+fn find_planted(base: &Scenario, bug: Option<&str>, out: &Path) -> pchat_sim::explore::Found {
     let opts = ExploreOptions {
         runs: 64,
         seed: 1,
         out_dir: out.to_path_buf(),
-        planted_bug: Some(bug.into()),
+        planted_bug: bug.map(str::to_string),
         max_shrink_iters: 256,
         deadline: None,
     };
@@ -33,9 +34,12 @@ fn find_planted(base: &Scenario, bug: &str, out: &Path) -> pchat_sim::explore::F
 
 #[test]
 fn planted_bug_is_found_shrunk_and_replayed_exactly() {
-    let base = load("explore-base.toml");
+    // The bug planted by the file itself (explore used to ignore `planted_bug` there).
+    let plain = load("explore-base.toml");
+    let text = format!("planted_bug = \"no-retry-dedup\"\n{}", plain.source);
+    let base = Scenario::parse(&text, &plain.path).unwrap_or_else(|e| panic!("{e}"));
     let out = tempfile::tempdir().unwrap();
-    let found = find_planted(&base, "no-retry-dedup", out.path());
+    let found = find_planted(&base, None, out.path());
     assert_eq!(
         found.case.faults.len(),
         1,
@@ -64,7 +68,7 @@ fn planted_bug_is_found_shrunk_and_replayed_exactly() {
         found.report.transcript.render_raw()
     );
     // The same schedule against the real server (no planted bug) holds.
-    let (_, fixed) = run_case(&base, &found.case, None).unwrap();
+    let (_, fixed) = run_case(&plain, &found.case, None).unwrap();
     assert!(fixed.violations.is_empty(), "{:?}", fixed.violations);
 }
 
@@ -124,7 +128,9 @@ fn junit_lists_passes_and_failures() {
     );
     assert!(xml.starts_with("<?xml"), "{xml}");
     assert!(
-        xml.contains("tests=\"3\"") && xml.contains("failures=\"1\"") && xml.contains("skipped=\"1\""),
+        xml.contains("tests=\"3\"")
+            && xml.contains("failures=\"1\"")
+            && xml.contains("skipped=\"1\""),
         "{xml}"
     );
     // Wall time, not simulated time.
@@ -243,7 +249,7 @@ fn crashed_sessions_left_open_are_reported() {
 fn explore_finds_a_crashed_server_that_leaves_sessions_open() {
     let base = load("explore-base.toml");
     let out = tempfile::tempdir().unwrap();
-    let found = find_planted(&base, "no-crash-cleanup", out.path());
+    let found = find_planted(&base, Some("no-crash-cleanup"), out.path());
     assert_eq!(found.case.faults.len(), 1, "{:?}", found.case);
     let text = std::fs::read_to_string(&found.file).unwrap();
     assert!(

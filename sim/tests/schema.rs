@@ -213,7 +213,10 @@ fn the_check_rejects_what_the_parser_rejects() {
     let bad = [
         // A step is one of the actions' variants: a misspelt or foreign key matches none.
         (base.replace("action =", "acton ="), "$.step[0]"),
-        (base.replace("expect =", "text = \"hi\"\nexpect ="), "$.step[0]"),
+        (
+            base.replace("expect =", "text = \"hi\"\nexpect ="),
+            "$.step[0]",
+        ),
         (base.replace("\"sign-in\"", "\"signin\""), "$.step[0]"),
         (base.replace("status = 200", "stauts = 200"), "$.step[0]"),
         (format!("sed = 3\n{base}"), "`sed`"),
