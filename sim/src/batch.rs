@@ -131,23 +131,27 @@ pub fn default_jobs() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// Runs `work` on every item on `threads` threads; `done` is called as each finishes.
-/// Returns the results in the items' order.
+/// Runs `work` on every item on `threads` threads, the costliest (by `cost`) first so
+/// that a long run does not start last; `done` is called as each finishes. Returns the
+/// results in the items' order.
 pub fn run_parallel<I: Sync, T: Send>(
     items: &[I],
     threads: usize,
+    cost: impl Fn(&I) -> usize,
     work: impl Fn(&I) -> T + Sync,
     done: impl Fn(&T) + Sync,
 ) -> Vec<T> {
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(cost(&items[i])));
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<T>>> = Mutex::new((0..items.len()).map(|_| None).collect());
     std::thread::scope(|scope| {
         for _ in 0..threads.clamp(1, items.len().max(1)) {
             scope.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                let Some(item) = items.get(i) else {
+                let Some(&i) = order.get(next.fetch_add(1, Ordering::SeqCst)) else {
                     break;
                 };
+                let item = &items[i];
                 let r = work(item);
                 done(&r);
                 if let Ok(mut all) = results.lock() {
@@ -180,7 +184,7 @@ mod tests {
     #[test]
     fn parallel_keeps_the_order() {
         let items: Vec<u64> = (0..20).collect();
-        let out = run_parallel(&items, 3, |i| i * 2, |_| {});
+        let out = run_parallel(&items, 3, |i| (*i % 7) as usize, |i| i * 2, |_| {});
         assert_eq!(out, items.iter().map(|i| i * 2).collect::<Vec<_>>());
     }
 

@@ -450,7 +450,9 @@ fn run(args: RunArgs) -> ExitCode {
         jobs.len()
     );
     let bar = report::progress(jobs.len() as u64, "scenarios");
-    let ran = batch::run_parallel(&jobs, threads, |j| run_one(&args, j), |_| bar.inc(1));
+    // Cost estimate: clients x steps (many-clients first).
+    let cost = |j: &Job<'_>| j.scenario.file.clients.len() * j.scenario.file.steps.len();
+    let ran = batch::run_parallel(&jobs, threads, cost, |j| run_one(&args, j), |_| bar.inc(1));
     bar.finish_and_clear();
     for e in &ran {
         if let Entry::Ran {

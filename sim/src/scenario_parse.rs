@@ -5,7 +5,7 @@
 //! and serde's messages are put in plain words ("expected a number of milliseconds, got
 //! the string \"500\"") with "did you mean" for misspelt actions and keys.
 
-use crate::step::{Action, ActionKind, Expect, Step, StepCommon, ACTIONS, COMMON_KEYS};
+use crate::step::{Action, ActionKind, Step, StepCommon, ACTIONS, COMMON_KEYS};
 use std::borrow::Cow;
 use std::ops::Range;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
@@ -207,43 +207,7 @@ pub fn parse_step(
     fault_only: bool,
     out: &mut Vec<Problem>,
 ) -> Option<Step> {
-    let Some((action_key, action_val)) = table.iter().find(|(k, _)| k.get_ref() == "action") else {
-        let names: Vec<&str> = ACTIONS.iter().map(|a| a.name()).collect();
-        out.push((
-            span,
-            format!(
-                "step has no `action` (expected one of: {})",
-                names.join(", ")
-            ),
-        ));
-        return None;
-    };
-    let (action_key, action_val) = (action_key.clone(), action_val.clone());
-    let Some(name) = action_val.get_ref().as_str().map(str::to_string) else {
-        out.push((
-            action_val.span(),
-            "`action`: expected the action's name as a string".into(),
-        ));
-        return None;
-    };
-    let Some(kind) = ActionKind::from_name(&name) else {
-        let names: Vec<&str> = ACTIONS.iter().map(|a| a.name()).collect();
-        let hint = did_you_mean(&name, &names)
-            .map(|d| format!("; did you mean {d:?}?"))
-            .unwrap_or_default();
-        out.push((
-            action_val.span(),
-            format!(
-                "unknown action {name:?}{hint} (expected one of: {})",
-                names.join(", ")
-            ),
-        ));
-        return None;
-    };
-    if fault_only && !kind.is_fault() {
-        out.push((action_val.span(), format!("`{name}` is not a fault; a [[fault]] is one of: overload, partition, repair, latency, loss, crash, restart, store-fail, disk-full")));
-        return None;
-    }
+    let (name, kind, at) = action_of(&span, &table, fault_only, out)?;
     let own = kind.keys();
     let (mut common, mut rest) = (DeTable::new(), DeTable::new());
     let mut ok = true;
@@ -267,7 +231,7 @@ pub fn parse_step(
         };
     let mut outer = DeTable::new();
     outer.insert(
-        Spanned::new(action_val.span(), Cow::Owned(name.clone())),
+        Spanned::new(at, Cow::Owned(name.clone())),
         Spanned::new(span.clone(), DeValue::Table(rest)),
     );
     let action = match <Action as serde::Deserialize>::deserialize(value_of(span.clone(), outer)) {
@@ -282,12 +246,52 @@ pub fn parse_step(
             None
         }
     };
-    let _ = action_key;
     let (common, action) = (common?, action?);
-    if !ok {
+    ok.then(|| step_of(common, action))
+}
+
+/// The step's action: its name, kind and the span of its value; pushes why not.
+fn action_of(
+    span: &Range<usize>,
+    table: &DeTable<'_>,
+    fault_only: bool,
+    out: &mut Vec<Problem>,
+) -> Option<(String, ActionKind, Range<usize>)> {
+    let names: Vec<&str> = ACTIONS.iter().map(|a| a.name()).collect();
+    let Some((_, value)) = table.iter().find(|(k, _)| k.get_ref() == "action") else {
+        let msg = format!(
+            "step has no `action` (expected one of: {})",
+            names.join(", ")
+        );
+        out.push((span.clone(), msg));
+        return None;
+    };
+    let at = value.span();
+    let Some(name) = value.get_ref().as_str().map(str::to_string) else {
+        let msg = "`action`: expected the action's name as a string".to_string();
+        out.push((at, msg));
+        return None;
+    };
+    let Some(kind) = ActionKind::from_name(&name) else {
+        let hint = did_you_mean(&name, &names)
+            .map(|d| format!("; did you mean {d:?}?"))
+            .unwrap_or_default();
+        let msg = format!(
+            "unknown action {name:?}{hint} (expected one of: {})",
+            names.join(", ")
+        );
+        out.push((at, msg));
+        return None;
+    };
+    if fault_only && !kind.is_fault() {
+        out.push((at, format!("`{name}` is not a fault; a [[fault]] is one of: overload, partition, repair, latency, loss, crash, restart, store-fail, disk-full")));
         return None;
     }
-    Some(Step {
+    Some((name, kind, at))
+}
+
+fn step_of(common: StepCommon, action: Action) -> Step {
+    Step {
         client: common.client,
         action: Spanned::new(common.action.span(), action),
         repeat: common.repeat.map(|r| *r.get_ref()),
@@ -295,11 +299,8 @@ pub fn parse_step(
         timeout_ms: common.timeout_ms.map(|t| *t.get_ref()),
         allow_fail: common.allow_fail,
         before_step: common.before_step.map(|b| *b.get_ref()),
-        expect: common
-            .expect
-            .map(|e| e.into_inner())
-            .unwrap_or_else(Expect::default),
-    })
+        expect: common.expect.map(|e| e.into_inner()).unwrap_or_default(),
+    }
 }
 
 /// Takes the `[[step]]` (or `[[fault]]`) array `key` out of `root` and parses each
