@@ -147,15 +147,13 @@ pub fn run_parallel<I: Sync, T: Send>(
     let results: Mutex<Vec<Option<T>>> = Mutex::new((0..items.len()).map(|_| None).collect());
     std::thread::scope(|scope| {
         for _ in 0..threads.clamp(1, items.len().max(1)) {
-            scope.spawn(|| loop {
-                let Some(&i) = order.get(next.fetch_add(1, Ordering::SeqCst)) else {
-                    break;
-                };
-                let item = &items[i];
-                let r = work(item);
-                done(&r);
-                if let Ok(mut all) = results.lock() {
-                    all[i] = Some(r);
+            scope.spawn(|| {
+                while let Some(&i) = order.get(next.fetch_add(1, Ordering::SeqCst)) {
+                    let r = work(&items[i]);
+                    done(&r);
+                    if let Ok(mut all) = results.lock() {
+                        all[i] = Some(r);
+                    }
                 }
             });
         }
