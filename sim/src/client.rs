@@ -576,6 +576,36 @@ impl Client {
         };
         self.info(Bytes::from(env.to_xml())).await
     }
+
+    /// [`Client::post_with_id`] without waiting for the answer (a scenario `post` with
+    /// `no_wait`): the INFO is sent once, no retries; its final response stays queued for
+    /// a later `answer` step. Returns the INFO's (Call-ID, CSeq).
+    pub async fn post_no_wait(
+        &mut self,
+        chan_uri: &str,
+        text: &str,
+        msgid: Option<&str>,
+    ) -> Result<(String, u32), ClientError> {
+        let envid = self.next_envid();
+        let env = Envelope {
+            envid,
+            body: Body::GrpChat(GrpChat {
+                msgid: msgid.map(str::to_string),
+                seqid: 1,
+                chan_uri: chan_uri.to_string(),
+                author: Some(self.uri.clone()),
+                ts: None,
+                text: text.to_string(),
+            }),
+        };
+        let mut req = self.in_dialog("INFO")?;
+        req.headers.push("Content-Type", "text/plain");
+        req.body = Bytes::from(env.to_xml());
+        let call_id = req.call_id().unwrap_or_default().to_string();
+        let cseq = req.cseq().map_or(0, |c| c.0);
+        self.send_bytes(req.encode()).await?;
+        Ok((call_id, cseq))
+    }
 }
 
 async fn write_loop<W: AsyncWrite + Unpin>(mut w: W, mut rx: mpsc::Receiver<Bytes>) {

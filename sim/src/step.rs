@@ -212,7 +212,14 @@ pub enum Action {
         /// connection when its answer never came. Live runs prefix it per run.
         #[serde(default)]
         msgid: Option<String>,
+        /// Send the post and go on without waiting for its answer (no retries); a
+        /// later `answer` step waits for it.
+        #[serde(default)]
+        no_wait: bool,
     },
+    /// Wait (`timeout_ms`, default 5000) for the answer to the client's earliest post
+    /// sent with `no_wait` that is still unanswered; `expect.status` (default 200).
+    Answer {},
     /// Wait (`timeout_ms`, default 5000) for the first incoming `kind` about `room`
     /// that matches `expect`; messages that do not match are skipped.
     Receive {
@@ -492,6 +499,7 @@ pub enum ActionKind {
     Getinv,
     Chansrch,
     Post,
+    Answer,
     Receive,
     Quiet,
     Xccos,
@@ -528,6 +536,7 @@ pub const ACTIONS: &[ActionKind] = &[
     ActionKind::Getinv,
     ActionKind::Chansrch,
     ActionKind::Post,
+    ActionKind::Answer,
     ActionKind::Receive,
     ActionKind::Quiet,
     ActionKind::Xccos,
@@ -566,6 +575,7 @@ impl ActionKind {
             ActionKind::Getinv => "getinv",
             ActionKind::Chansrch => "chansrch",
             ActionKind::Post => "post",
+            ActionKind::Answer => "answer",
             ActionKind::Receive => "receive",
             ActionKind::Quiet => "quiet",
             ActionKind::Xccos => "xccos",
@@ -604,7 +614,7 @@ impl ActionKind {
             ActionKind::Join | ActionKind::Part => ROOM,
             ActionKind::Bccontext => &["room", "room_uri", "count"],
             ActionKind::Chansrch => &["criteria", "extended"],
-            ActionKind::Post => &["room", "room_uri", "text", "msgid"],
+            ActionKind::Post => &["room", "room_uri", "text", "msgid", "no_wait"],
             ActionKind::Receive => &["kind", "room", "room_uri"],
             ActionKind::Quiet => &["kind", "room", "room_uri", "ms"],
             ActionKind::Xccos => &["body"],
@@ -620,6 +630,7 @@ impl ActionKind {
             | ActionKind::Requri
             | ActionKind::Getserverinfo
             | ActionKind::Getinv
+            | ActionKind::Answer
             | ActionKind::Bye
             | ActionKind::Update
             | ActionKind::Disconnect
@@ -684,6 +695,7 @@ impl Action {
             Action::Getinv {} => ActionKind::Getinv,
             Action::Chansrch { .. } => ActionKind::Chansrch,
             Action::Post { .. } => ActionKind::Post,
+            Action::Answer {} => ActionKind::Answer,
             Action::Receive { .. } => ActionKind::Receive,
             Action::Quiet { .. } => ActionKind::Quiet,
             Action::Xccos { .. } => ActionKind::Xccos,

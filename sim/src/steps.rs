@@ -163,6 +163,32 @@ async fn exec_action(client: &mut Client, step: &Step) -> StepResult {
 async fn exec_more(client: &mut Client, step: &Step, room: &str) -> StepResult {
     let e = &step.expect;
     match step.action.get_ref() {
+        Action::Post {
+            text,
+            msgid,
+            no_wait: true,
+            ..
+        } => {
+            let (_, cseq) = client
+                .post_no_wait(room, text, msgid.as_deref())
+                .await
+                .map_err(|e| e.0)?;
+            Ok(format!("sent (CSeq {cseq}); not waiting for the answer"))
+        }
+        Action::Answer {} => {
+            let item = client
+                .wait_for("answer to a post sent with no_wait", |i| {
+                    matches!(i, Incoming::Response(r)
+                        if r.code >= 200 && r.cseq().is_some_and(|c| c.1 == "INFO"))
+                })
+                .await
+                .map_err(|e| e.0)?;
+            let Incoming::Response(resp) = item else {
+                return Err("unreachable: matched a response".into());
+            };
+            check_status(&resp, e, 200)?;
+            Ok(format!("SIP {}", resp.code))
+        }
         Action::Post { text, msgid, .. } => {
             let resp = client
                 .post_with_id(room, text, msgid.as_deref())
