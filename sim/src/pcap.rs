@@ -1,167 +1,167 @@
-//! A transcript as a pcap file (libpcap format, Ethernet link type) that Wireshark and
-//! `tshark -r FILE -Y sip` decode as SIP over TCP: the server is `10.0.0.1:5060`, each
-//! client label gets `10.0.1.N:40000+N` in order of first appearance; every message is
-//! one or more TCP segments (at most [`MSS`] bytes each) with consistent sequence
-//! numbers per direction and valid IPv4/TCP checksums, 1 ms apart.
+//! A transcript as a pcap file (libpcap format, Ethernet link type, written with the
+//! `pcap-file` crate; frames built with `etherparse`) that Wireshark and
+//! `tshark -r FILE -Y sip` decode as SIP over TCP.
+//!
+//! Timestamps are the transcript's: simulated time in the simulator (a 2 s retry shows
+//! 2 s apart), wall-clock time since the first message live. Addresses are the ones in
+//! the SIP headers: a client's is the `sent-by` of the top `Via` of its first request
+//! (`192.168.0.2:49152` in the simulator), the server's the host:port of the first
+//! `Contact` it sends (`192.168.0.1:5060`); a label without one gets `10.0.1.N:40000+N`
+//! (clients) or `10.0.0.1:5060` (server). Each message is one or more TCP segments (at
+//! most [`MSS`] bytes) with consistent sequence numbers per direction.
 
 use crate::transcript::Transcript;
+use etherparse::PacketBuilder;
+use pcap_file::pcap::{PcapPacket, PcapWriter};
 use std::collections::BTreeMap;
+use std::net::SocketAddrV4;
 
 /// Largest TCP payload per packet, bytes.
 pub const MSS: usize = 1400;
 
-/// SIP port of the server in the capture.
-const SERVER_PORT: u16 = 5060;
-
-fn checksum(chunks: &[&[u8]]) -> u16 {
-    let mut sum: u32 = 0;
-    let mut odd: Option<u8> = None;
-    for chunk in chunks {
-        for &b in *chunk {
-            match odd.take() {
-                Some(hi) => sum += u32::from(u16::from_be_bytes([hi, b])),
-                None => odd = Some(b),
-            }
-        }
-    }
-    if let Some(hi) = odd {
-        sum += u32::from(u16::from_be_bytes([hi, 0]));
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
-struct Endpoint {
-    ip: [u8; 4],
-    port: u16,
-}
-
-/// One Ethernet/IPv4/TCP packet (PSH|ACK) carrying `payload`.
-fn packet(src: &Endpoint, dst: &Endpoint, seq: u32, ack: u32, payload: &[u8]) -> Vec<u8> {
-    let mut tcp = Vec::with_capacity(20 + payload.len());
-    tcp.extend_from_slice(&src.port.to_be_bytes());
-    tcp.extend_from_slice(&dst.port.to_be_bytes());
-    tcp.extend_from_slice(&seq.to_be_bytes());
-    tcp.extend_from_slice(&ack.to_be_bytes());
-    tcp.extend_from_slice(&[0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0]);
-    tcp.extend_from_slice(payload);
-    let tcp_len = tcp.len() as u16;
-    let mut pseudo = Vec::with_capacity(12);
-    pseudo.extend_from_slice(&src.ip);
-    pseudo.extend_from_slice(&dst.ip);
-    pseudo.extend_from_slice(&[0, 6]);
-    pseudo.extend_from_slice(&tcp_len.to_be_bytes());
-    let c = checksum(&[&pseudo, &tcp]);
-    tcp[16..18].copy_from_slice(&c.to_be_bytes());
-    let total = 20 + tcp_len;
-    let mut ip = vec![0x45, 0];
-    ip.extend_from_slice(&total.to_be_bytes());
-    ip.extend_from_slice(&[0, 0, 0x40, 0, 64, 6, 0, 0]);
-    ip.extend_from_slice(&src.ip);
-    ip.extend_from_slice(&dst.ip);
-    let c = checksum(&[&ip]);
-    ip[10..12].copy_from_slice(&c.to_be_bytes());
-    let mut frame = Vec::with_capacity(14 + ip.len() + tcp.len());
-    frame.extend_from_slice(&[0x02, 0, 0, 0, 0, dst.ip[3]]);
-    frame.extend_from_slice(&[0x02, 0, 0, 0, 0, src.ip[3]]);
-    frame.extend_from_slice(&[0x08, 0x00]);
-    frame.extend_from_slice(&ip);
-    frame.extend_from_slice(&tcp);
-    frame
-}
-
-/// The pcap bytes of `transcript` (see the module docs). Notes are not captured.
-pub fn from_transcript(transcript: &Transcript) -> Vec<u8> {
-    let mut out = Vec::new();
-    // Global header: magic, v2.4, GMT offset 0, accuracy 0, snaplen, LINKTYPE_ETHERNET.
-    out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
-    out.extend_from_slice(&2u16.to_le_bytes());
-    out.extend_from_slice(&4u16.to_le_bytes());
-    out.extend_from_slice(&0i32.to_le_bytes());
-    out.extend_from_slice(&0u32.to_le_bytes());
-    out.extend_from_slice(&65_535u32.to_le_bytes());
-    out.extend_from_slice(&1u32.to_le_bytes());
-    let mut clients: BTreeMap<String, u16> = BTreeMap::new();
-    // (client, to_server) -> next sequence number.
-    let mut seqs: BTreeMap<(u16, bool), u32> = BTreeMap::new();
-    let server = Endpoint {
-        ip: [10, 0, 0, 1],
-        port: SERVER_PORT,
+/// The address a SIP message shows for its sender: the top Via's sent-by (requests)
+/// or the Contact's host:port (responses and requests), if it is an IPv4 address.
+fn advertised(bytes: &[u8], header: &str) -> Option<SocketAddrV4> {
+    let text = String::from_utf8_lossy(bytes);
+    let head = text.split("\r\n\r\n").next().unwrap_or_default();
+    let line = head.lines().find(|l| {
+        l.split(':')
+            .next()
+            .is_some_and(|h| h.trim().eq_ignore_ascii_case(header))
+    })?;
+    let value = line.split_once(':')?.1;
+    let host_port = match header {
+        "Via" => value.split_whitespace().nth(1)?.split(';').next()?,
+        _ => value
+            .split("sip:")
+            .nth(1)?
+            .split(['>', ';'])
+            .next()?
+            .rsplit('@')
+            .next()?,
     };
-    let mut t_ms: u64 = 0;
+    host_port.parse().ok()
+}
+
+/// Every label's address (module docs).
+fn addresses(transcript: &Transcript) -> BTreeMap<String, SocketAddrV4> {
+    let mut out: BTreeMap<String, SocketAddrV4> = BTreeMap::new();
     for e in transcript.entries() {
-        if e.from == "#" {
+        if e.from == "#" || out.contains_key(&e.from) {
             continue;
         }
-        let (label, to_server) = if e.to == "server" {
-            (e.from.clone(), true)
-        } else {
-            (e.to.clone(), false)
+        let found = match e.from.as_str() {
+            "server" => advertised(&e.bytes, "Contact"),
+            _ => advertised(&e.bytes, "Via"),
         };
-        let next = clients.len() as u16 + 1;
-        let n = *clients.entry(label).or_insert(next);
-        let client = Endpoint {
-            ip: [10, 0, 1 + (n / 250) as u8, (n % 250) as u8 + 1],
-            port: 40_000 + n,
-        };
-        let (src, dst) = if to_server {
-            (&client, &server)
-        } else {
-            (&server, &client)
-        };
-        for chunk in e.bytes.chunks(MSS) {
-            let seq = *seqs.entry((n, to_server)).or_insert(1);
-            let ack = *seqs.entry((n, !to_server)).or_insert(1);
-            let frame = packet(src, dst, seq, ack, chunk);
-            seqs.insert((n, to_server), seq.wrapping_add(chunk.len() as u32));
-            t_ms += 1;
-            out.extend_from_slice(&((t_ms / 1000) as u32).to_le_bytes());
-            out.extend_from_slice(&(((t_ms % 1000) * 1000) as u32).to_le_bytes());
-            out.extend_from_slice(&(frame.len() as u32).to_le_bytes());
-            out.extend_from_slice(&(frame.len() as u32).to_le_bytes());
-            out.extend_from_slice(&frame);
+        if let Some(a) = found {
+            out.insert(e.from.clone(), a);
+        }
+    }
+    let mut n = 0u16;
+    for e in transcript.entries() {
+        for label in [&e.from, &e.to] {
+            if label == "#" || label.is_empty() || out.contains_key(label) {
+                continue;
+            }
+            n += 1;
+            let addr = match label.as_str() {
+                "server" => SocketAddrV4::new([10, 0, 0, 1].into(), 5060),
+                _ => SocketAddrV4::new(
+                    [10, 0, 1 + (n / 250) as u8, (n % 250) as u8 + 1].into(),
+                    40_000 + n,
+                ),
+            };
+            out.insert(label.clone(), addr);
         }
     }
     out
 }
 
+/// One Ethernet/IPv4/TCP frame (PSH|ACK) carrying `payload`.
+fn frame(src: SocketAddrV4, dst: SocketAddrV4, seq: u32, ack: u32, payload: &[u8]) -> Vec<u8> {
+    let mac = |a: SocketAddrV4| {
+        let o = a.ip().octets();
+        [0x02, 0, o[0], o[1], o[2], o[3]]
+    };
+    let builder = PacketBuilder::ethernet2(mac(src), mac(dst))
+        .ipv4(src.ip().octets(), dst.ip().octets(), 64)
+        .tcp(src.port(), dst.port(), seq, 0xffff)
+        .ack(ack)
+        .psh();
+    let mut out = Vec::with_capacity(builder.size(payload.len()));
+    // Writing into a Vec fails only for a payload too large for IPv4; MSS bounds it.
+    let _ = builder.write(&mut out, payload);
+    out
+}
+
+/// The pcap bytes of `transcript` (see the module docs). Notes are not captured.
+pub fn from_transcript(transcript: &Transcript) -> Vec<u8> {
+    let addr = addresses(transcript);
+    let Ok(mut w) = PcapWriter::new(Vec::new()) else {
+        return Vec::new();
+    };
+    // (from, to) -> next sequence number.
+    let mut seqs: BTreeMap<(SocketAddrV4, SocketAddrV4), u32> = BTreeMap::new();
+    for e in transcript.entries() {
+        if e.from == "#" {
+            continue;
+        }
+        let (Some(&src), Some(&dst)) = (addr.get(&e.from), addr.get(&e.to)) else {
+            continue;
+        };
+        for chunk in e.bytes.chunks(MSS) {
+            let seq = *seqs.entry((src, dst)).or_insert(1);
+            let ack = *seqs.entry((dst, src)).or_insert(1);
+            let data = frame(src, dst, seq, ack, chunk);
+            seqs.insert((src, dst), seq.wrapping_add(chunk.len() as u32));
+            let _ = w.write_packet(&PcapPacket::new(e.at, data.len() as u32, &data));
+        }
+    }
+    w.into_writer()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pcap_file::pcap::PcapReader;
 
     #[test]
-    fn checksums_verify_and_records_are_well_formed() {
+    fn addresses_and_times_come_from_the_transcript() {
         let t = Transcript::default();
         t.note("a note is not captured");
         t.record(
             "user1",
             "server",
-            b"OPTIONS sip:x SIP/2.0\r\nContent-Length: 0\r\n\r\n",
+            b"OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/TCP 192.168.0.2:49152;branch=z9hG4bK1\r\nContent-Length: 0\r\n\r\n",
         );
+        std::thread::sleep(std::time::Duration::from_millis(20));
         t.record("server", "user1", &vec![b'a'; MSS + 10]);
         let p = from_transcript(&t);
-        assert_eq!(&p[..4], &0xa1b2_c3d4u32.to_le_bytes());
-        let mut at = 24;
-        let mut frames = Vec::new();
-        while at < p.len() {
-            let len = u32::from_le_bytes(p[at + 8..at + 12].try_into().unwrap()) as usize;
-            frames.push(&p[at + 16..at + 16 + len]);
-            at += 16 + len;
+        let mut r = PcapReader::new(&p[..]).unwrap();
+        let mut packets = Vec::new();
+        while let Some(pkt) = r.next_packet() {
+            let pkt = pkt.unwrap();
+            packets.push((pkt.timestamp, pkt.data.into_owned()));
         }
-        assert_eq!(at, p.len());
-        assert_eq!(frames.len(), 3, "1 + 2 segments");
-        for f in &frames {
-            let ip = &f[14..34];
-            assert_eq!(checksum(&[ip]), 0, "IPv4 header checksum verifies");
-            let tcp = &f[34..];
-            let mut pseudo = ip[12..20].to_vec();
-            pseudo.extend_from_slice(&[0, 6]);
-            pseudo.extend_from_slice(&(tcp.len() as u16).to_be_bytes());
-            assert_eq!(checksum(&[&pseudo, tcp]), 0, "TCP checksum verifies");
+        assert_eq!(packets.len(), 3, "1 + 2 segments");
+        fn ip(d: &[u8]) -> etherparse::SlicedPacket<'_> {
+            etherparse::SlicedPacket::from_ethernet(d).unwrap()
         }
-        let seq = |f: &[u8]| u32::from_be_bytes(f[38..42].try_into().unwrap());
-        assert_eq!(seq(frames[2]), seq(frames[1]) + MSS as u32, "contiguous");
+        let first = ip(&packets[0].1);
+        let Some(etherparse::NetSlice::Ipv4(v4)) = first.net else {
+            panic!("ipv4")
+        };
+        assert_eq!(v4.header().source(), [192, 168, 0, 2]);
+        assert!(packets[1].0 >= packets[0].0 + std::time::Duration::from_millis(20));
+        let seq = |d: &[u8]| match ip(d).transport {
+            Some(etherparse::TransportSlice::Tcp(t)) => t.sequence_number(),
+            _ => panic!("tcp"),
+        };
+        assert_eq!(
+            seq(&packets[2].1),
+            seq(&packets[1].1) + MSS as u32,
+            "contiguous"
+        );
     }
 }

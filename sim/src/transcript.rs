@@ -17,22 +17,31 @@ pub struct Entry {
     pub to: String,
     /// The message bytes exactly as on the wire.
     pub bytes: Vec<u8>,
+    /// When it was recorded: simulated time since the start of the simulation in the
+    /// simulator, wall-clock time since the first entry in a live run. Not part of the
+    /// rendered transcript (pcap timestamps, ladders).
+    pub at: std::time::Duration,
 }
 
 /// A shared, append-only transcript (clients of one run append to the same one).
 #[derive(Debug, Clone, Default)]
 pub struct Transcript {
     entries: Arc<Mutex<Vec<Entry>>>,
+    /// Live runs: when the first entry was recorded.
+    start: Arc<OnceLock<std::time::Instant>>,
 }
 
 impl Transcript {
     /// Appends a message.
     pub fn record(&self, from: &str, to: &str, bytes: &[u8]) {
+        let at = turmoil::sim_elapsed()
+            .unwrap_or_else(|| self.start.get_or_init(std::time::Instant::now).elapsed());
         if let Ok(mut e) = self.entries.lock() {
             e.push(Entry {
                 from: from.to_string(),
                 to: to.to_string(),
                 bytes: bytes.to_vec(),
+                at,
             });
         }
     }
