@@ -506,8 +506,9 @@ fn write_run_outputs(args: &RunArgs, r: &RunReport) {
     if let Some(dir) = &args.ladder {
         let text = pchat_sim::ladder::text(&r.transcript);
         outputs.push((dir.join(format!("{}.ladder.txt", r.name)), text));
-        let html = pchat_sim::ladder::html(&r.transcript, &r.name);
-        outputs.push((dir.join(format!("{}.html", r.name)), html));
+        for (suffix, page) in pchat_sim::ladder::html_pages(&r.transcript, &r.name, &r.name) {
+            outputs.push((dir.join(format!("{}{suffix}.html", r.name)), page));
+        }
     }
     for (file, content) in outputs {
         if let Err(e) = write_file(&file, content.as_bytes()) {
