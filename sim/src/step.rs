@@ -480,6 +480,9 @@ pub struct Expect {
     pub matches: Option<Vec<String>>,
     /// raw: whether the server closed the connection.
     pub closed: Option<bool>,
+    /// Latency assertion: the step (each client's part of it, each repeat) takes at most
+    /// this long, ms - simulated time in the simulator, wall-clock time live.
+    pub within_ms: Option<u64>,
 }
 
 /// What a step does, without its keys (names and classes of actions).

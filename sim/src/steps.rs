@@ -81,15 +81,23 @@ fn bjoin_chans(domain: &str, rooms: &[toml::Spanned<String>]) -> Vec<ChanRef> {
 }
 
 /// Runs `step` on `client`, with the step's `timeout_ms` (if any) as the client's wait
-/// for each answer or message.
+/// for each answer or message, and checks `expect.within_ms` on how long it took.
 pub async fn exec(client: &mut Client, step: &Step) -> StepResult {
     let saved = client.timeout;
     if let Some(ms) = step.timeout_ms {
         client.timeout = Duration::from_millis(ms);
     }
+    let started = tokio::time::Instant::now();
     let result = exec_action(client, step).await;
     client.timeout = saved;
-    result
+    let took = started.elapsed();
+    match (result, step.expect.within_ms) {
+        (Ok(_), Some(ms)) if took > Duration::from_millis(ms) => Err(format!(
+            "expected the step to take at most {ms} ms, it took {} ms",
+            took.as_millis()
+        )),
+        (r, _) => r,
+    }
 }
 
 async fn exec_action(client: &mut Client, step: &Step) -> StepResult {

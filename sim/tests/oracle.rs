@@ -214,3 +214,28 @@ fn a_bad_file_does_not_stop_the_others() {
         "{xml}"
     );
 }
+
+/// `expect.within_ms`: a latency assertion on a step.
+#[test]
+fn within_ms_bounds_a_step() {
+    let text = |ms: u64| {
+        format!(
+            "[[client]]\nname = \"u1\"\nuri = \"sip:u1@contoso.com\"\n[[step]]\nclient = \"u1\"\naction = \"sign-in\"\nexpect = {{ within_ms = {ms} }}\n"
+        )
+    };
+    let slow = run_sim(&Scenario::parse(&text(1), Path::new("w.toml")).unwrap(), 1);
+    assert!(!slow.passed());
+    assert!(
+        slow.failure
+            .as_deref()
+            .unwrap_or_default()
+            .contains("at most 1 ms"),
+        "{:?}",
+        slow.failure
+    );
+    let ok = run_sim(
+        &Scenario::parse(&text(10_000), Path::new("w.toml")).unwrap(),
+        1,
+    );
+    assert!(ok.passed(), "{:?}", report::problems(&ok));
+}
