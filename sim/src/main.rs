@@ -96,6 +96,10 @@ struct RunArgs {
     /// `http` steps.
     #[arg(long, value_name = "HOST:PORT", requires = "target")]
     http: Option<String>,
+    /// With --target: the live server's configuration file; scenarios with their own
+    /// [[room]]/[[category]]/[limits] then run live when the server has them.
+    #[arg(long, value_name = "FILE", requires = "target")]
+    server_config: Option<PathBuf>,
     /// Write each run's ladder (sequence) diagram to DIR/<scenario>.ladder.txt and
     /// DIR/<scenario>.html (SVG; hover an arrow for the whole message).
     #[arg(long, value_name = "DIR")]
@@ -391,10 +395,14 @@ fn plan<'a>(
     scenarios: &'a [Scenario],
 ) -> Result<(Vec<Job<'a>>, Vec<Entry>), String> {
     let sweep = args.seeds.as_deref().map(batch::parse_seeds).transpose()?;
+    let server = match &args.server_config {
+        Some(p) => Some(pchat_server::config::Config::load(p).map_err(|e| e.to_string())?),
+        None => None,
+    };
     let mut jobs = Vec::new();
     let mut skipped = Vec::new();
     for s in scenarios {
-        if let (Some(_), Some(why)) = (&args.target, s.why_simulated_only()) {
+        if let (Some(_), Some(why)) = (&args.target, s.why_not_live(server.as_ref())) {
             println!("skip {:<28} {why}; run it simulated", s.name());
             skipped.push(Entry::Skipped {
                 name: s.name(),

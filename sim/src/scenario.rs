@@ -518,6 +518,54 @@ impl Scenario {
         }
     }
 
+    /// [`Scenario::why_simulated_only`] for a live server running `server` (its
+    /// configuration, `run --server-config FILE`): a scenario with its own rooms,
+    /// categories or limits runs live when the server has every one of its rooms and
+    /// categories (by name) and the same limits.
+    pub fn why_not_live(&self, server: Option<&Config>) -> Option<String> {
+        let why = self.why_simulated_only()?;
+        let f = &self.file;
+        let own_config = !f.rooms.is_empty() || !f.categories.is_empty() || f.limits.is_some();
+        let Some(cfg) = server.filter(|_| own_config) else {
+            return Some(why.to_string());
+        };
+        let has = |names: Vec<&String>, wanted: &str| {
+            names.iter().any(|n| n.eq_ignore_ascii_case(wanted))
+        };
+        for r in &f.rooms {
+            if !has(cfg.rooms.iter().map(|r| &r.name).collect(), &r.name) {
+                return Some(format!(
+                    "room {:?} is not in the --server-config file",
+                    r.name
+                ));
+            }
+        }
+        for c in &f.categories {
+            if !has(cfg.categories.iter().map(|c| &c.name).collect(), &c.name) {
+                return Some(format!(
+                    "category {:?} is not in the --server-config file",
+                    c.name
+                ));
+            }
+        }
+        if f.limits
+            .as_ref()
+            .is_some_and(|l| format!("{l:?}") != format!("{:?}", cfg.limits))
+        {
+            return Some("its [limits] differ from the --server-config file's".into());
+        }
+        let rest = Scenario {
+            file: ScenarioFile {
+                rooms: Vec::new(),
+                categories: Vec::new(),
+                limits: None,
+                ..f.clone()
+            },
+            ..self.clone()
+        };
+        rest.why_simulated_only().map(str::to_string)
+    }
+
     fn room_known(&self, name: &str) -> bool {
         self.server_config()
             .rooms
@@ -827,5 +875,25 @@ mod tests {
         assert!(parse(&ok).is_ok());
         let e = parse(&ok.replace("list-rooms", "delete-everything")).unwrap_err();
         assert!(e.message.contains("delete-everything"), "{e}");
+    }
+
+    #[test]
+    fn own_rooms_run_live_with_a_server_config_that_has_them() {
+        let text = "[[room]]\nname = \"Ops\"\n[[client]]\nname = \"u1\"\nuri = \"sip:u1@contoso.com\"\n[[step]]\nclient = \"u1\"\naction = \"join\"\nroom = \"Ops\"\n";
+        let s = parse(text).unwrap();
+        assert!(s.why_not_live(None).is_some());
+        let with = Config::from_toml(
+            "domain = \"contoso.com\"\n[[room]]\nname = \"ops\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap();
+        assert_eq!(s.why_not_live(Some(&with)), None);
+        let without = Config::from_toml(
+            "domain = \"contoso.com\"\n[[room]]\nname = \"Design\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap();
+        let why = s.why_not_live(Some(&without)).unwrap();
+        assert!(why.contains("\"Ops\""), "{why}");
     }
 }
