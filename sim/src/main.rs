@@ -268,6 +268,17 @@ struct ReportArgs {
     /// Write each transcript as DIR/<scenario>.pcap (tshark/Wireshark decode it as SIP).
     #[arg(long, value_name = "DIR")]
     pcap: Option<PathBuf>,
+    /// Write one HTML summary of the whole run to FILE: pass/fail table, times, and
+    /// links to each scenario's ladder, transcript and pcap (with --ladder,
+    /// --transcript, --pcap).
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
+}
+
+/// `target` as a link from a page in `dir`: relative when it is below `dir`.
+fn href(dir: &Path, target: &Path) -> String {
+    let rel = target.strip_prefix(dir).unwrap_or(target);
+    rel.display().to_string()
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), String> {
@@ -275,6 +286,42 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<(), String> {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
     std::fs::write(path, bytes).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Writes the --html summary; `dirs` are the --ladder and --transcript directories.
+fn write_html(
+    args: &ReportArgs,
+    file: &Path,
+    entries: &[Entry],
+    dirs: (Option<&Path>, Option<&Path>),
+) -> Result<(), String> {
+    let here = file.parent().unwrap_or(Path::new("")).to_path_buf();
+    let links = |name: &str| {
+        let mut v = Vec::new();
+        if let Some(d) = dirs.0 {
+            v.push((
+                "ladder".to_string(),
+                href(&here, &d.join(format!("{name}.html"))),
+            ));
+        }
+        if let Some(d) = dirs.1 {
+            v.push((
+                "transcript".to_string(),
+                href(&here, &d.join(format!("{name}.txt"))),
+            ));
+        }
+        if let Some(d) = &args.pcap {
+            v.push((
+                "pcap".to_string(),
+                href(&here, &d.join(format!("{name}.pcap"))),
+            ));
+        }
+        v
+    };
+    write_file(
+        file,
+        report::html_summary("pchat-sim run", entries, &links).as_bytes(),
+    )
 }
 
 /// Writes the --junit and --pcap outputs of finished runs.
@@ -478,6 +525,12 @@ fn run(args: RunArgs) -> ExitCode {
             file: e.path.display().to_string(),
             errors: e.to_string(),
         });
+    }
+    if let Some(file) = &args.reports.html {
+        let dirs = (args.ladder.as_deref(), args.transcript.as_deref());
+        if let Err(e) = write_html(&args.reports, file, &entries, dirs) {
+            eprintln!("{e}");
+        }
     }
     let code = finish(&args.reports, "run", &entries);
     if sel.broken.is_empty() {

@@ -202,3 +202,81 @@ fn junit_case(e: &Entry) -> TestCase {
     tc.set_classname("pchat-sim");
     tc
 }
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// One self-contained HTML page summarizing a whole run: a pass/fail table with seeds,
+/// steps, messages, simulated and wall time, the problems of each failed scenario, and
+/// the links `links(name)` gives (label, href) - its ladder, transcript, pcap.
+pub fn html_summary(
+    title: &str,
+    entries: &[Entry],
+    links: &dyn Fn(&str) -> Vec<(String, String)>,
+) -> String {
+    let failed = entries.iter().filter(|e| e.failed()).count();
+    let mut rows = String::new();
+    for e in entries {
+        let (name, seed, steps, msgs, sim, wall, result, details) = match e {
+            Entry::Ran {
+                report: r, wall, ..
+            } => (
+                r.name.clone(),
+                r.seed.to_string(),
+                format!("{}/{}", r.steps_passed, r.steps_total),
+                r.transcript.message_count().to_string(),
+                format!("{:.3} s", r.elapsed.as_secs_f64()),
+                format!("{:.2} s", wall.as_secs_f64()),
+                if r.passed() { "ok" } else { "FAIL" },
+                problems(r).join("\n"),
+            ),
+            Entry::Skipped { name, why } => (
+                name.clone(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                "skipped",
+                why.clone(),
+            ),
+            Entry::Broken { file, errors } => (
+                file.clone(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                "BAD FILE",
+                errors.clone(),
+            ),
+        };
+        let colour = match result {
+            "ok" => "#dfd",
+            "skipped" => "#eee",
+            _ => "#fdd",
+        };
+        let anchors: Vec<String> = links(&name)
+            .into_iter()
+            .map(|(label, href)| format!(r#"<a href="{}">{}</a>"#, esc(&href), esc(&label)))
+            .collect();
+        rows.push_str(&format!(
+            "<tr style=\"background:{colour}\"><td>{}</td><td>{seed}</td><td>{steps}</td><td>{msgs}</td><td>{sim}</td><td>{wall}</td><td>{result}</td><td>{}</td><td><pre>{}</pre></td></tr>\n",
+            esc(&name),
+            anchors.join(" "),
+            esc(&details)
+        ));
+    }
+    format!(
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{t}</title>\
+         <style>table{{border-collapse:collapse}}td,th{{border:1px solid #bbb;padding:3px 6px;vertical-align:top}}pre{{margin:0;white-space:pre-wrap}}</style></head>\
+         <body><h1>{t}</h1><p>{} scenario(s), {failed} failed.</p><table>\
+         <tr><th>scenario</th><th>seed</th><th>steps</th><th>messages</th><th>sim time</th><th>wall</th><th>result</th><th>outputs</th><th>problems</th></tr>\n{rows}</table></body></html>\n",
+        entries.len(),
+        t = esc(title)
+    )
+}
