@@ -294,33 +294,8 @@ pub fn explore(
         Ok(()) => None,
         Err(TestError::Abort(r)) => return Err(format!("exploration aborted: {r}")),
         Err(TestError::Fail(_, minimal)) => {
-            // Run the minimal case once more: its report and its file.
-            let (_, report) = run_case(base, &minimal, bug).map_err(|e| e.to_string())?;
-            let mut header = format!(
-                "Found by: pchat-sim explore --runs {} --seed {} {}\nMinimal fault schedule after shrinking; reproduce with: pchat-sim replay FILE\n",
-                opts.runs,
-                opts.seed,
-                base.path.display()
-            );
-            for v in &report.violations {
-                let _ = writeln!(header, "violation: {v}");
-            }
-            if let Some(f) = &report.failure {
-                let _ = writeln!(header, "failure: {f}");
-            }
-            let text = case_text(base, &minimal, bug, &header);
-            std::fs::create_dir_all(&opts.out_dir)
-                .map_err(|e| format!("{}: {e}", opts.out_dir.display()))?;
-            let file = opts
-                .out_dir
-                .join(format!("{}-explore-seed{}.toml", base.name(), opts.seed));
-            std::fs::write(&file, text).map_err(|e| format!("{}: {e}", file.display()))?;
             let _ = last_failure.borrow_mut().take();
-            Some(Found {
-                file,
-                case: minimal,
-                report,
-            })
+            Some(write_found(base, opts, minimal, bug)?)
         }
     };
     Ok(ExploreReport {
@@ -328,6 +303,41 @@ pub fn explore(
         simulated: simulated.get(),
         failed_steps: failed_steps.get(),
         found,
+    })
+}
+
+/// Runs the minimal failing case once more and writes it, with its seed and
+/// violations in the header, as a scenario file under `opts.out_dir`.
+fn write_found(
+    base: &Scenario,
+    opts: &ExploreOptions,
+    minimal: Case,
+    bug: Option<&str>,
+) -> Result<Found, String> {
+    let (_, report) = run_case(base, &minimal, bug).map_err(|e| e.to_string())?;
+    let mut header = format!(
+        "Found by: pchat-sim explore --runs {} --seed {} {}\nMinimal fault schedule after shrinking; reproduce with: pchat-sim replay FILE\n",
+        opts.runs,
+        opts.seed,
+        base.path.display()
+    );
+    for v in &report.violations {
+        let _ = writeln!(header, "violation: {v}");
+    }
+    if let Some(f) = &report.failure {
+        let _ = writeln!(header, "failure: {f}");
+    }
+    let text = case_text(base, &minimal, bug, &header);
+    std::fs::create_dir_all(&opts.out_dir)
+        .map_err(|e| format!("{}: {e}", opts.out_dir.display()))?;
+    let file = opts
+        .out_dir
+        .join(format!("{}-explore-seed{}.toml", base.name(), opts.seed));
+    std::fs::write(&file, text).map_err(|e| format!("{}: {e}", file.display()))?;
+    Ok(Found {
+        file,
+        case: minimal,
+        report,
     })
 }
 

@@ -21,7 +21,7 @@
 //! HOST:PORT --http HOST:PORT`) real TCP to the server's `[http] listen`.
 
 use crate::client::Client;
-use crate::expect::{room_uri_of, StepResult};
+use crate::expect::{check_contains, room_uri_of, StepResult};
 use crate::http::{encode_segment, send, HttpRequest};
 use crate::step::Expect;
 use bytes::Bytes;
@@ -88,42 +88,9 @@ pub async fn exec(client: &mut Client, h: &HttpStep, room: Option<&str>, e: &Exp
     match h.op {
         HttpOp::Upload | HttpOp::Download => {
             let upload = h.op == HttpOp::Upload;
-            let token = match h.token.as_deref() {
-                None | Some("fresh") => {
-                    let (code, t) = token_cmd(
-                        client,
-                        CmdKind::GetFileToken {
-                            upload,
-                            chan_uri: room_uri.clone(),
-                            file: file.clone(),
-                        },
-                    )
-                    .await?;
-                    let want = e.code.unwrap_or(200);
-                    if code != want {
-                        return Err(format!("expected token command code {want}, got {code}"));
-                    }
-                    if code != 200 {
-                        return Ok(format!("token refused with {code}"));
-                    }
-                    t
-                }
-                Some("none") => String::new(),
-                Some(other) => match other.strip_prefix("room:") {
-                    Some(other_room) => {
-                        token_cmd(
-                            client,
-                            CmdKind::GetFileToken {
-                                upload,
-                                chan_uri: room_uri_of(&client.domain, other_room),
-                                file: file.clone(),
-                            },
-                        )
-                        .await?
-                        .1
-                    }
-                    None => other.to_string(),
-                },
+            let token = match file_token(client, h, &room_uri, upload, e).await? {
+                Ok(t) => t,
+                Err(refused) => return Ok(refused),
             };
             req.path = format!(
                 "/v1/rooms/{guid}/files/{}?token={token}",
@@ -170,20 +137,7 @@ pub async fn exec(client: &mut Client, h: &HttpStep, room: Option<&str>, e: &Exp
     if resp.status != want {
         return Err(format!("expected HTTP {want}, got {}: {body}", resp.status));
     }
-    for s in e.contains.iter().flatten() {
-        if !body.contains(s.as_str()) {
-            return Err(format!(
-                "expected the HTTP body to contain {s:?}; it was: {body}"
-            ));
-        }
-    }
-    for s in e.excludes.iter().flatten() {
-        if body.contains(s.as_str()) {
-            return Err(format!(
-                "expected the HTTP body NOT to contain {s:?}; it was: {body}"
-            ));
-        }
-    }
+    check_contains(&body, e).map_err(|m| format!("HTTP body: {m}"))?;
     if let Some(again) = h.again_status {
         let second = call(req.clone()).await?;
         if second.status != again {
@@ -198,6 +152,45 @@ pub async fn exec(client: &mut Client, h: &HttpStep, room: Option<&str>, e: &Exp
         "HTTP {} {} -> {}",
         req.method, req.path, resp.status
     ))
+}
+
+/// The file token of an upload/download step (`token`: fresh, none, `room:<Name>` or a
+/// literal). Ok(Err(summary)): the token command was refused as expected (the step ends
+/// there).
+async fn file_token(
+    client: &mut Client,
+    h: &HttpStep,
+    room_uri: &str,
+    upload: bool,
+    e: &Expect,
+) -> Result<Result<String, String>, String> {
+    let file = h.file.clone().unwrap_or_default();
+    let chan_uri = match h.token.as_deref() {
+        None | Some("fresh") => room_uri.to_string(),
+        Some("none") => return Ok(Ok(String::new())),
+        Some(other) => match other.strip_prefix("room:") {
+            Some(other_room) => room_uri_of(&client.domain, other_room),
+            None => return Ok(Ok(other.to_string())),
+        },
+    };
+    let fresh = matches!(h.token.as_deref(), None | Some("fresh"));
+    let kind = CmdKind::GetFileToken {
+        upload,
+        chan_uri,
+        file,
+    };
+    let (code, token) = token_cmd(client, kind).await?;
+    if !fresh {
+        return Ok(Ok(token));
+    }
+    let want = e.code.unwrap_or(200);
+    if code != want {
+        return Err(format!("expected token command code {want}, got {code}"));
+    }
+    if code != 200 {
+        return Ok(Err(format!("token refused with {code}")));
+    }
+    Ok(Ok(token))
 }
 
 async fn call(req: HttpRequest) -> Result<crate::http::HttpResponse, String> {
