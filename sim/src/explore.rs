@@ -161,7 +161,9 @@ pub struct ExploreReport {
 }
 
 /// The scenario text for `case` around `base`: the base file with `seed`, `name`,
-/// `invariants`, `keep_going` (and `planted_bug`) set, and one `[[fault]]` per fault.
+/// `invariants`, `keep_going` (and `planted_bug`) set, `allow_fail = true` on every
+/// step (steps fail under random faults by design; the invariants judge, also when the
+/// file is replayed or kept as a regression scenario), and one `[[fault]]` per fault.
 pub fn case_text(base: &Scenario, case: &Case, planted_bug: Option<&str>, header: &str) -> String {
     let mut out = String::new();
     for line in header.lines() {
@@ -184,8 +186,15 @@ pub fn case_text(base: &Scenario, case: &Case, planted_bug: Option<&str>, header
         if !in_tables && overridden.contains(&key) && t.contains('=') {
             continue;
         }
+        if key == "allow_fail" && t.contains('=') {
+            continue;
+        }
         out.push_str(line);
         out.push('\n');
+        if t.starts_with("[[step]]") {
+            // Under random faults steps fail by design; the invariants judge the run.
+            out.push_str("allow_fail = true\n");
+        }
     }
     let clients: Vec<&str> = base.file.clients.iter().map(|c| c.name.as_str()).collect();
     for f in &case.faults {
@@ -276,7 +285,10 @@ pub fn explore(
             run_case(base, &case, bug).map_err(|e| TestCaseError::fail(e.to_string()))?;
         runs.set(runs.get() + 1);
         simulated.set(simulated.get() + report.elapsed);
-        failed_steps.set(failed_steps.get() + report.step_failures.len() as u64);
+        failed_steps.set(
+            failed_steps.get()
+                + (report.step_failures.len() + report.allowed_failures.len()) as u64,
+        );
         progress(runs.get());
         if report.violations.is_empty() && report.failure.is_none() {
             return Ok(());
