@@ -342,43 +342,62 @@ pub fn check(scenario: &Scenario, transcript: &Transcript, files: &RunFiles<'_>)
         }
     }
     for (client, relays) in &seen.relays {
-        let mut counts: BTreeMap<&Post, usize> = BTreeMap::new();
-        for p in relays {
-            *counts.entry(p).or_default() += 1;
+        out.extend(relay_checks(client, relays, &seen, &histories));
+    }
+    out
+}
+
+/// Invariants 3 and 4 for the relays one client accepted: none more often than sent,
+/// each in history, a room's posts in history order.
+fn relay_checks(
+    client: &str,
+    relays: &[Post],
+    seen: &Seen,
+    histories: &BTreeMap<String, Vec<(String, String)>>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let stored = |p: &Post| {
+        histories.get(&p.0).map_or(0, |h| {
+            h.iter().filter(|(a, t)| *a == p.1 && *t == p.2).count()
+        })
+    };
+    let label = |p: &Post| format!("post {:?} by {} in {}", p.2, p.1, p.0);
+    let mut counts: BTreeMap<&Post, usize> = BTreeMap::new();
+    for p in relays {
+        *counts.entry(p).or_default() += 1;
+    }
+    for (p, n) in counts {
+        let sent = seen.sent.get(p).map_or(0, BTreeSet::len);
+        if n > sent.max(1) {
+            out.push(format!("{client} was relayed {} {n} times", label(p)));
         }
-        for (p, n) in counts {
-            let sent = seen.sent.get(p).map_or(0, BTreeSet::len);
-            if n > sent.max(1) {
-                out.push(format!("{client} was relayed {} {n} times", label(p)));
-            }
-            if stored(p) == 0 {
-                out.push(format!(
-                    "{client} was relayed {} which is not in history",
-                    label(p)
-                ));
-            }
+        if stored(p) == 0 {
+            out.push(format!(
+                "{client} was relayed {} which is not in history",
+                label(p)
+            ));
         }
-        let mut by_room: BTreeMap<&str, Vec<(&str, &str)>> = BTreeMap::new();
-        for p in relays {
-            by_room
-                .entry(p.0.as_str())
-                .or_default()
-                .push((p.1.as_str(), p.2.as_str()));
-        }
-        for (room, got) in by_room {
-            let Some(h) = histories.get(room) else {
-                continue;
-            };
-            let mut it = h.iter();
-            let in_order = got
-                .iter()
-                .all(|(a, t)| it.any(|(ha, ht)| ha == a && ht == t));
-            if !in_order {
-                out.push(format!(
-                    "{client} received the posts of {room} out of history order: {:?}",
-                    got.iter().map(|(_, t)| *t).collect::<Vec<_>>()
-                ));
-            }
+    }
+    let mut by_room: BTreeMap<&str, Vec<(&str, &str)>> = BTreeMap::new();
+    for p in relays {
+        by_room
+            .entry(p.0.as_str())
+            .or_default()
+            .push((p.1.as_str(), p.2.as_str()));
+    }
+    for (room, got) in by_room {
+        let Some(h) = histories.get(room) else {
+            continue;
+        };
+        let mut it = h.iter();
+        let in_order = got
+            .iter()
+            .all(|(a, t)| it.any(|(ha, ht)| ha == a && ht == t));
+        if !in_order {
+            out.push(format!(
+                "{client} received the posts of {room} out of history order: {:?}",
+                got.iter().map(|(_, t)| *t).collect::<Vec<_>>()
+            ));
         }
     }
     out
