@@ -66,6 +66,9 @@ pub struct ScenarioFile {
     /// Labels for `--filter` (`pchat-sim run scenarios/ --filter smoke,!slow`).
     #[serde(default)]
     pub tags: Vec<String>,
+    /// Variables: `{vars.NAME}` in any step text (as for `{i}`) becomes the value.
+    #[serde(default)]
+    pub vars: BTreeMap<String, String>,
     /// Seed used when the runner is not given one.
     #[serde(default)]
     pub seed: Option<u64>,
@@ -133,6 +136,7 @@ impl ScenarioFile {
             name: None,
             description: String::new(),
             tags: Vec::new(),
+            vars: BTreeMap::new(),
             seed: None,
             domain: default_domain(),
             limits: None,
@@ -300,6 +304,7 @@ impl Scenario {
         };
         if problems.is_empty() {
             s.expand_templates(&mut problems);
+            s.expand_vars(&mut problems);
             s.validate(&mut problems);
         }
         match s.errors(problems) {
@@ -386,6 +391,46 @@ impl Scenario {
             self.templates.insert(c.name.clone(), names);
         }
         self.file.clients = out;
+    }
+
+    /// Replaces `{vars.NAME}` in every step text by the variable's value; an unknown
+    /// name is an error at its step.
+    fn expand_vars(&mut self, problems: &mut Vec<Problem>) {
+        let vars = self.file.vars.clone();
+        for step in self
+            .file
+            .steps
+            .iter_mut()
+            .chain(self.file.faults.iter_mut())
+        {
+            let unknown = std::cell::RefCell::new(Vec::new());
+            let expanded = step.get_ref().map_texts(&|text: &str| {
+                let mut out = text.to_string();
+                let mut rest = text;
+                while let Some(i) = rest.find("{vars.") {
+                    let tail = &rest[i + 6..];
+                    let Some(end) = tail.find('}') else { break };
+                    let name = &tail[..end];
+                    match vars.get(name) {
+                        Some(v) => out = out.replace(&format!("{{vars.{name}}}"), v),
+                        None => unknown.borrow_mut().push(name.to_string()),
+                    }
+                    rest = &tail[end..];
+                }
+                out
+            });
+            for name in unknown.into_inner() {
+                let known: Vec<&str> = vars.keys().map(String::as_str).collect();
+                problems.push((
+                    step.span(),
+                    format!(
+                        "unknown variable `{{vars.{name}}}` (the [vars] table has: {})",
+                        list_some(&known, 10)
+                    ),
+                ));
+            }
+            *step.get_mut() = expanded;
+        }
     }
 
     /// The number `{n}` stands for in the steps of client `name` (its position in its
@@ -895,5 +940,21 @@ mod tests {
         .unwrap();
         let why = s.why_not_live(Some(&without)).unwrap();
         assert!(why.contains("\"Ops\""), "{why}");
+    }
+
+    #[test]
+    fn vars_expand_in_step_texts() {
+        let text = "[vars]\ngreeting = \"hello\"\n[[client]]\nname = \"u1\"\nuri = \"sip:u1@contoso.com\"\n[[step]]\nclient = \"u1\"\naction = \"post\"\nroom = \"Design\"\ntext = \"{vars.greeting} #{i}\"\n";
+        let s = parse(text).unwrap();
+        match s.file.steps[0].get_ref().action.get_ref() {
+            Action::Post { text, .. } => assert_eq!(text, "hello #{i}"),
+            other => panic!("{other:?}"),
+        }
+        let e = parse(&text.replace("{vars.greeting}", "{vars.greting}")).unwrap_err();
+        assert!(
+            e.message.contains("unknown variable `{vars.greting}`"),
+            "{e}"
+        );
+        assert!(e.message.contains("greeting"), "{e}");
     }
 }

@@ -802,7 +802,12 @@ impl Step {
     /// The step with `{i}` replaced by `round` and `{n}` by `n` (the client's number in
     /// its template, "" when it has none) in every text the action sends or expects.
     pub fn substituted(&self, round: u32, n: &str) -> Step {
-        let sub = |s: &str| s.replace("{i}", &round.to_string()).replace("{n}", n);
+        self.map_texts(&|s: &str| s.replace("{i}", &round.to_string()).replace("{n}", n))
+    }
+
+    /// The step with `sub` applied to every text the action sends or expects (`text`,
+    /// `msgid`, `body`, `data`, `criteria`, `to`, every `expect` string).
+    pub fn map_texts(&self, sub: &dyn Fn(&str) -> String) -> Step {
         let mut step = self.clone();
         match step.action.get_mut() {
             Action::Post { text, msgid, .. } => {
