@@ -296,13 +296,16 @@ impl Scenario {
     pub fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
         let mut problems = Vec::new();
         let file = Self::read_file(text, &mut problems);
+        let read = file.is_some();
         let mut s = Scenario {
             path: path.to_path_buf(),
             source: text.to_string(),
             file: file.unwrap_or_else(ScenarioFile::empty),
             templates: BTreeMap::new(),
         };
-        if problems.is_empty() {
+        // The steps that did not parse are left out; the rest is still checked, so that
+        // every error of the file shows at once.
+        if read {
             s.expand_templates(&mut problems);
             s.expand_vars(&mut problems);
             s.validate(&mut problems);
@@ -956,5 +959,35 @@ mod tests {
             "{e}"
         );
         assert!(e.message.contains("greeting"), "{e}");
+    }
+
+    #[test]
+    fn every_error_of_a_file_at_once() {
+        let text = "[[client]]\nname = \"u1\"\nuri = \"sip:u1@contoso.com\"\n\
+                    [[step]]\nclient = \"u1\"\naction = \"wait\"\nms = 5\n\
+                    [[step]]\nclient = \"u1\"\naction = \"post\"\nroom = \"Design\"\ntext = \"from u{n}\"\n\
+                    [[step]]\nclient = \"u2\"\naction = \"join\"\nroom = \"Design\"\n\
+                    [[step]]\naction = \"psot\"\n";
+        let e = parse(text).unwrap_err();
+        let all = e.to_string();
+        assert_eq!(e.count(), 4, "{all}");
+        assert!(all.contains("s.toml:5:10: `wait` names no client"), "{all}");
+        assert!(
+            all.contains("`{n}` (the client's number) only works"),
+            "{all}"
+        );
+        assert!(
+            all.contains("unknown client \"u2\"; did you mean \"u1\"?"),
+            "{all}"
+        );
+        assert!(all.contains("did you mean \"post\""), "{all}");
+        let lines: Vec<usize> = std::iter::once(&e)
+            .chain(e.also.iter())
+            .map(|e| e.line)
+            .collect();
+        assert!(
+            lines.windows(2).all(|w| w[0] <= w[1]),
+            "in file order: {lines:?}"
+        );
     }
 }
