@@ -17,7 +17,7 @@
 use clap::{Parser, Subcommand};
 use pchat_sim::explore::{explore, ExploreOptions};
 use pchat_sim::report;
-use pchat_sim::runner::{run_live_with, run_sim, RunReport};
+use pchat_sim::runner::{run_live_with, run_sim, run_sim_observed, RunReport, SimOptions};
 use pchat_sim::scenario::{discover, Scenario};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -378,7 +378,11 @@ fn main() -> ExitCode {
                 bar.set_message(s.name());
                 let r = match &target {
                     Some(t) => run_live_with(s, t, http.as_deref(), seed),
-                    None => run_sim(s, seed),
+                    None => {
+                        let name = s.name();
+                        let show = |p| bar.set_message(report::sim_progress(&name, p));
+                        run_sim_observed(s, seed, &SimOptions::default(), &show)
+                    }
                 };
                 let replay = format!("pchat-sim run {} --seed {}", s.path.display(), r.seed);
                 bar.suspend(|| print_run(&r, &replay));

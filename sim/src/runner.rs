@@ -12,7 +12,6 @@ use crate::steps;
 use crate::transcript::Transcript;
 use pchat_server::fault::{Faults, StoreFault};
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -56,13 +55,14 @@ impl RunReport {
     }
 }
 
-type Job = (Step, oneshot::Sender<steps::StepResult>);
+/// A step for one client task and where its outcome goes.
+pub(crate) type Job = (Step, oneshot::Sender<steps::StepResult>);
 
 /// What the driver reports: steps passed, the first failure, failed steps (keep_going).
 type Outcome = (usize, Option<String>, Vec<String>);
 
 /// Per-client seed: distinct per client, fixed per run seed.
-fn client_seed(seed: u64, index: usize) -> u64 {
+pub(crate) fn client_seed(seed: u64, index: usize) -> u64 {
     seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
         .wrapping_add(index as u64 + 1)
 }
@@ -70,7 +70,7 @@ fn client_seed(seed: u64, index: usize) -> u64 {
 /// A network or host fault the driver asks the simulation loop to apply (they need
 /// `&mut Sim`, which only the loop holds). Applied between two simulation steps.
 #[derive(Debug, Clone)]
-enum Control {
+pub(crate) enum Control {
     /// Hold traffic between the server and these clients (delivered on release).
     Hold(Vec<String>),
     /// Release held traffic.
@@ -93,6 +93,8 @@ const BASE_LATENCY_MS: (u64, u64) = (1, 5);
 struct SimEnv {
     controls: Arc<Mutex<Vec<Control>>>,
     faults: Faults,
+    /// The client hosts' turmoil names (`sim_hosts`): a network fault without
+    /// `hosts` applies to all of them.
     clients: Vec<String>,
     /// Per fault kind: when its latest window ends (overlapping windows extend it).
     until: Arc<Mutex<BTreeMap<String, tokio::time::Instant>>>,
@@ -114,7 +116,7 @@ impl SimEnv {
         }
         let env = self.clone();
         tokio::task::spawn_local(async move {
-            tokio::time::sleep_until(end).await;
+            crate::sim_clock::sleep_until(end).await;
             let last = env
                 .until
                 .lock()
@@ -147,13 +149,13 @@ impl SimEnv {
             .map(|u| u.values().max().copied())
             .unwrap_or(None);
         if let Some(end) = last {
-            tokio::time::sleep_until(end).await;
+            crate::sim_clock::sleep_until(end).await;
         }
         self.heal_network();
         self.push(Control::Restart);
         self.faults.set_overload(false);
         self.faults.set_store_fault(None);
-        tokio::time::sleep(Duration::from_millis(1)).await;
+        crate::sim_clock::sleep(Duration::from_millis(1)).await;
     }
 
     /// Injects fault `step` (`kind`); returns a summary.
@@ -237,13 +239,13 @@ impl SimEnv {
             _ => return Err(format!("`{}` is not a fault", kind.name())),
         };
         // Let the simulation loop apply it before the next step.
-        tokio::time::sleep(Duration::from_millis(1)).await;
+        crate::sim_clock::sleep(Duration::from_millis(1)).await;
         Ok(summary)
     }
 }
 
 /// Applies a control to the simulation.
-fn apply(sim: &mut turmoil::Sim<'_>, c: Control) {
+pub(crate) fn apply(sim: &mut turmoil::Sim<'_>, c: Control) {
     match c {
         Control::Hold(hosts) => {
             for h in hosts {
@@ -356,7 +358,7 @@ async fn drive_steps(
         let outcome = match kind {
             Some(ActionKind::Wait) => {
                 transcript.note(&label);
-                tokio::time::sleep(Duration::from_millis(step.ms.unwrap_or(0))).await;
+                crate::sim_clock::sleep(Duration::from_millis(step.ms.unwrap_or(0))).await;
                 Ok(String::new())
             }
             Some(k) if k.is_fault() => match env {
@@ -493,7 +495,7 @@ impl Session {
 
 /// A client's task: connects with `connect` (again after a `disconnect` step, or, with
 /// `keep_going`, after its connection died) and runs the jobs it is handed.
-async fn client_task<S, F, Fut>(
+pub(crate) async fn client_task<S, F, Fut>(
     name: String,
     uri: String,
     seed: u64,
@@ -511,7 +513,7 @@ async fn client_task<S, F, Fut>(
     let mut session = Session::default();
     while let Some((step, reply)) = jobs.recv().await {
         if let Some(ms) = step.think_ms {
-            tokio::time::sleep(Duration::from_millis(ms)).await;
+            crate::sim_clock::sleep(Duration::from_millis(ms)).await;
         }
         if step.action.as_ref().map(|a| *a.get_ref()) == Some(ActionKind::Disconnect) {
             client = None;
@@ -595,174 +597,40 @@ pub struct SimOptions {
 
 /// Runs `scenario` in the simulator with `seed` and `opts`.
 pub fn run_sim_with(scenario: &Scenario, seed: u64, opts: &SimOptions) -> RunReport {
+    run_sim_observed(scenario, seed, opts, &|_| {})
+}
+
+/// [`run_sim_with`], calling `progress` with the simulated and wall time so far about
+/// every 250 ms of wall time while the run goes on (for a progress bar).
+pub fn run_sim_observed(
+    scenario: &Scenario,
+    seed: u64,
+    opts: &SimOptions,
+    progress: &dyn Fn(crate::sim_setup::Progress),
+) -> RunReport {
+    use crate::sim_setup as setup;
     let scenario = Arc::new(scenario.clone());
     let transcript = Transcript::default();
-    let outcome: Arc<Mutex<Option<Outcome>>> = Arc::default();
-    let mut sim = turmoil::Builder::new()
-        .rng_seed(seed)
-        .simulation_duration(Duration::from_secs(3600))
-        .tick_duration(Duration::from_millis(1))
-        .tcp_capacity(4096)
-        .min_message_latency(Duration::from_millis(BASE_LATENCY_MS.0))
-        .max_message_latency(Duration::from_millis(BASE_LATENCY_MS.1))
-        .build();
-    // The store file outlives server crashes (it is the server's disk). On Linux it goes
-    // to /dev/shm when there is one: fsync there costs nothing, and runs are many.
-    let shm = std::path::Path::new("/dev/shm");
-    let store_dir = if shm.is_dir() {
-        tempfile::tempdir_in(shm).or_else(|_| tempfile::tempdir())
-    } else {
-        tempfile::tempdir()
-    }
-    .ok();
-    let store_path = store_dir.as_ref().map_or_else(
-        || std::path::PathBuf::from(":memory:"),
-        |d| d.path().join("pchat.db"),
-    );
-    let mut cfg = scenario.server_config();
-    cfg.store.path = store_path.clone();
-    let faults = Faults::default();
-    match scenario
-        .file
-        .planted_bug
-        .as_ref()
-        .map(|b| b.get_ref().as_str())
-    {
-        Some("no-retry-dedup") => faults.disable_retry_dedup(true),
-        Some("no-crash-cleanup") => faults.disable_crash_cleanup(true),
-        _ => {}
-    }
-    let server_faults = faults.clone();
-    if let Some(d) = store_dir.as_ref() {
-        cfg.compliance.path = d.path().join("mgccomp.db");
-        cfg.compliance.output_dir = d.path().join("compliance");
-        if let Some(h) = cfg.http.as_mut() {
-            h.listen = format!("server:{SIM_HTTP_PORT}");
-            h.file_store = d.path().join("files");
-            h.compliance_file_store = d.path().join("compliance-files");
-        }
-    }
-    let with_http = cfg.http.is_some();
-    // With compliance on: the compliance database and the adapter's output directory.
-    let compliance_files = cfg.compliance.enabled.then(|| {
-        (
-            cfg.compliance.path.clone(),
-            cfg.compliance.output_dir.clone(),
-        )
-    });
-    // Each start of the server host (the first, and every restart after a crash) is a
-    // new incarnation: like a real process it gets fresh identifiers (its own seed) and
-    // reads the clock where simulated time is, instead of replaying its first life.
-    let incarnation = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    sim.host("server", move || {
-        let cfg = cfg.clone();
-        let faults = server_faults.clone();
-        let life = incarnation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let seed = seed ^ life.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        async move {
-            let listener =
-                turmoil::net::TcpListener::bind((IpAddr::V4(Ipv4Addr::UNSPECIFIED), SIM_SIP_PORT))
-                    .await?;
-            let local = SocketAddr::new(turmoil::lookup("server"), SIM_SIP_PORT).to_string();
-            let since = turmoil::sim_elapsed().unwrap_or_default().as_millis() as i64;
-            let clock = Arc::new(pchat_server::clock::TokioClock::starting_at(
-                pchat_server::clock::SIM_EPOCH_MS + since,
-            ));
-            let http = match cfg.http.is_some() {
-                true => Some(crate::sim_net::SimListener(
-                    turmoil::net::TcpListener::bind((
-                        IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-                        SIM_HTTP_PORT,
-                    ))
-                    .await?,
-                )),
-                false => None,
-            };
-            let worker = match pchat_server::build_worker(&cfg, None) {
-                Ok(w) => w,
-                Err(e) => {
-                    tracing::info!("simulated compliance worker did not start: {e}");
-                    return Ok(());
-                }
-            };
-            let core = match pchat_server::build_core_with_faults(
-                cfg,
-                clock,
-                seed,
-                &local,
-                faults.clone(),
-            ) {
-                Ok(core) => core,
-                Err(e) => {
-                    // Like the binary: cannot open the store, exit. A `restart` (or
-                    // the end of the run) starts it again.
-                    tracing::info!("simulated server did not start: {e}");
-                    return Ok(());
-                }
-            };
-            pchat_server::host::serve_full(
-                crate::sim_net::SimListener(listener),
-                http,
-                core,
-                worker,
-                std::future::pending(),
-                faults,
-            )
-            .await?;
-            Ok(())
-        }
-    });
-    let keep_going = scenario.file.keep_going;
-    let mut senders = BTreeMap::new();
-    for (i, spec) in scenario.file.clients.iter().enumerate() {
-        let (tx, rx) = mpsc::channel::<Job>(1);
-        senders.insert(spec.name.clone(), tx);
-        let (name, uri, t) = (spec.name.clone(), spec.uri.clone(), transcript.clone());
-        let rx = Arc::new(Mutex::new(Some(rx)));
-        sim.client(spec.name.as_str(), async move {
-            let Some(rx) = rx.lock().ok().and_then(|mut r| r.take()) else {
-                return Ok(());
-            };
-            let task = client_task(
-                name,
-                uri,
-                client_seed(seed, i),
-                t,
-                rx,
-                || async {
-                    let s = turmoil::net::TcpStream::connect(("server", SIM_SIP_PORT)).await?;
-                    let local = s.local_addr()?.to_string();
-                    Ok((s, local))
-                },
-                keep_going,
-            );
-            if with_http {
-                let connect: crate::http_steps::HttpConnector = Arc::new(|| {
-                    Box::pin(async {
-                        let s = turmoil::net::TcpStream::connect(("server", SIM_HTTP_PORT)).await?;
-                        let io: Box<dyn crate::http_steps::Io> = Box::new(s);
-                        Ok((io, format!("server:{SIM_HTTP_PORT}")))
-                    })
-                });
-                crate::http_steps::HTTP_CONNECT.scope(connect, task).await;
-            } else {
-                task.await;
-            }
-            Ok(())
-        });
-    }
+    let disk = setup::ServerDisk::new(&scenario);
+    let faults = setup::planted_faults(&scenario);
+    let mut sim = setup::build_sim(seed, BASE_LATENCY_MS);
+    setup::add_server(&mut sim, disk.config.clone(), faults.clone(), seed);
+    let plan = crate::sim_hosts::HostPlan::of(&scenario);
+    let ctx = setup::ClientContext {
+        seed,
+        transcript: transcript.clone(),
+        keep_going: scenario.file.keep_going,
+        with_http: disk.config.http.is_some(),
+    };
+    let senders = setup::add_clients(&mut sim, &scenario, &plan, &ctx);
     let controls: Arc<Mutex<Vec<Control>>> = Arc::default();
     let env = SimEnv {
         controls: controls.clone(),
-        faults: faults.clone(),
-        clients: scenario
-            .file
-            .clients
-            .iter()
-            .map(|c| c.name.clone())
-            .collect(),
+        faults,
+        clients: plan.host_names(),
         until: Arc::default(),
     };
+    let outcome: Arc<Mutex<Option<Outcome>>> = Arc::default();
     let (sc, t, out) = (scenario.clone(), transcript.clone(), outcome.clone());
     sim.client("qa-driver", async move {
         let result = drive(sc, senders, t, Some(env)).await;
@@ -771,48 +639,53 @@ pub fn run_sim_with(scenario: &Scenario, seed: u64, opts: &SimOptions) -> RunRep
         }
         Ok(())
     });
-    let run = loop {
-        match sim.step() {
-            Ok(true) => break Ok(()),
-            Ok(false) => {}
-            Err(e) => break Err(e),
-        }
-        let pending: Vec<Control> = controls
-            .lock()
-            .map(|mut q| q.drain(..).collect())
-            .unwrap_or_default();
-        for c in pending {
-            apply(&mut sim, c);
-        }
-    };
+    let run = setup::step_until_done(&mut sim, &controls, progress);
     let elapsed = sim.elapsed();
     drop(sim);
-    let (steps_passed, mut failure, step_failures) = outcome
-        .lock()
-        .ok()
-        .and_then(|mut o| o.take())
-        .unwrap_or((0, Some("the driver did not finish".into()), Vec::new()));
+    let outcome = outcome.lock().ok().and_then(|mut o| o.take());
+    let report = sim_report(
+        &scenario, seed, opts, &disk, transcript, outcome, run, elapsed,
+    );
+    disk.remove();
+    report
+}
+
+/// The report of a simulated run: the driver's `outcome` (none: it did not finish),
+/// turmoil's result `run`, the invariants over `transcript` and the server's `disk`.
+#[allow(clippy::too_many_arguments)]
+fn sim_report(
+    scenario: &Scenario,
+    seed: u64,
+    opts: &SimOptions,
+    disk: &crate::sim_setup::ServerDisk,
+    transcript: Transcript,
+    outcome: Option<Outcome>,
+    run: turmoil::Result,
+    elapsed: Duration,
+) -> RunReport {
+    let (steps_passed, mut failure, step_failures) =
+        outcome.unwrap_or((0, Some("the driver did not finish".into()), Vec::new()));
     if let (Err(e), None) = (run, &failure) {
         failure = Some(format!(
             "{}: simulation failed: {e}",
             scenario.path.display()
         ));
     }
+    let compliance_files = disk.compliance_files();
     let compliance_output = compliance_files
         .as_ref()
         .map(|(_, dir)| read_compliance_output(dir));
     let violations = if scenario.file.invariants || opts.invariants {
         let files = crate::invariants::RunFiles {
-            store: &store_path,
+            store: &disk.store_path,
             compliance: compliance_files
                 .as_ref()
                 .map(|(db, dir)| (db.as_path(), dir.as_path())),
         };
-        crate::invariants::check(&scenario, &transcript, &files)
+        crate::invariants::check(scenario, &transcript, &files)
     } else {
         Vec::new()
     };
-    drop(store_dir);
     RunReport {
         name: scenario.name(),
         seed,

@@ -370,6 +370,27 @@ impl<'a> Sim<'a> {
         });
     }
 
+    /// The duration of one [`Sim::step`] (see [`crate::Builder::tick_duration`]).
+    pub fn tick_duration(&self) -> Duration {
+        self.config.tick
+    }
+
+    /// Sets the duration of the following steps. A caller that sees nothing in
+    /// flight ([`Sim::is_network_idle`]) may take larger steps while the hosts
+    /// only wait for timers, and go back to small ones when traffic resumes:
+    /// timers still fire at their own instants inside a step, but a message
+    /// sent during a step is only handed to the network when the step ends.
+    pub fn set_tick_duration(&mut self, value: Duration) {
+        self.config.tick = value;
+        self.world.borrow_mut().tick_duration = value;
+    }
+
+    /// Whether no message is on the network: none sent and not yet delivered,
+    /// none held, none waiting for its destination host. Costs O(1).
+    pub fn is_network_idle(&self) -> bool {
+        self.world.borrow().topology.is_idle()
+    }
+
     /// Access a [`LinksIter`] to introspect inflight messages between hosts.
     pub fn links(&self, f: impl FnOnce(LinksIter)) {
         let top = &mut self.world.borrow_mut().topology;

@@ -6,7 +6,7 @@ use crate::{config, TRACING_TARGET};
 use indexmap::IndexMap;
 use rand::{Rng, RngCore};
 use rand_distr::{Distribution, Exp};
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::io::{Error, ErrorKind, Result};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -23,6 +23,18 @@ pub(crate) struct Topology {
     /// forward in the same way we do it elsewhere. We'd like to represent
     /// network state with async in the future.
     rt: Rt<'static>,
+
+    /// Indices (into [`Topology::links`]) of the links that hold messages, sent
+    /// or deliverable. Only these are ticked and scanned for delivery, so the
+    /// cost of a step follows the traffic instead of the number of links
+    /// (which grows with the square of the hosts). Visited in index order:
+    /// the same order as a scan of every link, so delivery order is unchanged.
+    /// A link outside this set has its `now` brought forward when it is next
+    /// used ([`Topology::link_at`]).
+    busy: BTreeSet<usize>,
+
+    /// Scratch buffer for [`Topology::deliver_messages`].
+    scratch: Vec<usize>,
 }
 
 /// This type is used as the key in the [`Topology::links`] map. See [`new`]
@@ -178,6 +190,8 @@ impl Topology {
             config,
             links: IndexMap::new(),
             rt: Rt::no_software(),
+            busy: BTreeSet::new(),
+            scratch: Vec::new(),
         }
     }
 
@@ -238,8 +252,12 @@ impl Topology {
         dst: SocketAddr,
         message: Protocol,
     ) -> Result<()> {
-        if let Some(link) = self.links.get_mut(&Pair::new(src.ip(), dst.ip())) {
-            link.enqueue_message(&self.config, rand, src, dst, message)
+        if let Some(index) = self.links.get_index_of(&Pair::new(src.ip(), dst.ip())) {
+            let now = self.rt.now();
+            let link = Self::link_at(&mut self.links, index, now);
+            let result = link.enqueue_message(&self.config, rand, src, dst, message);
+            self.update_busy(index);
+            result
         } else {
             Err(Error::new(
                 ErrorKind::ConnectionRefused,
@@ -250,28 +268,74 @@ impl Topology {
 
     // Move messages from any network links to the `dst` host.
     pub(crate) fn deliver_messages(&mut self, rand: &mut dyn RngCore, dst: &mut Host) {
-        for (pair, link) in &mut self.links {
-            if pair.0 == dst.addr || pair.1 == dst.addr {
+        let mut indices = std::mem::take(&mut self.scratch);
+        indices.clear();
+        indices.extend(self.busy.iter().copied().filter(|&i| {
+            self.links
+                .get_index(i)
+                .is_some_and(|(pair, link)| {
+                    (pair.0 == dst.addr || pair.1 == dst.addr) && link.has_deliverable(dst.addr)
+                })
+        }));
+        for &index in &indices {
+            if let Some((_, link)) = self.links.get_index_mut(index) {
                 link.deliver_messages(&self.config, rand, dst);
             }
+            self.update_busy(index);
+        }
+        self.scratch = indices;
+    }
+
+    /// Whether no message is on any link (sent and not yet delivered, held, or
+    /// waiting for its destination host to run).
+    pub(crate) fn is_idle(&self) -> bool {
+        self.busy.is_empty()
+    }
+
+    /// The link at `index`, its clock brought to `now` (a link without
+    /// messages is not ticked; ticking it would only have set its clock).
+    fn link_at(links: &mut IndexMap<Pair, Link>, index: usize, now: Instant) -> &mut Link {
+        let (_, link) = links
+            .get_index_mut(index)
+            .expect("link index out of range");
+        if link.now < now {
+            link.now = now;
+        }
+        link
+    }
+
+    /// Puts the link at `index` in or out of [`Topology::busy`].
+    fn update_busy(&mut self, index: usize) {
+        let busy = self
+            .links
+            .get_index(index)
+            .is_some_and(|(_, link)| !link.is_empty());
+        if busy {
+            self.busy.insert(index);
+        } else {
+            self.busy.remove(&index);
         }
     }
 
     pub(crate) fn hold(&mut self, a: IpAddr, b: IpAddr) {
         self.get_link_mut(&Pair::new(a, b)).hold();
+        self.update_busy_pair(&Pair::new(a, b));
     }
 
     pub(crate) fn release(&mut self, a: IpAddr, b: IpAddr) {
         self.get_link_mut(&Pair::new(a, b)).release();
+        self.update_busy_pair(&Pair::new(a, b));
     }
 
     pub(crate) fn partition(&mut self, a: IpAddr, b: IpAddr) {
         self.get_link_mut(&Pair::new(a, b)).explicit_partition();
+        self.update_busy_pair(&Pair::new(a, b));
     }
 
     pub(crate) fn partition_oneway(&mut self, a: IpAddr, b: IpAddr) {
         let link = &mut self.get_link_mut(&Pair::new(a, b));
         link.partition_oneway(a, b);
+        self.update_busy_pair(&Pair::new(a, b));
     }
 
     pub(crate) fn repair(&mut self, a: IpAddr, b: IpAddr) {
@@ -285,8 +349,11 @@ impl Topology {
 
     pub(crate) fn tick_by(&mut self, duration: Duration) {
         let _ = self.rt.tick(duration);
-        for link in self.links.values_mut() {
-            link.tick(self.rt.now());
+        let now = self.rt.now();
+        for &index in &self.busy {
+            if let Some((_, link)) = self.links.get_index_mut(index) {
+                link.tick(now);
+            }
         }
     }
 
@@ -296,11 +363,23 @@ impl Topology {
         }
     }
 
+    /// The link of `pair`, its clock brought forward (see [`Topology::link_at`]).
+    /// The caller changes states or drops messages; call `update_busy` after.
     #[inline]
     fn get_link_mut(&mut self, pair: &Pair) -> &mut Link {
-        self.links
-            .get_mut(pair)
-            .unwrap_or_else(|| panic!("unable to find link between {pair:?}"))
+        let index = self
+            .links
+            .get_index_of(pair)
+            .unwrap_or_else(|| panic!("unable to find link between {pair:?}"));
+        let now = self.rt.now();
+        Self::link_at(&mut self.links, index, now)
+    }
+
+    /// [`Topology::update_busy`] for the link of `pair`.
+    fn update_busy_pair(&mut self, pair: &Pair) {
+        if let Some(index) = self.links.get_index_of(pair) {
+            self.update_busy(index);
+        }
     }
 }
 
@@ -405,6 +484,16 @@ impl Link {
 
         self.sent.push_back(sent);
         Ok(())
+    }
+
+    /// Whether no message is on this link (sent, held or deliverable).
+    fn is_empty(&self) -> bool {
+        self.sent.is_empty() && self.deliverable.values().all(VecDeque::is_empty)
+    }
+
+    /// Whether messages wait on this link for delivery to `addr`.
+    fn has_deliverable(&self, addr: IpAddr) -> bool {
+        self.deliverable.get(&addr).is_some_and(|q| !q.is_empty())
     }
 
     fn tick(&mut self, now: Instant) {
