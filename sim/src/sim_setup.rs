@@ -304,13 +304,17 @@ pub(crate) fn step_until_done(
         for c in pending {
             crate::runner::apply(sim, c);
         }
+        // Read the wall clock only every 256 steps.
         steps += 1;
-        if steps % 256 == 0 && shown.elapsed() >= PROGRESS_EVERY {
-            shown = Instant::now();
-            progress(Progress {
-                simulated: sim.elapsed(),
-                wall: started.elapsed(),
-            });
+        if steps >= 256 {
+            steps = 0;
+            if shown.elapsed() >= PROGRESS_EVERY {
+                shown = Instant::now();
+                progress(Progress {
+                    simulated: sim.elapsed(),
+                    wall: started.elapsed(),
+                });
+            }
         }
     }
 }
