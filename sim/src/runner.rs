@@ -16,10 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
-/// SIP port of the simulated server.
-pub const SIM_SIP_PORT: u16 = 5060;
-/// The simulated server's HTTP port (web services, when the scenario has `[http]`).
-pub const SIM_HTTP_PORT: u16 = 8080;
+pub use crate::sim_setup::{SIM_HTTP_PORT, SIM_SIP_PORT};
 
 /// How a run went.
 #[derive(Debug, Clone)]
@@ -56,13 +53,13 @@ impl RunReport {
 }
 
 /// A step for one client task and where its outcome goes.
-pub(crate) type Job = (Step, oneshot::Sender<steps::StepResult>);
+type Job = (Step, oneshot::Sender<steps::StepResult>);
 
 /// What the driver reports: steps passed, the first failure, failed steps (keep_going).
 type Outcome = (usize, Option<String>, Vec<String>);
 
 /// Per-client seed: distinct per client, fixed per run seed.
-pub(crate) fn client_seed(seed: u64, index: usize) -> u64 {
+fn client_seed(seed: u64, index: usize) -> u64 {
     seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
         .wrapping_add(index as u64 + 1)
 }
@@ -70,7 +67,7 @@ pub(crate) fn client_seed(seed: u64, index: usize) -> u64 {
 /// A network or host fault the driver asks the simulation loop to apply (they need
 /// `&mut Sim`, which only the loop holds). Applied between two simulation steps.
 #[derive(Debug, Clone)]
-pub(crate) enum Control {
+enum Control {
     /// Hold traffic between the server and these clients (delivered on release).
     Hold(Vec<String>),
     /// Release held traffic.
@@ -245,7 +242,7 @@ impl SimEnv {
 }
 
 /// Applies a control to the simulation.
-pub(crate) fn apply(sim: &mut turmoil::Sim<'_>, c: Control) {
+fn apply(sim: &mut turmoil::Sim<'_>, c: Control) {
     match c {
         Control::Hold(hosts) => {
             for h in hosts {
@@ -495,7 +492,7 @@ impl Session {
 
 /// A client's task: connects with `connect` (again after a `disconnect` step, or, with
 /// `keep_going`, after its connection died) and runs the jobs it is handed.
-pub(crate) async fn client_task<S, F, Fut>(
+async fn client_task<S, F, Fut>(
     name: String,
     uri: String,
     seed: u64,
@@ -616,13 +613,20 @@ pub fn run_sim_observed(
     let mut sim = setup::build_sim(seed, BASE_LATENCY_MS);
     setup::add_server(&mut sim, disk.config.clone(), faults.clone(), seed);
     let plan = crate::sim_hosts::HostPlan::of(&scenario);
-    let ctx = setup::ClientContext {
+    let ctx = ClientContext {
         seed,
         transcript: transcript.clone(),
         keep_going: scenario.file.keep_going,
         with_http: disk.config.http.is_some(),
     };
-    let senders = setup::add_clients(&mut sim, &scenario, &plan, &ctx);
+    let specs: Vec<(String, String)> = (scenario.file.clients.iter())
+        .map(|c| (c.name.clone(), c.uri.clone()))
+        .collect();
+    let start: setup::ClientStarter<Job> = std::rc::Rc::new(move |i, rx| {
+        let (name, uri) = specs.get(i).cloned().unwrap_or_default();
+        Box::pin(sim_client(i, name, uri, rx, ctx.clone()))
+    });
+    let senders = setup::add_clients(&mut sim, &scenario, &plan, &start);
     let controls: Arc<Mutex<Vec<Control>>> = Arc::default();
     let env = SimEnv {
         controls: controls.clone(),
@@ -639,7 +643,7 @@ pub fn run_sim_observed(
         }
         Ok(())
     });
-    let run = setup::step_until_done(&mut sim, &controls, progress);
+    let run = setup::step_until_done(&mut sim, &controls, apply, progress);
     let elapsed = sim.elapsed();
     drop(sim);
     let outcome = outcome.lock().ok().and_then(|mut o| o.take());
@@ -648,6 +652,54 @@ pub fn run_sim_observed(
     );
     disk.remove();
     report
+}
+
+/// What every simulated client task of a run shares.
+#[derive(Clone)]
+struct ClientContext {
+    /// Run seed (each client derives its own, [`client_seed`]).
+    seed: u64,
+    /// Where the clients record what they send and receive.
+    transcript: Transcript,
+    /// The scenario's `keep_going`.
+    keep_going: bool,
+    /// Whether the server has web services (`http` steps can connect).
+    with_http: bool,
+}
+
+/// One client's task on a simulated host: connects to the server over simulated TCP.
+async fn sim_client(
+    index: usize,
+    name: String,
+    uri: String,
+    rx: mpsc::Receiver<Job>,
+    ctx: ClientContext,
+) {
+    let task = client_task(
+        name,
+        uri,
+        client_seed(ctx.seed, index),
+        ctx.transcript.clone(),
+        rx,
+        || async {
+            let s = turmoil::net::TcpStream::connect(("server", SIM_SIP_PORT)).await?;
+            let local = s.local_addr()?.to_string();
+            Ok((s, local))
+        },
+        ctx.keep_going,
+    );
+    if ctx.with_http {
+        let connect: crate::http_steps::HttpConnector = Arc::new(|| {
+            Box::pin(async {
+                let s = turmoil::net::TcpStream::connect(("server", SIM_HTTP_PORT)).await?;
+                let io: Box<dyn crate::http_steps::Io> = Box::new(s);
+                Ok((io, format!("server:{SIM_HTTP_PORT}")))
+            })
+        });
+        crate::http_steps::HTTP_CONNECT.scope(connect, task).await;
+    } else {
+        task.await;
+    }
 }
 
 /// The report of a simulated run: the driver's `outcome` (none: it did not finish),

@@ -6,23 +6,30 @@
 //! - [`ServerDisk`]: the temporary directory that plays the server's disk (store,
 //!   compliance database and output, file stores), which outlives server crashes;
 //! - [`add_server`]: the `server` host, a new incarnation at every (re)start;
-//! - [`add_clients`]: the client hosts of the [`HostPlan`], one task per client;
+//! - [`add_clients`]: the client hosts of the [`HostPlan`], one task per client (the
+//!   runner's client task, handed in as a [`ClientStarter`]);
 //! - [`step_until_done`]: the step loop, paced by [`Pacer`], applying fault controls.
 
-use crate::runner::{client_seed, client_task, Control, Job, SIM_HTTP_PORT, SIM_SIP_PORT};
 use crate::scenario::Scenario;
 use crate::sim_clock::Pacer;
 use crate::sim_hosts::HostPlan;
-use crate::transcript::Transcript;
 use pchat_server::config::Config;
 use pchat_server::fault::Faults;
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
+use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
+
+/// SIP port of the simulated server.
+pub const SIM_SIP_PORT: u16 = 5060;
+/// The simulated server's HTTP port (web services, when the scenario has `[http]`).
+pub const SIM_HTTP_PORT: u16 = 8080;
 
 /// Longest simulated run before turmoil gives up.
 const SIM_DURATION: Duration = Duration::from_secs(3600);
@@ -164,44 +171,35 @@ async fn serve_once(cfg: Config, faults: Faults, seed: u64) -> turmoil::Result {
     Ok(())
 }
 
-/// What every client task of a run shares.
-#[derive(Clone)]
-pub struct ClientContext {
-    /// Run seed (each client derives its own, [`client_seed`]).
-    pub seed: u64,
-    /// Where the clients record what they send and receive.
-    pub transcript: Transcript,
-    /// The scenario's `keep_going`.
-    pub keep_going: bool,
-    /// Whether the server has web services (`http` steps can connect).
-    pub with_http: bool,
-}
+/// Starts one client's task on its simulated host: given the client's index in the
+/// scenario and its job queue, the future that runs it (the runner's client task).
+pub type ClientStarter<J> =
+    Rc<dyn Fn(usize, mpsc::Receiver<J>) -> Pin<Box<dyn Future<Output = ()>>>>;
 
-/// Adds the client hosts of `plan`, one task per client; returns each client's job
-/// queue by client name.
-pub(crate) fn add_clients(
+/// Adds the client hosts of `plan`, each running `start` for its clients; returns each
+/// client's job queue (capacity 1) by client name.
+pub fn add_clients<J: 'static>(
     sim: &mut turmoil::Sim<'_>,
     scenario: &Scenario,
     plan: &HostPlan,
-    ctx: &ClientContext,
-) -> BTreeMap<String, mpsc::Sender<Job>> {
+    start: &ClientStarter<J>,
+) -> BTreeMap<String, mpsc::Sender<J>> {
     let mut senders = BTreeMap::new();
     for host in &plan.hosts {
         let mut members = Vec::new();
         for &i in &host.clients {
-            let spec = &scenario.file.clients[i];
-            let (tx, rx) = mpsc::channel::<Job>(1);
-            senders.insert(spec.name.clone(), tx);
-            members.push((i, spec.name.clone(), spec.uri.clone(), rx));
+            let (tx, rx) = mpsc::channel::<J>(1);
+            senders.insert(scenario.file.clients[i].name.clone(), tx);
+            members.push((i, rx));
         }
-        // The client future must be 'static and is built once: hand it its members.
-        let members = Arc::new(Mutex::new(Some(members)));
-        let ctx = ctx.clone();
+        // The client future is built once and must be 'static: hand it its members.
+        let members = Rc::new(std::cell::RefCell::new(Some(members)));
+        let start = start.clone();
         sim.client(host.name.as_str(), async move {
-            let Some(members) = members.lock().ok().and_then(|mut m| m.take()) else {
+            let Some(members) = members.borrow_mut().take() else {
                 return Ok(());
             };
-            run_host_clients(members, ctx).await;
+            run_host_clients(members, start).await;
             Ok(())
         });
     }
@@ -210,14 +208,14 @@ pub(crate) fn add_clients(
 
 /// A client host's software: its clients' tasks (the only one inline, several as
 /// local tasks), until all end.
-async fn run_host_clients(
-    members: Vec<(usize, String, String, mpsc::Receiver<Job>)>,
-    ctx: ClientContext,
+async fn run_host_clients<J: 'static>(
+    members: Vec<(usize, mpsc::Receiver<J>)>,
+    start: ClientStarter<J>,
 ) {
-    let mut tasks = Vec::new();
     let single = members.len() == 1;
-    for (i, name, uri, rx) in members {
-        let task = one_client(i, name, uri, rx, ctx.clone());
+    let mut tasks = Vec::new();
+    for (i, rx) in members {
+        let task = start(i, rx);
         if single {
             task.await;
             return;
@@ -226,41 +224,6 @@ async fn run_host_clients(
     }
     for t in tasks {
         let _ = t.await;
-    }
-}
-
-/// One client's task on a simulated host: connects to the server over simulated TCP.
-async fn one_client(
-    index: usize,
-    name: String,
-    uri: String,
-    rx: mpsc::Receiver<Job>,
-    ctx: ClientContext,
-) {
-    let task = client_task(
-        name,
-        uri,
-        client_seed(ctx.seed, index),
-        ctx.transcript.clone(),
-        rx,
-        || async {
-            let s = turmoil::net::TcpStream::connect(("server", SIM_SIP_PORT)).await?;
-            let local = s.local_addr()?.to_string();
-            Ok((s, local))
-        },
-        ctx.keep_going,
-    );
-    if ctx.with_http {
-        let connect: crate::http_steps::HttpConnector = Arc::new(|| {
-            Box::pin(async {
-                let s = turmoil::net::TcpStream::connect(("server", SIM_HTTP_PORT)).await?;
-                let io: Box<dyn crate::http_steps::Io> = Box::new(s);
-                Ok((io, format!("server:{SIM_HTTP_PORT}")))
-            })
-        });
-        crate::http_steps::HTTP_CONNECT.scope(connect, task).await;
-    } else {
-        task.await;
     }
 }
 
@@ -276,13 +239,14 @@ pub struct Progress {
 /// Wall time between two progress callbacks.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
-/// Steps `sim` until every client host is done, applying the fault controls queued by
-/// the driver between steps and choosing each step's length with a [`Pacer`]; calls
+/// Steps `sim` until every client host is done, applying (`apply`) the fault controls
+/// queued by the driver between steps and choosing each step's length with a [`Pacer`]; calls
 /// `progress` about every 250 ms of wall time. Errors are turmoil's (a host failed, or
 /// [`SIM_DURATION`] passed).
-pub(crate) fn step_until_done(
+pub fn step_until_done<C>(
     sim: &mut turmoil::Sim<'_>,
-    controls: &Mutex<Vec<Control>>,
+    controls: &Mutex<Vec<C>>,
+    apply: impl Fn(&mut turmoil::Sim<'_>, C),
     progress: &dyn Fn(Progress),
 ) -> turmoil::Result {
     let mut pacer = Pacer::new();
@@ -297,12 +261,12 @@ pub(crate) fn step_until_done(
         if sim.step()? {
             return Ok(());
         }
-        let pending: Vec<Control> = controls
+        let pending: Vec<C> = controls
             .lock()
             .map(|mut q| q.drain(..).collect())
             .unwrap_or_default();
         for c in pending {
-            crate::runner::apply(sim, c);
+            apply(sim, c);
         }
         // Read the wall clock only every 256 steps.
         steps += 1;
