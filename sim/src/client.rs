@@ -359,7 +359,7 @@ impl Client {
                 .and_then(|v| v.split(';').next())
                 .and_then(|v| v.trim().parse().ok())
                 .unwrap_or(1);
-            tokio::time::sleep(Duration::from_secs(secs.min(60))).await;
+            crate::sim_clock::sleep(Duration::from_secs(secs.min(60))).await;
             self.next_try(&mut req);
         }
     }

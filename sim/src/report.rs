@@ -28,6 +28,16 @@ pub fn progress(len: u64, what: &str) -> ProgressBar {
     bar
 }
 
+/// The progress bar's message while scenario `name` runs: simulated time so far and
+/// the real-time factor (simulated s per wall s), e.g. `big: 312.0 s simulated, 57.3x real time`.
+pub fn sim_progress(name: &str, p: crate::sim_setup::Progress) -> String {
+    let factor = p.simulated.as_secs_f64() / p.wall.as_secs_f64().max(1e-9);
+    format!(
+        "{name}: {:.1} s simulated, {factor:.1}x real time",
+        p.simulated.as_secs_f64()
+    )
+}
+
 /// One line of a run's report: a scenario that ran, was skipped, or could not load.
 #[derive(Debug, Clone)]
 pub enum Entry {

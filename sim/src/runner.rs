@@ -13,15 +13,11 @@ use crate::steps;
 use crate::transcript::Transcript;
 use pchat_server::fault::{Faults, StoreFault};
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
-/// SIP port of the simulated server.
-pub const SIM_SIP_PORT: u16 = 5060;
-/// The simulated server's HTTP port (web services, when the scenario has `[http]`).
-pub const SIM_HTTP_PORT: u16 = 8080;
+pub use crate::sim_setup::{SIM_HTTP_PORT, SIM_SIP_PORT};
 
 /// How a run went.
 #[derive(Debug, Clone)]
@@ -60,6 +56,7 @@ impl RunReport {
     }
 }
 
+/// A step for one client task and where its outcome goes.
 type Job = (Step, oneshot::Sender<steps::StepResult>);
 
 /// What the driver reports: steps passed, the first failure, failed steps (keep_going),
@@ -98,6 +95,8 @@ const BASE_LATENCY_MS: (u64, u64) = (1, 5);
 struct SimEnv {
     controls: Arc<Mutex<Vec<Control>>>,
     faults: Faults,
+    /// The client hosts' turmoil names (`sim_hosts`): a network fault without
+    /// `hosts` applies to all of them.
     clients: Vec<String>,
     /// Per fault kind: when its latest window ends (overlapping windows extend it).
     until: Arc<Mutex<BTreeMap<String, tokio::time::Instant>>>,
@@ -119,7 +118,7 @@ impl SimEnv {
         }
         let env = self.clone();
         tokio::task::spawn_local(async move {
-            tokio::time::sleep_until(end).await;
+            crate::sim_clock::sleep_until(end).await;
             let last = env
                 .until
                 .lock()
@@ -152,13 +151,13 @@ impl SimEnv {
             .map(|u| u.values().max().copied())
             .unwrap_or(None);
         if let Some(end) = last {
-            tokio::time::sleep_until(end).await;
+            crate::sim_clock::sleep_until(end).await;
         }
         self.heal_network();
         self.push(Control::Restart);
         self.faults.set_overload(false);
         self.faults.set_store_fault(None);
-        tokio::time::sleep(Duration::from_millis(1)).await;
+        crate::sim_clock::sleep(Duration::from_millis(1)).await;
     }
 
     /// Injects fault `step` (`kind`); returns a summary.
@@ -252,7 +251,7 @@ impl SimEnv {
             _ => return Err(format!("`{}` is not a fault", kind.name())),
         };
         // Let the simulation loop apply it before the next step.
-        tokio::time::sleep(Duration::from_millis(1)).await;
+        crate::sim_clock::sleep(Duration::from_millis(1)).await;
         Ok(summary)
     }
 }
@@ -361,7 +360,7 @@ async fn drive_steps(
         let outcome = match kind {
             ActionKind::Wait => {
                 transcript.note(&label);
-                tokio::time::sleep(Duration::from_millis(step.ms().unwrap_or(0))).await;
+                crate::sim_clock::sleep(Duration::from_millis(step.ms().unwrap_or(0))).await;
                 Ok(String::new())
             }
             k if k.is_fault() => match env {
@@ -509,7 +508,7 @@ async fn client_task<S, F, Fut>(
     let mut session = Session::default();
     while let Some((step, reply)) = jobs.recv().await {
         if let Some(ms) = step.think_ms {
-            tokio::time::sleep(Duration::from_millis(ms)).await;
+            crate::sim_clock::sleep(Duration::from_millis(ms)).await;
         }
         if step.kind() == ActionKind::Disconnect {
             client = None;
@@ -591,174 +590,47 @@ pub struct SimOptions {
 
 /// Runs `scenario` in the simulator with `seed` and `opts`.
 pub fn run_sim_with(scenario: &Scenario, seed: u64, opts: &SimOptions) -> RunReport {
+    run_sim_observed(scenario, seed, opts, &|_| {})
+}
+
+/// [`run_sim_with`], calling `progress` with the simulated and wall time so far about
+/// every 250 ms of wall time while the run goes on (for a progress bar).
+pub fn run_sim_observed(
+    scenario: &Scenario,
+    seed: u64,
+    opts: &SimOptions,
+    progress: &dyn Fn(crate::sim_setup::Progress),
+) -> RunReport {
+    use crate::sim_setup as setup;
     let scenario = Arc::new(scenario.clone());
     let transcript = Transcript::default();
-    let outcome: Arc<Mutex<Option<Outcome>>> = Arc::default();
-    let mut sim = turmoil::Builder::new()
-        .rng_seed(seed)
-        .simulation_duration(Duration::from_secs(3600))
-        .tick_duration(Duration::from_millis(1))
-        .tcp_capacity(4096)
-        .min_message_latency(Duration::from_millis(BASE_LATENCY_MS.0))
-        .max_message_latency(Duration::from_millis(BASE_LATENCY_MS.1))
-        .build();
-    // The store file outlives server crashes (it is the server's disk). On Linux it goes
-    // to /dev/shm when there is one: fsync there costs nothing, and runs are many.
-    let shm = std::path::Path::new("/dev/shm");
-    let store_dir = if shm.is_dir() {
-        tempfile::tempdir_in(shm).or_else(|_| tempfile::tempdir())
-    } else {
-        tempfile::tempdir()
-    }
-    .ok();
-    let store_path = store_dir.as_ref().map_or_else(
-        || std::path::PathBuf::from(":memory:"),
-        |d| d.path().join("pchat.db"),
-    );
-    let mut cfg = scenario.server_config();
-    cfg.store.path = store_path.clone();
-    let faults = Faults::default();
-    match scenario
-        .file
-        .planted_bug
-        .as_ref()
-        .map(|b| b.get_ref().as_str())
-    {
-        Some("no-retry-dedup") => faults.disable_retry_dedup(true),
-        Some("no-crash-cleanup") => faults.disable_crash_cleanup(true),
-        _ => {}
-    }
-    let server_faults = faults.clone();
-    if let Some(d) = store_dir.as_ref() {
-        cfg.compliance.path = d.path().join("mgccomp.db");
-        cfg.compliance.output_dir = d.path().join("compliance");
-        if let Some(h) = cfg.http.as_mut() {
-            h.listen = format!("server:{SIM_HTTP_PORT}");
-            h.file_store = d.path().join("files");
-            h.compliance_file_store = d.path().join("compliance-files");
-        }
-    }
-    let with_http = cfg.http.is_some();
-    // With compliance on: the compliance database and the adapter's output directory.
-    let compliance_files = cfg.compliance.enabled.then(|| {
-        (
-            cfg.compliance.path.clone(),
-            cfg.compliance.output_dir.clone(),
-        )
+    let disk = setup::ServerDisk::new(&scenario);
+    let faults = setup::planted_faults(&scenario);
+    let mut sim = setup::build_sim(seed, BASE_LATENCY_MS);
+    setup::add_server(&mut sim, disk.config.clone(), faults.clone(), seed);
+    let plan = crate::sim_hosts::HostPlan::of(&scenario);
+    let ctx = ClientContext {
+        seed,
+        transcript: transcript.clone(),
+        keep_going: scenario.file.keep_going,
+        with_http: disk.config.http.is_some(),
+    };
+    let specs: Vec<(String, String)> = (scenario.file.clients.iter())
+        .map(|c| (c.name.clone(), c.uri.clone()))
+        .collect();
+    let start: setup::ClientStarter<Job> = std::rc::Rc::new(move |i, rx| {
+        let (name, uri) = specs.get(i).cloned().unwrap_or_default();
+        Box::pin(sim_client(i, name, uri, rx, ctx.clone()))
     });
-    // Each start of the server host (the first, and every restart after a crash) is a
-    // new incarnation: like a real process it gets fresh identifiers (its own seed) and
-    // reads the clock where simulated time is, instead of replaying its first life.
-    let incarnation = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    sim.host("server", move || {
-        let cfg = cfg.clone();
-        let faults = server_faults.clone();
-        let life = incarnation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let seed = seed ^ life.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        async move {
-            let listener =
-                turmoil::net::TcpListener::bind((IpAddr::V4(Ipv4Addr::UNSPECIFIED), SIM_SIP_PORT))
-                    .await?;
-            let local = SocketAddr::new(turmoil::lookup("server"), SIM_SIP_PORT).to_string();
-            let since = turmoil::sim_elapsed().unwrap_or_default().as_millis() as i64;
-            let clock = Arc::new(pchat_server::clock::TokioClock::starting_at(
-                pchat_server::clock::SIM_EPOCH_MS + since,
-            ));
-            let http = match cfg.http.is_some() {
-                true => Some(crate::sim_net::SimListener(
-                    turmoil::net::TcpListener::bind((
-                        IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-                        SIM_HTTP_PORT,
-                    ))
-                    .await?,
-                )),
-                false => None,
-            };
-            let worker = match pchat_server::build_worker(&cfg, None) {
-                Ok(w) => w,
-                Err(e) => {
-                    tracing::info!("simulated compliance worker did not start: {e}");
-                    return Ok(());
-                }
-            };
-            let core = match pchat_server::build_core_with_faults(
-                cfg,
-                clock,
-                seed,
-                &local,
-                faults.clone(),
-            ) {
-                Ok(core) => core,
-                Err(e) => {
-                    // Like the binary: cannot open the store, exit. A `restart` (or
-                    // the end of the run) starts it again.
-                    tracing::info!("simulated server did not start: {e}");
-                    return Ok(());
-                }
-            };
-            pchat_server::host::serve_full(
-                crate::sim_net::SimListener(listener),
-                http,
-                core,
-                worker,
-                std::future::pending(),
-                faults,
-            )
-            .await?;
-            Ok(())
-        }
-    });
-    let keep_going = scenario.file.keep_going;
-    let mut senders = BTreeMap::new();
-    for (i, spec) in scenario.file.clients.iter().enumerate() {
-        let (tx, rx) = mpsc::channel::<Job>(1);
-        senders.insert(spec.name.clone(), tx);
-        let (name, uri, t) = (spec.name.clone(), spec.uri.clone(), transcript.clone());
-        let rx = Arc::new(Mutex::new(Some(rx)));
-        sim.client(spec.name.as_str(), async move {
-            let Some(rx) = rx.lock().ok().and_then(|mut r| r.take()) else {
-                return Ok(());
-            };
-            let task = client_task(
-                name,
-                uri,
-                client_seed(seed, i),
-                t,
-                rx,
-                || async {
-                    let s = turmoil::net::TcpStream::connect(("server", SIM_SIP_PORT)).await?;
-                    let local = s.local_addr()?.to_string();
-                    Ok((s, local))
-                },
-                keep_going,
-            );
-            if with_http {
-                let connect: crate::http_steps::HttpConnector = Arc::new(|| {
-                    Box::pin(async {
-                        let s = turmoil::net::TcpStream::connect(("server", SIM_HTTP_PORT)).await?;
-                        let io: Box<dyn crate::http_steps::Io> = Box::new(s);
-                        Ok((io, format!("server:{SIM_HTTP_PORT}")))
-                    })
-                });
-                crate::http_steps::HTTP_CONNECT.scope(connect, task).await;
-            } else {
-                task.await;
-            }
-            Ok(())
-        });
-    }
+    let senders = setup::add_clients(&mut sim, &scenario, &plan, &start);
     let controls: Arc<Mutex<Vec<Control>>> = Arc::default();
     let env = SimEnv {
         controls: controls.clone(),
-        faults: faults.clone(),
-        clients: scenario
-            .file
-            .clients
-            .iter()
-            .map(|c| c.name.clone())
-            .collect(),
+        faults,
+        clients: plan.host_names(),
         until: Arc::default(),
     };
+    let outcome: Arc<Mutex<Option<Outcome>>> = Arc::default();
     let (sc, t, out) = (scenario.clone(), transcript.clone(), outcome.clone());
     sim.client("qa-driver", async move {
         let result = drive(sc, senders, t, Some(env)).await;
@@ -767,24 +639,80 @@ pub fn run_sim_with(scenario: &Scenario, seed: u64, opts: &SimOptions) -> RunRep
         }
         Ok(())
     });
-    let run = loop {
-        match sim.step() {
-            Ok(true) => break Ok(()),
-            Ok(false) => {}
-            Err(e) => break Err(e),
-        }
-        let pending: Vec<Control> = controls
-            .lock()
-            .map(|mut q| q.drain(..).collect())
-            .unwrap_or_default();
-        for c in pending {
-            apply(&mut sim, c);
-        }
-    };
+    let run = setup::step_until_done(&mut sim, &controls, apply, progress);
     let elapsed = sim.elapsed();
     drop(sim);
+    let outcome = outcome.lock().ok().and_then(|mut o| o.take());
+    let report = sim_report(
+        &scenario, seed, opts, &disk, transcript, outcome, run, elapsed,
+    );
+    disk.remove();
+    report
+}
+
+/// What every simulated client task of a run shares.
+#[derive(Clone)]
+struct ClientContext {
+    /// Run seed (each client derives its own, [`client_seed`]).
+    seed: u64,
+    /// Where the clients record what they send and receive.
+    transcript: Transcript,
+    /// The scenario's `keep_going`.
+    keep_going: bool,
+    /// Whether the server has web services (`http` steps can connect).
+    with_http: bool,
+}
+
+/// One client's task on a simulated host: connects to the server over simulated TCP.
+async fn sim_client(
+    index: usize,
+    name: String,
+    uri: String,
+    rx: mpsc::Receiver<Job>,
+    ctx: ClientContext,
+) {
+    let task = client_task(
+        name,
+        uri,
+        client_seed(ctx.seed, index),
+        ctx.transcript.clone(),
+        rx,
+        || async {
+            let s = turmoil::net::TcpStream::connect(("server", SIM_SIP_PORT)).await?;
+            let local = s.local_addr()?.to_string();
+            Ok((s, local))
+        },
+        ctx.keep_going,
+    );
+    if ctx.with_http {
+        let connect: crate::http_steps::HttpConnector = Arc::new(|| {
+            Box::pin(async {
+                let s = turmoil::net::TcpStream::connect(("server", SIM_HTTP_PORT)).await?;
+                let io: Box<dyn crate::http_steps::Io> = Box::new(s);
+                Ok((io, format!("server:{SIM_HTTP_PORT}")))
+            })
+        });
+        crate::http_steps::HTTP_CONNECT.scope(connect, task).await;
+    } else {
+        task.await;
+    }
+}
+
+/// The report of a simulated run: the driver's `outcome` (none: it did not finish),
+/// turmoil's result `run`, the invariants over `transcript` and the server's `disk`.
+#[allow(clippy::too_many_arguments)]
+fn sim_report(
+    scenario: &Scenario,
+    seed: u64,
+    opts: &SimOptions,
+    disk: &crate::sim_setup::ServerDisk,
+    transcript: Transcript,
+    outcome: Option<Outcome>,
+    run: turmoil::Result,
+    elapsed: Duration,
+) -> RunReport {
     let (steps_passed, mut failure, step_failures, allowed_failures) =
-        outcome.lock().ok().and_then(|mut o| o.take()).unwrap_or((
+        outcome.unwrap_or((
             0,
             Some("the driver did not finish".into()),
             Vec::new(),
@@ -796,21 +724,21 @@ pub fn run_sim_with(scenario: &Scenario, seed: u64, opts: &SimOptions) -> RunRep
             scenario.path.display()
         ));
     }
+    let compliance_files = disk.compliance_files();
     let compliance_output = compliance_files
         .as_ref()
         .map(|(_, dir)| read_compliance_output(dir));
     let violations = if scenario.file.invariants || opts.invariants {
         let files = crate::invariants::RunFiles {
-            store: &store_path,
+            store: &disk.store_path,
             compliance: compliance_files
                 .as_ref()
                 .map(|(db, dir)| (db.as_path(), dir.as_path())),
         };
-        crate::invariants::check(&scenario, &transcript, &files)
+        crate::invariants::check(scenario, &transcript, &files)
     } else {
         Vec::new()
     };
-    drop(store_dir);
     RunReport {
         name: scenario.name(),
         seed,

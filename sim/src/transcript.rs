@@ -58,7 +58,10 @@ impl Transcript {
 
     /// Number of SIP messages recorded (notes excluded).
     pub fn message_count(&self) -> usize {
-        self.entries().iter().filter(|e| e.from != "#").count()
+        self.entries
+            .lock()
+            .map(|e| e.iter().filter(|e| e.from != "#").count())
+            .unwrap_or(0)
     }
 
     /// The raw (not normalized) text: one block per message.

@@ -384,8 +384,15 @@ pub fn parse(raw: &[u8]) -> Result<SipMessage, ParseError> {
     let n = normalize(raw)?;
     check_start_line(&n.start_line)?;
     let for_rsip = stand_in_method(&n.start_line, &n.bytes);
-    rsip::SipMessage::try_from(for_rsip.as_deref().unwrap_or(&n.bytes))
-        .map_err(|e| rsip_err("message", e))?;
+    // The start line says which it is: rsip's `SipMessage` would try a response first
+    // and, for every request, build (and drop) an error quoting the whole message.
+    let for_rsip = for_rsip.as_deref().unwrap_or(&n.bytes);
+    if n.start_line.starts_with("SIP/") {
+        rsip::Response::try_from(for_rsip).map(drop)
+    } else {
+        rsip::Request::try_from(for_rsip).map(drop)
+    }
+    .map_err(|e| rsip_err("message", e))?;
     let mut headers = Headers::default();
     for (name, value) in n.headers {
         headers.0.push((name, value));
