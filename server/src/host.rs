@@ -11,12 +11,13 @@
 use crate::config::SipConfig;
 use crate::core::{Action, ConnId, Core, Input};
 use crate::fault::Faults;
+pub use crate::net::Listener;
+use crate::net::{Event, Outgoing};
 use crate::sip::{parse, response_for, Framer, SipMessage};
 use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 
@@ -45,36 +46,6 @@ pub fn raise_nofile_limit(want: u64) -> io::Result<u64> {
     let soft = want.min(hard).max(soft);
     Resource::NOFILE.set(soft, hard)?;
     Ok(soft)
-}
-
-/// A stream listener: tokio's or turmoil's TCP (or anything else that yields streams).
-pub trait Listener: Send + 'static {
-    /// The connection type.
-    type Stream: AsyncRead + AsyncWrite + Send + Unpin + 'static;
-    /// Waits for the next connection.
-    fn accept(&mut self) -> impl Future<Output = io::Result<(Self::Stream, SocketAddr)>> + Send;
-}
-
-impl Listener for tokio::net::TcpListener {
-    type Stream = tokio::net::TcpStream;
-    async fn accept(&mut self) -> io::Result<(Self::Stream, SocketAddr)> {
-        let (s, a) = tokio::net::TcpListener::accept(self).await?;
-        let _ = s.set_nodelay(true);
-        Ok((s, a))
-    }
-}
-
-type Outgoing = (Bytes, Bytes);
-
-/// What the core task receives: network input, a connection's writer, or a web
-/// services request with the channel its answer goes back on.
-pub(crate) enum Event {
-    Input(Input),
-    Register(ConnId, mpsc::Sender<Outgoing>),
-    Http(
-        crate::web::api::HttpRequest,
-        oneshot::Sender<crate::web::api::HttpReply>,
-    ),
 }
 
 /// Runs the server on `listener` until `shutdown` resolves, then stops accepting, lets

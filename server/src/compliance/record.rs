@@ -14,8 +14,8 @@
 //! of dialogs the server dropped (BYE, close, expiry: nobody retries those) are carried
 //! over and recorded in the next batch.
 
+pub use super::batch::{BatchState, Undo};
 use super::{EventKind, NewEvent};
-use crate::channel::DialogId;
 use crate::cmd::CmdError;
 use crate::core::Core;
 use crate::store::{OpenSession, Store, StoreError};
@@ -133,23 +133,6 @@ pub fn with_event<T>(
         core.poison_batch();
     }
     result
-}
-
-/// An in-memory effect to undo if the batch does not commit.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Undo {
-    /// The dialog joined the room (guid): remove it again.
-    Joined(String, DialogId),
-    /// The dialog (of user) left the room (guid): put it back if the dialog still exists.
-    Parted(String, DialogId, String),
-}
-
-/// Compliance bookkeeping of the batch being handled (a field of the core).
-#[derive(Debug, Default)]
-pub struct BatchState {
-    undo: Vec<Undo>,
-    server_events: Vec<NewEvent>,
-    carry: Vec<NewEvent>,
 }
 
 /// Notes an in-memory effect to undo if the batch does not commit.

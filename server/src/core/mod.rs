@@ -123,14 +123,33 @@ pub struct Core {
     /// A compliance event of this batch could not be written: roll back, don't commit.
     poisoned: bool,
     /// Compliance bookkeeping of the batch (undo of joins/parts, carried PART events).
-    pub(crate) compliance: crate::compliance::record::BatchState,
+    pub(crate) compliance: crate::compliance::batch::BatchState,
     /// Web services: tokens and file stores.
-    pub(crate) web: crate::web::ops::WebState,
+    pub(crate) web: crate::web::state::WebState,
     /// `host:port` written into Via and Contact of our messages.
     pub(crate) local_addr: String,
     stats: Stats,
     pub(crate) faults: Faults,
     pub(crate) dedup: dedup::RetryDedup,
+    hooks: Hooks,
+}
+
+/// The handlers the core calls up into, injected by the layer above it
+/// (`crate::dispatch`), so that `core` imports nothing from `cmd`, `web` or
+/// `compliance::record` (ARCHITECTURE.md, "Layers").
+#[derive(Clone, Copy)]
+pub(crate) struct Hooks {
+    /// An INFO with an XCCOS body inside `dialog` (`cmd::on_xccos`).
+    pub(crate) xccos: fn(&mut Core, ConnId, DialogId, crate::sip::Request),
+    /// A web services request (`web::ops::handle`); answered by one `Action::Http`.
+    pub(crate) http: fn(&mut Core, crate::web::api::HttpReqId, crate::web::api::HttpRequest),
+    /// A dropped dialog was the last of `user` (2nd) in room `guid` (1st): record the
+    /// PART and tell the others (`dialog` is the dropped one).
+    pub(crate) left_room: fn(&mut Core, &str, &str, DialogId),
+    /// Start of a batch, inside its transaction (compliance: carried events).
+    pub(crate) begin_batch: fn(&mut Core),
+    /// End of a batch, with whether it committed (compliance: undo or forget).
+    pub(crate) end_batch: fn(&mut Core, bool),
 }
 
 /// `Server` header value of our responses.
@@ -140,32 +159,20 @@ pub const SERVER_HEADER: &str = concat!("pchat/", env!("CARGO_PKG_VERSION"));
 pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE, SUBSCRIBE";
 
 impl Core {
-    /// Builds the core: creates or updates the rooms of `cfg` in `store` (their GUID is
-    /// derived from domain + name, so URIs are stable; the config wins over changes made
-    /// over XCCOS to those rooms), then loads every room and the categories of `cfg`.
-    /// `seed` seeds every identifier the core mints; `local_addr` (`host:port`) goes into
-    /// Via and Contact. Errors: the store failed.
-    pub fn new(
-        cfg: Config,
-        store: Box<dyn Store>,
-        clock: Arc<dyn Clock>,
-        seed: u64,
-        local_addr: &str,
-    ) -> Result<Core, StoreError> {
-        Core::new_with_faults(cfg, store, clock, seed, local_addr, Faults::default())
-    }
-
-    /// [`Core::new`] with a fault handle shared with the simulator. Before returning it
-    /// closes the sessions a crashed previous run of this server (`[pool] server_id`)
-    /// left open: their PART events are recorded (compliance/record.rs,
-    /// `close_sessions_of_previous_run`). Errors: the store failed.
-    pub fn new_with_faults(
+    /// Builds the core with `hooks` (the handlers it calls up into; the public
+    /// constructors `Core::new` / `Core::new_with_faults` live in `crate::dispatch`, the
+    /// layer that knows them): creates or updates the rooms of `cfg` in `store` (their
+    /// GUID is derived from domain + name, so URIs are stable; the config wins over
+    /// changes made over XCCOS to those rooms), then loads every room and the categories
+    /// of `cfg`. Errors: the store failed.
+    pub(crate) fn assemble(
         cfg: Config,
         mut store: Box<dyn Store>,
         clock: Arc<dyn Clock>,
         seed: u64,
         local_addr: &str,
         faults: Faults,
+        hooks: Hooks,
     ) -> Result<Core, StoreError> {
         for r in &cfg.rooms {
             let list = |v: &[String]| {
@@ -201,8 +208,8 @@ impl Core {
         }
         let mut ids = IdGen::new(seed);
         let next_envid = ids.envid_start();
-        let web = crate::web::ops::WebState::new(cfg.http.as_ref());
-        let mut core = Core {
+        let web = crate::web::state::WebState::new(cfg.http.as_ref());
+        Ok(Core {
             cfg,
             store,
             clock,
@@ -219,17 +226,8 @@ impl Core {
             stats: Stats::default(),
             faults,
             dedup: dedup::RetryDedup::default(),
-        };
-        if core.faults.crash_cleanup_enabled() {
-            let closed = crate::compliance::record::close_sessions_of_previous_run(&mut core)?;
-            if closed > 0 {
-                tracing::info!(
-                    server = core.cfg.server_id(),
-                    "closing {closed} session(s) left open by a previous run (crash): PART events go into the first batch"
-                );
-            }
-        }
-        Ok(core)
+            hooks,
+        })
     }
 
     /// Uses `faults` (shared with the simulator) instead of the default, never-armed one.
@@ -253,7 +251,7 @@ impl Core {
                 false
             }
         };
-        crate::compliance::record::begin_batch(self);
+        (self.hooks.begin_batch)(self);
         for input in inputs {
             self.handle_input(input);
         }
@@ -274,7 +272,7 @@ impl Core {
         } else {
             true
         };
-        crate::compliance::record::end_batch(self, committed);
+        (self.hooks.end_batch)(self, committed);
         self.dedup.end_batch(committed);
         self.web.tokens.end_batch(committed);
         for q in self.queued.drain(..) {
@@ -317,7 +315,7 @@ impl Core {
                     self.drop_dialog(d);
                 }
             }
-            Input::Http { req, request } => crate::web::ops::handle(self, req, request),
+            Input::Http { req, request } => (self.hooks.http)(self, req, request),
             Input::Tick => {
                 let now = self.clock.now_ms();
                 self.web.tokens.purge(now);
@@ -525,8 +523,7 @@ impl Core {
         }
         for (guid, user, last) in self.rooms.leave_all(dialog) {
             if last {
-                crate::compliance::record::record_part_of_dropped(self, &guid, &user);
-                crate::cmd::join::notify_part(self, &guid, &user, dialog);
+                (self.hooks.left_room)(self, &guid, &user, dialog);
             }
         }
     }

@@ -310,7 +310,7 @@ impl Core {
             tracing::debug!("INFO with unsupported media type {mt}");
             return self.respond(conn, resp, false);
         }
-        crate::cmd::on_xccos(self, conn, id, req);
+        (self.hooks.xccos)(self, conn, id, req);
     }
 
     fn on_subscribe(&mut self, conn: ConnId, req: Request) {

@@ -12,7 +12,7 @@
 use super::api::{
     FileInfo, HttpReply, HttpReqId, HttpRequest, RoomCreate, RoomList, RoomUpdate, RoomView,
 };
-use super::tokens::{Direction, TokenError, Tokens};
+use super::tokens::{Direction, TokenError};
 use crate::channel::authz::{self, Op};
 use crate::channel::{DialogId, Room};
 use crate::cmd::{CmdError, Ctx};
@@ -23,30 +23,7 @@ use crate::files::{check_name, FileStore};
 use crate::store::{FileRecord, NewMessage};
 use crate::xccos::{codes, ChanRef, RoleChange, RoomAttrs};
 
-/// The core's web state: tokens and the file stores (when `[http]` is configured).
-#[derive(Debug, Default)]
-pub struct WebState {
-    /// Bearer and file tokens.
-    pub tokens: Tokens,
-    /// The file store and the compliance file store.
-    pub files: Option<(FileStore, FileStore)>,
-}
-
-impl WebState {
-    /// The state for `[http]` (`None`: web services off).
-    pub fn new(cfg: Option<&crate::config::HttpConfig>) -> WebState {
-        match cfg {
-            None => WebState::default(),
-            Some(h) => WebState {
-                tokens: Tokens::new(i64::try_from(h.file_token_ttl_ms).unwrap_or(i64::MAX)),
-                files: Some((
-                    FileStore::new(&h.file_store),
-                    FileStore::new(&h.compliance_file_store),
-                )),
-            },
-        }
-    }
-}
+pub use super::state::WebState;
 
 type Reply = Result<HttpReply, HttpReply>;
 
@@ -177,38 +154,6 @@ pub(crate) fn handle(core: &mut Core, req: HttpReqId, request: HttpRequest) {
     }
 }
 
-/// Issues a file token (`cmd:getfutok` / `cmd:getfdtok`): see `cmd::filetok`.
-pub(crate) fn issue_file_token(
-    core: &mut Core,
-    user: &str,
-    room_guid: &str,
-    name: &str,
-    direction: Direction,
-) -> String {
-    let token = core.ids.guid();
-    let ttl = core.cfg.http.as_ref().map_or(0, |h| {
-        i64::try_from(h.file_token_ttl_ms).unwrap_or(i64::MAX)
-    });
-    let expires_ms = core.clock.now_ms().saturating_add(ttl);
-    core.web.tokens.add_file(
-        token.clone(),
-        super::tokens::FileToken {
-            user: user.to_string(),
-            room_guid: room_guid.to_string(),
-            name: name.to_string(),
-            direction,
-            expires_ms,
-            used: false,
-        },
-    );
-    token
-}
-
-/// Whether uploads are allowed in the room's category (`file_upload`).
-pub(crate) fn upload_allowed(core: &Core, room: &Room) -> bool {
-    core.rooms.category_of(room).is_some_and(|c| c.file_upload)
-}
-
 /// The text of the grpchat that announces an uploaded file **(design)**:
 /// `[file] <name> (<size> bytes, sha256 <hex>)`.
 pub fn announcement(name: &str, size: u64, sha256: &str) -> String {
@@ -240,7 +185,7 @@ fn upload(
     }
     // Rights are checked again: the room may have changed since the token was issued.
     let room = room_for(core, &user, guid, Op::Post)?;
-    if !upload_allowed(core, room) {
+    if !crate::cmd::filetok::upload_allowed(core, room) {
         return Err(HttpReply::error(
             403,
             "upload_not_allowed",
