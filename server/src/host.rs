@@ -13,7 +13,7 @@ use crate::core::{Action, ConnId, Core, Input};
 use crate::fault::Faults;
 pub use crate::net::Listener;
 use crate::net::{Event, Outgoing};
-use crate::sip::{parse, response_for, Framer, SipMessage};
+use crate::sip::{parse, Framer, SipMessage};
 use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -302,10 +302,7 @@ fn is_success_response(frame: &[u8]) -> bool {
 
 /// `503 Service Unavailable` + `Retry-After: <s>` for `req` (RFC 3261 21.5.4, 20.33).
 fn overloaded(req: &crate::sip::Request, retry_after_s: u32) -> Bytes {
-    response_for(req, 503, "Service Unavailable")
-        .with_header("Retry-After", retry_after_s.to_string())
-        .with_header("Server", crate::core::SERVER_HEADER)
-        .encode()
+    crate::core::retry_later(req, retry_after_s)
 }
 
 async fn core_loop(

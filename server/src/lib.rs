@@ -17,6 +17,7 @@
 //! - [`host`]: the I/O driver, generic over tokio or turmoil TCP.
 //! - [`fault`]: fault switches the simulator arms (overload, store faults).
 //! - [`config`], [`clock`], [`ids`]: configuration, injected time, seeded identifiers.
+//! - [`xml`]: the one XML escaper/writer (XCCOS, provisioning, compliance files).
 
 pub mod channel;
 pub mod clock;
@@ -34,6 +35,7 @@ pub mod sip;
 pub mod store;
 pub mod web;
 pub mod xccos;
+pub mod xml;
 
 use std::sync::Arc;
 

@@ -142,12 +142,10 @@ pub fn handle(core: &mut Core, ctx: &Ctx, req: &Request, chat: GrpChat) {
     }
     core.dedup.stored(key);
     core.respond(ctx.conn, response_for(req, 200, "OK"), true);
-    let retry = response_for(req, 503, "Service Unavailable")
-        .with_header("Retry-After", core.cfg.sip.retry_after_s.to_string())
-        .with_header("Server", crate::core::SERVER_HEADER);
+    let head = crate::core::retry_later(req, core.cfg.sip.retry_after_s);
     core.push_on_abort(Action::Send {
         conn: ctx.conn,
-        head: retry.encode(),
+        head,
         body: bytes::Bytes::new(),
     });
     relay(

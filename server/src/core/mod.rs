@@ -386,12 +386,10 @@ impl Core {
             Some(dedup::Seen::Committed) => self.respond(conn, ok, false),
             Some(dedup::Seen::Pending) => {
                 self.respond(conn, ok, true);
-                let retry = crate::sip::response_for(req, 503, "Service Unavailable")
-                    .with_header("Retry-After", self.cfg.sip.retry_after_s.to_string())
-                    .with_header("Server", SERVER_HEADER);
+                let head = retry_later(req, self.cfg.sip.retry_after_s);
                 self.push_on_abort(Action::Send {
                     conn,
-                    head: retry.encode(),
+                    head,
                     body: Bytes::new(),
                 });
             }
@@ -485,30 +483,18 @@ impl Core {
         if next_cseq {
             d.local_cseq += 1;
         }
-        // Built by appending rather than `format!`: this runs once per relay (fan-out).
-        let mut head = String::with_capacity(
-            200 + d.remote_target.len()
-                + d.local_party.len()
-                + d.remote_party.len()
-                + d.call_id.len(),
-        );
-        head.push_str("INFO ");
-        head.push_str(&d.remote_target);
-        head.push_str(" SIP/2.0\r\nVia: SIP/2.0/TCP ");
-        head.push_str(local_addr);
-        head.push_str(";branch=z9hG4bK");
-        head.push_str(std::str::from_utf8(&branch).unwrap_or_default());
-        head.push_str("\r\nMax-Forwards: 70\r\nFrom: ");
-        head.push_str(&d.local_party);
-        head.push_str("\r\nTo: ");
-        head.push_str(&d.remote_party);
-        head.push_str("\r\nCall-ID: ");
-        head.push_str(&d.call_id);
-        head.push_str("\r\nCSeq: ");
-        push_u64(&mut head, u64::from(d.local_cseq));
-        head.push_str(" INFO\r\nContent-Type: text/plain\r\nContent-Length: ");
-        push_u64(&mut head, body.len() as u64);
-        head.push_str("\r\n\r\n");
+        let mut head = String::new();
+        crate::sip::InDialog {
+            method: "INFO",
+            target: &d.remote_target,
+            via: local_addr,
+            branch: std::str::from_utf8(&branch).unwrap_or_default(),
+            from: &d.local_party,
+            to: &d.remote_party,
+            call_id: &d.call_id,
+            cseq: d.local_cseq,
+        }
+        .write_head("text/plain", body.len(), &mut head);
         Some(Action::Send {
             conn: d.conn,
             head: Bytes::from(head),
@@ -529,10 +515,15 @@ impl Core {
     }
 }
 
-/// Appends `n` in decimal.
-fn push_u64(s: &mut String, n: u64) {
-    use std::fmt::Write as _;
-    let _ = write!(s, "{n}");
+/// The one `503 Service Unavailable` + `Retry-After: <retry_after_s>` (+ `Server`) answer
+/// to `req` (RFC 3261 21.5.4, 20.33), encoded: for a full core queue or forced overload
+/// (`host`), a post whose batch did not commit (`cmd::grpchat`) and a retried post whose
+/// first copy did not commit (here).
+pub fn retry_later(req: &crate::sip::Request, retry_after_s: u32) -> Bytes {
+    crate::sip::response_for(req, 503, "Service Unavailable")
+        .with_header("Retry-After", retry_after_s.to_string())
+        .with_header("Server", SERVER_HEADER)
+        .encode()
 }
 
 #[cfg(test)]

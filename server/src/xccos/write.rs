@@ -2,17 +2,13 @@
 //!
 //! Output is deterministic and compact: no XML declaration, no whitespace between
 //! elements, attributes in the fixed order of the `XCCOS.md` examples, double-quoted
-//! attribute values. Escaping:
-//! - text: `&` `<` `>` as entities, `\r` as `&#13;` (so CRLF survives XML end-of-line
-//!   normalization in the receiver), `\n`/`\t` raw;
-//! - attributes: additionally `"` `'` as entities and `\n` `\t` as `&#10;` `&#9;`
-//!   (so they survive attribute-value normalization);
-//! - characters not allowed in XML 1.0 at all (C0 controls other than tab/LF/CR,
-//!   U+FFFE, U+FFFF) are replaced by U+FFFD. This is the only lossy step.
+//! attribute values. Escaping is [`crate::xml`]'s (the XML 1.0 character rules shared
+//! with the provisioning and compliance documents). The elements are appended directly
+//! (not through quick-xml's `Writer` as in [`crate::xml::Doc`]): this runs once per
+//! relayed post and per reply, and its output is byte-for-byte the wire format.
 
 use super::model::*;
-
-const REPLACEMENT: &[u8] = "\u{FFFD}".as_bytes();
+pub use crate::xml::{escape_attr_into, escape_text_into};
 
 impl Envelope {
     /// Appends the XML of this envelope to `out`:
@@ -50,55 +46,6 @@ impl Envelope {
             Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
         }
     }
-}
-
-/// Appends `s` to `out` escaped for use inside a double-quoted XML attribute value
-/// (`& < > " '` as entities, `\r \n \t` as character references, XML-illegal
-/// characters as U+FFFD).
-pub fn escape_attr_into(out: &mut Vec<u8>, s: &str) {
-    escape_into(out, s, true);
-}
-
-/// Appends `s` to `out` escaped for use as XML element text (`& < >` as entities,
-/// `\r` as `&#13;`, XML-illegal characters as U+FFFD).
-pub fn escape_text_into(out: &mut Vec<u8>, s: &str) {
-    escape_into(out, s, false);
-}
-
-fn escape_into(out: &mut Vec<u8>, s: &str, attr: bool) {
-    let b = s.as_bytes();
-    let mut start = 0;
-    let mut i = 0;
-    while i < b.len() {
-        let c = b[i];
-        let (rep, len): (&[u8], usize) = match c {
-            b'&' => (b"&amp;", 1),
-            b'<' => (b"&lt;", 1),
-            b'>' => (b"&gt;", 1),
-            b'"' if attr => (b"&quot;", 1),
-            b'\'' if attr => (b"&apos;", 1),
-            b'\r' => (b"&#13;", 1),
-            b'\n' if attr => (b"&#10;", 1),
-            b'\t' if attr => (b"&#9;", 1),
-            b'\n' | b'\t' => {
-                i += 1;
-                continue;
-            }
-            0..=0x1f => (REPLACEMENT, 1),
-            0xEF if b.get(i + 1) == Some(&0xBF) && matches!(b.get(i + 2), Some(0xBE | 0xBF)) => {
-                (REPLACEMENT, 3)
-            }
-            _ => {
-                i += 1;
-                continue;
-            }
-        };
-        out.extend_from_slice(&b[start..i]);
-        out.extend_from_slice(rep);
-        i += len;
-        start = i;
-    }
-    out.extend_from_slice(&b[start..]);
 }
 
 fn push_u64(out: &mut Vec<u8>, mut n: u64) {
@@ -649,26 +596,6 @@ impl W<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn esc(s: &str, attr: bool) -> String {
-        let mut v = Vec::new();
-        escape_into(&mut v, s, attr);
-        String::from_utf8(v).unwrap()
-    }
-
-    #[test]
-    fn escaping() {
-        assert_eq!(esc("a<b>&\"'\r\n\t", false), "a&lt;b&gt;&amp;\"'&#13;\n\t");
-        assert_eq!(
-            esc("a<b>&\"'\r\n\t", true),
-            "a&lt;b&gt;&amp;&quot;&apos;&#13;&#10;&#9;"
-        );
-        assert_eq!(
-            esc("x\u{0}y\u{1b}\u{FFFE}\u{FFFF}\u{FFFD}é", false),
-            "x\u{FFFD}y\u{FFFD}\u{FFFD}\u{FFFD}\u{FFFD}é"
-        );
-        assert_eq!(esc("plain 漢字 😀", true), "plain 漢字 😀");
-    }
 
     #[test]
     fn numbers() {
