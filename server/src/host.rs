@@ -129,7 +129,7 @@ pub async fn serve_full<L: Listener, H: Listener>(
         }
         None => (None, None),
     };
-    let mut next_conn: ConnId = 0;
+    let mut next_conn = ConnId(0);
     tokio::pin!(shutdown);
     let result = loop {
         tokio::select! {
@@ -137,8 +137,8 @@ pub async fn serve_full<L: Listener, H: Listener>(
             _ = &mut shutdown => break Ok(()),
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    next_conn += 1;
-                    tracing::debug!(conn = next_conn, %peer, "connection accepted");
+                    next_conn.0 += 1;
+                    tracing::debug!(conn = %next_conn, %peer, "connection accepted");
                     spawn_connection(next_conn, stream, tx.clone(), &sip, faults.clone()).await;
                 }
                 Err(e) => {
@@ -277,7 +277,7 @@ async fn reader<R: AsyncRead + Unpin>(
                                 let _ = out.try_send((head, Bytes::new()));
                             }
                             mpsc::error::TrySendError::Full(_) => {
-                                tracing::debug!(conn, "core queue full; dropped a response/ACK");
+                                tracing::debug!(conn = %conn, "core queue full; dropped a response/ACK");
                             }
                             mpsc::error::TrySendError::Closed(_) => break 'conn,
                         }
@@ -285,7 +285,7 @@ async fn reader<R: AsyncRead + Unpin>(
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    tracing::info!(conn, "framing error, closing connection: {e}");
+                    tracing::info!(conn = %conn, "framing error, closing connection: {e}");
                     break 'conn;
                 }
             }
@@ -359,7 +359,7 @@ async fn core_loop(
         }
         for conn in slow {
             if writers.remove(&conn).is_some() {
-                tracing::warn!(conn, "send queue full or closed: disconnecting the peer");
+                tracing::warn!(conn = %conn, "send queue full or closed: disconnecting the peer");
                 let mut out = Vec::new();
                 core.handle(Input::Closed { conn }, &mut out);
                 for a in out {
@@ -390,7 +390,7 @@ fn absorb(
 ) {
     match ev {
         Event::Http(request, reply) => {
-            waiting.next += 1;
+            waiting.next.0 += 1;
             let req = waiting.next;
             waiting.pending.insert(req, reply);
             inputs.push(Input::Http { req, request });

@@ -86,13 +86,13 @@ pub(crate) fn on_xccos(core: &mut Core, conn: ConnId, dialog: DialogId, req: Req
                 }
                 Body::Rpl(_) | Body::Ntc(_) => {
                     // Only the server sends replies and notices; acknowledge and ignore.
-                    tracing::debug!(dialog, "client sent a rpl/ntc; ignored");
+                    tracing::debug!(dialog = %dialog, "client sent a rpl/ntc; ignored");
                     core.respond(conn, response_for(&req, 200, "OK"), false);
                 }
             }
         }
         Err(e) => {
-            tracing::debug!(dialog, code = e.code, "bad XCCOS: {}", e.reason);
+            tracing::debug!(dialog = %dialog, code = e.code, "bad XCCOS: {}", e.reason);
             core.respond(conn, response_for(&req, 200, "OK"), false);
             // Address the error reply to the command when its envid and id were
             // readable (XCCOS.md "Request and reply"); otherwise a bare rpl:error.

@@ -26,8 +26,7 @@ use bytes::Bytes;
 use dialog::Dialogs;
 use std::sync::Arc;
 
-/// Identifies one transport connection (assigned by the I/O driver).
-pub type ConnId = u64;
+pub use crate::ids::ConnId;
 
 /// Something that happened on the network, for the core to handle.
 #[derive(Debug)]
@@ -285,6 +284,33 @@ impl Core {
         } else {
             out.append(&mut self.on_abort);
         }
+        self.check_invariants();
+    }
+
+    /// The core's invariants after a batch, asserted in debug builds (tests, the
+    /// simulator): no commit-dependent action outlives its batch; the dialog table's
+    /// indices agree; every dialog in a room's joined set is live and of the user the
+    /// room lists for it.
+    fn check_invariants(&self) {
+        debug_assert!(
+            self.queued.is_empty() && self.on_abort.is_empty() && !self.poisoned,
+            "a commit-dependent action outlived its batch"
+        );
+        debug_assert!(
+            self.dialogs.indices_agree(),
+            "the dialog table's indices disagree"
+        );
+        if cfg!(debug_assertions) {
+            for room in self.rooms.iter() {
+                for (d, user) in &room.joined {
+                    debug_assert!(
+                        self.dialogs.get(*d).is_some_and(|x| &x.user == user),
+                        "room {} lists dialog {d} of {user}, which is not live",
+                        room.guid
+                    );
+                }
+            }
+        }
     }
 
     fn handle_input(&mut self, input: Input) {
@@ -298,7 +324,7 @@ impl Core {
                 msg: SipMessage::Response(resp),
             } => self.on_response(conn, resp),
             Input::Malformed { conn, raw, reason } => {
-                tracing::debug!(conn, "malformed SIP message: {reason}");
+                tracing::debug!(conn = %conn, "malformed SIP message: {reason}");
                 if let Some(head) = lenient::bad_request(&raw, &reason) {
                     self.push(
                         Action::Send {
@@ -321,7 +347,7 @@ impl Core {
                 self.web.tokens.purge(now);
                 for d in self.dialogs.expired(now) {
                     tracing::info!(
-                        dialog = d,
+                        dialog = %d,
                         "session expired (no refresh within Session-Expires)"
                     );
                     self.drop_dialog(d);
@@ -395,7 +421,7 @@ impl Core {
             }
         }
         tracing::debug!(
-            dialog = key.0,
+            dialog = %key.0,
             envid = key.1,
             "retried grpchat answered, not stored again"
         );

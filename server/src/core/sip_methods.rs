@@ -82,7 +82,7 @@ impl Core {
         if matches!(resp.code, 481 | 487) {
             if let Some(d) = resp.call_id().and_then(|c| self.dialogs.by_call_id(c)) {
                 tracing::info!(
-                    dialog = d,
+                    dialog = %d,
                     code = resp.code,
                     "client dropped the dialog; dropping it too"
                 );
@@ -200,7 +200,7 @@ impl Core {
             return;
         };
         let dialog = Dialog {
-            id: 0,
+            id: crate::channel::DialogId(0),
             conn,
             call_id: call_id.to_string(),
             local_tag: local_tag.clone(),
@@ -216,7 +216,7 @@ impl Core {
             bootstrap,
         };
         let id = self.dialogs.insert(dialog);
-        tracing::debug!(dialog = id, user = %user, bootstrap, "dialog established");
+        tracing::debug!(dialog = %id, user = %user, bootstrap, "dialog established");
         let resp = self.ok_to_invite(&req, &local_tag);
         self.respond(conn, resp, false);
     }

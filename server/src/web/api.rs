@@ -6,8 +6,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-/// Identifies one HTTP request waiting for the core (assigned by the host).
-pub type HttpReqId = u64;
+pub use crate::ids::HttpReqId;
 
 /// A request for the core, already parsed by the HTTP layer. `bearer` is the token from
 /// the `Authorization: Bearer` header (empty when absent); `room` is the room GUID

@@ -307,7 +307,10 @@ fn list_rooms(core: &mut Core, bearer: &str) -> Reply {
 /// included) gets the room's notices.
 fn manage_ctx(core: &Core, user: String, dialog: DialogId) -> Ctx {
     Ctx {
-        conn: core.dialogs.get(dialog).map_or(0, |d| d.conn),
+        conn: core
+            .dialogs
+            .get(dialog)
+            .map_or(crate::core::ConnId(0), |d| d.conn),
         dialog: DialogId::MAX,
         user,
         envid: 0,
