@@ -336,7 +336,8 @@ async fn core_loop(
         if inputs.is_empty() {
             continue;
         }
-        core.handle_batch(inputs.drain(..), &mut actions);
+        let now_ms = core.clock.now_ms();
+        core.handle_batch_at(now_ms, inputs.drain(..), &mut actions);
         let mut slow = Vec::new();
         for a in actions.drain(..) {
             match a {

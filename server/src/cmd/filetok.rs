@@ -77,7 +77,7 @@ pub fn http_token(core: &mut Core, ctx: &Ctx) -> CmdResult {
         .as_ref()
         .map_or(0, |h| i64::try_from(h.bearer_ttl_ms).unwrap_or(i64::MAX));
     let token = core.ids.guid();
-    let expires_ms = core.clock.now_ms().saturating_add(ttl);
+    let expires_ms = core.now_ms().saturating_add(ttl);
     core.web.tokens.add_bearer(
         token.clone(),
         Bearer {
@@ -101,7 +101,7 @@ fn issue_file_token(
     let ttl = core.cfg.http.as_ref().map_or(0, |h| {
         i64::try_from(h.file_token_ttl_ms).unwrap_or(i64::MAX)
     });
-    let expires_ms = core.clock.now_ms().saturating_add(ttl);
+    let expires_ms = core.now_ms().saturating_add(ttl);
     core.web.tokens.add_file(
         token.clone(),
         crate::web::tokens::FileToken {

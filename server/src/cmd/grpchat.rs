@@ -122,7 +122,7 @@ pub fn handle(core: &mut Core, ctx: &Ctx, req: &Request, chat: GrpChat) {
         let reason = format!("message of {chars} characters exceeds messageSizeLimit {limit}");
         return refuse(core, ctx, req, codes::TOO_LARGE, &reason);
     }
-    let ts_ms = core.clock.now_ms();
+    let ts_ms = core.now_ms();
     let msg = NewMessage {
         // (The planted no-retry-dedup bug ignores the id altogether.)
         client_msgid: chat

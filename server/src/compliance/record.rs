@@ -77,7 +77,7 @@ fn write_event(core: &mut Core, ev: &NewEvent) -> Result<i64, StoreError> {
 pub fn close_sessions_of_previous_run(core: &mut Core) -> Result<usize, StoreError> {
     let server = core.cfg.server_id().to_string();
     let stale = core.store.open_sessions(&server)?;
-    let now = core.clock.now_ms();
+    let now = core.now_ms();
     for s in &stale {
         if core.cfg.compliance.enabled {
             core.compliance.carry.push(NewEvent {
@@ -107,7 +107,7 @@ pub fn record(
     if !core.cfg.compliance.enabled {
         return Ok(());
     }
-    let ev = event_at(core, kind, guid, user, core.clock.now_ms(), content);
+    let ev = event_at(core, kind, guid, user, core.now_ms(), content);
     write_event(core, &ev).map(|_| ()).map_err(|e| {
         core.poison_batch();
         CmdError::new(
@@ -148,7 +148,7 @@ pub fn record_part_of_dropped(core: &mut Core, guid: &str, user: &str) {
     if !core.cfg.compliance.enabled {
         return;
     }
-    let ev = event_at(core, EventKind::Part, guid, user, core.clock.now_ms(), "");
+    let ev = event_at(core, EventKind::Part, guid, user, core.now_ms(), "");
     if write_event(core, &ev).is_err() {
         core.poison_batch();
     }

@@ -113,6 +113,9 @@ pub struct Core {
     pub(crate) cfg: Config,
     pub(crate) store: Box<dyn Store>,
     pub(crate) clock: Arc<dyn Clock>,
+    /// The current batch's time, ms since the epoch: an input of
+    /// [`Core::handle_batch_at`]; every handler reads it, none reads a clock.
+    now_ms: i64,
     pub(crate) ids: IdGen,
     pub(crate) rooms: Rooms,
     pub(crate) dialogs: Dialogs,
@@ -208,10 +211,12 @@ impl Core {
         let mut ids = IdGen::new(seed);
         let next_envid = ids.envid_start();
         let web = crate::web::state::WebState::new(cfg.http.as_ref());
+        let now_ms = clock.now_ms();
         Ok(Core {
             cfg,
             store,
             clock,
+            now_ms,
             ids,
             rooms,
             dialogs: Dialogs::default(),
@@ -240,9 +245,25 @@ impl Core {
         self.handle_batch(std::iter::once(input), out)
     }
 
-    /// Handles a batch of inputs inside one store transaction and appends the resulting
-    /// actions, in order, to `out` (see the module docs for what a failed commit does).
+    /// [`Core::handle_batch_at`] at the time of the core's clock.
     pub fn handle_batch(&mut self, inputs: impl IntoIterator<Item = Input>, out: &mut Vec<Action>) {
+        let now_ms = self.clock.now_ms();
+        self.handle_batch_at(now_ms, inputs, out)
+    }
+
+    /// Handles a batch of inputs that arrived at `now_ms` (ms since the epoch; the
+    /// batch's one time - session expiry, post timestamps, token expiry and compliance
+    /// events all read it: time is an input, as in quinn-proto's `handle_timeout`)
+    /// inside one store transaction and appends the resulting actions, in order, to
+    /// `out` (see the module docs for what a failed commit does). A `now_ms` earlier
+    /// than the previous batch's is taken as the previous one (time never runs back).
+    pub fn handle_batch_at(
+        &mut self,
+        now_ms: i64,
+        inputs: impl IntoIterator<Item = Input>,
+        out: &mut Vec<Action>,
+    ) {
+        self.now_ms = self.now_ms.max(now_ms);
         let in_tx = match self.store.begin() {
             Ok(()) => true,
             Err(e) => {
@@ -343,7 +364,7 @@ impl Core {
             }
             Input::Http { req, request } => (self.hooks.http)(self, req, request),
             Input::Tick => {
-                let now = self.clock.now_ms();
+                let now = self.now_ms;
                 self.web.tokens.purge(now);
                 for d in self.dialogs.expired(now) {
                     tracing::info!(
@@ -354,6 +375,11 @@ impl Core {
                 }
             }
         }
+    }
+
+    /// The current batch's time, ms since the epoch (see [`Core::handle_batch_at`]).
+    pub fn now_ms(&self) -> i64 {
+        self.now_ms
     }
 
     /// Counters so far.

@@ -94,7 +94,7 @@ impl Core {
     }
 
     fn session_expiry(&self) -> i64 {
-        self.clock.now_ms() + i64::from(self.cfg.sip.session_expires_s) * 1000
+        self.now_ms() + i64::from(self.cfg.sip.session_expires_s) * 1000
     }
 
     fn sdp_answer(&self) -> String {

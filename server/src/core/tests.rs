@@ -711,3 +711,43 @@ fn a_client_message_id_is_stored_once_across_dialogs_and_restarts() {
     }
     assert_eq!(h.core.store.message_count(&guid).unwrap(), 3);
 }
+
+/// Time is an input: a batch's handlers see the `now` it was handed (not the clock),
+/// and time never runs back between batches.
+#[test]
+fn a_batch_runs_at_the_time_it_is_handed() {
+    let mut h = harness();
+    let d1 = h.sign_in(1, "user1");
+    let info = "<xccos ver=\"1\" envid=\"9\" xmlns=\"urn:parlano:xml:ns:xccos\"><cmd id=\"cmd:getserverinfo\" seqid=\"1\"><data><sib domain=\"contoso.com\" infoType=\"123\"/></data></cmd></xccos>";
+    let later = crate::clock::SIM_EPOCH_MS + 90_000;
+    let server_time = |out: &[Action]| {
+        texts(out)
+            .iter()
+            .filter(|(_, t)| t.starts_with("INFO "))
+            .find_map(|(_, t)| match body_of(t).body {
+                Body::Rpl(r) => match r.data {
+                    RplData::ServerInfo(s) => Some(s.server_time),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .expect("rpl:getservinfo")
+    };
+    let mut out = Vec::new();
+    let input = h.info_input(&d1, "t1", info);
+    h.core.handle_batch_at(later, [input], &mut out);
+    assert_eq!(server_time(&out), crate::clock::iso8601(later));
+    assert_eq!(
+        h.core.now_ms(),
+        later,
+        "the clock (still at the epoch) was not read"
+    );
+    out.clear();
+    let input = h.info_input(&d1, "t2", info);
+    h.core.handle_batch_at(later - 50_000, [input], &mut out);
+    assert_eq!(
+        server_time(&out),
+        crate::clock::iso8601(later),
+        "no running back"
+    );
+}

@@ -39,20 +39,24 @@ impl InDialog<'_> {
                 + self.to.len()
                 + self.call_id.len(),
         );
-        out.push_str(self.method);
-        out.push(' ');
-        out.push_str(self.target);
-        out.push_str(" SIP/2.0\r\nVia: SIP/2.0/TCP ");
-        out.push_str(self.via);
-        out.push_str(";branch=z9hG4bK");
-        out.push_str(self.branch);
-        out.push_str("\r\nMax-Forwards: 70\r\nFrom: ");
-        out.push_str(self.from);
-        out.push_str("\r\nTo: ");
-        out.push_str(self.to);
-        out.push_str("\r\nCall-ID: ");
-        out.push_str(self.call_id);
-        out.push_str("\r\nCSeq: ");
+        for part in [
+            self.method,
+            " ",
+            self.target,
+            " SIP/2.0\r\nVia: SIP/2.0/TCP ",
+            self.via,
+            ";branch=z9hG4bK",
+            self.branch,
+            "\r\nMax-Forwards: 70\r\nFrom: ",
+            self.from,
+            "\r\nTo: ",
+            self.to,
+            "\r\nCall-ID: ",
+            self.call_id,
+            "\r\nCSeq: ",
+        ] {
+            out.push_str(part);
+        }
         let _ = write!(out, "{}", self.cseq);
         out.push(' ');
         out.push_str(self.method);

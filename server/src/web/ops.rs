@@ -76,7 +76,7 @@ fn token_error(e: TokenError) -> HttpReply {
 
 /// The user and dialog a bearer token stands for. Errors: 401.
 fn identify(core: &Core, bearer: &str) -> Result<(String, DialogId), HttpReply> {
-    let now = core.clock.now_ms();
+    let now = core.now_ms();
     let b = core
         .web
         .tokens
@@ -170,7 +170,7 @@ fn upload(
 ) -> Reply {
     let (user, dialog) = identify(core, bearer)?;
     check_name(name).map_err(|why| HttpReply::error(400, "bad_file_name", why))?;
-    let now = core.clock.now_ms();
+    let now = core.now_ms();
     core.web
         .tokens
         .check_file(token, &user, guid, name, Direction::Upload, now)
@@ -248,7 +248,7 @@ fn upload(
 fn download(core: &mut Core, bearer: &str, guid: &str, name: &str, token: &str) -> Reply {
     let (user, _) = identify(core, bearer)?;
     check_name(name).map_err(|why| HttpReply::error(400, "bad_file_name", why))?;
-    let now = core.clock.now_ms();
+    let now = core.now_ms();
     core.web
         .tokens
         .check_file(token, &user, guid, name, Direction::Download, now)
