@@ -74,12 +74,14 @@ pub struct HttpReply {
 pub enum ReplyBody {
     /// `application/json`.
     Json(serde_json::Value),
-    /// `application/octet-stream` with `Content-Disposition: attachment; filename=…`.
+    /// `application/octet-stream` with `Content-Disposition: attachment; filename=…`:
+    /// a committed file of the file store, read by the web handler after the core's
+    /// turn (the core never reads file contents; a failed read is a 500 `internal`).
     File {
         /// File name.
         name: String,
-        /// Content.
-        content: Bytes,
+        /// Where the content is (`files::FileStore::path_of`).
+        path: std::path::PathBuf,
     },
 }
 

@@ -260,7 +260,12 @@ fn download(core: &mut Core, bearer: &str, guid: &str, name: &str, token: &str) 
         .map_err(internal)?
         .ok_or_else(|| HttpReply::error(404, "no_such_file", "no such file in this room"))?;
     let (files, _) = file_stores(core)?;
-    let content = files.get(&rec.sha256).map_err(internal)?;
+    // Only the file's presence is checked here (a `stat`): the web handler reads it
+    // after this turn, off the core task.
+    let path = files.path_of(&rec.sha256).map_err(internal)?;
+    if !path.is_file() {
+        return Err(internal(format!("stored file {} is missing", rec.sha256)));
+    }
     crate::compliance::record::record(core, EventKind::FileDownload, guid, &user, name)
         .map_err(from_cmd_error)?;
     core.web.tokens.consume(token);
@@ -269,7 +274,7 @@ fn download(core: &mut Core, bearer: &str, guid: &str, name: &str, token: &str) 
         status: 200,
         body: super::api::ReplyBody::File {
             name: name.to_string(),
-            content: content.into(),
+            path,
         },
     })
 }

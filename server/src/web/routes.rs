@@ -115,7 +115,16 @@ fn reply(r: HttpReply) -> Response {
     let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     match r.body {
         ReplyBody::Json(v) => (status, Json(v)).into_response(),
-        ReplyBody::File { name, content } => {
+        ReplyBody::File { name, path } => {
+            // Read here, after the core's turn and off its task (the core checked the
+            // token, the rights and that the file exists, and recorded the event).
+            let content = match std::fs::read(&path) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!("web service: reading {}: {e}", path.display());
+                    return reply(HttpReply::error(500, "internal", e.to_string()));
+                }
+            };
             let mut resp = (status, content).into_response();
             let h = resp.headers_mut();
             h.insert(
