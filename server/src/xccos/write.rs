@@ -48,6 +48,15 @@ impl Envelope {
     }
 }
 
+/// `"true"` or `"false"`.
+fn bool_str(b: bool) -> &'static str {
+    if b {
+        "true"
+    } else {
+        "false"
+    }
+}
+
 fn push_u64(out: &mut Vec<u8>, mut n: u64) {
     let mut buf = [0u8; 20];
     let mut i = buf.len();
@@ -154,27 +163,13 @@ impl W<'_> {
                 self.raw("<data/>")
             }
             CmdKind::GetFileToken { chan_uri, file, .. } => {
-                self.raw("<data>");
-                self.open("ftdb");
-                self.attr("channelUri", chan_uri);
-                self.attr("fileUrl", file);
-                self.slash_gt();
-                self.raw("</data>");
+                self.data_elem("ftdb", &[("channelUri", chan_uri), ("fileUrl", file)])
             }
             CmdKind::GetServerInfo { domain, info_type } => {
-                self.raw("<data>");
-                self.open("sib");
-                self.attr("domain", domain);
-                self.attr("infoType", info_type);
-                self.slash_gt();
-                self.raw("</data>");
+                self.data_elem("sib", &[("domain", domain), ("infoType", info_type)])
             }
             CmdKind::GetAssociations { role } => {
-                self.raw("<data>");
-                self.open("assoc");
-                self.attr("role", role.as_str());
-                self.slash_gt();
-                self.raw("</data>");
+                self.data_elem("assoc", &[("role", role.as_str())])
             }
             CmdKind::BJoin { chans } => {
                 self.raw("<data>");
@@ -188,82 +183,34 @@ impl W<'_> {
                 self.chanref(chan);
                 self.raw("</data>");
             }
-            CmdKind::BcContext { chan, query } => {
-                self.raw("<data>");
-                self.chanref(chan);
-                self.raw("<bcq>");
-                match query {
-                    BcQuery::Last { cnt } => {
-                        self.open("last");
-                        self.attr_u64("cnt", u64::from(*cnt));
-                    }
-                    BcQuery::Before { id, cnt } => {
-                        self.open("before");
-                        self.attr_u64("id", *id);
-                        self.attr_u64("cnt", u64::from(*cnt));
-                    }
-                    BcQuery::Since { ts, cnt } => {
-                        self.open("since");
-                        self.attr("ts", ts);
-                        self.attr_u64("cnt", u64::from(*cnt));
-                    }
-                    BcQuery::Search {
-                        keyword,
-                        author,
-                        from,
-                        to,
-                        cnt,
-                    } => {
-                        self.open("search");
-                        self.attr("keyword", keyword);
-                        for (k, v) in [("author", author), ("from", from), ("to", to)] {
-                            if let Some(v) = v {
-                                self.attr(k, v);
-                            }
-                        }
-                        self.attr_u64("cnt", u64::from(*cnt));
-                    }
-                }
-                self.slash_gt();
-                self.raw("</bcq></data>");
-            }
+            CmdKind::BcContext { chan, query } => self.bccontext_data(chan, query),
             CmdKind::GetInv { invite_id, domain } => {
-                self.raw("<data>");
-                self.open("inv");
-                self.attr("inviteId", invite_id);
-                self.attr("domain", domain);
-                self.slash_gt();
-                self.raw("</data>");
+                self.data_elem("inv", &[("inviteId", invite_id), ("domain", domain)])
             }
             CmdKind::ChanSrch {
                 qtype,
                 criteria,
                 extended,
-            } => {
-                self.raw("<data>");
-                self.open("qib");
-                self.attr("qtype", qtype);
-                self.attr("criteria", criteria);
-                self.attr("extended", if *extended { "true" } else { "false" });
-                self.slash_gt();
-                self.raw("</data>");
-            }
+            } => self.data_elem(
+                "qib",
+                &[
+                    ("qtype", qtype),
+                    ("criteria", criteria),
+                    ("extended", bool_str(*extended)),
+                ],
+            ),
             CmdKind::GetPref {
                 label,
                 seqid,
                 create_default,
-            } => {
-                self.raw("<data>");
-                self.open("pref");
-                self.attr("label", label);
-                self.attr_u64("seqid", *seqid);
-                self.attr(
-                    "createdefault",
-                    if *create_default { "true" } else { "false" },
-                );
-                self.slash_gt();
-                self.raw("</data>");
-            }
+            } => self.data_elem(
+                "pref",
+                &[
+                    ("label", label),
+                    ("seqid", &seqid.to_string()),
+                    ("createdefault", bool_str(*create_default)),
+                ],
+            ),
             CmdKind::SetPref {
                 label,
                 seqid,
@@ -284,31 +231,93 @@ impl W<'_> {
                 attrs,
                 add,
                 remove,
-            } => {
-                self.raw("<data>");
-                match chan {
-                    ChanRef::Uri(uri) => {
-                        self.open("chanib");
-                        self.attr("uri", uri);
-                        self.room_attrs(attrs);
-                        self.slash_gt();
-                    }
-                    ChanRef::Id { .. } => {
-                        self.chanref(chan);
-                        if **attrs != RoomAttrs::default() {
-                            self.open("chanib");
-                            self.attr("uri", &chan.to_uri());
-                            self.room_attrs(attrs);
-                            self.slash_gt();
-                        }
-                    }
-                }
-                self.role_changes("add", add);
-                self.role_changes("remove", remove);
-                self.raw("</data>");
-            }
+            } => self.updateroom_data(chan, attrs, add, remove),
         }
         self.close("cmd");
+    }
+
+    /// `cmd:bccontext`'s `<data>`: the room, then `<bcq>` with one query element.
+    fn bccontext_data(&mut self, chan: &ChanRef, query: &BcQuery) {
+        self.raw("<data>");
+        self.chanref(chan);
+        self.raw("<bcq>");
+        match query {
+            BcQuery::Last { cnt } => {
+                self.open("last");
+                self.attr_u64("cnt", u64::from(*cnt));
+            }
+            BcQuery::Before { id, cnt } => {
+                self.open("before");
+                self.attr_u64("id", *id);
+                self.attr_u64("cnt", u64::from(*cnt));
+            }
+            BcQuery::Since { ts, cnt } => {
+                self.open("since");
+                self.attr("ts", ts);
+                self.attr_u64("cnt", u64::from(*cnt));
+            }
+            BcQuery::Search {
+                keyword,
+                author,
+                from,
+                to,
+                cnt,
+            } => {
+                self.open("search");
+                self.attr("keyword", keyword);
+                for (k, v) in [("author", author), ("from", from), ("to", to)] {
+                    if let Some(v) = v {
+                        self.attr(k, v);
+                    }
+                }
+                self.attr_u64("cnt", u64::from(*cnt));
+            }
+        }
+        self.slash_gt();
+        self.raw("</bcq></data>");
+    }
+
+    /// `cmd:updateroom`'s `<data>`: the room (with the changed attributes), then the
+    /// `add`/`remove` role changes.
+    fn updateroom_data(
+        &mut self,
+        chan: &ChanRef,
+        attrs: &RoomAttrs,
+        add: &[RoleChange],
+        remove: &[RoleChange],
+    ) {
+        self.raw("<data>");
+        match chan {
+            ChanRef::Uri(uri) => {
+                self.open("chanib");
+                self.attr("uri", uri);
+                self.room_attrs(attrs);
+                self.slash_gt();
+            }
+            ChanRef::Id { .. } => {
+                self.chanref(chan);
+                if *attrs != RoomAttrs::default() {
+                    self.open("chanib");
+                    self.attr("uri", &chan.to_uri());
+                    self.room_attrs(attrs);
+                    self.slash_gt();
+                }
+            }
+        }
+        self.role_changes("add", add);
+        self.role_changes("remove", remove);
+        self.raw("</data>");
+    }
+
+    /// `<data><{name} k="v" .../></data>`: a command whose data is one empty element.
+    fn data_elem(&mut self, name: &str, attrs: &[(&str, &str)]) {
+        self.raw("<data>");
+        self.open(name);
+        for (k, v) in attrs {
+            self.attr(k, v);
+        }
+        self.slash_gt();
+        self.raw("</data>");
     }
 
     /// `<data><pref label seqid content/></data>`: setpref's request and the reply of
@@ -378,26 +387,19 @@ impl W<'_> {
         match d {
             RplData::None => {}
             RplData::Empty => self.raw("<data/>"),
-            RplData::Uib(uri) => {
-                self.raw("<data>");
-                self.open("uib");
-                self.attr("uri", uri);
-                self.slash_gt();
-                self.raw("</data>");
-            }
-            RplData::ServerInfo(s) => {
-                self.raw("<data>");
-                self.open("sib");
-                self.attr("infoType", &s.info_type);
-                self.attr("serverTime", &s.server_time);
-                self.attr_u64("searchLimit", u64::from(s.search_limit));
-                self.attr_u64("messageSizeLimit", u64::from(s.message_size_limit));
-                self.attr_u64("storySizeLimit", u64::from(s.story_size_limit));
-                self.attr("rootUri", &s.root_uri);
-                self.attr("dbVersion", &s.db_version);
-                self.slash_gt();
-                self.raw("</data>");
-            }
+            RplData::Uib(uri) => self.data_elem("uib", &[("uri", uri)]),
+            RplData::ServerInfo(s) => self.data_elem(
+                "sib",
+                &[
+                    ("infoType", &s.info_type),
+                    ("serverTime", &s.server_time),
+                    ("searchLimit", &s.search_limit.to_string()),
+                    ("messageSizeLimit", &s.message_size_limit.to_string()),
+                    ("storySizeLimit", &s.story_size_limit.to_string()),
+                    ("rootUri", &s.root_uri),
+                    ("dbVersion", &s.db_version),
+                ],
+            ),
             RplData::Rooms { rooms, users } => {
                 if rooms.is_empty() && users.is_empty() {
                     self.raw("<data/>");
@@ -464,12 +466,7 @@ impl W<'_> {
                 self.pref_data(label, *seqid, content);
             }
             RplData::Token { token, server_uri } => {
-                self.raw("<data>");
-                self.open("token");
-                self.attr("token", token);
-                self.attr("serveruri", server_uri);
-                self.slash_gt();
-                self.raw("</data>");
+                self.data_elem("token", &[("token", token), ("serveruri", server_uri)])
             }
         }
     }
