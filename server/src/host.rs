@@ -331,7 +331,13 @@ async fn core_loop(
                     }
                 }
             }
-            _ = tick.tick() => inputs.push(Input::Tick),
+            _ = tick.tick() => {
+                // Only when something is due (Core::poll_timeout): an idle server does
+                // no work, and opens no transaction, once a second.
+                if core.poll_timeout().is_some_and(|t| t <= core.clock.now_ms()) {
+                    inputs.push(Input::Tick);
+                }
+            }
         }
         if inputs.is_empty() {
             continue;

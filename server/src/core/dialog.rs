@@ -137,6 +137,11 @@ impl Dialogs {
     pub fn is_empty(&self) -> bool {
         self.by_id.is_empty()
     }
+    /// The earliest session expiry of the dialogs (ms since the epoch), if any.
+    pub fn next_expiry(&self) -> Option<i64> {
+        self.by_id.values().map(|d| d.expires_at_ms).min()
+    }
+
     /// Whether the indices agree with the table (checked by `debug_assert!` after every
     /// batch): each table key is its dialog's id and at most the last id handed out;
     /// every Call-ID entry names a dialog with that Call-ID; the per-user index holds

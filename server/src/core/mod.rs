@@ -377,6 +377,21 @@ impl Core {
         }
     }
 
+    /// When the core next needs an [`Input::Tick`] (ms since the epoch; quinn-proto's
+    /// `poll_timeout`): the earliest session expiry or token purge, or the current time
+    /// while compliance events of a batch that did not commit wait to be recorded
+    /// again. `None`: nothing is due, ever, until more input arrives. A tick before
+    /// this time would change nothing, so the host skips it.
+    pub fn poll_timeout(&self) -> Option<i64> {
+        if !self.compliance.carry.is_empty() {
+            return Some(self.now_ms);
+        }
+        match (self.dialogs.next_expiry(), self.web.tokens.next_purge()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
     /// The current batch's time, ms since the epoch (see [`Core::handle_batch_at`]).
     pub fn now_ms(&self) -> i64 {
         self.now_ms

@@ -751,3 +751,21 @@ fn a_batch_runs_at_the_time_it_is_handed() {
         "no running back"
     );
 }
+
+/// `poll_timeout` is the next time a tick has work: nothing without sessions, the
+/// session expiry with one, and a tick at that time ends the session.
+#[test]
+fn poll_timeout_is_the_next_session_expiry() {
+    let mut h = harness();
+    assert_eq!(h.core.poll_timeout(), None, "no session, no deadline");
+    h.sign_in(1, "user1");
+    let expiry = crate::clock::SIM_EPOCH_MS + 1_800_000;
+    assert_eq!(h.core.poll_timeout(), Some(expiry));
+    h.core
+        .handle_batch_at(expiry - 1, [Input::Tick], &mut Vec::new());
+    assert_eq!(h.core.dialog_count(), 1, "not yet due");
+    h.core
+        .handle_batch_at(expiry, [Input::Tick], &mut Vec::new());
+    assert_eq!(h.core.dialog_count(), 0);
+    assert_eq!(h.core.poll_timeout(), None);
+}
