@@ -392,6 +392,11 @@ const COMMANDS: &[(&str, DataParser)] = &[
     ("cmd:updateroom", updateroom),
 ];
 
+/// The wire ids of the registered commands ([`COMMANDS`]), in table order.
+pub(crate) fn registered_commands() -> impl Iterator<Item = &'static str> {
+    COMMANDS.iter().map(|(id, _)| *id)
+}
+
 fn parse_cmd(el: &Elem, ctx: &Ctx) -> Result<Cmd, XccosError> {
     let Some(id) = el.attr("id") else {
         return Err(ctx.bad("cmd: missing id attribute"));
