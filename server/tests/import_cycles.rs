@@ -220,6 +220,75 @@ fn sim_src_has_no_import_cycles_but_the_known_ones() {
     assert!(new.is_empty(), "new import cycles in sim/src: {new:?}");
 }
 
+/// The layers of `server/src`, top to bottom (ARCHITECTURE.md "Layers"): a file belongs
+/// to the layer of the longest module-path prefix listed; it may import from its own
+/// layer and the layers below, never from a layer above.
+const SERVER_LAYERS: &[&[&str]] = &[
+    &["host"],
+    &["web", "web/routes"],
+    &["net"],
+    &["dispatch"],
+    &["web/ops"],
+    &["cmd"],
+    &["compliance/record"],
+    &["core"],
+    &[
+        "channel",
+        "store",
+        "files",
+        "compliance",
+        "web/state",
+        "web/tokens",
+        "web/api",
+        "cmd/error",
+    ],
+    &["xccos", "sip", "xml"],
+    &["config", "clock", "ids", "fault"],
+];
+
+fn layer_of(m: &[String]) -> Option<usize> {
+    let path = m.join("/");
+    let mut best: Option<(usize, usize)> = None;
+    for (i, layer) in SERVER_LAYERS.iter().enumerate() {
+        for prefix in *layer {
+            let hit = path == *prefix || path.starts_with(&format!("{prefix}/"));
+            if hit && best.is_none_or(|(len, _)| prefix.len() > len) {
+                best = Some((prefix.len(), i));
+            }
+        }
+    }
+    best.map(|(_, i)| i)
+}
+
+#[test]
+fn server_src_imports_only_downward() {
+    let mods = modules(&workspace().join("server/src"));
+    let mut problems = Vec::new();
+    for (from, targets) in edges(&mods) {
+        if from.is_empty() || is_test(&mods[&from]) {
+            continue;
+        }
+        let Some(lf) = layer_of(&from) else {
+            problems.push(format!(
+                "{} is in no layer of SERVER_LAYERS",
+                from.join("/")
+            ));
+            continue;
+        };
+        for to in targets {
+            match layer_of(&to) {
+                Some(lt) if lt < lf => problems.push(format!(
+                    "{} (layer {lf}) imports {} (layer {lt}, above it)",
+                    from.join("/"),
+                    to.join("/")
+                )),
+                _ => {}
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
 /// Writes `files` (path, text) under a fresh temp dir and returns its cycles.
 fn fixture(files: &[(&str, &str)]) -> Vec<Vec<String>> {
     let dir = tempfile::tempdir().unwrap();

@@ -16,7 +16,7 @@
 
 pub use super::batch::{BatchState, Undo};
 use super::{EventKind, NewEvent};
-use crate::cmd::CmdError;
+use crate::cmd::error::CmdError;
 use crate::core::Core;
 use crate::store::{OpenSession, Store, StoreError};
 use crate::xccos::codes;

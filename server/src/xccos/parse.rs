@@ -393,6 +393,7 @@ const COMMANDS: &[(&str, DataParser)] = &[
 ];
 
 /// The wire ids of the registered commands ([`COMMANDS`]), in table order.
+#[cfg(test)]
 pub(crate) fn registered_commands() -> impl Iterator<Item = &'static str> {
     COMMANDS.iter().map(|(id, _)| *id)
 }
