@@ -509,6 +509,8 @@ fn upload_in_a_batch_that_does_not_commit_answers_503_and_keeps_the_token() {
     let ftdb = format!("<ftdb channelUri=\"{uri}\" fileUrl=\"a.txt\"/>");
     let token = token_in(&h.info(1, "user1", &d1, &cmd("cmd:getfutok", &ftdb)));
     let guid = crate::ids::room_guid("contoso.com", "Design");
+    // As the web handler does: staged (hashed, written, fsynced) before the core's turn.
+    let files = crate::files::FileStore::new(&dir.path().join("files"));
     let upload = |req: u64| Input::Http {
         req: crate::web::api::HttpReqId(req),
         request: crate::web::api::HttpRequest::Upload {
@@ -516,7 +518,7 @@ fn upload_in_a_batch_that_does_not_commit_answers_503_and_keeps_the_token() {
             room: guid.clone(),
             name: "a.txt".into(),
             token: token.clone(),
-            content: Bytes::from_static(b"hello"),
+            staged: files.stage(b"hello").unwrap(),
         },
     };
     let status = |out: &[Action]| -> Vec<u16> {
@@ -550,6 +552,12 @@ fn upload_in_a_batch_that_does_not_commit_answers_503_and_keeps_the_token() {
         .iter()
         .any(|(conn, t)| *conn == 2 && t.contains("[file] a.txt (5 bytes")));
     assert!(h.core.store.get_file(&guid, "a.txt").unwrap().is_some());
+    let sha = crate::files::sha256_hex(b"hello");
+    let cfiles = crate::files::FileStore::new(&dir.path().join("cfiles"));
+    assert!(
+        files.contains(&sha) && cfiles.contains(&sha),
+        "in place, with the compliance copy"
+    );
     let mut out = Vec::new();
     h.core.handle(upload(3), &mut out);
     assert_eq!(status(&out), [409]);

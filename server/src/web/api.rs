@@ -2,7 +2,6 @@
 //! `Action::Http` payloads), and the JSON shapes of the web API (docs/web.md,
 //! `openapi.json`).
 
-use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -23,8 +22,9 @@ pub enum HttpRequest {
         name: String,
         /// File token (`cmd:getfutok`).
         token: String,
-        /// The file's bytes (at most `[http] max_file_bytes`).
-        content: Bytes,
+        /// The file, already hashed, written and fsynced by the web handler (at most
+        /// `[http] max_file_bytes`).
+        staged: crate::files::Staged,
     },
     /// `GET /v1/rooms/{room}/files/{name}?token=…`: the file's bytes.
     Download {

@@ -19,7 +19,7 @@ use crate::cmd::{CmdError, Ctx};
 use crate::compliance::record::{event_at, with_event};
 use crate::compliance::EventKind;
 use crate::core::{Action, Core};
-use crate::files::{check_name, FileStore};
+use crate::files::{check_name, FileStore, Staged};
 use crate::store::{FileRecord, NewMessage};
 use crate::xccos::{codes, ChanRef, RoleChange, RoomAttrs};
 
@@ -122,8 +122,8 @@ pub(crate) fn handle(core: &mut Core, req: HttpReqId, request: HttpRequest) {
             room,
             name,
             token,
-            content,
-        } => (upload(core, &bearer, &room, &name, &token, &content), true),
+            staged,
+        } => (upload(core, &bearer, &room, &name, &token, &staged), true),
         HttpRequest::Download {
             bearer,
             room,
@@ -166,7 +166,7 @@ fn upload(
     guid: &str,
     name: &str,
     token: &str,
-    content: &[u8],
+    staged: &Staged,
 ) -> Reply {
     let (user, dialog) = identify(core, bearer)?;
     check_name(name).map_err(|why| HttpReply::error(400, "bad_file_name", why))?;
@@ -176,11 +176,11 @@ fn upload(
         .check_file(token, &user, guid, name, Direction::Upload, now)
         .map_err(token_error)?;
     let max = core.cfg.http.as_ref().map_or(0, |h| h.max_file_bytes);
-    if content.len() as u64 > max {
+    if staged.size > max {
         return Err(HttpReply::error(
             413,
             "file_too_large",
-            format!("{} bytes exceed max_file_bytes {max}", content.len()),
+            format!("{} bytes exceed max_file_bytes {max}", staged.size),
         ));
     }
     // Rights are checked again: the room may have changed since the token was issued.
@@ -194,11 +194,17 @@ fn upload(
     }
     let chan_uri = room.uri.clone();
     let (files, compliance_files) = file_stores(core)?;
-    let sha256 = files.put(content).map_err(internal)?;
+    // Hashed, written and fsynced by the web handler before this turn: only renames
+    // (and a link for the compliance copy) happen here.
+    files.adopt(staged).map_err(internal)?;
+    let sha256 = staged.sha256.clone();
     if core.cfg.compliance.enabled {
-        compliance_files.put(content).map_err(internal)?;
+        let stored = files.path_of(&sha256).map_err(internal)?;
+        compliance_files
+            .link_from(&stored, &sha256)
+            .map_err(internal)?;
     }
-    let size = content.len() as u64;
+    let size = staged.size;
     let text = announcement(name, size, &sha256);
     let msg = NewMessage {
         client_msgid: None,

@@ -56,6 +56,8 @@ pub fn openapi_json() -> String {
 struct AppState {
     core: CoreHandle,
     max_file_bytes: u64,
+    /// The file store, where uploads are staged before the core's turn.
+    files: crate::files::FileStore,
 }
 
 /// The router (state: the core handle and the file size limit).
@@ -76,6 +78,7 @@ pub fn router(core: CoreHandle, cfg: &HttpConfig) -> Router {
         .with_state(AppState {
             core,
             max_file_bytes: cfg.max_file_bytes,
+            files: crate::files::FileStore::new(&cfg.file_store),
         })
 }
 
@@ -202,17 +205,27 @@ async fn upload(
         Ok(b) => b,
         Err(_) => return too_large(),
     };
-    reply(
-        st.core
-            .call(HttpRequest::Upload {
-                bearer: bearer(&headers),
-                room,
-                name,
-                token: q.token,
-                content,
-            })
-            .await,
-    )
+    // Hashing, writing and fsync happen here, off the core task; the core adopts the
+    // staged file (a rename) if it accepts the upload; what is left is removed.
+    let staged = match st.files.stage(&content) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("web service: staging an upload: {e}");
+            return reply(HttpReply::error(500, "internal", e.to_string()));
+        }
+    };
+    let answer = st
+        .core
+        .call(HttpRequest::Upload {
+            bearer: bearer(&headers),
+            room,
+            name,
+            token: q.token,
+            staged: staged.clone(),
+        })
+        .await;
+    let _ = std::fs::remove_file(&staged.path);
+    reply(answer)
 }
 
 /// Download a file of a room.
