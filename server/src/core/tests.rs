@@ -510,7 +510,7 @@ fn upload_in_a_batch_that_does_not_commit_answers_503_and_keeps_the_token() {
     let token = token_in(&h.info(1, "user1", &d1, &cmd("cmd:getfutok", &ftdb)));
     let guid = crate::ids::room_guid("contoso.com", "Design");
     // As the web handler does: staged (hashed, written, fsynced) before the core's turn.
-    let files = crate::files::FileStore::new(&dir.path().join("files"));
+    let files = crate::files::FileStore::new(dir.path().join("files"));
     let upload = |req: u64| Input::Http {
         req: crate::web::api::HttpReqId(req),
         request: crate::web::api::HttpRequest::Upload {
@@ -553,7 +553,7 @@ fn upload_in_a_batch_that_does_not_commit_answers_503_and_keeps_the_token() {
         .any(|(conn, t)| *conn == 2 && t.contains("[file] a.txt (5 bytes")));
     assert!(h.core.store.get_file(&guid, "a.txt").unwrap().is_some());
     let sha = crate::files::sha256_hex(b"hello");
-    let cfiles = crate::files::FileStore::new(&dir.path().join("cfiles"));
+    let cfiles = crate::files::FileStore::new(dir.path().join("cfiles"));
     assert!(
         files.contains(&sha) && cfiles.contains(&sha),
         "in place, with the compliance copy"

@@ -219,7 +219,7 @@ mod tests {
     #[test]
     fn staged_files_are_adopted_once_and_linked_into_a_second_store() {
         let dir = tempfile::tempdir().unwrap();
-        let fs = FileStore::new(&dir.path().join("files"));
+        let fs = FileStore::new(dir.path().join("files"));
         let (a, b) = (fs.stage(b"hello").unwrap(), fs.stage(b"hello").unwrap());
         assert_ne!(a.path, b.path, "each upload has its own staged copy");
         assert_eq!(
@@ -232,7 +232,7 @@ mod tests {
         assert_eq!(fs.count(), 1);
         assert!(!a.path.exists() && !b.path.exists(), "no staged copy left");
         assert_eq!(fs.get(&a.sha256).unwrap(), b"hello");
-        let other = FileStore::new(&dir.path().join("compliance"));
+        let other = FileStore::new(dir.path().join("compliance"));
         other
             .link_from(&fs.path_of(&a.sha256).unwrap(), &a.sha256)
             .unwrap();
