@@ -160,30 +160,32 @@ pub fn announcement(name: &str, size: u64, sha256: &str) -> String {
     format!("[file] {name} ({size} bytes, sha256 {sha256})")
 }
 
-fn upload(
-    core: &mut Core,
+/// Who uploads, on which dialog, into which room URI - if the upload may happen:
+/// bearer (401), file name (400), file token (4xx), size (413), rights in the room now
+/// (403/404; the room may have changed since the token was issued), the category's
+/// `file_upload` (403).
+fn upload_allowed_now(
+    core: &Core,
     bearer: &str,
     guid: &str,
     name: &str,
     token: &str,
-    staged: &Staged,
-) -> Reply {
+    size: u64,
+) -> Result<(String, DialogId, String), HttpReply> {
     let (user, dialog) = identify(core, bearer)?;
     check_name(name).map_err(|why| HttpReply::error(400, "bad_file_name", why))?;
-    let now = core.now_ms();
     core.web
         .tokens
-        .check_file(token, &user, guid, name, Direction::Upload, now)
+        .check_file(token, &user, guid, name, Direction::Upload, core.now_ms())
         .map_err(token_error)?;
     let max = core.cfg.http.as_ref().map_or(0, |h| h.max_file_bytes);
-    if staged.size > max {
+    if size > max {
         return Err(HttpReply::error(
             413,
             "file_too_large",
-            format!("{} bytes exceed max_file_bytes {max}", staged.size),
+            format!("{size} bytes exceed max_file_bytes {max}"),
         ));
     }
-    // Rights are checked again: the room may have changed since the token was issued.
     let room = room_for(core, &user, guid, Op::Post)?;
     if !crate::cmd::filetok::upload_allowed(core, room) {
         return Err(HttpReply::error(
@@ -192,7 +194,20 @@ fn upload(
             "file upload is off in this room's category",
         ));
     }
-    let chan_uri = room.uri.clone();
+    Ok((user, dialog, room.uri.clone()))
+}
+
+fn upload(
+    core: &mut Core,
+    bearer: &str,
+    guid: &str,
+    name: &str,
+    token: &str,
+    staged: &Staged,
+) -> Reply {
+    let (user, dialog, chan_uri) =
+        upload_allowed_now(core, bearer, guid, name, token, staged.size)?;
+    let now = core.now_ms();
     let (files, compliance_files) = file_stores(core)?;
     // Hashed, written and fsynced by the web handler before this turn: only renames
     // (and a link for the compliance copy) happen here.
