@@ -15,7 +15,7 @@
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use pchat_server::clock::{ManualClock, SIM_EPOCH_MS};
 use pchat_server::config::{Config, Privacy, RoomConfig};
-use pchat_server::core::{Action, Core, Input};
+use pchat_server::core::{Action, ConnId, Core, Input};
 use pchat_server::sip::{parse, SipMessage};
 use pchat_server::store::SqliteStore;
 use std::sync::Arc;
@@ -26,7 +26,7 @@ const ROOM: &str = "Fanout";
 const SIZES: [(u64, u64); 3] = [(30, 30), (150, 150), (16_000, 160)];
 
 struct Peer {
-    conn: u64,
+    conn: ConnId,
     user: String,
     call_id: String,
     from_tag: String,
@@ -38,7 +38,7 @@ fn sip(raw: &str) -> SipMessage {
     parse(raw.as_bytes()).expect("fixture parses")
 }
 
-fn invite(conn: u64, user: &str) -> SipMessage {
+fn invite(conn: ConnId, user: &str) -> SipMessage {
     let sdp = "v=0\r\no=- 0 0 IN IP4 10.0.0.5\r\ns=session\r\nc=IN IP4 10.0.0.5\r\nt=0 0\r\nm=message 5060 sip null\r\n";
     sip(&format!(
         "INVITE sip:pchat@contoso.com SIP/2.0\r\nVia: SIP/2.0/TCP 10.0.0.5:{conn};branch=z9hG4bKinv{conn}\r\n\
@@ -65,7 +65,7 @@ fn info(p: &mut Peer, body: &str) -> SipMessage {
     ))
 }
 
-fn to_tag(out: &[Action], conn: u64) -> Option<String> {
+fn to_tag(out: &[Action], conn: ConnId) -> Option<String> {
     out.iter().find_map(|a| match a {
         Action::Send { conn: c, head, .. } if *c == conn => {
             let head = std::str::from_utf8(head).ok()?;
@@ -101,8 +101,9 @@ fn room_of(n: u64, users: u64) -> (Core, Vec<Peer>, String) {
     );
     let mut peers = Vec::with_capacity(n as usize);
     let mut out = Vec::new();
-    for conn in 1..=n {
-        let user = format!("user{}", (conn - 1) % users);
+    for c in 1..=n {
+        let conn = ConnId(c);
+        let user = format!("user{}", (c - 1) % users);
         core.handle(
             Input::Sip {
                 conn,
@@ -160,7 +161,7 @@ fn bench_fanout(c: &mut Criterion) {
         g.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
             b.iter_batched(
                 || Input::Sip {
-                    conn: 1,
+                    conn: ConnId(1),
                     msg: info(poster, &body),
                 },
                 |input| {

@@ -11,12 +11,13 @@
 use crate::config::SipConfig;
 use crate::core::{Action, ConnId, Core, Input};
 use crate::fault::Faults;
-use crate::sip::{parse, response_for, Framer, SipMessage};
+pub use crate::net::Listener;
+use crate::net::{Event, Outgoing};
+use crate::sip::{parse, Framer, SipMessage};
 use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 
@@ -45,36 +46,6 @@ pub fn raise_nofile_limit(want: u64) -> io::Result<u64> {
     let soft = want.min(hard).max(soft);
     Resource::NOFILE.set(soft, hard)?;
     Ok(soft)
-}
-
-/// A stream listener: tokio's or turmoil's TCP (or anything else that yields streams).
-pub trait Listener: Send + 'static {
-    /// The connection type.
-    type Stream: AsyncRead + AsyncWrite + Send + Unpin + 'static;
-    /// Waits for the next connection.
-    fn accept(&mut self) -> impl Future<Output = io::Result<(Self::Stream, SocketAddr)>> + Send;
-}
-
-impl Listener for tokio::net::TcpListener {
-    type Stream = tokio::net::TcpStream;
-    async fn accept(&mut self) -> io::Result<(Self::Stream, SocketAddr)> {
-        let (s, a) = tokio::net::TcpListener::accept(self).await?;
-        let _ = s.set_nodelay(true);
-        Ok((s, a))
-    }
-}
-
-type Outgoing = (Bytes, Bytes);
-
-/// What the core task receives: network input, a connection's writer, or a web
-/// services request with the channel its answer goes back on.
-pub(crate) enum Event {
-    Input(Input),
-    Register(ConnId, mpsc::Sender<Outgoing>),
-    Http(
-        crate::web::api::HttpRequest,
-        oneshot::Sender<crate::web::api::HttpReply>,
-    ),
 }
 
 /// Runs the server on `listener` until `shutdown` resolves, then stops accepting, lets
@@ -158,7 +129,7 @@ pub async fn serve_full<L: Listener, H: Listener>(
         }
         None => (None, None),
     };
-    let mut next_conn: ConnId = 0;
+    let mut next_conn = ConnId(0);
     tokio::pin!(shutdown);
     let result = loop {
         tokio::select! {
@@ -166,8 +137,8 @@ pub async fn serve_full<L: Listener, H: Listener>(
             _ = &mut shutdown => break Ok(()),
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    next_conn += 1;
-                    tracing::debug!(conn = next_conn, %peer, "connection accepted");
+                    next_conn.0 += 1;
+                    tracing::debug!(conn = %next_conn, %peer, "connection accepted");
                     spawn_connection(next_conn, stream, tx.clone(), &sip, faults.clone()).await;
                 }
                 Err(e) => {
@@ -306,7 +277,7 @@ async fn reader<R: AsyncRead + Unpin>(
                                 let _ = out.try_send((head, Bytes::new()));
                             }
                             mpsc::error::TrySendError::Full(_) => {
-                                tracing::debug!(conn, "core queue full; dropped a response/ACK");
+                                tracing::debug!(conn = %conn, "core queue full; dropped a response/ACK");
                             }
                             mpsc::error::TrySendError::Closed(_) => break 'conn,
                         }
@@ -314,7 +285,7 @@ async fn reader<R: AsyncRead + Unpin>(
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    tracing::info!(conn, "framing error, closing connection: {e}");
+                    tracing::info!(conn = %conn, "framing error, closing connection: {e}");
                     break 'conn;
                 }
             }
@@ -331,10 +302,7 @@ fn is_success_response(frame: &[u8]) -> bool {
 
 /// `503 Service Unavailable` + `Retry-After: <s>` for `req` (RFC 3261 21.5.4, 20.33).
 fn overloaded(req: &crate::sip::Request, retry_after_s: u32) -> Bytes {
-    response_for(req, 503, "Service Unavailable")
-        .with_header("Retry-After", retry_after_s.to_string())
-        .with_header("Server", crate::core::SERVER_HEADER)
-        .encode()
+    crate::core::retry_later(req, retry_after_s)
 }
 
 async fn core_loop(
@@ -363,12 +331,19 @@ async fn core_loop(
                     }
                 }
             }
-            _ = tick.tick() => inputs.push(Input::Tick),
+            _ = tick.tick() => {
+                // Only when something is due (Core::poll_timeout): an idle server does
+                // no work, and opens no transaction, once a second.
+                if core.poll_timeout().is_some_and(|t| t <= core.clock.now_ms()) {
+                    inputs.push(Input::Tick);
+                }
+            }
         }
         if inputs.is_empty() {
             continue;
         }
-        core.handle_batch(inputs.drain(..), &mut actions);
+        let now_ms = core.clock.now_ms();
+        core.handle_batch_at(now_ms, inputs.drain(..), &mut actions);
         let mut slow = Vec::new();
         for a in actions.drain(..) {
             match a {
@@ -391,7 +366,7 @@ async fn core_loop(
         }
         for conn in slow {
             if writers.remove(&conn).is_some() {
-                tracing::warn!(conn, "send queue full or closed: disconnecting the peer");
+                tracing::warn!(conn = %conn, "send queue full or closed: disconnecting the peer");
                 let mut out = Vec::new();
                 core.handle(Input::Closed { conn }, &mut out);
                 for a in out {
@@ -422,7 +397,7 @@ fn absorb(
 ) {
     match ev {
         Event::Http(request, reply) => {
-            waiting.next += 1;
+            waiting.next.0 += 1;
             let req = waiting.next;
             waiting.pending.insert(req, reply);
             inputs.push(Input::Http { req, request });

@@ -8,6 +8,43 @@ use rand_chacha::ChaCha8Rng;
 /// Namespace of name-based room GUIDs (UUID v5 over `"<domain>/<lower-case name>"`).
 const ROOM_NS: uuid::Uuid = uuid::Uuid::from_u128(0x5c1b_7a2e_9d34_4f0a_8e61_c0ff_ee00_c4a7);
 
+/// Defines a distinct `u64` identifier newtype (so a connection id cannot be passed
+/// where a dialog id is expected): `Copy`, ordered (it keys `BTreeMap`s), printed as the
+/// bare number.
+macro_rules! id_newtype {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+        pub struct $name(pub u64);
+
+        impl $name {
+            /// The largest id: never assigned, used as "none of them".
+            pub const MAX: $name = $name(u64::MAX);
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "{}", self.0)
+            }
+        }
+    };
+}
+
+id_newtype!(
+    /// One transport connection, assigned by the I/O driver (`crate::host`) in accept
+    /// order from 1.
+    ConnId
+);
+id_newtype!(
+    /// One dialog (an INVITE session), assigned by the core in creation order from 1.
+    DialogId
+);
+id_newtype!(
+    /// One web services request, assigned by the I/O driver; its `Action::Http` answer
+    /// carries the same id.
+    HttpReqId
+);
+
 /// Seeded generator of protocol identifiers. Fixed-length output keeps transcripts'
 /// Content-Length stable across seeds.
 #[derive(Debug, Clone)]

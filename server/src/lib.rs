@@ -9,12 +9,15 @@
 //! - [`xccos`]: the typed XCCOS model, parser (quick-xml) and serializer.
 //! - [`core`]: the sans-IO protocol core: dialogs, SIP methods, group commit.
 //! - [`cmd`]: one file per XCCOS command family.
+//! - `dispatch`: the public constructors of [`core::Core`], which hand the core the
+//!   handlers (`cmd`, `web`, `compliance`) it calls up into.
 //! - [`channel`]: rooms, online participants, authorization.
 //! - [`store`]: the Persistent Chat Store trait and its SQLite implementation.
 //! - [`compliance`]: the compliance pipeline (outbox, mgccomp, worker, adapters, verify).
 //! - [`host`]: the I/O driver, generic over tokio or turmoil TCP.
 //! - [`fault`]: fault switches the simulator arms (overload, store faults).
 //! - [`config`], [`clock`], [`ids`]: configuration, injected time, seeded identifiers.
+//! - [`xml`]: the one XML escaper/writer (XCCOS, provisioning, compliance files).
 
 pub mod channel;
 pub mod clock;
@@ -22,14 +25,17 @@ pub mod cmd;
 pub mod compliance;
 pub mod config;
 pub mod core;
+mod dispatch;
 pub mod fault;
 pub mod files;
 pub mod host;
 pub mod ids;
+pub mod net;
 pub mod sip;
 pub mod store;
 pub mod web;
 pub mod xccos;
+pub mod xml;
 
 use std::sync::Arc;
 

@@ -868,20 +868,21 @@ impl Session {
 
     fn info(&self, d: &mut Dialog, body: &str, out: &mut Vec<u8>) -> u32 {
         d.cseq += 1;
-        let _ = write!(
-            StrBuf(out),
-            "INFO {t} SIP/2.0\r\nVia: SIP/2.0/TCP {l};branch=z9hG4bKl{i}x{q}\r\nMax-Forwards: 70\r\n\
-             From: {f}\r\nTo: {to}\r\nCall-ID: {cid}\r\nCSeq: {q} INFO\r\nContent-Type: text/plain\r\n\
-             Content-Length: {len}\r\n\r\n{body}",
-            t = d.target,
-            l = d.local,
-            i = self.index,
-            q = d.cseq,
-            f = d.from,
-            to = d.to,
-            cid = self.call_id,
-            len = body.len()
-        );
+        let branch = format!("l{}x{}", self.index, d.cseq);
+        let mut head = String::new();
+        pchat_server::sip::InDialog {
+            method: "INFO",
+            target: &d.target,
+            via: &d.local,
+            branch: &branch,
+            from: &d.from,
+            to: &d.to,
+            call_id: &self.call_id,
+            cseq: d.cseq,
+        }
+        .write_head("text/plain", body.len(), &mut head);
+        out.extend_from_slice(head.as_bytes());
+        out.extend_from_slice(body.as_bytes());
         d.cseq
     }
 
@@ -988,16 +989,6 @@ impl Session {
                 }
             }
         }
-    }
-}
-
-/// `write!` into a byte buffer.
-struct StrBuf<'a>(&'a mut Vec<u8>);
-
-impl std::fmt::Write for StrBuf<'_> {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        self.0.extend_from_slice(s.as_bytes());
-        Ok(())
     }
 }
 

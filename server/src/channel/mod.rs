@@ -10,8 +10,7 @@ use crate::config::{CategoryConfig, Invitations, Privacy, RoomType, DEFAULT_CATE
 use crate::store::RoomRecord;
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Index of a dialog in the dialog table (see `core::dialog`).
-pub type DialogId = u64;
+pub use crate::ids::DialogId;
 
 /// A category (from the configuration): scope, creators and settings of its rooms.
 #[derive(Debug, Clone)]

@@ -41,7 +41,7 @@ pub fn file_token(
     let op = if upload { Op::Post } else { Op::ReadHistory };
     let room = room_op(core, &ctx.user, &ChanRef::Uri(chan_uri.to_string()), op)?;
     let guid = room.guid.clone();
-    if upload && !crate::web::ops::upload_allowed(core, room) {
+    if upload && !upload_allowed(core, room) {
         return Err(CmdError::new(
             codes::NO_PERMISSION,
             "file upload is off in this room's category",
@@ -64,7 +64,7 @@ pub fn file_token(
     } else {
         Direction::Download
     };
-    let token = crate::web::ops::issue_file_token(core, &ctx.user, &guid, file, direction);
+    let token = issue_file_token(core, &ctx.user, &guid, file, direction);
     Ok(RplData::Token { token, server_uri })
 }
 
@@ -77,7 +77,7 @@ pub fn http_token(core: &mut Core, ctx: &Ctx) -> CmdResult {
         .as_ref()
         .map_or(0, |h| i64::try_from(h.bearer_ttl_ms).unwrap_or(i64::MAX));
     let token = core.ids.guid();
-    let expires_ms = core.clock.now_ms().saturating_add(ttl);
+    let expires_ms = core.now_ms().saturating_add(ttl);
     core.web.tokens.add_bearer(
         token.clone(),
         Bearer {
@@ -87,4 +87,36 @@ pub fn http_token(core: &mut Core, ctx: &Ctx) -> CmdResult {
         },
     );
     Ok(RplData::Token { token, server_uri })
+}
+
+/// Issues a file token (`cmd:getfutok` / `cmd:getfdtok`) for the web services.
+fn issue_file_token(
+    core: &mut Core,
+    user: &str,
+    room_guid: &str,
+    name: &str,
+    direction: Direction,
+) -> String {
+    let token = core.ids.guid();
+    let ttl = core.cfg.http.as_ref().map_or(0, |h| {
+        i64::try_from(h.file_token_ttl_ms).unwrap_or(i64::MAX)
+    });
+    let expires_ms = core.now_ms().saturating_add(ttl);
+    core.web.tokens.add_file(
+        token.clone(),
+        crate::web::tokens::FileToken {
+            user: user.to_string(),
+            room_guid: room_guid.to_string(),
+            name: name.to_string(),
+            direction,
+            expires_ms,
+            used: false,
+        },
+    );
+    token
+}
+
+/// Whether uploads are allowed in the room's category (`file_upload`).
+pub(crate) fn upload_allowed(core: &Core, room: &crate::channel::Room) -> bool {
+    core.rooms.category_of(room).is_some_and(|c| c.file_upload)
 }

@@ -24,7 +24,7 @@
 //! envelope, call-flows.md sign-in step 2). Every refusal carries a `Warning: 399`
 //! naming the cause.
 
-use super::{room_op, Ctx};
+use super::{room_op, CmdError, Ctx};
 use crate::channel::authz::Op;
 use crate::clock::iso8601;
 use crate::compliance::record::{event_at, with_event};
@@ -74,55 +74,79 @@ pub fn handle(core: &mut Core, ctx: &Ctx, req: &Request, chat: GrpChat) {
     if core.answer_retried_post(ctx.conn, key, req) {
         return; // a retry of a stored post (core/dedup.rs)
     }
-    if let Some(m) = chat
+    if answered_as_stored_copy(core, ctx, req, &chat) {
+        return;
+    }
+    match postable_room(core, ctx, &chat) {
+        Ok(guid) => store_and_relay(core, ctx, req, chat, guid, key),
+        Err(e) => refuse(core, ctx, req, e.code, &e.reason),
+    }
+}
+
+/// A post whose client message id is already stored (by an earlier dialog or an
+/// earlier run of the server) is answered 200 without storing it again; a store
+/// failure while looking is answered 503. Returns whether the post was answered.
+fn answered_as_stored_copy(core: &mut Core, ctx: &Ctx, req: &Request, chat: &GrpChat) -> bool {
+    let Some(m) = chat
         .msgid
         .as_deref()
         .filter(|_| core.faults.retry_dedup_enabled())
-    {
-        match core.store.find_client_message(&ctx.user, m) {
-            Ok(None) => {}
-            Ok(Some(id)) => {
-                // Stored by an earlier dialog or an earlier run of the server.
-                tracing::debug!(user = %ctx.user, msgid = m, id, "copy of a stored post answered, not stored again");
-                return core.respond(ctx.conn, response_for(req, 200, "OK"), false);
-            }
-            Err(e) => return refuse(core, ctx, req, codes::SERVICE_UNAVAILABLE, &e.to_string()),
+    else {
+        return false;
+    };
+    match core.store.find_client_message(&ctx.user, m) {
+        Ok(None) => false,
+        Ok(Some(id)) => {
+            tracing::debug!(user = %ctx.user, msgid = m, id, "copy of a stored post answered, not stored again");
+            core.respond(ctx.conn, response_for(req, 200, "OK"), false);
+            true
+        }
+        Err(e) => {
+            refuse(core, ctx, req, codes::SERVICE_UNAVAILABLE, &e.to_string());
+            true
         }
     }
+}
+
+/// The room (GUID) the post goes to, if the user may post there now: a `chanUri`
+/// (400), a room the user may post in (`room_op`'s 404/403) and has joined on this
+/// dialog (403), text within `messageSizeLimit` (413).
+fn postable_room(core: &Core, ctx: &Ctx, chat: &GrpChat) -> Result<String, CmdError> {
     if chat.chan_uri.is_empty() {
-        return refuse(
-            core,
-            ctx,
-            req,
-            codes::BAD_REQUEST,
-            "grpchat without chanUri",
-        );
+        return Err(CmdError::new(codes::BAD_REQUEST, "grpchat without chanUri"));
     }
-    let guid = match room_op(
+    let room = room_op(
         core,
         &ctx.user,
         &ChanRef::Uri(chat.chan_uri.clone()),
         Op::Post,
-    ) {
-        Ok(room) if room.joined.contains_key(&ctx.dialog) => room.guid.clone(),
-        Ok(_) => {
-            return refuse(
-                core,
-                ctx,
-                req,
-                codes::NO_PERMISSION,
-                "join the room before posting",
-            )
-        }
-        Err(e) => return refuse(core, ctx, req, e.code, &e.reason),
-    };
+    )?;
+    if !room.joined.contains_key(&ctx.dialog) {
+        return Err(CmdError::new(
+            codes::NO_PERMISSION,
+            "join the room before posting",
+        ));
+    }
     let limit = core.cfg.limits.message_size_limit as usize;
     let chars = chat.text.chars().count();
     if chars > limit {
         let reason = format!("message of {chars} characters exceeds messageSizeLimit {limit}");
-        return refuse(core, ctx, req, codes::TOO_LARGE, &reason);
+        return Err(CmdError::new(codes::TOO_LARGE, reason));
     }
-    let ts_ms = core.clock.now_ms();
+    Ok(room.guid.clone())
+}
+
+/// Stores an accepted post with its compliance event (one savepoint), answers 200 after
+/// the commit (503 + Retry-After if the commit fails) and relays it.
+fn store_and_relay(
+    core: &mut Core,
+    ctx: &Ctx,
+    req: &Request,
+    chat: GrpChat,
+    guid: String,
+    key: crate::core::dedup::PostKey,
+) {
+    let ts_ms = core.now_ms();
     let msg = NewMessage {
         // (The planted no-retry-dedup bug ignores the id altogether.)
         client_msgid: chat
@@ -142,12 +166,10 @@ pub fn handle(core: &mut Core, ctx: &Ctx, req: &Request, chat: GrpChat) {
     }
     core.dedup.stored(key);
     core.respond(ctx.conn, response_for(req, 200, "OK"), true);
-    let retry = response_for(req, 503, "Service Unavailable")
-        .with_header("Retry-After", core.cfg.sip.retry_after_s.to_string())
-        .with_header("Server", crate::core::SERVER_HEADER);
+    let head = crate::core::retry_later(req, core.cfg.sip.retry_after_s);
     core.push_on_abort(Action::Send {
         conn: ctx.conn,
-        head: retry.encode(),
+        head,
         body: bytes::Bytes::new(),
     });
     relay(

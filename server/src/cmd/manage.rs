@@ -150,7 +150,7 @@ fn invite(
     if !on {
         return Ok(());
     }
-    let now = core.clock.now_ms();
+    let now = core.now_ms();
     for u in users.iter().filter(|u| u.as_str() != actor) {
         core.store
             .add_invitation(u, guid, actor, now)

@@ -7,6 +7,7 @@
 //! then a reply with an error code (docs/xccos-codes.md); nothing is stored for it.
 
 pub mod associations;
+pub mod error;
 pub mod filetok;
 pub mod grpchat;
 pub mod history;
@@ -19,6 +20,7 @@ pub mod requri;
 pub mod search;
 pub mod serverinfo;
 
+pub use self::error::{CmdError, CmdResult};
 use crate::channel::authz::{self, Op};
 use crate::channel::{DialogId, Room};
 use crate::core::{ConnId, Core};
@@ -39,28 +41,6 @@ pub struct Ctx {
     /// seqid of the command.
     pub seqid: u64,
 }
-
-/// A refused command: XCCOS reply code (docs/xccos-codes.md) and the reason, logged.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CmdError {
-    /// Reply code, e.g. 404.
-    pub code: u16,
-    /// Human-readable reason (never sent for secret rooms' details).
-    pub reason: String,
-}
-
-impl CmdError {
-    /// An error with `code` and `reason`.
-    pub fn new(code: u16, reason: impl Into<String>) -> CmdError {
-        CmdError {
-            code,
-            reason: reason.into(),
-        }
-    }
-}
-
-/// What a command handler returns: the reply data, or why it was refused.
-pub type CmdResult = Result<RplData, CmdError>;
 
 /// Entry point for an INFO body inside a dialog (called by the SIP layer).
 pub(crate) fn on_xccos(core: &mut Core, conn: ConnId, dialog: DialogId, req: Request) {
@@ -86,13 +66,13 @@ pub(crate) fn on_xccos(core: &mut Core, conn: ConnId, dialog: DialogId, req: Req
                 }
                 Body::Rpl(_) | Body::Ntc(_) => {
                     // Only the server sends replies and notices; acknowledge and ignore.
-                    tracing::debug!(dialog, "client sent a rpl/ntc; ignored");
+                    tracing::debug!(dialog = %dialog, "client sent a rpl/ntc; ignored");
                     core.respond(conn, response_for(&req, 200, "OK"), false);
                 }
             }
         }
         Err(e) => {
-            tracing::debug!(dialog, code = e.code, "bad XCCOS: {}", e.reason);
+            tracing::debug!(dialog = %dialog, code = e.code, "bad XCCOS: {}", e.reason);
             core.respond(conn, response_for(&req, 200, "OK"), false);
             // Address the error reply to the command when its envid and id were
             // readable (XCCOS.md "Request and reply"); otherwise a bare rpl:error.

@@ -14,7 +14,7 @@ pub fn handle(core: &Core, info_type: &str) -> CmdResult {
     let l = &core.cfg.limits;
     Ok(RplData::ServerInfo(ServerInfo {
         info_type: info_type.to_string(),
-        server_time: iso8601(core.clock.now_ms()),
+        server_time: iso8601(core.now_ms()),
         search_limit: l.search_limit,
         message_size_limit: l.message_size_limit,
         story_size_limit: l.story_size_limit,

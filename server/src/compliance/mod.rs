@@ -29,6 +29,7 @@
 //! the host); production passes no hook.
 
 pub mod adapter;
+pub mod batch;
 pub mod db;
 pub mod jsonl;
 pub mod queue;

@@ -14,9 +14,9 @@
 //! of dialogs the server dropped (BYE, close, expiry: nobody retries those) are carried
 //! over and recorded in the next batch.
 
+pub use super::batch::{BatchState, Undo};
 use super::{EventKind, NewEvent};
-use crate::channel::DialogId;
-use crate::cmd::CmdError;
+use crate::cmd::error::CmdError;
 use crate::core::Core;
 use crate::store::{OpenSession, Store, StoreError};
 use crate::xccos::codes;
@@ -77,7 +77,7 @@ fn write_event(core: &mut Core, ev: &NewEvent) -> Result<i64, StoreError> {
 pub fn close_sessions_of_previous_run(core: &mut Core) -> Result<usize, StoreError> {
     let server = core.cfg.server_id().to_string();
     let stale = core.store.open_sessions(&server)?;
-    let now = core.clock.now_ms();
+    let now = core.now_ms();
     for s in &stale {
         if core.cfg.compliance.enabled {
             core.compliance.carry.push(NewEvent {
@@ -107,7 +107,7 @@ pub fn record(
     if !core.cfg.compliance.enabled {
         return Ok(());
     }
-    let ev = event_at(core, kind, guid, user, core.clock.now_ms(), content);
+    let ev = event_at(core, kind, guid, user, core.now_ms(), content);
     write_event(core, &ev).map(|_| ()).map_err(|e| {
         core.poison_batch();
         CmdError::new(
@@ -135,23 +135,6 @@ pub fn with_event<T>(
     result
 }
 
-/// An in-memory effect to undo if the batch does not commit.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Undo {
-    /// The dialog joined the room (guid): remove it again.
-    Joined(String, DialogId),
-    /// The dialog (of user) left the room (guid): put it back if the dialog still exists.
-    Parted(String, DialogId, String),
-}
-
-/// Compliance bookkeeping of the batch being handled (a field of the core).
-#[derive(Debug, Default)]
-pub struct BatchState {
-    undo: Vec<Undo>,
-    server_events: Vec<NewEvent>,
-    carry: Vec<NewEvent>,
-}
-
 /// Notes an in-memory effect to undo if the batch does not commit.
 pub fn undo_on_abort(core: &mut Core, undo: Undo) {
     if core.cfg.compliance.enabled {
@@ -165,7 +148,7 @@ pub fn record_part_of_dropped(core: &mut Core, guid: &str, user: &str) {
     if !core.cfg.compliance.enabled {
         return;
     }
-    let ev = event_at(core, EventKind::Part, guid, user, core.clock.now_ms(), "");
+    let ev = event_at(core, EventKind::Part, guid, user, core.now_ms(), "");
     if write_event(core, &ev).is_err() {
         core.poison_batch();
     }

@@ -27,7 +27,8 @@
 //! Times: `since1970` = ms since the Unix epoch, `string` = ISO 8601 UTC with 7
 //! fractional digits, `long` = .NET ticks (100 ns since 0001-01-01).
 //! Attribute values escape `& < > " '` and tab, CR, LF as character references;
-//! characters XML 1.0 cannot carry (other C0 controls) become U+FFFD.
+//! characters XML 1.0 cannot carry (other C0 controls, U+FFFE, U+FFFF) become U+FFFD
+//! ([`crate::xml`], the escaper shared with XCCOS and provisioning).
 
 use super::adapter::Format;
 use super::{Event, EventKind};
@@ -71,23 +72,9 @@ pub fn time_attrs(ms: i64) -> (String, String, String) {
     (ms.to_string(), string, ticks.to_string())
 }
 
+/// An attribute value escaped by [`crate::xml`]'s XML 1.0 rules.
 fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\t' => out.push_str("&#9;"),
-            '\n' => out.push_str("&#10;"),
-            '\r' => out.push_str("&#13;"),
-            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => out.push('\u{FFFD}'),
-            c => out.push(c),
-        }
-    }
-    out
+    crate::xml::escape_attr(s)
 }
 
 fn domain_of(user: &str) -> &str {

@@ -100,27 +100,36 @@ mod tests {
     #[test]
     fn pending_commits_or_is_forgotten() {
         let mut d = RetryDedup::default();
-        d.stored((1, 10, 7));
-        assert_eq!(d.seen((1, 10, 7)), Some(Seen::Pending));
+        d.stored((DialogId(1), 10, 7));
+        assert_eq!(d.seen((DialogId(1), 10, 7)), Some(Seen::Pending));
         d.end_batch(false);
-        assert_eq!(d.seen((1, 10, 7)), None);
-        d.stored((1, 10, 7));
+        assert_eq!(d.seen((DialogId(1), 10, 7)), None);
+        d.stored((DialogId(1), 10, 7));
         d.end_batch(true);
-        assert_eq!(d.seen((1, 10, 7)), Some(Seen::Committed));
-        assert_eq!(d.seen((2, 10, 7)), None);
-        assert_ne!(post_key(1, 10, "r", "a"), post_key(1, 10, "r", "b"));
-        assert_eq!(post_key(1, 10, "r", "a"), post_key(1, 10, "r", "a"));
+        assert_eq!(d.seen((DialogId(1), 10, 7)), Some(Seen::Committed));
+        assert_eq!(d.seen((DialogId(2), 10, 7)), None);
+        assert_ne!(
+            post_key(DialogId(1), 10, "r", "a"),
+            post_key(DialogId(1), 10, "r", "b")
+        );
+        assert_eq!(
+            post_key(DialogId(1), 10, "r", "a"),
+            post_key(DialogId(1), 10, "r", "a")
+        );
     }
 
     #[test]
     fn bounded() {
         let mut d = RetryDedup::default();
         for i in 0..(CAPACITY as u64 + 5) {
-            d.stored((1, i, 0));
+            d.stored((DialogId(1), i, 0));
             d.end_batch(true);
         }
-        assert_eq!(d.seen((1, 0, 0)), None);
-        assert_eq!(d.seen((1, CAPACITY as u64 + 4, 0)), Some(Seen::Committed));
+        assert_eq!(d.seen((DialogId(1), 0, 0)), None);
+        assert_eq!(
+            d.seen((DialogId(1), CAPACITY as u64 + 4, 0)),
+            Some(Seen::Committed)
+        );
         assert_eq!(d.committed.len(), CAPACITY);
     }
 }

@@ -52,7 +52,7 @@ pub struct Dialogs {
 impl Dialogs {
     /// Adds a dialog and returns its id (the `id` field is overwritten).
     pub fn insert(&mut self, mut d: Dialog) -> DialogId {
-        self.next_id += 1;
+        self.next_id.0 += 1;
         d.id = self.next_id;
         self.by_call_id.insert(d.call_id.clone(), d.id);
         self.by_user.entry(d.user.clone()).or_default().insert(d.id);
@@ -136,5 +136,70 @@ impl Dialogs {
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.by_id.is_empty()
+    }
+    /// The earliest session expiry of the dialogs (ms since the epoch), if any.
+    pub fn next_expiry(&self) -> Option<i64> {
+        self.by_id.values().map(|d| d.expires_at_ms).min()
+    }
+
+    /// Whether the indices agree with the table (checked by `debug_assert!` after every
+    /// batch): each table key is its dialog's id and at most the last id handed out;
+    /// every Call-ID entry names a dialog with that Call-ID; the per-user index holds
+    /// exactly the dialogs of each user, with no empty sets.
+    pub fn indices_agree(&self) -> bool {
+        let table = self
+            .by_id
+            .iter()
+            .all(|(id, d)| *id == d.id && *id <= self.next_id);
+        let calls = self
+            .by_call_id
+            .iter()
+            .all(|(c, id)| self.by_id.get(id).is_some_and(|d| &d.call_id == c));
+        let users = self.by_user.iter().all(|(u, ids)| {
+            !ids.is_empty()
+                && ids
+                    .iter()
+                    .all(|id| self.by_id.get(id).is_some_and(|d| &d.user == u))
+        });
+        let indexed: usize = self.by_user.values().map(|s| s.len()).sum();
+        table && calls && users && indexed == self.by_id.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dialog(call_id: &str, user: &str) -> Dialog {
+        Dialog {
+            id: DialogId(0),
+            conn: ConnId(1),
+            call_id: call_id.into(),
+            local_tag: "l".into(),
+            remote_tag: "r".into(),
+            local_party: String::new(),
+            remote_party: String::new(),
+            user: user.into(),
+            remote_target: String::new(),
+            local_cseq: 0,
+            remote_cseq: 0,
+            confirmed: true,
+            expires_at_ms: 0,
+            bootstrap: false,
+        }
+    }
+
+    #[test]
+    fn indices_agree_through_inserts_and_removes_and_catch_a_stale_entry() {
+        let mut t = Dialogs::default();
+        let a = t.insert(dialog("c1", "sip:a@x"));
+        let b = t.insert(dialog("c2", "sip:a@x"));
+        assert!(t.indices_agree());
+        assert_eq!(t.of_user("sip:a@x"), vec![a, b]);
+        t.remove(a);
+        assert!(t.indices_agree());
+        // A removal that forgot an index is caught.
+        t.by_id.remove(&b);
+        assert!(!t.indices_agree());
     }
 }

@@ -26,8 +26,7 @@ use bytes::Bytes;
 use dialog::Dialogs;
 use std::sync::Arc;
 
-/// Identifies one transport connection (assigned by the I/O driver).
-pub type ConnId = u64;
+pub use crate::ids::ConnId;
 
 /// Something that happened on the network, for the core to handle.
 #[derive(Debug)]
@@ -114,6 +113,9 @@ pub struct Core {
     pub(crate) cfg: Config,
     pub(crate) store: Box<dyn Store>,
     pub(crate) clock: Arc<dyn Clock>,
+    /// The current batch's time, ms since the epoch: an input of
+    /// [`Core::handle_batch_at`]; every handler reads it, none reads a clock.
+    now_ms: i64,
     pub(crate) ids: IdGen,
     pub(crate) rooms: Rooms,
     pub(crate) dialogs: Dialogs,
@@ -123,14 +125,33 @@ pub struct Core {
     /// A compliance event of this batch could not be written: roll back, don't commit.
     poisoned: bool,
     /// Compliance bookkeeping of the batch (undo of joins/parts, carried PART events).
-    pub(crate) compliance: crate::compliance::record::BatchState,
+    pub(crate) compliance: crate::compliance::batch::BatchState,
     /// Web services: tokens and file stores.
-    pub(crate) web: crate::web::ops::WebState,
+    pub(crate) web: crate::web::state::WebState,
     /// `host:port` written into Via and Contact of our messages.
     pub(crate) local_addr: String,
     stats: Stats,
     pub(crate) faults: Faults,
     pub(crate) dedup: dedup::RetryDedup,
+    hooks: Hooks,
+}
+
+/// The handlers the core calls up into, injected by the layer above it
+/// (`crate::dispatch`), so that `core` imports nothing from `cmd`, `web` or
+/// `compliance::record` (ARCHITECTURE.md, "Layers").
+#[derive(Clone, Copy)]
+pub(crate) struct Hooks {
+    /// An INFO with an XCCOS body inside `dialog` (`cmd::on_xccos`).
+    pub(crate) xccos: fn(&mut Core, ConnId, DialogId, crate::sip::Request),
+    /// A web services request (`web::ops::handle`); answered by one `Action::Http`.
+    pub(crate) http: fn(&mut Core, crate::web::api::HttpReqId, crate::web::api::HttpRequest),
+    /// A dropped dialog was the last of `user` (2nd) in room `guid` (1st): record the
+    /// PART and tell the others (`dialog` is the dropped one).
+    pub(crate) left_room: fn(&mut Core, &str, &str, DialogId),
+    /// Start of a batch, inside its transaction (compliance: carried events).
+    pub(crate) begin_batch: fn(&mut Core),
+    /// End of a batch, with whether it committed (compliance: undo or forget).
+    pub(crate) end_batch: fn(&mut Core, bool),
 }
 
 /// `Server` header value of our responses.
@@ -140,32 +161,20 @@ pub const SERVER_HEADER: &str = concat!("pchat/", env!("CARGO_PKG_VERSION"));
 pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE, SUBSCRIBE";
 
 impl Core {
-    /// Builds the core: creates or updates the rooms of `cfg` in `store` (their GUID is
-    /// derived from domain + name, so URIs are stable; the config wins over changes made
-    /// over XCCOS to those rooms), then loads every room and the categories of `cfg`.
-    /// `seed` seeds every identifier the core mints; `local_addr` (`host:port`) goes into
-    /// Via and Contact. Errors: the store failed.
-    pub fn new(
-        cfg: Config,
-        store: Box<dyn Store>,
-        clock: Arc<dyn Clock>,
-        seed: u64,
-        local_addr: &str,
-    ) -> Result<Core, StoreError> {
-        Core::new_with_faults(cfg, store, clock, seed, local_addr, Faults::default())
-    }
-
-    /// [`Core::new`] with a fault handle shared with the simulator. Before returning it
-    /// closes the sessions a crashed previous run of this server (`[pool] server_id`)
-    /// left open: their PART events are recorded (compliance/record.rs,
-    /// `close_sessions_of_previous_run`). Errors: the store failed.
-    pub fn new_with_faults(
+    /// Builds the core with `hooks` (the handlers it calls up into; the public
+    /// constructors `Core::new` / `Core::new_with_faults` live in `crate::dispatch`, the
+    /// layer that knows them): creates or updates the rooms of `cfg` in `store` (their
+    /// GUID is derived from domain + name, so URIs are stable; the config wins over
+    /// changes made over XCCOS to those rooms), then loads every room and the categories
+    /// of `cfg`. Errors: the store failed.
+    pub(crate) fn assemble(
         cfg: Config,
         mut store: Box<dyn Store>,
         clock: Arc<dyn Clock>,
         seed: u64,
         local_addr: &str,
         faults: Faults,
+        hooks: Hooks,
     ) -> Result<Core, StoreError> {
         for r in &cfg.rooms {
             let list = |v: &[String]| {
@@ -201,11 +210,13 @@ impl Core {
         }
         let mut ids = IdGen::new(seed);
         let next_envid = ids.envid_start();
-        let web = crate::web::ops::WebState::new(cfg.http.as_ref());
-        let mut core = Core {
+        let web = crate::web::state::WebState::new(cfg.http.as_ref());
+        let now_ms = clock.now_ms();
+        Ok(Core {
             cfg,
             store,
             clock,
+            now_ms,
             ids,
             rooms,
             dialogs: Dialogs::default(),
@@ -219,17 +230,8 @@ impl Core {
             stats: Stats::default(),
             faults,
             dedup: dedup::RetryDedup::default(),
-        };
-        if core.faults.crash_cleanup_enabled() {
-            let closed = crate::compliance::record::close_sessions_of_previous_run(&mut core)?;
-            if closed > 0 {
-                tracing::info!(
-                    server = core.cfg.server_id(),
-                    "closing {closed} session(s) left open by a previous run (crash): PART events go into the first batch"
-                );
-            }
-        }
-        Ok(core)
+            hooks,
+        })
     }
 
     /// Uses `faults` (shared with the simulator) instead of the default, never-armed one.
@@ -243,9 +245,25 @@ impl Core {
         self.handle_batch(std::iter::once(input), out)
     }
 
-    /// Handles a batch of inputs inside one store transaction and appends the resulting
-    /// actions, in order, to `out` (see the module docs for what a failed commit does).
+    /// [`Core::handle_batch_at`] at the time of the core's clock.
     pub fn handle_batch(&mut self, inputs: impl IntoIterator<Item = Input>, out: &mut Vec<Action>) {
+        let now_ms = self.clock.now_ms();
+        self.handle_batch_at(now_ms, inputs, out)
+    }
+
+    /// Handles a batch of inputs that arrived at `now_ms` (ms since the epoch; the
+    /// batch's one time - session expiry, post timestamps, token expiry and compliance
+    /// events all read it: time is an input, as in quinn-proto's `handle_timeout`)
+    /// inside one store transaction and appends the resulting actions, in order, to
+    /// `out` (see the module docs for what a failed commit does). A `now_ms` earlier
+    /// than the previous batch's is taken as the previous one (time never runs back).
+    pub fn handle_batch_at(
+        &mut self,
+        now_ms: i64,
+        inputs: impl IntoIterator<Item = Input>,
+        out: &mut Vec<Action>,
+    ) {
+        self.now_ms = self.now_ms.max(now_ms);
         let in_tx = match self.store.begin() {
             Ok(()) => true,
             Err(e) => {
@@ -253,7 +271,7 @@ impl Core {
                 false
             }
         };
-        crate::compliance::record::begin_batch(self);
+        (self.hooks.begin_batch)(self);
         for input in inputs {
             self.handle_input(input);
         }
@@ -274,7 +292,7 @@ impl Core {
         } else {
             true
         };
-        crate::compliance::record::end_batch(self, committed);
+        (self.hooks.end_batch)(self, committed);
         self.dedup.end_batch(committed);
         self.web.tokens.end_batch(committed);
         for q in self.queued.drain(..) {
@@ -286,6 +304,33 @@ impl Core {
             self.on_abort.clear();
         } else {
             out.append(&mut self.on_abort);
+        }
+        self.check_invariants();
+    }
+
+    /// The core's invariants after a batch, asserted in debug builds (tests, the
+    /// simulator): no commit-dependent action outlives its batch; the dialog table's
+    /// indices agree; every dialog in a room's joined set is live and of the user the
+    /// room lists for it.
+    fn check_invariants(&self) {
+        debug_assert!(
+            self.queued.is_empty() && self.on_abort.is_empty() && !self.poisoned,
+            "a commit-dependent action outlived its batch"
+        );
+        debug_assert!(
+            self.dialogs.indices_agree(),
+            "the dialog table's indices disagree"
+        );
+        if cfg!(debug_assertions) {
+            for room in self.rooms.iter() {
+                for (d, user) in &room.joined {
+                    debug_assert!(
+                        self.dialogs.get(*d).is_some_and(|x| &x.user == user),
+                        "room {} lists dialog {d} of {user}, which is not live",
+                        room.guid
+                    );
+                }
+            }
         }
     }
 
@@ -300,7 +345,7 @@ impl Core {
                 msg: SipMessage::Response(resp),
             } => self.on_response(conn, resp),
             Input::Malformed { conn, raw, reason } => {
-                tracing::debug!(conn, "malformed SIP message: {reason}");
+                tracing::debug!(conn = %conn, "malformed SIP message: {reason}");
                 if let Some(head) = lenient::bad_request(&raw, &reason) {
                     self.push(
                         Action::Send {
@@ -317,19 +362,39 @@ impl Core {
                     self.drop_dialog(d);
                 }
             }
-            Input::Http { req, request } => crate::web::ops::handle(self, req, request),
+            Input::Http { req, request } => (self.hooks.http)(self, req, request),
             Input::Tick => {
-                let now = self.clock.now_ms();
+                let now = self.now_ms;
                 self.web.tokens.purge(now);
                 for d in self.dialogs.expired(now) {
                     tracing::info!(
-                        dialog = d,
+                        dialog = %d,
                         "session expired (no refresh within Session-Expires)"
                     );
                     self.drop_dialog(d);
                 }
             }
         }
+    }
+
+    /// When the core next needs an [`Input::Tick`] (ms since the epoch; quinn-proto's
+    /// `poll_timeout`): the earliest session expiry or token purge, or the current time
+    /// while compliance events of a batch that did not commit wait to be recorded
+    /// again. `None`: nothing is due, ever, until more input arrives. A tick before
+    /// this time would change nothing, so the host skips it.
+    pub fn poll_timeout(&self) -> Option<i64> {
+        if !self.compliance.carry.is_empty() {
+            return Some(self.now_ms);
+        }
+        match (self.dialogs.next_expiry(), self.web.tokens.next_purge()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The current batch's time, ms since the epoch (see [`Core::handle_batch_at`]).
+    pub fn now_ms(&self) -> i64 {
+        self.now_ms
     }
 
     /// Counters so far.
@@ -388,18 +453,16 @@ impl Core {
             Some(dedup::Seen::Committed) => self.respond(conn, ok, false),
             Some(dedup::Seen::Pending) => {
                 self.respond(conn, ok, true);
-                let retry = crate::sip::response_for(req, 503, "Service Unavailable")
-                    .with_header("Retry-After", self.cfg.sip.retry_after_s.to_string())
-                    .with_header("Server", SERVER_HEADER);
+                let head = retry_later(req, self.cfg.sip.retry_after_s);
                 self.push_on_abort(Action::Send {
                     conn,
-                    head: retry.encode(),
+                    head,
                     body: Bytes::new(),
                 });
             }
         }
         tracing::debug!(
-            dialog = key.0,
+            dialog = %key.0,
             envid = key.1,
             "retried grpchat answered, not stored again"
         );
@@ -487,30 +550,18 @@ impl Core {
         if next_cseq {
             d.local_cseq += 1;
         }
-        // Built by appending rather than `format!`: this runs once per relay (fan-out).
-        let mut head = String::with_capacity(
-            200 + d.remote_target.len()
-                + d.local_party.len()
-                + d.remote_party.len()
-                + d.call_id.len(),
-        );
-        head.push_str("INFO ");
-        head.push_str(&d.remote_target);
-        head.push_str(" SIP/2.0\r\nVia: SIP/2.0/TCP ");
-        head.push_str(local_addr);
-        head.push_str(";branch=z9hG4bK");
-        head.push_str(std::str::from_utf8(&branch).unwrap_or_default());
-        head.push_str("\r\nMax-Forwards: 70\r\nFrom: ");
-        head.push_str(&d.local_party);
-        head.push_str("\r\nTo: ");
-        head.push_str(&d.remote_party);
-        head.push_str("\r\nCall-ID: ");
-        head.push_str(&d.call_id);
-        head.push_str("\r\nCSeq: ");
-        push_u64(&mut head, u64::from(d.local_cseq));
-        head.push_str(" INFO\r\nContent-Type: text/plain\r\nContent-Length: ");
-        push_u64(&mut head, body.len() as u64);
-        head.push_str("\r\n\r\n");
+        let mut head = String::new();
+        crate::sip::InDialog {
+            method: "INFO",
+            target: &d.remote_target,
+            via: local_addr,
+            branch: std::str::from_utf8(&branch).unwrap_or_default(),
+            from: &d.local_party,
+            to: &d.remote_party,
+            call_id: &d.call_id,
+            cseq: d.local_cseq,
+        }
+        .write_head("text/plain", body.len(), &mut head);
         Some(Action::Send {
             conn: d.conn,
             head: Bytes::from(head),
@@ -525,17 +576,21 @@ impl Core {
         }
         for (guid, user, last) in self.rooms.leave_all(dialog) {
             if last {
-                crate::compliance::record::record_part_of_dropped(self, &guid, &user);
-                crate::cmd::join::notify_part(self, &guid, &user, dialog);
+                (self.hooks.left_room)(self, &guid, &user, dialog);
             }
         }
     }
 }
 
-/// Appends `n` in decimal.
-fn push_u64(s: &mut String, n: u64) {
-    use std::fmt::Write as _;
-    let _ = write!(s, "{n}");
+/// The one `503 Service Unavailable` + `Retry-After: <retry_after_s>` (+ `Server`) answer
+/// to `req` (RFC 3261 21.5.4, 20.33), encoded: for a full core queue or forced overload
+/// (`host`), a post whose batch did not commit (`cmd::grpchat`) and a retried post whose
+/// first copy did not commit (here).
+pub fn retry_later(req: &crate::sip::Request, retry_after_s: u32) -> Bytes {
+    crate::sip::response_for(req, 503, "Service Unavailable")
+        .with_header("Retry-After", retry_after_s.to_string())
+        .with_header("Server", SERVER_HEADER)
+        .encode()
 }
 
 #[cfg(test)]

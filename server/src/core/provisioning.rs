@@ -2,17 +2,13 @@
 //! `SUBSCRIBE` with `Event: vnd-microsoft-provisioning-v2`, saying whether Persistent
 //! Chat is enabled for the user and listing the pool's SIP URIs. The element names
 //! follow Lync's provisioning group list; the exact document is **(design)**, see
-//! docs/protocol.md.
+//! docs/protocol.md. Written through [`crate::xml::Doc`] (XML 1.0 character rules).
 
 use super::Core;
 use crate::channel::authz::in_scope;
 
 /// Content-Type of the provisioning document.
 pub const CONTENT_TYPE: &str = "application/vnd-microsoft-roaming-provisioning-v2+xml";
-
-fn esc(s: &str) -> String {
-    quick_xml::escape::escape(s).into_owned()
-}
 
 /// The provisioning document for `user` (a SIP URI): enabled with the pool URIs when
 /// the user is in the scope of at least one category, disabled with no pools otherwise.
@@ -23,23 +19,34 @@ pub fn document(core: &Core, user: &str) -> String {
     } else {
         Vec::new()
     };
-    let mut s = String::from(
-        "<provisionGroupList xmlns=\"http://schemas.microsoft.com/2006/09/sip/provisiongrouplist-notification\">\
-         <provisionGroup name=\"persistentChatConfiguration\"><propertyEntryList>",
+    let mut d = crate::xml::Doc::new();
+    d.start(
+        "provisionGroupList",
+        &[(
+            "xmlns",
+            "http://schemas.microsoft.com/2006/09/sip/provisiongrouplist-notification",
+        )],
+    )
+    .start("provisionGroup", &[("name", "persistentChatConfiguration")])
+    .start("propertyEntryList", &[])
+    .text_elem(
+        "property",
+        &[("name", "EnablePersistentChat")],
+        if enabled { "true" } else { "false" },
     );
-    s.push_str(&format!(
-        "<property name=\"EnablePersistentChat\">{enabled}</property>"
-    ));
     if let Some(first) = pools.first() {
-        s.push_str(&format!(
-            "<property name=\"DefaultPersistentChatPoolUri\">{}</property>",
-            esc(first)
-        ));
+        d.text_elem(
+            "property",
+            &[("name", "DefaultPersistentChatPoolUri")],
+            first,
+        );
     }
-    s.push_str("</propertyEntryList><persistentChatPools>");
+    d.end("propertyEntryList").start("persistentChatPools", &[]);
     for p in &pools {
-        s.push_str(&format!("<pool uri=\"{}\"/>", esc(p)));
+        d.empty("pool", &[("uri", p)]);
     }
-    s.push_str("</persistentChatPools></provisionGroup></provisionGroupList>");
-    s
+    d.end("persistentChatPools")
+        .end("provisionGroup")
+        .end("provisionGroupList");
+    d.into_string()
 }

@@ -71,7 +71,7 @@ impl H {
              Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
             sdp.len()
         );
-        let out = self.send(i as ConnId + 1, &invite);
+        let out = self.send(ConnId(i as u64 + 1), &invite);
         let ok = match parse(&out[0].1).unwrap() {
             SipMessage::Response(r) => r,
             SipMessage::Request(_) => panic!("expected 200"),
@@ -84,7 +84,7 @@ impl H {
              Call-ID: {call_id}\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
         );
         let mut all = out;
-        all.extend(self.send(i as ConnId + 1, &ack));
+        all.extend(self.send(ConnId(i as u64 + 1), &ack));
         self.dialogs[i] = Some((call_id, format!("ft{i}"), to_tag));
         all
     }
@@ -100,7 +100,7 @@ impl H {
             u = self.users[i],
             len = body.len()
         );
-        self.send(i as ConnId + 1, &raw)
+        self.send(ConnId(i as u64 + 1), &raw)
     }
 
     /// Sends a command as user `i`; returns every output and the reply (code, data).
@@ -115,7 +115,7 @@ impl H {
         let out = self.info(i, &body);
         let rpl = out
             .iter()
-            .filter(|(c, _)| *c == i as ConnId + 1)
+            .filter(|(c, _)| *c == ConnId(i as u64 + 1))
             .filter_map(|(_, t)| match parse(t).ok()? {
                 SipMessage::Request(r) => xccos::parse(&r.body).ok(),
                 SipMessage::Response(_) => None,
@@ -147,7 +147,7 @@ impl H {
         let out = self.info(i, &body);
         let code = out
             .iter()
-            .filter(|(c, _)| *c == i as ConnId + 1)
+            .filter(|(c, _)| *c == ConnId(i as u64 + 1))
             .find_map(|(_, t)| match parse(t).ok()? {
                 SipMessage::Response(r) => Some(r.code),
                 SipMessage::Request(_) => None,
@@ -814,7 +814,7 @@ fn run_ops(cats: Vec<CatSpec>, rooms: Vec<RoomSpec>, ops: Vec<POp>) -> Result<()
                 let mut out = Vec::new();
                 h.core.handle(
                     Input::Closed {
-                        conn: u as ConnId + 1,
+                        conn: ConnId(u as u64 + 1),
                     },
                     &mut out,
                 );
@@ -849,7 +849,7 @@ fn check_with(
     out: &[(ConnId, Vec<u8>)],
 ) -> Result<(), TestCaseError> {
     for (conn, bytes) in out {
-        let Some(u) = (*conn as usize).checked_sub(1) else {
+        let Some(u) = (conn.0 as usize).checked_sub(1) else {
             continue;
         };
         let text = String::from_utf8_lossy(bytes);

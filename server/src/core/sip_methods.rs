@@ -82,7 +82,7 @@ impl Core {
         if matches!(resp.code, 481 | 487) {
             if let Some(d) = resp.call_id().and_then(|c| self.dialogs.by_call_id(c)) {
                 tracing::info!(
-                    dialog = d,
+                    dialog = %d,
                     code = resp.code,
                     "client dropped the dialog; dropping it too"
                 );
@@ -94,7 +94,7 @@ impl Core {
     }
 
     fn session_expiry(&self) -> i64 {
-        self.clock.now_ms() + i64::from(self.cfg.sip.session_expires_s) * 1000
+        self.now_ms() + i64::from(self.cfg.sip.session_expires_s) * 1000
     }
 
     fn sdp_answer(&self) -> String {
@@ -200,7 +200,7 @@ impl Core {
             return;
         };
         let dialog = Dialog {
-            id: 0,
+            id: crate::channel::DialogId(0),
             conn,
             call_id: call_id.to_string(),
             local_tag: local_tag.clone(),
@@ -216,7 +216,7 @@ impl Core {
             bootstrap,
         };
         let id = self.dialogs.insert(dialog);
-        tracing::debug!(dialog = id, user = %user, bootstrap, "dialog established");
+        tracing::debug!(dialog = %id, user = %user, bootstrap, "dialog established");
         let resp = self.ok_to_invite(&req, &local_tag);
         self.respond(conn, resp, false);
     }
@@ -310,7 +310,7 @@ impl Core {
             tracing::debug!("INFO with unsupported media type {mt}");
             return self.respond(conn, resp, false);
         }
-        crate::cmd::on_xccos(self, conn, id, req);
+        (self.hooks.xccos)(self, conn, id, req);
     }
 
     fn on_subscribe(&mut self, conn: ConnId, req: Request) {

@@ -79,14 +79,14 @@ fn harness() -> Harness {
 }
 
 /// Each action's full bytes (head + body) as text.
-fn texts(actions: &[Action]) -> Vec<(ConnId, String)> {
+fn texts(actions: &[Action]) -> Vec<(u64, String)> {
     actions
         .iter()
         .filter_map(|a| match a {
             Action::Send { conn, head, body } => {
                 let mut v = head.to_vec();
                 v.extend_from_slice(body);
-                Some((*conn, String::from_utf8(v).unwrap()))
+                Some((conn.0, String::from_utf8(v).unwrap()))
             }
             Action::Close { .. } | Action::Http { .. } => None,
         })
@@ -108,12 +108,15 @@ fn request(text: &str) -> crate::sip::Request {
 }
 
 impl Harness {
-    fn send(&mut self, conn: ConnId, raw: &str) -> Vec<(ConnId, String)> {
+    fn send(&mut self, conn: u64, raw: &str) -> Vec<(u64, String)> {
         let mut out = Vec::new();
         let input = match parse(raw.as_bytes()) {
-            Ok(msg) => Input::Sip { conn, msg },
+            Ok(msg) => Input::Sip {
+                conn: ConnId(conn),
+                msg,
+            },
             Err(e) => Input::Malformed {
-                conn,
+                conn: ConnId(conn),
                 raw: Bytes::copy_from_slice(raw.as_bytes()),
                 reason: e.to_string(),
             },
@@ -123,7 +126,7 @@ impl Harness {
     }
 
     /// INVITE + ACK for `user` on `conn`; returns (call-id, from-tag, to-tag).
-    fn sign_in(&mut self, conn: ConnId, user: &str) -> (String, String, String) {
+    fn sign_in(&mut self, conn: u64, user: &str) -> (String, String, String) {
         let call_id = format!("call-{user}");
         let sdp = "v=0\r\no=- 0 0 IN IP4 10.0.0.5\r\ns=session\r\nc=IN IP4 10.0.0.5\r\nt=0 0\r\nm=message 5060 sip null\r\n";
         let invite = format!(
@@ -156,11 +159,11 @@ impl Harness {
 
     fn info(
         &mut self,
-        conn: ConnId,
+        conn: u64,
         user: &str,
         dialog: &(String, String, String),
         body: &str,
-    ) -> Vec<(ConnId, String)> {
+    ) -> Vec<(u64, String)> {
         self.cseq += 1;
         let raw = format!(
             "INFO sip:10.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/TCP 10.0.0.5:1;branch=z9hG4bKi{}\r\n\
@@ -189,7 +192,7 @@ impl Harness {
             body.len()
         );
         Input::Sip {
-            conn: 1,
+            conn: ConnId(1),
             msg: parse(raw.as_bytes()).unwrap(),
         }
     }
@@ -393,7 +396,7 @@ fn session_expires_without_refresh_and_connection_close_parts() {
     let mut h = harness();
     h.both_in_design();
     let mut out = Vec::new();
-    h.core.handle(Input::Closed { conn: 2 }, &mut out);
+    h.core.handle(Input::Closed { conn: ConnId(2) }, &mut out);
     let out = texts(&out);
     assert_eq!(out.len(), 1);
     assert!(out[0].0 == 1 && out[0].1.contains("ntc:part"), "{out:?}");
@@ -466,7 +469,7 @@ fn retry_within_one_batch_is_answered_with_the_commit() {
 }
 
 /// The `token="…"` of the first reply in `out`.
-fn token_in(out: &[(ConnId, String)]) -> String {
+fn token_in(out: &[(u64, String)]) -> String {
     out.iter()
         .find_map(|(_, t)| {
             let start = t.find("token=\"")? + 7;
@@ -506,14 +509,16 @@ fn upload_in_a_batch_that_does_not_commit_answers_503_and_keeps_the_token() {
     let ftdb = format!("<ftdb channelUri=\"{uri}\" fileUrl=\"a.txt\"/>");
     let token = token_in(&h.info(1, "user1", &d1, &cmd("cmd:getfutok", &ftdb)));
     let guid = crate::ids::room_guid("contoso.com", "Design");
-    let upload = |req| Input::Http {
-        req,
+    // As the web handler does: staged (hashed, written, fsynced) before the core's turn.
+    let files = crate::files::FileStore::new(dir.path().join("files"));
+    let upload = |req: u64| Input::Http {
+        req: crate::web::api::HttpReqId(req),
         request: crate::web::api::HttpRequest::Upload {
             bearer: bearer.clone(),
             room: guid.clone(),
             name: "a.txt".into(),
             token: token.clone(),
-            content: Bytes::from_static(b"hello"),
+            staged: files.stage(b"hello").unwrap(),
         },
     };
     let status = |out: &[Action]| -> Vec<u16> {
@@ -547,6 +552,12 @@ fn upload_in_a_batch_that_does_not_commit_answers_503_and_keeps_the_token() {
         .iter()
         .any(|(conn, t)| *conn == 2 && t.contains("[file] a.txt (5 bytes")));
     assert!(h.core.store.get_file(&guid, "a.txt").unwrap().is_some());
+    let sha = crate::files::sha256_hex(b"hello");
+    let cfiles = crate::files::FileStore::new(dir.path().join("cfiles"));
+    assert!(
+        files.contains(&sha) && cfiles.contains(&sha),
+        "in place, with the compliance copy"
+    );
     let mut out = Vec::new();
     h.core.handle(upload(3), &mut out);
     assert_eq!(status(&out), [409]);
@@ -590,7 +601,8 @@ fn a_restart_after_a_crash_closes_the_sessions_left_open() {
     let mut h = compliance_core(&db, Faults::default());
     h.both_in_design();
     // user2 leaves cleanly (connection closed: PART), user1 is still online.
-    h.core.handle(Input::Closed { conn: 2 }, &mut Vec::new());
+    h.core
+        .handle(Input::Closed { conn: ConnId(2) }, &mut Vec::new());
     let server = h.core.cfg.server_id().to_string();
     assert_eq!(h.core.store.open_sessions(&server).unwrap().len(), 1);
     // Crash: the core is dropped without closing anything; a new one starts.
@@ -666,7 +678,8 @@ fn a_client_message_id_is_stored_once_across_dialogs_and_restarts() {
     let out = h.info(1, "user1", &d1, &post_with_msgid(&uri, 300, "m-1", "once"));
     assert_eq!(out.len(), 2, "200 OK and the relay to user2: {out:?}");
     // The 200 OK was lost; the client reconnects (new dialog, new envid) and resends.
-    h.core.handle(Input::Closed { conn: 1 }, &mut Vec::new());
+    h.core
+        .handle(Input::Closed { conn: ConnId(1) }, &mut Vec::new());
     let d1 = h.sign_in(3, "user1");
     h.info(3, "user1", &d1, &join_body(&uri));
     let out = h.info(3, "user1", &d1, &post_with_msgid(&uri, 301, "m-1", "once"));
@@ -705,4 +718,62 @@ fn a_client_message_id_is_stored_once_across_dialogs_and_restarts() {
         assert_eq!(response(&out[0].1).code, 400, "msgid {bad:?}");
     }
     assert_eq!(h.core.store.message_count(&guid).unwrap(), 3);
+}
+
+/// Time is an input: a batch's handlers see the `now` it was handed (not the clock),
+/// and time never runs back between batches.
+#[test]
+fn a_batch_runs_at_the_time_it_is_handed() {
+    let mut h = harness();
+    let d1 = h.sign_in(1, "user1");
+    let info = "<xccos ver=\"1\" envid=\"9\" xmlns=\"urn:parlano:xml:ns:xccos\"><cmd id=\"cmd:getserverinfo\" seqid=\"1\"><data><sib domain=\"contoso.com\" infoType=\"123\"/></data></cmd></xccos>";
+    let later = crate::clock::SIM_EPOCH_MS + 90_000;
+    let server_time = |out: &[Action]| {
+        texts(out)
+            .iter()
+            .filter(|(_, t)| t.starts_with("INFO "))
+            .find_map(|(_, t)| match body_of(t).body {
+                Body::Rpl(r) => match r.data {
+                    RplData::ServerInfo(s) => Some(s.server_time),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .expect("rpl:getservinfo")
+    };
+    let mut out = Vec::new();
+    let input = h.info_input(&d1, "t1", info);
+    h.core.handle_batch_at(later, [input], &mut out);
+    assert_eq!(server_time(&out), crate::clock::iso8601(later));
+    assert_eq!(
+        h.core.now_ms(),
+        later,
+        "the clock (still at the epoch) was not read"
+    );
+    out.clear();
+    let input = h.info_input(&d1, "t2", info);
+    h.core.handle_batch_at(later - 50_000, [input], &mut out);
+    assert_eq!(
+        server_time(&out),
+        crate::clock::iso8601(later),
+        "no running back"
+    );
+}
+
+/// `poll_timeout` is the next time a tick has work: nothing without sessions, the
+/// session expiry with one, and a tick at that time ends the session.
+#[test]
+fn poll_timeout_is_the_next_session_expiry() {
+    let mut h = harness();
+    assert_eq!(h.core.poll_timeout(), None, "no session, no deadline");
+    h.sign_in(1, "user1");
+    let expiry = crate::clock::SIM_EPOCH_MS + 1_800_000;
+    assert_eq!(h.core.poll_timeout(), Some(expiry));
+    h.core
+        .handle_batch_at(expiry - 1, [Input::Tick], &mut Vec::new());
+    assert_eq!(h.core.dialog_count(), 1, "not yet due");
+    h.core
+        .handle_batch_at(expiry, [Input::Tick], &mut Vec::new());
+    assert_eq!(h.core.dialog_count(), 0);
+    assert_eq!(h.core.poll_timeout(), None);
 }

@@ -19,6 +19,19 @@ use sha2::{Digest, Sha256};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+/// An upload written under a store's staging directory ([`FileStore::stage`]), not yet
+/// in place: the web handler stages it before the core's turn, the core adopts it if
+/// the upload is accepted, the handler removes what is left afterwards.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Staged {
+    /// SHA-256 of the content, 64 lower-case hex digits.
+    pub sha256: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Where the staged copy is.
+    pub path: PathBuf,
+}
+
 /// Longest file name accepted, in bytes.
 pub const MAX_NAME_BYTES: usize = 255;
 
@@ -105,6 +118,59 @@ impl FileStore {
         Ok(sha)
     }
 
+    /// Writes `bytes` (hashed here) and fsyncs them under the staging directory
+    /// `<dir>/.incoming/` - before the core's turn, off its task (web handler) - for
+    /// [`FileStore::adopt`] to move into place. Errors: the directory or the file could
+    /// not be written.
+    pub fn stage(&self, bytes: &[u8]) -> io::Result<Staged> {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let sha256 = sha256_hex(bytes);
+        let dir = self.dir.join(".incoming");
+        std::fs::create_dir_all(&dir)?;
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path = dir.join(format!(".{sha256}.{n}.tmp"));
+        let mut f = std::fs::File::create(&path)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        Ok(Staged {
+            sha256,
+            size: bytes.len() as u64,
+            path,
+        })
+    }
+
+    /// Moves a staged file into place (a rename; if the content is already stored the
+    /// staged copy is removed). Errors: the rename failed.
+    pub fn adopt(&self, staged: &Staged) -> io::Result<()> {
+        let path = self.path_of(&staged.sha256)?;
+        if path.is_file() {
+            let _ = std::fs::remove_file(&staged.path);
+            return Ok(());
+        }
+        std::fs::create_dir_all(path.parent().unwrap_or(&self.dir))?;
+        std::fs::rename(&staged.path, &path)
+    }
+
+    /// Stores the file `from` (already stored elsewhere under `sha256`) here too: a hard
+    /// link, or a copy (fsynced) where links are not possible. No-op if present.
+    /// Errors: neither worked.
+    pub fn link_from(&self, from: &Path, sha256: &str) -> io::Result<()> {
+        let path = self.path_of(sha256)?;
+        if path.is_file() {
+            return Ok(());
+        }
+        let parent = path.parent().unwrap_or(&self.dir);
+        std::fs::create_dir_all(parent)?;
+        if std::fs::hard_link(from, &path).is_ok() {
+            return Ok(());
+        }
+        let tmp = parent.join(format!(".{sha256}.tmp"));
+        std::fs::copy(from, &tmp)?;
+        std::fs::File::open(&tmp)?.sync_all()?;
+        std::fs::rename(&tmp, &path)
+    }
+
     /// The bytes stored under `sha256`. Errors: `NotFound`, or the read failed.
     pub fn get(&self, sha256: &str) -> io::Result<Vec<u8>> {
         std::fs::read(self.path_of(sha256)?)
@@ -148,6 +214,35 @@ mod tests {
         ] {
             assert_eq!(check_name(good), Ok(()), "{good:?} refused");
         }
+    }
+
+    #[test]
+    fn staged_files_are_adopted_once_and_linked_into_a_second_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = FileStore::new(dir.path().join("files"));
+        let (a, b) = (fs.stage(b"hello").unwrap(), fs.stage(b"hello").unwrap());
+        assert_ne!(a.path, b.path, "each upload has its own staged copy");
+        assert_eq!(
+            (a.sha256.as_str(), a.size),
+            (sha256_hex(b"hello").as_str(), 5)
+        );
+        assert_eq!(fs.count(), 0, "staged is not stored");
+        fs.adopt(&a).unwrap();
+        fs.adopt(&b).unwrap();
+        assert_eq!(fs.count(), 1);
+        assert!(!a.path.exists() && !b.path.exists(), "no staged copy left");
+        assert_eq!(fs.get(&a.sha256).unwrap(), b"hello");
+        let other = FileStore::new(dir.path().join("compliance"));
+        other
+            .link_from(&fs.path_of(&a.sha256).unwrap(), &a.sha256)
+            .unwrap();
+        other
+            .link_from(&fs.path_of(&a.sha256).unwrap(), &a.sha256)
+            .unwrap();
+        assert_eq!(
+            (other.count(), other.get(&a.sha256).unwrap()),
+            (1, b"hello".to_vec())
+        );
     }
 
     #[test]

@@ -12,10 +12,12 @@
 //!    returns a [`Request`] or [`Response`].
 
 pub mod framing;
+pub mod in_dialog;
 pub mod message;
 pub mod normalize;
 
 pub use framing::{Framer, FramingError};
+pub use in_dialog::InDialog;
 pub use message::{parse, response_for, Headers, ParseError, Request, Response, SipMessage};
 
 #[cfg(test)]

@@ -2,12 +2,10 @@
 //! `Action::Http` payloads), and the JSON shapes of the web API (docs/web.md,
 //! `openapi.json`).
 
-use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-/// Identifies one HTTP request waiting for the core (assigned by the host).
-pub type HttpReqId = u64;
+pub use crate::ids::HttpReqId;
 
 /// A request for the core, already parsed by the HTTP layer. `bearer` is the token from
 /// the `Authorization: Bearer` header (empty when absent); `room` is the room GUID
@@ -24,8 +22,9 @@ pub enum HttpRequest {
         name: String,
         /// File token (`cmd:getfutok`).
         token: String,
-        /// The file's bytes (at most `[http] max_file_bytes`).
-        content: Bytes,
+        /// The file, already hashed, written and fsynced by the web handler (at most
+        /// `[http] max_file_bytes`).
+        staged: crate::files::Staged,
     },
     /// `GET /v1/rooms/{room}/files/{name}?token=…`: the file's bytes.
     Download {
@@ -75,12 +74,14 @@ pub struct HttpReply {
 pub enum ReplyBody {
     /// `application/json`.
     Json(serde_json::Value),
-    /// `application/octet-stream` with `Content-Disposition: attachment; filename=…`.
+    /// `application/octet-stream` with `Content-Disposition: attachment; filename=…`:
+    /// a committed file of the file store, read by the web handler after the core's
+    /// turn (the core never reads file contents; a failed read is a 500 `internal`).
     File {
         /// File name.
         name: String,
-        /// Content.
-        content: Bytes,
+        /// Where the content is (`files::FileStore::path_of`).
+        path: std::path::PathBuf,
     },
 }
 

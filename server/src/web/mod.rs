@@ -18,10 +18,11 @@
 pub mod api;
 pub mod ops;
 pub mod routes;
+pub mod state;
 pub mod tokens;
 
 use crate::config::HttpConfig;
-use crate::host::{Event, Listener};
+use crate::net::{Event, Listener};
 use api::{HttpReply, HttpRequest};
 use std::future::Future;
 use tokio::sync::{mpsc, oneshot};

@@ -12,41 +12,18 @@
 use super::api::{
     FileInfo, HttpReply, HttpReqId, HttpRequest, RoomCreate, RoomList, RoomUpdate, RoomView,
 };
-use super::tokens::{Direction, TokenError, Tokens};
+use super::tokens::{Direction, TokenError};
 use crate::channel::authz::{self, Op};
 use crate::channel::{DialogId, Room};
 use crate::cmd::{CmdError, Ctx};
 use crate::compliance::record::{event_at, with_event};
 use crate::compliance::EventKind;
 use crate::core::{Action, Core};
-use crate::files::{check_name, FileStore};
+use crate::files::{check_name, FileStore, Staged};
 use crate::store::{FileRecord, NewMessage};
 use crate::xccos::{codes, ChanRef, RoleChange, RoomAttrs};
 
-/// The core's web state: tokens and the file stores (when `[http]` is configured).
-#[derive(Debug, Default)]
-pub struct WebState {
-    /// Bearer and file tokens.
-    pub tokens: Tokens,
-    /// The file store and the compliance file store.
-    pub files: Option<(FileStore, FileStore)>,
-}
-
-impl WebState {
-    /// The state for `[http]` (`None`: web services off).
-    pub fn new(cfg: Option<&crate::config::HttpConfig>) -> WebState {
-        match cfg {
-            None => WebState::default(),
-            Some(h) => WebState {
-                tokens: Tokens::new(i64::try_from(h.file_token_ttl_ms).unwrap_or(i64::MAX)),
-                files: Some((
-                    FileStore::new(&h.file_store),
-                    FileStore::new(&h.compliance_file_store),
-                )),
-            },
-        }
-    }
-}
+pub use super::state::WebState;
 
 type Reply = Result<HttpReply, HttpReply>;
 
@@ -99,7 +76,7 @@ fn token_error(e: TokenError) -> HttpReply {
 
 /// The user and dialog a bearer token stands for. Errors: 401.
 fn identify(core: &Core, bearer: &str) -> Result<(String, DialogId), HttpReply> {
-    let now = core.clock.now_ms();
+    let now = core.now_ms();
     let b = core
         .web
         .tokens
@@ -145,8 +122,8 @@ pub(crate) fn handle(core: &mut Core, req: HttpReqId, request: HttpRequest) {
             room,
             name,
             token,
-            content,
-        } => (upload(core, &bearer, &room, &name, &token, &content), true),
+            staged,
+        } => (upload(core, &bearer, &room, &name, &token, &staged), true),
         HttpRequest::Download {
             bearer,
             room,
@@ -177,42 +154,47 @@ pub(crate) fn handle(core: &mut Core, req: HttpReqId, request: HttpRequest) {
     }
 }
 
-/// Issues a file token (`cmd:getfutok` / `cmd:getfdtok`): see `cmd::filetok`.
-pub(crate) fn issue_file_token(
-    core: &mut Core,
-    user: &str,
-    room_guid: &str,
-    name: &str,
-    direction: Direction,
-) -> String {
-    let token = core.ids.guid();
-    let ttl = core.cfg.http.as_ref().map_or(0, |h| {
-        i64::try_from(h.file_token_ttl_ms).unwrap_or(i64::MAX)
-    });
-    let expires_ms = core.clock.now_ms().saturating_add(ttl);
-    core.web.tokens.add_file(
-        token.clone(),
-        super::tokens::FileToken {
-            user: user.to_string(),
-            room_guid: room_guid.to_string(),
-            name: name.to_string(),
-            direction,
-            expires_ms,
-            used: false,
-        },
-    );
-    token
-}
-
-/// Whether uploads are allowed in the room's category (`file_upload`).
-pub(crate) fn upload_allowed(core: &Core, room: &Room) -> bool {
-    core.rooms.category_of(room).is_some_and(|c| c.file_upload)
-}
-
 /// The text of the grpchat that announces an uploaded file **(design)**:
 /// `[file] <name> (<size> bytes, sha256 <hex>)`.
 pub fn announcement(name: &str, size: u64, sha256: &str) -> String {
     format!("[file] {name} ({size} bytes, sha256 {sha256})")
+}
+
+/// Who uploads, on which dialog, into which room URI - if the upload may happen:
+/// bearer (401), file name (400), file token (4xx), size (413), rights in the room now
+/// (403/404; the room may have changed since the token was issued), the category's
+/// `file_upload` (403).
+fn upload_allowed_now(
+    core: &Core,
+    bearer: &str,
+    guid: &str,
+    name: &str,
+    token: &str,
+    size: u64,
+) -> Result<(String, DialogId, String), HttpReply> {
+    let (user, dialog) = identify(core, bearer)?;
+    check_name(name).map_err(|why| HttpReply::error(400, "bad_file_name", why))?;
+    core.web
+        .tokens
+        .check_file(token, &user, guid, name, Direction::Upload, core.now_ms())
+        .map_err(token_error)?;
+    let max = core.cfg.http.as_ref().map_or(0, |h| h.max_file_bytes);
+    if size > max {
+        return Err(HttpReply::error(
+            413,
+            "file_too_large",
+            format!("{size} bytes exceed max_file_bytes {max}"),
+        ));
+    }
+    let room = room_for(core, &user, guid, Op::Post)?;
+    if !crate::cmd::filetok::upload_allowed(core, room) {
+        return Err(HttpReply::error(
+            403,
+            "upload_not_allowed",
+            "file upload is off in this room's category",
+        ));
+    }
+    Ok((user, dialog, room.uri.clone()))
 }
 
 fn upload(
@@ -221,39 +203,23 @@ fn upload(
     guid: &str,
     name: &str,
     token: &str,
-    content: &[u8],
+    staged: &Staged,
 ) -> Reply {
-    let (user, dialog) = identify(core, bearer)?;
-    check_name(name).map_err(|why| HttpReply::error(400, "bad_file_name", why))?;
-    let now = core.clock.now_ms();
-    core.web
-        .tokens
-        .check_file(token, &user, guid, name, Direction::Upload, now)
-        .map_err(token_error)?;
-    let max = core.cfg.http.as_ref().map_or(0, |h| h.max_file_bytes);
-    if content.len() as u64 > max {
-        return Err(HttpReply::error(
-            413,
-            "file_too_large",
-            format!("{} bytes exceed max_file_bytes {max}", content.len()),
-        ));
-    }
-    // Rights are checked again: the room may have changed since the token was issued.
-    let room = room_for(core, &user, guid, Op::Post)?;
-    if !upload_allowed(core, room) {
-        return Err(HttpReply::error(
-            403,
-            "upload_not_allowed",
-            "file upload is off in this room's category",
-        ));
-    }
-    let chan_uri = room.uri.clone();
+    let (user, dialog, chan_uri) =
+        upload_allowed_now(core, bearer, guid, name, token, staged.size)?;
+    let now = core.now_ms();
     let (files, compliance_files) = file_stores(core)?;
-    let sha256 = files.put(content).map_err(internal)?;
+    // Hashed, written and fsynced by the web handler before this turn: only renames
+    // (and a link for the compliance copy) happen here.
+    files.adopt(staged).map_err(internal)?;
+    let sha256 = staged.sha256.clone();
     if core.cfg.compliance.enabled {
-        compliance_files.put(content).map_err(internal)?;
+        let stored = files.path_of(&sha256).map_err(internal)?;
+        compliance_files
+            .link_from(&stored, &sha256)
+            .map_err(internal)?;
     }
-    let size = content.len() as u64;
+    let size = staged.size;
     let text = announcement(name, size, &sha256);
     let msg = NewMessage {
         client_msgid: None,
@@ -303,7 +269,7 @@ fn upload(
 fn download(core: &mut Core, bearer: &str, guid: &str, name: &str, token: &str) -> Reply {
     let (user, _) = identify(core, bearer)?;
     check_name(name).map_err(|why| HttpReply::error(400, "bad_file_name", why))?;
-    let now = core.clock.now_ms();
+    let now = core.now_ms();
     core.web
         .tokens
         .check_file(token, &user, guid, name, Direction::Download, now)
@@ -315,7 +281,12 @@ fn download(core: &mut Core, bearer: &str, guid: &str, name: &str, token: &str) 
         .map_err(internal)?
         .ok_or_else(|| HttpReply::error(404, "no_such_file", "no such file in this room"))?;
     let (files, _) = file_stores(core)?;
-    let content = files.get(&rec.sha256).map_err(internal)?;
+    // Only the file's presence is checked here (a `stat`): the web handler reads it
+    // after this turn, off the core task.
+    let path = files.path_of(&rec.sha256).map_err(internal)?;
+    if !path.is_file() {
+        return Err(internal(format!("stored file {} is missing", rec.sha256)));
+    }
     crate::compliance::record::record(core, EventKind::FileDownload, guid, &user, name)
         .map_err(from_cmd_error)?;
     core.web.tokens.consume(token);
@@ -324,7 +295,7 @@ fn download(core: &mut Core, bearer: &str, guid: &str, name: &str, token: &str) 
         status: 200,
         body: super::api::ReplyBody::File {
             name: name.to_string(),
-            content: content.into(),
+            path,
         },
     })
 }
@@ -362,7 +333,10 @@ fn list_rooms(core: &mut Core, bearer: &str) -> Reply {
 /// included) gets the room's notices.
 fn manage_ctx(core: &Core, user: String, dialog: DialogId) -> Ctx {
     Ctx {
-        conn: core.dialogs.get(dialog).map_or(0, |d| d.conn),
+        conn: core
+            .dialogs
+            .get(dialog)
+            .map_or(crate::core::ConnId(0), |d| d.conn),
         dialog: DialogId::MAX,
         user,
         envid: 0,

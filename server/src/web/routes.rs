@@ -56,6 +56,8 @@ pub fn openapi_json() -> String {
 struct AppState {
     core: CoreHandle,
     max_file_bytes: u64,
+    /// The file store, where uploads are staged before the core's turn.
+    files: crate::files::FileStore,
 }
 
 /// The router (state: the core handle and the file size limit).
@@ -76,6 +78,7 @@ pub fn router(core: CoreHandle, cfg: &HttpConfig) -> Router {
         .with_state(AppState {
             core,
             max_file_bytes: cfg.max_file_bytes,
+            files: crate::files::FileStore::new(&cfg.file_store),
         })
 }
 
@@ -115,7 +118,16 @@ fn reply(r: HttpReply) -> Response {
     let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     match r.body {
         ReplyBody::Json(v) => (status, Json(v)).into_response(),
-        ReplyBody::File { name, content } => {
+        ReplyBody::File { name, path } => {
+            // Read here, after the core's turn and off its task (the core checked the
+            // token, the rights and that the file exists, and recorded the event).
+            let content = match std::fs::read(&path) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!("web service: reading {}: {e}", path.display());
+                    return reply(HttpReply::error(500, "internal", e.to_string()));
+                }
+            };
             let mut resp = (status, content).into_response();
             let h = resp.headers_mut();
             h.insert(
@@ -193,17 +205,27 @@ async fn upload(
         Ok(b) => b,
         Err(_) => return too_large(),
     };
-    reply(
-        st.core
-            .call(HttpRequest::Upload {
-                bearer: bearer(&headers),
-                room,
-                name,
-                token: q.token,
-                content,
-            })
-            .await,
-    )
+    // Hashing, writing and fsync happen here, off the core task; the core adopts the
+    // staged file (a rename) if it accepts the upload; what is left is removed.
+    let staged = match st.files.stage(&content) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("web service: staging an upload: {e}");
+            return reply(HttpReply::error(500, "internal", e.to_string()));
+        }
+    };
+    let answer = st
+        .core
+        .call(HttpRequest::Upload {
+            bearer: bearer(&headers),
+            room,
+            name,
+            token: q.token,
+            staged: staged.clone(),
+        })
+        .await;
+    let _ = std::fs::remove_file(&staged.path);
+    reply(answer)
 }
 
 /// Download a file of a room.

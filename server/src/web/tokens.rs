@@ -171,6 +171,18 @@ impl Tokens {
             .retain(|_, f| now_ms < f.expires_ms.saturating_add(grace));
     }
 
+    /// When [`Tokens::purge`] next has something to forget (ms since the epoch): the
+    /// earliest bearer expiry or file-token expiry plus the grace period; `None` when
+    /// no token is held.
+    pub fn next_purge(&self) -> Option<i64> {
+        let bearers = self.bearers.values().map(|b| b.expires_ms);
+        let files = self
+            .files
+            .values()
+            .map(|f| f.expires_ms.saturating_add(self.grace_ms));
+        bearers.chain(files).min()
+    }
+
     /// Number of file tokens held (tests).
     pub fn file_count(&self) -> usize {
         self.files.len()

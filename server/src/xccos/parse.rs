@@ -366,193 +366,219 @@ fn interpret(mut root: Elem, ctx: &Ctx) -> Result<Envelope, XccosError> {
     Ok(Envelope { envid, body })
 }
 
-const KNOWN_CMDS: [&str; 17] = [
-    "cmd:getfutok",
-    "cmd:getfdtok",
-    "cmd:gethttptok",
-    "cmd:getpref",
-    "cmd:setpref",
-    "cmd:createroom",
-    "cmd:updateroom",
-    "cmd:requri",
-    "cmd:getserverinfo",
-    "cmd:getassociations",
-    "cmd:bjoin",
-    "cmd:join",
-    "cmd:part",
-    "cmd:bccontext",
-    "cmd:getinv",
-    "cmd:chansrch",
-    "cmd:nodespermcreatechild",
+/// Decodes a command's `<data>` (absent: `None`) into its [`CmdKind`]; `p` names the
+/// command in errors.
+type DataParser = fn(&CmdParser<'_>, Option<&Elem>) -> Result<CmdKind, XccosError>;
+
+/// The commands this parser knows, one line each: wire id and the decoder of its
+/// `<data>` (the function below of the same name). Any other id is answered 501.
+const COMMANDS: &[(&str, DataParser)] = &[
+    ("cmd:requri", requri),
+    ("cmd:gethttptok", gethttptok),
+    ("cmd:getfutok", file_token),
+    ("cmd:getfdtok", file_token),
+    ("cmd:nodespermcreatechild", nodespermcreatechild),
+    ("cmd:getserverinfo", getserverinfo),
+    ("cmd:getassociations", getassociations),
+    ("cmd:bjoin", bjoin),
+    ("cmd:join", join),
+    ("cmd:part", part),
+    ("cmd:bccontext", bccontext),
+    ("cmd:getinv", getinv),
+    ("cmd:chansrch", chansrch),
+    ("cmd:getpref", getpref),
+    ("cmd:setpref", setpref),
+    ("cmd:createroom", createroom),
+    ("cmd:updateroom", updateroom),
 ];
+
+/// The wire ids of the registered commands ([`COMMANDS`]), in table order.
+#[cfg(test)]
+pub(crate) fn registered_commands() -> impl Iterator<Item = &'static str> {
+    COMMANDS.iter().map(|(id, _)| *id)
+}
 
 fn parse_cmd(el: &Elem, ctx: &Ctx) -> Result<Cmd, XccosError> {
     let Some(id) = el.attr("id") else {
         return Err(ctx.bad("cmd: missing id attribute"));
     };
-    if !KNOWN_CMDS.contains(&id) {
+    let Some(&(_, parse_data)) = COMMANDS.iter().find(|(known, _)| *known == id) else {
         return Err(ctx.err(codes::UNKNOWN_COMMAND, format!("unknown command \"{id}\"")));
-    }
+    };
     let seqid = match el.attr("seqid") {
         None => return Err(ctx.bad(format!("{id}: missing seqid attribute"))),
         Some(v) => parse_u64(v)
             .ok_or_else(|| ctx.bad(format!("{id}: seqid \"{v}\" is not an unsigned integer")))?,
     };
-    let p = CmdParser { id, ctx };
-    let data = el.child("data");
-    let kind = match id {
-        "cmd:requri" => CmdKind::RequestUri,
-        "cmd:gethttptok" => CmdKind::GetHttpToken,
-        "cmd:getfutok" | "cmd:getfdtok" => {
-            let ftdb = p.child(p.data(data)?, "ftdb")?;
-            CmdKind::GetFileToken {
-                upload: id == "cmd:getfutok",
-                chan_uri: p.attr(ftdb, "channelUri")?.to_owned(),
-                file: p.attr(ftdb, "fileUrl")?.to_owned(),
-            }
-        }
-        "cmd:nodespermcreatechild" => CmdKind::NodesPermCreateChild,
-        "cmd:getserverinfo" => {
-            let sib = p.child(p.data(data)?, "sib")?;
-            CmdKind::GetServerInfo {
-                domain: p.attr(sib, "domain")?.to_owned(),
-                info_type: p.attr(sib, "infoType")?.to_owned(),
-            }
-        }
-        "cmd:getassociations" => {
-            let role = match data.and_then(|d| d.child("assoc")) {
-                None => AssocRole::Member,
-                Some(a) => match a.attr("role").map(str::trim) {
-                    None => AssocRole::Member,
-                    Some(r) if r.eq_ignore_ascii_case("member") => AssocRole::Member,
-                    Some(r) if r.eq_ignore_ascii_case("manager") => AssocRole::Manager,
-                    Some(r) => {
-                        return Err(
-                            p.bad(format!("assoc role \"{r}\" is neither member nor manager"))
-                        )
-                    }
-                },
-            };
-            CmdKind::GetAssociations { role }
-        }
-        "cmd:bjoin" => {
-            let d = p.data(data)?;
-            let mut chans = Vec::new();
-            for (pos, c) in d
-                .children
-                .iter()
-                .filter(|c| c.name == "chanib" || c.name == "chanid")
-                .enumerate()
-            {
-                chans.push(p.chanref(c, pos)?);
-            }
-            if chans.is_empty() {
-                return Err(p.bad("missing chanid or chanib in data"));
-            }
-            CmdKind::BJoin { chans }
-        }
-        "cmd:join" => CmdKind::Join {
-            chan: p.first_chanref(p.data(data)?)?,
-        },
-        "cmd:part" => CmdKind::Part {
-            chan: p.first_chanref(p.data(data)?)?,
-        },
-        "cmd:bccontext" => {
-            let d = p.data(data)?;
-            let chan = p.first_chanref(d)?;
-            let bcq = p.child(d, "bcq")?;
-            let opt = |q: &Elem, k: &str| q.attr(k).map(str::to_owned);
-            let query = match bcq.children.first() {
-                None => return Err(p.bad("empty bcq, expected <last cnt>")),
-                Some(q) if q.name == "last" => BcQuery::Last {
-                    cnt: p.u32_attr(q, "cnt")?,
-                },
-                Some(q) if q.name == "before" => BcQuery::Before {
-                    id: p.u64_attr(q, "id")?,
-                    cnt: p.u32_attr(q, "cnt")?,
-                },
-                Some(q) if q.name == "since" => BcQuery::Since {
-                    ts: p.attr(q, "ts")?.to_owned(),
-                    cnt: p.u32_attr(q, "cnt")?,
-                },
-                Some(q) if q.name == "search" => BcQuery::Search {
-                    keyword: q.attr("keyword").unwrap_or("").to_owned(),
-                    author: opt(q, "author"),
-                    from: opt(q, "from"),
-                    to: opt(q, "to"),
-                    cnt: p.u32_attr(q, "cnt")?,
-                },
-                Some(q) => return Err(p.bad(format!("unsupported bcq query <{}>", q.name))),
-            };
-            CmdKind::BcContext { chan, query }
-        }
-        "cmd:getinv" => {
-            let inv = p.child(p.data(data)?, "inv")?;
-            CmdKind::GetInv {
-                invite_id: p.attr(inv, "inviteId")?.to_owned(),
-                domain: p.attr(inv, "domain")?.to_owned(),
-            }
-        }
-        "cmd:chansrch" => {
-            let qib = p.child(p.data(data)?, "qib")?;
-            let extended = match qib.attr("extended") {
-                None => false,
-                Some(v) => parse_bool(v)
-                    .ok_or_else(|| p.bad(format!("qib extended \"{v}\" is not true or false")))?,
-            };
-            CmdKind::ChanSrch {
-                qtype: p.attr(qib, "qtype")?.to_owned(),
-                criteria: qib.attr("criteria").unwrap_or("").to_owned(),
-                extended,
-            }
-        }
-        "cmd:getpref" => {
-            let pref = p.child(p.data(data)?, "pref")?;
-            CmdKind::GetPref {
-                label: p.attr(pref, "label")?.to_owned(),
-                seqid: p.opt_u64(pref, "seqid")?,
-                create_default: p.opt_bool(pref, "createdefault")?,
-            }
-        }
-        "cmd:setpref" => {
-            let pref = p.child(p.data(data)?, "pref")?;
-            CmdKind::SetPref {
-                label: p.attr(pref, "label")?.to_owned(),
-                seqid: p.opt_u64(pref, "seqid")?,
-                content: p.attr(pref, "content")?.to_owned(),
-            }
-        }
-        "cmd:createroom" => {
-            let d = p.data(data)?;
-            let ch = p.child(d, "chanib")?;
-            CmdKind::CreateRoom {
-                attrs: Box::new(p.room_attrs(ch)?),
-                users: p.roles(d, "uib")?,
-            }
-        }
-        "cmd:updateroom" => {
-            let d = p.data(data)?;
-            let chan = p.first_chanref(d)?;
-            let attrs = match d.children.iter().find(|c| c.name == "chanib") {
-                Some(ch) => p.room_attrs(ch)?,
-                None => RoomAttrs::default(),
-            };
-            CmdKind::UpdateRoom {
-                chan,
-                attrs: Box::new(attrs),
-                add: p.roles(d, "add")?,
-                remove: p.roles(d, "remove")?,
-            }
-        }
-        other => {
-            // KNOWN_CMDS and this match are kept in sync; stay panic-free regardless.
-            return Err(ctx.err(
-                codes::UNKNOWN_COMMAND,
-                format!("unknown command \"{other}\""),
-            ));
-        }
-    };
+    let kind = parse_data(&CmdParser { id, ctx }, el.child("data"))?;
     Ok(Cmd { seqid, kind })
+}
+
+fn requri(_: &CmdParser<'_>, _: Option<&Elem>) -> Result<CmdKind, XccosError> {
+    Ok(CmdKind::RequestUri)
+}
+
+fn gethttptok(_: &CmdParser<'_>, _: Option<&Elem>) -> Result<CmdKind, XccosError> {
+    Ok(CmdKind::GetHttpToken)
+}
+
+fn file_token(p: &CmdParser<'_>, data: Option<&Elem>) -> Result<CmdKind, XccosError> {
+    let ftdb = p.child(p.data(data)?, "ftdb")?;
+    Ok(CmdKind::GetFileToken {
+        upload: p.id == "cmd:getfutok",
+        chan_uri: p.attr(ftdb, "channelUri")?.to_owned(),
+        file: p.attr(ftdb, "fileUrl")?.to_owned(),
+    })
+}
+
+fn nodespermcreatechild(_: &CmdParser<'_>, _: Option<&Elem>) -> Result<CmdKind, XccosError> {
+    Ok(CmdKind::NodesPermCreateChild)
+}
+
+fn getserverinfo(p: &CmdParser<'_>, data: Option<&Elem>) -> Result<CmdKind, XccosError> {
+    let sib = p.child(p.data(data)?, "sib")?;
+    Ok(CmdKind::GetServerInfo {
+        domain: p.attr(sib, "domain")?.to_owned(),
+        info_type: p.attr(sib, "infoType")?.to_owned(),
+    })
+}
+
+fn getassociations(p: &CmdParser<'_>, data: Option<&Elem>) -> Result<CmdKind, XccosError> {
+    let role = match data.and_then(|d| d.child("assoc")) {
+        None => AssocRole::Member,
+        Some(a) => match a.attr("role").map(str::trim) {
+            None => AssocRole::Member,
+            Some(r) if r.eq_ignore_ascii_case("member") => AssocRole::Member,
+            Some(r) if r.eq_ignore_ascii_case("manager") => AssocRole::Manager,
+            Some(r) => {
+                return Err(p.bad(format!("assoc role \"{r}\" is neither member nor manager")))
+            }
+        },
+    };
+    Ok(CmdKind::GetAssociations { role })
+}
+
+fn bjoin(p: &CmdParser<'_>, data: Option<&Elem>) -> Result<CmdKind, XccosError> {
+    let d = p.data(data)?;
+    let mut chans = Vec::new();
+    for (pos, c) in d
+        .children
+        .iter()
+        .filter(|c| c.name == "chanib" || c.name == "chanid")
+        .enumerate()
+    {
+        chans.push(p.chanref(c, pos)?);
+    }
+    if chans.is_empty() {
+        return Err(p.bad("missing chanid or chanib in data"));
+    }
+    Ok(CmdKind::BJoin { chans })
+}
+
+fn join(p: &CmdParser<'_>, data: Option<&Elem>) -> Result<CmdKind, XccosError> {
+    Ok(CmdKind::Join {
+        chan: p.first_chanref(p.data(data)?)?,
+    })
+}
+
+fn part(p: &CmdParser<'_>, data: Option<&Elem>) -> Result<CmdKind, XccosError> {
+    Ok(CmdKind::Part {
+        chan: p.first_chanref(p.data(data)?)?,
+    })
+}
+
+fn bccontext(p: &CmdParser<'_>, data: Option<&Elem>) -> Result<CmdKind, XccosError> {
+    let d = p.data(data)?;
+    let chan = p.first_chanref(d)?;
+    let bcq = p.child(d, "bcq")?;
+    let opt = |q: &Elem, k: &str| q.attr(k).map(str::to_owned);
+    let query = match bcq.children.first() {
+        None => return Err(p.bad("empty bcq, expected <last cnt>")),
+        Some(q) if q.name == "last" => BcQuery::Last {
+            cnt: p.u32_attr(q, "cnt")?,
+        },
+        Some(q) if q.name == "before" => BcQuery::Before {
+            id: p.u64_attr(q, "id")?,
+            cnt: p.u32_attr(q, "cnt")?,
+        },
+        Some(q) if q.name == "since" => BcQuery::Since {
+            ts: p.attr(q, "ts")?.to_owned(),
+            cnt: p.u32_attr(q, "cnt")?,
+        },
+        Some(q) if q.name == "search" => BcQuery::Search {
+            keyword: q.attr("keyword").unwrap_or("").to_owned(),
+            author: opt(q, "author"),
+            from: opt(q, "from"),
+            to: opt(q, "to"),
+            cnt: p.u32_attr(q, "cnt")?,
+        },
+        Some(q) => return Err(p.bad(format!("unsupported bcq query <{}>", q.name))),
+    };
+    Ok(CmdKind::BcContext { chan, query })
+}
+
+fn getinv(p: &CmdParser<'_>, data: Option<&Elem>) -> Result<CmdKind, XccosError> {
+    let inv = p.child(p.data(data)?, "inv")?;
+    Ok(CmdKind::GetInv {
+        invite_id: p.attr(inv, "inviteId")?.to_owned(),
+        domain: p.attr(inv, "domain")?.to_owned(),
+    })
+}
+
+fn chansrch(p: &CmdParser<'_>, data: Option<&Elem>) -> Result<CmdKind, XccosError> {
+    let qib = p.child(p.data(data)?, "qib")?;
+    let extended = match qib.attr("extended") {
+        None => false,
+        Some(v) => parse_bool(v)
+            .ok_or_else(|| p.bad(format!("qib extended \"{v}\" is not true or false")))?,
+    };
+    Ok(CmdKind::ChanSrch {
+        qtype: p.attr(qib, "qtype")?.to_owned(),
+        criteria: qib.attr("criteria").unwrap_or("").to_owned(),
+        extended,
+    })
+}
+
+fn getpref(p: &CmdParser<'_>, data: Option<&Elem>) -> Result<CmdKind, XccosError> {
+    let pref = p.child(p.data(data)?, "pref")?;
+    Ok(CmdKind::GetPref {
+        label: p.attr(pref, "label")?.to_owned(),
+        seqid: p.opt_u64(pref, "seqid")?,
+        create_default: p.opt_bool(pref, "createdefault")?,
+    })
+}
+
+fn setpref(p: &CmdParser<'_>, data: Option<&Elem>) -> Result<CmdKind, XccosError> {
+    let pref = p.child(p.data(data)?, "pref")?;
+    Ok(CmdKind::SetPref {
+        label: p.attr(pref, "label")?.to_owned(),
+        seqid: p.opt_u64(pref, "seqid")?,
+        content: p.attr(pref, "content")?.to_owned(),
+    })
+}
+
+fn createroom(p: &CmdParser<'_>, data: Option<&Elem>) -> Result<CmdKind, XccosError> {
+    let d = p.data(data)?;
+    let ch = p.child(d, "chanib")?;
+    Ok(CmdKind::CreateRoom {
+        attrs: Box::new(p.room_attrs(ch)?),
+        users: p.roles(d, "uib")?,
+    })
+}
+
+fn updateroom(p: &CmdParser<'_>, data: Option<&Elem>) -> Result<CmdKind, XccosError> {
+    let d = p.data(data)?;
+    let chan = p.first_chanref(d)?;
+    let attrs = match d.children.iter().find(|c| c.name == "chanib") {
+        Some(ch) => p.room_attrs(ch)?,
+        None => RoomAttrs::default(),
+    };
+    Ok(CmdKind::UpdateRoom {
+        chan,
+        attrs: Box::new(attrs),
+        add: p.roles(d, "add")?,
+        remove: p.roles(d, "remove")?,
+    })
 }
 
 /// Error helpers for one command, prefixing reasons with the command id.

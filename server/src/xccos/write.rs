@@ -2,17 +2,13 @@
 //!
 //! Output is deterministic and compact: no XML declaration, no whitespace between
 //! elements, attributes in the fixed order of the `XCCOS.md` examples, double-quoted
-//! attribute values. Escaping:
-//! - text: `&` `<` `>` as entities, `\r` as `&#13;` (so CRLF survives XML end-of-line
-//!   normalization in the receiver), `\n`/`\t` raw;
-//! - attributes: additionally `"` `'` as entities and `\n` `\t` as `&#10;` `&#9;`
-//!   (so they survive attribute-value normalization);
-//! - characters not allowed in XML 1.0 at all (C0 controls other than tab/LF/CR,
-//!   U+FFFE, U+FFFF) are replaced by U+FFFD. This is the only lossy step.
+//! attribute values. Escaping is [`crate::xml`]'s (the XML 1.0 character rules shared
+//! with the provisioning and compliance documents). The elements are appended directly
+//! (not through quick-xml's `Writer` as in [`crate::xml::Doc`]): this runs once per
+//! relayed post and per reply, and its output is byte-for-byte the wire format.
 
 use super::model::*;
-
-const REPLACEMENT: &[u8] = "\u{FFFD}".as_bytes();
+pub use crate::xml::{escape_attr_into, escape_text_into};
 
 impl Envelope {
     /// Appends the XML of this envelope to `out`:
@@ -52,53 +48,13 @@ impl Envelope {
     }
 }
 
-/// Appends `s` to `out` escaped for use inside a double-quoted XML attribute value
-/// (`& < > " '` as entities, `\r \n \t` as character references, XML-illegal
-/// characters as U+FFFD).
-pub fn escape_attr_into(out: &mut Vec<u8>, s: &str) {
-    escape_into(out, s, true);
-}
-
-/// Appends `s` to `out` escaped for use as XML element text (`& < >` as entities,
-/// `\r` as `&#13;`, XML-illegal characters as U+FFFD).
-pub fn escape_text_into(out: &mut Vec<u8>, s: &str) {
-    escape_into(out, s, false);
-}
-
-fn escape_into(out: &mut Vec<u8>, s: &str, attr: bool) {
-    let b = s.as_bytes();
-    let mut start = 0;
-    let mut i = 0;
-    while i < b.len() {
-        let c = b[i];
-        let (rep, len): (&[u8], usize) = match c {
-            b'&' => (b"&amp;", 1),
-            b'<' => (b"&lt;", 1),
-            b'>' => (b"&gt;", 1),
-            b'"' if attr => (b"&quot;", 1),
-            b'\'' if attr => (b"&apos;", 1),
-            b'\r' => (b"&#13;", 1),
-            b'\n' if attr => (b"&#10;", 1),
-            b'\t' if attr => (b"&#9;", 1),
-            b'\n' | b'\t' => {
-                i += 1;
-                continue;
-            }
-            0..=0x1f => (REPLACEMENT, 1),
-            0xEF if b.get(i + 1) == Some(&0xBF) && matches!(b.get(i + 2), Some(0xBE | 0xBF)) => {
-                (REPLACEMENT, 3)
-            }
-            _ => {
-                i += 1;
-                continue;
-            }
-        };
-        out.extend_from_slice(&b[start..i]);
-        out.extend_from_slice(rep);
-        i += len;
-        start = i;
+/// `"true"` or `"false"`.
+fn bool_str(b: bool) -> &'static str {
+    if b {
+        "true"
+    } else {
+        "false"
     }
-    out.extend_from_slice(&b[start..]);
 }
 
 fn push_u64(out: &mut Vec<u8>, mut n: u64) {
@@ -207,27 +163,13 @@ impl W<'_> {
                 self.raw("<data/>")
             }
             CmdKind::GetFileToken { chan_uri, file, .. } => {
-                self.raw("<data>");
-                self.open("ftdb");
-                self.attr("channelUri", chan_uri);
-                self.attr("fileUrl", file);
-                self.slash_gt();
-                self.raw("</data>");
+                self.data_elem("ftdb", &[("channelUri", chan_uri), ("fileUrl", file)])
             }
             CmdKind::GetServerInfo { domain, info_type } => {
-                self.raw("<data>");
-                self.open("sib");
-                self.attr("domain", domain);
-                self.attr("infoType", info_type);
-                self.slash_gt();
-                self.raw("</data>");
+                self.data_elem("sib", &[("domain", domain), ("infoType", info_type)])
             }
             CmdKind::GetAssociations { role } => {
-                self.raw("<data>");
-                self.open("assoc");
-                self.attr("role", role.as_str());
-                self.slash_gt();
-                self.raw("</data>");
+                self.data_elem("assoc", &[("role", role.as_str())])
             }
             CmdKind::BJoin { chans } => {
                 self.raw("<data>");
@@ -241,82 +183,34 @@ impl W<'_> {
                 self.chanref(chan);
                 self.raw("</data>");
             }
-            CmdKind::BcContext { chan, query } => {
-                self.raw("<data>");
-                self.chanref(chan);
-                self.raw("<bcq>");
-                match query {
-                    BcQuery::Last { cnt } => {
-                        self.open("last");
-                        self.attr_u64("cnt", u64::from(*cnt));
-                    }
-                    BcQuery::Before { id, cnt } => {
-                        self.open("before");
-                        self.attr_u64("id", *id);
-                        self.attr_u64("cnt", u64::from(*cnt));
-                    }
-                    BcQuery::Since { ts, cnt } => {
-                        self.open("since");
-                        self.attr("ts", ts);
-                        self.attr_u64("cnt", u64::from(*cnt));
-                    }
-                    BcQuery::Search {
-                        keyword,
-                        author,
-                        from,
-                        to,
-                        cnt,
-                    } => {
-                        self.open("search");
-                        self.attr("keyword", keyword);
-                        for (k, v) in [("author", author), ("from", from), ("to", to)] {
-                            if let Some(v) = v {
-                                self.attr(k, v);
-                            }
-                        }
-                        self.attr_u64("cnt", u64::from(*cnt));
-                    }
-                }
-                self.slash_gt();
-                self.raw("</bcq></data>");
-            }
+            CmdKind::BcContext { chan, query } => self.bccontext_data(chan, query),
             CmdKind::GetInv { invite_id, domain } => {
-                self.raw("<data>");
-                self.open("inv");
-                self.attr("inviteId", invite_id);
-                self.attr("domain", domain);
-                self.slash_gt();
-                self.raw("</data>");
+                self.data_elem("inv", &[("inviteId", invite_id), ("domain", domain)])
             }
             CmdKind::ChanSrch {
                 qtype,
                 criteria,
                 extended,
-            } => {
-                self.raw("<data>");
-                self.open("qib");
-                self.attr("qtype", qtype);
-                self.attr("criteria", criteria);
-                self.attr("extended", if *extended { "true" } else { "false" });
-                self.slash_gt();
-                self.raw("</data>");
-            }
+            } => self.data_elem(
+                "qib",
+                &[
+                    ("qtype", qtype),
+                    ("criteria", criteria),
+                    ("extended", bool_str(*extended)),
+                ],
+            ),
             CmdKind::GetPref {
                 label,
                 seqid,
                 create_default,
-            } => {
-                self.raw("<data>");
-                self.open("pref");
-                self.attr("label", label);
-                self.attr_u64("seqid", *seqid);
-                self.attr(
-                    "createdefault",
-                    if *create_default { "true" } else { "false" },
-                );
-                self.slash_gt();
-                self.raw("</data>");
-            }
+            } => self.data_elem(
+                "pref",
+                &[
+                    ("label", label),
+                    ("seqid", &seqid.to_string()),
+                    ("createdefault", bool_str(*create_default)),
+                ],
+            ),
             CmdKind::SetPref {
                 label,
                 seqid,
@@ -337,31 +231,93 @@ impl W<'_> {
                 attrs,
                 add,
                 remove,
-            } => {
-                self.raw("<data>");
-                match chan {
-                    ChanRef::Uri(uri) => {
-                        self.open("chanib");
-                        self.attr("uri", uri);
-                        self.room_attrs(attrs);
-                        self.slash_gt();
-                    }
-                    ChanRef::Id { .. } => {
-                        self.chanref(chan);
-                        if **attrs != RoomAttrs::default() {
-                            self.open("chanib");
-                            self.attr("uri", &chan.to_uri());
-                            self.room_attrs(attrs);
-                            self.slash_gt();
-                        }
-                    }
-                }
-                self.role_changes("add", add);
-                self.role_changes("remove", remove);
-                self.raw("</data>");
-            }
+            } => self.updateroom_data(chan, attrs, add, remove),
         }
         self.close("cmd");
+    }
+
+    /// `cmd:bccontext`'s `<data>`: the room, then `<bcq>` with one query element.
+    fn bccontext_data(&mut self, chan: &ChanRef, query: &BcQuery) {
+        self.raw("<data>");
+        self.chanref(chan);
+        self.raw("<bcq>");
+        match query {
+            BcQuery::Last { cnt } => {
+                self.open("last");
+                self.attr_u64("cnt", u64::from(*cnt));
+            }
+            BcQuery::Before { id, cnt } => {
+                self.open("before");
+                self.attr_u64("id", *id);
+                self.attr_u64("cnt", u64::from(*cnt));
+            }
+            BcQuery::Since { ts, cnt } => {
+                self.open("since");
+                self.attr("ts", ts);
+                self.attr_u64("cnt", u64::from(*cnt));
+            }
+            BcQuery::Search {
+                keyword,
+                author,
+                from,
+                to,
+                cnt,
+            } => {
+                self.open("search");
+                self.attr("keyword", keyword);
+                for (k, v) in [("author", author), ("from", from), ("to", to)] {
+                    if let Some(v) = v {
+                        self.attr(k, v);
+                    }
+                }
+                self.attr_u64("cnt", u64::from(*cnt));
+            }
+        }
+        self.slash_gt();
+        self.raw("</bcq></data>");
+    }
+
+    /// `cmd:updateroom`'s `<data>`: the room (with the changed attributes), then the
+    /// `add`/`remove` role changes.
+    fn updateroom_data(
+        &mut self,
+        chan: &ChanRef,
+        attrs: &RoomAttrs,
+        add: &[RoleChange],
+        remove: &[RoleChange],
+    ) {
+        self.raw("<data>");
+        match chan {
+            ChanRef::Uri(uri) => {
+                self.open("chanib");
+                self.attr("uri", uri);
+                self.room_attrs(attrs);
+                self.slash_gt();
+            }
+            ChanRef::Id { .. } => {
+                self.chanref(chan);
+                if *attrs != RoomAttrs::default() {
+                    self.open("chanib");
+                    self.attr("uri", &chan.to_uri());
+                    self.room_attrs(attrs);
+                    self.slash_gt();
+                }
+            }
+        }
+        self.role_changes("add", add);
+        self.role_changes("remove", remove);
+        self.raw("</data>");
+    }
+
+    /// `<data><{name} k="v" .../></data>`: a command whose data is one empty element.
+    fn data_elem(&mut self, name: &str, attrs: &[(&str, &str)]) {
+        self.raw("<data>");
+        self.open(name);
+        for (k, v) in attrs {
+            self.attr(k, v);
+        }
+        self.slash_gt();
+        self.raw("</data>");
     }
 
     /// `<data><pref label seqid content/></data>`: setpref's request and the reply of
@@ -431,26 +387,19 @@ impl W<'_> {
         match d {
             RplData::None => {}
             RplData::Empty => self.raw("<data/>"),
-            RplData::Uib(uri) => {
-                self.raw("<data>");
-                self.open("uib");
-                self.attr("uri", uri);
-                self.slash_gt();
-                self.raw("</data>");
-            }
-            RplData::ServerInfo(s) => {
-                self.raw("<data>");
-                self.open("sib");
-                self.attr("infoType", &s.info_type);
-                self.attr("serverTime", &s.server_time);
-                self.attr_u64("searchLimit", u64::from(s.search_limit));
-                self.attr_u64("messageSizeLimit", u64::from(s.message_size_limit));
-                self.attr_u64("storySizeLimit", u64::from(s.story_size_limit));
-                self.attr("rootUri", &s.root_uri);
-                self.attr("dbVersion", &s.db_version);
-                self.slash_gt();
-                self.raw("</data>");
-            }
+            RplData::Uib(uri) => self.data_elem("uib", &[("uri", uri)]),
+            RplData::ServerInfo(s) => self.data_elem(
+                "sib",
+                &[
+                    ("infoType", &s.info_type),
+                    ("serverTime", &s.server_time),
+                    ("searchLimit", &s.search_limit.to_string()),
+                    ("messageSizeLimit", &s.message_size_limit.to_string()),
+                    ("storySizeLimit", &s.story_size_limit.to_string()),
+                    ("rootUri", &s.root_uri),
+                    ("dbVersion", &s.db_version),
+                ],
+            ),
             RplData::Rooms { rooms, users } => {
                 if rooms.is_empty() && users.is_empty() {
                     self.raw("<data/>");
@@ -517,12 +466,7 @@ impl W<'_> {
                 self.pref_data(label, *seqid, content);
             }
             RplData::Token { token, server_uri } => {
-                self.raw("<data>");
-                self.open("token");
-                self.attr("token", token);
-                self.attr("serveruri", server_uri);
-                self.slash_gt();
-                self.raw("</data>");
+                self.data_elem("token", &[("token", token), ("serveruri", server_uri)])
             }
         }
     }
@@ -649,26 +593,6 @@ impl W<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn esc(s: &str, attr: bool) -> String {
-        let mut v = Vec::new();
-        escape_into(&mut v, s, attr);
-        String::from_utf8(v).unwrap()
-    }
-
-    #[test]
-    fn escaping() {
-        assert_eq!(esc("a<b>&\"'\r\n\t", false), "a&lt;b&gt;&amp;\"'&#13;\n\t");
-        assert_eq!(
-            esc("a<b>&\"'\r\n\t", true),
-            "a&lt;b&gt;&amp;&quot;&apos;&#13;&#10;&#9;"
-        );
-        assert_eq!(
-            esc("x\u{0}y\u{1b}\u{FFFE}\u{FFFF}\u{FFFD}é", false),
-            "x\u{FFFD}y\u{FFFD}\u{FFFD}\u{FFFD}\u{FFFD}é"
-        );
-        assert_eq!(esc("plain 漢字 😀", true), "plain 漢字 😀");
-    }
 
     #[test]
     fn numbers() {

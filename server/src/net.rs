@@ -1,0 +1,41 @@
+//! What the I/O driver ([`crate::host`]) and the web services ([`crate::web`]) share,
+//! below both: the listener abstraction and the item of the core task's queue.
+
+use crate::core::{ConnId, Input};
+use bytes::Bytes;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{mpsc, oneshot};
+
+/// A stream listener: tokio's or turmoil's TCP (or anything else that yields streams).
+pub trait Listener: Send + 'static {
+    /// The connection type.
+    type Stream: AsyncRead + AsyncWrite + Send + Unpin + 'static;
+    /// Waits for the next connection.
+    fn accept(&mut self) -> impl Future<Output = io::Result<(Self::Stream, SocketAddr)>> + Send;
+}
+
+impl Listener for tokio::net::TcpListener {
+    type Stream = tokio::net::TcpStream;
+    async fn accept(&mut self) -> io::Result<(Self::Stream, SocketAddr)> {
+        let (s, a) = tokio::net::TcpListener::accept(self).await?;
+        let _ = s.set_nodelay(true);
+        Ok((s, a))
+    }
+}
+
+/// What a connection's writer receives: a message head and body.
+pub(crate) type Outgoing = (Bytes, Bytes);
+
+/// What the core task receives: network input, a connection's writer, or a web
+/// services request with the channel its answer goes back on.
+pub(crate) enum Event {
+    Input(Input),
+    Register(ConnId, mpsc::Sender<Outgoing>),
+    Http(
+        crate::web::api::HttpRequest,
+        oneshot::Sender<crate::web::api::HttpReply>,
+    ),
+}
