@@ -289,11 +289,15 @@ async fn reader<R: AsyncRead + Unpin>(
                     }
                     let input = match parsed {
                         Ok(msg) => Input::Sip { conn, msg },
-                        Err(e) => Input::Malformed {
-                            conn,
-                            raw: frame,
-                            reason: e.to_string(),
-                        },
+                        Err(e) => {
+                            // Refused before the core (no state needed): answered here,
+                            // with the status the defect calls for (400, 416, 505).
+                            tracing::debug!(conn, "malformed SIP message: {e}");
+                            let Some(head) = refusal(&frame, e.code, &e.reason) else {
+                                continue;
+                            };
+                            Input::Refused { conn, head }
+                        }
                     };
                     if let Err(e) = tx.try_send(Event::Input(input)) {
                         match e {
@@ -305,6 +309,12 @@ async fn reader<R: AsyncRead + Unpin>(
                                 let head = overloaded(&req, retry_after_s);
                                 let _ = out.try_send((head, Bytes::new()));
                             }
+                            mpsc::error::TrySendError::Full(Event::Input(Input::Refused {
+                                head,
+                                ..
+                            })) => {
+                                let _ = out.try_send((head, Bytes::new()));
+                            }
                             mpsc::error::TrySendError::Full(_) => {
                                 tracing::debug!(conn, "core queue full; dropped a response/ACK");
                             }
@@ -314,6 +324,24 @@ async fn reader<R: AsyncRead + Unpin>(
                 }
                 Ok(None) => break,
                 Err(e) => {
+                    // RFC 3261 18.3 / RFC 4475 3.1.2.3: answer what can be answered,
+                    // then close unless the framer could skip the message (413).
+                    let raw = match &e {
+                        crate::sip::FramingError::BodyTooLarge { head, .. } => head.clone(),
+                        _ => Bytes::copy_from_slice(framer.pending()),
+                    };
+                    if let Some(head) = refusal(&raw, e.status(), &framing_reason(&e)) {
+                        // Queued behind this connection's earlier requests, so their
+                        // answers go first; waits for room (the connection ends anyway).
+                        let refused = Event::Input(Input::Refused { conn, head });
+                        if tx.send(refused).await.is_err() {
+                            break 'conn;
+                        }
+                    }
+                    if e.is_recoverable() {
+                        tracing::debug!(conn, "message over the size limit skipped: {e}");
+                        continue;
+                    }
                     tracing::info!(conn, "framing error, closing connection: {e}");
                     break 'conn;
                 }
@@ -321,6 +349,19 @@ async fn reader<R: AsyncRead + Unpin>(
         }
     }
     let _ = tx.send(Event::Input(Input::Closed { conn })).await;
+}
+
+/// The answer to a request refused by the reader (`None` for a response).
+fn refusal(raw: &[u8], code: u16, reason: &str) -> Option<Bytes> {
+    crate::sip::reject::response(raw, code, reason, &[], crate::core::SERVER_HEADER)
+}
+
+/// The reason phrase for a framing error: the standard phrase, then the defect.
+fn framing_reason(e: &crate::sip::FramingError) -> String {
+    match e.status() {
+        413 => format!("Request Entity Too Large: {e}"),
+        _ => format!("Bad Request: {e}"),
+    }
 }
 
 /// Whether a framed message is a 2xx response (`SIP/2.0 2xx `, RFC 3261 7.2).
@@ -368,6 +409,16 @@ async fn core_loop(
         if inputs.is_empty() {
             continue;
         }
+        // A connection closed by its reader keeps its writer until this batch's answers
+        // are queued (a request and a framing error in one read: the request is still
+        // answered, then the writer ends when its senders are gone).
+        let closed: Vec<ConnId> = inputs
+            .iter()
+            .filter_map(|i| match i {
+                Input::Closed { conn } => Some(*conn),
+                _ => None,
+            })
+            .collect();
         core.handle_batch(inputs.drain(..), &mut actions);
         let mut slow = Vec::new();
         for a in actions.drain(..) {
@@ -388,6 +439,9 @@ async fn core_loop(
                     }
                 }
             }
+        }
+        for conn in closed {
+            writers.remove(&conn);
         }
         for conn in slow {
             if writers.remove(&conn).is_some() {
@@ -430,12 +484,7 @@ fn absorb(
         Event::Register(conn, w) => {
             writers.insert(conn, w);
         }
-        Event::Input(i) => {
-            if let Input::Closed { conn } = &i {
-                writers.remove(conn);
-            }
-            inputs.push(i);
-        }
+        Event::Input(i) => inputs.push(i),
     }
 }
 

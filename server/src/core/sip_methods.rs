@@ -151,6 +151,9 @@ impl Core {
             let resp = self.ok_to_invite(&req, &tag);
             return self.respond(conn, resp, false);
         }
+        if let Some(resp) = super::media_checks::refuse_invite_media(&req) {
+            return self.respond(conn, resp, false);
+        }
         let is_sdp = media_type(req.content_type()).as_deref() == Some("application/sdp");
         let has_message_media = std::str::from_utf8(&req.body)
             .map(|b| b.lines().any(|l| l.starts_with("m=message")))

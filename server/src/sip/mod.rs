@@ -14,6 +14,8 @@
 pub mod framing;
 pub mod message;
 pub mod normalize;
+pub mod reject;
+pub mod validate;
 
 pub use framing::{Framer, FramingError};
 pub use message::{parse, response_for, Headers, ParseError, Request, Response, SipMessage};
