@@ -367,6 +367,9 @@ pub struct SipConfig {
     /// Session-Expires offered in the 200 OK to INVITE, in seconds (RFC 4028);
     /// a dialog not refreshed (UPDATE, INFO) within it is dropped.
     pub session_expires_s: u32,
+    /// Smallest Session-Expires accepted, in seconds (RFC 4028 `Min-SE`, at least 90):
+    /// a request asking for less gets 422 with `Min-SE`.
+    pub min_se_s: u32,
     /// Largest SIP message accepted, in bytes; larger closes the connection.
     pub max_message_bytes: usize,
     /// Capacity of each connection's send queue, in messages; a peer that lets it fill
@@ -384,6 +387,7 @@ impl Default for SipConfig {
         SipConfig {
             listen: "127.0.0.1:5060".into(),
             session_expires_s: 1800,
+            min_se_s: 90,
             max_message_bytes: 256 * 1024,
             send_queue: 4096,
             core_queue: 65536,

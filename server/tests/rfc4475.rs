@@ -11,14 +11,10 @@
 //! Content-Length: the stream cannot be framed: 400, then the connection closes).
 //! Loopback only; every wait is bounded.
 
-use pchat_server::clock::TokioClock;
-use pchat_server::config::Config;
-use pchat_server::sip::Framer;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+mod wire;
+
 use std::path::Path;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use wire::{start, Client, Response, Server, QUIET, WAIT};
 
 /// What the RFC says should happen to a message sent to an endpoint over TCP.
 #[derive(Debug, Clone, Copy)]
@@ -46,204 +42,60 @@ use Expect::*;
 /// The 49 messages and their expected outcome, in the RFC's order (section numbers).
 const CASES: &[(&str, Expect)] = &[
     // 3.1.1 valid messages
-    ("wsinv", Processed),             // 3.1.1.1
-    ("intmeth", Code(&[501])),        // 3.1.1.2 unknown method: 501 (8.2.1)
-    ("esc01", Processed),             // 3.1.1.3
-    ("escnull", Processed),           // 3.1.1.4
-    ("esc02", Code(&[501])),          // 3.1.1.5 "An endpoint would reject this message with a 501"
-    ("lwsdisp", Code(&[200])),        // 3.1.1.6 OPTIONS
-    ("longreq", Processed),           // 3.1.1.7
-    ("dblreq", TwoProcessed),         // 3.1.1.8 over TCP the trailing INVITE is a message
-    ("semiuri", Code(&[200])),        // 3.1.1.9 OPTIONS
-    ("transports", Code(&[200])),     // 3.1.1.10 OPTIONS
-    ("mpart01", Processed),           // 3.1.1.11 MESSAGE
-    ("unreason", Dropped),            // 3.1.1.12 a response
-    ("noreason", Dropped),            // 3.1.1.13 a response
+    ("wsinv", Processed),         // 3.1.1.1
+    ("intmeth", Code(&[501])),    // 3.1.1.2 unknown method: 501 (8.2.1)
+    ("esc01", Processed),         // 3.1.1.3
+    ("escnull", Processed),       // 3.1.1.4
+    ("esc02", Code(&[501])),      // 3.1.1.5 "An endpoint would reject this message with a 501"
+    ("lwsdisp", Code(&[200])),    // 3.1.1.6 OPTIONS
+    ("longreq", Processed),       // 3.1.1.7
+    ("dblreq", TwoProcessed),     // 3.1.1.8 over TCP the trailing INVITE is a message
+    ("semiuri", Code(&[200])),    // 3.1.1.9 OPTIONS
+    ("transports", Code(&[200])), // 3.1.1.10 OPTIONS
+    ("mpart01", Processed),       // 3.1.1.11 MESSAGE
+    ("unreason", Dropped),        // 3.1.1.12 a response
+    ("noreason", Dropped),        // 3.1.1.13 a response
     // 3.1.2 invalid messages
-    ("badinv01", Code(&[400])),       // 3.1.2.1
-    ("clerr", Waits),                 // 3.1.2.2 over TCP: wait for the rest
-    ("ncl", CodeThenClose(400)),      // 3.1.2.3 framing error on a stream
-    ("scalar02", Code(&[400])),       // 3.1.2.4
-    ("scalarlg", Dropped),            // 3.1.2.5 a response: "simply discard it"
-    ("quotbal", Code(&[400])),        // 3.1.2.6
-    ("ltgtruri", Code(&[400])),       // 3.1.2.7
-    ("lwsruri", Code(&[400])),        // 3.1.2.8
-    ("lwsstart", Code(&[400])),       // 3.1.2.9
-    ("trws", Code(&[400])),           // 3.1.2.10
-    ("escruri", Code(&[400])),        // 3.1.2.11
-    ("baddate", Processed),           // 3.1.2.12 we do not use Date: liberal reading allowed
-    ("regbadct", Code(&[400])),       // 3.1.2.13
-    ("badaspec", Code(&[400])),       // 3.1.2.14
-    ("baddn", Code(&[400])),          // 3.1.2.15
-    ("badvers", Code(&[505])),        // 3.1.2.16
-    ("mismatch01", Code(&[400])),     // 3.1.2.17
+    ("badinv01", Code(&[400])),        // 3.1.2.1
+    ("clerr", Waits),                  // 3.1.2.2 over TCP: wait for the rest
+    ("ncl", CodeThenClose(400)),       // 3.1.2.3 framing error on a stream
+    ("scalar02", Code(&[400])),        // 3.1.2.4
+    ("scalarlg", Dropped),             // 3.1.2.5 a response: "simply discard it"
+    ("quotbal", Code(&[400])),         // 3.1.2.6
+    ("ltgtruri", Code(&[400])),        // 3.1.2.7
+    ("lwsruri", Code(&[400])),         // 3.1.2.8
+    ("lwsstart", Code(&[400])),        // 3.1.2.9
+    ("trws", Code(&[400])),            // 3.1.2.10
+    ("escruri", Code(&[400])),         // 3.1.2.11
+    ("baddate", Processed),            // 3.1.2.12 we do not use Date: liberal reading allowed
+    ("regbadct", Code(&[400])),        // 3.1.2.13
+    ("badaspec", Code(&[400])),        // 3.1.2.14
+    ("baddn", Code(&[400])),           // 3.1.2.15
+    ("badvers", Code(&[505])),         // 3.1.2.16
+    ("mismatch01", Code(&[400])),      // 3.1.2.17
     ("mismatch02", Code(&[501, 400])), // 3.1.2.18 501 preferred, 400 acceptable
-    ("bigcode", Dropped),             // 3.1.2.19 a response: "simply drop it"
+    ("bigcode", Dropped),              // 3.1.2.19 a response: "simply drop it"
     // 3.2 transaction layer
     ("badbranch", Code(&[200])), // 3.2.1 falls back to RFC 2543 matching
     // 3.3 application layer
-    ("insuf", Code(&[400])),          // 3.3.1
-    ("unkscm", Code(&[416])),         // 3.3.2
-    ("novelsc", Code(&[416])),        // 3.3.3
-    ("unksm2", Processed),            // 3.3.4 well formed
-    ("bext01", Code(&[420])),         // 3.3.5
-    ("invut", Code(&[415])),          // 3.3.6
-    ("regaut01", Processed),          // 3.3.7
-    ("multi01", Code(&[400])),        // 3.3.8
-    ("mcl01", CodeThenClose(400)),    // 3.3.9 conflicting Content-Length: framing error
-    ("bcast", Dropped),               // 3.3.10 a response
-    ("zeromf", Code(&[200])),         // 3.3.11 an endpoint processes it normally
-    ("cparam01", Processed),          // 3.3.12
-    ("cparam02", Processed),          // 3.3.13
-    ("regescrt", Processed),          // 3.3.14
-    ("sdp01", Code(&[406])),          // 3.3.15
+    ("insuf", Code(&[400])),       // 3.3.1
+    ("unkscm", Code(&[416])),      // 3.3.2
+    ("novelsc", Code(&[416])),     // 3.3.3
+    ("unksm2", Processed),         // 3.3.4 well formed
+    ("bext01", Code(&[420])),      // 3.3.5
+    ("invut", Code(&[415])),       // 3.3.6
+    ("regaut01", Processed),       // 3.3.7
+    ("multi01", Code(&[400])),     // 3.3.8
+    ("mcl01", CodeThenClose(400)), // 3.3.9 conflicting Content-Length: framing error
+    ("bcast", Dropped),            // 3.3.10 a response
+    ("zeromf", Code(&[200])),      // 3.3.11 an endpoint processes it normally
+    ("cparam01", Processed),       // 3.3.12
+    ("cparam02", Processed),       // 3.3.13
+    ("regescrt", Processed),       // 3.3.14
+    ("sdp01", Code(&[406])),       // 3.3.15
     // 3.4 backward compatibility
     ("inv2543", CodeThenClose(400)), // 3.4.1 no Content-Length: cannot be framed on TCP
 ];
-
-const WAIT: Duration = Duration::from_secs(5);
-const QUIET: Duration = Duration::from_millis(400);
-
-/// A server on `127.0.0.1:0` with an in-memory store, run on its own runtime thread
-/// until the returned sender is dropped.
-struct Server {
-    addr: SocketAddr,
-    _stop: tokio::sync::oneshot::Sender<()>,
-}
-
-fn start() -> Server {
-    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("bind");
-            let addr = listener.local_addr().expect("addr");
-            let mut cfg = Config::embedded_default();
-            cfg.store.path = ":memory:".into();
-            let clock = Arc::new(TokioClock::starting_at(1_700_000_000_000));
-            let core = pchat_server::build_core(cfg, clock, 7, &addr.to_string()).expect("core");
-            addr_tx.send(addr).expect("addr");
-            let _ = pchat_server::host::serve(listener, core, async move {
-                let _ = stopped.await;
-            })
-            .await;
-        });
-    });
-    let addr = addr_rx.recv_timeout(WAIT).expect("server started");
-    Server { addr, _stop: stop }
-}
-
-/// What the test reads from an answer: status line and the headers it checks (read by
-/// hand: an answer echoes the torture message's headers, which our parser may refuse).
-#[derive(Debug)]
-struct Response {
-    code: u16,
-    reason: String,
-    call_id: Option<String>,
-    cseq_method: Option<String>,
-}
-
-impl Response {
-    fn read(frame: &[u8]) -> Option<Response> {
-        let text = String::from_utf8_lossy(frame);
-        let mut lines = text.split("\r\n");
-        let status = lines.next()?.strip_prefix("SIP/2.0 ")?;
-        let (code, reason) = status.split_once(' ').unwrap_or((status, ""));
-        let header = |name: &str| {
-            text.split("\r\n").skip(1).find_map(|l| {
-                let (n, v) = l.split_once(':')?;
-                n.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_string())
-            })
-        };
-        Some(Response {
-            code: code.parse().ok()?,
-            reason: reason.to_string(),
-            call_id: header("Call-ID"),
-            cseq_method: header("CSeq").and_then(|c| c.split_whitespace().nth(1).map(str::to_string)),
-        })
-    }
-
-    fn call_id(&self) -> Option<&str> {
-        self.call_id.as_deref()
-    }
-}
-
-/// A client connection that frames what the server sends.
-struct Client {
-    s: TcpStream,
-    framer: Framer,
-    closed: bool,
-}
-
-impl Client {
-    fn connect(addr: SocketAddr) -> Client {
-        let s = TcpStream::connect(addr).expect("connect");
-        s.set_read_timeout(Some(Duration::from_millis(50))).ok();
-        Client {
-            s,
-            framer: Framer::new(1 << 20),
-            closed: false,
-        }
-    }
-
-    fn send(&mut self, bytes: &[u8]) {
-        self.s.write_all(bytes).expect("write");
-    }
-
-    /// The next response within `wait`, `None` if none came (or the server closed).
-    fn next(&mut self, wait: Duration) -> Option<Response> {
-        let deadline = Instant::now() + wait;
-        let mut buf = [0u8; 8192];
-        loop {
-            if let Ok(Some(frame)) = self.framer.next_frame() {
-                match Response::read(&frame) {
-                    Some(r) => return Some(r),
-                    None => panic!(
-                        "server sent something that is not a response: {:?}",
-                        String::from_utf8_lossy(&frame)
-                    ),
-                }
-            }
-            if self.closed || Instant::now() >= deadline {
-                return None;
-            }
-            match self.s.read(&mut buf) {
-                Ok(0) => self.closed = true,
-                Ok(n) => self.framer.push(&buf[..n]),
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) => {}
-                Err(_) => self.closed = true,
-            }
-        }
-    }
-
-    /// Whether the server closed the connection within `wait` (reads until EOF).
-    fn closes_within(&mut self, wait: Duration) -> bool {
-        while self.next(wait).is_some() {}
-        self.closed
-    }
-
-    /// An OPTIONS on the same connection is answered 200: the connection is usable.
-    fn still_serves(&mut self, tag: &str) -> bool {
-        let probe = format!(
-            "OPTIONS sip:pchat@contoso.com SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1;branch=z9hG4bK-probe-{tag}\r\n\
-             Max-Forwards: 70\r\nFrom: <sip:probe@contoso.com>;tag=p\r\nTo: <sip:pchat@contoso.com>\r\n\
-             Call-ID: probe-{tag}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
-        );
-        self.send(probe.as_bytes());
-        let r = self.next(WAIT);
-        matches!(&r, Some(r) if r.code == 200 && r.call_id() == Some(&*format!("probe-{tag}")))
-    }
-}
 
 fn load(name: &str) -> Vec<u8> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -288,7 +140,10 @@ fn run(server: &Server, name: &str, expect: Expect) -> Result<(), String> {
         Code(codes) => {
             let r = c.next(WAIT).ok_or("no answer")?;
             if !codes.contains(&r.code) {
-                return Err(format!("answered {} {:?}, want {codes:?}", r.code, r.reason));
+                return Err(format!(
+                    "answered {} {:?}, want {codes:?}",
+                    r.code, r.reason
+                ));
             }
             check_call_id(&r)?;
             if !c.still_serves(name) {
@@ -304,7 +159,10 @@ fn run(server: &Server, name: &str, expect: Expect) -> Result<(), String> {
         }
         Dropped => {
             if let Some(r) = c.next(QUIET) {
-                return Err(format!("a response was answered: {} {:?}", r.code, r.reason));
+                return Err(format!(
+                    "a response was answered: {} {:?}",
+                    r.code, r.reason
+                ));
             }
             if !c.still_serves(name) {
                 return Err("connection not usable after the dropped response".into());
@@ -321,7 +179,10 @@ fn run(server: &Server, name: &str, expect: Expect) -> Result<(), String> {
         }
         Waits => {
             if let Some(r) = c.next(QUIET) {
-                return Err(format!("answered before the body: {} {:?}", r.code, r.reason));
+                return Err(format!(
+                    "answered before the body: {} {:?}",
+                    r.code, r.reason
+                ));
             }
             if c.closed {
                 return Err("closed while the message was incomplete".into());
@@ -368,7 +229,7 @@ fn the_corpus_has_the_rfc_s_49_messages() {
 
 #[test]
 fn every_torture_message_over_tcp_as_rfc_4475_says() {
-    let server = start();
+    let server = start(|_| {});
     let failures: Vec<String> = CASES
         .iter()
         .filter_map(|(name, expect)| {

@@ -13,6 +13,7 @@ pub mod dialog;
 mod lenient;
 mod media_checks;
 mod provisioning;
+mod session_timer;
 mod sip_methods;
 
 use crate::channel::{DialogId, Room, Rooms};

@@ -231,7 +231,10 @@ mod tests {
             let mut f = Framer::new(1024);
             f.push(format!("OPTIONS sip:x SIP/2.0\r\nl: {signed}\r\n\r\nhello").as_bytes());
             let e = f.next_frame().unwrap_err();
-            assert!(matches!(e, FramingError::BadContentLength(_)), "{signed:?}: {e:?}");
+            assert!(
+                matches!(e, FramingError::BadContentLength(_)),
+                "{signed:?}: {e:?}"
+            );
             assert!(!e.is_recoverable());
         }
     }

@@ -316,7 +316,11 @@ fn check_start_line(start: &str) -> Result<(), ParseError> {
         return Err(ParseError::new("Request-URI enclosed in <>"));
     }
     if *version != "SIP/2.0" {
-        let code = if version.starts_with("SIP/") { 505 } else { 400 };
+        let code = if version.starts_with("SIP/") {
+            505
+        } else {
+            400
+        };
         return Err(ParseError::with_code(
             code,
             format!("Version Not Supported: unsupported SIP version {version:?}"),

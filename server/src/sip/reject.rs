@@ -103,7 +103,10 @@ mod tests {
         let raw = b"OPTIONS sip:a@b SIP/7.0\r\nv: SIP/2.0/TCP h;branch=z9hG4bK1\r\ni: abc\r\nCSeq: 1\r\n OPTIONS\r\n\r\n";
         let out = response(raw, 505, "Version Not Supported", &[("X", "y")], "s").unwrap();
         let s = std::str::from_utf8(&out).unwrap();
-        assert!(s.starts_with("SIP/2.0 505 Version Not Supported\r\n"), "{s}");
+        assert!(
+            s.starts_with("SIP/2.0 505 Version Not Supported\r\n"),
+            "{s}"
+        );
         assert!(s.contains("Via: SIP/2.0/TCP h;branch=z9hG4bK1\r\nCall-ID: abc\r\nCSeq: 1 OPTIONS\r\nX: y\r\nServer: s\r\n"));
         assert!(s.ends_with("Content-Length: 0\r\n\r\n"));
     }

@@ -95,7 +95,13 @@ fn the_rfc_4475_corpus_parses_as_the_rfc_says() {
 
 #[test]
 fn extension_methods_keep_their_name_and_odd_uris_their_text() {
-    let find = |n: &str| CORPUS.iter().find(|c| c.0 == n).map(|c| c.1).unwrap_or_default();
+    let find = |n: &str| {
+        CORPUS
+            .iter()
+            .find(|c| c.0 == n)
+            .map(|c| c.1)
+            .unwrap_or_default()
+    };
     let Ok(SipMessage::Request(r)) = parse(find("intmeth")) else {
         panic!("intmeth")
     };

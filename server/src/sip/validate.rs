@@ -79,18 +79,18 @@ pub fn request_uri(uri: &str) -> Result<(), ParseError> {
 }
 
 /// Rejects a second instance of a single-instance header (RFC 4475 3.3.8).
-pub fn single_instance<'a>(
-    mut names: impl Iterator<Item = &'a str>,
-) -> Result<(), ParseError> {
+pub fn single_instance<'a>(mut names: impl Iterator<Item = &'a str>) -> Result<(), ParseError> {
     let mut seen = [false; SINGLE.len()];
-    names.try_for_each(|n| match SINGLE.iter().position(|s| s.eq_ignore_ascii_case(n)) {
-        Some(i) if seen[i] => Err(ParseError::new(format!("repeated {} header", SINGLE[i]))),
-        Some(i) => {
-            seen[i] = true;
-            Ok(())
-        }
-        None => Ok(()),
-    })
+    names.try_for_each(
+        |n| match SINGLE.iter().position(|s| s.eq_ignore_ascii_case(n)) {
+            Some(i) if seen[i] => Err(ParseError::new(format!("repeated {} header", SINGLE[i]))),
+            Some(i) => {
+                seen[i] = true;
+                Ok(())
+            }
+            None => Ok(()),
+        },
+    )
 }
 
 /// Splits `value` at the first `<` outside a quoted string: (display part, rest).
@@ -125,8 +125,10 @@ fn display_name_ok(d: &str) -> bool {
     if d.starts_with('"') {
         return d.len() >= 2 && d.ends_with('"');
     }
-    d.split_whitespace()
-        .all(|t| t.chars().all(|c| c.is_ascii_alphanumeric() || "-.!%*_+`'~".contains(c)))
+    d.split_whitespace().all(|t| {
+        t.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-.!%*_+`'~".contains(c))
+    })
 }
 
 /// Header parameters (`;name[=value]`, RFC 3261 25.1 `generic-param`): none empty.
@@ -144,9 +146,8 @@ pub fn address(name: &str, value: &str) -> Result<(), ParseError> {
         return Ok(());
     }
     let bad = |what: &str| Err(ParseError::new(format!("malformed {name}: {what}")));
-    let (display, angle) = split_display(value).map_err(|e| {
-        ParseError::new(format!("malformed {name}: {}", e.reason))
-    })?;
+    let (display, angle) = split_display(value)
+        .map_err(|e| ParseError::new(format!("malformed {name}: {}", e.reason)))?;
     match angle {
         Some(rest) => {
             let Some(end) = rest.find('>') else {
@@ -227,8 +228,16 @@ mod tests {
         )
         .is_ok());
         assert!(request_uri("sips:a@[2001:db8::1]:5061;transport=tcp").is_ok());
-        assert_eq!(request_uri("nobodyKnowsThisScheme:x").unwrap_err().code, 416);
-        assert_eq!(request_uri("soap.beep://192.0.2.103:3002").unwrap_err().code, 416);
+        assert_eq!(
+            request_uri("nobodyKnowsThisScheme:x").unwrap_err().code,
+            416
+        );
+        assert_eq!(
+            request_uri("soap.beep://192.0.2.103:3002")
+                .unwrap_err()
+                .code,
+            416
+        );
         assert_eq!(request_uri("tel:+1555").unwrap_err().code, 416);
         let e = request_uri("sip:user@example.com?Route=%3Csip:example.com%3E").unwrap_err();
         assert_eq!((e.code, e.reason.contains("headers")), (400, true));
@@ -261,9 +270,18 @@ mod tests {
         for (bad, word) in [
             ("\"Mr. J. User <sip:j.user@example.com>", "unterminated"),
             ("\"Joe\" <sip:joe@example.org>;;;;", "empty parameter"),
-            ("sip:user@example.com?Route=%3Csip:sip.example.com%3E", "enclosed"),
-            ("\"Watson, Thomas\" < sip:t.watson@example.org >", "white space"),
-            ("Bell, Alexander <sip:a.g.bell@example.com>;tag=43", "display name"),
+            (
+                "sip:user@example.com?Route=%3Csip:sip.example.com%3E",
+                "enclosed",
+            ),
+            (
+                "\"Watson, Thomas\" < sip:t.watson@example.org >",
+                "white space",
+            ),
+            (
+                "Bell, Alexander <sip:a.g.bell@example.com>;tag=43",
+                "display name",
+            ),
             ("<sip:a@b", "without '>'"),
         ] {
             let e = address("To", bad).unwrap_err();
