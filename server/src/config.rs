@@ -372,9 +372,16 @@ pub struct SipConfig {
     pub min_se_s: u32,
     /// Largest SIP message accepted, in bytes; larger closes the connection.
     pub max_message_bytes: usize,
-    /// Capacity of each connection's send queue, in messages; a peer that lets it fill
-    /// is disconnected rather than letting memory grow.
+    /// Watermark of each connection's send backlog, in messages: above it, that
+    /// connection's new posts and commands (INFO) get 503 + `Retry-After` until it
+    /// drains (the connection is kept: it may carry many dialogs).
     pub send_queue: usize,
+    /// Watermark of the server-wide send backlog, in bytes: above it, every
+    /// connection's new posts and commands get 503 + `Retry-After`.
+    pub server_backlog_bytes: usize,
+    /// A connection whose peer has read nothing for this long, in seconds, is closed
+    /// (its queued messages are dropped).
+    pub write_stall_timeout_s: u32,
     /// Capacity of the queue into the channel service, in requests; when full, INFO
     /// gets 503 with `Retry-After`.
     pub core_queue: usize,
@@ -390,6 +397,8 @@ impl Default for SipConfig {
             min_se_s: 90,
             max_message_bytes: 256 * 1024,
             send_queue: 4096,
+            server_backlog_bytes: 64 * 1024 * 1024,
+            write_stall_timeout_s: 30,
             core_queue: 65536,
             retry_after_s: 1,
         }

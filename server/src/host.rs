@@ -4,9 +4,12 @@
 //!
 //! Tasks: one accept loop; per connection a reader (framing + parsing, so parsing runs
 //! in parallel) and a writer; one core task that owns the [`Core`] and the store.
-//! Every queue is bounded: the core queue (`[sip] core_queue`) answers 503 +
-//! Retry-After when full; a connection whose send queue (`[sip] send_queue`) fills is
-//! closed - memory never grows without bound (DESIGN.md, overload).
+//! Load is shed at the door, never by dropping a shared connection: the core queue
+//! (`[sip] core_queue`) answers 503 + Retry-After when full, and while a connection's
+//! send backlog (`[sip] send_queue` messages) or the server's (`[sip]
+//! server_backlog_bytes`) is above its watermark, new posts and commands get 503 +
+//! Retry-After (`host/overload.rs`); a connection is closed only when its peer read
+//! nothing for `[sip] write_stall_timeout_s` (DESIGN.md, overload).
 
 use crate::config::SipConfig;
 use crate::core::{Action, ConnId, Core, Input};
@@ -17,7 +20,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::sync::{mpsc, oneshot};
 
 /// Largest number of inputs handled in one batch (one store transaction).
@@ -64,13 +67,16 @@ impl Listener for tokio::net::TcpListener {
     }
 }
 
-type Outgoing = (Bytes, Bytes);
+mod overload;
+
+pub use overload::WRITE_COALESCE_BYTES;
+use overload::{Backlog, ConnOut};
 
 /// What the core task receives: network input, a connection's writer, or a web
 /// services request with the channel its answer goes back on.
 pub(crate) enum Event {
     Input(Input),
-    Register(ConnId, mpsc::Sender<Outgoing>),
+    Register(ConnId, ConnOut),
     Http(
         crate::web::api::HttpRequest,
         oneshot::Sender<crate::web::api::HttpReply>,
@@ -158,6 +164,7 @@ pub async fn serve_full<L: Listener, H: Listener>(
         }
         None => (None, None),
     };
+    let backlog = Backlog::new(sip.server_backlog_bytes);
     let mut next_conn: ConnId = 0;
     tokio::pin!(shutdown);
     let result = loop {
@@ -168,7 +175,8 @@ pub async fn serve_full<L: Listener, H: Listener>(
                 Ok((stream, peer)) => {
                     next_conn += 1;
                     tracing::debug!(conn = next_conn, %peer, "connection accepted");
-                    spawn_connection(next_conn, stream, tx.clone(), &sip, faults.clone()).await;
+                    let conn = (next_conn, backlog.clone());
+                    spawn_connection(conn, stream, tx.clone(), &sip, faults.clone()).await;
                 }
                 Err(e) => {
                     tracing::warn!("accept failed: {e}");
@@ -193,27 +201,24 @@ pub async fn serve_full<L: Listener, H: Listener>(
 }
 
 async fn spawn_connection<S: AsyncRead + AsyncWrite + Send + Unpin + 'static>(
-    conn: ConnId,
+    (conn, backlog): (ConnId, std::sync::Arc<Backlog>),
     stream: S,
     tx: mpsc::Sender<Event>,
     sip: &SipConfig,
     faults: Faults,
 ) {
     let (read_half, write_half) = tokio::io::split(stream);
-    let (out_tx, out_rx) = mpsc::channel::<Outgoing>(sip.send_queue.max(1));
-    if tx
-        .send(Event::Register(conn, out_tx.clone()))
-        .await
-        .is_err()
-    {
+    let (out, queue) = overload::channel(sip.send_queue, backlog);
+    if tx.send(Event::Register(conn, out.clone())).await.is_err() {
         return;
     }
-    tokio::spawn(writer(write_half, out_rx));
+    let stall = std::time::Duration::from_secs(u64::from(sip.write_stall_timeout_s.max(1)));
+    tokio::spawn(overload::writer(write_half, queue, stall));
     tokio::spawn(reader(
         conn,
         read_half,
         tx,
-        out_tx,
+        out,
         sip.max_message_bytes,
         sip.retry_after_s,
         faults,
@@ -223,39 +228,11 @@ async fn spawn_connection<S: AsyncRead + AsyncWrite + Send + Unpin + 'static>(
 /// Size of each connection's read buffer, in bytes.
 pub const READ_BUFFER_BYTES: usize = 4 * 1024;
 
-/// Most bytes gathered from a connection's send queue into one socket write.
-pub const WRITE_COALESCE_BYTES: usize = 64 * 1024;
-
-/// Writes a connection's queued messages, gathering whatever is queued (up to
-/// [`WRITE_COALESCE_BYTES`]) into one write: under fan-out a connection often has
-/// several relays waiting, and one syscall per message would dominate. The gather
-/// buffer lives only for one write, so an idle connection holds no buffer.
-async fn writer<W: AsyncWrite + Unpin>(mut w: W, mut rx: mpsc::Receiver<Outgoing>) {
-    while let Some((head, body)) = rx.recv().await {
-        let mut buf = Vec::with_capacity(head.len() + body.len());
-        buf.extend_from_slice(&head);
-        buf.extend_from_slice(&body);
-        while buf.len() < WRITE_COALESCE_BYTES {
-            match rx.try_recv() {
-                Ok((head, body)) => {
-                    buf.extend_from_slice(&head);
-                    buf.extend_from_slice(&body);
-                }
-                Err(_) => break,
-            }
-        }
-        if w.write_all(&buf).await.is_err() || w.flush().await.is_err() {
-            break;
-        }
-    }
-    let _ = w.shutdown().await;
-}
-
 async fn reader<R: AsyncRead + Unpin>(
     conn: ConnId,
     mut r: R,
     tx: mpsc::Sender<Event>,
-    out: mpsc::Sender<Outgoing>,
+    out: ConnOut,
     max_message_bytes: usize,
     retry_after_s: u32,
     faults: Faults,
@@ -265,9 +242,13 @@ async fn reader<R: AsyncRead + Unpin>(
     // and the framer gathers larger ones across reads.
     let mut buf = vec![0u8; READ_BUFFER_BYTES];
     'conn: loop {
-        let n = match r.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
+        let n = tokio::select! {
+            biased;
+            _ = out.stalled() => break,
+            read = r.read(&mut buf) => match read {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            },
         };
         framer.push(&buf[..n]);
         loop {
@@ -282,8 +263,10 @@ async fn reader<R: AsyncRead + Unpin>(
                     }
                     let parsed = parse(&frame);
                     if let Ok(SipMessage::Request(req)) = &parsed {
-                        if req.method == "INFO" && faults.overloaded() {
-                            let _ = out.try_send((overloaded(req, retry_after_s), Bytes::new()));
+                        // Shed at the door (host/overload.rs): new posts and commands
+                        // wait while this connection's or the server's backlog drains.
+                        if req.method == "INFO" && (faults.overloaded() || out.shedding()) {
+                            out.send(overloaded(req, retry_after_s), Bytes::new());
                             continue;
                         }
                     }
@@ -306,14 +289,13 @@ async fn reader<R: AsyncRead + Unpin>(
                                 ..
                             })) if req.method != "ACK" => {
                                 // Overload: bounded core queue full (call-flows.md step 2).
-                                let head = overloaded(&req, retry_after_s);
-                                let _ = out.try_send((head, Bytes::new()));
+                                out.send(overloaded(&req, retry_after_s), Bytes::new());
                             }
                             mpsc::error::TrySendError::Full(Event::Input(Input::Refused {
                                 head,
                                 ..
                             })) => {
-                                let _ = out.try_send((head, Bytes::new()));
+                                out.send(head, Bytes::new());
                             }
                             mpsc::error::TrySendError::Full(_) => {
                                 tracing::debug!(conn, "core queue full; dropped a response/ACK");
@@ -384,7 +366,7 @@ async fn core_loop(
     mut stop: oneshot::Receiver<()>,
     _send_queue: usize,
 ) {
-    let mut writers: BTreeMap<ConnId, mpsc::Sender<Outgoing>> = BTreeMap::new();
+    let mut writers: BTreeMap<ConnId, ConnOut> = BTreeMap::new();
     let mut waiting = HttpWaiting::default();
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -425,7 +407,7 @@ async fn core_loop(
             match a {
                 Action::Send { conn, head, body } => {
                     if let Some(w) = writers.get(&conn) {
-                        if w.try_send((head, body)).is_err() {
+                        if !w.send(head, body) {
                             slow.push(conn);
                         }
                     }
@@ -445,13 +427,13 @@ async fn core_loop(
         }
         for conn in slow {
             if writers.remove(&conn).is_some() {
-                tracing::warn!(conn, "send queue full or closed: disconnecting the peer");
+                tracing::info!(conn, "writer gone (peer stalled or socket failed)");
                 let mut out = Vec::new();
                 core.handle(Input::Closed { conn }, &mut out);
                 for a in out {
                     if let Action::Send { conn, head, body } = a {
                         if let Some(w) = writers.get(&conn) {
-                            let _ = w.try_send((head, body));
+                            w.send(head, body);
                         }
                     }
                 }
@@ -470,7 +452,7 @@ struct HttpWaiting {
 
 fn absorb(
     ev: Event,
-    writers: &mut BTreeMap<ConnId, mpsc::Sender<Outgoing>>,
+    writers: &mut BTreeMap<ConnId, ConnOut>,
     waiting: &mut HttpWaiting,
     inputs: &mut Vec<Input>,
 ) {
