@@ -204,7 +204,10 @@ mod tests {
         task.await.unwrap();
         assert_eq!(server.bytes(), 0);
         assert!(!out.shedding());
-        assert!(!out.send(Bytes::from_static(b"z"), Bytes::new()), "writer gone");
+        assert!(
+            !out.send(Bytes::from_static(b"z"), Bytes::new()),
+            "writer gone"
+        );
         assert_eq!(server.bytes(), 0);
         drop(client);
     }

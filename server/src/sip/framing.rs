@@ -111,6 +111,10 @@ impl Framer {
             return Ok(None);
         };
         let body_start = head_end + 4;
+        if body_start > self.max {
+            // The same error as when the header section arrives in smaller reads.
+            return Err(FramingError::TooLarge { limit: self.max });
+        }
         let len = content_length(&self.buf[..head_end])?;
         let total = body_start.saturating_add(len);
         if total > self.max {
