@@ -261,11 +261,17 @@ async fn reader<R: AsyncRead + Unpin>(
                         // parsed nor queued - under fan-out these are most of the input.
                         continue;
                     }
+                    if frame.starts_with(b"INFO ") && (out.shedding() || core_busy(&tx)) {
+                        // Shed at the door, before the full parse: under overload the
+                        // answer must cost less than the work it turns away.
+                        if let Some(head) = shed_answer(&frame, retry_after_s) {
+                            out.send(head, Bytes::new());
+                        }
+                        continue;
+                    }
                     let parsed = parse(&frame);
                     if let Ok(SipMessage::Request(req)) = &parsed {
-                        // Shed at the door (host/overload.rs): new posts and commands
-                        // wait while this connection's or the server's backlog drains.
-                        if req.method == "INFO" && (faults.overloaded() || out.shedding()) {
+                        if req.method == "INFO" && faults.overloaded() {
                             out.send(overloaded(req, retry_after_s), Bytes::new());
                             continue;
                         }
@@ -331,6 +337,26 @@ async fn reader<R: AsyncRead + Unpin>(
         }
     }
     let _ = tx.send(Event::Input(Input::Closed { conn })).await;
+}
+
+/// Whether the queue into the core holds more than half its capacity (`[sip]
+/// core_queue`): new INFOs are then shed at the door rather than queued behind seconds
+/// of work (the rest of the queue keeps room for ACKs, BYEs and other requests).
+fn core_busy(tx: &mpsc::Sender<Event>) -> bool {
+    tx.max_capacity() - tx.capacity() > tx.max_capacity() / 2
+}
+
+/// `503 Service Unavailable` + `Retry-After` for an INFO, from a header scan of the raw
+/// frame (no full parse): Via, From, To, Call-ID and CSeq echoed (RFC 3261 8.2.6.2).
+fn shed_answer(frame: &[u8], retry_after_s: u32) -> Option<Bytes> {
+    let retry = retry_after_s.to_string();
+    crate::sip::reject::response(
+        frame,
+        503,
+        "Service Unavailable",
+        &[("Retry-After", &retry)],
+        crate::core::SERVER_HEADER,
+    )
 }
 
 /// The answer to a request refused by the reader (`None` for a response).
