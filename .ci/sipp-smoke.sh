@@ -12,5 +12,6 @@ if ! command -v sipp >/dev/null 2>&1; then
   $SUDO apt-get update && $SUDO apt-get install -y --no-install-recommends sip-tester
 fi
 sipp -v 2>&1 | grep -m1 -i "sipp" || true
+# 400 calls at 100/s, 100 rooms (bench/sipp/run.sh); all over one TCP connection.
 cargo build --release -q -p pchat-server
 timeout 300 bash bench/sipp/run.sh "${SIPP_SMOKE_CALLS:-400}" "${SIPP_SMOKE_RATE:-100}"
