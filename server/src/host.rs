@@ -322,7 +322,15 @@ async fn reader<R: AsyncRead + Unpin>(
                         // Queued behind this connection's earlier requests, so their
                         // answers go first; waits for room (the connection ends anyway).
                         let refused = Event::Input(Input::Refused { conn, head });
-                        if tx.send(refused).await.is_err() {
+                        if e.is_recoverable() {
+                            // The connection goes on: never wait on the core for it.
+                            if let Err(mpsc::error::TrySendError::Full(Event::Input(
+                                Input::Refused { head, .. },
+                            ))) = tx.try_send(refused)
+                            {
+                                out.send(head, Bytes::new());
+                            }
+                        } else if tx.send(refused).await.is_err() {
                             break 'conn;
                         }
                     }
