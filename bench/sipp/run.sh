@@ -36,7 +36,7 @@ with open(f"{data}/rooms.csv", "w") as f:
 PY
 "${PCHAT_SERVER_BIN:-./target/release/pchat-server}" --config "$data/server.toml" >"$data/server.log" 2>&1 &
 pid=$!
-trap '{ kill -9 $pid; wait $pid; } 2>/dev/null; rm -rf "$data"' EXIT
+trap '{ kill -9 $pid; wait $pid; } 2>/dev/null || true; rm -rf "$data"' EXIT
 for _ in $(seq 1 100); do
   grep -qs "pchat-server ready" "$data/server.log" && break
   sleep 0.1
