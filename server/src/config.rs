@@ -367,11 +367,21 @@ pub struct SipConfig {
     /// Session-Expires offered in the 200 OK to INVITE, in seconds (RFC 4028);
     /// a dialog not refreshed (UPDATE, INFO) within it is dropped.
     pub session_expires_s: u32,
+    /// Smallest Session-Expires accepted, in seconds (RFC 4028 `Min-SE`, at least 90):
+    /// a request asking for less gets 422 with `Min-SE`.
+    pub min_se_s: u32,
     /// Largest SIP message accepted, in bytes; larger closes the connection.
     pub max_message_bytes: usize,
-    /// Capacity of each connection's send queue, in messages; a peer that lets it fill
-    /// is disconnected rather than letting memory grow.
+    /// Watermark of each connection's send backlog, in messages: above it, that
+    /// connection's new posts and commands (INFO) get 503 + `Retry-After` until it
+    /// drains (the connection is kept: it may carry many dialogs).
     pub send_queue: usize,
+    /// Watermark of the server-wide send backlog, in bytes: above it, every
+    /// connection's new posts and commands get 503 + `Retry-After`.
+    pub server_backlog_bytes: usize,
+    /// A connection whose peer has read nothing for this long, in seconds, is closed
+    /// (its queued messages are dropped).
+    pub write_stall_timeout_s: u32,
     /// Capacity of the queue into the channel service, in requests; when full, INFO
     /// gets 503 with `Retry-After`.
     pub core_queue: usize,
@@ -384,8 +394,11 @@ impl Default for SipConfig {
         SipConfig {
             listen: "127.0.0.1:5060".into(),
             session_expires_s: 1800,
+            min_se_s: 90,
             max_message_bytes: 256 * 1024,
             send_queue: 4096,
+            server_backlog_bytes: 64 * 1024 * 1024,
+            write_stall_timeout_s: 30,
             core_queue: 65536,
             retry_after_s: 1,
         }

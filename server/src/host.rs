@@ -4,21 +4,26 @@
 //!
 //! Tasks: one accept loop; per connection a reader (framing + parsing, so parsing runs
 //! in parallel) and a writer; one core task that owns the [`Core`] and the store.
-//! Every queue is bounded: the core queue (`[sip] core_queue`) answers 503 +
-//! Retry-After when full; a connection whose send queue (`[sip] send_queue`) fills is
-//! closed - memory never grows without bound (DESIGN.md, overload).
+//! Load is shed at the door, never by dropping a shared connection: the core queue
+//! (`[sip] core_queue`) answers 503 + Retry-After when full, and while a connection's
+//! send backlog (`[sip] send_queue` messages) or the server's (`[sip]
+//! server_backlog_bytes`) is above its watermark, new posts and commands get 503 +
+//! Retry-After (`net/overload.rs`); a connection is closed only when its peer read
+//! nothing for `[sip] write_stall_timeout_s` (DESIGN.md, overload).
 
 use crate::config::SipConfig;
 use crate::core::{Action, ConnId, Core, Input};
 use crate::fault::Faults;
+pub use crate::net::overload::WRITE_COALESCE_BYTES;
+use crate::net::overload::{self, Backlog, ConnOut};
 pub use crate::net::Listener;
-use crate::net::{Event, Outgoing};
+use crate::net::Event;
 use crate::sip::{parse, Framer, SipMessage};
 use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::io;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::sync::{mpsc, oneshot};
 
 /// Largest number of inputs handled in one batch (one store transaction).
@@ -129,6 +134,7 @@ pub async fn serve_full<L: Listener, H: Listener>(
         }
         None => (None, None),
     };
+    let backlog = Backlog::new(sip.server_backlog_bytes);
     let mut next_conn = ConnId(0);
     tokio::pin!(shutdown);
     let result = loop {
@@ -139,7 +145,8 @@ pub async fn serve_full<L: Listener, H: Listener>(
                 Ok((stream, peer)) => {
                     next_conn.0 += 1;
                     tracing::debug!(conn = %next_conn, %peer, "connection accepted");
-                    spawn_connection(next_conn, stream, tx.clone(), &sip, faults.clone()).await;
+                    let conn = (next_conn, backlog.clone());
+                    spawn_connection(conn, stream, tx.clone(), &sip, faults.clone()).await;
                 }
                 Err(e) => {
                     tracing::warn!("accept failed: {e}");
@@ -164,27 +171,24 @@ pub async fn serve_full<L: Listener, H: Listener>(
 }
 
 async fn spawn_connection<S: AsyncRead + AsyncWrite + Send + Unpin + 'static>(
-    conn: ConnId,
+    (conn, backlog): (ConnId, std::sync::Arc<Backlog>),
     stream: S,
     tx: mpsc::Sender<Event>,
     sip: &SipConfig,
     faults: Faults,
 ) {
     let (read_half, write_half) = tokio::io::split(stream);
-    let (out_tx, out_rx) = mpsc::channel::<Outgoing>(sip.send_queue.max(1));
-    if tx
-        .send(Event::Register(conn, out_tx.clone()))
-        .await
-        .is_err()
-    {
+    let (out, queue) = overload::channel(sip.send_queue, backlog);
+    if tx.send(Event::Register(conn, out.clone())).await.is_err() {
         return;
     }
-    tokio::spawn(writer(write_half, out_rx));
+    let stall = std::time::Duration::from_secs(u64::from(sip.write_stall_timeout_s.max(1)));
+    tokio::spawn(overload::writer(write_half, queue, stall));
     tokio::spawn(reader(
         conn,
         read_half,
         tx,
-        out_tx,
+        out,
         sip.max_message_bytes,
         sip.retry_after_s,
         faults,
@@ -194,39 +198,11 @@ async fn spawn_connection<S: AsyncRead + AsyncWrite + Send + Unpin + 'static>(
 /// Size of each connection's read buffer, in bytes.
 pub const READ_BUFFER_BYTES: usize = 4 * 1024;
 
-/// Most bytes gathered from a connection's send queue into one socket write.
-pub const WRITE_COALESCE_BYTES: usize = 64 * 1024;
-
-/// Writes a connection's queued messages, gathering whatever is queued (up to
-/// [`WRITE_COALESCE_BYTES`]) into one write: under fan-out a connection often has
-/// several relays waiting, and one syscall per message would dominate. The gather
-/// buffer lives only for one write, so an idle connection holds no buffer.
-async fn writer<W: AsyncWrite + Unpin>(mut w: W, mut rx: mpsc::Receiver<Outgoing>) {
-    while let Some((head, body)) = rx.recv().await {
-        let mut buf = Vec::with_capacity(head.len() + body.len());
-        buf.extend_from_slice(&head);
-        buf.extend_from_slice(&body);
-        while buf.len() < WRITE_COALESCE_BYTES {
-            match rx.try_recv() {
-                Ok((head, body)) => {
-                    buf.extend_from_slice(&head);
-                    buf.extend_from_slice(&body);
-                }
-                Err(_) => break,
-            }
-        }
-        if w.write_all(&buf).await.is_err() || w.flush().await.is_err() {
-            break;
-        }
-    }
-    let _ = w.shutdown().await;
-}
-
 async fn reader<R: AsyncRead + Unpin>(
     conn: ConnId,
     mut r: R,
     tx: mpsc::Sender<Event>,
-    out: mpsc::Sender<Outgoing>,
+    out: ConnOut,
     max_message_bytes: usize,
     retry_after_s: u32,
     faults: Faults,
@@ -236,9 +212,13 @@ async fn reader<R: AsyncRead + Unpin>(
     // and the framer gathers larger ones across reads.
     let mut buf = vec![0u8; READ_BUFFER_BYTES];
     'conn: loop {
-        let n = match r.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
+        let n = tokio::select! {
+            biased;
+            _ = out.stalled() => break,
+            read = r.read(&mut buf) => match read {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            },
         };
         framer.push(&buf[..n]);
         loop {
@@ -251,20 +231,32 @@ async fn reader<R: AsyncRead + Unpin>(
                         // parsed nor queued - under fan-out these are most of the input.
                         continue;
                     }
+                    if frame.starts_with(b"INFO ") && (out.shedding() || core_busy(&tx)) {
+                        // Shed at the door, before the full parse: under overload the
+                        // answer must cost less than the work it turns away.
+                        if let Some(head) = shed_answer(&frame, retry_after_s) {
+                            out.send(head, Bytes::new());
+                        }
+                        continue;
+                    }
                     let parsed = parse(&frame);
                     if let Ok(SipMessage::Request(req)) = &parsed {
                         if req.method == "INFO" && faults.overloaded() {
-                            let _ = out.try_send((overloaded(req, retry_after_s), Bytes::new()));
+                            out.send(overloaded(req, retry_after_s), Bytes::new());
                             continue;
                         }
                     }
                     let input = match parsed {
                         Ok(msg) => Input::Sip { conn, msg },
-                        Err(e) => Input::Malformed {
-                            conn,
-                            raw: frame,
-                            reason: e.to_string(),
-                        },
+                        Err(e) => {
+                            // Refused before the core (no state needed): answered here,
+                            // with the status the defect calls for (400, 416, 505).
+                            tracing::debug!(conn = %conn, "malformed SIP message: {e}");
+                            let Some(head) = refusal(&frame, e.code, &e.reason) else {
+                                continue;
+                            };
+                            Input::Refused { conn, head }
+                        }
                     };
                     if let Err(e) = tx.try_send(Event::Input(input)) {
                         match e {
@@ -273,8 +265,13 @@ async fn reader<R: AsyncRead + Unpin>(
                                 ..
                             })) if req.method != "ACK" => {
                                 // Overload: bounded core queue full (call-flows.md step 2).
-                                let head = overloaded(&req, retry_after_s);
-                                let _ = out.try_send((head, Bytes::new()));
+                                out.send(overloaded(&req, retry_after_s), Bytes::new());
+                            }
+                            mpsc::error::TrySendError::Full(Event::Input(Input::Refused {
+                                head,
+                                ..
+                            })) => {
+                                out.send(head, Bytes::new());
                             }
                             mpsc::error::TrySendError::Full(_) => {
                                 tracing::debug!(conn = %conn, "core queue full; dropped a response/ACK");
@@ -285,6 +282,32 @@ async fn reader<R: AsyncRead + Unpin>(
                 }
                 Ok(None) => break,
                 Err(e) => {
+                    // RFC 3261 18.3 / RFC 4475 3.1.2.3: answer what can be answered,
+                    // then close unless the framer could skip the message (413).
+                    let raw = match &e {
+                        crate::sip::FramingError::BodyTooLarge { head, .. } => head.clone(),
+                        _ => Bytes::copy_from_slice(framer.pending()),
+                    };
+                    if let Some(head) = refusal(&raw, e.status(), &framing_reason(&e)) {
+                        // Queued behind this connection's earlier requests, so their
+                        // answers go first; waits for room (the connection ends anyway).
+                        let refused = Event::Input(Input::Refused { conn, head });
+                        if e.is_recoverable() {
+                            // The connection goes on: never wait on the core for it.
+                            if let Err(mpsc::error::TrySendError::Full(Event::Input(
+                                Input::Refused { head, .. },
+                            ))) = tx.try_send(refused)
+                            {
+                                out.send(head, Bytes::new());
+                            }
+                        } else if tx.send(refused).await.is_err() {
+                            break 'conn;
+                        }
+                    }
+                    if e.is_recoverable() {
+                        tracing::debug!(conn = %conn, "message over the size limit skipped: {e}");
+                        continue;
+                    }
                     tracing::info!(conn = %conn, "framing error, closing connection: {e}");
                     break 'conn;
                 }
@@ -292,6 +315,39 @@ async fn reader<R: AsyncRead + Unpin>(
         }
     }
     let _ = tx.send(Event::Input(Input::Closed { conn })).await;
+}
+
+/// Whether the queue into the core holds more than half its capacity (`[sip]
+/// core_queue`): new INFOs are then shed at the door rather than queued behind seconds
+/// of work (the rest of the queue keeps room for ACKs, BYEs and other requests).
+fn core_busy(tx: &mpsc::Sender<Event>) -> bool {
+    tx.max_capacity() - tx.capacity() > tx.max_capacity() / 2
+}
+
+/// `503 Service Unavailable` + `Retry-After` for an INFO, from a header scan of the raw
+/// frame (no full parse): Via, From, To, Call-ID and CSeq echoed (RFC 3261 8.2.6.2).
+fn shed_answer(frame: &[u8], retry_after_s: u32) -> Option<Bytes> {
+    let retry = retry_after_s.to_string();
+    crate::sip::reject::response(
+        frame,
+        503,
+        "Service Unavailable",
+        &[("Retry-After", &retry)],
+        crate::core::SERVER_HEADER,
+    )
+}
+
+/// The answer to a request refused by the reader (`None` for a response).
+fn refusal(raw: &[u8], code: u16, reason: &str) -> Option<Bytes> {
+    crate::sip::reject::response(raw, code, reason, &[], crate::core::SERVER_HEADER)
+}
+
+/// The reason phrase for a framing error: the standard phrase, then the defect.
+fn framing_reason(e: &crate::sip::FramingError) -> String {
+    match e.status() {
+        413 => format!("Request Entity Too Large: {e}"),
+        _ => format!("Bad Request: {e}"),
+    }
 }
 
 /// Whether a framed message is a 2xx response (`SIP/2.0 2xx `, RFC 3261 7.2).
@@ -311,7 +367,7 @@ async fn core_loop(
     mut stop: oneshot::Receiver<()>,
     _send_queue: usize,
 ) {
-    let mut writers: BTreeMap<ConnId, mpsc::Sender<Outgoing>> = BTreeMap::new();
+    let mut writers: BTreeMap<ConnId, ConnOut> = BTreeMap::new();
     let mut waiting = HttpWaiting::default();
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -342,6 +398,16 @@ async fn core_loop(
         if inputs.is_empty() {
             continue;
         }
+        // A connection closed by its reader keeps its writer until this batch's answers
+        // are queued (a request and a framing error in one read: the request is still
+        // answered, then the writer ends when its senders are gone).
+        let closed: Vec<ConnId> = inputs
+            .iter()
+            .filter_map(|i| match i {
+                Input::Closed { conn } => Some(*conn),
+                _ => None,
+            })
+            .collect();
         let now_ms = core.clock.now_ms();
         core.handle_batch_at(now_ms, inputs.drain(..), &mut actions);
         let mut slow = Vec::new();
@@ -349,7 +415,7 @@ async fn core_loop(
             match a {
                 Action::Send { conn, head, body } => {
                     if let Some(w) = writers.get(&conn) {
-                        if w.try_send((head, body)).is_err() {
+                        if !w.send(head, body) {
                             slow.push(conn);
                         }
                     }
@@ -364,15 +430,18 @@ async fn core_loop(
                 }
             }
         }
+        for conn in closed {
+            writers.remove(&conn);
+        }
         for conn in slow {
             if writers.remove(&conn).is_some() {
-                tracing::warn!(conn = %conn, "send queue full or closed: disconnecting the peer");
+                tracing::info!(conn = %conn, "writer gone (peer stalled or socket failed)");
                 let mut out = Vec::new();
                 core.handle(Input::Closed { conn }, &mut out);
                 for a in out {
                     if let Action::Send { conn, head, body } = a {
                         if let Some(w) = writers.get(&conn) {
-                            let _ = w.try_send((head, body));
+                            w.send(head, body);
                         }
                     }
                 }
@@ -391,7 +460,7 @@ struct HttpWaiting {
 
 fn absorb(
     ev: Event,
-    writers: &mut BTreeMap<ConnId, mpsc::Sender<Outgoing>>,
+    writers: &mut BTreeMap<ConnId, ConnOut>,
     waiting: &mut HttpWaiting,
     inputs: &mut Vec<Input>,
 ) {
@@ -405,12 +474,7 @@ fn absorb(
         Event::Register(conn, w) => {
             writers.insert(conn, w);
         }
-        Event::Input(i) => {
-            if let Input::Closed { conn } = &i {
-                writers.remove(conn);
-            }
-            inputs.push(i);
-        }
+        Event::Input(i) => inputs.push(i),
     }
 }
 

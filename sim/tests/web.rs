@@ -517,6 +517,13 @@ async fn room_management_and_openapi() {
         400,
         "bad_path",
     );
+    // A query string that does not parse: JSON 400, before the bearer is looked at.
+    let no_bearer = HttpRequest {
+        method: "GET".into(),
+        path: format!("{path}/files/a.txt?token=a&token=b"),
+        ..HttpRequest::default()
+    };
+    assert_err(&srv.call(no_bearer).await, 400, "bad_query");
 
     // The served OpenAPI document is the committed one.
     let doc = srv

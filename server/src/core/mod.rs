@@ -11,7 +11,9 @@
 pub mod dedup;
 pub mod dialog;
 mod lenient;
+mod media_checks;
 mod provisioning;
+mod session_timer;
 mod sip_methods;
 
 use crate::channel::{DialogId, Room, Rooms};
@@ -47,6 +49,14 @@ pub enum Input {
         raw: Bytes,
         /// Why it did not parse.
         reason: String,
+    },
+    /// A request the driver refused before parsing finished (framing or parse error);
+    /// `head` is the complete answer, sent in order with the core's other answers.
+    Refused {
+        /// Connection.
+        conn: ConnId,
+        /// The answer (status line, echoed headers, empty body).
+        head: Bytes,
     },
     /// The connection closed (peer gone, framing error, or shutdown).
     Closed {
@@ -356,6 +366,10 @@ impl Core {
                         false,
                     );
                 }
+            }
+            Input::Refused { conn, head } => {
+                let body = Bytes::new();
+                self.push(Action::Send { conn, head, body }, false);
             }
             Input::Closed { conn } => {
                 for d in self.dialogs.on_conn(conn) {

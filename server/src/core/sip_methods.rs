@@ -2,6 +2,7 @@
 //! timers; RFC 6086 INFO): INVITE/ACK/UPDATE/BYE/CANCEL/OPTIONS/INFO/SUBSCRIBE.
 
 use super::dialog::Dialog;
+use super::session_timer::{self, Negotiated};
 use super::{ConnId, Core, ALLOW};
 use crate::sip::{response_for, Request, Response};
 use bytes::Bytes;
@@ -97,6 +98,11 @@ impl Core {
         self.now_ms() + i64::from(self.cfg.sip.session_expires_s) * 1000
     }
 
+    /// RFC 4028 negotiation for `req` with our configured interval and minimum.
+    fn session_timer(&self, req: &Request) -> Result<Negotiated, Response> {
+        session_timer::negotiate(req, self.cfg.sip.session_expires_s, self.cfg.sip.min_se_s)
+    }
+
     fn sdp_answer(&self) -> String {
         let (host, port) = self
             .local_addr
@@ -110,7 +116,7 @@ impl Core {
         )
     }
 
-    fn ok_to_invite(&self, req: &Request, local_tag: &str) -> Response {
+    fn ok_to_invite(&self, req: &Request, local_tag: &str, timer: &Negotiated) -> Response {
         response_for(req, 200, "OK")
             .with_to_tag(local_tag)
             .with_header(
@@ -119,10 +125,7 @@ impl Core {
             )
             .with_header("Allow", ALLOW)
             .with_header("Supported", SUPPORTED)
-            .with_header(
-                "Session-Expires",
-                format!("{};refresher=uac", self.cfg.sip.session_expires_s),
-            )
+            .with_header("Session-Expires", timer.header())
             .with_body("application/sdp", Bytes::from(self.sdp_answer()))
     }
 
@@ -141,16 +144,27 @@ impl Core {
                     false,
                 );
             };
-            let expiry = self.session_expiry();
+            let timer = match self.session_timer(&req) {
+                Ok(t) => t,
+                Err(resp) => return self.respond(conn, resp, false),
+            };
+            let expiry = timer.expiry_ms(self.clock.now_ms());
             let Some(d) = self.dialogs.get_mut(id) else {
                 return;
             };
             d.expires_at_ms = expiry;
             d.conn = conn;
             let tag = d.local_tag.clone();
-            let resp = self.ok_to_invite(&req, &tag);
+            let resp = self.ok_to_invite(&req, &tag, &timer);
             return self.respond(conn, resp, false);
         }
+        if let Some(resp) = super::media_checks::refuse_invite_media(&req) {
+            return self.respond(conn, resp, false);
+        }
+        let timer = match self.session_timer(&req) {
+            Ok(t) => t,
+            Err(resp) => return self.respond(conn, resp, false),
+        };
         let is_sdp = media_type(req.content_type()).as_deref() == Some("application/sdp");
         let has_message_media = std::str::from_utf8(&req.body)
             .map(|b| b.lines().any(|l| l.starts_with("m=message")))
@@ -212,12 +226,12 @@ impl Core {
             local_cseq: 0,
             remote_cseq: req.cseq().map_or(0, |c| c.0),
             confirmed: false,
-            expires_at_ms: self.session_expiry(),
+            expires_at_ms: timer.expiry_ms(self.clock.now_ms()),
             bootstrap,
         };
         let id = self.dialogs.insert(dialog);
         tracing::debug!(dialog = %id, user = %user, bootstrap, "dialog established");
-        let resp = self.ok_to_invite(&req, &local_tag);
+        let resp = self.ok_to_invite(&req, &local_tag, &timer);
         self.respond(conn, resp, false);
     }
 
@@ -266,15 +280,16 @@ impl Core {
                 false,
             );
         };
-        let expiry = self.session_expiry();
+        let timer = match self.session_timer(&req) {
+            Ok(t) => t,
+            Err(resp) => return self.respond(conn, resp, false),
+        };
+        let expiry = timer.expiry_ms(self.clock.now_ms());
         if let Some(d) = self.dialogs.get_mut(id) {
             d.expires_at_ms = expiry;
         }
         let resp = response_for(&req, 200, "OK")
-            .with_header(
-                "Session-Expires",
-                format!("{};refresher=uac", self.cfg.sip.session_expires_s),
-            )
+            .with_header("Session-Expires", timer.header())
             .with_header("Supported", SUPPORTED);
         self.respond(conn, resp, false)
     }
@@ -301,7 +316,8 @@ impl Core {
             );
         }
         d.remote_cseq = cseq;
-        d.expires_at_ms = expiry;
+        // An INFO refreshes a client-refreshed session; never shortens one we refresh.
+        d.expires_at_ms = expiry.max(d.expires_at_ms);
         d.conn = conn;
         let mt = media_type(req.content_type());
         if let Some(mt) = mt.filter(|m| !XCCOS_TYPES.contains(&m.as_str())) {

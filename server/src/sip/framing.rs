@@ -9,15 +9,49 @@ pub enum FramingError {
     /// A message on a stream has no Content-Length (mandatory over TCP, RFC 3261 18.3).
     #[error("message without Content-Length on a stream transport (RFC 3261 18.3)")]
     MissingContentLength,
-    /// Content-Length is not a decimal number of bytes.
+    /// Content-Length is not `1*DIGIT` (RFC 3261 20.14; a sign, as in `+5` or `-999`,
+    /// is refused: RFC 4475 3.1.2.3).
     #[error("bad Content-Length {0:?}")]
     BadContentLength(String),
-    /// The header section or the whole message exceeds the limit, in bytes.
+    /// Several Content-Length headers with different values (RFC 4475 3.3.9): which one
+    /// frames the message is ambiguous, so the stream cannot be framed (a request
+    /// smuggling shape behind a front end).
+    #[error("conflicting Content-Length values {0:?}")]
+    ConflictingContentLength(Vec<String>),
+    /// The header section exceeds the limit, in bytes (no empty line within it).
     #[error("message larger than {limit} bytes")]
     TooLarge {
         /// The limit in bytes.
         limit: usize,
     },
+    /// A complete header section whose Content-Length makes the message exceed the
+    /// limit. Recoverable: the framer skips the body as it arrives, so the caller
+    /// answers 413 (echoing `head`) and goes on reading the connection.
+    #[error("message of {len} bytes larger than {limit} bytes")]
+    BodyTooLarge {
+        /// The header section, up to and including its empty line.
+        head: Bytes,
+        /// The message's length (header section + Content-Length), in bytes.
+        len: usize,
+        /// The limit in bytes.
+        limit: usize,
+    },
+}
+
+impl FramingError {
+    /// Whether the stream can still be framed after this error (only
+    /// [`FramingError::BodyTooLarge`]); after any other the connection must close.
+    pub fn is_recoverable(&self) -> bool {
+        matches!(self, FramingError::BodyTooLarge { .. })
+    }
+
+    /// The SIP status for this error: 413 for a message over the limit, 400 otherwise.
+    pub fn status(&self) -> u16 {
+        match self {
+            FramingError::TooLarge { .. } | FramingError::BodyTooLarge { .. } => 413,
+            _ => 400,
+        }
+    }
 }
 
 /// Accumulates bytes read from a connection and yields whole messages.
@@ -25,6 +59,8 @@ pub enum FramingError {
 pub struct Framer {
     buf: BytesMut,
     max: usize,
+    /// Body bytes of a refused (too large) message still to be dropped as they arrive.
+    discard: usize,
 }
 
 impl Framer {
@@ -33,6 +69,7 @@ impl Framer {
         Framer {
             buf: BytesMut::with_capacity(8 * 1024),
             max: max_message_bytes.max(64),
+            discard: 0,
         }
     }
 
@@ -46,9 +83,23 @@ impl Framer {
         self.buf.len()
     }
 
+    /// The buffered start of the next message, at most the limit in bytes: what a
+    /// caller echoes headers from when answering a framing error.
+    pub fn pending(&self) -> &[u8] {
+        &self.buf[..self.buf.len().min(self.max)]
+    }
+
     /// The next whole message (header section and body), `Ok(None)` if more bytes are
     /// needed. Errors: see [`FramingError`]; after an error the stream is unusable.
     pub fn next_frame(&mut self) -> Result<Option<Bytes>, FramingError> {
+        if self.discard > 0 {
+            let n = self.discard.min(self.buf.len());
+            self.buf.advance(n);
+            self.discard -= n;
+            if self.discard > 0 {
+                return Ok(None);
+            }
+        }
         // Keep-alive pings (CRLF or double CRLF) between messages.
         while self.buf.first().is_some_and(|b| *b == b'\r' || *b == b'\n') {
             self.buf.advance(1);
@@ -60,11 +111,21 @@ impl Framer {
             return Ok(None);
         };
         let body_start = head_end + 4;
+        if body_start > self.max {
+            // The same error as when the header section arrives in smaller reads.
+            return Err(FramingError::TooLarge { limit: self.max });
+        }
         let len = content_length(&self.buf[..head_end])?;
-        let total = body_start
-            .checked_add(len)
-            .filter(|t| *t <= self.max)
-            .ok_or(FramingError::TooLarge { limit: self.max })?;
+        let total = body_start.saturating_add(len);
+        if total > self.max {
+            let head = self.buf.split_to(body_start).freeze();
+            self.discard = len;
+            return Err(FramingError::BodyTooLarge {
+                head,
+                len: total,
+                limit: self.max,
+            });
+        }
         if self.buf.len() < total {
             return Ok(None);
         }
@@ -77,10 +138,12 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 /// Content-Length of a header section (long or compact `l` form, any case, possibly on
-/// a folded line). Errors: missing or not a number.
+/// a folded line). Errors: missing, not `1*DIGIT`, or several different values.
+/// A value too large for `usize` reads as `usize::MAX` (then over any limit).
 fn content_length(head: &[u8]) -> Result<usize, FramingError> {
     let text = String::from_utf8_lossy(head);
     let mut lines = text.split("\r\n").skip(1).peekable();
+    let mut values: Vec<String> = Vec::new();
     while let Some(line) = lines.next() {
         let Some((name, value)) = line.split_once(':') else {
             continue;
@@ -92,12 +155,23 @@ fn content_length(head: &[u8]) -> Result<usize, FramingError> {
                 value.push_str(cont.trim());
                 lines.next();
             }
-            return value
-                .parse::<usize>()
-                .map_err(|_| FramingError::BadContentLength(value.clone()));
+            values.push(value);
         }
     }
-    Err(FramingError::MissingContentLength)
+    if values.is_empty() {
+        return Err(FramingError::MissingContentLength);
+    }
+    let mut parsed = Vec::with_capacity(values.len());
+    for v in &values {
+        if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(FramingError::BadContentLength(v.clone()));
+        }
+        parsed.push(v.parse::<usize>().unwrap_or(usize::MAX));
+    }
+    if parsed.iter().any(|n| *n != parsed[0]) {
+        return Err(FramingError::ConflictingContentLength(values));
+    }
+    Ok(parsed[0])
 }
 
 #[cfg(test)]
@@ -157,5 +231,54 @@ mod tests {
         let mut f = Framer::new(100);
         f.push(b"OPTIONS sip:x SIP/2.0\r\nContent-Length: 99999999999999999999999\r\n\r\n");
         assert!(f.next_frame().is_err());
+        for signed in ["+5", "-0", " 5 5", "0x5", ""] {
+            let mut f = Framer::new(1024);
+            f.push(format!("OPTIONS sip:x SIP/2.0\r\nl: {signed}\r\n\r\nhello").as_bytes());
+            let e = f.next_frame().unwrap_err();
+            assert!(
+                matches!(e, FramingError::BadContentLength(_)),
+                "{signed:?}: {e:?}"
+            );
+            assert!(!e.is_recoverable());
+        }
+    }
+
+    #[test]
+    fn conflicting_content_lengths_are_a_framing_error_equal_ones_are_not() {
+        let mut f = Framer::new(1024);
+        f.push(b"INFO sip:x SIP/2.0\r\nContent-Length: 5\r\nl: 0\r\n\r\nhello");
+        let e = f.next_frame().unwrap_err();
+        assert_eq!(
+            e,
+            FramingError::ConflictingContentLength(vec!["5".into(), "0".into()])
+        );
+        assert_eq!(e.status(), 400);
+        let mut f = Framer::new(1024);
+        f.push(b"INFO sip:x SIP/2.0\r\nContent-Length: 5\r\nContent-Length: 05\r\n\r\nhello");
+        assert!(f.next_frame().unwrap().unwrap().ends_with(b"hello"));
+    }
+
+    #[test]
+    fn a_body_over_the_limit_is_skipped_and_the_stream_goes_on() {
+        let mut f = Framer::new(100);
+        let head = b"INFO sip:x SIP/2.0\r\nContent-Length: 150\r\n\r\n";
+        f.push(head);
+        f.push(&[b'z'; 60]);
+        match f.next_frame() {
+            Err(e @ FramingError::BodyTooLarge { .. }) => {
+                assert!(e.is_recoverable());
+                assert_eq!(e.status(), 413);
+                let FramingError::BodyTooLarge { head: h, len, .. } = e else {
+                    unreachable!()
+                };
+                assert_eq!(&h[..], &head[..]);
+                assert_eq!(len, head.len() + 150);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(f.next_frame(), Ok(None));
+        f.push(&[b'z'; 90]);
+        f.push(B);
+        assert_eq!(f.next_frame().unwrap().unwrap(), Bytes::from_static(B));
     }
 }

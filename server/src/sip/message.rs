@@ -7,19 +7,29 @@ use rsip::headers::untyped::ToTypedHeader;
 use rsip::headers::UntypedHeader;
 
 /// Why a message could not be parsed; `reason` names the defect (it becomes the reason
-/// phrase of the 400 answer).
+/// phrase of the answer), `code` is the status a UAS answers a request with: 400, or
+/// 505 for another SIP version (RFC 3261 8.2.2... 21.5.9), 416 for a Request-URI scheme
+/// we do not serve (8.2.2.1).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{reason}")]
 pub struct ParseError {
     /// Human-readable defect, e.g. `missing Call-ID header`.
     pub reason: String,
+    /// Status code of the answer (400, 416 or 505).
+    pub code: u16,
 }
 
 impl ParseError {
-    /// An error with this reason.
+    /// A 400 error with this reason.
     pub fn new(reason: impl Into<String>) -> ParseError {
+        ParseError::with_code(400, reason)
+    }
+
+    /// An error answered with `code`.
+    pub fn with_code(code: u16, reason: impl Into<String>) -> ParseError {
         ParseError {
             reason: reason.into(),
+            code,
         }
     }
 }
@@ -306,9 +316,15 @@ fn check_start_line(start: &str) -> Result<(), ParseError> {
         return Err(ParseError::new("Request-URI enclosed in <>"));
     }
     if *version != "SIP/2.0" {
-        return Err(ParseError::new(format!(
-            "unsupported SIP version {version:?}"
-        )));
+        let code = if version.starts_with("SIP/") {
+            505
+        } else {
+            400
+        };
+        return Err(ParseError::with_code(
+            code,
+            format!("Version Not Supported: unsupported SIP version {version:?}"),
+        ));
     }
     Ok(())
 }
@@ -331,13 +347,19 @@ const RSIP_METHODS: &[&str] = &[
     "UPDATE",
 ];
 
+/// The Request-URI rsip is shown in place of the real one, which our own
+/// [`super::validate::request_uri`] checked (RFC 3261 25.1 `SIP-URI`): rsip 0.4.0 stops
+/// at a `;` or other legal characters in the user part (RFC 4475 3.1.1.2, 3.1.1.9).
+const STAND_IN_URI: &str = "sip:stand-in@invalid";
+
 /// RFC 3261 25.1 allows any token as a method (`extension-method`) and requires 501 for
 /// ones we do not implement, but rsip 0.4.0 rejects methods it does not know. For
 /// rsip's validation only, such a method is replaced by `OPTIONS` in the request line
-/// and the CSeq (our view keeps the real one). `None` when no stand-in is needed.
+/// and the CSeq (our view keeps the real one), and the Request-URI by
+/// [`STAND_IN_URI`]. `None` for a response.
 fn stand_in_method(start: &str, bytes: &[u8]) -> Option<Vec<u8>> {
     let method = start.split(' ').next()?;
-    if start.starts_with("SIP/") || RSIP_METHODS.contains(&method) {
+    if start.starts_with("SIP/") {
         return None;
     }
     if method.is_empty()
@@ -347,23 +369,27 @@ fn stand_in_method(start: &str, bytes: &[u8]) -> Option<Vec<u8>> {
     {
         return None;
     }
-    let text = String::from_utf8_lossy(bytes);
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    let mut out = String::with_capacity(bytes.len());
+    let known = RSIP_METHODS.contains(&method);
+    let stand_in = if known { method } else { "OPTIONS" };
+    let head_end = bytes.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&bytes[..head_end]).ok()?;
+    let mut out = Vec::with_capacity(bytes.len() + 32);
     for (i, line) in head.split("\r\n").enumerate() {
         if i == 0 {
-            out.push_str(&line.replacen(method, "OPTIONS", 1));
-        } else if let Some(v) = line.strip_prefix("CSeq: ") {
-            out.push_str("CSeq: ");
-            out.push_str(&v.replacen(method, "OPTIONS", 1));
+            out.extend_from_slice(stand_in.as_bytes());
+            out.push(b' ');
+            out.extend_from_slice(STAND_IN_URI.as_bytes());
+            out.extend_from_slice(b" SIP/2.0");
+        } else if let Some(v) = line.strip_prefix("CSeq: ").filter(|_| !known) {
+            out.extend_from_slice(b"CSeq: ");
+            out.extend_from_slice(v.replacen(method, "OPTIONS", 1).as_bytes());
         } else {
-            out.push_str(line);
+            out.extend_from_slice(line.as_bytes());
         }
-        out.push_str("\r\n");
+        out.extend_from_slice(b"\r\n");
     }
-    out.push_str("\r\n");
-    out.push_str(body);
-    Some(out.into_bytes())
+    out.extend_from_slice(&bytes[head_end + 2..]);
+    Some(out)
 }
 
 fn rsip_err(what: &str, e: rsip::Error) -> ParseError {
@@ -383,6 +409,11 @@ fn rsip_err(what: &str, e: rsip::Error) -> ParseError {
 pub fn parse(raw: &[u8]) -> Result<SipMessage, ParseError> {
     let n = normalize(raw)?;
     check_start_line(&n.start_line)?;
+    if !n.start_line.starts_with("SIP/") {
+        let uri = n.start_line.split(' ').nth(1).unwrap_or("");
+        super::validate::request_uri(uri)?;
+    }
+    super::validate::headers(n.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
     let for_rsip = stand_in_method(&n.start_line, &n.bytes);
     // The start line says which it is: rsip's `SipMessage` would try a response first
     // and, for every request, build (and drop) an error quoting the whole message.
@@ -426,14 +457,9 @@ pub fn parse(raw: &[u8]) -> Result<SipMessage, ParseError> {
     rsip::headers::Via::new(top_via)
         .typed()
         .map_err(|e| rsip_err("Via", e))?;
-    let from = headers.get("From").unwrap_or_default();
-    rsip::headers::From::new(from)
-        .typed()
-        .map_err(|e| rsip_err("From", e))?;
-    let to = headers.get("To").unwrap_or_default();
-    rsip::headers::To::new(to)
-        .typed()
-        .map_err(|e| rsip_err("To", e))?;
+    // From and To are checked by validate::address (RFC 3261 25.1 name-addr /
+    // addr-spec): rsip's typed From/To refuse legal values (RFC 4475 3.1.1.2 display
+    // names and quoted parameter values, 3.3.4 non-SIP URIs), docs/rsip-notes.md.
     let cseq_raw = headers.get("CSeq").unwrap_or_default().to_string();
     let (cseq_num, cseq_method) = cseq_of(&headers)
         .filter(|(_, _)| cseq_raw.split_whitespace().count() == 2)

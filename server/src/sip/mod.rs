@@ -15,6 +15,8 @@ pub mod framing;
 pub mod in_dialog;
 pub mod message;
 pub mod normalize;
+pub mod reject;
+pub mod validate;
 
 pub use framing::{Framer, FramingError};
 pub use in_dialog::InDialog;

@@ -107,7 +107,7 @@ impl HttpReply {
 }
 
 /// Every error answer: a stable machine-readable `error` code and a human `message`.
-/// Codes: `unauthorized` (401), `bad_file_name`, `bad_json`, `bad_path`, `bad_request` (400),
+/// Codes: `unauthorized` (401), `bad_file_name`, `bad_json`, `bad_path`, `bad_query`, `bad_request` (400),
 /// `bad_token`, `token_wrong_user`, `token_wrong_room`, `token_wrong_file`,
 /// `token_wrong_direction`, `forbidden`, `upload_not_allowed` (403), `no_such_room`,
 /// `no_such_file`, `not_found` (404), `method_not_allowed` (405), `token_used`, `conflict` (409), `token_expired`

@@ -18,7 +18,7 @@ use super::api::{
 };
 use super::CoreHandle;
 use crate::config::HttpConfig;
-use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -146,6 +146,12 @@ fn bad_path(rej: PathRejection) -> Response {
     reply(HttpReply::error(400, "bad_path", rej.body_text()))
 }
 
+/// A query string that does not parse (e.g. `token=%ff`, a repeated or ill-encoded
+/// parameter): the documented JSON error, before any bearer check.
+fn bad_query(rej: QueryRejection) -> Response {
+    reply(HttpReply::error(400, "bad_query", rej.body_text()))
+}
+
 fn bad_json(rej: JsonRejection) -> Response {
     reply(HttpReply::error(400, "bad_json", rej.body_text()))
 }
@@ -165,7 +171,7 @@ async fn openapi() -> Response {
         description = "the file's bytes, at most [http] max_file_bytes"),
     responses(
         (status = 201, description = "stored and announced in the room", body = FileInfo),
-        (status = 400, description = "bad_file_name, bad_path", body = ApiError),
+        (status = 400, description = "bad_file_name, bad_path, bad_query", body = ApiError),
         (status = 401, description = "unauthorized", body = ApiError),
         (status = 403, description = "bad_token, token_wrong_*, forbidden, upload_not_allowed", body = ApiError),
         (status = 404, description = "no_such_room", body = ApiError),
@@ -178,13 +184,17 @@ async fn openapi() -> Response {
 async fn upload(
     State(st): State<AppState>,
     path: Result<Path<(String, String)>, PathRejection>,
-    Query(q): Query<TokenQuery>,
+    query: Result<Query<TokenQuery>, QueryRejection>,
     headers: HeaderMap,
     req: Request,
 ) -> Response {
     let (room, name) = match path {
         Ok(Path(p)) => p,
         Err(rej) => return bad_path(rej),
+    };
+    let q = match query {
+        Ok(Query(q)) => q,
+        Err(rej) => return bad_query(rej),
     };
     let too_large = || {
         reply(HttpReply::error(
@@ -237,7 +247,7 @@ async fn upload(
     ),
     responses(
         (status = 200, description = "the file's bytes", content_type = "application/octet-stream", body = String),
-        (status = 400, description = "bad_file_name, bad_path", body = ApiError),
+        (status = 400, description = "bad_file_name, bad_path, bad_query", body = ApiError),
         (status = 401, description = "unauthorized", body = ApiError),
         (status = 403, description = "bad_token, token_wrong_*, forbidden", body = ApiError),
         (status = 404, description = "no_such_room, no_such_file", body = ApiError),
@@ -248,12 +258,16 @@ async fn upload(
 async fn download(
     State(st): State<AppState>,
     path: Result<Path<(String, String)>, PathRejection>,
-    Query(q): Query<TokenQuery>,
+    query: Result<Query<TokenQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Response {
     let (room, name) = match path {
         Ok(Path(p)) => p,
         Err(rej) => return bad_path(rej),
+    };
+    let q = match query {
+        Ok(Query(q)) => q,
+        Err(rej) => return bad_query(rej),
     };
     reply(
         st.core

@@ -1,13 +1,14 @@
 //! What the I/O driver ([`crate::host`]) and the web services ([`crate::web`]) share,
 //! below both: the listener abstraction and the item of the core task's queue.
 
+pub(crate) mod overload;
+
 use crate::core::{ConnId, Input};
-use bytes::Bytes;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 /// A stream listener: tokio's or turmoil's TCP (or anything else that yields streams).
 pub trait Listener: Send + 'static {
@@ -26,14 +27,11 @@ impl Listener for tokio::net::TcpListener {
     }
 }
 
-/// What a connection's writer receives: a message head and body.
-pub(crate) type Outgoing = (Bytes, Bytes);
-
 /// What the core task receives: network input, a connection's writer, or a web
 /// services request with the channel its answer goes back on.
 pub(crate) enum Event {
     Input(Input),
-    Register(ConnId, mpsc::Sender<Outgoing>),
+    Register(ConnId, overload::ConnOut),
     Http(
         crate::web::api::HttpRequest,
         oneshot::Sender<crate::web::api::HttpReply>,

@@ -1,0 +1,124 @@
+//! Answers to requests refused before the channel service sees them (framing and parse
+//! errors): a status line with the code and a reason naming the defect, and whatever of
+//! Via, From, To, Call-ID and CSeq can be found in the raw bytes (RFC 3261 8.2.6.2,
+//! 21.4.1). Responses are never answered (RFC 3261 8.2: only requests get responses;
+//! RFC 4475 3.1.2.19 "simply drop it").
+
+use bytes::Bytes;
+
+/// Long names of the headers a response echoes, with their compact forms (RFC 3261 7.3.3).
+const ECHO: &[(&str, &str)] = &[
+    ("Via", "v"),
+    ("From", "f"),
+    ("To", "t"),
+    ("Call-ID", "i"),
+    ("CSeq", ""),
+];
+
+/// Whether `raw` starts like a SIP response (`SIP/<digit>`), which is never answered.
+pub fn looks_like_response(raw: &[u8]) -> bool {
+    raw.len() > 4 && raw.starts_with(b"SIP/") && raw[4].is_ascii_digit()
+}
+
+/// The header lines of `raw` (up to the empty line or the end), continuation lines
+/// unfolded (RFC 3261 7.3.1); the start line is skipped.
+fn header_lines(raw: &[u8]) -> Vec<String> {
+    let text = String::from_utf8_lossy(raw);
+    let head = text.split("\r\n\r\n").next().unwrap_or("");
+    let mut headers: Vec<String> = Vec::new();
+    for line in head.split("\r\n").skip(1) {
+        if line.starts_with([' ', '\t']) {
+            if let Some(last) = headers.last_mut() {
+                last.push(' ');
+                last.push_str(line.trim());
+            }
+        } else {
+            headers.push(line.to_string());
+        }
+    }
+    headers
+}
+
+/// Builds the answer (`SIP/2.0 <code> <reason>`, the echoed headers, `extra` headers,
+/// `Server: <server>`, `Content-Length: 0`) to the request whose bytes start `raw`,
+/// or `None` when `raw` is a response. The reason is made one printable line of at most
+/// 200 characters; anything that is not a response is answered, even a junk start line
+/// (then with nothing to echo).
+pub fn response(
+    raw: &[u8],
+    code: u16,
+    reason: &str,
+    extra: &[(&str, &str)],
+    server: &str,
+) -> Option<Bytes> {
+    if looks_like_response(raw) {
+        return None;
+    }
+    let headers = header_lines(raw);
+    let phrase: String = reason
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(200)
+        .collect();
+    let mut out = format!("SIP/2.0 {code} {phrase}\r\n");
+    for (long, short) in ECHO {
+        for h in &headers {
+            let Some((name, value)) = h.split_once(':') else {
+                continue;
+            };
+            let name = name.trim();
+            if name.eq_ignore_ascii_case(long)
+                || (!short.is_empty() && name.eq_ignore_ascii_case(short))
+            {
+                let value: String = value
+                    .trim()
+                    .chars()
+                    .map(|c| if c.is_control() { ' ' } else { c })
+                    .collect();
+                out.push_str(long);
+                out.push_str(": ");
+                out.push_str(&value);
+                out.push_str("\r\n");
+            }
+        }
+    }
+    for (name, value) in extra {
+        out.push_str(name);
+        out.push_str(": ");
+        out.push_str(value);
+        out.push_str("\r\n");
+    }
+    out.push_str("Server: ");
+    out.push_str(server);
+    out.push_str("\r\nContent-Length: 0\r\n\r\n");
+    Some(Bytes::from(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn echoes_headers_and_extra_ones() {
+        let raw = b"OPTIONS sip:a@b SIP/7.0\r\nv: SIP/2.0/TCP h;branch=z9hG4bK1\r\ni: abc\r\nCSeq: 1\r\n OPTIONS\r\n\r\n";
+        let out = response(raw, 505, "Version Not Supported", &[("X", "y")], "s").unwrap();
+        let s = std::str::from_utf8(&out).unwrap();
+        assert!(
+            s.starts_with("SIP/2.0 505 Version Not Supported\r\n"),
+            "{s}"
+        );
+        assert!(s.contains("Via: SIP/2.0/TCP h;branch=z9hG4bK1\r\nCall-ID: abc\r\nCSeq: 1 OPTIONS\r\nX: y\r\nServer: s\r\n"));
+        assert!(s.ends_with("Content-Length: 0\r\n\r\n"));
+    }
+
+    #[test]
+    fn junk_is_answered_responses_are_not() {
+        assert!(response(b"SIP/2.0 200 OK\r\n\r\n", 400, "x", &[], "s").is_none());
+        let out = response(b"x\r\n\r\n", 400, "bad\r\nline", &[], "s").unwrap();
+        assert!(out.starts_with(b"SIP/2.0 400 bad  line\r\nServer: s\r\n"));
+        assert!(response(&[0, 0xff, 0xfe], 400, "x", &[], "s").is_some());
+        // A NUL in an echoed value does not reach the answer.
+        let out = response(b"\0\r\nCall-ID: a\0b\r\n\r\n", 400, "x", &[], "s").unwrap();
+        assert!(out.windows(11).any(|w| w == b"Call-ID: a "));
+    }
+}

@@ -1,0 +1,301 @@
+//! Checks our own code makes on a normalized message, following the RFC 3261 ABNF
+//! (section 25.1) where rsip 0.4.0 cannot be used (docs/rsip-notes.md): the
+//! Request-URI (scheme, user part, headers), single-instance headers, and the shape of
+//! name-addr / addr-spec values and of Via parameters. Each error carries the status a
+//! UAS answers with: 416 for a Request-URI scheme we do not serve (RFC 3261 8.2.2.1),
+//! 400 otherwise.
+
+use super::ParseError;
+
+/// Headers a request carries at most once (RFC 3261 7.3.1: only comma-list headers may
+/// repeat; RFC 4475 3.3.8).
+const SINGLE: &[&str] = &[
+    "From",
+    "To",
+    "Call-ID",
+    "CSeq",
+    "Max-Forwards",
+    "Content-Length",
+];
+
+/// Headers holding name-addr / addr-spec values (RFC 3261 20.10, 20.20, 20.39, ...).
+const ADDRESS: &[&str] = &["From", "To", "Contact", "Route", "Record-Route"];
+
+/// RFC 3261 25.1 `unreserved` + `escaped` `%` + `user-unreserved` + `password` extras:
+/// every character allowed in a SIP URI's userinfo (before `@`).
+fn is_userinfo_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "-_.!~*'()%&=+$,;?/:".contains(c)
+}
+
+/// Characters of host, port, `uri-parameters` and `headers` (after `@`).
+fn is_hostpart_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "-_.!~*'()%[]:;=&+$/?@".contains(c)
+}
+
+/// The scheme of a URI (`scheme ":"`, RFC 3986 3.1), if it has one.
+fn scheme(uri: &str) -> Option<&str> {
+    let (s, _) = uri.split_once(':')?;
+    let mut chars = s.chars();
+    let ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
+    ok.then_some(s)
+}
+
+/// Checks a Request-URI: a SIP or SIPS URI (else 416), whose userinfo and host part use
+/// only their ABNF characters, with a non-empty host and no `?headers`
+/// (RFC 4475 3.1.2.11: escaped headers do not belong in a Request-URI).
+pub fn request_uri(uri: &str) -> Result<(), ParseError> {
+    let Some(s) = scheme(uri) else {
+        return Err(ParseError::new(format!(
+            "Request-URI {:?} has no scheme",
+            clip(uri)
+        )));
+    };
+    if !s.eq_ignore_ascii_case("sip") && !s.eq_ignore_ascii_case("sips") {
+        return Err(ParseError::with_code(
+            416,
+            format!("Unsupported URI Scheme {s:?}"),
+        ));
+    }
+    let rest = &uri[s.len() + 1..];
+    let (userinfo, hostpart) = match rest.rfind('@') {
+        Some(at) => (&rest[..at], &rest[at + 1..]),
+        None => ("", rest),
+    };
+    if !userinfo.chars().all(is_userinfo_char) || !hostpart.chars().all(is_hostpart_char) {
+        return Err(ParseError::new(format!(
+            "malformed Request-URI {:?}",
+            clip(uri)
+        )));
+    }
+    let host = hostpart.split([';', '?']).next().unwrap_or("");
+    if host.is_empty() || host.starts_with(':') {
+        return Err(ParseError::new("Request-URI without a host"));
+    }
+    if hostpart.contains('?') {
+        return Err(ParseError::new("Request-URI with headers (?...)"));
+    }
+    Ok(())
+}
+
+/// Rejects a second instance of a single-instance header (RFC 4475 3.3.8).
+pub fn single_instance<'a>(mut names: impl Iterator<Item = &'a str>) -> Result<(), ParseError> {
+    let mut seen = [false; SINGLE.len()];
+    names.try_for_each(
+        |n| match SINGLE.iter().position(|s| s.eq_ignore_ascii_case(n)) {
+            Some(i) if seen[i] => Err(ParseError::new(format!("repeated {} header", SINGLE[i]))),
+            Some(i) => {
+                seen[i] = true;
+                Ok(())
+            }
+            None => Ok(()),
+        },
+    )
+}
+
+/// Splits `value` at the first `<` outside a quoted string: (display part, rest).
+/// Errors: an unterminated quoted string (RFC 4475 3.1.2.6).
+fn split_display(value: &str) -> Result<(&str, Option<&str>), ParseError> {
+    let (mut quoted, mut escaped) = (false, false);
+    for (i, c) in value.char_indices() {
+        if quoted {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                quoted = false;
+            }
+        } else if c == '"' {
+            quoted = true;
+        } else if c == '<' {
+            return Ok((&value[..i], Some(&value[i..])));
+        }
+    }
+    if quoted {
+        return Err(ParseError::new("unterminated quoted string"));
+    }
+    Ok((value, None))
+}
+
+/// A display name: empty, one quoted string, or tokens separated by white space
+/// (RFC 3261 25.1 `display-name`; RFC 4475 3.1.2.15 rejects unquoted `Bell, Alexander`).
+fn display_name_ok(d: &str) -> bool {
+    let d = d.trim();
+    if d.starts_with('"') {
+        return d.len() >= 2 && d.ends_with('"');
+    }
+    d.split_whitespace().all(|t| {
+        t.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-.!%*_+`'~".contains(c))
+    })
+}
+
+/// Header parameters (`;name[=value]`, RFC 3261 25.1 `generic-param`): none empty.
+fn params_ok(params: &str) -> bool {
+    params.is_empty()
+        || (params.starts_with(';') && params[1..].split(';').all(|p| !p.trim().is_empty()))
+}
+
+/// Checks one name-addr / addr-spec value (after normalization: one value, LWS around
+/// separators removed). Errors name the defect: unterminated quote, unquoted display
+/// name with separators, white space inside `<>`, an addr-spec with `?headers` or
+/// white space (it must then be a name-addr, RFC 4475 3.1.2.13), empty parameters.
+pub fn address(name: &str, value: &str) -> Result<(), ParseError> {
+    if name == "Contact" && value.trim() == "*" {
+        return Ok(());
+    }
+    let bad = |what: &str| Err(ParseError::new(format!("malformed {name}: {what}")));
+    let (display, angle) = split_display(value)
+        .map_err(|e| ParseError::new(format!("malformed {name}: {}", e.reason)))?;
+    match angle {
+        Some(rest) => {
+            let Some(end) = rest.find('>') else {
+                return bad("'<' without '>'");
+            };
+            let inner = &rest[1..end];
+            if !display_name_ok(display) {
+                return bad("display name must be a token list or a quoted string");
+            }
+            if inner.is_empty() || inner.trim() != inner || inner.contains(char::is_whitespace) {
+                return bad("white space inside <>");
+            }
+            if !params_ok(rest[end + 1..].trim()) {
+                return bad("empty parameter");
+            }
+        }
+        None => {
+            let v = display.trim();
+            if v.contains(char::is_whitespace) {
+                return bad("white space in an addr-spec (name-addr needs <>)");
+            }
+            let after_user = v.rfind('@').map_or(v, |at| &v[at + 1..]);
+            if after_user.contains('?') {
+                return bad("a URI with headers must be enclosed in <>");
+            }
+            if let Some(i) = after_user.find(';') {
+                if !params_ok(&after_user[i..]) {
+                    return bad("empty parameter");
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks one Via value: `SIP/2.0/<transport> <sent-by>` and no empty parameter
+/// (RFC 4475 3.1.2.1).
+pub fn via(value: &str) -> Result<(), ParseError> {
+    let (proto, rest) = value.split_once(' ').unwrap_or((value, ""));
+    if proto.split('/').count() != 3 || rest.trim().is_empty() {
+        return Err(ParseError::new(format!("malformed Via {:?}", clip(value))));
+    }
+    let params = rest.find(';').map_or("", |i| &rest[i..]);
+    if !params_ok(params) {
+        return Err(ParseError::new("malformed Via: empty parameter"));
+    }
+    Ok(())
+}
+
+/// Runs [`single_instance`], [`address`] and [`via`] over normalized headers.
+pub fn headers<'a>(
+    headers: impl Iterator<Item = (&'a str, &'a str)> + Clone,
+) -> Result<(), ParseError> {
+    single_instance(headers.clone().map(|(n, _)| n))?;
+    for (name, value) in headers {
+        if ADDRESS.contains(&name) {
+            address(name, value)?;
+        } else if name == "Via" {
+            via(value)?;
+        }
+    }
+    Ok(())
+}
+
+fn clip(s: &str) -> String {
+    s.chars().take(60).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_uris() {
+        assert!(request_uri("sip:user;par=u%40example.net@example.com").is_ok());
+        assert!(request_uri(
+            "sip:1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*:&it+has=1,weird!*pas$wo~d_too.(doesn't-it)@example.com"
+        )
+        .is_ok());
+        assert!(request_uri("sips:a@[2001:db8::1]:5061;transport=tcp").is_ok());
+        assert_eq!(
+            request_uri("nobodyKnowsThisScheme:x").unwrap_err().code,
+            416
+        );
+        assert_eq!(
+            request_uri("soap.beep://192.0.2.103:3002")
+                .unwrap_err()
+                .code,
+            416
+        );
+        assert_eq!(request_uri("tel:+1555").unwrap_err().code, 416);
+        let e = request_uri("sip:user@example.com?Route=%3Csip:example.com%3E").unwrap_err();
+        assert_eq!((e.code, e.reason.contains("headers")), (400, true));
+        assert_eq!(request_uri("nocolon").unwrap_err().code, 400);
+        assert_eq!(request_uri("sip:").unwrap_err().code, 400);
+        assert_eq!(request_uri("sip:a@b\"c").unwrap_err().code, 400);
+    }
+
+    #[test]
+    fn single_instance_headers() {
+        assert!(single_instance(["Via", "Via", "To", "From"].into_iter()).is_ok());
+        let e = single_instance(["To", "CSeq", "to"].into_iter()).unwrap_err();
+        assert!(e.reason.contains("repeated To"), "{e}");
+        assert!(single_instance(["Content-Length", "Content-Length"].into_iter()).is_err());
+    }
+
+    #[test]
+    fn addresses() {
+        for ok in [
+            "\"J Rosenberg \\\\\\\"\" <sip:jdrosen@example.com>;tag=98asjd8",
+            "caller<sip:caller@example.com>;tag=323",
+            "sip:caller@example.net;tag=93942939o2",
+            "token1~` token2'+_ token3*%!.- <sip:mundane@example.com>;fromParam''~+*_!.-%=\"x\";tag=_token~1'+`*%!-.",
+            "<sip:user@example.com?Route=%3Csip:sip.example.com%3E>",
+            "isbn:2983792873",
+            "<sip:1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*@example.com>",
+        ] {
+            assert!(address("To", ok).is_ok(), "{ok}");
+        }
+        for (bad, word) in [
+            ("\"Mr. J. User <sip:j.user@example.com>", "unterminated"),
+            ("\"Joe\" <sip:joe@example.org>;;;;", "empty parameter"),
+            (
+                "sip:user@example.com?Route=%3Csip:sip.example.com%3E",
+                "enclosed",
+            ),
+            (
+                "\"Watson, Thomas\" < sip:t.watson@example.org >",
+                "white space",
+            ),
+            (
+                "Bell, Alexander <sip:a.g.bell@example.com>;tag=43",
+                "display name",
+            ),
+            ("<sip:a@b", "without '>'"),
+        ] {
+            let e = address("To", bad).unwrap_err();
+            assert!(e.reason.contains(word), "{bad}: {e}");
+        }
+        assert!(address("Contact", "*").is_ok());
+    }
+
+    #[test]
+    fn vias() {
+        assert!(via("SIP/2.0/UDP 192.0.2.2;rport;branch=390skdjuw").is_ok());
+        assert!(via("SIP/2.0/UNKNOWN t4.example.com;branch=z9hG4bKasd0f3en").is_ok());
+        assert!(via("SIP/2.0/UDP 192.0.2.15;;").is_err());
+        assert!(via(";").is_err());
+        assert!(via("SIP/2.0 host").is_err());
+    }
+}
