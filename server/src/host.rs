@@ -168,7 +168,8 @@ pub async fn serve_full<L: Listener, H: Listener>(
                 Ok((stream, peer)) => {
                     next_conn += 1;
                     tracing::debug!(conn = next_conn, %peer, "connection accepted");
-                    spawn_connection(next_conn, stream, tx.clone(), &sip, faults.clone()).await;
+                    let peer = crate::auth::Peer::from_addr(peer);
+                    spawn_connection(next_conn, stream, peer, tx.clone(), &sip, faults.clone()).await;
                 }
                 Err(e) => {
                     tracing::warn!("accept failed: {e}");
@@ -192,9 +193,13 @@ pub async fn serve_full<L: Listener, H: Listener>(
     result
 }
 
-async fn spawn_connection<S: AsyncRead + AsyncWrite + Send + Unpin + 'static>(
+/// Starts a connection's reader and writer. `peer` goes to the core first
+/// ([`Input::Connected`], for the authentication gate). When the writer ends (the
+/// core closed the connection, or a write failed) the reader stops too.
+pub(crate) async fn spawn_connection<S: AsyncRead + AsyncWrite + Send + Unpin + 'static>(
     conn: ConnId,
     stream: S,
+    peer: crate::auth::Peer,
     tx: mpsc::Sender<Event>,
     sip: &SipConfig,
     faults: Faults,
@@ -208,16 +213,68 @@ async fn spawn_connection<S: AsyncRead + AsyncWrite + Send + Unpin + 'static>(
     {
         return;
     }
-    tokio::spawn(writer(write_half, out_rx));
+    if tx
+        .send(Event::Input(Input::Connected { conn, peer }))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let (closed_tx, closed_rx) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        writer(write_half, out_rx).await;
+        let _ = closed_tx.send(());
+    });
     tokio::spawn(reader(
         conn,
         read_half,
         tx,
         out_tx,
-        sip.max_message_bytes,
-        sip.retry_after_s,
+        ReaderLimits {
+            max_message_bytes: sip.max_message_bytes,
+            retry_after_s: sip.retry_after_s,
+            header_timeout: std::time::Duration::from_millis(sip.header_timeout.0),
+        },
         faults,
+        closed_rx,
     ));
+}
+
+/// A reader's limits (from `[sip]`).
+struct ReaderLimits {
+    max_message_bytes: usize,
+    retry_after_s: u32,
+    /// Time to complete a message once its first byte arrived (`[sip] header_timeout`).
+    header_timeout: std::time::Duration,
+}
+
+/// Reads into `buf`; `None` when the connection is over: end of stream, error, the
+/// writer ended (`closed`), or a started message not completed by `deadline`.
+async fn read_some<R: AsyncRead + Unpin>(
+    r: &mut R,
+    buf: &mut [u8],
+    closed: &mut oneshot::Receiver<()>,
+    deadline: Option<tokio::time::Instant>,
+    conn: ConnId,
+) -> Option<usize> {
+    let slow = async {
+        match deadline {
+            Some(d) => tokio::time::sleep_until(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        biased;
+        _ = closed => None,
+        _ = slow => {
+            tracing::info!(conn, "message not completed within [sip] header_timeout: closing");
+            None
+        }
+        n = r.read(buf) => match n {
+            Ok(0) | Err(_) => None,
+            Ok(n) => Some(n),
+        },
+    }
 }
 
 /// Size of each connection's read buffer, in bytes.
@@ -256,23 +313,26 @@ async fn reader<R: AsyncRead + Unpin>(
     mut r: R,
     tx: mpsc::Sender<Event>,
     out: mpsc::Sender<Outgoing>,
-    max_message_bytes: usize,
-    retry_after_s: u32,
+    limits: ReaderLimits,
     faults: Faults,
+    mut closed: oneshot::Receiver<()>,
 ) {
-    let mut framer = Framer::new(max_message_bytes);
+    let retry_after_s = limits.retry_after_s;
+    let mut framer = Framer::new(limits.max_message_bytes);
     // Per connection, so it counts x sessions in RSS; a typical message is under 1 KiB
     // and the framer gathers larger ones across reads.
     let mut buf = vec![0u8; READ_BUFFER_BYTES];
+    // When the message now being received must be complete (`[sip] header_timeout`).
+    let mut deadline: Option<tokio::time::Instant> = None;
     'conn: loop {
-        let n = match r.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
+        let Some(n) = read_some(&mut r, &mut buf, &mut closed, deadline, conn).await else {
+            break;
         };
         framer.push(&buf[..n]);
         loop {
             match framer.next_frame() {
                 Ok(Some(frame)) => {
+                    deadline = None;
                     if is_success_response(&frame) {
                         // A 2xx to one of our INFOs (one per relayed message): it ends
                         // our transaction and the core has nothing to do with it
@@ -312,7 +372,13 @@ async fn reader<R: AsyncRead + Unpin>(
                         }
                     }
                 }
-                Ok(None) => break,
+                Ok(None) => {
+                    // Part of a message is buffered: it must be complete in time.
+                    if framer.buffered() > 0 && deadline.is_none() {
+                        deadline = Some(tokio::time::Instant::now() + limits.header_timeout);
+                    }
+                    break;
+                }
                 Err(e) => {
                     tracing::info!(conn, "framing error, closing connection: {e}");
                     break 'conn;

@@ -14,8 +14,10 @@
 //! - [`compliance`]: the compliance pipeline (outbox, mgccomp, worker, adapters, verify).
 //! - [`host`]: the I/O driver, generic over tokio or turmoil TCP.
 //! - [`fault`]: fault switches the simulator arms (overload, store faults).
+//! - [`auth`]: who is who - Digest, registrar, brute-force guard, trusted peers.
 //! - [`config`], [`clock`], [`ids`]: configuration, injected time, seeded identifiers.
 
+pub mod auth;
 pub mod channel;
 pub mod clock;
 pub mod cmd;

@@ -3,7 +3,10 @@
 //! ```text
 //! pchat-server [--config FILE] [--sip ADDR] [--store PATH]
 //! pchat-server [--config FILE] [--store PATH] compliance verify [--output-dir DIR] [--db PATH]
+//! pchat-server [--config FILE] user hash URI [--password PW] [--realm REALM]
 //! ```
+//! It refuses to start (exit status 2) when `[auth] mode` is `"none"` and a listen
+//! address is not loopback (docs/security.md).
 //! With no `--config` it runs on the embedded default (domain contoso.com, demo rooms,
 //! store under ./pchat-data). Logs go to stderr (`RUST_LOG` filters, default `info`).
 //! Ctrl-C (or SIGTERM) stops it cleanly: no new connections, the current batch commits.
@@ -45,6 +48,28 @@ enum Command {
     Compliance {
         #[command(subcommand)]
         action: ComplianceAction,
+    },
+    /// User tools.
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum UserAction {
+    /// Print the HA1 values (`ha1_sha256`, `ha1_md5`) of a password, ready to paste into
+    /// a `[[user]]` entry instead of `password`. The realm is `[auth] realm` (default
+    /// the domain) of `--config`, or the embedded default's.
+    Hash {
+        /// The user's SIP URI, e.g. sip:user1@contoso.com (or just user1).
+        uri: String,
+        /// The password; read from the first line of standard input when omitted.
+        #[arg(long)]
+        password: Option<String>,
+        /// Realm, overriding the configuration's.
+        #[arg(long)]
+        realm: Option<String>,
     },
 }
 
@@ -97,6 +122,21 @@ fn main() -> ExitCode {
     {
         return verify(&cfg, output_dir, db);
     }
+    if let Some(Command::User {
+        action:
+            UserAction::Hash {
+                uri,
+                password,
+                realm,
+            },
+    }) = args.command
+    {
+        return user_hash(&cfg, &uri, password, realm);
+    }
+    if let Err(e) = pchat_server::auth::exposure::check(&cfg) {
+        eprintln!("pchat-server: refusing to start: {e}");
+        return ExitCode::from(2);
+    }
     // One socket per session: allow well past the 20,000-user anchor.
     match pchat_server::host::raise_nofile_limit(NOFILE_WANTED) {
         Ok(n) => tracing::debug!(nofile = n, "RLIMIT_NOFILE"),
@@ -119,6 +159,42 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `user hash`: prints the `[[user]]` lines with HA1 values for a password.
+fn user_hash(cfg: &Config, uri: &str, password: Option<String>, realm: Option<String>) -> ExitCode {
+    use pchat_server::auth::digest::{ha1, Algorithm};
+    let password = match password {
+        Some(p) => p,
+        None => {
+            let mut line = String::new();
+            if std::io::stdin().read_line(&mut line).is_err() {
+                eprintln!("pchat-server: cannot read the password from standard input");
+                return ExitCode::from(2);
+            }
+            line.trim_end_matches(['\r', '\n']).to_string()
+        }
+    };
+    let realm = realm.unwrap_or_else(|| cfg.realm().to_string());
+    let key = pchat_server::auth::users::key_of(uri);
+    let key = if key.contains('@') {
+        key
+    } else {
+        format!("{key}@{}", cfg.domain.to_ascii_lowercase())
+    };
+    let user = key.split('@').next().unwrap_or_default();
+    println!("# realm \"{realm}\"");
+    println!("[[user]]");
+    println!("uri = \"sip:{key}\"");
+    println!(
+        "ha1_sha256 = \"{}\"",
+        ha1(Algorithm::Sha256, user, &realm, &password)
+    );
+    println!(
+        "ha1_md5 = \"{}\"",
+        ha1(Algorithm::Md5, user, &realm, &password)
+    );
+    ExitCode::SUCCESS
 }
 
 /// `compliance verify`: prints the report; exit 0 clean, 1 problems, 2 unreadable input.

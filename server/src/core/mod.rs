@@ -49,6 +49,15 @@ pub enum Input {
         /// Why it did not parse.
         reason: String,
     },
+    /// A connection was accepted from `peer` (the driver sends this before any of its
+    /// messages): the authentication gate's view of it (source address, TLS client
+    /// certificate). Without it a connection counts as from an unknown peer.
+    Connected {
+        /// Connection.
+        conn: ConnId,
+        /// Who is at the other end.
+        peer: crate::auth::Peer,
+    },
     /// The connection closed (peer gone, framing error, or shutdown).
     Closed {
         /// Connection.
@@ -131,6 +140,8 @@ pub struct Core {
     stats: Stats,
     pub(crate) faults: Faults,
     pub(crate) dedup: dedup::RetryDedup,
+    /// Authentication gate, users, nonces, registrar (crate::auth).
+    pub(crate) auth: crate::auth::Auth,
 }
 
 /// `Server` header value of our responses.
@@ -202,6 +213,7 @@ impl Core {
         let mut ids = IdGen::new(seed);
         let next_envid = ids.envid_start();
         let web = crate::web::ops::WebState::new(cfg.http.as_ref());
+        let auth = crate::auth::Auth::new(&cfg, nonce_secret(seed));
         let mut core = Core {
             cfg,
             store,
@@ -219,6 +231,7 @@ impl Core {
             stats: Stats::default(),
             faults,
             dedup: dedup::RetryDedup::default(),
+            auth,
         };
         if core.faults.crash_cleanup_enabled() {
             let closed = crate::compliance::record::close_sessions_of_previous_run(&mut core)?;
@@ -312,15 +325,22 @@ impl Core {
                     );
                 }
             }
-            Input::Closed { conn } => {
-                for d in self.dialogs.on_conn(conn) {
-                    self.drop_dialog(d);
+            Input::Connected { conn, peer } => {
+                let now = self.clock.now_ms();
+                if !self.auth.on_connected(conn, peer, now) {
+                    self.push(Action::Close { conn }, false);
                 }
             }
+            Input::Closed { conn } => self.on_closed(conn),
             Input::Http { req, request } => crate::web::ops::handle(self, req, request),
             Input::Tick => {
                 let now = self.clock.now_ms();
                 self.web.tokens.purge(now);
+                for conn in self.auth.tick(now) {
+                    tracing::info!(conn, "connection did not authenticate in time: closing");
+                    self.on_closed(conn);
+                    self.push(Action::Close { conn }, false);
+                }
                 for d in self.dialogs.expired(now) {
                     tracing::info!(
                         dialog = d,
@@ -330,6 +350,13 @@ impl Core {
                 }
             }
         }
+    }
+
+    fn on_closed(&mut self, conn: ConnId) {
+        for d in self.dialogs.on_conn(conn) {
+            self.drop_dialog(d);
+        }
+        self.auth.on_closed(conn);
     }
 
     /// Counters so far.
@@ -530,6 +557,16 @@ impl Core {
             }
         }
     }
+}
+
+/// The key of the Digest nonces' MAC: derived from the seed without drawing from the
+/// seeded id generator (whose sequence fixes the transcripts).
+fn nonce_secret(seed: u64) -> [u8; 32] {
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
+    h.update(b"pchat digest nonce key");
+    h.update(seed.to_le_bytes());
+    h.finalize().into()
 }
 
 /// Appends `n` in decimal.

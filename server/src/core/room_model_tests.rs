@@ -25,6 +25,13 @@ struct H {
     envid: u64,
 }
 
+fn request_of(raw: &str) -> crate::sip::Request {
+    match parse(raw.as_bytes()).unwrap() {
+        SipMessage::Request(r) => r,
+        SipMessage::Response(_) => panic!("expected a request"),
+    }
+}
+
 fn actions_to_texts(out: &[Action]) -> Vec<(ConnId, Vec<u8>)> {
     out.iter()
         .filter_map(|a| match a {
@@ -38,8 +45,25 @@ fn actions_to_texts(out: &[Action]) -> Vec<(ConnId, Vec<u8>)> {
         .collect()
 }
 
+/// The password user `uri` has in these tests.
+fn password_of(uri: &str) -> String {
+    format!("pw-{}", crate::auth::users::key_of(uri))
+}
+
 impl H {
-    fn new(cfg: Config, users: &[&str]) -> H {
+    /// A core whose users sign in with SIP Digest (mode "digest", one `[[user]]` with a
+    /// password per user): the rules are checked for authenticated users.
+    fn new(mut cfg: Config, users: &[&str]) -> H {
+        cfg.auth.mode = crate::config::AuthMode::Digest;
+        cfg.users = users
+            .iter()
+            .map(|u| crate::config::UserConfig {
+                uri: u.to_string(),
+                password: Some(password_of(u)),
+                ha1_sha256: None,
+                ha1_md5: None,
+            })
+            .collect();
         let clock = Arc::new(ManualClock::new(crate::clock::SIM_EPOCH_MS));
         let store = SqliteStore::in_memory().unwrap();
         let core = Core::new(cfg, Box::new(store), clock, 7, "10.0.0.1:5060").unwrap();
@@ -47,7 +71,7 @@ impl H {
             core,
             users: users.iter().map(|u| u.to_string()).collect(),
             dialogs: vec![None; users.len()],
-            cseq: 1,
+            cseq: 10,
             envid: 1000,
         }
     }
@@ -59,19 +83,40 @@ impl H {
         actions_to_texts(&out)
     }
 
-    /// INVITE + ACK for user `i` (its URI from `users`).
+    /// INVITE (answered 401, then again with Digest credentials) + ACK for user `i`
+    /// (its URI from `users`).
     fn sign_in(&mut self, i: usize) -> Vec<(ConnId, Vec<u8>)> {
         let uri = self.users[i].clone();
         let call_id = format!("call-{i}");
         let sdp = "v=0\r\no=- 0 0 IN IP4 10.0.0.5\r\ns=session\r\nc=IN IP4 10.0.0.5\r\nt=0 0\r\nm=message 5060 sip null\r\n";
-        let invite = format!(
-            "INVITE sip:pchat@{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/TCP 10.0.0.5:1;branch=z9hG4bKinv{i}\r\n\
-             Max-Forwards: 70\r\nFrom: <{uri}>;tag=ft{i}\r\nTo: <sip:pchat@{DOMAIN}>\r\n\
-             Call-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:u{i}@10.0.0.5:1;transport=tcp>\r\n\
-             Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
-            sdp.len()
+        let invite = |cseq: u32, auth: &str| {
+            format!(
+                "INVITE sip:pchat@{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/TCP 10.0.0.5:1;branch=z9hG4bKinv{i}-{cseq}\r\n\
+                 Max-Forwards: 70\r\nFrom: <{uri}>;tag=ft{i}\r\nTo: <sip:pchat@{DOMAIN}>\r\n\
+                 Call-ID: {call_id}\r\nCSeq: {cseq} INVITE\r\nContact: <sip:u{i}@10.0.0.5:1;transport=tcp>\r\n\
+                 {auth}Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+                sdp.len()
+            )
+        };
+        let first = invite(1, "");
+        let out = self.send(i as ConnId + 1, &first);
+        let challenge = match parse(&out[0].1).unwrap() {
+            SipMessage::Response(r) => r,
+            SipMessage::Request(_) => panic!("expected 401"),
+        };
+        assert_eq!(challenge.code, 401, "{uri} is challenged first");
+        let key = crate::auth::users::key_of(&uri);
+        let cred = crate::auth::tests::answer(
+            &challenge,
+            &request_of(&first),
+            &key,
+            &password_of(&uri),
+            1,
         );
-        let out = self.send(i as ConnId + 1, &invite);
+        let out = self.send(
+            i as ConnId + 1,
+            &invite(2, &format!("Authorization: {cred}\r\n")),
+        );
         let ok = match parse(&out[0].1).unwrap() {
             SipMessage::Response(r) => r,
             SipMessage::Request(_) => panic!("expected 200"),
@@ -81,7 +126,7 @@ impl H {
         let ack = format!(
             "ACK sip:10.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/TCP 10.0.0.5:1;branch=z9hG4bKack{i}\r\n\
              Max-Forwards: 70\r\nFrom: <{uri}>;tag=ft{i}\r\nTo: <sip:pchat@{DOMAIN}>;tag={to_tag}\r\n\
-             Call-ID: {call_id}\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
+             Call-ID: {call_id}\r\nCSeq: 2 ACK\r\nContent-Length: 0\r\n\r\n"
         );
         let mut all = out;
         all.extend(self.send(i as ConnId + 1, &ack));

@@ -34,7 +34,19 @@ fn media_type(ct: Option<&str>) -> Option<String> {
 }
 
 impl Core {
-    pub(super) fn on_request(&mut self, conn: ConnId, req: Request) {
+    pub(super) fn on_request(&mut self, conn: ConnId, mut req: Request) {
+        // Identity first (crate::auth, docs/security.md): nothing below runs for a
+        // request whose sender is not the user it claims to be.
+        let dialog_user = self
+            .in_dialog(&req)
+            .and_then(|id| self.dialogs.get(id))
+            .map(|d| d.user.clone());
+        let now = self.clock.now_ms();
+        match self.auth.gate(conn, &mut req, dialog_user.as_deref(), now) {
+            crate::auth::Verdict::Pass => {}
+            crate::auth::Verdict::Drop => return,
+            crate::auth::Verdict::Refuse(resp) => return self.respond(conn, resp, false),
+        }
         if req.method != "ACK" {
             if let Some(mf) = req.headers.get("Max-Forwards") {
                 if mf.trim() == "0" && req.method != "OPTIONS" {
@@ -69,6 +81,7 @@ impl Core {
             "INFO" => self.on_info(conn, req),
             "UPDATE" => self.on_update(conn, req),
             "SUBSCRIBE" => self.on_subscribe(conn, req),
+            "REGISTER" => self.on_register(conn, req),
             _ => {
                 let resp = response_for(&req, 501, "Not Implemented").with_header("Allow", ALLOW);
                 self.respond(conn, resp, false)
@@ -76,11 +89,21 @@ impl Core {
         }
     }
 
-    pub(super) fn on_response(&mut self, _conn: ConnId, resp: Response) {
+    pub(super) fn on_response(&mut self, conn: ConnId, resp: Response) {
         // Responses to our INFOs. 481/487: the client no longer has this dialog (it
-        // reconnected with a new Call-ID, XCCOS.md SIP layer): stop using it.
+        // reconnected with a new Call-ID, XCCOS.md SIP layer): stop using it - only
+        // when it comes on the dialog's own connection (anyone else could end it).
         if matches!(resp.code, 481 | 487) {
-            if let Some(d) = resp.call_id().and_then(|c| self.dialogs.by_call_id(c)) {
+            let on_own_conn = |d: &crate::channel::DialogId| {
+                self.dialogs
+                    .get(*d)
+                    .is_some_and(|dialog| dialog.conn == conn)
+            };
+            if let Some(d) = resp
+                .call_id()
+                .and_then(|c| self.dialogs.by_call_id(c))
+                .filter(on_own_conn)
+            {
                 tracing::info!(
                     dialog = d,
                     code = resp.code,
@@ -311,6 +334,32 @@ impl Core {
             return self.respond(conn, resp, false);
         }
         crate::cmd::on_xccos(self, conn, id, req);
+    }
+
+    /// REGISTER (RFC 3261 section 10, crate::auth::registrar): the From (already the
+    /// authenticated user) registers itself; registering someone else is 403.
+    fn on_register(&mut self, conn: ConnId, req: Request) {
+        let aor = req.from_uri().map(|u| uri_key(&u)).unwrap_or_default();
+        if req.to_uri().map(|u| uri_key(&u)).as_deref() != Some(aor.as_str()) {
+            let resp = response_for(&req, 403, "Forbidden: third-party registration");
+            return self.respond(conn, resp, false);
+        }
+        let now = self.clock.now_ms();
+        let tag = self.ids_free_tag(&req);
+        let resp = self
+            .auth
+            .registrar
+            .register(&aor, conn, &req, now)
+            .with_to_tag(&tag);
+        self.respond(conn, resp, false)
+    }
+
+    /// A To-tag for a registrar response, derived from the request so it uses no
+    /// identifier from the seeded generator (whose sequence the transcripts fix).
+    fn ids_free_tag(&self, req: &Request) -> String {
+        use sha2::Digest as _;
+        let digest = sha2::Sha256::digest(req.call_id().unwrap_or_default().as_bytes());
+        hex::encode(&digest[..6])
     }
 
     fn on_subscribe(&mut self, conn: ConnId, req: Request) {
