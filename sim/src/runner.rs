@@ -496,6 +496,7 @@ impl Session {
 async fn client_task<S, F, Fut>(
     name: String,
     uri: String,
+    password: Option<String>,
     seed: u64,
     transcript: Transcript,
     mut jobs: mpsc::Receiver<Job>,
@@ -550,6 +551,7 @@ async fn client_task<S, F, Fut>(
                         let seed = seed.wrapping_add(connection.wrapping_mul(0x1000_0000_01B3));
                         let mut c =
                             Client::start(&name, &uri, stream, &local, seed, transcript.clone());
+                        c.password = password.clone();
                         if keep_going {
                             session.restore(&mut c).await;
                         }
@@ -718,6 +720,7 @@ pub fn run_sim_with(scenario: &Scenario, seed: u64, opts: &SimOptions) -> RunRep
         let (tx, rx) = mpsc::channel::<Job>(1);
         senders.insert(spec.name.clone(), tx);
         let (name, uri, t) = (spec.name.clone(), spec.uri.clone(), transcript.clone());
+        let password = spec.password.clone();
         let rx = Arc::new(Mutex::new(Some(rx)));
         sim.client(spec.name.as_str(), async move {
             let Some(rx) = rx.lock().ok().and_then(|mut r| r.take()) else {
@@ -726,6 +729,7 @@ pub fn run_sim_with(scenario: &Scenario, seed: u64, opts: &SimOptions) -> RunRep
             let task = client_task(
                 name,
                 uri,
+                password,
                 client_seed(seed, i),
                 t,
                 rx,
@@ -905,6 +909,7 @@ pub fn run_live_with(
             let task = client_task(
                 spec.name.clone(),
                 spec.uri.clone(),
+                spec.password.clone(),
                 client_seed(seed ^ live_nonce(), i),
                 transcript.clone(),
                 rx,
