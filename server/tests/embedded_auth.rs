@@ -55,12 +55,17 @@ fn invite(port: u16, user: &str, cseq: u32, auth: Option<&str>) -> String {
 }
 
 fn exchange(s: &mut TcpStream, framer: &mut Framer, msg: &str) -> Response {
+    exchange_raw(s, framer, msg).0
+}
+
+/// Sends `msg`; returns the first response and its bytes as sent by the server.
+fn exchange_raw(s: &mut TcpStream, framer: &mut Framer, msg: &str) -> (Response, String) {
     s.write_all(msg.as_bytes()).expect("sent");
     let mut buf = [0u8; 8192];
     loop {
         if let Some(frame) = framer.next_frame().expect("framing") {
             if let Ok(SipMessage::Response(r)) = parse(&frame) {
-                return r;
+                return (r, String::from_utf8_lossy(&frame).into_owned());
             }
             continue;
         }
@@ -137,6 +142,31 @@ fn embedded_default_admits_only_the_right_password() {
     assert_eq!(ok.code, 200, "the demo password signs in");
     let again = exchange(&mut s, &mut f, &invite(port, "user3", 5, None));
     assert_eq!(again.code, 403, "this connection is user1's");
+    let register = format!(
+        "REGISTER sip:contoso.com SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:{port};branch=z9hG4bKreg\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:user1@contoso.com>;tag=r\r\nTo: <sip:user1@contoso.com>\r\n\
+         Call-ID: reg\r\nCSeq: 1 REGISTER\r\nContact: <sip:user1@127.0.0.1:1;transport=tcp>\r\n\
+         Content-Length: 0\r\n\r\n"
+    );
+    let (r, raw) = exchange_raw(&mut s, &mut f, &register);
+    assert_eq!(r.code, 200, "{raw}");
+    assert!(raw.contains("\r\nExpires: 3600\r\n"), "{raw}");
+    assert!(raw.contains("transport=tcp>;expires=3600\r\n"), "{raw}");
+    assert!(
+        raw.contains("\r\nSupported: msrtc-event-categories\r\n"),
+        "{raw}"
+    );
+    let events = raw
+        .lines()
+        .find_map(|l| l.strip_prefix("Allow-Events: "))
+        .expect("Allow-Events");
+    assert!(
+        !events.contains(' '),
+        "comma-separated, no spaces (SIPE): {events}"
+    );
+    assert!(events
+        .split(',')
+        .any(|e| e == "vnd-microsoft-provisioning-v2"));
 }
 
 #[test]
