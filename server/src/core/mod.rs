@@ -580,3 +580,6 @@ mod tests;
 
 #[cfg(test)]
 mod room_model_tests;
+
+#[cfg(test)]
+mod identity_tests;

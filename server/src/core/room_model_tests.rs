@@ -17,15 +17,15 @@ use proptest::prelude::*;
 const DOMAIN: &str = "contoso.com";
 
 /// A core with signed-in users; user `i` talks on connection `i + 1`.
-struct H {
-    core: Core,
-    users: Vec<String>,
-    dialogs: Vec<Option<(String, String, String)>>,
-    cseq: u32,
+pub(super) struct H {
+    pub(super) core: Core,
+    pub(super) users: Vec<String>,
+    pub(super) dialogs: Vec<Option<(String, String, String)>>,
+    pub(super) cseq: u32,
     envid: u64,
 }
 
-fn request_of(raw: &str) -> crate::sip::Request {
+pub(super) fn request_of(raw: &str) -> crate::sip::Request {
     match parse(raw.as_bytes()).unwrap() {
         SipMessage::Request(r) => r,
         SipMessage::Response(_) => panic!("expected a request"),
@@ -46,14 +46,14 @@ fn actions_to_texts(out: &[Action]) -> Vec<(ConnId, Vec<u8>)> {
 }
 
 /// The password user `uri` has in these tests.
-fn password_of(uri: &str) -> String {
+pub(super) fn password_of(uri: &str) -> String {
     format!("pw-{}", crate::auth::users::key_of(uri))
 }
 
 impl H {
     /// A core whose users sign in with SIP Digest (mode "digest", one `[[user]]` with a
     /// password per user): the rules are checked for authenticated users.
-    fn new(mut cfg: Config, users: &[&str]) -> H {
+    pub(super) fn new(mut cfg: Config, users: &[&str]) -> H {
         cfg.auth.mode = crate::config::AuthMode::Digest;
         cfg.users = users
             .iter()
@@ -76,7 +76,7 @@ impl H {
         }
     }
 
-    fn send(&mut self, conn: ConnId, raw: &str) -> Vec<(ConnId, Vec<u8>)> {
+    pub(super) fn send(&mut self, conn: ConnId, raw: &str) -> Vec<(ConnId, Vec<u8>)> {
         let msg = parse(raw.as_bytes()).unwrap();
         let mut out = Vec::new();
         self.core.handle(Input::Sip { conn, msg }, &mut out);
@@ -85,7 +85,7 @@ impl H {
 
     /// INVITE (answered 401, then again with Digest credentials) + ACK for user `i`
     /// (its URI from `users`).
-    fn sign_in(&mut self, i: usize) -> Vec<(ConnId, Vec<u8>)> {
+    pub(super) fn sign_in(&mut self, i: usize) -> Vec<(ConnId, Vec<u8>)> {
         let uri = self.users[i].clone();
         let call_id = format!("call-{i}");
         let sdp = "v=0\r\no=- 0 0 IN IP4 10.0.0.5\r\ns=session\r\nc=IN IP4 10.0.0.5\r\nt=0 0\r\nm=message 5060 sip null\r\n";
@@ -149,7 +149,11 @@ impl H {
     }
 
     /// Sends a command as user `i`; returns every output and the reply (code, data).
-    fn cmd(&mut self, i: usize, kind: CmdKind) -> (Vec<(ConnId, Vec<u8>)>, u16, RplData) {
+    pub(super) fn cmd(
+        &mut self,
+        i: usize,
+        kind: CmdKind,
+    ) -> (Vec<(ConnId, Vec<u8>)>, u16, RplData) {
         self.envid += 1;
         let envid = self.envid;
         let body = xccos::Envelope {
@@ -175,7 +179,12 @@ impl H {
     }
 
     /// Posts as user `i`; returns every output and the SIP status of the INFO.
-    fn post(&mut self, i: usize, chan_uri: &str, text: &str) -> (Vec<(ConnId, Vec<u8>)>, u16) {
+    pub(super) fn post(
+        &mut self,
+        i: usize,
+        chan_uri: &str,
+        text: &str,
+    ) -> (Vec<(ConnId, Vec<u8>)>, u16) {
         self.envid += 1;
         let body = xccos::Envelope {
             envid: self.envid,
