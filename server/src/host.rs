@@ -289,11 +289,19 @@ pub const WRITE_COALESCE_BYTES: usize = 64 * 1024;
 /// buffer lives only for one write, so an idle connection holds no buffer.
 async fn writer<W: AsyncWrite + Unpin>(mut w: W, mut rx: mpsc::Receiver<Outgoing>) {
     while let Some((head, body)) = rx.recv().await {
+        if head.is_empty() {
+            break; // the core closed the connection (`Action::Close`)
+        }
         let mut buf = Vec::with_capacity(head.len() + body.len());
         buf.extend_from_slice(&head);
         buf.extend_from_slice(&body);
+        let mut closing = false;
         while buf.len() < WRITE_COALESCE_BYTES {
             match rx.try_recv() {
+                Ok((head, _)) if head.is_empty() => {
+                    closing = true;
+                    break;
+                }
                 Ok((head, body)) => {
                     buf.extend_from_slice(&head);
                     buf.extend_from_slice(&body);
@@ -301,7 +309,7 @@ async fn writer<W: AsyncWrite + Unpin>(mut w: W, mut rx: mpsc::Receiver<Outgoing
                 Err(_) => break,
             }
         }
-        if w.write_all(&buf).await.is_err() || w.flush().await.is_err() {
+        if w.write_all(&buf).await.is_err() || w.flush().await.is_err() || closing {
             break;
         }
     }
@@ -446,7 +454,10 @@ async fn core_loop(
                     }
                 }
                 Action::Close { conn } => {
-                    writers.remove(&conn);
+                    // An empty head tells the writer to stop (the reader then stops too).
+                    if let Some(w) = writers.remove(&conn) {
+                        let _ = w.try_send((Bytes::new(), Bytes::new()));
+                    }
                 }
                 Action::Http { req, reply } => {
                     if let Some(w) = waiting.pending.remove(&req) {
