@@ -53,6 +53,17 @@ pub trait Listener: Send + 'static {
     type Stream: AsyncRead + AsyncWrite + Send + Unpin + 'static;
     /// Waits for the next connection.
     fn accept(&mut self) -> impl Future<Output = io::Result<(Self::Stream, SocketAddr)>> + Send;
+
+    /// Waits for the next connection, with what the transport knows of its peer
+    /// (TLS, client certificate); default: [`Listener::accept`] and the address only.
+    fn accept_peer(
+        &mut self,
+    ) -> impl Future<Output = io::Result<(Self::Stream, crate::auth::Peer)>> + Send {
+        async move {
+            let (s, a) = self.accept().await?;
+            Ok((s, crate::auth::Peer::from_addr(a)))
+        }
+    }
 }
 
 impl Listener for tokio::net::TcpListener {
@@ -164,11 +175,10 @@ pub async fn serve_full<L: Listener, H: Listener>(
         tokio::select! {
             biased;
             _ = &mut shutdown => break Ok(()),
-            accepted = listener.accept() => match accepted {
+            accepted = listener.accept_peer() => match accepted {
                 Ok((stream, peer)) => {
                     next_conn += 1;
-                    tracing::debug!(conn = next_conn, %peer, "connection accepted");
-                    let peer = crate::auth::Peer::from_addr(peer);
+                    tracing::debug!(conn = next_conn, addr = %peer.addr, tls = peer.tls, "connection accepted");
                     spawn_connection(next_conn, stream, peer, tx.clone(), &sip, faults.clone()).await;
                 }
                 Err(e) => {

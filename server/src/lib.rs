@@ -15,6 +15,7 @@
 //! - [`host`]: the I/O driver, generic over tokio or turmoil TCP.
 //! - [`fault`]: fault switches the simulator arms (overload, store faults).
 //! - [`auth`]: who is who - Digest, registrar, brute-force guard, trusted peers.
+//! - [`tls`]: SIP over TLS (rustls), the TCP+TLS listener, development certificates.
 //! - [`config`], [`clock`], [`ids`]: configuration, injected time, seeded identifiers.
 
 pub mod auth;
@@ -30,6 +31,7 @@ pub mod host;
 pub mod ids;
 pub mod sip;
 pub mod store;
+pub mod tls;
 pub mod web;
 pub mod xccos;
 

@@ -54,6 +54,26 @@ enum Command {
         #[command(subcommand)]
         action: UserAction,
     },
+    /// TLS tools.
+    Tls {
+        #[command(subcommand)]
+        action: TlsAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum TlsAction {
+    /// Write a self-signed development certificate (`cert.pem`, `key.pem`) into DIR and
+    /// print its SHA-256 fingerprint (for `[auth] trusted_peers` when used as a client
+    /// certificate) and the `[sip]` lines that use it.
+    SelfSigned {
+        /// Output directory (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Names in the certificate (DNS names or IP addresses).
+        #[arg(long = "name", default_values_t = ["localhost".to_string(), "127.0.0.1".to_string()])]
+        names: Vec<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -133,6 +153,12 @@ fn main() -> ExitCode {
     {
         return user_hash(&cfg, &uri, password, realm);
     }
+    if let Some(Command::Tls {
+        action: TlsAction::SelfSigned { out, names },
+    }) = args.command
+    {
+        return tls_self_signed(&out, &names);
+    }
     if let Err(e) = pchat_server::auth::exposure::check(&cfg) {
         eprintln!("pchat-server: refusing to start: {e}");
         return ExitCode::from(2);
@@ -156,6 +182,38 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("pchat-server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `tls self-signed`: writes cert.pem and key.pem into `out`.
+fn tls_self_signed(out: &std::path::Path, names: &[String]) -> ExitCode {
+    let (cert, key, fp) = match pchat_server::tls::self_signed(names) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("pchat-server: cannot make a certificate: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let write = |name: &str, text: &str| {
+        let path = out.join(name);
+        std::fs::create_dir_all(out)
+            .and_then(|()| std::fs::write(&path, text))
+            .map(|()| path)
+    };
+    match (write("cert.pem", &cert), write("key.pem", &key)) {
+        (Ok(c), Ok(k)) => {
+            println!("# fingerprint {fp}");
+            println!(
+                "[sip]\ntls_listen = \"127.0.0.1:5061\"\ntls_cert = {:?}\ntls_key = {:?}",
+                c.display().to_string(),
+                k.display().to_string()
+            );
+            ExitCode::SUCCESS
+        }
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("pchat-server: {}: {e}", out.display());
             ExitCode::FAILURE
         }
     }
@@ -266,6 +324,27 @@ async fn run(cfg: Config, embedded: bool) -> Result<(), String> {
         ),
         None => None,
     };
+    let tls = match &cfg.sip.tls_listen {
+        Some(addr) => {
+            let (Some(cert), Some(key)) = (&cfg.sip.tls_cert, &cfg.sip.tls_key) else {
+                return Err("[sip] tls_listen needs tls_cert and tls_key (PEM files; `pchat-server tls self-signed --out DIR` makes them)".into());
+            };
+            let acceptor =
+                pchat_server::tls::acceptor(cert, key).map_err(|e| format!("TLS: {e}"))?;
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen on {addr} ([sip] tls_listen): {e}"))?;
+            Some((l, acceptor))
+        }
+        None => None,
+    };
+    let tls_addr = tls
+        .as_ref()
+        .and_then(|(l, _)| l.local_addr().ok())
+        .map_or_else(|| "off".to_string(), |a| a.to_string());
+    let handshake_timeout = std::time::Duration::from_millis(cfg.sip.header_timeout.0);
+    let auth_mode = format!("{:?}", cfg.auth.mode).to_ascii_lowercase();
+    let users = cfg.users.len();
     let http_addr = http
         .as_ref()
         .and_then(|l| l.local_addr().ok())
@@ -301,17 +380,37 @@ async fn run(cfg: Config, embedded: bool) -> Result<(), String> {
         config = if embedded { "embedded default" } else { "file" },
         compliance,
         http = %http_addr,
+        tls = %tls_addr,
+        auth = %auth_mode,
+        users,
         "pchat-server ready"
     );
-    pchat_server::host::serve_full(
-        listener,
-        http,
-        core,
-        worker,
-        shutdown_signal(),
-        Default::default(),
-    )
-    .await
+    match tls {
+        Some(tls) => {
+            let listeners =
+                pchat_server::tls::SipListeners::new(listener, Some(tls), handshake_timeout);
+            pchat_server::host::serve_full(
+                listeners,
+                http,
+                core,
+                worker,
+                shutdown_signal(),
+                Default::default(),
+            )
+            .await
+        }
+        None => {
+            pchat_server::host::serve_full(
+                listener,
+                http,
+                core,
+                worker,
+                shutdown_signal(),
+                Default::default(),
+            )
+            .await
+        }
+    }
     .map_err(|e| e.to_string())?;
     tracing::info!("pchat-server stopped");
     Ok(())

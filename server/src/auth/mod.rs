@@ -50,6 +50,10 @@ pub struct Peer {
     pub loopback: bool,
     /// `sha256:<hex>` of the TLS client certificate, when one was presented.
     pub cert_sha256: Option<String>,
+    /// Whether the connection is SIP over TLS.
+    pub tls: bool,
+    /// The socket address, when known.
+    pub socket: Option<std::net::SocketAddr>,
 }
 
 impl Peer {
@@ -59,6 +63,8 @@ impl Peer {
             addr: addr.ip().to_string(),
             loopback: addr.ip().is_loopback(),
             cert_sha256: None,
+            tls: false,
+            socket: Some(addr),
         }
     }
 }
@@ -183,6 +189,11 @@ impl Auth {
             })
             .map(|(id, _)| *id)
             .collect()
+    }
+
+    /// Whether `conn` is SIP over TLS (our Via and Contact then say TLS).
+    pub fn is_tls(&self, conn: u64) -> bool {
+        self.conns.get(&conn).is_some_and(|c| c.peer.tls)
     }
 
     /// The user `conn` authenticated as (lower-case `user@domain`), if any.

@@ -93,7 +93,7 @@ fn peer(addr: &str) -> Peer {
     Peer {
         addr: addr.into(),
         loopback: addr.starts_with("127."),
-        cert_sha256: None,
+        ..Default::default()
     }
 }
 

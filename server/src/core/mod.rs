@@ -523,7 +523,11 @@ impl Core {
         );
         head.push_str("INFO ");
         head.push_str(&d.remote_target);
-        head.push_str(" SIP/2.0\r\nVia: SIP/2.0/TCP ");
+        head.push_str(if self.auth.is_tls(d.conn) {
+            " SIP/2.0\r\nVia: SIP/2.0/TLS "
+        } else {
+            " SIP/2.0\r\nVia: SIP/2.0/TCP "
+        });
         head.push_str(local_addr);
         head.push_str(";branch=z9hG4bK");
         head.push_str(std::str::from_utf8(&branch).unwrap_or_default());

@@ -133,13 +133,14 @@ impl Core {
         )
     }
 
-    fn ok_to_invite(&self, req: &Request, local_tag: &str) -> Response {
+    fn ok_to_invite(&self, conn: ConnId, req: &Request, local_tag: &str) -> Response {
+        let contact = match (&self.cfg.sip.tls_listen, self.auth.is_tls(conn)) {
+            (Some(tls), true) => format!("<sip:{tls};transport=tls>"),
+            _ => format!("<sip:{};transport=tcp>", self.local_addr),
+        };
         response_for(req, 200, "OK")
             .with_to_tag(local_tag)
-            .with_header(
-                "Contact",
-                format!("<sip:{};transport=tcp>", self.local_addr),
-            )
+            .with_header("Contact", contact)
             .with_header("Allow", ALLOW)
             .with_header("Supported", SUPPORTED)
             .with_header(
@@ -171,7 +172,7 @@ impl Core {
             d.expires_at_ms = expiry;
             d.conn = conn;
             let tag = d.local_tag.clone();
-            let resp = self.ok_to_invite(&req, &tag);
+            let resp = self.ok_to_invite(conn, &req, &tag);
             return self.respond(conn, resp, false);
         }
         let is_sdp = media_type(req.content_type()).as_deref() == Some("application/sdp");
@@ -240,7 +241,7 @@ impl Core {
         };
         let id = self.dialogs.insert(dialog);
         tracing::debug!(dialog = id, user = %user, bootstrap, "dialog established");
-        let resp = self.ok_to_invite(&req, &local_tag);
+        let resp = self.ok_to_invite(conn, &req, &local_tag);
         self.respond(conn, resp, false);
     }
 
