@@ -495,8 +495,7 @@ impl Session {
 /// `keep_going`, after its connection died) and runs the jobs it is handed.
 async fn client_task<S, F, Fut>(
     name: String,
-    uri: String,
-    password: Option<String>,
+    (uri, password): (String, Option<String>),
     seed: u64,
     transcript: Transcript,
     mut jobs: mpsc::Receiver<Job>,
@@ -728,8 +727,7 @@ pub fn run_sim_with(scenario: &Scenario, seed: u64, opts: &SimOptions) -> RunRep
             };
             let task = client_task(
                 name,
-                uri,
-                password,
+                (uri, password),
                 client_seed(seed, i),
                 t,
                 rx,
@@ -908,8 +906,7 @@ pub fn run_live_with(
             let target = target.to_string();
             let task = client_task(
                 spec.name.clone(),
-                spec.uri.clone(),
-                spec.password.clone(),
+                (spec.uri.clone(), spec.password.clone()),
                 client_seed(seed ^ live_nonce(), i),
                 transcript.clone(),
                 rx,
