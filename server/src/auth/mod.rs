@@ -85,6 +85,8 @@ struct ConnState {
     peer: Peer,
     connected_ms: i64,
     user: Option<String>,
+    /// Counted in `Auth::waiting` (must authenticate, has not yet).
+    waiting: bool,
 }
 
 /// Authentication state of the core: mode, users, nonces, guard, registrar, and what
@@ -98,6 +100,8 @@ pub struct Auth {
     guard: guard::Guard,
     trusted: Vec<String>,
     conns: BTreeMap<u64, ConnState>,
+    /// Connections that must authenticate and have not yet.
+    waiting: usize,
     unauth_timeout_ms: i64,
     max_unauthenticated: usize,
     /// REGISTER bindings.
@@ -121,6 +125,7 @@ impl Auth {
                 .map(|p| p.to_ascii_lowercase())
                 .collect(),
             conns: BTreeMap::new(),
+            waiting: 0,
             unauth_timeout_ms: cfg.sip.unauthenticated_timeout.0 as i64,
             max_unauthenticated: cfg.sip.max_unauthenticated.max(1),
             registrar: registrar::Registrar::default(),
@@ -140,32 +145,29 @@ impl Auth {
     /// closed at once: `[sip] max_unauthenticated` connections are already waiting to
     /// authenticate.
     pub fn on_connected(&mut self, conn: u64, peer: Peer, now_ms: i64) -> bool {
-        let waiting = if self.needs_auth() {
-            self.conns
-                .values()
-                .filter(|c| c.user.is_none() && !self.trusted_peer(&c.peer))
-                .count()
-        } else {
-            0
-        };
-        if waiting >= self.max_unauthenticated {
-            tracing::warn!(conn, addr = %peer.addr, waiting, "too many unauthenticated connections: closing");
+        let must_wait = self.needs_auth() && !self.trusted_peer(&peer);
+        if must_wait && self.waiting >= self.max_unauthenticated {
+            tracing::warn!(conn, addr = %peer.addr, waiting = self.waiting, "too many unauthenticated connections: closing");
             return false;
         }
-        self.conns.insert(
-            conn,
-            ConnState {
-                peer,
-                connected_ms: now_ms,
-                user: None,
-            },
-        );
+        self.waiting += usize::from(must_wait);
+        let state = ConnState {
+            peer,
+            connected_ms: now_ms,
+            user: None,
+            waiting: must_wait,
+        };
+        if let Some(old) = self.conns.insert(conn, state) {
+            self.waiting -= usize::from(old.waiting);
+        }
         true
     }
 
     /// The connection closed: forget it and its registrations.
     pub fn on_closed(&mut self, conn: u64) {
-        self.conns.remove(&conn);
+        if let Some(old) = self.conns.remove(&conn) {
+            self.waiting -= usize::from(old.waiting);
+        }
         self.registrar.on_closed(conn);
     }
 
@@ -182,11 +184,7 @@ impl Auth {
         let deadline = self.unauth_timeout_ms;
         self.conns
             .iter()
-            .filter(|(_, c)| {
-                c.user.is_none()
-                    && !self.trusted_peer(&c.peer)
-                    && now_ms - c.connected_ms > deadline
-            })
+            .filter(|(_, c)| c.waiting && now_ms - c.connected_ms > deadline)
             .map(|(id, _)| *id)
             .collect()
     }
@@ -352,6 +350,9 @@ impl Auth {
         }
         if let Some(state) = self.conns.get_mut(&conn) {
             state.user = Some(key);
+            if std::mem::take(&mut state.waiting) {
+                self.waiting -= 1;
+            }
         } else {
             self.conns.insert(
                 conn,
@@ -359,6 +360,7 @@ impl Auth {
                     peer: Peer::default(),
                     connected_ms: now_ms,
                     user: Some(key),
+                    waiting: false,
                 },
             );
         }

@@ -257,6 +257,22 @@ fn unauthenticated_connections_are_bounded_and_timed_out() {
     );
     assert_eq!(auth.tick(10_000), Vec::<u64>::new());
     assert_eq!(auth.tick(30_001), vec![1, 2]);
+    auth.on_closed(2);
+    assert!(
+        auth.on_connected(3, peer("127.0.0.1"), 30_002),
+        "a place came free"
+    );
+    // Authenticating frees a place too.
+    let mut r = req("REGISTER", "user1", "");
+    let ch = refused(auth.gate(1, &mut r, None, 30_003));
+    let cred = answer(&ch, &r, "user1", "user1-secret", 1);
+    let mut r2 = req("REGISTER", "user1", &format!("Authorization: {cred}\r\n"));
+    assert_eq!(auth.gate(1, &mut r2, None, 30_004), Verdict::Pass);
+    assert!(auth.on_connected(4, peer("127.0.0.1"), 30_005));
+    assert!(
+        !auth.on_connected(5, peer("127.0.0.1"), 30_005),
+        "3 and 4 wait"
+    );
     let mut none = Auth::new(&cfg(AuthMode::None), [1; 32]);
     assert!(none.on_connected(1, peer("127.0.0.1"), 0));
     assert_eq!(
