@@ -9,7 +9,15 @@ cd "$(dirname "$0")/.."
 port=${PCHAT_LOAD_PORT:-35170}
 rooms=${PCHAT_LOAD_ROOMS_CONFIG:-2000}
 data=$(mktemp -d)
-./target/release/pchat-sim load --print-server-config --rooms "$rooms" \
+# The config carries one [[user]] (SIP Digest) per --users session.
+users=100
+prev=""
+for a in "$@"; do
+  case "$a" in --users=*) users=${a#--users=} ;; esac
+  [ "$prev" = "--users" ] && users=$a
+  prev=$a
+done
+./target/release/pchat-sim load --print-server-config --rooms "$rooms" --users "$users" \
   | sed "s#127.0.0.1:5060#127.0.0.1:$port#; s#pchat-load/pchat.db#$data/pchat.db#" >"$data/server.toml"
 ./target/release/pchat-server --config "$data/server.toml" >"$data/server.log" 2>&1 &
 pid=$!

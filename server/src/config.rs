@@ -46,6 +46,93 @@ pub struct Config {
     /// The web services (`[http]`, see [`HttpConfig`]); absent: no HTTP listener.
     #[serde(default)]
     pub http: Option<HttpConfig>,
+    /// Authentication (`[auth]`, see [`AuthConfig`]); absent: mode `"none"`
+    /// (loopback only).
+    #[serde(default)]
+    pub auth: AuthConfig,
+    /// Users who may sign in (`[[user]]`, see [`UserConfig`]).
+    #[serde(default, rename = "user")]
+    pub users: Vec<UserConfig>,
+}
+
+/// `[auth] mode` (docs/security.md).
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    /// No authentication: the From header is the identity. Allowed only when every
+    /// listen address is loopback (the server refuses to start otherwise).
+    #[default]
+    None,
+    /// SIP Digest (RFC 3261 section 22, RFC 8760 SHA-256 and MD5, `qop=auth`) against
+    /// the `[[user]]` list.
+    Digest,
+    /// Front-end mode: requests from `trusted_peers` carry the user in
+    /// P-Asserted-Identity (RFC 3325); every other peer authenticates with Digest.
+    Trusted,
+}
+
+/// `[auth]`: who may act as whom (docs/security.md). Keys: `mode`, `realm`,
+/// `nonce_ttl_s`, `trusted_peers`, `max_failures`, `failure_window_s`, `lockout_s`.
+#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// `"none"` | `"digest"` | `"trusted"`.
+    pub mode: AuthMode,
+    /// Digest realm (RFC 3261 22.1); default: the server's `domain`.
+    pub realm: Option<String>,
+    /// Lifetime of a Digest nonce, in seconds; an older one is answered 401 with
+    /// `stale=true` (the client retries with the new nonce without asking the user).
+    pub nonce_ttl_s: u32,
+    /// Trusted front ends (mode `"trusted"`): `sha256:<hex>` fingerprints of TLS
+    /// client certificates, or loopback IP addresses (`127.0.0.1`, `::1`).
+    pub trusted_peers: Vec<String>,
+    /// Failed authentications per user, and per source address, within
+    /// `failure_window_s` after which further attempts are refused unchecked.
+    pub max_failures: u32,
+    /// The window failures are counted in, in seconds.
+    pub failure_window_s: u32,
+    /// How long a user or address stays refused, in seconds.
+    pub lockout_s: u32,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            mode: AuthMode::None,
+            realm: None,
+            nonce_ttl_s: 300,
+            trusted_peers: Vec::new(),
+            max_failures: 10,
+            failure_window_s: 60,
+            lockout_s: 300,
+        }
+    }
+}
+
+/// `[[user]]`: a user who may sign in. `uri` plus one of `password` (labs),
+/// `ha1_sha256` or `ha1_md5` (hex HA1 = H(user:realm:password), RFC 3261 22.4 /
+/// RFC 8760; what operators keep - `pchat-server user hash` prints them).
+#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    /// SIP URI, e.g. `sip:user1@contoso.com`.
+    pub uri: String,
+    /// Clear-text password (labs and demos).
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Hex SHA-256 HA1 for the configured realm.
+    #[serde(default)]
+    pub ha1_sha256: Option<String>,
+    /// Hex MD5 HA1 for the configured realm.
+    #[serde(default)]
+    pub ha1_md5: Option<String>,
+}
+
+impl Config {
+    /// The Digest realm in force: `[auth] realm`, else the domain.
+    pub fn realm(&self) -> &str {
+        self.auth.realm.as_deref().unwrap_or(&self.domain)
+    }
 }
 
 /// `[http]`: the web services - file upload/download and room management over HTTP
@@ -387,6 +474,21 @@ pub struct SipConfig {
     pub core_queue: usize,
     /// `Retry-After` sent with 503, in seconds.
     pub retry_after_s: u32,
+    /// Time a connection has to complete a message once its first byte arrived:
+    /// milliseconds as an integer, or `"10s"`; a slower one is closed. Default 10 s.
+    pub header_timeout: RunInterval,
+    /// Time a connection may stay without authenticating (modes `"digest"` and
+    /// `"trusted"`), ms or `"30s"`; then it is closed. Default 30 s.
+    pub unauthenticated_timeout: RunInterval,
+    /// Most connections at once that have not authenticated yet; further ones are
+    /// closed at once. Default 10,000.
+    pub max_unauthenticated: usize,
+    /// SIP over TLS listen address, `HOST:PORT` (e.g. `127.0.0.1:5061`); absent: no TLS.
+    pub tls_listen: Option<String>,
+    /// PEM certificate chain for `tls_listen`.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for `tls_listen`.
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for SipConfig {
@@ -401,6 +503,12 @@ impl Default for SipConfig {
             write_stall_timeout_s: 30,
             core_queue: 65536,
             retry_after_s: 1,
+            header_timeout: RunInterval(10_000),
+            unauthenticated_timeout: RunInterval(30_000),
+            max_unauthenticated: 10_000,
+            tls_listen: None,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -631,6 +739,8 @@ impl Config {
                 rooms: Vec::new(),
                 compliance: ComplianceConfig::default(),
                 http: None,
+                auth: AuthConfig::default(),
+                users: Vec::new(),
             }
         })
     }
@@ -722,6 +832,57 @@ impl Config {
             if !u.starts_with("sip:") {
                 return Err(format!("pool uri {u:?} is not a SIP URI"));
             }
+        }
+        self.validate_users()
+    }
+
+    fn validate_users(&self) -> Result<(), String> {
+        let mut users = std::collections::BTreeSet::new();
+        for u in &self.users {
+            if !is_sip_uri(&u.uri) {
+                return Err(format!(
+                    "[[user]] uri {:?} is not a SIP URI like sip:user@{}",
+                    u.uri, self.domain
+                ));
+            }
+            if !users.insert(u.uri.to_ascii_lowercase()) {
+                return Err(format!("[[user]] {:?} is defined twice", u.uri));
+            }
+            if u.password.is_none() && u.ha1_sha256.is_none() && u.ha1_md5.is_none() {
+                return Err(format!(
+                    "[[user]] {:?} needs password, ha1_sha256 or ha1_md5",
+                    u.uri
+                ));
+            }
+            for (key, v, len) in [
+                ("ha1_sha256", &u.ha1_sha256, 64),
+                ("ha1_md5", &u.ha1_md5, 32),
+            ] {
+                if let Some(v) = v {
+                    if v.len() != len || !v.bytes().all(|b| b.is_ascii_hexdigit()) {
+                        return Err(format!(
+                            "[[user]] {:?}: {key} must be {len} hex digits",
+                            u.uri
+                        ));
+                    }
+                }
+            }
+        }
+        if !self.auth.trusted_peers.is_empty() || self.auth.mode == AuthMode::Trusted {
+            for p in &self.auth.trusted_peers {
+                let fp = p
+                    .strip_prefix("sha256:")
+                    .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()));
+                let lo = p.parse::<std::net::IpAddr>().is_ok_and(|a| a.is_loopback());
+                if !fp && !lo {
+                    return Err(format!(
+                        "[auth] trusted_peers entry {p:?} is neither sha256:<64 hex digits> nor a loopback address"
+                    ));
+                }
+            }
+        }
+        if self.auth.nonce_ttl_s == 0 {
+            return Err("[auth] nonce_ttl_s must be at least 1".into());
         }
         Ok(())
     }

@@ -16,8 +16,8 @@ use crate::core::{Action, ConnId, Core, Input};
 use crate::fault::Faults;
 pub use crate::net::overload::WRITE_COALESCE_BYTES;
 use crate::net::overload::{self, Backlog, ConnOut};
-pub use crate::net::Listener;
 use crate::net::Event;
+pub use crate::net::Listener;
 use crate::sip::{parse, Framer, SipMessage};
 use bytes::Bytes;
 use std::collections::BTreeMap;
@@ -141,12 +141,12 @@ pub async fn serve_full<L: Listener, H: Listener>(
         tokio::select! {
             biased;
             _ = &mut shutdown => break Ok(()),
-            accepted = listener.accept() => match accepted {
+            accepted = listener.accept_peer() => match accepted {
                 Ok((stream, peer)) => {
                     next_conn.0 += 1;
-                    tracing::debug!(conn = %next_conn, %peer, "connection accepted");
+                    tracing::debug!(conn = %next_conn, addr = %peer.addr, tls = peer.tls, "connection accepted");
                     let conn = (next_conn, backlog.clone());
-                    spawn_connection(conn, stream, tx.clone(), &sip, faults.clone()).await;
+                    spawn_connection(conn, stream, peer, tx.clone(), &sip, faults.clone()).await;
                 }
                 Err(e) => {
                     tracing::warn!("accept failed: {e}");
@@ -170,9 +170,13 @@ pub async fn serve_full<L: Listener, H: Listener>(
     result
 }
 
+/// Starts a connection's reader and writer. `peer` goes to the core first
+/// ([`Input::Connected`], for the authentication gate). When the writer ends (the
+/// core closed the connection, the peer stalled, or a write failed) the reader stops too.
 async fn spawn_connection<S: AsyncRead + AsyncWrite + Send + Unpin + 'static>(
     (conn, backlog): (ConnId, std::sync::Arc<Backlog>),
     stream: S,
+    peer: crate::auth::Peer,
     tx: mpsc::Sender<Event>,
     sip: &SipConfig,
     faults: Faults,
@@ -182,6 +186,13 @@ async fn spawn_connection<S: AsyncRead + AsyncWrite + Send + Unpin + 'static>(
     if tx.send(Event::Register(conn, out.clone())).await.is_err() {
         return;
     }
+    if tx
+        .send(Event::Input(Input::Connected { conn, peer }))
+        .await
+        .is_err()
+    {
+        return;
+    }
     let stall = std::time::Duration::from_secs(u64::from(sip.write_stall_timeout_s.max(1)));
     tokio::spawn(overload::writer(write_half, queue, stall));
     tokio::spawn(reader(
@@ -189,10 +200,50 @@ async fn spawn_connection<S: AsyncRead + AsyncWrite + Send + Unpin + 'static>(
         read_half,
         tx,
         out,
-        sip.max_message_bytes,
-        sip.retry_after_s,
+        ReaderLimits {
+            max_message_bytes: sip.max_message_bytes,
+            retry_after_s: sip.retry_after_s,
+            header_timeout: std::time::Duration::from_millis(sip.header_timeout.0),
+        },
         faults,
     ));
+}
+
+/// A reader's limits (from `[sip]`).
+struct ReaderLimits {
+    max_message_bytes: usize,
+    retry_after_s: u32,
+    /// Time to complete a message once its first byte arrived (`[sip] header_timeout`).
+    header_timeout: std::time::Duration,
+}
+
+/// Reads into `buf`; `None` when the connection is over: end of stream, error, the
+/// writer ended (`out`), or a started message not completed by `deadline`.
+async fn read_some<R: AsyncRead + Unpin>(
+    r: &mut R,
+    buf: &mut [u8],
+    out: &ConnOut,
+    deadline: Option<tokio::time::Instant>,
+    conn: ConnId,
+) -> Option<usize> {
+    let slow = async {
+        match deadline {
+            Some(d) => tokio::time::sleep_until(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        biased;
+        _ = out.ended() => None,
+        _ = slow => {
+            tracing::info!(conn = %conn, "message not completed within [sip] header_timeout: closing");
+            None
+        }
+        n = r.read(buf) => match n {
+            Ok(0) | Err(_) => None,
+            Ok(n) => Some(n),
+        },
+    }
 }
 
 /// Size of each connection's read buffer, in bytes.
@@ -203,27 +254,25 @@ async fn reader<R: AsyncRead + Unpin>(
     mut r: R,
     tx: mpsc::Sender<Event>,
     out: ConnOut,
-    max_message_bytes: usize,
-    retry_after_s: u32,
+    limits: ReaderLimits,
     faults: Faults,
 ) {
-    let mut framer = Framer::new(max_message_bytes);
+    let retry_after_s = limits.retry_after_s;
+    let mut framer = Framer::new(limits.max_message_bytes);
     // Per connection, so it counts x sessions in RSS; a typical message is under 1 KiB
     // and the framer gathers larger ones across reads.
     let mut buf = vec![0u8; READ_BUFFER_BYTES];
+    // When the message now being received must be complete (`[sip] header_timeout`).
+    let mut deadline: Option<tokio::time::Instant> = None;
     'conn: loop {
-        let n = tokio::select! {
-            biased;
-            _ = out.stalled() => break,
-            read = r.read(&mut buf) => match read {
-                Ok(0) | Err(_) => break,
-                Ok(n) => n,
-            },
+        let Some(n) = read_some(&mut r, &mut buf, &out, deadline, conn).await else {
+            break;
         };
         framer.push(&buf[..n]);
         loop {
             match framer.next_frame() {
                 Ok(Some(frame)) => {
+                    deadline = None;
                     if is_success_response(&frame) {
                         // A 2xx to one of our INFOs (one per relayed message): it ends
                         // our transaction and the core has nothing to do with it
@@ -280,7 +329,13 @@ async fn reader<R: AsyncRead + Unpin>(
                         }
                     }
                 }
-                Ok(None) => break,
+                Ok(None) => {
+                    // Part of a message is buffered: it must be complete in time.
+                    if framer.buffered() > 0 && deadline.is_none() {
+                        deadline = Some(tokio::time::Instant::now() + limits.header_timeout);
+                    }
+                    break;
+                }
                 Err(e) => {
                     // RFC 3261 18.3 / RFC 4475 3.1.2.3: answer what can be answered,
                     // then close unless the framer could skip the message (413).
@@ -421,7 +476,10 @@ async fn core_loop(
                     }
                 }
                 Action::Close { conn } => {
-                    writers.remove(&conn);
+                    // An empty head tells the writer to stop (the reader then stops too).
+                    if let Some(w) = writers.remove(&conn) {
+                        w.close();
+                    }
                 }
                 Action::Http { req, reply } => {
                     if let Some(w) = waiting.pending.remove(&req) {

@@ -16,9 +16,12 @@
 //! - [`compliance`]: the compliance pipeline (outbox, mgccomp, worker, adapters, verify).
 //! - [`host`]: the I/O driver, generic over tokio or turmoil TCP.
 //! - [`fault`]: fault switches the simulator arms (overload, store faults).
+//! - [`auth`]: who is who - Digest, registrar, brute-force guard, trusted peers.
+//! - [`tls`]: SIP over TLS (rustls), the TCP+TLS listener, development certificates.
 //! - [`config`], [`clock`], [`ids`]: configuration, injected time, seeded identifiers.
 //! - [`xml`]: the one XML escaper/writer (XCCOS, provisioning, compliance files).
 
+pub mod auth;
 pub mod channel;
 pub mod clock;
 pub mod cmd;
@@ -33,6 +36,7 @@ pub mod ids;
 pub mod net;
 pub mod sip;
 pub mod store;
+pub mod tls;
 pub mod web;
 pub mod xccos;
 pub mod xml;

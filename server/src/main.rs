@@ -3,7 +3,10 @@
 //! ```text
 //! pchat-server [--config FILE] [--sip ADDR] [--store PATH]
 //! pchat-server [--config FILE] [--store PATH] compliance verify [--output-dir DIR] [--db PATH]
+//! pchat-server [--config FILE] user hash URI [--password PW] [--realm REALM]
 //! ```
+//! It refuses to start (exit status 2) when `[auth] mode` is `"none"` and a listen
+//! address is not loopback (docs/security.md).
 //! With no `--config` it runs on the embedded default (domain contoso.com, demo rooms,
 //! store under ./pchat-data). Logs go to stderr (`RUST_LOG` filters, default `info`).
 //! Ctrl-C (or SIGTERM) stops it cleanly: no new connections, the current batch commits.
@@ -45,6 +48,48 @@ enum Command {
     Compliance {
         #[command(subcommand)]
         action: ComplianceAction,
+    },
+    /// User tools.
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+    /// TLS tools.
+    Tls {
+        #[command(subcommand)]
+        action: TlsAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum TlsAction {
+    /// Write a self-signed development certificate (`cert.pem`, `key.pem`) into DIR and
+    /// print its SHA-256 fingerprint (for `[auth] trusted_peers` when used as a client
+    /// certificate) and the `[sip]` lines that use it.
+    SelfSigned {
+        /// Output directory (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Names in the certificate (DNS names or IP addresses).
+        #[arg(long = "name", default_values_t = ["localhost".to_string(), "127.0.0.1".to_string()])]
+        names: Vec<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum UserAction {
+    /// Print the HA1 values (`ha1_sha256`, `ha1_md5`) of a password, ready to paste into
+    /// a `[[user]]` entry instead of `password`. The realm is `[auth] realm` (default
+    /// the domain) of `--config`, or the embedded default's.
+    Hash {
+        /// The user's SIP URI, e.g. sip:user1@contoso.com (or just user1).
+        uri: String,
+        /// The password; read from the first line of standard input when omitted.
+        #[arg(long)]
+        password: Option<String>,
+        /// Realm, overriding the configuration's.
+        #[arg(long)]
+        realm: Option<String>,
     },
 }
 
@@ -97,6 +142,27 @@ fn main() -> ExitCode {
     {
         return verify(&cfg, output_dir, db);
     }
+    if let Some(Command::User {
+        action:
+            UserAction::Hash {
+                uri,
+                password,
+                realm,
+            },
+    }) = args.command
+    {
+        return user_hash(&cfg, &uri, password, realm);
+    }
+    if let Some(Command::Tls {
+        action: TlsAction::SelfSigned { out, names },
+    }) = args.command
+    {
+        return tls_self_signed(&out, &names);
+    }
+    if let Err(e) = pchat_server::auth::exposure::check(&cfg) {
+        eprintln!("pchat-server: refusing to start: {e}");
+        return ExitCode::from(2);
+    }
     // One socket per session: allow well past the 20,000-user anchor.
     match pchat_server::host::raise_nofile_limit(NOFILE_WANTED) {
         Ok(n) => tracing::debug!(nofile = n, "RLIMIT_NOFILE"),
@@ -119,6 +185,74 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `tls self-signed`: writes cert.pem and key.pem into `out`.
+fn tls_self_signed(out: &std::path::Path, names: &[String]) -> ExitCode {
+    let (cert, key, fp) = match pchat_server::tls::self_signed(names) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("pchat-server: cannot make a certificate: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let write = |name: &str, text: &str| {
+        let path = out.join(name);
+        std::fs::create_dir_all(out)
+            .and_then(|()| std::fs::write(&path, text))
+            .map(|()| path)
+    };
+    match (write("cert.pem", &cert), write("key.pem", &key)) {
+        (Ok(c), Ok(k)) => {
+            println!("# fingerprint {fp}");
+            println!(
+                "[sip]\ntls_listen = \"127.0.0.1:5061\"\ntls_cert = {:?}\ntls_key = {:?}",
+                c.display().to_string(),
+                k.display().to_string()
+            );
+            ExitCode::SUCCESS
+        }
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("pchat-server: {}: {e}", out.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `user hash`: prints the `[[user]]` lines with HA1 values for a password.
+fn user_hash(cfg: &Config, uri: &str, password: Option<String>, realm: Option<String>) -> ExitCode {
+    use pchat_server::auth::digest::{ha1, Algorithm};
+    let password = match password {
+        Some(p) => p,
+        None => {
+            let mut line = String::new();
+            if std::io::stdin().read_line(&mut line).is_err() {
+                eprintln!("pchat-server: cannot read the password from standard input");
+                return ExitCode::from(2);
+            }
+            line.trim_end_matches(['\r', '\n']).to_string()
+        }
+    };
+    let realm = realm.unwrap_or_else(|| cfg.realm().to_string());
+    let key = pchat_server::auth::users::key_of(uri);
+    let key = if key.contains('@') {
+        key
+    } else {
+        format!("{key}@{}", cfg.domain.to_ascii_lowercase())
+    };
+    let user = key.split('@').next().unwrap_or_default();
+    println!("# realm \"{realm}\"");
+    println!("[[user]]");
+    println!("uri = \"sip:{key}\"");
+    println!(
+        "ha1_sha256 = \"{}\"",
+        ha1(Algorithm::Sha256, user, &realm, &password)
+    );
+    println!(
+        "ha1_md5 = \"{}\"",
+        ha1(Algorithm::Md5, user, &realm, &password)
+    );
+    ExitCode::SUCCESS
 }
 
 /// `compliance verify`: prints the report; exit 0 clean, 1 problems, 2 unreadable input.
@@ -190,6 +324,27 @@ async fn run(cfg: Config, embedded: bool) -> Result<(), String> {
         ),
         None => None,
     };
+    let tls = match &cfg.sip.tls_listen {
+        Some(addr) => {
+            let (Some(cert), Some(key)) = (&cfg.sip.tls_cert, &cfg.sip.tls_key) else {
+                return Err("[sip] tls_listen needs tls_cert and tls_key (PEM files; `pchat-server tls self-signed --out DIR` makes them)".into());
+            };
+            let acceptor =
+                pchat_server::tls::acceptor(cert, key).map_err(|e| format!("TLS: {e}"))?;
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen on {addr} ([sip] tls_listen): {e}"))?;
+            Some((l, acceptor))
+        }
+        None => None,
+    };
+    let tls_addr = tls
+        .as_ref()
+        .and_then(|(l, _)| l.local_addr().ok())
+        .map_or_else(|| "off".to_string(), |a| a.to_string());
+    let handshake_timeout = std::time::Duration::from_millis(cfg.sip.header_timeout.0);
+    let auth_mode = format!("{:?}", cfg.auth.mode).to_ascii_lowercase();
+    let users = cfg.users.len();
     let http_addr = http
         .as_ref()
         .and_then(|l| l.local_addr().ok())
@@ -225,17 +380,37 @@ async fn run(cfg: Config, embedded: bool) -> Result<(), String> {
         config = if embedded { "embedded default" } else { "file" },
         compliance,
         http = %http_addr,
+        tls = %tls_addr,
+        auth = %auth_mode,
+        users,
         "pchat-server ready"
     );
-    pchat_server::host::serve_full(
-        listener,
-        http,
-        core,
-        worker,
-        shutdown_signal(),
-        Default::default(),
-    )
-    .await
+    match tls {
+        Some(tls) => {
+            let listeners =
+                pchat_server::tls::SipListeners::new(listener, Some(tls), handshake_timeout);
+            pchat_server::host::serve_full(
+                listeners,
+                http,
+                core,
+                worker,
+                shutdown_signal(),
+                Default::default(),
+            )
+            .await
+        }
+        None => {
+            pchat_server::host::serve_full(
+                listener,
+                http,
+                core,
+                worker,
+                shutdown_signal(),
+                Default::default(),
+            )
+            .await
+        }
+    }
     .map_err(|e| e.to_string())?;
     tracing::info!("pchat-server stopped");
     Ok(())

@@ -120,6 +120,11 @@ pub struct Client {
     /// The reader and writer tasks: aborted when the client is dropped, so dropping a
     /// client closes its connection (the server then drops its dialogs).
     tasks: [tokio::task::AbortHandle; 2],
+    /// The password answering SIP Digest challenges (401); `None`: a 401 is returned
+    /// to the caller as it is.
+    pub password: Option<String>,
+    /// Nonce-count of the last Authorization sent (RFC 2617 3.2.2).
+    nc: u32,
 }
 
 impl Drop for Client {
@@ -182,6 +187,8 @@ impl Client {
             closed: false,
             stale,
             tasks: [reader, writer],
+            password: None,
+            nc: 0,
         }
     }
 
@@ -328,7 +335,15 @@ impl Client {
     /// body, up to [`MAX_RETRIES`] retries. Errors: connection closed, or no answer to
     /// any try.
     pub async fn transact(&mut self, mut req: Request) -> Result<Response, ClientError> {
+        self.transact_in_place(&mut req).await
+    }
+
+    /// [`Client::transact`] that leaves `req` as last sent (its final CSeq and
+    /// Authorization). A 401 is answered with Digest credentials when the client has a
+    /// [`Client::password`]: once, and once more if the server says `stale=true`.
+    pub async fn transact_in_place(&mut self, req: &mut Request) -> Result<Response, ClientError> {
         let mut tries = 0;
+        let mut auth_tries = 0;
         loop {
             let call_id = req.call_id().unwrap_or_default().to_string();
             let cseq = req.cseq().map_or(0, |c| c.0);
@@ -344,11 +359,19 @@ impl Client {
                 Ok(r) => r,
                 Err(_) if retry_on_silence && !self.closed => {
                     tries += 1;
-                    self.next_try(&mut req);
+                    self.next_try(req);
                     continue;
                 }
                 Err(e) => return Err(e),
             };
+            if resp.code == 401 && auth_tries < 2 {
+                if let Some(auth) = self.answer_challenge(&resp, req, auth_tries) {
+                    auth_tries += 1;
+                    req.headers.set("Authorization", auth);
+                    self.next_try(req);
+                    continue;
+                }
+            }
             if resp.code != 503 || tries >= MAX_RETRIES {
                 return Ok(resp);
             }
@@ -360,8 +383,32 @@ impl Client {
                 .and_then(|v| v.trim().parse().ok())
                 .unwrap_or(1);
             crate::sim_clock::sleep(Duration::from_secs(secs.min(60))).await;
-            self.next_try(&mut req);
+            self.next_try(req);
         }
+    }
+
+    /// The Authorization answering a 401 (the strongest challenge offered), if the
+    /// client has a password and should answer: the first 401, or a second one that
+    /// says `stale=true`.
+    fn answer_challenge(&mut self, resp: &Response, req: &Request, tries: u32) -> Option<String> {
+        let password = self.password.clone()?;
+        let ch = crate::auth::challenges(resp.headers.get_all("WWW-Authenticate"))
+            .into_iter()
+            .next()?;
+        if tries > 0 && !ch.stale {
+            return None; // wrong password: do not ask again
+        }
+        self.nc += 1;
+        let cnonce = self.ids.tag();
+        Some(crate::auth::authorization(
+            &ch,
+            &req.method,
+            &req.uri,
+            &crate::auth::username_of(&self.uri),
+            &password,
+            &cnonce,
+            self.nc,
+        ))
     }
 
     fn next_try(&mut self, req: &mut Request) {
@@ -450,7 +497,7 @@ impl Client {
         req.headers.push("Supported", "ms-sender, timer");
         req.headers.push("Content-Type", "application/sdp");
         req.body = Bytes::from(sdp);
-        let resp = self.transact(req.clone()).await?;
+        let resp = self.transact_in_place(&mut req).await?;
         if resp.code == 200 {
             let target = resp.headers.get("Contact").map_or_else(
                 || target.to_string(),

@@ -5,6 +5,7 @@
 //! that plays a scenario in turmoil or against a live server ([`runner`]), and
 //! transcripts for snapshot tests ([`transcript`]).
 
+pub mod auth;
 pub mod batch;
 pub mod client;
 pub mod completeness;

@@ -257,18 +257,34 @@ impl LoadReport {
     }
 }
 
+/// The password of load user `uri` (`sip:load7@d` -> `load7-pw`): what
+/// [`server_config`] gives the server and the sessions answer 401 challenges with.
+pub fn password_of(uri: &str) -> String {
+    format!("{}-pw", crate::auth::username_of(uri))
+}
+
 /// The server configuration (TOML) with the rooms a load run with `rooms` rooms uses:
-/// open rooms `{prefix}0 ..`, no members list (anyone in `domain` may join and post).
-pub fn server_config(domain: &str, prefix: &str, rooms: usize) -> String {
+/// open rooms `{prefix}0 ..`, no members list (anyone in `domain` may join and post),
+/// and SIP Digest on with `users` users `sip:load{i}@{domain}` (passwords from
+/// [`password_of`]), so that sign-in is measured with authentication.
+pub fn server_config(domain: &str, prefix: &str, rooms: usize, users: usize) -> String {
     let mut s = format!(
-        "# pchat-server config for `pchat-sim load --rooms {rooms}`\n\
+        "# pchat-server config for `pchat-sim load --rooms {rooms} --users {users}`\n\
          domain = \"{domain}\"\n\n[sip]\nlisten = \"127.0.0.1:5060\"\n\n\
-         [store]\npath = \"pchat-load/pchat.db\"\n"
+         [store]\npath = \"pchat-load/pchat.db\"\n\n[auth]\nmode = \"digest\"\n"
     );
     for i in 0..rooms {
         let _ = write!(
             s,
             "\n[[room]]\nname = \"{prefix}{i}\"\ndescription = \"load room {i}\"\nprivacy = \"open\"\n"
+        );
+    }
+    for i in 0..users {
+        let uri = format!("sip:load{i}@{domain}");
+        let _ = write!(
+            s,
+            "\n[[user]]\nuri = \"{uri}\"\npassword = \"{}\"\n",
+            password_of(&uri)
         );
     }
     s
@@ -722,33 +738,32 @@ impl Session {
         let user_part = user_part.split('@').next().unwrap_or("");
         let from = format!("<{}>;tag=lt{}", self.user, self.index);
         let domain = self.user.rsplit_once('@').map_or("", |(_, d)| d);
-        let invite = format!(
-            "INVITE sip:pchat@{domain} SIP/2.0\r\nVia: SIP/2.0/TCP {local};branch=z9hG4bKlinv{i}\r\n\
-             Max-Forwards: 70\r\nFrom: {from}\r\nTo: <sip:pchat@{domain}>\r\nCall-ID: {cid}\r\n\
-             CSeq: 1 INVITE\r\nContact: <sip:{user_part}@{local};transport=tcp>\r\nSupported: timer\r\n\
-             User-Agent: pchat-sim-load\r\nContent-Type: application/sdp\r\nContent-Length: {len}\r\n\r\n{sdp}",
-            i = self.index,
-            cid = self.call_id,
-            len = sdp.len()
-        );
-        stream
-            .write_all(invite.as_bytes())
-            .await
-            .map_err(|e| format!("send INVITE: {e}"))?;
+        let invite = |cseq: u32, auth: &str| {
+            format!(
+                "INVITE sip:pchat@{domain} SIP/2.0\r\nVia: SIP/2.0/TCP {local};branch=z9hG4bKlinv{i}-{cseq}\r\n\
+                 Max-Forwards: 70\r\nFrom: {from}\r\nTo: <sip:pchat@{domain}>\r\nCall-ID: {cid}\r\n\
+                 CSeq: {cseq} INVITE\r\nContact: <sip:{user_part}@{local};transport=tcp>\r\nSupported: timer\r\n\
+                 User-Agent: pchat-sim-load\r\n{auth}Content-Type: application/sdp\r\nContent-Length: {len}\r\n\r\n{sdp}",
+                i = self.index,
+                cid = self.call_id,
+                len = sdp.len()
+            )
+        };
         let mut out = Vec::new();
-        let ok = self
-            .read_until(&mut stream, &mut framer, &mut out, |m| match m {
-                Msg::Response { cseq: 1, code, .. } if *code >= 200 => Some(()),
-                _ => None,
-            })
-            .await;
-        let (to, target) = match ok? {
-            (
-                Msg::Response {
-                    code: 200, head, ..
-                },
-                (),
-            ) => {
+        let mut cseq = 1;
+        let mut head = self
+            .invite_once(&mut stream, &mut framer, &mut out, &invite(cseq, ""), cseq)
+            .await?;
+        if let (401, Some(auth)) = (head.0, self.authorization(&head.1, domain)) {
+            // SIP Digest (RFC 3261 22.2): the same INVITE again with credentials.
+            cseq += 1;
+            let again = invite(cseq, &format!("Authorization: {auth}\r\n"));
+            head = self
+                .invite_once(&mut stream, &mut framer, &mut out, &again, cseq)
+                .await?;
+        }
+        let (to, target) = match head {
+            (200, head) => {
                 let to = header(&head, "To").unwrap_or_default().to_string();
                 let target = header(&head, "Contact")
                     .map(|c| {
@@ -762,8 +777,7 @@ impl Session {
                     .to_string();
                 (to, target)
             }
-            (Msg::Response { code, .. }, ()) => return Err(format!("INVITE answered {code}")),
-            _ => return Err("INVITE: unexpected message".into()),
+            (code, _) => return Err(format!("INVITE answered {code}")),
         };
         if !to.contains("tag=") || target.is_empty() {
             return Err("200 OK to INVITE without To-tag or Contact".into());
@@ -773,11 +787,11 @@ impl Session {
             to,
             target,
             local,
-            cseq: 1,
+            cseq,
         };
         let ack = format!(
             "ACK {t} SIP/2.0\r\nVia: SIP/2.0/TCP {l};branch=z9hG4bKlack{i}\r\nMax-Forwards: 70\r\n\
-             From: {f}\r\nTo: {to}\r\nCall-ID: {cid}\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n",
+             From: {f}\r\nTo: {to}\r\nCall-ID: {cid}\r\nCSeq: {cseq} ACK\r\nContent-Length: 0\r\n\r\n",
             t = d.target,
             l = d.local,
             i = self.index,
@@ -786,6 +800,7 @@ impl Session {
             cid = self.call_id
         );
         out.extend_from_slice(ack.as_bytes());
+        let mut bjoin_cseq = 0;
         if !self.rooms.is_empty() {
             let mut body = format!(
                 "<xccos ver=\"1\" envid=\"{}\" xmlns=\"urn:parlano:xml:ns:xccos\"><cmd id=\"cmd:bjoin\" seqid=\"1\"><data>",
@@ -795,7 +810,7 @@ impl Session {
                 let _ = write!(body, "<chanib uri=\"{r}\"/>");
             }
             body.push_str("</data></cmd></xccos>");
-            self.info(&mut d, &body, &mut out);
+            bjoin_cseq = self.info(&mut d, &body, &mut out);
         }
         stream
             .write_all(&out)
@@ -805,7 +820,9 @@ impl Session {
         if !self.rooms.is_empty() {
             let (m, code) = self
                 .read_until(&mut stream, &mut framer, &mut out, |m| match m {
-                    Msg::Response { cseq: 2, code, .. } if *code >= 300 => Some(*code),
+                    Msg::Response { cseq, code, .. } if *cseq == bjoin_cseq && *code >= 300 => {
+                        Some(*code)
+                    }
                     Msg::Request { body, .. } if contains(body, b"\"rpl:bjoin\"") => Some(200),
                     _ => None,
                 })
@@ -830,6 +847,54 @@ impl Session {
             }
         }
         Ok((stream, framer, d))
+    }
+
+    /// Sends one INVITE (with CSeq `cseq`) and waits for its final response: (code,
+    /// head). Server requests met on the way are answered into `out`.
+    async fn invite_once(
+        &self,
+        stream: &mut tokio::net::TcpStream,
+        framer: &mut Framer,
+        out: &mut Vec<u8>,
+        invite: &str,
+        cseq: u32,
+    ) -> Result<(u16, String), String> {
+        stream
+            .write_all(invite.as_bytes())
+            .await
+            .map_err(|e| format!("send INVITE: {e}"))?;
+        let (m, ()) = self
+            .read_until(stream, framer, out, |m| match m {
+                Msg::Response { cseq: c, code, .. } if *c == cseq && *code >= 200 => Some(()),
+                _ => None,
+            })
+            .await?;
+        match m {
+            Msg::Response { code, head, .. } => Ok((code, head)),
+            _ => Err("INVITE: unexpected message".into()),
+        }
+    }
+
+    /// The Authorization answering the 401 whose head is `head`, with this session's
+    /// password ([`password_of`]).
+    fn authorization(&self, head: &str, domain: &str) -> Option<String> {
+        let values = head.split("\r\n").filter_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.trim()
+                .eq_ignore_ascii_case("WWW-Authenticate")
+                .then_some(v.trim())
+        });
+        let ch = crate::auth::challenges(values).into_iter().next()?;
+        let uri = format!("sip:pchat@{domain}");
+        Some(crate::auth::authorization(
+            &ch,
+            "INVITE",
+            &uri,
+            &crate::auth::username_of(&self.user),
+            &password_of(&self.user),
+            &format!("lc{}", self.index),
+            1,
+        ))
     }
 
     /// Reads until `want` picks a message; answers server requests with 200 OK into
@@ -873,6 +938,7 @@ impl Session {
         pchat_server::sip::InDialog {
             method: "INFO",
             target: &d.target,
+            transport: "TCP",
             via: &d.local,
             branch: &branch,
             from: &d.from,
@@ -1180,7 +1246,13 @@ mod tests {
         assert_eq!(p[0], [0, 2], "user0 is memberships 0 and 10");
         assert_eq!(p[9], [2], "user9 is membership 9");
         assert_ne!(room_uri(&cfg, 0), room_uri(&cfg, 1));
-        assert!(server_config("contoso.com", "load-", 3).contains("name = \"load-2\""));
+        let text = server_config("contoso.com", "load-", 3, 2);
+        assert!(text.contains("name = \"load-2\""));
+        let cfg = pchat_server::config::Config::from_toml(&text, std::path::Path::new("load"))
+            .expect("the printed config loads");
+        assert_eq!(cfg.auth.mode, pchat_server::config::AuthMode::Digest);
+        assert_eq!(cfg.users.len(), 2);
+        assert_eq!(cfg.users[1].password.as_deref(), Some("load1-pw"));
     }
 
     #[test]

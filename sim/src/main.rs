@@ -194,7 +194,8 @@ struct LoadArgs {
     /// No progress lines on stderr.
     #[arg(long)]
     quiet: bool,
-    /// Print a pchat-server config (TOML) with the rooms this load uses, and exit.
+    /// Print a pchat-server config (TOML) with the rooms and the --users users (SIP
+    /// Digest on, their passwords) this load uses, and exit.
     #[arg(long)]
     print_server_config: bool,
 }
@@ -203,7 +204,7 @@ fn load(a: LoadArgs) -> ExitCode {
     if a.print_server_config {
         print!(
             "{}",
-            pchat_sim::load::server_config(&a.domain, &a.room_prefix, a.rooms)
+            pchat_sim::load::server_config(&a.domain, &a.room_prefix, a.rooms, a.users)
         );
         return ExitCode::SUCCESS;
     }

@@ -492,7 +492,7 @@ impl Session {
 /// `keep_going`, after its connection died) and runs the jobs it is handed.
 async fn client_task<S, F, Fut>(
     name: String,
-    uri: String,
+    (uri, password): (String, Option<String>),
     seed: u64,
     transcript: Transcript,
     mut jobs: mpsc::Receiver<Job>,
@@ -545,6 +545,7 @@ async fn client_task<S, F, Fut>(
                         let seed = seed.wrapping_add(connection.wrapping_mul(0x1000_0000_01B3));
                         let mut c =
                             Client::start(&name, &uri, stream, &local, seed, transcript.clone());
+                        c.password = password.clone();
                         if keep_going {
                             session.restore(&mut c).await;
                         }
@@ -615,12 +616,12 @@ pub fn run_sim_observed(
         keep_going: scenario.file.keep_going,
         with_http: disk.config.http.is_some(),
     };
-    let specs: Vec<(String, String)> = (scenario.file.clients.iter())
-        .map(|c| (c.name.clone(), c.uri.clone()))
+    let specs: Vec<(String, (String, Option<String>))> = (scenario.file.clients.iter())
+        .map(|c| (c.name.clone(), (c.uri.clone(), c.password.clone())))
         .collect();
     let start: setup::ClientStarter<Job> = std::rc::Rc::new(move |i, rx| {
-        let (name, uri) = specs.get(i).cloned().unwrap_or_default();
-        Box::pin(sim_client(i, name, uri, rx, ctx.clone()))
+        let (name, user) = specs.get(i).cloned().unwrap_or_default();
+        Box::pin(sim_client(i, name, user, rx, ctx.clone()))
     });
     let senders = setup::add_clients(&mut sim, &scenario, &plan, &start);
     let controls: Arc<Mutex<Vec<Control>>> = Arc::default();
@@ -667,13 +668,13 @@ struct ClientContext {
 async fn sim_client(
     index: usize,
     name: String,
-    uri: String,
+    user: (String, Option<String>),
     rx: mpsc::Receiver<Job>,
     ctx: ClientContext,
 ) {
     let task = client_task(
         name,
-        uri,
+        user,
         client_seed(ctx.seed, index),
         ctx.transcript.clone(),
         rx,
@@ -711,13 +712,12 @@ fn sim_report(
     run: turmoil::Result,
     elapsed: Duration,
 ) -> RunReport {
-    let (steps_passed, mut failure, step_failures, allowed_failures) =
-        outcome.unwrap_or((
-            0,
-            Some("the driver did not finish".into()),
-            Vec::new(),
-            Vec::new(),
-        ));
+    let (steps_passed, mut failure, step_failures, allowed_failures) = outcome.unwrap_or((
+        0,
+        Some("the driver did not finish".into()),
+        Vec::new(),
+        Vec::new(),
+    ));
     if let (Err(e), None) = (run, &failure) {
         failure = Some(format!(
             "{}: simulation failed: {e}",
@@ -846,7 +846,7 @@ pub fn run_live_with(
             let target = target.to_string();
             let task = client_task(
                 spec.name.clone(),
-                spec.uri.clone(),
+                (spec.uri.clone(), spec.password.clone()),
                 client_seed(seed ^ live_nonce(), i),
                 transcript.clone(),
                 rx,

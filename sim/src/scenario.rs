@@ -94,6 +94,10 @@ pub struct ScenarioFile {
     /// config; `listen` and the file store directories are replaced by the runner).
     #[serde(default)]
     pub http: Option<HttpConfig>,
+    /// `[auth]` of the simulated server (same keys as the server config): absent, the
+    /// server runs with mode `"none"`; present, clients sign in with their `password`.
+    #[serde(default)]
+    pub auth: Option<pchat_server::config::AuthConfig>,
     /// The clients.
     #[serde(rename = "client")]
     pub clients: Vec<ClientSpec>,
@@ -144,6 +148,7 @@ impl ScenarioFile {
             rooms: Vec::new(),
             compliance: None,
             http: None,
+            auth: None,
             clients: Vec::new(),
             steps: Vec::new(),
             faults: Vec::new(),
@@ -232,6 +237,15 @@ pub struct ClientSpec {
     /// A step whose `client` is the template name (with `{n}`) runs on all of them at once.
     #[serde(default)]
     pub count: Option<u32>,
+    /// The password the client answers SIP Digest challenges with. In a scenario with
+    /// `[auth]`, a client with a password is also a `[[user]]` of the simulated server
+    /// (unless `server_knows_password = false`).
+    #[serde(default)]
+    pub password: Option<String>,
+    /// With `false`, the simulated server does not get this client's `password` as a
+    /// `[[user]]` (a wrong-password client). Default true.
+    #[serde(default)]
+    pub server_knows_password: Option<bool>,
 }
 
 pub use crate::step::{Action, ActionKind, Expect, Step};
@@ -389,6 +403,8 @@ impl Scenario {
                     name: c.name.replace("{n}", &n),
                     uri: c.uri.replace("{n}", &n),
                     count: None,
+                    password: c.password.clone(),
+                    server_knows_password: c.server_knows_password,
                 });
             }
             self.templates.insert(c.name.clone(), names);
@@ -533,7 +549,31 @@ impl Scenario {
         if let Some(h) = &self.file.http {
             cfg.http = Some(h.clone());
         }
+        self.auth_config(&mut cfg);
         cfg
+    }
+
+    /// `[auth]` of the simulated server: the scenario's `[auth]`, else mode `"none"`
+    /// (existing scenarios run unchanged). Users: the embedded default's demo users plus
+    /// every client with a `password` (replacing a demo user of the same URI).
+    fn auth_config(&self, cfg: &mut Config) {
+        let Some(auth) = &self.file.auth else {
+            cfg.auth = Default::default();
+            return;
+        };
+        cfg.auth = auth.clone();
+        for c in &self.file.clients {
+            let (Some(pw), true) = (&c.password, c.server_knows_password.unwrap_or(true)) else {
+                continue;
+            };
+            cfg.users.retain(|u| !u.uri.eq_ignore_ascii_case(&c.uri));
+            cfg.users.push(pchat_server::config::UserConfig {
+                uri: c.uri.clone(),
+                password: Some(pw.clone()),
+                ha1_sha256: None,
+                ha1_md5: None,
+            });
+        }
     }
 
     /// Whether the scenario needs a server configured for it (its own `[[room]]`,
@@ -548,13 +588,24 @@ impl Scenario {
     /// and handles), or expectations that assume a fresh store.
     pub fn why_simulated_only(&self) -> Option<&'static str> {
         let f = &self.file;
+        if !f.rooms.is_empty() || !f.categories.is_empty() || f.limits.is_some() {
+            Some("defines its own [[room]]/[[category]]/[limits]")
+        } else {
+            self.why_simulated_only_besides_rooms()
+        }
+    }
+
+    /// [`Scenario::why_simulated_only`] leaving out its own rooms, categories and
+    /// limits (which `--server-config` can vouch for on a live server).
+    fn why_simulated_only_besides_rooms(&self) -> Option<&'static str> {
+        let f = &self.file;
         let fault_step = f
             .steps
             .iter()
             .chain(f.faults.iter())
             .any(|s| s.get_ref().kind().is_fault());
-        if !f.rooms.is_empty() || !f.categories.is_empty() || f.limits.is_some() {
-            Some("defines its own [[room]]/[[category]]/[limits]")
+        if f.auth.is_some() {
+            Some("sets its own [auth] (users and passwords of the simulated server)")
         } else if f.server.core_queue.is_some() || f.server.retry_after_s.is_some() {
             Some("sets its own [server] queue configuration")
         } else if fault_step || f.planted_bug.is_some() {
@@ -572,6 +623,9 @@ impl Scenario {
     /// categories (by name) and the same limits.
     pub fn why_not_live(&self, server: Option<&Config>) -> Option<String> {
         let why = self.why_simulated_only()?;
+        if let Some(other) = self.why_simulated_only_besides_rooms() {
+            return Some(other.to_string());
+        }
         let f = &self.file;
         let own_config = !f.rooms.is_empty() || !f.categories.is_empty() || f.limits.is_some();
         let Some(cfg) = server.filter(|_| own_config) else {

@@ -379,7 +379,8 @@ async fn sign_in(client: &mut Client, rooms: &[toml::Spanned<String>]) -> StepRe
 /// Expands placeholders in a raw SIP message and makes line ends CRLF:
 /// `{user}` (the client's URI), `{domain}`, `{local}` (client host:port), `{call-id}`
 /// (the dialog's Call-ID, or a fixed one), `{from-tag}`/`{to-tag}` (dialog tags),
-/// `{cseq}` (next dialog CSeq), `{body-length}` (bytes after the blank line).
+/// `{cseq}` (next dialog CSeq), `{body-length}` (bytes after the blank line), and
+/// `{room:NAME}` / `{room-guid:NAME}` as in `xccos` bodies.
 pub fn expand_raw(client: &mut Client, data: &str, local: &str) -> Vec<u8> {
     let (call_id, from_tag, to_tag, cseq) = match client.dialog.as_mut() {
         Some(d) => {
@@ -402,7 +403,7 @@ pub fn expand_raw(client: &mut Client, data: &str, local: &str) -> Vec<u8> {
             1,
         ),
     };
-    let text = data
+    let text = expand_rooms(&client.domain, data)
         .replace("{user}", &client.uri)
         .replace("{domain}", &client.domain)
         .replace("{local}", local)

@@ -58,6 +58,15 @@ pub enum Input {
         /// The answer (status line, echoed headers, empty body).
         head: Bytes,
     },
+    /// A connection was accepted from `peer` (the driver sends this before any of its
+    /// messages): the authentication gate's view of it (source address, TLS client
+    /// certificate). Without it a connection counts as from an unknown peer.
+    Connected {
+        /// Connection.
+        conn: ConnId,
+        /// Who is at the other end.
+        peer: crate::auth::Peer,
+    },
     /// The connection closed (peer gone, framing error, or shutdown).
     Closed {
         /// Connection.
@@ -144,6 +153,8 @@ pub struct Core {
     pub(crate) faults: Faults,
     pub(crate) dedup: dedup::RetryDedup,
     hooks: Hooks,
+    /// Authentication gate, users, nonces, registrar (crate::auth).
+    pub(crate) auth: crate::auth::Auth,
 }
 
 /// The handlers the core calls up into, injected by the layer above it
@@ -221,6 +232,7 @@ impl Core {
         let mut ids = IdGen::new(seed);
         let next_envid = ids.envid_start();
         let web = crate::web::state::WebState::new(cfg.http.as_ref());
+        let auth = crate::auth::Auth::new(&cfg, nonce_secret(seed));
         let now_ms = clock.now_ms();
         Ok(Core {
             cfg,
@@ -241,6 +253,7 @@ impl Core {
             faults,
             dedup: dedup::RetryDedup::default(),
             hooks,
+            auth,
         })
     }
 
@@ -371,15 +384,21 @@ impl Core {
                 let body = Bytes::new();
                 self.push(Action::Send { conn, head, body }, false);
             }
-            Input::Closed { conn } => {
-                for d in self.dialogs.on_conn(conn) {
-                    self.drop_dialog(d);
+            Input::Connected { conn, peer } => {
+                if !self.auth.on_connected(conn, peer, self.now_ms) {
+                    self.push(Action::Close { conn }, false);
                 }
             }
+            Input::Closed { conn } => self.on_closed(conn),
             Input::Http { req, request } => (self.hooks.http)(self, req, request),
             Input::Tick => {
                 let now = self.now_ms;
                 self.web.tokens.purge(now);
+                for conn in self.auth.tick(now) {
+                    tracing::info!(conn = %conn, "connection did not authenticate in time: closing");
+                    self.on_closed(conn);
+                    self.push(Action::Close { conn }, false);
+                }
                 for d in self.dialogs.expired(now) {
                     tracing::info!(
                         dialog = %d,
@@ -400,15 +419,26 @@ impl Core {
         if !self.compliance.carry.is_empty() {
             return Some(self.now_ms);
         }
-        match (self.dialogs.next_expiry(), self.web.tokens.next_purge()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.dialogs.next_expiry(),
+            self.web.tokens.next_purge(),
+            self.auth.next_deadline(self.now_ms),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// The current batch's time, ms since the epoch (see [`Core::handle_batch_at`]).
     pub fn now_ms(&self) -> i64 {
         self.now_ms
+    }
+
+    fn on_closed(&mut self, conn: ConnId) {
+        for d in self.dialogs.on_conn(conn) {
+            self.drop_dialog(d);
+        }
+        self.auth.on_closed(conn);
     }
 
     /// Counters so far.
@@ -565,9 +595,11 @@ impl Core {
             d.local_cseq += 1;
         }
         let mut head = String::new();
+        let tls = self.auth.is_tls(d.conn);
         crate::sip::InDialog {
             method: "INFO",
             target: &d.remote_target,
+            transport: if tls { "TLS" } else { "TCP" },
             via: local_addr,
             branch: std::str::from_utf8(&branch).unwrap_or_default(),
             from: &d.local_party,
@@ -607,8 +639,21 @@ pub fn retry_later(req: &crate::sip::Request, retry_after_s: u32) -> Bytes {
         .encode()
 }
 
+/// The key of the Digest nonces' MAC: derived from the seed without drawing from the
+/// seeded id generator (whose sequence fixes the transcripts).
+fn nonce_secret(seed: u64) -> [u8; 32] {
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
+    h.update(b"pchat digest nonce key");
+    h.update(seed.to_le_bytes());
+    h.finalize().into()
+}
+
 #[cfg(test)]
 mod tests;
 
 #[cfg(test)]
 mod room_model_tests;
+
+#[cfg(test)]
+mod identity_tests;

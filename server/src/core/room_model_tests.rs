@@ -17,12 +17,19 @@ use proptest::prelude::*;
 const DOMAIN: &str = "contoso.com";
 
 /// A core with signed-in users; user `i` talks on connection `i + 1`.
-struct H {
-    core: Core,
-    users: Vec<String>,
-    dialogs: Vec<Option<(String, String, String)>>,
-    cseq: u32,
+pub(super) struct H {
+    pub(super) core: Core,
+    pub(super) users: Vec<String>,
+    pub(super) dialogs: Vec<Option<(String, String, String)>>,
+    pub(super) cseq: u32,
     envid: u64,
+}
+
+pub(super) fn request_of(raw: &str) -> crate::sip::Request {
+    match parse(raw.as_bytes()).unwrap() {
+        SipMessage::Request(r) => r,
+        SipMessage::Response(_) => panic!("expected a request"),
+    }
 }
 
 fn actions_to_texts(out: &[Action]) -> Vec<(ConnId, Vec<u8>)> {
@@ -38,8 +45,25 @@ fn actions_to_texts(out: &[Action]) -> Vec<(ConnId, Vec<u8>)> {
         .collect()
 }
 
+/// The password user `uri` has in these tests.
+pub(super) fn password_of(uri: &str) -> String {
+    format!("pw-{}", crate::auth::users::key_of(uri))
+}
+
 impl H {
-    fn new(cfg: Config, users: &[&str]) -> H {
+    /// A core whose users sign in with SIP Digest (mode "digest", one `[[user]]` with a
+    /// password per user): the rules are checked for authenticated users.
+    pub(super) fn new(mut cfg: Config, users: &[&str]) -> H {
+        cfg.auth.mode = crate::config::AuthMode::Digest;
+        cfg.users = users
+            .iter()
+            .map(|u| crate::config::UserConfig {
+                uri: u.to_string(),
+                password: Some(password_of(u)),
+                ha1_sha256: None,
+                ha1_md5: None,
+            })
+            .collect();
         let clock = Arc::new(ManualClock::new(crate::clock::SIM_EPOCH_MS));
         let store = SqliteStore::in_memory().unwrap();
         let core = Core::new(cfg, Box::new(store), clock, 7, "10.0.0.1:5060").unwrap();
@@ -47,31 +71,52 @@ impl H {
             core,
             users: users.iter().map(|u| u.to_string()).collect(),
             dialogs: vec![None; users.len()],
-            cseq: 1,
+            cseq: 10,
             envid: 1000,
         }
     }
 
-    fn send(&mut self, conn: ConnId, raw: &str) -> Vec<(ConnId, Vec<u8>)> {
+    pub(super) fn send(&mut self, conn: ConnId, raw: &str) -> Vec<(ConnId, Vec<u8>)> {
         let msg = parse(raw.as_bytes()).unwrap();
         let mut out = Vec::new();
         self.core.handle(Input::Sip { conn, msg }, &mut out);
         actions_to_texts(&out)
     }
 
-    /// INVITE + ACK for user `i` (its URI from `users`).
-    fn sign_in(&mut self, i: usize) -> Vec<(ConnId, Vec<u8>)> {
+    /// INVITE (answered 401, then again with Digest credentials) + ACK for user `i`
+    /// (its URI from `users`).
+    pub(super) fn sign_in(&mut self, i: usize) -> Vec<(ConnId, Vec<u8>)> {
         let uri = self.users[i].clone();
         let call_id = format!("call-{i}");
         let sdp = "v=0\r\no=- 0 0 IN IP4 10.0.0.5\r\ns=session\r\nc=IN IP4 10.0.0.5\r\nt=0 0\r\nm=message 5060 sip null\r\n";
-        let invite = format!(
-            "INVITE sip:pchat@{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/TCP 10.0.0.5:1;branch=z9hG4bKinv{i}\r\n\
-             Max-Forwards: 70\r\nFrom: <{uri}>;tag=ft{i}\r\nTo: <sip:pchat@{DOMAIN}>\r\n\
-             Call-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:u{i}@10.0.0.5:1;transport=tcp>\r\n\
-             Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
-            sdp.len()
+        let invite = |cseq: u32, auth: &str| {
+            format!(
+                "INVITE sip:pchat@{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/TCP 10.0.0.5:1;branch=z9hG4bKinv{i}-{cseq}\r\n\
+                 Max-Forwards: 70\r\nFrom: <{uri}>;tag=ft{i}\r\nTo: <sip:pchat@{DOMAIN}>\r\n\
+                 Call-ID: {call_id}\r\nCSeq: {cseq} INVITE\r\nContact: <sip:u{i}@10.0.0.5:1;transport=tcp>\r\n\
+                 {auth}Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+                sdp.len()
+            )
+        };
+        let first = invite(1, "");
+        let out = self.send(ConnId(i as u64 + 1), &first);
+        let challenge = match parse(&out[0].1).unwrap() {
+            SipMessage::Response(r) => r,
+            SipMessage::Request(_) => panic!("expected 401"),
+        };
+        assert_eq!(challenge.code, 401, "{uri} is challenged first");
+        let key = crate::auth::users::key_of(&uri);
+        let cred = crate::auth::tests::answer(
+            &challenge,
+            &request_of(&first),
+            &key,
+            &password_of(&uri),
+            1,
         );
-        let out = self.send(ConnId(i as u64 + 1), &invite);
+        let out = self.send(
+            ConnId(i as u64 + 1),
+            &invite(2, &format!("Authorization: {cred}\r\n")),
+        );
         let ok = match parse(&out[0].1).unwrap() {
             SipMessage::Response(r) => r,
             SipMessage::Request(_) => panic!("expected 200"),
@@ -81,7 +126,7 @@ impl H {
         let ack = format!(
             "ACK sip:10.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/TCP 10.0.0.5:1;branch=z9hG4bKack{i}\r\n\
              Max-Forwards: 70\r\nFrom: <{uri}>;tag=ft{i}\r\nTo: <sip:pchat@{DOMAIN}>;tag={to_tag}\r\n\
-             Call-ID: {call_id}\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
+             Call-ID: {call_id}\r\nCSeq: 2 ACK\r\nContent-Length: 0\r\n\r\n"
         );
         let mut all = out;
         all.extend(self.send(ConnId(i as u64 + 1), &ack));
@@ -104,7 +149,11 @@ impl H {
     }
 
     /// Sends a command as user `i`; returns every output and the reply (code, data).
-    fn cmd(&mut self, i: usize, kind: CmdKind) -> (Vec<(ConnId, Vec<u8>)>, u16, RplData) {
+    pub(super) fn cmd(
+        &mut self,
+        i: usize,
+        kind: CmdKind,
+    ) -> (Vec<(ConnId, Vec<u8>)>, u16, RplData) {
         self.envid += 1;
         let envid = self.envid;
         let body = xccos::Envelope {
@@ -130,7 +179,12 @@ impl H {
     }
 
     /// Posts as user `i`; returns every output and the SIP status of the INFO.
-    fn post(&mut self, i: usize, chan_uri: &str, text: &str) -> (Vec<(ConnId, Vec<u8>)>, u16) {
+    pub(super) fn post(
+        &mut self,
+        i: usize,
+        chan_uri: &str,
+        text: &str,
+    ) -> (Vec<(ConnId, Vec<u8>)>, u16) {
         self.envid += 1;
         let body = xccos::Envelope {
             envid: self.envid,

@@ -35,7 +35,19 @@ fn media_type(ct: Option<&str>) -> Option<String> {
 }
 
 impl Core {
-    pub(super) fn on_request(&mut self, conn: ConnId, req: Request) {
+    pub(super) fn on_request(&mut self, conn: ConnId, mut req: Request) {
+        // Identity first (crate::auth, docs/security.md): nothing below runs for a
+        // request whose sender is not the user it claims to be.
+        let dialog_user = self
+            .in_dialog(&req)
+            .and_then(|id| self.dialogs.get(id))
+            .map(|d| d.user.clone());
+        let now = self.now_ms();
+        match self.auth.gate(conn, &mut req, dialog_user.as_deref(), now) {
+            crate::auth::Verdict::Pass => {}
+            crate::auth::Verdict::Drop => return,
+            crate::auth::Verdict::Refuse(resp) => return self.respond(conn, resp, false),
+        }
         if req.method != "ACK" {
             if let Some(mf) = req.headers.get("Max-Forwards") {
                 if mf.trim() == "0" && req.method != "OPTIONS" {
@@ -70,6 +82,7 @@ impl Core {
             "INFO" => self.on_info(conn, req),
             "UPDATE" => self.on_update(conn, req),
             "SUBSCRIBE" => self.on_subscribe(conn, req),
+            "REGISTER" => self.on_register(conn, req),
             _ => {
                 let resp = response_for(&req, 501, "Not Implemented").with_header("Allow", ALLOW);
                 self.respond(conn, resp, false)
@@ -77,11 +90,21 @@ impl Core {
         }
     }
 
-    pub(super) fn on_response(&mut self, _conn: ConnId, resp: Response) {
+    pub(super) fn on_response(&mut self, conn: ConnId, resp: Response) {
         // Responses to our INFOs. 481/487: the client no longer has this dialog (it
-        // reconnected with a new Call-ID, XCCOS.md SIP layer): stop using it.
+        // reconnected with a new Call-ID, XCCOS.md SIP layer): stop using it - only
+        // when it comes on the dialog's own connection (anyone else could end it).
         if matches!(resp.code, 481 | 487) {
-            if let Some(d) = resp.call_id().and_then(|c| self.dialogs.by_call_id(c)) {
+            let on_own_conn = |d: &crate::channel::DialogId| {
+                self.dialogs
+                    .get(*d)
+                    .is_some_and(|dialog| dialog.conn == conn)
+            };
+            if let Some(d) = resp
+                .call_id()
+                .and_then(|c| self.dialogs.by_call_id(c))
+                .filter(on_own_conn)
+            {
                 tracing::info!(
                     dialog = %d,
                     code = resp.code,
@@ -116,13 +139,20 @@ impl Core {
         )
     }
 
-    fn ok_to_invite(&self, req: &Request, local_tag: &str, timer: &Negotiated) -> Response {
+    fn ok_to_invite(
+        &self,
+        conn: ConnId,
+        req: &Request,
+        local_tag: &str,
+        timer: &Negotiated,
+    ) -> Response {
+        let contact = match (&self.cfg.sip.tls_listen, self.auth.is_tls(conn)) {
+            (Some(tls), true) => format!("<sip:{tls};transport=tls>"),
+            _ => format!("<sip:{};transport=tcp>", self.local_addr),
+        };
         response_for(req, 200, "OK")
             .with_to_tag(local_tag)
-            .with_header(
-                "Contact",
-                format!("<sip:{};transport=tcp>", self.local_addr),
-            )
+            .with_header("Contact", contact)
             .with_header("Allow", ALLOW)
             .with_header("Supported", SUPPORTED)
             .with_header("Session-Expires", timer.header())
@@ -148,14 +178,14 @@ impl Core {
                 Ok(t) => t,
                 Err(resp) => return self.respond(conn, resp, false),
             };
-            let expiry = timer.expiry_ms(self.clock.now_ms());
+            let expiry = timer.expiry_ms(self.now_ms());
             let Some(d) = self.dialogs.get_mut(id) else {
                 return;
             };
             d.expires_at_ms = expiry;
             d.conn = conn;
             let tag = d.local_tag.clone();
-            let resp = self.ok_to_invite(&req, &tag, &timer);
+            let resp = self.ok_to_invite(conn, &req, &tag, &timer);
             return self.respond(conn, resp, false);
         }
         if let Some(resp) = super::media_checks::refuse_invite_media(&req) {
@@ -226,12 +256,12 @@ impl Core {
             local_cseq: 0,
             remote_cseq: req.cseq().map_or(0, |c| c.0),
             confirmed: false,
-            expires_at_ms: timer.expiry_ms(self.clock.now_ms()),
+            expires_at_ms: timer.expiry_ms(self.now_ms()),
             bootstrap,
         };
         let id = self.dialogs.insert(dialog);
         tracing::debug!(dialog = %id, user = %user, bootstrap, "dialog established");
-        let resp = self.ok_to_invite(&req, &local_tag, &timer);
+        let resp = self.ok_to_invite(conn, &req, &local_tag, &timer);
         self.respond(conn, resp, false);
     }
 
@@ -284,7 +314,7 @@ impl Core {
             Ok(t) => t,
             Err(resp) => return self.respond(conn, resp, false),
         };
-        let expiry = timer.expiry_ms(self.clock.now_ms());
+        let expiry = timer.expiry_ms(self.now_ms());
         if let Some(d) = self.dialogs.get_mut(id) {
             d.expires_at_ms = expiry;
         }
@@ -327,6 +357,32 @@ impl Core {
             return self.respond(conn, resp, false);
         }
         (self.hooks.xccos)(self, conn, id, req);
+    }
+
+    /// REGISTER (RFC 3261 section 10, crate::auth::registrar): the From (already the
+    /// authenticated user) registers itself; registering someone else is 403.
+    fn on_register(&mut self, conn: ConnId, req: Request) {
+        let aor = req.from_uri().map(|u| uri_key(&u)).unwrap_or_default();
+        if req.to_uri().map(|u| uri_key(&u)).as_deref() != Some(aor.as_str()) {
+            let resp = response_for(&req, 403, "Forbidden: third-party registration");
+            return self.respond(conn, resp, false);
+        }
+        let now = self.now_ms();
+        let tag = self.ids_free_tag(&req);
+        let resp = self
+            .auth
+            .registrar
+            .register(&aor, conn, &req, now)
+            .with_to_tag(&tag);
+        self.respond(conn, resp, false)
+    }
+
+    /// A To-tag for a registrar response, derived from the request so it uses no
+    /// identifier from the seeded generator (whose sequence the transcripts fix).
+    fn ids_free_tag(&self, req: &Request) -> String {
+        use sha2::Digest as _;
+        let digest = sha2::Sha256::digest(req.call_id().unwrap_or_default().as_bytes());
+        hex::encode(&digest[..6])
     }
 
     fn on_subscribe(&mut self, conn: ConnId, req: Request) {

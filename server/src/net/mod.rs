@@ -16,6 +16,17 @@ pub trait Listener: Send + 'static {
     type Stream: AsyncRead + AsyncWrite + Send + Unpin + 'static;
     /// Waits for the next connection.
     fn accept(&mut self) -> impl Future<Output = io::Result<(Self::Stream, SocketAddr)>> + Send;
+
+    /// Waits for the next connection, with what the transport knows of its peer
+    /// (TLS, client certificate); default: [`Listener::accept`] and the address only.
+    fn accept_peer(
+        &mut self,
+    ) -> impl Future<Output = io::Result<(Self::Stream, crate::auth::Peer)>> + Send {
+        async move {
+            let (s, a) = self.accept().await?;
+            Ok((s, crate::auth::Peer::from_addr(a)))
+        }
+    }
 }
 
 impl Listener for tokio::net::TcpListener {

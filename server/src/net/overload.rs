@@ -55,8 +55,9 @@ struct ConnState {
     bytes: AtomicUsize,
     high_msgs: usize,
     server: Arc<Backlog>,
-    /// Told by the writer when the peer stalled: the reader stops too.
-    stalled: Notify,
+    /// Told by the writer when it ends (the core closed the connection, the peer
+    /// stalled, or the socket failed): the reader stops too.
+    ended: Notify,
 }
 
 impl ConnState {
@@ -95,7 +96,7 @@ pub(crate) fn channel(high_msgs: usize, server: Arc<Backlog>) -> (ConnOut, ConnR
         bytes: AtomicUsize::new(0),
         high_msgs: high_msgs.max(1),
         server,
-        stalled: Notify::new(),
+        ended: Notify::new(),
     });
     (ConnOut { tx, st: st.clone() }, ConnRx { rx, st })
 }
@@ -119,9 +120,16 @@ impl ConnOut {
             || self.st.server.bytes() > self.st.server.high_bytes
     }
 
-    /// Resolves when the writer gave up on a stalled peer.
-    pub(crate) async fn stalled(&self) {
-        self.st.stalled.notified().await
+    /// Asks the writer to write what is queued before this, then close the connection
+    /// (`Action::Close`; an empty head is the marker, never a message).
+    pub(crate) fn close(&self) {
+        let _ = self.tx.send((Bytes::new(), Bytes::new()));
+    }
+
+    /// Resolves when the writer ended (closed by the core, a stalled peer, a failed
+    /// socket): the reader then stops too.
+    pub(crate) async fn ended(&self) {
+        self.st.ended.notified().await
     }
 }
 
@@ -146,12 +154,20 @@ async fn write_or_stall<W: AsyncWrite + Unpin>(w: &mut W, buf: &[u8], stall: Dur
 /// fails, or the peer read nothing for `stall` (then the reader is told to stop).
 pub(crate) async fn writer<W: AsyncWrite + Unpin>(mut w: W, mut q: ConnRx, stall: Duration) {
     while let Some((head, body)) = q.rx.recv().await {
+        if head.is_empty() {
+            break; // the core closed the connection (`ConnOut::close`)
+        }
         let mut buf = Vec::with_capacity(head.len() + body.len());
         buf.extend_from_slice(&head);
         buf.extend_from_slice(&body);
         let mut msgs = 1;
+        let mut closing = false;
         while buf.len() < WRITE_COALESCE_BYTES {
             match q.rx.try_recv() {
+                Ok((head, _)) if head.is_empty() => {
+                    closing = true;
+                    break;
+                }
                 Ok((head, body)) => {
                     buf.extend_from_slice(&head);
                     buf.extend_from_slice(&body);
@@ -167,14 +183,19 @@ pub(crate) async fn writer<W: AsyncWrite + Unpin>(mut w: W, mut q: ConnRx, stall
                 stall_s = stall.as_secs(),
                 "peer read nothing for the stall timeout (or the socket failed): closing"
             );
-            q.st.stalled.notify_one();
+            break;
+        }
+        if closing {
             break;
         }
     }
+    q.st.ended.notify_one();
     // Nothing more is written: release what is still queued from the accounts.
     q.rx.close();
     while let Ok((head, body)) = q.rx.try_recv() {
-        q.st.sub(1, head.len() + body.len());
+        if !head.is_empty() {
+            q.st.sub(1, head.len() + body.len()); // the close marker was never counted
+        }
     }
     let _ = w.shutdown().await;
 }
@@ -198,7 +219,7 @@ mod tests {
         // reader is told, and the accounts are released.
         let (client, srv) = tokio::io::duplex(4);
         let task = tokio::spawn(writer(srv, q, Duration::from_millis(100)));
-        tokio::time::timeout(Duration::from_secs(10), out.stalled())
+        tokio::time::timeout(Duration::from_secs(10), out.ended())
             .await
             .expect("stall noticed");
         task.await.unwrap();

@@ -13,6 +13,8 @@ pub struct InDialog<'a> {
     pub method: &'a str,
     /// Request-URI: the dialog's remote target (the peer's Contact).
     pub target: &'a str,
+    /// Via transport: `"TCP"` or `"TLS"` (RFC 3261 20.42, the connection's transport).
+    pub transport: &'a str,
     /// `host:port` of our Via sent-by.
     pub via: &'a str,
     /// Branch after the RFC 3261 magic cookie `z9hG4bK` (unique per request).
@@ -43,7 +45,9 @@ impl InDialog<'_> {
             self.method,
             " ",
             self.target,
-            " SIP/2.0\r\nVia: SIP/2.0/TCP ",
+            " SIP/2.0\r\nVia: SIP/2.0/",
+            self.transport,
+            " ",
             self.via,
             ";branch=z9hG4bK",
             self.branch,
@@ -78,6 +82,7 @@ mod tests {
         InDialog {
             method: "INFO",
             target: "sip:u@h:5061;transport=tcp",
+            transport: "TCP",
             via: "s:5060",
             branch: "abc",
             from: "<sip:pchat@c>;tag=1",
