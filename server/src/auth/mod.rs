@@ -31,17 +31,6 @@ use digest::{Algorithm, NonceBook, NonceError};
 use std::collections::BTreeMap;
 use users::key_of;
 
-/// Headers a request may carry once only (RFC 3261 7.3.1, 20): a second one would
-/// make the identity or framing ambiguous for whatever sits in front of us.
-pub const SINGLE_INSTANCE: &[&str] = &[
-    "From",
-    "To",
-    "Call-ID",
-    "CSeq",
-    "Max-Forwards",
-    "Content-Length",
-];
-
 /// What the transport knows about a connection's peer.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Peer {
@@ -247,10 +236,6 @@ impl Auth {
                 Verdict::Refuse(resp)
             }
         };
-        if let Some(name) = repeated_single_header(req) {
-            let reason = format!("Bad Request: more than one {name} header");
-            return refuse(response_for(req, 400, &reason));
-        }
         let peer = self
             .conns
             .get(&conn)
@@ -391,14 +376,6 @@ impl Auth {
         }
         Verdict::Pass
     }
-}
-
-/// The first single-instance header ([`SINGLE_INSTANCE`]) that `req` repeats.
-pub fn repeated_single_header(req: &Request) -> Option<&'static str> {
-    SINGLE_INSTANCE
-        .iter()
-        .find(|name| req.headers.get_all(name).nth(1).is_some())
-        .copied()
 }
 
 #[cfg(test)]

@@ -155,10 +155,13 @@ fn run(attacks: Vec<Attack>) -> Result<(), TestCaseError> {
             ] {
                 prop_assert!(!text.contains(needle), "{a:?} leaked {needle:?}: {text}");
             }
-            let code = match parse(bytes).ok() {
-                Some(SipMessage::Response(r)) => r.code,
-                _ => 0,
-            };
+            // The status line only: a 400 for a repeated header echoes the repeats, so
+            // the whole answer would not parse again.
+            let code: u16 = text
+                .strip_prefix("SIP/2.0 ")
+                .and_then(|rest| rest.get(..3))
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(0);
             prop_assert!(
                 matches!(code, 400 | 401 | 403),
                 "{a:?} answered {code}: {text}"

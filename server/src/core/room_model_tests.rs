@@ -76,10 +76,21 @@ impl H {
         }
     }
 
+    /// What the host does with `raw` from `conn`: a message that parses goes to the
+    /// core; one the parser refuses is answered with the refusal (`Input::Refused`).
     pub(super) fn send(&mut self, conn: ConnId, raw: &str) -> Vec<(ConnId, Vec<u8>)> {
-        let msg = parse(raw.as_bytes()).unwrap();
+        let input = match parse(raw.as_bytes()) {
+            Ok(msg) => Input::Sip { conn, msg },
+            Err(e) => {
+                let server = crate::core::SERVER_HEADER;
+                let head =
+                    crate::sip::reject::response(raw.as_bytes(), e.code, &e.reason, &[], server)
+                        .expect("a request is answered");
+                Input::Refused { conn, head }
+            }
+        };
         let mut out = Vec::new();
-        self.core.handle(Input::Sip { conn, msg }, &mut out);
+        self.core.handle(input, &mut out);
         actions_to_texts(&out)
     }
 

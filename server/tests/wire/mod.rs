@@ -35,6 +35,9 @@ pub fn start(configure: impl FnOnce(&mut Config) + Send + 'static) -> Server {
             let addr = listener.local_addr().expect("addr");
             let mut cfg = Config::embedded_default();
             cfg.store.path = ":memory:".into();
+            // SIP conformance, not authentication (server/tests/auth_host.rs has that):
+            // the embedded default's Digest is off, as on any loopback lab server.
+            cfg.auth.mode = pchat_server::config::AuthMode::None;
             configure(&mut cfg);
             let clock = Arc::new(TokioClock::starting_at(1_700_000_000_000));
             let core = pchat_server::build_core(cfg, clock, 7, &addr.to_string()).expect("core");
