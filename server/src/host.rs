@@ -301,10 +301,11 @@ async fn reader<R: AsyncRead + Unpin>(
                             // Refused before the core (no state needed): answered here,
                             // with the status the defect calls for (400, 416, 505).
                             tracing::debug!(conn = %conn, "malformed SIP message: {e}");
-                            let Some(head) = refusal(&frame, e.code, &e.reason) else {
+                            let Some(refused) = Input::refused(conn, &frame, e.code, &e.reason)
+                            else {
                                 continue;
                             };
-                            Input::Refused { conn, head }
+                            refused
                         }
                     };
                     if let Err(e) = tx.try_send(Event::Input(input)) {

@@ -10,7 +10,6 @@
 
 pub mod dedup;
 pub mod dialog;
-mod lenient;
 mod media_checks;
 mod provisioning;
 mod session_timer;
@@ -39,16 +38,6 @@ pub enum Input {
         conn: ConnId,
         /// The message.
         msg: SipMessage,
-    },
-    /// A framed message on `conn` that failed to parse; `reason` names the defect
-    /// (answered with 400 when it was a request).
-    Malformed {
-        /// Connection.
-        conn: ConnId,
-        /// The raw bytes of the message.
-        raw: Bytes,
-        /// Why it did not parse.
-        reason: String,
     },
     /// A request the driver refused before parsing finished (framing or parse error);
     /// `head` is the complete answer, sent in order with the core's other answers.
@@ -177,6 +166,17 @@ pub(crate) struct Hooks {
 
 /// `Server` header value of our responses.
 pub const SERVER_HEADER: &str = concat!("pchat/", env!("CARGO_PKG_VERSION"));
+
+impl Input {
+    /// The [`Input::Refused`] for bytes `raw` on `conn` that the driver refused with
+    /// `code` (400, 413, 416, 505) and `reason`: the answer echoes what of Via, From, To,
+    /// Call-ID and CSeq it can find ([`crate::sip::reject::response`], RFC 3261 8.2.6.2).
+    /// `None` when `raw` is a response (never answered, RFC 3261 8.2).
+    pub fn refused(conn: ConnId, raw: &[u8], code: u16, reason: &str) -> Option<Input> {
+        let head = crate::sip::reject::response(raw, code, reason, &[], SERVER_HEADER)?;
+        Some(Input::Refused { conn, head })
+    }
+}
 
 /// The methods we implement (RFC 3261 20.5 `Allow`).
 pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE, SUBSCRIBE";
@@ -367,19 +367,6 @@ impl Core {
                 conn,
                 msg: SipMessage::Response(resp),
             } => self.on_response(conn, resp),
-            Input::Malformed { conn, raw, reason } => {
-                tracing::debug!(conn = %conn, "malformed SIP message: {reason}");
-                if let Some(head) = lenient::bad_request(&raw, &reason) {
-                    self.push(
-                        Action::Send {
-                            conn,
-                            head,
-                            body: Bytes::new(),
-                        },
-                        false,
-                    );
-                }
-            }
             Input::Refused { conn, head } => {
                 let body = Bytes::new();
                 self.push(Action::Send { conn, head, body }, false);

@@ -116,10 +116,10 @@ impl Harness {
                 conn: ConnId(conn),
                 msg,
             },
-            Err(e) => Input::Malformed {
-                conn: ConnId(conn),
-                raw: Bytes::copy_from_slice(raw.as_bytes()),
-                reason: e.to_string(),
+            // What the host does with a message the parser refuses.
+            Err(e) => match Input::refused(ConnId(conn), raw.as_bytes(), e.code, &e.reason) {
+                Some(refused) => refused,
+                None => return Vec::new(),
             },
         };
         self.core.handle(input, &mut out);
