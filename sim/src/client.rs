@@ -609,9 +609,14 @@ impl Client {
         text: &str,
         msgid: Option<&str>,
     ) -> Result<Response, ClientError> {
-        let envid = self.next_envid();
-        let env = Envelope {
-            envid,
+        let env = self.grpchat(chan_uri, text, msgid);
+        self.info(Bytes::from(env.to_xml())).await
+    }
+
+    /// The grpchat envelope of a post by this client (next envid, seqid 1, no ts).
+    fn grpchat(&mut self, chan_uri: &str, text: &str, msgid: Option<&str>) -> Envelope {
+        Envelope {
+            envid: self.next_envid(),
             body: Body::GrpChat(GrpChat {
                 msgid: msgid.map(str::to_string),
                 seqid: 1,
@@ -620,8 +625,7 @@ impl Client {
                 ts: None,
                 text: text.to_string(),
             }),
-        };
-        self.info(Bytes::from(env.to_xml())).await
+        }
     }
 
     /// [`Client::post_with_id`] without waiting for the answer (a scenario `post` with
@@ -633,18 +637,7 @@ impl Client {
         text: &str,
         msgid: Option<&str>,
     ) -> Result<(String, u32), ClientError> {
-        let envid = self.next_envid();
-        let env = Envelope {
-            envid,
-            body: Body::GrpChat(GrpChat {
-                msgid: msgid.map(str::to_string),
-                seqid: 1,
-                chan_uri: chan_uri.to_string(),
-                author: Some(self.uri.clone()),
-                ts: None,
-                text: text.to_string(),
-            }),
-        };
+        let env = self.grpchat(chan_uri, text, msgid);
         let mut req = self.in_dialog("INFO")?;
         req.headers.push("Content-Type", "text/plain");
         req.body = Bytes::from(env.to_xml());
