@@ -94,6 +94,14 @@ struct Shots {
 }
 
 impl Shots {
+    /// A screenshot with `css` scrolled to the top of the window.
+    async fn take_at(&mut self, c: &Client, name: &str, css: &str) {
+        let script =
+            format!("document.querySelector('{css}').scrollIntoView(); window.scrollBy(0, -70);");
+        c.execute(&script, vec![]).await.expect("scroll");
+        self.take(c, name).await;
+    }
+
     async fn take(&mut self, c: &Client, name: &str) {
         self.n += 1;
         let png = c.screenshot().await.expect("screenshot");
@@ -121,13 +129,32 @@ async fn fill(c: &Client, css: &str, value: &str) {
     e.send_keys(value).await.expect("type");
 }
 
+/// Clicks `css` - a submit button or link - and waits until the next page is there
+/// (the old document gone stale, the new one loaded).
 async fn click(c: &Client, css: &str) {
+    let old = c.find(Locator::Css("html")).await.expect("html");
     c.find(Locator::Css(css))
         .await
         .unwrap_or_else(|e| panic!("{css}: {e}"))
         .click()
         .await
         .expect("click");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while old.tag_name().await.is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "no new page after clicking {css}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    loop {
+        let state = c.execute("return document.readyState;", vec![]).await;
+        if state.is_ok_and(|s| s == "complete") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "page after {css} did not load");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
 }
 
 async fn sign_in(c: &Client, base: &str, user: &str, password: &str) {
@@ -190,7 +217,7 @@ async fn run(c: &Client, base: &str, shots: &mut Shots) {
     click(c, "#add-member button").await;
     let members = text(c, "ul.people").await;
     assert!(members.contains("sip:user3@contoso.com"), "{members}");
-    shots.take(c, "member-added").await;
+    shots.take_at(c, "member-added", "ul.people").await;
 
     history(c, base, shots).await;
     xss(c, base, shots).await;
@@ -208,10 +235,10 @@ async fn history(c: &Client, base: &str, shots: &mut Shots) {
         "{h}"
     );
     assert!(text(c, "a.file").await.contains(FILE_NAME));
-    shots.take(c, "room-history").await;
+    shots.take_at(c, "room-history", "#search").await;
     click(c, "#older").await;
     assert!(text(c, "div.history").await.contains("message number 1\n"));
-    shots.take(c, "room-history-older").await;
+    shots.take_at(c, "room-history-older", "#search").await;
     fill(c, "#search input[name=q]", "banana").await;
     click(c, "#search button").await;
     let h = text(c, "div.history").await;
@@ -219,7 +246,7 @@ async fn history(c: &Client, base: &str, shots: &mut Shots) {
         h.contains("the banana milestone") && !h.contains("message number"),
         "{h}"
     );
-    shots.take(c, "room-history-search").await;
+    shots.take_at(c, "room-history-search", "#search").await;
 }
 
 async fn xss(c: &Client, base: &str, shots: &mut Shots) {
