@@ -6,6 +6,8 @@
 
 mod web_common;
 
+use pchat_server::compliance::EventKind;
+
 use web_common::{enc, guid, http, sign_in, start, DOMAIN, FILE_BYTES, FILE_NAME};
 
 fn assert_csp(r: &web_common::Resp) {
@@ -379,6 +381,23 @@ async fn history_is_paged_searchable_and_links_files() {
         http(&s.http, "GET", &link, &outsider, None).await.status,
         403
     );
-    let _ = DOMAIN;
-    s.stop().await;
+    // The same audited events as the XCCOS and JSON API twins: a BACKCHAT per history
+    // page read (as cmd:bccontext), a FILEDOWNLOAD per download; none for refusals.
+    let user2 = format!("sip:user2@{DOMAIN}");
+    let events = s.stop_and_export().await;
+    let count = |kind: EventKind, user: &str| {
+        events
+            .iter()
+            .filter(|e| e.kind == kind && e.user == user && e.room_uri.ends_with(&room))
+            .count()
+    };
+    assert_eq!(count(EventKind::Backchat, &user2), 3, "{events:#?}");
+    assert_eq!(count(EventKind::FileDownload, &user2), 1, "{events:#?}");
+    let user3 = format!("sip:user3@{DOMAIN}");
+    assert_eq!(count(EventKind::FileDownload, &user3), 0);
+    let search = events
+        .iter()
+        .find(|e| e.kind == EventKind::Backchat && e.content.contains("search"))
+        .expect("the search is recorded");
+    assert!(search.content.contains("keyword=BANANA"), "{}", search.content);
 }

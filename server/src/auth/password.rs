@@ -107,4 +107,21 @@ password = "right"
             "the user is locked out from any address, even with the right password"
         );
     }
+
+    #[test]
+    fn sip_digest_failures_lock_the_web_sign_in_too() {
+        let mut a = auth();
+        // What `Auth::digest` does on each wrong SIP Digest response.
+        for t in 0..3 {
+            a.guard.fail("alice@d.com", "10.0.0.9", t);
+        }
+        assert_eq!(
+            a.check_password("alice", "right", "10.0.0.1", 5),
+            Err(PasswordError::Locked)
+        );
+        assert!(
+            a.guard.locked("bob@d.com", "10.0.0.9", 5),
+            "and the address is locked for every user"
+        );
+    }
 }

@@ -27,6 +27,12 @@ pub fn config(dir: &Path, public_url: Option<&str>) -> String {
         r#"domain = "{DOMAIN}"
 [store]
 path = "{d}/store.db"
+[compliance]
+enabled = true
+run_interval = "50ms"
+adapter = "jsonl"
+output_dir = "{d}/out"
+path = "{d}/mgccomp.db"
 [http]
 listen = "127.0.0.1:0"
 {public}file_store = "{d}/files"
@@ -136,6 +142,7 @@ pub async fn start(public_url: Option<&str>) -> Server {
         h.listen = http_addr.clone();
     }
     let clock = Arc::new(TokioClock::starting_at(1_700_100_000_000));
+    let worker = pchat_server::build_worker(&cfg, None).expect("compliance worker");
     let core = pchat_server::build_core(cfg, clock, 7, &sip_addr).expect("core");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -143,7 +150,7 @@ pub async fn start(public_url: Option<&str>) -> Server {
             sip,
             Some(http),
             core,
-            None,
+            worker,
             async move {
                 let _ = stopped.await;
             },
@@ -160,6 +167,23 @@ pub async fn start(public_url: Option<&str>) -> Server {
 }
 
 impl Server {
+    /// Stops the server; returns the compliance events exported by then.
+    pub async fn stop_and_export(mut self) -> Vec<pchat_server::compliance::Event> {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        (&mut self.task).await.expect("server task");
+        pchat_server::compliance::adapter::read_output(
+            &self.dir.path().join("out"),
+            &[&pchat_server::compliance::jsonl::Jsonl],
+        )
+        .expect("compliance output")
+        .into_iter()
+        .map(|e| e.event)
+        .collect()
+    }
+
     pub async fn stop(mut self) {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
