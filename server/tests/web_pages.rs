@@ -399,5 +399,9 @@ async fn history_is_paged_searchable_and_links_files() {
         .iter()
         .find(|e| e.kind == EventKind::Backchat && e.content.contains("search"))
         .expect("the search is recorded");
-    assert!(search.content.contains("keyword=BANANA"), "{}", search.content);
+    assert!(
+        search.content.contains("keyword=BANANA"),
+        "{}",
+        search.content
+    );
 }

@@ -154,13 +154,13 @@ fn error_page(status: u16, err: &ApiError) -> Response {
 
 /// The core's answer as `T`, or the response for its refusal (sign-in page when the
 /// session is gone).
-fn decode<T: serde::de::DeserializeOwned>(r: HttpReply) -> Result<(u16, T), Response> {
+fn decode<T: serde::de::DeserializeOwned>(r: HttpReply) -> Result<T, Box<Response>> {
     let ReplyBody::Json(v) = r.body else {
         let err = ApiError {
             error: "internal".into(),
             message: "unexpected answer".into(),
         };
-        return Err(error_page(500, &err));
+        return Err(Box::new(error_page(500, &err)));
     };
     if r.status >= 400 {
         let err: ApiError = serde_json::from_value(v).unwrap_or(ApiError {
@@ -168,19 +168,17 @@ fn decode<T: serde::de::DeserializeOwned>(r: HttpReply) -> Result<(u16, T), Resp
             message: "unreadable error".into(),
         });
         if r.status == 401 && err.error == "signed_out" {
-            return Err(redirect("/"));
+            return Err(Box::new(redirect("/")));
         }
-        return Err(error_page(r.status, &err));
+        return Err(Box::new(error_page(r.status, &err)));
     }
-    serde_json::from_value(v)
-        .map(|t| (r.status, t))
-        .map_err(|e| {
-            let err = ApiError {
-                error: "internal".into(),
-                message: e.to_string(),
-            };
-            error_page(500, &err)
-        })
+    serde_json::from_value(v).map_err(|e| {
+        let err = ApiError {
+            error: "internal".into(),
+            message: e.to_string(),
+        };
+        Box::new(error_page(500, &err))
+    })
 }
 
 fn bad_form(rej: FormRejection) -> Response {
@@ -219,9 +217,9 @@ fn sign_in_markup(csrf: &str, error: Option<&str>) -> Markup {
 
 /// `GET /` (and a failed sign-in): the form, with a fresh double-submit token.
 async fn sign_in_form(st: &Pages, status: StatusCode, error: Option<&str>) -> Response {
-    let (_, form) = match decode::<SignInForm>(st.core.call(site(SiteRequest::SignInForm)).await) {
+    let form = match decode::<SignInForm>(st.core.call(site(SiteRequest::SignInForm)).await) {
         Ok(f) => f,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     let mut resp = html_response(status, sign_in_markup(&form.csrf, error));
     if let Ok(v) = HeaderValue::from_str(&set_cookie(SIGNIN_COOKIE, &form.csrf, st.secure, false)) {
@@ -282,9 +280,9 @@ async fn sign_in(
         let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::UNAUTHORIZED);
         return sign_in_form(&st, status, Some(msg)).await;
     }
-    let (_, signed) = match decode::<SignedIn>(reply) {
+    let signed = match decode::<SignedIn>(reply) {
         Ok(s) => s,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     let mut resp = redirect("/rooms");
     for c in [
@@ -371,8 +369,8 @@ fn my_rooms_markup(m: &MyRooms) -> Markup {
 async fn my_rooms(State(st): State<Pages>, headers: HeaderMap) -> Response {
     let session = cookie(&headers, SESSION_COOKIE);
     match decode::<MyRooms>(st.core.call(site(SiteRequest::MyRooms { session })).await) {
-        Ok((_, m)) => html_response(StatusCode::OK, my_rooms_markup(&m)),
-        Err(resp) => resp,
+        Ok(m) => html_response(StatusCode::OK, my_rooms_markup(&m)),
+        Err(resp) => *resp,
     }
 }
 
@@ -426,8 +424,8 @@ async fn create(
         body,
     };
     match decode::<RoomView>(st.core.call(site(req)).await) {
-        Ok((_, room)) => redirect(&format!("/rooms/{}", room.id)),
-        Err(resp) => resp,
+        Ok(room) => redirect(&format!("/rooms/{}", room.id)),
+        Err(resp) => *resp,
     }
 }
 
@@ -460,8 +458,8 @@ async fn room_page(
         search: q.q,
     };
     match decode::<RoomPage>(st.core.call(site(req)).await) {
-        Ok((_, p)) => html_response(StatusCode::OK, super::room_page::markup(&p)),
-        Err(resp) => resp,
+        Ok(p) => html_response(StatusCode::OK, super::room_page::markup(&p)),
+        Err(resp) => *resp,
     }
 }
 
@@ -492,7 +490,7 @@ async fn update(
     };
     match decode::<RoomView>(st.core.call(site(req)).await) {
         Ok(_) => redirect(&format!("/rooms/{room}")),
-        Err(resp) => resp,
+        Err(resp) => *resp,
     }
 }
 
@@ -574,6 +572,6 @@ async fn download(
     }
     match decode::<serde_json::Value>(reply) {
         Ok(_) => redirect("/rooms"),
-        Err(resp) => resp,
+        Err(resp) => *resp,
     }
 }
