@@ -1,5 +1,5 @@
-//! The room page's HTML (`GET /rooms/{room}`, `web/pages.rs`): attributes, roles,
-//! history with paging and search, file links, and the edit forms for managers.
+//! The room page's HTML (`GET /rooms/{room}`, `web/pages.rs`): attributes, history
+//! with paging and search, file links, roles, and the edit forms for managers.
 //! maud escapes every interpolated value.
 
 use super::api::site::{HistoryItem, RoomPage};
@@ -117,6 +117,7 @@ pub fn markup(p: &RoomPage) -> Markup {
             dt { "Type" } dd { (r.room_type) }
             dt { "URI" } dd { code { (r.uri) } }
         }
+        (history(p))
         h2 { "Members" } (people(p, &r.members, "member"))
         h2 { "Managers" } (people(p, &r.managers, "manager"))
         h2 { "Presenters" }
@@ -125,7 +126,6 @@ pub fn markup(p: &RoomPage) -> Markup {
             @if r.presenters.is_empty() { li.note { "none" } }
         }
         @if r.manager { (edit_forms(p)) }
-        (history(p))
     };
     page(&r.name, Some((&p.user, &p.csrf)), body)
 }
