@@ -411,13 +411,19 @@ async fn only_creators_create_rooms_and_a_taken_name_is_refused() {
     let s = start(None).await;
     let member = sign_in(&s.http, "user2", "pw-two").await;
     let page = http(&s.http, "GET", "/rooms", &member, None).await;
-    assert!(!page.body.contains(r#"id="create""#), "user2 creates nowhere: no form");
+    assert!(
+        !page.body.contains(r#"id="create""#),
+        "user2 creates nowhere: no form"
+    );
     let body = format!("csrf={}&name=Mine&category=Product", page.csrf());
     let r = http(&s.http, "POST", "/rooms", &member, Some(&body)).await;
     assert_eq!(r.status, 403, "{r:?}");
     let creator = sign_in(&s.http, "user1", "pw-one").await;
     let mine = format!("/rooms/{}", guid("Mine"));
-    assert_eq!(http(&s.http, "GET", &mine, &creator, None).await.status, 404);
+    assert_eq!(
+        http(&s.http, "GET", &mine, &creator, None).await.status,
+        404
+    );
     // A creator, but the name is taken: 409, the existing room unchanged.
     let csrf = http(&s.http, "GET", "/rooms", &creator, None).await.csrf();
     let body = format!("csrf={csrf}&name=design&category=Product&topic=other");
