@@ -21,6 +21,7 @@
 pub mod digest;
 pub mod exposure;
 pub mod guard;
+pub mod password;
 pub mod registrar;
 pub mod users;
 

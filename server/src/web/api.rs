@@ -7,6 +7,8 @@ use utoipa::ToSchema;
 
 pub use crate::ids::HttpReqId;
 
+pub mod site;
+
 /// A request for the core, already parsed by the HTTP layer. `bearer` is the token from
 /// the `Authorization: Bearer` header (empty when absent); `room` is the room GUID
 /// from the path; `token` is the file token from the `token` query parameter.
@@ -58,6 +60,8 @@ pub enum HttpRequest {
         /// The changes.
         body: RoomUpdate,
     },
+    /// A request of the web pages (issue 16; `web/pages.rs`).
+    Site(site::SiteRequest),
 }
 
 /// The core's answer: an HTTP status and a JSON document or file bytes.

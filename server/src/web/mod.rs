@@ -16,7 +16,10 @@
 //! `docs/openapi.json`.
 
 pub mod api;
+mod layout;
 pub mod ops;
+pub mod pages;
+mod room_page;
 pub mod routes;
 pub mod state;
 pub mod tokens;
@@ -62,7 +65,10 @@ pub async fn serve<L: Listener>(
     cfg: HttpConfig,
     shutdown: impl Future<Output = ()>,
 ) {
-    let app = routes::router(core, &cfg);
+    // The JSON API, the web pages, and the security headers on every response.
+    let app = routes::router(core.clone(), &cfg)
+        .merge(pages::router(core, &cfg))
+        .layer(axum::middleware::map_response(pages::security_headers));
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -71,7 +77,8 @@ pub async fn serve<L: Listener>(
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     tracing::debug!(%peer, "http connection accepted");
-                    let svc = hyper_util::service::TowerToHyperService::new(app.clone());
+                    let app = app.clone().layer(axum::Extension(pages::ClientAddr(peer.ip().to_string())));
+                    let svc = hyper_util::service::TowerToHyperService::new(app);
                     tokio::spawn(async move {
                         let io = hyper_util::rt::TokioIo::new(stream);
                         // A client that does not send its request head within

@@ -25,6 +25,8 @@ use crate::xccos::{codes, ChanRef, RoleChange, RoomAttrs};
 
 pub use super::state::WebState;
 
+mod site;
+
 type Reply = Result<HttpReply, HttpReply>;
 
 fn unauthorized() -> HttpReply {
@@ -135,6 +137,7 @@ pub(crate) fn handle(core: &mut Core, req: HttpReqId, request: HttpRequest) {
         HttpRequest::UpdateRoom { bearer, room, body } => {
             (update_room(core, &bearer, &room, body), true)
         }
+        HttpRequest::Site(r) => site::handle(core, r),
     };
     match result {
         Ok(reply) => {
@@ -274,7 +277,15 @@ fn download(core: &mut Core, bearer: &str, guid: &str, name: &str, token: &str) 
         .tokens
         .check_file(token, &user, guid, name, Direction::Download, now)
         .map_err(token_error)?;
-    room_for(core, &user, guid, Op::ReadHistory)?;
+    let reply = download_as(core, &user, guid, name)?;
+    core.web.tokens.consume(token);
+    Ok(reply)
+}
+
+/// A file of room `guid` for `user` (right to read history; FILEDOWNLOAD recorded;
+/// the web pages call this too). Errors: 404/403, 404 `no_such_file`, 500.
+fn download_as(core: &mut Core, user: &str, guid: &str, name: &str) -> Reply {
+    room_for(core, user, guid, Op::ReadHistory)?;
     let rec = core
         .store
         .get_file(guid, name)
@@ -287,9 +298,8 @@ fn download(core: &mut Core, bearer: &str, guid: &str, name: &str, token: &str) 
     if !path.is_file() {
         return Err(internal(format!("stored file {} is missing", rec.sha256)));
     }
-    crate::compliance::record::record(core, EventKind::FileDownload, guid, &user, name)
+    crate::compliance::record::record(core, EventKind::FileDownload, guid, user, name)
         .map_err(from_cmd_error)?;
-    core.web.tokens.consume(token);
     tracing::info!(%user, room = %guid, %name, "file downloaded");
     Ok(HttpReply {
         status: 200,
@@ -318,14 +328,18 @@ pub fn room_view(room: &Room, user: &str) -> RoomView {
 
 fn list_rooms(core: &mut Core, bearer: &str) -> Reply {
     let (user, _) = identify(core, bearer)?;
-    let rooms = core
-        .rooms
-        .by_name_order()
-        .filter(|r| r.members.contains(&user) || r.managers.contains(&user))
-        .filter(|r| authz::can_find(&core.rooms, r, &user))
-        .map(|r| room_view(r, &user))
-        .collect();
+    let rooms = my_rooms(core, &user);
     Ok(HttpReply::json(200, RoomList { rooms }))
+}
+
+/// The rooms `user` is a member or manager of (and may find), by name.
+fn my_rooms(core: &Core, user: &str) -> Vec<RoomView> {
+    core.rooms
+        .by_name_order()
+        .filter(|r| r.members.contains(user) || r.managers.contains(user))
+        .filter(|r| authz::can_find(&core.rooms, r, user))
+        .map(|r| room_view(r, user))
+        .collect()
 }
 
 /// A `Ctx` for `cmd::manage` on behalf of an HTTP request: no XCCOS reply is sent, and
@@ -357,6 +371,12 @@ fn roles(users: &[String], role: &str) -> Vec<RoleChange> {
 fn create_room(core: &mut Core, bearer: &str, body: RoomCreate) -> Reply {
     let (user, dialog) = identify(core, bearer)?;
     let ctx = manage_ctx(core, user.clone(), dialog);
+    create_room_as(core, &ctx, body)
+}
+
+/// Creates a room for `ctx.user` (`cmd::manage::create`; the web pages call this too).
+fn create_room_as(core: &mut Core, ctx: &Ctx, body: RoomCreate) -> Reply {
+    let user = ctx.user.clone();
     let attrs = RoomAttrs {
         name: Some(body.name.clone()),
         description: body.description,
@@ -367,7 +387,7 @@ fn create_room(core: &mut Core, bearer: &str, body: RoomCreate) -> Reply {
     };
     let mut users = roles(&body.members, "member");
     users.extend(roles(&body.managers, "manager"));
-    crate::cmd::manage::create(core, &ctx, &attrs, &users).map_err(from_cmd_error)?;
+    crate::cmd::manage::create(core, ctx, &attrs, &users).map_err(from_cmd_error)?;
     let guid = crate::ids::room_guid(&core.cfg.domain, body.name.trim());
     let room = core
         .rooms
@@ -378,7 +398,13 @@ fn create_room(core: &mut Core, bearer: &str, body: RoomCreate) -> Reply {
 
 fn update_room(core: &mut Core, bearer: &str, guid: &str, body: RoomUpdate) -> Reply {
     let (user, dialog) = identify(core, bearer)?;
-    let ctx = manage_ctx(core, user.clone(), dialog);
+    let ctx = manage_ctx(core, user, dialog);
+    update_room_as(core, &ctx, guid, body)
+}
+
+/// Updates a room for `ctx.user` (`cmd::manage::update`; the web pages call this too).
+fn update_room_as(core: &mut Core, ctx: &Ctx, guid: &str, body: RoomUpdate) -> Reply {
+    let user = ctx.user.clone();
     let uri = crate::ids::room_uri(&core.cfg.domain, guid);
     let attrs = RoomAttrs {
         description: body.description,
@@ -390,7 +416,7 @@ fn update_room(core: &mut Core, bearer: &str, guid: &str, body: RoomUpdate) -> R
     add.extend(roles(&body.add_managers, "manager"));
     let mut remove = roles(&body.remove_members, "member");
     remove.extend(roles(&body.remove_managers, "manager"));
-    crate::cmd::manage::update(core, &ctx, &ChanRef::Uri(uri), &attrs, &add, &remove)
+    crate::cmd::manage::update(core, ctx, &ChanRef::Uri(uri), &attrs, &add, &remove)
         .map_err(from_cmd_error)?;
     let room = core
         .rooms

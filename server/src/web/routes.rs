@@ -60,7 +60,7 @@ struct AppState {
     files: crate::files::FileStore,
 }
 
-/// The router (state: the core handle and the file size limit).
+/// The JSON API's router (state: the core handle and the file size limit).
 pub fn router(core: CoreHandle, cfg: &HttpConfig) -> Router {
     Router::new()
         .route("/openapi.json", get(openapi))
@@ -114,7 +114,8 @@ fn content_disposition(name: &str) -> String {
     format!("attachment; filename*=UTF-8''{enc}")
 }
 
-fn reply(r: HttpReply) -> Response {
+/// The core's reply as an HTTP response (JSON, or the file's bytes read now).
+pub(crate) fn reply(r: HttpReply) -> Response {
     let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     match r.body {
         ReplyBody::Json(v) => (status, Json(v)).into_response(),

@@ -11,6 +11,20 @@ pub struct WebState {
     pub tokens: Tokens,
     /// The file store and the compliance file store.
     pub files: Option<(FileStore, FileStore)>,
+    /// Web page sessions (issue 16) by session id (the `pchat_session` cookie).
+    pub sessions: std::collections::BTreeMap<String, WebSession>,
+}
+
+/// A signed-in browser (web pages, issue 16): in memory, so a restart signs everyone
+/// out; ends at sign-out or `expires_ms` (`[http] bearer_ttl_ms` after sign-in).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebSession {
+    /// The user's SIP URI.
+    pub user: String,
+    /// The CSRF token every form of this session carries.
+    pub csrf: String,
+    /// Expiry, ms since the epoch.
+    pub expires_ms: i64,
 }
 
 impl WebState {
@@ -24,6 +38,7 @@ impl WebState {
                     FileStore::new(&h.file_store),
                     FileStore::new(&h.compliance_file_store),
                 )),
+                sessions: Default::default(),
             },
         }
     }

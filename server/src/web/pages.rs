@@ -1,0 +1,577 @@
+//! The web pages (issue 16; docs/web.md "Pages"): room management in a browser,
+//! server-rendered with maud (every interpolated value is HTML-escaped), no JavaScript,
+//! one small stylesheet (`/style.css`). Handlers parse the form or query, ask the core
+//! through [`CoreHandle`] ([`SiteRequest`]; the core decides with the same rules and
+//! code as the JSON API and XCCOS) and render its answer.
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /` | sign-in form (user name, password, CSRF token) |
+//! | `POST /signin` | check the password -> session cookie, 303 to `/rooms` |
+//! | `POST /signout` | end the session, 303 to `/` |
+//! | `GET /rooms` | my rooms (member or manager) + "Create room" form |
+//! | `POST /rooms` | create a room -> 303 to its page |
+//! | `GET /rooms/{room}?before=ID&q=KEYWORD` | room page: attributes, roles, history (paged, search), file links, edit forms for managers |
+//! | `POST /rooms/{room}/edit` | description, topic, privacy (managers) |
+//! | `POST /rooms/{room}/roles` | add or remove a member or manager (managers) |
+//! | `GET /rooms/{room}/files/{name}` | download a file of the room |
+//! | `GET /style.css` | the stylesheet |
+//!
+//! Security: the session cookie `pchat_session` is `HttpOnly; SameSite=Strict; Path=/`
+//! (plus `Secure` when `[http] public_url` is `https://`); every form carries a CSRF
+//! token (the session's, checked by the core; the sign-in form's is double-submitted
+//! with the `pchat_signin` cookie); every response carries [`CSP`] (set in `routes.rs`).
+
+use super::api::site::{MyRooms, RoomPage, SignInForm, SignedIn, SiteRequest};
+use super::api::{ApiError, HttpReply, ReplyBody, RoomCreate, RoomUpdate, RoomView};
+use super::layout::{page, privacy_select};
+use super::CoreHandle;
+use crate::config::HttpConfig;
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Form, Path, Query, State};
+use axum::http::{header, Extensions, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use maud::{html, Markup};
+use serde::Deserialize;
+
+/// The Content-Security-Policy of every response: resources only from this origin,
+/// no script at all (so no inline script), forms post only here, no framing.
+pub const CSP: &str = "default-src 'self'; script-src 'none'; object-src 'none'; \
+                       base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// Name of the session cookie.
+pub const SESSION_COOKIE: &str = "pchat_session";
+/// Name of the sign-in form's double-submit cookie.
+pub const SIGNIN_COOKIE: &str = "pchat_signin";
+
+const STYLE: &str = include_str!("style.css");
+
+/// Every response gets the pages' Content-Security-Policy and `nosniff` (issue 16).
+pub async fn security_headers(mut resp: Response) -> Response {
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    resp
+}
+
+/// The client's IP address, put into each connection's requests by `web::serve`
+/// (for the brute-force guard).
+#[derive(Debug, Clone)]
+pub struct ClientAddr(pub String);
+
+#[derive(Clone)]
+struct Pages {
+    core: CoreHandle,
+    /// Cookies get `Secure` (served over TLS: `public_url` is `https://`).
+    secure: bool,
+}
+
+/// The pages' routes (merged into the web services' router).
+pub fn router(core: CoreHandle, cfg: &HttpConfig) -> Router {
+    let secure = cfg
+        .public_url
+        .as_deref()
+        .is_some_and(|u| u.to_ascii_lowercase().starts_with("https://"));
+    Router::new()
+        .route("/", get(sign_in_page))
+        .route("/style.css", get(style))
+        .route("/signin", post(sign_in))
+        .route("/signout", post(sign_out))
+        .route("/rooms", get(my_rooms).post(create))
+        .route("/rooms/{room}", get(room_page))
+        .route("/rooms/{room}/edit", post(edit))
+        .route("/rooms/{room}/roles", post(roles))
+        .route("/rooms/{room}/files/{name}", get(download))
+        .with_state(Pages { core, secure })
+}
+
+/// The value of cookie `name` in the request's `Cookie` headers (empty if absent).
+fn cookie(headers: &HeaderMap, name: &str) -> String {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+        .unwrap_or_default()
+}
+
+fn set_cookie(name: &str, value: &str, secure: bool, clear: bool) -> String {
+    let mut c = format!("{name}={value}; Path=/; HttpOnly; SameSite=Strict");
+    if clear {
+        c.push_str("; Max-Age=0");
+    }
+    if secure {
+        c.push_str("; Secure");
+    }
+    c
+}
+
+fn html_response(status: StatusCode, markup: Markup) -> Response {
+    let mut resp = (status, markup.into_string()).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+fn redirect(to: &str) -> Response {
+    let mut resp = StatusCode::SEE_OTHER.into_response();
+    if let Ok(v) = HeaderValue::from_str(to) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp
+}
+
+/// An error page for a refused request (the core's `ApiError`).
+fn error_page(status: u16, err: &ApiError) -> Response {
+    let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = html! {
+        h1 { "Refused" }
+        p.error { (err.message) }
+        p { small { "(" (status) " " (err.error) ")" } }
+        p { a href="/rooms" { "My rooms" } }
+    };
+    html_response(code, page("Refused", None, body))
+}
+
+/// The core's answer as `T`, or the response for its refusal (sign-in page when the
+/// session is gone).
+fn decode<T: serde::de::DeserializeOwned>(r: HttpReply) -> Result<T, Box<Response>> {
+    let ReplyBody::Json(v) = r.body else {
+        let err = ApiError {
+            error: "internal".into(),
+            message: "unexpected answer".into(),
+        };
+        return Err(Box::new(error_page(500, &err)));
+    };
+    if r.status >= 400 {
+        let err: ApiError = serde_json::from_value(v).unwrap_or(ApiError {
+            error: "internal".into(),
+            message: "unreadable error".into(),
+        });
+        if r.status == 401 && err.error == "signed_out" {
+            return Err(Box::new(redirect("/")));
+        }
+        return Err(Box::new(error_page(r.status, &err)));
+    }
+    serde_json::from_value(v).map_err(|e| {
+        let err = ApiError {
+            error: "internal".into(),
+            message: e.to_string(),
+        };
+        Box::new(error_page(500, &err))
+    })
+}
+
+fn bad_form(rej: FormRejection) -> Response {
+    let err = ApiError {
+        error: "bad_form".into(),
+        message: rej.body_text(),
+    };
+    error_page(400, &err)
+}
+
+async fn style() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=3600"),
+        ],
+        STYLE,
+    )
+        .into_response()
+}
+
+fn sign_in_markup(csrf: &str, error: Option<&str>) -> Markup {
+    let body = html! {
+        h1 { "Sign in" }
+        @if let Some(e) = error { p.error { (e) } }
+        form.card method="post" action="/signin" {
+            input type="hidden" name="csrf" value=(csrf);
+            label { "User name" input type="text" name="username" autocomplete="username" required; }
+            label { "Password" input type="password" name="password" autocomplete="current-password" required; }
+            button type="submit" { "Sign in" }
+        }
+        p { small { "The same user name and password as your chat client." } }
+    };
+    page("Sign in", None, body)
+}
+
+/// `GET /` (and a failed sign-in): the form, with a fresh double-submit token.
+async fn sign_in_form(st: &Pages, status: StatusCode, error: Option<&str>) -> Response {
+    let form = match decode::<SignInForm>(st.core.call(site(SiteRequest::SignInForm)).await) {
+        Ok(f) => f,
+        Err(resp) => return *resp,
+    };
+    let mut resp = html_response(status, sign_in_markup(&form.csrf, error));
+    if let Ok(v) = HeaderValue::from_str(&set_cookie(SIGNIN_COOKIE, &form.csrf, st.secure, false)) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+    resp
+}
+
+fn site(r: SiteRequest) -> super::api::HttpRequest {
+    super::api::HttpRequest::Site(r)
+}
+
+async fn sign_in_page(State(st): State<Pages>) -> Response {
+    sign_in_form(&st, StatusCode::OK, None).await
+}
+
+#[derive(Debug, Deserialize)]
+struct SignInFields {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+}
+
+async fn sign_in(
+    State(st): State<Pages>,
+    ext: Extensions,
+    headers: HeaderMap,
+    form: Result<Form<SignInFields>, FormRejection>,
+) -> Response {
+    let f = match form {
+        Ok(Form(f)) => f,
+        Err(rej) => return bad_form(rej),
+    };
+    let expected = cookie(&headers, SIGNIN_COOKIE);
+    if f.csrf.is_empty() || !crate::auth::digest::same(&f.csrf, &expected) {
+        let msg = "The form's token is missing or wrong: try again.";
+        return sign_in_form(&st, StatusCode::FORBIDDEN, Some(msg)).await;
+    }
+    let addr = ext
+        .get::<ClientAddr>()
+        .map(|a| a.0.clone())
+        .unwrap_or_default();
+    let req = SiteRequest::SignIn {
+        username: f.username,
+        password: f.password,
+        addr,
+    };
+    let reply = st.core.call(site(req)).await;
+    if reply.status == 401 || reply.status == 429 {
+        let msg = if reply.status == 429 {
+            "Too many failed attempts: try again later."
+        } else {
+            "Wrong user name or password."
+        };
+        let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::UNAUTHORIZED);
+        return sign_in_form(&st, status, Some(msg)).await;
+    }
+    let signed = match decode::<SignedIn>(reply) {
+        Ok(s) => s,
+        Err(resp) => return *resp,
+    };
+    let mut resp = redirect("/rooms");
+    for c in [
+        set_cookie(SESSION_COOKIE, &signed.session, st.secure, false),
+        set_cookie(SIGNIN_COOKIE, "", st.secure, true),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(&c) {
+            resp.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    resp
+}
+
+#[derive(Debug, Deserialize)]
+struct CsrfOnly {
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn sign_out(
+    State(st): State<Pages>,
+    headers: HeaderMap,
+    form: Result<Form<CsrfOnly>, FormRejection>,
+) -> Response {
+    let f = match form {
+        Ok(Form(f)) => f,
+        Err(rej) => return bad_form(rej),
+    };
+    let session = cookie(&headers, SESSION_COOKIE);
+    let _ = st
+        .core
+        .call(site(SiteRequest::SignOut {
+            session,
+            csrf: f.csrf,
+        }))
+        .await;
+    let mut resp = redirect("/");
+    if let Ok(v) = HeaderValue::from_str(&set_cookie(SESSION_COOKIE, "", st.secure, true)) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+    resp
+}
+
+fn my_rooms_markup(m: &MyRooms) -> Markup {
+    let body = html! {
+        h1 { "My rooms" }
+        @if m.rooms.is_empty() {
+            p { "You are not a member of any room yet." }
+        } @else {
+            table.rooms {
+                thead { tr { th { "Room" } th { "Category" } th { "Privacy" } th { "Topic" } th { "Role" } } }
+                tbody {
+                    @for r in &m.rooms {
+                        tr {
+                            td { a href={ "/rooms/" (r.id) } { (r.name) } }
+                            td { (r.category) }
+                            td { (r.privacy) }
+                            td { (r.topic) }
+                            td { @if r.manager { "manager" } @else { "member" } }
+                        }
+                    }
+                }
+            }
+        }
+        @if !m.categories.is_empty() {
+            h2 { "Create room" }
+            form.card #create method="post" action="/rooms" {
+                input type="hidden" name="csrf" value=(m.csrf);
+                label { "Name" input type="text" name="name" required maxlength="256"; }
+                label { "Category" select name="category" {
+                    @for c in &m.categories { option value=(c) { (c) } }
+                } }
+                label { "Description" input type="text" name="description"; }
+                label { "Topic" input type="text" name="topic"; }
+                label { "Privacy" (privacy_select("closed")) }
+                label { "Members (comma-separated user names)" input type="text" name="members"; }
+                button type="submit" { "Create room" }
+            }
+        }
+    };
+    page("My rooms", Some((&m.user, &m.csrf)), body)
+}
+
+async fn my_rooms(State(st): State<Pages>, headers: HeaderMap) -> Response {
+    let session = cookie(&headers, SESSION_COOKIE);
+    match decode::<MyRooms>(st.core.call(site(SiteRequest::MyRooms { session })).await) {
+        Ok(m) => html_response(StatusCode::OK, my_rooms_markup(&m)),
+        Err(resp) => *resp,
+    }
+}
+
+fn list(s: &str) -> Vec<String> {
+    s.split([',', ';', ' ', '\n'])
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+#[derive(Debug, Deserialize)]
+struct CreateFields {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    category: Option<String>,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    topic: String,
+    #[serde(default)]
+    privacy: Option<String>,
+    #[serde(default)]
+    members: String,
+}
+
+async fn create(
+    State(st): State<Pages>,
+    headers: HeaderMap,
+    form: Result<Form<CreateFields>, FormRejection>,
+) -> Response {
+    let f = match form {
+        Ok(Form(f)) => f,
+        Err(rej) => return bad_form(rej),
+    };
+    let body = RoomCreate {
+        name: f.name,
+        category: f.category.filter(|c| !c.is_empty()),
+        description: Some(f.description),
+        topic: Some(f.topic),
+        privacy: f.privacy.filter(|p| !p.is_empty()),
+        members: list(&f.members),
+        managers: Vec::new(),
+    };
+    let req = SiteRequest::Create {
+        session: cookie(&headers, SESSION_COOKIE),
+        csrf: f.csrf,
+        body,
+    };
+    match decode::<RoomView>(st.core.call(site(req)).await) {
+        Ok(room) => redirect(&format!("/rooms/{}", room.id)),
+        Err(resp) => *resp,
+    }
+}
+
+/// `?before=ID&q=KEYWORD` of the room page.
+#[derive(Debug, Deserialize)]
+struct RoomQuery {
+    #[serde(default)]
+    before: Option<u64>,
+    #[serde(default)]
+    q: Option<String>,
+}
+
+async fn room_page(
+    State(st): State<Pages>,
+    headers: HeaderMap,
+    path: Result<Path<String>, axum::extract::rejection::PathRejection>,
+    query: Result<Query<RoomQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let (Ok(Path(room)), Ok(Query(q))) = (path, query) else {
+        let err = ApiError {
+            error: "bad_request".into(),
+            message: "bad room path or query".into(),
+        };
+        return error_page(400, &err);
+    };
+    let req = SiteRequest::Room {
+        session: cookie(&headers, SESSION_COOKIE),
+        room,
+        before: q.before,
+        search: q.q,
+    };
+    match decode::<RoomPage>(st.core.call(site(req)).await) {
+        Ok(p) => html_response(StatusCode::OK, super::room_page::markup(&p)),
+        Err(resp) => *resp,
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct EditFields {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    topic: Option<String>,
+    #[serde(default)]
+    privacy: Option<String>,
+}
+
+async fn update(
+    st: &Pages,
+    headers: &HeaderMap,
+    room: String,
+    csrf: String,
+    body: RoomUpdate,
+) -> Response {
+    let req = SiteRequest::Update {
+        session: cookie(headers, SESSION_COOKIE),
+        csrf,
+        room: room.clone(),
+        body,
+    };
+    match decode::<RoomView>(st.core.call(site(req)).await) {
+        Ok(_) => redirect(&format!("/rooms/{room}")),
+        Err(resp) => *resp,
+    }
+}
+
+async fn edit(
+    State(st): State<Pages>,
+    headers: HeaderMap,
+    Path(room): Path<String>,
+    form: Result<Form<EditFields>, FormRejection>,
+) -> Response {
+    let f = match form {
+        Ok(Form(f)) => f,
+        Err(rej) => return bad_form(rej),
+    };
+    let body = RoomUpdate {
+        description: f.description,
+        topic: f.topic,
+        privacy: f.privacy,
+        ..RoomUpdate::default()
+    };
+    update(&st, &headers, room, f.csrf, body).await
+}
+
+#[derive(Debug, Deserialize)]
+struct RoleFields {
+    #[serde(default)]
+    csrf: String,
+    /// `add` | `remove`.
+    #[serde(default)]
+    action: String,
+    /// `member` | `manager`.
+    #[serde(default)]
+    role: String,
+    #[serde(default)]
+    user: String,
+}
+
+async fn roles(
+    State(st): State<Pages>,
+    headers: HeaderMap,
+    Path(room): Path<String>,
+    form: Result<Form<RoleFields>, FormRejection>,
+) -> Response {
+    let f = match form {
+        Ok(Form(f)) => f,
+        Err(rej) => return bad_form(rej),
+    };
+    let users = list(&f.user);
+    let mut body = RoomUpdate::default();
+    let slot = match (f.action.as_str(), f.role.as_str()) {
+        ("add", "member") => &mut body.add_members,
+        ("remove", "member") => &mut body.remove_members,
+        ("add", "manager") => &mut body.add_managers,
+        ("remove", "manager") => &mut body.remove_managers,
+        _ => {
+            let err = ApiError {
+                error: "bad_form".into(),
+                message: "action must be add or remove, role member or manager".into(),
+            };
+            return error_page(400, &err);
+        }
+    };
+    *slot = users;
+    update(&st, &headers, room, f.csrf, body).await
+}
+
+async fn download(
+    State(st): State<Pages>,
+    headers: HeaderMap,
+    Path((room, name)): Path<(String, String)>,
+) -> Response {
+    let req = SiteRequest::Download {
+        session: cookie(&headers, SESSION_COOKIE),
+        room,
+        name,
+    };
+    let reply = st.core.call(site(req)).await;
+    if matches!(reply.body, ReplyBody::File { .. }) {
+        return super::routes::reply(reply);
+    }
+    match decode::<serde_json::Value>(reply) {
+        Ok(_) => redirect("/rooms"),
+        Err(resp) => *resp,
+    }
+}

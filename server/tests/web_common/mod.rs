@@ -1,0 +1,308 @@
+//! Shared by `web_pages.rs` and `web_browser.rs`: a real pchat-server (in process,
+//! `host::serve_full` on loopback TCP, ephemeral ports) with users, a category, a
+//! room with seeded history and a stored file; a minimal HTTP/1.1 client.
+#![allow(dead_code)]
+
+use pchat_server::clock::TokioClock;
+use pchat_server::config::Config;
+use pchat_server::files::FileStore;
+use pchat_server::store::{FileRecord, NewMessage, SqliteStore, Store};
+use std::path::Path;
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+pub const DOMAIN: &str = "contoso.com";
+/// Messages seeded into "Design" (more than one history page of 20).
+pub const SEEDED: usize = 25;
+/// The file seeded into "Design".
+pub const FILE_NAME: &str = "plan (v2).txt";
+pub const FILE_BYTES: &[u8] = b"the layout plan\n";
+
+pub fn config(dir: &Path, public_url: Option<&str>) -> String {
+    let d = dir.display();
+    let public = public_url
+        .map(|u| format!("public_url = \"{u}\"\n"))
+        .unwrap_or_default();
+    format!(
+        r#"domain = "{DOMAIN}"
+[store]
+path = "{d}/store.db"
+[compliance]
+enabled = true
+run_interval = "50ms"
+adapter = "jsonl"
+output_dir = "{d}/out"
+path = "{d}/mgccomp.db"
+[http]
+listen = "127.0.0.1:0"
+{public}file_store = "{d}/files"
+compliance_file_store = "{d}/compliance-files"
+[auth]
+mode = "digest"
+max_failures = 4
+[[user]]
+uri = "sip:user1@{DOMAIN}"
+password = "pw-one"
+[[user]]
+uri = "sip:user2@{DOMAIN}"
+password = "pw-two"
+[[user]]
+uri = "sip:user3@{DOMAIN}"
+password = "pw-three"
+[[category]]
+name = "Product"
+creators = ["sip:user1@{DOMAIN}"]
+[[room]]
+name = "Design"
+category = "Product"
+description = "Design discussions"
+topic = "Q3 layout"
+privacy = "closed"
+members = ["sip:user1@{DOMAIN}", "sip:user2@{DOMAIN}"]
+managers = ["sip:user1@{DOMAIN}"]
+"#
+    )
+}
+
+pub fn guid(name: &str) -> String {
+    pchat_server::ids::room_guid(DOMAIN, name)
+}
+
+/// Writes history and a file into the store of `cfg` (rooms created by a first core).
+fn seed(cfg: &Config, dir: &Path) {
+    let clock = Arc::new(TokioClock::starting_at(1_700_000_000_000));
+    drop(pchat_server::build_core(cfg.clone(), clock, 1, "127.0.0.1:5060").expect("core"));
+    let mut store = SqliteStore::open(&cfg.store.path).expect("store");
+    let room = guid("Design");
+    for i in 1..=SEEDED {
+        let author = if i % 2 == 0 { "user2" } else { "user1" };
+        let text = if i == 7 {
+            "the banana milestone".to_string()
+        } else {
+            format!("message number {i}")
+        };
+        store
+            .append_message(&NewMessage {
+                room_guid: room.clone(),
+                author: format!("sip:{author}@{DOMAIN}"),
+                ts_ms: 1_700_000_000_000 + i as i64 * 60_000,
+                text,
+                client_msgid: None,
+            })
+            .expect("seed message");
+    }
+    let files = FileStore::new(dir.join("files"));
+    let staged = files.stage(FILE_BYTES).expect("stage");
+    files.adopt(&staged).expect("adopt");
+    let text = format!(
+        "[file] {FILE_NAME} ({} bytes, sha256 {})",
+        staged.size, staged.sha256
+    );
+    store
+        .put_file(&FileRecord {
+            room_guid: room.clone(),
+            name: FILE_NAME.into(),
+            sha256: staged.sha256.clone(),
+            size: staged.size,
+            uploader: format!("sip:user1@{DOMAIN}"),
+            ts_ms: 1_700_000_000_000 + 30 * 60_000,
+        })
+        .expect("file record");
+    store
+        .append_message(&NewMessage {
+            room_guid: room,
+            author: format!("sip:user1@{DOMAIN}"),
+            ts_ms: 1_700_000_000_000 + 30 * 60_000,
+            text,
+            client_msgid: None,
+        })
+        .expect("announcement");
+}
+
+pub struct Server {
+    /// `127.0.0.1:port` of the web service.
+    pub http: String,
+    pub dir: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Starts a server (see the module docs); `public_url` sets `[http] public_url`.
+pub async fn start(public_url: Option<&str>) -> Server {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg =
+        Config::from_toml(&config(dir.path(), public_url), Path::new("web.toml")).expect("config");
+    seed(&cfg, dir.path());
+    let mut cfg = cfg;
+    let sip = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sip_addr = sip.local_addr().unwrap().to_string();
+    let http_addr = http.local_addr().unwrap().to_string();
+    if let Some(h) = cfg.http.as_mut() {
+        h.listen = http_addr.clone();
+    }
+    let clock = Arc::new(TokioClock::starting_at(1_700_100_000_000));
+    let worker = pchat_server::build_worker(&cfg, None).expect("compliance worker");
+    let core = pchat_server::build_core(cfg, clock, 7, &sip_addr).expect("core");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let _ = pchat_server::host::serve_full(
+            sip,
+            Some(http),
+            core,
+            worker,
+            async move {
+                let _ = stopped.await;
+            },
+            Default::default(),
+        )
+        .await;
+    });
+    Server {
+        http: http_addr,
+        dir,
+        stop: Some(stop),
+        task,
+    }
+}
+
+impl Server {
+    /// Stops the server; returns the compliance events exported by then.
+    pub async fn stop_and_export(mut self) -> Vec<pchat_server::compliance::Event> {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        (&mut self.task).await.expect("server task");
+        pchat_server::compliance::adapter::read_output(
+            &self.dir.path().join("out"),
+            &[&pchat_server::compliance::jsonl::Jsonl],
+        )
+        .expect("compliance output")
+        .into_iter()
+        .map(|e| e.event)
+        .collect()
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        let _ = self.task.await;
+    }
+}
+
+/// An HTTP response as read off the wire.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    /// Header names in lower case, in order.
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    /// The value the response sets for cookie `name`, if it sets it.
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        self.all("set-cookie").into_iter().find_map(|c| {
+            let first = c.split(';').next()?;
+            let (k, v) = first.split_once('=')?;
+            (k == name).then(|| v.to_string())
+        })
+    }
+
+    /// The first form's `csrf` field value on the page.
+    pub fn csrf(&self) -> String {
+        let re = regex::Regex::new(r#"name="csrf" value="([^"]*)""#).unwrap();
+        re.captures(&self.body)
+            .map(|c| c[1].to_string())
+            .unwrap_or_else(|| panic!("no csrf field in {}", self.body))
+    }
+}
+
+/// One request over a fresh connection (`Connection: close`); `form` is an
+/// `application/x-www-form-urlencoded` body for POST.
+pub async fn http(addr: &str, method: &str, path: &str, cookie: &str, form: Option<&str>) -> Resp {
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if !cookie.is_empty() {
+        req.push_str(&format!("Cookie: {cookie}\r\n"));
+    }
+    let body = form.unwrap_or("");
+    if form.is_some() {
+        req.push_str("Content-Type: application/x-www-form-urlencoded\r\n");
+    }
+    req.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    s.write_all(req.as_bytes()).await.expect("write");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).await.expect("read");
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").expect("response head");
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|c| c.parse().ok())
+        .expect("status line");
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    Resp {
+        status,
+        headers,
+        body: body.to_string(),
+    }
+}
+
+/// `application/x-www-form-urlencoded` encoding of one value.
+pub fn enc(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Signs `user` in through the form; returns the session cookie (`pchat_session=...`).
+pub async fn sign_in(addr: &str, user: &str, password: &str) -> String {
+    let form = http(addr, "GET", "/", "", None).await;
+    let token = form.cookie("pchat_signin").expect("sign-in cookie");
+    let body = format!(
+        "csrf={}&username={user}&password={}",
+        form.csrf(),
+        enc(password)
+    );
+    let r = http(
+        addr,
+        "POST",
+        "/signin",
+        &format!("pchat_signin={token}"),
+        Some(&body),
+    )
+    .await;
+    assert_eq!(r.status, 303, "sign-in of {user}: {r:?}");
+    format!(
+        "pchat_session={}",
+        r.cookie("pchat_session").expect("session cookie")
+    )
+}
