@@ -86,6 +86,16 @@ EOF
   drive user2 user2@contoso.com user2-pass clients/sipe/user2.script >"$data/user2.out" 2>&1 || status=1
   wait $a || status=1
   cat "$data/user1.out" "$data/user2.out"
+  if [ "$mode" = ntlm ]; then
+    # SIPE checked the [MS-SIPAE] signature of what the server sent (it drops the
+    # connection on a bad one and ignores unsigned messages).
+    for u in user1 user2; do
+      n=$(grep -c "signature of incoming message validated" "$data/$u.debug" || true)
+      bad=$(grep -c "signature of incoming message is invalid\|message without authentication data" "$data/$u.debug" || true)
+      echo "[$mode] $u: $n server messages with a valid signature, $bad unsigned or invalid"
+      { [ "$n" -gt 10 ] && [ "$bad" -eq 0 ]; } || status=1
+    done
+  fi
   kill -INT "$pid"; wait "$pid" || true; pid=""
   if [ $status -ne 0 ]; then
     echo "--- [$mode] server log"; tail -n 50 "$data/server.log"
