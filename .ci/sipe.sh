@@ -25,7 +25,11 @@ fi
 
 work=$(mktemp -d)
 pid=""
-cleanup() { [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$work"; }
+# PCHAT_SIPE_KEEP=1 keeps the logs (SIPE debug output with every SIP message).
+cleanup() {
+  [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
+  if [ -n "${PCHAT_SIPE_KEEP:-}" ]; then echo "logs kept in $work"; else rm -rf "$work"; fi
+}
 trap cleanup EXIT
 
 gcc -O2 -Wall -Wextra -Werror -o "$work/sipe-driver" clients/sipe/driver.c \

@@ -293,13 +293,25 @@ pub fn verify(
         exported = enc;
         rc4k(&session_base_key, &mut exported);
     }
-    Ok(SessionKeys {
-        flags: auth.flags,
-        client_sign: sign_key(&exported, true),
-        client_seal: seal_key(auth.flags, &exported, true),
-        server_sign: sign_key(&exported, false),
-        server_seal: seal_key(auth.flags, &exported, false),
-    })
+    Ok(keys_from_session(auth.flags, &exported))
+}
+
+/// The signing and sealing keys of both directions from the ExportedSessionKey
+/// (MS-NLMP 3.4.5.2 SIGNKEY, 3.4.5.3 SEALKEY).
+pub fn keys_from_session(flags: u32, exported: &[u8; 16]) -> SessionKeys {
+    SessionKeys {
+        flags,
+        client_sign: sign_key(exported, true),
+        client_seal: seal_key(flags, exported, true),
+        server_sign: sign_key(exported, false),
+        server_seal: seal_key(flags, exported, false),
+    }
+}
+
+/// A payload field (len, maxlen, offset at `at`) of an NTLM message, for tests.
+#[cfg(test)]
+pub(crate) fn tests_field(m: &[u8], at: usize) -> Vec<u8> {
+    field(m, at).map(<[u8]>::to_vec).unwrap_or_default()
 }
 
 /// The 16-byte NTLMSSP_MESSAGE_SIGNATURE of `message` (MS-NLMP 3.4.4.2, extended

@@ -283,3 +283,6 @@ impl Auth {
         Some(Bytes::from(sipae::insert_info(head, &info)))
     }
 }
+
+#[cfg(test)]
+mod tests;
