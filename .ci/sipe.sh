@@ -24,10 +24,9 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 work=$(mktemp -d)
-pid=""
 # PCHAT_SIPE_KEEP=1 keeps the logs (SIPE debug output with every SIP message).
 cleanup() {
-  [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
+  for f in "$work"/*/server.pid; do [ -e "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null; done
   if [ -n "${PCHAT_SIPE_KEEP:-}" ]; then echo "logs kept in $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
@@ -44,8 +43,8 @@ fi
 
 # user1 (manager of Design) and user2 chat in Lobby; the shared steps are in
 # clients/sipe/user1.script and user2.script.
-run_mode() {
-  local mode=$1 data="$work/$1" status=0
+run_mode() { # mode port
+  local mode=$1 port=$2 data="$work/$1" status=0 pid
   mkdir -p "$data"
   {
     sed '/^# >>> auth/,/^# <<< auth/d' server/src/default-config.toml \
@@ -67,6 +66,7 @@ EOF
   $server --config "$data/config.toml" --sip "127.0.0.1:$port" --store "$data/pchat.db" \
     >"$data/server.log" 2>&1 &
   pid=$!
+  echo $pid >"$data/server.pid"
   for _ in $(seq 1 100); do grep -q "pchat-server ready" "$data/server.log" && break; sleep 0.1; done
   grep -q "pchat-server ready" "$data/server.log" || { cat "$data/server.log"; return 1; }
 
@@ -100,7 +100,7 @@ EOF
       { [ "$n" -gt 10 ] && [ "$bad" -eq 0 ]; } || status=1
     done
   fi
-  kill -INT "$pid"; wait "$pid" || true; pid=""
+  kill -INT "$pid"; wait "$pid" || true; rm -f "$data/server.pid"
   if [ $status -ne 0 ]; then
     echo "--- [$mode] server log"; tail -n 50 "$data/server.log"
     for f in "$data"/*.debug; do echo "--- $f (tail)"; tail -n 80 "$f"; done
@@ -108,8 +108,22 @@ EOF
   return $status
 }
 
-overall=0
+# The modes run side by side (each on its own port): the UPDATE refresh takes 80 s.
+i=0
 for mode in $modes; do
-  if run_mode "$mode"; then echo "sipe [$mode]: all steps passed"; else echo "sipe [$mode]: FAILED"; overall=1; fi
+  ( if run_mode "$mode" $((port + i)) >"$work/$mode.log" 2>&1; then
+      echo "sipe [$mode]: all steps passed" >>"$work/$mode.log"
+    else
+      echo "sipe [$mode]: FAILED" >>"$work/$mode.log"; exit 1
+    fi ) &
+  eval "job_$i=$!"
+  i=$((i + 1))
+done
+overall=0
+i=0
+for mode in $modes; do
+  eval "wait \$job_$i" || overall=1
+  cat "$work/$mode.log"
+  i=$((i + 1))
 done
 exit $overall
