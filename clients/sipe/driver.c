@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define UI_ID "pchat-sipe-driver"
@@ -510,6 +511,10 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	/* SIPE draws Call-IDs, tags and branches from rand(): without a seed (which a UI
+	 * such as Pidgin provides) two drivers produce the same Call-IDs and the server
+	 * takes the second INVITE for a loop (482). */
+	srand((unsigned)getpid() ^ (unsigned)time(NULL));
 	who = g_getenv("SIPE_DRIVER_NAME") ? g_getenv("SIPE_DRIVER_NAME") : argv[1];
 	steps = g_ptr_array_new();
 	debug_msgs = g_ptr_array_new();
