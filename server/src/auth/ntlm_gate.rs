@@ -115,7 +115,9 @@ impl Auth {
             .filter_map(sipae::parse_params)
             .find(|(scheme, _)| scheme.eq_ignore_ascii_case("NTLM"))
             .map(|(_, p)| p);
-        let handshake = params.as_ref().is_some_and(|p| p.contains_key("gssapi-data"));
+        let handshake = params
+            .as_ref()
+            .is_some_and(|p| p.contains_key("gssapi-data"));
         if let (Some(sa), false) = (self.ntlm.sas.get(&conn), handshake) {
             let signed = Signed::from_lookup(Some(&req.method), None, |n| req.headers.get(n));
             let good = params

@@ -41,10 +41,19 @@ fn ms_nlmp_4_2_4_ntlmv2_vectors() {
          00650072000000000000000000c5dad2544fc9799094ce1ce90bc9d03e",
     );
     let auth = Authenticate::parse(&msg).unwrap();
-    assert_eq!((auth.user.as_str(), auth.domain.as_str()), ("User", "Domain"));
+    assert_eq!(
+        (auth.user.as_str(), auth.domain.as_str()),
+        ("User", "Domain")
+    );
     let keys = verify(&auth, &server_challenge, &nt).unwrap();
-    assert_eq!(hex::encode(keys.client_sign), "4788dc861b4782f35d43fd98fe1a2d39");
-    assert_eq!(hex::encode(keys.client_seal), "59f600973cc4960a25480a7c196e4c58");
+    assert_eq!(
+        hex::encode(keys.client_sign),
+        "4788dc861b4782f35d43fd98fe1a2d39"
+    );
+    assert_eq!(
+        hex::encode(keys.client_seal),
+        "59f600973cc4960a25480a7c196e4c58"
+    );
     // 4.2.4.4 checksum (without the RC4 of a connection-oriented handle).
     let mut plaintext = Vec::new();
     for c in "Plaintext".encode_utf16() {
@@ -81,7 +90,10 @@ fn ocs_2007_r2_exchange_verifies_and_signs() {
          00000031CB739E1CA80A498591E8AE797115E4",
     );
     let auth = Authenticate::parse(&type3).unwrap();
-    assert_eq!((auth.user.as_str(), auth.domain.as_str()), ("User", "COSMO"));
+    assert_eq!(
+        (auth.user.as_str(), auth.domain.as_str()),
+        ("User", "COSMO")
+    );
     assert_ne!(auth.flags & NEGOTIATE_DATAGRAM, 0);
     let challenge: [u8; 8] = unhex("DD1BAAF4E7E218D1").try_into().unwrap();
     let keys = verify(&auth, &challenge, &nt_hash("Pa$$word")).unwrap();
@@ -118,11 +130,17 @@ fn ocs_2007_r2_exchange_verifies_and_signs() {
 fn challenge_message_is_well_formed_and_bad_input_is_refused() {
     let m = challenge_message([1, 2, 3, 4, 5, 6, 7, 8], "PCHAT", "contoso.com");
     assert_eq!(&m[..8], b"NTLMSSP\0");
-    assert_eq!(u32::from_le_bytes(m[20..24].try_into().unwrap()), CHALLENGE_FLAGS);
+    assert_eq!(
+        u32::from_le_bytes(m[20..24].try_into().unwrap()),
+        CHALLENGE_FLAGS
+    );
     assert_eq!(&m[24..32], &[1, 2, 3, 4, 5, 6, 7, 8]);
     let info = field(&m, 40).unwrap();
     assert!(info.ends_with(&[0, 0, 0, 0]), "MsvAvEOL last");
-    assert!(Authenticate::parse(&m).is_err(), "a CHALLENGE is not an AUTHENTICATE");
+    assert!(
+        Authenticate::parse(&m).is_err(),
+        "a CHALLENGE is not an AUTHENTICATE"
+    );
     assert!(Authenticate::parse(b"NTLMSSP\0").is_err());
     let mut bad = vec![0u8; 64];
     bad[..8].copy_from_slice(b"NTLMSSP\0");

@@ -30,7 +30,11 @@ fn req(method: &str, from: &str, cseq: u32, auth: Option<&str>) -> Request {
 fn www(v: Verdict) -> (Response, BTreeMap<String, String>) {
     match v {
         Verdict::Refuse(r) => {
-            let h = r.headers.get("WWW-Authenticate").unwrap_or_default().to_string();
+            let h = r
+                .headers
+                .get("WWW-Authenticate")
+                .unwrap_or_default()
+                .to_string();
             let (_, p) = sipae::parse_params(&h).unwrap_or_default();
             (r, p)
         }
@@ -69,7 +73,14 @@ fn client(challenge_b64: &str, user: &str, password: &str) -> Client {
     let mut offset = 72usize;
     let mut fields = [[0u8; 8]; 6];
     // Lm, Nt, Domain, User, Workstation, EncryptedRandomSessionKey.
-    for (slot, data) in [(2, payload[0]), (3, payload[1]), (4, &[][..]), (0, payload[2]), (1, payload[3]), (5, payload[4])] {
+    for (slot, data) in [
+        (2, payload[0]),
+        (3, payload[1]),
+        (4, &[][..]),
+        (0, payload[2]),
+        (1, payload[3]),
+        (5, payload[4]),
+    ] {
         let f = &mut fields[slot];
         f[..2].copy_from_slice(&(data.len() as u16).to_le_bytes());
         f[2..4].copy_from_slice(&(data.len() as u16).to_le_bytes());
@@ -120,13 +131,19 @@ fn handshake(auth: &mut Auth, conn: ConnId, user: &str, password: &str) -> (Verd
     let (r, p) = www(auth.gate(conn, &mut req("REGISTER", "user1", 1, None), None, 0));
     assert_eq!(r.code, 401);
     assert_eq!(p.get("version").map(String::as_str), Some("4"));
-    assert!(!p.contains_key("gssapi-data"), "the first offer has no challenge");
+    assert!(
+        !p.contains_key("gssapi-data"),
+        "the first offer has no challenge"
+    );
     let first = "NTLM qop=\"auth\", realm=\"SIP Communications Service\", targetname=\"contoso.com\", gssapi-data=\"\", version=4";
     let (r, p) = www(auth.gate(conn, &mut req("REGISTER", "user1", 2, Some(first)), None, 0));
     assert_eq!(r.code, 401);
     let c = client(&p["gssapi-data"], user, password);
     let third = req("REGISTER", "user1", 3, None);
-    let extra = format!(", opaque=\"{}\", gssapi-data=\"{}\", version=4", p["opaque"], c.token);
+    let extra = format!(
+        ", opaque=\"{}\", gssapi-data=\"{}\", version=4",
+        p["opaque"], c.token
+    );
     let a = signed_auth(&c, &third, 3, &extra);
     let v = auth.gate(conn, &mut req("REGISTER", "user1", 3, Some(&a)), None, 0);
     (v, c)
@@ -144,14 +161,30 @@ fn handshake_signed_requests_and_signed_answers() {
     let head = b"SIP/2.0 200 OK\r\nFrom: <sip:user1@contoso.com>;tag=ft\r\nTo: <sip:user1@contoso.com>;tag=x\r\nCall-ID: c1\r\nCSeq: 3 REGISTER\r\nExpires: 3600\r\n\r\n";
     let out = auth.sign_outgoing(conn, head).expect("signed");
     let text = std::str::from_utf8(&out).unwrap();
-    let info = text.lines().find_map(|l| l.strip_prefix("Authentication-Info: ")).unwrap();
+    let info = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Authentication-Info: "))
+        .unwrap();
     let (_, p) = sipae::parse_params(info).unwrap();
     let input = Signed::from_head(text).input("NTLM", &p["srand"], &p["snum"], "contoso.com");
-    let mac = ntlm::mac(c.keys.flags, &c.keys.server_sign, &c.keys.server_seal, 100, input.as_bytes());
+    let mac = ntlm::mac(
+        c.keys.flags,
+        &c.keys.server_sign,
+        &c.keys.server_seal,
+        100,
+        input.as_bytes(),
+    );
     assert_eq!(p["rspauth"], hex::encode_upper(mac));
-    assert_eq!(auth.sign_outgoing(ConnId(9), head), None, "no SA: unchanged");
+    assert_eq!(
+        auth.sign_outgoing(ConnId(9), head),
+        None,
+        "no SA: unchanged"
+    );
     // Signed requests pass; unsigned, tampered or another user's are refused.
-    assert_eq!(auth.gate(conn, &mut signed(&c, "INFO", "user1", 4), None, 0), Verdict::Pass);
+    assert_eq!(
+        auth.gate(conn, &mut signed(&c, "INFO", "user1", 4), None, 0),
+        Verdict::Pass
+    );
     let (r, _) = www(auth.gate(conn, &mut req("INFO", "user1", 5, None), None, 0));
     assert_eq!(r.code, 403);
     let mut tampered = signed(&c, "INFO", "user1", 6);
@@ -161,21 +194,32 @@ fn handshake_signed_requests_and_signed_answers() {
     let (r, _) = www(auth.gate(conn, &mut signed(&c, "INFO", "user2", 8), None, 0));
     assert_eq!(r.code, 403, "From must be the SA's user");
     auth.on_closed(conn);
-    assert_eq!(auth.sign_outgoing(conn, head), None, "SA gone with its connection");
+    assert_eq!(
+        auth.sign_outgoing(conn, head),
+        None,
+        "SA gone with its connection"
+    );
 }
 
 #[test]
 fn wrong_password_and_unknown_user_get_401_and_count_as_failures() {
     let mut auth = Auth::new(&cfg(AuthMode::Ntlm), [3; 32]);
-    for (i, (user, pw)) in [("user1@contoso.com", "nope"), ("ghost@contoso.com", "x"), ("user1", "nope")]
-        .into_iter()
-        .enumerate()
+    for (i, (user, pw)) in [
+        ("user1@contoso.com", "nope"),
+        ("ghost@contoso.com", "x"),
+        ("user1", "nope"),
+    ]
+    .into_iter()
+    .enumerate()
     {
         let conn = ConnId(10 + i as u64);
         assert!(auth.on_connected(conn, Peer::default(), 0));
         let (v, _) = handshake(&mut auth, conn, user, pw);
         let (r, p) = www(v);
-        assert_eq!((r.code, r.reason.as_str()), (401, "Unauthorized: wrong credentials"));
+        assert_eq!(
+            (r.code, r.reason.as_str()),
+            (401, "Unauthorized: wrong credentials")
+        );
         assert!(!p.contains_key("gssapi-data"));
         assert_eq!(auth.user_of(conn), None);
     }
