@@ -108,7 +108,7 @@ fn utf16le(s: &str) -> Vec<u8> {
 }
 
 fn from_utf16le(b: &[u8]) -> Result<String, NtlmError> {
-    if b.len() % 2 != 0 {
+    if !b.len().is_multiple_of(2) {
         return Err(NtlmError::Malformed("odd UTF-16 length"));
     }
     let units: Vec<u16> = b
@@ -182,7 +182,7 @@ pub struct Authenticate {
     pub encrypted_session_key: Vec<u8>,
 }
 
-fn field<'a>(m: &'a [u8], at: usize) -> Result<&'a [u8], NtlmError> {
+fn field(m: &[u8], at: usize) -> Result<&[u8], NtlmError> {
     let hdr = m
         .get(at..at + 8)
         .ok_or(NtlmError::Malformed("truncated header"))?;
