@@ -69,6 +69,11 @@ pub enum AuthMode {
     /// Front-end mode: requests from `trusted_peers` carry the user in
     /// P-Asserted-Identity (RFC 3325); every other peer authenticates with Digest.
     Trusted,
+    /// NTLMv2 ([MS-NLMP], connectionless) against the `[[user]]` passwords, with
+    /// [MS-SIPAE] message signing on the security association: what Lync clients and
+    /// SIPE speak (docs/clients.md). Users need a `password` (the NT hash is derived
+    /// from it).
+    Ntlm,
 }
 
 /// `[auth]`: who may act as whom (docs/security.md). Keys: `mode`, `realm`,

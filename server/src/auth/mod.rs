@@ -7,6 +7,8 @@
 //! - [`guard`]: brute-force lockout per user and per source address.
 //! - [`registrar`]: REGISTER bindings (RFC 3261 section 10).
 //! - [`exposure`]: mode `"none"` only on loopback.
+//! - [`ntlm`], [`sipae`]: mode `"ntlm"` - NTLMv2 ([MS-NLMP]) and [MS-SIPAE] signing of
+//!   every message on the security association (`ntlm_gate.rs` holds the state).
 //!
 //! **Model.** A connection authenticates once (Digest on any request); later requests
 //! on it are accepted when their From is the same user, refused 403 when it is anyone
@@ -21,8 +23,11 @@
 pub mod digest;
 pub mod exposure;
 pub mod guard;
+pub mod ntlm;
+mod ntlm_gate;
 pub mod password;
 pub mod registrar;
+pub mod sipae;
 pub mod users;
 
 use crate::config::{AuthMode, Config};
@@ -97,6 +102,8 @@ pub struct Auth {
     max_unauthenticated: usize,
     /// REGISTER bindings.
     pub registrar: registrar::Registrar,
+    /// NTLM handshakes and security associations (mode `"ntlm"`).
+    ntlm: ntlm_gate::NtlmState,
 }
 
 impl Auth {
@@ -120,6 +127,7 @@ impl Auth {
             unauth_timeout_ms: cfg.sip.unauthenticated_timeout.0 as i64,
             max_unauthenticated: cfg.sip.max_unauthenticated.max(1),
             registrar: registrar::Registrar::default(),
+            ntlm: ntlm_gate::NtlmState::new(secret, &cfg.domain),
         }
     }
 
@@ -160,6 +168,7 @@ impl Auth {
             self.waiting -= usize::from(old.waiting);
         }
         self.registrar.on_closed(conn);
+        self.ntlm.on_closed(conn);
     }
 
     /// Periodic work at `now_ms`: purges nonces, guard entries and lapsed bindings;
@@ -169,6 +178,7 @@ impl Auth {
         self.nonces.purge(now_ms);
         self.guard.purge(now_ms);
         self.registrar.expire(now_ms);
+        self.ntlm.purge(now_ms);
         if !self.needs_auth() {
             return Vec::new();
         }
@@ -191,8 +201,10 @@ impl Auth {
             .filter(|c| self.needs_auth() && c.waiting)
             .map(|c| c.connected_ms + self.unauth_timeout_ms + 1)
             .min();
-        let held =
-            self.nonces.tracked() > 0 || self.guard.entries() > 0 || !self.registrar.is_empty();
+        let held = self.nonces.tracked() > 0
+            || self.guard.entries() > 0
+            || !self.registrar.is_empty()
+            || self.ntlm.pending() > 0;
         let housekeeping = held.then_some(now_ms + 1000);
         waiting.into_iter().chain(housekeeping).min()
     }
@@ -259,6 +271,9 @@ impl Auth {
         }
         if !self.needs_auth() || is_ack || req.method == "CANCEL" {
             return Verdict::Pass;
+        }
+        if self.mode == AuthMode::Ntlm {
+            return self.ntlm_gate(conn, req, &from, &peer.addr, now_ms);
         }
         if trusted {
             if let Some(a) = asserted {
@@ -359,6 +374,12 @@ impl Auth {
                 "Forbidden: credentials are for another user than From",
             ));
         }
+        self.bind_user(conn, key, now_ms);
+        Verdict::Pass
+    }
+
+    /// `conn` authenticated as `key` (lower-case `user@domain`) at `now_ms`.
+    fn bind_user(&mut self, conn: ConnId, key: String, now_ms: i64) {
         if let Some(state) = self.conns.get_mut(&conn) {
             state.user = Some(key);
             if std::mem::take(&mut state.waiting) {
@@ -375,7 +396,6 @@ impl Auth {
                 },
             );
         }
-        Verdict::Pass
     }
 }
 

@@ -39,9 +39,18 @@ pub struct Registrar {
     aors: BTreeMap<String, BTreeMap<String, Binding>>,
 }
 
+/// The `<...>` of a Contact value as (start, end) byte offsets: the first `>` after the
+/// first `<` (a `>` inside a later quoted parameter such as SIPE's
+/// `+sip.instance="<urn:uuid:...>"` is not the end).
+fn angle_span(contact: &str) -> Option<(usize, usize)> {
+    let s = contact.find('<')?;
+    let e = contact[s..].find('>')? + s;
+    Some((s, e))
+}
+
 /// Expiry of a Contact value: its `expires` parameter, else the request's `Expires`.
 fn contact_expires(contact: &str, header: Option<u32>) -> Option<u32> {
-    let params = contact.rsplit_once('>').map_or(contact, |(_, p)| p);
+    let params = angle_span(contact).map_or(contact, |(_, e)| &contact[e + 1..]);
     params
         .split(';')
         .filter_map(|p| p.split_once('='))
@@ -52,9 +61,9 @@ fn contact_expires(contact: &str, header: Option<u32>) -> Option<u32> {
 
 fn contact_uri(contact: &str) -> String {
     let c = contact.trim();
-    match (c.find('<'), c.rfind('>')) {
-        (Some(s), Some(e)) if s < e => c[s + 1..e].trim().to_string(),
-        _ => c.split(';').next().unwrap_or("").trim().to_string(),
+    match angle_span(c) {
+        Some((s, e)) => c[s + 1..e].trim().to_string(),
+        None => c.split(';').next().unwrap_or("").trim().to_string(),
     }
 }
 
@@ -268,6 +277,19 @@ mod tests {
         );
         reg.on_closed(ConnId(7));
         assert!(reg.is_empty(), "connection closed");
+    }
+
+    #[test]
+    fn sipe_contact_with_a_quoted_instance_keeps_its_uri() {
+        let mut reg = Registrar::default();
+        let contact = "<sip:127.0.0.1:59078;transport=tcp;ms-opaque=d3470f2e1d>;methods=\"INVITE, INFO\";\
+                       proxy=replace;+sip.instance=\"<urn:uuid:ff6668e6-c092-56f5-885d-1907245be5f7>\";expires=600";
+        let r = reg.register("u", ConnId(1), &register(1, contact, None), 0);
+        assert_eq!(
+            r.headers.get("Contact"),
+            Some("<sip:127.0.0.1:59078;transport=tcp;ms-opaque=d3470f2e1d>;expires=600")
+        );
+        assert_eq!(r.headers.get("Expires"), Some("600"));
     }
 
     #[test]

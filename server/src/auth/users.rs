@@ -19,6 +19,9 @@ pub struct UserSecrets {
     /// HA1 values with the full `user@domain` as username (SHA-256, MD5): known only
     /// when the password is configured.
     pub ha1_full: Option<(String, String)>,
+    /// The NT hash `MD4(UTF-16LE(password))` for NTLM ([MS-NLMP] 3.3.1): known only
+    /// when the password is configured.
+    pub nt_hash: Option<[u8; 16]>,
 }
 
 impl UserSecrets {
@@ -94,6 +97,7 @@ impl UserDb {
                     .or_else(|| from_pw(Algorithm::Md5)),
                 username,
                 ha1_full,
+                nt_hash: u.password.as_deref().map(super::ntlm::nt_hash),
             };
             by_key.insert(key, secrets);
         }

@@ -65,7 +65,7 @@ pub fn join(core: &mut Core, ctx: &Ctx, chans: &[ChanRef], batch: bool) -> CmdRe
             notify_join(core, guid, &ctx.user, ctx.dialog, batch);
         }
     }
-    Ok(rooms_reply(core, &joined))
+    Ok(rooms_reply_with(core, &joined, true))
 }
 
 /// Leaves the room (idempotent) and unfollows it. Errors: 404 for an unknown room.
@@ -105,9 +105,17 @@ pub fn part(core: &mut Core, ctx: &Ctx, chan: &ChanRef) -> CmdResult {
     Ok(RplData::Chan(room_uri))
 }
 
-/// The `rpl:join` data form for `guids`: a `chanib` per room with `aib` 3984 (online
-/// participants) and 12276 (managers) by `uib` id, then the `uib` id -> URI list.
+/// The rooms data form for `guids` (rpl:getassociations, rpl:getinv, room management
+/// replies): a `chanib` per room with `aib` 3984 (online participants) and 12276 (the
+/// room's managers) by `uib` id, then the `uib` id -> URI list.
 pub fn rooms_reply(core: &Core, guids: &[String]) -> RplData {
+    rooms_reply_with(core, guids, false)
+}
+
+/// As [`rooms_reply`]; with `online_managers` (the `rpl:join` participant list) `aib`
+/// 12276 lists only the managers who are online in the room: SIPE shows every listed
+/// user as present.
+fn rooms_reply_with(core: &Core, guids: &[String], online_managers: bool) -> RplData {
     let mut ids: BTreeMap<String, u32> = BTreeMap::new();
     let mut users: Vec<UserRef> = Vec::new();
     let mut id_of = |uri: &str, users: &mut Vec<UserRef>| -> u32 {
@@ -127,12 +135,15 @@ pub fn rooms_reply(core: &Core, guids: &[String]) -> RplData {
         let Some(r) = core.rooms.get(guid) else {
             continue;
         };
-        let participants = r
-            .online_users()
-            .into_iter()
-            .map(|u| id_of(u, &mut users))
-            .collect();
-        let managers = r.managers.iter().map(|u| id_of(u, &mut users)).collect();
+        let online = r.online_users();
+        let managers = r
+            .managers
+            .iter()
+            .filter(|m| !online_managers || online.contains(m.as_str()))
+            .cloned()
+            .collect::<Vec<_>>();
+        let participants = online.into_iter().map(|u| id_of(u, &mut users)).collect();
+        let managers = managers.iter().map(|u| id_of(u, &mut users)).collect();
         rooms.push(RoomInfo {
             uri: r.uri.clone(),
             name: r.name.clone(),

@@ -448,7 +448,8 @@ impl Core {
         &self.rooms
     }
 
-    pub(crate) fn push(&mut self, action: Action, needs_commit: bool) {
+    pub(crate) fn push(&mut self, mut action: Action, needs_commit: bool) {
+        self.sign(&mut action);
         self.queued.push(Queued {
             action,
             needs_commit,
@@ -462,8 +463,19 @@ impl Core {
     }
 
     /// Output sent instead of the batch's commit-dependent output if the commit fails.
-    pub(crate) fn push_on_abort(&mut self, action: Action) {
+    pub(crate) fn push_on_abort(&mut self, mut action: Action) {
+        self.sign(&mut action);
         self.on_abort.push(action);
+    }
+
+    /// [MS-SIPAE]: a message to a connection holding an NTLM security association
+    /// carries `Authentication-Info` signed for it (crate::auth::sipae).
+    fn sign(&mut self, action: &mut Action) {
+        if let Action::Send { conn, head, .. } = action {
+            if let Some(signed) = self.auth.sign_outgoing(*conn, head) {
+                *head = signed;
+            }
+        }
     }
 
     /// Answers a retried grpchat (same dialog and envid as one already stored) as the

@@ -6,6 +6,7 @@
 
 use super::Core;
 use crate::channel::authz::in_scope;
+use crate::sip::{Request, Response};
 
 /// Content-Type of the provisioning document.
 pub const CONTENT_TYPE: &str = "application/vnd-microsoft-roaming-provisioning-v2+xml";
@@ -49,4 +50,24 @@ pub fn document(core: &Core, user: &str) -> String {
         .end("provisionGroup")
         .end("provisionGroupList");
     d.into_string()
+}
+
+/// Whether the SUBSCRIBE offers `Supported: ms-piggyback-first-notify` (what Lync
+/// clients and SIPE send): the first NOTIFY's content then rides in the 200 OK.
+pub fn wants_piggyback(req: &Request) -> bool {
+    req.headers
+        .get_all("Supported")
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("ms-piggyback-first-notify"))
+}
+
+/// Marks a provisioning 200 OK as carrying the first notification (the
+/// `ms-piggyback-first-notify` extension): `Event: vnd-microsoft-provisioning-v2` and
+/// `ms-piggyback-cseq: <the SUBSCRIBE's CSeq number>`. SIPE reads the body of a 200
+/// only when `ms-piggyback-cseq` is present (sipe-subscriptions.c,
+/// `process_subscribe_response`).
+pub fn piggyback_headers(resp: Response, req: &Request) -> Response {
+    let cseq = req.cseq().map_or(1, |c| c.0);
+    resp.with_header("Event", "vnd-microsoft-provisioning-v2")
+        .with_header("ms-piggyback-cseq", cseq.to_string())
 }

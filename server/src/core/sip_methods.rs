@@ -401,10 +401,13 @@ impl Core {
         let user = req.from_uri().unwrap_or_default();
         let body = super::provisioning::document(self, &user);
         let tag = self.ids.tag();
-        let resp = response_for(&req, 200, "OK")
+        let mut resp = response_for(&req, 200, "OK")
             .with_to_tag(&tag)
-            .with_header("Expires", "0")
-            .with_body(super::provisioning::CONTENT_TYPE, Bytes::from(body));
+            .with_header("Expires", "0");
+        if super::provisioning::wants_piggyback(&req) {
+            resp = super::provisioning::piggyback_headers(resp, &req);
+        }
+        let resp = resp.with_body(super::provisioning::CONTENT_TYPE, Bytes::from(body));
         self.respond(conn, resp, false)
     }
 }
