@@ -18,7 +18,7 @@
 //! | `GET /style.css` | the stylesheet |
 //!
 //! Security: the session cookie `pchat_session` is `HttpOnly; SameSite=Strict; Path=/`
-//! (plus `Secure` when `[http] public_url` is `https://`); every form carries a CSRF
+//! (plus `Secure` over HTTPS: `[http] tls`, or `public_url` is `https://`); every form carries a CSRF
 //! token (the session's, checked by the core; the sign-in form's is double-submitted
 //! with the `pchat_signin` cookie); every response carries [`CSP`] (set in `routes.rs`).
 
@@ -74,16 +74,17 @@ pub struct ClientAddr(pub String);
 #[derive(Clone)]
 struct Pages {
     core: CoreHandle,
-    /// Cookies get `Secure` (served over TLS: `public_url` is `https://`).
+    /// Cookies get `Secure` (served over TLS: `[http] tls`, or `public_url` is `https://`).
     secure: bool,
 }
 
 /// The pages' routes (merged into the web services' router).
 pub fn router(core: CoreHandle, cfg: &HttpConfig) -> Router {
-    let secure = cfg
-        .public_url
-        .as_deref()
-        .is_some_and(|u| u.to_ascii_lowercase().starts_with("https://"));
+    let secure = cfg.tls
+        || cfg
+            .public_url
+            .as_deref()
+            .is_some_and(|u| u.to_ascii_lowercase().starts_with("https://"));
     Router::new()
         .route("/", get(sign_in_page))
         .route("/style.css", get(style))
