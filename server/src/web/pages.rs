@@ -12,8 +12,8 @@
 //! | `GET /rooms` | my rooms (member or manager) + "Create room" form |
 //! | `POST /rooms` | create a room -> 303 to its page |
 //! | `GET /rooms/{room}?before=ID&q=KEYWORD` | room page: attributes, roles, history (paged, search), file links, edit forms for managers |
-//! | `POST /rooms/{room}/edit` | description, topic, privacy (managers) |
-//! | `POST /rooms/{room}/roles` | add or remove a member or manager (managers) |
+//! | `POST /rooms/{room}/edit` | description, topic, privacy, type (managers) |
+//! | `POST /rooms/{room}/roles` | add or remove a member, manager or presenter (managers) |
 //! | `GET /rooms/{room}/files/{name}` | download a file of the room |
 //! | `GET /style.css` | the stylesheet |
 //!
@@ -474,6 +474,9 @@ struct EditFields {
     topic: Option<String>,
     #[serde(default)]
     privacy: Option<String>,
+    /// `normal` | `auditorium`.
+    #[serde(default, rename = "type")]
+    room_type: Option<String>,
 }
 
 async fn update(
@@ -509,6 +512,7 @@ async fn edit(
         description: f.description,
         topic: f.topic,
         privacy: f.privacy,
+        room_type: f.room_type,
         ..RoomUpdate::default()
     };
     update(&st, &headers, room, f.csrf, body).await
@@ -521,7 +525,7 @@ struct RoleFields {
     /// `add` | `remove`.
     #[serde(default)]
     action: String,
-    /// `member` | `manager`.
+    /// `member` | `manager` | `presenter`.
     #[serde(default)]
     role: String,
     #[serde(default)]
@@ -545,10 +549,13 @@ async fn roles(
         ("remove", "member") => &mut body.remove_members,
         ("add", "manager") => &mut body.add_managers,
         ("remove", "manager") => &mut body.remove_managers,
+        ("add", "presenter") => &mut body.add_presenters,
+        ("remove", "presenter") => &mut body.remove_presenters,
         _ => {
             let err = ApiError {
                 error: "bad_form".into(),
-                message: "action must be add or remove, role member or manager".into(),
+                message: "action must be add or remove, role member, manager or presenter"
+                    .into(),
             };
             return error_page(400, &err);
         }

@@ -70,6 +70,8 @@ pub(super) fn handle(core: &mut Core, r: SiteRequest) -> (Reply, bool) {
                 &mut body.remove_members,
                 &mut body.add_managers,
                 &mut body.remove_managers,
+                &mut body.add_presenters,
+                &mut body.remove_presenters,
             ];
             for list in lists {
                 normalize(&core.cfg.domain, list);
