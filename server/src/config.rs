@@ -1048,11 +1048,18 @@ mod tests {
         let text = "domain = \"d.com\"\n[http]\nlisten = \"127.0.0.1:9443\"\ntls = true\n";
         let err = Config::from_toml(text, Path::new("x.toml")).unwrap_err();
         assert!(
-            err.to_string().contains("[http] tls = true needs [sip] tls_cert and tls_key"),
+            err.to_string()
+                .contains("[http] tls = true needs [sip] tls_cert and tls_key"),
             "{err}"
         );
-        let text = format!("domain = \"d.com\"\n[sip]\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n{}", &text[17..]);
-        let h = Config::from_toml(&text, Path::new("x.toml")).unwrap().http.unwrap();
+        let text = format!(
+            "domain = \"d.com\"\n[sip]\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n{}",
+            &text[17..]
+        );
+        let h = Config::from_toml(&text, Path::new("x.toml"))
+            .unwrap()
+            .http
+            .unwrap();
         assert!(h.tls);
         assert_eq!(h.base_url(), "https://127.0.0.1:9443");
         assert!(!HttpConfig::default().tls, "plain HTTP by default");

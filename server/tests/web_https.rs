@@ -14,12 +14,18 @@ async fn https_serves_the_sign_in_form_and_a_secure_session_cookie() {
     let (s, cert) = start_https().await;
     let form = https(&s.http, &cert, "GET", "/", "", None).await;
     assert_eq!(form.status, 200, "{form:?}");
-    assert!(form.header("content-type").unwrap().starts_with("text/html"));
+    assert!(form
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/html"));
     let csp = form.header("content-security-policy").expect("CSP header");
     assert!(csp.contains("script-src 'none'"), "{csp}");
     assert!(form.body.contains(r#"type="password""#), "{}", form.body);
     let signin = form.all("set-cookie").join("\n");
-    assert!(signin.contains("pchat_signin=") && signin.contains("Secure"), "{signin}");
+    assert!(
+        signin.contains("pchat_signin=") && signin.contains("Secure"),
+        "{signin}"
+    );
     let token = form.cookie("pchat_signin").unwrap();
     let body = format!("csrf={}&username=user1&password=pw-one", form.csrf());
     let jar = format!("pchat_signin={token}");
@@ -45,7 +51,10 @@ async fn https_serves_the_sign_in_form_and_a_secure_session_cookie() {
 async fn plain_http_to_the_https_port_gets_no_http_answer() {
     let (s, cert) = start_https().await;
     let mut tcp = tokio::net::TcpStream::connect(&s.http).await.unwrap();
-    let req = format!("GET / HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", s.http);
+    let req = format!(
+        "GET / HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        s.http
+    );
     tcp.write_all(req.as_bytes()).await.unwrap();
     let mut raw = Vec::new();
     let read = tokio::time::timeout(

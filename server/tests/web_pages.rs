@@ -455,9 +455,16 @@ async fn managers_set_the_type_and_presenters_others_are_refused() {
     let me = sign_in(&s.http, "user1", "pw-one").await;
     let member = sign_in(&s.http, "user2", "pw-two").await;
     let room = guid("Design");
-    let (edit, roles) = (format!("/rooms/{room}/edit"), format!("/rooms/{room}/roles"));
+    let (edit, roles) = (
+        format!("/rooms/{room}/edit"),
+        format!("/rooms/{room}/roles"),
+    );
     let page = http(&s.http, "GET", &format!("/rooms/{room}"), &me, None).await;
-    assert!(page.body.contains(r#"<select name="type">"#), "{}", page.body);
+    assert!(
+        page.body.contains(r#"<select name="type">"#),
+        "{}",
+        page.body
+    );
     assert!(page.body.contains(r#"id="add-presenter""#));
     let before = type_and_presenters(&s.http, &me).await;
     assert_eq!(before.0, "normal");
@@ -468,7 +475,10 @@ async fn managers_set_the_type_and_presenters_others_are_refused() {
         .csrf();
     let forms = [
         (&edit, format!("csrf={csrf}&type=auditorium")),
-        (&roles, format!("csrf={csrf}&action=add&role=presenter&user=user2")),
+        (
+            &roles,
+            format!("csrf={csrf}&action=add&role=presenter&user=user2"),
+        ),
     ];
     for (path, form) in &forms {
         let r = http(&s.http, "POST", path, &member, Some(form)).await;
@@ -484,7 +494,10 @@ async fn managers_set_the_type_and_presenters_others_are_refused() {
     assert_eq!(topic(&s.http, &me).await, "Q3 layout");
     // The manager: auditorium, user2 presenter; then user2 no longer presenter.
     let ok = format!("csrf={csrf}&type=auditorium");
-    assert_eq!(http(&s.http, "POST", &edit, &me, Some(&ok)).await.status, 303);
+    assert_eq!(
+        http(&s.http, "POST", &edit, &me, Some(&ok)).await.status,
+        303
+    );
     let add = format!("csrf={csrf}&action=add&role=presenter&user=user2");
     let r = http(&s.http, "POST", &roles, &me, Some(&add)).await;
     assert_eq!(r.status, 303, "{r:?}");
@@ -492,9 +505,17 @@ async fn managers_set_the_type_and_presenters_others_are_refused() {
     assert_eq!(t, "auditorium");
     assert!(presenters.contains("sip:user2@contoso.com"), "{presenters}");
     let remove = add.replace("action=add", "action=remove");
-    assert_eq!(http(&s.http, "POST", &roles, &me, Some(&remove)).await.status, 303);
+    assert_eq!(
+        http(&s.http, "POST", &roles, &me, Some(&remove))
+            .await
+            .status,
+        303
+    );
     let p = http(&s.http, "GET", &format!("/rooms/{room}"), &me, None).await;
     assert!(!section(&p.body, "Presenters").contains("user2"));
-    assert!(section(&p.body, "Members").contains("user2"), "still a member");
+    assert!(
+        section(&p.body, "Members").contains("user2"),
+        "still a member"
+    );
     s.stop().await;
 }

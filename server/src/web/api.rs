@@ -57,8 +57,8 @@ pub enum HttpRequest {
         bearer: String,
         /// Room GUID.
         room: String,
-        /// The changes.
-        body: RoomUpdate,
+        /// The changes (boxed: the core's input queue holds many requests).
+        body: Box<RoomUpdate>,
     },
     /// A request of the web pages (issue 16; `web/pages.rs`).
     Site(site::SiteRequest),

@@ -135,7 +135,7 @@ pub(crate) fn handle(core: &mut Core, req: HttpReqId, request: HttpRequest) {
         HttpRequest::ListRooms { bearer } => (list_rooms(core, &bearer), false),
         HttpRequest::CreateRoom { bearer, body } => (create_room(core, &bearer, body), true),
         HttpRequest::UpdateRoom { bearer, room, body } => {
-            (update_room(core, &bearer, &room, body), true)
+            (update_room(core, &bearer, &room, *body), true)
         }
         HttpRequest::Site(r) => site::handle(core, r),
     };

@@ -490,7 +490,7 @@ async fn update(
         session: cookie(headers, SESSION_COOKIE),
         csrf,
         room: room.clone(),
-        body,
+        body: Box::new(body),
     };
     match decode::<RoomView>(st.core.call(site(req)).await) {
         Ok(_) => redirect(&format!("/rooms/{room}")),
@@ -554,8 +554,7 @@ async fn roles(
         _ => {
             let err = ApiError {
                 error: "bad_form".into(),
-                message: "action must be add or remove, role member, manager or presenter"
-                    .into(),
+                message: "action must be add or remove, role member, manager or presenter".into(),
             };
             return error_page(400, &err);
         }

@@ -77,7 +77,7 @@ pub(super) fn handle(core: &mut Core, r: SiteRequest) -> (Reply, bool) {
                 normalize(&core.cfg.domain, list);
             }
             let r = changer(core, &session, &csrf)
-                .and_then(|ctx| update_room_as(core, &ctx, &room, body));
+                .and_then(|ctx| update_room_as(core, &ctx, &room, *body));
             (r, true)
         }
         SiteRequest::Download {
