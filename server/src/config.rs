@@ -5,7 +5,7 @@
 //! `[store] path`, `[[category]] name/description/allowed/denied/creators/invitations/
 //! file_upload/history`, `[[room]] name/description/topic/privacy/members/managers/
 //! category/type/presenters/invitations/disabled`, `[http] listen/public_url/file_store/
-//! compliance_file_store/max_file_bytes/file_token_ttl_ms/bearer_ttl_ms`.
+//! compliance_file_store/max_file_bytes/file_token_ttl_ms/bearer_ttl_ms/tls`.
 //! Unknown keys are rejected so that a typo fails loudly with its line and column.
 
 use schemars::JsonSchema;
@@ -143,13 +143,14 @@ impl Config {
 /// `[http]`: the web services - file upload/download and room management over HTTP
 /// (call-flows.md "Web services"; `crate::web`, docs/web.md). Keys: `listen`,
 /// `public_url`, `file_store`, `compliance_file_store`, `max_file_bytes`,
-/// `file_token_ttl_ms`, `bearer_ttl_ms`.
+/// `file_token_ttl_ms`, `bearer_ttl_ms`, `tls`.
 #[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
     /// Listen address, e.g. `127.0.0.1:8080`.
     pub listen: String,
-    /// Base URL sent to clients as `serveruri` (default `http://<listen>`).
+    /// Base URL sent to clients as `serveruri` (default `http://<listen>`, or
+    /// `https://<listen>` with `tls`).
     pub public_url: Option<String>,
     /// The file store: a directory of content-addressed files (created if missing).
     pub file_store: PathBuf,
@@ -162,6 +163,10 @@ pub struct HttpConfig {
     /// Lifetime of a bearer token (`cmd:gethttptok`), ms (default 8 h); it also ends
     /// with the SIP dialog it was issued on.
     pub bearer_ttl_ms: u64,
+    /// Serve HTTPS (TLS 1.2/1.3, no client certificates) on `listen` with the SIP
+    /// certificate `[sip] tls_cert` / `tls_key` (both required). Default false: plain
+    /// HTTP. Session cookies then carry `Secure`.
+    pub tls: bool,
 }
 
 impl Default for HttpConfig {
@@ -174,16 +179,19 @@ impl Default for HttpConfig {
             max_file_bytes: 10 * 1024 * 1024,
             file_token_ttl_ms: 5 * 60 * 1000,
             bearer_ttl_ms: 8 * 3600 * 1000,
+            tls: false,
         }
     }
 }
 
 impl HttpConfig {
-    /// The base URL clients are told to use (`public_url`, else `http://<listen>`).
+    /// The base URL clients are told to use (`public_url`, else `http://<listen>`, or
+    /// `https://<listen>` with `tls`).
     pub fn base_url(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
         self.public_url
             .clone()
-            .unwrap_or_else(|| format!("http://{}", self.listen))
+            .unwrap_or_else(|| format!("{scheme}://{}", self.listen))
             .trim_end_matches('/')
             .to_string()
     }
@@ -833,6 +841,11 @@ impl Config {
                 }
             }
         }
+        if self.http.as_ref().is_some_and(|h| h.tls)
+            && (self.sip.tls_cert.is_none() || self.sip.tls_key.is_none())
+        {
+            return Err("[http] tls = true needs [sip] tls_cert and tls_key (PEM files; `pchat-server tls self-signed --out DIR` makes them)".into());
+        }
         for u in &self.pool.uris {
             if !u.starts_with("sip:") {
                 return Err(format!("pool uri {u:?} is not a SIP URI"));
@@ -1033,5 +1046,27 @@ mod tests {
         let text = "domain = \"d.com\"\n[http]\nlisten = \"127.0.0.1:9090\"\nmax_bytes = 5\n";
         let err = Config::from_toml(text, Path::new("x.toml")).unwrap_err();
         assert!(err.to_string().starts_with("x.toml:4:1"), "{err}");
+    }
+
+    #[test]
+    fn http_tls_needs_the_sip_certificate_and_switches_the_scheme() {
+        let text = "domain = \"d.com\"\n[http]\nlisten = \"127.0.0.1:9443\"\ntls = true\n";
+        let err = Config::from_toml(text, Path::new("x.toml")).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("[http] tls = true needs [sip] tls_cert and tls_key"),
+            "{err}"
+        );
+        let text = format!(
+            "domain = \"d.com\"\n[sip]\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n{}",
+            &text[17..]
+        );
+        let h = Config::from_toml(&text, Path::new("x.toml"))
+            .unwrap()
+            .http
+            .unwrap();
+        assert!(h.tls);
+        assert_eq!(h.base_url(), "https://127.0.0.1:9443");
+        assert!(!HttpConfig::default().tls, "plain HTTP by default");
     }
 }

@@ -108,6 +108,7 @@ pub async fn serve_full<L: Listener, H: Listener>(
     shutdown: impl Future<Output = ()>,
     faults: Faults,
 ) -> io::Result<()> {
+    let https = https_acceptor(&core)?;
     let sip = core.config().sip.clone();
     let http_cfg = core.config().http.clone();
     let (tx, rx) = mpsc::channel::<Event>(sip.core_queue.max(1));
@@ -117,9 +118,17 @@ pub async fn serve_full<L: Listener, H: Listener>(
         (Some(h), Some(cfg)) => {
             let (stop, stopped) = oneshot::channel::<()>();
             let handle = crate::web::CoreHandle::new(tx.clone());
-            let task = tokio::spawn(crate::web::serve(h, handle, cfg, async move {
+            let stopped = async move {
                 let _ = stopped.await;
-            }));
+            };
+            let task = match https {
+                Some(acceptor) => {
+                    let timeout = crate::web::HEADER_READ_TIMEOUT;
+                    let h = crate::https::TlsListener::new(h, acceptor, timeout);
+                    tokio::spawn(crate::web::serve(h, handle, cfg, stopped))
+                }
+                None => tokio::spawn(crate::web::serve(h, handle, cfg, stopped)),
+            };
             (Some(stop), Some(task))
         }
         _ => (None, None),
@@ -168,6 +177,21 @@ pub async fn serve_full<L: Listener, H: Listener>(
         let _ = task.await;
     }
     result
+}
+
+/// The HTTPS acceptor when `[http] tls = true` (the SIP certificate, `[sip] tls_cert` /
+/// `tls_key`); `None` for plain HTTP. Errors (`InvalidInput`): the files are missing,
+/// unreadable or not a certificate and key - the server does not start.
+fn https_acceptor(core: &Core) -> io::Result<Option<tokio_rustls::TlsAcceptor>> {
+    let cfg = core.config();
+    if !cfg.http.as_ref().is_some_and(|h| h.tls) {
+        return Ok(None);
+    }
+    let bad = |m: String| io::Error::new(io::ErrorKind::InvalidInput, format!("[http] tls: {m}"));
+    let (Some(cert), Some(key)) = (&cfg.sip.tls_cert, &cfg.sip.tls_key) else {
+        return Err(bad("needs [sip] tls_cert and tls_key".into()));
+    };
+    crate::https::acceptor(cert, key).map(Some).map_err(bad)
 }
 
 /// Starts a connection's reader and writer. `peer` goes to the core first

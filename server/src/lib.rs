@@ -18,6 +18,7 @@
 //! - [`fault`]: fault switches the simulator arms (overload, store faults).
 //! - [`auth`]: who is who - Digest, registrar, brute-force guard, trusted peers.
 //! - [`tls`]: SIP over TLS (rustls), the TCP+TLS listener, development certificates.
+//! - [`https`]: HTTPS for the web services (`[http] tls`) on the same certificate.
 //! - [`config`], [`clock`], [`ids`]: configuration, injected time, seeded identifiers.
 //! - [`xml`]: the one XML escaper/writer (XCCOS, provisioning, compliance files).
 
@@ -32,6 +33,7 @@ mod dispatch;
 pub mod fault;
 pub mod files;
 pub mod host;
+pub mod https;
 pub mod ids;
 pub mod net;
 pub mod sip;

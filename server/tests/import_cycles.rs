@@ -226,7 +226,7 @@ fn sim_src_has_no_import_cycles_but_the_known_ones() {
 const SERVER_LAYERS: &[&[&str]] = &[
     &["host"],
     &["web", "web/routes"],
-    &["tls"],
+    &["tls", "https"],
     &["net"],
     &["dispatch"],
     &["web/ops"],

@@ -432,3 +432,90 @@ async fn only_creators_create_rooms_and_a_taken_name_is_refused() {
     assert_eq!(topic(&s.http, &creator).await, "Q3 layout");
     s.stop().await;
 }
+
+/// The `<ul>` after heading `h2` on a room page.
+fn section<'a>(body: &'a str, h2: &str) -> &'a str {
+    body.split(&format!("<h2>{h2}</h2>"))
+        .nth(1)
+        .and_then(|s| s.split("</ul>").next())
+        .unwrap_or_else(|| panic!("no {h2} section in {body}"))
+}
+
+/// Type and presenters of Design as user1 sees them.
+async fn type_and_presenters(addr: &str, me: &str) -> (String, String) {
+    let p = http(addr, "GET", &format!("/rooms/{}", guid("Design")), me, None).await;
+    let re = regex::Regex::new(r#"<dd id="type">([^<]*)</dd>"#).unwrap();
+    let t = re.captures(&p.body).expect("type")[1].to_string();
+    (t, section(&p.body, "Presenters").to_string())
+}
+
+#[tokio::test]
+async fn managers_set_the_type_and_presenters_others_are_refused() {
+    let s = start(None).await;
+    let me = sign_in(&s.http, "user1", "pw-one").await;
+    let member = sign_in(&s.http, "user2", "pw-two").await;
+    let room = guid("Design");
+    let (edit, roles) = (
+        format!("/rooms/{room}/edit"),
+        format!("/rooms/{room}/roles"),
+    );
+    let page = http(&s.http, "GET", &format!("/rooms/{room}"), &me, None).await;
+    assert!(
+        page.body.contains(r#"<select name="type">"#),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains(r#"id="add-presenter""#));
+    let before = type_and_presenters(&s.http, &me).await;
+    assert_eq!(before.0, "normal");
+    assert!(!before.1.contains("user2"), "{}", before.1);
+    // A member (not a manager) tries both: 403, nothing changed.
+    let csrf = http(&s.http, "GET", &format!("/rooms/{room}"), &member, None)
+        .await
+        .csrf();
+    let forms = [
+        (&edit, format!("csrf={csrf}&type=auditorium")),
+        (
+            &roles,
+            format!("csrf={csrf}&action=add&role=presenter&user=user2"),
+        ),
+    ];
+    for (path, form) in &forms {
+        let r = http(&s.http, "POST", path, &member, Some(form)).await;
+        assert_eq!(r.status, 403, "{path}: {r:?}");
+    }
+    assert_eq!(type_and_presenters(&s.http, &me).await, before);
+    // A bad type: 400, nothing changed (not even the topic sent with it).
+    let csrf = page.csrf();
+    let bad = format!("csrf={csrf}&topic=changed&type=huge");
+    let r = http(&s.http, "POST", &edit, &me, Some(&bad)).await;
+    assert_eq!(r.status, 400, "{r:?}");
+    assert_eq!(type_and_presenters(&s.http, &me).await, before);
+    assert_eq!(topic(&s.http, &me).await, "Q3 layout");
+    // The manager: auditorium, user2 presenter; then user2 no longer presenter.
+    let ok = format!("csrf={csrf}&type=auditorium");
+    assert_eq!(
+        http(&s.http, "POST", &edit, &me, Some(&ok)).await.status,
+        303
+    );
+    let add = format!("csrf={csrf}&action=add&role=presenter&user=user2");
+    let r = http(&s.http, "POST", &roles, &me, Some(&add)).await;
+    assert_eq!(r.status, 303, "{r:?}");
+    let (t, presenters) = type_and_presenters(&s.http, &me).await;
+    assert_eq!(t, "auditorium");
+    assert!(presenters.contains("sip:user2@contoso.com"), "{presenters}");
+    let remove = add.replace("action=add", "action=remove");
+    assert_eq!(
+        http(&s.http, "POST", &roles, &me, Some(&remove))
+            .await
+            .status,
+        303
+    );
+    let p = http(&s.http, "GET", &format!("/rooms/{room}"), &me, None).await;
+    assert!(!section(&p.body, "Presenters").contains("user2"));
+    assert!(
+        section(&p.body, "Members").contains("user2"),
+        "still a member"
+    );
+    s.stop().await;
+}

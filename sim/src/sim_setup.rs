@@ -69,6 +69,10 @@ impl ServerDisk {
                 h.compliance_file_store = d.path().join("compliance-files");
             }
         }
+        if let Some(h) = config.http.as_mut() {
+            // The simulated clients speak plain HTTP over turmoil: no `[http] tls`.
+            h.tls = false;
+        }
         ServerDisk {
             dir,
             store_path,

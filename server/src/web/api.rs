@@ -57,8 +57,8 @@ pub enum HttpRequest {
         bearer: String,
         /// Room GUID.
         room: String,
-        /// The changes.
-        body: RoomUpdate,
+        /// The changes (boxed: the core's input queue holds many requests).
+        body: Box<RoomUpdate>,
     },
     /// A request of the web pages (issue 16; `web/pages.rs`).
     Site(site::SiteRequest),
@@ -224,4 +224,13 @@ pub struct RoomUpdate {
     /// Users to remove from the manager role.
     #[serde(default)]
     pub remove_managers: Vec<String>,
+    /// New type: `normal` | `auditorium` (in an auditorium only presenters post).
+    #[serde(default, rename = "type")]
+    pub room_type: Option<String>,
+    /// Users to add as presenters (they become members too).
+    #[serde(default)]
+    pub add_presenters: Vec<String>,
+    /// Users to remove from the presenter role.
+    #[serde(default)]
+    pub remove_presenters: Vec<String>,
 }

@@ -41,3 +41,14 @@ pub fn privacy_select(current: &str) -> Markup {
         }
     }
 }
+
+/// The room type drop-down (`name="type"`), `current` selected.
+pub fn type_select(current: &str) -> Markup {
+    html! {
+        select name="type" {
+            @for t in ["normal", "auditorium"] {
+                option value=(t) selected[t == current] { (t) }
+            }
+        }
+    }
+}

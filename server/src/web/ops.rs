@@ -135,7 +135,7 @@ pub(crate) fn handle(core: &mut Core, req: HttpReqId, request: HttpRequest) {
         HttpRequest::ListRooms { bearer } => (list_rooms(core, &bearer), false),
         HttpRequest::CreateRoom { bearer, body } => (create_room(core, &bearer, body), true),
         HttpRequest::UpdateRoom { bearer, room, body } => {
-            (update_room(core, &bearer, &room, body), true)
+            (update_room(core, &bearer, &room, *body), true)
         }
         HttpRequest::Site(r) => site::handle(core, r),
     };
@@ -410,12 +410,15 @@ fn update_room_as(core: &mut Core, ctx: &Ctx, guid: &str, body: RoomUpdate) -> R
         description: body.description,
         topic: body.topic,
         privacy: body.privacy,
+        room_type: body.room_type,
         ..RoomAttrs::default()
     };
     let mut add = roles(&body.add_members, "member");
     add.extend(roles(&body.add_managers, "manager"));
+    add.extend(roles(&body.add_presenters, "presenter"));
     let mut remove = roles(&body.remove_members, "member");
     remove.extend(roles(&body.remove_managers, "manager"));
+    remove.extend(roles(&body.remove_presenters, "presenter"));
     crate::cmd::manage::update(core, ctx, &ChanRef::Uri(uri), &attrs, &add, &remove)
         .map_err(from_cmd_error)?;
     let room = core

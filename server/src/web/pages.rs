@@ -12,13 +12,13 @@
 //! | `GET /rooms` | my rooms (member or manager) + "Create room" form |
 //! | `POST /rooms` | create a room -> 303 to its page |
 //! | `GET /rooms/{room}?before=ID&q=KEYWORD` | room page: attributes, roles, history (paged, search), file links, edit forms for managers |
-//! | `POST /rooms/{room}/edit` | description, topic, privacy (managers) |
-//! | `POST /rooms/{room}/roles` | add or remove a member or manager (managers) |
+//! | `POST /rooms/{room}/edit` | description, topic, privacy, type (managers) |
+//! | `POST /rooms/{room}/roles` | add or remove a member, manager or presenter (managers) |
 //! | `GET /rooms/{room}/files/{name}` | download a file of the room |
 //! | `GET /style.css` | the stylesheet |
 //!
 //! Security: the session cookie `pchat_session` is `HttpOnly; SameSite=Strict; Path=/`
-//! (plus `Secure` when `[http] public_url` is `https://`); every form carries a CSRF
+//! (plus `Secure` over HTTPS: `[http] tls`, or `public_url` is `https://`); every form carries a CSRF
 //! token (the session's, checked by the core; the sign-in form's is double-submitted
 //! with the `pchat_signin` cookie); every response carries [`CSP`] (set in `routes.rs`).
 
@@ -74,16 +74,17 @@ pub struct ClientAddr(pub String);
 #[derive(Clone)]
 struct Pages {
     core: CoreHandle,
-    /// Cookies get `Secure` (served over TLS: `public_url` is `https://`).
+    /// Cookies get `Secure` (served over TLS: `[http] tls`, or `public_url` is `https://`).
     secure: bool,
 }
 
 /// The pages' routes (merged into the web services' router).
 pub fn router(core: CoreHandle, cfg: &HttpConfig) -> Router {
-    let secure = cfg
-        .public_url
-        .as_deref()
-        .is_some_and(|u| u.to_ascii_lowercase().starts_with("https://"));
+    let secure = cfg.tls
+        || cfg
+            .public_url
+            .as_deref()
+            .is_some_and(|u| u.to_ascii_lowercase().starts_with("https://"));
     Router::new()
         .route("/", get(sign_in_page))
         .route("/style.css", get(style))
@@ -473,6 +474,9 @@ struct EditFields {
     topic: Option<String>,
     #[serde(default)]
     privacy: Option<String>,
+    /// `normal` | `auditorium`.
+    #[serde(default, rename = "type")]
+    room_type: Option<String>,
 }
 
 async fn update(
@@ -486,7 +490,7 @@ async fn update(
         session: cookie(headers, SESSION_COOKIE),
         csrf,
         room: room.clone(),
-        body,
+        body: Box::new(body),
     };
     match decode::<RoomView>(st.core.call(site(req)).await) {
         Ok(_) => redirect(&format!("/rooms/{room}")),
@@ -508,6 +512,7 @@ async fn edit(
         description: f.description,
         topic: f.topic,
         privacy: f.privacy,
+        room_type: f.room_type,
         ..RoomUpdate::default()
     };
     update(&st, &headers, room, f.csrf, body).await
@@ -520,7 +525,7 @@ struct RoleFields {
     /// `add` | `remove`.
     #[serde(default)]
     action: String,
-    /// `member` | `manager`.
+    /// `member` | `manager` | `presenter`.
     #[serde(default)]
     role: String,
     #[serde(default)]
@@ -544,10 +549,12 @@ async fn roles(
         ("remove", "member") => &mut body.remove_members,
         ("add", "manager") => &mut body.add_managers,
         ("remove", "manager") => &mut body.remove_managers,
+        ("add", "presenter") => &mut body.add_presenters,
+        ("remove", "presenter") => &mut body.remove_presenters,
         _ => {
             let err = ApiError {
                 error: "bad_form".into(),
-                message: "action must be add or remove, role member or manager".into(),
+                message: "action must be add or remove, role member, manager or presenter".into(),
             };
             return error_page(400, &err);
         }

@@ -3,7 +3,7 @@
 //! maud escapes every interpolated value.
 
 use super::api::site::{HistoryItem, RoomPage};
-use super::layout::{page, privacy_select};
+use super::layout::{page, privacy_select, type_select};
 use maud::{html, Markup};
 
 /// A path segment, percent-encoded (RFC 3986 unreserved characters kept).
@@ -96,10 +96,12 @@ fn edit_forms(p: &RoomPage) -> Markup {
             label { "Description" input type="text" name="description" value=(r.description); }
             label { "Topic" input type="text" name="topic" value=(r.topic); }
             label { "Privacy" (privacy_select(&r.privacy)) }
+            label { "Type" (type_select(&r.room_type)) }
             button type="submit" { "Save" }
         }
         (role_form(p, "member", "add-member"))
         (role_form(p, "manager", "add-manager"))
+        (role_form(p, "presenter", "add-presenter"))
     }
 }
 
@@ -114,17 +116,13 @@ pub fn markup(p: &RoomPage) -> Markup {
             dt { "Description" } dd #description { (r.description) }
             dt { "Topic" } dd #topic { (r.topic) }
             dt { "Privacy" } dd #privacy { (r.privacy) }
-            dt { "Type" } dd { (r.room_type) }
+            dt { "Type" } dd #type { (r.room_type) }
             dt { "URI" } dd { code { (r.uri) } }
         }
         (history(p))
         h2 { "Members" } (people(p, &r.members, "member"))
         h2 { "Managers" } (people(p, &r.managers, "manager"))
-        h2 { "Presenters" }
-        ul.people {
-            @for u in &r.presenters { li { (u) } }
-            @if r.presenters.is_empty() { li.note { "none" } }
-        }
+        h2 { "Presenters" } (people(p, &r.presenters, "presenter"))
         @if r.manager { (edit_forms(p)) }
     };
     page(&r.name, Some((&p.user, &p.csrf)), body)

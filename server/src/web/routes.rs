@@ -362,7 +362,7 @@ async fn update_room(
             .call(HttpRequest::UpdateRoom {
                 bearer: bearer(&headers),
                 room,
-                body,
+                body: Box::new(body),
             })
             .await,
     )

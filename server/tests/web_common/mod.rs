@@ -130,8 +130,26 @@ pub struct Server {
 /// Starts a server (see the module docs); `public_url` sets `[http] public_url`.
 pub async fn start(public_url: Option<&str>) -> Server {
     let dir = tempfile::tempdir().expect("tempdir");
-    let cfg =
-        Config::from_toml(&config(dir.path(), public_url), Path::new("web.toml")).expect("config");
+    let text = config(dir.path(), public_url);
+    start_in(dir, &text).await
+}
+
+/// Starts a server serving HTTPS (`[http] tls = true`) with a fresh self-signed
+/// certificate for `localhost` as `[sip] tls_cert`/`tls_key`; returns it too (DER).
+pub async fn start_https() -> (Server, Vec<u8>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    std::fs::write(&key, ck.key_pair.serialize_pem()).unwrap();
+    let text = config(dir.path(), None).replace("[http]\n", "[http]\ntls = true\n")
+        + &format!("[sip]\ntls_cert = {:?}\ntls_key = {:?}\n", cert, key);
+    (start_in(dir, &text).await, ck.cert.der().to_vec())
+}
+
+/// Starts a server from config `text` with its data in `dir`.
+pub async fn start_in(dir: tempfile::TempDir, text: &str) -> Server {
+    let cfg = Config::from_toml(text, Path::new("web.toml")).expect("config");
     seed(&cfg, dir.path());
     let mut cfg = cfg;
     let sip = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -238,7 +256,48 @@ impl Resp {
 /// One request over a fresh connection (`Connection: close`); `form` is an
 /// `application/x-www-form-urlencoded` body for POST.
 pub async fn http(addr: &str, method: &str, path: &str, cookie: &str, form: Option<&str>) -> Resp {
-    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    request(s, addr, method, path, cookie, form).await
+}
+
+/// [`http`] over TLS, trusting only `cert` (DER, issued for `localhost`).
+pub async fn https(
+    addr: &str,
+    cert: &[u8],
+    method: &str,
+    path: &str,
+    cookie: &str,
+    form: Option<&str>,
+) -> Resp {
+    use tokio_rustls::rustls;
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls::pki_types::CertificateDer::from(cert.to_vec()))
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let s = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .expect("TLS handshake");
+    request(s, addr, method, path, cookie, form).await
+}
+
+/// One request on stream `s` (see [`http`]).
+pub async fn request<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    mut s: S,
+    addr: &str,
+    method: &str,
+    path: &str,
+    cookie: &str,
+    form: Option<&str>,
+) -> Resp {
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     if !cookie.is_empty() {
         req.push_str(&format!("Cookie: {cookie}\r\n"));

@@ -71,8 +71,8 @@ pub enum SiteRequest {
         csrf: String,
         /// Room GUID.
         room: String,
-        /// The changes.
-        body: RoomUpdate,
+        /// The changes (boxed: the core's input queue holds many requests).
+        body: Box<RoomUpdate>,
     },
     /// `GET /rooms/{room}/files/{name}`: download a file of the room (right to read
     /// its history; a FILEDOWNLOAD compliance event) -> the bytes.

@@ -70,12 +70,14 @@ pub(super) fn handle(core: &mut Core, r: SiteRequest) -> (Reply, bool) {
                 &mut body.remove_members,
                 &mut body.add_managers,
                 &mut body.remove_managers,
+                &mut body.add_presenters,
+                &mut body.remove_presenters,
             ];
             for list in lists {
                 normalize(&core.cfg.domain, list);
             }
             let r = changer(core, &session, &csrf)
-                .and_then(|ctx| update_room_as(core, &ctx, &room, body));
+                .and_then(|ctx| update_room_as(core, &ctx, &room, *body));
             (r, true)
         }
         SiteRequest::Download {
