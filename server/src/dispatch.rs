@@ -19,8 +19,15 @@ const HOOKS: Hooks = Hooks {
     http: crate::web::ops::handle,
     left_room,
     begin_batch: record::begin_batch,
-    end_batch: record::end_batch,
+    end_batch,
 };
+
+/// End of a batch: the compliance bookkeeping, then, in a pool, the relays from the
+/// store's log and the lease (`crate::pool`).
+fn end_batch(core: &mut Core, committed: bool) {
+    record::end_batch(core, committed);
+    crate::pool::after_batch(core);
+}
 
 /// A dialog the server dropped (BYE, close, expiry) was `user`'s last in room `guid`:
 /// the PART event, then `ntc:part` to the others.

@@ -8,9 +8,10 @@
 
 use super::{room_for, CmdError, CmdResult, Ctx};
 use crate::channel::DialogId;
-use crate::compliance::record::{record, undo_on_abort, Undo};
+use crate::compliance::record::{log_presence, record, undo_on_abort, Undo};
 use crate::compliance::EventKind;
 use crate::core::Core;
+use crate::store::LogKind;
 use crate::xccos::{codes, Body, ChanRef, Ntc, NtcData, RoomInfo, RplData, UserRef};
 use std::collections::BTreeMap;
 
@@ -152,8 +153,13 @@ fn others(core: &Core, guid: &str, except: DialogId) -> Vec<DialogId> {
         .unwrap_or_default()
 }
 
-/// Sends `ntc:join` (or `ntc:bjoin`) about `user` to the room's other dialogs.
+/// Sends `ntc:join` (or `ntc:bjoin`) about `user` to the room's other dialogs (in a
+/// pool: logs it, and every member sends it from the log, `crate::pool`).
 pub fn notify_join(core: &mut Core, guid: &str, user: &str, except: DialogId, batch: bool) {
+    if core.cfg.pooled() {
+        let kind = if batch { LogKind::BJoin } else { LogKind::Join };
+        return log_presence(core, kind, guid, user, except);
+    }
     let targets = others(core, guid, except);
     if targets.is_empty() {
         return;
@@ -171,8 +177,12 @@ pub fn notify_join(core: &mut Core, guid: &str, user: &str, except: DialogId, ba
     }
 }
 
-/// Sends `ntc:part` about `user` to the room's remaining dialogs.
+/// Sends `ntc:part` about `user` to the room's remaining dialogs (in a pool: logs it,
+/// as [`notify_join`]).
 pub fn notify_part(core: &mut Core, guid: &str, user: &str, except: DialogId) {
+    if core.cfg.pooled() {
+        return log_presence(core, LogKind::Part, guid, user, except);
+    }
     let targets = others(core, guid, except);
     let Some(uri) = core.rooms.get(guid).map(|r| r.uri.clone()) else {
         return;
