@@ -24,15 +24,25 @@ fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
-fn start(config: &Path) -> Child {
-    Command::new(BIN)
+/// A member process, killed (-9) when dropped: a failed test leaves none behind.
+struct Member(Child);
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(config: &Path) -> Member {
+    Member(Command::new(BIN)
         .arg("--config")
         .arg(config)
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
-        .expect("pchat-server starts")
+        .expect("pchat-server starts"))
 }
 
 fn connect(port: u16) -> TcpStream {
@@ -245,17 +255,15 @@ fn config(d: &Path, url: &str, id: &str, port: u16) -> std::path::PathBuf {
     path
 }
 
-fn stop(mut server: Child) {
+fn stop(mut server: Member) {
     let _ = Command::new("kill")
         .arg("-TERM")
-        .arg(server.id().to_string())
+        .arg(server.0.id().to_string())
         .status();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while server.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+    while server.0.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
-    let _ = server.kill();
-    let _ = server.wait();
 }
 
 #[test]
@@ -269,10 +277,10 @@ fn two_members_relay_each_other_and_close_a_dead_members_sessions() {
     let (p1, p2) = (free_port(), free_port());
     let c1 = config(d, &url, "m1", p1);
     let c2 = config(d, &url, "m2", p2);
+    // One after the other: the shared compliance database is created by the first.
     let m1 = start(&c1);
-    let mut m2 = start(&c2);
-
     let mut a = Session::open(p1, "user1");
+    let mut m2 = start(&c2);
     let mut b = Session::open(p2, "user2");
     a.join();
     b.join();
@@ -304,8 +312,8 @@ fn two_members_relay_each_other_and_close_a_dead_members_sessions() {
 
     // kill -9 m2: m1 sends ntc:part for user2 within lease_s + a renewal (3 + 1 s).
     let killed = Instant::now();
-    m2.kill().expect("kill -9");
-    let _ = m2.wait();
+    m2.0.kill().expect("kill -9");
+    let _ = m2.0.wait();
     assert_eq!(
         a.count("ntc:part", 1, Duration::from_secs(45)),
         1,

@@ -163,13 +163,18 @@ fn store_and_relay(
     // (this one too) relays it from there once committed (crate::pool).
     let pooled = core.cfg.pooled();
     let entry = pooled.then(|| pool_entry(core, LogKind::Chat, &guid, &ctx.user, ctx.dialog));
-    let stored = with_event(core, ev, |store| {
-        let id = store.append_message(&msg)?;
-        if let Some(mut entry) = entry {
-            entry.msg_id = Some(id);
-            store.log_append(&entry)?;
+    let stored = with_event(core, ev, |store| match entry {
+        None => store.append_message(&msg),
+        Some(mut entry) => {
+            // Message and log entry together or neither (also without compliance).
+            store.savepoint()?;
+            let r = store.append_message(&msg).and_then(|id| {
+                entry.msg_id = Some(id);
+                store.log_append(&entry).map(|_| id)
+            });
+            store.release_savepoint(r.is_ok())?;
+            r
         }
-        Ok(id)
     });
     if let Err(e) = stored {
         // The post's savepoint was rolled back: nothing of it is kept, so a retry of
