@@ -78,7 +78,12 @@ fn deliver(core: &mut Core, e: &LogEntry) {
     } else {
         DialogId::MAX
     };
-    let targets: Vec<DialogId> = room.joined.keys().copied().filter(|d| *d != except).collect();
+    let targets: Vec<DialogId> = room
+        .joined
+        .keys()
+        .copied()
+        .filter(|d| *d != except)
+        .collect();
     let chan_uri = room.uri.clone();
     if targets.is_empty() {
         if e.kind == LogKind::Chat {

@@ -35,14 +35,16 @@ impl Drop for Member {
 }
 
 fn start(config: &Path) -> Member {
-    Member(Command::new(BIN)
-        .arg("--config")
-        .arg(config)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("pchat-server starts"))
+    Member(
+        Command::new(BIN)
+            .arg("--config")
+            .arg(config)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("pchat-server starts"),
+    )
 }
 
 fn connect(port: u16) -> TcpStream {
@@ -298,7 +300,11 @@ fn two_members_relay_each_other_and_close_a_dead_members_sessions() {
     assert_eq!(a.count("from-b-1", 1, wait), 1, "m1 relays m2's post once");
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(b.count("from-a-", 9, Duration::ZERO), 2, "no duplicates");
-    assert_eq!(a.count("from-a-", 9, Duration::ZERO), 0, "no echo to the poster");
+    assert_eq!(
+        a.count("from-a-", 9, Duration::ZERO),
+        0,
+        "no echo to the poster"
+    );
     let order: Vec<String> = b
         .inbox
         .lock()
@@ -322,8 +328,13 @@ fn two_members_relay_each_other_and_close_a_dead_members_sessions() {
     let took = killed.elapsed();
     eprintln!("ntc:part {took:?} after kill -9 (lease_s = 3)");
     assert!(took < Duration::from_secs(15), "{took:?}");
-    assert!(a.inbox.lock().unwrap().infos.iter().any(|i| i.contains("ntc:part")
-        && i.contains("sip:user2@contoso.com")));
+    assert!(a
+        .inbox
+        .lock()
+        .unwrap()
+        .infos
+        .iter()
+        .any(|i| i.contains("ntc:part") && i.contains("sip:user2@contoso.com")));
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(a.count("ntc:part", 9, Duration::ZERO), 1, "closed once");
 

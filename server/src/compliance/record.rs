@@ -16,9 +16,9 @@
 
 pub use super::batch::{BatchState, Undo};
 use super::{EventKind, NewEvent};
+use crate::channel::DialogId;
 use crate::cmd::error::CmdError;
 use crate::core::Core;
-use crate::channel::DialogId;
 use crate::store::{LogKind, NewLogEntry, OpenSession, Store, StoreError};
 use crate::xccos::codes;
 
@@ -239,7 +239,10 @@ pub fn log_presence(core: &mut Core, kind: LogKind, guid: &str, user: &str, dial
         };
     }
     if let Err(e) = result {
-        tracing::warn!("pool: {} of {user} not logged, batch rolled back: {e}", kind.as_str());
+        tracing::warn!(
+            "pool: {} of {user} not logged, batch rolled back: {e}",
+            kind.as_str()
+        );
         core.poison_batch();
     }
 }

@@ -5,8 +5,8 @@
 //! or the lease renewal.
 
 use super::Event;
-use postgres::fallible_iterator::FallibleIterator;
 use crate::core::Input;
+use postgres::fallible_iterator::FallibleIterator;
 use std::time::Duration;
 use tokio::sync::mpsc;
 

@@ -24,14 +24,15 @@
 //! together migrate once.
 
 use super::{
-    FileRecord, HistoryQuery, Invitation, LogEntry, LogKind, NewLogEntry, NewMessage,
-    OpenSession, Pref, RoomRecord, Store, StoreError, StoredMessage,
+    FileRecord, HistoryQuery, Invitation, LogEntry, LogKind, NewLogEntry, NewMessage, OpenSession,
+    Pref, RoomRecord, Store, StoreError, StoredMessage,
 };
 use crate::compliance::{Event, EventKind, NewEvent};
 use ::postgres::types::ToSql;
 use ::postgres::{Client, NoTls, Row, Statement};
 use std::collections::HashMap;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
 
 /// Schema migrations; index + 1 is `pchat_schema.version` after applying it. Append
 /// only. 1-6 mirror `sqlite::MIGRATIONS`; 7 is the pool.
@@ -206,6 +207,10 @@ type Job = Box<dyn FnOnce(&mut Conn) + Send>;
 /// PostgreSQL-backed store (see the module docs). Not `Sync`: one owner.
 pub struct PgStore {
     jobs: mpsc::Sender<Job>,
+    /// Incremented by the connection thread each time it connects again.
+    generation: Arc<AtomicU64>,
+    /// `generation` when the open transaction began.
+    tx_generation: u64,
     in_tx: bool,
     /// A `BEGIN` issued by [`Store::savepoint`] outside a transaction.
     savepoint_tx: bool,
@@ -226,6 +231,8 @@ impl PgStore {
         let (jobs, rx) = mpsc::channel::<Job>();
         let (ready_tx, ready) = mpsc::channel::<Result<(), String>>();
         let url = url.to_string();
+        let generation = Arc::new(AtomicU64::new(0));
+        let thread_gen = generation.clone();
         std::thread::Builder::new()
             .name("pchat-pg".into())
             .spawn(move || {
@@ -242,6 +249,15 @@ impl PgStore {
                     cache: HashMap::new(),
                 };
                 while let Ok(job) = rx.recv() {
+                    if conn.client.is_closed() {
+                        // The server restarted or the network broke: connect again; an
+                        // open transaction is lost, which `commit` detects.
+                        if let Ok(c) = Client::connect(&url, NoTls) {
+                            conn.client = c;
+                            conn.cache.clear();
+                            thread_gen.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
                     job(&mut conn);
                 }
             })
@@ -252,6 +268,8 @@ impl PgStore {
             .map_err(StoreError::Db)?;
         let mut store = PgStore {
             jobs,
+            generation,
+            tx_generation: 0,
             in_tx: false,
             savepoint_tx: false,
             savepoints: 0,
@@ -331,7 +349,9 @@ impl PgStore {
     /// Current schema version (`pchat_schema.version`).
     pub fn schema_version(&mut self) -> Result<i64, StoreError> {
         self.run(|c| {
-            let r = c.client.query_one("SELECT version FROM pchat_schema", &[])?;
+            let r = c
+                .client
+                .query_one("SELECT version FROM pchat_schema", &[])?;
             Ok(i64::from(r.get::<_, i32>(0)))
         })
     }
@@ -339,11 +359,14 @@ impl PgStore {
     fn migrate(&mut self) -> Result<(), StoreError> {
         let found = self.run(|c| {
             c.client.batch_execute(
-                "SELECT pg_advisory_lock(726174);
+                "SET client_min_messages = warning;
+                 SELECT pg_advisory_lock(726174);
                  CREATE TABLE IF NOT EXISTS pchat_schema (version INTEGER NOT NULL);
                  INSERT INTO pchat_schema SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM pchat_schema);",
             )?;
-            let r = c.client.query_one("SELECT version FROM pchat_schema", &[])?;
+            let r = c
+                .client
+                .query_one("SELECT version FROM pchat_schema", &[])?;
             Ok(i64::from(r.get::<_, i32>(0)))
         });
         let result = found.and_then(|found| {
@@ -410,6 +433,7 @@ impl Store for PgStore {
             self.run(|c| c.client.batch_execute("BEGIN"))?;
             self.in_tx = true;
             self.aborted = false;
+            self.tx_generation = self.generation.load(Ordering::SeqCst);
         }
         Ok(())
     }
@@ -417,6 +441,12 @@ impl Store for PgStore {
     fn commit(&mut self) -> Result<(), StoreError> {
         if !self.in_tx {
             return Ok(());
+        }
+        if self.generation.load(Ordering::SeqCst) != self.tx_generation {
+            let _ = self.end_tx("ROLLBACK");
+            return Err(StoreError::Db(
+                "the connection was lost during the transaction: nothing of it was kept".into(),
+            ));
         }
         if self.aborted {
             let _ = self.end_tx("ROLLBACK");
@@ -427,6 +457,12 @@ impl Store for PgStore {
         let r = self.end_tx("COMMIT");
         if r.is_err() {
             let _ = self.run(|c| c.client.batch_execute("ROLLBACK"));
+        }
+        // Connected again just before the COMMIT: it ended no transaction of ours.
+        if r.is_ok() && self.generation.load(Ordering::SeqCst) != self.tx_generation {
+            return Err(StoreError::Db(
+                "the connection was lost during the transaction: nothing of it was kept".into(),
+            ));
         }
         r
     }
@@ -784,20 +820,14 @@ impl Store for PgStore {
     fn outbox_delete(&mut self, ids: &[i64]) -> Result<(), StoreError> {
         let ids = ids.to_vec();
         self.write(move |c| {
-            c.exec(
-                "DELETE FROM compliance_outbox WHERE id = ANY($1)",
-                &[&ids],
-            )
-            .map(|_| ())
+            c.exec("DELETE FROM compliance_outbox WHERE id = ANY($1)", &[&ids])
+                .map(|_| ())
         })
     }
 
     fn event_high_water(&mut self) -> Result<i64, StoreError> {
         self.read(|c| {
-            let r = c.query(
-                "SELECT value FROM pchat_counters WHERE name = 'event'",
-                &[],
-            )?;
+            let r = c.query("SELECT value FROM pchat_counters WHERE name = 'event'", &[])?;
             Ok(r.first().map_or(0, |r| r.get(0)))
         })
     }

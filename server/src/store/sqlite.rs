@@ -2,8 +2,8 @@
 //! (`PRAGMA user_version`), prepared-statement cache.
 
 use super::{
-    FileRecord, HistoryQuery, Invitation, LogEntry, LogKind, NewLogEntry, NewMessage,
-    OpenSession, Pref, RoomRecord, Store, StoreError, StoredMessage,
+    FileRecord, HistoryQuery, Invitation, LogEntry, LogKind, NewLogEntry, NewMessage, OpenSession,
+    Pref, RoomRecord, Store, StoreError, StoredMessage,
 };
 use crate::compliance::{Event, EventKind, NewEvent};
 use rusqlite::{params, Connection, OptionalExtension};

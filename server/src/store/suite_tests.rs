@@ -12,9 +12,15 @@ const CASES: &[Case] = &[
     ("rooms_upsert_and_reload", rooms_upsert_and_reload),
     ("history_and_rollback", history_and_rollback),
     ("history_queries", history_queries),
-    ("followed_markers_prefs_invitations", followed_markers_prefs_invitations),
+    (
+        "followed_markers_prefs_invitations",
+        followed_markers_prefs_invitations,
+    ),
     ("savepoints_and_events", savepoints_and_events),
-    ("failed_write_keeps_the_transaction", failed_write_keeps_the_transaction),
+    (
+        "failed_write_keeps_the_transaction",
+        failed_write_keeps_the_transaction,
+    ),
     ("ledger_files_msgids", ledger_files_msgids),
     ("pool_log_in_commit_order", pool_log_in_commit_order),
     ("leases_claimed_once", leases_claimed_once),
@@ -63,7 +69,10 @@ fn rooms_upsert_and_reload(s: &mut dyn Store) {
     assert_eq!(rooms.len(), 2);
     assert_eq!(rooms[0].name, "alpha");
     assert_eq!(rooms[1], r);
-    assert!(s.upsert_room(&room("g3", "ZETA")).is_err(), "names unique, any case");
+    assert!(
+        s.upsert_room(&room("g3", "ZETA")).is_err(),
+        "names unique, any case"
+    );
 }
 
 fn history_and_rollback(s: &mut dyn Store) {
@@ -100,12 +109,23 @@ fn history_queries(s: &mut dyn Store) {
         m.ts_ms = 1000 * (i as i64 + 1);
         s.append_message(&m).unwrap();
     }
-    let ids: Vec<i64> = s.last_messages("g1", 10).unwrap().iter().map(|m| m.id).collect();
+    let ids: Vec<i64> = s
+        .last_messages("g1", 10)
+        .unwrap()
+        .iter()
+        .map(|m| m.id)
+        .collect();
     let before = HistoryQuery::Before(ids[2]);
-    assert_eq!(texts(s.history("g1", &before, 10).unwrap()), ["Alpha one", "beta"]);
+    assert_eq!(
+        texts(s.history("g1", &before, 10).unwrap()),
+        ["Alpha one", "beta"]
+    );
     assert_eq!(texts(s.history("g1", &before, 1).unwrap()), ["beta"]);
     let since = HistoryQuery::Since(2000);
-    assert_eq!(texts(s.history("g1", &since, 2).unwrap()), ["beta", "ALPHA two"]);
+    assert_eq!(
+        texts(s.history("g1", &since, 2).unwrap()),
+        ["beta", "ALPHA two"]
+    );
     let search = |keyword: &str, author: Option<&str>, from_ms, to_ms| HistoryQuery::Search {
         keyword: keyword.into(),
         author: author.map(str::to_string),
@@ -118,11 +138,21 @@ fn history_queries(s: &mut dyn Store) {
         ["Alpha one", "ALPHA two", "alpha 100%"]
     );
     let q = search("alpha", Some("SIP:A@x"), None, None);
-    assert_eq!(texts(s.history("g1", &q, 10).unwrap()), ["Alpha one", "ALPHA two"]);
+    assert_eq!(
+        texts(s.history("g1", &q, 10).unwrap()),
+        ["Alpha one", "ALPHA two"]
+    );
     let q = search("", None, Some(2000), Some(3000));
-    assert_eq!(texts(s.history("g1", &q, 10).unwrap()), ["beta", "ALPHA two"]);
+    assert_eq!(
+        texts(s.history("g1", &q, 10).unwrap()),
+        ["beta", "ALPHA two"]
+    );
     let q = search("%", None, None, None);
-    assert_eq!(texts(s.history("g1", &q, 10).unwrap()), ["alpha 100%"], "no wildcards");
+    assert_eq!(
+        texts(s.history("g1", &q, 10).unwrap()),
+        ["alpha 100%"],
+        "no wildcards"
+    );
 }
 
 fn followed_markers_prefs_invitations(s: &mut dyn Store) {
@@ -139,7 +169,8 @@ fn followed_markers_prefs_invitations(s: &mut dyn Store) {
     assert_eq!(s.unread_count("u", "g1").unwrap(), 1);
     assert_eq!(s.unread_count("other", "g1").unwrap(), 0, "not followed");
     assert_eq!(s.followers("g1").unwrap(), ["u"]);
-    s.set_followed("u", &["g1".into(), "g2".into(), "g1".into()]).unwrap();
+    s.set_followed("u", &["g1".into(), "g2".into(), "g1".into()])
+        .unwrap();
     assert_eq!(s.followed("u").unwrap(), ["g1", "g2"]);
     assert_eq!(s.unread_count("u", "g1").unwrap(), 1, "marker kept");
     s.set_followed("u", &["g2".into()]).unwrap();
@@ -159,7 +190,12 @@ fn followed_markers_prefs_invitations(s: &mut dyn Store) {
     s.add_invitation("u", "g1", "sip:a@x", 5).unwrap();
     s.add_invitation("u", "g1", "sip:a@x", 6).unwrap();
     s.add_invitation("u", "g2", "sip:a@x", 7).unwrap();
-    let inv: Vec<String> = s.invitations("u").unwrap().into_iter().map(|i| i.room_guid).collect();
+    let inv: Vec<String> = s
+        .invitations("u")
+        .unwrap()
+        .into_iter()
+        .map(|i| i.room_guid)
+        .collect();
     assert_eq!(inv, ["g1", "g2"]);
     s.mark_invitation_seen("u", "g1").unwrap();
     assert_eq!(s.invitations("u").unwrap().len(), 1);
@@ -186,17 +222,28 @@ fn savepoints_and_events(s: &mut dyn Store) {
     s.release_savepoint(false).unwrap();
     s.savepoint().unwrap();
     s.append_message(&msg("g1", "kept")).unwrap();
-    assert_eq!(s.record_event(&event("sip:b@x")).unwrap(), 1, "ids gap-free");
+    assert_eq!(
+        s.record_event(&event("sip:b@x")).unwrap(),
+        1,
+        "ids gap-free"
+    );
     s.release_savepoint(true).unwrap();
     s.commit().unwrap();
     assert_eq!(texts(s.last_messages("g1", 10).unwrap()), ["kept"]);
     s.begin().unwrap();
     s.record_event(&event("sip:lost@x")).unwrap();
     s.rollback();
-    assert_eq!(s.event_high_water().unwrap(), 1, "a rolled back id is reused");
+    assert_eq!(
+        s.event_high_water().unwrap(),
+        1,
+        "a rolled back id is reused"
+    );
     assert_eq!(s.record_event(&event("sip:c@x")).unwrap(), 2);
     let ev = s.outbox_peek(10).unwrap();
-    assert_eq!(ev.iter().map(|e| e.user.as_str()).collect::<Vec<_>>(), ["sip:b@x", "sip:c@x"]);
+    assert_eq!(
+        ev.iter().map(|e| e.user.as_str()).collect::<Vec<_>>(),
+        ["sip:b@x", "sip:c@x"]
+    );
     s.outbox_delete(&[1, 99]).unwrap();
     assert_eq!(s.outbox_peek(10).unwrap().len(), 1);
     assert_eq!(s.event_high_water().unwrap(), 2);
@@ -215,7 +262,10 @@ fn failed_write_keeps_the_transaction(s: &mut dyn Store) {
     assert!(s.upsert_room(&room("g9", "a")).is_err(), "duplicate name");
     s.append_message(&msg("g1", "after")).unwrap();
     s.commit().unwrap();
-    assert_eq!(texts(s.last_messages("g1", 10).unwrap()), ["before", "after"]);
+    assert_eq!(
+        texts(s.last_messages("g1", 10).unwrap()),
+        ["before", "after"]
+    );
 }
 
 fn ledger_files_msgids(s: &mut dyn Store) {
@@ -229,7 +279,10 @@ fn ledger_files_msgids(s: &mut dyn Store) {
     s.open_session("m1", &sess("sip:a@x")).unwrap();
     s.open_session("m1", &sess("sip:a@x")).unwrap();
     s.open_session("m2", &sess("sip:c@x")).unwrap();
-    assert_eq!(s.open_sessions("m1").unwrap(), [sess("sip:a@x"), sess("sip:b@x")]);
+    assert_eq!(
+        s.open_sessions("m1").unwrap(),
+        [sess("sip:a@x"), sess("sip:b@x")]
+    );
     s.close_session("m1", "sip:a@x", "ma-chan://x/g1").unwrap();
     s.close_session("m1", "sip:zz@x", "ma-chan://x/g1").unwrap();
     assert_eq!(s.open_sessions("m1").unwrap(), [sess("sip:b@x")]);
@@ -243,7 +296,10 @@ fn ledger_files_msgids(s: &mut dyn Store) {
         ts_ms: 9,
     };
     s.put_file(&f).unwrap();
-    let f2 = FileRecord { size: 4, ..f.clone() };
+    let f2 = FileRecord {
+        size: 4,
+        ..f.clone()
+    };
     s.put_file(&f2).unwrap();
     assert_eq!(s.get_file("g1", "a.txt").unwrap(), Some(f2));
     assert_eq!(s.get_file("g1", "b.txt").unwrap(), None);
@@ -251,7 +307,10 @@ fn ledger_files_msgids(s: &mut dyn Store) {
     let mut m = msg("g1", "once");
     m.client_msgid = Some("c1".into());
     let id = s.append_message(&m).unwrap();
-    assert!(s.append_message(&m).is_err(), "same author and msgid refused");
+    assert!(
+        s.append_message(&m).is_err(),
+        "same author and msgid refused"
+    );
     assert_eq!(s.find_client_message("sip:a@x", "c1").unwrap(), Some(id));
     assert_eq!(s.find_client_message("sip:b@x", "c1").unwrap(), None);
 }
@@ -274,19 +333,38 @@ fn pool_log_in_commit_order(s: &mut dyn Store) {
     assert_eq!(s.log_heads().unwrap(), [("g1".into(), 0), ("g2".into(), 0)]);
     s.begin().unwrap();
     let id = s.append_message(&msg("g1", "hello")).unwrap();
-    assert_eq!(s.log_append(&log("g1", "m1", LogKind::Chat, Some(id))).unwrap(), 1);
-    assert_eq!(s.log_append(&log("g1", "m1", LogKind::Join, None)).unwrap(), 2);
+    assert_eq!(
+        s.log_append(&log("g1", "m1", LogKind::Chat, Some(id)))
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        s.log_append(&log("g1", "m1", LogKind::Join, None)).unwrap(),
+        2
+    );
     s.commit().unwrap();
     s.begin().unwrap();
     s.log_append(&log("g1", "m1", LogKind::Part, None)).unwrap();
     s.rollback();
-    assert_eq!(s.log_append(&log("g2", "m2", LogKind::BJoin, None)).unwrap(), 1);
-    assert!(s.log_append(&log("nope", "m1", LogKind::Part, None)).is_err());
+    assert_eq!(
+        s.log_append(&log("g2", "m2", LogKind::BJoin, None))
+            .unwrap(),
+        1
+    );
+    assert!(s
+        .log_append(&log("nope", "m1", LogKind::Part, None))
+        .is_err());
     assert_eq!(s.log_heads().unwrap(), [("g1".into(), 2), ("g2".into(), 1)]);
     let got = s.log_after("g1", 0, 10).unwrap();
     assert_eq!(got.len(), 2);
-    assert_eq!((got[0].seq, got[0].kind, got[0].text.as_str()), (1, LogKind::Chat, "hello"));
-    assert_eq!((got[1].seq, got[1].kind, got[1].text.as_str()), (2, LogKind::Join, ""));
+    assert_eq!(
+        (got[0].seq, got[0].kind, got[0].text.as_str()),
+        (1, LogKind::Chat, "hello")
+    );
+    assert_eq!(
+        (got[1].seq, got[1].kind, got[1].text.as_str()),
+        (2, LogKind::Join, "")
+    );
     assert_eq!((got[1].origin.as_str(), got[1].dialog), ("m1", 3));
     assert_eq!(s.log_after("g1", 1, 10).unwrap().len(), 1);
     assert_eq!(s.log_after("g1", 0, 1).unwrap().len(), 1);
@@ -350,4 +428,43 @@ fn postgres_lease_claimed_by_one_of_two_members() {
     b.commit().unwrap();
     t.join().unwrap();
     assert!(PgStore::connect("postgresql://pchat@127.0.0.1:1/none").is_err());
+}
+
+#[test]
+fn postgres_reconnects_and_never_reports_a_lost_transaction_committed() {
+    let Some(pg) = TempPg::start_or_skip("postgres_reconnects") else {
+        return;
+    };
+    let url = pg.create_db("reconnect").unwrap();
+    let mut s = PgStore::connect(&url).unwrap();
+    s.upsert_room(&room("g1", "A")).unwrap();
+    s.begin().unwrap();
+    s.append_message(&msg("g1", "lost with the connection"))
+        .unwrap();
+    let admin = url.clone();
+    std::thread::spawn(move || {
+        let mut c = ::postgres::Client::connect(&admin, ::postgres::NoTls).unwrap();
+        c.batch_execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE datname = 'reconnect' AND pid <> pg_backend_pid()",
+        )
+        .unwrap();
+    })
+    .join()
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(
+        s.commit().is_err(),
+        "a transaction lost with its connection"
+    );
+    // The store connects again and works.
+    let mut ok = false;
+    for _ in 0..3 {
+        if s.append_message(&msg("g1", "after")).is_ok() {
+            ok = true;
+            break;
+        }
+    }
+    assert!(ok, "the store connected again");
+    assert_eq!(texts(s.last_messages("g1", 10).unwrap()), ["after"]);
 }
