@@ -66,6 +66,9 @@ impl Core {
     ) -> Result<Core, StoreError> {
         let mut core = Core::assemble(cfg, store, clock, seed, local_addr, faults, HOOKS)?;
         if core.faults.crash_cleanup_enabled() {
+            if core.cfg.pooled() {
+                crate::pool::log_parts_of_previous_run(&mut core);
+            }
             let closed = record::close_sessions_of_previous_run(&mut core)?;
             if closed > 0 {
                 tracing::info!(

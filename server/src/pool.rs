@@ -211,3 +211,34 @@ fn close_sessions_of(core: &mut Core, member: &str, now: i64) -> Result<Option<u
     }
     Ok(Some(sessions.len()))
 }
+
+/// Start-up of a pool member: the sessions its previous run left open (it was killed
+/// and restarted before its lease ended, so no survivor closed them) get a `part` log
+/// entry each, so every member sends `ntc:part` for them. The ledger itself is closed
+/// with the PART events by `compliance::record::close_sessions_of_previous_run`.
+/// Store failures are logged, not fatal: the notices are best effort.
+pub(crate) fn log_parts_of_previous_run(core: &mut Core) {
+    let me = core.cfg.server_id().to_string();
+    let now = core.now_ms();
+    let stale = match core.store.open_sessions(&me) {
+        Ok(s) => s,
+        Err(e) => return tracing::warn!("pool: open sessions not read: {e}"),
+    };
+    for s in stale {
+        let Some((_, guid)) = crate::ids::split_room_uri(&s.room_uri) else {
+            continue;
+        };
+        let entry = NewLogEntry {
+            room_guid: guid.to_string(),
+            origin: me.clone(),
+            dialog: 0,
+            kind: LogKind::Part,
+            user: s.user,
+            ts_ms: now,
+            msg_id: None,
+        };
+        if let Err(e) = core.store.log_append(&entry) {
+            tracing::warn!("pool: part of a previous run's session not logged: {e}");
+        }
+    }
+}

@@ -338,6 +338,32 @@ fn two_members_relay_each_other_and_close_a_dead_members_sessions() {
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(a.count("ntc:part", 9, Duration::ZERO), 1, "closed once");
 
+    // m2 again, user2 back; then kill -9 and an immediate restart (before the lease
+    // ends): the restarted m2 closes its own stale session, m1 sends ntc:part once.
+    let m2 = start(&c2);
+    let mut b2 = Session::open(p2, "user2");
+    b2.join();
+    assert_eq!(a.count("ntc:join", 2, Duration::from_secs(5)), 2);
+    b2.post(20, "from-b-2");
+    assert_eq!(a.count("from-b-2", 1, wait), 1, "history and relays go on");
+    let mut m2 = m2;
+    m2.0.kill().expect("kill -9");
+    let _ = m2.0.wait();
+    let m2 = start(&c2);
+    assert_eq!(
+        a.count("ntc:part", 2, Duration::from_secs(2)),
+        2,
+        "the restarted member closes its previous run's session"
+    );
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(
+        a.count("ntc:part", 9, Duration::ZERO),
+        2,
+        "and nobody again"
+    );
+    stop(m2);
+    b2.close();
+
     a.close();
     b.close();
     std::thread::sleep(Duration::from_millis(500));
