@@ -66,7 +66,29 @@ pub fn join(core: &mut Core, ctx: &Ctx, chans: &[ChanRef], batch: bool) -> CmdRe
             notify_join(core, guid, &ctx.user, ctx.dialog, batch);
         }
     }
+    if core.cfg.pooled() {
+        return Ok(pool_rooms_reply(core, &joined));
+    }
     Ok(rooms_reply(core, &joined))
+}
+
+/// [`rooms_reply`] in a pool: the online participants also list the users the pool's
+/// open-sessions ledger has in the room on other members (a store failure leaves
+/// those out).
+fn pool_rooms_reply(core: &mut Core, guids: &[String]) -> RplData {
+    let mut elsewhere = BTreeMap::new();
+    for guid in guids {
+        let Some(uri) = core.rooms.get(guid).map(|r| r.uri.clone()) else {
+            continue;
+        };
+        match core.store.room_sessions(&uri) {
+            Ok(users) => {
+                elsewhere.insert(guid.clone(), users);
+            }
+            Err(e) => tracing::warn!("pool: participants of other members left out: {e}"),
+        }
+    }
+    rooms_reply_with(core, guids, &elsewhere)
 }
 
 /// Leaves the room (idempotent) and unfollows it. Errors: 404 for an unknown room.
@@ -109,6 +131,15 @@ pub fn part(core: &mut Core, ctx: &Ctx, chan: &ChanRef) -> CmdResult {
 /// The `rpl:join` data form for `guids`: a `chanib` per room with `aib` 3984 (online
 /// participants) and 12276 (managers) by `uib` id, then the `uib` id -> URI list.
 pub fn rooms_reply(core: &Core, guids: &[String]) -> RplData {
+    rooms_reply_with(core, guids, &BTreeMap::new())
+}
+
+/// [`rooms_reply`], with more online participants per room GUID (`more`).
+fn rooms_reply_with(
+    core: &Core,
+    guids: &[String],
+    more: &BTreeMap<String, Vec<String>>,
+) -> RplData {
     let mut ids: BTreeMap<String, u32> = BTreeMap::new();
     let mut users: Vec<UserRef> = Vec::new();
     let mut id_of = |uri: &str, users: &mut Vec<UserRef>| -> u32 {
@@ -128,11 +159,9 @@ pub fn rooms_reply(core: &Core, guids: &[String]) -> RplData {
         let Some(r) = core.rooms.get(guid) else {
             continue;
         };
-        let participants = r
-            .online_users()
-            .into_iter()
-            .map(|u| id_of(u, &mut users))
-            .collect();
+        let mut online = r.online_users();
+        online.extend(more.get(guid).into_iter().flatten().map(String::as_str));
+        let participants = online.into_iter().map(|u| id_of(u, &mut users)).collect();
         let managers = r.managers.iter().map(|u| id_of(u, &mut users)).collect();
         rooms.push(RoomInfo {
             uri: r.uri.clone(),

@@ -113,6 +113,7 @@ impl<H: StoreHook> Store for HookedStore<H> {
         fn open_session(&mut self, server: &str, s: &OpenSession) -> Result<(), StoreError> => Write;
         fn close_session(&mut self, server: &str, user: &str, room_uri: &str) -> Result<(), StoreError> => Write;
         fn open_sessions(&mut self, server: &str) -> Result<Vec<OpenSession>, StoreError> => Read;
+        fn room_sessions(&mut self, room_uri: &str) -> Result<Vec<String>, StoreError> => Read;
         fn outbox_delete(&mut self, ids: &[i64]) -> Result<(), StoreError> => OutboxDelete;
         fn event_high_water(&mut self) -> Result<i64, StoreError> => Read;
         fn messages_after(&mut self, after_id: i64, limit: u32) -> Result<Vec<StoredMessage>, StoreError> => Read;

@@ -320,6 +320,9 @@ pub trait Store: Send {
     /// The ledger entries of `server`, sorted by user then room. At start-up these are
     /// the sessions a previous run of the server left open (it crashed).
     fn open_sessions(&mut self, server: &str) -> Result<Vec<OpenSession>, StoreError>;
+    /// Users with an entry in the open-sessions ledger for room `room_uri` on any
+    /// server, sorted, each once (a pool's online participants).
+    fn room_sessions(&mut self, room_uri: &str) -> Result<Vec<String>, StoreError>;
     /// Up to `limit` outbox events, lowest id first.
     fn outbox_peek(&mut self, limit: u32) -> Result<Vec<Event>, StoreError>;
     /// Deletes outbox events by id (ids not present are ignored).

@@ -1053,6 +1053,16 @@ impl Store for PgStore {
         seq.ok_or_else(|| StoreError::Db("no such room (foreign key)".into()))
     }
 
+    fn room_sessions(&mut self, room_uri: &str) -> Result<Vec<String>, StoreError> {
+        let room = room_uri.to_string();
+        self.read(move |c| {
+            c.strings(
+                "SELECT DISTINCT user_uri FROM open_sessions WHERE room_uri = $1 ORDER BY user_uri",
+                &[&room],
+            )
+        })
+    }
+
     fn log_heads(&mut self) -> Result<Vec<(String, i64)>, StoreError> {
         self.read(|c| {
             let rows = c.query("SELECT guid, log_seq FROM rooms ORDER BY guid", &[])?;

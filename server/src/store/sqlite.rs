@@ -855,6 +855,13 @@ impl Store for SqliteStore {
         })
     }
 
+    fn room_sessions(&mut self, room_uri: &str) -> Result<Vec<String>, StoreError> {
+        self.strings(
+            "SELECT DISTINCT user_uri FROM open_sessions WHERE room_uri = ?1 ORDER BY user_uri",
+            &[&room_uri],
+        )
+    }
+
     fn log_heads(&mut self) -> Result<Vec<(String, i64)>, StoreError> {
         let mut st = self
             .conn

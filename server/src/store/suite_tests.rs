@@ -279,6 +279,13 @@ fn ledger_files_msgids(s: &mut dyn Store) {
     s.open_session("m1", &sess("sip:a@x")).unwrap();
     s.open_session("m1", &sess("sip:a@x")).unwrap();
     s.open_session("m2", &sess("sip:c@x")).unwrap();
+    s.open_session("m2", &sess("sip:a@x")).unwrap();
+    assert_eq!(
+        s.room_sessions("ma-chan://x/g1").unwrap(),
+        ["sip:a@x", "sip:b@x", "sip:c@x"]
+    );
+    s.close_session("m2", "sip:a@x", "ma-chan://x/g1").unwrap();
+    assert!(s.room_sessions("ma-chan://x/other").unwrap().is_empty());
     assert_eq!(
         s.open_sessions("m1").unwrap(),
         [sess("sip:a@x"), sess("sip:b@x")]
