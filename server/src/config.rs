@@ -531,14 +531,19 @@ impl Default for SipConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
     /// SQLite database file, created (with its directory) if missing. `:memory:` keeps
-    /// everything in memory (tests only).
+    /// everything in memory (tests only). Unused when `url` is set.
     pub path: PathBuf,
+    /// PostgreSQL instead of SQLite: `postgresql://USER@HOST:PORT/DB` (libpq URL, no
+    /// TLS). Servers with the same `url` form a pool (docs/pool.md): each relays the
+    /// others' posts, joins and parts, and closes the sessions of a member that died.
+    pub url: Option<String>,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
             path: PathBuf::from("pchat-data/pchat.db"),
+            url: None,
         }
     }
 }
@@ -569,7 +574,7 @@ impl Default for Limits {
 }
 
 /// `[pool]`: the Persistent Chat pool.
-#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct PoolConfig {
     /// SIP URIs of the pool's endpoints, listed in the provisioning document and
@@ -579,9 +584,31 @@ pub struct PoolConfig {
     /// open-sessions ledger, so that after a crash each server closes only its own
     /// sessions (servers of a pool share one store). Empty means `[sip] listen`.
     pub server_id: String,
+    /// Seconds a member's lease lasts ([`store::Store::lease_renew`]); a member renews
+    /// it every `lease_s / 3`. When a member's lease has ended, one survivor closes its
+    /// open sessions (PART events, `ntc:part`). Default 15. Used with `[store] url`.
+    ///
+    /// [`store::Store::lease_renew`]: crate::store::Store::lease_renew
+    pub lease_s: u32,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        PoolConfig {
+            uris: Vec::new(),
+            server_id: String::new(),
+            lease_s: 15,
+        }
+    }
 }
 
 impl Config {
+    /// Whether this server is a member of a pool sharing its store (`[store] url` set):
+    /// relays then come from the store's log and members hold leases (docs/pool.md).
+    pub fn pooled(&self) -> bool {
+        self.store.url.is_some()
+    }
+
     /// This server's name in the pool: `[pool] server_id`, or `[sip] listen` if empty.
     pub fn server_id(&self) -> &str {
         if self.pool.server_id.is_empty() {
@@ -850,6 +877,19 @@ impl Config {
             if !u.starts_with("sip:") {
                 return Err(format!("pool uri {u:?} is not a SIP URI"));
             }
+        }
+        if let Some(url) = &self.store.url {
+            if !url.starts_with("postgresql://") && !url.starts_with("postgres://") {
+                return Err(format!(
+                    "[store] url {url:?} is not a PostgreSQL URL like postgresql://USER@HOST:PORT/DB"
+                ));
+            }
+        }
+        if self.pool.lease_s < 3 {
+            return Err(format!(
+                "[pool] lease_s = {} is too short (at least 3 seconds)",
+                self.pool.lease_s
+            ));
         }
         self.validate_users()
     }

@@ -19,8 +19,15 @@ const HOOKS: Hooks = Hooks {
     http: crate::web::ops::handle,
     left_room,
     begin_batch: record::begin_batch,
-    end_batch: record::end_batch,
+    end_batch,
 };
+
+/// End of a batch: the compliance bookkeeping, then, in a pool, the relays from the
+/// store's log and the lease (`crate::pool`).
+fn end_batch(core: &mut Core, committed: bool) {
+    record::end_batch(core, committed);
+    crate::pool::after_batch(core);
+}
 
 /// A dialog the server dropped (BYE, close, expiry) was `user`'s last in room `guid`:
 /// the PART event, then `ntc:part` to the others.
@@ -59,6 +66,9 @@ impl Core {
     ) -> Result<Core, StoreError> {
         let mut core = Core::assemble(cfg, store, clock, seed, local_addr, faults, HOOKS)?;
         if core.faults.crash_cleanup_enabled() {
+            if core.cfg.pooled() {
+                crate::pool::log_parts_of_previous_run(&mut core);
+            }
             let closed = record::close_sessions_of_previous_run(&mut core)?;
             if closed > 0 {
                 tracing::info!(

@@ -12,7 +12,8 @@
 //! - `dispatch`: the public constructors of [`core::Core`], which hand the core the
 //!   handlers (`cmd`, `web`, `compliance`) it calls up into.
 //! - [`channel`]: rooms, online participants, authorization.
-//! - [`store`]: the Persistent Chat Store trait and its SQLite implementation.
+//! - [`store`]: the Persistent Chat Store trait, its SQLite and PostgreSQL stores.
+//! - [`pool`]: a pool of servers on one store: relays from the store's log, leases.
 //! - [`compliance`]: the compliance pipeline (outbox, mgccomp, worker, adapters, verify).
 //! - [`host`]: the I/O driver, generic over tokio or turmoil TCP.
 //! - [`fault`]: fault switches the simulator arms (overload, store faults).
@@ -36,6 +37,7 @@ pub mod host;
 pub mod https;
 pub mod ids;
 pub mod net;
+pub mod pool;
 pub mod sip;
 pub mod store;
 pub mod tls;
@@ -45,8 +47,9 @@ pub mod xml;
 
 use std::sync::Arc;
 
-/// Builds a [`core::Core`] from a configuration: opens the SQLite store at
-/// `cfg.store.path`, creates/updates configured rooms. `seed` seeds identifiers;
+/// Builds a [`core::Core`] from a configuration: opens the store (`[store] url`:
+/// PostgreSQL, a pool member; else the SQLite file `[store] path`), creates/updates
+/// configured rooms. `seed` seeds identifiers;
 /// `local_addr` is the `host:port` advertised in Via/Contact. Errors: store failures.
 pub fn build_core(
     cfg: config::Config,
@@ -54,8 +57,8 @@ pub fn build_core(
     seed: u64,
     local_addr: &str,
 ) -> Result<core::Core, store::StoreError> {
-    let store = store::SqliteStore::open(&cfg.store.path)?;
-    core::Core::new(cfg, Box::new(store), clock, seed, local_addr)
+    let store = store::open(&cfg.store)?;
+    core::Core::new(cfg, store, clock, seed, local_addr)
 }
 
 /// Builds the compliance worker when `[compliance] enabled`: a second connection to the
@@ -68,6 +71,18 @@ pub fn build_worker(
 ) -> Result<Option<compliance::Worker>, store::StoreError> {
     if !cfg.compliance.enabled {
         return Ok(None);
+    }
+    if cfg.store.url.is_some() {
+        let db = compliance::ComplianceDb::open(&cfg.compliance.path)?;
+        let adapter = compliance::worker::adapter_for(&cfg.compliance);
+        let store = store::open(&cfg.store)?;
+        return Ok(Some(compliance::Worker::new(
+            store,
+            db,
+            adapter,
+            &cfg.compliance,
+            hook,
+        )));
     }
     compliance::Worker::open(&cfg.compliance, &cfg.store.path, hook).map(Some)
 }

@@ -258,20 +258,20 @@ fn user_hash(cfg: &Config, uri: &str, password: Option<String>, realm: Option<St
 /// `compliance verify`: prints the report; exit 0 clean, 1 problems, 2 unreadable input.
 fn verify(cfg: &Config, output_dir: Option<PathBuf>, db: Option<PathBuf>) -> ExitCode {
     use pchat_server::compliance::{verify::verify, ComplianceDb};
-    use pchat_server::store::SqliteStore;
     let output_dir = output_dir.unwrap_or_else(|| cfg.compliance.output_dir.clone());
     let db_path = db.unwrap_or_else(|| cfg.compliance.path.clone());
-    if !cfg.store.path.exists() {
-        eprintln!(
-            "pchat-server: store {} does not exist",
-            cfg.store.path.display()
-        );
+    let store_name = match &cfg.store.url {
+        Some(url) => url.clone(),
+        None => cfg.store.path.display().to_string(),
+    };
+    if cfg.store.url.is_none() && !cfg.store.path.exists() {
+        eprintln!("pchat-server: store {store_name} does not exist");
         return ExitCode::from(2);
     }
-    let mut store = match SqliteStore::open(&cfg.store.path) {
+    let mut store = match pchat_server::store::open(&cfg.store) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("pchat-server: {}: {e}", cfg.store.path.display());
+            eprintln!("pchat-server: {store_name}: {e}");
             return ExitCode::from(2);
         }
     };
@@ -286,11 +286,11 @@ fn verify(cfg: &Config, output_dir: Option<PathBuf>, db: Option<PathBuf>) -> Exi
     } else {
         None
     };
-    match verify(&mut store, db.as_mut(), &output_dir) {
+    match verify(store.as_mut(), db.as_mut(), &output_dir) {
         Ok(report) => {
             println!(
                 "store {}, compliance db {}, output {}",
-                cfg.store.path.display(),
+                store_name,
                 db_path.display(),
                 output_dir.display()
             );
@@ -364,17 +364,20 @@ async fn run(cfg: Config, embedded: bool) -> Result<(), String> {
             seed ^= u64::from_le_bytes(b);
         }
     }
-    let store_path = cfg.store.path.clone();
+    let store_path = match &cfg.store.url {
+        Some(url) => url.clone(),
+        None => cfg.store.path.display().to_string(),
+    };
     let rooms = cfg.rooms.len();
     let domain = cfg.domain.clone();
     let worker = pchat_server::build_worker(&cfg, None).map_err(|e| format!("compliance: {e}"))?;
     let compliance = worker.is_some();
     let core = pchat_server::build_core(cfg, clock, seed, &local)
-        .map_err(|e| format!("{}: {e}", store_path.display()))?;
+        .map_err(|e| format!("{store_path}: {e}"))?;
     tracing::info!(
         sip = %local,
         %domain,
-        store = %store_path.display(),
+        store = %store_path,
         rooms = core.rooms().len(),
         configured_rooms = rooms,
         config = if embedded { "embedded default" } else { "file" },

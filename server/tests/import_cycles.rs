@@ -228,7 +228,7 @@ const SERVER_LAYERS: &[&[&str]] = &[
     &["web", "web/routes"],
     &["tls", "https"],
     &["net"],
-    &["dispatch"],
+    &["dispatch", "pool"],
     &["web/ops"],
     &["cmd"],
     &["compliance/record"],

@@ -27,11 +27,11 @@
 use super::{room_op, CmdError, Ctx};
 use crate::channel::authz::Op;
 use crate::clock::iso8601;
-use crate::compliance::record::{event_at, with_event};
+use crate::compliance::record::{event_at, pool_entry, with_event};
 use crate::compliance::EventKind;
 use crate::core::{Action, Core};
 use crate::sip::{response_for, Request};
-use crate::store::NewMessage;
+use crate::store::{LogKind, NewMessage};
 use crate::xccos::{codes, Body, ChanRef, GrpChat};
 
 fn refuse(core: &mut Core, ctx: &Ctx, req: &Request, code: u16, reason: &str) {
@@ -159,7 +159,24 @@ fn store_and_relay(
         text: chat.text,
     };
     let ev = event_at(core, EventKind::Chat, &guid, &ctx.user, ts_ms, &msg.text);
-    if let Err(e) = with_event(core, ev, |store| store.append_message(&msg)) {
+    // In a pool the post also goes to the room's log, in its savepoint: every member
+    // (this one too) relays it from there once committed (crate::pool).
+    let pooled = core.cfg.pooled();
+    let entry = pooled.then(|| pool_entry(core, LogKind::Chat, &guid, &ctx.user, ctx.dialog));
+    let stored = with_event(core, ev, |store| match entry {
+        None => store.append_message(&msg),
+        Some(mut entry) => {
+            // Message and log entry together or neither (also without compliance).
+            store.savepoint()?;
+            let r = store.append_message(&msg).and_then(|id| {
+                entry.msg_id = Some(id);
+                store.log_append(&entry).map(|_| id)
+            });
+            store.release_savepoint(r.is_ok())?;
+            r
+        }
+    });
+    if let Err(e) = stored {
         // The post's savepoint was rolled back: nothing of it is kept, so a retry of
         // the same envelope is stored normally once the store recovers.
         return refuse(core, ctx, req, codes::SERVICE_UNAVAILABLE, &e.to_string());
@@ -172,6 +189,9 @@ fn store_and_relay(
         head,
         body: bytes::Bytes::new(),
     });
+    if pooled {
+        return super::newcontent::notify(core, &guid);
+    }
     relay(
         core,
         &guid,

@@ -8,9 +8,10 @@
 
 use super::{room_for, CmdError, CmdResult, Ctx};
 use crate::channel::DialogId;
-use crate::compliance::record::{record, undo_on_abort, Undo};
+use crate::compliance::record::{log_presence, record, undo_on_abort, Undo};
 use crate::compliance::EventKind;
 use crate::core::Core;
+use crate::store::LogKind;
 use crate::xccos::{codes, Body, ChanRef, Ntc, NtcData, RoomInfo, RplData, UserRef};
 use std::collections::BTreeMap;
 
@@ -65,7 +66,29 @@ pub fn join(core: &mut Core, ctx: &Ctx, chans: &[ChanRef], batch: bool) -> CmdRe
             notify_join(core, guid, &ctx.user, ctx.dialog, batch);
         }
     }
-    Ok(rooms_reply_with(core, &joined, true))
+    if core.cfg.pooled() {
+        return Ok(pool_rooms_reply(core, &joined));
+    }
+    Ok(rooms_reply_with(core, &joined, true, &BTreeMap::new()))
+}
+
+/// [`rooms_reply`] in a pool: the online participants also list the users the pool's
+/// open-sessions ledger has in the room on other members (a store failure leaves
+/// those out).
+fn pool_rooms_reply(core: &mut Core, guids: &[String]) -> RplData {
+    let mut elsewhere = BTreeMap::new();
+    for guid in guids {
+        let Some(uri) = core.rooms.get(guid).map(|r| r.uri.clone()) else {
+            continue;
+        };
+        match core.store.room_sessions(&uri) {
+            Ok(users) => {
+                elsewhere.insert(guid.clone(), users);
+            }
+            Err(e) => tracing::warn!("pool: participants of other members left out: {e}"),
+        }
+    }
+    rooms_reply_with(core, guids, true, &elsewhere)
 }
 
 /// Leaves the room (idempotent) and unfollows it. Errors: 404 for an unknown room.
@@ -109,13 +132,19 @@ pub fn part(core: &mut Core, ctx: &Ctx, chan: &ChanRef) -> CmdResult {
 /// replies): a `chanib` per room with `aib` 3984 (online participants) and 12276 (the
 /// room's managers) by `uib` id, then the `uib` id -> URI list.
 pub fn rooms_reply(core: &Core, guids: &[String]) -> RplData {
-    rooms_reply_with(core, guids, false)
+    rooms_reply_with(core, guids, false, &BTreeMap::new())
 }
 
-/// As [`rooms_reply`]; with `online_managers` (the `rpl:join` participant list) `aib`
-/// 12276 lists only the managers who are online in the room: SIPE shows every listed
-/// user as present.
-fn rooms_reply_with(core: &Core, guids: &[String], online_managers: bool) -> RplData {
+/// As [`rooms_reply`], with more online participants per room GUID (`more`: users the
+/// pool's ledger has in the room on other members). With `online_managers` (the
+/// `rpl:join` participant list) `aib` 12276 lists only the managers who are online in
+/// the room: SIPE shows every listed user as present.
+fn rooms_reply_with(
+    core: &Core,
+    guids: &[String],
+    online_managers: bool,
+    more: &BTreeMap<String, Vec<String>>,
+) -> RplData {
     let mut ids: BTreeMap<String, u32> = BTreeMap::new();
     let mut users: Vec<UserRef> = Vec::new();
     let mut id_of = |uri: &str, users: &mut Vec<UserRef>| -> u32 {
@@ -135,7 +164,8 @@ fn rooms_reply_with(core: &Core, guids: &[String], online_managers: bool) -> Rpl
         let Some(r) = core.rooms.get(guid) else {
             continue;
         };
-        let online = r.online_users();
+        let mut online = r.online_users();
+        online.extend(more.get(guid).into_iter().flatten().map(String::as_str));
         let managers = r
             .managers
             .iter()
@@ -163,8 +193,13 @@ fn others(core: &Core, guid: &str, except: DialogId) -> Vec<DialogId> {
         .unwrap_or_default()
 }
 
-/// Sends `ntc:join` (or `ntc:bjoin`) about `user` to the room's other dialogs.
+/// Sends `ntc:join` (or `ntc:bjoin`) about `user` to the room's other dialogs (in a
+/// pool: logs it, and every member sends it from the log, `crate::pool`).
 pub fn notify_join(core: &mut Core, guid: &str, user: &str, except: DialogId, batch: bool) {
+    if core.cfg.pooled() {
+        let kind = if batch { LogKind::BJoin } else { LogKind::Join };
+        return log_presence(core, kind, guid, user, except);
+    }
     let targets = others(core, guid, except);
     if targets.is_empty() {
         return;
@@ -182,8 +217,12 @@ pub fn notify_join(core: &mut Core, guid: &str, user: &str, except: DialogId, ba
     }
 }
 
-/// Sends `ntc:part` about `user` to the room's remaining dialogs.
+/// Sends `ntc:part` about `user` to the room's remaining dialogs (in a pool: logs it,
+/// as [`notify_join`]).
 pub fn notify_part(core: &mut Core, guid: &str, user: &str, except: DialogId) {
+    if core.cfg.pooled() {
+        return log_presence(core, LogKind::Part, guid, user, except);
+    }
     let targets = others(core, guid, except);
     let Some(uri) = core.rooms.get(guid).map(|r| r.uri.clone()) else {
         return;

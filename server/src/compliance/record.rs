@@ -16,9 +16,10 @@
 
 pub use super::batch::{BatchState, Undo};
 use super::{EventKind, NewEvent};
+use crate::channel::DialogId;
 use crate::cmd::error::CmdError;
 use crate::core::Core;
-use crate::store::{OpenSession, Store, StoreError};
+use crate::store::{LogKind, NewLogEntry, OpenSession, Store, StoreError};
 use crate::xccos::codes;
 
 /// The event `kind` by `user` in room `guid` (empty: no room) at `ts_ms`, with the
@@ -190,5 +191,58 @@ pub fn end_batch(core: &mut Core, committed: bool) {
                 }
             }
         }
+    }
+}
+
+/// Pool member (`[store] url`): the log entry for `kind` by `user` in room `guid`,
+/// caused by `dialog` (`DialogId::MAX`: none), written by this member now.
+pub fn pool_entry(
+    core: &Core,
+    kind: LogKind,
+    guid: &str,
+    user: &str,
+    dialog: DialogId,
+) -> NewLogEntry {
+    NewLogEntry {
+        room_guid: guid.to_string(),
+        origin: core.cfg.server_id().to_string(),
+        dialog: i64::try_from(dialog.0).unwrap_or(0),
+        kind,
+        user: user.to_string(),
+        ts_ms: core.now_ms(),
+        msg_id: None,
+    }
+}
+
+/// Pool member: writes a join or part to the room's log in the batch's transaction
+/// (every member, this one included, sends the notices from the log once it is
+/// committed: `crate::pool`), and keeps the open-sessions ledger - the pool's record
+/// of who is online where, which a survivor closes when this member dies - also when
+/// compliance is off (with compliance on, the JOIN/PART events keep it). A store
+/// failure rolls the batch back (its replies become 503).
+pub fn log_presence(core: &mut Core, kind: LogKind, guid: &str, user: &str, dialog: DialogId) {
+    let entry = pool_entry(core, kind, guid, user, dialog);
+    let mut result = core.store.log_append(&entry).map(|_| ());
+    if result.is_ok() && !core.cfg.compliance.enabled {
+        let ev = event_at(core, EventKind::Part, guid, user, 0, "");
+        let server = core.cfg.server_id().to_string();
+        result = match kind {
+            LogKind::Part => core.store.close_session(&server, user, &ev.room_uri),
+            _ => core.store.open_session(
+                &server,
+                &OpenSession {
+                    user: ev.user,
+                    room_uri: ev.room_uri,
+                    room_name: ev.room_name,
+                },
+            ),
+        };
+    }
+    if let Err(e) = result {
+        tracing::warn!(
+            "pool: {} of {user} not logged, batch rolled back: {e}",
+            kind.as_str()
+        );
+        core.poison_batch();
     }
 }

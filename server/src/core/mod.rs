@@ -11,6 +11,7 @@
 pub mod dedup;
 pub mod dialog;
 mod media_checks;
+pub mod pool_state;
 mod provisioning;
 mod session_timer;
 mod sip_methods;
@@ -144,6 +145,8 @@ pub struct Core {
     hooks: Hooks,
     /// Authentication gate, users, nonces, registrar (crate::auth).
     pub(crate) auth: crate::auth::Auth,
+    /// Pool membership (`[store] url` set): relay cursors, lease schedule (crate::pool).
+    pub(crate) pool: Option<pool_state::PoolState>,
 }
 
 /// The handlers the core calls up into, injected by the layer above it
@@ -234,6 +237,11 @@ impl Core {
         let web = crate::web::state::WebState::new(cfg.http.as_ref());
         let auth = crate::auth::Auth::new(&cfg, nonce_secret(seed));
         let now_ms = clock.now_ms();
+        let pool = if cfg.pooled() {
+            Some(pool_state::PoolState::start(store.as_mut(), now_ms)?)
+        } else {
+            None
+        };
         Ok(Core {
             cfg,
             store,
@@ -254,6 +262,7 @@ impl Core {
             dedup: dedup::RetryDedup::default(),
             hooks,
             auth,
+            pool,
         })
     }
 
@@ -410,6 +419,7 @@ impl Core {
             self.dialogs.next_expiry(),
             self.web.tokens.next_purge(),
             self.auth.next_deadline(self.now_ms),
+            self.pool.as_ref().map(|p| p.next_heartbeat_ms),
         ]
         .into_iter()
         .flatten()

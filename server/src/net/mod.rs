@@ -2,6 +2,7 @@
 //! below both: the listener abstraction and the item of the core task's queue.
 
 pub(crate) mod overload;
+pub(crate) mod pool_wake;
 
 use crate::core::{ConnId, Input};
 use std::future::Future;

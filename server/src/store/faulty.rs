@@ -5,8 +5,8 @@
 //! kept", [`StoreError`]).
 
 use super::{
-    FileRecord, HistoryQuery, Invitation, NewMessage, OpenSession, Pref, RoomRecord, Store,
-    StoreError, StoredMessage,
+    FileRecord, HistoryQuery, Invitation, LogEntry, NewLogEntry, NewMessage, OpenSession, Pref,
+    RoomRecord, Store, StoreError, StoredMessage,
 };
 use crate::compliance::{Event, NewEvent};
 use crate::fault::{Faults, StoreFault};
@@ -113,6 +113,7 @@ impl<H: StoreHook> Store for HookedStore<H> {
         fn open_session(&mut self, server: &str, s: &OpenSession) -> Result<(), StoreError> => Write;
         fn close_session(&mut self, server: &str, user: &str, room_uri: &str) -> Result<(), StoreError> => Write;
         fn open_sessions(&mut self, server: &str) -> Result<Vec<OpenSession>, StoreError> => Read;
+        fn room_sessions(&mut self, room_uri: &str) -> Result<Vec<String>, StoreError> => Read;
         fn outbox_delete(&mut self, ids: &[i64]) -> Result<(), StoreError> => OutboxDelete;
         fn event_high_water(&mut self) -> Result<i64, StoreError> => Read;
         fn messages_after(&mut self, after_id: i64, limit: u32) -> Result<Vec<StoredMessage>, StoreError> => Read;
@@ -127,6 +128,12 @@ impl<H: StoreHook> Store for HookedStore<H> {
         fn mark_invitation_seen(&mut self, user: &str, room_guid: &str) -> Result<(), StoreError> => Write;
         fn put_file(&mut self, file: &FileRecord) -> Result<(), StoreError> => Write;
         fn get_file(&mut self, room_guid: &str, name: &str) -> Result<Option<FileRecord>, StoreError> => Read;
+        fn log_append(&mut self, e: &NewLogEntry) -> Result<i64, StoreError> => Write;
+        fn log_heads(&mut self) -> Result<Vec<(String, i64)>, StoreError> => Read;
+        fn log_after(&mut self, room_guid: &str, after_seq: i64, limit: u32) -> Result<Vec<LogEntry>, StoreError> => Read;
+        fn lease_renew(&mut self, server: &str, until_ms: i64) -> Result<(), StoreError> => Write;
+        fn lease_expired(&mut self, now_ms: i64) -> Result<Vec<String>, StoreError> => Read;
+        fn lease_claim(&mut self, server: &str, now_ms: i64) -> Result<bool, StoreError> => Write;
     }
 }
 

@@ -7,14 +7,110 @@
 //! ([`Store::begin`] .. [`Store::commit`]) - group commit - and acknowledges posts only
 //! after the commit returned.
 //!
-//! Implementations: [`sqlite::SqliteStore`] (single server, default). A PostgreSQL one
-//! for pools is meant to sit behind the same trait.
+//! Implementations: [`sqlite::SqliteStore`] (single server, the embedded default,
+//! `[store] path`) and [`postgres::PgStore`] (a pool of servers sharing one store,
+//! `[store] url`; docs/pool.md). [`open`] picks one from the configuration.
+//!
+//! The pool's shared log (`room_log`, [`Store::log_append`]) and the members' leases
+//! ([`Store::lease_renew`]) are in both, so the pool code is the same on either.
 
 pub mod faulty;
+pub mod pg_harness;
+pub mod postgres;
 pub mod sqlite;
+#[cfg(test)]
+mod suite_tests;
 
+pub use self::postgres::PgStore;
 pub use faulty::{FaultyStore, HookedStore, StoreHook, StoreOp};
 pub use sqlite::SqliteStore;
+
+/// Opens the store `cfg` names: PostgreSQL when `[store] url` is set (a pool member),
+/// else the SQLite file `[store] path`. Both are migrated to the current schema.
+/// Errors: [`StoreError`] (connection refused, bad URL, I/O, schema too new).
+pub fn open(cfg: &crate::config::StoreConfig) -> Result<Box<dyn Store>, StoreError> {
+    match &cfg.url {
+        Some(url) => Ok(Box::new(PgStore::connect(url)?)),
+        None => Ok(Box::new(SqliteStore::open(&cfg.path)?)),
+    }
+}
+
+/// What a pool log entry records (`room_log.kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogKind {
+    /// A post (`messages` row `msg_id`).
+    Chat,
+    /// A user's first dialog joined the room (`cmd:join`).
+    Join,
+    /// The same, by `cmd:bjoin` (sign-in).
+    BJoin,
+    /// A user's last dialog left the room (part, BYE, close, expiry, or the member died).
+    Part,
+}
+
+impl LogKind {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogKind::Chat => "chat",
+            LogKind::Join => "join",
+            LogKind::BJoin => "bjoin",
+            LogKind::Part => "part",
+        }
+    }
+
+    /// The kind of a stored name (`None`: not written by this code).
+    pub fn parse(s: &str) -> Option<LogKind> {
+        Some(match s {
+            "chat" => LogKind::Chat,
+            "join" => LogKind::Join,
+            "bjoin" => LogKind::BJoin,
+            "part" => LogKind::Part,
+            _ => return None,
+        })
+    }
+}
+
+/// An entry to append to a room's pool log ([`Store::log_append`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewLogEntry {
+    /// Room GUID.
+    pub room_guid: String,
+    /// `[pool] server_id` of the member that wrote it.
+    pub origin: String,
+    /// The dialog (on `origin`) that caused it, 0 if none: that member does not relay
+    /// the entry back to it.
+    pub dialog: i64,
+    /// What happened.
+    pub kind: LogKind,
+    /// Who (SIP URI).
+    pub user: String,
+    /// When, ms since the Unix epoch.
+    pub ts_ms: i64,
+    /// The post's `messages` id ([`LogKind::Chat`]).
+    pub msg_id: Option<i64>,
+}
+
+/// An entry read back from a room's pool log ([`Store::log_after`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEntry {
+    /// The room's sequence number: 1, 2, ... in the store's commit order.
+    pub seq: i64,
+    /// Room GUID.
+    pub room_guid: String,
+    /// Member that wrote it.
+    pub origin: String,
+    /// Dialog on `origin` that caused it (0: none).
+    pub dialog: i64,
+    /// What happened.
+    pub kind: LogKind,
+    /// Who.
+    pub user: String,
+    /// When, ms since the Unix epoch.
+    pub ts_ms: i64,
+    /// The post's text ([`LogKind::Chat`]; empty otherwise).
+    pub text: String,
+}
 
 use crate::compliance::{Event, NewEvent};
 
@@ -224,6 +320,9 @@ pub trait Store: Send {
     /// The ledger entries of `server`, sorted by user then room. At start-up these are
     /// the sessions a previous run of the server left open (it crashed).
     fn open_sessions(&mut self, server: &str) -> Result<Vec<OpenSession>, StoreError>;
+    /// Users with an entry in the open-sessions ledger for room `room_uri` on any
+    /// server, sorted, each once (a pool's online participants).
+    fn room_sessions(&mut self, room_uri: &str) -> Result<Vec<String>, StoreError>;
     /// Up to `limit` outbox events, lowest id first.
     fn outbox_peek(&mut self, limit: u32) -> Result<Vec<Event>, StoreError>;
     /// Deletes outbox events by id (ids not present are ignored).
@@ -265,4 +364,26 @@ pub trait Store: Send {
     fn put_file(&mut self, file: &FileRecord) -> Result<(), StoreError>;
     /// The file `name` of a room, if posted.
     fn get_file(&mut self, room_guid: &str, name: &str) -> Result<Option<FileRecord>, StoreError>;
+    /// Appends an entry to its room's pool log with the room's next sequence number
+    /// (returned). The room's row stays locked until the transaction ends, so a room's
+    /// sequence numbers commit in order; on PostgreSQL the commit also notifies the
+    /// members (`NOTIFY pchat_pool`). Errors: no such room, or the store failed.
+    fn log_append(&mut self, e: &NewLogEntry) -> Result<i64, StoreError>;
+    /// Every room's last committed log sequence number (0: none yet), by room GUID.
+    fn log_heads(&mut self) -> Result<Vec<(String, i64)>, StoreError>;
+    /// Up to `limit` log entries of a room with sequence above `after_seq`, in order.
+    fn log_after(
+        &mut self,
+        room_guid: &str,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<LogEntry>, StoreError>;
+    /// Renews (or takes) member `server`'s lease until `until_ms` (ms since the epoch).
+    fn lease_renew(&mut self, server: &str, until_ms: i64) -> Result<(), StoreError>;
+    /// Members whose lease ended before `now_ms`, sorted.
+    fn lease_expired(&mut self, now_ms: i64) -> Result<Vec<String>, StoreError>;
+    /// Claims an expired member: deletes its lease if it still ended before `now_ms`.
+    /// `true` for exactly one claimant (the row is locked until the transaction ends;
+    /// the others then find it gone).
+    fn lease_claim(&mut self, server: &str, now_ms: i64) -> Result<bool, StoreError>;
 }

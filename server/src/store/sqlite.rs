@@ -2,8 +2,8 @@
 //! (`PRAGMA user_version`), prepared-statement cache.
 
 use super::{
-    FileRecord, HistoryQuery, Invitation, NewMessage, OpenSession, Pref, RoomRecord, Store,
-    StoreError, StoredMessage,
+    FileRecord, HistoryQuery, Invitation, LogEntry, LogKind, NewLogEntry, NewMessage, OpenSession,
+    Pref, RoomRecord, Store, StoreError, StoredMessage,
 };
 use crate::compliance::{Event, EventKind, NewEvent};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -107,6 +107,25 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE messages ADD COLUMN client_msgid TEXT;
      CREATE UNIQUE INDEX messages_by_client_msgid ON messages(author, client_msgid)
         WHERE client_msgid IS NOT NULL;",
+    // 7: the pool (docs/pool.md): every room's log of posts, joins and parts with a
+    // per-room sequence assigned in the writing transaction (`rooms.log_seq`), and the
+    // members' leases.
+    "ALTER TABLE rooms ADD COLUMN log_seq INTEGER NOT NULL DEFAULT 0;
+     CREATE TABLE room_log (
+        room_guid TEXT NOT NULL REFERENCES rooms(guid) ON DELETE CASCADE,
+        seq INTEGER NOT NULL,
+        origin TEXT NOT NULL,
+        dialog INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        user_uri TEXT NOT NULL,
+        ts_ms INTEGER NOT NULL,
+        msg_id INTEGER,
+        PRIMARY KEY (room_guid, seq)
+     ) WITHOUT ROWID;
+     CREATE TABLE pool_members (
+        server TEXT PRIMARY KEY,
+        lease_until_ms INTEGER NOT NULL
+     ) WITHOUT ROWID;",
 ];
 
 /// SQLite-backed store. Not `Sync`: one owner (the channel service task).
@@ -810,6 +829,122 @@ impl Store for SqliteStore {
             .map_err(db)?;
         rows.collect::<Result<Vec<_>, _>>().map_err(db)
     }
+
+    fn log_append(&mut self, e: &NewLogEntry) -> Result<i64, StoreError> {
+        self.write(|c| {
+            let seq: i64 = c.query_row(
+                "UPDATE rooms SET log_seq = log_seq + 1 WHERE guid = ?1 RETURNING log_seq",
+                params![e.room_guid],
+                |r| r.get(0),
+            )?;
+            c.prepare_cached(
+                "INSERT INTO room_log (room_guid, seq, origin, dialog, kind, user_uri, ts_ms, msg_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?
+            .execute(params![
+                e.room_guid,
+                seq,
+                e.origin,
+                e.dialog,
+                e.kind.as_str(),
+                e.user,
+                e.ts_ms,
+                e.msg_id
+            ])?;
+            Ok(seq)
+        })
+    }
+
+    fn room_sessions(&mut self, room_uri: &str) -> Result<Vec<String>, StoreError> {
+        self.strings(
+            "SELECT DISTINCT user_uri FROM open_sessions WHERE room_uri = ?1 ORDER BY user_uri",
+            &[&room_uri],
+        )
+    }
+
+    fn log_heads(&mut self) -> Result<Vec<(String, i64)>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT guid, log_seq FROM rooms ORDER BY guid")
+            .map_err(db)?;
+        let rows = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(db)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(db)
+    }
+
+    fn log_after(
+        &mut self,
+        room_guid: &str,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<LogEntry>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT l.seq, l.room_guid, l.origin, l.dialog, l.kind, l.user_uri, l.ts_ms,
+                   COALESCE(m.text, '') FROM room_log l LEFT JOIN messages m ON m.id = l.msg_id
+                 WHERE l.room_guid = ?1 AND l.seq > ?2 ORDER BY l.seq LIMIT ?3",
+            )
+            .map_err(db)?;
+        let rows = st
+            .query_map(params![room_guid, after_seq, limit], |r| {
+                let kind: String = r.get(4)?;
+                Ok((kind, log_entry(r)?))
+            })
+            .map_err(db)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (kind, mut e) = row.map_err(db)?;
+            e.kind = LogKind::parse(&kind)
+                .ok_or_else(|| StoreError::Db(format!("unknown log kind {kind:?}")))?;
+            out.push(e);
+        }
+        Ok(out)
+    }
+
+    fn lease_renew(&mut self, server: &str, until_ms: i64) -> Result<(), StoreError> {
+        self.write(|c| {
+            c.execute(
+                "INSERT INTO pool_members (server, lease_until_ms) VALUES (?1, ?2)
+                 ON CONFLICT(server) DO UPDATE SET lease_until_ms = excluded.lease_until_ms",
+                params![server, until_ms],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn lease_expired(&mut self, now_ms: i64) -> Result<Vec<String>, StoreError> {
+        self.strings(
+            "SELECT server FROM pool_members WHERE lease_until_ms < ?1 ORDER BY server",
+            &[&now_ms],
+        )
+    }
+
+    fn lease_claim(&mut self, server: &str, now_ms: i64) -> Result<bool, StoreError> {
+        self.write(|c| {
+            c.execute(
+                "DELETE FROM pool_members WHERE server = ?1 AND lease_until_ms < ?2",
+                params![server, now_ms],
+            )
+            .map(|n| n > 0)
+        })
+    }
+}
+
+/// A log row `(seq, room_guid, origin, dialog, kind, user_uri, ts_ms, text)`, its kind
+/// left for the caller to parse.
+fn log_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<LogEntry> {
+    Ok(LogEntry {
+        seq: r.get(0)?,
+        room_guid: r.get(1)?,
+        origin: r.get(2)?,
+        dialog: r.get(3)?,
+        kind: LogKind::Chat,
+        user: r.get(5)?,
+        ts_ms: r.get(6)?,
+        text: r.get(7)?,
+    })
 }
 
 impl SqliteStore {

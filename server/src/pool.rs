@@ -1,0 +1,244 @@
+//! A pool of servers on one store (`[store] url`, docs/pool.md): every member relays
+//! every post, join and part, and a survivor closes the sessions of a member that died.
+//!
+//! **Relays come from the store's log.** A member writes a post, join or part into its
+//! room's log (`Store::log_append`) in the batch's transaction; the room's row lock
+//! makes the room's sequence numbers commit in order. After every batch
+//! ([`after_batch`]) each member reads every room's head (`Store::log_heads`) and
+//! relays the entries past its cursor to its own dialogs joined to the room, in
+//! sequence order - its own posts too (not to the posting dialog), so every member
+//! sends one room's messages in one order, the store's commit order, each once. A
+//! member that crashes right after a commit loses no relay: the others read the log.
+//! On PostgreSQL a trigger notifies `pchat_pool` on commit and the I/O driver turns
+//! the notification into a batch (`net::pool_wake`), so relays do not wait for a tick.
+//!
+//! **Leases.** Every `[pool] lease_s / 3` a member renews its lease
+//! (`Store::lease_renew`) and looks for members whose lease ended. For each, in one
+//! transaction, it claims the lease (`Store::lease_claim`: exactly one claimant) and
+//! closes the dead member's open sessions (the open-sessions ledger): a PART event
+//! each (with compliance on), the ledger entry removed, a `part` log entry - from
+//! which every member sends `ntc:part`. So the PARTs come within `lease_s` plus one
+//! renewal period of the death, once.
+
+use crate::channel::DialogId;
+use crate::clock::iso8601;
+use crate::compliance::{EventKind, NewEvent};
+use crate::core::Core;
+use crate::store::{LogEntry, LogKind, NewLogEntry, StoreError};
+use crate::xccos::{Body, GrpChat, Ntc, NtcData};
+
+/// Most log entries read per room and query.
+const FETCH: u32 = 512;
+
+/// After every batch of a pool member (after its commit): renews the lease when due
+/// (closing dead members' sessions), then relays the log entries committed since the
+/// last batch. A store failure is logged and retried after the next batch. No-op
+/// outside a pool.
+pub(crate) fn after_batch(core: &mut Core) {
+    let Some(pool) = core.pool.as_ref() else {
+        return;
+    };
+    if core.now_ms() >= pool.next_heartbeat_ms {
+        heartbeat(core);
+    }
+    if let Err(e) = relay_log(core) {
+        tracing::warn!("pool: reading the log failed (retried after the next batch): {e}");
+    }
+}
+
+/// Relays every room's new log entries to this member's dialogs, in order.
+fn relay_log(core: &mut Core) -> Result<(), StoreError> {
+    for (guid, head) in core.store.log_heads()? {
+        let mut cursor = core.pool.as_ref().map_or(head, |p| p.cursor(&guid));
+        while cursor < head {
+            let entries = core.store.log_after(&guid, cursor, FETCH)?;
+            let Some(last) = entries.last().map(|e| e.seq) else {
+                break;
+            };
+            for e in &entries {
+                deliver(core, e);
+            }
+            cursor = last;
+            if let Some(p) = core.pool.as_mut() {
+                p.cursors.insert(guid.clone(), cursor);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Sends one log entry to this member's dialogs joined to its room (not to the dialog
+/// that caused it). These relays are of committed rows: they do not wait for a commit.
+fn deliver(core: &mut Core, e: &LogEntry) {
+    let Some(room) = core.rooms.get(&e.room_guid) else {
+        return;
+    };
+    let except = if e.origin == core.cfg.server_id() {
+        DialogId(u64::try_from(e.dialog).unwrap_or(u64::MAX))
+    } else {
+        DialogId::MAX
+    };
+    let targets: Vec<DialogId> = room
+        .joined
+        .keys()
+        .copied()
+        .filter(|d| *d != except)
+        .collect();
+    let chan_uri = room.uri.clone();
+    if targets.is_empty() {
+        if e.kind == LogKind::Chat {
+            core.count_post(0);
+        }
+        return;
+    }
+    let body = match e.kind {
+        LogKind::Chat => Body::GrpChat(GrpChat {
+            msgid: None,
+            seqid: 1,
+            chan_uri,
+            author: Some(e.user.clone()),
+            ts: Some(iso8601(e.ts_ms)),
+            text: e.text.clone(),
+        }),
+        LogKind::Join | LogKind::BJoin => Body::Ntc(Ntc {
+            id: if e.kind == LogKind::BJoin {
+                "ntc:bjoin"
+            } else {
+                "ntc:join"
+            }
+            .to_string(),
+            data: NtcData::Join {
+                user: e.user.clone(),
+                domain: core.cfg.domain.clone(),
+                room_guid: e.room_guid.clone(),
+            },
+        }),
+        LogKind::Part => Body::Ntc(Ntc {
+            id: "ntc:part".to_string(),
+            data: NtcData::Part {
+                chan_uri,
+                user: e.user.clone(),
+            },
+        }),
+    };
+    let body = core.encode_envelope(body);
+    let mut sent = 0;
+    for d in targets {
+        if core.send_info(d, body.clone(), false) {
+            sent += 1;
+        }
+    }
+    if e.kind == LogKind::Chat {
+        core.count_post(sent);
+    }
+}
+
+/// Renews this member's lease and closes the sessions of members whose lease ended.
+fn heartbeat(core: &mut Core) {
+    let me = core.cfg.server_id().to_string();
+    let now = core.now_ms();
+    let lease_ms = i64::from(core.cfg.pool.lease_s) * 1000;
+    if let Some(p) = core.pool.as_mut() {
+        p.next_heartbeat_ms = now + (lease_ms / 3).max(1000);
+    }
+    if let Err(e) = core.store.lease_renew(&me, now + lease_ms) {
+        tracing::warn!("pool: lease not renewed: {e}");
+        return;
+    }
+    let dead = match core.store.lease_expired(now) {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::warn!("pool: leases not read: {e}");
+            return;
+        }
+    };
+    for member in dead.into_iter().filter(|m| *m != me) {
+        match take_over(core, &member, now) {
+            Ok(Some(n)) => tracing::info!(
+                member = %member,
+                "pool: member's lease ended; closed its {n} open session(s)"
+            ),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(member = %member, "pool: take-over failed, retried: {e}"),
+        }
+    }
+}
+
+/// Claims dead `member` and closes its open sessions, in one transaction. `None`:
+/// another survivor claimed it first.
+fn take_over(core: &mut Core, member: &str, now: i64) -> Result<Option<usize>, StoreError> {
+    core.store.begin()?;
+    match close_sessions_of(core, member, now) {
+        Ok(n) => {
+            core.store.commit()?;
+            Ok(n)
+        }
+        Err(e) => {
+            core.store.rollback();
+            Err(e)
+        }
+    }
+}
+
+fn close_sessions_of(core: &mut Core, member: &str, now: i64) -> Result<Option<usize>, StoreError> {
+    if !core.store.lease_claim(member, now)? {
+        return Ok(None);
+    }
+    let sessions = core.store.open_sessions(member)?;
+    for s in &sessions {
+        if core.cfg.compliance.enabled {
+            core.store.record_event(&NewEvent {
+                kind: EventKind::Part,
+                room_uri: s.room_uri.clone(),
+                room_name: s.room_name.clone(),
+                user: s.user.clone(),
+                ts_ms: now,
+                content: String::new(),
+            })?;
+        }
+        core.store.close_session(member, &s.user, &s.room_uri)?;
+        if let Some((_, guid)) = crate::ids::split_room_uri(&s.room_uri) {
+            core.store.log_append(&NewLogEntry {
+                room_guid: guid.to_string(),
+                origin: member.to_string(),
+                dialog: 0,
+                kind: LogKind::Part,
+                user: s.user.clone(),
+                ts_ms: now,
+                msg_id: None,
+            })?;
+        }
+    }
+    Ok(Some(sessions.len()))
+}
+
+/// Start-up of a pool member: the sessions its previous run left open (it was killed
+/// and restarted before its lease ended, so no survivor closed them) get a `part` log
+/// entry each, so every member sends `ntc:part` for them. The ledger itself is closed
+/// with the PART events by `compliance::record::close_sessions_of_previous_run`.
+/// Store failures are logged, not fatal: the notices are best effort.
+pub(crate) fn log_parts_of_previous_run(core: &mut Core) {
+    let me = core.cfg.server_id().to_string();
+    let now = core.now_ms();
+    let stale = match core.store.open_sessions(&me) {
+        Ok(s) => s,
+        Err(e) => return tracing::warn!("pool: open sessions not read: {e}"),
+    };
+    for s in stale {
+        let Some((_, guid)) = crate::ids::split_room_uri(&s.room_uri) else {
+            continue;
+        };
+        let entry = NewLogEntry {
+            room_guid: guid.to_string(),
+            origin: me.clone(),
+            dialog: 0,
+            kind: LogKind::Part,
+            user: s.user,
+            ts_ms: now,
+            msg_id: None,
+        };
+        if let Err(e) = core.store.log_append(&entry) {
+            tracing::warn!("pool: part of a previous run's session not logged: {e}");
+        }
+    }
+}

@@ -1,0 +1,1137 @@
+//! [`Store`] on PostgreSQL (`[store] url = "postgresql://USER@HOST:PORT/DB"`): the
+//! store a pool of servers shares (docs/pool.md).
+//!
+//! **Shape.** The [`Store`] trait is synchronous and the core calls it inline on its
+//! task, as it calls SQLite. A `PgStore` therefore owns one connection (the `postgres`
+//! crate's blocking client, which runs its own small runtime) on a thread of its own;
+//! each call is sent there as a closure and waited for. The core task blocks for the
+//! round trip exactly as it blocks for a SQLite write, group commit is unchanged (one
+//! `BEGIN` .. `COMMIT` per batch), and "200 OK only after `COMMIT` returned" holds.
+//!
+//! **Same behaviour as SQLite.** A statement that fails inside a PostgreSQL
+//! transaction aborts the whole transaction; SQLite only fails the statement. So every
+//! write runs in a savepoint of its own inside the batch (a failed write undoes only
+//! itself, as the trait promises), and a failed read marks the transaction aborted:
+//! its `commit` then fails (503 to the batch's posters) instead of silently rolling
+//! back. Event ids come from a counter row, not a sequence, so they stay gap-free
+//! (`event_high_water`: ids `1..=n` exist) when a batch rolls back. A post locks its
+//! room's row first, so within a room message ids and log sequence numbers grow in
+//! commit order. Names are unique by `lower(name)` (the database is created without
+//! locale, so `lower` folds ASCII only, like SQLite's `NOCASE`).
+//!
+//! Migrations are versioned like SQLite's (`pchat_schema.version`; 1-6 mirror the
+//! SQLite ones, 7 the pool), applied under an advisory lock so members starting
+//! together migrate once.
+
+use super::{
+    FileRecord, HistoryQuery, Invitation, LogEntry, LogKind, NewLogEntry, NewMessage, OpenSession,
+    Pref, RoomRecord, Store, StoreError, StoredMessage,
+};
+use crate::compliance::{Event, EventKind, NewEvent};
+use ::postgres::types::ToSql;
+use ::postgres::{Client, NoTls, Row, Statement};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+
+/// Schema migrations; index + 1 is `pchat_schema.version` after applying it. Append
+/// only. 1-6 mirror `sqlite::MIGRATIONS`; 7 is the pool.
+const MIGRATIONS: &[&str] = &[
+    // 1: rooms, memberships, messages, followed rooms.
+    "CREATE TABLE rooms (
+        guid TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        description TEXT NOT NULL DEFAULT '',
+        topic TEXT NOT NULL DEFAULT '',
+        privacy TEXT NOT NULL CHECK (privacy IN ('open','closed','secret'))
+     );
+     CREATE UNIQUE INDEX rooms_by_name ON rooms (lower(name));
+     CREATE TABLE room_roles (
+        room_guid TEXT NOT NULL REFERENCES rooms(guid) ON DELETE CASCADE,
+        user_uri TEXT NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('member','manager')),
+        PRIMARY KEY (room_guid, user_uri, role)
+     );
+     CREATE TABLE messages (
+        id BIGSERIAL PRIMARY KEY,
+        room_guid TEXT NOT NULL REFERENCES rooms(guid),
+        author TEXT NOT NULL,
+        ts_ms BIGINT NOT NULL,
+        text TEXT NOT NULL
+     );
+     CREATE INDEX messages_by_room ON messages(room_guid, id);
+     CREATE TABLE followed (
+        user_uri TEXT NOT NULL,
+        room_guid TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        PRIMARY KEY (user_uri, room_guid)
+     );",
+    // 2: compliance outbox; ids from a counter row (gap-free across rollbacks).
+    "CREATE TABLE compliance_outbox (
+        id BIGINT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        room_uri TEXT NOT NULL,
+        room_name TEXT NOT NULL,
+        user_uri TEXT NOT NULL,
+        ts_ms BIGINT NOT NULL,
+        content TEXT NOT NULL
+     );
+     CREATE TABLE pchat_counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL);
+     INSERT INTO pchat_counters VALUES ('event', 0);",
+    // 3: room model, read markers, preferences, invitations.
+    "ALTER TABLE rooms ADD COLUMN category TEXT NOT NULL DEFAULT '';
+     ALTER TABLE rooms ADD COLUMN room_type TEXT NOT NULL DEFAULT 'normal'
+        CHECK (room_type IN ('normal','auditorium'));
+     ALTER TABLE rooms ADD COLUMN invitations TEXT NOT NULL DEFAULT 'inherit'
+        CHECK (invitations IN ('inherit','on','off'));
+     ALTER TABLE rooms ADD COLUMN disabled BOOLEAN NOT NULL DEFAULT FALSE;
+     CREATE TABLE room_presenters (
+        room_guid TEXT NOT NULL REFERENCES rooms(guid) ON DELETE CASCADE,
+        user_uri TEXT NOT NULL,
+        PRIMARY KEY (room_guid, user_uri)
+     );
+     ALTER TABLE followed ADD COLUMN last_read_id BIGINT NOT NULL DEFAULT 0;
+     CREATE INDEX followed_by_room ON followed(room_guid);
+     CREATE TABLE prefs (
+        user_uri TEXT NOT NULL,
+        label TEXT NOT NULL,
+        seqid BIGINT NOT NULL,
+        content TEXT NOT NULL,
+        PRIMARY KEY (user_uri, label)
+     );
+     CREATE TABLE invitations (
+        id BIGSERIAL PRIMARY KEY,
+        user_uri TEXT NOT NULL,
+        room_guid TEXT NOT NULL REFERENCES rooms(guid) ON DELETE CASCADE,
+        inviter TEXT NOT NULL,
+        ts_ms BIGINT NOT NULL,
+        seen INTEGER NOT NULL DEFAULT 0
+     );
+     CREATE INDEX invitations_by_user ON invitations(user_uri, seen, id);",
+    // 4: files posted to rooms over the web service.
+    "CREATE TABLE files (
+        room_guid TEXT NOT NULL REFERENCES rooms(guid) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        size BIGINT NOT NULL,
+        uploader TEXT NOT NULL,
+        ts_ms BIGINT NOT NULL,
+        PRIMARY KEY (room_guid, name)
+     );",
+    // 5: the open-sessions ledger (pool-wide: keyed by member).
+    "CREATE TABLE open_sessions (
+        server TEXT NOT NULL,
+        user_uri TEXT NOT NULL,
+        room_uri TEXT NOT NULL,
+        room_name TEXT NOT NULL,
+        PRIMARY KEY (server, user_uri, room_uri)
+     );",
+    // 6: client message ids.
+    "ALTER TABLE messages ADD COLUMN client_msgid TEXT;
+     CREATE UNIQUE INDEX messages_by_client_msgid ON messages(author, client_msgid)
+        WHERE client_msgid IS NOT NULL;",
+    // 7: the pool: per-room log (sequence assigned in the writing transaction, NOTIFY
+    //    on commit) and the members' leases.
+    "ALTER TABLE rooms ADD COLUMN log_seq BIGINT NOT NULL DEFAULT 0;
+     CREATE TABLE room_log (
+        room_guid TEXT NOT NULL REFERENCES rooms(guid) ON DELETE CASCADE,
+        seq BIGINT NOT NULL,
+        origin TEXT NOT NULL,
+        dialog BIGINT NOT NULL,
+        kind TEXT NOT NULL,
+        user_uri TEXT NOT NULL,
+        ts_ms BIGINT NOT NULL,
+        msg_id BIGINT,
+        PRIMARY KEY (room_guid, seq)
+     );
+     CREATE TABLE pool_members (
+        server TEXT PRIMARY KEY,
+        lease_until_ms BIGINT NOT NULL
+     );
+     CREATE FUNCTION pchat_pool_notify() RETURNS trigger AS $$
+     BEGIN PERFORM pg_notify('pchat_pool', NEW.room_guid); RETURN NULL; END;
+     $$ LANGUAGE plpgsql;
+     CREATE TRIGGER room_log_notify AFTER INSERT ON room_log
+        FOR EACH ROW EXECUTE FUNCTION pchat_pool_notify();",
+];
+
+/// The channel members LISTEN on: one notification per room with new log entries,
+/// delivered when the writing transaction commits.
+pub const NOTIFY_CHANNEL: &str = "pchat_pool";
+
+/// The connection and its prepared statements, owned by the connection thread.
+pub struct Conn {
+    client: Client,
+    cache: HashMap<&'static str, Statement>,
+}
+
+impl Conn {
+    fn st(&mut self, sql: &'static str) -> Result<Statement, ::postgres::Error> {
+        if let Some(s) = self.cache.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.client.prepare(sql)?;
+        self.cache.insert(sql, s.clone());
+        Ok(s)
+    }
+
+    fn query(
+        &mut self,
+        sql: &'static str,
+        p: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, ::postgres::Error> {
+        let st = self.st(sql)?;
+        self.client.query(&st, p)
+    }
+
+    fn exec(
+        &mut self,
+        sql: &'static str,
+        p: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, ::postgres::Error> {
+        let st = self.st(sql)?;
+        self.client.execute(&st, p)
+    }
+
+    fn strings(
+        &mut self,
+        sql: &'static str,
+        p: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<String>, ::postgres::Error> {
+        Ok(self.query(sql, p)?.iter().map(|r| r.get(0)).collect())
+    }
+}
+
+type Job = Box<dyn FnOnce(&mut Conn) + Send>;
+
+/// PostgreSQL-backed store (see the module docs). Not `Sync`: one owner.
+pub struct PgStore {
+    jobs: mpsc::Sender<Job>,
+    /// Incremented by the connection thread each time it connects again.
+    generation: Arc<AtomicU64>,
+    /// `generation` when the open transaction began.
+    tx_generation: u64,
+    in_tx: bool,
+    /// A `BEGIN` issued by [`Store::savepoint`] outside a transaction.
+    savepoint_tx: bool,
+    savepoints: u32,
+    /// A statement failed inside the transaction: PostgreSQL will not commit it.
+    aborted: bool,
+}
+
+fn pg(e: ::postgres::Error) -> StoreError {
+    StoreError::Db(e.to_string())
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgresql://USER@HOST:PORT/DB`, libpq syntax, no TLS) on a
+    /// thread of its own and migrates the schema. Errors: [`StoreError::Db`] (bad URL,
+    /// refused, authentication, SQL), [`StoreError::SchemaTooNew`].
+    pub fn connect(url: &str) -> Result<PgStore, StoreError> {
+        let (jobs, rx) = mpsc::channel::<Job>();
+        let (ready_tx, ready) = mpsc::channel::<Result<(), String>>();
+        let url = url.to_string();
+        let generation = Arc::new(AtomicU64::new(0));
+        let thread_gen = generation.clone();
+        std::thread::Builder::new()
+            .name("pchat-pg".into())
+            .spawn(move || {
+                let client = match Client::connect(&url, NoTls) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(format!("{url}: {e}")));
+                        return;
+                    }
+                };
+                let _ = ready_tx.send(Ok(()));
+                let mut conn = Conn {
+                    client,
+                    cache: HashMap::new(),
+                };
+                while let Ok(job) = rx.recv() {
+                    if conn.client.is_closed() {
+                        // The server restarted or the network broke: connect again; an
+                        // open transaction is lost, which `commit` detects.
+                        if let Ok(c) = Client::connect(&url, NoTls) {
+                            conn.client = c;
+                            conn.cache.clear();
+                            thread_gen.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                    job(&mut conn);
+                }
+            })
+            .map_err(|e| StoreError::Db(format!("postgres thread: {e}")))?;
+        ready
+            .recv()
+            .map_err(|_| StoreError::Db("postgres thread ended".into()))?
+            .map_err(StoreError::Db)?;
+        let mut store = PgStore {
+            jobs,
+            generation,
+            tx_generation: 0,
+            in_tx: false,
+            savepoint_tx: false,
+            savepoints: 0,
+            aborted: false,
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// Runs `f` on the connection thread and waits for its result.
+    fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Conn) -> Result<T, ::postgres::Error> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.jobs
+            .send(Box::new(move |c| {
+                let _ = tx.send(f(c).map_err(pg));
+            }))
+            .map_err(|_| StoreError::Db("postgres connection thread gone".into()))?;
+        rx.recv()
+            .map_err(|_| StoreError::Db("postgres connection thread gone".into()))?
+    }
+
+    fn tx_open(&self) -> bool {
+        self.in_tx || self.savepoints > 0
+    }
+
+    /// A read; inside a transaction a failure aborts it (see the module docs).
+    fn read<T: Send + 'static>(
+        &mut self,
+        f: impl FnOnce(&mut Conn) -> Result<T, ::postgres::Error> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let r = self.run(f);
+        if r.is_err() && self.tx_open() {
+            self.aborted = true;
+        }
+        r
+    }
+
+    /// A write: in a savepoint of its own inside a transaction, else in a transaction
+    /// of its own; on failure nothing of it is kept and the transaction goes on.
+    fn write<T: Send + 'static>(
+        &mut self,
+        f: impl FnOnce(&mut Conn) -> Result<T, ::postgres::Error> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let nested = self.tx_open();
+        let r = self.run(move |c| {
+            let (open, keep, undo) = if nested {
+                (
+                    "SAVEPOINT pchat_write",
+                    "RELEASE pchat_write",
+                    "ROLLBACK TO pchat_write; RELEASE pchat_write",
+                )
+            } else {
+                ("BEGIN", "COMMIT", "ROLLBACK")
+            };
+            c.client.batch_execute(open)?;
+            match f(c) {
+                Ok(v) => c.client.batch_execute(keep).map(|()| v),
+                Err(e) => {
+                    let _ = c.client.batch_execute(undo);
+                    Err(e)
+                }
+            }
+        });
+        if r.is_err() && nested {
+            // Only if even the savepoint could not be undone is the transaction lost;
+            // a probe tells which.
+            if self.run(|c| c.client.batch_execute("SELECT 1")).is_err() {
+                self.aborted = true;
+            }
+        }
+        r
+    }
+
+    /// Current schema version (`pchat_schema.version`).
+    pub fn schema_version(&mut self) -> Result<i64, StoreError> {
+        self.run(|c| {
+            let r = c
+                .client
+                .query_one("SELECT version FROM pchat_schema", &[])?;
+            Ok(i64::from(r.get::<_, i32>(0)))
+        })
+    }
+
+    fn migrate(&mut self) -> Result<(), StoreError> {
+        let found = self.run(|c| {
+            c.client.batch_execute(
+                "SET client_min_messages = warning;
+                 SELECT pg_advisory_lock(726174);
+                 CREATE TABLE IF NOT EXISTS pchat_schema (version INTEGER NOT NULL);
+                 INSERT INTO pchat_schema SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM pchat_schema);",
+            )?;
+            let r = c
+                .client
+                .query_one("SELECT version FROM pchat_schema", &[])?;
+            Ok(i64::from(r.get::<_, i32>(0)))
+        });
+        let result = found.and_then(|found| {
+            let supported = MIGRATIONS.len() as i64;
+            if found > supported {
+                return Err(StoreError::SchemaTooNew { found, supported });
+            }
+            for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+                let version = (i + 1) as i32;
+                self.run(move |c| {
+                    let mut tx = c.client.transaction()?;
+                    tx.batch_execute(sql)?;
+                    tx.execute("UPDATE pchat_schema SET version = $1", &[&version])?;
+                    tx.commit()
+                })?;
+            }
+            Ok(())
+        });
+        let _ = self.run(|c| c.client.batch_execute("SELECT pg_advisory_unlock(726174)"));
+        result
+    }
+
+    fn end_tx(&mut self, sql: &'static str) -> Result<(), StoreError> {
+        self.in_tx = false;
+        self.savepoint_tx = false;
+        self.savepoints = 0;
+        self.aborted = false;
+        self.run(move |c| c.client.batch_execute(sql))
+    }
+}
+
+fn message_of(r: &Row) -> StoredMessage {
+    StoredMessage {
+        id: r.get(0),
+        room_guid: r.get(1),
+        author: r.get(2),
+        ts_ms: r.get(3),
+        text: r.get(4),
+    }
+}
+
+fn event_of(r: &Row) -> Result<Event, StoreError> {
+    let kind: String = r.get(1);
+    let kind = EventKind::parse(&kind)
+        .ok_or_else(|| StoreError::Db(format!("unknown event kind {kind:?}")))?;
+    Ok(Event {
+        id: r.get(0),
+        kind,
+        room_uri: r.get(2),
+        room_name: r.get(3),
+        user: r.get(4),
+        ts_ms: r.get(5),
+        content: r.get(6),
+    })
+}
+
+fn count(v: i64) -> u64 {
+    v.max(0) as u64
+}
+
+impl Store for PgStore {
+    fn begin(&mut self) -> Result<(), StoreError> {
+        if !self.in_tx {
+            self.run(|c| c.client.batch_execute("BEGIN"))?;
+            self.in_tx = true;
+            self.aborted = false;
+            self.tx_generation = self.generation.load(Ordering::SeqCst);
+        }
+        Ok(())
+    }
+
+    fn commit(&mut self) -> Result<(), StoreError> {
+        if !self.in_tx {
+            return Ok(());
+        }
+        if self.generation.load(Ordering::SeqCst) != self.tx_generation {
+            let _ = self.end_tx("ROLLBACK");
+            return Err(StoreError::Db(
+                "the connection was lost during the transaction: nothing of it was kept".into(),
+            ));
+        }
+        if self.aborted {
+            let _ = self.end_tx("ROLLBACK");
+            return Err(StoreError::Db(
+                "a statement of the transaction failed: rolled back".into(),
+            ));
+        }
+        let r = self.end_tx("COMMIT");
+        if r.is_err() {
+            let _ = self.run(|c| c.client.batch_execute("ROLLBACK"));
+        }
+        // Connected again just before the COMMIT: it ended no transaction of ours.
+        if r.is_ok() && self.generation.load(Ordering::SeqCst) != self.tx_generation {
+            return Err(StoreError::Db(
+                "the connection was lost during the transaction: nothing of it was kept".into(),
+            ));
+        }
+        r
+    }
+
+    fn rollback(&mut self) {
+        if self.in_tx || self.savepoint_tx {
+            let _ = self.end_tx("ROLLBACK");
+        }
+        self.in_tx = false;
+        self.savepoints = 0;
+    }
+
+    fn upsert_room(&mut self, room: &RoomRecord) -> Result<(), StoreError> {
+        let room = room.clone();
+        self.write(move |c| {
+            c.exec(
+                "INSERT INTO rooms (guid, name, description, topic, privacy, category, room_type,
+                   invitations, disabled) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                 ON CONFLICT (guid) DO UPDATE SET name = excluded.name, description = excluded.description,
+                   topic = excluded.topic, privacy = excluded.privacy, category = excluded.category,
+                   room_type = excluded.room_type, invitations = excluded.invitations,
+                   disabled = excluded.disabled",
+                &[
+                    &room.guid,
+                    &room.name,
+                    &room.description,
+                    &room.topic,
+                    &room.privacy,
+                    &room.category,
+                    &room.room_type,
+                    &room.invitations,
+                    &room.disabled,
+                ],
+            )?;
+            c.exec("DELETE FROM room_roles WHERE room_guid = $1", &[&room.guid])?;
+            c.exec(
+                "DELETE FROM room_presenters WHERE room_guid = $1",
+                &[&room.guid],
+            )?;
+            for p in &room.presenters {
+                c.exec(
+                    "INSERT INTO room_presenters (room_guid, user_uri) VALUES ($1, $2)
+                     ON CONFLICT DO NOTHING",
+                    &[&room.guid, p],
+                )?;
+            }
+            let roles = [("member", &room.members), ("manager", &room.managers)];
+            for (role, users) in roles {
+                for u in users {
+                    c.exec(
+                        "INSERT INTO room_roles (room_guid, user_uri, role) VALUES ($1, $2, $3)
+                         ON CONFLICT DO NOTHING",
+                        &[&room.guid, u, &role],
+                    )?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn load_rooms(&mut self) -> Result<Vec<RoomRecord>, StoreError> {
+        self.read(|c| {
+            let heads = c.query(
+                "SELECT guid, name, description, topic, privacy, category, room_type, invitations,
+                   disabled FROM rooms ORDER BY lower(name), name",
+                &[],
+            )?;
+            let mut rooms = Vec::with_capacity(heads.len());
+            for r in heads {
+                let guid: String = r.get(0);
+                let members = c.strings(
+                    "SELECT user_uri FROM room_roles WHERE room_guid = $1 AND role = 'member'
+                     ORDER BY user_uri",
+                    &[&guid],
+                )?;
+                let managers = c.strings(
+                    "SELECT user_uri FROM room_roles WHERE room_guid = $1 AND role = 'manager'
+                     ORDER BY user_uri",
+                    &[&guid],
+                )?;
+                let presenters = c.strings(
+                    "SELECT user_uri FROM room_presenters WHERE room_guid = $1 ORDER BY user_uri",
+                    &[&guid],
+                )?;
+                rooms.push(RoomRecord {
+                    guid,
+                    name: r.get(1),
+                    description: r.get(2),
+                    topic: r.get(3),
+                    privacy: r.get(4),
+                    category: r.get(5),
+                    room_type: r.get(6),
+                    invitations: r.get(7),
+                    disabled: r.get(8),
+                    members,
+                    managers,
+                    presenters,
+                });
+            }
+            Ok(rooms)
+        })
+    }
+
+    fn append_message(&mut self, msg: &NewMessage) -> Result<i64, StoreError> {
+        let msg = msg.clone();
+        let id = self.write(move |c| {
+            // The room's row is locked first: a room's message ids grow in commit order.
+            let rows = c.query(
+                "WITH room AS (SELECT guid FROM rooms WHERE guid = $1 FOR UPDATE)
+                 INSERT INTO messages (room_guid, author, ts_ms, text, client_msgid)
+                 SELECT guid, $2, $3, $4, $5 FROM room RETURNING id",
+                &[
+                    &msg.room_guid,
+                    &msg.author,
+                    &msg.ts_ms,
+                    &msg.text,
+                    &msg.client_msgid,
+                ],
+            )?;
+            Ok(rows.first().map(|r| r.get::<_, i64>(0)))
+        })?;
+        id.ok_or_else(|| StoreError::Db("no such room (foreign key)".into()))
+    }
+
+    fn last_messages(&mut self, room_guid: &str, n: u32) -> Result<Vec<StoredMessage>, StoreError> {
+        self.history(room_guid, &HistoryQuery::Last, n)
+    }
+
+    fn history(
+        &mut self,
+        room_guid: &str,
+        q: &HistoryQuery,
+        n: u32,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        let (room, n, q) = (room_guid.to_string(), i64::from(n), q.clone());
+        self.read(move |c| {
+            let rows = match &q {
+                HistoryQuery::Last => c.query(
+                    "SELECT id, room_guid, author, ts_ms, text FROM messages WHERE room_guid = $1
+                     ORDER BY id DESC LIMIT $2",
+                    &[&room, &n],
+                )?,
+                HistoryQuery::Before(id) => c.query(
+                    "SELECT id, room_guid, author, ts_ms, text FROM messages WHERE room_guid = $1
+                     AND id < $3 ORDER BY id DESC LIMIT $2",
+                    &[&room, &n, id],
+                )?,
+                HistoryQuery::Since(ts) => {
+                    let rows = c.query(
+                        "SELECT id, room_guid, author, ts_ms, text FROM messages WHERE room_guid = $1
+                         AND ts_ms >= $3 ORDER BY id ASC LIMIT $2",
+                        &[&room, &n, ts],
+                    )?;
+                    return Ok(rows.iter().map(message_of).collect());
+                }
+                HistoryQuery::Search {
+                    keyword,
+                    author,
+                    from_ms,
+                    to_ms,
+                } => c.query(
+                    "SELECT id, room_guid, author, ts_ms, text FROM messages WHERE room_guid = $1
+                     AND strpos(lower(text), lower($3)) > 0
+                     AND ($4::TEXT IS NULL OR lower(author) = lower($4::TEXT))
+                     AND ($5::BIGINT IS NULL OR ts_ms >= $5::BIGINT)
+                     AND ($6::BIGINT IS NULL OR ts_ms <= $6::BIGINT)
+                     ORDER BY id DESC LIMIT $2",
+                    &[&room, &n, keyword, author, from_ms, to_ms],
+                )?,
+            };
+            let mut v: Vec<StoredMessage> = rows.iter().map(message_of).collect();
+            v.reverse();
+            Ok(v)
+        })
+    }
+
+    fn message_count(&mut self, room_guid: &str) -> Result<u64, StoreError> {
+        let room = room_guid.to_string();
+        self.read(move |c| {
+            let r = c.query(
+                "SELECT COUNT(*) FROM messages WHERE room_guid = $1",
+                &[&room],
+            )?;
+            Ok(count(r[0].get(0)))
+        })
+    }
+
+    fn follow(&mut self, user: &str, room_guid: &str) -> Result<(), StoreError> {
+        let (user, room) = (user.to_string(), room_guid.to_string());
+        self.write(move |c| {
+            c.exec(
+                "INSERT INTO followed (user_uri, room_guid, seq)
+                 SELECT $1, $2, COALESCE(MAX(seq), 0) + 1 FROM followed WHERE user_uri = $1
+                 ON CONFLICT DO NOTHING",
+                &[&user, &room],
+            )
+            .map(|_| ())
+        })
+    }
+
+    fn unfollow(&mut self, user: &str, room_guid: &str) -> Result<(), StoreError> {
+        let (user, room) = (user.to_string(), room_guid.to_string());
+        self.write(move |c| {
+            c.exec(
+                "DELETE FROM followed WHERE user_uri = $1 AND room_guid = $2",
+                &[&user, &room],
+            )
+            .map(|_| ())
+        })
+    }
+
+    fn followed(&mut self, user: &str) -> Result<Vec<String>, StoreError> {
+        let user = user.to_string();
+        self.read(move |c| {
+            c.strings(
+                "SELECT room_guid FROM followed WHERE user_uri = $1 ORDER BY seq",
+                &[&user],
+            )
+        })
+    }
+
+    fn savepoint(&mut self) -> Result<(), StoreError> {
+        let own = !self.tx_open();
+        let sql = if own {
+            "BEGIN; SAVEPOINT action"
+        } else {
+            "SAVEPOINT action"
+        };
+        self.run(move |c| c.client.batch_execute(sql))?;
+        self.savepoint_tx |= own;
+        self.savepoints += 1;
+        Ok(())
+    }
+
+    fn release_savepoint(&mut self, keep: bool) -> Result<(), StoreError> {
+        if self.savepoints == 0 {
+            return Ok(());
+        }
+        self.savepoints -= 1;
+        let sql = if keep {
+            "RELEASE action"
+        } else {
+            "ROLLBACK TO action; RELEASE action"
+        };
+        let r = self.run(move |c| c.client.batch_execute(sql));
+        if r.is_err() && self.tx_open() {
+            self.aborted = true;
+        }
+        if self.savepoints == 0 && self.savepoint_tx && !self.in_tx {
+            let end = if r.is_ok() && !self.aborted {
+                "COMMIT"
+            } else {
+                "ROLLBACK"
+            };
+            return r.and(self.end_tx(end));
+        }
+        r
+    }
+
+    fn record_event(&mut self, ev: &NewEvent) -> Result<i64, StoreError> {
+        let ev = ev.clone();
+        self.write(move |c| {
+            let r = c.query(
+                "WITH n AS (UPDATE pchat_counters SET value = value + 1 WHERE name = 'event'
+                   RETURNING value)
+                 INSERT INTO compliance_outbox (id, kind, room_uri, room_name, user_uri, ts_ms, content)
+                 SELECT value, $1, $2, $3, $4, $5, $6 FROM n RETURNING id",
+                &[
+                    &ev.kind.as_str(),
+                    &ev.room_uri,
+                    &ev.room_name,
+                    &ev.user,
+                    &ev.ts_ms,
+                    &ev.content,
+                ],
+            )?;
+            Ok(r[0].get(0))
+        })
+    }
+
+    fn find_client_message(
+        &mut self,
+        author: &str,
+        client_msgid: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        let (author, id) = (author.to_string(), client_msgid.to_string());
+        self.read(move |c| {
+            let r = c.query(
+                "SELECT id FROM messages WHERE author = $1 AND client_msgid = $2",
+                &[&author, &id],
+            )?;
+            Ok(r.first().map(|r| r.get(0)))
+        })
+    }
+
+    fn open_session(&mut self, server: &str, s: &OpenSession) -> Result<(), StoreError> {
+        let (server, s) = (server.to_string(), s.clone());
+        self.write(move |c| {
+            c.exec(
+                "INSERT INTO open_sessions (server, user_uri, room_uri, room_name)
+                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                &[&server, &s.user, &s.room_uri, &s.room_name],
+            )
+            .map(|_| ())
+        })
+    }
+
+    fn close_session(
+        &mut self,
+        server: &str,
+        user: &str,
+        room_uri: &str,
+    ) -> Result<(), StoreError> {
+        let (server, user, room) = (server.to_string(), user.to_string(), room_uri.to_string());
+        self.write(move |c| {
+            c.exec(
+                "DELETE FROM open_sessions WHERE server = $1 AND user_uri = $2 AND room_uri = $3",
+                &[&server, &user, &room],
+            )
+            .map(|_| ())
+        })
+    }
+
+    fn open_sessions(&mut self, server: &str) -> Result<Vec<OpenSession>, StoreError> {
+        let server = server.to_string();
+        self.read(move |c| {
+            let rows = c.query(
+                "SELECT user_uri, room_uri, room_name FROM open_sessions WHERE server = $1
+                 ORDER BY user_uri, room_uri",
+                &[&server],
+            )?;
+            Ok(rows
+                .iter()
+                .map(|r| OpenSession {
+                    user: r.get(0),
+                    room_uri: r.get(1),
+                    room_name: r.get(2),
+                })
+                .collect())
+        })
+    }
+
+    fn outbox_peek(&mut self, limit: u32) -> Result<Vec<Event>, StoreError> {
+        let limit = i64::from(limit);
+        let rows = self.read(move |c| {
+            c.query(
+                "SELECT id, kind, room_uri, room_name, user_uri, ts_ms, content
+                 FROM compliance_outbox ORDER BY id LIMIT $1",
+                &[&limit],
+            )
+        })?;
+        rows.iter().map(event_of).collect()
+    }
+
+    fn outbox_delete(&mut self, ids: &[i64]) -> Result<(), StoreError> {
+        let ids = ids.to_vec();
+        self.write(move |c| {
+            c.exec("DELETE FROM compliance_outbox WHERE id = ANY($1)", &[&ids])
+                .map(|_| ())
+        })
+    }
+
+    fn event_high_water(&mut self) -> Result<i64, StoreError> {
+        self.read(|c| {
+            let r = c.query("SELECT value FROM pchat_counters WHERE name = 'event'", &[])?;
+            Ok(r.first().map_or(0, |r| r.get(0)))
+        })
+    }
+
+    fn messages_after(
+        &mut self,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        let limit = i64::from(limit);
+        self.read(move |c| {
+            let rows = c.query(
+                "SELECT id, room_guid, author, ts_ms, text FROM messages WHERE id > $1
+                 ORDER BY id LIMIT $2",
+                &[&after_id, &limit],
+            )?;
+            Ok(rows.iter().map(message_of).collect())
+        })
+    }
+
+    fn set_followed(&mut self, user: &str, room_guids: &[String]) -> Result<(), StoreError> {
+        let (user, guids) = (user.to_string(), room_guids.to_vec());
+        self.write(move |c| {
+            let mut keep: Vec<String> = Vec::new();
+            for (i, g) in guids.iter().enumerate() {
+                if keep.contains(g) {
+                    continue;
+                }
+                keep.push(g.clone());
+                c.exec(
+                    "INSERT INTO followed (user_uri, room_guid, seq) VALUES ($1, $2, $3)
+                     ON CONFLICT (user_uri, room_guid) DO UPDATE SET seq = excluded.seq",
+                    &[&user, g, &(i as i64 + 1)],
+                )?;
+            }
+            c.exec(
+                "DELETE FROM followed WHERE user_uri = $1 AND NOT (room_guid = ANY($2))",
+                &[&user, &keep],
+            )
+            .map(|_| ())
+        })
+    }
+
+    fn followers(&mut self, room_guid: &str) -> Result<Vec<String>, StoreError> {
+        let room = room_guid.to_string();
+        self.read(move |c| {
+            c.strings(
+                "SELECT user_uri FROM followed WHERE room_guid = $1 ORDER BY user_uri",
+                &[&room],
+            )
+        })
+    }
+
+    fn mark_read(&mut self, user: &str, room_guid: &str) -> Result<(), StoreError> {
+        let (user, room) = (user.to_string(), room_guid.to_string());
+        self.write(move |c| {
+            c.exec(
+                "UPDATE followed SET last_read_id =
+                   (SELECT COALESCE(MAX(id), 0) FROM messages WHERE room_guid = $2)
+                 WHERE user_uri = $1 AND room_guid = $2",
+                &[&user, &room],
+            )
+            .map(|_| ())
+        })
+    }
+
+    fn unread_count(&mut self, user: &str, room_guid: &str) -> Result<u64, StoreError> {
+        let (user, room) = (user.to_string(), room_guid.to_string());
+        self.read(move |c| {
+            let r = c.query(
+                "SELECT COUNT(*) FROM messages m JOIN followed f
+                   ON f.room_guid = m.room_guid AND f.user_uri = $1
+                 WHERE m.room_guid = $2 AND m.id > f.last_read_id",
+                &[&user, &room],
+            )?;
+            Ok(count(r[0].get(0)))
+        })
+    }
+
+    fn get_pref(&mut self, user: &str, label: &str) -> Result<Option<Pref>, StoreError> {
+        let (user, label) = (user.to_string(), label.to_string());
+        self.read(move |c| {
+            let r = c.query(
+                "SELECT seqid, content FROM prefs WHERE user_uri = $1 AND label = $2",
+                &[&user, &label],
+            )?;
+            Ok(r.first().map(|r| Pref {
+                seqid: count(r.get(0)),
+                content: r.get(1),
+            }))
+        })
+    }
+
+    fn set_pref(&mut self, user: &str, label: &str, content: &str) -> Result<u64, StoreError> {
+        let (user, label, content) = (user.to_string(), label.to_string(), content.to_string());
+        self.write(move |c| {
+            let r = c.query(
+                "INSERT INTO prefs (user_uri, label, seqid, content) VALUES ($1, $2, 1, $3)
+                 ON CONFLICT (user_uri, label) DO UPDATE SET seqid = prefs.seqid + 1,
+                   content = excluded.content RETURNING seqid",
+                &[&user, &label, &content],
+            )?;
+            Ok(count(r[0].get(0)))
+        })
+    }
+
+    fn add_invitation(
+        &mut self,
+        user: &str,
+        room_guid: &str,
+        inviter: &str,
+        ts_ms: i64,
+    ) -> Result<(), StoreError> {
+        let (user, room, inviter) = (user.to_string(), room_guid.to_string(), inviter.to_string());
+        self.write(move |c| {
+            c.exec(
+                "INSERT INTO invitations (user_uri, room_guid, inviter, ts_ms)
+                 SELECT $1, $2, $3, $4 WHERE NOT EXISTS (SELECT 1 FROM invitations
+                   WHERE user_uri = $1 AND room_guid = $2 AND seen = 0)",
+                &[&user, &room, &inviter, &ts_ms],
+            )
+            .map(|_| ())
+        })
+    }
+
+    fn invitations(&mut self, user: &str) -> Result<Vec<Invitation>, StoreError> {
+        let user = user.to_string();
+        self.read(move |c| {
+            let rows = c.query(
+                "SELECT id, room_guid, inviter, ts_ms FROM invitations
+                 WHERE user_uri = $1 AND seen = 0 ORDER BY id",
+                &[&user],
+            )?;
+            Ok(rows
+                .iter()
+                .map(|r| Invitation {
+                    id: r.get(0),
+                    room_guid: r.get(1),
+                    inviter: r.get(2),
+                    ts_ms: r.get(3),
+                })
+                .collect())
+        })
+    }
+
+    fn mark_invitation_seen(&mut self, user: &str, room_guid: &str) -> Result<(), StoreError> {
+        let (user, room) = (user.to_string(), room_guid.to_string());
+        self.write(move |c| {
+            c.exec(
+                "UPDATE invitations SET seen = 1 WHERE user_uri = $1 AND room_guid = $2 AND seen = 0",
+                &[&user, &room],
+            )
+            .map(|_| ())
+        })
+    }
+
+    fn put_file(&mut self, f: &FileRecord) -> Result<(), StoreError> {
+        let f = f.clone();
+        self.write(move |c| {
+            c.exec(
+                "INSERT INTO files (room_guid, name, sha256, size, uploader, ts_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (room_guid, name) DO UPDATE SET sha256 = excluded.sha256,
+                   size = excluded.size, uploader = excluded.uploader, ts_ms = excluded.ts_ms",
+                &[
+                    &f.room_guid,
+                    &f.name,
+                    &f.sha256,
+                    &(f.size as i64),
+                    &f.uploader,
+                    &f.ts_ms,
+                ],
+            )
+            .map(|_| ())
+        })
+    }
+
+    fn get_file(&mut self, room_guid: &str, name: &str) -> Result<Option<FileRecord>, StoreError> {
+        let (room, name) = (room_guid.to_string(), name.to_string());
+        self.read(move |c| {
+            let r = c.query(
+                "SELECT room_guid, name, sha256, size, uploader, ts_ms FROM files
+                 WHERE room_guid = $1 AND name = $2",
+                &[&room, &name],
+            )?;
+            Ok(r.first().map(|r| FileRecord {
+                room_guid: r.get(0),
+                name: r.get(1),
+                sha256: r.get(2),
+                size: count(r.get(3)),
+                uploader: r.get(4),
+                ts_ms: r.get(5),
+            }))
+        })
+    }
+
+    fn log_append(&mut self, e: &NewLogEntry) -> Result<i64, StoreError> {
+        let e = e.clone();
+        let seq = self.write(move |c| {
+            let r = c.query(
+                "UPDATE rooms SET log_seq = log_seq + 1 WHERE guid = $1 RETURNING log_seq",
+                &[&e.room_guid],
+            )?;
+            let Some(seq) = r.first().map(|r| r.get::<_, i64>(0)) else {
+                return Ok(None);
+            };
+            c.exec(
+                "INSERT INTO room_log (room_guid, seq, origin, dialog, kind, user_uri, ts_ms, msg_id)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                &[
+                    &e.room_guid,
+                    &seq,
+                    &e.origin,
+                    &e.dialog,
+                    &e.kind.as_str(),
+                    &e.user,
+                    &e.ts_ms,
+                    &e.msg_id,
+                ],
+            )?;
+            Ok(Some(seq))
+        })?;
+        seq.ok_or_else(|| StoreError::Db("no such room (foreign key)".into()))
+    }
+
+    fn room_sessions(&mut self, room_uri: &str) -> Result<Vec<String>, StoreError> {
+        let room = room_uri.to_string();
+        self.read(move |c| {
+            c.strings(
+                "SELECT DISTINCT user_uri FROM open_sessions WHERE room_uri = $1 ORDER BY user_uri",
+                &[&room],
+            )
+        })
+    }
+
+    fn log_heads(&mut self) -> Result<Vec<(String, i64)>, StoreError> {
+        self.read(|c| {
+            let rows = c.query("SELECT guid, log_seq FROM rooms ORDER BY guid", &[])?;
+            Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        })
+    }
+
+    fn log_after(
+        &mut self,
+        room_guid: &str,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<LogEntry>, StoreError> {
+        let (room, limit) = (room_guid.to_string(), i64::from(limit));
+        let rows = self.read(move |c| {
+            c.query(
+                "SELECT l.seq, l.room_guid, l.origin, l.dialog, l.kind, l.user_uri, l.ts_ms,
+                   COALESCE(m.text, '') FROM room_log l LEFT JOIN messages m ON m.id = l.msg_id
+                 WHERE l.room_guid = $1 AND l.seq > $2 ORDER BY l.seq LIMIT $3",
+                &[&room, &after_seq, &limit],
+            )
+        })?;
+        rows.iter()
+            .map(|r| {
+                let kind: String = r.get(4);
+                Ok(LogEntry {
+                    seq: r.get(0),
+                    room_guid: r.get(1),
+                    origin: r.get(2),
+                    dialog: r.get(3),
+                    kind: LogKind::parse(&kind)
+                        .ok_or_else(|| StoreError::Db(format!("unknown log kind {kind:?}")))?,
+                    user: r.get(5),
+                    ts_ms: r.get(6),
+                    text: r.get(7),
+                })
+            })
+            .collect()
+    }
+
+    fn lease_renew(&mut self, server: &str, until_ms: i64) -> Result<(), StoreError> {
+        let server = server.to_string();
+        self.write(move |c| {
+            c.exec(
+                "INSERT INTO pool_members (server, lease_until_ms) VALUES ($1, $2)
+                 ON CONFLICT (server) DO UPDATE SET lease_until_ms = excluded.lease_until_ms",
+                &[&server, &until_ms],
+            )
+            .map(|_| ())
+        })
+    }
+
+    fn lease_expired(&mut self, now_ms: i64) -> Result<Vec<String>, StoreError> {
+        self.read(move |c| {
+            c.strings(
+                "SELECT server FROM pool_members WHERE lease_until_ms < $1 ORDER BY server",
+                &[&now_ms],
+            )
+        })
+    }
+
+    fn lease_claim(&mut self, server: &str, now_ms: i64) -> Result<bool, StoreError> {
+        let server = server.to_string();
+        self.write(move |c| {
+            c.exec(
+                "DELETE FROM pool_members WHERE server = $1 AND lease_until_ms < $2",
+                &[&server, &now_ms],
+            )
+            .map(|n| n > 0)
+        })
+    }
+}
