@@ -25,6 +25,7 @@ pub mod sim_clock;
 pub mod sim_hosts;
 pub mod sim_net;
 pub mod sim_setup;
+pub mod sim_tls;
 pub mod step;
 pub mod steps;
 pub mod transcript;

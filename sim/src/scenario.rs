@@ -246,6 +246,10 @@ pub struct ClientSpec {
     /// `[[user]]` (a wrong-password client). Default true.
     #[serde(default)]
     pub server_knows_password: Option<bool>,
+    /// SIP over TLS (`Via: SIP/2.0/TLS`) to the simulated server's TLS port, which
+    /// then runs with a development certificate the client trusts (simulator only).
+    #[serde(default)]
+    pub tls: bool,
 }
 
 pub use crate::step::{Action, ActionKind, Expect, Step};
@@ -405,6 +409,7 @@ impl Scenario {
                     count: None,
                     password: c.password.clone(),
                     server_knows_password: c.server_knows_password,
+                    tls: c.tls,
                 });
             }
             self.templates.insert(c.name.clone(), names);
@@ -606,6 +611,8 @@ impl Scenario {
             .any(|s| s.get_ref().kind().is_fault());
         if f.auth.is_some() {
             Some("sets its own [auth] (users and passwords of the simulated server)")
+        } else if f.clients.iter().any(|c| c.tls) {
+            Some("has a client with tls = true (the simulated server's certificate)")
         } else if f.server.core_queue.is_some() || f.server.retry_after_s.is_some() {
             Some("sets its own [server] queue configuration")
         } else if fault_step || f.planted_bug.is_some() {
