@@ -15,6 +15,7 @@ pub mod http;
 pub mod http_steps;
 pub mod invariants;
 pub mod ladder;
+pub mod live_rooms;
 pub mod load;
 pub mod pcap;
 pub mod report;

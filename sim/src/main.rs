@@ -100,6 +100,15 @@ struct RunArgs {
     /// [[room]]/[[category]]/[limits] then run live when the server has them.
     #[arg(long, value_name = "FILE", requires = "target")]
     server_config: Option<PathBuf>,
+    /// With --target and --http: a room administrator (a creator in the rooms'
+    /// categories on that server) who creates each scenario's [[room]]s through the
+    /// room-management API before its run and retires them after, so that scenarios
+    /// with their own rooms run live.
+    #[arg(long, value_name = "URI", requires = "http")]
+    room_admin: Option<String>,
+    /// The room administrator's SIP Digest password (servers with [auth]).
+    #[arg(long, value_name = "PASSWORD", requires = "room_admin")]
+    room_admin_password: Option<String>,
     /// Write each run's ladder (sequence) diagram to DIR/<scenario>.ladder.txt and
     /// DIR/<scenario>.html (SVG; hover an arrow for the whole message).
     #[arg(long, value_name = "DIR")]
@@ -450,7 +459,9 @@ fn plan<'a>(
     let mut jobs = Vec::new();
     let mut skipped = Vec::new();
     for s in scenarios {
-        if let (Some(_), Some(why)) = (&args.target, s.why_not_live(server.as_ref())) {
+        let create_rooms = args.room_admin.is_some();
+        let why = s.why_not_live_with(server.as_ref(), create_rooms);
+        if let (Some(_), Some(why)) = (&args.target, why) {
             println!("skip {:<28} {why}; run it simulated", s.name());
             skipped.push(Entry::Skipped {
                 name: s.name(),
@@ -545,7 +556,7 @@ fn run_one(args: &RunArgs, job: &Job<'_>) -> Entry {
     let started = Instant::now();
     let s = job.scenario;
     let mut r = match &args.target {
-        Some(t) => run_live_with(s, t, args.http.as_deref(), job.seed),
+        Some(t) => run_live_rooms(args, s, t, job.seed),
         None => run_sim(s, job.seed),
     };
     r.name = job.name.clone();
@@ -554,6 +565,41 @@ fn run_one(args: &RunArgs, job: &Job<'_>) -> Entry {
         report: r,
         wall: started.elapsed(),
     }
+}
+
+/// A live run; with --room-admin, the scenario's rooms are created before it and
+/// retired after it (pchat_sim::live_rooms).
+fn run_live_rooms(args: &RunArgs, s: &Scenario, target: &str, seed: u64) -> RunReport {
+    let admin = match (&args.room_admin, &args.http) {
+        (Some(uri), Some(http)) if !s.file.rooms.is_empty() => pchat_sim::live_rooms::RoomAdmin {
+            uri: uri.clone(),
+            password: args.room_admin_password.clone(),
+            sip: target.to_string(),
+            http: http.clone(),
+        },
+        _ => return run_live_with(s, target, args.http.as_deref(), seed),
+    };
+    if let Err(e) = pchat_sim::live_rooms::provision(&admin, &s.file.rooms) {
+        return RunReport {
+            name: s.name(),
+            seed,
+            steps_passed: 0,
+            steps_total: s.file.steps.len(),
+            failure: Some(format!("{}: creating its rooms: {e}", s.path.display())),
+            step_failures: Vec::new(),
+            allowed_failures: Vec::new(),
+            violations: Vec::new(),
+            transcript: Default::default(),
+            elapsed: std::time::Duration::ZERO,
+            compliance_output: None,
+        };
+    }
+    let mut r = run_live_with(s, target, args.http.as_deref(), seed);
+    if let Err(e) = pchat_sim::live_rooms::retire(&admin, &s.file.rooms) {
+        r.failure
+            .get_or_insert(format!("{}: retiring its rooms: {e}", s.path.display()));
+    }
+    r
 }
 
 /// --transcript, --show-ladder and --ladder of one run.

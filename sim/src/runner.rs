@@ -293,9 +293,16 @@ fn apply(sim: &mut turmoil::Sim<'_>, c: Control) {
     }
 }
 
-fn step_label(i: usize, step: &Step, fault: bool) -> String {
+/// `step N (who action room)`: `who` is the client, or for a template (`u{n}`) the
+/// clients it stands for (`u1..u50`), so no `{n}` is left in a label.
+fn step_label(scenario: &Scenario, i: usize, step: &Step, fault: bool) -> String {
     let kind = step.kind();
     let who = step.client_name();
+    let who = match scenario.templates.get(&who).map(Vec::as_slice) {
+        Some([one]) => one.clone(),
+        Some([first, .., last]) => format!("{first}..{last}"),
+        _ => who,
+    };
     let room = step
         .room()
         .name
@@ -355,7 +362,7 @@ async fn drive_steps(
         } else {
             scenario.step_location(i)
         };
-        let label = step_label(i, &step, is_fault);
+        let label = step_label(scenario, i, &step, is_fault);
         let kind = step.kind();
         let outcome = match kind {
             ActionKind::Wait => {

@@ -629,7 +629,31 @@ impl Scenario {
     /// categories or limits runs live when the server has every one of its rooms and
     /// categories (by name) and the same limits.
     pub fn why_not_live(&self, server: Option<&Config>) -> Option<String> {
+        self.why_not_live_with(server, false)
+    }
+
+    /// [`Scenario::why_not_live`] when `create_rooms`: the runner creates the
+    /// scenario's rooms on the live server through the room-management API
+    /// (`crate::live_rooms`), so they need not be there; its categories and limits
+    /// still must (`--server-config`), and its rooms must be what the API can make.
+    pub fn why_not_live_with(&self, server: Option<&Config>, create_rooms: bool) -> Option<String> {
         let why = self.why_simulated_only()?;
+        if create_rooms {
+            if let Some(other) = self.why_simulated_only_besides_rooms() {
+                return Some(other.to_string());
+            }
+            if let Some(no) = crate::live_rooms::unsupported(&self.file.rooms) {
+                return Some(no);
+            }
+            let rest = Scenario {
+                file: ScenarioFile {
+                    rooms: Vec::new(),
+                    ..self.file.clone()
+                },
+                ..self.clone()
+            };
+            return rest.why_not_live_with(server, false);
+        }
         if let Some(other) = self.why_simulated_only_besides_rooms() {
             return Some(other.to_string());
         }
