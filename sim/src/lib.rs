@@ -29,4 +29,5 @@ pub mod sim_setup;
 pub mod sim_tls;
 pub mod step;
 pub mod steps;
+pub mod thresholds;
 pub mod transcript;

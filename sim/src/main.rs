@@ -371,7 +371,10 @@ fn print_run(r: &RunReport, replay: &str) {
         println!("     {f}");
     }
     for v in &r.violations {
-        println!("     invariant violated: {v}");
+        match v.starts_with("threshold ") {
+            true => println!("     {v} (not met)"),
+            false => println!("     invariant violated: {v}"),
+        }
     }
     if !r.passed() {
         println!("     replay: {replay}");

@@ -782,7 +782,7 @@ fn sim_report(
     let compliance_output = compliance_files
         .as_ref()
         .map(|(_, dir)| read_compliance_output(dir));
-    let violations = if scenario.file.invariants || opts.invariants {
+    let mut violations = if scenario.file.invariants || opts.invariants {
         let files = crate::invariants::RunFiles {
             store: &disk.store_path,
             compliance: compliance_files
@@ -793,6 +793,7 @@ fn sim_report(
     } else {
         Vec::new()
     };
+    violations.extend(threshold_failures(scenario, &transcript));
     RunReport {
         name: scenario.name(),
         seed,
@@ -805,6 +806,14 @@ fn sim_report(
         transcript,
         elapsed,
         compliance_output,
+    }
+}
+
+/// The scenario's `[thresholds]` not met by the run (`threshold ...` lines).
+fn threshold_failures(scenario: &Scenario, transcript: &Transcript) -> Vec<String> {
+    match &scenario.file.thresholds {
+        Some(t) => crate::thresholds::check(t, transcript),
+        None => Vec::new(),
     }
 }
 
@@ -947,7 +956,10 @@ pub fn run_live_with(
         violations: match scenario.file.invariants {
             true => crate::completeness::check(&scenario, &transcript),
             false => Vec::new(),
-        },
+        }
+        .into_iter()
+        .chain(threshold_failures(&scenario, &transcript))
+        .collect(),
         transcript,
         elapsed: started.elapsed(),
         compliance_output: None,

@@ -131,6 +131,10 @@ pub struct ScenarioFile {
     /// start at 1): `run --target` skips it, since a live server keeps state between runs.
     #[serde(default)]
     pub fresh_server: bool,
+    /// Run-level latency thresholds (p50/p99 of posts and relays, ms), checked at the
+    /// end of the run (`crate::thresholds`).
+    #[serde(default)]
+    pub thresholds: Option<crate::thresholds::Thresholds>,
 }
 
 impl ScenarioFile {
@@ -157,6 +161,7 @@ impl ScenarioFile {
             planted_bug: None,
             server: ServerSpec::default(),
             fresh_server: false,
+            thresholds: None,
         }
     }
 }

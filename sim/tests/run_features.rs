@@ -19,3 +19,56 @@ fn template_step_labels_name_their_clients() {
     assert!(text.contains("# step 2 (solo subscribe)"), "{text}");
     assert!(!text.contains("{n}"), "{text}");
 }
+
+const POSTS: &str = "[[client]]\nname = \"user1\"\nuri = \"sip:user1@contoso.com\"\n\
+                     [[client]]\nname = \"user2\"\nuri = \"sip:user2@contoso.com\"\n\
+                     [[step]]\nclient = \"user1\"\naction = \"sign-in\"\nrooms = [\"Design\"]\n\
+                     [[step]]\nclient = \"user2\"\naction = \"sign-in\"\nrooms = [\"Design\"]\n\
+                     [[step]]\nclient = \"user1\"\naction = \"post\"\nroom = \"Design\"\ntext = \"p{i}\"\nrepeat = 5\n\
+                     [[step]]\nclient = \"user2\"\naction = \"receive\"\nkind = \"grpchat\"\nroom = \"Design\"\nexpect = { text = \"p5\" }\n";
+
+fn with_thresholds(t: &str) -> pchat_sim::runner::RunReport {
+    let s = Scenario::parse(&format!("[thresholds]\n{t}\n{POSTS}"), Path::new("t.toml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    run_sim(&s, 1)
+}
+
+#[test]
+fn latency_thresholds_pass_and_fail_on_the_measured_percentiles() {
+    let ok = with_thresholds("post_p50_ms = 1000\npost_p99_ms = 1000\nrelay_p99_ms = 1000");
+    assert!(ok.passed(), "{:?}", ok.violations);
+    // Simulated links take 1..5 ms each way: no post is answered within 0 ms.
+    let slow = with_thresholds("post_p99_ms = 0\nrelay_p50_ms = 0");
+    assert!(!slow.passed());
+    assert_eq!(slow.violations.len(), 2, "{:?}", slow.violations);
+    assert!(
+        slow.violations[0].starts_with("threshold post_p99_ms = 0: ")
+            && slow.violations[0].contains("over 5 posts"),
+        "{:?}",
+        slow.violations
+    );
+    assert!(
+        slow.violations[1].contains("relay_p50_ms"),
+        "{:?}",
+        slow.violations
+    );
+    let text = pchat_sim::report::problems(&slow).join("\n");
+    assert!(
+        text.contains("(not met)") && !text.contains("invariant"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_threshold_with_nothing_to_measure_fails() {
+    let s = Scenario::parse(
+        &format!("[thresholds]\nrelay_p99_ms = 100\n{TEMPLATE}"),
+        Path::new("t.toml"),
+    )
+    .unwrap();
+    let r = run_sim(&s, 1);
+    assert_eq!(
+        r.violations,
+        vec!["threshold relay_p99_ms = 100: no relays to measure"]
+    );
+}
