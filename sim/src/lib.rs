@@ -17,6 +17,7 @@ pub mod invariants;
 pub mod ladder;
 pub mod live_rooms;
 pub mod load;
+pub mod macros;
 pub mod pcap;
 pub mod report;
 pub mod runner;

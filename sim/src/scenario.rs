@@ -217,7 +217,27 @@ fn step_schema(v: &mut serde_json::Value) {
     }
     let list =
         |d: &str| json!({"type": "array", "description": d, "items": {"$ref": "#/$defs/Step"}});
+    if let Some(step) = v["$defs"]["Step"]["oneOf"].as_array_mut() {
+        step.push(json!({
+            "type": "object",
+            "description": "Uses a [[macro]]: its steps, each with this `client` unless it names its own.",
+            "properties": {"macro": {"type": "string"}, "client": {"type": "string"}},
+            "required": ["macro"],
+            "additionalProperties": false
+        }));
+    }
+    let macro_def = json!({
+        "type": "array",
+        "description": "Reusable step blocks: a [[step]] with `macro = NAME` stands for the macro's steps.",
+        "items": {
+            "type": "object",
+            "properties": {"name": {"type": "string"}, "step": {"type": "array", "items": {"$ref": "#/$defs/Step"}}},
+            "required": ["name", "step"],
+            "additionalProperties": false
+        }
+    });
     if let Some(props) = v["properties"].as_object_mut() {
+        props.insert("macro".into(), macro_def);
         props.insert("step".into(), list("The steps, in order."));
         props.insert("fault".into(), list("Faults scheduled around the steps: fault steps with `before_step = N` (1-based; steps + 1 = after the last step). `explore` writes its minimal failing schedule this way."));
     }
@@ -349,6 +369,7 @@ impl Scenario {
             }
         };
         let span = root.span();
+        crate::macros::expand(root.get_mut(), out);
         let steps = crate::scenario_parse::take_steps(root.get_mut(), "step", out);
         let faults = crate::scenario_parse::take_steps(root.get_mut(), "fault", out);
         let top = root.get_ref().clone();

@@ -72,3 +72,52 @@ fn a_threshold_with_nothing_to_measure_fails() {
         vec!["threshold relay_p99_ms = 100: no relays to measure"]
     );
 }
+
+const MACRO: &str = "[[macro]]\nname = \"join-and-greet\"\n\
+                     [[macro.step]]\naction = \"sign-in\"\nrooms = [\"Design\"]\n\
+                     [[macro.step]]\naction = \"post\"\nroom = \"Design\"\ntext = \"hello\"\n\
+                     [[client]]\nname = \"user1\"\nuri = \"sip:user1@contoso.com\"\n\
+                     [[client]]\nname = \"user2\"\nuri = \"sip:user2@contoso.com\"\n\
+                     [[step]]\nclient = \"user1\"\nmacro = \"join-and-greet\"\n\
+                     [[step]]\nclient = \"user2\"\nmacro = \"join-and-greet\"\n\
+                     [[step]]\nclient = \"user1\"\naction = \"receive\"\nkind = \"grpchat\"\nroom = \"Design\"\nexpect = { author = \"sip:user2@contoso.com\" }\n";
+
+#[test]
+fn a_macro_stands_for_its_steps_with_the_using_client() {
+    let s = Scenario::parse(MACRO, Path::new("m.toml")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.file.steps.len(), 5);
+    // The expanded steps are located at the macro's lines.
+    assert_eq!(s.step_location(0), "m.toml:3:1");
+    assert_eq!(s.step_location(2), "m.toml:3:1");
+    let r = run_sim(&s, 1);
+    assert!(r.passed(), "{:?}", r.failure);
+    let text = r.transcript.render();
+    assert!(
+        text.contains("# step 3 (user2 sign-in Design)")
+            || text.contains("# step 3 (user2 sign-in)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn macro_errors_are_located_and_suggest() {
+    let bad = MACRO
+        .replace(
+            "macro = \"join-and-greet\"\n[[step]]\nclient = \"user2\"",
+            "macro = \"join-and-gret\"\n[[step]]\nclient = \"user2\"",
+        )
+        .replace(
+            "client = \"user2\"\nmacro",
+            "client = \"user2\"\nrepeat = 2\nmacro",
+        );
+    let e = Scenario::parse(&bad, Path::new("m.toml")).unwrap_err();
+    let all = e.to_string();
+    assert!(
+        all.contains("unknown macro \"join-and-gret\"; did you mean \"join-and-greet\"?"),
+        "{all}"
+    );
+    assert!(
+        all.contains("key `repeat` does not apply to a step that uses a macro"),
+        "{all}"
+    );
+}
