@@ -9,6 +9,7 @@ pub mod auth;
 pub mod batch;
 pub mod client;
 pub mod completeness;
+pub mod data;
 pub mod expect;
 pub mod explore;
 pub mod http;

@@ -413,6 +413,7 @@ async fn run_on_clients(
 ) -> steps::StepResult {
     let who = step.client_name();
     let targets = scenario.clients_of(&who);
+    let is_template = scenario.templates.contains_key(&who);
     let mut last = Ok(String::new());
     // However a client misbehaves, a step ends: 5 tries x 5 s, plus Retry-After waits.
     let timeouts = Duration::from_millis(step.timeout_ms.unwrap_or(0).saturating_mul(10));
@@ -424,7 +425,10 @@ async fn run_on_clients(
                 return Err(format!("unknown client {name}"));
             };
             let (rtx, rrx) = oneshot::channel();
-            let step = step.substituted(round, &scenario.template_number(name));
+            let n = scenario.template_number(name);
+            // CSV rows: the client's number in a template's step, else the round.
+            let row_n = if is_template { n.as_str() } else { "" };
+            let step = scenario.with_data(step.substituted(round, &n), round, row_n);
             if tx.send((step, rtx)).await.is_err() {
                 return Err(format!("{name}: client task ended"));
             }

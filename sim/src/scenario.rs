@@ -47,6 +47,8 @@ pub struct Scenario {
     pub file: ScenarioFile,
     /// Client templates: template name (with `{n}`) -> the clients made from it.
     pub templates: BTreeMap<String, Vec<String>>,
+    /// The `[data]` CSV tables, loaded.
+    pub data: crate::data::Data,
 }
 
 /// The TOML document.
@@ -69,6 +71,11 @@ pub struct ScenarioFile {
     /// Variables: `{vars.NAME}` in any step text (as for `{i}`) becomes the value.
     #[serde(default)]
     pub vars: BTreeMap<String, String>,
+    /// CSV data files by name (paths relative to the scenario file; the first line
+    /// names the columns): `{data.NAME.COLUMN}` in client templates (row `n`) and step
+    /// texts (row `{n}` in a template's steps, else row `{i}`), `crate::data`.
+    #[serde(default)]
+    pub data: BTreeMap<String, String>,
     /// Seed used when the runner is not given one.
     #[serde(default)]
     pub seed: Option<u64>,
@@ -145,6 +152,7 @@ impl ScenarioFile {
             description: String::new(),
             tags: Vec::new(),
             vars: BTreeMap::new(),
+            data: BTreeMap::new(),
             seed: None,
             domain: default_domain(),
             limits: None,
@@ -345,12 +353,15 @@ impl Scenario {
             source: text.to_string(),
             file: file.unwrap_or_else(ScenarioFile::empty),
             templates: BTreeMap::new(),
+            data: crate::data::Data::new(),
         };
         // The steps that did not parse are left out; the rest is still checked, so that
         // every error of the file shows at once.
         if read {
+            s.load_data(&mut problems);
             s.expand_templates(&mut problems);
             s.expand_vars(&mut problems);
+            s.check_data_refs(&mut problems);
             s.validate(&mut problems);
         }
         match s.errors(problems) {
@@ -429,11 +440,19 @@ impl Scenario {
             for n in 1..=count {
                 let n = n.to_string();
                 names.push(c.name.replace("{n}", &n));
+                let row = names.len();
+                let mut data = |t: &str| {
+                    crate::data::expand(t, &self.data, row).unwrap_or_else(|unknown| {
+                        let at = self.find(t);
+                        problems.push((at..at, unknown_data(&unknown)));
+                        t.to_string()
+                    })
+                };
                 out.push(ClientSpec {
-                    name: c.name.replace("{n}", &n),
-                    uri: c.uri.replace("{n}", &n),
+                    name: data(&c.name.replace("{n}", &n)),
+                    uri: data(&c.uri.replace("{n}", &n)),
                     count: None,
-                    password: c.password.clone(),
+                    password: c.password.as_deref().map(&mut data),
                     server_knows_password: c.server_knows_password,
                     tls: c.tls,
                 });
@@ -441,6 +460,52 @@ impl Scenario {
             self.templates.insert(c.name.clone(), names);
         }
         self.file.clients = out;
+    }
+
+    /// Loads the `[data]` CSV files (relative to the scenario file).
+    fn load_data(&mut self, problems: &mut Vec<Problem>) {
+        let dir = self.path.parent().unwrap_or(Path::new("")).to_path_buf();
+        for (name, file) in &self.file.data {
+            match crate::data::load(&dir.join(file)) {
+                Ok(t) => {
+                    self.data.insert(name.clone(), t);
+                }
+                Err(e) => {
+                    let at = self.find(file);
+                    problems.push((at..at, format!("[data] {name}: {e}")));
+                }
+            }
+        }
+    }
+
+    /// Every `{data.TABLE.COLUMN}` of the steps names a loaded table and column.
+    fn check_data_refs(&self, problems: &mut Vec<Problem>) {
+        for step in self.file.steps.iter().chain(self.file.faults.iter()) {
+            let unknown = std::cell::RefCell::new(Vec::new());
+            step.get_ref().map_texts(&|t: &str| {
+                if let Err(u) = crate::data::expand(t, &self.data, 1) {
+                    unknown.borrow_mut().extend(u);
+                }
+                t.to_string()
+            });
+            let unknown = unknown.into_inner();
+            if !unknown.is_empty() {
+                problems.push((step.span(), unknown_data(&unknown)));
+            }
+        }
+    }
+
+    /// `step` (already substituted for `round` and the client's number `n`) with its
+    /// `{data.TABLE.COLUMN}` references taken from row `n` when the client is from a
+    /// template, else from row `round`.
+    pub fn with_data(&self, step: Step, round: u32, n: &str) -> Step {
+        if self.data.is_empty() {
+            return step;
+        }
+        let row = n.parse::<usize>().unwrap_or(round as usize);
+        step.map_texts(&|t: &str| {
+            crate::data::expand(t, &self.data, row).unwrap_or_else(|_| t.to_string())
+        })
     }
 
     /// Replaces `{vars.NAME}` in every step text by the variable's value; an unknown
@@ -935,6 +1000,14 @@ impl Scenario {
     fn find(&self, needle: &str) -> usize {
         self.source.find(needle).unwrap_or(0)
     }
+}
+
+fn unknown_data(refs: &[String]) -> String {
+    let list: Vec<String> = refs.iter().map(|r| format!("`{{data.{r}}}`")).collect();
+    format!(
+        "unknown data reference {} (a [data] table's name and one of its CSV columns)",
+        list.join(", ")
+    )
 }
 
 /// At most `max` of `names`, then "and N more".

@@ -121,3 +121,37 @@ fn macro_errors_are_located_and_suggest() {
         "{all}"
     );
 }
+
+#[test]
+fn csv_data_gives_users_and_texts() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("users.csv"),
+        "name,uri\nalice,sip:alice@contoso.com\nbob,sip:bob@contoso.com\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("texts.csv"),
+        "text\n\"hello, world\"\nsecond\n",
+    )
+    .unwrap();
+    let scenario = "[data]\nusers = \"users.csv\"\ntexts = \"texts.csv\"\n\
+                    [[client]]\nname = \"u{n}\"\nuri = \"{data.users.uri}\"\ncount = 2\n\
+                    [[step]]\nclient = \"u{n}\"\naction = \"sign-in\"\nrooms = [\"Lobby\"]\n\
+                    [[step]]\nclient = \"u1\"\naction = \"post\"\nroom = \"Lobby\"\ntext = \"{data.texts.text} from {data.users.name}\"\nrepeat = 2\n\
+                    [[step]]\nclient = \"u{n}\"\naction = \"bccontext\"\nroom = \"Lobby\"\nexpect = { contains = [\"hello, world from alice\", \"second from bob\"] }\n";
+    let path = dir.path().join("csv.toml");
+    std::fs::write(&path, scenario).unwrap();
+    let s = Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let uris: Vec<&str> = s.file.clients.iter().map(|c| c.uri.as_str()).collect();
+    assert_eq!(uris, ["sip:alice@contoso.com", "sip:bob@contoso.com"]);
+    let r = run_sim(&s, 1);
+    assert!(r.passed(), "{:?}", r.failure);
+    let bad = scenario.replace("{data.texts.text}", "{data.texts.txt}");
+    std::fs::write(&path, bad).unwrap();
+    let e = Scenario::load(&path).unwrap_err().to_string();
+    assert!(
+        e.contains("unknown data reference `{data.texts.txt}`"),
+        "{e}"
+    );
+}
