@@ -33,3 +33,4 @@ pub mod step;
 pub mod steps;
 pub mod thresholds;
 pub mod transcript;
+pub mod watch;

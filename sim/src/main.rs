@@ -116,6 +116,10 @@ struct RunArgs {
     /// Print each run's text ladder diagram to the terminal.
     #[arg(long)]
     show_ladder: bool,
+    /// After the run, watch the scenario files (and their [data] CSV files) and run
+    /// again whenever one changes; Ctrl-C stops.
+    #[arg(long)]
+    watch: bool,
     #[command(flatten)]
     reports: ReportArgs,
 }
@@ -403,7 +407,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Check { paths } => check(&paths),
-        Command::Run(args) => run(args),
+        Command::Run(args) => run_watching(&args),
         Command::Replay {
             file,
             transcript,
@@ -488,7 +492,22 @@ fn plan<'a>(
     Ok((jobs, skipped))
 }
 
-fn run(args: RunArgs) -> ExitCode {
+/// `run`, and with --watch again after every change to the files it read.
+fn run_watching(args: &RunArgs) -> ExitCode {
+    let code = run(args);
+    if !args.watch {
+        return code;
+    }
+    loop {
+        println!("watching for changes (Ctrl-C stops)");
+        let changed = pchat_sim::watch::wait_for_change(&args.paths);
+        let names: Vec<String> = changed.iter().map(|p| p.display().to_string()).collect();
+        println!("changed: {}", names.join(", "));
+        run(args);
+    }
+}
+
+fn run(args: &RunArgs) -> ExitCode {
     let sel = match batch::select(&args.paths, args.filter.as_deref()) {
         Ok(s) => s,
         Err(e) => {
@@ -499,7 +518,7 @@ fn run(args: RunArgs) -> ExitCode {
     for w in &sel.warnings {
         eprintln!("{w}");
     }
-    let (jobs, mut entries) = match plan(&args, &sel.scenarios) {
+    let (jobs, mut entries) = match plan(args, &sel.scenarios) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("{e}");
@@ -522,7 +541,7 @@ fn run(args: RunArgs) -> ExitCode {
     let bar = report::progress(jobs.len() as u64, "scenarios");
     // Cost estimate: clients x steps (many-clients first).
     let cost = |j: &Job<'_>| j.scenario.file.clients.len() * j.scenario.file.steps.len();
-    let ran = batch::run_parallel(&jobs, threads, cost, |j| run_one(&args, j), |_| bar.inc(1));
+    let ran = batch::run_parallel(&jobs, threads, cost, |j| run_one(args, j), |_| bar.inc(1));
     bar.finish_and_clear();
     for e in &ran {
         if let Entry::Ran {
@@ -530,7 +549,7 @@ fn run(args: RunArgs) -> ExitCode {
         } = e
         {
             print_run(r, replay);
-            write_run_outputs(&args, r);
+            write_run_outputs(args, r);
         }
     }
     entries.splice(0..0, ran);

@@ -155,3 +155,55 @@ fn csv_data_gives_users_and_texts() {
         "{e}"
     );
 }
+
+#[test]
+fn watch_runs_again_when_the_file_changes() {
+    use std::io::BufRead;
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("w.toml");
+    std::fs::write(&file, TEMPLATE).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pchat-sim"))
+        .args(["run", "--watch", "-j", "1"])
+        .arg(&file)
+        .env("CI", "true")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("pchat-sim runs");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut wait_for = |want: &str| -> bool {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            match rx.recv_timeout(left) {
+                Ok(line) if line.contains(want) => return true,
+                Ok(_) => {}
+                Err(_) => return false,
+            }
+        }
+        false
+    };
+    let first = wait_for("watching for changes");
+    std::thread::sleep(Duration::from_millis(50));
+    std::fs::write(&file, TEMPLATE.replace("count = 3", "count = 2")).unwrap();
+    let changed = first && wait_for("changed:");
+    let rerun =
+        changed && wait_for("running 1 scenario run(s)") && wait_for("watching for changes");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        first && changed && rerun,
+        "first {first}, changed {changed}, rerun {rerun}"
+    );
+}
