@@ -183,7 +183,7 @@ fn watch_runs_again_when_the_file_changes() {
             }
         }
     });
-    let mut wait_for = |want: &str| -> bool {
+    let wait_for = |want: &str| -> bool {
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
             match rx.recv_timeout(left) {
