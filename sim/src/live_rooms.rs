@@ -5,8 +5,9 @@
 //! room-management API (`POST /v1/rooms`; a room left by an earlier run - 409 - is set
 //! back to the scenario's topic, description, privacy and members with `PATCH`). The
 //! administrator stays a member and manager of the rooms it creates (the server makes
-//! the creator both, and retiring a room needs a manager). After the run the
-//! rooms are retired: the API has no DELETE, so each room is made secret with the
+//! the creator both, and retiring a room needs a manager). A room the server already
+//! has and the administrator may not manage (its own configured rooms) is used as it
+//! is and left alone. After the run the rooms it made are retired: the API has no DELETE, so each room is made secret with the
 //! administrator as its only member and manager - gone from every scenario user's view.
 //!
 //! What the API cannot create - categories, auditorium rooms, presenters, invitation
@@ -95,26 +96,33 @@ pub fn retire_body(room: &RoomConfig, admin: &str) -> serde_json::Value {
     })
 }
 
-/// Creates (or resets) `rooms` on the live server. Errors: sign-in, token or a refused
-/// request, with the server's answer.
-pub fn provision(admin: &RoomAdmin, rooms: &[RoomConfig]) -> Result<(), String> {
+/// Creates (or resets) `rooms` on the live server; returns the rooms it created or
+/// reset, which [`retire`] takes back after the run. A room that exists and that the
+/// administrator may not manage (403: one of the server's own rooms) is left as it is
+/// and not returned. Errors: sign-in, token or a refused request, with the server's
+/// answer.
+pub fn provision(admin: &RoomAdmin, rooms: &[RoomConfig]) -> Result<Vec<RoomConfig>, String> {
+    let mut ours = Vec::new();
+    let out = &mut ours;
     with_bearer(admin, |bearer| async move {
         for room in rooms {
             let guid = room_guid(admin, &room.name);
             let created = call(admin, &bearer, "POST", "/v1/rooms", create_body(room)).await?;
             if created.0 == 409 {
                 let path = format!("/v1/rooms/{guid}");
-                expect(
-                    room,
-                    call(admin, &bearer, "PATCH", &path, reset_body(room)).await?,
-                    200,
-                )?;
+                let reset = call(admin, &bearer, "PATCH", &path, reset_body(room)).await?;
+                if reset.0 == 403 {
+                    continue; // the server's own room: used as it is
+                }
+                expect(room, reset, 200)?;
             } else {
                 expect(room, created, 201)?;
             }
+            out.push(room.clone());
         }
         Ok(())
-    })
+    })?;
+    Ok(ours)
 }
 
 /// Retires `rooms` after the run (see the module docs). Errors as [`provision`].

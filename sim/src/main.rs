@@ -601,23 +601,26 @@ fn run_live_rooms(args: &RunArgs, s: &Scenario, target: &str, seed: u64) -> RunR
         },
         _ => return run_live_with(s, target, args.http.as_deref(), seed),
     };
-    if let Err(e) = pchat_sim::live_rooms::provision(&admin, &s.file.rooms) {
-        return RunReport {
-            name: s.name(),
-            seed,
-            steps_passed: 0,
-            steps_total: s.file.steps.len(),
-            failure: Some(format!("{}: creating its rooms: {e}", s.path.display())),
-            step_failures: Vec::new(),
-            allowed_failures: Vec::new(),
-            violations: Vec::new(),
-            transcript: Default::default(),
-            elapsed: std::time::Duration::ZERO,
-            compliance_output: None,
-        };
-    }
+    let ours = match pchat_sim::live_rooms::provision(&admin, &s.file.rooms) {
+        Ok(ours) => ours,
+        Err(e) => {
+            return RunReport {
+                name: s.name(),
+                seed,
+                steps_passed: 0,
+                steps_total: s.file.steps.len(),
+                failure: Some(format!("{}: creating its rooms: {e}", s.path.display())),
+                step_failures: Vec::new(),
+                allowed_failures: Vec::new(),
+                violations: Vec::new(),
+                transcript: Default::default(),
+                elapsed: std::time::Duration::ZERO,
+                compliance_output: None,
+            };
+        }
+    };
     let mut r = run_live_with(s, target, args.http.as_deref(), seed);
-    if let Err(e) = pchat_sim::live_rooms::retire(&admin, &s.file.rooms) {
+    if let Err(e) = pchat_sim::live_rooms::retire(&admin, &ours) {
         r.failure
             .get_or_insert(format!("{}: retiring its rooms: {e}", s.path.display()));
     }

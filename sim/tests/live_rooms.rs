@@ -20,6 +20,9 @@ privacy = "closed"
 topic = "pager"
 members = ["sip:qa1@contoso.com", "sip:qa2@contoso.com"]
 managers = ["sip:qa1@contoso.com"]
+[[room]]
+name = "Lobby"
+privacy = "open"
 
 [[client]]
 name = "qa1"
@@ -58,7 +61,7 @@ expect = { text = "live in my own room" }
 fn start_server(dir: &Path) -> (String, String) {
     let d = dir.display();
     let text = format!(
-        "domain = \"contoso.com\"\n[store]\npath = \"{d}/store.db\"\n[http]\nlisten = \"127.0.0.1:0\"\nfile_store = \"{d}/files\"\ncompliance_file_store = \"{d}/cfiles\"\n[[category]]\nname = \"Default\"\ncreators = [\"sip:roomadmin@contoso.com\"]\n"
+        "domain = \"contoso.com\"\n[store]\npath = \"{d}/store.db\"\n[http]\nlisten = \"127.0.0.1:0\"\nfile_store = \"{d}/files\"\ncompliance_file_store = \"{d}/cfiles\"\n[[category]]\nname = \"Default\"\ncreators = [\"sip:roomadmin@contoso.com\"]\n[[room]]\nname = \"Lobby\"\nprivacy = \"open\"\n"
     );
     let mut cfg = Config::from_toml(&text, Path::new("live.toml")).expect("config");
     let (tx, rx) = std::sync::mpsc::channel();
@@ -108,7 +111,11 @@ fn a_scenario_with_its_own_room_runs_live_twice_and_the_room_is_retired() {
         http: http.clone(),
     };
     for round in 1..=2 {
-        provision(&admin, &s.file.rooms).unwrap_or_else(|e| panic!("round {round}: {e}"));
+        let ours =
+            provision(&admin, &s.file.rooms).unwrap_or_else(|e| panic!("round {round}: {e}"));
+        // QA Ops is ours (created, then reset); Lobby is the server's own: left alone.
+        let names: Vec<&str> = ours.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["QA Ops"], "round {round}");
         let r = run_live_with(&s, &sip, Some(&http), round);
         assert!(
             r.passed(),
@@ -116,7 +123,7 @@ fn a_scenario_with_its_own_room_runs_live_twice_and_the_room_is_retired() {
             r.failure,
             r.step_failures
         );
-        retire(&admin, &s.file.rooms).unwrap_or_else(|e| panic!("round {round}: {e}"));
+        retire(&admin, &ours).unwrap_or_else(|e| panic!("round {round}: {e}"));
     }
     // A non-member's view after retirement: not listed for qa1 any more.
     let check = Scenario::parse(
