@@ -11,7 +11,8 @@ cargo build --release -q -p pchat-server -p pchat-sim
 # The embedded default without its [auth] block (the scenarios' clients sign in as
 # many users without passwords: mode "none", which the loopback listen allows), plus
 # what the web services scenarios need: [http], a category with file upload off (and
-# its room), room creators. Digest with the embedded default on the real binary is
+# its room), room creators (roomadmin also creates the rooms of scenarios with their
+# own [[room]]: --room-admin). Digest with the embedded default on the real binary is
 # covered by server/tests/embedded_auth.rs.
 { sed '/^# >>> auth/,/^# <<< auth/d' server/src/default-config.toml; cat; } >"$data/config.toml" <<EOF
 
@@ -44,7 +45,7 @@ for _ in $(seq 1 100); do
 done
 grep -q "pchat-server ready" "$data/server.log" || { cat "$data/server.log"; exit 1; }
 status=0
-timeout 300 ./target/release/pchat-sim run scenarios/ --target "127.0.0.1:$port" --http "127.0.0.1:$http_port" || status=$?
+timeout 300 ./target/release/pchat-sim run scenarios/ --target "127.0.0.1:$port" --http "127.0.0.1:$http_port" --room-admin sip:roomadmin@contoso.com || status=$?
 kill -INT $pid
 for _ in $(seq 1 50); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
 if kill -0 $pid 2>/dev/null; then echo "server did not stop on SIGINT" >&2; cat "$data/server.log"; exit 1; fi

@@ -123,8 +123,31 @@ pub struct Client {
     /// The password answering SIP Digest challenges (401); `None`: a 401 is returned
     /// to the caller as it is.
     pub password: Option<String>,
-    /// Nonce-count of the last Authorization sent (RFC 2617 3.2.2).
-    nc: u32,
+    /// What this user's client remembers of SIP Digest across its connections (the
+    /// last challenge, nonce-count and Authorization), shared by the connections of one
+    /// scenario client: a new connection answers the remembered challenge at once
+    /// (RFC 3261 22.3, credentials sent before a challenge).
+    pub digest: Arc<Mutex<DigestCache>>,
+    /// Whether this connection has authenticated (a request answered with credentials
+    /// got something else than 401).
+    authenticated: bool,
+    /// Whether this connection has sent credentials (then it answers challenges only).
+    sent_credentials: bool,
+    /// `TCP` or `TLS`: the transport in our Via, and (lower-case) in our Contact.
+    pub transport: &'static str,
+}
+
+/// What a client remembers of SIP Digest: the last challenge it answered, the
+/// nonce-count of its last Authorization (RFC 2617 3.2.2) and that Authorization's
+/// value (the raw-step placeholder `{authorization}`, for replay scenarios).
+#[derive(Debug, Clone, Default)]
+pub struct DigestCache {
+    /// The challenge last answered (reused on a new connection).
+    pub challenge: Option<crate::auth::Challenge>,
+    /// Nonce-count of the last Authorization sent.
+    pub nc: u32,
+    /// The last Authorization value sent.
+    pub last_authorization: Option<String>,
 }
 
 impl Drop for Client {
@@ -188,8 +211,16 @@ impl Client {
             stale,
             tasks: [reader, writer],
             password: None,
-            nc: 0,
+            digest: Arc::default(),
+            authenticated: false,
+            sent_credentials: false,
+            transport: "TCP",
         }
+    }
+
+    /// The run's transcript this client records into.
+    pub fn transcript(&self) -> &Transcript {
+        &self.transcript
     }
 
     /// Our `host:port` as put in Via and Contact.
@@ -295,7 +326,8 @@ impl Client {
     }
 
     fn via(&mut self) -> String {
-        format!("SIP/2.0/TCP {};branch={}", self.local, self.ids.branch())
+        let t = self.transport;
+        format!("SIP/2.0/{t} {};branch={}", self.local, self.ids.branch())
     }
 
     fn out_of_dialog(&mut self, method: &str, ruri: &str, to: &str) -> Request {
@@ -344,6 +376,9 @@ impl Client {
     pub async fn transact_in_place(&mut self, req: &mut Request) -> Result<Response, ClientError> {
         let mut tries = 0;
         let mut auth_tries = 0;
+        if let Some(auth) = self.preemptive(req) {
+            req.headers.set("Authorization", auth);
+        }
         loop {
             let call_id = req.call_id().unwrap_or_default().to_string();
             let cseq = req.cseq().map_or(0, |c| c.0);
@@ -364,6 +399,9 @@ impl Client {
                 }
                 Err(e) => return Err(e),
             };
+            if resp.code != 401 && req.headers.get("Authorization").is_some() {
+                self.authenticated = true;
+            }
             if resp.code == 401 && auth_tries < 2 {
                 if let Some(auth) = self.answer_challenge(&resp, req, auth_tries) {
                     auth_tries += 1;
@@ -389,26 +427,52 @@ impl Client {
 
     /// The Authorization answering a 401 (the strongest challenge offered), if the
     /// client has a password and should answer: the first 401, or a second one that
-    /// says `stale=true`.
+    /// says `stale=true` (the nonce expired: answered without asking the user again).
     fn answer_challenge(&mut self, resp: &Response, req: &Request, tries: u32) -> Option<String> {
-        let password = self.password.clone()?;
         let ch = crate::auth::challenges(resp.headers.get_all("WWW-Authenticate"))
             .into_iter()
             .next()?;
         if tries > 0 && !ch.stale {
             return None; // wrong password: do not ask again
         }
-        self.nc += 1;
+        self.authorize(ch, req)
+    }
+
+    /// On a connection that has not authenticated yet, the Authorization answering the
+    /// challenge this client answered last (on an earlier connection), if any: real
+    /// clients reuse a nonce until the server says it is stale.
+    fn preemptive(&mut self, req: &Request) -> Option<String> {
+        if self.authenticated || self.sent_credentials || req.headers.get("Authorization").is_some()
+        {
+            return None;
+        }
+        let ch = self.digest.lock().ok()?.challenge.clone()?;
+        self.authorize(ch, req)
+    }
+
+    /// The Authorization answering `ch` for `req` with the next nonce-count; remembered.
+    fn authorize(&mut self, ch: crate::auth::Challenge, req: &Request) -> Option<String> {
+        let password = self.password.clone()?;
         let cnonce = self.ids.tag();
-        Some(crate::auth::authorization(
+        let mut cache = self.digest.lock().ok()?;
+        // The nonce-count counts the requests sent with this nonce (RFC 7616 3.4).
+        if cache.challenge.as_ref().map(|c| &c.nonce) != Some(&ch.nonce) {
+            cache.nc = 0;
+        }
+        cache.nc += 1;
+        let auth = crate::auth::authorization(
             &ch,
             &req.method,
             &req.uri,
             &crate::auth::username_of(&self.uri),
             &password,
             &cnonce,
-            self.nc,
-        ))
+            cache.nc,
+        );
+        cache.challenge = Some(ch);
+        cache.last_authorization = Some(auth.clone());
+        self.sent_credentials = true;
+        Some(auth)
     }
 
     fn next_try(&mut self, req: &mut Request) {
@@ -451,10 +515,7 @@ impl Client {
             "Accept",
             "application/vnd-microsoft-roaming-provisioning-v2+xml",
         );
-        req.headers.push(
-            "Contact",
-            format!("<sip:{}@{};transport=tcp>", self.user_part(), self.local),
-        );
+        req.headers.push("Contact", self.contact());
         req.headers.push("Expires", "0");
         let resp = self.transact(req).await?;
         if resp.code == 200 {
@@ -467,6 +528,12 @@ impl Client {
             }
         }
         Ok(resp)
+    }
+
+    /// Our Contact: `<sip:user@host:port;transport=tcp|tls>`.
+    fn contact(&self) -> String {
+        let t = self.transport.to_ascii_lowercase();
+        format!("<sip:{}@{};transport={t}>", self.user_part(), self.local)
     }
 
     fn user_part(&self) -> String {
@@ -490,10 +557,7 @@ impl Client {
             "v=0\r\no=- 0 0 IN IP4 {host}\r\ns=session\r\nc=IN IP4 {host}\r\nt=0 0\r\n\
              m=message {port} sip null\r\na=accept-types:text/plain text/html\r\n"
         );
-        req.headers.push(
-            "Contact",
-            format!("<sip:{}@{};transport=tcp>", self.user_part(), self.local),
-        );
+        req.headers.push("Contact", self.contact());
         req.headers.push("Supported", "ms-sender, timer");
         req.headers.push("Content-Type", "application/sdp");
         req.body = Bytes::from(sdp);

@@ -168,6 +168,10 @@ async fn file_token(
     let chan_uri = match h.token.as_deref() {
         None | Some("fresh") => room_uri.to_string(),
         Some("none") => return Ok(Ok(String::new())),
+        Some(other) if other.starts_with("captured:") => {
+            let victim = &other["captured:".len()..];
+            return captured_token(client, victim).map(Ok);
+        }
         Some(other) => match other.strip_prefix("room:") {
             Some(other_room) => room_uri_of(&client.domain, other_room),
             None => return Ok(Ok(other.to_string())),
@@ -191,6 +195,26 @@ async fn file_token(
         return Ok(Err(format!("token refused with {code}")));
     }
     Ok(Ok(token))
+}
+
+/// The last file token (reply to `cmd:getfutok`/`cmd:getfdtok`) the server sent to
+/// client `victim` in this run, as anyone reading its unencrypted SIP would see it
+/// (`token = "captured:NAME"`: spoof scenarios). Errors: none was sent.
+fn captured_token(client: &Client, victim: &str) -> Result<String, String> {
+    let entries = client.transcript().entries();
+    entries
+        .iter()
+        .rev()
+        .filter(|e| e.from == "server" && e.to == victim)
+        .find_map(|e| {
+            let text = String::from_utf8_lossy(&e.bytes);
+            let at = text.find("rpl:getf")?;
+            let rest = &text[at..];
+            let start = rest.find("<token token=\"")? + "<token token=\"".len();
+            let end = rest[start..].find('"')?;
+            Some(rest[start..start + end].to_string())
+        })
+        .ok_or_else(|| format!("no file token sent to {victim:?} to capture"))
 }
 
 async fn call(req: HttpRequest) -> Result<crate::http::HttpResponse, String> {

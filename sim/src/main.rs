@@ -100,6 +100,15 @@ struct RunArgs {
     /// [[room]]/[[category]]/[limits] then run live when the server has them.
     #[arg(long, value_name = "FILE", requires = "target")]
     server_config: Option<PathBuf>,
+    /// With --target and --http: a room administrator (a creator in the rooms'
+    /// categories on that server) who creates each scenario's [[room]]s through the
+    /// room-management API before its run and retires them after, so that scenarios
+    /// with their own rooms run live.
+    #[arg(long, value_name = "URI", requires = "http")]
+    room_admin: Option<String>,
+    /// The room administrator's SIP Digest password (servers with [auth]).
+    #[arg(long, value_name = "PASSWORD", requires = "room_admin")]
+    room_admin_password: Option<String>,
     /// Write each run's ladder (sequence) diagram to DIR/<scenario>.ladder.txt and
     /// DIR/<scenario>.html (SVG; hover an arrow for the whole message).
     #[arg(long, value_name = "DIR")]
@@ -107,6 +116,10 @@ struct RunArgs {
     /// Print each run's text ladder diagram to the terminal.
     #[arg(long)]
     show_ladder: bool,
+    /// After the run, watch the scenario files (and their [data] CSV files) and run
+    /// again whenever one changes; Ctrl-C stops.
+    #[arg(long)]
+    watch: bool,
     #[command(flatten)]
     reports: ReportArgs,
 }
@@ -362,7 +375,10 @@ fn print_run(r: &RunReport, replay: &str) {
         println!("     {f}");
     }
     for v in &r.violations {
-        println!("     invariant violated: {v}");
+        match v.starts_with("threshold ") {
+            true => println!("     {v} (not met)"),
+            false => println!("     invariant violated: {v}"),
+        }
     }
     if !r.passed() {
         println!("     replay: {replay}");
@@ -391,7 +407,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Check { paths } => check(&paths),
-        Command::Run(args) => run(args),
+        Command::Run(args) => run_watching(&args),
         Command::Replay {
             file,
             transcript,
@@ -450,7 +466,9 @@ fn plan<'a>(
     let mut jobs = Vec::new();
     let mut skipped = Vec::new();
     for s in scenarios {
-        if let (Some(_), Some(why)) = (&args.target, s.why_not_live(server.as_ref())) {
+        let create_rooms = args.room_admin.is_some();
+        let why = s.why_not_live_with(server.as_ref(), create_rooms);
+        if let (Some(_), Some(why)) = (&args.target, why) {
             println!("skip {:<28} {why}; run it simulated", s.name());
             skipped.push(Entry::Skipped {
                 name: s.name(),
@@ -474,7 +492,22 @@ fn plan<'a>(
     Ok((jobs, skipped))
 }
 
-fn run(args: RunArgs) -> ExitCode {
+/// `run`, and with --watch again after every change to the files it read.
+fn run_watching(args: &RunArgs) -> ExitCode {
+    let code = run(args);
+    if !args.watch {
+        return code;
+    }
+    loop {
+        println!("watching for changes (Ctrl-C stops)");
+        let changed = pchat_sim::watch::wait_for_change(&args.paths);
+        let names: Vec<String> = changed.iter().map(|p| p.display().to_string()).collect();
+        println!("changed: {}", names.join(", "));
+        run(args);
+    }
+}
+
+fn run(args: &RunArgs) -> ExitCode {
     let sel = match batch::select(&args.paths, args.filter.as_deref()) {
         Ok(s) => s,
         Err(e) => {
@@ -485,7 +518,7 @@ fn run(args: RunArgs) -> ExitCode {
     for w in &sel.warnings {
         eprintln!("{w}");
     }
-    let (jobs, mut entries) = match plan(&args, &sel.scenarios) {
+    let (jobs, mut entries) = match plan(args, &sel.scenarios) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("{e}");
@@ -508,7 +541,7 @@ fn run(args: RunArgs) -> ExitCode {
     let bar = report::progress(jobs.len() as u64, "scenarios");
     // Cost estimate: clients x steps (many-clients first).
     let cost = |j: &Job<'_>| j.scenario.file.clients.len() * j.scenario.file.steps.len();
-    let ran = batch::run_parallel(&jobs, threads, cost, |j| run_one(&args, j), |_| bar.inc(1));
+    let ran = batch::run_parallel(&jobs, threads, cost, |j| run_one(args, j), |_| bar.inc(1));
     bar.finish_and_clear();
     for e in &ran {
         if let Entry::Ran {
@@ -516,7 +549,7 @@ fn run(args: RunArgs) -> ExitCode {
         } = e
         {
             print_run(r, replay);
-            write_run_outputs(&args, r);
+            write_run_outputs(args, r);
         }
     }
     entries.splice(0..0, ran);
@@ -545,7 +578,7 @@ fn run_one(args: &RunArgs, job: &Job<'_>) -> Entry {
     let started = Instant::now();
     let s = job.scenario;
     let mut r = match &args.target {
-        Some(t) => run_live_with(s, t, args.http.as_deref(), job.seed),
+        Some(t) => run_live_rooms(args, s, t, job.seed),
         None => run_sim(s, job.seed),
     };
     r.name = job.name.clone();
@@ -554,6 +587,44 @@ fn run_one(args: &RunArgs, job: &Job<'_>) -> Entry {
         report: r,
         wall: started.elapsed(),
     }
+}
+
+/// A live run; with --room-admin, the scenario's rooms are created before it and
+/// retired after it (pchat_sim::live_rooms).
+fn run_live_rooms(args: &RunArgs, s: &Scenario, target: &str, seed: u64) -> RunReport {
+    let admin = match (&args.room_admin, &args.http) {
+        (Some(uri), Some(http)) if !s.file.rooms.is_empty() => pchat_sim::live_rooms::RoomAdmin {
+            uri: uri.clone(),
+            password: args.room_admin_password.clone(),
+            sip: target.to_string(),
+            http: http.clone(),
+        },
+        _ => return run_live_with(s, target, args.http.as_deref(), seed),
+    };
+    let ours = match pchat_sim::live_rooms::provision(&admin, &s.file.rooms) {
+        Ok(ours) => ours,
+        Err(e) => {
+            return RunReport {
+                name: s.name(),
+                seed,
+                steps_passed: 0,
+                steps_total: s.file.steps.len(),
+                failure: Some(format!("{}: creating its rooms: {e}", s.path.display())),
+                step_failures: Vec::new(),
+                allowed_failures: Vec::new(),
+                violations: Vec::new(),
+                transcript: Default::default(),
+                elapsed: std::time::Duration::ZERO,
+                compliance_output: None,
+            };
+        }
+    };
+    let mut r = run_live_with(s, target, args.http.as_deref(), seed);
+    if let Err(e) = pchat_sim::live_rooms::retire(&admin, &ours) {
+        r.failure
+            .get_or_insert(format!("{}: retiring its rooms: {e}", s.path.display()));
+    }
+    r
 }
 
 /// --transcript, --show-ladder and --ladder of one run.

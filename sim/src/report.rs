@@ -85,7 +85,10 @@ pub fn problems(r: &RunReport) -> Vec<String> {
     all.extend(
         r.violations
             .iter()
-            .map(|v| format!("invariant violated: {v}")),
+            .map(|v| match v.starts_with("threshold ") {
+                true => format!("{v} (not met)"),
+                false => format!("invariant violated: {v}"),
+            }),
     );
     all
 }

@@ -293,9 +293,16 @@ fn apply(sim: &mut turmoil::Sim<'_>, c: Control) {
     }
 }
 
-fn step_label(i: usize, step: &Step, fault: bool) -> String {
+/// `step N (who action room)`: `who` is the client, or for a template (`u{n}`) the
+/// clients it stands for (`u1..u50`), so no `{n}` is left in a label.
+fn step_label(scenario: &Scenario, i: usize, step: &Step, fault: bool) -> String {
     let kind = step.kind();
     let who = step.client_name();
+    let who = match scenario.templates.get(&who).map(Vec::as_slice) {
+        Some([one]) => one.clone(),
+        Some([first, .., last]) => format!("{first}..{last}"),
+        _ => who,
+    };
     let room = step
         .room()
         .name
@@ -355,7 +362,7 @@ async fn drive_steps(
         } else {
             scenario.step_location(i)
         };
-        let label = step_label(i, &step, is_fault);
+        let label = step_label(scenario, i, &step, is_fault);
         let kind = step.kind();
         let outcome = match kind {
             ActionKind::Wait => {
@@ -406,6 +413,7 @@ async fn run_on_clients(
 ) -> steps::StepResult {
     let who = step.client_name();
     let targets = scenario.clients_of(&who);
+    let is_template = scenario.templates.contains_key(&who);
     let mut last = Ok(String::new());
     // However a client misbehaves, a step ends: 5 tries x 5 s, plus Retry-After waits.
     let timeouts = Duration::from_millis(step.timeout_ms.unwrap_or(0).saturating_mul(10));
@@ -417,7 +425,10 @@ async fn run_on_clients(
                 return Err(format!("unknown client {name}"));
             };
             let (rtx, rrx) = oneshot::channel();
-            let step = step.substituted(round, &scenario.template_number(name));
+            let n = scenario.template_number(name);
+            // CSV rows: the client's number in a template's step, else the round.
+            let row_n = if is_template { n.as_str() } else { "" };
+            let step = scenario.with_data(step.substituted(round, &n), round, row_n);
             if tx.send((step, rtx)).await.is_err() {
                 return Err(format!("{name}: client task ended"));
             }
@@ -492,7 +503,7 @@ impl Session {
 /// `keep_going`, after its connection died) and runs the jobs it is handed.
 async fn client_task<S, F, Fut>(
     name: String,
-    (uri, password): (String, Option<String>),
+    (uri, password, tls): User,
     seed: u64,
     transcript: Transcript,
     mut jobs: mpsc::Receiver<Job>,
@@ -506,6 +517,9 @@ async fn client_task<S, F, Fut>(
     let mut client: Option<Client> = None;
     let mut connection = 0u64;
     let mut session = Session::default();
+    // SIP Digest state shared by this client's connections (a new connection answers
+    // the last challenge at once; the raw placeholder `{authorization}`).
+    let digest: Arc<Mutex<crate::client::DigestCache>> = Arc::default();
     while let Some((step, reply)) = jobs.recv().await {
         if let Some(ms) = step.think_ms {
             crate::sim_clock::sleep(Duration::from_millis(ms)).await;
@@ -546,6 +560,10 @@ async fn client_task<S, F, Fut>(
                         let mut c =
                             Client::start(&name, &uri, stream, &local, seed, transcript.clone());
                         c.password = password.clone();
+                        c.digest = digest.clone();
+                        if tls {
+                            c.transport = "TLS";
+                        }
                         if keep_going {
                             session.restore(&mut c).await;
                         }
@@ -608,16 +626,24 @@ pub fn run_sim_observed(
     let disk = setup::ServerDisk::new(&scenario);
     let faults = setup::planted_faults(&scenario);
     let mut sim = setup::build_sim(seed, BASE_LATENCY_MS);
-    setup::add_server(&mut sim, disk.config.clone(), faults.clone(), seed);
+    let tls = sim_tls_of(&scenario);
+    setup::add_server(
+        &mut sim,
+        disk.config.clone(),
+        faults.clone(),
+        seed,
+        tls.clone(),
+    );
     let plan = crate::sim_hosts::HostPlan::of(&scenario);
     let ctx = ClientContext {
         seed,
         transcript: transcript.clone(),
         keep_going: scenario.file.keep_going,
         with_http: disk.config.http.is_some(),
+        tls,
     };
-    let specs: Vec<(String, (String, Option<String>))> = (scenario.file.clients.iter())
-        .map(|c| (c.name.clone(), (c.uri.clone(), c.password.clone())))
+    let specs: Vec<(String, User)> = (scenario.file.clients.iter())
+        .map(|c| (c.name.clone(), (c.uri.clone(), c.password.clone(), c.tls)))
         .collect();
     let start: setup::ClientStarter<Job> = std::rc::Rc::new(move |i, rx| {
         let (name, user) = specs.get(i).cloned().unwrap_or_default();
@@ -662,26 +688,58 @@ struct ClientContext {
     keep_going: bool,
     /// Whether the server has web services (`http` steps can connect).
     with_http: bool,
+    /// The run's TLS material when a client has `tls = true`.
+    tls: Option<Arc<crate::sim_tls::SimTls>>,
+}
+
+/// A client's user: URI, password (Digest) and whether it speaks SIP over TLS.
+type User = (String, Option<String>, bool);
+
+/// The run's TLS material when a client of `scenario` has `tls = true` (none when the
+/// certificate cannot be made: those clients then fail to connect, saying so).
+fn sim_tls_of(scenario: &Scenario) -> Option<Arc<crate::sim_tls::SimTls>> {
+    if !scenario.file.clients.iter().any(|c| c.tls) {
+        return None;
+    }
+    match crate::sim_tls::SimTls::new() {
+        Ok(t) => Some(Arc::new(t)),
+        Err(e) => {
+            tracing::warn!("no TLS certificate for the simulated server: {e}");
+            None
+        }
+    }
 }
 
 /// One client's task on a simulated host: connects to the server over simulated TCP.
 async fn sim_client(
     index: usize,
     name: String,
-    user: (String, Option<String>),
+    user: User,
     rx: mpsc::Receiver<Job>,
     ctx: ClientContext,
 ) {
+    let tls = ctx.tls.clone().filter(|_| user.2);
+    let wants_tls = user.2;
     let task = client_task(
         name,
         user,
         client_seed(ctx.seed, index),
         ctx.transcript.clone(),
         rx,
-        || async {
-            let s = turmoil::net::TcpStream::connect(("server", SIM_SIP_PORT)).await?;
-            let local = s.local_addr()?.to_string();
-            Ok((s, local))
+        move || {
+            let tls = tls.clone();
+            async move {
+                if let Some(t) = tls {
+                    let (s, local) = t.connect().await?;
+                    return Ok((Box::new(s) as Box<dyn pchat_server::tls::SipStream>, local));
+                }
+                if wants_tls {
+                    return Err(std::io::Error::other("no TLS certificate for this run"));
+                }
+                let s = turmoil::net::TcpStream::connect(("server", SIM_SIP_PORT)).await?;
+                let local = s.local_addr()?.to_string();
+                Ok((Box::new(s) as Box<dyn pchat_server::tls::SipStream>, local))
+            }
         },
         ctx.keep_going,
     );
@@ -728,7 +786,7 @@ fn sim_report(
     let compliance_output = compliance_files
         .as_ref()
         .map(|(_, dir)| read_compliance_output(dir));
-    let violations = if scenario.file.invariants || opts.invariants {
+    let mut violations = if scenario.file.invariants || opts.invariants {
         let files = crate::invariants::RunFiles {
             store: &disk.store_path,
             compliance: compliance_files
@@ -739,6 +797,7 @@ fn sim_report(
     } else {
         Vec::new()
     };
+    violations.extend(threshold_failures(scenario, &transcript));
     RunReport {
         name: scenario.name(),
         seed,
@@ -751,6 +810,14 @@ fn sim_report(
         transcript,
         elapsed,
         compliance_output,
+    }
+}
+
+/// The scenario's `[thresholds]` not met by the run (`threshold ...` lines).
+fn threshold_failures(scenario: &Scenario, transcript: &Transcript) -> Vec<String> {
+    match &scenario.file.thresholds {
+        Some(t) => crate::thresholds::check(t, transcript),
+        None => Vec::new(),
     }
 }
 
@@ -846,7 +913,7 @@ pub fn run_live_with(
             let target = target.to_string();
             let task = client_task(
                 spec.name.clone(),
-                (spec.uri.clone(), spec.password.clone()),
+                (spec.uri.clone(), spec.password.clone(), false),
                 client_seed(seed ^ live_nonce(), i),
                 transcript.clone(),
                 rx,
@@ -893,7 +960,10 @@ pub fn run_live_with(
         violations: match scenario.file.invariants {
             true => crate::completeness::check(&scenario, &transcript),
             false => Vec::new(),
-        },
+        }
+        .into_iter()
+        .chain(threshold_failures(&scenario, &transcript))
+        .collect(),
         transcript,
         elapsed: started.elapsed(),
         compliance_output: None,

@@ -47,6 +47,8 @@ pub struct Scenario {
     pub file: ScenarioFile,
     /// Client templates: template name (with `{n}`) -> the clients made from it.
     pub templates: BTreeMap<String, Vec<String>>,
+    /// The `[data]` CSV tables, loaded.
+    pub data: crate::data::Data,
 }
 
 /// The TOML document.
@@ -69,6 +71,11 @@ pub struct ScenarioFile {
     /// Variables: `{vars.NAME}` in any step text (as for `{i}`) becomes the value.
     #[serde(default)]
     pub vars: BTreeMap<String, String>,
+    /// CSV data files by name (paths relative to the scenario file; the first line
+    /// names the columns): `{data.NAME.COLUMN}` in client templates (row `n`) and step
+    /// texts (row `{n}` in a template's steps, else row `{i}`), `crate::data`.
+    #[serde(default)]
+    pub data: BTreeMap<String, String>,
     /// Seed used when the runner is not given one.
     #[serde(default)]
     pub seed: Option<u64>,
@@ -131,6 +138,10 @@ pub struct ScenarioFile {
     /// start at 1): `run --target` skips it, since a live server keeps state between runs.
     #[serde(default)]
     pub fresh_server: bool,
+    /// Run-level latency thresholds (p50/p99 of posts and relays, ms), checked at the
+    /// end of the run (`crate::thresholds`).
+    #[serde(default)]
+    pub thresholds: Option<crate::thresholds::Thresholds>,
 }
 
 impl ScenarioFile {
@@ -141,6 +152,7 @@ impl ScenarioFile {
             description: String::new(),
             tags: Vec::new(),
             vars: BTreeMap::new(),
+            data: BTreeMap::new(),
             seed: None,
             domain: default_domain(),
             limits: None,
@@ -157,6 +169,7 @@ impl ScenarioFile {
             planted_bug: None,
             server: ServerSpec::default(),
             fresh_server: false,
+            thresholds: None,
         }
     }
 }
@@ -212,7 +225,27 @@ fn step_schema(v: &mut serde_json::Value) {
     }
     let list =
         |d: &str| json!({"type": "array", "description": d, "items": {"$ref": "#/$defs/Step"}});
+    if let Some(step) = v["$defs"]["Step"]["oneOf"].as_array_mut() {
+        step.push(json!({
+            "type": "object",
+            "description": "Uses a [[macro]]: its steps, each with this `client` unless it names its own.",
+            "properties": {"macro": {"type": "string"}, "client": {"type": "string"}},
+            "required": ["macro"],
+            "additionalProperties": false
+        }));
+    }
+    let macro_def = json!({
+        "type": "array",
+        "description": "Reusable step blocks: a [[step]] with `macro = NAME` stands for the macro's steps.",
+        "items": {
+            "type": "object",
+            "properties": {"name": {"type": "string"}, "step": {"type": "array", "items": {"$ref": "#/$defs/Step"}}},
+            "required": ["name", "step"],
+            "additionalProperties": false
+        }
+    });
     if let Some(props) = v["properties"].as_object_mut() {
+        props.insert("macro".into(), macro_def);
         props.insert("step".into(), list("The steps, in order."));
         props.insert("fault".into(), list("Faults scheduled around the steps: fault steps with `before_step = N` (1-based; steps + 1 = after the last step). `explore` writes its minimal failing schedule this way."));
     }
@@ -246,6 +279,10 @@ pub struct ClientSpec {
     /// `[[user]]` (a wrong-password client). Default true.
     #[serde(default)]
     pub server_knows_password: Option<bool>,
+    /// SIP over TLS (`Via: SIP/2.0/TLS`) to the simulated server's TLS port, which
+    /// then runs with a development certificate the client trusts (simulator only).
+    #[serde(default)]
+    pub tls: bool,
 }
 
 pub use crate::step::{Action, ActionKind, Expect, Step};
@@ -316,12 +353,15 @@ impl Scenario {
             source: text.to_string(),
             file: file.unwrap_or_else(ScenarioFile::empty),
             templates: BTreeMap::new(),
+            data: crate::data::Data::new(),
         };
         // The steps that did not parse are left out; the rest is still checked, so that
         // every error of the file shows at once.
         if read {
+            s.load_data(&mut problems);
             s.expand_templates(&mut problems);
             s.expand_vars(&mut problems);
+            s.check_data_refs(&mut problems);
             s.validate(&mut problems);
         }
         match s.errors(problems) {
@@ -340,6 +380,7 @@ impl Scenario {
             }
         };
         let span = root.span();
+        crate::macros::expand(root.get_mut(), out);
         let steps = crate::scenario_parse::take_steps(root.get_mut(), "step", out);
         let faults = crate::scenario_parse::take_steps(root.get_mut(), "fault", out);
         let top = root.get_ref().clone();
@@ -399,17 +440,72 @@ impl Scenario {
             for n in 1..=count {
                 let n = n.to_string();
                 names.push(c.name.replace("{n}", &n));
+                let row = names.len();
+                let mut data = |t: &str| {
+                    crate::data::expand(t, &self.data, row).unwrap_or_else(|unknown| {
+                        let at = self.find(t);
+                        problems.push((at..at, unknown_data(&unknown)));
+                        t.to_string()
+                    })
+                };
                 out.push(ClientSpec {
-                    name: c.name.replace("{n}", &n),
-                    uri: c.uri.replace("{n}", &n),
+                    name: data(&c.name.replace("{n}", &n)),
+                    uri: data(&c.uri.replace("{n}", &n)),
                     count: None,
-                    password: c.password.clone(),
+                    password: c.password.as_deref().map(&mut data),
                     server_knows_password: c.server_knows_password,
+                    tls: c.tls,
                 });
             }
             self.templates.insert(c.name.clone(), names);
         }
         self.file.clients = out;
+    }
+
+    /// Loads the `[data]` CSV files (relative to the scenario file).
+    fn load_data(&mut self, problems: &mut Vec<Problem>) {
+        let dir = self.path.parent().unwrap_or(Path::new("")).to_path_buf();
+        for (name, file) in &self.file.data {
+            match crate::data::load(&dir.join(file)) {
+                Ok(t) => {
+                    self.data.insert(name.clone(), t);
+                }
+                Err(e) => {
+                    let at = self.find(file);
+                    problems.push((at..at, format!("[data] {name}: {e}")));
+                }
+            }
+        }
+    }
+
+    /// Every `{data.TABLE.COLUMN}` of the steps names a loaded table and column.
+    fn check_data_refs(&self, problems: &mut Vec<Problem>) {
+        for step in self.file.steps.iter().chain(self.file.faults.iter()) {
+            let unknown = std::cell::RefCell::new(Vec::new());
+            step.get_ref().map_texts(&|t: &str| {
+                if let Err(u) = crate::data::expand(t, &self.data, 1) {
+                    unknown.borrow_mut().extend(u);
+                }
+                t.to_string()
+            });
+            let unknown = unknown.into_inner();
+            if !unknown.is_empty() {
+                problems.push((step.span(), unknown_data(&unknown)));
+            }
+        }
+    }
+
+    /// `step` (already substituted for `round` and the client's number `n`) with its
+    /// `{data.TABLE.COLUMN}` references taken from row `n` when the client is from a
+    /// template, else from row `round`.
+    pub fn with_data(&self, step: Step, round: u32, n: &str) -> Step {
+        if self.data.is_empty() {
+            return step;
+        }
+        let row = n.parse::<usize>().unwrap_or(round as usize);
+        step.map_texts(&|t: &str| {
+            crate::data::expand(t, &self.data, row).unwrap_or_else(|_| t.to_string())
+        })
     }
 
     /// Replaces `{vars.NAME}` in every step text by the variable's value; an unknown
@@ -606,6 +702,8 @@ impl Scenario {
             .any(|s| s.get_ref().kind().is_fault());
         if f.auth.is_some() {
             Some("sets its own [auth] (users and passwords of the simulated server)")
+        } else if f.clients.iter().any(|c| c.tls) {
+            Some("has a client with tls = true (the simulated server's certificate)")
         } else if f.server.core_queue.is_some() || f.server.retry_after_s.is_some() {
             Some("sets its own [server] queue configuration")
         } else if fault_step || f.planted_bug.is_some() {
@@ -622,7 +720,31 @@ impl Scenario {
     /// categories or limits runs live when the server has every one of its rooms and
     /// categories (by name) and the same limits.
     pub fn why_not_live(&self, server: Option<&Config>) -> Option<String> {
+        self.why_not_live_with(server, false)
+    }
+
+    /// [`Scenario::why_not_live`] when `create_rooms`: the runner creates the
+    /// scenario's rooms on the live server through the room-management API
+    /// (`crate::live_rooms`), so they need not be there; its categories and limits
+    /// still must (`--server-config`), and its rooms must be what the API can make.
+    pub fn why_not_live_with(&self, server: Option<&Config>, create_rooms: bool) -> Option<String> {
         let why = self.why_simulated_only()?;
+        if create_rooms {
+            if let Some(other) = self.why_simulated_only_besides_rooms() {
+                return Some(other.to_string());
+            }
+            if let Some(no) = crate::live_rooms::unsupported(&self.file.rooms) {
+                return Some(no);
+            }
+            let rest = Scenario {
+                file: ScenarioFile {
+                    rooms: Vec::new(),
+                    ..self.file.clone()
+                },
+                ..self.clone()
+            };
+            return rest.why_not_live_with(server, false);
+        }
         if let Some(other) = self.why_simulated_only_besides_rooms() {
             return Some(other.to_string());
         }
@@ -878,6 +1000,14 @@ impl Scenario {
     fn find(&self, needle: &str) -> usize {
         self.source.find(needle).unwrap_or(0)
     }
+}
+
+fn unknown_data(refs: &[String]) -> String {
+    let list: Vec<String> = refs.iter().map(|r| format!("`{{data.{r}}}`")).collect();
+    format!(
+        "unknown data reference {} (a [data] table's name and one of its CSV columns)",
+        list.join(", ")
+    )
 }
 
 /// At most `max` of `names`, then "and N more".

@@ -129,22 +129,39 @@ pub fn build_sim<'a>(seed: u64, latency_ms: (u64, u64)) -> turmoil::Sim<'a> {
 /// start (the first, and every restart after a crash) is a new incarnation: like a
 /// real process it gets fresh identifiers (its own seed) and reads the clock where
 /// simulated time is, instead of replaying its first life.
-pub fn add_server(sim: &mut turmoil::Sim<'_>, cfg: Config, faults: Faults, seed: u64) {
+/// With `tls`, it also serves SIP over TLS on [`crate::sim_tls::SIM_TLS_PORT`].
+pub fn add_server(
+    sim: &mut turmoil::Sim<'_>,
+    cfg: Config,
+    faults: Faults,
+    seed: u64,
+    tls: Option<Arc<crate::sim_tls::SimTls>>,
+) {
     let incarnation = Arc::new(AtomicU64::new(0));
     sim.host("server", move || {
         let life = incarnation.fetch_add(1, Ordering::SeqCst);
         let seed = seed ^ life.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        serve_once(cfg.clone(), faults.clone(), seed)
+        serve_once(cfg.clone(), faults.clone(), seed, tls.clone())
     });
 }
 
 /// One incarnation of the simulated server: listens on [`SIM_SIP_PORT`] (and
 /// [`SIM_HTTP_PORT`] with `[http]`) and serves until crashed. A store that cannot be
 /// opened ends it, like the binary (a `restart` or the end of the run starts it again).
-async fn serve_once(cfg: Config, faults: Faults, seed: u64) -> turmoil::Result {
+async fn serve_once(
+    mut cfg: Config,
+    faults: Faults,
+    seed: u64,
+    tls: Option<Arc<crate::sim_tls::SimTls>>,
+) -> turmoil::Result {
     let any = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
     let listener = turmoil::net::TcpListener::bind((any, SIM_SIP_PORT)).await?;
     let local = SocketAddr::new(turmoil::lookup("server"), SIM_SIP_PORT).to_string();
+    if tls.is_some() {
+        // Our Contact on TLS connections names the TLS listener (`transport=tls`).
+        let at = SocketAddr::new(turmoil::lookup("server"), crate::sim_tls::SIM_TLS_PORT);
+        cfg.sip.tls_listen = Some(at.to_string());
+    }
     let since = turmoil::sim_elapsed().unwrap_or_default().as_millis() as i64;
     let clock = Arc::new(pchat_server::clock::TokioClock::starting_at(
         pchat_server::clock::SIM_EPOCH_MS + since,
@@ -170,8 +187,21 @@ async fn serve_once(cfg: Config, faults: Faults, seed: u64) -> turmoil::Result {
             return Ok(());
         }
     };
-    let sip = crate::sim_net::SimListener(listener);
-    pchat_server::host::serve_full(sip, http, core, worker, std::future::pending(), faults).await?;
+    let stop = std::future::pending();
+    match tls {
+        Some(t) => {
+            let sip = crate::sim_tls::SimSipListeners {
+                plain: listener,
+                tls: turmoil::net::TcpListener::bind((any, crate::sim_tls::SIM_TLS_PORT)).await?,
+                acceptor: t.acceptor()?,
+            };
+            pchat_server::host::serve_full(sip, http, core, worker, stop, faults).await?;
+        }
+        None => {
+            let sip = crate::sim_net::SimListener(listener);
+            pchat_server::host::serve_full(sip, http, core, worker, stop, faults).await?;
+        }
+    }
     Ok(())
 }
 

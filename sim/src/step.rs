@@ -438,7 +438,8 @@ pub struct HttpStep {
     #[serde(default)]
     pub size: Option<usize>,
     /// File token: `fresh` (default, from the XCCOS command), `none` (empty),
-    /// `room:<Name>` (a fresh token for another room), or a literal token.
+    /// `room:<Name>` (a fresh token for another room), `captured:<client>` (the last
+    /// file token the server sent that client: a stolen token), or a literal token.
     #[serde(default)]
     pub token: Option<String>,
     /// JSON body (create-room, update-room), sent as is (malformed on purpose too).

@@ -379,8 +379,10 @@ async fn sign_in(client: &mut Client, rooms: &[toml::Spanned<String>]) -> StepRe
 /// Expands placeholders in a raw SIP message and makes line ends CRLF:
 /// `{user}` (the client's URI), `{domain}`, `{local}` (client host:port), `{call-id}`
 /// (the dialog's Call-ID, or a fixed one), `{from-tag}`/`{to-tag}` (dialog tags),
-/// `{cseq}` (next dialog CSeq), `{body-length}` (bytes after the blank line), and
-/// `{room:NAME}` / `{room-guid:NAME}` as in `xccos` bodies.
+/// `{cseq}` (next dialog CSeq), `{body-length}` (bytes after the blank line),
+/// `{authorization}` (the last `Authorization` value this client sent, on any of its
+/// connections: replaying a captured Digest answer), and `{room:NAME}` /
+/// `{room-guid:NAME}` as in `xccos` bodies.
 pub fn expand_raw(client: &mut Client, data: &str, local: &str) -> Vec<u8> {
     let (call_id, from_tag, to_tag, cseq) = match client.dialog.as_mut() {
         Some(d) => {
@@ -411,10 +413,24 @@ pub fn expand_raw(client: &mut Client, data: &str, local: &str) -> Vec<u8> {
         .replace("{from-tag}", &from_tag)
         .replace("{to-tag}", &to_tag)
         .replace("{cseq}", &cseq.to_string());
+    let text = match text.contains("{authorization}") {
+        true => text.replace("{authorization}", &last_authorization(client)),
+        false => text,
+    };
     let text = text.replace("\r\n", "\n").replace('\n', "\r\n");
     let body_len = text.split_once("\r\n\r\n").map_or(0, |(_, b)| b.len());
     text.replace("{body-length}", &body_len.to_string())
         .into_bytes()
+}
+
+/// The last Digest `Authorization` value `client` sent ("" before any).
+fn last_authorization(client: &Client) -> String {
+    client
+        .digest
+        .lock()
+        .ok()
+        .and_then(|d| d.last_authorization.clone())
+        .unwrap_or_default()
 }
 
 async fn raw(client: &mut Client, data: &str, e: &Expect) -> StepResult {

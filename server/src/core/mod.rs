@@ -182,7 +182,7 @@ impl Input {
 }
 
 /// The methods we implement (RFC 3261 20.5 `Allow`).
-pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE, SUBSCRIBE";
+pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE, SUBSCRIBE, REGISTER";
 
 impl Core {
     /// Builds the core with `hooks` (the handlers it calls up into; the public
