@@ -40,11 +40,13 @@ pub struct Dialog {
     pub bootstrap: bool,
 }
 
-/// All dialogs, by id and by Call-ID.
+/// All dialogs, by id and by (Call-ID, remote tag): two clients may pick the same
+/// Call-ID (SIPE draws it from an unseeded `rand()`), and RFC 3261 12 tells their
+/// dialogs apart by the tags.
 #[derive(Debug, Default)]
 pub struct Dialogs {
     by_id: BTreeMap<DialogId, Dialog>,
-    by_call_id: BTreeMap<String, DialogId>,
+    by_call: BTreeMap<(String, String), DialogId>,
     by_user: BTreeMap<String, std::collections::BTreeSet<DialogId>>,
     next_id: DialogId,
 }
@@ -54,7 +56,8 @@ impl Dialogs {
     pub fn insert(&mut self, mut d: Dialog) -> DialogId {
         self.next_id.0 += 1;
         d.id = self.next_id;
-        self.by_call_id.insert(d.call_id.clone(), d.id);
+        self.by_call
+            .insert((d.call_id.clone(), d.remote_tag.clone()), d.id);
         self.by_user.entry(d.user.clone()).or_default().insert(d.id);
         self.by_id.insert(d.id, d);
         self.next_id
@@ -68,15 +71,18 @@ impl Dialogs {
         from_tag: Option<&str>,
         to_tag: Option<&str>,
     ) -> Option<DialogId> {
-        let id = *self.by_call_id.get(call_id)?;
+        let id = self.by_call(call_id, from_tag?)?;
         let d = self.by_id.get(&id)?;
-        (Some(d.remote_tag.as_str()) == from_tag && Some(d.local_tag.as_str()) == to_tag)
-            .then_some(id)
+        (Some(d.local_tag.as_str()) == to_tag).then_some(id)
     }
 
-    /// The dialog with this Call-ID, whatever the tags (for responses to our requests).
-    pub fn by_call_id(&self, call_id: &str) -> Option<DialogId> {
-        self.by_call_id.get(call_id).copied()
+    /// The dialog with this Call-ID whose remote tag (the client's tag) is `remote_tag`,
+    /// whatever our tag: the From-tag of a client's request (an INVITE, a CANCEL), or the
+    /// To-tag of a response to one of our requests.
+    pub fn by_call(&self, call_id: &str, remote_tag: &str) -> Option<DialogId> {
+        self.by_call
+            .get(&(call_id.to_string(), remote_tag.to_string()))
+            .copied()
     }
 
     /// By id.
@@ -92,7 +98,8 @@ impl Dialogs {
     /// Removes and returns a dialog.
     pub fn remove(&mut self, id: DialogId) -> Option<Dialog> {
         let d = self.by_id.remove(&id)?;
-        self.by_call_id.remove(&d.call_id);
+        self.by_call
+            .remove(&(d.call_id.clone(), d.remote_tag.clone()));
         if let Some(set) = self.by_user.get_mut(&d.user) {
             set.remove(&id);
             if set.is_empty() {
@@ -144,17 +151,18 @@ impl Dialogs {
 
     /// Whether the indices agree with the table (checked by `debug_assert!` after every
     /// batch): each table key is its dialog's id and at most the last id handed out;
-    /// every Call-ID entry names a dialog with that Call-ID; the per-user index holds
+    /// every (Call-ID, remote tag) entry names a dialog with both; the per-user index holds
     /// exactly the dialogs of each user, with no empty sets.
     pub fn indices_agree(&self) -> bool {
         let table = self
             .by_id
             .iter()
             .all(|(id, d)| *id == d.id && *id <= self.next_id);
-        let calls = self
-            .by_call_id
-            .iter()
-            .all(|(c, id)| self.by_id.get(id).is_some_and(|d| &d.call_id == c));
+        let calls = self.by_call.iter().all(|((c, t), id)| {
+            self.by_id
+                .get(id)
+                .is_some_and(|d| &d.call_id == c && &d.remote_tag == t)
+        });
         let users = self.by_user.iter().all(|(u, ids)| {
             !ids.is_empty()
                 && ids
@@ -162,7 +170,8 @@ impl Dialogs {
                     .all(|id| self.by_id.get(id).is_some_and(|d| &d.user == u))
         });
         let indexed: usize = self.by_user.values().map(|s| s.len()).sum();
-        table && calls && users && indexed == self.by_id.len()
+        let keyed = self.by_call.len() == self.by_id.len();
+        table && calls && keyed && users && indexed == self.by_id.len()
     }
 }
 
@@ -171,12 +180,16 @@ mod tests {
     use super::*;
 
     fn dialog(call_id: &str, user: &str) -> Dialog {
+        dialog_tagged(call_id, "r", user)
+    }
+
+    fn dialog_tagged(call_id: &str, remote_tag: &str, user: &str) -> Dialog {
         Dialog {
             id: DialogId(0),
             conn: ConnId(1),
             call_id: call_id.into(),
             local_tag: "l".into(),
-            remote_tag: "r".into(),
+            remote_tag: remote_tag.into(),
             local_party: String::new(),
             remote_party: String::new(),
             user: user.into(),
@@ -201,5 +214,23 @@ mod tests {
         // A removal that forgot an index is caught.
         t.by_id.remove(&b);
         assert!(!t.indices_agree());
+    }
+
+    #[test]
+    fn two_users_with_one_call_id_are_two_dialogs() {
+        let mut t = Dialogs::default();
+        let a = t.insert(dialog_tagged("same", "ta", "sip:a@x"));
+        let b = t.insert(dialog_tagged("same", "tb", "sip:b@x"));
+        assert_ne!(a, b);
+        assert!(t.indices_agree());
+        assert_eq!(t.find("same", Some("ta"), Some("l")), Some(a));
+        assert_eq!(t.find("same", Some("tb"), Some("l")), Some(b));
+        assert_eq!(t.find("same", Some("tc"), Some("l")), None);
+        assert_eq!(t.find("same", Some("ta"), Some("other")), None);
+        assert_eq!(t.find("same", None, Some("l")), None);
+        t.remove(a);
+        assert!(t.indices_agree());
+        assert_eq!(t.by_call("same", "tb"), Some(b));
+        assert_eq!(t.by_call("same", "ta"), None);
     }
 }

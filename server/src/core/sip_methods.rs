@@ -102,7 +102,8 @@ impl Core {
             };
             if let Some(d) = resp
                 .call_id()
-                .and_then(|c| self.dialogs.by_call_id(c))
+                .zip(resp.to_tag())
+                .and_then(|(c, t)| self.dialogs.by_call(c, t))
                 .filter(on_own_conn)
             {
                 tracing::info!(
@@ -234,8 +235,9 @@ impl Core {
                 false,
             );
         }
-        if self.dialogs.by_call_id(call_id).is_some() {
-            // Same Call-ID, no To-tag: a second INVITE for a session we already have.
+        if self.dialogs.by_call(call_id, from_tag).is_some() {
+            // Same Call-ID and From-tag, no To-tag: a second INVITE for a session we
+            // already have (another client's dialog with this Call-ID is not this one).
             return self.respond(conn, response_for(&req, 482, "Loop Detected"), false);
         }
         let local_tag = self.ids.tag();
@@ -292,7 +294,8 @@ impl Core {
         // (RFC 3261 9.2): 200 if the dialog exists (the CANCEL has no effect), else 481.
         let known = req
             .call_id()
-            .and_then(|c| self.dialogs.by_call_id(c))
+            .zip(req.from_tag())
+            .and_then(|(c, t)| self.dialogs.by_call(c, t))
             .is_some();
         let resp = if known {
             response_for(&req, 200, "OK")
