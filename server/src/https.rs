@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_rustls::rustls;
-use tokio_rustls::rustls::pki_types::CertificateDer;
 
 /// A TLS acceptor for HTTPS from PEM text: `cert_pem` (the chain, leaf first) and
 /// `key_pem` (PKCS#8, PKCS#1 or SEC1); TLS 1.2 and 1.3, ALPN `http/1.1`, no client
@@ -20,15 +19,7 @@ pub fn acceptor_from_pem(
     cert_pem: &[u8],
     key_pem: &[u8],
 ) -> Result<tokio_rustls::TlsAcceptor, String> {
-    let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut &cert_pem[..])
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("certificate PEM: {e}"))?;
-    if certs.is_empty() {
-        return Err("no certificate in the PEM file".into());
-    }
-    let key = rustls_pemfile::private_key(&mut &key_pem[..])
-        .map_err(|e| format!("key PEM: {e}"))?
-        .ok_or("no private key in the PEM file")?;
+    let (certs, key) = crate::tls::parse_pem(cert_pem, key_pem)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -45,8 +36,8 @@ pub fn acceptor(
     cert: &std::path::Path,
     key: &std::path::Path,
 ) -> Result<tokio_rustls::TlsAcceptor, String> {
-    let read = |p: &std::path::Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
-    acceptor_from_pem(&read(cert)?, &read(key)?)
+    let (cert_pem, key_pem) = crate::tls::read_pem_files(cert, key)?;
+    acceptor_from_pem(&cert_pem, &key_pem)
 }
 
 type Accepted<S> = io::Result<(tokio_rustls::server::TlsStream<S>, SocketAddr)>;

@@ -84,12 +84,19 @@ impl ClientCertVerifier for AnyClientCert {
     }
 }
 
-/// A TLS acceptor from PEM text: `cert_pem` (the chain, leaf first) and `key_pem`
-/// (PKCS#8, PKCS#1 or SEC1). Errors: no certificate, no key, or rustls refused them.
-pub fn acceptor_from_pem(
+/// The certificate chain (leaf first) and private key in PEM text: `cert_pem` and
+/// `key_pem` (PKCS#8, PKCS#1 or SEC1). Shared by SIP over TLS and HTTPS (`https.rs`).
+/// Errors: a PEM that does not parse, no certificate, no key.
+pub fn parse_pem(
     cert_pem: &[u8],
     key_pem: &[u8],
-) -> Result<tokio_rustls::TlsAcceptor, String> {
+) -> Result<
+    (
+        Vec<CertificateDer<'static>>,
+        rustls::pki_types::PrivateKeyDer<'static>,
+    ),
+    String,
+> {
     let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut &cert_pem[..])
         .collect::<Result<_, _>>()
         .map_err(|e| format!("certificate PEM: {e}"))?;
@@ -99,6 +106,22 @@ pub fn acceptor_from_pem(
     let key = rustls_pemfile::private_key(&mut &key_pem[..])
         .map_err(|e| format!("key PEM: {e}"))?
         .ok_or("no private key in the PEM file")?;
+    Ok((certs, key))
+}
+
+/// The contents of the PEM files `cert` and `key`. Errors name the file.
+pub fn read_pem_files(cert: &Path, key: &Path) -> Result<(Vec<u8>, Vec<u8>), String> {
+    let read = |p: &Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
+    Ok((read(cert)?, read(key)?))
+}
+
+/// A TLS acceptor from PEM text: `cert_pem` (the chain, leaf first) and `key_pem`
+/// (PKCS#8, PKCS#1 or SEC1). Errors: no certificate, no key, or rustls refused them.
+pub fn acceptor_from_pem(
+    cert_pem: &[u8],
+    key_pem: &[u8],
+) -> Result<tokio_rustls::TlsAcceptor, String> {
+    let (certs, key) = parse_pem(cert_pem, key_pem)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -111,8 +134,8 @@ pub fn acceptor_from_pem(
 
 /// [`acceptor_from_pem`] from files. Errors name the file.
 pub fn acceptor(cert: &Path, key: &Path) -> Result<tokio_rustls::TlsAcceptor, String> {
-    let read = |p: &Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
-    acceptor_from_pem(&read(cert)?, &read(key)?)
+    let (cert_pem, key_pem) = read_pem_files(cert, key)?;
+    acceptor_from_pem(&cert_pem, &key_pem)
 }
 
 /// A development certificate for `names` (DNS names or IP addresses): (certificate
