@@ -7,7 +7,8 @@
 use pchat_server::compliance::adapter::{read_output, Format};
 use pchat_server::compliance::EventKind;
 use pchat_server::sip::{parse, response_for, Framer, SipMessage};
-use pchat_server::xccos::{Body, ChanRef, Cmd, CmdKind, Envelope, GrpChat};
+use pchat_server::cmd::{Cmd, CmdKind, Join};
+use pchat_server::xccos::{Body, ChanRef, Envelope, GrpChat};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -218,12 +219,15 @@ fn kill_dash_nine_loses_and_duplicates_nothing() {
     let mut s = Session::open(port, "a");
     let join = s.info(&xccos(
         1,
-        Body::Cmd(Cmd {
-            seqid: 1,
-            kind: CmdKind::Join {
-                chan: ChanRef::Uri(design_uri()),
-            },
-        }),
+        Body::Cmd(
+            Cmd {
+                seqid: 1,
+                kind: CmdKind::Join(Join {
+                    chan: ChanRef::Uri(design_uri()),
+                }),
+            }
+            .to_elem(),
+        ),
     ));
     assert_eq!(
         wait_code(&s.responses, join),

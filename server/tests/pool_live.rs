@@ -6,7 +6,8 @@
 
 use pchat_server::sip::{parse, response_for, Framer, SipMessage};
 use pchat_server::store::pg_harness::TempPg;
-use pchat_server::xccos::{Body, ChanRef, Cmd, CmdKind, Envelope, GrpChat};
+use pchat_server::cmd::{Cmd, CmdKind, Join};
+use pchat_server::xccos::{Body, ChanRef, Envelope, GrpChat};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -187,12 +188,15 @@ impl Session {
     fn join(&mut self) {
         let cseq = self.info(
             1,
-            Body::Cmd(Cmd {
-                seqid: 1,
-                kind: CmdKind::Join {
-                    chan: ChanRef::Uri(design_uri()),
-                },
-            }),
+            Body::Cmd(
+                Cmd {
+                    seqid: 1,
+                    kind: CmdKind::Join(Join {
+                        chan: ChanRef::Uri(design_uri()),
+                    }),
+                }
+                .to_elem(),
+            ),
         );
         assert_eq!(self.wait_code(cseq), Some(200), "join answered");
     }

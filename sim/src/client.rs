@@ -11,7 +11,8 @@ use crate::transcript::Transcript;
 use bytes::Bytes;
 use pchat_server::ids::IdGen;
 use pchat_server::sip::{parse, response_for, Framer, Request, Response, SipMessage};
-use pchat_server::xccos::{self, Body, Cmd, CmdKind, Envelope, GrpChat, Rpl};
+use pchat_server::cmd::{Cmd, CmdKind};
+use pchat_server::xccos::{self, Body, Envelope, GrpChat, Rpl};
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -621,10 +622,7 @@ impl Client {
     /// whose `commandid` carries this command's envid.
     pub async fn command(&mut self, kind: CmdKind) -> Result<(Response, Option<Rpl>), ClientError> {
         let envid = self.next_envid();
-        let env = Envelope {
-            envid,
-            body: Body::Cmd(Cmd { seqid: 1, kind }),
-        };
+        let env = Cmd { seqid: 1, kind }.envelope(envid);
         self.command_raw(Bytes::from(env.to_xml()), Some(envid))
             .await
     }

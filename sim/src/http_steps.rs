@@ -25,7 +25,8 @@ use crate::expect::{check_contains, room_uri_of, StepResult};
 use crate::http::{encode_segment, send, HttpRequest};
 use crate::step::Expect;
 use bytes::Bytes;
-use pchat_server::xccos::{CmdKind, RplData};
+use pchat_server::cmd::{CmdKind, GetFileToken, GetHttpToken};
+use pchat_server::xccos::RplData;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -76,7 +77,7 @@ pub async fn exec(client: &mut Client, h: &HttpStep, room: Option<&str>, e: &Exp
         .as_deref()
         .map(|n| pchat_server::ids::room_guid(&client.domain, n))
         .unwrap_or_default();
-    let (code, bearer) = token_cmd(client, CmdKind::GetHttpToken).await?;
+    let (code, bearer) = token_cmd(client, CmdKind::GetHttpToken(GetHttpToken)).await?;
     if code != 200 {
         return Err(format!("cmd:gethttptok answered {code}"));
     }
@@ -178,11 +179,11 @@ async fn file_token(
         },
     };
     let fresh = matches!(h.token.as_deref(), None | Some("fresh"));
-    let kind = CmdKind::GetFileToken {
+    let kind = CmdKind::GetFileToken(GetFileToken {
         upload,
         chan_uri,
         file,
-    };
+    });
     let (code, token) = token_cmd(client, kind).await?;
     if !fresh {
         return Ok(Ok(token));

@@ -18,7 +18,8 @@ use crate::client::Client;
 use crate::http::{send, HttpRequest};
 use crate::transcript::Transcript;
 use pchat_server::config::{Invitations, RoomConfig, RoomType};
-use pchat_server::xccos::{CmdKind, RplData};
+use pchat_server::cmd::{CmdKind, GetHttpToken};
+use pchat_server::xccos::RplData;
 use serde_json::json;
 
 /// Who creates the rooms, and where.
@@ -166,7 +167,7 @@ where
     rt.block_on(async {
         let mut client = sign_in(admin).await?;
         let (resp, rpl) = client
-            .command(CmdKind::GetHttpToken)
+            .command(CmdKind::GetHttpToken(GetHttpToken))
             .await
             .map_err(|e| e.0)?;
         let token = match rpl.map(|r| r.data) {

@@ -493,7 +493,7 @@ impl Session {
         for room in &self.rooms {
             let chan = pchat_server::xccos::ChanRef::Uri(room.clone());
             let _ = client
-                .command(pchat_server::xccos::CmdKind::Join { chan })
+                .command(pchat_server::cmd::CmdKind::Join(pchat_server::cmd::Join { chan }))
                 .await;
         }
     }

@@ -8,7 +8,13 @@ pub use crate::expect::{room_uri_of, StepResult};
 use crate::step::{Action, Expect, ReceiveKind, Role, Step};
 use bytes::Bytes;
 use pchat_server::ids::room_guid;
-use pchat_server::xccos::{AssocRole, BcQuery, ChanRef, CmdKind, RplData};
+use pchat_server::cmd::associations::AssocRole;
+use pchat_server::cmd::history::BcQuery;
+use pchat_server::cmd::{
+    BJoin, BcContext, ChanSrch, CmdKind, GetAssociations, GetInv, GetServerInfo, Join, Part,
+    RequestUri,
+};
+use pchat_server::xccos::{ChanRef, RplData};
 use std::time::Duration;
 
 fn step_room(client: &Client, step: &Step) -> String {
@@ -122,45 +128,45 @@ async fn exec_action(client: &mut Client, step: &Step) -> StepResult {
         Action::Requri {} => requri(client, e).await,
         Action::Getserverinfo {} => {
             let info_type = "123".into();
-            command(client, CmdKind::GetServerInfo { domain, info_type }, e).await
+            command(client, CmdKind::GetServerInfo(GetServerInfo { domain, info_type }), e).await
         }
         Action::Getassociations { role } => {
             let role = match role {
                 Some(Role::Manager) => AssocRole::Manager,
                 _ => AssocRole::Member,
             };
-            command(client, CmdKind::GetAssociations { role }, e).await
+            command(client, CmdKind::GetAssociations(GetAssociations { role }), e).await
         }
         Action::Bjoin { rooms } => {
             let chans = bjoin_chans(&domain, rooms);
-            command(client, CmdKind::BJoin { chans }, e).await
+            command(client, CmdKind::BJoin(BJoin { chans }), e).await
         }
-        Action::Join { .. } => command(client, CmdKind::Join { chan: chan(&room) }, e).await,
-        Action::Part { .. } => command(client, CmdKind::Part { chan: chan(&room) }, e).await,
+        Action::Join { .. } => command(client, CmdKind::Join(Join { chan: chan(&room) }), e).await,
+        Action::Part { .. } => command(client, CmdKind::Part(Part { chan: chan(&room) }), e).await,
         Action::Bccontext { count, .. } => {
             let query = BcQuery::Last {
                 cnt: count.unwrap_or(25),
             };
             command(
                 client,
-                CmdKind::BcContext {
+                CmdKind::BcContext(BcContext {
                     chan: chan(&room),
                     query,
-                },
+                }),
                 e,
             )
             .await
         }
         Action::Getinv {} => {
             let invite_id = "1".into();
-            command(client, CmdKind::GetInv { invite_id, domain }, e).await
+            command(client, CmdKind::GetInv(GetInv { invite_id, domain }), e).await
         }
         Action::Chansrch { criteria, extended } => {
-            let kind = CmdKind::ChanSrch {
+            let kind = CmdKind::ChanSrch(ChanSrch {
                 qtype: "BYNAME".into(),
                 criteria: criteria.clone(),
                 extended: *extended,
-            };
+            });
             command(client, kind, e).await
         }
         _ => exec_more(client, step, &room).await,
@@ -237,7 +243,7 @@ async fn exec_more(client: &mut Client, step: &Step, room: &str) -> StepResult {
 }
 
 async fn requri(client: &mut Client, e: &Expect) -> StepResult {
-    let (resp, rpl) = client.command(CmdKind::RequestUri).await.map_err(|e| e.0)?;
+    let (resp, rpl) = client.command(CmdKind::RequestUri(RequestUri)).await.map_err(|e| e.0)?;
     check_status(&resp, e, 200)?;
     let Some(rpl) = rpl else {
         return Ok(format!("SIP {}", resp.code));
@@ -328,22 +334,22 @@ async fn sign_in(client: &mut Client, rooms: &[toml::Spanned<String>]) -> StepRe
     let cmds = [
         (
             "3 getserverinfo",
-            CmdKind::GetServerInfo {
+            CmdKind::GetServerInfo(GetServerInfo {
                 domain: domain.clone(),
                 info_type: "123".into(),
-            },
+            }),
         ),
         (
             "4 getassociations member",
-            CmdKind::GetAssociations {
+            CmdKind::GetAssociations(GetAssociations {
                 role: AssocRole::Member,
-            },
+            }),
         ),
         (
             "4 getassociations manager",
-            CmdKind::GetAssociations {
+            CmdKind::GetAssociations(GetAssociations {
                 role: AssocRole::Manager,
-            },
+            }),
         ),
     ];
     for (label, kind) in cmds {
@@ -355,22 +361,22 @@ async fn sign_in(client: &mut Client, rooms: &[toml::Spanned<String>]) -> StepRe
         let chans = bjoin_chans(&domain, rooms);
         command(
             client,
-            CmdKind::BJoin {
+            CmdKind::BJoin(BJoin {
                 chans: chans.clone(),
-            },
+            }),
             &ok,
         )
         .await
         .map_err(|m| format!("sign-in step 5 bjoin: {m}"))?;
         for c in chans {
             let query = BcQuery::Last { cnt: 25 };
-            command(client, CmdKind::BcContext { chan: c, query }, &ok)
+            command(client, CmdKind::BcContext(BcContext { chan: c, query }), &ok)
                 .await
                 .map_err(|m| format!("sign-in step 6 bccontext: {m}"))?;
         }
     }
     let invite_id = "1".into();
-    command(client, CmdKind::GetInv { invite_id, domain }, &ok)
+    command(client, CmdKind::GetInv(GetInv { invite_id, domain }), &ok)
         .await
         .map_err(|m| format!("sign-in step 7 getinv: {m}"))?;
     Ok("signed in".into())

@@ -25,7 +25,9 @@ use pchat_server::compliance::worker::adapter_for;
 use pchat_server::compliance::{ComplianceDb, EventKind, Fault, FaultHook, FaultPoint, Worker};
 use pchat_server::config::{AdapterKind, Config, RunInterval};
 use pchat_server::store::{HookedStore, SqliteStore, StoreError, StoreHook, StoreOp};
-use pchat_server::xccos::{BcQuery, ChanRef, CmdKind};
+use pchat_server::cmd::history::BcQuery;
+use pchat_server::cmd::{BcContext, CmdKind, Join};
+use pchat_server::xccos::ChanRef;
 use pchat_sim::client::Client;
 use pchat_sim::transcript::Transcript;
 use proptest::prelude::*;
@@ -184,9 +186,9 @@ async fn connect(name: &str, uri: &str, seed: u64) -> Result<Client, String> {
 
 async fn join(c: &mut Client, room: &str, seen: &Mutex<Seen>) -> Result<(), String> {
     let (_, rpl) = c
-        .command(CmdKind::Join {
+        .command(CmdKind::Join(Join {
             chan: ChanRef::Uri(room_uri(room)),
-        })
+        }))
         .await
         .map_err(|e| e.0)?;
     match rpl.and_then(|r| r.resp).map(|r| r.code) {
@@ -248,10 +250,10 @@ async fn user(i: usize, ops: Vec<Op>, seed: u64, seen: Arc<Mutex<Seen>>) {
                     }
                 }
                 Op::History => match c
-                    .command(CmdKind::BcContext {
+                    .command(CmdKind::BcContext(BcContext {
                         chan: ChanRef::Uri(room_uri(room)),
                         query: BcQuery::Last { cnt: 5 },
-                    })
+                    }))
                     .await
                 {
                     Ok((_, rpl)) => match rpl.and_then(|r| r.resp).map(|r| r.code) {

@@ -12,7 +12,8 @@ use pchat_server::compliance::EventKind;
 use pchat_server::config::Config;
 use pchat_server::files::FileStore;
 use pchat_server::store::{SqliteStore, Store};
-use pchat_server::xccos::{CmdKind, RplData};
+use pchat_server::cmd::{CmdKind, GetFileToken, GetHttpToken, Join};
+use pchat_server::xccos::RplData;
 use pchat_sim::client::Client;
 use pchat_sim::http::{encode_segment, send, HttpRequest, HttpResponse};
 use pchat_sim::transcript::Transcript;
@@ -147,7 +148,7 @@ async fn token(c: &mut Client, kind: CmdKind) -> (u16, String) {
 }
 
 async fn bearer(c: &mut Client) -> String {
-    let (code, t) = token(c, CmdKind::GetHttpToken).await;
+    let (code, t) = token(c, CmdKind::GetHttpToken(GetHttpToken)).await;
     assert_eq!(code, 200);
     t
 }
@@ -155,11 +156,11 @@ async fn bearer(c: &mut Client) -> String {
 async fn file_token(c: &mut Client, upload: bool, room: &str, file: &str) -> (u16, String) {
     token(
         c,
-        CmdKind::GetFileToken {
+        CmdKind::GetFileToken(GetFileToken {
             upload,
             chan_uri: room_uri(room).0,
             file: file.to_string(),
-        },
+        }),
     )
     .await
 }
@@ -215,9 +216,9 @@ async fn upload_download_and_every_bad_input() {
     let (design_uri, design) = room_uri("Design");
     let (_, lobby) = room_uri("Lobby");
     let (_, quiet) = room_uri("Quiet");
-    u2.command(CmdKind::Join {
+    u2.command(CmdKind::Join(Join {
         chan: pchat_server::xccos::ChanRef::Uri(design_uri.clone()),
-    })
+    }))
     .await
     .unwrap();
     let b1 = bearer(&mut u1).await;

@@ -2,10 +2,64 @@
 //! the rooms the user is a member of, or manages (call-flows.md sign-in step 4).
 //! Reply shape: `rpl:getassociations` with the `rpl:join` data form.
 
-use super::{join::rooms_reply, CmdResult, Ctx};
+use super::{join::rooms_reply, CmdResult, Command, Ctx};
 use crate::channel::authz;
 use crate::core::Core;
-use crate::xccos::AssocRole;
+use crate::xccos::elem::{DataParser, Elem};
+use crate::xccos::XccosError;
+
+/// `cmd:getassociations` **(design)**: `<data><assoc role="member|manager"/></data>`;
+/// a missing `assoc` element (or `role`) means [`AssocRole::Member`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GetAssociations {
+    /// Whose associations: rooms the user is a member of, or manages.
+    pub role: AssocRole,
+}
+
+impl Command for GetAssociations {
+    const IDS: &'static [&'static str] = &["cmd:getassociations"];
+    const REPLY_ID: &'static str = "rpl:getassociations";
+    fn parse(p: &DataParser<'_>, data: Option<&Elem>) -> Result<Self, XccosError> {
+        let role = match data.and_then(|d| d.child("assoc")) {
+            None => AssocRole::Member,
+            Some(a) => match a.attr("role").map(str::trim) {
+                None => AssocRole::Member,
+                Some(r) if r.eq_ignore_ascii_case("member") => AssocRole::Member,
+                Some(r) if r.eq_ignore_ascii_case("manager") => AssocRole::Manager,
+                Some(r) => {
+                    return Err(p.bad(format!("assoc role \"{r}\" is neither member nor manager")))
+                }
+            },
+        };
+        Ok(GetAssociations { role })
+    }
+    fn data(&self) -> Elem {
+        Elem::data([Elem::new("assoc").with("role", self.role.as_str())])
+    }
+    fn apply(&self, core: &mut Core, ctx: &Ctx) -> CmdResult {
+        handle(core, ctx, self.role)
+    }
+}
+
+/// Role filter of `cmd:getassociations` **(design)**: `role="member"` or `role="manager"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AssocRole {
+    /// Rooms the user is a member (participant) of. Wire value `member`.
+    Member,
+    /// Rooms the user manages. Wire value `manager`.
+    Manager,
+}
+
+impl AssocRole {
+    /// The wire value: `"member"` or `"manager"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AssocRole::Member => "member",
+            AssocRole::Manager => "manager",
+        }
+    }
+}
+
 
 /// Rooms where the user is a member (managers and presenters included) or a manager,
 /// by name; only rooms the user may find (a denied user gets none).

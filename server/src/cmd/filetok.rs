@@ -14,11 +14,69 @@
 //! Errors: 400 when `[http]` is not configured (the reason says so), 400 (bad file name), 404 (no such room / not visible, no such file), 403 (may
 //! not post or read, file upload off).
 
-use super::{room_op, store_err, CmdError, CmdResult, Ctx};
+use super::{room_op, store_err, CmdError, CmdResult, Command, Ctx};
 use crate::channel::authz::Op;
 use crate::core::Core;
 use crate::web::tokens::{Bearer, Direction};
-use crate::xccos::{codes, ChanRef, RplData};
+use crate::xccos::elem::{DataParser, Elem};
+use crate::xccos::{codes, ChanRef, RplData, XccosError};
+
+/// `cmd:getfutok` (upload) / `cmd:getfdtok` (download): `<data><ftdb
+/// channelUri="ma-chan://…" fileUrl="report.txt"/></data>` (`XCCOS.md` table); reply
+/// `rpl:getftok` with a single-use file token for the web service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GetFileToken {
+    /// `true` for `cmd:getfutok`, `false` for `cmd:getfdtok`.
+    pub upload: bool,
+    /// `channelUri`.
+    pub chan_uri: String,
+    /// `fileUrl`: the file name in the room.
+    pub file: String,
+}
+
+impl Command for GetFileToken {
+    const IDS: &'static [&'static str] = &["cmd:getfutok", "cmd:getfdtok"];
+    const REPLY_ID: &'static str = "rpl:getftok";
+    fn id(&self) -> &'static str {
+        Self::IDS[usize::from(!self.upload)]
+    }
+    fn parse(p: &DataParser<'_>, data: Option<&Elem>) -> Result<Self, XccosError> {
+        let ftdb = p.child(p.data(data)?, "ftdb")?;
+        Ok(GetFileToken {
+            upload: p.id == "cmd:getfutok",
+            chan_uri: p.attr(ftdb, "channelUri")?.to_owned(),
+            file: p.attr(ftdb, "fileUrl")?.to_owned(),
+        })
+    }
+    fn data(&self) -> Elem {
+        let ftdb = Elem::new("ftdb")
+            .with("channelUri", self.chan_uri.as_str())
+            .with("fileUrl", self.file.as_str());
+        Elem::data([ftdb])
+    }
+    fn apply(&self, core: &mut Core, ctx: &Ctx) -> CmdResult {
+        file_token(core, ctx, self.upload, &self.chan_uri, &self.file)
+    }
+}
+
+/// `cmd:gethttptok` **(design)**: `<data/>`; reply `rpl:gethttptok` with a bearer
+/// token that identifies this dialog's user to the web service (docs/protocol.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GetHttpToken;
+
+impl Command for GetHttpToken {
+    const IDS: &'static [&'static str] = &["cmd:gethttptok"];
+    const REPLY_ID: &'static str = "rpl:gethttptok";
+    fn parse(_: &DataParser<'_>, _: Option<&Elem>) -> Result<Self, XccosError> {
+        Ok(GetHttpToken)
+    }
+    fn data(&self) -> Elem {
+        Elem::new("data")
+    }
+    fn apply(&self, core: &mut Core, ctx: &Ctx) -> CmdResult {
+        http_token(core, ctx)
+    }
+}
 
 fn base_url(core: &Core) -> Result<String, CmdError> {
     core.cfg

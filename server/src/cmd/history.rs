@@ -6,13 +6,136 @@
 //! ([`Op::ReadHistory`]); in a category with `history = false` the answer is an empty
 //! history. Reading the newest messages clears the room's unread count.
 
-use super::{room_op, store_err, CmdError, CmdResult, Ctx};
+use super::{room_op, store_err, CmdError, CmdResult, Command, Ctx};
 use crate::channel::authz::Op;
 use crate::clock::{iso8601, parse_iso8601};
 use crate::compliance::{record::record, EventKind};
 use crate::core::Core;
 use crate::store::HistoryQuery;
-use crate::xccos::{codes, BcQuery, ChanRef, GrpChat, RplData};
+use crate::xccos::elem::{chanref_elem, DataParser, Elem};
+use crate::xccos::{codes, ChanRef, GrpChat, RplData, XccosError};
+
+/// `cmd:bccontext`: `<data><chanib uri="…"/><bcq><last cnt="25"/></bcq></data>`:
+/// fetch room history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BcContext {
+    /// The room.
+    pub chan: ChanRef,
+    /// Which messages.
+    pub query: BcQuery,
+}
+
+impl Command for BcContext {
+    const IDS: &'static [&'static str] = &["cmd:bccontext"];
+    const REPLY_ID: &'static str = "rpl:bccontext";
+    fn parse(p: &DataParser<'_>, data: Option<&Elem>) -> Result<Self, XccosError> {
+        let d = p.data(data)?;
+        let chan = p.first_chanref(d)?;
+        let bcq = p.child(d, "bcq")?;
+        let opt = |q: &Elem, k: &str| q.attr(k).map(str::to_owned);
+        let query = match bcq.children.first() {
+            None => return Err(p.bad("empty bcq, expected <last cnt>")),
+            Some(q) if q.name == "last" => BcQuery::Last {
+                cnt: p.u32_attr(q, "cnt")?,
+            },
+            Some(q) if q.name == "before" => BcQuery::Before {
+                id: p.u64_attr(q, "id")?,
+                cnt: p.u32_attr(q, "cnt")?,
+            },
+            Some(q) if q.name == "since" => BcQuery::Since {
+                ts: p.attr(q, "ts")?.to_owned(),
+                cnt: p.u32_attr(q, "cnt")?,
+            },
+            Some(q) if q.name == "search" => BcQuery::Search {
+                keyword: q.attr("keyword").unwrap_or("").to_owned(),
+                author: opt(q, "author"),
+                from: opt(q, "from"),
+                to: opt(q, "to"),
+                cnt: p.u32_attr(q, "cnt")?,
+            },
+            Some(q) => return Err(p.bad(format!("unsupported bcq query <{}>", q.name))),
+        };
+        Ok(BcContext { chan, query })
+    }
+    fn data(&self) -> Elem {
+        let q = match &self.query {
+            BcQuery::Last { .. } => Elem::new("last"),
+            BcQuery::Before { id, .. } => Elem::new("before").with("id", id.to_string()),
+            BcQuery::Since { ts, .. } => Elem::new("since").with("ts", ts.as_str()),
+            BcQuery::Search {
+                keyword,
+                author,
+                from,
+                to,
+                ..
+            } => Elem::new("search")
+                .with("keyword", keyword.as_str())
+                .with_opt("author", author.as_ref())
+                .with_opt("from", from.as_ref())
+                .with_opt("to", to.as_ref()),
+        };
+        let q = q.with("cnt", self.query.cnt().to_string());
+        Elem::data([chanref_elem(&self.chan), Elem::new("bcq").push(q)])
+    }
+    fn apply(&self, core: &mut Core, ctx: &Ctx) -> CmdResult {
+        bccontext(core, ctx, &self.chan, &self.query)
+    }
+}
+
+/// The history query of `cmd:bccontext` (`<bcq>` element). In the reply each
+/// `msg`'s `seqid` is the message id that `before` takes **(design)**.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BcQuery {
+    /// `<bcq><last cnt="25"/></bcq>`: the newest `cnt` messages.
+    Last {
+        /// Number of messages wanted.
+        cnt: u32,
+    },
+    /// `<bcq><before id="N" cnt="25"/></bcq>` **(design)**: the newest `cnt` messages
+    /// older than message id `N`.
+    Before {
+        /// Message id (a `msg` `seqid` of an earlier reply).
+        id: u64,
+        /// Number of messages wanted.
+        cnt: u32,
+    },
+    /// `<bcq><since ts="2026-01-01T00:00:00Z" cnt="25"/></bcq>` **(design)**: the
+    /// first `cnt` messages posted at or after `ts` (ISO 8601 UTC).
+    Since {
+        /// ISO 8601 time, as sent.
+        ts: String,
+        /// Number of messages wanted.
+        cnt: u32,
+    },
+    /// `<bcq><search keyword="…" author="sip:…" from="ISO" to="ISO" cnt="25"/></bcq>`
+    /// **(design)**: the newest `cnt` messages matching every attribute given
+    /// (keyword: case-insensitive substring; author: exact URI; from/to: inclusive).
+    Search {
+        /// Keyword (`""`: any text).
+        keyword: String,
+        /// Author URI.
+        author: Option<String>,
+        /// Earliest time, ISO 8601.
+        from: Option<String>,
+        /// Latest time, ISO 8601.
+        to: Option<String>,
+        /// Number of messages wanted.
+        cnt: u32,
+    },
+}
+
+impl BcQuery {
+    /// The `cnt` of the query.
+    pub fn cnt(&self) -> u32 {
+        match self {
+            BcQuery::Last { cnt }
+            | BcQuery::Before { cnt, .. }
+            | BcQuery::Since { cnt, .. }
+            | BcQuery::Search { cnt, .. } => *cnt,
+        }
+    }
+}
+
 
 fn time(what: &str, s: &str) -> Result<i64, CmdError> {
     parse_iso8601(s).ok_or_else(|| {

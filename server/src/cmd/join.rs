@@ -6,14 +6,92 @@
 //! client of the user sees it); `part` unfollows it. `bjoin` joins the listed rooms
 //! without changing the followed list.
 
-use super::{room_for, CmdError, CmdResult, Ctx};
+use super::{room_for, CmdError, CmdResult, Command, Ctx};
 use crate::channel::DialogId;
 use crate::compliance::record::{log_presence, record, undo_on_abort, Undo};
 use crate::compliance::EventKind;
 use crate::core::Core;
 use crate::store::LogKind;
-use crate::xccos::{codes, Body, ChanRef, Ntc, NtcData, RoomInfo, RplData, UserRef};
+use crate::xccos::elem::{chanref_elem, DataParser, Elem};
+use crate::xccos::{codes, Body, ChanRef, Ntc, NtcData, RoomInfo, RplData, UserRef, XccosError};
 use std::collections::BTreeMap;
+
+/// `cmd:join`: `<data><chanid key="0" domain="D" value="G"/></data>` (or a `chanib`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Join {
+    /// The room to join.
+    pub chan: ChanRef,
+}
+
+impl Command for Join {
+    const IDS: &'static [&'static str] = &["cmd:join"];
+    const REPLY_ID: &'static str = "rpl:join";
+    fn parse(p: &DataParser<'_>, data: Option<&Elem>) -> Result<Self, XccosError> {
+        let chan = p.first_chanref(p.data(data)?)?;
+        Ok(Join { chan })
+    }
+    fn data(&self) -> Elem {
+        Elem::data([chanref_elem(&self.chan)])
+    }
+    fn apply(&self, core: &mut Core, ctx: &Ctx) -> CmdResult {
+        join(core, ctx, std::slice::from_ref(&self.chan), false)
+    }
+}
+
+/// `cmd:bjoin`: `<data>` with several `chanid` (or `chanib`) elements, in order; at
+/// least one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BJoin {
+    /// The rooms to join, in document order.
+    pub chans: Vec<ChanRef>,
+}
+
+impl Command for BJoin {
+    const IDS: &'static [&'static str] = &["cmd:bjoin"];
+    const REPLY_ID: &'static str = "rpl:bjoin";
+    fn parse(p: &DataParser<'_>, data: Option<&Elem>) -> Result<Self, XccosError> {
+        let d = p.data(data)?;
+        let chans = d
+            .children
+            .iter()
+            .filter(|c| c.name == "chanib" || c.name == "chanid")
+            .enumerate()
+            .map(|(pos, c)| p.chanref(c, pos))
+            .collect::<Result<Vec<_>, _>>()?;
+        if chans.is_empty() {
+            return Err(p.bad("missing chanid or chanib in data"));
+        }
+        Ok(BJoin { chans })
+    }
+    fn data(&self) -> Elem {
+        Elem::data(self.chans.iter().map(chanref_elem))
+    }
+    fn apply(&self, core: &mut Core, ctx: &Ctx) -> CmdResult {
+        join(core, ctx, &self.chans, true)
+    }
+}
+
+/// `cmd:part`: `<data><chanib uri="ma-chan://…"/></data>` (or a `chanid`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Part {
+    /// The room to leave.
+    pub chan: ChanRef,
+}
+
+impl Command for Part {
+    const IDS: &'static [&'static str] = &["cmd:part"];
+    const REPLY_ID: &'static str = "rpl:part";
+    fn parse(p: &DataParser<'_>, data: Option<&Elem>) -> Result<Self, XccosError> {
+        let chan = p.first_chanref(p.data(data)?)?;
+        Ok(Part { chan })
+    }
+    fn data(&self) -> Elem {
+        Elem::data([chanref_elem(&self.chan)])
+    }
+    fn apply(&self, core: &mut Core, ctx: &Ctx) -> CmdResult {
+        part(core, ctx, &self.chan)
+    }
+}
 
 /// Joins the dialog to each named room it may enter. A single `join` that is refused
 /// answers the refusal (404/403); a `bjoin` answers 200 with the rooms it could join and

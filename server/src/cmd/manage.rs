@@ -16,13 +16,211 @@
 //! Changes to rooms defined in the config file last until the next start (the config
 //! wins). Name and category are fixed once a room exists (400 when asked to change).
 
-use super::{join::rooms_reply, room_op, store_err, CmdError, CmdResult, Ctx};
+use super::{join::rooms_reply, room_op, store_err, CmdError, CmdResult, Command, Ctx};
 use crate::channel::authz::{self, Op};
 use crate::channel::{DialogId, Room};
 use crate::config::{Invitations, Privacy, RoomType, DEFAULT_CATEGORY};
 use crate::core::Core;
-use crate::xccos::{codes, Body, ChanRef, Ntc, NtcData, RoleChange, RoomAttrs, RoomInfo, RplData};
+use crate::xccos::elem::{chanref_elem, DataParser, Elem};
+use crate::xccos::{codes, Body, ChanRef, Ntc, NtcData, RoomInfo, RplData, XccosError};
 use std::collections::{BTreeMap, BTreeSet};
+
+/// `cmd:nodespermcreatechild`, `<data/>`: may the user create rooms?
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodesPermCreateChild;
+
+impl Command for NodesPermCreateChild {
+    const IDS: &'static [&'static str] = &["cmd:nodespermcreatechild"];
+    const REPLY_ID: &'static str = "rpl:nodespermcreatechild";
+    fn parse(_: &DataParser<'_>, _: Option<&Elem>) -> Result<Self, XccosError> {
+        Ok(NodesPermCreateChild)
+    }
+    fn data(&self) -> Elem {
+        Elem::new("data")
+    }
+    fn apply(&self, core: &mut Core, ctx: &Ctx) -> CmdResult {
+        may_create(core, ctx)
+    }
+}
+
+/// `cmd:createroom` **(design)**: `<data><chanib name="…" description="…" topic="…"
+/// privacy="open|closed|secret" type="normal|auditorium" invitations="inherit|on|off"
+/// category="…"/><uib uri="sip:…" role="member|manager|presenter"/>…</data>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateRoom {
+    /// Attributes of the new room (`uri` and `disabled` ignored; `name` required).
+    pub attrs: Box<RoomAttrs>,
+    /// Initial members, managers and presenters.
+    pub users: Vec<RoleChange>,
+}
+
+impl Command for CreateRoom {
+    const IDS: &'static [&'static str] = &["cmd:createroom"];
+    const REPLY_ID: &'static str = "rpl:createroom";
+    fn parse(p: &DataParser<'_>, data: Option<&Elem>) -> Result<Self, XccosError> {
+        let d = p.data(data)?;
+        let ch = p.child(d, "chanib")?;
+        Ok(CreateRoom {
+            attrs: Box::new(RoomAttrs::parse(p, ch)?),
+            users: RoleChange::parse_all(p, d, "uib")?,
+        })
+    }
+    fn data(&self) -> Elem {
+        let chanib = self.attrs.write_into(Elem::new("chanib"));
+        Elem::data(std::iter::once(chanib).chain(RoleChange::elems("uib", &self.users)))
+    }
+    fn apply(&self, core: &mut Core, ctx: &Ctx) -> CmdResult {
+        create(core, ctx, &self.attrs, &self.users)
+    }
+}
+
+/// `cmd:updateroom` **(design)**: `<data><chanib uri="…" topic="…" description="…"
+/// privacy="…" type="…" invitations="…" disabled="true|false"/><add uri="sip:…"
+/// role="member"/>…<remove uri="sip:…" role="member"/>…</data>`; attributes left
+/// out are unchanged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpdateRoom {
+    /// The room (from the `chanib`/`chanid`).
+    pub chan: ChanRef,
+    /// New attribute values (`name`, `category` must not change).
+    pub attrs: Box<RoomAttrs>,
+    /// Users to add, with a role.
+    pub add: Vec<RoleChange>,
+    /// Users to remove from a role.
+    pub remove: Vec<RoleChange>,
+}
+
+impl Command for UpdateRoom {
+    const IDS: &'static [&'static str] = &["cmd:updateroom"];
+    const REPLY_ID: &'static str = "rpl:updateroom";
+    fn parse(p: &DataParser<'_>, data: Option<&Elem>) -> Result<Self, XccosError> {
+        let d = p.data(data)?;
+        let chan = p.first_chanref(d)?;
+        let attrs = match d.children.iter().find(|c| c.name == "chanib") {
+            Some(ch) => RoomAttrs::parse(p, ch)?,
+            None => RoomAttrs::default(),
+        };
+        Ok(UpdateRoom {
+            chan,
+            attrs: Box::new(attrs),
+            add: RoleChange::parse_all(p, d, "add")?,
+            remove: RoleChange::parse_all(p, d, "remove")?,
+        })
+    }
+    /// The room as a `chanib` carrying the changed attributes; a room named by `chanid`
+    /// gets a `chanib` with its URI only when attributes change.
+    fn data(&self) -> Elem {
+        let mut d = Elem::new("data");
+        match &self.chan {
+            ChanRef::Uri(uri) => {
+                let chanib = Elem::new("chanib").with("uri", uri.as_str());
+                d.children.push(self.attrs.write_into(chanib));
+            }
+            ChanRef::Id { .. } => {
+                d.children.push(chanref_elem(&self.chan));
+                if *self.attrs != RoomAttrs::default() {
+                    let chanib = Elem::new("chanib").with("uri", self.chan.to_uri());
+                    d.children.push(self.attrs.write_into(chanib));
+                }
+            }
+        }
+        d.children.extend(RoleChange::elems("add", &self.add));
+        d.children.extend(RoleChange::elems("remove", &self.remove));
+        d
+    }
+    fn apply(&self, core: &mut Core, ctx: &Ctx) -> CmdResult {
+        update(core, ctx, &self.chan, &self.attrs, &self.add, &self.remove)
+    }
+}
+
+/// Room attributes carried by `cmd:createroom` / `cmd:updateroom` **(design)**, as
+/// the `chanib` attributes of the same names; `None` = attribute absent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoomAttrs {
+    /// `name`.
+    pub name: Option<String>,
+    /// `description`.
+    pub description: Option<String>,
+    /// `topic`.
+    pub topic: Option<String>,
+    /// `privacy`: `open` | `closed` | `secret`.
+    pub privacy: Option<String>,
+    /// `type`: `normal` | `auditorium`.
+    pub room_type: Option<String>,
+    /// `invitations`: `inherit` | `on` | `off`.
+    pub invitations: Option<String>,
+    /// `category` (name).
+    pub category: Option<String>,
+    /// `disabled`: `true` | `false`.
+    pub disabled: Option<bool>,
+}
+
+/// `<uib uri="sip:…" role="member|manager|presenter"/>` (and `add`/`remove`) in room
+/// management commands **(design)**.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleChange {
+    /// User URI.
+    pub uri: String,
+    /// `member` | `manager` | `presenter` (missing: `member`).
+    pub role: String,
+}
+
+impl RoomAttrs {
+    /// The attributes of a `chanib` (`disabled` must be a boolean).
+    fn parse(p: &DataParser<'_>, ch: &Elem) -> Result<RoomAttrs, XccosError> {
+        let s = |k: &str| ch.attr(k).map(str::to_owned);
+        Ok(RoomAttrs {
+            name: s("name"),
+            description: s("description"),
+            topic: s("topic"),
+            privacy: s("privacy"),
+            room_type: s("type"),
+            invitations: s("invitations"),
+            category: s("category"),
+            disabled: match ch.attr("disabled") {
+                None => None,
+                Some(_) => Some(p.opt_bool(ch, "disabled")?),
+            },
+        })
+    }
+    /// `el` with the attributes that are set appended, in wire order.
+    fn write_into(&self, el: Elem) -> Elem {
+        let el = el
+            .with_opt("name", self.name.as_ref())
+            .with_opt("description", self.description.as_ref())
+            .with_opt("topic", self.topic.as_ref())
+            .with_opt("privacy", self.privacy.as_ref())
+            .with_opt("type", self.room_type.as_ref())
+            .with_opt("invitations", self.invitations.as_ref())
+            .with_opt("category", self.category.as_ref());
+        match self.disabled {
+            Some(d) => el.with("disabled", d.to_string()),
+            None => el,
+        }
+    }
+}
+
+impl RoleChange {
+    /// Every `name` child of `d` (`uri` required, `role` defaults to `member`).
+    fn parse_all(p: &DataParser<'_>, d: &Elem, name: &str) -> Result<Vec<RoleChange>, XccosError> {
+        d.children_named(name)
+            .map(|u| {
+                Ok(RoleChange {
+                    uri: p.attr(u, "uri")?.to_owned(),
+                    role: u.attr("role").unwrap_or("member").to_owned(),
+                })
+            })
+            .collect()
+    }
+    /// `<{name} uri role/>` for each change.
+    fn elems<'a>(name: &'a str, list: &'a [RoleChange]) -> impl Iterator<Item = Elem> + 'a {
+        list.iter().map(move |u| {
+            Elem::new(name)
+                .with("uri", u.uri.as_str())
+                .with("role", u.role.as_str())
+        })
+    }
+}
 
 /// Longest room name, in characters.
 pub const MAX_NAME_CHARS: usize = 256;

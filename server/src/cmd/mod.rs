@@ -1,5 +1,13 @@
 //! XCCOS commands, one file per command family (like mini-redis's `cmd/`).
 //!
+//! Each family file holds its typed requests (one struct per wire id, or one for a
+//! pair such as `cmd:getfutok`/`cmd:getfdtok`), their [`Command`] impl - the wire ids,
+//! the reply id, the decoder of `<data>` from the shared element codec
+//! ([`crate::xccos::elem`]), the encoder back into an element, and the handler - and
+//! whatever else the family needs. [`commands!`] below is the registration table: one
+//! line per request type builds [`CmdKind`] and the lookup by wire id ([`decode`]).
+//! `xccos/` keeps the envelope and the element codecs several commands share.
+//!
 //! Flow (call-flows.md sign-in step 2): the INFO carrying a command gets 200 OK at once;
 //! the reply follows as a separate INFO whose `<commandid>` carries the command's seqid
 //! and envid. A grpchat INFO is different: its 200 OK means "stored", so it is sent only
@@ -14,6 +22,7 @@ pub mod history;
 pub mod invitations;
 pub mod join;
 pub mod manage;
+pub mod message;
 pub mod newcontent;
 pub mod prefs;
 pub mod requri;
@@ -25,7 +34,159 @@ use crate::channel::authz::{self, Op};
 use crate::channel::{DialogId, Room};
 use crate::core::{ConnId, Core};
 use crate::sip::{response_for, Request};
-use crate::xccos::{codes, Body, ChanRef, CmdKind, CommandRef, Resp, Rpl, RplData};
+use crate::xccos::elem::{parse_u64, DataParser, Elem};
+use crate::xccos::{codes, Body, ChanRef, CommandRef, Resp, Rpl, RplData, XccosError};
+
+/// One XCCOS command type: its wire ids, its reply id, the codec of its `<data>` and
+/// its handler. Implemented by one struct per command in the family files.
+pub trait Command: Sized {
+    /// The wire ids this type decodes, e.g. `["cmd:join"]`; the first is the default
+    /// id written (a type for several ids overrides [`Command::id`]).
+    const IDS: &'static [&'static str];
+    /// The reply's wire id, e.g. `rpl:join` (XCCOS.md table).
+    const REPLY_ID: &'static str;
+    /// The wire id of this request.
+    fn id(&self) -> &'static str {
+        Self::IDS[0]
+    }
+    /// Decodes the command's `<data>` (`None`: the element is absent); `p.id` is the
+    /// wire id. Errors: 400 with a precise reason (see [`DataParser`]).
+    fn parse(p: &DataParser<'_>, data: Option<&Elem>) -> Result<Self, XccosError>;
+    /// Encodes the request as its `<data>` element (`parse` reads it back unchanged).
+    fn data(&self) -> Elem;
+    /// Handles the command from `ctx.user` on `ctx.dialog`: the reply's data or an error.
+    fn apply(&self, core: &mut Core, ctx: &Ctx) -> CmdResult;
+}
+
+/// The registration table: `Variant => module` for each request type
+/// `module::Variant` (a [`Command`]). Builds [`CmdKind`] (one variant per type,
+/// re-exported here), its id/reply id/data/handler dispatch and the lookup by wire id.
+macro_rules! commands {
+    ($($variant:ident => $module:ident),* $(,)?) => {
+        $(pub use self::$module::$variant;)*
+
+        /// Every registered command, with its typed request (XCCOS.md "Commands
+        /// observed" and the **(design)** ones). Any other `cmd` id is answered 501.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub enum CmdKind {
+            $(
+                #[doc = concat!("[`", stringify!($module), "::", stringify!($variant), "`]")]
+                $variant($module::$variant),
+            )*
+        }
+
+        impl CmdKind {
+            /// The wire id, e.g. `"cmd:join"`.
+            pub fn id(&self) -> &'static str {
+                match self { $(CmdKind::$variant(c) => c.id(),)* }
+            }
+            /// The reply's wire id, e.g. `"rpl:join"`.
+            pub fn reply_id(&self) -> &'static str {
+                match self { $(CmdKind::$variant(_) => <$module::$variant as Command>::REPLY_ID,)* }
+            }
+            /// The `<data>` element of the request.
+            pub fn data(&self) -> Elem {
+                match self { $(CmdKind::$variant(c) => c.data(),)* }
+            }
+            fn apply(&self, core: &mut Core, ctx: &Ctx) -> CmdResult {
+                match self { $(CmdKind::$variant(c) => c.apply(core, ctx),)* }
+            }
+            /// Decodes `<data>` for wire id `p.id`; `None` for an unregistered id.
+            fn parse(p: &DataParser<'_>, data: Option<&Elem>) -> Option<Result<CmdKind, XccosError>> {
+                $(
+                    if <$module::$variant as Command>::IDS.contains(&p.id) {
+                        return Some(<$module::$variant as Command>::parse(p, data).map(CmdKind::$variant));
+                    }
+                )*
+                None
+            }
+            /// The wire ids of every registered command, in table order.
+            pub fn registered() -> impl Iterator<Item = &'static str> {
+                [$(<$module::$variant as Command>::IDS),*].into_iter().flatten().copied()
+            }
+        }
+    };
+}
+
+commands! {
+    RequestUri => requri,
+    GetHttpToken => filetok,
+    GetFileToken => filetok,
+    NodesPermCreateChild => manage,
+    GetServerInfo => serverinfo,
+    GetAssociations => associations,
+    BJoin => join,
+    Join => join,
+    Part => join,
+    BcContext => history,
+    GetInv => invitations,
+    ChanSrch => search,
+    GetPref => prefs,
+    SetPref => prefs,
+    CreateRoom => manage,
+    UpdateRoom => manage,
+}
+
+/// A decoded client request: `<cmd id="cmd:…" seqid="N"><data>…</data></cmd>`
+/// (`XCCOS.md` "Request and reply").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cmd {
+    /// `seqid` attribute; clients send `1` on every command.
+    pub seqid: u64,
+    /// Which command, with its decoded `<data>`.
+    pub kind: CmdKind,
+}
+
+impl Cmd {
+    /// The `<cmd id seqid>` element carrying this request (what [`decode`] reads).
+    pub fn to_elem(&self) -> Elem {
+        Elem::new("cmd")
+            .with("id", self.kind.id())
+            .with("seqid", self.seqid.to_string())
+            .push(self.kind.data())
+    }
+
+    /// A reply to this command (carried in the envelope `envid`): id = the command's
+    /// reply id, seqid and `commandid` copied from the command, `resp` = `code` with its
+    /// token from [`codes::token`].
+    pub fn reply(&self, envid: u64, code: u16, data: RplData) -> Rpl {
+        Rpl {
+            id: self.kind.reply_id().to_owned(),
+            seqid: self.seqid,
+            command: Some(CommandRef {
+                seqid: self.seqid,
+                envid,
+            }),
+            resp: Some(Resp::new(code)),
+            data,
+        }
+    }
+}
+
+/// Decodes a `<cmd>` element of the envelope `envid` by its id (the registration
+/// table). Errors: 400 for a missing id, a missing or non-numeric seqid, or bad data
+/// (reason prefixed with the id); 501 for an id nobody registered.
+pub fn decode(envid: u64, el: &Elem) -> Result<Cmd, XccosError> {
+    let seqid = el.attr("seqid").and_then(parse_u64);
+    let id = el.attr("id").unwrap_or("cmd");
+    let p = DataParser::new(id, Some(envid), seqid);
+    if el.attr("id").is_none() {
+        return Err(p.err(codes::BAD_REQUEST, "cmd: missing id attribute"));
+    }
+    if !CmdKind::registered().any(|known| known == id) {
+        return Err(p.err(codes::UNKNOWN_COMMAND, format!("unknown command \"{id}\"")));
+    }
+    let seqid = match el.attr("seqid") {
+        None => return Err(p.bad("missing seqid attribute")),
+        Some(v) => {
+            parse_u64(v).ok_or_else(|| p.bad(format!("seqid \"{v}\" is not an unsigned integer")))?
+        }
+    };
+    match CmdKind::parse(&p, el.child("data")) {
+        Some(kind) => Ok(Cmd { seqid, kind: kind? }),
+        None => Err(p.err(codes::UNKNOWN_COMMAND, format!("unknown command \"{id}\""))),
+    }
+}
 
 /// Who sent a command, on which dialog, and how to address the reply.
 #[derive(Debug, Clone)]
@@ -47,91 +208,58 @@ pub(crate) fn on_xccos(core: &mut Core, conn: ConnId, dialog: DialogId, req: Req
     let Some(user) = core.dialogs.get(dialog).map(|d| d.user.clone()) else {
         return;
     };
-    match crate::xccos::parse(&req.body) {
-        Ok(env) => {
-            let ctx = |seqid| Ctx {
-                conn,
-                dialog,
-                user: user.clone(),
-                envid: env.envid,
-                seqid,
-            };
-            match env.body {
-                Body::GrpChat(chat) => grpchat::handle(core, &ctx(chat.seqid), &req, chat),
-                Body::Cmd(cmd) => {
-                    core.respond(conn, response_for(&req, 200, "OK"), false);
+    let env = match crate::xccos::parse(&req.body) {
+        Ok(env) => env,
+        Err(e) => {
+            core.respond(conn, response_for(&req, 200, "OK"), false);
+            return send_error_reply(core, dialog, e);
+        }
+    };
+    let ctx = |seqid| Ctx {
+        conn,
+        dialog,
+        user: user.clone(),
+        envid: env.envid,
+        seqid,
+    };
+    match env.body {
+        Body::GrpChat(chat) => grpchat::handle(core, &ctx(chat.seqid), &req, chat),
+        Body::Cmd(el) => {
+            core.respond(conn, response_for(&req, 200, "OK"), false);
+            match decode(env.envid, &el) {
+                Ok(cmd) => {
                     let ctx = ctx(cmd.seqid);
-                    let result = dispatch(core, &ctx, &cmd.kind);
+                    let result = cmd.kind.apply(core, &ctx);
                     send_reply(core, &ctx, cmd.kind.reply_id(), result);
                 }
-                Body::Rpl(_) | Body::Ntc(_) => {
-                    // Only the server sends replies and notices; acknowledge and ignore.
-                    tracing::debug!(dialog = %dialog, "client sent a rpl/ntc; ignored");
-                    core.respond(conn, response_for(&req, 200, "OK"), false);
-                }
+                Err(e) => send_error_reply(core, dialog, e),
             }
         }
-        Err(e) => {
-            tracing::debug!(dialog = %dialog, code = e.code, "bad XCCOS: {}", e.reason);
+        Body::Rpl(_) | Body::Ntc(_) => {
+            // Only the server sends replies and notices; acknowledge and ignore.
+            tracing::debug!(dialog = %dialog, "client sent a rpl/ntc; ignored");
             core.respond(conn, response_for(&req, 200, "OK"), false);
-            // Address the error reply to the command when its envid and id were
-            // readable (XCCOS.md "Request and reply"); otherwise a bare rpl:error.
-            let rpl = e.to_rpl().unwrap_or_else(|| Rpl {
-                id: "rpl:error".to_string(),
-                seqid: e.seqid.unwrap_or(1),
-                command: e.envid.map(|envid| CommandRef {
-                    seqid: e.seqid.unwrap_or(1),
-                    envid,
-                }),
-                resp: Some(Resp {
-                    code: e.code,
-                    token: codes::token(e.code).to_string(),
-                }),
-                data: RplData::None,
-            });
-            let body = core.encode_envelope(Body::Rpl(rpl));
-            core.send_info(dialog, body, false);
         }
     }
 }
 
-fn dispatch(core: &mut Core, ctx: &Ctx, kind: &CmdKind) -> CmdResult {
-    match kind {
-        CmdKind::RequestUri => requri::handle(core),
-        CmdKind::GetServerInfo { info_type, .. } => serverinfo::handle(core, info_type),
-        CmdKind::GetAssociations { role } => associations::handle(core, ctx, *role),
-        CmdKind::Join { chan } => join::join(core, ctx, std::slice::from_ref(chan), false),
-        CmdKind::BJoin { chans } => join::join(core, ctx, chans, true),
-        CmdKind::Part { chan } => join::part(core, ctx, chan),
-        CmdKind::BcContext { chan, query } => history::bccontext(core, ctx, chan, query),
-        CmdKind::GetInv { .. } => invitations::getinv(core, ctx),
-        CmdKind::ChanSrch {
-            qtype,
-            criteria,
-            extended,
-        } => search::chansrch(core, ctx, qtype, criteria, *extended)
-            .and_then(|r| search::record(core, ctx, qtype, criteria).map(|()| r)),
-        CmdKind::NodesPermCreateChild => manage::may_create(core, ctx),
-        CmdKind::GetPref {
-            label,
-            create_default,
-            ..
-        } => prefs::getpref(core, ctx, label, *create_default),
-        CmdKind::SetPref { label, content, .. } => prefs::setpref(core, ctx, label, content),
-        CmdKind::CreateRoom { attrs, users } => manage::create(core, ctx, attrs, users),
-        CmdKind::UpdateRoom {
-            chan,
-            attrs,
-            add,
-            remove,
-        } => manage::update(core, ctx, chan, attrs, add, remove),
-        CmdKind::GetFileToken {
-            upload,
-            chan_uri,
-            file,
-        } => filetok::file_token(core, ctx, *upload, chan_uri, file),
-        CmdKind::GetHttpToken => filetok::http_token(core, ctx),
-    }
+/// The error reply to XCCOS that could not be decoded: addressed to the command when
+/// its envid and id were readable (XCCOS.md "Request and reply"), else a bare
+/// `rpl:error`.
+fn send_error_reply(core: &mut Core, dialog: DialogId, e: XccosError) {
+    tracing::debug!(dialog = %dialog, code = e.code, "bad XCCOS: {}", e.reason);
+    let rpl = e.to_rpl().unwrap_or_else(|| Rpl {
+        id: "rpl:error".to_string(),
+        seqid: e.seqid.unwrap_or(1),
+        command: e.envid.map(|envid| CommandRef {
+            seqid: e.seqid.unwrap_or(1),
+            envid,
+        }),
+        resp: Some(Resp::new(e.code)),
+        data: RplData::None,
+    });
+    let body = core.encode_envelope(Body::Rpl(rpl));
+    core.send_info(dialog, body, false);
 }
 
 /// Sends the reply for a command: 200 SUCCESS_OK with data, or the error code.
@@ -140,13 +268,7 @@ pub(crate) fn send_reply(core: &mut Core, ctx: &Ctx, reply_id: &str, result: Cmd
         Ok(data) => (Resp::ok(), data),
         Err(e) => {
             tracing::debug!(user = %ctx.user, code = e.code, "{reply_id} refused: {}", e.reason);
-            (
-                Resp {
-                    code: e.code,
-                    token: codes::token(e.code).to_string(),
-                },
-                RplData::None,
-            )
+            (Resp::new(e.code), RplData::None)
         }
     };
     let rpl = Rpl {

@@ -132,7 +132,7 @@ fn run(attacks: Vec<Attack>) -> Result<(), TestCaseError> {
         h.sign_in(i);
     }
     let chan = crate::xccos::ChanRef::Uri(room_uri("Board"));
-    let (_, joined, _) = h.cmd(2, crate::xccos::CmdKind::Join { chan });
+    let (_, joined, _) = h.cmd(2, crate::cmd::CmdKind::Join(crate::cmd::Join { chan }));
     prop_assert_eq!(joined, 200);
     let (_, code) = h.post(2, &room_uri("Board"), SECRET);
     prop_assert_eq!(code, 200);

@@ -11,7 +11,13 @@ use crate::clock::ManualClock;
 use crate::config::{CategoryConfig, Config, Privacy, RoomConfig, RoomType};
 use crate::sip::parse;
 use crate::store::SqliteStore;
-use crate::xccos::{self, BcQuery, ChanRef, Cmd, CmdKind, RoleChange, RoomAttrs, RplData};
+use crate::cmd::history::BcQuery;
+use crate::cmd::manage::{RoleChange, RoomAttrs};
+use crate::cmd::{
+    BJoin, BcContext, ChanSrch, Cmd, CmdKind, CreateRoom, GetAssociations, GetInv, GetPref, Join,
+    NodesPermCreateChild, Part, SetPref, UpdateRoom,
+};
+use crate::xccos::{self, ChanRef, RplData};
 use proptest::prelude::*;
 
 const DOMAIN: &str = "contoso.com";
@@ -167,11 +173,7 @@ impl H {
     ) -> (Vec<(ConnId, Vec<u8>)>, u16, RplData) {
         self.envid += 1;
         let envid = self.envid;
-        let body = xccos::Envelope {
-            envid,
-            body: Body::Cmd(Cmd { seqid: 1, kind }),
-        }
-        .to_xml();
+        let body = Cmd { seqid: 1, kind }.envelope(envid).to_xml();
         let out = self.info(i, &body);
         let rpl = out
             .iter()
@@ -342,11 +344,11 @@ fn run_cell(p: Privacy, t: RoomType, role: Role, op: MOp) -> u16 {
         MOp::Search => {
             let (_, code, data) = h.cmd(
                 0,
-                CmdKind::ChanSrch {
+                CmdKind::ChanSrch(ChanSrch {
                     qtype: "BYNAME".into(),
                     criteria: name.clone(),
                     extended: true,
-                },
+                }),
             );
             assert_eq!(code, 200);
             let RplData::Search(hits) = data else {
@@ -359,25 +361,25 @@ fn run_cell(p: Privacy, t: RoomType, role: Role, op: MOp) -> u16 {
                 404
             }
         }
-        MOp::Join => h.cmd(0, CmdKind::Join { chan }).1,
+        MOp::Join => h.cmd(0, CmdKind::Join(Join { chan })).1,
         MOp::ReadHistory => {
             h.cmd(
                 0,
-                CmdKind::BcContext {
+                CmdKind::BcContext(BcContext {
                     chan,
                     query: BcQuery::Last { cnt: 5 },
-                },
+                }),
             )
             .1
         }
         MOp::Post => {
-            h.cmd(0, CmdKind::Join { chan });
+            h.cmd(0, CmdKind::Join(Join { chan }));
             h.post(0, &uri, "hello").1
         }
         MOp::Manage => {
             h.cmd(
                 0,
-                CmdKind::UpdateRoom {
+                CmdKind::UpdateRoom(UpdateRoom {
                     chan,
                     attrs: Box::new(RoomAttrs {
                         topic: Some("new topic".into()),
@@ -385,7 +387,7 @@ fn run_cell(p: Privacy, t: RoomType, role: Role, op: MOp) -> u16 {
                     }),
                     add: Vec::new(),
                     remove: Vec::new(),
-                },
+                }),
             )
             .1
         }
@@ -432,10 +434,10 @@ fn create_room_needs_a_creator_in_scope() {
     for role in ROLES {
         let mut h = H::new(matrix_config(), &[role_uri(role)]);
         h.sign_in(0);
-        let (_, perm, _) = h.cmd(0, CmdKind::NodesPermCreateChild);
+        let (_, perm, _) = h.cmd(0, CmdKind::NodesPermCreateChild(NodesPermCreateChild));
         let (_, code, data) = h.cmd(
             0,
-            CmdKind::CreateRoom {
+            CmdKind::CreateRoom(CreateRoom {
                 attrs: Box::new(RoomAttrs {
                     name: Some(format!("New {role:?}")),
                     category: Some("Cat".into()),
@@ -443,7 +445,7 @@ fn create_room_needs_a_creator_in_scope() {
                     ..Default::default()
                 }),
                 users: Vec::new(),
-            },
+            }),
         );
         // Denied is listed as a creator: out of scope wins.
         let want = if role == Role::Creator { 200 } else { 403 };
@@ -455,9 +457,9 @@ fn create_room_needs_a_creator_in_scope() {
             assert_eq!(rooms[0].uri, uri_of(&format!("New {role:?}")));
             let (_, code, _) = h.cmd(
                 0,
-                CmdKind::Join {
+                CmdKind::Join(Join {
                     chan: ChanRef::Uri(rooms[0].uri.clone()),
-                },
+                }),
             );
             assert_eq!(code, 200, "the creator manages and may enter the new room");
         }
@@ -710,20 +712,20 @@ fn run_ops(cats: Vec<CatSpec>, rooms: Vec<RoomSpec>, ops: Vec<POp>) -> Result<()
                 };
                 h.cmd(
                     u,
-                    CmdKind::ChanSrch {
+                    CmdKind::ChanSrch(ChanSrch {
                         qtype: qtype.into(),
                         criteria,
                         extended: ext,
-                    },
+                    }),
                 )
                 .0
             }
             POp::Join(u, r) => {
                 h.cmd(
                     u,
-                    CmdKind::Join {
+                    CmdKind::Join(Join {
                         chan: ChanRef::Uri(room_uri(&names, r)),
-                    },
+                    }),
                 )
                 .0
             }
@@ -732,7 +734,7 @@ fn run_ops(cats: Vec<CatSpec>, rooms: Vec<RoomSpec>, ops: Vec<POp>) -> Result<()
                     ChanRef::Uri(room_uri(&names, a)),
                     ChanRef::Uri(room_uri(&names, b)),
                 ];
-                h.cmd(u, CmdKind::BJoin { chans }).0
+                h.cmd(u, CmdKind::BJoin(BJoin { chans })).0
             }
             POp::History(u, r, search) => {
                 let query = if search {
@@ -748,10 +750,10 @@ fn run_ops(cats: Vec<CatSpec>, rooms: Vec<RoomSpec>, ops: Vec<POp>) -> Result<()
                 };
                 h.cmd(
                     u,
-                    CmdKind::BcContext {
+                    CmdKind::BcContext(BcContext {
                         chan: ChanRef::Uri(room_uri(&names, r)),
                         query,
-                    },
+                    }),
                 )
                 .0
             }
@@ -770,38 +772,38 @@ fn run_ops(cats: Vec<CatSpec>, rooms: Vec<RoomSpec>, ops: Vec<POp>) -> Result<()
             POp::Part(u, r) => {
                 h.cmd(
                     u,
-                    CmdKind::Part {
+                    CmdKind::Part(Part {
                         chan: ChanRef::Uri(room_uri(&names, r)),
-                    },
+                    }),
                 )
                 .0
             }
             POp::Assoc(u, mgr) => {
                 let role = if mgr {
-                    xccos::AssocRole::Manager
+                    crate::cmd::associations::AssocRole::Manager
                 } else {
-                    xccos::AssocRole::Member
+                    crate::cmd::associations::AssocRole::Member
                 };
-                h.cmd(u, CmdKind::GetAssociations { role }).0
+                h.cmd(u, CmdKind::GetAssociations(GetAssociations { role })).0
             }
             POp::GetInv(u) => {
                 h.cmd(
                     u,
-                    CmdKind::GetInv {
+                    CmdKind::GetInv(GetInv {
                         invite_id: "1".into(),
                         domain: DOMAIN.into(),
-                    },
+                    }),
                 )
                 .0
             }
             POp::GetPref(u) => {
                 h.cmd(
                     u,
-                    CmdKind::GetPref {
+                    CmdKind::GetPref(GetPref {
                         label: "kedzie.GroupChannels".into(),
                         seqid: 0,
                         create_default: true,
-                    },
+                    }),
                 )
                 .0
             }
@@ -811,11 +813,11 @@ fn run_ops(cats: Vec<CatSpec>, rooms: Vec<RoomSpec>, ops: Vec<POp>) -> Result<()
                 let content = base64::engine::general_purpose::STANDARD.encode(list.join("\n"));
                 h.cmd(
                     u,
-                    CmdKind::SetPref {
+                    CmdKind::SetPref(SetPref {
                         label: "kedzie.GroupChannels".into(),
                         seqid: 0,
                         content,
-                    },
+                    }),
                 )
                 .0
             }
@@ -838,12 +840,12 @@ fn run_ops(cats: Vec<CatSpec>, rooms: Vec<RoomSpec>, ops: Vec<POp>) -> Result<()
                 let chan = ChanRef::Uri(room_uri(&names, r));
                 h.cmd(
                     u,
-                    CmdKind::UpdateRoom {
+                    CmdKind::UpdateRoom(UpdateRoom {
                         chan,
                         attrs: Box::new(attrs),
                         add,
                         remove,
-                    },
+                    }),
                 )
                 .0
             }
@@ -865,10 +867,10 @@ fn run_ops(cats: Vec<CatSpec>, rooms: Vec<RoomSpec>, ops: Vec<POp>) -> Result<()
                 };
                 let (out, code, _) = h.cmd(
                     u,
-                    CmdKind::CreateRoom {
+                    CmdKind::CreateRoom(CreateRoom {
                         attrs: Box::new(attrs),
                         users,
-                    },
+                    }),
                 );
                 if code == 200 {
                     names.push(name);

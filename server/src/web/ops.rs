@@ -21,7 +21,8 @@ use crate::compliance::EventKind;
 use crate::core::{Action, Core};
 use crate::files::{check_name, FileStore, Staged};
 use crate::store::{FileRecord, NewMessage};
-use crate::xccos::{codes, ChanRef, RoleChange, RoomAttrs};
+use crate::cmd::manage::{RoleChange, RoomAttrs};
+use crate::xccos::{codes, ChanRef};
 
 pub use super::state::WebState;
 

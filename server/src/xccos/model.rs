@@ -8,6 +8,7 @@
 //! [`super::write`](mod@super::write).
 
 use super::codes;
+use super::elem::Elem;
 
 /// The XCCOS XML namespace; the root `<xccos>` element must be in it
 /// (`XCCOS.md` "Envelope").
@@ -49,8 +50,9 @@ pub struct Envelope {
 /// The single child element of `<xccos>` (`XCCOS.md` "Envelope").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Body {
-    /// `<cmd>`: client request.
-    Cmd(Cmd),
+    /// `<cmd id="cmd:…" seqid="N"><data>…</data></cmd>`: a client request, as its
+    /// element; `crate::cmd` decodes it by id (`cmd::decode`) and writes typed requests.
+    Cmd(Elem),
     /// `<rpl>`: server reply to a `cmd`.
     Rpl(Rpl),
     /// `<ntc>`: unsolicited server notice.
@@ -87,216 +89,6 @@ impl ChanRef {
     }
 }
 
-/// A client request: `<cmd id="cmd:…" seqid="N"><data>…</data></cmd>`
-/// (`XCCOS.md` "Request and reply", "Commands observed").
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Cmd {
-    /// `seqid` attribute; clients send `1` on every command.
-    pub seqid: u64,
-    /// Which command, with its decoded `<data>`.
-    pub kind: CmdKind,
-}
-
-/// The commands this codec understands (`XCCOS.md` "Commands observed").
-/// Any other `cmd` id is rejected by the parser with code 501.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CmdKind {
-    /// `cmd:requri`, `<data/>`: ask for the pool endpoint URI.
-    RequestUri,
-    /// `cmd:getserverinfo`, `<data><sib domain="D" infoType="123"/></data>`.
-    GetServerInfo {
-        /// `domain` attribute of `sib`.
-        domain: String,
-        /// `infoType` attribute of `sib` (opaque, e.g. `"123"`).
-        info_type: String,
-    },
-    /// `cmd:getassociations` **(design)**: `<data><assoc role="member|manager"/></data>`;
-    /// a missing `assoc` element means [`AssocRole::Member`].
-    GetAssociations {
-        /// Whose associations: rooms the user is a member of, or manages.
-        role: AssocRole,
-    },
-    /// `cmd:bjoin`: `<data>` with several `chanid` (or `chanib`) elements, in order.
-    /// The parser requires at least one.
-    BJoin {
-        /// The rooms to join, in document order.
-        chans: Vec<ChanRef>,
-    },
-    /// `cmd:join`: `<data><chanid key="0" domain="D" value="G"/></data>` (or a `chanib`).
-    Join {
-        /// The room to join.
-        chan: ChanRef,
-    },
-    /// `cmd:part`: `<data><chanib uri="ma-chan://…"/></data>` (or a `chanid`).
-    Part {
-        /// The room to leave.
-        chan: ChanRef,
-    },
-    /// `cmd:bccontext`: `<data><chanib uri="…"/><bcq><last cnt="25"/></bcq></data>`:
-    /// fetch room history.
-    BcContext {
-        /// The room.
-        chan: ChanRef,
-        /// Which messages.
-        query: BcQuery,
-    },
-    /// `cmd:getinv`: `<data><inv inviteId="1" domain="D"/></data>`.
-    GetInv {
-        /// `inviteId` attribute (opaque).
-        invite_id: String,
-        /// `domain` attribute.
-        domain: String,
-    },
-    /// `cmd:chansrch`: `<data><qib qtype="BYNAME" criteria="" extended="false"/></data>`.
-    /// A missing `criteria` is `""`, a missing `extended` is `false`.
-    ChanSrch {
-        /// `qtype` attribute, e.g. `BYNAME`.
-        qtype: String,
-        /// `criteria` attribute (search text; may be empty).
-        criteria: String,
-        /// `extended` attribute: ask for `info`/`prop` children in the result.
-        extended: bool,
-    },
-    /// `cmd:nodespermcreatechild`, `<data/>`: may the user create rooms?
-    NodesPermCreateChild,
-    /// `cmd:getpref`: `<data><pref label="kedzie.GroupChannels" seqid="71" createdefault="true"/></data>`.
-    /// A missing `seqid` is 0, a missing `createdefault` is `false`.
-    GetPref {
-        /// `label` attribute.
-        label: String,
-        /// `seqid` attribute (the version the client has; informative).
-        seqid: u64,
-        /// `createdefault` attribute: create an empty preference if none is stored.
-        create_default: bool,
-    },
-    /// `cmd:setpref`: `<data><pref label="…" seqid="71" content="<base64>"/></data>`.
-    SetPref {
-        /// `label` attribute.
-        label: String,
-        /// `seqid` attribute (informative; the server assigns the new version).
-        seqid: u64,
-        /// `content` attribute, base64.
-        content: String,
-    },
-    /// `cmd:createroom` **(design)**: `<data><chanib name="…" description="…" topic="…"
-    /// privacy="open|closed|secret" type="normal|auditorium" invitations="inherit|on|off"
-    /// category="…"/><uib uri="sip:…" role="member|manager|presenter"/>…</data>`.
-    CreateRoom {
-        /// Attributes of the new room (`uri` and `disabled` ignored; `name` required).
-        attrs: Box<RoomAttrs>,
-        /// Initial members, managers and presenters.
-        users: Vec<RoleChange>,
-    },
-    /// `cmd:updateroom` **(design)**: `<data><chanib uri="…" topic="…" description="…"
-    /// privacy="…" type="…" invitations="…" disabled="true|false"/><add uri="sip:…"
-    /// role="member"/>…<remove uri="sip:…" role="member"/>…</data>`; attributes left
-    /// out are unchanged.
-    UpdateRoom {
-        /// The room (from the `chanib`/`chanid`).
-        chan: ChanRef,
-        /// New attribute values (`name`, `category` must not change).
-        attrs: Box<RoomAttrs>,
-        /// Users to add, with a role.
-        add: Vec<RoleChange>,
-        /// Users to remove from a role.
-        remove: Vec<RoleChange>,
-    },
-    /// `cmd:getfutok` (upload) / `cmd:getfdtok` (download): `<data><ftdb
-    /// channelUri="ma-chan://…" fileUrl="report.txt"/></data>` (`XCCOS.md` table); reply
-    /// `rpl:getftok` with a single-use file token for the web service.
-    GetFileToken {
-        /// `true` for `cmd:getfutok`, `false` for `cmd:getfdtok`.
-        upload: bool,
-        /// `channelUri`.
-        chan_uri: String,
-        /// `fileUrl`: the file name in the room.
-        file: String,
-    },
-    /// `cmd:gethttptok` **(design)**: `<data/>`; reply `rpl:gethttptok` with a bearer
-    /// token that identifies this dialog's user to the web service (docs/protocol.md).
-    GetHttpToken,
-}
-
-/// Room attributes carried by `cmd:createroom` / `cmd:updateroom` **(design)**, as
-/// the `chanib` attributes of the same names; `None` = attribute absent.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RoomAttrs {
-    /// `name`.
-    pub name: Option<String>,
-    /// `description`.
-    pub description: Option<String>,
-    /// `topic`.
-    pub topic: Option<String>,
-    /// `privacy`: `open` | `closed` | `secret`.
-    pub privacy: Option<String>,
-    /// `type`: `normal` | `auditorium`.
-    pub room_type: Option<String>,
-    /// `invitations`: `inherit` | `on` | `off`.
-    pub invitations: Option<String>,
-    /// `category` (name).
-    pub category: Option<String>,
-    /// `disabled`: `true` | `false`.
-    pub disabled: Option<bool>,
-}
-
-/// `<uib uri="sip:…" role="member|manager|presenter"/>` (and `add`/`remove`) in room
-/// management commands **(design)**.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RoleChange {
-    /// User URI.
-    pub uri: String,
-    /// `member` | `manager` | `presenter` (missing: `member`).
-    pub role: String,
-}
-
-impl CmdKind {
-    /// The wire id of the command, e.g. `"cmd:join"`.
-    pub fn id(&self) -> &'static str {
-        match self {
-            CmdKind::RequestUri => "cmd:requri",
-            CmdKind::GetServerInfo { .. } => "cmd:getserverinfo",
-            CmdKind::GetAssociations { .. } => "cmd:getassociations",
-            CmdKind::BJoin { .. } => "cmd:bjoin",
-            CmdKind::Join { .. } => "cmd:join",
-            CmdKind::Part { .. } => "cmd:part",
-            CmdKind::BcContext { .. } => "cmd:bccontext",
-            CmdKind::GetInv { .. } => "cmd:getinv",
-            CmdKind::ChanSrch { .. } => "cmd:chansrch",
-            CmdKind::NodesPermCreateChild => "cmd:nodespermcreatechild",
-            CmdKind::GetPref { .. } => "cmd:getpref",
-            CmdKind::SetPref { .. } => "cmd:setpref",
-            CmdKind::CreateRoom { .. } => "cmd:createroom",
-            CmdKind::UpdateRoom { .. } => "cmd:updateroom",
-            CmdKind::GetFileToken { upload: true, .. } => "cmd:getfutok",
-            CmdKind::GetFileToken { upload: false, .. } => "cmd:getfdtok",
-            CmdKind::GetHttpToken => "cmd:gethttptok",
-        }
-    }
-
-    /// The wire id of the reply to this command, e.g. `"rpl:join"`;
-    /// `cmd:getserverinfo` is answered by `"rpl:getservinfo"` as seen in the field.
-    pub fn reply_id(&self) -> &'static str {
-        match self {
-            CmdKind::RequestUri => "rpl:requri",
-            CmdKind::GetServerInfo { .. } => "rpl:getservinfo",
-            CmdKind::GetAssociations { .. } => "rpl:getassociations",
-            CmdKind::BJoin { .. } => "rpl:bjoin",
-            CmdKind::Join { .. } => "rpl:join",
-            CmdKind::Part { .. } => "rpl:part",
-            CmdKind::BcContext { .. } => "rpl:bccontext",
-            CmdKind::GetInv { .. } => "rpl:getinv",
-            CmdKind::ChanSrch { .. } => "rpl:chansrch",
-            CmdKind::NodesPermCreateChild => "rpl:nodespermcreatechild",
-            CmdKind::GetPref { .. } => "rpl:getpref",
-            CmdKind::SetPref { .. } => "rpl:setpref",
-            CmdKind::CreateRoom { .. } => "rpl:createroom",
-            CmdKind::UpdateRoom { .. } => "rpl:updateroom",
-            CmdKind::GetFileToken { .. } => "rpl:getftok",
-            CmdKind::GetHttpToken => "rpl:gethttptok",
-        }
-    }
-}
-
 /// The reply id for any command id: `"cmd:X"` => `"rpl:X"`, except
 /// `"cmd:getserverinfo"` => `"rpl:getservinfo"` and the file-token commands
 /// `"cmd:getfutok"`/`"cmd:getfdtok"` => `"rpl:getftok"` (`XCCOS.md` table).
@@ -313,79 +105,6 @@ pub fn reply_id_for(cmd_id: &str) -> String {
     }
 }
 
-/// Role filter of `cmd:getassociations` **(design)**: `role="member"` or `role="manager"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AssocRole {
-    /// Rooms the user is a member (participant) of. Wire value `member`.
-    Member,
-    /// Rooms the user manages. Wire value `manager`.
-    Manager,
-}
-
-impl AssocRole {
-    /// The wire value: `"member"` or `"manager"`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AssocRole::Member => "member",
-            AssocRole::Manager => "manager",
-        }
-    }
-}
-
-/// The history query of `cmd:bccontext` (`<bcq>` element). In the reply each
-/// `msg`'s `seqid` is the message id that `before` takes **(design)**.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BcQuery {
-    /// `<bcq><last cnt="25"/></bcq>`: the newest `cnt` messages.
-    Last {
-        /// Number of messages wanted.
-        cnt: u32,
-    },
-    /// `<bcq><before id="N" cnt="25"/></bcq>` **(design)**: the newest `cnt` messages
-    /// older than message id `N`.
-    Before {
-        /// Message id (a `msg` `seqid` of an earlier reply).
-        id: u64,
-        /// Number of messages wanted.
-        cnt: u32,
-    },
-    /// `<bcq><since ts="2026-01-01T00:00:00Z" cnt="25"/></bcq>` **(design)**: the
-    /// first `cnt` messages posted at or after `ts` (ISO 8601 UTC).
-    Since {
-        /// ISO 8601 time, as sent.
-        ts: String,
-        /// Number of messages wanted.
-        cnt: u32,
-    },
-    /// `<bcq><search keyword="…" author="sip:…" from="ISO" to="ISO" cnt="25"/></bcq>`
-    /// **(design)**: the newest `cnt` messages matching every attribute given
-    /// (keyword: case-insensitive substring; author: exact URI; from/to: inclusive).
-    Search {
-        /// Keyword (`""`: any text).
-        keyword: String,
-        /// Author URI.
-        author: Option<String>,
-        /// Earliest time, ISO 8601.
-        from: Option<String>,
-        /// Latest time, ISO 8601.
-        to: Option<String>,
-        /// Number of messages wanted.
-        cnt: u32,
-    },
-}
-
-impl BcQuery {
-    /// The `cnt` of the query.
-    pub fn cnt(&self) -> u32 {
-        match self {
-            BcQuery::Last { cnt }
-            | BcQuery::Before { cnt, .. }
-            | BcQuery::Since { cnt, .. }
-            | BcQuery::Search { cnt, .. } => *cnt,
-        }
-    }
-}
-
 /// A server reply (`XCCOS.md` "Request and reply"):
 /// `<rpl id="rpl:…" seqid="N"><commandid seqid="S" envid="E"/><resp code="200">SUCCESS_OK</resp><data>…</data></rpl>`
 /// (children written in this order, each only when present).
@@ -393,7 +112,7 @@ impl BcQuery {
 /// How `<data>` is decoded is decided by `id`, see [`RplData`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rpl {
-    /// Reply id, e.g. `rpl:join` (see [`CmdKind::reply_id`]).
+    /// Reply id, e.g. `rpl:join` (see [`reply_id_for`]).
     pub id: String,
     /// `seqid` attribute (echoes the command's seqid).
     pub seqid: u64,
@@ -403,24 +122,6 @@ pub struct Rpl {
     pub resp: Option<Resp>,
     /// The decoded `<data>` element.
     pub data: RplData,
-}
-
-impl Rpl {
-    /// A reply to `cmd` (carried in the envelope with id `cmd_envid`):
-    /// id = `cmd.kind.reply_id()`, seqid and `commandid` copied from the command,
-    /// `resp` = `code` with its token from [`codes::token`].
-    pub fn for_cmd(cmd_envid: u64, cmd: &Cmd, code: u16, data: RplData) -> Rpl {
-        Rpl {
-            id: cmd.kind.reply_id().to_owned(),
-            seqid: cmd.seqid,
-            command: Some(CommandRef {
-                seqid: cmd.seqid,
-                envid: cmd_envid,
-            }),
-            resp: Some(Resp::new(code)),
-            data,
-        }
-    }
 }
 
 /// `<commandid seqid="S" envid="E"/>` inside a reply: the envelope being answered.

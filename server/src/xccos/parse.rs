@@ -18,6 +18,7 @@ use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
 
 use super::codes;
+use super::elem::{parse_bool, parse_u32, parse_u64, Elem};
 use super::model::*;
 
 /// Largest accepted body in bytes (1 MiB); larger bodies fail with code 413.
@@ -115,31 +116,6 @@ impl Ctx {
     }
     fn bad(&self, reason: impl Into<String>) -> XccosError {
         self.err(codes::BAD_REQUEST, reason)
-    }
-}
-
-/// A parsed element: local name, attributes (full names, unescaped values),
-/// child elements and the concatenation of its own text/CDATA/references.
-#[derive(Debug, Default)]
-struct Elem {
-    name: String,
-    attrs: Vec<(String, String)>,
-    children: Vec<Elem>,
-    text: String,
-}
-
-impl Elem {
-    fn attr(&self, key: &str) -> Option<&str> {
-        self.attrs
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
-    fn child(&self, name: &str) -> Option<&Elem> {
-        self.children.iter().find(|c| c.name == name)
-    }
-    fn children_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Elem> + 'a {
-        self.children.iter().filter(move |c| c.name == name)
     }
 }
 
@@ -289,38 +265,6 @@ fn utf8<'a>(b: &'a [u8], ctx: &Ctx) -> Result<&'a str, XccosError> {
     std::str::from_utf8(b).map_err(|_| ctx.bad("name is not valid UTF-8"))
 }
 
-/// Strict unsigned decimal (surrounding XML whitespace allowed; no sign).
-fn parse_u64(s: &str) -> Option<u64> {
-    let t = s.trim_matches(|c| matches!(c, ' ' | '\t' | '\r' | '\n'));
-    if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    t.parse().ok()
-}
-
-fn parse_u32(s: &str) -> Option<u32> {
-    parse_u64(s).and_then(|v| u32::try_from(v).ok())
-}
-
-fn parse_bool(s: &str) -> Option<bool> {
-    let t = s.trim_matches(|c| matches!(c, ' ' | '\t' | '\r' | '\n'));
-    if t.eq_ignore_ascii_case("true") || t == "1" {
-        Some(true)
-    } else if t.eq_ignore_ascii_case("false") || t == "0" {
-        Some(false)
-    } else {
-        None
-    }
-}
-
-/// `"0,1,2"` → `[0, 1, 2]`; empty segments are skipped.
-fn parse_ids(s: &str) -> Option<Vec<u32>> {
-    s.split(',')
-        .filter(|p| !p.trim().is_empty())
-        .map(parse_u32)
-        .collect()
-}
-
 fn interpret(mut root: Elem, ctx: &Ctx) -> Result<Envelope, XccosError> {
     if root.name != "xccos" {
         return Err(ctx.bad(format!("root element is <{}>, expected <xccos>", root.name)));
@@ -353,7 +297,7 @@ fn interpret(mut root: Elem, ctx: &Ctx) -> Result<Envelope, XccosError> {
     }
     let child = root.children.remove(0);
     let body = match child.name.as_str() {
-        "cmd" => Body::Cmd(parse_cmd(&child, ctx)?),
+        "cmd" => Body::Cmd(parse_cmd(child, ctx)?),
         "rpl" => Body::Rpl(parse_rpl(&child, ctx)?),
         "ntc" => Body::Ntc(parse_ntc(&child, ctx)?),
         "grpchat" => Body::GrpChat(parse_grpchat(&child, ctx)?),
@@ -366,324 +310,13 @@ fn interpret(mut root: Elem, ctx: &Ctx) -> Result<Envelope, XccosError> {
     Ok(Envelope { envid, body })
 }
 
-/// Decodes a command's `<data>` (absent: `None`) into its [`CmdKind`]; `p` names the
-/// command in errors.
-type DataParser = fn(&CmdParser<'_>, Option<&Elem>) -> Result<CmdKind, XccosError>;
-
-/// The commands this parser knows, one line each: wire id and the decoder of its
-/// `<data>` (the function below of the same name). Any other id is answered 501.
-const COMMANDS: &[(&str, DataParser)] = &[
-    ("cmd:requri", requri),
-    ("cmd:gethttptok", gethttptok),
-    ("cmd:getfutok", file_token),
-    ("cmd:getfdtok", file_token),
-    ("cmd:nodespermcreatechild", nodespermcreatechild),
-    ("cmd:getserverinfo", getserverinfo),
-    ("cmd:getassociations", getassociations),
-    ("cmd:bjoin", bjoin),
-    ("cmd:join", join),
-    ("cmd:part", part),
-    ("cmd:bccontext", bccontext),
-    ("cmd:getinv", getinv),
-    ("cmd:chansrch", chansrch),
-    ("cmd:getpref", getpref),
-    ("cmd:setpref", setpref),
-    ("cmd:createroom", createroom),
-    ("cmd:updateroom", updateroom),
-];
-
-/// The wire ids of the registered commands ([`COMMANDS`]), in table order.
-#[cfg(test)]
-pub(crate) fn registered_commands() -> impl Iterator<Item = &'static str> {
-    COMMANDS.iter().map(|(id, _)| *id)
-}
-
-fn parse_cmd(el: &Elem, ctx: &Ctx) -> Result<Cmd, XccosError> {
-    let Some(id) = el.attr("id") else {
+/// A `<cmd>`: its `id` must be present; the element is handed on as it is, and the
+/// command registry (`crate::cmd`) decodes it by id.
+fn parse_cmd(el: Elem, ctx: &Ctx) -> Result<Elem, XccosError> {
+    if el.attr("id").is_none() {
         return Err(ctx.bad("cmd: missing id attribute"));
-    };
-    let Some(&(_, parse_data)) = COMMANDS.iter().find(|(known, _)| *known == id) else {
-        return Err(ctx.err(codes::UNKNOWN_COMMAND, format!("unknown command \"{id}\"")));
-    };
-    let seqid = match el.attr("seqid") {
-        None => return Err(ctx.bad(format!("{id}: missing seqid attribute"))),
-        Some(v) => parse_u64(v)
-            .ok_or_else(|| ctx.bad(format!("{id}: seqid \"{v}\" is not an unsigned integer")))?,
-    };
-    let kind = parse_data(&CmdParser { id, ctx }, el.child("data"))?;
-    Ok(Cmd { seqid, kind })
-}
-
-fn requri(_: &CmdParser<'_>, _: Option<&Elem>) -> Result<CmdKind, XccosError> {
-    Ok(CmdKind::RequestUri)
-}
-
-fn gethttptok(_: &CmdParser<'_>, _: Option<&Elem>) -> Result<CmdKind, XccosError> {
-    Ok(CmdKind::GetHttpToken)
-}
-
-fn file_token(p: &CmdParser<'_>, data: Option<&Elem>) -> Result<CmdKind, XccosError> {
-    let ftdb = p.child(p.data(data)?, "ftdb")?;
-    Ok(CmdKind::GetFileToken {
-        upload: p.id == "cmd:getfutok",
-        chan_uri: p.attr(ftdb, "channelUri")?.to_owned(),
-        file: p.attr(ftdb, "fileUrl")?.to_owned(),
-    })
-}
-
-fn nodespermcreatechild(_: &CmdParser<'_>, _: Option<&Elem>) -> Result<CmdKind, XccosError> {
-    Ok(CmdKind::NodesPermCreateChild)
-}
-
-fn getserverinfo(p: &CmdParser<'_>, data: Option<&Elem>) -> Result<CmdKind, XccosError> {
-    let sib = p.child(p.data(data)?, "sib")?;
-    Ok(CmdKind::GetServerInfo {
-        domain: p.attr(sib, "domain")?.to_owned(),
-        info_type: p.attr(sib, "infoType")?.to_owned(),
-    })
-}
-
-fn getassociations(p: &CmdParser<'_>, data: Option<&Elem>) -> Result<CmdKind, XccosError> {
-    let role = match data.and_then(|d| d.child("assoc")) {
-        None => AssocRole::Member,
-        Some(a) => match a.attr("role").map(str::trim) {
-            None => AssocRole::Member,
-            Some(r) if r.eq_ignore_ascii_case("member") => AssocRole::Member,
-            Some(r) if r.eq_ignore_ascii_case("manager") => AssocRole::Manager,
-            Some(r) => {
-                return Err(p.bad(format!("assoc role \"{r}\" is neither member nor manager")))
-            }
-        },
-    };
-    Ok(CmdKind::GetAssociations { role })
-}
-
-fn bjoin(p: &CmdParser<'_>, data: Option<&Elem>) -> Result<CmdKind, XccosError> {
-    let d = p.data(data)?;
-    let mut chans = Vec::new();
-    for (pos, c) in d
-        .children
-        .iter()
-        .filter(|c| c.name == "chanib" || c.name == "chanid")
-        .enumerate()
-    {
-        chans.push(p.chanref(c, pos)?);
     }
-    if chans.is_empty() {
-        return Err(p.bad("missing chanid or chanib in data"));
-    }
-    Ok(CmdKind::BJoin { chans })
-}
-
-fn join(p: &CmdParser<'_>, data: Option<&Elem>) -> Result<CmdKind, XccosError> {
-    Ok(CmdKind::Join {
-        chan: p.first_chanref(p.data(data)?)?,
-    })
-}
-
-fn part(p: &CmdParser<'_>, data: Option<&Elem>) -> Result<CmdKind, XccosError> {
-    Ok(CmdKind::Part {
-        chan: p.first_chanref(p.data(data)?)?,
-    })
-}
-
-fn bccontext(p: &CmdParser<'_>, data: Option<&Elem>) -> Result<CmdKind, XccosError> {
-    let d = p.data(data)?;
-    let chan = p.first_chanref(d)?;
-    let bcq = p.child(d, "bcq")?;
-    let opt = |q: &Elem, k: &str| q.attr(k).map(str::to_owned);
-    let query = match bcq.children.first() {
-        None => return Err(p.bad("empty bcq, expected <last cnt>")),
-        Some(q) if q.name == "last" => BcQuery::Last {
-            cnt: p.u32_attr(q, "cnt")?,
-        },
-        Some(q) if q.name == "before" => BcQuery::Before {
-            id: p.u64_attr(q, "id")?,
-            cnt: p.u32_attr(q, "cnt")?,
-        },
-        Some(q) if q.name == "since" => BcQuery::Since {
-            ts: p.attr(q, "ts")?.to_owned(),
-            cnt: p.u32_attr(q, "cnt")?,
-        },
-        Some(q) if q.name == "search" => BcQuery::Search {
-            keyword: q.attr("keyword").unwrap_or("").to_owned(),
-            author: opt(q, "author"),
-            from: opt(q, "from"),
-            to: opt(q, "to"),
-            cnt: p.u32_attr(q, "cnt")?,
-        },
-        Some(q) => return Err(p.bad(format!("unsupported bcq query <{}>", q.name))),
-    };
-    Ok(CmdKind::BcContext { chan, query })
-}
-
-fn getinv(p: &CmdParser<'_>, data: Option<&Elem>) -> Result<CmdKind, XccosError> {
-    let inv = p.child(p.data(data)?, "inv")?;
-    Ok(CmdKind::GetInv {
-        invite_id: p.attr(inv, "inviteId")?.to_owned(),
-        domain: p.attr(inv, "domain")?.to_owned(),
-    })
-}
-
-fn chansrch(p: &CmdParser<'_>, data: Option<&Elem>) -> Result<CmdKind, XccosError> {
-    let qib = p.child(p.data(data)?, "qib")?;
-    let extended = match qib.attr("extended") {
-        None => false,
-        Some(v) => parse_bool(v)
-            .ok_or_else(|| p.bad(format!("qib extended \"{v}\" is not true or false")))?,
-    };
-    Ok(CmdKind::ChanSrch {
-        qtype: p.attr(qib, "qtype")?.to_owned(),
-        criteria: qib.attr("criteria").unwrap_or("").to_owned(),
-        extended,
-    })
-}
-
-fn getpref(p: &CmdParser<'_>, data: Option<&Elem>) -> Result<CmdKind, XccosError> {
-    let pref = p.child(p.data(data)?, "pref")?;
-    Ok(CmdKind::GetPref {
-        label: p.attr(pref, "label")?.to_owned(),
-        seqid: p.opt_u64(pref, "seqid")?,
-        create_default: p.opt_bool(pref, "createdefault")?,
-    })
-}
-
-fn setpref(p: &CmdParser<'_>, data: Option<&Elem>) -> Result<CmdKind, XccosError> {
-    let pref = p.child(p.data(data)?, "pref")?;
-    Ok(CmdKind::SetPref {
-        label: p.attr(pref, "label")?.to_owned(),
-        seqid: p.opt_u64(pref, "seqid")?,
-        content: p.attr(pref, "content")?.to_owned(),
-    })
-}
-
-fn createroom(p: &CmdParser<'_>, data: Option<&Elem>) -> Result<CmdKind, XccosError> {
-    let d = p.data(data)?;
-    let ch = p.child(d, "chanib")?;
-    Ok(CmdKind::CreateRoom {
-        attrs: Box::new(p.room_attrs(ch)?),
-        users: p.roles(d, "uib")?,
-    })
-}
-
-fn updateroom(p: &CmdParser<'_>, data: Option<&Elem>) -> Result<CmdKind, XccosError> {
-    let d = p.data(data)?;
-    let chan = p.first_chanref(d)?;
-    let attrs = match d.children.iter().find(|c| c.name == "chanib") {
-        Some(ch) => p.room_attrs(ch)?,
-        None => RoomAttrs::default(),
-    };
-    Ok(CmdKind::UpdateRoom {
-        chan,
-        attrs: Box::new(attrs),
-        add: p.roles(d, "add")?,
-        remove: p.roles(d, "remove")?,
-    })
-}
-
-/// Error helpers for one command, prefixing reasons with the command id.
-struct CmdParser<'a> {
-    id: &'a str,
-    ctx: &'a Ctx,
-}
-
-impl<'a> CmdParser<'a> {
-    fn bad(&self, what: impl std::fmt::Display) -> XccosError {
-        self.ctx.bad(format!("{}: {what}", self.id))
-    }
-    fn data<'e>(&self, data: Option<&'e Elem>) -> Result<&'e Elem, XccosError> {
-        data.ok_or_else(|| self.bad("missing data element"))
-    }
-    fn child<'e>(&self, el: &'e Elem, name: &str) -> Result<&'e Elem, XccosError> {
-        el.child(name)
-            .ok_or_else(|| self.bad(format!("missing {name} in {}", el.name)))
-    }
-    fn attr<'e>(&self, el: &'e Elem, key: &str) -> Result<&'e str, XccosError> {
-        el.attr(key)
-            .ok_or_else(|| self.bad(format!("missing {key} attribute on {}", el.name)))
-    }
-    fn u32_attr(&self, el: &Elem, key: &str) -> Result<u32, XccosError> {
-        let v = self.attr(el, key)?;
-        parse_u32(v).ok_or_else(|| {
-            self.bad(format!(
-                "{} {key} \"{v}\" is not an unsigned 32-bit integer",
-                el.name
-            ))
-        })
-    }
-    fn u64_attr(&self, el: &Elem, key: &str) -> Result<u64, XccosError> {
-        let v = self.attr(el, key)?;
-        parse_u64(v).ok_or_else(|| {
-            self.bad(format!(
-                "{} {key} \"{v}\" is not an unsigned integer",
-                el.name
-            ))
-        })
-    }
-    fn opt_u64(&self, el: &Elem, key: &str) -> Result<u64, XccosError> {
-        match el.attr(key) {
-            None => Ok(0),
-            Some(_) => self.u64_attr(el, key),
-        }
-    }
-    fn opt_bool(&self, el: &Elem, key: &str) -> Result<bool, XccosError> {
-        match el.attr(key) {
-            None => Ok(false),
-            Some(v) => parse_bool(v)
-                .ok_or_else(|| self.bad(format!("{} {key} \"{v}\" is not true or false", el.name))),
-        }
-    }
-    fn room_attrs(&self, ch: &Elem) -> Result<RoomAttrs, XccosError> {
-        let s = |k: &str| ch.attr(k).map(str::to_owned);
-        Ok(RoomAttrs {
-            name: s("name"),
-            description: s("description"),
-            topic: s("topic"),
-            privacy: s("privacy"),
-            room_type: s("type"),
-            invitations: s("invitations"),
-            category: s("category"),
-            disabled: match ch.attr("disabled") {
-                None => None,
-                Some(_) => Some(self.opt_bool(ch, "disabled")?),
-            },
-        })
-    }
-    fn roles(&self, d: &Elem, name: &str) -> Result<Vec<RoleChange>, XccosError> {
-        d.children_named(name)
-            .map(|u| {
-                Ok(RoleChange {
-                    uri: self.attr(u, "uri")?.to_owned(),
-                    role: u.attr("role").unwrap_or("member").to_owned(),
-                })
-            })
-            .collect()
-    }
-    fn first_chanref(&self, d: &Elem) -> Result<ChanRef, XccosError> {
-        match d
-            .children
-            .iter()
-            .find(|c| c.name == "chanib" || c.name == "chanid")
-        {
-            Some(c) => self.chanref(c, 0),
-            None => Err(self.bad("missing chanid or chanib in data")),
-        }
-    }
-    /// `chanib uri` or `chanid key domain value`; a missing `key` is the batch position.
-    fn chanref(&self, c: &Elem, pos: usize) -> Result<ChanRef, XccosError> {
-        if c.name == "chanib" {
-            return Ok(ChanRef::Uri(self.attr(c, "uri")?.to_owned()));
-        }
-        let key = match c.attr("key") {
-            None => u32::try_from(pos).unwrap_or(u32::MAX),
-            Some(_) => self.u32_attr(c, "key")?,
-        };
-        Ok(ChanRef::Id {
-            key,
-            domain: self.attr(c, "domain")?.to_owned(),
-            value: self.attr(c, "value")?.to_owned(),
-        })
-    }
+    Ok(el)
 }
 
 fn parse_rpl(el: &Elem, ctx: &Ctx) -> Result<Rpl, XccosError> {
@@ -944,4 +577,12 @@ fn grpchat_fields(el: &Elem, default_chan: Option<&str>) -> Result<GrpChat, Stri
         ts: el.attr("ts").map(str::to_owned),
         text: chat.text.clone(),
     })
+}
+
+/// `"0,1,2"` → `[0, 1, 2]`; empty segments are skipped.
+fn parse_ids(s: &str) -> Option<Vec<u32>> {
+    s.split(',')
+        .filter(|p| !p.trim().is_empty())
+        .map(parse_u32)
+        .collect()
 }

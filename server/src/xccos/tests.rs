@@ -1,6 +1,17 @@
 //! Tests: `XCCOS.md` vectors, round trips, error cases, property tests.
 
 use super::*;
+// The typed view: commands decoded by the registry in `crate::cmd` (explicit imports
+// shadow the glob's wire-level `Envelope`, `Body` and `parse`).
+use crate::cmd::associations::AssocRole;
+use crate::cmd::history::BcQuery;
+use crate::cmd::manage::{RoleChange, RoomAttrs};
+use crate::cmd::message::{parse, Body, Envelope};
+use crate::cmd::{
+    BJoin, BcContext, ChanSrch, Cmd, CmdKind, CreateRoom, GetAssociations, GetFileToken,
+    GetHttpToken, GetInv, GetPref, GetServerInfo, Join, NodesPermCreateChild, Part, RequestUri,
+    SetPref, UpdateRoom,
+};
 use proptest::prelude::*;
 
 const ROOT: &str = r#"<xccos ver="1" envid="4711" xmlns="urn:parlano:xml:ns:xccos" xmlns:xsd="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">"#;
@@ -66,16 +77,16 @@ fn md_join_cmd_with_xsd_xsi_root() {
         c,
         Cmd {
             seqid: 1,
-            kind: CmdKind::Join {
+            kind: CmdKind::Join(Join {
                 chan: ChanRef::Id {
                     key: 0,
                     domain: "contoso.com".into(),
                     value: GUID.into()
                 }
-            }
+            })
         }
     );
-    if let CmdKind::Join { chan } = &c.kind {
+    if let CmdKind::Join(Join { chan }) = &c.kind {
         assert_eq!(chan.to_uri(), chan_uri());
     }
 }
@@ -91,7 +102,7 @@ fn md_envelope_minimal_root() {
             envid: 4711,
             body: Body::Cmd(Cmd {
                 seqid: 1,
-                kind: CmdKind::RequestUri
+                kind: CmdKind::RequestUri(RequestUri)
             })
         }
     );
@@ -156,7 +167,7 @@ fn md_reply_pretty_printed_rooms() {
 #[test]
 fn md_requri() {
     let c = cmd(&env(r#"<cmd id="cmd:requri" seqid="1"><data/></cmd>"#));
-    assert_eq!(c.kind, CmdKind::RequestUri);
+    assert_eq!(c.kind, CmdKind::RequestUri(RequestUri));
     let r = rpl(&env(
         r#"<rpl id="rpl:requri" seqid="1"><commandid seqid="1" envid="4711"/><resp code="200">SUCCESS_OK</resp><data><uib uri="sip:pool1@contoso.com"/></data></rpl>"#,
     ));
@@ -170,10 +181,10 @@ fn md_getserverinfo() {
     ));
     assert_eq!(
         c.kind,
-        CmdKind::GetServerInfo {
+        CmdKind::GetServerInfo(GetServerInfo {
             domain: "contoso.com".into(),
             info_type: "123".into()
-        }
+        })
     );
     assert_eq!(c.kind.reply_id(), "rpl:getservinfo");
     let r = rpl(&env(&format!(
@@ -200,7 +211,7 @@ fn md_bjoin() {
     ));
     assert_eq!(
         c.kind,
-        CmdKind::BJoin {
+        CmdKind::BJoin(BJoin {
             chans: vec![
                 ChanRef::Id {
                     key: 0,
@@ -214,7 +225,7 @@ fn md_bjoin() {
                 },
                 ChanRef::Uri("ma-chan://contoso.com/g2".into()),
             ]
-        }
+        })
     );
 }
 
@@ -225,9 +236,9 @@ fn md_part() {
     )));
     assert_eq!(
         c.kind,
-        CmdKind::Part {
+        CmdKind::Part(Part {
             chan: ChanRef::Uri(chan_uri())
-        }
+        })
     );
     let r = rpl(&env(&format!(
         r#"<rpl id="rpl:part" seqid="1"><commandid seqid="1" envid="4711"/><resp code="200">SUCCESS_OK</resp><data><chanib uri="ma-chan://contoso.com/{GUID}"/></data></rpl>"#
@@ -242,10 +253,10 @@ fn md_bccontext() {
     )));
     assert_eq!(
         c.kind,
-        CmdKind::BcContext {
+        CmdKind::BcContext(BcContext {
             chan: ChanRef::Uri(chan_uri()),
             query: BcQuery::Last { cnt: 25 }
-        }
+        })
     );
     let u = chan_uri();
     let r = rpl(&env(&format!(
@@ -285,10 +296,10 @@ fn md_getinv() {
     ));
     assert_eq!(
         c.kind,
-        CmdKind::GetInv {
+        CmdKind::GetInv(GetInv {
             invite_id: "1".into(),
             domain: "contoso.com".into()
-        }
+        })
     );
     // (design) reply: same shape as rpl:join; none pending => <data/> = no rooms
     let r = rpl(&env(
@@ -310,11 +321,11 @@ fn md_chansrch() {
     ));
     assert_eq!(
         c.kind,
-        CmdKind::ChanSrch {
+        CmdKind::ChanSrch(ChanSrch {
             qtype: "BYNAME".into(),
             criteria: String::new(),
             extended: false
-        }
+        })
     );
     let r = rpl(&env(&format!(
         r#"<rpl id="rpl:chansrch" seqid="1"><commandid seqid="1" envid="4711"/><resp code="200">SUCCESS_OK</resp><data>
@@ -358,7 +369,7 @@ fn md_nodespermcreatechild() {
     let c = cmd(&env(
         r#"<cmd id="cmd:nodespermcreatechild" seqid="1"><data/></cmd>"#,
     ));
-    assert_eq!(c.kind, CmdKind::NodesPermCreateChild);
+    assert_eq!(c.kind, CmdKind::NodesPermCreateChild(NodesPermCreateChild));
     let r = rpl(&env(
         r#"<rpl id="rpl:nodespermcreatechild" seqid="1"><commandid seqid="1" envid="4711"/><resp code="200">SUCCESS_OK</resp><data/></rpl>"#,
     ));
@@ -372,18 +383,18 @@ fn design_getassociations() {
     ));
     assert_eq!(
         c.kind,
-        CmdKind::GetAssociations {
+        CmdKind::GetAssociations(GetAssociations {
             role: AssocRole::Manager
-        }
+        })
     );
     let c = cmd(&env(
         r#"<cmd id="cmd:getassociations" seqid="1"><data/></cmd>"#,
     ));
     assert_eq!(
         c.kind,
-        CmdKind::GetAssociations {
+        CmdKind::GetAssociations(GetAssociations {
             role: AssocRole::Member
-        }
+        })
     );
 }
 
@@ -480,13 +491,13 @@ fn tolerance_quotes_order_unknown_attrs_whitespace() {
     let c = cmd(xml);
     assert_eq!(
         c.kind,
-        CmdKind::Join {
+        CmdKind::Join(Join {
             chan: ChanRef::Id {
                 key: 0,
                 domain: "contoso.com".into(),
                 value: "gAB<".into()
             }
-        }
+        })
     );
 }
 
@@ -500,7 +511,7 @@ fn tolerance_prefixed_root() {
         e.body,
         Body::Cmd(Cmd {
             seqid: 2,
-            kind: CmdKind::RequestUri
+            kind: CmdKind::RequestUri(RequestUri)
         })
     );
 }
@@ -542,19 +553,18 @@ fn exact_writer_output() {
     );
     let c = Cmd {
         seqid: 1,
-        kind: CmdKind::Join {
+        kind: CmdKind::Join(Join {
             chan: ChanRef::Id {
                 key: 0,
                 domain: "d".into(),
                 value: "g".into(),
             },
-        },
+        }),
     };
     let r = Envelope {
         envid: 9,
-        body: Body::Rpl(Rpl::for_cmd(
+        body: Body::Rpl(c.reply(
             4711,
-            &c,
             200,
             RplData::Rooms {
                 rooms: vec![RoomInfo {
@@ -845,36 +855,36 @@ fn sample_envelopes() -> Vec<Envelope> {
     };
     let uri = ChanRef::Uri(chan_uri());
     let kinds = vec![
-        CmdKind::RequestUri,
-        CmdKind::GetServerInfo {
+        CmdKind::RequestUri(RequestUri),
+        CmdKind::GetServerInfo(GetServerInfo {
             domain: "contoso.com".into(),
             info_type: "123".into(),
-        },
-        CmdKind::GetAssociations {
+        }),
+        CmdKind::GetAssociations(GetAssociations {
             role: AssocRole::Member,
-        },
-        CmdKind::GetAssociations {
+        }),
+        CmdKind::GetAssociations(GetAssociations {
             role: AssocRole::Manager,
-        },
-        CmdKind::BJoin {
+        }),
+        CmdKind::BJoin(BJoin {
             chans: vec![id(0), id(1), uri.clone()],
-        },
-        CmdKind::Join { chan: id(0) },
-        CmdKind::Part { chan: uri.clone() },
-        CmdKind::BcContext {
+        }),
+        CmdKind::Join(Join { chan: id(0) }),
+        CmdKind::Part(Part { chan: uri.clone() }),
+        CmdKind::BcContext(BcContext {
             chan: uri.clone(),
             query: BcQuery::Last { cnt: 25 },
-        },
-        CmdKind::GetInv {
+        }),
+        CmdKind::GetInv(GetInv {
             invite_id: "1".into(),
             domain: "contoso.com".into(),
-        },
-        CmdKind::ChanSrch {
+        }),
+        CmdKind::ChanSrch(ChanSrch {
             qtype: "BYNAME".into(),
             criteria: "des\"ign <&>".into(),
             extended: true,
-        },
-        CmdKind::NodesPermCreateChild,
+        }),
+        CmdKind::NodesPermCreateChild(NodesPermCreateChild),
     ];
     let msg = GrpChat {
         msgid: None,
@@ -1055,34 +1065,34 @@ fn round_trip_every_variant() {
 }
 
 /// The registration table keeps itself honest: every command registered in
-/// `parse.rs` (`COMMANDS`) has a sample that round-trips through its parse and write,
+/// `cmd/mod.rs` (`commands!`) has a sample that round-trips through its parse and write,
 /// and every command the model can write is registered (so it parses back).
 #[test]
 fn every_registered_command_round_trips() {
     let s = |v: &str| v.to_string();
     let more = [
-        CmdKind::GetFileToken {
+        CmdKind::GetFileToken(GetFileToken {
             upload: true,
             chan_uri: s("ma-chan://contoso.com/g"),
             file: s("report.txt"),
-        },
-        CmdKind::GetFileToken {
+        }),
+        CmdKind::GetFileToken(GetFileToken {
             upload: false,
             chan_uri: s("ma-chan://contoso.com/g"),
             file: s("a b&c.txt"),
-        },
-        CmdKind::GetHttpToken,
-        CmdKind::GetPref {
+        }),
+        CmdKind::GetHttpToken(GetHttpToken),
+        CmdKind::GetPref(GetPref {
             label: s("kedzie.GroupChannels"),
             seqid: 71,
             create_default: true,
-        },
-        CmdKind::SetPref {
+        }),
+        CmdKind::SetPref(SetPref {
             label: s("kedzie.GroupChannels"),
             seqid: 72,
             content: s("AAEC"),
-        },
-        CmdKind::CreateRoom {
+        }),
+        CmdKind::CreateRoom(CreateRoom {
             attrs: Box::new(RoomAttrs {
                 name: Some(s("Design")),
                 privacy: Some(s("closed")),
@@ -1093,8 +1103,8 @@ fn every_registered_command_round_trips() {
                 uri: s("sip:u@contoso.com"),
                 role: s("manager"),
             }],
-        },
-        CmdKind::UpdateRoom {
+        }),
+        CmdKind::UpdateRoom(UpdateRoom {
             chan: ChanRef::Uri(s("ma-chan://contoso.com/g")),
             attrs: Box::new(RoomAttrs {
                 topic: Some(s("new <topic>")),
@@ -1108,7 +1118,7 @@ fn every_registered_command_round_trips() {
                 uri: s("sip:b@contoso.com"),
                 role: s("presenter"),
             }],
-        },
+        }),
     ];
     let samples: Vec<Envelope> = sample_envelopes()
         .into_iter()
@@ -1126,7 +1136,7 @@ fn every_registered_command_round_trips() {
         })
         .collect();
     let registered: std::collections::BTreeSet<&str> =
-        super::parse::registered_commands().collect();
+        CmdKind::registered().collect();
     assert_eq!(written, registered);
     for e in &samples {
         round_trip(e);
@@ -1161,32 +1171,32 @@ fn chanref() -> BoxedStrategy<ChanRef> {
 
 fn cmd_kind() -> BoxedStrategy<CmdKind> {
     prop_oneof![
-        Just(CmdKind::RequestUri),
+        Just(CmdKind::RequestUri(RequestUri)),
         (text(), text())
-            .prop_map(|(domain, info_type)| CmdKind::GetServerInfo { domain, info_type }),
+            .prop_map(|(domain, info_type)| CmdKind::GetServerInfo(GetServerInfo { domain, info_type })),
         prop_oneof![Just(AssocRole::Member), Just(AssocRole::Manager)]
-            .prop_map(|role| CmdKind::GetAssociations { role }),
-        prop::collection::vec(chanref(), 1..5).prop_map(|chans| CmdKind::BJoin { chans }),
-        chanref().prop_map(|chan| CmdKind::Join { chan }),
-        chanref().prop_map(|chan| CmdKind::Part { chan }),
-        (chanref(), bcq()).prop_map(|(chan, query)| CmdKind::BcContext { chan, query }),
+            .prop_map(|role| CmdKind::GetAssociations(GetAssociations { role })),
+        prop::collection::vec(chanref(), 1..5).prop_map(|chans| CmdKind::BJoin(BJoin { chans })),
+        chanref().prop_map(|chan| CmdKind::Join(Join { chan })),
+        chanref().prop_map(|chan| CmdKind::Part(Part { chan })),
+        (chanref(), bcq()).prop_map(|(chan, query)| CmdKind::BcContext(BcContext { chan, query })),
         (text(), any::<u64>(), any::<bool>()).prop_map(|(label, seqid, create_default)| {
-            CmdKind::GetPref {
+            CmdKind::GetPref(GetPref {
                 label,
                 seqid,
                 create_default,
-            }
+            })
         }),
-        (text(), any::<u64>(), text()).prop_map(|(label, seqid, content)| CmdKind::SetPref {
+        (text(), any::<u64>(), text()).prop_map(|(label, seqid, content)| CmdKind::SetPref(SetPref {
             label,
             seqid,
             content
-        }),
+        })),
         (room_attrs(), prop::collection::vec(role_change(), 0..3)).prop_map(|(attrs, users)| {
-            CmdKind::CreateRoom {
+            CmdKind::CreateRoom(CreateRoom {
                 attrs: Box::new(attrs),
                 users,
-            }
+            })
         }),
         (
             chanref(),
@@ -1194,19 +1204,19 @@ fn cmd_kind() -> BoxedStrategy<CmdKind> {
             prop::collection::vec(role_change(), 0..3),
             prop::collection::vec(role_change(), 0..3)
         )
-            .prop_map(|(chan, attrs, add, remove)| CmdKind::UpdateRoom {
+            .prop_map(|(chan, attrs, add, remove)| CmdKind::UpdateRoom(UpdateRoom {
                 chan,
                 attrs: Box::new(attrs),
                 add,
                 remove
-            }),
-        (text(), text()).prop_map(|(invite_id, domain)| CmdKind::GetInv { invite_id, domain }),
-        (text(), text(), any::<bool>()).prop_map(|(qtype, criteria, extended)| CmdKind::ChanSrch {
+            })),
+        (text(), text()).prop_map(|(invite_id, domain)| CmdKind::GetInv(GetInv { invite_id, domain })),
+        (text(), text(), any::<bool>()).prop_map(|(qtype, criteria, extended)| CmdKind::ChanSrch(ChanSrch {
             qtype,
             criteria,
             extended
-        }),
-        Just(CmdKind::NodesPermCreateChild),
+        })),
+        Just(CmdKind::NodesPermCreateChild(NodesPermCreateChild)),
     ]
     .boxed()
 }
@@ -1640,21 +1650,21 @@ fn file_and_bearer_token_commands_parse_write_and_round_trip() {
     };
     assert_eq!(
         cmd.kind,
-        CmdKind::GetFileToken {
+        CmdKind::GetFileToken(GetFileToken {
             upload: true,
             chan_uri: chan_uri(),
             file: "report.txt".into()
-        }
+        })
     );
     assert_eq!(cmd.kind.reply_id(), "rpl:getftok");
     assert_eq!(env.to_xml(), xml);
     for kind in [
-        CmdKind::GetFileToken {
+        CmdKind::GetFileToken(GetFileToken {
             upload: false,
             chan_uri: chan_uri(),
             file: "a b.pdf".into(),
-        },
-        CmdKind::GetHttpToken,
+        }),
+        CmdKind::GetHttpToken(GetHttpToken),
     ] {
         round_trip(&Envelope {
             envid: 9,

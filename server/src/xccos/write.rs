@@ -22,7 +22,7 @@ impl Envelope {
         w.attr("xmlns", NS);
         w.gt();
         match &self.body {
-            Body::Cmd(c) => w.cmd(c),
+            Body::Cmd(c) => c.write(&mut w),
             Body::Rpl(r) => w.rpl(r),
             Body::Ntc(n) => w.ntc(n),
             Body::GrpChat(g) => w.grpchat("grpchat", g),
@@ -71,20 +71,20 @@ fn push_u64(out: &mut Vec<u8>, mut n: u64) {
     out.extend_from_slice(&buf[i..]);
 }
 
-/// Thin writer over the output buffer.
-struct W<'a>(&'a mut Vec<u8>);
+/// Thin writer over the output buffer: the XCCOS wire shapes are appended directly.
+pub struct W<'a>(pub &'a mut Vec<u8>);
 
 impl W<'_> {
-    fn raw(&mut self, s: &str) {
+    pub fn raw(&mut self, s: &str) {
         self.0.extend_from_slice(s.as_bytes());
     }
     /// `<name`
-    fn open(&mut self, name: &str) {
+    pub fn open(&mut self, name: &str) {
         self.0.push(b'<');
         self.raw(name);
     }
     /// ` name="value"` (escaped)
-    fn attr(&mut self, name: &str, value: &str) {
+    pub fn attr(&mut self, name: &str, value: &str) {
         self.0.push(b' ');
         self.raw(name);
         self.0.extend_from_slice(b"=\"");
@@ -110,19 +110,19 @@ impl W<'_> {
         }
         self.0.push(b'"');
     }
-    fn gt(&mut self) {
+    pub fn gt(&mut self) {
         self.0.push(b'>');
     }
-    fn slash_gt(&mut self) {
+    pub fn slash_gt(&mut self) {
         self.0.extend_from_slice(b"/>");
     }
     /// `</name>`
-    fn close(&mut self, name: &str) {
+    pub fn close(&mut self, name: &str) {
         self.0.extend_from_slice(b"</");
         self.raw(name);
         self.0.push(b'>');
     }
-    fn text(&mut self, s: &str) {
+    pub fn text(&mut self, s: &str) {
         escape_text_into(self.0, s);
     }
     /// `<name>text</name>`
@@ -134,179 +134,10 @@ impl W<'_> {
         self.close(name);
     }
 
-    fn chanref(&mut self, c: &ChanRef) {
-        match c {
-            ChanRef::Uri(uri) => self.chanib_uri(uri),
-            ChanRef::Id { key, domain, value } => {
-                self.open("chanid");
-                self.attr_u64("key", u64::from(*key));
-                self.attr("domain", domain);
-                self.attr("value", value);
-                self.slash_gt();
-            }
-        }
-    }
-
     fn chanib_uri(&mut self, uri: &str) {
         self.open("chanib");
         self.attr("uri", uri);
         self.slash_gt();
-    }
-
-    fn cmd(&mut self, c: &Cmd) {
-        self.open("cmd");
-        self.attr("id", c.kind.id());
-        self.attr_u64("seqid", c.seqid);
-        self.gt();
-        match &c.kind {
-            CmdKind::RequestUri | CmdKind::NodesPermCreateChild | CmdKind::GetHttpToken => {
-                self.raw("<data/>")
-            }
-            CmdKind::GetFileToken { chan_uri, file, .. } => {
-                self.data_elem("ftdb", &[("channelUri", chan_uri), ("fileUrl", file)])
-            }
-            CmdKind::GetServerInfo { domain, info_type } => {
-                self.data_elem("sib", &[("domain", domain), ("infoType", info_type)])
-            }
-            CmdKind::GetAssociations { role } => {
-                self.data_elem("assoc", &[("role", role.as_str())])
-            }
-            CmdKind::BJoin { chans } => {
-                self.raw("<data>");
-                for ch in chans {
-                    self.chanref(ch);
-                }
-                self.raw("</data>");
-            }
-            CmdKind::Join { chan } | CmdKind::Part { chan } => {
-                self.raw("<data>");
-                self.chanref(chan);
-                self.raw("</data>");
-            }
-            CmdKind::BcContext { chan, query } => self.bccontext_data(chan, query),
-            CmdKind::GetInv { invite_id, domain } => {
-                self.data_elem("inv", &[("inviteId", invite_id), ("domain", domain)])
-            }
-            CmdKind::ChanSrch {
-                qtype,
-                criteria,
-                extended,
-            } => self.data_elem(
-                "qib",
-                &[
-                    ("qtype", qtype),
-                    ("criteria", criteria),
-                    ("extended", bool_str(*extended)),
-                ],
-            ),
-            CmdKind::GetPref {
-                label,
-                seqid,
-                create_default,
-            } => self.data_elem(
-                "pref",
-                &[
-                    ("label", label),
-                    ("seqid", &seqid.to_string()),
-                    ("createdefault", bool_str(*create_default)),
-                ],
-            ),
-            CmdKind::SetPref {
-                label,
-                seqid,
-                content,
-            } => {
-                self.pref_data(label, *seqid, content);
-            }
-            CmdKind::CreateRoom { attrs, users } => {
-                self.raw("<data>");
-                self.open("chanib");
-                self.room_attrs(attrs);
-                self.slash_gt();
-                self.role_changes("uib", users);
-                self.raw("</data>");
-            }
-            CmdKind::UpdateRoom {
-                chan,
-                attrs,
-                add,
-                remove,
-            } => self.updateroom_data(chan, attrs, add, remove),
-        }
-        self.close("cmd");
-    }
-
-    /// `cmd:bccontext`'s `<data>`: the room, then `<bcq>` with one query element.
-    fn bccontext_data(&mut self, chan: &ChanRef, query: &BcQuery) {
-        self.raw("<data>");
-        self.chanref(chan);
-        self.raw("<bcq>");
-        match query {
-            BcQuery::Last { cnt } => {
-                self.open("last");
-                self.attr_u64("cnt", u64::from(*cnt));
-            }
-            BcQuery::Before { id, cnt } => {
-                self.open("before");
-                self.attr_u64("id", *id);
-                self.attr_u64("cnt", u64::from(*cnt));
-            }
-            BcQuery::Since { ts, cnt } => {
-                self.open("since");
-                self.attr("ts", ts);
-                self.attr_u64("cnt", u64::from(*cnt));
-            }
-            BcQuery::Search {
-                keyword,
-                author,
-                from,
-                to,
-                cnt,
-            } => {
-                self.open("search");
-                self.attr("keyword", keyword);
-                for (k, v) in [("author", author), ("from", from), ("to", to)] {
-                    if let Some(v) = v {
-                        self.attr(k, v);
-                    }
-                }
-                self.attr_u64("cnt", u64::from(*cnt));
-            }
-        }
-        self.slash_gt();
-        self.raw("</bcq></data>");
-    }
-
-    /// `cmd:updateroom`'s `<data>`: the room (with the changed attributes), then the
-    /// `add`/`remove` role changes.
-    fn updateroom_data(
-        &mut self,
-        chan: &ChanRef,
-        attrs: &RoomAttrs,
-        add: &[RoleChange],
-        remove: &[RoleChange],
-    ) {
-        self.raw("<data>");
-        match chan {
-            ChanRef::Uri(uri) => {
-                self.open("chanib");
-                self.attr("uri", uri);
-                self.room_attrs(attrs);
-                self.slash_gt();
-            }
-            ChanRef::Id { .. } => {
-                self.chanref(chan);
-                if *attrs != RoomAttrs::default() {
-                    self.open("chanib");
-                    self.attr("uri", &chan.to_uri());
-                    self.room_attrs(attrs);
-                    self.slash_gt();
-                }
-            }
-        }
-        self.role_changes("add", add);
-        self.role_changes("remove", remove);
-        self.raw("</data>");
     }
 
     /// `<data><{name} k="v" .../></data>`: a command whose data is one empty element.
@@ -320,8 +151,7 @@ impl W<'_> {
         self.raw("</data>");
     }
 
-    /// `<data><pref label seqid content/></data>`: setpref's request and the reply of
-    /// getpref/setpref share it.
+    /// `<data><pref label seqid content/></data>`: the reply of getpref/setpref.
     fn pref_data(&mut self, label: &str, seqid: u64, content: &str) {
         self.raw("<data>");
         self.open("pref");
@@ -330,35 +160,6 @@ impl W<'_> {
         self.attr("content", content);
         self.slash_gt();
         self.raw("</data>");
-    }
-
-    fn room_attrs(&mut self, a: &RoomAttrs) {
-        let fields = [
-            ("name", &a.name),
-            ("description", &a.description),
-            ("topic", &a.topic),
-            ("privacy", &a.privacy),
-            ("type", &a.room_type),
-            ("invitations", &a.invitations),
-            ("category", &a.category),
-        ];
-        for (k, v) in fields {
-            if let Some(v) = v {
-                self.attr(k, v);
-            }
-        }
-        if let Some(d) = a.disabled {
-            self.attr("disabled", if d { "true" } else { "false" });
-        }
-    }
-
-    fn role_changes(&mut self, elem: &str, list: &[RoleChange]) {
-        for u in list {
-            self.open(elem);
-            self.attr("uri", &u.uri);
-            self.attr("role", &u.role);
-            self.slash_gt();
-        }
     }
 
     fn rpl(&mut self, r: &Rpl) {
@@ -512,10 +313,9 @@ impl W<'_> {
         push_u64(self.0, u64::from(x.user_count));
         self.close("info");
         self.text_elem("info", INFO_VISIBILITY, &x.visibility);
-        let b = |v: bool| if v { "true" } else { "false" };
-        self.text_elem("prop", PROP_FILEPOST, b(x.filepost));
-        self.text_elem("prop", PROP_INVITE, b(x.invite));
-        self.text_elem("prop", PROP_LOGGED, b(x.logged));
+        self.text_elem("prop", PROP_FILEPOST, bool_str(x.filepost));
+        self.text_elem("prop", PROP_INVITE, bool_str(x.invite));
+        self.text_elem("prop", PROP_LOGGED, bool_str(x.logged));
         self.close("chanib");
     }
 

@@ -23,7 +23,8 @@ use crate::web::api::site::{
 };
 use crate::web::api::HttpReply;
 use crate::web::state::WebSession;
-use crate::xccos::{BcQuery, ChanRef, RplData};
+use crate::cmd::history::BcQuery;
+use crate::xccos::{ChanRef, RplData};
 
 /// Most sessions held at once; signing in beyond it ends the session closest to expiry.
 pub const MAX_SESSIONS: usize = 10_000;

@@ -1,0 +1,244 @@
+//! The element codec the commands share: a parsed XML element ([`Elem`]), read by
+//! [`DataParser`] (attribute and child lookups whose errors name the command) and
+//! written back by [`Elem::write`].
+//!
+//! A command's body travels as an [`Elem`] (`<cmd id seqid><data>…</data></cmd>`,
+//! [`super::Body::Cmd`]); each command family decodes its `<data>` from it and encodes
+//! its typed request into one (`crate::cmd`, the mini-redis `Frame` of this protocol).
+
+use super::codes;
+use super::parse::XccosError;
+use super::write::W;
+use super::ChanRef;
+
+/// A parsed element: local name, attributes (full names, unescaped values, in document
+/// order), child elements and the concatenation of its own text/CDATA/references.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Elem {
+    /// Local name, e.g. `data`.
+    pub name: String,
+    /// Attributes in document order.
+    pub attrs: Vec<(String, String)>,
+    /// Child elements in document order.
+    pub children: Vec<Elem>,
+    /// The element's own text (unescaped).
+    pub text: String,
+}
+
+impl Elem {
+    /// An element named `name` without attributes, children or text.
+    pub fn new(name: &str) -> Elem {
+        Elem {
+            name: name.to_owned(),
+            ..Elem::default()
+        }
+    }
+
+    /// `self` with the attribute `key="value"` appended.
+    pub fn with(mut self, key: &str, value: impl Into<String>) -> Elem {
+        self.attrs.push((key.to_owned(), value.into()));
+        self
+    }
+
+    /// `self` with `key="value"` appended when `value` is `Some`.
+    pub fn with_opt(self, key: &str, value: Option<&String>) -> Elem {
+        match value {
+            Some(v) => self.with(key, v.as_str()),
+            None => self,
+        }
+    }
+
+    /// `self` with `child` appended.
+    pub fn push(mut self, child: Elem) -> Elem {
+        self.children.push(child);
+        self
+    }
+
+    /// `<data>` holding `children` (`<data/>` when there are none).
+    pub fn data(children: impl IntoIterator<Item = Elem>) -> Elem {
+        let mut d = Elem::new("data");
+        d.children.extend(children);
+        d
+    }
+
+    /// The value of attribute `key`, if present.
+    pub fn attr(&self, key: &str) -> Option<&str> {
+        self.attrs
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The first child named `name`.
+    pub fn child(&self, name: &str) -> Option<&Elem> {
+        self.children.iter().find(|c| c.name == name)
+    }
+
+    /// The children named `name`, in order.
+    pub fn children_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Elem> + 'a {
+        self.children.iter().filter(move |c| c.name == name)
+    }
+
+    /// Appends the element: `<name a="v"…/>` when it has neither text nor children,
+    /// else `<name a="v"…>text children</name>`; values escaped by [`crate::xml`].
+    pub fn write(&self, w: &mut W<'_>) {
+        w.open(&self.name);
+        for (k, v) in &self.attrs {
+            w.attr(k, v);
+        }
+        if self.children.is_empty() && self.text.is_empty() {
+            w.slash_gt();
+            return;
+        }
+        w.gt();
+        w.text(&self.text);
+        for c in &self.children {
+            c.write(w);
+        }
+        w.close(&self.name);
+    }
+}
+
+/// `<chanib uri="…"/>` or `<chanid key domain value/>`: a room named in a command.
+pub fn chanref_elem(c: &ChanRef) -> Elem {
+    match c {
+        ChanRef::Uri(uri) => Elem::new("chanib").with("uri", uri.as_str()),
+        ChanRef::Id { key, domain, value } => Elem::new("chanid")
+            .with("key", key.to_string())
+            .with("domain", domain.as_str())
+            .with("value", value.as_str()),
+    }
+}
+
+/// Strict unsigned decimal (surrounding XML whitespace allowed; no sign).
+pub fn parse_u64(s: &str) -> Option<u64> {
+    let t = s.trim_matches(|c| matches!(c, ' ' | '\t' | '\r' | '\n'));
+    if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    t.parse().ok()
+}
+
+/// [`parse_u64`] within `u32`.
+pub fn parse_u32(s: &str) -> Option<u32> {
+    parse_u64(s).and_then(|v| u32::try_from(v).ok())
+}
+
+/// `true`/`1` or `false`/`0` (case-insensitive, XML whitespace allowed).
+pub fn parse_bool(s: &str) -> Option<bool> {
+    let t = s.trim_matches(|c| matches!(c, ' ' | '\t' | '\r' | '\n'));
+    if t.eq_ignore_ascii_case("true") || t == "1" {
+        Some(true)
+    } else if t.eq_ignore_ascii_case("false") || t == "0" {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// Reads one command's `<data>`: lookups that fail with a 400 [`XccosError`] whose
+/// reason starts with the command id (`cmd:join: missing chanid or chanib in data`)
+/// and which carries the envelope's addressing (envid, command id, seqid).
+pub struct DataParser<'a> {
+    /// The command's wire id, e.g. `cmd:join`.
+    pub id: &'a str,
+    /// The envelope's envid, the command's seqid (for error replies).
+    envid: Option<u64>,
+    seqid: Option<u64>,
+}
+
+impl<'a> DataParser<'a> {
+    /// A parser for command `id` in envelope `envid` with `seqid`.
+    pub fn new(id: &'a str, envid: Option<u64>, seqid: Option<u64>) -> DataParser<'a> {
+        DataParser { id, envid, seqid }
+    }
+    /// An error with `code` and `reason` (not prefixed), addressed to the command.
+    pub fn err(&self, code: u16, reason: impl Into<String>) -> XccosError {
+        XccosError {
+            code,
+            envid: self.envid,
+            cmd_id: Some(self.id.to_owned()),
+            seqid: self.seqid,
+            reason: reason.into(),
+        }
+    }
+    /// A 400 whose reason is `"{id}: {what}"`.
+    pub fn bad(&self, what: impl std::fmt::Display) -> XccosError {
+        self.err(codes::BAD_REQUEST, format!("{}: {what}", self.id))
+    }
+    /// The `<data>` element; error when absent.
+    pub fn data<'e>(&self, data: Option<&'e Elem>) -> Result<&'e Elem, XccosError> {
+        data.ok_or_else(|| self.bad("missing data element"))
+    }
+    /// The first child `name` of `el`; error when absent.
+    pub fn child<'e>(&self, el: &'e Elem, name: &str) -> Result<&'e Elem, XccosError> {
+        el.child(name)
+            .ok_or_else(|| self.bad(format!("missing {name} in {}", el.name)))
+    }
+    /// Attribute `key` of `el`; error when absent.
+    pub fn attr<'e>(&self, el: &'e Elem, key: &str) -> Result<&'e str, XccosError> {
+        el.attr(key)
+            .ok_or_else(|| self.bad(format!("missing {key} attribute on {}", el.name)))
+    }
+    /// Attribute `key` of `el` as `u32`; error when absent or not a number.
+    pub fn u32_attr(&self, el: &Elem, key: &str) -> Result<u32, XccosError> {
+        let v = self.attr(el, key)?;
+        parse_u32(v).ok_or_else(|| {
+            self.bad(format!(
+                "{} {key} \"{v}\" is not an unsigned 32-bit integer",
+                el.name
+            ))
+        })
+    }
+    /// Attribute `key` of `el` as `u64`; error when absent or not a number.
+    pub fn u64_attr(&self, el: &Elem, key: &str) -> Result<u64, XccosError> {
+        let v = self.attr(el, key)?;
+        parse_u64(v).ok_or_else(|| {
+            self.bad(format!(
+                "{} {key} \"{v}\" is not an unsigned integer",
+                el.name
+            ))
+        })
+    }
+    /// Attribute `key` of `el` as `u64`, 0 when absent.
+    pub fn opt_u64(&self, el: &Elem, key: &str) -> Result<u64, XccosError> {
+        match el.attr(key) {
+            None => Ok(0),
+            Some(_) => self.u64_attr(el, key),
+        }
+    }
+    /// Attribute `key` of `el` as a boolean, `false` when absent.
+    pub fn opt_bool(&self, el: &Elem, key: &str) -> Result<bool, XccosError> {
+        match el.attr(key) {
+            None => Ok(false),
+            Some(v) => parse_bool(v)
+                .ok_or_else(|| self.bad(format!("{} {key} \"{v}\" is not true or false", el.name))),
+        }
+    }
+    /// The first `chanib`/`chanid` child of `d`; error when there is none.
+    pub fn first_chanref(&self, d: &Elem) -> Result<ChanRef, XccosError> {
+        match d
+            .children
+            .iter()
+            .find(|c| c.name == "chanib" || c.name == "chanid")
+        {
+            Some(c) => self.chanref(c, 0),
+            None => Err(self.bad("missing chanid or chanib in data")),
+        }
+    }
+    /// `chanib uri` or `chanid key domain value`; a missing `key` is the batch position.
+    pub fn chanref(&self, c: &Elem, pos: usize) -> Result<ChanRef, XccosError> {
+        if c.name == "chanib" {
+            return Ok(ChanRef::Uri(self.attr(c, "uri")?.to_owned()));
+        }
+        let key = match c.attr("key") {
+            None => u32::try_from(pos).unwrap_or(u32::MAX),
+            Some(_) => self.u32_attr(c, "key")?,
+        };
+        Ok(ChanRef::Id {
+            key,
+            domain: self.attr(c, "domain")?.to_owned(),
+            value: self.attr(c, "value")?.to_owned(),
+        })
+    }
+}
