@@ -4,10 +4,10 @@
 //! output, and `pchat-server compliance verify` reports nothing missing or duplicated.
 //! Loopback only; every wait is bounded.
 
+use pchat_server::cmd::{Cmd, CmdKind, Join};
 use pchat_server::compliance::adapter::{read_output, Format};
 use pchat_server::compliance::EventKind;
 use pchat_server::sip::{parse, response_for, Framer, SipMessage};
-use pchat_server::cmd::{Cmd, CmdKind, Join};
 use pchat_server::xccos::{Body, ChanRef, Envelope, GrpChat};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};

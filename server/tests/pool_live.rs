@@ -4,9 +4,9 @@
 //! renewal; `compliance verify` finds nothing lost or duplicated. Skipped (with the
 //! reason) without PostgreSQL, failed under `CI=true` (store::pg_harness).
 
+use pchat_server::cmd::{Cmd, CmdKind, Join};
 use pchat_server::sip::{parse, response_for, Framer, SipMessage};
 use pchat_server::store::pg_harness::TempPg;
-use pchat_server::cmd::{Cmd, CmdKind, Join};
 use pchat_server::xccos::{Body, ChanRef, Envelope, GrpChat};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};

@@ -9,9 +9,9 @@
 
 use crate::transcript::Transcript;
 use bytes::Bytes;
+use pchat_server::cmd::{Cmd, CmdKind};
 use pchat_server::ids::IdGen;
 use pchat_server::sip::{parse, response_for, Framer, Request, Response, SipMessage};
-use pchat_server::cmd::{Cmd, CmdKind};
 use pchat_server::xccos::{self, Body, Envelope, GrpChat, Rpl};
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};

@@ -17,8 +17,8 @@
 use crate::client::Client;
 use crate::http::{send, HttpRequest};
 use crate::transcript::Transcript;
-use pchat_server::config::{Invitations, RoomConfig, RoomType};
 use pchat_server::cmd::{CmdKind, GetHttpToken};
+use pchat_server::config::{Invitations, RoomConfig, RoomType};
 use pchat_server::xccos::RplData;
 use serde_json::json;
 

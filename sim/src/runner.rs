@@ -493,7 +493,9 @@ impl Session {
         for room in &self.rooms {
             let chan = pchat_server::xccos::ChanRef::Uri(room.clone());
             let _ = client
-                .command(pchat_server::cmd::CmdKind::Join(pchat_server::cmd::Join { chan }))
+                .command(pchat_server::cmd::CmdKind::Join(pchat_server::cmd::Join {
+                    chan,
+                }))
                 .await;
         }
     }

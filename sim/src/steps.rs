@@ -7,13 +7,13 @@ use crate::expect::{check_contains, check_received, check_rpl, check_status, mat
 pub use crate::expect::{room_uri_of, StepResult};
 use crate::step::{Action, Expect, ReceiveKind, Role, Step};
 use bytes::Bytes;
-use pchat_server::ids::room_guid;
 use pchat_server::cmd::associations::AssocRole;
 use pchat_server::cmd::history::BcQuery;
 use pchat_server::cmd::{
     BJoin, BcContext, ChanSrch, CmdKind, GetAssociations, GetInv, GetServerInfo, Join, Part,
     RequestUri,
 };
+use pchat_server::ids::room_guid;
 use pchat_server::xccos::{ChanRef, RplData};
 use std::time::Duration;
 
@@ -128,14 +128,24 @@ async fn exec_action(client: &mut Client, step: &Step) -> StepResult {
         Action::Requri {} => requri(client, e).await,
         Action::Getserverinfo {} => {
             let info_type = "123".into();
-            command(client, CmdKind::GetServerInfo(GetServerInfo { domain, info_type }), e).await
+            command(
+                client,
+                CmdKind::GetServerInfo(GetServerInfo { domain, info_type }),
+                e,
+            )
+            .await
         }
         Action::Getassociations { role } => {
             let role = match role {
                 Some(Role::Manager) => AssocRole::Manager,
                 _ => AssocRole::Member,
             };
-            command(client, CmdKind::GetAssociations(GetAssociations { role }), e).await
+            command(
+                client,
+                CmdKind::GetAssociations(GetAssociations { role }),
+                e,
+            )
+            .await
         }
         Action::Bjoin { rooms } => {
             let chans = bjoin_chans(&domain, rooms);
@@ -243,7 +253,10 @@ async fn exec_more(client: &mut Client, step: &Step, room: &str) -> StepResult {
 }
 
 async fn requri(client: &mut Client, e: &Expect) -> StepResult {
-    let (resp, rpl) = client.command(CmdKind::RequestUri(RequestUri)).await.map_err(|e| e.0)?;
+    let (resp, rpl) = client
+        .command(CmdKind::RequestUri(RequestUri))
+        .await
+        .map_err(|e| e.0)?;
     check_status(&resp, e, 200)?;
     let Some(rpl) = rpl else {
         return Ok(format!("SIP {}", resp.code));
@@ -370,9 +383,13 @@ async fn sign_in(client: &mut Client, rooms: &[toml::Spanned<String>]) -> StepRe
         .map_err(|m| format!("sign-in step 5 bjoin: {m}"))?;
         for c in chans {
             let query = BcQuery::Last { cnt: 25 };
-            command(client, CmdKind::BcContext(BcContext { chan: c, query }), &ok)
-                .await
-                .map_err(|m| format!("sign-in step 6 bccontext: {m}"))?;
+            command(
+                client,
+                CmdKind::BcContext(BcContext { chan: c, query }),
+                &ok,
+            )
+            .await
+            .map_err(|m| format!("sign-in step 6 bccontext: {m}"))?;
         }
     }
     let invite_id = "1".into();

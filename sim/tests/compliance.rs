@@ -19,14 +19,14 @@
 //! --ignored` replays.
 
 use pchat_server::clock::{TokioClock, SIM_EPOCH_MS};
+use pchat_server::cmd::history::BcQuery;
+use pchat_server::cmd::{BcContext, CmdKind, Join};
 use pchat_server::compliance::adapter::{read_output, Format};
 use pchat_server::compliance::verify::verify;
 use pchat_server::compliance::worker::adapter_for;
 use pchat_server::compliance::{ComplianceDb, EventKind, Fault, FaultHook, FaultPoint, Worker};
 use pchat_server::config::{AdapterKind, Config, RunInterval};
 use pchat_server::store::{HookedStore, SqliteStore, StoreError, StoreHook, StoreOp};
-use pchat_server::cmd::history::BcQuery;
-use pchat_server::cmd::{BcContext, CmdKind, Join};
 use pchat_server::xccos::ChanRef;
 use pchat_sim::client::Client;
 use pchat_sim::transcript::Transcript;

@@ -6,13 +6,13 @@
 
 use bytes::Bytes;
 use pchat_server::clock::TokioClock;
+use pchat_server::cmd::{CmdKind, GetFileToken, GetHttpToken, Join};
 use pchat_server::compliance::adapter::read_output;
 use pchat_server::compliance::jsonl::Jsonl;
 use pchat_server::compliance::EventKind;
 use pchat_server::config::Config;
 use pchat_server::files::FileStore;
 use pchat_server::store::{SqliteStore, Store};
-use pchat_server::cmd::{CmdKind, GetFileToken, GetHttpToken, Join};
 use pchat_server::xccos::RplData;
 use pchat_sim::client::Client;
 use pchat_sim::http::{encode_segment, send, HttpRequest, HttpResponse};

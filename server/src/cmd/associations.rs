@@ -60,7 +60,6 @@ impl AssocRole {
     }
 }
 
-
 /// Rooms where the user is a member (managers and presenters included) or a manager,
 /// by name; only rooms the user may find (a denied user gets none).
 pub fn handle(core: &Core, ctx: &Ctx, role: AssocRole) -> CmdResult {

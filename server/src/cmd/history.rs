@@ -136,7 +136,6 @@ impl BcQuery {
     }
 }
 
-
 fn time(what: &str, s: &str) -> Result<i64, CmdError> {
     parse_iso8601(s).ok_or_else(|| {
         CmdError::new(

@@ -5,7 +5,7 @@
 //! with `xccos::parse` and decodes commands itself (`cmd::on_xccos`).
 
 use super::{decode, Cmd};
-use crate::xccos::{self, GrpChat, Ntc, Rpl, XccosError};
+use crate::xccos::{self, XccosError};
 
 /// One XCCOS message (`XCCOS.md` "Envelope"), command decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,17 +17,7 @@ pub struct Envelope {
 }
 
 /// The single child element of `<xccos>`, command decoded.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Body {
-    /// `<cmd>`: client request.
-    Cmd(Cmd),
-    /// `<rpl>`: server reply to a `cmd`.
-    Rpl(Rpl),
-    /// `<ntc>`: unsolicited server notice.
-    Ntc(Ntc),
-    /// `<grpchat>`: a chat message, either direction.
-    GrpChat(GrpChat),
-}
+pub type Body = xccos::Body<Cmd>;
 
 /// Parses one XCCOS body and decodes its command, if any.
 ///
@@ -35,30 +25,17 @@ pub enum Body {
 /// [`crate::xccos::parse`]'s, then [`super::decode`]'s (400, 501).
 pub fn parse(input: &[u8]) -> Result<Envelope, XccosError> {
     let env = xccos::parse(input)?;
-    let body = match env.body {
-        xccos::Body::Cmd(el) => Body::Cmd(decode(env.envid, &el)?),
-        xccos::Body::Rpl(r) => Body::Rpl(r),
-        xccos::Body::Ntc(n) => Body::Ntc(n),
-        xccos::Body::GrpChat(g) => Body::GrpChat(g),
-    };
-    Ok(Envelope {
-        envid: env.envid,
-        body,
-    })
+    let envid = env.envid;
+    let body = env.body.try_map_cmd(|el| decode(envid, &el))?;
+    Ok(Envelope { envid, body })
 }
 
 impl Envelope {
     /// The wire form (the command as its element).
     pub fn to_wire(&self) -> xccos::Envelope {
-        let body = match &self.body {
-            Body::Cmd(c) => xccos::Body::Cmd(c.to_elem()),
-            Body::Rpl(r) => xccos::Body::Rpl(r.clone()),
-            Body::Ntc(n) => xccos::Body::Ntc(n.clone()),
-            Body::GrpChat(g) => xccos::Body::GrpChat(g.clone()),
-        };
         xccos::Envelope {
             envid: self.envid,
-            body,
+            body: self.body.clone().map_cmd(|c| c.to_elem()),
         }
     }
 

@@ -178,9 +178,8 @@ pub fn decode(envid: u64, el: &Elem) -> Result<Cmd, XccosError> {
     }
     let seqid = match el.attr("seqid") {
         None => return Err(p.bad("missing seqid attribute")),
-        Some(v) => {
-            parse_u64(v).ok_or_else(|| p.bad(format!("seqid \"{v}\" is not an unsigned integer")))?
-        }
+        Some(v) => parse_u64(v)
+            .ok_or_else(|| p.bad(format!("seqid \"{v}\" is not an unsigned integer")))?,
     };
     match CmdKind::parse(&p, el.child("data")) {
         Some(kind) => Ok(Cmd { seqid, kind: kind? }),

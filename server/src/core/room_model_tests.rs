@@ -8,15 +8,15 @@
 use super::*;
 use crate::channel::authz;
 use crate::clock::ManualClock;
-use crate::config::{CategoryConfig, Config, Privacy, RoomConfig, RoomType};
-use crate::sip::parse;
-use crate::store::SqliteStore;
 use crate::cmd::history::BcQuery;
 use crate::cmd::manage::{RoleChange, RoomAttrs};
 use crate::cmd::{
     BJoin, BcContext, ChanSrch, Cmd, CmdKind, CreateRoom, GetAssociations, GetInv, GetPref, Join,
     NodesPermCreateChild, Part, SetPref, UpdateRoom,
 };
+use crate::config::{CategoryConfig, Config, Privacy, RoomConfig, RoomType};
+use crate::sip::parse;
+use crate::store::SqliteStore;
 use crate::xccos::{self, ChanRef, RplData};
 use proptest::prelude::*;
 
@@ -784,7 +784,8 @@ fn run_ops(cats: Vec<CatSpec>, rooms: Vec<RoomSpec>, ops: Vec<POp>) -> Result<()
                 } else {
                     crate::cmd::associations::AssocRole::Member
                 };
-                h.cmd(u, CmdKind::GetAssociations(GetAssociations { role })).0
+                h.cmd(u, CmdKind::GetAssociations(GetAssociations { role }))
+                    .0
             }
             POp::GetInv(u) => {
                 h.cmd(

@@ -15,13 +15,13 @@ use super::api::{
 use super::tokens::{Direction, TokenError};
 use crate::channel::authz::{self, Op};
 use crate::channel::{DialogId, Room};
+use crate::cmd::manage::{RoleChange, RoomAttrs};
 use crate::cmd::{CmdError, Ctx};
 use crate::compliance::record::{event_at, with_event};
 use crate::compliance::EventKind;
 use crate::core::{Action, Core};
 use crate::files::{check_name, FileStore, Staged};
 use crate::store::{FileRecord, NewMessage};
-use crate::cmd::manage::{RoleChange, RoomAttrs};
 use crate::xccos::{codes, ChanRef};
 
 pub use super::state::WebState;

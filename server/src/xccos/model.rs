@@ -47,18 +47,41 @@ pub struct Envelope {
     pub body: Body,
 }
 
-/// The single child element of `<xccos>` (`XCCOS.md` "Envelope").
+/// The single child element of `<xccos>` (`XCCOS.md` "Envelope"). On the wire a
+/// command is its element (`C` = [`Elem`]); `crate::cmd::message::Body` is the same
+/// enum with the command decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Body {
+pub enum Body<C = Elem> {
     /// `<cmd id="cmd:…" seqid="N"><data>…</data></cmd>`: a client request, as its
     /// element; `crate::cmd` decodes it by id (`cmd::decode`) and writes typed requests.
-    Cmd(Elem),
+    Cmd(C),
     /// `<rpl>`: server reply to a `cmd`.
     Rpl(Rpl),
     /// `<ntc>`: unsolicited server notice.
     Ntc(Ntc),
     /// `<grpchat>`: a chat message, either direction.
     GrpChat(GrpChat),
+}
+
+impl<C> Body<C> {
+    /// The same message with its command converted by `f`; replies, notices and chat
+    /// messages are moved over unchanged. Errors: `f`'s.
+    pub fn try_map_cmd<D, E>(self, f: impl FnOnce(C) -> Result<D, E>) -> Result<Body<D>, E> {
+        Ok(match self {
+            Body::Cmd(c) => Body::Cmd(f(c)?),
+            Body::Rpl(r) => Body::Rpl(r),
+            Body::Ntc(n) => Body::Ntc(n),
+            Body::GrpChat(g) => Body::GrpChat(g),
+        })
+    }
+
+    /// The same message with its command converted by `f` (see [`Body::try_map_cmd`]).
+    pub fn map_cmd<D>(self, f: impl FnOnce(C) -> D) -> Body<D> {
+        match self.try_map_cmd(|c| Ok::<D, std::convert::Infallible>(f(c))) {
+            Ok(b) => b,
+            Err(never) => match never {},
+        }
+    }
 }
 
 /// A room named in a command (`XCCOS.md` "Identifiers"):

@@ -1135,8 +1135,7 @@ fn every_registered_command_round_trips() {
             _ => None,
         })
         .collect();
-    let registered: std::collections::BTreeSet<&str> =
-        CmdKind::registered().collect();
+    let registered: std::collections::BTreeSet<&str> = CmdKind::registered().collect();
     assert_eq!(written, registered);
     for e in &samples {
         round_trip(e);
@@ -1172,8 +1171,10 @@ fn chanref() -> BoxedStrategy<ChanRef> {
 fn cmd_kind() -> BoxedStrategy<CmdKind> {
     prop_oneof![
         Just(CmdKind::RequestUri(RequestUri)),
-        (text(), text())
-            .prop_map(|(domain, info_type)| CmdKind::GetServerInfo(GetServerInfo { domain, info_type })),
+        (text(), text()).prop_map(|(domain, info_type)| CmdKind::GetServerInfo(GetServerInfo {
+            domain,
+            info_type
+        })),
         prop_oneof![Just(AssocRole::Member), Just(AssocRole::Manager)]
             .prop_map(|role| CmdKind::GetAssociations(GetAssociations { role })),
         prop::collection::vec(chanref(), 1..5).prop_map(|chans| CmdKind::BJoin(BJoin { chans })),
@@ -1187,11 +1188,13 @@ fn cmd_kind() -> BoxedStrategy<CmdKind> {
                 create_default,
             })
         }),
-        (text(), any::<u64>(), text()).prop_map(|(label, seqid, content)| CmdKind::SetPref(SetPref {
-            label,
-            seqid,
-            content
-        })),
+        (text(), any::<u64>(), text()).prop_map(|(label, seqid, content)| CmdKind::SetPref(
+            SetPref {
+                label,
+                seqid,
+                content
+            }
+        )),
         (room_attrs(), prop::collection::vec(role_change(), 0..3)).prop_map(|(attrs, users)| {
             CmdKind::CreateRoom(CreateRoom {
                 attrs: Box::new(attrs),
@@ -1204,18 +1207,23 @@ fn cmd_kind() -> BoxedStrategy<CmdKind> {
             prop::collection::vec(role_change(), 0..3),
             prop::collection::vec(role_change(), 0..3)
         )
-            .prop_map(|(chan, attrs, add, remove)| CmdKind::UpdateRoom(UpdateRoom {
-                chan,
-                attrs: Box::new(attrs),
-                add,
-                remove
-            })),
-        (text(), text()).prop_map(|(invite_id, domain)| CmdKind::GetInv(GetInv { invite_id, domain })),
-        (text(), text(), any::<bool>()).prop_map(|(qtype, criteria, extended)| CmdKind::ChanSrch(ChanSrch {
-            qtype,
-            criteria,
-            extended
-        })),
+            .prop_map(
+                |(chan, attrs, add, remove)| CmdKind::UpdateRoom(UpdateRoom {
+                    chan,
+                    attrs: Box::new(attrs),
+                    add,
+                    remove
+                })
+            ),
+        (text(), text())
+            .prop_map(|(invite_id, domain)| CmdKind::GetInv(GetInv { invite_id, domain })),
+        (text(), text(), any::<bool>()).prop_map(|(qtype, criteria, extended)| CmdKind::ChanSrch(
+            ChanSrch {
+                qtype,
+                criteria,
+                extended
+            }
+        )),
         Just(CmdKind::NodesPermCreateChild(NodesPermCreateChild)),
     ]
     .boxed()

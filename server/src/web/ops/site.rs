@@ -16,6 +16,7 @@ use super::{
 use crate::auth::password::PasswordError;
 use crate::channel::authz::{self, Op};
 use crate::channel::{DialogId, Room};
+use crate::cmd::history::BcQuery;
 use crate::cmd::Ctx;
 use crate::core::{ConnId, Core};
 use crate::web::api::site::{
@@ -23,7 +24,6 @@ use crate::web::api::site::{
 };
 use crate::web::api::HttpReply;
 use crate::web::state::WebSession;
-use crate::cmd::history::BcQuery;
 use crate::xccos::{ChanRef, RplData};
 
 /// Most sessions held at once; signing in beyond it ends the session closest to expiry.
