@@ -7,9 +7,153 @@
 //! its typed request into one (`crate::cmd`, the mini-redis `Frame` of this protocol).
 
 use super::codes;
-use super::parse::XccosError;
-use super::write::W;
-use super::ChanRef;
+use crate::xml::{escape_attr_into, escape_text_into};
+
+/// Why a body could not be parsed, with whatever addressing information was
+/// readable before the defect, so the server can still send an error reply
+/// (see [`XccosError::to_rpl`]). `Display` prints `reason`.
+///
+/// Codes: 400 for not-well-formed XML, wrong root element or namespace, missing
+/// or non-numeric `envid`, not exactly one child, an unknown message element,
+/// or a known command with missing/invalid data; 413 for a body over
+/// [`super::MAX_BODY`]; 501 for a `cmd` with an unknown id (from `crate::cmd::decode`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct XccosError {
+    /// Reply code to answer with (see [`codes`]).
+    pub code: u16,
+    /// The envelope's `envid`, if it was readable.
+    pub envid: Option<u64>,
+    /// The `id` of the `cmd` (or `"grpchat"` for a `grpchat`), if readable.
+    pub cmd_id: Option<String>,
+    /// The `seqid` of the `cmd`/`grpchat`, if readable.
+    pub seqid: Option<u64>,
+    /// Precise description of the defect, e.g. `cmd:join: missing chanid or chanib in data`.
+    pub reason: String,
+}
+
+/// A room named in a command (`XCCOS.md` "Identifiers"):
+/// `<chanib uri="ma-chan://D/G"/>` or `<chanid key="0" domain="D" value="G"/>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChanRef {
+    /// `<chanib uri="ma-chan://D/G"/>`: the full room URI.
+    Uri(String),
+    /// `<chanid key="K" domain="D" value="G"/>`: the URI split into domain and
+    /// room GUID; `key` is the position in a batch (0, 1, 2, …).
+    Id {
+        /// Position in the batch (`key` attribute).
+        key: u32,
+        /// Room domain, e.g. `contoso.com`.
+        domain: String,
+        /// Room GUID.
+        value: String,
+    },
+}
+
+impl ChanRef {
+    /// The room URI: `Uri(u)` => `u`, `Id` => `"ma-chan://{domain}/{value}"`.
+    pub fn to_uri(&self) -> String {
+        match self {
+            ChanRef::Uri(u) => u.clone(),
+            ChanRef::Id { domain, value, .. } => format!("ma-chan://{domain}/{value}"),
+        }
+    }
+}
+
+/// The reply id for any command id: `"cmd:X"` => `"rpl:X"`, except
+/// `"cmd:getserverinfo"` => `"rpl:getservinfo"` and the file-token commands
+/// `"cmd:getfutok"`/`"cmd:getfdtok"` => `"rpl:getftok"` (`XCCOS.md` table).
+/// Any other id (without the `cmd:` prefix) gets `"rpl:"` prepended.
+/// Used to address error replies to commands the parser could not fully decode.
+pub fn reply_id_for(cmd_id: &str) -> String {
+    match cmd_id {
+        "cmd:getserverinfo" => "rpl:getservinfo".to_owned(),
+        "cmd:getfutok" | "cmd:getfdtok" => "rpl:getftok".to_owned(),
+        _ => match cmd_id.strip_prefix("cmd:") {
+            Some(rest) => format!("rpl:{rest}"),
+            None => format!("rpl:{cmd_id}"),
+        },
+    }
+}
+
+/// `"true"` or `"false"`.
+pub(crate) fn bool_str(b: bool) -> &'static str {
+    if b {
+        "true"
+    } else {
+        "false"
+    }
+}
+
+pub(crate) fn push_u64(out: &mut Vec<u8>, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
+/// Thin writer over the output buffer: the XCCOS wire shapes are appended directly.
+pub struct W<'a>(pub &'a mut Vec<u8>);
+
+impl W<'_> {
+    pub fn raw(&mut self, s: &str) {
+        self.0.extend_from_slice(s.as_bytes());
+    }
+    /// `<name`
+    pub fn open(&mut self, name: &str) {
+        self.0.push(b'<');
+        self.raw(name);
+    }
+    /// ` name="value"` (escaped)
+    pub fn attr(&mut self, name: &str, value: &str) {
+        self.0.push(b' ');
+        self.raw(name);
+        self.0.extend_from_slice(b"=\"");
+        escape_attr_into(self.0, value);
+        self.0.push(b'"');
+    }
+    pub fn attr_u64(&mut self, name: &str, value: u64) {
+        self.0.push(b' ');
+        self.raw(name);
+        self.0.extend_from_slice(b"=\"");
+        push_u64(self.0, value);
+        self.0.push(b'"');
+    }
+    pub fn attr_ids(&mut self, name: &str, ids: &[u32]) {
+        self.0.push(b' ');
+        self.raw(name);
+        self.0.extend_from_slice(b"=\"");
+        for (i, id) in ids.iter().enumerate() {
+            if i > 0 {
+                self.0.push(b',');
+            }
+            push_u64(self.0, u64::from(*id));
+        }
+        self.0.push(b'"');
+    }
+    pub fn gt(&mut self) {
+        self.0.push(b'>');
+    }
+    pub fn slash_gt(&mut self) {
+        self.0.extend_from_slice(b"/>");
+    }
+    /// `</name>`
+    pub fn close(&mut self, name: &str) {
+        self.0.extend_from_slice(b"</");
+        self.raw(name);
+        self.0.push(b'>');
+    }
+    pub fn text(&mut self, s: &str) {
+        escape_text_into(self.0, s);
+    }
+}
 
 /// A parsed element: local name, attributes (full names, unescaped values, in document
 /// order), child elements and the concatenation of its own text/CDATA/references.

@@ -18,7 +18,7 @@ pub mod model;
 pub mod parse;
 pub mod write;
 
-pub use self::elem::Elem;
+pub use self::elem::{reply_id_for, ChanRef, Elem};
 pub use self::model::*;
 pub use self::parse::{parse, XccosError, MAX_BODY, MAX_DEPTH};
 

@@ -84,50 +84,6 @@ impl<C> Body<C> {
     }
 }
 
-/// A room named in a command (`XCCOS.md` "Identifiers"):
-/// `<chanib uri="ma-chan://D/G"/>` or `<chanid key="0" domain="D" value="G"/>`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ChanRef {
-    /// `<chanib uri="ma-chan://D/G"/>`: the full room URI.
-    Uri(String),
-    /// `<chanid key="K" domain="D" value="G"/>`: the URI split into domain and
-    /// room GUID; `key` is the position in a batch (0, 1, 2, …).
-    Id {
-        /// Position in the batch (`key` attribute).
-        key: u32,
-        /// Room domain, e.g. `contoso.com`.
-        domain: String,
-        /// Room GUID.
-        value: String,
-    },
-}
-
-impl ChanRef {
-    /// The room URI: `Uri(u)` => `u`, `Id` => `"ma-chan://{domain}/{value}"`.
-    pub fn to_uri(&self) -> String {
-        match self {
-            ChanRef::Uri(u) => u.clone(),
-            ChanRef::Id { domain, value, .. } => format!("ma-chan://{domain}/{value}"),
-        }
-    }
-}
-
-/// The reply id for any command id: `"cmd:X"` => `"rpl:X"`, except
-/// `"cmd:getserverinfo"` => `"rpl:getservinfo"` and the file-token commands
-/// `"cmd:getfutok"`/`"cmd:getfdtok"` => `"rpl:getftok"` (`XCCOS.md` table).
-/// Any other id (without the `cmd:` prefix) gets `"rpl:"` prepended.
-/// Used to address error replies to commands the parser could not fully decode.
-pub fn reply_id_for(cmd_id: &str) -> String {
-    match cmd_id {
-        "cmd:getserverinfo" => "rpl:getservinfo".to_owned(),
-        "cmd:getfutok" | "cmd:getfdtok" => "rpl:getftok".to_owned(),
-        _ => match cmd_id.strip_prefix("cmd:") {
-            Some(rest) => format!("rpl:{rest}"),
-            None => format!("rpl:{cmd_id}"),
-        },
-    }
-}
-
 /// A server reply (`XCCOS.md` "Request and reply"):
 /// `<rpl id="rpl:…" seqid="N"><commandid seqid="S" envid="E"/><resp code="200">SUCCESS_OK</resp><data>…</data></rpl>`
 /// (children written in this order, each only when present).

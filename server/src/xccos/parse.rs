@@ -18,7 +18,8 @@ use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
 
 use super::codes;
-use super::elem::{parse_bool, parse_u32, parse_u64, Elem};
+pub use super::elem::XccosError;
+use super::elem::{parse_bool, parse_u32, parse_u64, reply_id_for, Elem};
 use super::model::*;
 
 /// Largest accepted body in bytes (1 MiB); larger bodies fail with code 413.
@@ -27,29 +28,6 @@ pub const MAX_BODY: usize = 1 << 20;
 /// Deepest accepted element nesting (the root counts as level 1); deeper input
 /// fails with code 400.
 pub const MAX_DEPTH: usize = 32;
-
-/// Why a body could not be parsed, with whatever addressing information was
-/// readable before the defect, so the server can still send an error reply
-/// (see [`XccosError::to_rpl`]). `Display` prints `reason`.
-///
-/// Codes: 400 for not-well-formed XML, wrong root element or namespace, missing
-/// or non-numeric `envid`, not exactly one child, an unknown message element,
-/// or a known command with missing/invalid data; 413 for a body over
-/// [`MAX_BODY`]; 501 for a `cmd` with an unknown id.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{reason}")]
-pub struct XccosError {
-    /// Reply code to answer with (see [`codes`]).
-    pub code: u16,
-    /// The envelope's `envid`, if it was readable.
-    pub envid: Option<u64>,
-    /// The `id` of the `cmd` (or `"grpchat"` for a `grpchat`), if readable.
-    pub cmd_id: Option<String>,
-    /// The `seqid` of the `cmd`/`grpchat`, if readable.
-    pub seqid: Option<u64>,
-    /// Precise description of the defect, e.g. `cmd:join: missing chanid or chanib in data`.
-    pub reason: String,
-}
 
 impl XccosError {
     /// An error reply to the command that failed to parse: id from

@@ -7,6 +7,7 @@
 //! (not through quick-xml's `Writer` as in [`crate::xml::Doc`]): this runs once per
 //! relayed post and per reply, and its output is byte-for-byte the wire format.
 
+use super::elem::{bool_str, push_u64, W};
 use super::model::*;
 pub use crate::xml::{escape_attr_into, escape_text_into};
 
@@ -48,83 +49,7 @@ impl Envelope {
     }
 }
 
-/// `"true"` or `"false"`.
-fn bool_str(b: bool) -> &'static str {
-    if b {
-        "true"
-    } else {
-        "false"
-    }
-}
-
-fn push_u64(out: &mut Vec<u8>, mut n: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&buf[i..]);
-}
-
-/// Thin writer over the output buffer: the XCCOS wire shapes are appended directly.
-pub struct W<'a>(pub &'a mut Vec<u8>);
-
 impl W<'_> {
-    pub fn raw(&mut self, s: &str) {
-        self.0.extend_from_slice(s.as_bytes());
-    }
-    /// `<name`
-    pub fn open(&mut self, name: &str) {
-        self.0.push(b'<');
-        self.raw(name);
-    }
-    /// ` name="value"` (escaped)
-    pub fn attr(&mut self, name: &str, value: &str) {
-        self.0.push(b' ');
-        self.raw(name);
-        self.0.extend_from_slice(b"=\"");
-        escape_attr_into(self.0, value);
-        self.0.push(b'"');
-    }
-    fn attr_u64(&mut self, name: &str, value: u64) {
-        self.0.push(b' ');
-        self.raw(name);
-        self.0.extend_from_slice(b"=\"");
-        push_u64(self.0, value);
-        self.0.push(b'"');
-    }
-    fn attr_ids(&mut self, name: &str, ids: &[u32]) {
-        self.0.push(b' ');
-        self.raw(name);
-        self.0.extend_from_slice(b"=\"");
-        for (i, id) in ids.iter().enumerate() {
-            if i > 0 {
-                self.0.push(b',');
-            }
-            push_u64(self.0, u64::from(*id));
-        }
-        self.0.push(b'"');
-    }
-    pub fn gt(&mut self) {
-        self.0.push(b'>');
-    }
-    pub fn slash_gt(&mut self) {
-        self.0.extend_from_slice(b"/>");
-    }
-    /// `</name>`
-    pub fn close(&mut self, name: &str) {
-        self.0.extend_from_slice(b"</");
-        self.raw(name);
-        self.0.push(b'>');
-    }
-    pub fn text(&mut self, s: &str) {
-        escape_text_into(self.0, s);
-    }
     /// `<name>text</name>`
     fn text_elem(&mut self, name: &str, id: &str, text: &str) {
         self.open(name);
