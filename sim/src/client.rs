@@ -77,7 +77,7 @@ impl ClientDialog {
     /// From and their To (both tagged), the Call-ID, CSeq `cseq method` and `via`.
     fn request(&self, method: &str, cseq: u32, via: String) -> Request {
         let mut req = Request {
-            method: method.to_string(),
+            method: method.into(),
             uri: self.target.clone(),
             headers: Default::default(),
             body: Bytes::new(),
@@ -333,7 +333,7 @@ impl Client {
     fn out_of_dialog(&mut self, method: &str, ruri: &str, to: &str) -> Request {
         self.cseq += 1;
         let mut req = Request {
-            method: method.to_string(),
+            method: method.into(),
             uri: ruri.to_string(),
             headers: Default::default(),
             body: Bytes::new(),

@@ -254,7 +254,7 @@ impl Core {
             local_party: format!("{to_value};tag={local_tag}"),
             remote_party: from_value.to_string(),
             user: format!("sip:{}", uri_key(&user)),
-            remote_target: contact,
+            remote_target: contact.to_string(),
             local_cseq: 0,
             remote_cseq: req.cseq().map_or(0, |c| c.0),
             confirmed: false,
