@@ -10,7 +10,7 @@
 use crate::transcript::Transcript;
 use bytes::Bytes;
 use pchat_server::ids::IdGen;
-use pchat_server::sip::{parse, response_for, Framer, Request, Response, SipMessage};
+use pchat_server::sip::{parse_frame, response_for, Framer, Request, Response, SipMessage};
 use pchat_server::xccos::{self, Body, Cmd, CmdKind, Envelope, GrpChat, Rpl};
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -747,7 +747,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 }
             };
             transcript.record("server", &name, &frame);
-            let item = match parse(&frame) {
+            let item = match parse_frame(&frame) {
                 Ok(SipMessage::Response(resp)) => Incoming::Response(resp),
                 Ok(SipMessage::Request(req)) => {
                     let abandoned = req
