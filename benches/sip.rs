@@ -4,8 +4,8 @@
 //! 200 OK serialization. `benches/codec.rs` has the combined
 //! "parse + 200 OK" figure. Run: `cargo bench --bench sip`.
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use bytes::Bytes;
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use pchat_server::sip::{parse, parse_frame, response_for, SipMessage};
 use std::hint::black_box;
 
@@ -80,7 +80,11 @@ fn bench_parse(c: &mut Criterion) {
         "rsip parses the long form"
     );
     assert!(parse_typed(&long) > 0 && parse_typed(&compact) > 0);
-    assert_eq!(parse(&long), parse(&compact), "same message, either spelling");
+    assert_eq!(
+        parse(&long),
+        parse(&compact),
+        "same message, either spelling"
+    );
     let mut g = c.benchmark_group("sip_parse");
     g.throughput(Throughput::Bytes(long.len() as u64));
     g.bench_function("plain_scan", |b| b.iter(|| plain_scan(black_box(&long))));

@@ -10,7 +10,7 @@
 use crate::transcript::Transcript;
 use bytes::Bytes;
 use pchat_server::ids::IdGen;
-use pchat_server::sip::{parse_frame, response_for, Framer, Request, Response, SipMessage};
+use pchat_server::sip::{encode_response_for, parse_frame, Framer, Request, Response, SipMessage};
 use pchat_server::xccos::{self, Body, Cmd, CmdKind, Envelope, GrpChat, Rpl};
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -754,12 +754,12 @@ async fn read_loop<R: AsyncRead + Unpin>(
                         .call_id()
                         .is_some_and(|c| stale.lock().is_ok_and(|s| s.contains(c)));
                     if abandoned {
-                        let gone = response_for(&req, 487, "Request Terminated").encode();
+                        let gone = encode_response_for(&req, 487, "Request Terminated");
                         transcript.record(&name, "server", &gone);
                         let _ = out.send(gone).await;
                         continue;
                     }
-                    let ok = response_for(&req, 200, "OK").encode();
+                    let ok = encode_response_for(&req, 200, "OK");
                     transcript.record(&name, "server", &ok);
                     let _ = out.send(ok).await;
                     if req.method != "INFO" {

@@ -5,10 +5,11 @@
 
 use super::headers::{Headers, Span};
 use super::normalize::{
-    canonical_long, expand_compact, is_tight, is_token_byte, split_top_level, tighten,
-    FREE_TEXT, LIST_HEADERS,
+    canonical_long, expand_compact, is_tight, is_token_byte, split_top_level, tighten, FREE_TEXT,
+    LIST_HEADERS,
 };
 pub use super::typed::Method;
+
 use super::typed::{tag_of, CSeq, NameAddr, Typed, Via};
 use bytes::Bytes;
 
@@ -112,10 +113,14 @@ macro_rules! dialog_accessors {
         }
         /// `branch` parameter of the top Via.
         pub fn branch(&self) -> Option<&str> {
-            self.headers.get_canonical("Via")?.split(';').skip(1).find_map(|p| {
-                let (k, v) = p.split_once('=')?;
-                k.trim().eq_ignore_ascii_case("branch").then(|| v.trim())
-            })
+            self.headers
+                .get_canonical("Via")?
+                .split(';')
+                .skip(1)
+                .find_map(|p| {
+                    let (k, v) = p.split_once('=')?;
+                    k.trim().eq_ignore_ascii_case("branch").then(|| v.trim())
+                })
         }
         /// The dialog headers typed (top Via, From, To, Call-ID, CSeq, first Contact),
         /// borrowed from the message; `None` when one is missing or malformed (never
@@ -206,6 +211,25 @@ pub fn response_for(req: &Request, code: u16, reason: &str) -> Response {
         headers,
         body: Bytes::new(),
     }
+}
+
+/// `response_for(req, code, reason).encode()`, written straight into one buffer (the
+/// same bytes, one allocation): what the simulator's client answers each relay with.
+pub fn encode_response_for(req: &Request, code: u16, reason: &str) -> Bytes {
+    use std::io::Write as _;
+    let mut out = Vec::with_capacity(64 + req.headers.text_len());
+    let _ = write!(out, "SIP/2.0 {code} {reason}\r\n");
+    let vias = req.headers.iter().filter(|(n, _)| *n == "Via");
+    let rest = ["From", "To", "Call-ID", "CSeq"]
+        .into_iter()
+        .filter_map(|n| Some((n, req.headers.get_canonical(n)?)));
+    for (name, value) in vias.chain(rest) {
+        for part in [name, ": ", value, "\r\n"] {
+            out.extend_from_slice(part.as_bytes());
+        }
+    }
+    out.extend_from_slice(b"Content-Length: 0\r\n\r\n");
+    Bytes::from(out)
 }
 
 /// Start-line checks, so the reason is precise: `Method SP Request-URI SP SIP/2.0`
@@ -498,8 +522,8 @@ fn parse_with(
             body: body_of(body_offset..body_offset + body_len),
         }));
     }
-    let cseq_method = CSeq::parse(headers.get_canonical("CSeq").unwrap_or_default())
-        .map_or("", |c| c.method);
+    let cseq_method =
+        CSeq::parse(headers.get_canonical("CSeq").unwrap_or_default()).map_or("", |c| c.method);
     if cseq_method != first {
         return Err(ParseError::new(format!(
             "bad CSeq: method {cseq_method} does not match request method {first}"
@@ -549,14 +573,17 @@ fn check_dialog_headers(headers: &Headers, rsip_too: bool) -> Result<(), ParseEr
             .map_err(|e| rsip_err("Via", e))?;
     }
     if Via::parse(top_via).is_none() {
-        return Err(ParseError::new(format!("malformed Via {:?}", clip(top_via))));
+        return Err(ParseError::new(format!(
+            "malformed Via {:?}",
+            clip(top_via)
+        )));
     }
     // From and To are checked by validate::address (RFC 3261 25.1 name-addr /
     // addr-spec): rsip's typed From/To refuse legal values (RFC 4475 3.1.1.2 display
     // names and quoted parameter values, 3.3.4 non-SIP URIs), docs/rsip-notes.md.
     let cseq_raw = headers.get_canonical("CSeq").unwrap_or_default();
-    let cseq = CSeq::parse(cseq_raw)
-        .ok_or_else(|| ParseError::new(format!("bad CSeq {cseq_raw:?}")))?;
+    let cseq =
+        CSeq::parse(cseq_raw).ok_or_else(|| ParseError::new(format!("bad CSeq {cseq_raw:?}")))?;
     if cseq.num >= 1 << 31 {
         return Err(ParseError::new(format!(
             "bad CSeq: {} is not below 2**31",
@@ -633,6 +660,24 @@ mod tests {
         );
         let again = req(std::str::from_utf8(&r.encode()).unwrap());
         assert_eq!(again, r);
+    }
+
+    #[test]
+    fn direct_response_encoding_matches() {
+        let r = req(&INVITE
+            .replace("v=0\n", "v=0\n")
+            .replace("Via: SIP/2.0/TCP 10.0.0.9", "v: SIP/2.0/TCP 10.0.0.9"));
+        assert_eq!(
+            encode_response_for(&r, 487, "Request Terminated"),
+            response_for(&r, 487, "Request Terminated").encode()
+        );
+        let t = r.typed().unwrap();
+        assert_eq!(
+            (t.cseq.num, t.from.tag(), t.to.tag()),
+            (314159, Some("1928301774"), None)
+        );
+        assert_eq!(t.via.branch(), Some("z9hG4bK776asdhds"));
+        assert_eq!(r.method, Method::Invite);
     }
 
     #[test]

@@ -27,7 +27,10 @@ pub mod validate;
 pub use framing::{Framer, FramingError};
 pub use headers::Headers;
 pub use in_dialog::InDialog;
-pub use message::{parse, parse_frame, response_for, ParseError, Request, Response, SipMessage};
+pub use message::{
+    encode_response_for, parse, parse_frame, response_for, ParseError, Request, Response,
+    SipMessage,
+};
 pub use typed::{CSeq, Method, NameAddr, Typed, Via};
 
 #[cfg(test)]

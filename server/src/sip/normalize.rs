@@ -231,7 +231,10 @@ mod tests {
                 "SIP  /   2.0 /UDP    192.0.2.2;branch=390skdjuw",
                 "SIP/2.0/UDP 192.0.2.2;branch=390skdjuw",
             ),
-            ("sip:a@b ;   tag    = 1918181833n", "sip:a@b;tag=1918181833n"),
+            (
+                "sip:a@b ;   tag    = 1918181833n",
+                "sip:a@b;tag=1918181833n",
+            ),
             (
                 "\"J R \\\"\"   <sip:j@e> ; tag = 9",
                 "\"J R \\\"\" <sip:j@e>;tag=9",
