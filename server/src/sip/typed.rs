@@ -283,7 +283,9 @@ mod tests {
     fn methods_compare_with_str() {
         let m = Method::from("INFO");
         assert_eq!(m, Method::Info);
-        assert!(m == "INFO" && "INFO" == m && &*m == "INFO");
+        assert!(m == "INFO");
+        assert!("INFO" == m);
+        assert_eq!(&*m, "INFO");
         let x = Method::from("FROBNICATE");
         assert_eq!(x.as_str(), "FROBNICATE");
         assert_ne!(Method::from("info"), Method::Info);
