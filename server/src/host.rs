@@ -18,7 +18,7 @@ pub use crate::net::overload::WRITE_COALESCE_BYTES;
 use crate::net::overload::{self, Backlog, ConnOut};
 use crate::net::Event;
 pub use crate::net::Listener;
-use crate::sip::{parse, Framer, SipMessage};
+use crate::sip::{parse_frame, Framer, SipMessage};
 use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -315,7 +315,7 @@ async fn reader<R: AsyncRead + Unpin>(
                         }
                         continue;
                     }
-                    let parsed = parse(&frame);
+                    let parsed = parse_frame(&frame);
                     if let Ok(SipMessage::Request(req)) = &parsed {
                         if req.method == "INFO" && faults.overloaded() {
                             out.send(overloaded(req, retry_after_s), Bytes::new());

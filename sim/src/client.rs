@@ -11,7 +11,7 @@ use crate::transcript::Transcript;
 use bytes::Bytes;
 use pchat_server::cmd::{Cmd, CmdKind};
 use pchat_server::ids::IdGen;
-use pchat_server::sip::{parse, response_for, Framer, Request, Response, SipMessage};
+use pchat_server::sip::{encode_response_for, parse_frame, Framer, Request, Response, SipMessage};
 use pchat_server::xccos::{self, Body, Envelope, GrpChat, Rpl};
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -78,7 +78,7 @@ impl ClientDialog {
     /// From and their To (both tagged), the Call-ID, CSeq `cseq method` and `via`.
     fn request(&self, method: &str, cseq: u32, via: String) -> Request {
         let mut req = Request {
-            method: method.to_string(),
+            method: method.into(),
             uri: self.target.clone(),
             headers: Default::default(),
             body: Bytes::new(),
@@ -334,7 +334,7 @@ impl Client {
     fn out_of_dialog(&mut self, method: &str, ruri: &str, to: &str) -> Request {
         self.cseq += 1;
         let mut req = Request {
-            method: method.to_string(),
+            method: method.into(),
             uri: ruri.to_string(),
             headers: Default::default(),
             body: Bytes::new(),
@@ -745,19 +745,19 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 }
             };
             transcript.record("server", &name, &frame);
-            let item = match parse(&frame) {
+            let item = match parse_frame(&frame) {
                 Ok(SipMessage::Response(resp)) => Incoming::Response(resp),
                 Ok(SipMessage::Request(req)) => {
                     let abandoned = req
                         .call_id()
                         .is_some_and(|c| stale.lock().is_ok_and(|s| s.contains(c)));
                     if abandoned {
-                        let gone = response_for(&req, 487, "Request Terminated").encode();
+                        let gone = encode_response_for(&req, 487, "Request Terminated");
                         transcript.record(&name, "server", &gone);
                         let _ = out.send(gone).await;
                         continue;
                     }
-                    let ok = response_for(&req, 200, "OK").encode();
+                    let ok = encode_response_for(&req, 200, "OK");
                     transcript.record(&name, "server", &ok);
                     let _ = out.send(ok).await;
                     if req.method != "INFO" {

@@ -215,7 +215,7 @@ impl Crashes {
                 let cseq = r.cseq().map_or(0, |c| c.0);
                 if r.method != "ACK" && r.method != "INVITE" {
                     self.requests
-                        .push((from.to_string(), call, cseq, r.method.clone(), at));
+                        .push((from.to_string(), call, cseq, r.method.to_string(), at));
                 }
                 if let Some(post) = post {
                     self.first_sent.entry(post.clone()).or_insert(at);

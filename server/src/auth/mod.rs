@@ -259,7 +259,7 @@ impl Auth {
         if !trusted {
             req.headers.remove("P-Asserted-Identity");
         }
-        let from = req.from_uri().map(|u| key_of(&u)).unwrap_or_default();
+        let from = req.from_uri().map(key_of).unwrap_or_default();
         if let Some(d) = dialog_user {
             if key_of(d) != from {
                 return refuse(response_for(

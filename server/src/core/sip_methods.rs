@@ -225,7 +225,7 @@ impl Core {
                 false,
             );
         };
-        let to_key = uri_key(&to_uri);
+        let to_key = uri_key(to_uri);
         let bootstrap = to_key == format!("ocschat@{}", self.cfg.domain.to_ascii_lowercase());
         let is_pool = self.cfg.pool_uris().iter().any(|p| uri_key(p) == to_key);
         if !bootstrap && !is_pool {
@@ -253,8 +253,8 @@ impl Core {
             remote_tag: from_tag.to_string(),
             local_party: format!("{to_value};tag={local_tag}"),
             remote_party: from_value.to_string(),
-            user: format!("sip:{}", uri_key(&user)),
-            remote_target: contact,
+            user: format!("sip:{}", uri_key(user)),
+            remote_target: contact.to_string(),
             local_cseq: 0,
             remote_cseq: req.cseq().map_or(0, |c| c.0),
             confirmed: false,
@@ -365,8 +365,8 @@ impl Core {
     /// REGISTER (RFC 3261 section 10, crate::auth::registrar): the From (already the
     /// authenticated user) registers itself; registering someone else is 403.
     fn on_register(&mut self, conn: ConnId, req: Request) {
-        let aor = req.from_uri().map(|u| uri_key(&u)).unwrap_or_default();
-        if req.to_uri().map(|u| uri_key(&u)).as_deref() != Some(aor.as_str()) {
+        let aor = req.from_uri().map(uri_key).unwrap_or_default();
+        if req.to_uri().map(uri_key).as_deref() != Some(aor.as_str()) {
             let resp = response_for(&req, 403, "Forbidden: third-party registration");
             return self.respond(conn, resp, false);
         }
@@ -402,7 +402,7 @@ impl Core {
             return self.respond(conn, resp, false);
         }
         let user = req.from_uri().unwrap_or_default();
-        let body = super::provisioning::document(self, &user);
+        let body = super::provisioning::document(self, user);
         let tag = self.ids.tag();
         let mut resp = response_for(&req, 200, "OK")
             .with_to_tag(&tag)

@@ -1,0 +1,276 @@
+//! The header section of a parsed message, kept as one string (a copy of the frame's
+//! header section, plus any value the parser had to rewrite) and a list of
+//! (name, value) spans into it: parsing a message allocates this string and the span
+//! list, not one `String` per header. Names are in canonical long form (compact forms
+//! expanded, RFC 3261 7.3.3); lookups are case-insensitive and accept compact forms.
+
+use super::normalize::{canonical_long, canonical_name, expand_compact};
+use std::fmt;
+
+/// A byte range of [`Headers`]' text (`start..end`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Span {
+    pub(crate) start: u32,
+    pub(crate) end: u32,
+}
+
+impl Span {
+    pub(crate) fn new(start: usize, end: usize) -> Span {
+        // A frame is limited to far less than 4 GiB (`[sip] max_message_bytes`).
+        Span {
+            start: u32::try_from(start).unwrap_or(u32::MAX),
+            end: u32::try_from(end).unwrap_or(u32::MAX),
+        }
+    }
+}
+
+/// A header name: a canonical spelling from the tables, or the received one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Name {
+    Static(&'static str),
+    Text(Span),
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    name: Name,
+    value: Span,
+}
+
+/// Headers in order; names in canonical long form; lookups are case-insensitive and
+/// also accept compact forms. Values are borrowed from one text buffer per message.
+#[derive(Clone, Default)]
+pub struct Headers {
+    text: String,
+    entries: Vec<Entry>,
+}
+
+impl Headers {
+    /// Headers over `text` (the received header section), filled by the parser with
+    /// [`Headers::push_span`].
+    pub(crate) fn with_text(text: String, capacity: usize) -> Headers {
+        Headers {
+            text,
+            entries: Vec::with_capacity(capacity),
+        }
+    }
+
+    /// Appends a header whose name is `name` (canonical already when `canonical`,
+    /// else a span of the text) and whose value is the span `value` of the text.
+    pub(crate) fn push_span(&mut self, name: Result<&'static str, Span>, value: Span) {
+        let name = match name {
+            Ok(s) => Name::Static(s),
+            Err(span) => Name::Text(span),
+        };
+        self.entries.push(Entry { name, value });
+    }
+
+    /// The text of span `s` (empty when out of range).
+    pub(crate) fn slice_of(&self, s: Span) -> &str {
+        self.slice(s)
+    }
+
+    /// Bytes of text held (received header section plus rewritten values).
+    pub fn text_len(&self) -> usize {
+        self.text.len()
+    }
+
+    /// Value of the first header named `name`, which must already be the canonical long
+    /// name (`"Call-ID"`, not `"i"`): the lookup the typed accessors use.
+    pub fn get_canonical(&self, name: &str) -> Option<&str> {
+        self.entries
+            .iter()
+            .find(|e| self.is(e, name))
+            .map(|e| self.slice(e.value))
+    }
+
+    /// Appends one header per value of the comma list in span `value`, cut by `split`
+    /// (which reports `(start, end)` ranges within the value).
+    pub(crate) fn push_list(
+        &mut self,
+        name: Result<&'static str, Span>,
+        value: Span,
+        split: impl Fn(&str, &mut dyn FnMut(usize, usize)),
+    ) {
+        let name = match name {
+            Ok(s) => Name::Static(s),
+            Err(span) => Name::Text(span),
+        };
+        let base = value.start as usize;
+        let text = self
+            .text
+            .get(value.start as usize..value.end as usize)
+            .unwrap_or_default();
+        let entries = &mut self.entries;
+        split(text, &mut |s, e| {
+            entries.push(Entry {
+                name,
+                value: Span::new(base + s, base + e),
+            })
+        });
+    }
+
+    fn slice(&self, s: Span) -> &str {
+        self.text
+            .get(s.start as usize..s.end as usize)
+            .unwrap_or_default()
+    }
+
+    fn name_of(&self, e: &Entry) -> &str {
+        match e.name {
+            Name::Static(s) => s,
+            Name::Text(span) => self.slice(span),
+        }
+    }
+
+    /// Whether entry `e` is the header `name` (already canonical).
+    fn is(&self, e: &Entry, name: &str) -> bool {
+        match e.name {
+            // Static names are compared by address first: the tables' own strings.
+            Name::Static(s) => std::ptr::eq(s, name) || s.eq_ignore_ascii_case(name),
+            Name::Text(span) => self.slice(span).eq_ignore_ascii_case(name),
+        }
+    }
+
+    /// Value of the first header named `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        let name = canonical_name(name);
+        self.entries
+            .iter()
+            .find(|e| self.is(e, &name))
+            .map(|e| self.slice(e.value))
+    }
+
+    /// Values of every header named `name`, in order.
+    pub fn get_all<'a>(&'a self, name: &str) -> impl Iterator<Item = &'a str> + 'a {
+        let name = canonical_name(name).into_owned();
+        self.entries
+            .iter()
+            .filter(move |e| self.is(e, &name))
+            .map(|e| self.slice(e.value))
+    }
+
+    /// Appends `value` to the text and returns its span.
+    pub(crate) fn store(&mut self, value: &str) -> Span {
+        let start = self.text.len();
+        self.text.push_str(value);
+        Span::new(start, self.text.len())
+    }
+
+    fn store_name(&mut self, name: &str) -> Name {
+        match expand_compact(name).or_else(|| canonical_long(name)) {
+            Some(s) => Name::Static(s),
+            None => Name::Text(self.store(name)),
+        }
+    }
+
+    /// Appends a header.
+    pub fn push(&mut self, name: &str, value: impl AsRef<str>) {
+        let name = self.store_name(name);
+        let value = self.store(value.as_ref());
+        self.entries.push(Entry { name, value });
+    }
+
+    /// Replaces every header named `name` with one (at the first one's place, else at
+    /// the end).
+    pub fn set(&mut self, name: &str, value: impl AsRef<str>) {
+        let canon = canonical_name(name).into_owned();
+        match self.entries.iter().position(|e| self.is(e, &canon)) {
+            Some(i) => {
+                let span = self.store(value.as_ref());
+                self.entries[i].value = span;
+                let mut k = 0;
+                let keep: Vec<bool> = self
+                    .entries
+                    .iter()
+                    .map(|e| {
+                        k += 1;
+                        k - 1 == i || !self.is(e, &canon)
+                    })
+                    .collect();
+                let mut it = keep.into_iter();
+                self.entries.retain(|_| it.next().unwrap_or(true));
+            }
+            None => self.push(name, value),
+        }
+    }
+
+    /// Removes every header named `name`.
+    pub fn remove(&mut self, name: &str) {
+        let canon = canonical_name(name).into_owned();
+        let keep: Vec<bool> = self.entries.iter().map(|e| !self.is(e, &canon)).collect();
+        let mut it = keep.into_iter();
+        self.entries.retain(|_| it.next().unwrap_or(true));
+    }
+
+    /// (name, value) pairs in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> + Clone {
+        self.entries
+            .iter()
+            .map(|e| (self.name_of(e), self.slice(e.value)))
+    }
+
+    /// Number of headers (a list value split in several counts several times).
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether there is no header.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Writes every header but Content-Length as `Name: value\r\n`, then
+    /// `Content-Length: {body_len}` and the empty line.
+    pub(crate) fn write(&self, out: &mut Vec<u8>, body_len: usize) {
+        for (n, v) in self.iter() {
+            if n == "Content-Length" {
+                continue;
+            }
+            out.extend_from_slice(n.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(v.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        use std::io::Write as _;
+        let _ = write!(out, "Content-Length: {body_len}\r\n\r\n");
+    }
+}
+
+impl PartialEq for Headers {
+    fn eq(&self, other: &Headers) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Headers {}
+
+impl fmt::Debug for Headers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_get_all_remove() {
+        let mut h = Headers::default();
+        h.push("v", "a");
+        h.push("Via", "b");
+        h.push("X-Odd", "1");
+        assert_eq!(h.get_all("VIA").collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(h.get("x-odd"), Some("1"));
+        h.set("Via", "c");
+        assert_eq!(h.get_all("v").collect::<Vec<_>>(), ["c"]);
+        assert_eq!(h.iter().next(), Some(("Via", "c")));
+        h.remove("via");
+        assert_eq!(h.get("Via"), None);
+        assert_eq!(h.len(), 1);
+        let mut out = Vec::new();
+        h.write(&mut out, 12);
+        assert_eq!(out, b"X-Odd: 1\r\nContent-Length: 12\r\n\r\n");
+    }
+}

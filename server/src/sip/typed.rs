@@ -1,0 +1,323 @@
+//! Typed views of the headers every layer reads (RFC 3261 20.x), borrowed from a
+//! parsed message: the request [`Method`], the top [`Via`], From/To/Contact as
+//! [`NameAddr`] (with their tags), [`CSeq`]. The parser checks these once
+//! ([`super::message::parse`]); the views are slices of the message, no allocation.
+
+use std::fmt;
+
+macro_rules! methods {
+    ($($v:ident => $s:literal,)*) => {
+        /// A request method (RFC 3261 7.1, 25.1 `Method`): the ones we know, or any other
+        /// `token` (`extension-method`, answered 501 by the core). Compares with `&str`
+        /// (case-sensitive, RFC 3261 7.1) and derefs to the method name.
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Method {
+            $(#[doc = $s] $v,)*
+            /// An extension method, as received.
+            Other(Box<str>),
+        }
+
+        impl Method {
+            /// The method's name.
+            pub fn as_str(&self) -> &str {
+                match self {
+                    $(Method::$v => $s,)*
+                    Method::Other(s) => s,
+                }
+            }
+
+            /// The method named `s` (case-sensitive).
+            pub fn from_name(s: &str) -> Method {
+                match s {
+                    $($s => Method::$v,)*
+                    other => Method::Other(other.into()),
+                }
+            }
+        }
+    };
+}
+
+methods! {
+    Ack => "ACK", Bye => "BYE", Cancel => "CANCEL", Info => "INFO", Invite => "INVITE",
+    Message => "MESSAGE", Notify => "NOTIFY", Options => "OPTIONS", Prack => "PRACK",
+    Publish => "PUBLISH", Refer => "REFER", Register => "REGISTER",
+    Subscribe => "SUBSCRIBE", Update => "UPDATE",
+}
+
+impl std::ops::Deref for Method {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for Method {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<&str> for Method {
+    fn from(s: &str) -> Method {
+        Method::from_name(s)
+    }
+}
+
+impl From<String> for Method {
+    fn from(s: String) -> Method {
+        Method::from_name(&s)
+    }
+}
+
+impl PartialEq<str> for Method {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for Method {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl PartialEq<Method> for &str {
+    fn eq(&self, other: &Method) -> bool {
+        *self == other.as_str()
+    }
+}
+
+/// `name=value` (or bare `name`) parameters after `;` (RFC 3261 25.1 `generic-param`):
+/// the value of the first one named `name` (case-insensitive); a bare one reads as "".
+pub fn param<'a>(params: &'a str, name: &str) -> Option<&'a str> {
+    params.split(';').find_map(|p| {
+        let (k, v) = p.split_once('=').unwrap_or((p, ""));
+        k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// A Via value (RFC 3261 20.42): `SIP/2.0/<transport> <sent-by>;params`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Via<'a> {
+    /// Transport, e.g. `TCP`.
+    pub transport: &'a str,
+    /// `host[:port]`.
+    pub sent_by: &'a str,
+    /// Everything after the sent-by, starting with `;` (or empty).
+    pub params: &'a str,
+}
+
+impl<'a> Via<'a> {
+    /// Reads a (normalized) Via value. `None` unless `SIP/2.0/<token> <sent-by>` with a
+    /// host of host characters and an optional numeric port (RFC 3261 25.1 `via-parm`).
+    pub fn parse(value: &'a str) -> Option<Via<'a>> {
+        let (proto, rest) = value.split_once(' ')?;
+        let transport = proto
+            .strip_prefix("SIP/2.0/")
+            .or_else(|| {
+                let mut it = proto.splitn(3, '/');
+                let (n, v, t) = (it.next()?, it.next()?, it.next()?);
+                (n.eq_ignore_ascii_case("SIP") && v == "2.0").then_some(t)
+            })
+            .filter(|t| !t.is_empty() && t.bytes().all(super::normalize::is_token_byte))?;
+        let end = rest.find(';').unwrap_or(rest.len());
+        let sent_by = rest[..end].trim();
+        let host = if sent_by.starts_with('[') {
+            let close = sent_by.find(']')?;
+            let port = &sent_by[close + 1..];
+            if !port.is_empty() && !port_ok(port.strip_prefix(':')?) {
+                return None;
+            }
+            &sent_by[..=close]
+        } else {
+            match sent_by.rsplit_once(':') {
+                Some((h, p)) if port_ok(p) => h,
+                Some(_) => return None,
+                None => sent_by,
+            }
+        };
+        let host_ok = !host.is_empty()
+            && host
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || b"-.[]:".contains(&c));
+        host_ok.then_some(Via {
+            transport,
+            sent_by,
+            params: &rest[end..],
+        })
+    }
+
+    /// The `branch` parameter (RFC 3261 20.42).
+    pub fn branch(&self) -> Option<&'a str> {
+        param(self.params, "branch")
+    }
+}
+
+fn port_ok(p: &str) -> bool {
+    !p.is_empty() && p.len() <= 5 && p.bytes().all(|c| c.is_ascii_digit())
+}
+
+/// A name-addr or addr-spec value of From, To, Contact (RFC 3261 20.10, 20.20, 20.39):
+/// `"Display" <uri>;params` or `uri;params`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NameAddr<'a> {
+    /// The display name as received (quotes kept), or "".
+    pub display: &'a str,
+    /// The URI, without `<>` and header parameters.
+    pub uri: &'a str,
+    /// The header parameters, starting with `;` (or empty).
+    pub params: &'a str,
+}
+
+impl<'a> NameAddr<'a> {
+    /// Reads a value; `None` when a `<` has no `>` or the URI is empty. The full shape
+    /// (quotes, display-name tokens) is checked by `validate::address` at parse time.
+    pub fn parse(value: &'a str) -> Option<NameAddr<'a>> {
+        if let (Some(s), Some(e)) = (angle_start(value), value.rfind('>')) {
+            if s >= e {
+                return None;
+            }
+            let uri = value[s + 1..e].trim();
+            return (!uri.is_empty()).then(|| NameAddr {
+                display: value[..s].trim(),
+                uri,
+                params: value[e + 1..].trim(),
+            });
+        }
+        let (uri, params) = match value.find(';') {
+            Some(i) => (&value[..i], &value[i..]),
+            None => (value, ""),
+        };
+        let uri = uri.trim();
+        (!uri.is_empty()).then_some(NameAddr {
+            display: "",
+            uri,
+            params,
+        })
+    }
+
+    /// The `tag` parameter (RFC 3261 19.3).
+    pub fn tag(&self) -> Option<&'a str> {
+        param(self.params, "tag")
+    }
+}
+
+/// The first `<` outside a quoted display name.
+fn angle_start(value: &str) -> Option<usize> {
+    let (mut quoted, mut escaped) = (false, false);
+    for (i, c) in value.bytes().enumerate() {
+        if quoted {
+            if escaped {
+                escaped = false;
+            } else if c == b'\\' {
+                escaped = true;
+            } else if c == b'"' {
+                quoted = false;
+            }
+        } else if c == b'"' {
+            quoted = true;
+        } else if c == b'<' {
+            return Some(i);
+        }
+    }
+    None
+}
+
+/// The `tag` parameter of a From/To value, without checking the rest of it.
+pub fn tag_of(value: &str) -> Option<&str> {
+    let params = match value.rfind('>') {
+        Some(i) => &value[i + 1..],
+        None => value.split_once(';').map_or("", |(_, p)| p),
+    };
+    param(params, "tag")
+}
+
+/// A CSeq value (RFC 3261 20.16): sequence number and method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CSeq<'a> {
+    /// Sequence number (below 2^31 once parsed, RFC 3261 8.1.1.5).
+    pub num: u32,
+    /// The method, as written.
+    pub method: &'a str,
+}
+
+impl<'a> CSeq<'a> {
+    /// Reads `1*DIGIT LWS Method`; `None` otherwise (also for more than two words).
+    pub fn parse(value: &'a str) -> Option<CSeq<'a>> {
+        let mut it = value.split_whitespace();
+        let num = it.next()?.parse().ok()?;
+        let method = it.next()?;
+        it.next().is_none().then_some(CSeq { num, method })
+    }
+}
+
+/// The dialog headers of a parsed message, typed: what the auth gate, the core and the
+/// simulator's client read. Built from a message `parse` accepted, it is always there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Typed<'a> {
+    /// The top Via.
+    pub via: Via<'a>,
+    /// From.
+    pub from: NameAddr<'a>,
+    /// To.
+    pub to: NameAddr<'a>,
+    /// Call-ID.
+    pub call_id: &'a str,
+    /// CSeq.
+    pub cseq: CSeq<'a>,
+    /// The first Contact, if any.
+    pub contact: Option<NameAddr<'a>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn methods_compare_with_str() {
+        let m = Method::from("INFO");
+        assert_eq!(m, Method::Info);
+        assert!(m == "INFO");
+        assert!("INFO" == m);
+        assert_eq!(&*m, "INFO");
+        let x = Method::from("FROBNICATE");
+        assert_eq!(x.as_str(), "FROBNICATE");
+        assert_ne!(Method::from("info"), Method::Info);
+    }
+
+    #[test]
+    fn vias() {
+        let v = Via::parse("SIP/2.0/TCP 10.0.0.5:5060;branch=z9hG4bK1;rport").unwrap();
+        assert_eq!(
+            (v.transport, v.sent_by, v.branch()),
+            ("TCP", "10.0.0.5:5060", Some("z9hG4bK1"))
+        );
+        assert!(Via::parse("SIP/2.0/TLS [2001:db8::1]:5061").is_some());
+        assert!(Via::parse("SIP/2.0/TCP h:port").is_none());
+        assert!(Via::parse("SIP/3.0/TCP h").is_none());
+        assert!(Via::parse("SIP/2.0/TCP").is_none());
+    }
+
+    #[test]
+    fn name_addrs_and_cseq() {
+        let a = NameAddr::parse("\"A <b>\" <sip:a@b;x>;tag=1").unwrap();
+        assert_eq!((a.uri, a.tag()), ("sip:a@b;x", Some("1")));
+        let a = NameAddr::parse("sip:a@b;tag=2").unwrap();
+        assert_eq!((a.uri, a.tag()), ("sip:a@b", Some("2")));
+        assert_eq!(tag_of("<sip:a@b>;TAG=3"), Some("3"));
+        assert_eq!(
+            CSeq::parse("7 INFO"),
+            Some(CSeq {
+                num: 7,
+                method: "INFO"
+            })
+        );
+        assert_eq!(CSeq::parse("7 INFO x"), None);
+    }
+}
