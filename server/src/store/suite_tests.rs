@@ -437,6 +437,34 @@ fn postgres_lease_claimed_by_one_of_two_members() {
     assert!(PgStore::connect("postgresql://pchat@127.0.0.1:1/none").is_err());
 }
 
+/// Two members' batches that lock two rooms in opposite orders: without the pool's
+/// write lock PostgreSQL finds a deadlock and aborts one write; with it the second
+/// batch waits for the first and both commit everything.
+#[test]
+fn postgres_batches_locking_rooms_in_opposite_orders_both_commit() {
+    let Some(pg) = TempPg::start_or_skip("postgres_opposite_orders") else {
+        return;
+    };
+    let url = pg.create_db("orders").unwrap();
+    let mut a = PgStore::connect(&url).unwrap();
+    let mut b = PgStore::connect(&url).unwrap();
+    a.upsert_room(&room("g1", "A")).unwrap();
+    a.upsert_room(&room("g2", "B")).unwrap();
+    a.begin().unwrap();
+    a.log_append(&log("g1", "m1", LogKind::Join, None)).unwrap();
+    let t = std::thread::spawn(move || {
+        b.begin().unwrap();
+        let first = b.log_append(&log("g2", "m2", LogKind::Join, None));
+        let second = b.log_append(&log("g1", "m2", LogKind::Join, None));
+        (first.is_ok(), second.is_ok(), b.commit().is_ok())
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(a.log_append(&log("g2", "m1", LogKind::Join, None)).is_ok());
+    a.commit().unwrap();
+    assert_eq!(t.join().unwrap(), (true, true, true), "no write aborted");
+    assert_eq!(a.log_heads().unwrap(), [("g1".into(), 2), ("g2".into(), 2)]);
+}
+
 #[test]
 fn postgres_reconnects_and_never_reports_a_lost_transaction_committed() {
     let Some(pg) = TempPg::start_or_skip("postgres_reconnects") else {
