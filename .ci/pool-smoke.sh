@@ -1,26 +1,35 @@
 #!/usr/bin/env bash
-# Pool smoke (issue 15, docs/pool.md): a throw-away PostgreSQL (initdb in a temporary
-# directory as an unprivileged user, on a loopback port), three pchat-servers sharing it
-# (`[store] url`, `[pool] server_id`, lease 5 s, compliance on with one shared
-# compliance database and output directory), `pchat-sim load` on members m1 and m2 at
-# once (rooms of their own), m2 killed with -9 mid-run; then m1 must close m2's sessions (its log says so),
-# and `pchat-server compliance verify` must report 0 missing and 0 duplicated.
+# Pool smoke (issue 15, docs/pool.md "Behind Kamailio"): a throw-away PostgreSQL (initdb
+# in a temporary directory as an unprivileged user, on a loopback port), four
+# pchat-servers sharing it (`[store] url`, `[pool] server_id` m1..m4, lease 5 s,
+# compliance on with one shared compliance database and output directory, `[auth]
+# mode = "trusted"`), and Kamailio (deploy/kamailio/start.sh) in front of them on
+# 127.0.0.2 - Digest for the users, P-Asserted-Identity to the members. Through the
+# front end: `pchat-sim run scenarios/pool/ --target`, then `pchat-sim load` with m4
+# killed by -9 mid-run; a survivor must close m4's sessions (its log says so) within
+# 45 s, every acknowledged post must be stored (once: `compliance verify` pairs each
+# stored message with one CHAT event), and `compliance verify` must report 0 missing
+# and 0 duplicated.
 # Also runs server/tests/pool_live.rs (two members relay each other's posts once, in
 # order; ntc:part for a dead member's users) with CI=true, so it cannot skip.
-# Loopback only; bounded in time (about a minute after the build).
-# Ports: PCHAT_POOL_PORT_BASE (default 17100): +1..+3 the members, +9 PostgreSQL.
+# Loopback only; bounded in time (about two minutes after the build).
+# Ports: PCHAT_POOL_PORT_BASE (default 17100): +1..+4 the members, +9 PostgreSQL,
+# +60 Kamailio (on 127.0.0.2). PCHAT_POOL_LOGS=DIR keeps the logs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 base=${PCHAT_POOL_PORT_BASE:-17100}
 bin=${PCHAT_POOL_BIN_DIR:-target/release}
 
 pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1; }
-if [ -z "$(pg_bin)" ] && ! command -v initdb >/dev/null 2>&1; then
+missing=()
+if [ -z "$(pg_bin)" ] && ! command -v initdb >/dev/null 2>&1; then missing+=(postgresql); fi
+command -v kamailio >/dev/null 2>&1 || missing+=(kamailio)
+if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update && $SUDO apt-get install -y --no-install-recommends postgresql
+  $SUDO apt-get update && $SUDO apt-get install -y --no-install-recommends "${missing[@]}"
 fi
-# `--install-only`: just the package (.ci/run runs this before `cargo test`, whose
+# `--install-only`: just the packages (.ci/run runs this before `cargo test`, whose
 # PostgreSQL store tests fail under CI=true without it).
 [ "${1:-}" = "--install-only" ] && exit 0
 PGBIN=$(pg_bin)
