@@ -56,4 +56,6 @@ sed -e "s#tcp:127.0.0.2:5060#tcp:$listen#" \
     -e "s#!PCHAT_REALM!contoso.com!#!PCHAT_REALM!$realm!#" \
     "$here/kamailio.cfg" >"$dir/kamailio.cfg"
 kamailio -c -f "$dir/kamailio.cfg" >"$dir/check.log" 2>&1 || { cat "$dir/check.log" >&2; exit 1; }
-exec kamailio -DD -E -f "$dir/kamailio.cfg" -P "$dir/kamailio.pid" -Y "$dir" -w "$dir"
+# Shared memory (MB): every relay to a client is a transaction kept a few seconds; 64 MB
+# (Kamailio's default) runs out at a few thousand relays/s. KAMAILIO_SHM_MB overrides.
+exec kamailio -DD -E -m "${KAMAILIO_SHM_MB:-512}" -M 16 -f "$dir/kamailio.cfg" -P "$dir/kamailio.pid" -Y "$dir" -w "$dir"
