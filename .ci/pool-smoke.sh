@@ -82,10 +82,15 @@ fe="127.0.0.2:$((base + 60))"   # the front end; its address is the members' tru
   | sed -n '/^\[\[room\]\]/,$p' >"$data/load-rooms.toml"
 "$bin/pchat-server" --print-default-config >"$data/default.toml"
 for i in 1 2 3 4; do
+  # One exporting worker at a time: the members' compliance workers race on the shared
+  # outbox (two can move the same event into mgccomp after the first exported and
+  # removed it: seen once in five runs as "duplicated: 1"; docs/pool.md, Limits). m1
+  # exports every 300 ms; the others only at start and at their (one by one) stop.
+  interval=1h; [ "$i" = 1 ] && interval=300ms
   sed -e "s#^listen = \"127.0.0.1:5060\"#listen = \"127.0.0.1:$((base + i))\"#" \
       -e "s#^path = \"pchat-data/pchat.db\".*#url = \"$url\"#" \
       -e "s#^enabled = false.*#enabled = true#" \
-      -e "s#^run_interval = .*#run_interval = \"300ms\"#" \
+      -e "s#^run_interval = .*#run_interval = \"$interval\"#" \
       -e "s#^output_dir = \"pchat-data/compliance\"#output_dir = \"$data/out\"#" \
       -e "s#^path = \"pchat-data/mgccomp.db\".*#path = \"$data/mgccomp.db\"#" \
       -e "s#^mode = \"digest\".*#mode = \"trusted\"\ntrusted_peers = [\"${fe%:*}\"]#" \
@@ -121,24 +126,39 @@ echo "--- pchat-sim load through the front end; m4 killed with -9 mid-run"
 timeout 120 "$bin/pchat-sim" load --target "$fe" --users "$users" --rooms "$rooms" \
   --room-size 20 --rate 60 --duration 8s --drain 8s --json --quiet >"$data/load.json" &
 l=$!
-sleep 5
-kill -9 "${pids[3]}"
-killed=$(date +%s)
-wait "$l" || true
-cat "$data/load.json"
-for _ in $(seq 1 300); do
-  grep -q 'closed its [0-9]* open session' "$data"/m[123].log && break
+# Kill m4 once every load user is signed in and in its rooms (the open-sessions ledger
+# names them all) and posting has begun; at most 60 s.
+psql_pool() { "${runas[@]}" "$PGBIN/psql" -h 127.0.0.1 -p "$pgport" -U pchat -d pchat -Atc "$1"; }
+for _ in $(seq 1 600); do
+  n=$(psql_pool "select count(distinct user_uri) from open_sessions where user_uri like 'sip:load%'" || echo 0)
+  [ "$n" -ge "$users" ] && break
   sleep 0.1
 done
-if ! grep -h 'closed its [0-9]* open session' "$data"/m[123].log; then
+sleep 2
+kill -9 "${pids[3]}"
+killed=$(date +%s)
+# Watch for the take-over while the load runs on (at most 60 s).
+(
+  for _ in $(seq 1 600); do
+    grep -q 'closed its [0-9]* open session' "$data"/m[123].log && { date +%s >"$data/closed_at"; break; }
+    sleep 0.1
+  done
+) &
+watcher=$!
+wait "$l" || true
+wait "$watcher" || true
+cat "$data/load.json"
+if [ ! -s "$data/closed_at" ]; then
   echo "no survivor closed m4's sessions" >&2; tail -20 "$data/m1.log" >&2; exit 1
 fi
-echo "m4's sessions closed $(( $(date +%s) - killed )) s after kill -9 (lease_s 5; limit 45 s)"
-[ $(( $(date +%s) - killed )) -le 45 ] || { echo "too late" >&2; exit 1; }
+grep -h 'closed its [0-9]* open session' "$data"/m[123].log
+took=$(( $(cat "$data/closed_at") - killed ))
+echo "m4's sessions closed ${took} s after kill -9 (lease_s 5; limit 45 s)"
+[ "$took" -le 45 ] || { echo "too late" >&2; exit 1; }
 # Stop the front end, then the survivors cleanly: their workers export the rest.
 kill -TERM "$kamailio_pid" 2>/dev/null || true
-kill -TERM "${pids[0]}" "${pids[1]}" "${pids[2]}"
 for p in "${pids[0]}" "${pids[1]}" "${pids[2]}"; do
+  kill -TERM "$p"
   for _ in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
 done
 "$bin/pchat-server" --config "$data/m1.toml" compliance verify | tee "$data/verify.txt"
@@ -146,8 +166,7 @@ grep -q "missing: 0" "$data/verify.txt" && grep -q "duplicated: 0" "$data/verify
 # Every acknowledged post is in the store once: messages in the load rooms >= acked
 # (those m4 stored but could not acknowledge before it died may add to them) and
 # <= sent; verify above pairs each stored message with one CHAT event.
-stored=$("${runas[@]}" "$PGBIN/psql" -h 127.0.0.1 -p "$pgport" -U pchat -d pchat -Atc \
-  "select count(*) from messages m join rooms r on r.guid = m.room_guid where r.name like 'load-%'")
+stored=$(psql_pool "select count(*) from messages m join rooms r on r.guid = m.room_guid where r.name like 'load-%'")
 python3 - "$data/load.json" "$stored" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
