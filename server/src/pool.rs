@@ -75,11 +75,7 @@ fn relay_log(core: &mut Core) -> Result<(), StoreError> {
 /// have is remembered and not looked up again.
 fn load_new_rooms(core: &mut Core, heads: &[(String, i64)]) -> Result<(), StoreError> {
     let unknown = |core: &Core, g: &String| {
-        core.rooms.get(g).is_none()
-            && !core
-                .pool
-                .as_ref()
-                .is_some_and(|p| p.unloadable.contains(g))
+        core.rooms.get(g).is_none() && !core.pool.as_ref().is_some_and(|p| p.unloadable.contains(g))
     };
     if !heads.iter().any(|(g, _)| unknown(core, g)) {
         return Ok(());

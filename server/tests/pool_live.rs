@@ -427,9 +427,19 @@ fn a_room_created_on_one_member_is_used_on_the_other() {
     );
     assert_eq!(a.wait_code(cseq), Some(200));
     assert_eq!(a.count("rpl:createroom", 1, Duration::from_secs(5)), 1);
-    let reply = a.inbox.lock().unwrap().infos.iter().find(|b| b.contains("rpl:createroom")).cloned();
+    let reply = a
+        .inbox
+        .lock()
+        .unwrap()
+        .infos
+        .iter()
+        .find(|b| b.contains("rpl:createroom"))
+        .cloned();
     let reply = reply.expect("rpl:createroom");
-    assert!(reply.contains("<resp code=\"200\""), "room created: {reply}");
+    assert!(
+        reply.contains("<resp code=\"200\""),
+        "room created: {reply}"
+    );
     let uri = reply
         .split("uri=\"")
         .map(|r| r.split('"').next().unwrap_or(""))

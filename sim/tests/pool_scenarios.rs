@@ -11,7 +11,11 @@ use std::path::PathBuf;
 #[test]
 fn pool_scenarios_pass_in_the_simulator() {
     let sim = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let dir = sim.parent().map(PathBuf::from).unwrap_or(sim).join("scenarios/pool");
+    let dir = sim
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or(sim)
+        .join("scenarios/pool");
     let files = discover(&dir).expect("scenarios/pool readable");
     assert!(!files.is_empty(), "no scenario under {}", dir.display());
     for f in files {
