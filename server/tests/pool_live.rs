@@ -10,7 +10,7 @@ use pchat_server::xccos::{Body, ChanRef, Cmd, CmdKind, Envelope, GrpChat};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -173,15 +173,7 @@ impl Session {
     }
 
     fn info(&mut self, envid: u64, body: Body) -> u32 {
-        let body = Envelope { envid, body }.to_xml();
-        self.cseq += 1;
-        let msg = format!(
-            "INFO sip:pchat@contoso.com SIP/2.0\r\nVia: SIP/2.0/TCP {};branch=z9hG4bK-{}-{}\r\nMax-Forwards: 70\r\n\
-             From: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {} INFO\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
-            self.local, self.call_id, self.cseq, self.from, self.to, self.call_id, self.cseq, body.len()
-        );
-        self.w.write_all(msg.as_bytes()).expect("send INFO");
-        self.cseq
+        self.info_xml(&Envelope { envid, body }.to_xml())
     }
 
     fn join(&mut self) {
@@ -201,7 +193,7 @@ impl Session {
         assert_eq!(self.wait_code(cseq), Some(200), "join answered");
     }
 
-    /// Sends an XCCOS body as it is (a command this test writes by hand).
+    /// Sends an XCCOS body as it is in an INFO; returns its CSeq.
     fn info_xml(&mut self, body: &str) -> u32 {
         self.cseq += 1;
         let msg = format!(
@@ -285,6 +277,23 @@ fn stop(mut server: Member) {
     }
 }
 
+/// Two members on database `url` with their configs in `d`: m1 (port `p1`, user1
+/// signed in) and m2 (`p2`, user2), started one after the other - the shared
+/// compliance database is created by the first. Returns their configs too.
+fn two_members(
+    d: &Path,
+    url: &str,
+    (p1, p2): (u16, u16),
+) -> ([PathBuf; 2], [Member; 2], [Session; 2]) {
+    let c1 = config(d, url, "m1", p1);
+    let c2 = config(d, url, "m2", p2);
+    let m1 = start(&c1);
+    let a = Session::open(p1, "user1");
+    let m2 = start(&c2);
+    let b = Session::open(p2, "user2");
+    ([c1, c2], [m1, m2], [a, b])
+}
+
 #[test]
 fn two_members_relay_each_other_and_close_a_dead_members_sessions() {
     let Some(pg) = TempPg::start_or_skip("pool_live") else {
@@ -294,13 +303,7 @@ fn two_members_relay_each_other_and_close_a_dead_members_sessions() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     let (p1, p2) = (free_port(), free_port());
-    let c1 = config(d, &url, "m1", p1);
-    let c2 = config(d, &url, "m2", p2);
-    // One after the other: the shared compliance database is created by the first.
-    let m1 = start(&c1);
-    let mut a = Session::open(p1, "user1");
-    let mut m2 = start(&c2);
-    let mut b = Session::open(p2, "user2");
+    let ([c1, c2], [m1, mut m2], [mut a, mut b]) = two_members(d, &url, (p1, p2));
     a.join();
     b.join();
     assert_eq!(
@@ -413,14 +416,7 @@ fn a_room_created_on_one_member_is_used_on_the_other() {
     };
     let url = pg.create_db("rooms").expect("database");
     let dir = tempfile::tempdir().expect("tempdir");
-    let d = dir.path();
-    let (p1, p2) = (free_port(), free_port());
-    let c1 = config(d, &url, "m1", p1);
-    let c2 = config(d, &url, "m2", p2);
-    let m1 = start(&c1);
-    let mut a = Session::open(p1, "user1");
-    let m2 = start(&c2);
-    let mut b = Session::open(p2, "user2");
+    let (_, [m1, m2], [mut a, mut b]) = two_members(dir.path(), &url, (free_port(), free_port()));
     let cseq = a.info_xml(
         "<xccos ver=\"1\" envid=\"5\" xmlns=\"urn:parlano:xml:ns:xccos\"><cmd id=\"cmd:createroom\" seqid=\"1\">\
          <data><chanib name=\"Fresh\" description=\"new\" topic=\"t\" privacy=\"open\" category=\"Pool\"/></data></cmd></xccos>",

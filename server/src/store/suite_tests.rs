@@ -414,14 +414,23 @@ fn suite_on_postgres() {
     }
 }
 
+/// Two connections (two members) to a fresh database `db` of a throw-away PostgreSQL;
+/// `None` (skipped, reason printed) without PostgreSQL.
+fn two_pg_members(test: &str, db: &str) -> Option<(TempPg, PgStore, PgStore)> {
+    let pg = TempPg::start_or_skip(test)?;
+    let url = pg.create_db(db).unwrap();
+    let a = PgStore::connect(&url).unwrap();
+    let b = PgStore::connect(&url).unwrap();
+    Some((pg, a, b))
+}
+
 #[test]
 fn postgres_lease_claimed_by_one_of_two_members() {
-    let Some(pg) = TempPg::start_or_skip("postgres_lease_claimed_by_one_of_two_members") else {
+    let Some((_pg, mut a, mut b)) =
+        two_pg_members("postgres_lease_claimed_by_one_of_two_members", "claims")
+    else {
         return;
     };
-    let url = pg.create_db("claims").unwrap();
-    let mut a = PgStore::connect(&url).unwrap();
-    let mut b = PgStore::connect(&url).unwrap();
     a.lease_renew("dead", 10).unwrap();
     a.begin().unwrap();
     b.begin().unwrap();
@@ -442,12 +451,9 @@ fn postgres_lease_claimed_by_one_of_two_members() {
 /// batch waits for the first and both commit everything.
 #[test]
 fn postgres_batches_locking_rooms_in_opposite_orders_both_commit() {
-    let Some(pg) = TempPg::start_or_skip("postgres_opposite_orders") else {
+    let Some((_pg, mut a, mut b)) = two_pg_members("postgres_opposite_orders", "orders") else {
         return;
     };
-    let url = pg.create_db("orders").unwrap();
-    let mut a = PgStore::connect(&url).unwrap();
-    let mut b = PgStore::connect(&url).unwrap();
     a.upsert_room(&room("g1", "A")).unwrap();
     a.upsert_room(&room("g2", "B")).unwrap();
     a.begin().unwrap();
