@@ -20,7 +20,7 @@
 //! which every member sends `ntc:part`. So the PARTs come within `lease_s` plus one
 //! renewal period of the death, once.
 
-use crate::channel::DialogId;
+use crate::channel::{DialogId, Room};
 use crate::clock::iso8601;
 use crate::compliance::{EventKind, NewEvent};
 use crate::core::Core;
@@ -48,7 +48,9 @@ pub(crate) fn after_batch(core: &mut Core) {
 
 /// Relays every room's new log entries to this member's dialogs, in order.
 fn relay_log(core: &mut Core) -> Result<(), StoreError> {
-    for (guid, head) in core.store.log_heads()? {
+    let heads = core.store.log_heads()?;
+    load_new_rooms(core, &heads)?;
+    for (guid, head) in heads {
         let mut cursor = core.pool.as_ref().map_or(head, |p| p.cursor(&guid));
         while cursor < head {
             let entries = core.store.log_after(&guid, cursor, FETCH)?;
@@ -63,6 +65,35 @@ fn relay_log(core: &mut Core) -> Result<(), StoreError> {
                 p.cursors.insert(guid.clone(), cursor);
             }
         }
+    }
+    Ok(())
+}
+
+/// Rooms another member created after this one started (their GUIDs are in the log
+/// heads but not in `core.rooms`): read from the store's room list and added, so this
+/// member's users find them, join them and get their relays. A GUID the list does not
+/// have is remembered and not looked up again.
+fn load_new_rooms(core: &mut Core, heads: &[(String, i64)]) -> Result<(), StoreError> {
+    let unknown = |core: &Core, g: &String| {
+        core.rooms.get(g).is_none() && !core.pool.as_ref().is_some_and(|p| p.unloadable.contains(g))
+    };
+    if !heads.iter().any(|(g, _)| unknown(core, g)) {
+        return Ok(());
+    }
+    for rec in core.store.load_rooms()? {
+        if core.rooms.get(&rec.guid).is_none() {
+            tracing::info!(room = %rec.name, "pool: a room created on another member, loaded");
+            let room = Room::from_record(&core.cfg.domain, &rec);
+            core.rooms.upsert(room);
+        }
+    }
+    let missing: Vec<String> = heads
+        .iter()
+        .filter(|(g, _)| unknown(core, g))
+        .map(|(g, _)| g.clone())
+        .collect();
+    if let Some(p) = core.pool.as_mut() {
+        p.unloadable.extend(missing);
     }
     Ok(())
 }

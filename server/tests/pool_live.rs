@@ -11,7 +11,7 @@ use pchat_server::xccos::{Body, ChanRef, Envelope, GrpChat};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -174,7 +174,31 @@ impl Session {
     }
 
     fn info(&mut self, envid: u64, body: Body) -> u32 {
-        let body = Envelope { envid, body }.to_xml();
+        self.info_xml(&Envelope { envid, body }.to_xml())
+    }
+
+    fn join(&mut self) {
+        self.join_room(&design_uri());
+    }
+
+    fn join_room(&mut self, uri: &str) {
+        let cseq = self.info(
+            1,
+            Body::Cmd(
+                Cmd {
+                    seqid: 1,
+                    kind: CmdKind::Join(Join {
+                        chan: ChanRef::Uri(uri.to_string()),
+                    }),
+                }
+                .to_elem(),
+            ),
+        );
+        assert_eq!(self.wait_code(cseq), Some(200), "join answered");
+    }
+
+    /// Sends an XCCOS body as it is in an INFO; returns its CSeq.
+    fn info_xml(&mut self, body: &str) -> u32 {
         self.cseq += 1;
         let msg = format!(
             "INFO sip:pchat@contoso.com SIP/2.0\r\nVia: SIP/2.0/TCP {};branch=z9hG4bK-{}-{}\r\nMax-Forwards: 70\r\n\
@@ -183,22 +207,6 @@ impl Session {
         );
         self.w.write_all(msg.as_bytes()).expect("send INFO");
         self.cseq
-    }
-
-    fn join(&mut self) {
-        let cseq = self.info(
-            1,
-            Body::Cmd(
-                Cmd {
-                    seqid: 1,
-                    kind: CmdKind::Join(Join {
-                        chan: ChanRef::Uri(design_uri()),
-                    }),
-                }
-                .to_elem(),
-            ),
-        );
-        assert_eq!(self.wait_code(cseq), Some(200), "join answered");
     }
 
     fn post(&mut self, envid: u64, text: &str) {
@@ -253,7 +261,8 @@ fn config(d: &Path, url: &str, id: &str, port: u16) -> std::path::PathBuf {
         "domain = \"contoso.com\"\n[sip]\nlisten = \"127.0.0.1:{port}\"\n[store]\nurl = {url:?}\n\
          [pool]\nserver_id = {id:?}\nlease_s = 3\n\
          [compliance]\nenabled = true\nrun_interval = \"200ms\"\noutput_dir = {:?}\nadapter = \"xml\"\npath = {:?}\n\
-         [[room]]\nname = \"Design\"\nprivacy = \"open\"\n",
+         [[room]]\nname = \"Design\"\nprivacy = \"open\"\n\
+         [[category]]\nname = \"Pool\"\ncreators = [\"sip:user1@contoso.com\"]\n",
         d.join("out"),
         d.join("mgccomp.db")
     );
@@ -272,6 +281,23 @@ fn stop(mut server: Member) {
     }
 }
 
+/// Two members on database `url` with their configs in `d`: m1 (port `p1`, user1
+/// signed in) and m2 (`p2`, user2), started one after the other - the shared
+/// compliance database is created by the first. Returns their configs too.
+fn two_members(
+    d: &Path,
+    url: &str,
+    (p1, p2): (u16, u16),
+) -> ([PathBuf; 2], [Member; 2], [Session; 2]) {
+    let c1 = config(d, url, "m1", p1);
+    let c2 = config(d, url, "m2", p2);
+    let m1 = start(&c1);
+    let a = Session::open(p1, "user1");
+    let m2 = start(&c2);
+    let b = Session::open(p2, "user2");
+    ([c1, c2], [m1, m2], [a, b])
+}
+
 #[test]
 fn two_members_relay_each_other_and_close_a_dead_members_sessions() {
     let Some(pg) = TempPg::start_or_skip("pool_live") else {
@@ -281,13 +307,7 @@ fn two_members_relay_each_other_and_close_a_dead_members_sessions() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     let (p1, p2) = (free_port(), free_port());
-    let c1 = config(d, &url, "m1", p1);
-    let c2 = config(d, &url, "m2", p2);
-    // One after the other: the shared compliance database is created by the first.
-    let m1 = start(&c1);
-    let mut a = Session::open(p1, "user1");
-    let mut m2 = start(&c2);
-    let mut b = Session::open(p2, "user2");
+    let ([c1, c2], [m1, mut m2], [mut a, mut b]) = two_members(d, &url, (p1, p2));
     a.join();
     b.join();
     assert_eq!(
@@ -388,4 +408,67 @@ fn two_members_relay_each_other_and_close_a_dead_members_sessions() {
         report.contains("missing: 0") && report.contains("duplicated: 0"),
         "{report}"
     );
+}
+
+/// A room created over XCCOS on one member is found by the other (it reads the new
+/// room from the store when the room's GUID appears in the log heads, within one
+/// lease renewal): a user there joins it, and posts cross both ways.
+#[test]
+fn a_room_created_on_one_member_is_used_on_the_other() {
+    let Some(pg) = TempPg::start_or_skip("pool_live rooms") else {
+        return;
+    };
+    let url = pg.create_db("rooms").expect("database");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_, [m1, m2], [mut a, mut b]) = two_members(dir.path(), &url, (free_port(), free_port()));
+    let cseq = a.info_xml(
+        "<xccos ver=\"1\" envid=\"5\" xmlns=\"urn:parlano:xml:ns:xccos\"><cmd id=\"cmd:createroom\" seqid=\"1\">\
+         <data><chanib name=\"Fresh\" description=\"new\" topic=\"t\" privacy=\"open\" category=\"Pool\"/></data></cmd></xccos>",
+    );
+    assert_eq!(a.wait_code(cseq), Some(200));
+    assert_eq!(a.count("rpl:createroom", 1, Duration::from_secs(5)), 1);
+    let reply = a
+        .inbox
+        .lock()
+        .unwrap()
+        .infos
+        .iter()
+        .find(|b| b.contains("rpl:createroom"))
+        .cloned();
+    let reply = reply.expect("rpl:createroom");
+    assert!(
+        reply.contains("<resp code=\"200\""),
+        "room created: {reply}"
+    );
+    let uri = reply
+        .split("uri=\"")
+        .map(|r| r.split('"').next().unwrap_or(""))
+        .find(|u| u.starts_with("ma-chan://"))
+        .expect("the new room's uri")
+        .to_string();
+    // m2 learns of the room at its next renewal (lease 3 s: every second).
+    std::thread::sleep(Duration::from_millis(2500));
+    a.join_room(&uri);
+    b.join_room(&uri);
+    let cseq = b.info(
+        20,
+        Body::GrpChat(GrpChat {
+            msgid: None,
+            seqid: 1,
+            chan_uri: uri.clone(),
+            author: None,
+            ts: None,
+            text: "fresh-from-b".into(),
+        }),
+    );
+    assert_eq!(b.wait_code(cseq), Some(200), "post in the new room on m2");
+    assert_eq!(
+        a.count("fresh-from-b", 1, Duration::from_secs(5)),
+        1,
+        "m1 relays m2's post in the room m1 created"
+    );
+    a.close();
+    b.close();
+    stop(m1);
+    stop(m2);
 }

@@ -14,6 +14,9 @@ pub struct PoolState {
     /// When the lease is renewed next (ms since the epoch); `Core::poll_timeout`
     /// includes it, so an idle member still renews on time.
     pub next_heartbeat_ms: i64,
+    /// Room GUIDs in the log that the store's room list did not have when this member
+    /// last loaded it (not looked up again: the list is read only for new GUIDs).
+    pub unloadable: std::collections::BTreeSet<String>,
 }
 
 impl PoolState {
@@ -24,6 +27,7 @@ impl PoolState {
         Ok(PoolState {
             cursors: store.log_heads()?.into_iter().collect(),
             next_heartbeat_ms: now_ms,
+            unloadable: Default::default(),
         })
     }
 

@@ -217,7 +217,18 @@ pub struct PgStore {
     savepoints: u32,
     /// A statement failed inside the transaction: PostgreSQL will not commit it.
     aborted: bool,
+    /// The open transaction holds the pool's write lock ([`WRITE_LOCK`]).
+    tx_write_locked: bool,
 }
+
+/// Advisory lock key every writing transaction takes (`pg_advisory_xact_lock`, held
+/// to its end) before its first row lock. Writes lock rows in different orders - a
+/// batch locks the event counter row and each of its posts' room rows - so two
+/// members' batches could deadlock (PostgreSQL then aborts one write, over and over
+/// under load). Taking this lock first orders all writing transactions of the pool:
+/// with group commit each member commits a batch per transaction, so the pool's
+/// commits stay batched. Reads take no lock.
+const WRITE_LOCK: i64 = 726_175;
 
 fn pg(e: ::postgres::Error) -> StoreError {
     StoreError::Db(e.to_string())
@@ -271,6 +282,7 @@ impl PgStore {
             generation,
             tx_generation: 0,
             in_tx: false,
+            tx_write_locked: false,
             savepoint_tx: false,
             savepoints: 0,
             aborted: false,
@@ -317,7 +329,12 @@ impl PgStore {
         f: impl FnOnce(&mut Conn) -> Result<T, ::postgres::Error> + Send + 'static,
     ) -> Result<T, StoreError> {
         let nested = self.tx_open();
+        let lock = !nested || !self.tx_write_locked;
         let r = self.run(move |c| {
+            if lock && nested {
+                c.client
+                    .batch_execute(&format!("SELECT pg_advisory_xact_lock({WRITE_LOCK})"))?;
+            }
             let (open, keep, undo) = if nested {
                 (
                     "SAVEPOINT pchat_write",
@@ -328,7 +345,13 @@ impl PgStore {
                 ("BEGIN", "COMMIT", "ROLLBACK")
             };
             c.client.batch_execute(open)?;
-            match f(c) {
+            let locked = match lock && !nested {
+                true => c
+                    .client
+                    .batch_execute(&format!("SELECT pg_advisory_xact_lock({WRITE_LOCK})")),
+                false => Ok(()),
+            };
+            match locked.and_then(|()| f(c)) {
                 Ok(v) => c.client.batch_execute(keep).map(|()| v),
                 Err(e) => {
                     let _ = c.client.batch_execute(undo);
@@ -336,6 +359,9 @@ impl PgStore {
                 }
             }
         });
+        if r.is_ok() && nested {
+            self.tx_write_locked = true;
+        }
         if r.is_err() && nested {
             // Only if even the savepoint could not be undone is the transaction lost;
             // a probe tells which.
@@ -394,6 +420,7 @@ impl PgStore {
         self.savepoint_tx = false;
         self.savepoints = 0;
         self.aborted = false;
+        self.tx_write_locked = false;
         self.run(move |c| c.client.batch_execute(sql))
     }
 }
@@ -433,6 +460,7 @@ impl Store for PgStore {
             self.run(|c| c.client.batch_execute("BEGIN"))?;
             self.in_tx = true;
             self.aborted = false;
+            self.tx_write_locked = false;
             self.tx_generation = self.generation.load(Ordering::SeqCst);
         }
         Ok(())
@@ -705,6 +733,8 @@ impl Store for PgStore {
         let sql = if keep {
             "RELEASE action"
         } else {
+            // A write lock taken inside the savepoint goes with it.
+            self.tx_write_locked = false;
             "ROLLBACK TO action; RELEASE action"
         };
         let r = self.run(move |c| c.client.batch_execute(sql));

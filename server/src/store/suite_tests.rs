@@ -414,14 +414,23 @@ fn suite_on_postgres() {
     }
 }
 
+/// Two connections (two members) to a fresh database `db` of a throw-away PostgreSQL;
+/// `None` (skipped, reason printed) without PostgreSQL.
+fn two_pg_members(test: &str, db: &str) -> Option<(TempPg, PgStore, PgStore)> {
+    let pg = TempPg::start_or_skip(test)?;
+    let url = pg.create_db(db).unwrap();
+    let a = PgStore::connect(&url).unwrap();
+    let b = PgStore::connect(&url).unwrap();
+    Some((pg, a, b))
+}
+
 #[test]
 fn postgres_lease_claimed_by_one_of_two_members() {
-    let Some(pg) = TempPg::start_or_skip("postgres_lease_claimed_by_one_of_two_members") else {
+    let Some((_pg, mut a, mut b)) =
+        two_pg_members("postgres_lease_claimed_by_one_of_two_members", "claims")
+    else {
         return;
     };
-    let url = pg.create_db("claims").unwrap();
-    let mut a = PgStore::connect(&url).unwrap();
-    let mut b = PgStore::connect(&url).unwrap();
     a.lease_renew("dead", 10).unwrap();
     a.begin().unwrap();
     b.begin().unwrap();
@@ -435,6 +444,31 @@ fn postgres_lease_claimed_by_one_of_two_members() {
     b.commit().unwrap();
     t.join().unwrap();
     assert!(PgStore::connect("postgresql://pchat@127.0.0.1:1/none").is_err());
+}
+
+/// Two members' batches that lock two rooms in opposite orders: without the pool's
+/// write lock PostgreSQL finds a deadlock and aborts one write; with it the second
+/// batch waits for the first and both commit everything.
+#[test]
+fn postgres_batches_locking_rooms_in_opposite_orders_both_commit() {
+    let Some((_pg, mut a, mut b)) = two_pg_members("postgres_opposite_orders", "orders") else {
+        return;
+    };
+    a.upsert_room(&room("g1", "A")).unwrap();
+    a.upsert_room(&room("g2", "B")).unwrap();
+    a.begin().unwrap();
+    a.log_append(&log("g1", "m1", LogKind::Join, None)).unwrap();
+    let t = std::thread::spawn(move || {
+        b.begin().unwrap();
+        let first = b.log_append(&log("g2", "m2", LogKind::Join, None));
+        let second = b.log_append(&log("g1", "m2", LogKind::Join, None));
+        (first.is_ok(), second.is_ok(), b.commit().is_ok())
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(a.log_append(&log("g2", "m1", LogKind::Join, None)).is_ok());
+    a.commit().unwrap();
+    assert_eq!(t.join().unwrap(), (true, true, true), "no write aborted");
+    assert_eq!(a.log_heads().unwrap(), [("g1".into(), 2), ("g2".into(), 2)]);
 }
 
 #[test]
