@@ -136,33 +136,38 @@ pub(crate) fn reply(r: HttpReply) -> Response {
 }
 
 /// The path parameters, or 400 `bad_path`.
-fn path_of<T>(path: Result<Path<T>, PathRejection>) -> Result<T, Response> {
+fn path_of<T>(path: Result<Path<T>, PathRejection>) -> Result<T, Box<Response>> {
     path.map(|Path(p)| p)
-        .map_err(|rej| reply(HttpReply::error(400, "bad_path", rej.body_text())))
+        .map_err(|rej| error(400, "bad_path", rej.body_text()))
 }
 
 /// The file token of the query string, or 400 `bad_query` for one that does not parse
 /// (e.g. `token=%ff`, a repeated or ill-encoded parameter): the documented JSON error,
 /// before any bearer check.
-fn token_of(query: Result<Query<TokenQuery>, QueryRejection>) -> Result<String, Response> {
+fn token_of(query: Result<Query<TokenQuery>, QueryRejection>) -> Result<String, Box<Response>> {
     query
         .map(|Query(q)| q.token)
-        .map_err(|rej| reply(HttpReply::error(400, "bad_query", rej.body_text())))
+        .map_err(|rej| error(400, "bad_query", rej.body_text()))
 }
 
 /// The JSON body, or 400 `bad_json`.
-fn json_of<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, Response> {
+fn json_of<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, Box<Response>> {
     body.map(|Json(b)| b)
-        .map_err(|rej| reply(HttpReply::error(400, "bad_json", rej.body_text())))
+        .map_err(|rej| error(400, "bad_json", rej.body_text()))
 }
 
 /// Asks the core `request` (unless extracting it already gave an error response) and
 /// answers with its reply.
-async fn ask(st: &AppState, request: Result<HttpRequest, Response>) -> Response {
+async fn ask(st: &AppState, request: Result<HttpRequest, Box<Response>>) -> Response {
     match request {
         Ok(r) => reply(st.core.call(r).await),
-        Err(resp) => resp,
+        Err(resp) => *resp,
     }
+}
+
+/// The JSON error `code` with `status` (boxed: an extractor's early answer).
+fn error(status: u16, code: &str, message: String) -> Box<Response> {
+    Box::new(reply(HttpReply::error(status, code, message)))
 }
 
 async fn openapi() -> Response {
@@ -199,7 +204,7 @@ async fn upload(
 ) -> Response {
     let ((room, name), token) = match path_of(path).and_then(|p| Ok((p, token_of(query)?))) {
         Ok(x) => x,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     let too_large = || {
         reply(HttpReply::error(
