@@ -4,10 +4,11 @@
 # exited 0. Loopback only; bounded in time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source .ci/lib.sh
 port=${PCHAT_SMOKE_PORT:-35060}
 http_port=${PCHAT_SMOKE_HTTP_PORT:-38080}
-data=$(mktemp -d)
 cargo build --release -q -p pchat-server -p pchat-sim
+data=$(mktemp -d)
 # The embedded default without its [auth] block (the scenarios' clients sign in as
 # many users without passwords: mode "none", which the loopback listen allows), plus
 # what the web services scenarios need: [http], a category with file upload off (and
@@ -36,19 +37,10 @@ privacy = "secret"
 members = ["sip:user3@contoso.com"]
 category = "NoFiles"
 EOF
-./target/release/pchat-server --config "$data/config.toml" --sip "127.0.0.1:$port" --store "$data/pchat.db" >"$data/server.log" 2>&1 &
-pid=$!
-trap 'kill -9 $pid 2>/dev/null || true; rm -rf "$data"' EXIT
-for _ in $(seq 1 100); do
-  grep -q "pchat-server ready" "$data/server.log" && break
-  sleep 0.1
-done
-grep -q "pchat-server ready" "$data/server.log" || { cat "$data/server.log"; exit 1; }
+pchat_start "$data" ./target/release/pchat-server --config "$data/config.toml" --sip "127.0.0.1:$port" --store "$data/pchat.db"
 status=0
 timeout 300 ./target/release/pchat-sim run scenarios/ --target "127.0.0.1:$port" --http "127.0.0.1:$http_port" --room-admin sip:roomadmin@contoso.com || status=$?
-kill -INT $pid
-for _ in $(seq 1 50); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
-if kill -0 $pid 2>/dev/null; then echo "server did not stop on SIGINT" >&2; cat "$data/server.log"; exit 1; fi
+pchat_stop_int $pid 50 || { echo "server did not stop on SIGINT" >&2; cat "$data/server.log"; exit 1; }
 wait $pid || { echo "server exited non-zero" >&2; cat "$data/server.log"; exit 1; }
 grep -q "pchat-server stopped" "$data/server.log" || { cat "$data/server.log"; exit 1; }
 if [ $status -ne 0 ]; then cat "$data/server.log"; fi

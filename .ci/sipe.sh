@@ -8,6 +8,7 @@
 # driver bounded by `timeout`; exits non-zero on any failed step.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source .ci/lib.sh
 port=${PCHAT_SIPE_PORT:-35070}
 modes=${PCHAT_SIPE_MODES:-none ntlm}
 
@@ -67,8 +68,7 @@ EOF
     >"$data/server.log" 2>&1 &
   pid=$!
   echo $pid >"$data/server.pid"
-  for _ in $(seq 1 100); do grep -q "pchat-server ready" "$data/server.log" && break; sleep 0.1; done
-  grep -q "pchat-server ready" "$data/server.log" || { cat "$data/server.log"; return 1; }
+  pchat_wait_ready "$data/server.log" || return 1
 
   drive() { # name account password script
     SIPE_DRIVER_NAME="[$mode] $1" SIPE_DRIVER_LOG="$data/$1.debug" \

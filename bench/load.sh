@@ -6,6 +6,7 @@
 # Env: PCHAT_LOAD_PORT (35170), PCHAT_LOAD_ROOMS_CONFIG (rooms in the config, default 2000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source .ci/lib.sh
 port=${PCHAT_LOAD_PORT:-35170}
 rooms=${PCHAT_LOAD_ROOMS_CONFIG:-2000}
 data=$(mktemp -d)
@@ -19,14 +20,7 @@ for a in "$@"; do
 done
 ./target/release/pchat-sim load --print-server-config --rooms "$rooms" --users "$users" \
   | sed "s#127.0.0.1:5060#127.0.0.1:$port#; s#pchat-load/pchat.db#$data/pchat.db#" >"$data/server.toml"
-./target/release/pchat-server --config "$data/server.toml" >"$data/server.log" 2>&1 &
-pid=$!
-trap 'kill -9 $pid 2>/dev/null || true; rm -rf "$data"' EXIT
-for _ in $(seq 1 100); do
-  grep -q "pchat-server ready" "$data/server.log" && break
-  sleep 0.1
-done
-grep -q "pchat-server ready" "$data/server.log" || { cat "$data/server.log" >&2; exit 1; }
+pchat_start "$data" ./target/release/pchat-server --config "$data/server.toml"
 status=0
 tck=$(getconf CLK_TCK)
 cpu() { awk -v t="$tck" '{printf "%.1f", ($14+$15)/t}' "/proc/$1/stat"; }
@@ -37,6 +31,5 @@ if [ -x /usr/bin/time ]; then
 fi
 "${timer[@]}" ./target/release/pchat-sim load --target "127.0.0.1:$port" --server-pid "$pid" "$@" || status=$?
 echo "pchat-server: $(cpu $pid) s CPU (user+system) over $(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN{printf "%.1f", e-s}') s of this run; load average: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-kill -INT $pid
-for _ in $(seq 1 100); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
+pchat_stop_int $pid 100 || true
 exit $status

@@ -11,6 +11,7 @@
 #      SIPP (sipp binary); PCHAT_SERVER_BIN (./target/release/pchat-server).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+source .ci/lib.sh
 calls=${1:-300}
 rate=${2:-50}
 limit=${3:-1000}
@@ -34,14 +35,7 @@ with open(f"{data}/rooms.csv", "w") as f:
     for i in range(rooms):
         f.write(f"ma-chan://contoso.com/{uuid.uuid5(ns, f'contoso.com/sipp{i}')}\n")
 PY
-"${PCHAT_SERVER_BIN:-./target/release/pchat-server}" --config "$data/server.toml" >"$data/server.log" 2>&1 &
-pid=$!
-trap '{ kill -9 $pid; wait $pid; } 2>/dev/null || true; rm -rf "$data"' EXIT
-for _ in $(seq 1 100); do
-  grep -qs "pchat-server ready" "$data/server.log" && break
-  sleep 0.1
-done
-grep -q "pchat-server ready" "$data/server.log" || { cat "$data/server.log" >&2; exit 1; }
+pchat_start "$data" "${PCHAT_SERVER_BIN:-./target/release/pchat-server}" --config "$data/server.toml"
 status=0
 timeout -s KILL $((calls / rate + 60)) "$sipp" -sf bench/sipp/xccos-uac.xml -t t1 -aa \
   -inf "$data/rooms.csv" -r "$rate" -l "$limit" -m "$calls" -i 127.0.0.1 -p $((port + 1)) \

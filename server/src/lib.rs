@@ -36,6 +36,7 @@ pub mod files;
 pub mod host;
 pub mod https;
 pub mod ids;
+pub mod loopback;
 pub mod net;
 pub mod pool;
 pub mod sip;

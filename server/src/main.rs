@@ -392,31 +392,31 @@ async fn run(cfg: Config, embedded: bool) -> Result<(), String> {
         Some(tls) => {
             let listeners =
                 pchat_server::tls::SipListeners::new(listener, Some(tls), handshake_timeout);
-            pchat_server::host::serve_full(
-                listeners,
-                http,
-                core,
-                worker,
-                shutdown_signal(),
-                Default::default(),
-            )
-            .await
+            serve_until_signal(listeners, http, core, worker).await
         }
-        None => {
-            pchat_server::host::serve_full(
-                listener,
-                http,
-                core,
-                worker,
-                shutdown_signal(),
-                Default::default(),
-            )
-            .await
-        }
+        None => serve_until_signal(listener, http, core, worker).await,
     }
     .map_err(|e| e.to_string())?;
     tracing::info!("pchat-server stopped");
     Ok(())
+}
+
+/// Serves SIP on `sip` (and the web services on `http`) until SIGINT/SIGTERM.
+async fn serve_until_signal<L: pchat_server::host::Listener>(
+    sip: L,
+    http: Option<tokio::net::TcpListener>,
+    core: pchat_server::core::Core,
+    worker: Option<pchat_server::compliance::Worker>,
+) -> std::io::Result<()> {
+    pchat_server::host::serve_full(
+        sip,
+        http,
+        core,
+        worker,
+        shutdown_signal(),
+        Default::default(),
+    )
+    .await
 }
 
 async fn shutdown_signal() {

@@ -6,10 +6,12 @@
 //! `[sip] unauthenticated_timeout`, is closed; beyond `[sip] max_unauthenticated`
 //! waiting connections new ones are closed at once. Every wait is bounded.
 
-use pchat_server::auth::digest::{self, Algorithm, Credentials};
+mod common;
+
+use common::{digest_answer, exchange, user1_pw1};
 use pchat_server::clock::TokioClock;
-use pchat_server::config::{AuthMode, Config, RunInterval, UserConfig};
-use pchat_server::sip::{parse, Framer, Response, SipMessage};
+use pchat_server::config::{AuthMode, Config, RunInterval};
+use pchat_server::sip::{Framer, Response};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -20,12 +22,7 @@ async fn server(
 ) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
     let mut cfg = Config::embedded_default();
     cfg.auth.mode = AuthMode::Digest;
-    cfg.users = vec![UserConfig {
-        uri: "sip:user1@contoso.com".into(),
-        password: Some("pw1".into()),
-        ha1_sha256: None,
-        ha1_md5: None,
-    }];
+    cfg.users = vec![user1_pw1()];
     tune(&mut cfg);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -49,56 +46,8 @@ fn options(cseq: u32, auth: Option<&str>) -> String {
     )
 }
 
-async fn exchange(s: &mut TcpStream, f: &mut Framer, msg: &str) -> Response {
-    s.write_all(msg.as_bytes()).await.unwrap();
-    let mut buf = [0u8; 8192];
-    loop {
-        if let Some(frame) = f.next_frame().unwrap() {
-            if let Ok(SipMessage::Response(r)) = parse(&frame) {
-                return r;
-            }
-            continue;
-        }
-        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
-            .await
-            .expect("an answer within 5 s")
-            .unwrap();
-        assert!(n > 0, "closed");
-        f.push(&buf[..n]);
-    }
-}
-
 fn answer(ch: &Response, password: &str, nc: u32) -> String {
-    let v = ch.headers.get("WWW-Authenticate").unwrap();
-    let get = |k: &str| {
-        v.split(&format!("{k}=\""))
-            .nth(1)
-            .and_then(|r| r.split('"').next())
-            .unwrap()
-            .to_string()
-    };
-    let mut c = Credentials {
-        username: "user1".into(),
-        realm: get("realm"),
-        nonce: get("nonce"),
-        uri: "sip:pchat@contoso.com".into(),
-        response: String::new(),
-        algorithm: Algorithm::Sha256,
-        cnonce: "c".into(),
-        nc: format!("{nc:08x}"),
-        nc_value: nc,
-        qop: "auth".into(),
-    };
-    c.response = digest::response(
-        Algorithm::Sha256,
-        &digest::ha1(Algorithm::Sha256, "user1", &c.realm, password),
-        &c,
-        "OPTIONS",
-    );
-    format!(
-        "Digest username=\"user1\", realm=\"{}\", nonce=\"{}\", uri=\"{}\", response=\"{}\", algorithm=SHA-256, cnonce=\"c\", nc={}, qop=auth",
-        c.realm, c.nonce, c.uri, c.response, c.nc
-    )
+    digest_answer(ch, "user1", password, nc, "OPTIONS")
 }
 
 /// Whether the server closes `s` within `within`.

@@ -3,54 +3,24 @@
 //! non-loopback address, and `user hash` prints HA1 values. Loopback only; every wait
 //! is bounded.
 
-use pchat_server::auth::digest::{self, Algorithm, Credentials};
+mod common;
+
+use common::{connect, digest_answer, free_port, Proc, BIN, SDP};
+use pchat_server::auth::digest::{self, Algorithm};
 use pchat_server::sip::{parse, Framer, Response, SipMessage};
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-const BIN: &str = env!("CARGO_BIN_EXE_pchat-server");
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn connect(port: u16) -> TcpStream {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        match TcpStream::connect(("127.0.0.1", port)) {
-            Ok(s) => {
-                s.set_read_timeout(Some(Duration::from_secs(5))).ok();
-                return s;
-            }
-            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
-            Err(e) => panic!("server did not listen on {port}: {e}"),
-        }
-    }
-}
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::Duration;
 
 fn invite(port: u16, user: &str, cseq: u32, auth: Option<&str>) -> String {
-    let sdp = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=s\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=message 5060 sip null\r\n";
     let auth = auth.map_or(String::new(), |a| format!("Authorization: {a}\r\n"));
     format!(
         "INVITE sip:pchat@contoso.com SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:{port};branch=z9hG4bK{user}{cseq}\r\n\
          Max-Forwards: 70\r\nFrom: <sip:{user}@contoso.com>;tag=t{user}\r\nTo: <sip:pchat@contoso.com>\r\n\
          Call-ID: c-{user}\r\nCSeq: {cseq} INVITE\r\nContact: <sip:{user}@127.0.0.1:1;transport=tcp>\r\n\
-         {auth}Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
-        sdp.len()
+         {auth}Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
+        SDP.len()
     )
 }
 
@@ -81,53 +51,16 @@ fn answer(ch: &Response, user: &str, password: &str, nc: u32) -> String {
         v.contains("algorithm=SHA-256"),
         "SHA-256 offered first: {v}"
     );
-    let get = |k: &str| {
-        v.split(&format!("{k}=\""))
-            .nth(1)
-            .and_then(|r| r.split('"').next())
-            .unwrap()
-            .to_string()
-    };
-    let mut c = Credentials {
-        username: user.into(),
-        realm: get("realm"),
-        nonce: get("nonce"),
-        uri: "sip:pchat@contoso.com".into(),
-        response: String::new(),
-        algorithm: Algorithm::Sha256,
-        cnonce: "c".into(),
-        nc: format!("{nc:08x}"),
-        nc_value: nc,
-        qop: "auth".into(),
-    };
-    c.response = digest::response(
-        Algorithm::Sha256,
-        &digest::ha1(Algorithm::Sha256, user, &c.realm, password),
-        &c,
-        "INVITE",
-    );
-    format!(
-        "Digest username=\"{user}\", realm=\"{}\", nonce=\"{}\", uri=\"{}\", response=\"{}\", algorithm=SHA-256, cnonce=\"c\", nc={}, qop=auth",
-        c.realm, c.nonce, c.uri, c.response, c.nc
-    )
+    digest_answer(ch, user, password, nc, "INVITE")
 }
 
 #[test]
 fn embedded_default_admits_only_the_right_password() {
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
-    let _server = Server(
-        Command::new(BIN)
-            .current_dir(dir.path())
-            .arg("--sip")
-            .arg(format!("127.0.0.1:{port}"))
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("pchat-server starts"),
-    );
-    let mut s = connect(port);
+    let sip = format!("127.0.0.1:{port}");
+    let _server = Proc::start(dir.path(), &["--sip", &sip], "warn", false);
+    let mut s = connect(port, Duration::from_secs(5));
     let mut f = Framer::new(1 << 20);
     let ch = exchange(&mut s, &mut f, &invite(port, "user1", 1, None));
     assert_eq!(ch.code, 401, "no credentials: challenged");

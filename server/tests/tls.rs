@@ -4,12 +4,14 @@
 //! says `transport=tls`), while the same header on a TLS connection without that
 //! certificate is removed and Digest is asked for (401).
 
+mod common;
+
+use common::{exchange, user1_pw1};
 use pchat_server::clock::TokioClock;
-use pchat_server::config::{AuthMode, Config, UserConfig};
-use pchat_server::sip::{parse, Framer, Response, SipMessage};
+use pchat_server::config::{AuthMode, Config};
+use pchat_server::sip::Framer;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::rustls;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
@@ -38,12 +40,7 @@ async fn server(certs: &Certs, mode: AuthMode) -> std::net::SocketAddr {
     let mut cfg = Config::embedded_default();
     cfg.auth.mode = mode;
     cfg.auth.trusted_peers = vec![certs.client_fp.clone()];
-    cfg.users = vec![UserConfig {
-        uri: "sip:user1@contoso.com".into(),
-        password: Some("pw1".into()),
-        ha1_sha256: None,
-        ha1_md5: None,
-    }];
+    cfg.users = vec![user1_pw1()];
     let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let tls = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let tls_addr = tls.local_addr().unwrap();
@@ -102,29 +99,6 @@ fn invite(extra: &str, cseq: u32) -> String {
          {extra}Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
         sdp.len()
     )
-}
-
-async fn exchange<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
-    s: &mut S,
-    f: &mut Framer,
-    msg: &str,
-) -> Response {
-    s.write_all(msg.as_bytes()).await.unwrap();
-    let mut buf = [0u8; 8192];
-    loop {
-        if let Some(frame) = f.next_frame().unwrap() {
-            if let Ok(SipMessage::Response(r)) = parse(&frame) {
-                return r;
-            }
-            continue;
-        }
-        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
-            .await
-            .expect("an answer")
-            .unwrap();
-        assert!(n > 0, "closed");
-        f.push(&buf[..n]);
-    }
 }
 
 #[tokio::test]

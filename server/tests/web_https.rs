@@ -26,17 +26,10 @@ async fn https_serves_the_sign_in_form_and_a_secure_session_cookie() {
         signin.contains("pchat_signin=") && signin.contains("Secure"),
         "{signin}"
     );
-    let token = form.cookie("pchat_signin").unwrap();
-    let body = format!("csrf={}&username=user1&password=pw-one", form.csrf());
-    let jar = format!("pchat_signin={token}");
+    let (jar, body) = form.user1_sign_in();
     let r = https(&s.http, &cert, "POST", "/signin", &jar, Some(&body)).await;
     assert_eq!(r.status, 303, "{r:?}");
-    let set = r
-        .all("set-cookie")
-        .into_iter()
-        .find(|c| c.starts_with("pchat_session="))
-        .expect("session cookie")
-        .to_string();
+    let set = r.session_set_cookie();
     for attr in ["Secure", "HttpOnly", "SameSite=Strict"] {
         assert!(set.contains(attr), "{set}");
     }

@@ -8,7 +8,9 @@ mod web_common;
 
 use pchat_server::compliance::EventKind;
 
-use web_common::{enc, guid, http, sign_in, start, DOMAIN, FILE_BYTES, FILE_NAME};
+use web_common::{
+    enc, guid, http, post, sign_in, start, start_signed_in, DOMAIN, FILE_BYTES, FILE_NAME,
+};
 
 fn assert_csp(r: &web_common::Resp) {
     let csp = r.header("content-security-policy").expect("CSP header");
@@ -44,24 +46,11 @@ async fn get_root_is_a_sign_in_form_under_a_csp() {
 async fn sign_in_sets_a_strict_httponly_cookie_and_sign_out_ends_the_session() {
     let s = start(None).await;
     let form = http(&s.http, "GET", "/", "", None).await;
-    let token = form.cookie("pchat_signin").unwrap();
-    let body = format!("csrf={}&username=user1&password=pw-one", form.csrf());
-    let r = http(
-        &s.http,
-        "POST",
-        "/signin",
-        &format!("pchat_signin={token}"),
-        Some(&body),
-    )
-    .await;
+    let (jar, body) = form.user1_sign_in();
+    let r = http(&s.http, "POST", "/signin", &jar, Some(&body)).await;
     assert_eq!(r.status, 303);
     assert_eq!(r.header("location"), Some("/rooms"));
-    let set = r
-        .all("set-cookie")
-        .into_iter()
-        .find(|c| c.starts_with("pchat_session="))
-        .expect("session cookie")
-        .to_string();
+    let set = r.session_set_cookie();
     for attr in ["HttpOnly", "SameSite=Strict", "Path=/"] {
         assert!(set.contains(attr), "{set}");
     }
@@ -86,16 +75,8 @@ async fn secure_cookie_when_served_over_https() {
     let s = start(Some("https://chat.example.com")).await;
     let form = http(&s.http, "GET", "/", "", None).await;
     assert!(form.all("set-cookie")[0].contains("Secure"));
-    let token = form.cookie("pchat_signin").unwrap();
-    let body = format!("csrf={}&username=user1&password=pw-one", form.csrf());
-    let r = http(
-        &s.http,
-        "POST",
-        "/signin",
-        &format!("pchat_signin={token}"),
-        Some(&body),
-    )
-    .await;
+    let (jar, body) = form.user1_sign_in();
+    let r = http(&s.http, "POST", "/signin", &jar, Some(&body)).await;
     let set = r.all("set-cookie").join("\n");
     assert!(
         set.contains("pchat_session=") && set.contains("Secure"),
@@ -115,36 +96,15 @@ async fn wrong_password_and_missing_token_are_refused_and_failures_lock_out() {
     let csrf = form.csrf();
     // No or a wrong sign-in token: refused before any password check.
     for bad in ["", "forged"] {
-        let r = http(
-            &s.http,
-            "POST",
-            "/signin",
-            &jar,
-            Some(&attempt("user1", "pw-one", bad)),
-        )
-        .await;
+        let r = post(&s.http, "/signin", &jar, &attempt("user1", "pw-one", bad)).await;
         assert_eq!(r.status, 403, "{r:?}");
         assert!(r.cookie("pchat_session").is_none());
     }
-    let r = http(
-        &s.http,
-        "POST",
-        "/signin",
-        "",
-        Some(&attempt("user1", "pw-one", &csrf)),
-    )
-    .await;
+    let r = post(&s.http, "/signin", "", &attempt("user1", "pw-one", &csrf)).await;
     assert_eq!(r.status, 403, "token without its cookie");
     // Wrong passwords, unknown users: 401, the form again, no session.
     for (u, p) in [("user1", "nope"), ("ghost", "pw-one"), ("user1", "")] {
-        let r = http(
-            &s.http,
-            "POST",
-            "/signin",
-            &jar,
-            Some(&attempt(u, p, &csrf)),
-        )
-        .await;
+        let r = post(&s.http, "/signin", &jar, &attempt(u, p, &csrf)).await;
         assert_eq!(r.status, 401, "{u}/{p}: {r:?}");
         assert!(r.body.contains("Wrong user name or password"));
         assert!(r.body.contains(r#"type="password""#));
@@ -152,23 +112,9 @@ async fn wrong_password_and_missing_token_are_refused_and_failures_lock_out() {
     }
     // The 4th failure for user1 (max_failures = 4, shared with SIP Digest) locks the
     // user out: the right password is refused too, until the lockout ends.
-    let r = http(
-        &s.http,
-        "POST",
-        "/signin",
-        &jar,
-        Some(&attempt("user1", "nope", &csrf)),
-    )
-    .await;
+    let r = post(&s.http, "/signin", &jar, &attempt("user1", "nope", &csrf)).await;
     assert_eq!(r.status, 401);
-    let r = http(
-        &s.http,
-        "POST",
-        "/signin",
-        &jar,
-        Some(&attempt("user1", "pw-one", &csrf)),
-    )
-    .await;
+    let r = post(&s.http, "/signin", &jar, &attempt("user1", "pw-one", &csrf)).await;
     assert_eq!(r.status, 429, "{r:?}");
     assert!(r.cookie("pchat_session").is_none());
     s.stop().await;
@@ -220,9 +166,7 @@ async fn topic(addr: &str, me: &str) -> String {
 
 #[tokio::test]
 async fn csrf_missing_or_wrong_is_refused_and_changes_nothing() {
-    let s = start(None).await;
-    let me = sign_in(&s.http, "user1", "pw-one").await;
-    let other = sign_in(&s.http, "user2", "pw-two").await;
+    let (s, me, other) = start_signed_in().await;
     let room = guid("Design");
     let edit = format!("/rooms/{room}/edit");
     let others_token = http(&s.http, "GET", "/rooms", &other, None).await.csrf();
@@ -239,12 +183,11 @@ async fn csrf_missing_or_wrong_is_refused_and_changes_nothing() {
         let r = http(&s.http, "POST", &edit, &me, Some(&body)).await;
         assert_eq!(r.status, 403, "{csrf:?}: {r:?}");
         assert!(r.body.contains("CSRF"), "{}", r.body);
-        let r = http(
+        let r = post(
             &s.http,
-            "POST",
             "/rooms",
             &me,
-            Some(&format!("{}&name=Sneaky&category=Product", body)),
+            &format!("{}&name=Sneaky&category=Product", body),
         )
         .await;
         assert_eq!(r.status, 403);
@@ -265,9 +208,7 @@ async fn csrf_missing_or_wrong_is_refused_and_changes_nothing() {
 
 #[tokio::test]
 async fn a_non_manager_cannot_edit_and_nothing_changes() {
-    let s = start(None).await;
-    let me = sign_in(&s.http, "user1", "pw-one").await;
-    let member = sign_in(&s.http, "user2", "pw-two").await;
+    let (s, me, member) = start_signed_in().await;
     let room = guid("Design");
     let page = http(&s.http, "GET", &format!("/rooms/{room}"), &member, None).await;
     assert_eq!(page.status, 200);
@@ -276,24 +217,16 @@ async fn a_non_manager_cannot_edit_and_nothing_changes() {
         "no edit form for a member"
     );
     let csrf = page.csrf();
-    let r = http(
+    let r = post(
         &s.http,
-        "POST",
         &format!("/rooms/{room}/edit"),
         &member,
-        Some(&format!("csrf={csrf}&topic=mine")),
+        &format!("csrf={csrf}&topic=mine"),
     )
     .await;
     assert_eq!(r.status, 403, "{r:?}");
     let add = format!("csrf={csrf}&action=add&role=manager&user=user2");
-    let r = http(
-        &s.http,
-        "POST",
-        &format!("/rooms/{room}/roles"),
-        &member,
-        Some(&add),
-    )
-    .await;
+    let r = post(&s.http, &format!("/rooms/{room}/roles"), &member, &add).await;
     assert_eq!(r.status, 403);
     assert_eq!(topic(&s.http, &me).await, "Q3 layout");
     let p = http(&s.http, "GET", &format!("/rooms/{room}"), &me, None).await;
@@ -314,25 +247,11 @@ async fn a_non_manager_cannot_edit_and_nothing_changes() {
     assert!(!p.body.contains("message number"));
     // The manager adds user3 as a member; now user3 reads the history.
     let add = format!("csrf={}&action=add&role=member&user=user3", p.csrf());
-    let r = http(
-        &s.http,
-        "POST",
-        &format!("/rooms/{room}/roles"),
-        &outsider,
-        Some(&add),
-    )
-    .await;
+    let r = post(&s.http, &format!("/rooms/{room}/roles"), &outsider, &add).await;
     assert_eq!(r.status, 403, "user3 cannot add itself");
     let mine = http(&s.http, "GET", "/rooms", &me, None).await.csrf();
     let add = format!("csrf={mine}&action=add&role=member&user=user3");
-    let r = http(
-        &s.http,
-        "POST",
-        &format!("/rooms/{room}/roles"),
-        &me,
-        Some(&add),
-    )
-    .await;
+    let r = post(&s.http, &format!("/rooms/{room}/roles"), &me, &add).await;
     assert_eq!(r.status, 303, "{r:?}");
     let p = http(&s.http, "GET", &format!("/rooms/{room}"), &outsider, None).await;
     assert!(p.body.contains("message number 25"), "{}", p.body);
@@ -451,9 +370,7 @@ async fn type_and_presenters(addr: &str, me: &str) -> (String, String) {
 
 #[tokio::test]
 async fn managers_set_the_type_and_presenters_others_are_refused() {
-    let s = start(None).await;
-    let me = sign_in(&s.http, "user1", "pw-one").await;
-    let member = sign_in(&s.http, "user2", "pw-two").await;
+    let (s, me, member) = start_signed_in().await;
     let room = guid("Design");
     let (edit, roles) = (
         format!("/rooms/{room}/edit"),

@@ -37,7 +37,7 @@ use std::collections::{BTreeMap, BTreeSet};
 type Post = (String, String, String);
 
 /// (client, Call-ID, CSeq): one request and its answers.
-type Key = (String, String, u32);
+pub(crate) type Key = (String, String, u32);
 
 #[derive(Default)]
 struct State {
@@ -186,7 +186,8 @@ impl State {
     }
 }
 
-fn key(client: &str, m: &SipMessage) -> Key {
+/// A message's `(client, Call-ID, CSeq number)`: how a response finds its request.
+pub(crate) fn key(client: &str, m: &SipMessage) -> Key {
     let (call, cseq) = match m {
         SipMessage::Request(r) => (r.call_id(), r.cseq()),
         SipMessage::Response(r) => (r.call_id(), r.cseq()),
@@ -208,12 +209,7 @@ fn chat(body: &[u8]) -> Option<xccos::GrpChat> {
 /// Checks the completeness invariant (module docs) on a finished run's transcript;
 /// one line per client and post it should have received and did not.
 pub fn check(scenario: &Scenario, transcript: &Transcript) -> Vec<String> {
-    let uris: BTreeMap<&str, &str> = scenario
-        .file
-        .clients
-        .iter()
-        .map(|c| (c.name.as_str(), c.uri.as_str()))
-        .collect();
+    let uris = scenario.client_uris();
     let mut st = State::default();
     for (at, e) in transcript.entries().into_iter().enumerate() {
         if e.from == "#" {

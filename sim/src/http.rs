@@ -110,15 +110,6 @@ where
     })
 }
 
-/// Percent-encodes a path segment (everything but unreserved characters).
-pub fn encode_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+/// Percent-encodes a path segment (everything but unreserved characters; RFC 3986
+/// section 2.3): the server's own encoder.
+pub use pchat_server::web::api::percent_encode as encode_segment;

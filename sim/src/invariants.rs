@@ -24,6 +24,7 @@
 //! Each violation is one line naming the room, author and text (or the dialog, or the
 //! event ids).
 
+use crate::completeness::key;
 use crate::scenario::Scenario;
 use crate::transcript::Transcript;
 use pchat_server::compliance::verify::verify;
@@ -70,12 +71,7 @@ fn grpchat(body: &[u8]) -> Option<(u64, xccos::GrpChat)> {
 }
 
 fn collect(scenario: &Scenario, transcript: &Transcript) -> Seen {
-    let uris: BTreeMap<&str, &str> = scenario
-        .file
-        .clients
-        .iter()
-        .map(|c| (c.name.as_str(), c.uri.as_str()))
-        .collect();
+    let uris = scenario.client_uris();
     let mut seen = Seen::default();
     // (client, Call-ID, CSeq) -> post, for matching responses.
     let mut posts: BTreeMap<(String, String, u32), Post> = BTreeMap::new();
@@ -103,17 +99,6 @@ fn collect(scenario: &Scenario, transcript: &Transcript) -> Seen {
             (g.chan_uri.clone(), author.to_string(), g.text.clone())
         });
         crashes.message(at, &e.from, &e.to, &msg, post.as_ref());
-        let key = |client: &str, m: &SipMessage| {
-            let (call, cseq) = match m {
-                SipMessage::Request(r) => (r.call_id(), r.cseq()),
-                SipMessage::Response(r) => (r.call_id(), r.cseq()),
-            };
-            (
-                client.to_string(),
-                call.unwrap_or_default().to_string(),
-                cseq.map_or(0, |c| c.0),
-            )
-        };
         match (&msg, e.to == "server") {
             (SipMessage::Request(r), true) => {
                 if let (Some((envid, g)), Some(post)) = (chat, post) {

@@ -97,6 +97,12 @@ fn parties(entries: &[Entry]) -> Vec<String> {
     v
 }
 
+/// The columns of `e`'s sender and receiver among `parties`, if both have one.
+fn columns(parties: &[String], e: &Entry) -> Option<(usize, usize)> {
+    let col = |who: &String| parties.iter().position(|p| p == who);
+    Some((col(&e.from)?, col(&e.to)?))
+}
+
 /// Whether a transcript note starts a fault (a fault step or a `[[fault]]`), and how
 /// long its window is, in ms, when the note says.
 pub fn fault_note(note: &str) -> Option<Option<u64>> {
@@ -165,10 +171,7 @@ pub fn text(t: &Transcript) -> String {
             }
             continue;
         }
-        let (Some(a), Some(b)) = (
-            parties.iter().position(|p| *p == e.from),
-            parties.iter().position(|p| *p == e.to),
-        ) else {
+        let Some((a, b)) = columns(&parties, e) else {
             continue;
         };
         let mut line = lifelines();
@@ -303,10 +306,7 @@ fn svg(rows: &[Entry], parties: &[String]) -> String {
             );
             continue;
         }
-        let (Some(a), Some(b)) = (
-            parties.iter().position(|p| *p == e.from),
-            parties.iter().position(|p| *p == e.to),
-        ) else {
+        let Some((a, b)) = columns(parties, e) else {
             continue;
         };
         let full = esc(&String::from_utf8_lossy(&e.bytes));

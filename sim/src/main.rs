@@ -417,18 +417,25 @@ fn main() -> ExitCode {
     }
 }
 
-/// `check`: every error of every file; exit 2 if any.
-fn check(paths: &[String]) -> ExitCode {
-    let sel = match batch::select(paths, None) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
-    };
+/// The files `paths` name ([`batch::select`]), its warnings printed; a selection that
+/// fails is printed and gives exit code 2.
+fn select(paths: &[String], filter: Option<&str>) -> Result<batch::Selection, ExitCode> {
+    let sel = batch::select(paths, filter).map_err(|e| {
+        eprintln!("{e}");
+        ExitCode::from(2)
+    })?;
     for w in &sel.warnings {
         eprintln!("{w}");
     }
+    Ok(sel)
+}
+
+/// `check`: every error of every file; exit 2 if any.
+fn check(paths: &[String]) -> ExitCode {
+    let sel = match select(paths, None) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
     for e in &sel.broken {
         eprintln!("{e}");
     }
@@ -508,16 +515,10 @@ fn run_watching(args: &RunArgs) -> ExitCode {
 }
 
 fn run(args: &RunArgs) -> ExitCode {
-    let sel = match batch::select(&args.paths, args.filter.as_deref()) {
+    let sel = match select(&args.paths, args.filter.as_deref()) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
-    for w in &sel.warnings {
-        eprintln!("{w}");
-    }
     let (jobs, mut entries) = match plan(args, &sel.scenarios) {
         Ok(p) => p,
         Err(e) => {
@@ -604,19 +605,8 @@ fn run_live_rooms(args: &RunArgs, s: &Scenario, target: &str, seed: u64) -> RunR
     let ours = match pchat_sim::live_rooms::provision(&admin, &s.file.rooms) {
         Ok(ours) => ours,
         Err(e) => {
-            return RunReport {
-                name: s.name(),
-                seed,
-                steps_passed: 0,
-                steps_total: s.file.steps.len(),
-                failure: Some(format!("{}: creating its rooms: {e}", s.path.display())),
-                step_failures: Vec::new(),
-                allowed_failures: Vec::new(),
-                violations: Vec::new(),
-                transcript: Default::default(),
-                elapsed: std::time::Duration::ZERO,
-                compliance_output: None,
-            };
+            let failure = format!("{}: creating its rooms: {e}", s.path.display());
+            return RunReport::not_started(s, seed, failure);
         }
     };
     let mut r = run_live_with(s, target, args.http.as_deref(), seed);
@@ -768,15 +758,8 @@ fn explore_entry(
         None => RunReport {
             name: name.clone(),
             seed,
-            steps_passed: 0,
-            steps_total: 0,
-            failure: None,
-            step_failures: Vec::new(),
-            allowed_failures: Vec::new(),
-            violations: Vec::new(),
-            transcript: Default::default(),
             elapsed: report.simulated,
-            compliance_output: None,
+            ..RunReport::default()
         },
     };
     r.name = name;

@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 pub use crate::sim_setup::{SIM_HTTP_PORT, SIM_SIP_PORT};
 
 /// How a run went.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct RunReport {
     /// Scenario name.
     pub name: String,
@@ -49,6 +49,44 @@ pub struct RunReport {
 }
 
 impl RunReport {
+    /// The report of a run of `scenario` with `seed` that failed before its first step
+    /// (`failure` says why): no step passed, nothing recorded.
+    pub fn not_started(scenario: &Scenario, seed: u64, failure: String) -> RunReport {
+        RunReport {
+            name: scenario.name(),
+            seed,
+            steps_total: scenario.file.steps.len(),
+            failure: Some(failure),
+            ..RunReport::default()
+        }
+    }
+
+    /// The report of a run of `scenario` with `seed` from the driver's `outcome`, with
+    /// the end-of-run `violations`; no compliance output.
+    fn from_outcome(
+        scenario: &Scenario,
+        seed: u64,
+        outcome: Outcome,
+        violations: Vec<String>,
+        transcript: Transcript,
+        elapsed: Duration,
+    ) -> RunReport {
+        let (steps_passed, failure, step_failures, allowed_failures) = outcome;
+        RunReport {
+            name: scenario.name(),
+            seed,
+            steps_passed,
+            steps_total: scenario.file.steps.len(),
+            failure,
+            step_failures,
+            allowed_failures,
+            violations,
+            transcript,
+            elapsed,
+            compliance_output: None,
+        }
+    }
+
     /// Whether every step passed (or failed with `allow_fail = true`) and every
     /// invariant held.
     pub fn passed(&self) -> bool {
@@ -800,18 +838,10 @@ fn sim_report(
         Vec::new()
     };
     violations.extend(threshold_failures(scenario, &transcript));
+    let outcome = (steps_passed, failure, step_failures, allowed_failures);
     RunReport {
-        name: scenario.name(),
-        seed,
-        steps_passed,
-        steps_total: scenario.file.steps.len(),
-        failure,
-        step_failures,
-        allowed_failures,
-        violations,
-        transcript,
-        elapsed,
         compliance_output,
+        ..RunReport::from_outcome(scenario, seed, outcome, violations, transcript, elapsed)
     }
 }
 
@@ -891,23 +921,11 @@ pub fn run_live_with(
     {
         Ok(rt) => rt,
         Err(e) => {
-            return RunReport {
-                name: scenario.name(),
-                seed,
-                steps_passed: 0,
-                steps_total: scenario.file.steps.len(),
-                failure: Some(format!("cannot start a runtime: {e}")),
-                step_failures: Vec::new(),
-                allowed_failures: Vec::new(),
-                violations: Vec::new(),
-                transcript,
-                elapsed: Duration::ZERO,
-                compliance_output: None,
-            }
+            return RunReport::not_started(&scenario, seed, format!("cannot start a runtime: {e}"))
         }
     };
     let keep_going = scenario.file.keep_going;
-    let (steps_passed, failure, step_failures, allowed_failures) = rt.block_on(async {
+    let outcome = rt.block_on(async {
         let mut senders = BTreeMap::new();
         for (i, spec) in scenario.file.clients.iter().enumerate() {
             let (tx, rx) = mpsc::channel::<Job>(1);
@@ -950,24 +968,14 @@ pub fn run_live_with(
         }
         drive(scenario.clone(), senders, transcript.clone(), None).await
     });
-    RunReport {
-        name: scenario.name(),
-        seed,
-        steps_passed,
-        steps_total: scenario.file.steps.len(),
-        failure,
-        step_failures,
-        allowed_failures,
-        // The store is out of reach live; completeness needs only the transcript.
-        violations: match scenario.file.invariants {
-            true => crate::completeness::check(&scenario, &transcript),
-            false => Vec::new(),
-        }
-        .into_iter()
-        .chain(threshold_failures(&scenario, &transcript))
-        .collect(),
-        transcript,
-        elapsed: started.elapsed(),
-        compliance_output: None,
+    // The store is out of reach live; completeness needs only the transcript.
+    let violations = match scenario.file.invariants {
+        true => crate::completeness::check(&scenario, &transcript),
+        false => Vec::new(),
     }
+    .into_iter()
+    .chain(threshold_failures(&scenario, &transcript))
+    .collect();
+    let elapsed = started.elapsed();
+    RunReport::from_outcome(&scenario, seed, outcome, violations, transcript, elapsed)
 }

@@ -591,6 +591,15 @@ impl Scenario {
         format!("{}:{line}:{column}", self.path.display())
     }
 
+    /// Each client's SIP URI by client name.
+    pub fn client_uris(&self) -> BTreeMap<&str, &str> {
+        self.file
+            .clients
+            .iter()
+            .map(|c| (c.name.as_str(), c.uri.as_str()))
+            .collect()
+    }
+
     /// The scenario's name (its `name`, else the file stem).
     pub fn name(&self) -> String {
         self.file.name.clone().unwrap_or_else(|| {

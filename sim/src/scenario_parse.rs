@@ -24,6 +24,22 @@ pub fn did_you_mean<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
         .map(|(_, c)| c)
 }
 
+/// `unknown WHAT WORD; did you mean CLOSE? (expected one of LIST)` (the hint only when a
+/// word of `list` is close), `word` (without backticks) and the suggestion quoted by
+/// `quote`.
+fn unknown(what: &str, word: &str, list: &[String], quote: fn(&str) -> String) -> String {
+    let word = word.trim_matches('`');
+    let refs: Vec<&str> = list.iter().map(String::as_str).collect();
+    let hint = did_you_mean(word, &refs)
+        .map(|d| format!("; did you mean {}?", quote(d)))
+        .unwrap_or_default();
+    format!(
+        "unknown {what} {}{hint} (expected one of {})",
+        quote(word),
+        list.join(", ")
+    )
+}
+
 fn backticked(list: &str) -> Vec<String> {
     list.split(", ")
         .map(|s| s.trim().trim_matches('`').to_string())
@@ -92,16 +108,7 @@ pub fn plain_words(msg: &str, key: &str) -> String {
     }
     if let Some(rest) = msg.strip_prefix("unknown variant ") {
         if let Some((word, list)) = rest.split_once(", expected one of ") {
-            let word = word.trim_matches('`');
-            let list = backticked(list);
-            let refs: Vec<&str> = list.iter().map(String::as_str).collect();
-            let hint = did_you_mean(word, &refs)
-                .map(|d| format!("; did you mean {d:?}?"))
-                .unwrap_or_default();
-            return format!(
-                "unknown value {word:?}{hint} (expected one of {})",
-                list.join(", ")
-            );
+            return unknown("value", word, &backticked(list), |w| format!("{w:?}"));
         }
     }
     if let Some(rest) = msg.strip_prefix("unknown field ") {
@@ -109,28 +116,17 @@ pub fn plain_words(msg: &str, key: &str) -> String {
             .split_once(", expected one of ")
             .or_else(|| rest.split_once(", expected "))
             .unwrap_or((rest, ""));
-        let word = word.trim_matches('`');
-        let list = backticked(list);
-        let refs: Vec<&str> = list.iter().map(String::as_str).collect();
-        let hint = did_you_mean(word, &refs)
-            .map(|d| format!("; did you mean `{d}`?"))
-            .unwrap_or_default();
-        return format!(
-            "unknown key `{word}`{hint} (expected one of {})",
-            list.join(", ")
-        );
+        return unknown("key", word, &backticked(list), |w| format!("`{w}`"));
     }
     if let Some(rest) = msg.strip_prefix("unexpected keys in table: ") {
         let (words, list) = rest.split_once(", available keys: ").unwrap_or((rest, ""));
-        let list: Vec<&str> = list.split(", ").filter(|k| !k.is_empty()).collect();
+        let list: Vec<String> = list
+            .split(", ")
+            .filter(|k| !k.is_empty())
+            .map(String::from)
+            .collect();
         let word = words.split(", ").next().unwrap_or(words);
-        let hint = did_you_mean(word, &list)
-            .map(|d| format!("; did you mean `{d}`?"))
-            .unwrap_or_default();
-        return format!(
-            "unknown key `{word}`{hint} (expected one of {})",
-            list.join(", ")
-        );
+        return unknown("key", word, &list, |w| format!("`{w}`"));
     }
     if let Some(field) = msg.strip_prefix("missing field ") {
         return format!("needs {field}");

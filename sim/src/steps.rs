@@ -2,7 +2,7 @@
 //! returns a one-line summary on success, or a message saying what was expected and what
 //! came instead.
 
-use crate::client::{Client, Incoming};
+use crate::client::{Client, ClientError, Incoming};
 use crate::expect::{check_contains, check_received, check_rpl, check_status, matches_kind};
 pub use crate::expect::{room_uri_of, StepResult};
 use crate::step::{Action, Expect, ReceiveKind, Role, Step};
@@ -282,15 +282,7 @@ async fn receive(client: &mut Client, kind: ReceiveKind, room: &str, e: &Expect)
         Ok(_) => Ok(format!("received {want}")),
         Err(err) => {
             // What did come of that kind (if anything), to say why none matched.
-            let saved = client.timeout;
-            client.timeout = Duration::ZERO;
-            let other = client
-                .wait_for(
-                    want,
-                    |i| matches!(i, Incoming::Xccos(env) if matches_kind(env, kind, room)),
-                )
-                .await;
-            client.timeout = saved;
+            let other = next_of_kind(client, kind, room, Duration::ZERO).await;
             match other {
                 Ok(Incoming::Xccos(env)) => {
                     Err(check_received(&env, e).err().map_or(err.0.clone(), |m| {
@@ -303,17 +295,29 @@ async fn receive(client: &mut Client, kind: ReceiveKind, room: &str, e: &Expect)
     }
 }
 
-async fn quiet(client: &mut Client, kind: ReceiveKind, room: &str, ms: u64) -> StepResult {
-    let want = kind.name();
+/// The first `kind` about `room` that comes within `wait` (instead of the client's
+/// timeout, which is restored after).
+async fn next_of_kind(
+    client: &mut Client,
+    kind: ReceiveKind,
+    room: &str,
+    wait: Duration,
+) -> Result<Incoming, ClientError> {
     let saved = client.timeout;
-    client.timeout = Duration::from_millis(ms);
+    client.timeout = wait;
     let got = client
         .wait_for(
-            want,
+            kind.name(),
             |i| matches!(i, Incoming::Xccos(env) if matches_kind(env, kind, room)),
         )
         .await;
     client.timeout = saved;
+    got
+}
+
+async fn quiet(client: &mut Client, kind: ReceiveKind, room: &str, ms: u64) -> StepResult {
+    let want = kind.name();
+    let got = next_of_kind(client, kind, room, Duration::from_millis(ms)).await;
     match got {
         Ok(Incoming::Xccos(env)) => Err(format!("expected no {want}, got {}", env.to_xml())),
         _ => Ok(format!("no {want}")),

@@ -201,17 +201,18 @@ mod tests {
             b"SIP/2.0 200 OK\r\nVia: SIP/2.0/TCP h;branch=z9hG4bKaaa\r\nFrom: <sip:a@b>;tag=111\r\nTo: <sip:c@d>;tag=222\r\ni: abc\r\n\r\n<commandid envid=\"42\"/><x envid=\"43\"/>",
         );
         let out = t.render();
-        assert!(out.contains("=== 1. user1 -> server\n"), "{out}");
-        assert!(out.contains("branch=z9hG4bK-1"), "{out}");
-        assert!(out.contains("From: <sip:a@b>;tag=tag-1"), "{out}");
-        assert!(out.contains("To: <sip:c@d>;tag=tag-2"), "{out}");
-        assert!(out.contains("Call-ID: call-1"), "{out}");
-        assert!(out.contains("i: call-1"), "{out}");
-        assert!(out.contains("ma-chan://d/guid-1"), "{out}");
-        assert!(
-            out.contains("<commandid envid=\"envid-1\"/><x envid=\"envid-2\"/>"),
-            "{out}"
-        );
+        for normalized in [
+            "=== 1. user1 -> server\n",
+            "branch=z9hG4bK-1",
+            "From: <sip:a@b>;tag=tag-1",
+            "To: <sip:c@d>;tag=tag-2",
+            "Call-ID: call-1",
+            "i: call-1",
+            "ma-chan://d/guid-1",
+            "<commandid envid=\"envid-1\"/><x envid=\"envid-2\"/>",
+        ] {
+            assert!(out.contains(normalized), "{normalized}: {out}");
+        }
         assert!(!out.contains("abc") && !out.contains("111"), "{out}");
     }
 }

@@ -583,31 +583,18 @@ fn schedule() -> impl Strategy<Value = Schedule> {
         proptest::collection::vec(1u32..20, 0..2),
         proptest::collection::vec(1u32..6, 0..2),
     )
-        .prop_map(
-            |(
-                seed,
-                xml,
-                per_room,
-                batch_size,
-                users,
-                halts,
-                adapter_failures,
-                crashes_at_ms,
-                commit_failures,
-                outbox_delete_failures,
-            )| Schedule {
-                seed,
-                adapter: if xml { "xml" } else { "jsonl" }.into(),
-                one_room_per_file: per_room,
-                batch_size,
-                users,
-                halts,
-                adapter_failures,
-                crashes_at_ms,
-                commit_failures,
-                outbox_delete_failures,
-            },
-        )
+        .prop_map(|t| Schedule {
+            seed: t.0,
+            adapter: if t.1 { "xml" } else { "jsonl" }.into(),
+            one_room_per_file: t.2,
+            batch_size: t.3,
+            users: t.4,
+            halts: t.5,
+            adapter_failures: t.6,
+            crashes_at_ms: t.7,
+            commit_failures: t.8,
+            outbox_delete_failures: t.9,
+        })
 }
 
 fn cases() -> u32 {

@@ -4,57 +4,15 @@
 //! room-management API, twice (the second time the room exists: it is reset), and
 //! `retire` takes it from the scenario users' view afterwards.
 
-use pchat_server::clock::TokioClock;
 use pchat_server::config::Config;
+use pchat_server::loopback::Loopback;
 use pchat_sim::live_rooms::{provision, retire, RoomAdmin};
 use pchat_sim::runner::run_live_with;
 use pchat_sim::scenario::Scenario;
 use std::path::Path;
-use std::sync::Arc;
 
-const SCENARIO: &str = r#"
-name = "live-own-room"
-[[room]]
-name = "QA Ops"
-privacy = "closed"
-topic = "pager"
-members = ["sip:qa1@contoso.com", "sip:qa2@contoso.com"]
-managers = ["sip:qa1@contoso.com"]
-[[room]]
-name = "Lobby"
-privacy = "open"
-
-[[client]]
-name = "qa1"
-uri = "sip:qa1@contoso.com"
-
-[[client]]
-name = "qa2"
-uri = "sip:qa2@contoso.com"
-
-[[step]]
-client = "qa1"
-action = "sign-in"
-rooms = ["QA Ops"]
-
-[[step]]
-client = "qa2"
-action = "sign-in"
-rooms = ["QA Ops"]
-
-[[step]]
-client = "qa1"
-action = "post"
-room = "QA Ops"
-text = "live in my own room"
-
-[[step]]
-client = "qa2"
-action = "receive"
-kind = "grpchat"
-room = "QA Ops"
-expect = { text = "live in my own room" }
-"#;
+/// The scenario: a scenario with its own [[room]]s, run live.
+const SCENARIO: &str = include_str!("data/live-own-room.toml");
 
 /// A server with web services and a Default category whose creator is roomadmin, on
 /// its own thread; returns (SIP, HTTP) addresses.
@@ -63,32 +21,14 @@ fn start_server(dir: &Path) -> (String, String) {
     let text = format!(
         "domain = \"contoso.com\"\n[store]\npath = \"{d}/store.db\"\n[http]\nlisten = \"127.0.0.1:0\"\nfile_store = \"{d}/files\"\ncompliance_file_store = \"{d}/cfiles\"\n[[category]]\nname = \"Default\"\ncreators = [\"sip:roomadmin@contoso.com\"]\n[[room]]\nname = \"Lobby\"\nprivacy = \"open\"\n"
     );
-    let mut cfg = Config::from_toml(&text, Path::new("live.toml")).expect("config");
+    let cfg = Config::from_toml(&text, Path::new("live.toml")).expect("config");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Runtime::new().expect("runtime");
         rt.block_on(async move {
-            let sip = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addrs = (
-                sip.local_addr().unwrap().to_string(),
-                http.local_addr().unwrap().to_string(),
-            );
-            if let Some(h) = cfg.http.as_mut() {
-                h.listen = addrs.1.clone();
-            }
-            let clock = Arc::new(TokioClock::starting_at(1_700_000_000_000));
-            let core = pchat_server::build_core(cfg, clock, 7, &addrs.0).unwrap();
-            tx.send(addrs).unwrap();
-            let _ = pchat_server::host::serve_full(
-                sip,
-                Some(http),
-                core,
-                None,
-                std::future::pending(),
-                Default::default(),
-            )
-            .await;
+            let server = Loopback::start(cfg, 1_700_000_000_000, 7).await.unwrap();
+            tx.send((server.sip.clone(), server.http.clone())).unwrap();
+            std::future::pending::<()>().await;
         });
     });
     rx.recv().expect("server started")

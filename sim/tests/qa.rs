@@ -32,6 +32,15 @@ fn find_planted(base: &Scenario, bug: Option<&str>, out: &Path) -> pchat_sim::ex
     report.found.expect("explore finds the planted bug")
 }
 
+/// `report` has a violation that mentions `what`.
+fn assert_violation(report: &pchat_sim::runner::RunReport, what: &str) {
+    assert!(
+        report.violations.iter().any(|v| v.contains(what)),
+        "{:?}",
+        report.violations
+    );
+}
+
 #[test]
 fn planted_bug_is_found_shrunk_and_replayed_exactly() {
     // The bug planted by the file itself (explore used to ignore `planted_bug` there).
@@ -46,15 +55,7 @@ fn planted_bug_is_found_shrunk_and_replayed_exactly() {
         "shrunk to one fault: {:?}",
         found.case
     );
-    assert!(
-        found
-            .report
-            .violations
-            .iter()
-            .any(|v| v.contains("not de-duplicated")),
-        "{:?}",
-        found.report.violations
-    );
+    assert_violation(&found.report, "not de-duplicated");
     // The written file is a scenario that reproduces the run exactly.
     let text = std::fs::read_to_string(&found.file).unwrap();
     assert!(text.contains("[[fault]]") && text.contains("planted_bug = \"no-retry-dedup\""));
@@ -134,14 +135,15 @@ fn junit_lists_passes_and_failures() {
         "{xml}"
     );
     // Wall time, not simulated time.
-    assert!(xml.contains("time=\"1.234\""), "{xml}");
-    assert!(xml.contains("<skipped message=\"injects faults"), "{xml}");
-    assert!(xml.contains("<testcase name=\"sign-in\""), "{xml}");
-    assert!(xml.contains("type=\"invariant violated\""), "{xml}");
-    assert!(
-        xml.contains("replay: pchat-sim run bad.toml --seed 1"),
-        "{xml}"
-    );
+    for part in [
+        "time=\"1.234\"",
+        "<skipped message=\"injects faults",
+        "<testcase name=\"sign-in\"",
+        "type=\"invariant violated\"",
+        "replay: pchat-sim run bad.toml --seed 1",
+    ] {
+        assert!(xml.contains(part), "{part}: {xml}");
+    }
 }
 
 #[test]
@@ -256,13 +258,5 @@ fn explore_finds_a_crashed_server_that_leaves_sessions_open() {
         text.contains("action = \"crash\""),
         "shrunk to a crash: {text}"
     );
-    assert!(
-        found
-            .report
-            .violations
-            .iter()
-            .any(|v| v.contains("sessions left open")),
-        "{:?}",
-        found.report.violations
-    );
+    assert_violation(&found.report, "sessions left open");
 }

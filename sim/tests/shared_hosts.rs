@@ -7,56 +7,8 @@ use pchat_sim::scenario::Scenario;
 use pchat_sim::sim_hosts::HostPlan;
 use std::path::Path;
 
-const SCENARIO: &str = r#"
-name = "shared-hosts-partition"
-description = "20 clients share a host; u3, cut off, gets its own"
-
-[[client]]
-name = "u{n}"
-uri = "sip:u{n}@contoso.com"
-count = 20
-
-[[step]]
-client = "u{n}"
-action = "sign-in"
-rooms = ["Design"]
-
-[[step]]
-action = "partition"
-hosts = ["u3"]
-ms = 3000
-
-[[step]]
-client = "u1"
-action = "post"
-room = "Design"
-text = "while u3 is cut off"
-
-[[step]]
-client = "u2"
-action = "receive"
-kind = "grpchat"
-room = "Design"
-expect = { text = "while u3 is cut off" }
-
-[[step]]
-client = "u3"
-action = "quiet"
-kind = "grpchat"
-room = "Design"
-ms = 1000
-
-[[step]]
-action = "wait"
-ms = 3000
-
-[[step]]
-client = "u3"
-action = "receive"
-kind = "grpchat"
-room = "Design"
-expect = { text = "while u3 is cut off" }
-"#;
+/// The scenario: 20 clients on shared hosts, one cut off by a partition.
+const SCENARIO: &str = include_str!("data/shared-hosts.toml");
 
 fn scenario() -> Scenario {
     Scenario::parse(SCENARIO, Path::new("shared-hosts.toml")).unwrap_or_else(|e| panic!("{e}"))

@@ -12,13 +12,13 @@ use pchat_server::compliance::jsonl::Jsonl;
 use pchat_server::compliance::EventKind;
 use pchat_server::config::Config;
 use pchat_server::files::FileStore;
+use pchat_server::loopback::Loopback;
 use pchat_server::store::{SqliteStore, Store};
 use pchat_server::xccos::RplData;
 use pchat_sim::client::Client;
 use pchat_sim::http::{encode_segment, send, HttpRequest, HttpResponse};
 use pchat_sim::transcript::Transcript;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 const DOMAIN: &str = "contoso.com";
@@ -63,62 +63,28 @@ category = "NoFiles"
     )
 }
 
-struct Server {
-    http: String,
-    sip: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
-}
+/// The server of [`config`] on loopback.
+struct Server(Loopback);
 
 async fn start(dir: &Path) -> Server {
-    let mut cfg = Config::from_toml(&config(dir), Path::new("web.toml")).expect("config");
-    let sip = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let sip_addr = sip.local_addr().unwrap().to_string();
-    let http_addr = http.local_addr().unwrap().to_string();
-    if let Some(h) = cfg.http.as_mut() {
-        h.listen = http_addr.clone();
-    }
-    let clock = Arc::new(TokioClock::starting_at(1_700_000_000_000));
-    let worker = pchat_server::build_worker(&cfg, None).unwrap();
-    let core = pchat_server::build_core(cfg, clock, 7, &sip_addr).unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        let _ = pchat_server::host::serve_full(
-            sip,
-            Some(http),
-            core,
-            worker,
-            async move {
-                let _ = stopped.await;
-            },
-            Default::default(),
-        )
-        .await;
-    });
-    Server {
-        http: http_addr,
-        sip: sip_addr,
-        stop: Some(stop),
-        task,
-    }
+    let cfg = Config::from_toml(&config(dir), Path::new("web.toml")).expect("config");
+    Server(Loopback::start(cfg, 1_700_000_000_000, 7).await.unwrap())
 }
 
 impl Server {
-    async fn stop(mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        let _ = self.task.await;
+    async fn stop(self) {
+        let _ = self.0.stop().await;
     }
 
     async fn call(&self, req: HttpRequest) -> HttpResponse {
-        let stream = tokio::net::TcpStream::connect(&self.http).await.unwrap();
-        send(stream, &self.http, req).await.expect("http exchange")
+        let stream = tokio::net::TcpStream::connect(&self.0.http).await.unwrap();
+        send(stream, &self.0.http, req)
+            .await
+            .expect("http exchange")
     }
 
     async fn user(&self, name: &str, seed: u64) -> Client {
-        let stream = tokio::net::TcpStream::connect(&self.sip).await.unwrap();
+        let stream = tokio::net::TcpStream::connect(&self.0.sip).await.unwrap();
         let local = stream.local_addr().unwrap().to_string();
         let uri = format!("sip:{name}@{DOMAIN}");
         let mut c = Client::start(name, &uri, stream, &local, seed, Transcript::default());
@@ -127,6 +93,16 @@ impl Server {
         assert_eq!(c.invite(&pool).await.unwrap().code, 200);
         c
     }
+}
+
+/// A server in a fresh directory with user1 and user2 signed in (client seeds `seed`
+/// and `seed + 1`).
+async fn two_users(seed: u64) -> (tempfile::TempDir, Server, Client, Client) {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(dir.path()).await;
+    let u1 = srv.user("user1", seed).await;
+    let u2 = srv.user("user2", seed + 1).await;
+    (dir, srv, u1, u2)
 }
 
 fn room_uri(name: &str) -> (String, String) {
@@ -209,10 +185,7 @@ fn file_rows(dir: &Path, room: &str, name: &str) -> bool {
 
 #[tokio::test]
 async fn upload_download_and_every_bad_input() {
-    let dir = tempfile::tempdir().unwrap();
-    let srv = start(dir.path()).await;
-    let mut u1 = srv.user("user1", 11).await;
-    let mut u2 = srv.user("user2", 12).await;
+    let (dir, srv, mut u1, mut u2) = two_users(11).await;
     let (design_uri, design) = room_uri("Design");
     let (_, lobby) = room_uri("Lobby");
     let (_, quiet) = room_uri("Quiet");
@@ -373,10 +346,7 @@ async fn upload_download_and_every_bad_input() {
 
 #[tokio::test]
 async fn room_management_and_openapi() {
-    let dir = tempfile::tempdir().unwrap();
-    let srv = start(dir.path()).await;
-    let mut u1 = srv.user("user1", 21).await;
-    let mut u2 = srv.user("user2", 22).await;
+    let (dir, srv, mut u1, mut u2) = two_users(21).await;
     let b1 = bearer(&mut u1).await;
     let b2 = bearer(&mut u2).await;
     let json = |method: &str, path: &str, bearer: &str, body: &str| HttpRequest {
@@ -402,29 +372,28 @@ async fn room_management_and_openapi() {
         .unwrap()
         .load_rooms()
         .unwrap();
-    assert_err(
-        &srv.call(json("POST", "/v1/rooms", &b1, "{\"name\": "))
-            .await,
-        400,
-        "bad_json",
-    );
-    assert_err(
-        &srv.call(json(
+    for (method, path, bearer, body, status, code) in [
+        ("POST", "/v1/rooms", &b1, "{\"name\": ", 400, "bad_json"),
+        (
             "POST",
             "/v1/rooms",
             &b1,
             r#"{"name":"X","owner":"me"}"#,
-        ))
-        .await,
-        400,
-        "bad_json",
-    );
-    assert_err(
-        &srv.call(json("POST", "/v1/rooms", &b2, r#"{"name":"Ops"}"#))
-            .await,
-        403,
-        "forbidden",
-    );
+            400,
+            "bad_json",
+        ),
+        (
+            "POST",
+            "/v1/rooms",
+            &b2,
+            r#"{"name":"Ops"}"#,
+            403,
+            "forbidden",
+        ),
+    ] {
+        let r = srv.call(json(method, path, bearer, body)).await;
+        assert_err(&r, status, code);
+    }
     let after_bad = SqliteStore::open(&dir.path().join("store.db"))
         .unwrap()
         .load_rooms()
@@ -448,32 +417,45 @@ async fn room_management_and_openapi() {
     assert_eq!(room["topic"], "pager");
     assert_eq!(room["manager"], true);
     let id = room["id"].as_str().unwrap().to_string();
-    assert_err(
-        &srv.call(json("POST", "/v1/rooms", &b1, r#"{"name":"ops"}"#))
-            .await,
-        409,
-        "conflict",
-    );
-
-    // Update: managers only; a member gets 403, an unknown room 404.
     let path = format!("/v1/rooms/{id}");
-    assert_err(
-        &srv.call(json("PATCH", &path, &b2, r#"{"topic":"mine"}"#))
-            .await,
-        403,
-        "forbidden",
-    );
-    assert_err(
-        &srv.call(json("PATCH", "/v1/rooms/nope", &b1, r#"{"topic":"x"}"#))
-            .await,
-        404,
-        "no_such_room",
-    );
-    assert_err(
-        &srv.call(json("PATCH", &path, &b1, r#"{"topic": 5}"#)).await,
-        400,
-        "bad_json",
-    );
+    for (method, path, bearer, body, status, code) in [
+        (
+            "POST",
+            "/v1/rooms".into(),
+            &b1,
+            r#"{"name":"ops"}"#,
+            409,
+            "conflict",
+        ),
+        // Update: managers only; a member gets 403, an unknown room 404.
+        (
+            "PATCH",
+            path.clone(),
+            &b2,
+            r#"{"topic":"mine"}"#,
+            403,
+            "forbidden",
+        ),
+        (
+            "PATCH",
+            "/v1/rooms/nope".into(),
+            &b1,
+            r#"{"topic":"x"}"#,
+            404,
+            "no_such_room",
+        ),
+        (
+            "PATCH",
+            path.clone(),
+            &b1,
+            r#"{"topic": 5}"#,
+            400,
+            "bad_json",
+        ),
+    ] {
+        let r = srv.call(json(method, &path, bearer, body)).await;
+        assert_err(&r, status, code);
+    }
     let upd = srv
         .call(json(
             "PATCH",

@@ -9,6 +9,22 @@ pub use crate::ids::HttpReqId;
 
 pub mod site;
 
+/// Percent-encodes `s` (RFC 3986 section 2.1): every byte but the unreserved characters
+/// (`ALPHA DIGIT - . _ ~`, section 2.3) becomes `%XX` (upper-case hex) of its UTF-8
+/// byte. Fit for a path segment, a query or form value (`application/x-www-form-urlencoded`
+/// accepts it) and RFC 8187's `filename*`. Never fails.
+pub fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// A request for the core, already parsed by the HTTP layer. `bearer` is the token from
 /// the `Authorization: Bearer` header (empty when absent); `room` is the room GUID
 /// from the path; `token` is the file token from the `token` query parameter.
@@ -233,4 +249,22 @@ pub struct RoomUpdate {
     /// Users to remove from the presenter role.
     #[serde(default)]
     pub remove_presenters: Vec<String>,
+}
+
+impl RoomUpdate {
+    /// An update of the attributes only (no role changes); `None` leaves one as it is.
+    pub fn attributes(
+        description: Option<String>,
+        topic: Option<String>,
+        privacy: Option<String>,
+        room_type: Option<String>,
+    ) -> RoomUpdate {
+        RoomUpdate {
+            description,
+            topic,
+            privacy,
+            room_type,
+            ..RoomUpdate::default()
+        }
+    }
 }

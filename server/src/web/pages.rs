@@ -28,7 +28,7 @@ use super::layout::{page, privacy_select};
 use super::CoreHandle;
 use crate::config::HttpConfig;
 use axum::extract::rejection::FormRejection;
-use axum::extract::{Form, Path, Query, State};
+use axum::extract::{Form, FromRequest, Path, Query, State};
 use axum::http::{header, Extensions, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -190,6 +190,21 @@ fn bad_form(rej: FormRejection) -> Response {
     error_page(400, &err)
 }
 
+/// A form body (`application/x-www-form-urlencoded`; absent fields take their
+/// defaults); one that does not parse is answered with the error page, 400 `bad_form`.
+struct Fields<T>(T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send> FromRequest<S> for Fields<T> {
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Response> {
+        match Form::<T>::from_request(req, state).await {
+            Ok(Form(f)) => Ok(Fields(f)),
+            Err(rej) => Err(bad_form(rej)),
+        }
+    }
+}
+
 async fn style() -> Response {
     (
         [
@@ -237,13 +252,11 @@ async fn sign_in_page(State(st): State<Pages>) -> Response {
     sign_in_form(&st, StatusCode::OK, None).await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 struct SignInFields {
-    #[serde(default)]
     csrf: String,
-    #[serde(default)]
     username: String,
-    #[serde(default)]
     password: String,
 }
 
@@ -251,12 +264,8 @@ async fn sign_in(
     State(st): State<Pages>,
     ext: Extensions,
     headers: HeaderMap,
-    form: Result<Form<SignInFields>, FormRejection>,
+    Fields(f): Fields<SignInFields>,
 ) -> Response {
-    let f = match form {
-        Ok(Form(f)) => f,
-        Err(rej) => return bad_form(rej),
-    };
     let expected = cookie(&headers, SIGNIN_COOKIE);
     if f.csrf.is_empty() || !crate::auth::digest::same(&f.csrf, &expected) {
         let msg = "The form's token is missing or wrong: try again.";
@@ -297,21 +306,17 @@ async fn sign_in(
     resp
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 struct CsrfOnly {
-    #[serde(default)]
     csrf: String,
 }
 
 async fn sign_out(
     State(st): State<Pages>,
     headers: HeaderMap,
-    form: Result<Form<CsrfOnly>, FormRejection>,
+    Fields(f): Fields<CsrfOnly>,
 ) -> Response {
-    let f = match form {
-        Ok(Form(f)) => f,
-        Err(rej) => return bad_form(rej),
-    };
     let session = cookie(&headers, SESSION_COOKIE);
     let _ = st
         .core
@@ -383,33 +388,23 @@ fn list(s: &str) -> Vec<String> {
         .collect()
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 struct CreateFields {
-    #[serde(default)]
     csrf: String,
-    #[serde(default)]
     name: String,
-    #[serde(default)]
     category: Option<String>,
-    #[serde(default)]
     description: String,
-    #[serde(default)]
     topic: String,
-    #[serde(default)]
     privacy: Option<String>,
-    #[serde(default)]
     members: String,
 }
 
 async fn create(
     State(st): State<Pages>,
     headers: HeaderMap,
-    form: Result<Form<CreateFields>, FormRejection>,
+    Fields(f): Fields<CreateFields>,
 ) -> Response {
-    let f = match form {
-        Ok(Form(f)) => f,
-        Err(rej) => return bad_form(rej),
-    };
     let body = RoomCreate {
         name: f.name,
         category: f.category.filter(|c| !c.is_empty()),
@@ -464,18 +459,15 @@ async fn room_page(
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 struct EditFields {
-    #[serde(default)]
     csrf: String,
-    #[serde(default)]
     description: Option<String>,
-    #[serde(default)]
     topic: Option<String>,
-    #[serde(default)]
     privacy: Option<String>,
     /// `normal` | `auditorium`.
-    #[serde(default, rename = "type")]
+    #[serde(rename = "type")]
     room_type: Option<String>,
 }
 
@@ -502,33 +494,20 @@ async fn edit(
     State(st): State<Pages>,
     headers: HeaderMap,
     Path(room): Path<String>,
-    form: Result<Form<EditFields>, FormRejection>,
+    Fields(f): Fields<EditFields>,
 ) -> Response {
-    let f = match form {
-        Ok(Form(f)) => f,
-        Err(rej) => return bad_form(rej),
-    };
-    let body = RoomUpdate {
-        description: f.description,
-        topic: f.topic,
-        privacy: f.privacy,
-        room_type: f.room_type,
-        ..RoomUpdate::default()
-    };
+    let body = RoomUpdate::attributes(f.description, f.topic, f.privacy, f.room_type);
     update(&st, &headers, room, f.csrf, body).await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 struct RoleFields {
-    #[serde(default)]
     csrf: String,
     /// `add` | `remove`.
-    #[serde(default)]
     action: String,
     /// `member` | `manager` | `presenter`.
-    #[serde(default)]
     role: String,
-    #[serde(default)]
     user: String,
 }
 
@@ -536,12 +515,8 @@ async fn roles(
     State(st): State<Pages>,
     headers: HeaderMap,
     Path(room): Path<String>,
-    form: Result<Form<RoleFields>, FormRejection>,
+    Fields(f): Fields<RoleFields>,
 ) -> Response {
-    let f = match form {
-        Ok(Form(f)) => f,
-        Err(rej) => return bad_form(rej),
-    };
     let users = list(&f.user);
     let mut body = RoomUpdate::default();
     let slot = match (f.action.as_str(), f.role.as_str()) {

@@ -2,22 +2,10 @@
 //! with paging and search, file links, roles, and the edit forms for managers.
 //! maud escapes every interpolated value.
 
+use super::api::percent_encode as segment;
 use super::api::site::{HistoryItem, RoomPage};
 use super::layout::{page, privacy_select, type_select};
 use maud::{html, Markup};
-
-/// A path segment, percent-encoded (RFC 3986 unreserved characters kept).
-fn segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
 
 fn people(p: &RoomPage, list: &[String], role: &str) -> Markup {
     html! {

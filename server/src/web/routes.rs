@@ -13,8 +13,8 @@
 //! `{room}` is the room GUID (the last segment of its `ma-chan://` URI).
 
 use super::api::{
-    ApiError, FileInfo, HttpReply, HttpRequest, ReplyBody, RoomCreate, RoomList, RoomUpdate,
-    RoomView,
+    percent_encode, ApiError, FileInfo, HttpReply, HttpRequest, ReplyBody, RoomCreate, RoomList,
+    RoomUpdate, RoomView,
 };
 use super::CoreHandle;
 use crate::config::HttpConfig;
@@ -103,15 +103,7 @@ fn bearer(headers: &HeaderMap) -> String {
 
 /// `filename*` per RFC 6266 / RFC 8187: UTF-8, percent-encoded.
 fn content_disposition(name: &str) -> String {
-    let mut enc = String::with_capacity(name.len());
-    for b in name.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            enc.push(b as char);
-        } else {
-            enc.push_str(&format!("%{b:02X}"));
-        }
-    }
-    format!("attachment; filename*=UTF-8''{enc}")
+    format!("attachment; filename*=UTF-8''{}", percent_encode(name))
 }
 
 /// The core's reply as an HTTP response (JSON, or the file's bytes read now).
@@ -143,18 +135,39 @@ pub(crate) fn reply(r: HttpReply) -> Response {
     }
 }
 
-fn bad_path(rej: PathRejection) -> Response {
-    reply(HttpReply::error(400, "bad_path", rej.body_text()))
+/// The path parameters, or 400 `bad_path`.
+fn path_of<T>(path: Result<Path<T>, PathRejection>) -> Result<T, Box<Response>> {
+    path.map(|Path(p)| p)
+        .map_err(|rej| error(400, "bad_path", rej.body_text()))
 }
 
-/// A query string that does not parse (e.g. `token=%ff`, a repeated or ill-encoded
-/// parameter): the documented JSON error, before any bearer check.
-fn bad_query(rej: QueryRejection) -> Response {
-    reply(HttpReply::error(400, "bad_query", rej.body_text()))
+/// The file token of the query string, or 400 `bad_query` for one that does not parse
+/// (e.g. `token=%ff`, a repeated or ill-encoded parameter): the documented JSON error,
+/// before any bearer check.
+fn token_of(query: Result<Query<TokenQuery>, QueryRejection>) -> Result<String, Box<Response>> {
+    query
+        .map(|Query(q)| q.token)
+        .map_err(|rej| error(400, "bad_query", rej.body_text()))
 }
 
-fn bad_json(rej: JsonRejection) -> Response {
-    reply(HttpReply::error(400, "bad_json", rej.body_text()))
+/// The JSON body, or 400 `bad_json`.
+fn json_of<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, Box<Response>> {
+    body.map(|Json(b)| b)
+        .map_err(|rej| error(400, "bad_json", rej.body_text()))
+}
+
+/// Asks the core `request` (unless extracting it already gave an error response) and
+/// answers with its reply.
+async fn ask(st: &AppState, request: Result<HttpRequest, Box<Response>>) -> Response {
+    match request {
+        Ok(r) => reply(st.core.call(r).await),
+        Err(resp) => *resp,
+    }
+}
+
+/// The JSON error `code` with `status` (boxed: an extractor's early answer).
+fn error(status: u16, code: &str, message: String) -> Box<Response> {
+    Box::new(reply(HttpReply::error(status, code, message)))
 }
 
 async fn openapi() -> Response {
@@ -189,13 +202,9 @@ async fn upload(
     headers: HeaderMap,
     req: Request,
 ) -> Response {
-    let (room, name) = match path {
-        Ok(Path(p)) => p,
-        Err(rej) => return bad_path(rej),
-    };
-    let q = match query {
-        Ok(Query(q)) => q,
-        Err(rej) => return bad_query(rej),
+    let ((room, name), token) = match path_of(path).and_then(|p| Ok((p, token_of(query)?))) {
+        Ok(x) => x,
+        Err(resp) => return *resp,
     };
     let too_large = || {
         reply(HttpReply::error(
@@ -231,7 +240,7 @@ async fn upload(
             bearer: bearer(&headers),
             room,
             name,
-            token: q.token,
+            token,
             staged: staged.clone(),
         })
         .await;
@@ -262,24 +271,15 @@ async fn download(
     query: Result<Query<TokenQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Response {
-    let (room, name) = match path {
-        Ok(Path(p)) => p,
-        Err(rej) => return bad_path(rej),
-    };
-    let q = match query {
-        Ok(Query(q)) => q,
-        Err(rej) => return bad_query(rej),
-    };
-    reply(
-        st.core
-            .call(HttpRequest::Download {
-                bearer: bearer(&headers),
-                room,
-                name,
-                token: q.token,
-            })
-            .await,
-    )
+    let request = path_of(path).and_then(|(room, name)| {
+        Ok(HttpRequest::Download {
+            bearer: bearer(&headers),
+            room,
+            name,
+            token: token_of(query)?,
+        })
+    });
+    ask(&st, request).await
 }
 
 /// List the rooms the user is a member or manager of.
@@ -290,13 +290,8 @@ async fn download(
     )
 )]
 async fn list_rooms(State(st): State<AppState>, headers: HeaderMap) -> Response {
-    reply(
-        st.core
-            .call(HttpRequest::ListRooms {
-                bearer: bearer(&headers),
-            })
-            .await,
-    )
+    let bearer = bearer(&headers);
+    ask(&st, Ok(HttpRequest::ListRooms { bearer })).await
 }
 
 /// Create a room in a category (creators of the category only).
@@ -316,18 +311,11 @@ async fn create_room(
     headers: HeaderMap,
     body: Result<Json<RoomCreate>, JsonRejection>,
 ) -> Response {
-    let body = match body {
-        Ok(Json(b)) => b,
-        Err(rej) => return bad_json(rej),
-    };
-    reply(
-        st.core
-            .call(HttpRequest::CreateRoom {
-                bearer: bearer(&headers),
-                body,
-            })
-            .await,
-    )
+    let request = json_of(body).map(|body| HttpRequest::CreateRoom {
+        bearer: bearer(&headers),
+        body,
+    });
+    ask(&st, request).await
 }
 
 /// Update a room's description, topic, privacy or membership (managers only).
@@ -349,21 +337,12 @@ async fn update_room(
     headers: HeaderMap,
     body: Result<Json<RoomUpdate>, JsonRejection>,
 ) -> Response {
-    let room = match path {
-        Ok(Path(p)) => p,
-        Err(rej) => return bad_path(rej),
-    };
-    let body = match body {
-        Ok(Json(b)) => b,
-        Err(rej) => return bad_json(rej),
-    };
-    reply(
-        st.core
-            .call(HttpRequest::UpdateRoom {
-                bearer: bearer(&headers),
-                room,
-                body: Box::new(body),
-            })
-            .await,
-    )
+    let request = path_of(path).and_then(|room| {
+        Ok(HttpRequest::UpdateRoom {
+            bearer: bearer(&headers),
+            room,
+            body: Box::new(json_of(body)?),
+        })
+    });
+    ask(&st, request).await
 }

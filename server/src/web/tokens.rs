@@ -215,31 +215,24 @@ mod tests {
         };
         assert!(ok(&t, 999).is_ok());
         assert_eq!(ok(&t, 1_000).unwrap_err(), TokenError::Expired);
-        assert_eq!(
-            t.check_file("x", "sip:a@d.com", "g1", "f.txt", up, 0)
-                .unwrap_err(),
-            TokenError::Unknown
-        );
-        assert_eq!(
-            t.check_file("t", "sip:b@d.com", "g1", "f.txt", up, 0)
-                .unwrap_err(),
-            TokenError::WrongUser
-        );
-        assert_eq!(
-            t.check_file("t", "sip:a@d.com", "g2", "f.txt", up, 0)
-                .unwrap_err(),
-            TokenError::WrongRoom
-        );
-        assert_eq!(
-            t.check_file("t", "sip:a@d.com", "g1", "g.txt", up, 0)
-                .unwrap_err(),
-            TokenError::WrongFile
-        );
-        assert_eq!(
-            t.check_file("t", "sip:a@d.com", "g1", "f.txt", Direction::Download, 0)
-                .unwrap_err(),
-            TokenError::WrongDirection
-        );
+        let down = Direction::Download;
+        for (token, user, room, file, dir, err) in [
+            ("x", "sip:a@d.com", "g1", "f.txt", up, TokenError::Unknown),
+            ("t", "sip:b@d.com", "g1", "f.txt", up, TokenError::WrongUser),
+            ("t", "sip:a@d.com", "g2", "f.txt", up, TokenError::WrongRoom),
+            ("t", "sip:a@d.com", "g1", "g.txt", up, TokenError::WrongFile),
+            (
+                "t",
+                "sip:a@d.com",
+                "g1",
+                "f.txt",
+                down,
+                TokenError::WrongDirection,
+            ),
+        ] {
+            let got = t.check_file(token, user, room, file, dir, 0);
+            assert_eq!(got.map(|_| ()).unwrap_err(), err);
+        }
         t.consume("t");
         t.end_batch(false);
         assert!(

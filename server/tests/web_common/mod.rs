@@ -6,6 +6,7 @@
 use pchat_server::clock::TokioClock;
 use pchat_server::config::Config;
 use pchat_server::files::FileStore;
+use pchat_server::loopback::Loopback;
 use pchat_server::store::{FileRecord, NewMessage, SqliteStore, Store};
 use std::path::Path;
 use std::sync::Arc;
@@ -123,8 +124,7 @@ pub struct Server {
     /// `127.0.0.1:port` of the web service.
     pub http: String,
     pub dir: tempfile::TempDir,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
+    server: Loopback,
 }
 
 /// Starts a server (see the module docs); `public_url` sets `[http] public_url`.
@@ -132,6 +132,15 @@ pub async fn start(public_url: Option<&str>) -> Server {
     let dir = tempfile::tempdir().expect("tempdir");
     let text = config(dir.path(), public_url);
     start_in(dir, &text).await
+}
+
+/// Starts a server ([`start`], no public URL) and signs user1 and user2 in: the server
+/// and their session cookies.
+pub async fn start_signed_in() -> (Server, String, String) {
+    let s = start(None).await;
+    let user1 = sign_in(&s.http, "user1", "pw-one").await;
+    let user2 = sign_in(&s.http, "user2", "pw-two").await;
+    (s, user1, user2)
 }
 
 /// Starts a server serving HTTPS (`[http] tls = true`) with a fresh self-signed
@@ -151,47 +160,21 @@ pub async fn start_https() -> (Server, Vec<u8>) {
 pub async fn start_in(dir: tempfile::TempDir, text: &str) -> Server {
     let cfg = Config::from_toml(text, Path::new("web.toml")).expect("config");
     seed(&cfg, dir.path());
-    let mut cfg = cfg;
-    let sip = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let sip_addr = sip.local_addr().unwrap().to_string();
-    let http_addr = http.local_addr().unwrap().to_string();
-    if let Some(h) = cfg.http.as_mut() {
-        h.listen = http_addr.clone();
-    }
-    let clock = Arc::new(TokioClock::starting_at(1_700_100_000_000));
-    let worker = pchat_server::build_worker(&cfg, None).expect("compliance worker");
-    let core = pchat_server::build_core(cfg, clock, 7, &sip_addr).expect("core");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        let _ = pchat_server::host::serve_full(
-            sip,
-            Some(http),
-            core,
-            worker,
-            async move {
-                let _ = stopped.await;
-            },
-            Default::default(),
-        )
-        .await;
-    });
+    let server = Loopback::start(cfg, 1_700_100_000_000, 7)
+        .await
+        .expect("server");
     Server {
-        http: http_addr,
+        http: server.http.clone(),
         dir,
-        stop: Some(stop),
-        task,
+        server,
     }
 }
 
 impl Server {
     /// Stops the server; returns the compliance events exported by then.
-    pub async fn stop_and_export(mut self) -> Vec<pchat_server::compliance::Event> {
+    pub async fn stop_and_export(self) -> Vec<pchat_server::compliance::Event> {
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        (&mut self.task).await.expect("server task");
+        self.server.stop().await.expect("server task");
         pchat_server::compliance::adapter::read_output(
             &self.dir.path().join("out"),
             &[&pchat_server::compliance::jsonl::Jsonl],
@@ -202,11 +185,8 @@ impl Server {
         .collect()
     }
 
-    pub async fn stop(mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        let _ = self.task.await;
+    pub async fn stop(self) {
+        let _ = self.server.stop().await;
     }
 }
 
@@ -244,6 +224,23 @@ impl Resp {
         })
     }
 
+    /// The whole `Set-Cookie` line of the session cookie.
+    pub fn session_set_cookie(&self) -> String {
+        self.all("set-cookie")
+            .into_iter()
+            .find(|c| c.starts_with("pchat_session="))
+            .expect("session cookie")
+            .to_string()
+    }
+
+    /// `(cookie jar, body)` of user1's sign-in (password `pw-one`) with this sign-in
+    /// form (a `GET /` answer).
+    pub fn user1_sign_in(&self) -> (String, String) {
+        let token = self.cookie("pchat_signin").unwrap();
+        let body = format!("csrf={}&username=user1&password=pw-one", self.csrf());
+        (format!("pchat_signin={token}"), body)
+    }
+
     /// The first form's `csrf` field value on the page.
     pub fn csrf(&self) -> String {
         let re = regex::Regex::new(r#"name="csrf" value="([^"]*)""#).unwrap();
@@ -251,6 +248,11 @@ impl Resp {
             .map(|c| c[1].to_string())
             .unwrap_or_else(|| panic!("no csrf field in {}", self.body))
     }
+}
+
+/// A form POST of `form` to `path` ([`http`]).
+pub async fn post(addr: &str, path: &str, cookie: &str, form: &str) -> Resp {
+    http(addr, "POST", path, cookie, Some(form)).await
 }
 
 /// One request over a fresh connection (`Connection: close`); `form` is an
@@ -330,17 +332,7 @@ pub async fn request<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
 }
 
 /// `application/x-www-form-urlencoded` encoding of one value.
-pub fn enc(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+pub use pchat_server::web::api::percent_encode as enc;
 
 /// Signs `user` in through the form; returns the session cookie (`pchat_session=...`).
 pub async fn sign_in(addr: &str, user: &str, password: &str) -> String {
