@@ -39,7 +39,11 @@ fn config(d: &Path, url: &str, id: &str, port: u16) -> std::path::PathBuf {
 /// Two members on database `url` with their configs in `d`: m1 (port `p1`, user1
 /// signed in) and m2 (`p2`, user2), started one after the other - the shared
 /// compliance database is created by the first. Returns their configs too.
-fn two_members(d: &Path, url: &str, (p1, p2): (u16, u16)) -> ([PathBuf; 2], [Proc; 2], [Session; 2]) {
+fn two_members(
+    d: &Path,
+    url: &str,
+    (p1, p2): (u16, u16),
+) -> ([PathBuf; 2], [Proc; 2], [Session; 2]) {
     let c1 = config(d, url, "m1", p1);
     let c2 = config(d, url, "m2", p2);
     let m1 = start(&c1);

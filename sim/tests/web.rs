@@ -5,7 +5,6 @@
 //! show up as FILEUPLOAD/FILEDOWNLOAD in the compliance adapter's output.
 
 use bytes::Bytes;
-use pchat_server::clock::TokioClock;
 use pchat_server::cmd::{CmdKind, GetFileToken, GetHttpToken, Join};
 use pchat_server::compliance::adapter::read_output;
 use pchat_server::compliance::jsonl::Jsonl;

@@ -5,9 +5,9 @@
 #![allow(dead_code)]
 
 use pchat_server::auth::digest::{self, Algorithm, Credentials};
+use pchat_server::cmd::{Cmd, CmdKind, Join};
 use pchat_server::config::UserConfig;
 use pchat_server::sip::{parse, response_for, Framer, Response, SipMessage};
-use pchat_server::cmd::{Cmd, CmdKind, Join};
 use pchat_server::xccos::{Body, ChanRef, Envelope, GrpChat};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
