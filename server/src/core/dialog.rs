@@ -41,12 +41,13 @@ pub struct Dialog {
 }
 
 /// All dialogs, by id and by (Call-ID, remote tag): two clients may pick the same
-/// Call-ID (SIPE draws it from an unseeded `rand()`), and RFC 3261 12 tells their
-/// dialogs apart by the tags.
+/// Call-ID, and even the same From-tag (SIPE draws both from an unseeded `rand()`, so
+/// two SIPE processes draw the same sequence); RFC 3261 12 tells their dialogs apart by
+/// our local tag, which is unique.
 #[derive(Debug, Default)]
 pub struct Dialogs {
     by_id: BTreeMap<DialogId, Dialog>,
-    by_call: BTreeMap<(String, String), DialogId>,
+    by_call: BTreeMap<(String, String), std::collections::BTreeSet<DialogId>>,
     by_user: BTreeMap<String, std::collections::BTreeSet<DialogId>>,
     next_id: DialogId,
 }
@@ -57,7 +58,9 @@ impl Dialogs {
         self.next_id.0 += 1;
         d.id = self.next_id;
         self.by_call
-            .insert((d.call_id.clone(), d.remote_tag.clone()), d.id);
+            .entry((d.call_id.clone(), d.remote_tag.clone()))
+            .or_default()
+            .insert(d.id);
         self.by_user.entry(d.user.clone()).or_default().insert(d.id);
         self.by_id.insert(d.id, d);
         self.next_id
@@ -71,18 +74,31 @@ impl Dialogs {
         from_tag: Option<&str>,
         to_tag: Option<&str>,
     ) -> Option<DialogId> {
-        let id = self.by_call(call_id, from_tag?)?;
-        let d = self.by_id.get(&id)?;
-        (Some(d.local_tag.as_str()) == to_tag).then_some(id)
+        self.with_call(call_id, from_tag?)
+            .find(|id| self.by_id.get(id).map(|d| d.local_tag.as_str()) == to_tag)
     }
 
-    /// The dialog with this Call-ID whose remote tag (the client's tag) is `remote_tag`,
-    /// whatever our tag: the From-tag of a client's request (an INVITE, a CANCEL), or the
-    /// To-tag of a response to one of our requests.
-    pub fn by_call(&self, call_id: &str, remote_tag: &str) -> Option<DialogId> {
+    /// The dialogs with this Call-ID whose remote tag (the client's tag) is `remote_tag`,
+    /// whatever our tag, in id order.
+    fn with_call<'a>(
+        &'a self,
+        call_id: &str,
+        remote_tag: &str,
+    ) -> impl Iterator<Item = DialogId> + 'a {
         self.by_call
             .get(&(call_id.to_string(), remote_tag.to_string()))
+            .into_iter()
+            .flatten()
             .copied()
+    }
+
+    /// The dialog on connection `conn` with this Call-ID whose remote tag is
+    /// `remote_tag`, whatever our tag: the From-tag of a client's request (an INVITE, a
+    /// CANCEL), or the To-tag of a response to one of our requests. Another client's
+    /// dialog with the same Call-ID and tag, on another connection, is not it.
+    pub fn by_call(&self, call_id: &str, remote_tag: &str, conn: ConnId) -> Option<DialogId> {
+        self.with_call(call_id, remote_tag)
+            .find(|id| self.by_id.get(id).is_some_and(|d| d.conn == conn))
     }
 
     /// By id.
@@ -98,8 +114,13 @@ impl Dialogs {
     /// Removes and returns a dialog.
     pub fn remove(&mut self, id: DialogId) -> Option<Dialog> {
         let d = self.by_id.remove(&id)?;
-        self.by_call
-            .remove(&(d.call_id.clone(), d.remote_tag.clone()));
+        let key = (d.call_id.clone(), d.remote_tag.clone());
+        if let Some(set) = self.by_call.get_mut(&key) {
+            set.remove(&id);
+            if set.is_empty() {
+                self.by_call.remove(&key);
+            }
+        }
         if let Some(set) = self.by_user.get_mut(&d.user) {
             set.remove(&id);
             if set.is_empty() {
@@ -158,10 +179,13 @@ impl Dialogs {
             .by_id
             .iter()
             .all(|(id, d)| *id == d.id && *id <= self.next_id);
-        let calls = self.by_call.iter().all(|((c, t), id)| {
-            self.by_id
-                .get(id)
-                .is_some_and(|d| &d.call_id == c && &d.remote_tag == t)
+        let calls = self.by_call.iter().all(|((c, t), ids)| {
+            !ids.is_empty()
+                && ids.iter().all(|id| {
+                    self.by_id
+                        .get(id)
+                        .is_some_and(|d| &d.call_id == c && &d.remote_tag == t)
+                })
         });
         let users = self.by_user.iter().all(|(u, ids)| {
             !ids.is_empty()
@@ -170,7 +194,7 @@ impl Dialogs {
                     .all(|id| self.by_id.get(id).is_some_and(|d| &d.user == u))
         });
         let indexed: usize = self.by_user.values().map(|s| s.len()).sum();
-        let keyed = self.by_call.len() == self.by_id.len();
+        let keyed = self.by_call.values().map(|s| s.len()).sum::<usize>() == self.by_id.len();
         table && calls && keyed && users && indexed == self.by_id.len()
     }
 }
@@ -230,7 +254,30 @@ mod tests {
         assert_eq!(t.find("same", None, Some("l")), None);
         t.remove(a);
         assert!(t.indices_agree());
-        assert_eq!(t.by_call("same", "tb"), Some(b));
-        assert_eq!(t.by_call("same", "ta"), None);
+        let conn = t.get(b).expect("b").conn;
+        assert_eq!(t.by_call("same", "tb", conn), Some(b));
+        assert_eq!(t.by_call("same", "ta", conn), None);
+    }
+
+    #[test]
+    fn two_clients_with_one_call_id_and_one_from_tag_are_two_dialogs() {
+        let mut t = Dialogs::default();
+        let mut da = dialog_tagged("same", "t", "sip:a@x");
+        da.local_tag = "la".into();
+        da.conn = ConnId(1);
+        let mut db = dialog_tagged("same", "t", "sip:b@x");
+        db.local_tag = "lb".into();
+        db.conn = ConnId(2);
+        let (a, b) = (t.insert(da), t.insert(db));
+        assert!(t.indices_agree());
+        assert_eq!(t.find("same", Some("t"), Some("la")), Some(a));
+        assert_eq!(t.find("same", Some("t"), Some("lb")), Some(b));
+        assert_eq!(t.by_call("same", "t", ConnId(1)), Some(a));
+        assert_eq!(t.by_call("same", "t", ConnId(2)), Some(b));
+        assert_eq!(t.by_call("same", "t", ConnId(3)), None);
+        t.remove(a);
+        assert!(t.indices_agree());
+        assert_eq!(t.find("same", Some("t"), Some("lb")), Some(b));
+        assert_eq!(t.by_call("same", "t", ConnId(1)), None);
     }
 }

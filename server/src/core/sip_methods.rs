@@ -103,7 +103,7 @@ impl Core {
             if let Some(d) = resp
                 .call_id()
                 .zip(resp.to_tag())
-                .and_then(|(c, t)| self.dialogs.by_call(c, t))
+                .and_then(|(c, t)| self.dialogs.by_call(c, t, conn))
                 .filter(on_own_conn)
             {
                 tracing::info!(
@@ -235,9 +235,10 @@ impl Core {
                 false,
             );
         }
-        if self.dialogs.by_call(call_id, from_tag).is_some() {
-            // Same Call-ID and From-tag, no To-tag: a second INVITE for a session we
-            // already have (another client's dialog with this Call-ID is not this one).
+        if self.dialogs.by_call(call_id, from_tag, conn).is_some() {
+            // Same Call-ID and From-tag on the same connection, no To-tag: a second
+            // INVITE for a session we already have (another client's dialog with this
+            // Call-ID and tag, on another connection, is not this one).
             return self.respond(conn, response_for(&req, 482, "Loop Detected"), false);
         }
         let local_tag = self.ids.tag();
@@ -295,7 +296,7 @@ impl Core {
         let known = req
             .call_id()
             .zip(req.from_tag())
-            .and_then(|(c, t)| self.dialogs.by_call(c, t))
+            .and_then(|(c, t)| self.dialogs.by_call(c, t, conn))
             .is_some();
         let resp = if known {
             response_for(&req, 200, "OK")
