@@ -91,7 +91,15 @@ fn room_of(n: u64, users: u64) -> (Core, Vec<Peer>, String) {
     }];
     let store = SqliteStore::in_memory().expect("store");
     let clock = Arc::new(ManualClock::new(SIM_EPOCH_MS));
-    let mut core = Core::new(cfg, Box::new(store), clock, 1, "10.0.0.1:5060").expect("core");
+    let mut core = Core::new(
+        cfg,
+        Box::new(store),
+        clock,
+        1,
+        "10.0.0.1:5060",
+        Default::default(),
+    )
+    .expect("core");
     let uri = pchat_server::ids::room_uri(
         "contoso.com",
         &pchat_server::ids::room_guid("contoso.com", ROOM),

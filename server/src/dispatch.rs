@@ -41,22 +41,12 @@ impl Core {
     /// derived from domain + name, so URIs are stable; the config wins over changes made
     /// over XCCOS to those rooms), then loads every room and the categories of `cfg`.
     /// `seed` seeds every identifier the core mints; `local_addr` (`host:port`) goes into
-    /// Via and Contact. Errors: the store failed.
+    /// Via and Contact; `faults` is the handle shared with the simulator
+    /// (`Faults::default()`: none). Before returning it closes the sessions a crashed
+    /// previous run of this server (`[pool] server_id`) left open: their PART events are
+    /// recorded (compliance/record.rs, `close_sessions_of_previous_run`). Errors: the
+    /// store failed.
     pub fn new(
-        cfg: Config,
-        store: Box<dyn Store>,
-        clock: Arc<dyn Clock>,
-        seed: u64,
-        local_addr: &str,
-    ) -> Result<Core, StoreError> {
-        Core::new_with_faults(cfg, store, clock, seed, local_addr, Faults::default())
-    }
-
-    /// [`Core::new`] with a fault handle shared with the simulator. Before returning it
-    /// closes the sessions a crashed previous run of this server (`[pool] server_id`)
-    /// left open: their PART events are recorded (compliance/record.rs,
-    /// `close_sessions_of_previous_run`). Errors: the store failed.
-    pub fn new_with_faults(
         cfg: Config,
         store: Box<dyn Store>,
         clock: Arc<dyn Clock>,

@@ -59,7 +59,14 @@ pub fn build_core(
     local_addr: &str,
 ) -> Result<core::Core, store::StoreError> {
     let store = store::open(&cfg.store)?;
-    core::Core::new(cfg, store, clock, seed, local_addr)
+    core::Core::new(
+        cfg,
+        store,
+        clock,
+        seed,
+        local_addr,
+        fault::Faults::default(),
+    )
 }
 
 /// Builds the compliance worker when `[compliance] enabled`: a second connection to the
@@ -101,5 +108,5 @@ pub fn build_core_with_faults(
 ) -> Result<core::Core, store::StoreError> {
     let store = store::SqliteStore::open(&cfg.store.path)?;
     let store = store::FaultyStore::new(Box::new(store), faults.clone());
-    core::Core::new_with_faults(cfg, Box::new(store), clock, seed, local_addr, faults)
+    core::Core::new(cfg, Box::new(store), clock, seed, local_addr, faults)
 }

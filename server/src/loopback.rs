@@ -74,3 +74,27 @@ impl Loopback {
         (&mut self.task).await.map_err(io::Error::other)?
     }
 }
+
+/// The `[store]`, `[compliance]` and `[http]` sections of a test server whose files all
+/// live under `dir`: SQLite store `store.db`, jsonl compliance output every 50 ms into
+/// `out/` (database `mgccomp.db`), web services on an ephemeral loopback port with the
+/// file stores `files/` and `compliance-files/`. Ends inside `[http]`, so the caller
+/// may append further `[http]` keys before its next section.
+pub fn test_dirs_toml(dir: &std::path::Path) -> String {
+    let d = dir.display();
+    format!(
+        r#"[store]
+path = "{d}/store.db"
+[compliance]
+enabled = true
+run_interval = "50ms"
+adapter = "jsonl"
+output_dir = "{d}/out"
+path = "{d}/mgccomp.db"
+[http]
+listen = "127.0.0.1:0"
+file_store = "{d}/files"
+compliance_file_store = "{d}/compliance-files"
+"#
+    )
+}

@@ -22,7 +22,6 @@
 
 use crate::channel::{DialogId, Room};
 use crate::clock::iso8601;
-use crate::compliance::{EventKind, NewEvent};
 use crate::core::Core;
 use crate::store::{LogEntry, LogKind, NewLogEntry, StoreError};
 use crate::xccos::{Body, GrpChat, Ntc, NtcData};
@@ -109,12 +108,7 @@ fn deliver(core: &mut Core, e: &LogEntry) {
     } else {
         DialogId::MAX
     };
-    let targets: Vec<DialogId> = room
-        .joined
-        .keys()
-        .copied()
-        .filter(|d| *d != except)
-        .collect();
+    let targets = room.joined_except(except);
     let chan_uri = room.uri.clone();
     if targets.is_empty() {
         if e.kind == LogKind::Chat {
@@ -218,14 +212,7 @@ fn close_sessions_of(core: &mut Core, member: &str, now: i64) -> Result<Option<u
     let sessions = core.store.open_sessions(member)?;
     for s in &sessions {
         if core.cfg.compliance.enabled {
-            core.store.record_event(&NewEvent {
-                kind: EventKind::Part,
-                room_uri: s.room_uri.clone(),
-                room_name: s.room_name.clone(),
-                user: s.user.clone(),
-                ts_ms: now,
-                content: String::new(),
-            })?;
+            core.store.record_event(&s.part_event(now))?;
         }
         core.store.close_session(member, &s.user, &s.room_uri)?;
         if let Some((_, guid)) = crate::ids::split_room_uri(&s.room_uri) {

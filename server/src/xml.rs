@@ -13,7 +13,7 @@
 //! escaped by these rules.
 
 use quick_xml::events::attributes::Attribute;
-use quick_xml::events::{BytesEnd, BytesStart, BytesText, Event};
+use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
 use quick_xml::name::QName;
 use std::borrow::Cow;
 
@@ -97,6 +97,20 @@ impl Doc {
         }
     }
 
+    /// An empty document indented by `width` spaces a level: quick-xml's indentation, a
+    /// line break and the indent before every tag but the first (none after the last).
+    pub fn indented(width: usize) -> Doc {
+        Doc {
+            w: quick_xml::Writer::new_with_indent(Vec::with_capacity(512), b' ', width),
+        }
+    }
+
+    /// `<?xml version="1.0" encoding="utf-8"?>`.
+    pub fn decl(&mut self) -> &mut Doc {
+        self.write(Event::Decl(BytesDecl::new("1.0", Some("utf-8"), None)));
+        self
+    }
+
     fn start_tag<'a>(name: &'a str, attrs: &[(&str, &str)]) -> BytesStart<'a> {
         let mut s = BytesStart::new(name);
         for (k, v) in attrs {
@@ -174,6 +188,22 @@ mod tests {
             "x\u{FFFD}y\u{FFFD}\u{FFFD}\u{FFFD}\u{FFFD}é"
         );
         assert_eq!(esc("plain 漢字 😀", true), "plain 漢字 😀");
+    }
+
+    #[test]
+    fn indented_doc_breaks_before_every_tag_but_the_first() {
+        let mut d = Doc::indented(2);
+        d.decl()
+            .start("a", &[])
+            .empty("b", &[("k", "<")])
+            .start("c", &[])
+            .empty("d", &[])
+            .end("c")
+            .end("a");
+        assert_eq!(
+            d.into_string(),
+            "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<a>\n  <b k=\"&lt;\"/>\n  <c>\n    <d/>\n  </c>\n</a>"
+        );
     }
 
     #[test]

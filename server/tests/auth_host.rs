@@ -28,8 +28,15 @@ async fn server(
     let addr = listener.local_addr().unwrap();
     let store = pchat_server::store::SqliteStore::in_memory().unwrap();
     let clock = Arc::new(TokioClock::starting_at(1_700_000_000_000));
-    let core =
-        pchat_server::core::Core::new(cfg, Box::new(store), clock, 9, &addr.to_string()).unwrap();
+    let core = pchat_server::core::Core::new(
+        cfg,
+        Box::new(store),
+        clock,
+        9,
+        &addr.to_string(),
+        Default::default(),
+    )
+    .unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(pchat_server::host::serve(listener, core, async move {
         let _ = stopped.await;

@@ -53,7 +53,9 @@ async fn server(certs: &Certs, mode: AuthMode) -> std::net::SocketAddr {
     let local = tcp.local_addr().unwrap().to_string();
     let store = pchat_server::store::SqliteStore::in_memory().unwrap();
     let clock = Arc::new(TokioClock::starting_at(1_700_000_000_000));
-    let core = pchat_server::core::Core::new(cfg, Box::new(store), clock, 3, &local).unwrap();
+    let core =
+        pchat_server::core::Core::new(cfg, Box::new(store), clock, 3, &local, Default::default())
+            .unwrap();
     let listeners =
         pchat_server::tls::SipListeners::new(tcp, Some((tls, acceptor)), Duration::from_secs(5));
     tokio::spawn(pchat_server::host::serve(

@@ -340,6 +340,7 @@ fn run(s: &Schedule) -> Result<u32, String> {
                     clock,
                     s.seed,
                     &local,
+                    Default::default(),
                 )?;
                 let hook: FaultHook = {
                     let (faults, s) = (faults.clone(), s.clone());

@@ -23,22 +23,10 @@ use std::time::Duration;
 const DOMAIN: &str = "contoso.com";
 
 fn config(dir: &Path) -> String {
-    let d = dir.display();
+    let dirs = pchat_server::loopback::test_dirs_toml(dir);
     format!(
         r#"domain = "{DOMAIN}"
-[store]
-path = "{d}/store.db"
-[compliance]
-enabled = true
-run_interval = "50ms"
-adapter = "jsonl"
-output_dir = "{d}/out"
-path = "{d}/mgccomp.db"
-[http]
-listen = "127.0.0.1:0"
-file_store = "{d}/files"
-compliance_file_store = "{d}/compliance-files"
-max_file_bytes = 64
+{dirs}max_file_bytes = 64
 file_token_ttl_ms = 2000
 [[category]]
 name = "Default"

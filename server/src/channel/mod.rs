@@ -90,6 +90,16 @@ pub struct Room {
 }
 
 impl Room {
+    /// The room's joined dialogs but `except`, in dialog order (the dialogs a notice or
+    /// relay caused by `except` goes to).
+    pub fn joined_except(&self, except: DialogId) -> Vec<DialogId> {
+        self.joined
+            .keys()
+            .copied()
+            .filter(|d| *d != except)
+            .collect()
+    }
+
     /// Builds the in-memory room from its stored record.
     pub fn from_record(domain: &str, r: &RoomRecord) -> Room {
         let mut members: BTreeSet<String> = r.members.iter().cloned().collect();

@@ -2,24 +2,19 @@
 //! the rooms the user is a member of, or manages (call-flows.md sign-in step 4).
 //! Reply shape: `rpl:getassociations` with the `rpl:join` data form.
 
-use super::{join::rooms_reply, CmdResult, Command, Ctx};
+use super::{join::rooms_reply, CmdResult, Ctx};
 use crate::channel::authz;
 use crate::core::Core;
-use crate::xccos::elem::{DataParser, Elem};
-use crate::xccos::XccosError;
+use crate::xccos::elem::Elem;
 
-/// `cmd:getassociations` **(design)**: `<data><assoc role="member|manager"/></data>`;
-/// a missing `assoc` element (or `role`) means [`AssocRole::Member`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GetAssociations {
-    /// Whose associations: rooms the user is a member of, or manages.
-    pub role: AssocRole,
-}
-
-impl Command for GetAssociations {
-    const IDS: &'static [&'static str] = &["cmd:getassociations"];
-    const REPLY_ID: &'static str = "rpl:getassociations";
-    fn parse(p: &DataParser<'_>, data: Option<&Elem>) -> Result<Self, XccosError> {
+command! {
+    /// `cmd:getassociations` **(design)**: `<data><assoc role="member|manager"/></data>`;
+    /// a missing `assoc` element (or `role`) means [`AssocRole::Member`].
+    GetAssociations ["cmd:getassociations"] -> "rpl:getassociations" {
+        /// Whose associations: rooms the user is a member of, or manages.
+        pub role: AssocRole,
+    }
+    parse(p, data) {
         let role = match data.and_then(|d| d.child("assoc")) {
             None => AssocRole::Member,
             Some(a) => match a.attr("role").map(str::trim) {
@@ -33,12 +28,8 @@ impl Command for GetAssociations {
         };
         Ok(GetAssociations { role })
     }
-    fn data(&self) -> Elem {
-        Elem::data([Elem::new("assoc").with("role", self.role.as_str())])
-    }
-    fn apply(&self, core: &mut Core, ctx: &Ctx) -> CmdResult {
-        handle(core, ctx, self.role)
-    }
+    data(self) { Elem::data([Elem::new("assoc").with("role", self.role.as_str())]) }
+    apply(self, core, ctx) { handle(core, ctx, self.role) }
 }
 
 /// Role filter of `cmd:getassociations` **(design)**: `role="member"` or `role="manager"`.

@@ -14,33 +14,27 @@
 //! Errors: 400 when `[http]` is not configured (the reason says so), 400 (bad file name), 404 (no such room / not visible, no such file), 403 (may
 //! not post or read, file upload off).
 
-use super::{room_op, store_err, CmdError, CmdResult, Command, Ctx};
+use super::{room_op, store_err, CmdError, CmdResult, Ctx};
 use crate::channel::authz::Op;
 use crate::core::Core;
 use crate::web::tokens::{Bearer, Direction};
-use crate::xccos::elem::{DataParser, Elem};
-use crate::xccos::{codes, ChanRef, RplData, XccosError};
+use crate::xccos::elem::Elem;
+use crate::xccos::{codes, ChanRef, RplData};
 
-/// `cmd:getfutok` (upload) / `cmd:getfdtok` (download): `<data><ftdb
-/// channelUri="ma-chan://…" fileUrl="report.txt"/></data>` (`XCCOS.md` table); reply
-/// `rpl:getftok` with a single-use file token for the web service.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GetFileToken {
-    /// `true` for `cmd:getfutok`, `false` for `cmd:getfdtok`.
-    pub upload: bool,
-    /// `channelUri`.
-    pub chan_uri: String,
-    /// `fileUrl`: the file name in the room.
-    pub file: String,
-}
-
-impl Command for GetFileToken {
-    const IDS: &'static [&'static str] = &["cmd:getfutok", "cmd:getfdtok"];
-    const REPLY_ID: &'static str = "rpl:getftok";
-    fn id(&self) -> &'static str {
-        Self::IDS[usize::from(!self.upload)]
+command! {
+    /// `cmd:getfutok` (upload) / `cmd:getfdtok` (download): `<data><ftdb
+    /// channelUri="ma-chan://…" fileUrl="report.txt"/></data>` (`XCCOS.md` table); reply
+    /// `rpl:getftok` with a single-use file token for the web service.
+    GetFileToken ["cmd:getfutok", "cmd:getfdtok"] -> "rpl:getftok" {
+        /// `true` for `cmd:getfutok`, `false` for `cmd:getfdtok`.
+        pub upload: bool,
+        /// `channelUri`.
+        pub chan_uri: String,
+        /// `fileUrl`: the file name in the room.
+        pub file: String,
     }
-    fn parse(p: &DataParser<'_>, data: Option<&Elem>) -> Result<Self, XccosError> {
+    id(self) { Self::IDS[usize::from(!self.upload)] }
+    parse(p, data) {
         let ftdb = p.child(p.data(data)?, "ftdb")?;
         Ok(GetFileToken {
             upload: p.id == "cmd:getfutok",
@@ -48,34 +42,20 @@ impl Command for GetFileToken {
             file: p.attr(ftdb, "fileUrl")?.to_owned(),
         })
     }
-    fn data(&self) -> Elem {
+    data(self) {
         let ftdb = Elem::new("ftdb")
             .with("channelUri", self.chan_uri.as_str())
             .with("fileUrl", self.file.as_str());
         Elem::data([ftdb])
     }
-    fn apply(&self, core: &mut Core, ctx: &Ctx) -> CmdResult {
-        file_token(core, ctx, self.upload, &self.chan_uri, &self.file)
-    }
+    apply(self, core, ctx) { file_token(core, ctx, self.upload, &self.chan_uri, &self.file) }
 }
 
-/// `cmd:gethttptok` **(design)**: `<data/>`; reply `rpl:gethttptok` with a bearer
-/// token that identifies this dialog's user to the web service (docs/protocol.md).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GetHttpToken;
-
-impl Command for GetHttpToken {
-    const IDS: &'static [&'static str] = &["cmd:gethttptok"];
-    const REPLY_ID: &'static str = "rpl:gethttptok";
-    fn parse(_: &DataParser<'_>, _: Option<&Elem>) -> Result<Self, XccosError> {
-        Ok(GetHttpToken)
-    }
-    fn data(&self) -> Elem {
-        Elem::new("data")
-    }
-    fn apply(&self, core: &mut Core, ctx: &Ctx) -> CmdResult {
-        http_token(core, ctx)
-    }
+command! {
+    /// `cmd:gethttptok` **(design)**: `<data/>`; reply `rpl:gethttptok` with a bearer
+    /// token that identifies this dialog's user to the web service (docs/protocol.md).
+    GetHttpToken ["cmd:gethttptok"] -> "rpl:gethttptok";
+    apply(self, core, ctx) { http_token(core, ctx) }
 }
 
 fn base_url(core: &Core) -> Result<String, CmdError> {

@@ -6,29 +6,25 @@
 //! ([`Op::ReadHistory`]); in a category with `history = false` the answer is an empty
 //! history. Reading the newest messages clears the room's unread count.
 
-use super::{room_op, store_err, CmdError, CmdResult, Command, Ctx};
+use super::{room_op, store_err, CmdError, CmdResult, Ctx};
 use crate::channel::authz::Op;
 use crate::clock::{iso8601, parse_iso8601};
 use crate::compliance::{record::record, EventKind};
 use crate::core::Core;
 use crate::store::HistoryQuery;
-use crate::xccos::elem::{chanref_elem, DataParser, Elem};
-use crate::xccos::{codes, ChanRef, GrpChat, RplData, XccosError};
+use crate::xccos::elem::{chanref_elem, Elem};
+use crate::xccos::{codes, ChanRef, GrpChat, RplData};
 
-/// `cmd:bccontext`: `<data><chanib uri="…"/><bcq><last cnt="25"/></bcq></data>`:
-/// fetch room history.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BcContext {
-    /// The room.
-    pub chan: ChanRef,
-    /// Which messages.
-    pub query: BcQuery,
-}
-
-impl Command for BcContext {
-    const IDS: &'static [&'static str] = &["cmd:bccontext"];
-    const REPLY_ID: &'static str = "rpl:bccontext";
-    fn parse(p: &DataParser<'_>, data: Option<&Elem>) -> Result<Self, XccosError> {
+command! {
+    /// `cmd:bccontext`: `<data><chanib uri="…"/><bcq><last cnt="25"/></bcq></data>`:
+    /// fetch room history.
+    BcContext ["cmd:bccontext"] -> "rpl:bccontext" {
+        /// The room.
+        pub chan: ChanRef,
+        /// Which messages.
+        pub query: BcQuery,
+    }
+    parse(p, data) {
         let d = p.data(data)?;
         let chan = p.first_chanref(d)?;
         let bcq = p.child(d, "bcq")?;
@@ -57,7 +53,7 @@ impl Command for BcContext {
         };
         Ok(BcContext { chan, query })
     }
-    fn data(&self) -> Elem {
+    data(self) {
         let q = match &self.query {
             BcQuery::Last { .. } => Elem::new("last"),
             BcQuery::Before { id, .. } => Elem::new("before").with("id", id.to_string()),
@@ -77,9 +73,7 @@ impl Command for BcContext {
         let q = q.with("cnt", self.query.cnt().to_string());
         Elem::data([chanref_elem(&self.chan), Elem::new("bcq").push(q)])
     }
-    fn apply(&self, core: &mut Core, ctx: &Ctx) -> CmdResult {
-        bccontext(core, ctx, &self.chan, &self.query)
-    }
+    apply(self, core, ctx) { bccontext(core, ctx, &self.chan, &self.query) }
 }
 
 /// The history query of `cmd:bccontext` (`<bcq>` element). In the reply each

@@ -7,40 +7,19 @@
 //! [`super::manage`]); it is returned by every `getinv` until the user joins the room
 //! (joining is seeing it). Rooms the user may no longer find are left out.
 
-use super::{join::rooms_reply, store_err, CmdResult, Command, Ctx};
+use super::{join::rooms_reply, store_err, CmdResult, Ctx};
 use crate::channel::authz;
 use crate::core::Core;
-use crate::xccos::elem::{DataParser, Elem};
-use crate::xccos::XccosError;
 
-/// `cmd:getinv`: `<data><inv inviteId="1" domain="D"/></data>`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GetInv {
-    /// `inviteId` attribute (opaque).
-    pub invite_id: String,
-    /// `domain` attribute.
-    pub domain: String,
-}
-
-impl Command for GetInv {
-    const IDS: &'static [&'static str] = &["cmd:getinv"];
-    const REPLY_ID: &'static str = "rpl:getinv";
-    fn parse(p: &DataParser<'_>, data: Option<&Elem>) -> Result<Self, XccosError> {
-        let inv = p.child(p.data(data)?, "inv")?;
-        Ok(GetInv {
-            invite_id: p.attr(inv, "inviteId")?.to_owned(),
-            domain: p.attr(inv, "domain")?.to_owned(),
-        })
+command! {
+    /// `cmd:getinv`: `<data><inv inviteId="1" domain="D"/></data>`.
+    GetInv ["cmd:getinv"] -> "rpl:getinv" <"inv"> {
+        /// `inviteId` attribute (opaque).
+        pub invite_id: String = req "inviteId",
+        /// `domain` attribute.
+        pub domain: String = req "domain",
     }
-    fn data(&self) -> Elem {
-        let inv = Elem::new("inv")
-            .with("inviteId", self.invite_id.as_str())
-            .with("domain", self.domain.as_str());
-        Elem::data([inv])
-    }
-    fn apply(&self, core: &mut Core, ctx: &Ctx) -> CmdResult {
-        getinv(core, ctx)
-    }
+    apply(self, core, ctx) { getinv(core, ctx) }
 }
 
 /// Unseen invitations of `ctx.user`. Errors: 500 on store failure.

@@ -6,50 +6,35 @@
 //! client of the user sees it); `part` unfollows it. `bjoin` joins the listed rooms
 //! without changing the followed list.
 
-use super::{room_for, CmdError, CmdResult, Command, Ctx};
+use super::{room_for, CmdError, CmdResult, Ctx};
 use crate::channel::DialogId;
 use crate::compliance::record::{log_presence, record, undo_on_abort, Undo};
 use crate::compliance::EventKind;
 use crate::core::Core;
 use crate::store::LogKind;
-use crate::xccos::elem::{chanref_elem, DataParser, Elem};
-use crate::xccos::{codes, Body, ChanRef, Ntc, NtcData, RoomInfo, RplData, UserRef, XccosError};
+use crate::xccos::elem::{chanref_elem, Elem};
+use crate::xccos::{codes, Body, ChanRef, Ntc, NtcData, RoomInfo, RplData, UserRef};
 use std::collections::BTreeMap;
 
-/// `cmd:join`: `<data><chanid key="0" domain="D" value="G"/></data>` (or a `chanib`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Join {
-    /// The room to join.
-    pub chan: ChanRef,
+command! {
+    /// `cmd:join`: `<data><chanid key="0" domain="D" value="G"/></data>` (or a `chanib`).
+    Join ["cmd:join"] -> "rpl:join" {
+        /// The room to join.
+        pub chan: ChanRef,
+    }
+    parse(p, data) { Ok(Join { chan: p.first_chanref(p.data(data)?)? }) }
+    data(self) { Elem::data([chanref_elem(&self.chan)]) }
+    apply(self, core, ctx) { join(core, ctx, std::slice::from_ref(&self.chan), false) }
 }
 
-impl Command for Join {
-    const IDS: &'static [&'static str] = &["cmd:join"];
-    const REPLY_ID: &'static str = "rpl:join";
-    fn parse(p: &DataParser<'_>, data: Option<&Elem>) -> Result<Self, XccosError> {
-        let chan = p.first_chanref(p.data(data)?)?;
-        Ok(Join { chan })
+command! {
+    /// `cmd:bjoin`: `<data>` with several `chanid` (or `chanib`) elements, in order; at
+    /// least one.
+    BJoin ["cmd:bjoin"] -> "rpl:bjoin" {
+        /// The rooms to join, in document order.
+        pub chans: Vec<ChanRef>,
     }
-    fn data(&self) -> Elem {
-        Elem::data([chanref_elem(&self.chan)])
-    }
-    fn apply(&self, core: &mut Core, ctx: &Ctx) -> CmdResult {
-        join(core, ctx, std::slice::from_ref(&self.chan), false)
-    }
-}
-
-/// `cmd:bjoin`: `<data>` with several `chanid` (or `chanib`) elements, in order; at
-/// least one.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BJoin {
-    /// The rooms to join, in document order.
-    pub chans: Vec<ChanRef>,
-}
-
-impl Command for BJoin {
-    const IDS: &'static [&'static str] = &["cmd:bjoin"];
-    const REPLY_ID: &'static str = "rpl:bjoin";
-    fn parse(p: &DataParser<'_>, data: Option<&Elem>) -> Result<Self, XccosError> {
+    parse(p, data) {
         let d = p.data(data)?;
         let chans = d
             .children
@@ -63,34 +48,19 @@ impl Command for BJoin {
         }
         Ok(BJoin { chans })
     }
-    fn data(&self) -> Elem {
-        Elem::data(self.chans.iter().map(chanref_elem))
-    }
-    fn apply(&self, core: &mut Core, ctx: &Ctx) -> CmdResult {
-        join(core, ctx, &self.chans, true)
-    }
+    data(self) { Elem::data(self.chans.iter().map(chanref_elem)) }
+    apply(self, core, ctx) { join(core, ctx, &self.chans, true) }
 }
 
-/// `cmd:part`: `<data><chanib uri="ma-chan://…"/></data>` (or a `chanid`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Part {
-    /// The room to leave.
-    pub chan: ChanRef,
-}
-
-impl Command for Part {
-    const IDS: &'static [&'static str] = &["cmd:part"];
-    const REPLY_ID: &'static str = "rpl:part";
-    fn parse(p: &DataParser<'_>, data: Option<&Elem>) -> Result<Self, XccosError> {
-        let chan = p.first_chanref(p.data(data)?)?;
-        Ok(Part { chan })
+command! {
+    /// `cmd:part`: `<data><chanib uri="ma-chan://…"/></data>` (or a `chanid`).
+    Part ["cmd:part"] -> "rpl:part" {
+        /// The room to leave.
+        pub chan: ChanRef,
     }
-    fn data(&self) -> Elem {
-        Elem::data([chanref_elem(&self.chan)])
-    }
-    fn apply(&self, core: &mut Core, ctx: &Ctx) -> CmdResult {
-        part(core, ctx, &self.chan)
-    }
+    parse(p, data) { Ok(Part { chan: p.first_chanref(p.data(data)?)? }) }
+    data(self) { Elem::data([chanref_elem(&self.chan)]) }
+    apply(self, core, ctx) { part(core, ctx, &self.chan) }
 }
 
 /// Joins the dialog to each named room it may enter. A single `join` that is refused
@@ -267,7 +237,7 @@ fn rooms_reply_with(
 fn others(core: &Core, guid: &str, except: DialogId) -> Vec<DialogId> {
     core.rooms
         .get(guid)
-        .map(|r| r.joined.keys().copied().filter(|d| *d != except).collect())
+        .map(|r| r.joined_except(except))
         .unwrap_or_default()
 }
 

@@ -16,48 +16,32 @@
 //! Changes to rooms defined in the config file last until the next start (the config
 //! wins). Name and category are fixed once a room exists (400 when asked to change).
 
-use super::{join::rooms_reply, room_op, store_err, CmdError, CmdResult, Command, Ctx};
+use super::{join::rooms_reply, room_op, store_err, CmdError, CmdResult, Ctx};
 use crate::channel::authz::{self, Op};
 use crate::channel::{DialogId, Room};
 use crate::config::{Invitations, Privacy, RoomType, DEFAULT_CATEGORY};
 use crate::core::Core;
-use crate::xccos::elem::{chanref_elem, DataParser, Elem};
+use crate::xccos::elem::{chanref_elem, AttrValue, DataParser, Elem};
 use crate::xccos::{codes, Body, ChanRef, Ntc, NtcData, RoomInfo, RplData, XccosError};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// `cmd:nodespermcreatechild`, `<data/>`: may the user create rooms?
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NodesPermCreateChild;
-
-impl Command for NodesPermCreateChild {
-    const IDS: &'static [&'static str] = &["cmd:nodespermcreatechild"];
-    const REPLY_ID: &'static str = "rpl:nodespermcreatechild";
-    fn parse(_: &DataParser<'_>, _: Option<&Elem>) -> Result<Self, XccosError> {
-        Ok(NodesPermCreateChild)
-    }
-    fn data(&self) -> Elem {
-        Elem::new("data")
-    }
-    fn apply(&self, core: &mut Core, ctx: &Ctx) -> CmdResult {
-        may_create(core, ctx)
-    }
+command! {
+    /// `cmd:nodespermcreatechild`, `<data/>`: may the user create rooms?
+    NodesPermCreateChild ["cmd:nodespermcreatechild"] -> "rpl:nodespermcreatechild";
+    apply(self, core, ctx) { may_create(core, ctx) }
 }
 
-/// `cmd:createroom` **(design)**: `<data><chanib name="…" description="…" topic="…"
-/// privacy="open|closed|secret" type="normal|auditorium" invitations="inherit|on|off"
-/// category="…"/><uib uri="sip:…" role="member|manager|presenter"/>…</data>`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CreateRoom {
-    /// Attributes of the new room (`uri` and `disabled` ignored; `name` required).
-    pub attrs: Box<RoomAttrs>,
-    /// Initial members, managers and presenters.
-    pub users: Vec<RoleChange>,
-}
-
-impl Command for CreateRoom {
-    const IDS: &'static [&'static str] = &["cmd:createroom"];
-    const REPLY_ID: &'static str = "rpl:createroom";
-    fn parse(p: &DataParser<'_>, data: Option<&Elem>) -> Result<Self, XccosError> {
+command! {
+    /// `cmd:createroom` **(design)**: `<data><chanib name="…" description="…" topic="…"
+    /// privacy="open|closed|secret" type="normal|auditorium" invitations="inherit|on|off"
+    /// category="…"/><uib uri="sip:…" role="member|manager|presenter"/>…</data>`.
+    CreateRoom ["cmd:createroom"] -> "rpl:createroom" {
+        /// Attributes of the new room (`uri` and `disabled` ignored; `name` required).
+        pub attrs: Box<RoomAttrs>,
+        /// Initial members, managers and presenters.
+        pub users: Vec<RoleChange>,
+    }
+    parse(p, data) {
         let d = p.data(data)?;
         let ch = p.child(d, "chanib")?;
         Ok(CreateRoom {
@@ -65,35 +49,29 @@ impl Command for CreateRoom {
             users: RoleChange::parse_all(p, d, "uib")?,
         })
     }
-    fn data(&self) -> Elem {
+    data(self) {
         let chanib = self.attrs.write_into(Elem::new("chanib"));
         Elem::data(std::iter::once(chanib).chain(RoleChange::elems("uib", &self.users)))
     }
-    fn apply(&self, core: &mut Core, ctx: &Ctx) -> CmdResult {
-        create(core, ctx, &self.attrs, &self.users)
+    apply(self, core, ctx) { create(core, ctx, &self.attrs, &self.users) }
+}
+
+command! {
+    /// `cmd:updateroom` **(design)**: `<data><chanib uri="…" topic="…" description="…"
+    /// privacy="…" type="…" invitations="…" disabled="true|false"/><add uri="sip:…"
+    /// role="member"/>…<remove uri="sip:…" role="member"/>…</data>`; attributes left
+    /// out are unchanged.
+    UpdateRoom ["cmd:updateroom"] -> "rpl:updateroom" {
+        /// The room (from the `chanib`/`chanid`).
+        pub chan: ChanRef,
+        /// New attribute values (`name`, `category` must not change).
+        pub attrs: Box<RoomAttrs>,
+        /// Users to add, with a role.
+        pub add: Vec<RoleChange>,
+        /// Users to remove from a role.
+        pub remove: Vec<RoleChange>,
     }
-}
-
-/// `cmd:updateroom` **(design)**: `<data><chanib uri="…" topic="…" description="…"
-/// privacy="…" type="…" invitations="…" disabled="true|false"/><add uri="sip:…"
-/// role="member"/>…<remove uri="sip:…" role="member"/>…</data>`; attributes left
-/// out are unchanged.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UpdateRoom {
-    /// The room (from the `chanib`/`chanid`).
-    pub chan: ChanRef,
-    /// New attribute values (`name`, `category` must not change).
-    pub attrs: Box<RoomAttrs>,
-    /// Users to add, with a role.
-    pub add: Vec<RoleChange>,
-    /// Users to remove from a role.
-    pub remove: Vec<RoleChange>,
-}
-
-impl Command for UpdateRoom {
-    const IDS: &'static [&'static str] = &["cmd:updateroom"];
-    const REPLY_ID: &'static str = "rpl:updateroom";
-    fn parse(p: &DataParser<'_>, data: Option<&Elem>) -> Result<Self, XccosError> {
+    parse(p, data) {
         let d = p.data(data)?;
         let chan = p.first_chanref(d)?;
         let attrs = match d.children.iter().find(|c| c.name == "chanib") {
@@ -109,7 +87,7 @@ impl Command for UpdateRoom {
     }
     /// The room as a `chanib` carrying the changed attributes; a room named by `chanid`
     /// gets a `chanib` with its URI only when attributes change.
-    fn data(&self) -> Elem {
+    data(self) {
         let mut d = Elem::new("data");
         match &self.chan {
             ChanRef::Uri(uri) => {
@@ -128,9 +106,7 @@ impl Command for UpdateRoom {
         d.children.extend(RoleChange::elems("remove", &self.remove));
         d
     }
-    fn apply(&self, core: &mut Core, ctx: &Ctx) -> CmdResult {
-        update(core, ctx, &self.chan, &self.attrs, &self.add, &self.remove)
-    }
+    apply(self, core, ctx) { update(core, ctx, &self.chan, &self.attrs, &self.add, &self.remove) }
 }
 
 /// Room attributes carried by `cmd:createroom` / `cmd:updateroom` **(design)**, as
@@ -179,7 +155,7 @@ impl RoomAttrs {
             category: s("category"),
             disabled: match ch.attr("disabled") {
                 None => None,
-                Some(_) => Some(p.opt_bool(ch, "disabled")?),
+                Some(_) => Some(bool::req(p, ch, "disabled")?),
             },
         })
     }
@@ -527,12 +503,7 @@ fn notify_update(core: &mut Core, guid: &str, except: DialogId) {
     let Some(room) = core.rooms.get(guid) else {
         return;
     };
-    let targets: Vec<DialogId> = room
-        .joined
-        .keys()
-        .copied()
-        .filter(|d| *d != except)
-        .collect();
+    let targets = room.joined_except(except);
     if targets.is_empty() {
         return;
     }

@@ -14,6 +14,93 @@
 //! after the post is committed ([`grpchat`]). Malformed or unknown XCCOS gets 200 OK and
 //! then a reply with an error code (docs/xccos-codes.md); nothing is stored for it.
 
+/// Declares one request type and its [`Command`] impl in one place: the struct (docs,
+/// `Debug, Clone, PartialEq, Eq`), its wire ids and reply id, and the bodies of
+/// [`Command::parse`], [`Command::data`] and [`Command::apply`] (and [`Command::id`]
+/// for a type of several ids). A request without `<data>` content (a unit struct)
+/// gives only `apply`: it parses from any `<data>` and writes `<data/>`. A request
+/// that is one element of attributes (`<data><el a="…" b="…"/></data>`) names the
+/// element and each field's attribute, `req` (absent: 400) or `opt` (absent: the
+/// type's default), and gets `parse` and `data` from [`AttrValue`](crate::xccos::elem::AttrValue):
+/// `GetInv ["cmd:getinv"] -> "rpl:getinv" <"inv"> { pub domain: String = req "domain", }`.
+///
+/// ```text
+/// command! {
+///     /// `cmd:part`: ...
+///     Part ["cmd:part"] -> "rpl:part" { /// The room. pub chan: ChanRef, }
+///     parse(p, data) { Ok(Part { chan: p.first_chanref(p.data(data)?)? }) }
+///     data(self) { Elem::data([chanref_elem(&self.chan)]) }
+///     apply(self, core, ctx) { part(core, ctx, &self.chan) }
+/// }
+/// ```
+macro_rules! command {
+    (
+        $(#[$meta:meta])*
+        $name:ident [$($id:literal),+] -> $reply:literal <$el:literal> {
+            $($(#[$fm:meta])* pub $field:ident: $ty:ty = $how:ident $attr:literal,)+
+        }
+        $(#[$am:meta])*
+        apply($sa:ident, $core:pat_param, $ctx:pat_param) $apply:block
+    ) => {
+        command! {
+            $(#[$meta])*
+            $name [$($id),+] -> $reply { $($(#[$fm])* pub $field: $ty,)+ }
+            parse(p, data) {
+                use $crate::xccos::elem::AttrValue;
+                let el = p.child(p.data(data)?, $el)?;
+                Ok($name { $($field: AttrValue::$how(p, el, $attr)?,)+ })
+            }
+            data(self) {
+                use $crate::xccos::elem::{AttrValue, Elem};
+                Elem::data([Elem::new($el)$(.with($attr, self.$field.to_attr()))+])
+            }
+            $(#[$am])*
+            apply($sa, $core, $ctx) $apply
+        }
+    };
+    (
+        $(#[$meta:meta])*
+        $name:ident [$($id:literal),+] -> $reply:literal;
+        apply($s:ident, $core:pat_param, $ctx:pat_param) $apply:block
+    ) => {
+        command! {
+            $(#[$meta])*
+            $name [$($id),+] -> $reply;
+            parse(_, _) { Ok($name) }
+            data(self) { $crate::xccos::elem::Elem::new("data") }
+            apply($s, $core, $ctx) $apply
+        }
+    };
+    (
+        $(#[$meta:meta])*
+        $name:ident [$($id:literal),+] -> $reply:literal $fields:tt
+        $(id($si:ident) $idb:block)?
+        parse($p:pat_param, $data:pat_param) $parse:block
+        $(#[$dm:meta])*
+        data($sd:ident) $write:block
+        $(#[$am:meta])*
+        apply($sa:ident, $core:pat_param, $ctx:pat_param) $apply:block
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub struct $name $fields
+
+        impl $crate::cmd::Command for $name {
+            const IDS: &'static [&'static str] = &[$($id),+];
+            const REPLY_ID: &'static str = $reply;
+            $(fn id(&$si) -> &'static str $idb)?
+            fn parse(
+                $p: &$crate::xccos::elem::DataParser<'_>,
+                $data: Option<&$crate::xccos::elem::Elem>,
+            ) -> Result<Self, $crate::xccos::XccosError> $parse
+            $(#[$dm])*
+            fn data(&$sd) -> $crate::xccos::elem::Elem $write
+            $(#[$am])*
+            fn apply(&$sa, $core: &mut $crate::core::Core, $ctx: &$crate::cmd::Ctx) -> $crate::cmd::CmdResult $apply
+        }
+    };
+}
+
 pub mod associations;
 pub mod error;
 pub mod filetok;

@@ -13,80 +13,37 @@
 //! setpref of it replaces the list; any URI the user may not find makes the whole
 //! setpref fail with 404 (without saying which), changing nothing.
 
-use super::{store_err, CmdError, CmdResult, Command, Ctx};
+use super::{store_err, CmdError, CmdResult, Ctx};
 use crate::channel::authz;
 use crate::core::Core;
-use crate::xccos::elem::{DataParser, Elem};
-use crate::xccos::{codes, RplData, XccosError};
+use crate::xccos::{codes, RplData};
 use base64::Engine;
 
-/// `cmd:getpref`: `<data><pref label="kedzie.GroupChannels" seqid="71" createdefault="true"/></data>`.
-/// A missing `seqid` is 0, a missing `createdefault` is `false`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GetPref {
-    /// `label` attribute.
-    pub label: String,
-    /// `seqid` attribute (the version the client has; informative).
-    pub seqid: u64,
-    /// `createdefault` attribute: create an empty preference if none is stored.
-    pub create_default: bool,
+command! {
+    /// `cmd:getpref`: `<data><pref label="kedzie.GroupChannels" seqid="71" createdefault="true"/></data>`.
+    /// A missing `seqid` is 0, a missing `createdefault` is `false`.
+    GetPref ["cmd:getpref"] -> "rpl:getpref" <"pref"> {
+        /// `label` attribute.
+        pub label: String = req "label",
+        /// `seqid` attribute (the version the client has; informative).
+        pub seqid: u64 = opt "seqid",
+        /// `createdefault` attribute: create an empty preference if none is stored.
+        pub create_default: bool = opt "createdefault",
+    }
+    apply(self, core, ctx) { getpref(core, ctx, &self.label, self.create_default) }
 }
 
-impl Command for GetPref {
-    const IDS: &'static [&'static str] = &["cmd:getpref"];
-    const REPLY_ID: &'static str = "rpl:getpref";
-    fn parse(p: &DataParser<'_>, data: Option<&Elem>) -> Result<Self, XccosError> {
-        let pref = p.child(p.data(data)?, "pref")?;
-        Ok(GetPref {
-            label: p.attr(pref, "label")?.to_owned(),
-            seqid: p.opt_u64(pref, "seqid")?,
-            create_default: p.opt_bool(pref, "createdefault")?,
-        })
+command! {
+    /// `cmd:setpref`: `<data><pref label="…" seqid="71" content="<base64>"/></data>`.
+    SetPref ["cmd:setpref"] -> "rpl:setpref" <"pref"> {
+        /// `label` attribute.
+        pub label: String = req "label",
+        /// `seqid` attribute (informative; the server assigns the new version).
+        pub seqid: u64 = opt "seqid",
+        /// `content` attribute, base64.
+        pub content: String = req "content",
     }
-    fn data(&self) -> Elem {
-        let pref = Elem::new("pref")
-            .with("label", self.label.as_str())
-            .with("seqid", self.seqid.to_string())
-            .with("createdefault", self.create_default.to_string());
-        Elem::data([pref])
-    }
-    fn apply(&self, core: &mut Core, ctx: &Ctx) -> CmdResult {
-        getpref(core, ctx, &self.label, self.create_default)
-    }
-}
-
-/// `cmd:setpref`: `<data><pref label="…" seqid="71" content="<base64>"/></data>`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SetPref {
-    /// `label` attribute.
-    pub label: String,
-    /// `seqid` attribute (informative; the server assigns the new version).
-    pub seqid: u64,
-    /// `content` attribute, base64.
-    pub content: String,
-}
-
-impl Command for SetPref {
-    const IDS: &'static [&'static str] = &["cmd:setpref"];
-    const REPLY_ID: &'static str = "rpl:setpref";
-    fn parse(p: &DataParser<'_>, data: Option<&Elem>) -> Result<Self, XccosError> {
-        let pref = p.child(p.data(data)?, "pref")?;
-        Ok(SetPref {
-            label: p.attr(pref, "label")?.to_owned(),
-            seqid: p.opt_u64(pref, "seqid")?,
-            content: p.attr(pref, "content")?.to_owned(),
-        })
-    }
-    fn data(&self) -> Elem {
-        let pref = Elem::new("pref")
-            .with("label", self.label.as_str())
-            .with("seqid", self.seqid.to_string())
-            .with("content", self.content.as_str());
-        Elem::data([pref])
-    }
-    fn apply(&self, core: &mut Core, ctx: &Ctx) -> CmdResult {
-        setpref(core, ctx, &self.label, &self.content)
-    }
+    apply(self, core, ctx) { setpref(core, ctx, &self.label, &self.content) }
 }
 
 /// Label of the followed-rooms preference.

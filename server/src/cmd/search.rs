@@ -14,50 +14,25 @@
 //! `public`/`private`/`secret`) and `prop` (filepost = category file upload, invite =
 //! the room's effective invitations, logged = category history).
 
-use super::{CmdError, CmdResult, Command, Ctx};
+use super::{CmdError, CmdResult, Ctx};
 use crate::channel::{authz, Room};
 use crate::config::Privacy;
 use crate::core::Core;
-use crate::xccos::elem::{parse_bool, DataParser, Elem};
-use crate::xccos::{codes, RplData, SearchExtended, SearchHit, XccosError};
+use crate::xccos::{codes, RplData, SearchExtended, SearchHit};
 
-/// `cmd:chansrch`: `<data><qib qtype="BYNAME" criteria="" extended="false"/></data>`.
-/// A missing `criteria` is `""`, a missing `extended` is `false`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChanSrch {
-    /// `qtype` attribute, e.g. `BYNAME`.
-    pub qtype: String,
-    /// `criteria` attribute (search text; may be empty).
-    pub criteria: String,
-    /// `extended` attribute: ask for `info`/`prop` children in the result.
-    pub extended: bool,
-}
-
-impl Command for ChanSrch {
-    const IDS: &'static [&'static str] = &["cmd:chansrch"];
-    const REPLY_ID: &'static str = "rpl:chansrch";
-    fn parse(p: &DataParser<'_>, data: Option<&Elem>) -> Result<Self, XccosError> {
-        let qib = p.child(p.data(data)?, "qib")?;
-        let extended = match qib.attr("extended") {
-            None => false,
-            Some(v) => parse_bool(v)
-                .ok_or_else(|| p.bad(format!("qib extended \"{v}\" is not true or false")))?,
-        };
-        Ok(ChanSrch {
-            qtype: p.attr(qib, "qtype")?.to_owned(),
-            criteria: qib.attr("criteria").unwrap_or("").to_owned(),
-            extended,
-        })
-    }
-    fn data(&self) -> Elem {
-        let qib = Elem::new("qib")
-            .with("qtype", self.qtype.as_str())
-            .with("criteria", self.criteria.as_str())
-            .with("extended", self.extended.to_string());
-        Elem::data([qib])
+command! {
+    /// `cmd:chansrch`: `<data><qib qtype="BYNAME" criteria="" extended="false"/></data>`.
+    /// A missing `criteria` is `""`, a missing `extended` is `false`.
+    ChanSrch ["cmd:chansrch"] -> "rpl:chansrch" <"qib"> {
+        /// `qtype` attribute, e.g. `BYNAME`.
+        pub qtype: String = req "qtype",
+        /// `criteria` attribute (search text; may be empty).
+        pub criteria: String = opt "criteria",
+        /// `extended` attribute: ask for `info`/`prop` children in the result.
+        pub extended: bool = opt "extended",
     }
     /// Runs the search, then records it (compliance SEARCH event).
-    fn apply(&self, core: &mut Core, ctx: &Ctx) -> CmdResult {
+    apply(self, core, ctx) {
         let reply = chansrch(core, ctx, &self.qtype, &self.criteria, self.extended)?;
         record(core, ctx, &self.qtype, &self.criteria)?;
         Ok(reply)

@@ -81,14 +81,7 @@ pub fn close_sessions_of_previous_run(core: &mut Core) -> Result<usize, StoreErr
     let now = core.now_ms();
     for s in &stale {
         if core.cfg.compliance.enabled {
-            core.compliance.carry.push(NewEvent {
-                kind: EventKind::Part,
-                room_uri: s.room_uri.clone(),
-                room_name: s.room_name.clone(),
-                user: s.user.clone(),
-                ts_ms: now,
-                content: String::new(),
-            });
+            core.compliance.carry.push(s.part_event(now));
         } else if let Err(e) = core.store.close_session(&server, &s.user, &s.room_uri) {
             tracing::warn!("could not clear the open-sessions ledger: {e}");
         }

@@ -28,14 +28,15 @@
 //! fractional digits, `long` = .NET ticks (100 ns since 0001-01-01).
 //! Attribute values escape `& < > " '` and tab, CR, LF as character references;
 //! characters XML 1.0 cannot carry (other C0 controls, U+FFFE, U+FFFF) become U+FFFD
-//! ([`crate::xml`], the escaper shared with XCCOS and provisioning).
+//! ([`crate::xml`], the escaper shared with XCCOS and provisioning). Written through
+//! [`crate::xml::Doc`] (quick-xml's `Writer`, two spaces of indentation a level).
 
 use super::adapter::Format;
 use super::{Event, EventKind};
+use crate::xml::Doc;
 use quick_xml::events::{BytesStart, Event as XmlEvent};
 use quick_xml::Reader;
 use std::collections::BTreeMap;
-use std::fmt::Write;
 
 /// Element names of the documented format (XCCOS.md, last section).
 pub const ELEMENTS: [&str; 10] = [
@@ -72,24 +73,19 @@ pub fn time_attrs(ms: i64) -> (String, String, String) {
     (ms.to_string(), string, ticks.to_string())
 }
 
-/// An attribute value escaped by [`crate::xml`]'s XML 1.0 rules.
-fn esc(s: &str) -> String {
-    crate::xml::escape_attr(s)
-}
-
 fn domain_of(user: &str) -> &str {
     user.rsplit_once('@').map_or("", |(_, d)| d)
 }
 
-fn time_el(out: &mut String, indent: &str, name: &str, ms: i64) {
+fn time_el(d: &mut Doc, name: &str, ms: i64) {
     let (since, string, long) = time_attrs(ms);
-    let _ = writeln!(
-        out,
-        "{indent}<{name} since1970=\"{since}\" string=\"{string}\" long=\"{long}\"/>"
+    d.empty(
+        name,
+        &[("since1970", &since), ("string", &string), ("long", &long)],
     );
 }
 
-fn message(out: &mut String, el: &str, e: &Event, senders: &mut Vec<String>, room_domain: &str) {
+fn message(d: &mut Doc, el: &str, e: &Event, senders: &mut Vec<String>, room_domain: &str) {
     let sender_id = match senders.iter().position(|u| *u == e.user) {
         Some(i) => i,
         None => {
@@ -100,27 +96,25 @@ fn message(out: &mut String, el: &str, e: &Event, senders: &mut Vec<String>, roo
     let bare = e.user.strip_prefix("sip:").unwrap_or(&e.user);
     let user_name = bare.split('@').next().unwrap_or(bare);
     let internal = room_domain.is_empty() || domain_of(bare).eq_ignore_ascii_case(room_domain);
-    let indent = if el == "FirstMessage" {
-        "    "
-    } else {
-        "      "
-    };
-    let _ = writeln!(
-        out,
-        "{indent}<{el} type=\"{}\" content=\"{}\" id=\"{}\">",
-        e.kind.as_str(),
-        esc(&e.content),
-        e.id
+    let id = e.id.to_string();
+    d.start(
+        el,
+        &[
+            ("type", e.kind.as_str()),
+            ("content", &e.content),
+            ("id", &id),
+        ],
     );
-    let _ = writeln!(
-        out,
-        "{indent}  <Sender UserName=\"{}\" id=\"{sender_id}\" email=\"{}\" internal=\"{internal}\" uri=\"{}\"/>",
-        esc(user_name),
-        esc(bare),
-        esc(bare)
-    );
-    time_el(out, &format!("{indent}  "), "DateTimeUTC", e.ts_ms);
-    let _ = writeln!(out, "{indent}</{el}>");
+    let sender = [
+        ("UserName", user_name),
+        ("id", &sender_id.to_string()),
+        ("email", bare),
+        ("internal", if internal { "true" } else { "false" }),
+        ("uri", bare),
+    ];
+    d.empty("Sender", &sender);
+    time_el(d, "DateTimeUTC", e.ts_ms);
+    d.end(el);
 }
 
 impl Format for Xml {
@@ -137,40 +131,48 @@ impl Format for Xml {
         for e in events {
             rooms.entry(e.room_uri.as_str()).or_default().push(e);
         }
-        let mut out = String::with_capacity(512 + events.len() * 400);
-        out.push_str("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n");
-        out.push_str("<Conversations xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xmlns:xsd=\"http://www.w3.org/2001/XMLSchema\">\n");
+        let mut d = Doc::indented(2);
+        d.decl().start(
+            "Conversations",
+            &[
+                ("xmlns:xsi", "http://www.w3.org/2001/XMLSchema-instance"),
+                ("xmlns:xsd", "http://www.w3.org/2001/XMLSchema"),
+            ],
+        );
         for (uri, evs) in rooms {
             let (Some(first), Some(last)) = (evs.first(), evs.last()) else {
                 continue;
             };
             let room_domain = crate::ids::split_room_uri(uri).map_or("", |(d, _)| d);
             let mut senders = Vec::new();
-            out.push_str("  <Conversation>\n");
-            let _ = writeln!(
-                out,
-                "    <Channel uri=\"{}\" name=\"{}\" islogged=\"true\"/>",
-                esc(uri),
-                esc(&first.room_name)
-            );
-            message(&mut out, "FirstMessage", first, &mut senders, room_domain);
+            let channel = [
+                ("uri", uri),
+                ("name", &first.room_name),
+                ("islogged", "true"),
+            ];
+            d.start("Conversation", &[]).empty("Channel", &channel);
+            message(&mut d, "FirstMessage", first, &mut senders, room_domain);
             if evs.len() > 1 {
-                out.push_str("    <Messages>\n");
+                d.start("Messages", &[]);
                 for e in &evs[1..] {
-                    message(&mut out, "Message", e, &mut senders, room_domain);
+                    message(&mut d, "Message", e, &mut senders, room_domain);
                 }
-                out.push_str("    </Messages>\n");
+                d.end("Messages");
             } else {
-                out.push_str("    <Messages/>\n");
+                d.empty("Messages", &[]);
             }
             let start = evs.iter().map(|e| e.ts_ms).min().unwrap_or(first.ts_ms);
             let end = evs.iter().map(|e| e.ts_ms).max().unwrap_or(last.ts_ms);
-            time_el(&mut out, "    ", "StartTimeUTC", start);
-            time_el(&mut out, "    ", "EndTimeUTC", end);
-            out.push_str("  </Conversation>\n");
+            time_el(&mut d, "StartTimeUTC", start);
+            time_el(&mut d, "EndTimeUTC", end);
+            d.end("Conversation");
         }
-        out.push_str("</Conversations>\n");
-        out.into_bytes()
+        d.end("Conversations");
+        // quick-xml's indentation puts no line break after the last tag; the file ends
+        // with one.
+        let mut out = d.into_string().into_bytes();
+        out.push(b'\n');
+        out
     }
 
     fn parse(&self, bytes: &[u8]) -> Result<Vec<Event>, String> {

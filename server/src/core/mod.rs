@@ -186,7 +186,7 @@ pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE, SUBSCR
 
 impl Core {
     /// Builds the core with `hooks` (the handlers it calls up into; the public
-    /// constructors `Core::new` / `Core::new_with_faults` live in `crate::dispatch`, the
+    /// constructor `Core::new` lives in `crate::dispatch`, the
     /// layer that knows them): creates or updates the rooms of `cfg` in `store` (their
     /// GUID is derived from domain + name, so URIs are stable; the config wins over
     /// changes made over XCCOS to those rooms), then loads every room and the categories

@@ -72,7 +72,15 @@ impl H {
             .collect();
         let clock = Arc::new(ManualClock::new(crate::clock::SIM_EPOCH_MS));
         let store = SqliteStore::in_memory().unwrap();
-        let core = Core::new(cfg, Box::new(store), clock, 7, "10.0.0.1:5060").unwrap();
+        let core = Core::new(
+            cfg,
+            Box::new(store),
+            clock,
+            7,
+            "10.0.0.1:5060",
+            Default::default(),
+        )
+        .unwrap();
         H {
             core,
             users: users.iter().map(|u| u.to_string()).collect(),

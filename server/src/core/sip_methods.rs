@@ -15,13 +15,7 @@ const XCCOS_TYPES: &[&str] = &["text/plain", "application/xml", "text/xml"];
 
 /// Lower-cased `user@host` of a SIP URI, without scheme or parameters.
 pub(crate) fn uri_key(uri: &str) -> String {
-    let u = uri.trim().trim_start_matches('<');
-    let u = u
-        .strip_prefix("sips:")
-        .or_else(|| u.strip_prefix("sip:"))
-        .unwrap_or(u);
-    let end = u.find([';', '>', '?']).unwrap_or(u.len());
-    u[..end].to_ascii_lowercase()
+    crate::auth::users::key_of(uri)
 }
 
 fn media_type(ct: Option<&str>) -> Option<String> {

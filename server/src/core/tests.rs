@@ -65,11 +65,26 @@ struct Harness {
 }
 
 fn harness() -> Harness {
-    let fail = Arc::new(AtomicBool::new(false));
-    let fail_writes = Arc::new(AtomicBool::new(false));
-    let store = flaky_store(&fail, &fail_writes);
+    flaky_harness(config())
+}
+
+/// A core of `cfg` over an in-memory store that fails while `fail` (everything) or
+/// `fail_writes` (writes) is set.
+fn flaky_harness(cfg: Config) -> Harness {
+    let (fail, fail_writes) = (Arc::default(), Arc::default());
+    let store = Box::new(flaky_store(&fail, &fail_writes));
+    harness_with(cfg, store, (fail, fail_writes), Faults::default())
+}
+
+/// A core of `cfg` over `store`, with the failure switches `fails` its store obeys.
+fn harness_with(
+    cfg: Config,
+    store: Box<dyn crate::store::Store>,
+    (fail, fail_writes): (Arc<AtomicBool>, Arc<AtomicBool>),
+    faults: Faults,
+) -> Harness {
     let clock = Arc::new(ManualClock::new(crate::clock::SIM_EPOCH_MS));
-    let core = Core::new(config(), Box::new(store), clock.clone(), 1, "10.0.0.1:5060").unwrap();
+    let core = Core::new(cfg, store, clock.clone(), 1, "10.0.0.1:5060", faults).unwrap();
     Harness {
         core,
         fail,
@@ -297,17 +312,28 @@ fn post_is_acknowledged_after_commit_and_relayed_with_server_author() {
     assert_eq!(h.core.stats().posts, 1);
 }
 
+/// A signed-in dialog: `(call-id, from-tag, to-tag)` as [`Harness::sign_in`] gives it.
+type Dialog = (String, String, String);
+
+/// Both users in Design; user1 posts `text` while the store fails (`every` call, else
+/// writes only): the one answer, to the poster (nothing relayed), then the store heals.
+fn post_while_failing(h: &mut Harness, every: bool, text: &str) -> (Dialog, String, Response) {
+    let (d1, _, uri) = h.both_in_design();
+    let switch = Arc::clone(if every { &h.fail } else { &h.fail_writes });
+    switch.store(true, Ordering::SeqCst);
+    let out = h.info(1, "user1", &d1, &post_body(&uri, text));
+    switch.store(false, Ordering::SeqCst);
+    assert_eq!(out.len(), 1, "only the poster hears back: {out:?}");
+    let r = response(&out[0].1);
+    assert_eq!((r.code, r.reason.as_str()), (503, "Service Unavailable"));
+    assert_eq!(r.headers.get("Retry-After"), Some("1"));
+    (d1, uri, r)
+}
+
 #[test]
 fn failed_commit_answers_503_and_relays_nothing() {
     let mut h = harness();
-    let (d1, _, uri) = h.both_in_design();
-    h.fail.store(true, Ordering::SeqCst);
-    let out = h.info(1, "user1", &d1, &post_body(&uri, "lost?"));
-    assert_eq!(out.len(), 1, "{out:?}");
-    let r = response(&out[0].1);
-    assert_eq!(r.code, 503);
-    assert_eq!(r.headers.get("Retry-After"), Some("1"));
-    h.fail.store(false, Ordering::SeqCst);
+    let (d1, uri, _) = post_while_failing(&mut h, true, "lost?");
     let guid = crate::ids::room_guid("contoso.com", "Design");
     assert_eq!(
         h.core.store.message_count(&guid).unwrap(),
@@ -322,19 +348,12 @@ fn failed_commit_answers_503_and_relays_nothing() {
 #[test]
 fn failed_write_answers_503_with_retry_after_and_keeps_nothing() {
     let mut h = harness();
-    let (d1, _, uri) = h.both_in_design();
-    h.fail_writes.store(true, Ordering::SeqCst);
-    let out = h.info(1, "user1", &d1, &post_body(&uri, "kept?"));
-    assert_eq!(out.len(), 1, "only the poster hears back: {out:?}");
-    let r = response(&out[0].1);
-    assert_eq!((r.code, r.reason.as_str()), (503, "Service Unavailable"));
-    assert_eq!(r.headers.get("Retry-After"), Some("1"));
+    let (d1, uri, r) = post_while_failing(&mut h, false, "kept?");
     assert!(
         r.headers.get("Warning").is_some_and(|w| w.contains("I/O")),
         "the Warning names the cause: {:?}",
         r.headers.get("Warning")
     );
-    h.fail_writes.store(false, Ordering::SeqCst);
     let guid = crate::ids::room_guid("contoso.com", "Design");
     assert_eq!(h.core.store.message_count(&guid).unwrap(), 0);
     // The client retries the same envelope: stored and relayed once.
@@ -344,17 +363,26 @@ fn failed_write_answers_503_with_retry_after_and_keeps_nothing() {
     assert_eq!(h.core.store.message_count(&guid).unwrap(), 1);
 }
 
-#[test]
-fn batch_commits_once_for_many_posts() {
-    let mut h = harness();
+/// user1 signed in and joined to Design; one INFO input per `(call-id suffix, text)`
+/// post, for one batch.
+fn posts_batch(h: &mut Harness, posts: &[(String, String)]) -> (Dialog, String, Vec<Input>) {
     let d1 = h.sign_in(1, "user1");
     let uri = h.design_uri();
     h.info(1, "user1", &d1, &join_body(&uri));
-    let mut inputs = Vec::new();
-    for i in 0..10 {
-        let input = h.info_input(&d1, &format!("b{i}"), &post_body(&uri, &format!("m{i}")));
-        inputs.push(input);
-    }
+    let inputs = posts
+        .iter()
+        .map(|(id, text)| h.info_input(&d1, id, &post_body(&uri, text)))
+        .collect();
+    (d1, uri, inputs)
+}
+
+#[test]
+fn batch_commits_once_for_many_posts() {
+    let mut h = harness();
+    let posts: Vec<_> = (0..10)
+        .map(|i| (format!("b{i}"), format!("m{i}")))
+        .collect();
+    let (_, _, inputs) = posts_batch(&mut h, &posts);
     let mut out = Vec::new();
     h.core.handle_batch(inputs, &mut out);
     let codes: Vec<u16> = texts(&out).iter().map(|(_, t)| response(t).code).collect();
@@ -449,14 +477,10 @@ fn retried_post_is_stored_and_relayed_once() {
 #[test]
 fn retry_within_one_batch_is_answered_with_the_commit() {
     let mut h = harness();
-    let d1 = h.sign_in(1, "user1");
-    let uri = h.design_uri();
-    h.info(1, "user1", &d1, &join_body(&uri));
-    let mut inputs = Vec::new();
-    for i in 0..2 {
-        let input = h.info_input(&d1, &format!("r{i}"), &post_body(&uri, "same"));
-        inputs.push(input);
-    }
+    let posts: Vec<_> = (0..2)
+        .map(|i| (format!("r{i}"), "same".to_string()))
+        .collect();
+    let (d1, uri, inputs) = posts_batch(&mut h, &posts);
     h.fail.store(true, Ordering::SeqCst);
     let mut out = Vec::new();
     h.core.handle_batch(inputs, &mut out);
@@ -490,18 +514,7 @@ fn upload_in_a_batch_that_does_not_commit_answers_503_and_keeps_the_token() {
         compliance_file_store: dir.path().join("cfiles"),
         ..Default::default()
     });
-    let fail = Arc::new(AtomicBool::new(false));
-    let fail_writes = Arc::new(AtomicBool::new(false));
-    let store = flaky_store(&fail, &fail_writes);
-    let clock = Arc::new(ManualClock::new(crate::clock::SIM_EPOCH_MS));
-    let core = Core::new(cfg, Box::new(store), clock.clone(), 1, "10.0.0.1:5060").unwrap();
-    let mut h = Harness {
-        core,
-        fail,
-        fail_writes,
-        clock,
-        cseq: 1,
-    };
+    let mut h = flaky_harness(cfg);
     let (d1, _, uri) = h.both_in_design();
     let cmd = |id: &str, data: &str| {
         format!("<xccos ver=\"1\" envid=\"200\" xmlns=\"urn:parlano:xml:ns:xccos\"><cmd id=\"{id}\" seqid=\"1\"><data>{data}</data></cmd></xccos>")
@@ -568,21 +581,12 @@ fn upload_in_a_batch_that_does_not_commit_answers_503_and_keeps_the_token() {
 fn compliance_core(db: &std::path::Path, faults: Faults) -> Harness {
     let mut cfg = config();
     cfg.compliance.enabled = true;
-    let clock = Arc::new(ManualClock::new(crate::clock::SIM_EPOCH_MS));
     let (fail, fail_writes) = (Arc::default(), Arc::default());
     let store = Box::new(crate::store::HookedStore::new(
         Box::new(SqliteStore::open(db).unwrap()),
         StoreFails(Arc::clone(&fail), Arc::clone(&fail_writes)),
     ));
-    let core =
-        Core::new_with_faults(cfg, store, clock.clone(), 1, "10.0.0.1:5060", faults).unwrap();
-    Harness {
-        core,
-        fail,
-        fail_writes,
-        clock,
-        cseq: 1,
-    }
+    harness_with(cfg, store, (fail, fail_writes), faults)
 }
 
 /// (kind, user) of every outbox event, oldest first.

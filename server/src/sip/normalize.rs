@@ -77,21 +77,14 @@ pub const LIST_HEADERS: &[&str] = &["Via", "Route", "Record-Route", "Contact"];
 /// Runs the [`tighten`] state machine over `value`, handing each output byte to `emit`.
 /// Only ASCII bytes are inserted or removed, so UTF-8 stays valid.
 fn tighten_with(value: &[u8], mut emit: impl FnMut(u8)) {
-    let (mut quoted, mut escaped) = (false, false);
+    let mut quotes = Quotes::default();
     let mut space = false;
     let mut after_sep = true;
     // A comma is written as ", " (the usual list form), whatever the input had.
     let mut after_comma = false;
     for &c in value {
-        if quoted {
+        if quotes.inside(c) {
             emit(c);
-            if escaped {
-                escaped = false;
-            } else if c == b'\\' {
-                escaped = true;
-            } else if c == b'"' {
-                quoted = false;
-            }
             continue;
         }
         match c {
@@ -109,7 +102,6 @@ fn tighten_with(value: &[u8], mut emit: impl FnMut(u8)) {
                 after_comma = false;
                 space = false;
                 after_sep = false;
-                quoted = c == b'"';
                 emit(c);
             }
         }
@@ -143,7 +135,7 @@ pub fn tighten(value: &str) -> String {
 /// nothing is left (RFC 3261 7.3.1).
 pub fn split_top_level(value: &str, each: &mut dyn FnMut(usize, usize)) {
     let bytes = value.as_bytes();
-    let (mut quoted, mut escaped, mut angle) = (false, false, false);
+    let (mut quotes, mut angle) = (Quotes::default(), false);
     let (mut start, mut any) = (0usize, false);
     let mut part = |s: usize, e: usize, any: &mut bool| {
         let v = &value[s..e];
@@ -156,17 +148,10 @@ pub fn split_top_level(value: &str, each: &mut dyn FnMut(usize, usize)) {
         }
     };
     for (i, &c) in bytes.iter().enumerate() {
-        if quoted {
-            if escaped {
-                escaped = false;
-            } else if c == b'\\' {
-                escaped = true;
-            } else if c == b'"' {
-                quoted = false;
-            }
-        } else if c == b'"' {
-            quoted = true;
-        } else if c == b'<' {
+        if quotes.inside(c) {
+            continue;
+        }
+        if c == b'<' {
             angle = true;
         } else if c == b'>' {
             angle = false;
@@ -178,6 +163,33 @@ pub fn split_top_level(value: &str, each: &mut dyn FnMut(usize, usize)) {
     part(start, bytes.len(), &mut any);
     if !any {
         each(0, 0);
+    }
+}
+
+/// Where a header value's bytes stand relative to quoted strings (RFC 3261 25.1
+/// `quoted-string`: `"` ... `"` with `\` escaping the next byte), fed one byte at a time.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Quotes {
+    quoted: bool,
+    escaped: bool,
+}
+
+impl Quotes {
+    /// Feeds `c`: whether it lies inside a quoted string, the closing `"` included and
+    /// the opening one not (that one starts the string).
+    pub fn inside(&mut self, c: u8) -> bool {
+        if !self.quoted {
+            self.quoted = c == b'"';
+            return false;
+        }
+        if self.escaped {
+            self.escaped = false;
+        } else if c == b'\\' {
+            self.escaped = true;
+        } else if c == b'"' {
+            self.quoted = false;
+        }
+        true
     }
 }
 

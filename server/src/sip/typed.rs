@@ -210,23 +210,8 @@ impl<'a> NameAddr<'a> {
 
 /// The first `<` outside a quoted display name.
 fn angle_start(value: &str) -> Option<usize> {
-    let (mut quoted, mut escaped) = (false, false);
-    for (i, c) in value.bytes().enumerate() {
-        if quoted {
-            if escaped {
-                escaped = false;
-            } else if c == b'\\' {
-                escaped = true;
-            } else if c == b'"' {
-                quoted = false;
-            }
-        } else if c == b'"' {
-            quoted = true;
-        } else if c == b'<' {
-            return Some(i);
-        }
-    }
-    None
+    let mut quotes = super::normalize::Quotes::default();
+    value.bytes().position(|c| !quotes.inside(c) && c == b'<')
 }
 
 /// The `tag` parameter of a From/To value, without checking the rest of it.

@@ -5,8 +5,8 @@
 //! kept", [`StoreError`]).
 
 use super::{
-    FileRecord, HistoryQuery, Invitation, LogEntry, NewLogEntry, NewMessage, OpenSession, Pref,
-    RoomRecord, Store, StoreError, StoredMessage,
+    Arg, FileRecord, HistoryQuery, Invitation, LogEntry, NewLogEntry, NewMessage, OpenSession,
+    Pref, RoomRecord, Store, StoreError, StoredMessage,
 };
 use crate::compliance::{Event, NewEvent};
 use crate::fault::{Faults, StoreFault};
@@ -97,43 +97,31 @@ impl<H: StoreHook> Store for HookedStore<H> {
     }
     hooked! {
         fn begin(&mut self) -> Result<(), StoreError> => Begin;
+        fn sql_exec(&mut self, sql: &'static str, args: Vec<Arg>) -> Result<u64, StoreError> => Write;
+        fn sql_strings(&mut self, sql: &'static str, args: Vec<Arg>) -> Result<Vec<String>, StoreError> => Read;
+        fn sql_ints(&mut self, sql: &'static str, args: Vec<Arg>) -> Result<Vec<i64>, StoreError> => Read;
         fn upsert_room(&mut self, room: &RoomRecord) -> Result<(), StoreError> => Write;
         fn load_rooms(&mut self) -> Result<Vec<RoomRecord>, StoreError> => Read;
         fn append_message(&mut self, msg: &NewMessage) -> Result<i64, StoreError> => Write;
-        fn last_messages(&mut self, room_guid: &str, n: u32) -> Result<Vec<StoredMessage>, StoreError> => Read;
         fn history(&mut self, room_guid: &str, q: &HistoryQuery, n: u32) -> Result<Vec<StoredMessage>, StoreError> => Read;
-        fn message_count(&mut self, room_guid: &str) -> Result<u64, StoreError> => Read;
         fn follow(&mut self, user: &str, room_guid: &str) -> Result<(), StoreError> => Write;
-        fn unfollow(&mut self, user: &str, room_guid: &str) -> Result<(), StoreError> => Write;
-        fn followed(&mut self, user: &str) -> Result<Vec<String>, StoreError> => Read;
         fn savepoint(&mut self) -> Result<(), StoreError> => Write;
         fn record_event(&mut self, ev: &NewEvent) -> Result<i64, StoreError> => Write;
         fn outbox_peek(&mut self, limit: u32) -> Result<Vec<Event>, StoreError> => Read;
-        fn find_client_message(&mut self, author: &str, client_msgid: &str) -> Result<Option<i64>, StoreError> => Read;
         fn open_session(&mut self, server: &str, s: &OpenSession) -> Result<(), StoreError> => Write;
-        fn close_session(&mut self, server: &str, user: &str, room_uri: &str) -> Result<(), StoreError> => Write;
         fn open_sessions(&mut self, server: &str) -> Result<Vec<OpenSession>, StoreError> => Read;
-        fn room_sessions(&mut self, room_uri: &str) -> Result<Vec<String>, StoreError> => Read;
         fn outbox_delete(&mut self, ids: &[i64]) -> Result<(), StoreError> => OutboxDelete;
         fn event_high_water(&mut self) -> Result<i64, StoreError> => Read;
         fn messages_after(&mut self, after_id: i64, limit: u32) -> Result<Vec<StoredMessage>, StoreError> => Read;
         fn set_followed(&mut self, user: &str, room_guids: &[String]) -> Result<(), StoreError> => Write;
-        fn followers(&mut self, room_guid: &str) -> Result<Vec<String>, StoreError> => Read;
-        fn mark_read(&mut self, user: &str, room_guid: &str) -> Result<(), StoreError> => Write;
-        fn unread_count(&mut self, user: &str, room_guid: &str) -> Result<u64, StoreError> => Read;
         fn get_pref(&mut self, user: &str, label: &str) -> Result<Option<Pref>, StoreError> => Read;
         fn set_pref(&mut self, user: &str, label: &str, content: &str) -> Result<u64, StoreError> => Write;
-        fn add_invitation(&mut self, user: &str, room_guid: &str, inviter: &str, ts_ms: i64) -> Result<(), StoreError> => Write;
         fn invitations(&mut self, user: &str) -> Result<Vec<Invitation>, StoreError> => Read;
-        fn mark_invitation_seen(&mut self, user: &str, room_guid: &str) -> Result<(), StoreError> => Write;
         fn put_file(&mut self, file: &FileRecord) -> Result<(), StoreError> => Write;
         fn get_file(&mut self, room_guid: &str, name: &str) -> Result<Option<FileRecord>, StoreError> => Read;
         fn log_append(&mut self, e: &NewLogEntry) -> Result<i64, StoreError> => Write;
         fn log_heads(&mut self) -> Result<Vec<(String, i64)>, StoreError> => Read;
         fn log_after(&mut self, room_guid: &str, after_seq: i64, limit: u32) -> Result<Vec<LogEntry>, StoreError> => Read;
-        fn lease_renew(&mut self, server: &str, until_ms: i64) -> Result<(), StoreError> => Write;
-        fn lease_expired(&mut self, now_ms: i64) -> Result<Vec<String>, StoreError> => Read;
-        fn lease_claim(&mut self, server: &str, now_ms: i64) -> Result<bool, StoreError> => Write;
     }
 }
 
@@ -155,20 +143,7 @@ mod tests {
     fn store(faults: &Faults) -> FaultyStore {
         let mut inner = SqliteStore::in_memory().expect("in-memory store");
         inner
-            .upsert_room(&RoomRecord {
-                guid: "g".into(),
-                name: "R".into(),
-                description: String::new(),
-                topic: String::new(),
-                privacy: "open".into(),
-                members: vec![],
-                managers: vec![],
-                presenters: vec![],
-                category: String::new(),
-                room_type: "normal".into(),
-                invitations: "inherit".into(),
-                disabled: false,
-            })
+            .upsert_room(&RoomRecord::open("g", "R"))
             .expect("room");
         FaultyStore::new(Box::new(inner), faults.clone())
     }

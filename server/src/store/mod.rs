@@ -17,12 +17,14 @@
 pub mod faulty;
 pub mod pg_harness;
 pub mod postgres;
+pub mod sql;
 pub mod sqlite;
 #[cfg(test)]
 mod suite_tests;
 
 pub use self::postgres::PgStore;
 pub use faulty::{FaultyStore, HookedStore, StoreHook, StoreOp};
+pub use sql::Arg;
 pub use sqlite::SqliteStore;
 
 /// Opens the store `cfg` names: PostgreSQL when `[store] url` is set (a pool member),
@@ -71,6 +73,12 @@ impl LogKind {
     }
 }
 
+/// The one `COUNT(*)` of a counting query, as a `u64` (a negative or missing count
+/// reads as 0).
+fn count(rows: Result<Vec<i64>, StoreError>) -> Result<u64, StoreError> {
+    Ok(rows?.first().map_or(0, |&n| n.max(0) as u64))
+}
+
 /// An entry to append to a room's pool log ([`Store::log_append`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewLogEntry {
@@ -112,7 +120,7 @@ pub struct LogEntry {
     pub text: String,
 }
 
-use crate::compliance::{Event, NewEvent};
+use crate::compliance::{Event, EventKind, NewEvent};
 
 /// A room as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -204,6 +212,42 @@ pub struct OpenSession {
     pub room_name: String,
 }
 
+impl RoomRecord {
+    /// An open `normal` room `name` with no members, of the default category, with
+    /// the inherited invitations setting (fixtures).
+    pub fn open(guid: &str, name: &str) -> RoomRecord {
+        RoomRecord {
+            guid: guid.into(),
+            name: name.into(),
+            description: String::new(),
+            topic: String::new(),
+            privacy: "open".into(),
+            members: vec![],
+            managers: vec![],
+            presenters: vec![],
+            category: String::new(),
+            room_type: "normal".into(),
+            invitations: "inherit".into(),
+            disabled: false,
+        }
+    }
+}
+
+impl OpenSession {
+    /// The PART event that closes this session at `ts_ms` (a crashed server's sessions,
+    /// closed when it or another pool member cleans up after it).
+    pub fn part_event(&self, ts_ms: i64) -> NewEvent {
+        NewEvent {
+            kind: EventKind::Part,
+            room_uri: self.room_uri.clone(),
+            room_name: self.room_name.clone(),
+            user: self.user.clone(),
+            ts_ms,
+            content: String::new(),
+        }
+    }
+}
+
 /// An invitation to a room (created when a user is added to a room whose
 /// invitations are on).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -279,8 +323,19 @@ pub trait Store: Send {
     fn load_rooms(&mut self) -> Result<Vec<RoomRecord>, StoreError>;
     /// Appends a message; returns its id.
     fn append_message(&mut self, msg: &NewMessage) -> Result<i64, StoreError>;
+    /// Runs one write statement of [`sql`] with `args` bound to `$1`, `$2`, ... (in the
+    /// open transaction, else in one of its own); returns the number of rows changed.
+    /// Only for the statements of [`sql`]: the methods below that are one of them.
+    fn sql_exec(&mut self, sql: &'static str, args: Vec<Arg>) -> Result<u64, StoreError>;
+    /// Runs one query of [`sql`] whose rows are one text column; the values in order.
+    fn sql_strings(&mut self, sql: &'static str, args: Vec<Arg>)
+        -> Result<Vec<String>, StoreError>;
+    /// Runs one query of [`sql`] whose rows are one integer column; the values in order.
+    fn sql_ints(&mut self, sql: &'static str, args: Vec<Arg>) -> Result<Vec<i64>, StoreError>;
     /// The last `n` messages of a room, oldest first.
-    fn last_messages(&mut self, room_guid: &str, n: u32) -> Result<Vec<StoredMessage>, StoreError>;
+    fn last_messages(&mut self, room_guid: &str, n: u32) -> Result<Vec<StoredMessage>, StoreError> {
+        self.history(room_guid, &HistoryQuery::Last, n)
+    }
     /// At most `n` messages of a room selected by `q`, oldest first.
     fn history(
         &mut self,
@@ -289,13 +344,20 @@ pub trait Store: Send {
         n: u32,
     ) -> Result<Vec<StoredMessage>, StoreError>;
     /// Number of messages in a room.
-    fn message_count(&mut self, room_guid: &str) -> Result<u64, StoreError>;
+    fn message_count(&mut self, room_guid: &str) -> Result<u64, StoreError> {
+        count(self.sql_ints(sql::MESSAGE_COUNT, vec![room_guid.into()]))
+    }
     /// Adds a room to a user's followed list (idempotent).
     fn follow(&mut self, user: &str, room_guid: &str) -> Result<(), StoreError>;
     /// Removes a room from a user's followed list (idempotent).
-    fn unfollow(&mut self, user: &str, room_guid: &str) -> Result<(), StoreError>;
+    fn unfollow(&mut self, user: &str, room_guid: &str) -> Result<(), StoreError> {
+        self.sql_exec(sql::UNFOLLOW, vec![user.into(), room_guid.into()])
+            .map(drop)
+    }
     /// A user's followed rooms (GUIDs), in the order they were followed.
-    fn followed(&mut self, user: &str) -> Result<Vec<String>, StoreError>;
+    fn followed(&mut self, user: &str) -> Result<Vec<String>, StoreError> {
+        self.sql_strings(sql::FOLLOWED, vec![user.into()])
+    }
     /// Opens a savepoint inside the current transaction (or a transaction of its own):
     /// the writes of one action and its compliance event are kept or undone together.
     fn savepoint(&mut self) -> Result<(), StoreError>;
@@ -310,19 +372,34 @@ pub trait Store: Send {
         &mut self,
         author: &str,
         client_msgid: &str,
-    ) -> Result<Option<i64>, StoreError>;
+    ) -> Result<Option<i64>, StoreError> {
+        let args = vec![author.into(), client_msgid.into()];
+        Ok(self
+            .sql_ints(sql::FIND_CLIENT_MESSAGE, args)?
+            .first()
+            .copied())
+    }
     /// Notes in the open-sessions ledger that `s.user` is online in `s.room_uri` on
     /// `server` (written with the JOIN event, in its transaction; idempotent).
     fn open_session(&mut self, server: &str, s: &OpenSession) -> Result<(), StoreError>;
     /// Removes a ledger entry (written with the PART event; absent entries are ignored).
-    fn close_session(&mut self, server: &str, user: &str, room_uri: &str)
-        -> Result<(), StoreError>;
+    fn close_session(
+        &mut self,
+        server: &str,
+        user: &str,
+        room_uri: &str,
+    ) -> Result<(), StoreError> {
+        let args = vec![server.into(), user.into(), room_uri.into()];
+        self.sql_exec(sql::CLOSE_SESSION, args).map(drop)
+    }
     /// The ledger entries of `server`, sorted by user then room. At start-up these are
     /// the sessions a previous run of the server left open (it crashed).
     fn open_sessions(&mut self, server: &str) -> Result<Vec<OpenSession>, StoreError>;
     /// Users with an entry in the open-sessions ledger for room `room_uri` on any
     /// server, sorted, each once (a pool's online participants).
-    fn room_sessions(&mut self, room_uri: &str) -> Result<Vec<String>, StoreError>;
+    fn room_sessions(&mut self, room_uri: &str) -> Result<Vec<String>, StoreError> {
+        self.sql_strings(sql::ROOM_SESSIONS, vec![room_uri.into()])
+    }
     /// Up to `limit` outbox events, lowest id first.
     fn outbox_peek(&mut self, limit: u32) -> Result<Vec<Event>, StoreError>;
     /// Deletes outbox events by id (ids not present are ignored).
@@ -339,11 +416,18 @@ pub trait Store: Send {
     /// rooms still followed are kept).
     fn set_followed(&mut self, user: &str, room_guids: &[String]) -> Result<(), StoreError>;
     /// Users following a room, sorted.
-    fn followers(&mut self, room_guid: &str) -> Result<Vec<String>, StoreError>;
+    fn followers(&mut self, room_guid: &str) -> Result<Vec<String>, StoreError> {
+        self.sql_strings(sql::FOLLOWERS, vec![room_guid.into()])
+    }
     /// Marks every message of the room as read by `user` (if the user follows it).
-    fn mark_read(&mut self, user: &str, room_guid: &str) -> Result<(), StoreError>;
+    fn mark_read(&mut self, user: &str, room_guid: &str) -> Result<(), StoreError> {
+        self.sql_exec(sql::MARK_READ, vec![user.into(), room_guid.into()])
+            .map(drop)
+    }
     /// Messages of the room newer than `user`'s read marker (0 if not followed).
-    fn unread_count(&mut self, user: &str, room_guid: &str) -> Result<u64, StoreError>;
+    fn unread_count(&mut self, user: &str, room_guid: &str) -> Result<u64, StoreError> {
+        count(self.sql_ints(sql::UNREAD_COUNT, vec![user.into(), room_guid.into()]))
+    }
     /// A user's preference `label`, if set.
     fn get_pref(&mut self, user: &str, label: &str) -> Result<Option<Pref>, StoreError>;
     /// Stores a preference; returns its new version.
@@ -355,11 +439,17 @@ pub trait Store: Send {
         room_guid: &str,
         inviter: &str,
         ts_ms: i64,
-    ) -> Result<(), StoreError>;
+    ) -> Result<(), StoreError> {
+        let args = vec![user.into(), room_guid.into(), inviter.into(), ts_ms.into()];
+        self.sql_exec(sql::ADD_INVITATION, args).map(drop)
+    }
     /// `user`'s unseen invitations, oldest first.
     fn invitations(&mut self, user: &str) -> Result<Vec<Invitation>, StoreError>;
     /// Marks `user`'s invitations to a room as seen.
-    fn mark_invitation_seen(&mut self, user: &str, room_guid: &str) -> Result<(), StoreError>;
+    fn mark_invitation_seen(&mut self, user: &str, room_guid: &str) -> Result<(), StoreError> {
+        let args = vec![user.into(), room_guid.into()];
+        self.sql_exec(sql::MARK_INVITATION_SEEN, args).map(drop)
+    }
     /// Records a posted file (replaces an earlier file of the same name in the room).
     fn put_file(&mut self, file: &FileRecord) -> Result<(), StoreError>;
     /// The file `name` of a room, if posted.
@@ -379,11 +469,18 @@ pub trait Store: Send {
         limit: u32,
     ) -> Result<Vec<LogEntry>, StoreError>;
     /// Renews (or takes) member `server`'s lease until `until_ms` (ms since the epoch).
-    fn lease_renew(&mut self, server: &str, until_ms: i64) -> Result<(), StoreError>;
+    fn lease_renew(&mut self, server: &str, until_ms: i64) -> Result<(), StoreError> {
+        self.sql_exec(sql::LEASE_RENEW, vec![server.into(), until_ms.into()])
+            .map(drop)
+    }
     /// Members whose lease ended before `now_ms`, sorted.
-    fn lease_expired(&mut self, now_ms: i64) -> Result<Vec<String>, StoreError>;
+    fn lease_expired(&mut self, now_ms: i64) -> Result<Vec<String>, StoreError> {
+        self.sql_strings(sql::LEASE_EXPIRED, vec![now_ms.into()])
+    }
     /// Claims an expired member: deletes its lease if it still ended before `now_ms`.
     /// `true` for exactly one claimant (the row is locked until the transaction ends;
     /// the others then find it gone).
-    fn lease_claim(&mut self, server: &str, now_ms: i64) -> Result<bool, StoreError>;
+    fn lease_claim(&mut self, server: &str, now_ms: i64) -> Result<bool, StoreError> {
+        Ok(self.sql_exec(sql::LEASE_CLAIM, vec![server.into(), now_ms.into()])? > 0)
+    }
 }

@@ -24,8 +24,8 @@
 //! together migrate once.
 
 use super::{
-    FileRecord, HistoryQuery, Invitation, LogEntry, LogKind, NewLogEntry, NewMessage, OpenSession,
-    Pref, RoomRecord, Store, StoreError, StoredMessage,
+    sql, Arg, FileRecord, HistoryQuery, Invitation, LogEntry, LogKind, NewLogEntry, NewMessage,
+    OpenSession, Pref, RoomRecord, Store, StoreError, StoredMessage,
 };
 use crate::compliance::{Event, EventKind, NewEvent};
 use ::postgres::types::ToSql;
@@ -454,7 +454,38 @@ fn count(v: i64) -> u64 {
     v.max(0) as u64
 }
 
+/// `args` as PostgreSQL statement parameters.
+fn pg_args(args: &[Arg]) -> Vec<&(dyn ToSql + Sync)> {
+    args.iter()
+        .map(|a| match a {
+            Arg::Text(s) => s as &(dyn ToSql + Sync),
+            Arg::Int(n) => n as &(dyn ToSql + Sync),
+        })
+        .collect()
+}
+
 impl Store for PgStore {
+    fn sql_exec(&mut self, sql: &'static str, args: Vec<Arg>) -> Result<u64, StoreError> {
+        self.write(move |c| c.exec(sql, &pg_args(&args)))
+    }
+
+    fn sql_strings(
+        &mut self,
+        sql: &'static str,
+        args: Vec<Arg>,
+    ) -> Result<Vec<String>, StoreError> {
+        self.read(move |c| c.strings(sql, &pg_args(&args)))
+    }
+
+    fn sql_ints(&mut self, sql: &'static str, args: Vec<Arg>) -> Result<Vec<i64>, StoreError> {
+        self.read(move |c| {
+            Ok(c.query(sql, &pg_args(&args))?
+                .iter()
+                .map(|r| r.get(0))
+                .collect())
+        })
+    }
+
     fn begin(&mut self) -> Result<(), StoreError> {
         if !self.in_tx {
             self.run(|c| c.client.batch_execute("BEGIN"))?;
@@ -561,20 +592,9 @@ impl Store for PgStore {
             let mut rooms = Vec::with_capacity(heads.len());
             for r in heads {
                 let guid: String = r.get(0);
-                let members = c.strings(
-                    "SELECT user_uri FROM room_roles WHERE room_guid = $1 AND role = 'member'
-                     ORDER BY user_uri",
-                    &[&guid],
-                )?;
-                let managers = c.strings(
-                    "SELECT user_uri FROM room_roles WHERE room_guid = $1 AND role = 'manager'
-                     ORDER BY user_uri",
-                    &[&guid],
-                )?;
-                let presenters = c.strings(
-                    "SELECT user_uri FROM room_presenters WHERE room_guid = $1 ORDER BY user_uri",
-                    &[&guid],
-                )?;
+                let members = c.strings(sql::ROLES, &[&guid, &"member"])?;
+                let managers = c.strings(sql::ROLES, &[&guid, &"manager"])?;
+                let presenters = c.strings(sql::PRESENTERS, &[&guid])?;
                 rooms.push(RoomRecord {
                     guid,
                     name: r.get(1),
@@ -613,10 +633,6 @@ impl Store for PgStore {
             Ok(rows.first().map(|r| r.get::<_, i64>(0)))
         })?;
         id.ok_or_else(|| StoreError::Db("no such room (foreign key)".into()))
-    }
-
-    fn last_messages(&mut self, room_guid: &str, n: u32) -> Result<Vec<StoredMessage>, StoreError> {
-        self.history(room_guid, &HistoryQuery::Last, n)
     }
 
     fn history(
@@ -667,17 +683,6 @@ impl Store for PgStore {
         })
     }
 
-    fn message_count(&mut self, room_guid: &str) -> Result<u64, StoreError> {
-        let room = room_guid.to_string();
-        self.read(move |c| {
-            let r = c.query(
-                "SELECT COUNT(*) FROM messages WHERE room_guid = $1",
-                &[&room],
-            )?;
-            Ok(count(r[0].get(0)))
-        })
-    }
-
     fn follow(&mut self, user: &str, room_guid: &str) -> Result<(), StoreError> {
         let (user, room) = (user.to_string(), room_guid.to_string());
         self.write(move |c| {
@@ -691,33 +696,12 @@ impl Store for PgStore {
         })
     }
 
-    fn unfollow(&mut self, user: &str, room_guid: &str) -> Result<(), StoreError> {
-        let (user, room) = (user.to_string(), room_guid.to_string());
-        self.write(move |c| {
-            c.exec(
-                "DELETE FROM followed WHERE user_uri = $1 AND room_guid = $2",
-                &[&user, &room],
-            )
-            .map(|_| ())
-        })
-    }
-
-    fn followed(&mut self, user: &str) -> Result<Vec<String>, StoreError> {
-        let user = user.to_string();
-        self.read(move |c| {
-            c.strings(
-                "SELECT room_guid FROM followed WHERE user_uri = $1 ORDER BY seq",
-                &[&user],
-            )
-        })
-    }
-
     fn savepoint(&mut self) -> Result<(), StoreError> {
         let own = !self.tx_open();
         let sql = if own {
             "BEGIN; SAVEPOINT action"
         } else {
-            "SAVEPOINT action"
+            sql::SAVEPOINT
         };
         self.run(move |c| c.client.batch_execute(sql))?;
         self.savepoint_tx |= own;
@@ -726,17 +710,12 @@ impl Store for PgStore {
     }
 
     fn release_savepoint(&mut self, keep: bool) -> Result<(), StoreError> {
-        if self.savepoints == 0 {
+        if !sql::pop_savepoint(&mut self.savepoints) {
             return Ok(());
         }
-        self.savepoints -= 1;
-        let sql = if keep {
-            "RELEASE action"
-        } else {
-            // A write lock taken inside the savepoint goes with it.
-            self.tx_write_locked = false;
-            "ROLLBACK TO action; RELEASE action"
-        };
+        // A write lock taken inside an undone savepoint goes with it.
+        self.tx_write_locked &= keep;
+        let sql = sql::release_savepoint(keep);
         let r = self.run(move |c| c.client.batch_execute(sql));
         if r.is_err() && self.tx_open() {
             self.aborted = true;
@@ -773,21 +752,6 @@ impl Store for PgStore {
         })
     }
 
-    fn find_client_message(
-        &mut self,
-        author: &str,
-        client_msgid: &str,
-    ) -> Result<Option<i64>, StoreError> {
-        let (author, id) = (author.to_string(), client_msgid.to_string());
-        self.read(move |c| {
-            let r = c.query(
-                "SELECT id FROM messages WHERE author = $1 AND client_msgid = $2",
-                &[&author, &id],
-            )?;
-            Ok(r.first().map(|r| r.get(0)))
-        })
-    }
-
     fn open_session(&mut self, server: &str, s: &OpenSession) -> Result<(), StoreError> {
         let (server, s) = (server.to_string(), s.clone());
         self.write(move |c| {
@@ -795,22 +759,6 @@ impl Store for PgStore {
                 "INSERT INTO open_sessions (server, user_uri, room_uri, room_name)
                  VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
                 &[&server, &s.user, &s.room_uri, &s.room_name],
-            )
-            .map(|_| ())
-        })
-    }
-
-    fn close_session(
-        &mut self,
-        server: &str,
-        user: &str,
-        room_uri: &str,
-    ) -> Result<(), StoreError> {
-        let (server, user, room) = (server.to_string(), user.to_string(), room_uri.to_string());
-        self.write(move |c| {
-            c.exec(
-                "DELETE FROM open_sessions WHERE server = $1 AND user_uri = $2 AND room_uri = $3",
-                &[&server, &user, &room],
             )
             .map(|_| ())
         })
@@ -901,42 +849,6 @@ impl Store for PgStore {
         })
     }
 
-    fn followers(&mut self, room_guid: &str) -> Result<Vec<String>, StoreError> {
-        let room = room_guid.to_string();
-        self.read(move |c| {
-            c.strings(
-                "SELECT user_uri FROM followed WHERE room_guid = $1 ORDER BY user_uri",
-                &[&room],
-            )
-        })
-    }
-
-    fn mark_read(&mut self, user: &str, room_guid: &str) -> Result<(), StoreError> {
-        let (user, room) = (user.to_string(), room_guid.to_string());
-        self.write(move |c| {
-            c.exec(
-                "UPDATE followed SET last_read_id =
-                   (SELECT COALESCE(MAX(id), 0) FROM messages WHERE room_guid = $2)
-                 WHERE user_uri = $1 AND room_guid = $2",
-                &[&user, &room],
-            )
-            .map(|_| ())
-        })
-    }
-
-    fn unread_count(&mut self, user: &str, room_guid: &str) -> Result<u64, StoreError> {
-        let (user, room) = (user.to_string(), room_guid.to_string());
-        self.read(move |c| {
-            let r = c.query(
-                "SELECT COUNT(*) FROM messages m JOIN followed f
-                   ON f.room_guid = m.room_guid AND f.user_uri = $1
-                 WHERE m.room_guid = $2 AND m.id > f.last_read_id",
-                &[&user, &room],
-            )?;
-            Ok(count(r[0].get(0)))
-        })
-    }
-
     fn get_pref(&mut self, user: &str, label: &str) -> Result<Option<Pref>, StoreError> {
         let (user, label) = (user.to_string(), label.to_string());
         self.read(move |c| {
@@ -964,25 +876,6 @@ impl Store for PgStore {
         })
     }
 
-    fn add_invitation(
-        &mut self,
-        user: &str,
-        room_guid: &str,
-        inviter: &str,
-        ts_ms: i64,
-    ) -> Result<(), StoreError> {
-        let (user, room, inviter) = (user.to_string(), room_guid.to_string(), inviter.to_string());
-        self.write(move |c| {
-            c.exec(
-                "INSERT INTO invitations (user_uri, room_guid, inviter, ts_ms)
-                 SELECT $1, $2, $3, $4 WHERE NOT EXISTS (SELECT 1 FROM invitations
-                   WHERE user_uri = $1 AND room_guid = $2 AND seen = 0)",
-                &[&user, &room, &inviter, &ts_ms],
-            )
-            .map(|_| ())
-        })
-    }
-
     fn invitations(&mut self, user: &str) -> Result<Vec<Invitation>, StoreError> {
         let user = user.to_string();
         self.read(move |c| {
@@ -1000,17 +893,6 @@ impl Store for PgStore {
                     ts_ms: r.get(3),
                 })
                 .collect())
-        })
-    }
-
-    fn mark_invitation_seen(&mut self, user: &str, room_guid: &str) -> Result<(), StoreError> {
-        let (user, room) = (user.to_string(), room_guid.to_string());
-        self.write(move |c| {
-            c.exec(
-                "UPDATE invitations SET seen = 1 WHERE user_uri = $1 AND room_guid = $2 AND seen = 0",
-                &[&user, &room],
-            )
-            .map(|_| ())
         })
     }
 
@@ -1083,16 +965,6 @@ impl Store for PgStore {
         seq.ok_or_else(|| StoreError::Db("no such room (foreign key)".into()))
     }
 
-    fn room_sessions(&mut self, room_uri: &str) -> Result<Vec<String>, StoreError> {
-        let room = room_uri.to_string();
-        self.read(move |c| {
-            c.strings(
-                "SELECT DISTINCT user_uri FROM open_sessions WHERE room_uri = $1 ORDER BY user_uri",
-                &[&room],
-            )
-        })
-    }
-
     fn log_heads(&mut self) -> Result<Vec<(String, i64)>, StoreError> {
         self.read(|c| {
             let rows = c.query("SELECT guid, log_seq FROM rooms ORDER BY guid", &[])?;
@@ -1131,37 +1003,5 @@ impl Store for PgStore {
                 })
             })
             .collect()
-    }
-
-    fn lease_renew(&mut self, server: &str, until_ms: i64) -> Result<(), StoreError> {
-        let server = server.to_string();
-        self.write(move |c| {
-            c.exec(
-                "INSERT INTO pool_members (server, lease_until_ms) VALUES ($1, $2)
-                 ON CONFLICT (server) DO UPDATE SET lease_until_ms = excluded.lease_until_ms",
-                &[&server, &until_ms],
-            )
-            .map(|_| ())
-        })
-    }
-
-    fn lease_expired(&mut self, now_ms: i64) -> Result<Vec<String>, StoreError> {
-        self.read(move |c| {
-            c.strings(
-                "SELECT server FROM pool_members WHERE lease_until_ms < $1 ORDER BY server",
-                &[&now_ms],
-            )
-        })
-    }
-
-    fn lease_claim(&mut self, server: &str, now_ms: i64) -> Result<bool, StoreError> {
-        let server = server.to_string();
-        self.write(move |c| {
-            c.exec(
-                "DELETE FROM pool_members WHERE server = $1 AND lease_until_ms < $2",
-                &[&server, &now_ms],
-            )
-            .map(|n| n > 0)
-        })
     }
 }

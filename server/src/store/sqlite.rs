@@ -2,8 +2,8 @@
 //! (`PRAGMA user_version`), prepared-statement cache.
 
 use super::{
-    FileRecord, HistoryQuery, Invitation, LogEntry, LogKind, NewLogEntry, NewMessage, OpenSession,
-    Pref, RoomRecord, Store, StoreError, StoredMessage,
+    sql, Arg, FileRecord, HistoryQuery, Invitation, LogEntry, LogKind, NewLogEntry, NewMessage,
+    OpenSession, Pref, RoomRecord, Store, StoreError, StoredMessage,
 };
 use crate::compliance::{Event, EventKind, NewEvent};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -194,36 +194,22 @@ impl SqliteStore {
     }
 
     fn roles(&self, guid: &str, role: &str) -> Result<Vec<String>, StoreError> {
-        self.strings(
-            "SELECT user_uri FROM room_roles WHERE room_guid = ?1 AND role = ?2 ORDER BY user_uri",
-            &[&guid, &role],
-        )
+        self.column(sql::ROLES, &[guid.into(), role.into()])
     }
 
     fn presenters(&self, guid: &str) -> Result<Vec<String>, StoreError> {
-        self.strings(
-            "SELECT user_uri FROM room_presenters WHERE room_guid = ?1 ORDER BY user_uri",
-            &[&guid],
-        )
+        self.column(sql::PRESENTERS, &[guid.into()])
     }
 
-    fn messages(
+    /// The rows of `sql` with `p` bound, each read by `f`.
+    fn rows<T>(
         &self,
         sql: &str,
-        p: &[&dyn rusqlite::ToSql],
-    ) -> Result<Vec<StoredMessage>, StoreError> {
+        p: impl rusqlite::Params,
+        f: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>, StoreError> {
         let mut st = self.conn.prepare_cached(sql).map_err(db)?;
-        let rows = st
-            .query_map(p, |r| {
-                Ok(StoredMessage {
-                    id: r.get(0)?,
-                    room_guid: r.get(1)?,
-                    author: r.get(2)?,
-                    ts_ms: r.get(3)?,
-                    text: r.get(4)?,
-                })
-            })
-            .map_err(db)?;
+        let rows = st.query_map(p, f).map_err(db)?;
         rows.collect::<Result<Vec<_>, _>>().map_err(db)
     }
 
@@ -282,6 +268,27 @@ fn message_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredMessage> {
 }
 
 impl Store for SqliteStore {
+    fn sql_exec(&mut self, sql: &'static str, args: Vec<Arg>) -> Result<u64, StoreError> {
+        self.write(|c| {
+            let n = c
+                .prepare_cached(&sql::sqlite_placeholders(sql))?
+                .execute(rusqlite::params_from_iter(&args))?;
+            Ok(n as u64)
+        })
+    }
+
+    fn sql_strings(
+        &mut self,
+        sql: &'static str,
+        args: Vec<Arg>,
+    ) -> Result<Vec<String>, StoreError> {
+        self.column(sql, &args)
+    }
+
+    fn sql_ints(&mut self, sql: &'static str, args: Vec<Arg>) -> Result<Vec<i64>, StoreError> {
+        self.column(sql, &args)
+    }
+
     fn begin(&mut self) -> Result<(), StoreError> {
         if !self.in_tx {
             self.conn.execute_batch("BEGIN IMMEDIATE").map_err(db)?;
@@ -410,10 +417,6 @@ impl Store for SqliteStore {
         })
     }
 
-    fn last_messages(&mut self, room_guid: &str, n: u32) -> Result<Vec<StoredMessage>, StoreError> {
-        self.history(room_guid, &HistoryQuery::Last, n)
-    }
-
     fn history(
         &mut self,
         room_guid: &str,
@@ -423,19 +426,22 @@ impl Store for SqliteStore {
         const COLS: &str =
             "SELECT id, room_guid, author, ts_ms, text FROM messages WHERE room_guid = ?1";
         let mut v = match q {
-            HistoryQuery::Last => self.messages(
+            HistoryQuery::Last => self.rows(
                 &format!("{COLS} ORDER BY id DESC LIMIT ?2"),
                 &[&room_guid, &n],
+                message_row,
             )?,
-            HistoryQuery::Before(id) => self.messages(
+            HistoryQuery::Before(id) => self.rows(
                 &format!("{COLS} AND id < ?3 ORDER BY id DESC LIMIT ?2"),
                 &[&room_guid, &n, id],
+                message_row,
             )?,
             HistoryQuery::Since(ts) => {
                 // Oldest first already: the n messages right after `ts`.
-                return self.messages(
+                return self.rows(
                     &format!("{COLS} AND ts_ms >= ?3 ORDER BY id ASC LIMIT ?2"),
                     &[&room_guid, &n, ts],
+                    message_row,
                 );
             }
             HistoryQuery::Search {
@@ -445,7 +451,7 @@ impl Store for SqliteStore {
                 to_ms,
             } => {
                 // instr(lower(..)) instead of LIKE: no wildcard escaping of user input.
-                self.messages(
+                self.rows(
                     &format!(
                         "{COLS} AND instr(lower(text), lower(?3)) > 0
                          AND (?4 IS NULL OR lower(author) = lower(?4))
@@ -453,19 +459,12 @@ impl Store for SqliteStore {
                          ORDER BY id DESC LIMIT ?2"
                     ),
                     &[&room_guid, &n, keyword, author, from_ms, to_ms],
+                    message_row,
                 )?
             }
         };
         v.reverse();
         Ok(v)
-    }
-
-    fn message_count(&mut self, room_guid: &str) -> Result<u64, StoreError> {
-        self.conn
-            .prepare_cached("SELECT COUNT(*) FROM messages WHERE room_guid = ?1")
-            .and_then(|mut st| st.query_row(params![room_guid], |r| r.get::<_, i64>(0)))
-            .map(|n| n.max(0) as u64)
-            .map_err(db)
     }
 
     fn follow(&mut self, user: &str, room_guid: &str) -> Result<(), StoreError> {
@@ -484,23 +483,6 @@ impl Store for SqliteStore {
             )?;
             Ok(())
         })
-    }
-
-    fn unfollow(&mut self, user: &str, room_guid: &str) -> Result<(), StoreError> {
-        self.write(|c| {
-            c.execute(
-                "DELETE FROM followed WHERE user_uri = ?1 AND room_guid = ?2",
-                params![user, room_guid],
-            )?;
-            Ok(())
-        })
-    }
-
-    fn followed(&mut self, user: &str) -> Result<Vec<String>, StoreError> {
-        self.strings(
-            "SELECT room_guid FROM followed WHERE user_uri = ?1 ORDER BY seq",
-            &[&user],
-        )
     }
 
     fn set_followed(&mut self, user: &str, room_guids: &[String]) -> Result<(), StoreError> {
@@ -528,34 +510,6 @@ impl Store for SqliteStore {
             }
             Ok(())
         })
-    }
-
-    fn followers(&mut self, room_guid: &str) -> Result<Vec<String>, StoreError> {
-        self.strings(
-            "SELECT user_uri FROM followed WHERE room_guid = ?1 ORDER BY user_uri",
-            &[&room_guid],
-        )
-    }
-
-    fn mark_read(&mut self, user: &str, room_guid: &str) -> Result<(), StoreError> {
-        self.write(|c| {
-            c.execute(
-                "UPDATE followed SET last_read_id =
-                   (SELECT COALESCE(MAX(id), 0) FROM messages WHERE room_guid = ?2)
-                 WHERE user_uri = ?1 AND room_guid = ?2",
-                params![user, room_guid],
-            )?;
-            Ok(())
-        })
-    }
-
-    fn unread_count(&mut self, user: &str, room_guid: &str) -> Result<u64, StoreError> {
-        self.count(
-            "SELECT COUNT(*) FROM messages m JOIN followed f
-               ON f.room_guid = m.room_guid AND f.user_uri = ?1
-             WHERE m.room_guid = ?2 AND m.id > f.last_read_id",
-            &[&user, &room_guid],
-        )
     }
 
     fn put_file(&mut self, f: &FileRecord) -> Result<(), StoreError> {
@@ -600,20 +554,6 @@ impl Store for SqliteStore {
             .map_err(db)
     }
 
-    fn find_client_message(
-        &mut self,
-        author: &str,
-        client_msgid: &str,
-    ) -> Result<Option<i64>, StoreError> {
-        self.conn
-            .prepare_cached("SELECT id FROM messages WHERE author = ?1 AND client_msgid = ?2")
-            .and_then(|mut st| {
-                st.query_row(params![author, client_msgid], |r| r.get(0))
-                    .optional()
-            })
-            .map_err(db)
-    }
-
     fn open_session(&mut self, server: &str, s: &OpenSession) -> Result<(), StoreError> {
         self.write(|c| {
             c.prepare_cached(
@@ -625,39 +565,19 @@ impl Store for SqliteStore {
         })
     }
 
-    fn close_session(
-        &mut self,
-        server: &str,
-        user: &str,
-        room_uri: &str,
-    ) -> Result<(), StoreError> {
-        self.write(|c| {
-            c.prepare_cached(
-                "DELETE FROM open_sessions WHERE server = ?1 AND user_uri = ?2 AND room_uri = ?3",
-            )?
-            .execute(params![server, user, room_uri])
-            .map(|_| ())
-        })
-    }
-
     fn open_sessions(&mut self, server: &str) -> Result<Vec<OpenSession>, StoreError> {
-        let mut st = self
-            .conn
-            .prepare_cached(
-                "SELECT user_uri, room_uri, room_name FROM open_sessions
+        self.rows(
+            "SELECT user_uri, room_uri, room_name FROM open_sessions
                  WHERE server = ?1 ORDER BY user_uri, room_uri",
-            )
-            .map_err(db)?;
-        let rows = st
-            .query_map(params![server], |r| {
+            params![server],
+            |r| {
                 Ok(OpenSession {
                     user: r.get(0)?,
                     room_uri: r.get(1)?,
                     room_name: r.get(2)?,
                 })
-            })
-            .map_err(db)?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(db)
+            },
+        )
     }
 
     fn get_pref(&mut self, user: &str, label: &str) -> Result<Option<Pref>, StoreError> {
@@ -691,73 +611,35 @@ impl Store for SqliteStore {
         })
     }
 
-    fn add_invitation(
-        &mut self,
-        user: &str,
-        room_guid: &str,
-        inviter: &str,
-        ts_ms: i64,
-    ) -> Result<(), StoreError> {
-        self.write(|c| {
-            c.execute(
-                "INSERT INTO invitations (user_uri, room_guid, inviter, ts_ms)
-                 SELECT ?1, ?2, ?3, ?4 WHERE NOT EXISTS (SELECT 1 FROM invitations
-                   WHERE user_uri = ?1 AND room_guid = ?2 AND seen = 0)",
-                params![user, room_guid, inviter, ts_ms],
-            )?;
-            Ok(())
-        })
-    }
-
     fn invitations(&mut self, user: &str) -> Result<Vec<Invitation>, StoreError> {
-        let mut st = self
-            .conn
-            .prepare_cached(
-                "SELECT id, room_guid, inviter, ts_ms FROM invitations WHERE user_uri = ?1 AND seen = 0
+        self.rows(
+            "SELECT id, room_guid, inviter, ts_ms FROM invitations WHERE user_uri = ?1 AND seen = 0
                  ORDER BY id",
-            )
-            .map_err(db)?;
-        let rows = st
-            .query_map(params![user], |r| {
+            params![user],
+            |r| {
                 Ok(Invitation {
                     id: r.get(0)?,
                     room_guid: r.get(1)?,
                     inviter: r.get(2)?,
                     ts_ms: r.get(3)?,
                 })
-            })
-            .map_err(db)?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(db)
-    }
-
-    fn mark_invitation_seen(&mut self, user: &str, room_guid: &str) -> Result<(), StoreError> {
-        self.write(|c| {
-            c.execute(
-                "UPDATE invitations SET seen = 1 WHERE user_uri = ?1 AND room_guid = ?2 AND seen = 0",
-                params![user, room_guid],
-            )?;
-            Ok(())
-        })
+            },
+        )
     }
 
     fn savepoint(&mut self) -> Result<(), StoreError> {
-        self.conn.execute_batch("SAVEPOINT action").map_err(db)?;
+        self.conn.execute_batch(sql::SAVEPOINT).map_err(db)?;
         self.savepoints += 1;
         Ok(())
     }
 
     fn release_savepoint(&mut self, keep: bool) -> Result<(), StoreError> {
-        if self.savepoints == 0 {
+        if !sql::pop_savepoint(&mut self.savepoints) {
             return Ok(());
         }
-        self.savepoints -= 1;
-        if keep {
-            self.conn.execute_batch("RELEASE action").map_err(db)
-        } else {
-            self.conn
-                .execute_batch("ROLLBACK TO action; RELEASE action")
-                .map_err(db)
-        }
+        self.conn
+            .execute_batch(sql::release_savepoint(keep))
+            .map_err(db)
     }
 
     fn record_event(&mut self, ev: &NewEvent) -> Result<i64, StoreError> {
@@ -779,15 +661,12 @@ impl Store for SqliteStore {
     }
 
     fn outbox_peek(&mut self, limit: u32) -> Result<Vec<Event>, StoreError> {
-        let mut st = self
-            .conn
-            .prepare_cached(
-                "SELECT id, kind, room_uri, room_name, user_uri, ts_ms, content
+        self.rows(
+            "SELECT id, kind, room_uri, room_name, user_uri, ts_ms, content
                  FROM compliance_outbox ORDER BY id LIMIT ?1",
-            )
-            .map_err(db)?;
-        let rows = st.query_map(params![limit], event_row).map_err(db)?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(db)
+            params![limit],
+            event_row,
+        )
     }
 
     fn outbox_delete(&mut self, ids: &[i64]) -> Result<(), StoreError> {
@@ -817,17 +696,12 @@ impl Store for SqliteStore {
         after_id: i64,
         limit: u32,
     ) -> Result<Vec<StoredMessage>, StoreError> {
-        let mut st = self
-            .conn
-            .prepare_cached(
-                "SELECT id, room_guid, author, ts_ms, text FROM messages WHERE id > ?1
+        self.rows(
+            "SELECT id, room_guid, author, ts_ms, text FROM messages WHERE id > ?1
                  ORDER BY id LIMIT ?2",
-            )
-            .map_err(db)?;
-        let rows = st
-            .query_map(params![after_id, limit], message_row)
-            .map_err(db)?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(db)
+            params![after_id, limit],
+            message_row,
+        )
     }
 
     fn log_append(&mut self, e: &NewLogEntry) -> Result<i64, StoreError> {
@@ -855,22 +729,10 @@ impl Store for SqliteStore {
         })
     }
 
-    fn room_sessions(&mut self, room_uri: &str) -> Result<Vec<String>, StoreError> {
-        self.strings(
-            "SELECT DISTINCT user_uri FROM open_sessions WHERE room_uri = ?1 ORDER BY user_uri",
-            &[&room_uri],
-        )
-    }
-
     fn log_heads(&mut self) -> Result<Vec<(String, i64)>, StoreError> {
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT guid, log_seq FROM rooms ORDER BY guid")
-            .map_err(db)?;
-        let rows = st
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .map_err(db)?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(db)
+        self.rows("SELECT guid, log_seq FROM rooms ORDER BY guid", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
     }
 
     fn log_after(
@@ -902,34 +764,6 @@ impl Store for SqliteStore {
         }
         Ok(out)
     }
-
-    fn lease_renew(&mut self, server: &str, until_ms: i64) -> Result<(), StoreError> {
-        self.write(|c| {
-            c.execute(
-                "INSERT INTO pool_members (server, lease_until_ms) VALUES (?1, ?2)
-                 ON CONFLICT(server) DO UPDATE SET lease_until_ms = excluded.lease_until_ms",
-                params![server, until_ms],
-            )?;
-            Ok(())
-        })
-    }
-
-    fn lease_expired(&mut self, now_ms: i64) -> Result<Vec<String>, StoreError> {
-        self.strings(
-            "SELECT server FROM pool_members WHERE lease_until_ms < ?1 ORDER BY server",
-            &[&now_ms],
-        )
-    }
-
-    fn lease_claim(&mut self, server: &str, now_ms: i64) -> Result<bool, StoreError> {
-        self.write(|c| {
-            c.execute(
-                "DELETE FROM pool_members WHERE server = ?1 AND lease_until_ms < ?2",
-                params![server, now_ms],
-            )
-            .map(|n| n > 0)
-        })
-    }
 }
 
 /// A log row `(seq, room_guid, origin, dialog, kind, user_uri, ts_ms, text)`, its kind
@@ -948,21 +782,23 @@ fn log_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<LogEntry> {
 }
 
 impl SqliteStore {
-    fn count(&self, sql: &str, p: &[&dyn rusqlite::ToSql]) -> Result<u64, StoreError> {
-        self.conn
-            .prepare_cached(sql)
-            .and_then(|mut st| st.query_row(p, |r| r.get::<_, i64>(0)))
-            .map(|n| n.max(0) as u64)
-            .map_err(db)
+    /// The first column of each row of the shared query `sql` ([`sql`] text).
+    fn column<T: rusqlite::types::FromSql>(
+        &self,
+        sql: &str,
+        args: &[Arg],
+    ) -> Result<Vec<T>, StoreError> {
+        let sql = sql::sqlite_placeholders(sql);
+        self.rows(&sql, rusqlite::params_from_iter(args), |r| r.get(0))
     }
 }
 
-/// Room-model additions of schema version 2 (kept apart from the skeleton's methods).
-impl SqliteStore {
-    fn strings(&self, sql: &str, p: &[&dyn rusqlite::ToSql]) -> Result<Vec<String>, StoreError> {
-        let mut st = self.conn.prepare_cached(sql).map_err(db)?;
-        let rows = st.query_map(p, |r| r.get::<_, String>(0)).map_err(db)?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(db)
+impl rusqlite::ToSql for Arg {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        match self {
+            Arg::Text(s) => s.to_sql(),
+            Arg::Int(n) => n.to_sql(),
+        }
     }
 }
 
@@ -986,223 +822,4 @@ pub(crate) fn event_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
         ts_ms: r.get(5)?,
         content: r.get(6)?,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn room(guid: &str, name: &str) -> RoomRecord {
-        RoomRecord {
-            guid: guid.into(),
-            name: name.into(),
-            description: "d".into(),
-            topic: "t".into(),
-            privacy: "open".into(),
-            members: vec!["sip:a@x".into(), "sip:b@x".into()],
-            managers: vec!["sip:a@x".into()],
-            presenters: vec!["sip:p@x".into()],
-            category: "Default".into(),
-            room_type: "auditorium".into(),
-            invitations: "on".into(),
-            disabled: false,
-        }
-    }
-
-    fn msg(room: &str, text: &str) -> NewMessage {
-        NewMessage {
-            client_msgid: None,
-            room_guid: room.into(),
-            author: "sip:a@x".into(),
-            ts_ms: 1,
-            text: text.into(),
-        }
-    }
-
-    #[test]
-    fn rooms_upsert_and_reload() {
-        let mut s = SqliteStore::in_memory().unwrap();
-        s.upsert_room(&room("g1", "Zeta")).unwrap();
-        s.upsert_room(&room("g2", "alpha")).unwrap();
-        let mut r = room("g1", "Zeta");
-        r.topic = "new".into();
-        r.members = vec!["sip:c@x".into()];
-        s.upsert_room(&r).unwrap();
-        let rooms = s.load_rooms().unwrap();
-        assert_eq!(rooms.len(), 2);
-        assert_eq!(rooms[0].name, "alpha");
-        assert_eq!(rooms[1], r);
-        assert!(
-            s.upsert_room(&room("g3", "ZETA")).is_err(),
-            "names unique case-insensitively"
-        );
-    }
-
-    #[test]
-    fn history_last_n_oldest_first_and_rollback_keeps_nothing() {
-        let mut s = SqliteStore::in_memory().unwrap();
-        s.upsert_room(&room("g1", "A")).unwrap();
-        for i in 0..5 {
-            s.append_message(&msg("g1", &format!("m{i}"))).unwrap();
-        }
-        let last: Vec<_> = s
-            .last_messages("g1", 3)
-            .unwrap()
-            .into_iter()
-            .map(|m| m.text)
-            .collect();
-        assert_eq!(last, ["m2", "m3", "m4"]);
-        s.begin().unwrap();
-        s.append_message(&msg("g1", "lost")).unwrap();
-        s.rollback();
-        assert_eq!(s.message_count("g1").unwrap(), 5);
-        s.begin().unwrap();
-        s.append_message(&msg("g1", "kept")).unwrap();
-        s.commit().unwrap();
-        assert_eq!(s.message_count("g1").unwrap(), 6);
-        assert!(
-            s.append_message(&msg("nope", "x")).is_err(),
-            "foreign key on room"
-        );
-    }
-
-    #[test]
-    fn followed_in_order_idempotent() {
-        let mut s = SqliteStore::in_memory().unwrap();
-        s.follow("u", "g2").unwrap();
-        s.follow("u", "g1").unwrap();
-        s.follow("u", "g2").unwrap();
-        assert_eq!(s.followed("u").unwrap(), ["g2", "g1"]);
-        s.unfollow("u", "g2").unwrap();
-        assert_eq!(s.followed("u").unwrap(), ["g1"]);
-        assert!(s.followed("other").unwrap().is_empty());
-    }
-
-    #[test]
-    fn history_queries_before_since_search() {
-        let mut s = SqliteStore::in_memory().unwrap();
-        s.upsert_room(&room("g1", "A")).unwrap();
-        for (i, (author, text)) in [
-            ("sip:a@x", "Alpha one"),
-            ("sip:b@x", "beta"),
-            ("sip:a@x", "ALPHA two"),
-            ("sip:b@x", "alpha 100%"),
-        ]
-        .iter()
-        .enumerate()
-        {
-            let mut m = msg("g1", text);
-            m.author = author.to_string();
-            m.ts_ms = 1000 * (i as i64 + 1);
-            s.append_message(&m).unwrap();
-        }
-        let texts = |v: Vec<StoredMessage>| v.into_iter().map(|m| m.text).collect::<Vec<_>>();
-        let ids: Vec<i64> = s
-            .last_messages("g1", 10)
-            .unwrap()
-            .iter()
-            .map(|m| m.id)
-            .collect();
-        assert_eq!(
-            texts(s.history("g1", &HistoryQuery::Before(ids[2]), 10).unwrap()),
-            ["Alpha one", "beta"]
-        );
-        assert_eq!(
-            texts(s.history("g1", &HistoryQuery::Before(ids[2]), 1).unwrap()),
-            ["beta"]
-        );
-        assert_eq!(
-            texts(s.history("g1", &HistoryQuery::Since(2000), 2).unwrap()),
-            ["beta", "ALPHA two"]
-        );
-        let search = |keyword: &str, author: Option<&str>, from_ms, to_ms| HistoryQuery::Search {
-            keyword: keyword.into(),
-            author: author.map(str::to_string),
-            from_ms,
-            to_ms,
-        };
-        assert_eq!(
-            texts(
-                s.history("g1", &search("alpha", None, None, None), 10)
-                    .unwrap()
-            ),
-            ["Alpha one", "ALPHA two", "alpha 100%"]
-        );
-        assert_eq!(
-            texts(
-                s.history("g1", &search("alpha", Some("SIP:A@x"), None, None), 10)
-                    .unwrap()
-            ),
-            ["Alpha one", "ALPHA two"]
-        );
-        assert_eq!(
-            texts(
-                s.history("g1", &search("", None, Some(2000), Some(3000)), 10)
-                    .unwrap()
-            ),
-            ["beta", "ALPHA two"]
-        );
-        assert_eq!(
-            texts(s.history("g1", &search("%", None, None, None), 10).unwrap()),
-            ["alpha 100%"],
-            "no LIKE wildcards"
-        );
-    }
-
-    #[test]
-    fn read_markers_prefs_invitations() {
-        let mut s = SqliteStore::in_memory().unwrap();
-        s.upsert_room(&room("g1", "A")).unwrap();
-        s.upsert_room(&room("g2", "B")).unwrap();
-        s.follow("u", "g1").unwrap();
-        s.append_message(&msg("g1", "x")).unwrap();
-        assert_eq!(s.unread_count("u", "g1").unwrap(), 1);
-        s.mark_read("u", "g1").unwrap();
-        s.append_message(&msg("g1", "y")).unwrap();
-        s.append_message(&msg("g1", "z")).unwrap();
-        assert_eq!(s.unread_count("u", "g1").unwrap(), 2);
-        assert_eq!(s.unread_count("other", "g1").unwrap(), 0, "not followed");
-        assert_eq!(s.followers("g1").unwrap(), ["u"]);
-        s.set_followed("u", &["g2".into(), "g1".into()]).unwrap();
-        assert_eq!(s.followed("u").unwrap(), ["g2", "g1"]);
-        assert_eq!(s.unread_count("u", "g1").unwrap(), 2, "marker kept");
-        s.set_followed("u", &["g2".into()]).unwrap();
-        assert_eq!(s.followed("u").unwrap(), ["g2"]);
-
-        assert_eq!(s.get_pref("u", "l").unwrap(), None);
-        assert_eq!(s.set_pref("u", "l", "AA==").unwrap(), 1);
-        assert_eq!(s.set_pref("u", "l", "AQ==").unwrap(), 2);
-        assert_eq!(
-            s.get_pref("u", "l").unwrap(),
-            Some(Pref {
-                seqid: 2,
-                content: "AQ==".into()
-            })
-        );
-
-        s.add_invitation("u", "g1", "sip:a@x", 5).unwrap();
-        s.add_invitation("u", "g1", "sip:a@x", 6).unwrap();
-        s.add_invitation("u", "g2", "sip:a@x", 7).unwrap();
-        let inv = s.invitations("u").unwrap();
-        assert_eq!(
-            inv.iter().map(|i| i.room_guid.as_str()).collect::<Vec<_>>(),
-            ["g1", "g2"]
-        );
-        s.mark_invitation_seen("u", "g1").unwrap();
-        assert_eq!(s.invitations("u").unwrap().len(), 1);
-    }
-
-    #[test]
-    fn file_store_survives_reopen_and_migrates_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("sub/pchat.db");
-        {
-            let mut s = SqliteStore::open(&path).unwrap();
-            s.upsert_room(&room("g1", "A")).unwrap();
-            s.append_message(&msg("g1", "persisted")).unwrap();
-        }
-        let mut s = SqliteStore::open(&path).unwrap();
-        assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len() as i64);
-        assert_eq!(s.last_messages("g1", 10).unwrap()[0].text, "persisted");
-    }
 }

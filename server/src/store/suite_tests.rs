@@ -398,6 +398,21 @@ fn suite_on_sqlite() {
     }
 }
 
+/// SQLite only: a file store keeps its data across a reopen and migrates once.
+#[test]
+fn sqlite_file_store_survives_reopen_and_migrates_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sub/pchat.db");
+    {
+        let mut s = SqliteStore::open(&path).unwrap();
+        s.upsert_room(&room("g1", "A")).unwrap();
+        s.append_message(&msg("g1", "persisted")).unwrap();
+    }
+    let mut s = SqliteStore::open(&path).unwrap();
+    assert_eq!(s.schema_version().unwrap(), 7);
+    assert_eq!(s.last_messages("g1", 10).unwrap()[0].text, "persisted");
+}
+
 #[test]
 fn suite_on_postgres() {
     let Some(pg) = TempPg::start_or_skip("store suite_on_postgres") else {

@@ -324,40 +324,25 @@ impl<'a> DataParser<'a> {
         el.attr(key)
             .ok_or_else(|| self.bad(format!("missing {key} attribute on {}", el.name)))
     }
+    /// Attribute `key` of `el` read by `parse`; error when absent, or when `parse`
+    /// refuses it (`"{el} {key} \"{v}\" is not {what}"`).
+    pub fn typed_attr<T>(
+        &self,
+        el: &Elem,
+        key: &str,
+        parse: fn(&str) -> Option<T>,
+        what: &str,
+    ) -> Result<T, XccosError> {
+        let v = self.attr(el, key)?;
+        parse(v).ok_or_else(|| self.bad(format!("{} {key} \"{v}\" is not {what}", el.name)))
+    }
     /// Attribute `key` of `el` as `u32`; error when absent or not a number.
     pub fn u32_attr(&self, el: &Elem, key: &str) -> Result<u32, XccosError> {
-        let v = self.attr(el, key)?;
-        parse_u32(v).ok_or_else(|| {
-            self.bad(format!(
-                "{} {key} \"{v}\" is not an unsigned 32-bit integer",
-                el.name
-            ))
-        })
+        self.typed_attr(el, key, parse_u32, "an unsigned 32-bit integer")
     }
     /// Attribute `key` of `el` as `u64`; error when absent or not a number.
     pub fn u64_attr(&self, el: &Elem, key: &str) -> Result<u64, XccosError> {
-        let v = self.attr(el, key)?;
-        parse_u64(v).ok_or_else(|| {
-            self.bad(format!(
-                "{} {key} \"{v}\" is not an unsigned integer",
-                el.name
-            ))
-        })
-    }
-    /// Attribute `key` of `el` as `u64`, 0 when absent.
-    pub fn opt_u64(&self, el: &Elem, key: &str) -> Result<u64, XccosError> {
-        match el.attr(key) {
-            None => Ok(0),
-            Some(_) => self.u64_attr(el, key),
-        }
-    }
-    /// Attribute `key` of `el` as a boolean, `false` when absent.
-    pub fn opt_bool(&self, el: &Elem, key: &str) -> Result<bool, XccosError> {
-        match el.attr(key) {
-            None => Ok(false),
-            Some(v) => parse_bool(v)
-                .ok_or_else(|| self.bad(format!("{} {key} \"{v}\" is not true or false", el.name))),
-        }
+        self.typed_attr(el, key, parse_u64, "an unsigned integer")
     }
     /// The first `chanib`/`chanid` child of `d`; error when there is none.
     pub fn first_chanref(&self, d: &Elem) -> Result<ChanRef, XccosError> {
@@ -384,5 +369,48 @@ impl<'a> DataParser<'a> {
             domain: self.attr(c, "domain")?.to_owned(),
             value: self.attr(c, "value")?.to_owned(),
         })
+    }
+}
+
+/// A command field carried in one XML attribute (the `<"el"> { … = req|opt "attr" }`
+/// form of `cmd::command!`): its decoder and encoder.
+pub trait AttrValue: Sized + Default {
+    /// Attribute `key` of `el`; a 400 from `p` when absent or malformed.
+    fn req(p: &DataParser<'_>, el: &Elem, key: &str) -> Result<Self, XccosError>;
+    /// As [`AttrValue::req`], but the type's default (`""`, `0`, `false`) when absent.
+    fn opt(p: &DataParser<'_>, el: &Elem, key: &str) -> Result<Self, XccosError> {
+        match el.attr(key) {
+            None => Ok(Self::default()),
+            Some(_) => Self::req(p, el, key),
+        }
+    }
+    /// The attribute's text as written (`req` reads it back unchanged).
+    fn to_attr(&self) -> String;
+}
+
+impl AttrValue for String {
+    fn req(p: &DataParser<'_>, el: &Elem, key: &str) -> Result<Self, XccosError> {
+        p.attr(el, key).map(str::to_owned)
+    }
+    fn to_attr(&self) -> String {
+        self.clone()
+    }
+}
+
+impl AttrValue for u64 {
+    fn req(p: &DataParser<'_>, el: &Elem, key: &str) -> Result<Self, XccosError> {
+        p.u64_attr(el, key)
+    }
+    fn to_attr(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl AttrValue for bool {
+    fn req(p: &DataParser<'_>, el: &Elem, key: &str) -> Result<Self, XccosError> {
+        p.typed_attr(el, key, parse_bool, "true or false")
+    }
+    fn to_attr(&self) -> String {
+        self.to_string()
     }
 }

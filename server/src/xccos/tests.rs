@@ -62,6 +62,31 @@ fn round_trip(e: &Envelope) {
     assert_eq!(xml, e.to_xml());
 }
 
+/// A `grpchat` without a client `msgid`.
+fn chat(seqid: u64, chan: &str, author: Option<&str>, ts: Option<&str>, text: &str) -> GrpChat {
+    GrpChat {
+        msgid: None,
+        seqid,
+        chan_uri: chan.into(),
+        author: author.map(Into::into),
+        ts: ts.map(Into::into),
+        text: text.into(),
+    }
+}
+
+/// The `sib` of the field trace (XCCOS.md), with root category `root_uri`.
+fn server_info(root_uri: &str) -> ServerInfo {
+    ServerInfo {
+        info_type: "123".into(),
+        server_time: "2010-09-14T14:26:17.6206356Z".into(),
+        search_limit: 999,
+        message_size_limit: 512,
+        story_size_limit: 4096,
+        root_uri: root_uri.into(),
+        db_version: GUID.into(),
+    }
+}
+
 fn chan_uri() -> String {
     format!("ma-chan://contoso.com/{GUID}")
 }
@@ -192,15 +217,7 @@ fn md_getserverinfo() {
     )));
     assert_eq!(
         r.data,
-        RplData::ServerInfo(ServerInfo {
-            info_type: "123".into(),
-            server_time: "2010-09-14T14:26:17.6206356Z".into(),
-            search_limit: 999,
-            message_size_limit: 512,
-            story_size_limit: 4096,
-            root_uri: format!("ma-cat://contoso.com/{GUID}"),
-            db_version: GUID.into(),
-        })
+        RplData::ServerInfo(server_info(&format!("ma-cat://contoso.com/{GUID}")))
     );
 }
 
@@ -268,22 +285,20 @@ line2</chat></msg></chanib></data></rpl>"#
         RplData::History {
             chan_uri: u.clone(),
             msgs: vec![
-                GrpChat {
-                    msgid: None,
-                    seqid: 0,
-                    chan_uri: u.clone(),
-                    author: Some("sip:user1@contoso.com".into()),
-                    ts: Some("2013-04-02T10:15:00Z".into()),
-                    text: "hello & welcome".into()
-                },
-                GrpChat {
-                    msgid: None,
-                    seqid: 0,
-                    chan_uri: u.clone(),
-                    author: Some("sip:user2@contoso.com".into()),
-                    ts: Some("2013-04-02T10:16:00Z".into()),
-                    text: "line1\r\nline2".into()
-                },
+                chat(
+                    0,
+                    &u,
+                    Some("sip:user1@contoso.com"),
+                    Some("2013-04-02T10:15:00Z"),
+                    "hello & welcome"
+                ),
+                chat(
+                    0,
+                    &u,
+                    Some("sip:user2@contoso.com"),
+                    Some("2013-04-02T10:16:00Z"),
+                    "line1\r\nline2"
+                ),
             ]
         }
     );
@@ -457,30 +472,19 @@ fn md_grpchat() {
     )));
     assert_eq!(
         g,
-        Body::GrpChat(GrpChat {
-            msgid: None,
-            seqid: 1,
-            chan_uri: chan_uri(),
-            author: Some("sip:user1@contoso.com".into()),
-            ts: Some("2013-04-02T10:15:00Z".into()),
-            text: "hello & welcome".into()
-        })
+        Body::GrpChat(chat(
+            1,
+            &chan_uri(),
+            Some("sip:user1@contoso.com"),
+            Some("2013-04-02T10:15:00Z"),
+            "hello & welcome"
+        ))
     );
     // client-sent form: no author/ts
     let g = body(&env(
         r#"<grpchat id="grpchat" seqid="1" chanUri="ma-chan://c/g"><chat>hi</chat></grpchat>"#,
     ));
-    assert_eq!(
-        g,
-        Body::GrpChat(GrpChat {
-            msgid: None,
-            seqid: 1,
-            chan_uri: "ma-chan://c/g".into(),
-            author: None,
-            ts: None,
-            text: "hi".into()
-        })
-    );
+    assert_eq!(g, Body::GrpChat(chat(1, "ma-chan://c/g", None, None, "hi")));
 }
 
 // ---------------------------------------------------------------- tolerance
@@ -537,14 +541,13 @@ fn chat_text_cdata_entities_crlf() {
 fn exact_writer_output() {
     let e = Envelope {
         envid: 4711,
-        body: Body::GrpChat(GrpChat {
-            msgid: None,
-            seqid: 1,
-            chan_uri: "ma-chan://contoso.com/g".into(),
-            author: Some("sip:user1@contoso.com".into()),
-            ts: Some("2013-04-02T10:15:00Z".into()),
-            text: "hello & welcome\r\n<3".into(),
-        }),
+        body: Body::GrpChat(chat(
+            1,
+            "ma-chan://contoso.com/g",
+            Some("sip:user1@contoso.com"),
+            Some("2013-04-02T10:15:00Z"),
+            "hello & welcome\r\n<3",
+        )),
     };
     assert_eq!(
         e.to_xml(),
@@ -886,14 +889,13 @@ fn sample_envelopes() -> Vec<Envelope> {
         }),
         CmdKind::NodesPermCreateChild(NodesPermCreateChild),
     ];
-    let msg = GrpChat {
-        msgid: None,
-        seqid: 17,
-        chan_uri: chan_uri(),
-        author: Some("sip:a@contoso.com".into()),
-        ts: Some("2013-04-02T10:15:00Z".into()),
-        text: "l1\r\nl2 <&> \"q\"".into(),
-    };
+    let msg = chat(
+        17,
+        &chan_uri(),
+        Some("sip:a@contoso.com"),
+        Some("2013-04-02T10:15:00Z"),
+        "l1\r\nl2 <&> \"q\"",
+    );
     let mut out: Vec<Envelope> = kinds
         .into_iter()
         .enumerate()
@@ -906,15 +908,7 @@ fn sample_envelopes() -> Vec<Envelope> {
         ("rpl:requri", RplData::Uib("sip:pool@contoso.com".into())),
         (
             "rpl:getservinfo",
-            RplData::ServerInfo(ServerInfo {
-                info_type: "123".into(),
-                server_time: "2010-09-14T14:26:17.6206356Z".into(),
-                search_limit: 999,
-                message_size_limit: 512,
-                story_size_limit: 4096,
-                root_uri: "ma-cat://contoso.com/r".into(),
-                db_version: GUID.into(),
-            }),
+            RplData::ServerInfo(server_info("ma-cat://contoso.com/r")),
         ),
         (
             "rpl:bjoin",
@@ -1304,21 +1298,24 @@ fn ids() -> BoxedStrategy<Vec<u32>> {
     prop::collection::vec(any::<u32>(), 0..4).boxed()
 }
 
+fn room_info() -> BoxedStrategy<RoomInfo> {
+    (text(), text(), text(), text(), ids(), ids())
+        .prop_map(
+            |(uri, name, topic, description, participants, managers)| RoomInfo {
+                uri,
+                name,
+                topic,
+                description,
+                participants,
+                managers,
+            },
+        )
+        .boxed()
+}
+
 fn rooms() -> BoxedStrategy<RplData> {
     (
-        prop::collection::vec(
-            (text(), text(), text(), text(), ids(), ids()).prop_map(
-                |(uri, name, topic, description, participants, managers)| RoomInfo {
-                    uri,
-                    name,
-                    topic,
-                    description,
-                    participants,
-                    managers,
-                },
-            ),
-            0..3,
-        ),
+        prop::collection::vec(room_info(), 0..3),
         prop::collection::vec(
             (any::<u32>(), text()).prop_map(|(id, uri)| UserRef { id, uri }),
             0..3,
@@ -1501,19 +1498,10 @@ fn ntc_strategy() -> BoxedStrategy<Ntc> {
             id: "ntc:newcontent".into(),
             data: NtcData::NewContent { chan_uri, unread }
         }),
-        (text(), text(), text(), text(), ids(), ids()).prop_map(
-            |(uri, name, topic, description, participants, managers)| Ntc {
-                id: "ntc:chanupdate".into(),
-                data: NtcData::ChanUpdate(RoomInfo {
-                    uri,
-                    name,
-                    topic,
-                    description,
-                    participants,
-                    managers,
-                })
-            }
-        ),
+        room_info().prop_map(|room| Ntc {
+            id: "ntc:chanupdate".into(),
+            data: NtcData::ChanUpdate(room)
+        }),
         (prop_oneof![
             Just("ntc:join".to_owned()),
             Just("ntc:part".to_owned()),

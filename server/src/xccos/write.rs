@@ -127,21 +127,17 @@ impl W<'_> {
                 ],
             ),
             RplData::Rooms { rooms, users } => {
-                if rooms.is_empty() && users.is_empty() {
-                    self.raw("<data/>");
-                    return;
-                }
-                self.raw("<data>");
-                for room in rooms {
-                    self.room(room);
-                }
-                for u in users {
-                    self.open("uib");
-                    self.attr_u64("id", u64::from(u.id));
-                    self.attr("uri", &u.uri);
-                    self.slash_gt();
-                }
-                self.raw("</data>");
+                self.data(rooms.is_empty() && users.is_empty(), |w| {
+                    for room in rooms {
+                        w.room(room);
+                    }
+                    for u in users {
+                        w.open("uib");
+                        w.attr_u64("id", u64::from(u.id));
+                        w.attr("uri", &u.uri);
+                        w.slash_gt();
+                    }
+                })
             }
             RplData::History { chan_uri, msgs } => {
                 self.raw("<data>");
@@ -158,32 +154,9 @@ impl W<'_> {
                 }
                 self.raw("</data>");
             }
-            RplData::Search(hits) => {
-                if hits.is_empty() {
-                    self.raw("<data/>");
-                    return;
-                }
-                self.raw("<data>");
-                for h in hits {
-                    self.search_hit(h);
-                }
-                self.raw("</data>");
-            }
-            RplData::Chan(uri) => {
-                self.raw("<data>");
-                self.chanib_uri(uri);
-                self.raw("</data>");
-            }
-            RplData::SearchCapped { hits, limit } => {
-                self.raw("<data>");
-                for h in hits {
-                    self.search_hit(h);
-                }
-                self.open("more");
-                self.attr_u64("limit", u64::from(*limit));
-                self.slash_gt();
-                self.raw("</data>");
-            }
+            RplData::Search(hits) => self.search_data(hits, None),
+            RplData::Chan(uri) => self.data_elem("chanib", &[("uri", uri)]),
+            RplData::SearchCapped { hits, limit } => self.search_data(hits, Some(*limit)),
             RplData::Pref {
                 label,
                 seqid,
@@ -220,6 +193,32 @@ impl W<'_> {
             }
         }
         self.close("chanib");
+    }
+
+    /// `<data>` with the hits and, when capped, `<more limit="N"/>`; `<data/>` when
+    /// there is neither.
+    fn search_data(&mut self, hits: &[SearchHit], limit: Option<u32>) {
+        self.data(hits.is_empty() && limit.is_none(), |w| {
+            for h in hits {
+                w.search_hit(h);
+            }
+            if let Some(limit) = limit {
+                w.open("more");
+                w.attr_u64("limit", u64::from(limit));
+                w.slash_gt();
+            }
+        });
+    }
+
+    /// `<data/>` when `empty`, else `<data>`, what `body` writes, `</data>`.
+    fn data(&mut self, empty: bool, body: impl FnOnce(&mut Self)) {
+        if empty {
+            self.raw("<data/>");
+            return;
+        }
+        self.raw("<data>");
+        body(self);
+        self.raw("</data>");
     }
 
     fn search_hit(&mut self, h: &SearchHit) {
@@ -280,14 +279,10 @@ impl W<'_> {
                 self.room(room);
                 self.raw("</data>");
             }
-            NtcData::NewContent { chan_uri, unread } => {
-                self.raw("<data>");
-                self.open("chanib");
-                self.attr("uri", chan_uri);
-                self.attr_u64("unread", *unread);
-                self.slash_gt();
-                self.raw("</data>");
-            }
+            NtcData::NewContent { chan_uri, unread } => self.data_elem(
+                "chanib",
+                &[("uri", chan_uri), ("unread", &unread.to_string())],
+            ),
             NtcData::Empty => self.raw("<data/>"),
         }
         self.close("ntc");

@@ -20,25 +20,13 @@ pub const FILE_NAME: &str = "plan (v2).txt";
 pub const FILE_BYTES: &[u8] = b"the layout plan\n";
 
 pub fn config(dir: &Path, public_url: Option<&str>) -> String {
-    let d = dir.display();
     let public = public_url
         .map(|u| format!("public_url = \"{u}\"\n"))
         .unwrap_or_default();
+    let dirs = pchat_server::loopback::test_dirs_toml(dir);
     format!(
         r#"domain = "{DOMAIN}"
-[store]
-path = "{d}/store.db"
-[compliance]
-enabled = true
-run_interval = "50ms"
-adapter = "jsonl"
-output_dir = "{d}/out"
-path = "{d}/mgccomp.db"
-[http]
-listen = "127.0.0.1:0"
-{public}file_store = "{d}/files"
-compliance_file_store = "{d}/compliance-files"
-[auth]
+{dirs}{public}[auth]
 mode = "digest"
 max_failures = 4
 [[user]]

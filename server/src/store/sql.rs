@@ -1,0 +1,128 @@
+//! The SQL both stores run unchanged, and the statement arguments that carry it across
+//! backends. Statements use PostgreSQL's `$1`, `$2`, ... placeholders; SQLite reads them
+//! as its `?1`, `?2`, ... ([`sqlite_placeholders`]: `$NNN` in SQLite is a named
+//! parameter numbered by first appearance, not by its digits). The [`Store`](super::Store)
+//! methods that are one of these statements are provided by the trait on top of the
+//! three primitives [`Store::sql_exec`](super::Store::sql_exec),
+//! [`Store::sql_strings`](super::Store::sql_strings) and
+//! [`Store::sql_ints`](super::Store::sql_ints); the backends implement only those.
+
+use std::borrow::Cow;
+
+/// One bound argument of a shared statement (owned: PostgreSQL runs it on its
+/// connection thread).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Arg {
+    /// `TEXT`.
+    Text(String),
+    /// `INTEGER` / `BIGINT`.
+    Int(i64),
+}
+
+impl From<&str> for Arg {
+    fn from(s: &str) -> Arg {
+        Arg::Text(s.to_owned())
+    }
+}
+
+impl From<i64> for Arg {
+    fn from(n: i64) -> Arg {
+        Arg::Int(n)
+    }
+}
+
+/// `sql` with every `$N` placeholder written `?N` (SQLite's numbered form).
+pub fn sqlite_placeholders(sql: &str) -> Cow<'_, str> {
+    if !sql.contains('$') {
+        return Cow::Borrowed(sql);
+    }
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        let numbered = c == '$' && chars.peek().is_some_and(char::is_ascii_digit);
+        out.push(if numbered { '?' } else { c });
+    }
+    Cow::Owned(out)
+}
+
+/// Opens the savepoint of one action (`Store::savepoint`).
+pub const SAVEPOINT: &str = "SAVEPOINT action";
+
+/// Pops one level off a savepoint depth: `false` (nothing to release) when it is 0.
+pub fn pop_savepoint(depth: &mut u32) -> bool {
+    let open = *depth > 0;
+    *depth = depth.saturating_sub(1);
+    open
+}
+
+/// The statement that closes the innermost action savepoint: keeps its writes (`keep`)
+/// or undoes them (`Store::release_savepoint`).
+pub fn release_savepoint(keep: bool) -> &'static str {
+    if keep {
+        "RELEASE action"
+    } else {
+        "ROLLBACK TO action; RELEASE action"
+    }
+}
+
+/// Messages of a room (`Store::message_count`).
+pub const MESSAGE_COUNT: &str = "SELECT COUNT(*) FROM messages WHERE room_guid = $1";
+/// `Store::unfollow`.
+pub const UNFOLLOW: &str = "DELETE FROM followed WHERE user_uri = $1 AND room_guid = $2";
+/// `Store::followed`, in follow order.
+pub const FOLLOWED: &str = "SELECT room_guid FROM followed WHERE user_uri = $1 ORDER BY seq";
+/// `Store::followers`.
+pub const FOLLOWERS: &str = "SELECT user_uri FROM followed WHERE room_guid = $1 ORDER BY user_uri";
+/// `Store::mark_read`: the read marker moves to the room's newest message.
+pub const MARK_READ: &str = "UPDATE followed SET last_read_id =
+       (SELECT COALESCE(MAX(id), 0) FROM messages WHERE room_guid = $2)
+     WHERE user_uri = $1 AND room_guid = $2";
+/// `Store::unread_count`: messages newer than the user's read marker.
+pub const UNREAD_COUNT: &str = "SELECT COUNT(*) FROM messages m JOIN followed f
+       ON f.room_guid = m.room_guid AND f.user_uri = $1
+     WHERE m.room_guid = $2 AND m.id > f.last_read_id";
+/// `Store::find_client_message`.
+pub const FIND_CLIENT_MESSAGE: &str =
+    "SELECT id FROM messages WHERE author = $1 AND client_msgid = $2";
+/// `Store::close_session`.
+pub const CLOSE_SESSION: &str =
+    "DELETE FROM open_sessions WHERE server = $1 AND user_uri = $2 AND room_uri = $3";
+/// `Store::room_sessions`.
+pub const ROOM_SESSIONS: &str =
+    "SELECT DISTINCT user_uri FROM open_sessions WHERE room_uri = $1 ORDER BY user_uri";
+/// `Store::add_invitation`: one unseen invitation per user and room.
+pub const ADD_INVITATION: &str = "INSERT INTO invitations (user_uri, room_guid, inviter, ts_ms)
+     SELECT $1, $2, $3, $4 WHERE NOT EXISTS (SELECT 1 FROM invitations
+       WHERE user_uri = $1 AND room_guid = $2 AND seen = 0)";
+/// `Store::mark_invitation_seen`.
+pub const MARK_INVITATION_SEEN: &str =
+    "UPDATE invitations SET seen = 1 WHERE user_uri = $1 AND room_guid = $2 AND seen = 0";
+/// `Store::lease_renew`.
+pub const LEASE_RENEW: &str = "INSERT INTO pool_members (server, lease_until_ms) VALUES ($1, $2)
+     ON CONFLICT (server) DO UPDATE SET lease_until_ms = excluded.lease_until_ms";
+/// `Store::lease_expired`.
+pub const LEASE_EXPIRED: &str =
+    "SELECT server FROM pool_members WHERE lease_until_ms < $1 ORDER BY server";
+/// `Store::lease_claim`: removes the expired lease; the member whose delete removed it
+/// owns the cleanup.
+pub const LEASE_CLAIM: &str = "DELETE FROM pool_members WHERE server = $1 AND lease_until_ms < $2";
+/// Users of a room with role `$2` (`member` | `manager`), sorted.
+pub const ROLES: &str =
+    "SELECT user_uri FROM room_roles WHERE room_guid = $1 AND role = $2 ORDER BY user_uri";
+/// Presenters of a room, sorted.
+pub const PRESENTERS: &str =
+    "SELECT user_uri FROM room_presenters WHERE room_guid = $1 ORDER BY user_uri";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_for_sqlite() {
+        assert_eq!(
+            sqlite_placeholders("a = $2 AND b = $1 AND c = $10 AND d = '$x'"),
+            "a = ?2 AND b = ?1 AND c = ?10 AND d = '$x'"
+        );
+        assert!(matches!(sqlite_placeholders("SELECT 1"), Cow::Borrowed(_)));
+    }
+}
