@@ -289,29 +289,35 @@ impl NonceBook {
 mod tests {
     use super::*;
 
-    #[test]
-    fn rfc2617_md5_example() {
-        // RFC 2617 3.5 example (qop=auth), "Mufasa" / "Circle Of Life".
-        let ha1 = ha1(
-            Algorithm::Md5,
-            "Mufasa",
-            "testrealm@host.com",
-            "Circle Of Life",
-        );
+    /// The `response` of user "Mufasa" for `GET /dir/index.html` (qop=auth, nc=1) in
+    /// `realm` with `password`, `nonce` and `cnonce`.
+    fn mufasa(alg: Algorithm, realm: &str, password: &str, nonce: &str, cnonce: &str) -> String {
         let c = Credentials {
             username: "Mufasa".into(),
-            realm: "testrealm@host.com".into(),
-            nonce: "dcd98b7102dd2f0e8b11d0f600bfb0c093".into(),
+            realm: realm.into(),
+            nonce: nonce.into(),
             uri: "/dir/index.html".into(),
             response: String::new(),
-            algorithm: Algorithm::Md5,
-            cnonce: "0a4f113b".into(),
+            algorithm: alg,
+            cnonce: cnonce.into(),
             nc: "00000001".into(),
             nc_value: 1,
             qop: "auth".into(),
         };
+        response(alg, &ha1(alg, "Mufasa", realm, password), &c, "GET")
+    }
+
+    #[test]
+    fn rfc2617_md5_example() {
+        // RFC 2617 3.5 example (qop=auth), "Mufasa" / "Circle Of Life".
         assert_eq!(
-            response(Algorithm::Md5, &ha1, &c, "GET"),
+            mufasa(
+                Algorithm::Md5,
+                "testrealm@host.com",
+                "Circle Of Life",
+                "dcd98b7102dd2f0e8b11d0f600bfb0c093",
+                "0a4f113b"
+            ),
             "6629fae49393a05397450978507c4ef1"
         );
     }
@@ -319,26 +325,14 @@ mod tests {
     #[test]
     fn rfc7616_sha256_example() {
         // RFC 7616 3.9.1: Mufasa / "Circle of Life", realm http-auth@example.org.
-        let ha1 = ha1(
-            Algorithm::Sha256,
-            "Mufasa",
-            "http-auth@example.org",
-            "Circle of Life",
-        );
-        let c = Credentials {
-            username: "Mufasa".into(),
-            realm: "http-auth@example.org".into(),
-            nonce: "7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v".into(),
-            uri: "/dir/index.html".into(),
-            response: String::new(),
-            algorithm: Algorithm::Sha256,
-            cnonce: "f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ".into(),
-            nc: "00000001".into(),
-            nc_value: 1,
-            qop: "auth".into(),
-        };
         assert_eq!(
-            response(Algorithm::Sha256, &ha1, &c, "GET"),
+            mufasa(
+                Algorithm::Sha256,
+                "http-auth@example.org",
+                "Circle of Life",
+                "7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v",
+                "f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ"
+            ),
             "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1"
         );
     }

@@ -106,6 +106,17 @@ pub struct Auth {
     ntlm: ntlm_gate::NtlmState,
 }
 
+/// A request being authenticated: its connection, the request, its From key
+/// (lower-case `user@domain`), the peer's address and the time.
+#[derive(Clone, Copy)]
+pub(crate) struct Attempt<'a> {
+    conn: ConnId,
+    req: &'a Request,
+    from: &'a str,
+    addr: &'a str,
+    now_ms: i64,
+}
+
 impl Auth {
     /// State for `cfg`; `secret` keys the nonces (from the core's seeded generator).
     pub fn new(cfg: &Config, secret: [u8; 32]) -> Auth {
@@ -272,8 +283,15 @@ impl Auth {
         if !self.needs_auth() || is_ack || req.method == "CANCEL" {
             return Verdict::Pass;
         }
+        let a = Attempt {
+            conn,
+            req,
+            from: &from,
+            addr: &peer.addr,
+            now_ms,
+        };
         if self.mode == AuthMode::Ntlm {
-            return self.ntlm_gate(conn, req, &from, &peer.addr, now_ms);
+            return self.ntlm_gate(&a);
         }
         if trusted {
             if let Some(a) = asserted {
@@ -299,7 +317,7 @@ impl Auth {
                 ))
             };
         }
-        self.digest(conn, req, &from, &peer.addr, now_ms)
+        self.digest(&a)
     }
 
     /// 401 with a fresh nonce, SHA-256 offered first, then MD5 (RFC 8760 2.4).
@@ -315,14 +333,8 @@ impl Auth {
         Verdict::Refuse(resp)
     }
 
-    fn digest(
-        &mut self,
-        conn: ConnId,
-        req: &Request,
-        from: &str,
-        addr: &str,
-        now_ms: i64,
-    ) -> Verdict {
+    fn digest(&mut self, a: &Attempt<'_>) -> Verdict {
+        let (conn, req, from, addr, now_ms) = (a.conn, a.req, a.from, a.addr, a.now_ms);
         let creds = req
             .headers
             .get_all("Authorization")
@@ -331,17 +343,10 @@ impl Auth {
         let Some(c) = creds else {
             return self.challenge(req, false, "Unauthorized", now_ms);
         };
-        let user = self.users.lookup(&c.username).cloned();
-        let key = user
-            .as_ref()
-            .map_or_else(|| c.username.to_ascii_lowercase(), |u| key_of(&u.uri));
-        if self.guard.locked(&key, addr, now_ms) {
-            return Verdict::Refuse(response_for(
-                req,
-                403,
-                "Forbidden: too many failed attempts, try again later",
-            ));
-        }
+        let (user, key) = match self.unlocked_user(req, &c.username, addr, now_ms) {
+            Ok(found) => found,
+            Err(refused) => return refused,
+        };
         match self.nonces.check(&c.nonce, now_ms) {
             Err(NonceError::Stale) => {
                 return self.challenge(req, true, "Unauthorized: stale nonce", now_ms)
@@ -355,27 +360,63 @@ impl Auth {
             .map(|ha1| digest::response(c.algorithm, ha1, &c, &req.method));
         let good = expected.is_some_and(|e| digest::same(&e, &c.response)) && c.uri == req.uri;
         if !good {
-            if self.guard.fail(&key, addr, now_ms) {
-                tracing::warn!(user = %key, %addr, "repeated authentication failures: refusing this user and address for a while");
-            }
+            self.failed(&key, addr, now_ms, "authentication failures");
             return self.challenge(req, false, "Unauthorized: wrong credentials", now_ms);
         }
         if self.nonces.use_count(&c.nonce, c.nc_value, now_ms).is_err() {
-            if self.guard.fail(&key, addr, now_ms) {
-                tracing::warn!(user = %key, %addr, "repeated replays: refusing this user and address for a while");
-            }
+            self.failed(&key, addr, now_ms, "replays");
             return self.challenge(req, false, "Unauthorized: nonce count replayed", now_ms);
         }
-        self.guard.succeed(&key);
-        if key != from {
-            return Verdict::Refuse(response_for(
-                req,
-                403,
-                "Forbidden: credentials are for another user than From",
-            ));
+        if let Err(refused) = self.succeeded(req, &key, from) {
+            return refused;
         }
         self.bind_user(conn, key, now_ms);
         Verdict::Pass
+    }
+
+    /// The user `name` names (if known) and the key failures count against (its URI's
+    /// key, else the lower-cased name); `Err` the 403 while that key is locked out at
+    /// `addr` after too many failures.
+    fn unlocked_user(
+        &self,
+        req: &Request,
+        name: &str,
+        addr: &str,
+        now_ms: i64,
+    ) -> Result<(Option<users::UserSecrets>, String), Verdict> {
+        let user = self.users.lookup(name).cloned();
+        let key = user
+            .as_ref()
+            .map_or_else(|| name.to_ascii_lowercase(), |u| key_of(&u.uri));
+        if self.guard.locked(&key, addr, now_ms) {
+            return Err(Verdict::Refuse(response_for(
+                req,
+                403,
+                "Forbidden: too many failed attempts, try again later",
+            )));
+        }
+        Ok((user, key))
+    }
+
+    /// Counts a failure (`what`, for the log) of `key` at `addr`.
+    fn failed(&mut self, key: &str, addr: &str, now_ms: i64, what: &str) {
+        if self.guard.fail(key, addr, now_ms) {
+            tracing::warn!(user = %key, %addr, "repeated {what}: refusing this user and address for a while");
+        }
+    }
+
+    /// Good credentials of `key`: clears its failures; `Err` the 403 when they are not
+    /// the From user's.
+    fn succeeded(&mut self, req: &Request, key: &str, from: &str) -> Result<(), Verdict> {
+        self.guard.succeed(key);
+        if key != from {
+            return Err(Verdict::Refuse(response_for(
+                req,
+                403,
+                "Forbidden: credentials are for another user than From",
+            )));
+        }
+        Ok(())
     }
 
     /// `conn` authenticated as `key` (lower-case `user@domain`) at `now_ms`.

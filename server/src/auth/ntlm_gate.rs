@@ -17,7 +17,7 @@
 
 use super::ntlm::{self, Authenticate, NtlmError, SessionKeys};
 use super::sipae::{self, Signed, REALM, VERSION};
-use super::{users::key_of, Auth, Verdict};
+use super::{Attempt, Auth, Verdict};
 use crate::ids::ConnId;
 use crate::sip::{response_for, Request};
 use base64::Engine as _;
@@ -101,14 +101,10 @@ impl NtlmState {
 
 impl Auth {
     /// The gate in mode `"ntlm"` (module docs); `from` is the request's From key.
-    pub(super) fn ntlm_gate(
-        &mut self,
-        conn: ConnId,
-        req: &Request,
-        from: &str,
-        addr: &str,
-        now_ms: i64,
-    ) -> Verdict {
+    pub(super) fn ntlm_gate(&mut self, a: &Attempt<'_>) -> Verdict {
+        let Attempt {
+            conn, req, now_ms, ..
+        } = *a;
         let params = req
             .headers
             .get_all("Authorization")
@@ -144,9 +140,7 @@ impl Auth {
         };
         let token = p.get("gssapi-data").map(String::as_str).unwrap_or("");
         match p.get("opaque") {
-            Some(opaque) if !token.is_empty() => {
-                self.ntlm_authenticate(conn, req, &p, opaque, token, from, addr, now_ms)
-            }
+            Some(opaque) if !token.is_empty() => self.ntlm_authenticate(a, &p, opaque, token),
             _ => self.ntlm_challenge(conn, req, now_ms),
         }
     }
@@ -190,18 +184,14 @@ impl Auth {
     }
 
     /// Step 3: verifies the AUTHENTICATE_MESSAGE and, on success, opens the SA.
-    #[allow(clippy::too_many_arguments)]
     fn ntlm_authenticate(
         &mut self,
-        conn: ConnId,
-        req: &Request,
+        a: &Attempt<'_>,
         params: &BTreeMap<String, String>,
         opaque: &str,
         token: &str,
-        from: &str,
-        addr: &str,
-        now_ms: i64,
     ) -> Verdict {
+        let (conn, req, from, addr, now_ms) = (a.conn, a.req, a.from, a.addr, a.now_ms);
         let pending = match self.ntlm.pending.remove(opaque) {
             Some(p) if p.conn == conn && now_ms - p.issued_ms <= CHALLENGE_TTL_MS => p,
             _ => return self.ntlm_challenge(conn, req, now_ms),
@@ -217,17 +207,10 @@ impl Auth {
                 return self.ntlm_refuse(req, self.ntlm.offer(), "Unauthorized: bad NTLM message");
             }
         };
-        let user = self.users.lookup(&auth.user).cloned();
-        let key = user
-            .as_ref()
-            .map_or_else(|| auth.user.to_ascii_lowercase(), |u| key_of(&u.uri));
-        if self.guard.locked(&key, addr, now_ms) {
-            return Verdict::Refuse(response_for(
-                req,
-                403,
-                "Forbidden: too many failed attempts, try again later",
-            ));
-        }
+        let (user, key) = match self.unlocked_user(req, &auth.user, addr, now_ms) {
+            Ok(found) => found,
+            Err(refused) => return refused,
+        };
         let keys = user
             .as_ref()
             .and_then(|u| u.nt_hash)
@@ -237,19 +220,12 @@ impl Auth {
             Ok(k) => k,
             Err(e) => {
                 tracing::debug!(%conn, user = %key, error = %e, "NTLM authentication failed");
-                if self.guard.fail(&key, addr, now_ms) {
-                    tracing::warn!(user = %key, %addr, "repeated authentication failures: refusing this user and address for a while");
-                }
+                self.failed(&key, addr, now_ms, "authentication failures");
                 return self.ntlm_refuse(req, self.ntlm.offer(), "Unauthorized: wrong credentials");
             }
         };
-        self.guard.succeed(&key);
-        if key != from {
-            return Verdict::Refuse(response_for(
-                req,
-                403,
-                "Forbidden: credentials are for another user than From",
-            ));
+        if let Err(refused) = self.succeeded(req, &key, from) {
+            return refused;
         }
         let signed = Signed::from_lookup(Some(&req.method), None, |n| req.headers.get(n));
         if params.contains_key("response")

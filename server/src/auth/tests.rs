@@ -133,15 +133,28 @@ fn digest_challenge_then_success_binds_the_connection() {
     assert_eq!(auth.user_of(ConnId(2)), None);
 }
 
-#[test]
-fn wrong_password_stale_nonce_and_lockout() {
+/// A Digest gate with connection 1 from `addr`, and user2's INVITE on it challenged
+/// at time 0: the gate, the INVITE and the 401.
+fn user2_challenged(addr: &str) -> (Auth, Request, Response) {
     let mut auth = Auth::new(&cfg(AuthMode::Digest), [1; 32]);
-    auth.on_connected(ConnId(1), peer("10.0.0.9"), 0);
+    auth.on_connected(ConnId(1), peer(addr), 0);
     let mut r = req("INVITE", "user2", "");
     let ch = refused(auth.gate(ConnId(1), &mut r, None, 0));
+    (auth, r, ch)
+}
+
+/// user2's INVITE on connection 1 at `now_ms` with `Authorization: cred`: the code
+/// of the refusal.
+fn refused_with(auth: &mut Auth, cred: &str, now_ms: i64) -> u16 {
+    let mut r = req("INVITE", "user2", &format!("Authorization: {cred}\r\n"));
+    refused(auth.gate(ConnId(1), &mut r, None, now_ms)).code
+}
+
+#[test]
+fn wrong_password_stale_nonce_and_lockout() {
+    let (mut auth, r, ch) = user2_challenged("10.0.0.9");
     let bad = answer(&ch, &r, "user2", "guess", 1);
-    let mut r2 = req("INVITE", "user2", &format!("Authorization: {bad}\r\n"));
-    assert_eq!(refused(auth.gate(ConnId(1), &mut r2, None, 1)).code, 401);
+    assert_eq!(refused_with(&mut auth, &bad, 1), 401);
     // A correct answer to a nonce past its lifetime: 401 with stale=true.
     let good = answer(&ch, &r, "user2", "user2-secret", 1);
     let mut late = req("INVITE", "user2", &format!("Authorization: {good}\r\n"));
@@ -159,21 +172,15 @@ fn wrong_password_stale_nonce_and_lockout() {
         auth.gate(ConnId(1), &mut r3, None, 2);
     }
     let good = answer(&ch, &r, "user2", "user2-secret", 9);
-    let mut r4 = req("INVITE", "user2", &format!("Authorization: {good}\r\n"));
-    let locked = refused(auth.gate(ConnId(1), &mut r4, None, 3));
-    assert_eq!(locked.code, 403);
+    assert_eq!(refused_with(&mut auth, &good, 3), 403, "locked");
     assert_eq!(auth.user_of(ConnId(1)), None);
 }
 
 #[test]
 fn credentials_of_one_user_do_not_pass_for_another() {
-    let mut auth = Auth::new(&cfg(AuthMode::Digest), [1; 32]);
-    auth.on_connected(ConnId(1), peer("127.0.0.1"), 0);
-    let mut r = req("INVITE", "user2", "");
-    let ch = refused(auth.gate(ConnId(1), &mut r, None, 0));
+    let (mut auth, r, ch) = user2_challenged("127.0.0.1");
     let cred = answer(&ch, &r, "user1", "user1-secret", 1);
-    let mut spoof = req("INVITE", "user2", &format!("Authorization: {cred}\r\n"));
-    assert_eq!(refused(auth.gate(ConnId(1), &mut spoof, None, 1)).code, 403);
+    assert_eq!(refused_with(&mut auth, &cred, 1), 403);
     assert_eq!(auth.user_of(ConnId(1)), None);
 }
 
