@@ -111,7 +111,7 @@ fn kill_dash_nine_loses_and_duplicates_nothing() {
         counts.clear();
         for x in read_output(&d.join("out"), &formats).unwrap_or_default() {
             if x.event.kind == EventKind::Chat {
-                *counts.entry(x.event.content).or_default() += 1;
+                *counts.entry(x.event.ev.content).or_default() += 1;
             }
         }
         if acked.iter().all(|t| counts.contains_key(t)) {

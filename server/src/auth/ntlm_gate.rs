@@ -102,9 +102,7 @@ impl NtlmState {
 impl Auth {
     /// The gate in mode `"ntlm"` (module docs); `from` is the request's From key.
     pub(super) fn ntlm_gate(&mut self, a: &Attempt<'_>) -> Verdict {
-        let Attempt {
-            conn, req, now_ms, ..
-        } = *a;
+        let (conn, req, from, now_ms) = (a.conn, a.req, a.from, a.now_ms);
         let params = req
             .headers
             .get_all("Authorization")

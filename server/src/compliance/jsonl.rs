@@ -48,29 +48,33 @@ impl Format for Jsonl {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compliance::EventKind;
+    use crate::compliance::{EventKind, NewEvent};
 
     #[test]
     fn one_event_per_line_round_trip() {
         let events = vec![
-            Event {
-                id: 7,
-                kind: EventKind::Chat,
-                room_uri: "ma-chan://contoso.com/g".into(),
-                room_name: "Design".into(),
-                user: "sip:user1@contoso.com".into(),
-                ts_ms: 1_767_225_601_250,
-                content: "line1\r\n\"quoted\" é".into(),
-            },
-            Event {
-                id: 8,
-                kind: EventKind::Search,
-                room_uri: String::new(),
-                room_name: String::new(),
-                user: "sip:user2@contoso.com".into(),
-                ts_ms: 1,
-                content: "BYNAME:".into(),
-            },
+            Event::new(
+                7,
+                NewEvent {
+                    kind: EventKind::Chat,
+                    room_uri: "ma-chan://contoso.com/g".into(),
+                    room_name: "Design".into(),
+                    user: "sip:user1@contoso.com".into(),
+                    ts_ms: 1_767_225_601_250,
+                    content: "line1\r\n\"quoted\" é".into(),
+                },
+            ),
+            Event::new(
+                8,
+                NewEvent {
+                    kind: EventKind::Search,
+                    room_uri: String::new(),
+                    room_name: String::new(),
+                    user: "sip:user2@contoso.com".into(),
+                    ts_ms: 1,
+                    content: "BYNAME:".into(),
+                },
+            ),
         ];
         let bytes = Jsonl.render(&events);
         let text = String::from_utf8(bytes.clone()).unwrap();

@@ -96,9 +96,10 @@ impl EventKind {
 }
 
 /// An event to record (its id is assigned by the store).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewEvent {
-    /// What happened.
+    /// What happened (`type` in JSON).
+    #[serde(rename = "type")]
     pub kind: EventKind,
     /// `ma-chan://<domain>/<guid>` of the room; empty for events without a room (SEARCH).
     pub room_uri: String,
@@ -112,39 +113,35 @@ pub struct NewEvent {
     pub content: String,
 }
 
-/// A recorded event: [`NewEvent`] plus its unique id. Serialized as one JSON Lines
-/// record by the jsonl adapter (`{"id":1,"type":"CHAT","room_uri":..}`).
+/// A recorded event: [`NewEvent`] plus its unique id; its fields read through `Deref`
+/// (`event.user`). Serialized as one JSON Lines record by the jsonl adapter, the id
+/// first (`{"id":1,"type":"CHAT","room_uri":..}`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
     /// Unique event id (the outbox key: positive, never reused).
     pub id: i64,
-    /// What happened.
-    #[serde(rename = "type")]
-    pub kind: EventKind,
-    /// Room URI (empty without a room).
-    pub room_uri: String,
-    /// Room name (empty without a room).
-    pub room_name: String,
-    /// User SIP URI.
-    pub user: String,
-    /// ms since the Unix epoch.
-    pub ts_ms: i64,
-    /// See [`NewEvent::content`].
-    pub content: String,
+    /// What happened, where, who, when.
+    #[serde(flatten)]
+    pub ev: NewEvent,
 }
 
 impl Event {
     /// The event `ev` with id `id`.
     pub fn new(id: i64, ev: NewEvent) -> Event {
-        Event {
-            id,
-            kind: ev.kind,
-            room_uri: ev.room_uri,
-            room_name: ev.room_name,
-            user: ev.user,
-            ts_ms: ev.ts_ms,
-            content: ev.content,
-        }
+        Event { id, ev }
+    }
+}
+
+impl std::ops::Deref for Event {
+    type Target = NewEvent;
+    fn deref(&self) -> &NewEvent {
+        &self.ev
+    }
+}
+
+impl std::ops::DerefMut for Event {
+    fn deref_mut(&mut self) -> &mut NewEvent {
+        &mut self.ev
     }
 }
 

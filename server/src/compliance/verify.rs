@@ -345,14 +345,18 @@ mod tests {
 
     #[test]
     fn a_join_without_part_before_the_next_join_is_a_session_left_open() {
-        let ev = |id, kind, user: &str, room: &str| Event {
-            id,
-            kind,
-            room_uri: room.into(),
-            room_name: String::new(),
-            user: user.into(),
-            ts_ms: id,
-            content: String::new(),
+        let ev = |id, kind, user: &str, room: &str| {
+            Event::new(
+                id,
+                NewEvent {
+                    kind,
+                    room_uri: room.into(),
+                    room_name: String::new(),
+                    user: user.into(),
+                    ts_ms: id,
+                    content: String::new(),
+                },
+            )
         };
         let (a, b, r1, r2) = ("sip:a@x", "sip:b@x", "ma-chan://x/1", "ma-chan://x/2");
         let events = [

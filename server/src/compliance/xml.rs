@@ -32,7 +32,7 @@
 //! [`crate::xml::Doc`] (quick-xml's `Writer`, two spaces of indentation a level).
 
 use super::adapter::Format;
-use super::{Event, EventKind};
+use super::{Event, EventKind, NewEvent};
 use crate::xml::Doc;
 use quick_xml::events::{BytesStart, Event as XmlEvent};
 use quick_xml::Reader;
@@ -285,18 +285,21 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<Event>, String> {
             }
             ("FirstMessage" | "Message", false) => {
                 let kind = attr(&el, "type")?;
-                cur = Some(Event {
-                    id: attr(&el, "id")?
-                        .parse()
-                        .map_err(|_| format!("<{}> id is not an integer", el.name))?,
-                    kind: EventKind::parse(kind)
-                        .ok_or_else(|| format!("<{}> unknown type {kind:?}", el.name))?,
-                    room_uri: room_uri.clone(),
-                    room_name: room_name.clone(),
-                    user: String::new(),
-                    ts_ms: i64::MIN,
-                    content: attr(&el, "content")?.to_string(),
-                });
+                let id = attr(&el, "id")?
+                    .parse()
+                    .map_err(|_| format!("<{}> id is not an integer", el.name))?;
+                cur = Some(Event::new(
+                    id,
+                    NewEvent {
+                        kind: EventKind::parse(kind)
+                            .ok_or_else(|| format!("<{}> unknown type {kind:?}", el.name))?,
+                        room_uri: room_uri.clone(),
+                        room_name: room_name.clone(),
+                        user: String::new(),
+                        ts_ms: i64::MIN,
+                        content: attr(&el, "content")?.to_string(),
+                    },
+                ));
             }
             ("Sender", false) => {
                 if let Some(e) = cur.as_mut() {
@@ -328,19 +331,21 @@ mod tests {
     use super::*;
 
     fn ev(id: i64, kind: EventKind, room: &str, user: &str, ts: i64, content: &str) -> Event {
-        Event {
+        Event::new(
             id,
-            kind,
-            room_uri: if room.is_empty() {
-                String::new()
-            } else {
-                format!("ma-chan://contoso.com/{room}")
+            NewEvent {
+                kind,
+                room_uri: if room.is_empty() {
+                    String::new()
+                } else {
+                    format!("ma-chan://contoso.com/{room}")
+                },
+                room_name: room.to_uppercase(),
+                user: user.into(),
+                ts_ms: ts,
+                content: content.into(),
             },
-            room_name: room.to_uppercase(),
-            user: user.into(),
-            ts_ms: ts,
-            content: content.into(),
-        }
+        )
     }
 
     fn sample() -> Vec<Event> {

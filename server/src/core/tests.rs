@@ -312,9 +312,6 @@ fn post_is_acknowledged_after_commit_and_relayed_with_server_author() {
     assert_eq!(h.core.stats().posts, 1);
 }
 
-/// A signed-in dialog: `(call-id, from-tag, to-tag)` as [`Harness::sign_in`] gives it.
-type Dialog = (String, String, String);
-
 /// Both users in Design; user1 posts `text` while the store fails (`every` call, else
 /// writes only): the one answer, to the poster (nothing relayed), then the store heals.
 fn post_while_failing(h: &mut Harness, every: bool, text: &str) -> (Dialog, String, Response) {
@@ -595,7 +592,7 @@ fn outbox(core: &mut Core) -> Vec<(&'static str, String)> {
         .outbox_peek(1000)
         .unwrap()
         .into_iter()
-        .map(|e| (e.kind.as_str(), e.user))
+        .map(|e| (e.kind.as_str(), e.ev.user))
         .collect()
 }
 

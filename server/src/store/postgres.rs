@@ -439,15 +439,17 @@ fn event_of(r: &Row) -> Result<Event, StoreError> {
     let kind: String = r.get(1);
     let kind = EventKind::parse(&kind)
         .ok_or_else(|| StoreError::Db(format!("unknown event kind {kind:?}")))?;
-    Ok(Event {
-        id: r.get(0),
-        kind,
-        room_uri: r.get(2),
-        room_name: r.get(3),
-        user: r.get(4),
-        ts_ms: r.get(5),
-        content: r.get(6),
-    })
+    Ok(Event::new(
+        r.get(0),
+        NewEvent {
+            kind,
+            room_uri: r.get(2),
+            room_name: r.get(3),
+            user: r.get(4),
+            ts_ms: r.get(5),
+            content: r.get(6),
+        },
+    ))
 }
 
 fn count(v: i64) -> u64 {

@@ -428,19 +428,19 @@ impl Store for SqliteStore {
         let mut v = match q {
             HistoryQuery::Last => self.rows(
                 &format!("{COLS} ORDER BY id DESC LIMIT ?2"),
-                &[&room_guid, &n],
+                params![room_guid, n],
                 message_row,
             )?,
             HistoryQuery::Before(id) => self.rows(
                 &format!("{COLS} AND id < ?3 ORDER BY id DESC LIMIT ?2"),
-                &[&room_guid, &n, id],
+                params![room_guid, n, id],
                 message_row,
             )?,
             HistoryQuery::Since(ts) => {
                 // Oldest first already: the n messages right after `ts`.
                 return self.rows(
                     &format!("{COLS} AND ts_ms >= ?3 ORDER BY id ASC LIMIT ?2"),
-                    &[&room_guid, &n, ts],
+                    params![room_guid, n, ts],
                     message_row,
                 );
             }
@@ -458,7 +458,7 @@ impl Store for SqliteStore {
                          AND (?5 IS NULL OR ts_ms >= ?5) AND (?6 IS NULL OR ts_ms <= ?6)
                          ORDER BY id DESC LIMIT ?2"
                     ),
-                    &[&room_guid, &n, keyword, author, from_ms, to_ms],
+                    params![room_guid, n, keyword, author, from_ms, to_ms],
                     message_row,
                 )?
             }
@@ -813,13 +813,15 @@ pub(crate) fn event_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
             format!("unknown event kind {kind:?}").into(),
         )
     })?;
-    Ok(Event {
-        id: r.get(0)?,
-        kind,
-        room_uri: r.get(2)?,
-        room_name: r.get(3)?,
-        user: r.get(4)?,
-        ts_ms: r.get(5)?,
-        content: r.get(6)?,
-    })
+    Ok(Event::new(
+        r.get(0)?,
+        NewEvent {
+            kind,
+            room_uri: r.get(2)?,
+            room_name: r.get(3)?,
+            user: r.get(4)?,
+            ts_ms: r.get(5)?,
+            content: r.get(6)?,
+        },
+    ))
 }
