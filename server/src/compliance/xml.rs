@@ -523,4 +523,12 @@ mod tests {
             assert!(parse(bad).is_err(), "{}", String::from_utf8_lossy(bad));
         }
     }
+
+    /// The exact bytes (the documented shape; unchanged since the format was written
+    /// with `writeln!`, now through quick-xml's `Writer`).
+    #[test]
+    fn output_bytes_are_the_documented_shape() {
+        let want = include_str!("testdata/sample.xml");
+        assert_eq!(String::from_utf8(Xml.render(&sample())).unwrap(), want);
+    }
 }
