@@ -558,9 +558,9 @@ impl Store for PgStore {
                     &room.disabled,
                 ],
             )?;
-            c.exec("DELETE FROM room_roles WHERE room_guid = $1", &[&room.guid])?;
+            c.exec(sql::DELETE_ROLES, &[&room.guid])?;
             c.exec(
-                "DELETE FROM room_presenters WHERE room_guid = $1",
+                sql::DELETE_PRESENTERS,
                 &[&room.guid],
             )?;
             for p in &room.presenters {
@@ -769,11 +769,7 @@ impl Store for PgStore {
     fn open_sessions(&mut self, server: &str) -> Result<Vec<OpenSession>, StoreError> {
         let server = server.to_string();
         self.read(move |c| {
-            let rows = c.query(
-                "SELECT user_uri, room_uri, room_name FROM open_sessions WHERE server = $1
-                 ORDER BY user_uri, room_uri",
-                &[&server],
-            )?;
+            let rows = c.query(sql::OPEN_SESSIONS, &[&server])?;
             Ok(rows
                 .iter()
                 .map(|r| OpenSession {
@@ -787,13 +783,7 @@ impl Store for PgStore {
 
     fn outbox_peek(&mut self, limit: u32) -> Result<Vec<Event>, StoreError> {
         let limit = i64::from(limit);
-        let rows = self.read(move |c| {
-            c.query(
-                "SELECT id, kind, room_uri, room_name, user_uri, ts_ms, content
-                 FROM compliance_outbox ORDER BY id LIMIT $1",
-                &[&limit],
-            )
-        })?;
+        let rows = self.read(move |c| c.query(sql::OUTBOX_PEEK, &[&limit]))?;
         rows.iter().map(event_of).collect()
     }
 
@@ -819,11 +809,7 @@ impl Store for PgStore {
     ) -> Result<Vec<StoredMessage>, StoreError> {
         let limit = i64::from(limit);
         self.read(move |c| {
-            let rows = c.query(
-                "SELECT id, room_guid, author, ts_ms, text FROM messages WHERE id > $1
-                 ORDER BY id LIMIT $2",
-                &[&after_id, &limit],
-            )?;
+            let rows = c.query(sql::MESSAGES_AFTER, &[&after_id, &limit])?;
             Ok(rows.iter().map(message_of).collect())
         })
     }
@@ -854,10 +840,7 @@ impl Store for PgStore {
     fn get_pref(&mut self, user: &str, label: &str) -> Result<Option<Pref>, StoreError> {
         let (user, label) = (user.to_string(), label.to_string());
         self.read(move |c| {
-            let r = c.query(
-                "SELECT seqid, content FROM prefs WHERE user_uri = $1 AND label = $2",
-                &[&user, &label],
-            )?;
+            let r = c.query(sql::GET_PREF, &[&user, &label])?;
             Ok(r.first().map(|r| Pref {
                 seqid: count(r.get(0)),
                 content: r.get(1),
@@ -881,11 +864,7 @@ impl Store for PgStore {
     fn invitations(&mut self, user: &str) -> Result<Vec<Invitation>, StoreError> {
         let user = user.to_string();
         self.read(move |c| {
-            let rows = c.query(
-                "SELECT id, room_guid, inviter, ts_ms FROM invitations
-                 WHERE user_uri = $1 AND seen = 0 ORDER BY id",
-                &[&user],
-            )?;
+            let rows = c.query(sql::INVITATIONS, &[&user])?;
             Ok(rows
                 .iter()
                 .map(|r| Invitation {
@@ -922,11 +901,7 @@ impl Store for PgStore {
     fn get_file(&mut self, room_guid: &str, name: &str) -> Result<Option<FileRecord>, StoreError> {
         let (room, name) = (room_guid.to_string(), name.to_string());
         self.read(move |c| {
-            let r = c.query(
-                "SELECT room_guid, name, sha256, size, uploader, ts_ms FROM files
-                 WHERE room_guid = $1 AND name = $2",
-                &[&room, &name],
-            )?;
+            let r = c.query(sql::GET_FILE, &[&room, &name])?;
             Ok(r.first().map(|r| FileRecord {
                 room_guid: r.get(0),
                 name: r.get(1),
@@ -941,16 +916,12 @@ impl Store for PgStore {
     fn log_append(&mut self, e: &NewLogEntry) -> Result<i64, StoreError> {
         let e = e.clone();
         let seq = self.write(move |c| {
-            let r = c.query(
-                "UPDATE rooms SET log_seq = log_seq + 1 WHERE guid = $1 RETURNING log_seq",
-                &[&e.room_guid],
-            )?;
+            let r = c.query(sql::NEXT_LOG_SEQ, &[&e.room_guid])?;
             let Some(seq) = r.first().map(|r| r.get::<_, i64>(0)) else {
                 return Ok(None);
             };
             c.exec(
-                "INSERT INTO room_log (room_guid, seq, origin, dialog, kind, user_uri, ts_ms, msg_id)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                sql::LOG_APPEND,
                 &[
                     &e.room_guid,
                     &seq,
@@ -969,7 +940,7 @@ impl Store for PgStore {
 
     fn log_heads(&mut self) -> Result<Vec<(String, i64)>, StoreError> {
         self.read(|c| {
-            let rows = c.query("SELECT guid, log_seq FROM rooms ORDER BY guid", &[])?;
+            let rows = c.query(sql::LOG_HEADS, &[])?;
             Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
         })
     }
@@ -981,14 +952,7 @@ impl Store for PgStore {
         limit: u32,
     ) -> Result<Vec<LogEntry>, StoreError> {
         let (room, limit) = (room_guid.to_string(), i64::from(limit));
-        let rows = self.read(move |c| {
-            c.query(
-                "SELECT l.seq, l.room_guid, l.origin, l.dialog, l.kind, l.user_uri, l.ts_ms,
-                   COALESCE(m.text, '') FROM room_log l LEFT JOIN messages m ON m.id = l.msg_id
-                 WHERE l.room_guid = $1 AND l.seq > $2 ORDER BY l.seq LIMIT $3",
-                &[&room, &after_seq, &limit],
-            )
-        })?;
+        let rows = self.read(move |c| c.query(sql::LOG_AFTER, &[&room, &after_seq, &limit]))?;
         rows.iter()
             .map(|r| {
                 let kind: String = r.get(4);

@@ -113,6 +113,44 @@ pub const ROLES: &str =
 pub const PRESENTERS: &str =
     "SELECT user_uri FROM room_presenters WHERE room_guid = $1 ORDER BY user_uri";
 
+/// A room's member and manager roles (`Store::upsert_room` rewrites them).
+pub const DELETE_ROLES: &str = "DELETE FROM room_roles WHERE room_guid = $1";
+/// A room's presenters (`Store::upsert_room` rewrites them).
+pub const DELETE_PRESENTERS: &str = "DELETE FROM room_presenters WHERE room_guid = $1";
+/// `Store::get_file`.
+pub const GET_FILE: &str = "SELECT room_guid, name, sha256, size, uploader, ts_ms FROM files
+     WHERE room_guid = $1 AND name = $2";
+/// `Store::open_sessions`.
+pub const OPEN_SESSIONS: &str = "SELECT user_uri, room_uri, room_name FROM open_sessions
+     WHERE server = $1 ORDER BY user_uri, room_uri";
+/// `Store::get_pref`.
+pub const GET_PREF: &str = "SELECT seqid, content FROM prefs WHERE user_uri = $1 AND label = $2";
+/// `Store::invitations`: unseen, oldest first.
+pub const INVITATIONS: &str =
+    "SELECT id, room_guid, inviter, ts_ms FROM invitations WHERE user_uri = $1 AND seen = 0
+     ORDER BY id";
+/// `Store::outbox_peek`.
+pub const OUTBOX_PEEK: &str = "SELECT id, kind, room_uri, room_name, user_uri, ts_ms, content
+     FROM compliance_outbox ORDER BY id LIMIT $1";
+/// `Store::messages_after`.
+pub const MESSAGES_AFTER: &str =
+    "SELECT id, room_guid, author, ts_ms, text FROM messages WHERE id > $1
+     ORDER BY id LIMIT $2";
+/// `Store::log_append`: the room's next log sequence number (locks its row).
+pub const NEXT_LOG_SEQ: &str =
+    "UPDATE rooms SET log_seq = log_seq + 1 WHERE guid = $1 RETURNING log_seq";
+/// `Store::log_append`: the entry.
+pub const LOG_APPEND: &str =
+    "INSERT INTO room_log (room_guid, seq, origin, dialog, kind, user_uri, ts_ms, msg_id)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+/// `Store::log_heads`.
+pub const LOG_HEADS: &str = "SELECT guid, log_seq FROM rooms ORDER BY guid";
+/// `Store::log_after`: entries with their post's text.
+pub const LOG_AFTER: &str =
+    "SELECT l.seq, l.room_guid, l.origin, l.dialog, l.kind, l.user_uri, l.ts_ms,
+     COALESCE(m.text, '') FROM room_log l LEFT JOIN messages m ON m.id = l.msg_id
+     WHERE l.room_guid = $1 AND l.seq > $2 ORDER BY l.seq LIMIT $3";
+
 #[cfg(test)]
 mod tests {
     use super::*;

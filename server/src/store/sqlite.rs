@@ -339,8 +339,8 @@ impl Store for SqliteStore {
                     room.disabled
                 ],
             )?;
-            c.execute("DELETE FROM room_roles WHERE room_guid = ?1", params![room.guid])?;
-            c.execute("DELETE FROM room_presenters WHERE room_guid = ?1", params![room.guid])?;
+            c.execute(&sql::sqlite_placeholders(sql::DELETE_ROLES), params![room.guid])?;
+            c.execute(&sql::sqlite_placeholders(sql::DELETE_PRESENTERS), params![room.guid])?;
             let mut pres = c.prepare_cached(
                 "INSERT OR IGNORE INTO room_presenters (room_guid, user_uri) VALUES (?1, ?2)",
             )?;
@@ -503,10 +503,7 @@ impl Store for SqliteStore {
                 .query_map(params![user], |r| r.get::<_, String>(0))?
                 .collect::<Result<Vec<_>, _>>()?;
             for g in have.iter().filter(|g| !keep.contains(g.as_str())) {
-                c.execute(
-                    "DELETE FROM followed WHERE user_uri = ?1 AND room_guid = ?2",
-                    params![user, g],
-                )?;
+                c.execute(&sql::sqlite_placeholders(sql::UNFOLLOW), params![user, g])?;
             }
             Ok(())
         })
@@ -534,10 +531,7 @@ impl Store for SqliteStore {
 
     fn get_file(&mut self, room_guid: &str, name: &str) -> Result<Option<FileRecord>, StoreError> {
         self.conn
-            .prepare_cached(
-                "SELECT room_guid, name, sha256, size, uploader, ts_ms FROM files
-                 WHERE room_guid = ?1 AND name = ?2",
-            )
+            .prepare_cached(&sql::sqlite_placeholders(sql::GET_FILE))
             .and_then(|mut st| {
                 st.query_row(params![room_guid, name], |r| {
                     Ok(FileRecord {
@@ -567,8 +561,7 @@ impl Store for SqliteStore {
 
     fn open_sessions(&mut self, server: &str) -> Result<Vec<OpenSession>, StoreError> {
         self.rows(
-            "SELECT user_uri, room_uri, room_name FROM open_sessions
-                 WHERE server = ?1 ORDER BY user_uri, room_uri",
+            &sql::sqlite_placeholders(sql::OPEN_SESSIONS),
             params![server],
             |r| {
                 Ok(OpenSession {
@@ -582,7 +575,7 @@ impl Store for SqliteStore {
 
     fn get_pref(&mut self, user: &str, label: &str) -> Result<Option<Pref>, StoreError> {
         self.conn
-            .prepare_cached("SELECT seqid, content FROM prefs WHERE user_uri = ?1 AND label = ?2")
+            .prepare_cached(&sql::sqlite_placeholders(sql::GET_PREF))
             .and_then(|mut st| {
                 st.query_row(params![user, label], |r| {
                     Ok(Pref {
@@ -613,8 +606,7 @@ impl Store for SqliteStore {
 
     fn invitations(&mut self, user: &str) -> Result<Vec<Invitation>, StoreError> {
         self.rows(
-            "SELECT id, room_guid, inviter, ts_ms FROM invitations WHERE user_uri = ?1 AND seen = 0
-                 ORDER BY id",
+            &sql::sqlite_placeholders(sql::INVITATIONS),
             params![user],
             |r| {
                 Ok(Invitation {
@@ -662,8 +654,7 @@ impl Store for SqliteStore {
 
     fn outbox_peek(&mut self, limit: u32) -> Result<Vec<Event>, StoreError> {
         self.rows(
-            "SELECT id, kind, room_uri, room_name, user_uri, ts_ms, content
-                 FROM compliance_outbox ORDER BY id LIMIT ?1",
+            &sql::sqlite_placeholders(sql::OUTBOX_PEEK),
             params![limit],
             event_row,
         )
@@ -697,8 +688,7 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> Result<Vec<StoredMessage>, StoreError> {
         self.rows(
-            "SELECT id, room_guid, author, ts_ms, text FROM messages WHERE id > ?1
-                 ORDER BY id LIMIT ?2",
+            &sql::sqlite_placeholders(sql::MESSAGES_AFTER),
             params![after_id, limit],
             message_row,
         )
@@ -707,30 +697,27 @@ impl Store for SqliteStore {
     fn log_append(&mut self, e: &NewLogEntry) -> Result<i64, StoreError> {
         self.write(|c| {
             let seq: i64 = c.query_row(
-                "UPDATE rooms SET log_seq = log_seq + 1 WHERE guid = ?1 RETURNING log_seq",
+                &sql::sqlite_placeholders(sql::NEXT_LOG_SEQ),
                 params![e.room_guid],
                 |r| r.get(0),
             )?;
-            c.prepare_cached(
-                "INSERT INTO room_log (room_guid, seq, origin, dialog, kind, user_uri, ts_ms, msg_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )?
-            .execute(params![
-                e.room_guid,
-                seq,
-                e.origin,
-                e.dialog,
-                e.kind.as_str(),
-                e.user,
-                e.ts_ms,
-                e.msg_id
-            ])?;
+            c.prepare_cached(&sql::sqlite_placeholders(sql::LOG_APPEND))?
+                .execute(params![
+                    e.room_guid,
+                    seq,
+                    e.origin,
+                    e.dialog,
+                    e.kind.as_str(),
+                    e.user,
+                    e.ts_ms,
+                    e.msg_id
+                ])?;
             Ok(seq)
         })
     }
 
     fn log_heads(&mut self) -> Result<Vec<(String, i64)>, StoreError> {
-        self.rows("SELECT guid, log_seq FROM rooms ORDER BY guid", [], |r| {
+        self.rows(&sql::sqlite_placeholders(sql::LOG_HEADS), [], |r| {
             Ok((r.get(0)?, r.get(1)?))
         })
     }
@@ -743,11 +730,7 @@ impl Store for SqliteStore {
     ) -> Result<Vec<LogEntry>, StoreError> {
         let mut st = self
             .conn
-            .prepare_cached(
-                "SELECT l.seq, l.room_guid, l.origin, l.dialog, l.kind, l.user_uri, l.ts_ms,
-                   COALESCE(m.text, '') FROM room_log l LEFT JOIN messages m ON m.id = l.msg_id
-                 WHERE l.room_guid = ?1 AND l.seq > ?2 ORDER BY l.seq LIMIT ?3",
-            )
+            .prepare_cached(&sql::sqlite_placeholders(sql::LOG_AFTER))
             .map_err(db)?;
         let rows = st
             .query_map(params![room_guid, after_seq, limit], |r| {
