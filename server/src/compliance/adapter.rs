@@ -55,8 +55,11 @@ pub trait Adapter: Send {
 pub trait Format: Send + Sync {
     /// Short name (`xml`, `jsonl`).
     fn name(&self) -> &str;
-    /// File extension without the dot; `verify` reads back files with it.
-    fn extension(&self) -> &str;
+    /// File extension without the dot (default: the name); `verify` reads back files
+    /// with it.
+    fn extension(&self) -> &str {
+        self.name()
+    }
     /// The file's bytes for `events` (all from one batch, id order). Must depend only on
     /// `events` (no clock, no randomness): a re-run must write identical bytes.
     fn render(&self, events: &[Event]) -> Vec<u8>;

@@ -20,10 +20,6 @@ impl Format for Jsonl {
         "jsonl"
     }
 
-    fn extension(&self) -> &str {
-        "jsonl"
-    }
-
     fn render(&self, events: &[Event]) -> Vec<u8> {
         let mut out = Vec::with_capacity(events.len() * 200);
         for e in events {

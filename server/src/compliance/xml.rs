@@ -122,10 +122,6 @@ impl Format for Xml {
         "xml"
     }
 
-    fn extension(&self) -> &str {
-        "xml"
-    }
-
     fn render(&self, events: &[Event]) -> Vec<u8> {
         let mut rooms: BTreeMap<&str, Vec<&Event>> = BTreeMap::new();
         for e in events {

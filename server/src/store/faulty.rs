@@ -4,11 +4,12 @@
 //! A failed commit rolls the inner transaction back ("nothing of the failed call was
 //! kept", [`StoreError`]).
 
+use super::sql::Row;
 use super::{
-    Arg, FileRecord, HistoryQuery, Invitation, LogEntry, NewLogEntry, NewMessage, OpenSession,
-    Pref, RoomRecord, Store, StoreError, StoredMessage,
+    Arg, FileRecord, HistoryQuery, NewLogEntry, NewMessage, OpenSession, RoomRecord, Store,
+    StoreError, StoredMessage,
 };
-use crate::compliance::{Event, NewEvent};
+use crate::compliance::NewEvent;
 use crate::fault::{Faults, StoreFault};
 
 /// What a [`HookedStore`] is about to do, for its [`StoreHook`] to allow or fail.
@@ -98,8 +99,7 @@ impl<H: StoreHook> Store for HookedStore<H> {
     hooked! {
         fn begin(&mut self) -> Result<(), StoreError> => Begin;
         fn sql_exec(&mut self, sql: &'static str, args: Vec<Arg>) -> Result<u64, StoreError> => Write;
-        fn sql_strings(&mut self, sql: &'static str, args: Vec<Arg>) -> Result<Vec<String>, StoreError> => Read;
-        fn sql_ints(&mut self, sql: &'static str, args: Vec<Arg>) -> Result<Vec<i64>, StoreError> => Read;
+        fn sql_query(&mut self, sql: &'static str, args: Vec<Arg>) -> Result<Vec<Row>, StoreError> => Read;
         fn upsert_room(&mut self, room: &RoomRecord) -> Result<(), StoreError> => Write;
         fn load_rooms(&mut self) -> Result<Vec<RoomRecord>, StoreError> => Read;
         fn append_message(&mut self, msg: &NewMessage) -> Result<i64, StoreError> => Write;
@@ -107,21 +107,13 @@ impl<H: StoreHook> Store for HookedStore<H> {
         fn follow(&mut self, user: &str, room_guid: &str) -> Result<(), StoreError> => Write;
         fn savepoint(&mut self) -> Result<(), StoreError> => Write;
         fn record_event(&mut self, ev: &NewEvent) -> Result<i64, StoreError> => Write;
-        fn outbox_peek(&mut self, limit: u32) -> Result<Vec<Event>, StoreError> => Read;
         fn open_session(&mut self, server: &str, s: &OpenSession) -> Result<(), StoreError> => Write;
-        fn open_sessions(&mut self, server: &str) -> Result<Vec<OpenSession>, StoreError> => Read;
         fn outbox_delete(&mut self, ids: &[i64]) -> Result<(), StoreError> => OutboxDelete;
         fn event_high_water(&mut self) -> Result<i64, StoreError> => Read;
-        fn messages_after(&mut self, after_id: i64, limit: u32) -> Result<Vec<StoredMessage>, StoreError> => Read;
         fn set_followed(&mut self, user: &str, room_guids: &[String]) -> Result<(), StoreError> => Write;
-        fn get_pref(&mut self, user: &str, label: &str) -> Result<Option<Pref>, StoreError> => Read;
         fn set_pref(&mut self, user: &str, label: &str, content: &str) -> Result<u64, StoreError> => Write;
-        fn invitations(&mut self, user: &str) -> Result<Vec<Invitation>, StoreError> => Read;
         fn put_file(&mut self, file: &FileRecord) -> Result<(), StoreError> => Write;
-        fn get_file(&mut self, room_guid: &str, name: &str) -> Result<Option<FileRecord>, StoreError> => Read;
         fn log_append(&mut self, e: &NewLogEntry) -> Result<i64, StoreError> => Write;
-        fn log_heads(&mut self) -> Result<Vec<(String, i64)>, StoreError> => Read;
-        fn log_after(&mut self, room_guid: &str, after_seq: i64, limit: u32) -> Result<Vec<LogEntry>, StoreError> => Read;
     }
 }
 

@@ -327,11 +327,27 @@ pub trait Store: Send {
     /// open transaction, else in one of its own); returns the number of rows changed.
     /// Only for the statements of [`sql`]: the methods below that are one of them.
     fn sql_exec(&mut self, sql: &'static str, args: Vec<Arg>) -> Result<u64, StoreError>;
+    /// Runs one query of [`sql`] with `args` bound; its rows in order.
+    fn sql_query(&mut self, sql: &'static str, args: Vec<Arg>)
+        -> Result<Vec<sql::Row>, StoreError>;
     /// Runs one query of [`sql`] whose rows are one text column; the values in order.
-    fn sql_strings(&mut self, sql: &'static str, args: Vec<Arg>)
-        -> Result<Vec<String>, StoreError>;
+    fn sql_strings(
+        &mut self,
+        sql: &'static str,
+        args: Vec<Arg>,
+    ) -> Result<Vec<String>, StoreError> {
+        self.sql_query(sql, args)?
+            .iter()
+            .map(|r| r.text(0))
+            .collect()
+    }
     /// Runs one query of [`sql`] whose rows are one integer column; the values in order.
-    fn sql_ints(&mut self, sql: &'static str, args: Vec<Arg>) -> Result<Vec<i64>, StoreError>;
+    fn sql_ints(&mut self, sql: &'static str, args: Vec<Arg>) -> Result<Vec<i64>, StoreError> {
+        self.sql_query(sql, args)?
+            .iter()
+            .map(|r| r.int(0))
+            .collect()
+    }
     /// The last `n` messages of a room, oldest first.
     fn last_messages(&mut self, room_guid: &str, n: u32) -> Result<Vec<StoredMessage>, StoreError> {
         self.history(room_guid, &HistoryQuery::Last, n)
@@ -394,14 +410,20 @@ pub trait Store: Send {
     }
     /// The ledger entries of `server`, sorted by user then room. At start-up these are
     /// the sessions a previous run of the server left open (it crashed).
-    fn open_sessions(&mut self, server: &str) -> Result<Vec<OpenSession>, StoreError>;
+    fn open_sessions(&mut self, server: &str) -> Result<Vec<OpenSession>, StoreError> {
+        let rows = self.sql_query(sql::OPEN_SESSIONS, vec![server.into()])?;
+        rows.iter().map(sql::open_session).collect()
+    }
     /// Users with an entry in the open-sessions ledger for room `room_uri` on any
     /// server, sorted, each once (a pool's online participants).
     fn room_sessions(&mut self, room_uri: &str) -> Result<Vec<String>, StoreError> {
         self.sql_strings(sql::ROOM_SESSIONS, vec![room_uri.into()])
     }
     /// Up to `limit` outbox events, lowest id first.
-    fn outbox_peek(&mut self, limit: u32) -> Result<Vec<Event>, StoreError>;
+    fn outbox_peek(&mut self, limit: u32) -> Result<Vec<Event>, StoreError> {
+        let rows = self.sql_query(sql::OUTBOX_PEEK, vec![i64::from(limit).into()])?;
+        rows.iter().map(sql::event).collect()
+    }
     /// Deletes outbox events by id (ids not present are ignored).
     fn outbox_delete(&mut self, ids: &[i64]) -> Result<(), StoreError>;
     /// The highest event id ever assigned (0 if none): ids `1..=high_water` exist.
@@ -411,7 +433,11 @@ pub trait Store: Send {
         &mut self,
         after_id: i64,
         limit: u32,
-    ) -> Result<Vec<StoredMessage>, StoreError>;
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        let args = vec![after_id.into(), i64::from(limit).into()];
+        let rows = self.sql_query(sql::MESSAGES_AFTER, args)?;
+        rows.iter().map(sql::message).collect()
+    }
     /// Replaces a user's followed list with `room_guids`, in that order (read markers of
     /// rooms still followed are kept).
     fn set_followed(&mut self, user: &str, room_guids: &[String]) -> Result<(), StoreError>;
@@ -429,7 +455,10 @@ pub trait Store: Send {
         count(self.sql_ints(sql::UNREAD_COUNT, vec![user.into(), room_guid.into()]))
     }
     /// A user's preference `label`, if set.
-    fn get_pref(&mut self, user: &str, label: &str) -> Result<Option<Pref>, StoreError>;
+    fn get_pref(&mut self, user: &str, label: &str) -> Result<Option<Pref>, StoreError> {
+        let rows = self.sql_query(sql::GET_PREF, vec![user.into(), label.into()])?;
+        rows.first().map(sql::pref).transpose()
+    }
     /// Stores a preference; returns its new version.
     fn set_pref(&mut self, user: &str, label: &str, content: &str) -> Result<u64, StoreError>;
     /// Records an invitation of `user` to a room (one unseen invitation per room).
@@ -444,7 +473,10 @@ pub trait Store: Send {
         self.sql_exec(sql::ADD_INVITATION, args).map(drop)
     }
     /// `user`'s unseen invitations, oldest first.
-    fn invitations(&mut self, user: &str) -> Result<Vec<Invitation>, StoreError>;
+    fn invitations(&mut self, user: &str) -> Result<Vec<Invitation>, StoreError> {
+        let rows = self.sql_query(sql::INVITATIONS, vec![user.into()])?;
+        rows.iter().map(sql::invitation).collect()
+    }
     /// Marks `user`'s invitations to a room as seen.
     fn mark_invitation_seen(&mut self, user: &str, room_guid: &str) -> Result<(), StoreError> {
         let args = vec![user.into(), room_guid.into()];
@@ -453,21 +485,31 @@ pub trait Store: Send {
     /// Records a posted file (replaces an earlier file of the same name in the room).
     fn put_file(&mut self, file: &FileRecord) -> Result<(), StoreError>;
     /// The file `name` of a room, if posted.
-    fn get_file(&mut self, room_guid: &str, name: &str) -> Result<Option<FileRecord>, StoreError>;
+    fn get_file(&mut self, room_guid: &str, name: &str) -> Result<Option<FileRecord>, StoreError> {
+        let rows = self.sql_query(sql::GET_FILE, vec![room_guid.into(), name.into()])?;
+        rows.first().map(sql::file).transpose()
+    }
     /// Appends an entry to its room's pool log with the room's next sequence number
     /// (returned). The room's row stays locked until the transaction ends, so a room's
     /// sequence numbers commit in order; on PostgreSQL the commit also notifies the
     /// members (`NOTIFY pchat_pool`). Errors: no such room, or the store failed.
     fn log_append(&mut self, e: &NewLogEntry) -> Result<i64, StoreError>;
     /// Every room's last committed log sequence number (0: none yet), by room GUID.
-    fn log_heads(&mut self) -> Result<Vec<(String, i64)>, StoreError>;
+    fn log_heads(&mut self) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = self.sql_query(sql::LOG_HEADS, vec![])?;
+        rows.iter().map(|r| Ok((r.text(0)?, r.int(1)?))).collect()
+    }
     /// Up to `limit` log entries of a room with sequence above `after_seq`, in order.
     fn log_after(
         &mut self,
         room_guid: &str,
         after_seq: i64,
         limit: u32,
-    ) -> Result<Vec<LogEntry>, StoreError>;
+    ) -> Result<Vec<LogEntry>, StoreError> {
+        let args = vec![room_guid.into(), after_seq.into(), i64::from(limit).into()];
+        let rows = self.sql_query(sql::LOG_AFTER, args)?;
+        rows.iter().map(sql::log_entry).collect()
+    }
     /// Renews (or takes) member `server`'s lease until `until_ms` (ms since the epoch).
     fn lease_renew(&mut self, server: &str, until_ms: i64) -> Result<(), StoreError> {
         self.sql_exec(sql::LEASE_RENEW, vec![server.into(), until_ms.into()])

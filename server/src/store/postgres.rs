@@ -24,10 +24,10 @@
 //! together migrate once.
 
 use super::{
-    sql, Arg, FileRecord, HistoryQuery, Invitation, LogEntry, LogKind, NewLogEntry, NewMessage,
-    OpenSession, Pref, RoomRecord, Store, StoreError, StoredMessage,
+    sql, Arg, FileRecord, HistoryQuery, NewLogEntry, NewMessage, OpenSession, RoomRecord, Store,
+    StoreError, StoredMessage,
 };
-use crate::compliance::{Event, EventKind, NewEvent};
+use crate::compliance::NewEvent;
 use ::postgres::types::ToSql;
 use ::postgres::{Client, NoTls, Row, Statement};
 use std::collections::HashMap;
@@ -425,31 +425,33 @@ impl PgStore {
     }
 }
 
-fn message_of(r: &Row) -> StoredMessage {
-    StoredMessage {
-        id: r.get(0),
-        room_guid: r.get(1),
-        author: r.get(2),
-        ts_ms: r.get(3),
-        text: r.get(4),
-    }
-}
-
-fn event_of(r: &Row) -> Result<Event, StoreError> {
-    let kind: String = r.get(1);
-    let kind = EventKind::parse(&kind)
-        .ok_or_else(|| StoreError::Db(format!("unknown event kind {kind:?}")))?;
-    Ok(Event::new(
-        r.get(0),
-        NewEvent {
-            kind,
-            room_uri: r.get(2),
-            room_name: r.get(3),
-            user: r.get(4),
-            ts_ms: r.get(5),
-            content: r.get(6),
-        },
-    ))
+/// A row of a shared query as a [`sql::Row`] (text, integer, boolean and NULL
+/// columns; booleans as 0/1).
+fn shared_row(r: &Row) -> Result<sql::Row, StoreError> {
+    use ::postgres::types::Type;
+    let value = |(i, col): (usize, &::postgres::Column)| -> Result<sql::Value, StoreError> {
+        let ty = col.type_();
+        let v = if *ty == Type::INT8 {
+            r.try_get::<_, Option<i64>>(i)
+                .map(|v| v.map(sql::Value::Int))
+        } else if *ty == Type::INT4 {
+            r.try_get::<_, Option<i32>>(i)
+                .map(|v| v.map(|n| sql::Value::Int(n.into())))
+        } else if *ty == Type::BOOL {
+            r.try_get::<_, Option<bool>>(i)
+                .map(|v| v.map(|b| sql::Value::Int(b.into())))
+        } else {
+            r.try_get::<_, Option<String>>(i)
+                .map(|v| v.map(sql::Value::Text))
+        };
+        Ok(v.map_err(pg)?.unwrap_or(sql::Value::Null))
+    };
+    r.columns()
+        .iter()
+        .enumerate()
+        .map(value)
+        .collect::<Result<_, _>>()
+        .map(sql::Row)
 }
 
 fn count(v: i64) -> u64 {
@@ -471,21 +473,13 @@ impl Store for PgStore {
         self.write(move |c| c.exec(sql, &pg_args(&args)))
     }
 
-    fn sql_strings(
+    fn sql_query(
         &mut self,
         sql: &'static str,
         args: Vec<Arg>,
-    ) -> Result<Vec<String>, StoreError> {
-        self.read(move |c| c.strings(sql, &pg_args(&args)))
-    }
-
-    fn sql_ints(&mut self, sql: &'static str, args: Vec<Arg>) -> Result<Vec<i64>, StoreError> {
-        self.read(move |c| {
-            Ok(c.query(sql, &pg_args(&args))?
-                .iter()
-                .map(|r| r.get(0))
-                .collect())
-        })
+    ) -> Result<Vec<sql::Row>, StoreError> {
+        let rows = self.read(move |c| c.query(sql, &pg_args(&args)))?;
+        rows.iter().map(shared_row).collect()
     }
 
     fn begin(&mut self) -> Result<(), StoreError> {
@@ -644,32 +638,30 @@ impl Store for PgStore {
         n: u32,
     ) -> Result<Vec<StoredMessage>, StoreError> {
         let (room, n, q) = (room_guid.to_string(), i64::from(n), q.clone());
-        self.read(move |c| {
-            let rows = match &q {
-                HistoryQuery::Last => c.query(
+        // The rows, and whether they are oldest first already.
+        let (rows, ascending) = self.read(move |c| {
+            Ok(match &q {
+                HistoryQuery::Last => (c.query(
                     "SELECT id, room_guid, author, ts_ms, text FROM messages WHERE room_guid = $1
                      ORDER BY id DESC LIMIT $2",
                     &[&room, &n],
-                )?,
-                HistoryQuery::Before(id) => c.query(
+                )?, false),
+                HistoryQuery::Before(id) => (c.query(
                     "SELECT id, room_guid, author, ts_ms, text FROM messages WHERE room_guid = $1
                      AND id < $3 ORDER BY id DESC LIMIT $2",
                     &[&room, &n, id],
-                )?,
-                HistoryQuery::Since(ts) => {
-                    let rows = c.query(
-                        "SELECT id, room_guid, author, ts_ms, text FROM messages WHERE room_guid = $1
-                         AND ts_ms >= $3 ORDER BY id ASC LIMIT $2",
-                        &[&room, &n, ts],
-                    )?;
-                    return Ok(rows.iter().map(message_of).collect());
-                }
+                )?, false),
+                HistoryQuery::Since(ts) => (c.query(
+                    "SELECT id, room_guid, author, ts_ms, text FROM messages WHERE room_guid = $1
+                     AND ts_ms >= $3 ORDER BY id ASC LIMIT $2",
+                    &[&room, &n, ts],
+                )?, true),
                 HistoryQuery::Search {
                     keyword,
                     author,
                     from_ms,
                     to_ms,
-                } => c.query(
+                } => (c.query(
                     "SELECT id, room_guid, author, ts_ms, text FROM messages WHERE room_guid = $1
                      AND strpos(lower(text), lower($3)) > 0
                      AND ($4::TEXT IS NULL OR lower(author) = lower($4::TEXT))
@@ -677,12 +669,17 @@ impl Store for PgStore {
                      AND ($6::BIGINT IS NULL OR ts_ms <= $6::BIGINT)
                      ORDER BY id DESC LIMIT $2",
                     &[&room, &n, keyword, author, from_ms, to_ms],
-                )?,
-            };
-            let mut v: Vec<StoredMessage> = rows.iter().map(message_of).collect();
+                )?, false),
+            })
+        })?;
+        let mut v = rows
+            .iter()
+            .map(|r| sql::message(&shared_row(r)?))
+            .collect::<Result<Vec<_>, _>>()?;
+        if !ascending {
             v.reverse();
-            Ok(v)
-        })
+        }
+        Ok(v)
     }
 
     fn follow(&mut self, user: &str, room_guid: &str) -> Result<(), StoreError> {
@@ -766,27 +763,6 @@ impl Store for PgStore {
         })
     }
 
-    fn open_sessions(&mut self, server: &str) -> Result<Vec<OpenSession>, StoreError> {
-        let server = server.to_string();
-        self.read(move |c| {
-            let rows = c.query(sql::OPEN_SESSIONS, &[&server])?;
-            Ok(rows
-                .iter()
-                .map(|r| OpenSession {
-                    user: r.get(0),
-                    room_uri: r.get(1),
-                    room_name: r.get(2),
-                })
-                .collect())
-        })
-    }
-
-    fn outbox_peek(&mut self, limit: u32) -> Result<Vec<Event>, StoreError> {
-        let limit = i64::from(limit);
-        let rows = self.read(move |c| c.query(sql::OUTBOX_PEEK, &[&limit]))?;
-        rows.iter().map(event_of).collect()
-    }
-
     fn outbox_delete(&mut self, ids: &[i64]) -> Result<(), StoreError> {
         let ids = ids.to_vec();
         self.write(move |c| {
@@ -799,18 +775,6 @@ impl Store for PgStore {
         self.read(|c| {
             let r = c.query("SELECT value FROM pchat_counters WHERE name = 'event'", &[])?;
             Ok(r.first().map_or(0, |r| r.get(0)))
-        })
-    }
-
-    fn messages_after(
-        &mut self,
-        after_id: i64,
-        limit: u32,
-    ) -> Result<Vec<StoredMessage>, StoreError> {
-        let limit = i64::from(limit);
-        self.read(move |c| {
-            let rows = c.query(sql::MESSAGES_AFTER, &[&after_id, &limit])?;
-            Ok(rows.iter().map(message_of).collect())
         })
     }
 
@@ -837,17 +801,6 @@ impl Store for PgStore {
         })
     }
 
-    fn get_pref(&mut self, user: &str, label: &str) -> Result<Option<Pref>, StoreError> {
-        let (user, label) = (user.to_string(), label.to_string());
-        self.read(move |c| {
-            let r = c.query(sql::GET_PREF, &[&user, &label])?;
-            Ok(r.first().map(|r| Pref {
-                seqid: count(r.get(0)),
-                content: r.get(1),
-            }))
-        })
-    }
-
     fn set_pref(&mut self, user: &str, label: &str, content: &str) -> Result<u64, StoreError> {
         let (user, label, content) = (user.to_string(), label.to_string(), content.to_string());
         self.write(move |c| {
@@ -858,22 +811,6 @@ impl Store for PgStore {
                 &[&user, &label, &content],
             )?;
             Ok(count(r[0].get(0)))
-        })
-    }
-
-    fn invitations(&mut self, user: &str) -> Result<Vec<Invitation>, StoreError> {
-        let user = user.to_string();
-        self.read(move |c| {
-            let rows = c.query(sql::INVITATIONS, &[&user])?;
-            Ok(rows
-                .iter()
-                .map(|r| Invitation {
-                    id: r.get(0),
-                    room_guid: r.get(1),
-                    inviter: r.get(2),
-                    ts_ms: r.get(3),
-                })
-                .collect())
         })
     }
 
@@ -895,21 +832,6 @@ impl Store for PgStore {
                 ],
             )
             .map(|_| ())
-        })
-    }
-
-    fn get_file(&mut self, room_guid: &str, name: &str) -> Result<Option<FileRecord>, StoreError> {
-        let (room, name) = (room_guid.to_string(), name.to_string());
-        self.read(move |c| {
-            let r = c.query(sql::GET_FILE, &[&room, &name])?;
-            Ok(r.first().map(|r| FileRecord {
-                room_guid: r.get(0),
-                name: r.get(1),
-                sha256: r.get(2),
-                size: count(r.get(3)),
-                uploader: r.get(4),
-                ts_ms: r.get(5),
-            }))
         })
     }
 
@@ -936,38 +858,5 @@ impl Store for PgStore {
             Ok(Some(seq))
         })?;
         seq.ok_or_else(|| StoreError::Db("no such room (foreign key)".into()))
-    }
-
-    fn log_heads(&mut self) -> Result<Vec<(String, i64)>, StoreError> {
-        self.read(|c| {
-            let rows = c.query(sql::LOG_HEADS, &[])?;
-            Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
-        })
-    }
-
-    fn log_after(
-        &mut self,
-        room_guid: &str,
-        after_seq: i64,
-        limit: u32,
-    ) -> Result<Vec<LogEntry>, StoreError> {
-        let (room, limit) = (room_guid.to_string(), i64::from(limit));
-        let rows = self.read(move |c| c.query(sql::LOG_AFTER, &[&room, &after_seq, &limit]))?;
-        rows.iter()
-            .map(|r| {
-                let kind: String = r.get(4);
-                Ok(LogEntry {
-                    seq: r.get(0),
-                    room_guid: r.get(1),
-                    origin: r.get(2),
-                    dialog: r.get(3),
-                    kind: LogKind::parse(&kind)
-                        .ok_or_else(|| StoreError::Db(format!("unknown log kind {kind:?}")))?,
-                    user: r.get(5),
-                    ts_ms: r.get(6),
-                    text: r.get(7),
-                })
-            })
-            .collect()
     }
 }

@@ -7,6 +7,10 @@
 //! [`Store::sql_strings`](super::Store::sql_strings) and
 //! [`Store::sql_ints`](super::Store::sql_ints); the backends implement only those.
 
+use super::{
+    FileRecord, Invitation, LogEntry, LogKind, OpenSession, Pref, StoreError, StoredMessage,
+};
+use crate::compliance::{Event, EventKind, NewEvent};
 use std::borrow::Cow;
 
 /// One bound argument of a shared statement (owned: PostgreSQL runs it on its
@@ -29,6 +33,137 @@ impl From<i64> for Arg {
     fn from(n: i64) -> Arg {
         Arg::Int(n)
     }
+}
+
+/// One column value of a row of a shared query (what both backends' column types of
+/// the shared tables read as: `TEXT`, `INTEGER`/`BIGINT`, `NULL`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value {
+    /// `NULL`.
+    Null,
+    /// An integer column.
+    Int(i64),
+    /// A text column.
+    Text(String),
+}
+
+/// A row of a shared query, read by 0-based column index; the shared row mappers below
+/// turn rows into the store's records for either backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row(pub Vec<Value>);
+
+impl Row {
+    fn col(&self, i: usize) -> Result<&Value, StoreError> {
+        self.0
+            .get(i)
+            .ok_or_else(|| StoreError::Db(format!("no column {i} in the row")))
+    }
+
+    /// Column `i` as text. Errors: absent, `NULL` or not text.
+    pub fn text(&self, i: usize) -> Result<String, StoreError> {
+        match self.col(i)? {
+            Value::Text(t) => Ok(t.clone()),
+            v => Err(StoreError::Db(format!("column {i} is {v:?}, not text"))),
+        }
+    }
+
+    /// Column `i` as an integer. Errors: absent, `NULL` or not an integer.
+    pub fn int(&self, i: usize) -> Result<i64, StoreError> {
+        match self.col(i)? {
+            Value::Int(n) => Ok(*n),
+            v => Err(StoreError::Db(format!(
+                "column {i} is {v:?}, not an integer"
+            ))),
+        }
+    }
+
+    /// Column `i` as a count or size (a negative value reads as 0).
+    pub fn count(&self, i: usize) -> Result<u64, StoreError> {
+        Ok(self.int(i)?.max(0) as u64)
+    }
+}
+
+/// A message row `(id, room_guid, author, ts_ms, text)`.
+pub fn message(r: &Row) -> Result<StoredMessage, StoreError> {
+    Ok(StoredMessage {
+        id: r.int(0)?,
+        room_guid: r.text(1)?,
+        author: r.text(2)?,
+        ts_ms: r.int(3)?,
+        text: r.text(4)?,
+    })
+}
+
+/// An outbox row `(id, kind, room_uri, room_name, user_uri, ts_ms, content)`; an unknown
+/// kind is an error (the row was not written by this code).
+pub fn event(r: &Row) -> Result<Event, StoreError> {
+    let kind = r.text(1)?;
+    let kind = EventKind::parse(&kind)
+        .ok_or_else(|| StoreError::Db(format!("unknown event kind {kind:?}")))?;
+    let ev = NewEvent {
+        kind,
+        room_uri: r.text(2)?,
+        room_name: r.text(3)?,
+        user: r.text(4)?,
+        ts_ms: r.int(5)?,
+        content: r.text(6)?,
+    };
+    Ok(Event::new(r.int(0)?, ev))
+}
+
+/// A pool log row `(seq, room_guid, origin, dialog, kind, user_uri, ts_ms, text)`.
+pub fn log_entry(r: &Row) -> Result<LogEntry, StoreError> {
+    let kind = r.text(4)?;
+    Ok(LogEntry {
+        seq: r.int(0)?,
+        room_guid: r.text(1)?,
+        origin: r.text(2)?,
+        dialog: r.int(3)?,
+        kind: LogKind::parse(&kind)
+            .ok_or_else(|| StoreError::Db(format!("unknown log kind {kind:?}")))?,
+        user: r.text(5)?,
+        ts_ms: r.int(6)?,
+        text: r.text(7)?,
+    })
+}
+
+/// An open-sessions row `(user_uri, room_uri, room_name)`.
+pub fn open_session(r: &Row) -> Result<OpenSession, StoreError> {
+    Ok(OpenSession {
+        user: r.text(0)?,
+        room_uri: r.text(1)?,
+        room_name: r.text(2)?,
+    })
+}
+
+/// An invitation row `(id, room_guid, inviter, ts_ms)`.
+pub fn invitation(r: &Row) -> Result<Invitation, StoreError> {
+    Ok(Invitation {
+        id: r.int(0)?,
+        room_guid: r.text(1)?,
+        inviter: r.text(2)?,
+        ts_ms: r.int(3)?,
+    })
+}
+
+/// A preference row `(seqid, content)`.
+pub fn pref(r: &Row) -> Result<Pref, StoreError> {
+    Ok(Pref {
+        seqid: r.count(0)?,
+        content: r.text(1)?,
+    })
+}
+
+/// A file row `(room_guid, name, sha256, size, uploader, ts_ms)`.
+pub fn file(r: &Row) -> Result<FileRecord, StoreError> {
+    Ok(FileRecord {
+        room_guid: r.text(0)?,
+        name: r.text(1)?,
+        sha256: r.text(2)?,
+        size: r.count(3)?,
+        uploader: r.text(4)?,
+        ts_ms: r.int(5)?,
+    })
 }
 
 /// `sql` with every `$N` placeholder written `?N` (SQLite's numbered form).

@@ -2,8 +2,8 @@
 //! (`PRAGMA user_version`), prepared-statement cache.
 
 use super::{
-    sql, Arg, FileRecord, HistoryQuery, Invitation, LogEntry, LogKind, NewLogEntry, NewMessage,
-    OpenSession, Pref, RoomRecord, Store, StoreError, StoredMessage,
+    sql, Arg, FileRecord, HistoryQuery, NewLogEntry, NewMessage, OpenSession, RoomRecord, Store,
+    StoreError, StoredMessage,
 };
 use crate::compliance::{Event, EventKind, NewEvent};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -201,6 +201,18 @@ impl SqliteStore {
         self.column(sql::PRESENTERS, &[guid.into()])
     }
 
+    /// The messages of `sql` (rows `(id, room_guid, author, ts_ms, text)`) with `p` bound.
+    fn messages(
+        &self,
+        sql: &str,
+        p: impl rusqlite::Params,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        self.rows(sql, p, shared_row)?
+            .iter()
+            .map(sql::message)
+            .collect()
+    }
+
     /// The rows of `sql` with `p` bound, each read by `f`.
     fn rows<T>(
         &self,
@@ -256,15 +268,29 @@ pub(crate) fn migrate(conn: &mut Connection, migrations: &[&str]) -> Result<(), 
     Ok(())
 }
 
-/// Reads a message row `(id, room_guid, author, ts_ms, text)`.
-fn message_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredMessage> {
-    Ok(StoredMessage {
-        id: r.get(0)?,
-        room_guid: r.get(1)?,
-        author: r.get(2)?,
-        ts_ms: r.get(3)?,
-        text: r.get(4)?,
-    })
+/// A row of a shared query as a [`sql::Row`] (text, integer and NULL columns).
+fn shared_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<sql::Row> {
+    use rusqlite::types::{Type, ValueRef};
+    let n = r.as_ref().column_count();
+    let value = |i: usize| {
+        Ok(match r.get_ref(i)? {
+            ValueRef::Null => sql::Value::Null,
+            ValueRef::Integer(v) => sql::Value::Int(v),
+            ValueRef::Text(t) => sql::Value::Text(String::from_utf8_lossy(t).into_owned()),
+            ValueRef::Real(_) | ValueRef::Blob(_) => {
+                let why = "a shared query reads text and integers only".into();
+                return Err(rusqlite::Error::FromSqlConversionFailure(
+                    i,
+                    Type::Blob,
+                    why,
+                ));
+            }
+        })
+    };
+    (0..n)
+        .map(value)
+        .collect::<rusqlite::Result<_>>()
+        .map(sql::Row)
 }
 
 impl Store for SqliteStore {
@@ -277,16 +303,13 @@ impl Store for SqliteStore {
         })
     }
 
-    fn sql_strings(
+    fn sql_query(
         &mut self,
         sql: &'static str,
         args: Vec<Arg>,
-    ) -> Result<Vec<String>, StoreError> {
-        self.column(sql, &args)
-    }
-
-    fn sql_ints(&mut self, sql: &'static str, args: Vec<Arg>) -> Result<Vec<i64>, StoreError> {
-        self.column(sql, &args)
+    ) -> Result<Vec<sql::Row>, StoreError> {
+        let sql = sql::sqlite_placeholders(sql);
+        self.rows(&sql, rusqlite::params_from_iter(&args), shared_row)
     }
 
     fn begin(&mut self) -> Result<(), StoreError> {
@@ -426,22 +449,19 @@ impl Store for SqliteStore {
         const COLS: &str =
             "SELECT id, room_guid, author, ts_ms, text FROM messages WHERE room_guid = ?1";
         let mut v = match q {
-            HistoryQuery::Last => self.rows(
+            HistoryQuery::Last => self.messages(
                 &format!("{COLS} ORDER BY id DESC LIMIT ?2"),
                 params![room_guid, n],
-                message_row,
             )?,
-            HistoryQuery::Before(id) => self.rows(
+            HistoryQuery::Before(id) => self.messages(
                 &format!("{COLS} AND id < ?3 ORDER BY id DESC LIMIT ?2"),
                 params![room_guid, n, id],
-                message_row,
             )?,
             HistoryQuery::Since(ts) => {
                 // Oldest first already: the n messages right after `ts`.
-                return self.rows(
+                return self.messages(
                     &format!("{COLS} AND ts_ms >= ?3 ORDER BY id ASC LIMIT ?2"),
                     params![room_guid, n, ts],
-                    message_row,
                 );
             }
             HistoryQuery::Search {
@@ -451,7 +471,7 @@ impl Store for SqliteStore {
                 to_ms,
             } => {
                 // instr(lower(..)) instead of LIKE: no wildcard escaping of user input.
-                self.rows(
+                self.messages(
                     &format!(
                         "{COLS} AND instr(lower(text), lower(?3)) > 0
                          AND (?4 IS NULL OR lower(author) = lower(?4))
@@ -459,7 +479,6 @@ impl Store for SqliteStore {
                          ORDER BY id DESC LIMIT ?2"
                     ),
                     params![room_guid, n, keyword, author, from_ms, to_ms],
-                    message_row,
                 )?
             }
         };
@@ -529,25 +548,6 @@ impl Store for SqliteStore {
         })
     }
 
-    fn get_file(&mut self, room_guid: &str, name: &str) -> Result<Option<FileRecord>, StoreError> {
-        self.conn
-            .prepare_cached(&sql::sqlite_placeholders(sql::GET_FILE))
-            .and_then(|mut st| {
-                st.query_row(params![room_guid, name], |r| {
-                    Ok(FileRecord {
-                        room_guid: r.get(0)?,
-                        name: r.get(1)?,
-                        sha256: r.get(2)?,
-                        size: r.get::<_, i64>(3)?.max(0) as u64,
-                        uploader: r.get(4)?,
-                        ts_ms: r.get(5)?,
-                    })
-                })
-                .optional()
-            })
-            .map_err(db)
-    }
-
     fn open_session(&mut self, server: &str, s: &OpenSession) -> Result<(), StoreError> {
         self.write(|c| {
             c.prepare_cached(
@@ -557,35 +557,6 @@ impl Store for SqliteStore {
             .execute(params![server, s.user, s.room_uri, s.room_name])
             .map(|_| ())
         })
-    }
-
-    fn open_sessions(&mut self, server: &str) -> Result<Vec<OpenSession>, StoreError> {
-        self.rows(
-            &sql::sqlite_placeholders(sql::OPEN_SESSIONS),
-            params![server],
-            |r| {
-                Ok(OpenSession {
-                    user: r.get(0)?,
-                    room_uri: r.get(1)?,
-                    room_name: r.get(2)?,
-                })
-            },
-        )
-    }
-
-    fn get_pref(&mut self, user: &str, label: &str) -> Result<Option<Pref>, StoreError> {
-        self.conn
-            .prepare_cached(&sql::sqlite_placeholders(sql::GET_PREF))
-            .and_then(|mut st| {
-                st.query_row(params![user, label], |r| {
-                    Ok(Pref {
-                        seqid: r.get::<_, i64>(0)?.max(0) as u64,
-                        content: r.get(1)?,
-                    })
-                })
-                .optional()
-            })
-            .map_err(db)
     }
 
     fn set_pref(&mut self, user: &str, label: &str, content: &str) -> Result<u64, StoreError> {
@@ -602,21 +573,6 @@ impl Store for SqliteStore {
             )
             .map(|n| n.max(0) as u64)
         })
-    }
-
-    fn invitations(&mut self, user: &str) -> Result<Vec<Invitation>, StoreError> {
-        self.rows(
-            &sql::sqlite_placeholders(sql::INVITATIONS),
-            params![user],
-            |r| {
-                Ok(Invitation {
-                    id: r.get(0)?,
-                    room_guid: r.get(1)?,
-                    inviter: r.get(2)?,
-                    ts_ms: r.get(3)?,
-                })
-            },
-        )
     }
 
     fn savepoint(&mut self) -> Result<(), StoreError> {
@@ -652,14 +608,6 @@ impl Store for SqliteStore {
         })
     }
 
-    fn outbox_peek(&mut self, limit: u32) -> Result<Vec<Event>, StoreError> {
-        self.rows(
-            &sql::sqlite_placeholders(sql::OUTBOX_PEEK),
-            params![limit],
-            event_row,
-        )
-    }
-
     fn outbox_delete(&mut self, ids: &[i64]) -> Result<(), StoreError> {
         self.write(|c| {
             let mut st = c.prepare_cached("DELETE FROM compliance_outbox WHERE id = ?1")?;
@@ -680,18 +628,6 @@ impl Store for SqliteStore {
             .optional()
             .map(|v| v.unwrap_or(0))
             .map_err(db)
-    }
-
-    fn messages_after(
-        &mut self,
-        after_id: i64,
-        limit: u32,
-    ) -> Result<Vec<StoredMessage>, StoreError> {
-        self.rows(
-            &sql::sqlite_placeholders(sql::MESSAGES_AFTER),
-            params![after_id, limit],
-            message_row,
-        )
     }
 
     fn log_append(&mut self, e: &NewLogEntry) -> Result<i64, StoreError> {
@@ -715,53 +651,6 @@ impl Store for SqliteStore {
             Ok(seq)
         })
     }
-
-    fn log_heads(&mut self) -> Result<Vec<(String, i64)>, StoreError> {
-        self.rows(&sql::sqlite_placeholders(sql::LOG_HEADS), [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
-    }
-
-    fn log_after(
-        &mut self,
-        room_guid: &str,
-        after_seq: i64,
-        limit: u32,
-    ) -> Result<Vec<LogEntry>, StoreError> {
-        let mut st = self
-            .conn
-            .prepare_cached(&sql::sqlite_placeholders(sql::LOG_AFTER))
-            .map_err(db)?;
-        let rows = st
-            .query_map(params![room_guid, after_seq, limit], |r| {
-                let kind: String = r.get(4)?;
-                Ok((kind, log_entry(r)?))
-            })
-            .map_err(db)?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (kind, mut e) = row.map_err(db)?;
-            e.kind = LogKind::parse(&kind)
-                .ok_or_else(|| StoreError::Db(format!("unknown log kind {kind:?}")))?;
-            out.push(e);
-        }
-        Ok(out)
-    }
-}
-
-/// A log row `(seq, room_guid, origin, dialog, kind, user_uri, ts_ms, text)`, its kind
-/// left for the caller to parse.
-fn log_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<LogEntry> {
-    Ok(LogEntry {
-        seq: r.get(0)?,
-        room_guid: r.get(1)?,
-        origin: r.get(2)?,
-        dialog: r.get(3)?,
-        kind: LogKind::Chat,
-        user: r.get(5)?,
-        ts_ms: r.get(6)?,
-        text: r.get(7)?,
-    })
 }
 
 impl SqliteStore {
