@@ -1,11 +1,11 @@
-//! The SQL both stores run unchanged, and the statement arguments that carry it across
-//! backends. Statements use PostgreSQL's `$1`, `$2`, ... placeholders; SQLite reads them
-//! as its `?1`, `?2`, ... ([`sqlite_placeholders`]: `$NNN` in SQLite is a named
-//! parameter numbered by first appearance, not by its digits). The [`Store`](super::Store)
-//! methods that are one of these statements are provided by the trait on top of the
-//! three primitives [`Store::sql_exec`](super::Store::sql_exec),
-//! [`Store::sql_strings`](super::Store::sql_strings) and
-//! [`Store::sql_ints`](super::Store::sql_ints); the backends implement only those.
+//! The SQL both stores run unchanged, the statement arguments that carry it across
+//! backends ([`Arg`]) and the rows it reads ([`Row`], with the row mappers both
+//! backends use). Statements use PostgreSQL's `$1`, `$2`, ... placeholders; SQLite reads
+//! them as its `?1`, `?2`, ... ([`sqlite_placeholders`]: `$NNN` in SQLite is a named
+//! parameter numbered by first appearance, not by its digits). The
+//! [`Store`](super::Store) methods that are one of these statements are provided by the
+//! trait on top of the two primitives [`Store::sql_exec`](super::Store::sql_exec) and
+//! [`Store::sql_query`](super::Store::sql_query); the backends implement only those.
 
 use super::{
     FileRecord, Invitation, LogEntry, LogKind, OpenSession, Pref, StoreError, StoredMessage,
