@@ -77,6 +77,15 @@ impl Row {
         }
     }
 
+    /// Columns `idx` as text, in that order. Errors: as [`Row::text`].
+    pub fn texts<const N: usize>(&self, idx: [usize; N]) -> Result<[String; N], StoreError> {
+        let mut out: [String; N] = std::array::from_fn(|_| String::new());
+        for (o, i) in out.iter_mut().zip(idx) {
+            *o = self.text(i)?;
+        }
+        Ok(out)
+    }
+
     /// Column `i` as a count or size (a negative value reads as 0).
     pub fn count(&self, i: usize) -> Result<u64, StoreError> {
         Ok(self.int(i)?.max(0) as u64)
@@ -85,84 +94,92 @@ impl Row {
 
 /// A message row `(id, room_guid, author, ts_ms, text)`.
 pub fn message(r: &Row) -> Result<StoredMessage, StoreError> {
+    let [room_guid, author, text] = r.texts([1, 2, 4])?;
+    let (id, ts_ms) = (r.int(0)?, r.int(3)?);
     Ok(StoredMessage {
-        id: r.int(0)?,
-        room_guid: r.text(1)?,
-        author: r.text(2)?,
-        ts_ms: r.int(3)?,
-        text: r.text(4)?,
+        id,
+        room_guid,
+        author,
+        ts_ms,
+        text,
     })
 }
 
 /// An outbox row `(id, kind, room_uri, room_name, user_uri, ts_ms, content)`; an unknown
 /// kind is an error (the row was not written by this code).
 pub fn event(r: &Row) -> Result<Event, StoreError> {
-    let kind = r.text(1)?;
+    let [kind, room_uri, room_name, user, content] = r.texts([1, 2, 3, 4, 6])?;
     let kind = EventKind::parse(&kind)
         .ok_or_else(|| StoreError::Db(format!("unknown event kind {kind:?}")))?;
+    let ts_ms = r.int(5)?;
     let ev = NewEvent {
         kind,
-        room_uri: r.text(2)?,
-        room_name: r.text(3)?,
-        user: r.text(4)?,
-        ts_ms: r.int(5)?,
-        content: r.text(6)?,
+        room_uri,
+        room_name,
+        user,
+        ts_ms,
+        content,
     };
     Ok(Event::new(r.int(0)?, ev))
 }
 
 /// A pool log row `(seq, room_guid, origin, dialog, kind, user_uri, ts_ms, text)`.
 pub fn log_entry(r: &Row) -> Result<LogEntry, StoreError> {
-    let kind = r.text(4)?;
+    let [room_guid, origin, kind, user, text] = r.texts([1, 2, 4, 5, 7])?;
+    let kind = LogKind::parse(&kind)
+        .ok_or_else(|| StoreError::Db(format!("unknown log kind {kind:?}")))?;
+    let (seq, dialog, ts_ms) = (r.int(0)?, r.int(3)?, r.int(6)?);
     Ok(LogEntry {
-        seq: r.int(0)?,
-        room_guid: r.text(1)?,
-        origin: r.text(2)?,
-        dialog: r.int(3)?,
-        kind: LogKind::parse(&kind)
-            .ok_or_else(|| StoreError::Db(format!("unknown log kind {kind:?}")))?,
-        user: r.text(5)?,
-        ts_ms: r.int(6)?,
-        text: r.text(7)?,
+        seq,
+        room_guid,
+        origin,
+        dialog,
+        kind,
+        user,
+        ts_ms,
+        text,
     })
 }
 
 /// An open-sessions row `(user_uri, room_uri, room_name)`.
 pub fn open_session(r: &Row) -> Result<OpenSession, StoreError> {
+    let [user, room_uri, room_name] = r.texts([0, 1, 2])?;
     Ok(OpenSession {
-        user: r.text(0)?,
-        room_uri: r.text(1)?,
-        room_name: r.text(2)?,
+        user,
+        room_uri,
+        room_name,
     })
 }
 
 /// An invitation row `(id, room_guid, inviter, ts_ms)`.
 pub fn invitation(r: &Row) -> Result<Invitation, StoreError> {
+    let [room_guid, inviter] = r.texts([1, 2])?;
+    let (id, ts_ms) = (r.int(0)?, r.int(3)?);
     Ok(Invitation {
-        id: r.int(0)?,
-        room_guid: r.text(1)?,
-        inviter: r.text(2)?,
-        ts_ms: r.int(3)?,
+        id,
+        room_guid,
+        inviter,
+        ts_ms,
     })
 }
 
 /// A preference row `(seqid, content)`.
 pub fn pref(r: &Row) -> Result<Pref, StoreError> {
-    Ok(Pref {
-        seqid: r.count(0)?,
-        content: r.text(1)?,
-    })
+    let (seqid, content) = (r.count(0)?, r.text(1)?);
+    Ok(Pref { seqid, content })
 }
 
 /// A file row `(room_guid, name, sha256, size, uploader, ts_ms)`.
 pub fn file(r: &Row) -> Result<FileRecord, StoreError> {
+    let [room_guid, name, sha256, uploader] = r.texts([0, 1, 2, 4])?;
+    let (size, ts_ms) = (r.count(3)?, r.int(5)?);
     Ok(FileRecord {
-        room_guid: r.text(0)?,
-        name: r.text(1)?,
-        sha256: r.text(2)?,
-        size: r.count(3)?,
-        uploader: r.text(4)?,
-        ts_ms: r.int(5)?,
+        room_guid,
+        name,
+        sha256,
+        size,
+        uploader,
+        ts_ms,
     })
 }
 
