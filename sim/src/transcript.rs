@@ -4,6 +4,7 @@
 //! by order of first appearance - so a transcript can be snapshot-tested (insta) and
 //! compared byte for byte.
 
+use bytes::Bytes;
 use regex::{Captures, Regex};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -15,8 +16,9 @@ pub struct Entry {
     pub from: String,
     /// Receiver label.
     pub to: String,
-    /// The message bytes exactly as on the wire.
-    pub bytes: Vec<u8>,
+    /// The message bytes exactly as on the wire (shared with the frame they came in, no
+    /// copy: [`Transcript::record_bytes`]).
+    pub bytes: Bytes,
     /// When it was recorded: simulated time since the start of the simulation in the
     /// simulator, wall-clock time since the first entry in a live run. Not part of the
     /// rendered transcript (pcap timestamps, ladders).
@@ -32,15 +34,21 @@ pub struct Transcript {
 }
 
 impl Transcript {
-    /// Appends a message.
+    /// Appends a message (a copy of `bytes`).
     pub fn record(&self, from: &str, to: &str, bytes: &[u8]) {
+        self.record_bytes(from, to, Bytes::copy_from_slice(bytes));
+    }
+
+    /// Appends a message the caller already holds as [`Bytes`] (a received frame, an
+    /// encoded request): kept as it is, without copying.
+    pub fn record_bytes(&self, from: &str, to: &str, bytes: Bytes) {
         let at = turmoil::sim_elapsed()
             .unwrap_or_else(|| self.start.get_or_init(std::time::Instant::now).elapsed());
         if let Ok(mut e) = self.entries.lock() {
             e.push(Entry {
                 from: from.to_string(),
                 to: to.to_string(),
-                bytes: bytes.to_vec(),
+                bytes,
                 at,
             });
         }
