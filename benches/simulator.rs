@@ -23,6 +23,11 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+/// The allocator of the `pchat-sim` binary (sim/src/main.rs), so the bench measures
+/// what QA runs.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const CLIENTS: usize = 100;
 const ROUNDS: usize = 5;
 const ROUND_GAP_MS: u64 = 2_000;
