@@ -228,6 +228,11 @@ fn close_sessions_of(core: &mut Core, member: &str, now: i64) -> Result<Option<u
             })?;
         }
         core.store.close_session(member, &s.user, &s.room_uri)?;
+        // Signed in again on another member and back in the room: no `ntc:part`
+        // (the room would take a present user for gone).
+        if core.store.room_sessions(&s.room_uri)?.contains(&s.user) {
+            continue;
+        }
         if let Some((_, guid)) = crate::ids::split_room_uri(&s.room_uri) {
             core.store.log_append(&NewLogEntry {
                 room_guid: guid.to_string(),

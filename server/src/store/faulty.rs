@@ -24,12 +24,18 @@ pub enum StoreOp {
     Write,
     /// Deleting moved events from the compliance outbox.
     OutboxDelete,
+    /// Appending to the pool's room log ([`Store::log_append`]), a write.
+    LogWrite,
 }
 
 /// Decides, before each store call, whether it fails (tests and the simulator).
 pub trait StoreHook: Send {
     /// `Err` makes the call fail with that error without reaching the inner store.
     fn before(&mut self, op: StoreOp) -> Result<(), StoreError>;
+    /// After a `COMMIT` that succeeded (the simulator's pool wake, `super::bell`).
+    fn committed(&mut self) {}
+    /// After a rollback (of the transaction or of a failed commit).
+    fn rolled_back(&mut self) {}
 }
 
 /// A [`Store`] that asks its hook before every call and otherwise delegates to the
@@ -79,12 +85,19 @@ impl<H: StoreHook> Store for HookedStore<H> {
     fn commit(&mut self) -> Result<(), StoreError> {
         if let Err(e) = self.hook.before(StoreOp::Commit) {
             self.inner.rollback();
+            self.hook.rolled_back();
             return Err(e);
         }
-        self.inner.commit()
+        let done = self.inner.commit();
+        match done {
+            Ok(()) => self.hook.committed(),
+            Err(_) => self.hook.rolled_back(),
+        }
+        done
     }
     fn rollback(&mut self) {
-        self.inner.rollback()
+        self.inner.rollback();
+        self.hook.rolled_back();
     }
     fn release_savepoint(&mut self, keep: bool) -> Result<(), StoreError> {
         if keep {
@@ -128,12 +141,14 @@ impl<H: StoreHook> Store for HookedStore<H> {
         fn mark_invitation_seen(&mut self, user: &str, room_guid: &str) -> Result<(), StoreError> => Write;
         fn put_file(&mut self, file: &FileRecord) -> Result<(), StoreError> => Write;
         fn get_file(&mut self, room_guid: &str, name: &str) -> Result<Option<FileRecord>, StoreError> => Read;
-        fn log_append(&mut self, e: &NewLogEntry) -> Result<i64, StoreError> => Write;
+        fn log_append(&mut self, e: &NewLogEntry) -> Result<i64, StoreError> => LogWrite;
         fn log_heads(&mut self) -> Result<Vec<(String, i64)>, StoreError> => Read;
         fn log_after(&mut self, room_guid: &str, after_seq: i64, limit: u32) -> Result<Vec<LogEntry>, StoreError> => Read;
         fn lease_renew(&mut self, server: &str, until_ms: i64) -> Result<(), StoreError> => Write;
         fn lease_expired(&mut self, now_ms: i64) -> Result<Vec<String>, StoreError> => Read;
         fn lease_claim(&mut self, server: &str, now_ms: i64) -> Result<bool, StoreError> => Write;
+        fn role_lease(&mut self, role: &str, holder: &str, now_ms: i64, until_ms: i64) -> Result<bool, StoreError> => Write;
+        fn role_release(&mut self, role: &str, holder: &str) -> Result<(), StoreError> => Write;
     }
 }
 

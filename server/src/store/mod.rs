@@ -14,6 +14,7 @@
 //! The pool's shared log (`room_log`, [`Store::log_append`]) and the members' leases
 //! ([`Store::lease_renew`]) are in both, so the pool code is the same on either.
 
+pub mod bell;
 pub mod faulty;
 pub mod pg_harness;
 pub mod postgres;
@@ -22,6 +23,7 @@ pub mod sqlite;
 mod suite_tests;
 
 pub use self::postgres::PgStore;
+pub use bell::{BellHook, CommitBell};
 pub use faulty::{FaultyStore, HookedStore, StoreHook, StoreOp};
 pub use sqlite::SqliteStore;
 
@@ -386,4 +388,16 @@ pub trait Store: Send {
     /// `true` for exactly one claimant (the row is locked until the transaction ends;
     /// the others then find it gone).
     fn lease_claim(&mut self, server: &str, now_ms: i64) -> Result<bool, StoreError>;
+    /// Takes or renews the pool-wide lease of `role` (e.g. [`COMPLIANCE_ROLE`]) for
+    /// `holder` until `until_ms` (ms since the epoch): `true` if `holder` has it now -
+    /// it was free, its lease ended before `now_ms`, or it was `holder`'s already;
+    /// `false` if another holder's lease still runs. One holder at a time across the
+    /// pool (one row per role, written atomically). Errors: the store failed.
+    fn role_lease(&mut self, role: &str, holder: &str, now_ms: i64, until_ms: i64) -> Result<bool, StoreError>;
+    /// Gives up `holder`'s lease of `role` (no-op if it is not `holder`'s), so another
+    /// holder can take it at once. Errors: the store failed.
+    fn role_release(&mut self, role: &str, holder: &str) -> Result<(), StoreError>;
 }
+
+/// The role of the pool's one exporting compliance worker ([`Store::role_lease`]).
+pub const COMPLIANCE_ROLE: &str = "compliance-worker";

@@ -35,7 +35,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 
 /// Schema migrations; index + 1 is `pchat_schema.version` after applying it. Append
-/// only. 1-6 mirror `sqlite::MIGRATIONS`; 7 is the pool.
+/// only. 1-6 mirror `sqlite::MIGRATIONS`; 7 is the pool, 8 its role leases.
 const MIGRATIONS: &[&str] = &[
     // 1: rooms, memberships, messages, followed rooms.
     "CREATE TABLE rooms (
@@ -153,6 +153,12 @@ const MIGRATIONS: &[&str] = &[
      $$ LANGUAGE plpgsql;
      CREATE TRIGGER room_log_notify AFTER INSERT ON room_log
         FOR EACH ROW EXECUTE FUNCTION pchat_pool_notify();",
+    // 8: the pool's role leases: one compliance worker exports at a time.
+    "CREATE TABLE pool_roles (
+        role TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        until_ms BIGINT NOT NULL
+     );",
 ];
 
 /// The channel members LISTEN on: one notification per room with new log entries,
@@ -1162,6 +1168,30 @@ impl Store for PgStore {
                 &[&server, &now_ms],
             )
             .map(|n| n > 0)
+        })
+    }
+
+    fn role_lease(&mut self, role: &str, holder: &str, now_ms: i64, until_ms: i64) -> Result<bool, StoreError> {
+        let (role, holder) = (role.to_string(), holder.to_string());
+        self.write(move |c| {
+            c.exec(
+                "INSERT INTO pool_roles (role, holder, until_ms) VALUES ($1, $2, $4)
+                 ON CONFLICT (role) DO UPDATE SET holder = excluded.holder, until_ms = excluded.until_ms
+                 WHERE pool_roles.holder = excluded.holder OR pool_roles.until_ms < $3",
+                &[&role, &holder, &now_ms, &until_ms],
+            )
+            .map(|n| n > 0)
+        })
+    }
+
+    fn role_release(&mut self, role: &str, holder: &str) -> Result<(), StoreError> {
+        let (role, holder) = (role.to_string(), holder.to_string());
+        self.write(move |c| {
+            c.exec(
+                "DELETE FROM pool_roles WHERE role = $1 AND holder = $2",
+                &[&role, &holder],
+            )
+            .map(|_| ())
         })
     }
 }

@@ -126,6 +126,12 @@ const MIGRATIONS: &[&str] = &[
         server TEXT PRIMARY KEY,
         lease_until_ms INTEGER NOT NULL
      ) WITHOUT ROWID;",
+    // 8: the pool's role leases (docs/pool.md): one compliance worker exports at a time.
+    "CREATE TABLE pool_roles (
+        role TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        until_ms INTEGER NOT NULL
+     ) WITHOUT ROWID;",
 ];
 
 /// SQLite-backed store. Not `Sync`: one owner (the channel service task).
@@ -930,7 +936,30 @@ impl Store for SqliteStore {
             .map(|n| n > 0)
         })
     }
+
+    fn role_lease(&mut self, role: &str, holder: &str, now_ms: i64, until_ms: i64) -> Result<bool, StoreError> {
+        self.write(|c| {
+            c.execute(ROLE_LEASE_SQL, params![role, holder, now_ms, until_ms])
+                .map(|n| n > 0)
+        })
+    }
+
+    fn role_release(&mut self, role: &str, holder: &str) -> Result<(), StoreError> {
+        self.write(|c| {
+            c.execute(
+                "DELETE FROM pool_roles WHERE role = ?1 AND holder = ?2",
+                params![role, holder],
+            )
+            .map(|_| ())
+        })
+    }
 }
+
+/// Takes or renews a role lease (`?1` role, `?2` holder, `?3` now, `?4` until): a row
+/// is written only if the role is free, ended, or the holder's already.
+const ROLE_LEASE_SQL: &str = "INSERT INTO pool_roles (role, holder, until_ms) VALUES (?1, ?2, ?4)
+     ON CONFLICT(role) DO UPDATE SET holder = excluded.holder, until_ms = excluded.until_ms
+     WHERE pool_roles.holder = excluded.holder OR pool_roles.until_ms < ?3";
 
 /// A log row `(seq, room_guid, origin, dialog, kind, user_uri, ts_ms, text)`, its kind
 /// left for the caller to parse.
