@@ -109,7 +109,7 @@ mod tests {
     fn part(user: &str, cseq: u32) -> String {
         let body = format!(
             "<xccos ver=\"1\" envid=\"{cseq}\" xmlns=\"urn:parlano:xml:ns:xccos\"><ntc id=\"ntc:part\" seqid=\"1\">\
-             <data><chanib uri=\"ma-chan://contoso.com/r1\"/><uib uri=\"{user}\"/></data></ntc></xccos>"
+             <data><chanib uri=\"ma-chan://contoso.com/r1\"><uib uri=\"{user}\"/></chanib></data></ntc></xccos>"
         );
         format!(
             "INFO sip:x SIP/2.0\r\nVia: SIP/2.0/TCP c;branch=z9hG4bKp{cseq}\r\nFrom: <sip:pchat@contoso.com>;tag=a\r\n\

@@ -830,6 +830,10 @@ fn sim_tls_of(scenario: &Scenario) -> Option<Arc<crate::sim_tls::SimTls>> {
     }
 }
 
+/// How long a pool client waits for a member to accept its connection before it
+/// tries the next member, ms.
+const MEMBER_CONNECT_MS: u64 = 1000;
+
 /// Connects to the first server host of `servers` (from `first`, in turn) that takes
 /// the connection: with one server, that one; in a pool, the client's member, else
 /// the next one up (as a front end fails over). Records where in `placement`.
@@ -844,7 +848,16 @@ async fn connect_member(
         let Some(host) = servers.get((first + k) % servers.len().max(1)) else {
             break;
         };
-        match turmoil::net::TcpStream::connect((host.as_str(), port)).await {
+        let connect = turmoil::net::TcpStream::connect((host.as_str(), port));
+        // A crashed member never answers the SYN: in a pool, try the next one after
+        // MEMBER_CONNECT_MS (as a front end fails over).
+        let attempt = match servers.len() > 1 {
+            true => tokio::time::timeout(Duration::from_millis(MEMBER_CONNECT_MS), connect)
+                .await
+                .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into())),
+            false => connect.await,
+        };
+        match attempt {
             Ok(s) => {
                 if let Ok(mut p) = who.1.lock() {
                     p.insert(who.0.to_string(), host.clone());

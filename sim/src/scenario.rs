@@ -484,6 +484,7 @@ impl Scenario {
                     password: c.password.as_deref().map(&mut data),
                     server_knows_password: c.server_knows_password,
                     tls: c.tls,
+                    member: c.member,
                 });
             }
             self.templates.insert(c.name.clone(), names);
