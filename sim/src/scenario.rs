@@ -153,7 +153,7 @@ pub struct ScenarioFile {
 #[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct PoolSpec {
-    /// Members (1 to [`MAX_POOL_SERVERS`]): simulated hosts `member1`..`memberN`,
+    /// Members (1 to 16, [`MAX_POOL_SERVERS`]): simulated hosts `member1`..`memberN`,
     /// each running the server with `[pool] server_id` = its host name, all on one
     /// SQLite store file.
     pub servers: u32,

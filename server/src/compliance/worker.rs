@@ -293,3 +293,49 @@ impl Worker {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use std::sync::Arc;
+
+    /// Two members' workers on one store file: only the lease holder runs; the other
+    /// takes over when the holder's lease ended, or at once when it released it.
+    #[test]
+    fn one_worker_of_the_pool_holds_the_compliance_lease() {
+        let dir = tempfile::tempdir().unwrap();
+        let store_path = dir.path().join("pchat.db");
+        let cfg = ComplianceConfig {
+            enabled: true,
+            path: dir.path().join("mgccomp.db"),
+            output_dir: dir.path().join("out"),
+            ..ComplianceConfig::default()
+        };
+        let clock = Arc::new(ManualClock::new(1_000_000));
+        let worker = |member: &str| {
+            Worker::open(&cfg, &store_path, None)
+                .unwrap()
+                .in_pool(member, 15)
+                .with_clock(clock.clone())
+        };
+        let (mut m1, mut m2) = (worker("m1"), worker("m2"));
+        assert!(!Worker::open(&cfg, &store_path, None)
+            .unwrap()
+            .in_pool("m3", 15)
+            .hold_lease(), "no clock, no run");
+        assert!(m1.hold_lease(), "free: m1 takes it");
+        assert!(!m2.hold_lease(), "m1's lease runs");
+        clock.advance(10_000);
+        assert!(m1.hold_lease(), "m1 renews");
+        clock.advance(14_000);
+        assert!(!m2.hold_lease(), "renewed 14 s ago");
+        clock.advance(2_000);
+        assert!(m2.hold_lease(), "m1 silent for 16 s: m2 takes over");
+        assert!(!m1.hold_lease());
+        m2.release_lease();
+        assert!(m1.hold_lease(), "released: m1 at once");
+        let mut single = Worker::open(&cfg, &store_path, None).unwrap();
+        assert!(single.hold_lease(), "outside a pool a worker always runs");
+    }
+}
