@@ -216,10 +216,10 @@ pub(crate) fn crashed(text: &str) -> Option<Option<BTreeSet<String>>> {
     let mut clients = BTreeSet::new();
     let mut any = false;
     for part in summary.split("; ") {
-        if let Some((_, names)) = part.split_once(" crashed: ").or_else(|| {
-            part.strip_suffix(" crashed:")
-                .map(|h| (h, ""))
-        }) {
+        if let Some((_, names)) = part
+            .split_once(" crashed: ")
+            .or_else(|| part.strip_suffix(" crashed:").map(|h| (h, "")))
+        {
             any = true;
             clients.extend(names.split_whitespace().map(str::to_string));
         }

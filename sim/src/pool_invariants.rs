@@ -58,7 +58,9 @@ fn parts_received_once(transcript: &Transcript) -> Vec<String> {
         else {
             continue;
         };
-        let n = parts.entry((e.to.clone(), room.clone(), user.clone())).or_default();
+        let n = parts
+            .entry((e.to.clone(), room.clone(), user.clone()))
+            .or_default();
         if !part {
             *n = 0;
             continue;
@@ -123,12 +125,19 @@ mod tests {
     fn a_second_part_without_a_join_is_a_violation() {
         let t = Transcript::default();
         t.record("server", "alice", part("sip:bob@contoso.com", 1).as_bytes());
-        t.record("server", "alice", part("sip:dave@contoso.com", 2).as_bytes());
+        t.record(
+            "server",
+            "alice",
+            part("sip:dave@contoso.com", 2).as_bytes(),
+        );
         t.record("server", "carol", part("sip:bob@contoso.com", 3).as_bytes());
         assert_eq!(parts_received_once(&t), Vec::<String>::new());
         t.record("server", "alice", part("sip:bob@contoso.com", 4).as_bytes());
         let v = parts_received_once(&t);
         assert_eq!(v.len(), 1, "{v:?}");
-        assert!(v[0].contains("alice") && v[0].contains("sip:bob@contoso.com"), "{v:?}");
+        assert!(
+            v[0].contains("alice") && v[0].contains("sip:bob@contoso.com"),
+            "{v:?}"
+        );
     }
 }

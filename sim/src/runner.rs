@@ -371,7 +371,11 @@ fn apply(sim: &mut turmoil::Sim<'_>, servers: &[String], c: Control) {
         Control::Latency(hosts, min, max) => {
             for (s, h) in pairs(&hosts) {
                 sim.set_link_latency(s.as_str(), h.as_str(), Duration::from_millis(min));
-                sim.set_link_max_message_latency(s.as_str(), h.as_str(), Duration::from_millis(max));
+                sim.set_link_max_message_latency(
+                    s.as_str(),
+                    h.as_str(),
+                    Duration::from_millis(max),
+                );
             }
         }
         Control::Loss(hosts, rate) => {
@@ -734,7 +738,13 @@ pub fn run_sim_observed(
     let tls = sim_tls_of(&scenario);
     let members = scenario.pool_members();
     match members.is_empty() {
-        true => setup::add_server(&mut sim, disk.config.clone(), faults.clone(), seed, tls.clone()),
+        true => setup::add_server(
+            &mut sim,
+            disk.config.clone(),
+            faults.clone(),
+            seed,
+            tls.clone(),
+        ),
         false => setup::add_members(&mut sim, &members, &disk.config, &faults, seed, tls.clone()),
     }
     let servers = match members.is_empty() {

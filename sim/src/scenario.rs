@@ -896,7 +896,9 @@ impl Scenario {
         }
         let bad = |m: u32| match servers {
             None => Some("`member` needs a [pool] table".to_string()),
-            Some(n) if m == 0 || m > n => Some(format!("member {m}: the pool has members 1 to {n}")),
+            Some(n) if m == 0 || m > n => {
+                Some(format!("member {m}: the pool has members 1 to {n}"))
+            }
             _ => None,
         };
         if servers.is_some() {

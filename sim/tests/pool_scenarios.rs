@@ -27,7 +27,11 @@ fn server_addresses(raw: &str) -> BTreeSet<String> {
 #[test]
 fn pool_scenarios_pass_in_the_simulator() {
     let files = discover(&pool_dir()).expect("scenarios/pool readable");
-    assert!(files.len() >= 3, "pool scenarios under {}", pool_dir().display());
+    assert!(
+        files.len() >= 3,
+        "pool scenarios under {}",
+        pool_dir().display()
+    );
     let opts = SimOptions { invariants: true };
     for f in files {
         let s = Scenario::load(&f).unwrap_or_else(|e| panic!("{e}"));

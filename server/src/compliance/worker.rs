@@ -156,7 +156,10 @@ impl Worker {
         };
         let now = clock.now_ms();
         let until = now.saturating_add(l.lease_ms);
-        match self.store.role_lease(COMPLIANCE_ROLE, &l.holder, now, until) {
+        match self
+            .store
+            .role_lease(COMPLIANCE_ROLE, &l.holder, now, until)
+        {
             Ok(held) => held,
             Err(e) => {
                 tracing::warn!("compliance lease not taken, run skipped: {e}");
@@ -320,10 +323,13 @@ mod tests {
                 .with_clock(clock.clone())
         };
         let (mut m1, mut m2) = (worker("m1"), worker("m2"));
-        assert!(!Worker::open(&cfg, &store_path, None)
-            .unwrap()
-            .in_pool("m3", 15)
-            .hold_lease(), "no clock, no run");
+        assert!(
+            !Worker::open(&cfg, &store_path, None)
+                .unwrap()
+                .in_pool("m3", 15)
+                .hold_lease(),
+            "no clock, no run"
+        );
         assert!(m1.hold_lease(), "free: m1 takes it");
         assert!(!m2.hold_lease(), "m1's lease runs");
         clock.advance(10_000);

@@ -154,6 +154,10 @@ mod tests {
         s.rollback();
         assert_eq!(bell.rings(), 1, "a rolled back log write rings nobody");
         s.log_append(&entry()).expect("autocommit");
-        assert_eq!(bell.rings(), 2, "a write outside a transaction rings at once");
+        assert_eq!(
+            bell.rings(),
+            2,
+            "a write outside a transaction rings at once"
+        );
     }
 }

@@ -393,7 +393,13 @@ pub trait Store: Send {
     /// it was free, its lease ended before `now_ms`, or it was `holder`'s already;
     /// `false` if another holder's lease still runs. One holder at a time across the
     /// pool (one row per role, written atomically). Errors: the store failed.
-    fn role_lease(&mut self, role: &str, holder: &str, now_ms: i64, until_ms: i64) -> Result<bool, StoreError>;
+    fn role_lease(
+        &mut self,
+        role: &str,
+        holder: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> Result<bool, StoreError>;
     /// Gives up `holder`'s lease of `role` (no-op if it is not `holder`'s), so another
     /// holder can take it at once. Errors: the store failed.
     fn role_release(&mut self, role: &str, holder: &str) -> Result<(), StoreError>;

@@ -1171,7 +1171,13 @@ impl Store for PgStore {
         })
     }
 
-    fn role_lease(&mut self, role: &str, holder: &str, now_ms: i64, until_ms: i64) -> Result<bool, StoreError> {
+    fn role_lease(
+        &mut self,
+        role: &str,
+        holder: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> Result<bool, StoreError> {
         let (role, holder) = (role.to_string(), holder.to_string());
         self.write(move |c| {
             c.exec(
