@@ -309,12 +309,9 @@ mod tests {
     fn one_worker_of_the_pool_holds_the_compliance_lease() {
         let dir = tempfile::tempdir().unwrap();
         let store_path = dir.path().join("pchat.db");
-        let cfg = ComplianceConfig {
-            enabled: true,
-            path: dir.path().join("mgccomp.db"),
-            output_dir: dir.path().join("out"),
-            ..ComplianceConfig::default()
-        };
+        let mut cfg = ComplianceConfig::default();
+        (cfg.enabled, cfg.path) = (true, dir.path().join("mgccomp.db"));
+        cfg.output_dir = dir.path().join("out");
         let clock = Arc::new(ManualClock::new(1_000_000));
         let worker = |member: &str| {
             Worker::open(&cfg, &store_path, None)

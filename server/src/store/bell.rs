@@ -97,7 +97,7 @@ impl StoreHook for BellHook {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{HookedStore, LogKind, NewLogEntry, RoomRecord, SqliteStore, Store};
+    use crate::store::{HookedStore, LogKind, NewLogEntry, SqliteStore, Store};
 
     fn entry() -> NewLogEntry {
         NewLogEntry {
@@ -113,26 +113,10 @@ mod tests {
 
     fn store(bell: &CommitBell) -> HookedStore<BellHook> {
         let mut inner = SqliteStore::in_memory().expect("in-memory store");
-        inner
-            .upsert_room(&RoomRecord {
-                guid: "g".into(),
-                name: "R".into(),
-                description: String::new(),
-                topic: String::new(),
-                privacy: "open".into(),
-                members: vec![],
-                managers: vec![],
-                presenters: vec![],
-                category: String::new(),
-                room_type: "normal".into(),
-                invitations: "inherit".into(),
-                disabled: false,
-            })
-            .expect("room");
-        HookedStore::new(
-            Box::new(inner),
-            BellHook::new(Faults::default(), bell.clone()),
-        )
+        let room = crate::store::suite_tests::room("g", "R");
+        inner.upsert_room(&room).expect("room");
+        let hook = BellHook::new(Faults::default(), bell.clone());
+        HookedStore::new(Box::new(inner), hook)
     }
 
     #[test]

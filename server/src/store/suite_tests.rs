@@ -30,7 +30,8 @@ const CASES: &[Case] = &[
     ),
 ];
 
-fn room(guid: &str, name: &str) -> RoomRecord {
+/// A room record for tests of this module's stores (also `bell`'s).
+pub(super) fn room(guid: &str, name: &str) -> RoomRecord {
     RoomRecord {
         guid: guid.into(),
         name: name.into(),
