@@ -60,3 +60,17 @@ fn pool_scenarios_pass_in_the_simulator() {
         );
     }
 }
+
+/// `ntc:newcontent` across the pool (`sim/tests/data/pool-newcontent.toml`, kept out
+/// of `scenarios/pool/`): followers online on either member get the unread count once.
+#[test]
+fn new_content_reaches_followers_on_every_member() {
+    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/pool-newcontent.toml");
+    let s = Scenario::load(&file).unwrap_or_else(|e| panic!("{e}"));
+    let report = run_sim_with(&s, 1, &SimOptions { invariants: true });
+    assert!(
+        report.passed(),
+        "{}",
+        pchat_sim::report::problems(&report).join("\n")
+    );
+}
