@@ -158,7 +158,7 @@ impl Worker {
         let until = now.saturating_add(l.lease_ms);
         match self
             .store
-            .role_lease(COMPLIANCE_ROLE, &l.holder, now, until)
+            .role_lease(COMPLIANCE_ROLE, &l.holder, (now, until))
         {
             Ok(held) => held,
             Err(e) => {

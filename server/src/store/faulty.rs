@@ -147,7 +147,7 @@ impl<H: StoreHook> Store for HookedStore<H> {
         fn lease_renew(&mut self, server: &str, until_ms: i64) -> Result<(), StoreError> => Write;
         fn lease_expired(&mut self, now_ms: i64) -> Result<Vec<String>, StoreError> => Read;
         fn lease_claim(&mut self, server: &str, now_ms: i64) -> Result<bool, StoreError> => Write;
-        fn role_lease(&mut self, role: &str, holder: &str, now_ms: i64, until_ms: i64) -> Result<bool, StoreError> => Write;
+        fn role_lease(&mut self, role: &str, who: &str, at: (i64, i64)) -> Result<bool, StoreError> => Write;
         fn role_release(&mut self, role: &str, holder: &str) -> Result<(), StoreError> => Write;
     }
 }

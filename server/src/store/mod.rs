@@ -389,17 +389,11 @@ pub trait Store: Send {
     /// the others then find it gone).
     fn lease_claim(&mut self, server: &str, now_ms: i64) -> Result<bool, StoreError>;
     /// Takes or renews the pool-wide lease of `role` (e.g. [`COMPLIANCE_ROLE`]) for
-    /// `holder` until `until_ms` (ms since the epoch): `true` if `holder` has it now -
-    /// it was free, its lease ended before `now_ms`, or it was `holder`'s already;
-    /// `false` if another holder's lease still runs. One holder at a time across the
+    /// holder `who`; `at` = (now, until), ms since the epoch: `true` if `who` has it
+    /// now, until `until` - it was free, its lease ended before `now`, or it was
+    /// `who`'s already; `false` if another holder's lease still runs. One holder at a time across the
     /// pool (one row per role, written atomically). Errors: the store failed.
-    fn role_lease(
-        &mut self,
-        role: &str,
-        holder: &str,
-        now_ms: i64,
-        until_ms: i64,
-    ) -> Result<bool, StoreError>;
+    fn role_lease(&mut self, role: &str, who: &str, at: (i64, i64)) -> Result<bool, StoreError>;
     /// Gives up `holder`'s lease of `role` (no-op if it is not `holder`'s), so another
     /// holder can take it at once. Errors: the store failed.
     fn role_release(&mut self, role: &str, holder: &str) -> Result<(), StoreError>;

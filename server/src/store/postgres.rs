@@ -1171,14 +1171,8 @@ impl Store for PgStore {
         })
     }
 
-    fn role_lease(
-        &mut self,
-        role: &str,
-        holder: &str,
-        now_ms: i64,
-        until_ms: i64,
-    ) -> Result<bool, StoreError> {
-        let (role, holder) = (role.to_string(), holder.to_string());
+    fn role_lease(&mut self, role: &str, who: &str, at: (i64, i64)) -> Result<bool, StoreError> {
+        let (role, holder, (now_ms, until_ms)) = (role.to_string(), who.to_string(), at);
         self.write(move |c| {
             c.exec(
                 "INSERT INTO pool_roles (role, holder, until_ms) VALUES ($1, $2, $4)

@@ -937,15 +937,9 @@ impl Store for SqliteStore {
         })
     }
 
-    fn role_lease(
-        &mut self,
-        role: &str,
-        holder: &str,
-        now_ms: i64,
-        until_ms: i64,
-    ) -> Result<bool, StoreError> {
+    fn role_lease(&mut self, role: &str, who: &str, at: (i64, i64)) -> Result<bool, StoreError> {
         self.write(|c| {
-            c.execute(ROLE_LEASE_SQL, params![role, holder, now_ms, until_ms])
+            c.execute(ROLE_LEASE_SQL, params![role, who, at.0, at.1])
                 .map(|n| n > 0)
         })
     }
