@@ -590,6 +590,12 @@ pub struct PoolConfig {
     ///
     /// [`store::Store::lease_renew`]: crate::store::Store::lease_renew
     pub lease_s: u32,
+    /// A member of a pool on a shared SQLite file (`[store] path`) instead of
+    /// PostgreSQL: the simulator's pool (pchat-sim `[pool] servers = N`, docs/pool.md),
+    /// whose members are hosts of one process. Not a configuration key (a pool of
+    /// real servers shares PostgreSQL, `[store] url`).
+    #[serde(skip)]
+    pub shared_sqlite: bool,
 }
 
 impl Default for PoolConfig {
@@ -598,15 +604,17 @@ impl Default for PoolConfig {
             uris: Vec::new(),
             server_id: String::new(),
             lease_s: 15,
+            shared_sqlite: false,
         }
     }
 }
 
 impl Config {
-    /// Whether this server is a member of a pool sharing its store (`[store] url` set):
-    /// relays then come from the store's log and members hold leases (docs/pool.md).
+    /// Whether this server is a member of a pool sharing its store (`[store] url` set,
+    /// or the simulator's shared SQLite file, [`PoolConfig::shared_sqlite`]): relays
+    /// then come from the store's log and members hold leases (docs/pool.md).
     pub fn pooled(&self) -> bool {
-        self.store.url.is_some()
+        self.store.url.is_some() || self.pool.shared_sqlite
     }
 
     /// This server's name in the pool: `[pool] server_id`, or `[sip] listen` if empty.

@@ -112,9 +112,8 @@ pub async fn serve_full<L: Listener, H: Listener>(
     let sip = core.config().sip.clone();
     let http_cfg = core.config().http.clone();
     let (tx, rx) = mpsc::channel::<Event>(sip.core_queue.max(1));
-    if let Some(url) = core.config().store.url.clone() {
-        crate::net::pool_wake::spawn(url, tx.clone()); // pool: relays on commit (crate::pool)
-    }
+    crate::net::pool_wake::start(&core, &tx); // pool: relays on commit (crate::pool)
+    let clock = core.clock.clone(); // the compliance worker's, for its pool lease
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let core_task = tokio::spawn(core_loop(core, rx, stop_rx, sip.send_queue.max(1)));
     let (http_stop, http_task) = match (http, http_cfg) {
@@ -136,7 +135,7 @@ pub async fn serve_full<L: Listener, H: Listener>(
         }
         _ => (None, None),
     };
-    let (worker_stop, worker_task) = match worker {
+    let (worker_stop, worker_task) = match worker.map(|w| w.with_clock(clock)) {
         Some(w) => {
             let (stop, stopped) = oneshot::channel::<()>();
             let task = tokio::spawn(w.run(async move {

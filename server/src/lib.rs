@@ -70,7 +70,9 @@ pub fn build_core(
 }
 
 /// Builds the compliance worker when `[compliance] enabled`: a second connection to the
-/// store file (the outbox), the compliance database, the configured adapter. `hook` is
+/// store file (the outbox), the compliance database, the configured adapter; in a pool
+/// it runs only while it holds the pool's compliance lease (`Worker::in_pool`; the
+/// host hands it the core's clock). `hook` is
 /// the tests' fault hook (None in production). Errors: a database failed to open, or
 /// the store is `:memory:`.
 pub fn build_worker(
@@ -80,19 +82,19 @@ pub fn build_worker(
     if !cfg.compliance.enabled {
         return Ok(None);
     }
-    if cfg.store.url.is_some() {
+    let worker = if cfg.store.url.is_some() {
         let db = compliance::ComplianceDb::open(&cfg.compliance.path)?;
         let adapter = compliance::worker::adapter_for(&cfg.compliance);
         let store = store::open(&cfg.store)?;
-        return Ok(Some(compliance::Worker::new(
-            store,
-            db,
-            adapter,
-            &cfg.compliance,
-            hook,
-        )));
-    }
-    compliance::Worker::open(&cfg.compliance, &cfg.store.path, hook).map(Some)
+        compliance::Worker::new(store, db, adapter, &cfg.compliance, hook)
+    } else {
+        compliance::Worker::open(&cfg.compliance, &cfg.store.path, hook)?
+    };
+    // In a pool, one worker exports at a time: the one holding the compliance lease.
+    Ok(Some(match cfg.pooled() {
+        true => worker.in_pool(cfg.server_id(), cfg.pool.lease_s),
+        false => worker,
+    }))
 }
 
 /// [`build_core`] for tests and the simulator: the store is wrapped in a
@@ -109,4 +111,27 @@ pub fn build_core_with_faults(
     let store = store::SqliteStore::open(&cfg.store.path)?;
     let store = store::FaultyStore::new(Box::new(store), faults.clone());
     core::Core::new(cfg, Box::new(store), clock, seed, local_addr, faults)
+}
+
+/// A member of the simulator's pool (pchat-sim `[pool] servers = N`, docs/pool.md):
+/// [`build_core_with_faults`] on the SQLite file `[store] path` that every member of
+/// the pool opens, with `[pool] server_id` naming this member. Its store rings `bell`
+/// (shared by the members) when it commits log entries, and the host wakes the core
+/// on the others' rings (`net::pool_wake`), as PostgreSQL's NOTIFY does. Errors:
+/// store failures (including an armed store fault).
+pub fn build_pool_member(
+    mut cfg: config::Config,
+    clock: Arc<dyn clock::Clock>,
+    seed: u64,
+    local_addr: &str,
+    faults: fault::Faults,
+    bell: store::CommitBell,
+) -> Result<core::Core, store::StoreError> {
+    cfg.pool.shared_sqlite = true;
+    let store = store::SqliteStore::open(&cfg.store.path)?;
+    let hook = store::BellHook::new(faults.clone(), bell.clone());
+    let store = store::HookedStore::new(Box::new(store), hook);
+    let mut core = core::Core::new(cfg, Box::new(store), clock, seed, local_addr, faults)?;
+    core.set_pool_bell(bell);
+    Ok(core)
 }

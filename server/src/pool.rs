@@ -98,8 +98,16 @@ fn load_new_rooms(core: &mut Core, heads: &[(String, i64)]) -> Result<(), StoreE
 }
 
 /// Sends one log entry to this member's dialogs joined to its room (not to the dialog
-/// that caused it). These relays are of committed rows: they do not wait for a commit.
+/// that caused it), and for a post `ntc:newcontent` to this member's followers not in
+/// the room. These are of committed rows: they do not wait for a commit.
 fn deliver(core: &mut Core, e: &LogEntry) {
+    if core.rooms.get(&e.room_guid).is_none() {
+        return;
+    }
+    if e.kind == LogKind::Chat {
+        // This member's followers online but not in the room, whoever took the post.
+        crate::cmd::newcontent::notify_committed(core, &e.room_guid);
+    }
     let Some(room) = core.rooms.get(&e.room_guid) else {
         return;
     };
@@ -215,6 +223,11 @@ fn close_sessions_of(core: &mut Core, member: &str, now: i64) -> Result<Option<u
             core.store.record_event(&s.part_event(now))?;
         }
         core.store.close_session(member, &s.user, &s.room_uri)?;
+        // Signed in again on another member and back in the room: no `ntc:part`
+        // (the room would take a present user for gone).
+        if core.store.room_sessions(&s.room_uri)?.contains(&s.user) {
+            continue;
+        }
         if let Some((_, guid)) = crate::ids::split_room_uri(&s.room_uri) {
             core.store.log_append(&NewLogEntry {
                 room_guid: guid.to_string(),

@@ -89,9 +89,15 @@ impl State {
                 }
             }
         }
-        if text.ends_with(": server crashed") {
-            self.open.clear();
-            return;
+        match crashed(text) {
+            Some(None) => return self.open.clear(),
+            Some(Some(clients)) => {
+                for c in clients {
+                    self.close_client(&c);
+                }
+                return;
+            }
+            None => {}
         }
         let inner = text
             .split_once('(')
@@ -197,6 +203,28 @@ pub(crate) fn key(client: &str, m: &SipMessage) -> Key {
         call.unwrap_or_default().to_string(),
         cseq.map_or(0, |c| c.0),
     )
+}
+
+/// What a transcript note says crashed: `None`, not a crash; `Some(None)` the server
+/// (`...: server crashed`); `Some(Some(clients))` pool members, with the clients that
+/// were connected to them (`...: member2 crashed: user2 user6; member3 crashed: ...`).
+pub(crate) fn crashed(text: &str) -> Option<Option<BTreeSet<String>>> {
+    if text.ends_with(": server crashed") {
+        return Some(None);
+    }
+    let (_, summary) = text.split_once("): ")?;
+    let mut clients = BTreeSet::new();
+    let mut any = false;
+    for part in summary.split("; ") {
+        if let Some((_, names)) = part
+            .split_once(" crashed: ")
+            .or_else(|| part.strip_suffix(" crashed:").map(|h| (h, "")))
+        {
+            any = true;
+            clients.extend(names.split_whitespace().map(str::to_string));
+        }
+    }
+    any.then_some(Some(clients))
 }
 
 fn chat(body: &[u8]) -> Option<xccos::GrpChat> {

@@ -19,7 +19,10 @@
 //!    means under crashes, loss, disconnects and abandoned dialogs);
 //! 8. compliance oracle (with `[compliance] enabled`): `compliance verify` finds no
 //!    event missing, duplicated or unpaired across the store's outbox, the compliance
-//!    database and the adapter output.
+//!    database and the adapter output;
+//! 9. with `[pool]`, the pool-wide ones of `crate::pool_invariants` (a session closed
+//!    once). 1-8 hold across the pool as they are: the transcript names every member
+//!    `server`, and the store is the members' one file.
 //!
 //! Each violation is one line naming the room, author and text (or the dialog, or the
 //! event ids).
@@ -160,8 +163,9 @@ fn history(store: &Path, room_uri: &str) -> Result<Vec<(String, String)>, String
 /// established, when each post was first sent, and what went over old dialogs.
 #[derive(Default)]
 struct Crashes {
-    /// Transcript positions and texts of `crash` notes.
-    at: Vec<(usize, String)>,
+    /// Transcript positions and texts of `crash` notes, with the clients a pool
+    /// member's crash concerns (`None`: every client).
+    at: Vec<(usize, String, Option<BTreeSet<String>>)>,
     /// Call-ID -> position of the INVITE's 200 OK (dialog established).
     established: BTreeMap<String, usize>,
     /// (room, author, text) -> position of its first sending.
@@ -177,8 +181,8 @@ struct Crashes {
 impl Crashes {
     fn note(&mut self, at: usize, text: &[u8]) {
         let text = String::from_utf8_lossy(text);
-        if text.ends_with(": server crashed") {
-            self.at.push((at, text.into_owned()));
+        if let Some(clients) = crate::completeness::crashed(&text) {
+            self.at.push((at, text.into_owned(), clients));
         }
     }
 
@@ -216,13 +220,15 @@ impl Crashes {
         }
     }
 
-    /// The crash (position, note) between `established` and `at`, if any (the latest).
-    fn crash_between(&self, established: usize, at: usize) -> Option<(usize, &str)> {
+    /// The crash (position, note) of `client`'s server between `established` and
+    /// `at`, if any (the latest).
+    fn crash_between(&self, client: &str, established: usize, at: usize) -> Option<(usize, &str)> {
         self.at
             .iter()
             .rev()
-            .find(|(c, _)| established < *c && *c < at)
-            .map(|(c, note)| (*c, note.as_str()))
+            .filter(|(_, _, who)| who.as_ref().is_none_or(|w| w.contains(client)))
+            .find(|(c, _, _)| established < *c && *c < at)
+            .map(|(c, note, _)| (*c, note.as_str()))
     }
 
     /// The violations found.
@@ -232,7 +238,7 @@ impl Crashes {
             let Some(&est) = self.established.get(call) else {
                 continue;
             };
-            let Some((crash, note)) = self.crash_between(est, *at) else {
+            let Some((crash, note)) = self.crash_between(client, est, *at) else {
                 continue;
             };
             // A post first sent after the crash was relayed by a later run of the
@@ -248,7 +254,7 @@ impl Crashes {
             let Some(&est) = self.established.get(call) else {
                 continue;
             };
-            let Some((_, note)) = self.crash_between(est, *at) else {
+            let Some((_, note)) = self.crash_between(client, est, *at) else {
                 continue;
             };
             let key = (client.clone(), call.clone(), *cseq);
@@ -289,6 +295,9 @@ pub fn check(scenario: &Scenario, transcript: &Transcript, files: &RunFiles<'_>)
     out.extend(crate::completeness::check(scenario, transcript));
     if let Some((db, output_dir)) = files.compliance {
         out.extend(compliance_oracle(store, db, output_dir));
+    }
+    if scenario.file.pool.is_some() {
+        out.extend(crate::pool_invariants::check(transcript, store));
     }
     let rooms: BTreeSet<&String> = seen
         .sent

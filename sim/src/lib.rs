@@ -20,6 +20,7 @@ pub mod live_rooms;
 pub mod load;
 pub mod macros;
 pub mod pcap;
+pub mod pool_invariants;
 pub mod report;
 pub mod runner;
 pub mod scenario;

@@ -111,18 +111,18 @@ fn client_seed(seed: u64, index: usize) -> u64 {
 /// `&mut Sim`, which only the loop holds). Applied between two simulation steps.
 #[derive(Debug, Clone)]
 enum Control {
-    /// Hold traffic between the server and these clients (delivered on release).
-    Hold(Vec<String>),
+    /// Hold traffic between these server hosts and these clients (delivered on release).
+    Hold(Vec<String>, Vec<String>),
     /// Release held traffic.
-    Release(Vec<String>),
+    Release(Vec<String>, Vec<String>),
     /// One-way latency min..max ms.
     Latency(Vec<String>, u64, u64),
     /// Message loss rate.
     Loss(Vec<String>, f64),
-    /// Crash the server host.
-    Crash,
-    /// Restart (bounce) the server host.
-    Restart,
+    /// Crash these server hosts.
+    Crash(Vec<String>),
+    /// Restart (bounce) these server hosts when they are down.
+    Restart(Vec<String>),
 }
 
 /// Default link latency of the simulated network, ms (min, max).
@@ -138,7 +138,14 @@ struct SimEnv {
     clients: Vec<String>,
     /// Per fault kind: when its latest window ends (overlapping windows extend it).
     until: Arc<Mutex<BTreeMap<String, tokio::time::Instant>>>,
+    /// The server hosts: `server`, or a pool's members (`member1`..).
+    servers: Vec<String>,
+    /// With `[pool]`: the member host each client is connected to (set at connect).
+    placement: Placement,
 }
+
+/// With `[pool]`: client name -> the member host it last connected to.
+type Placement = Arc<Mutex<BTreeMap<String, String>>>;
 
 impl SimEnv {
     fn push(&self, c: Control) {
@@ -168,10 +175,44 @@ impl SimEnv {
         });
     }
 
+    /// Whether the run is a pool's (`[pool]`).
+    fn pooled(&self) -> bool {
+        self.servers.first().is_some_and(|s| s != "server")
+    }
+
+    /// The server hosts a fault step acts on: the member it names, else all.
+    fn servers_of(&self, step: &Step) -> Vec<String> {
+        match step.member() {
+            Some(m) if self.pooled() => (m as usize)
+                .checked_sub(1)
+                .and_then(|i| self.servers.get(i))
+                .cloned()
+                .into_iter()
+                .collect(),
+            _ => self.servers.clone(),
+        }
+    }
+
+    /// `member2 crashed: user2 user6` (the clients connected to it), or `server crashed`.
+    fn crash_summary(&self, hosts: &[String]) -> String {
+        if !self.pooled() {
+            return "server crashed".to_string();
+        }
+        let placement = self.placement.lock().map(|p| p.clone()).unwrap_or_default();
+        let on = |h: &String| {
+            let clients: Vec<&str> = (placement.iter())
+                .filter(|(_, m)| *m == h)
+                .map(|(c, _)| c.as_str())
+                .collect();
+            format!("{h} crashed: {}", clients.join(" "))
+        };
+        hosts.iter().map(on).collect::<Vec<_>>().join("; ")
+    }
+
     /// Releases held traffic, restores the base latency and stops loss, for every client.
     fn heal_network(&self) {
         let all = self.clients.clone();
-        self.push(Control::Release(all.clone()));
+        self.push(Control::Release(self.servers.clone(), all.clone()));
         self.push(Control::Latency(
             all.clone(),
             BASE_LATENCY_MS.0,
@@ -192,7 +233,7 @@ impl SimEnv {
             crate::sim_clock::sleep_until(end).await;
         }
         self.heal_network();
-        self.push(Control::Restart);
+        self.push(Control::Restart(self.servers.clone()));
         self.faults.set_overload(false);
         self.faults.set_store_fault(None);
         crate::sim_clock::sleep(Duration::from_millis(1)).await;
@@ -232,14 +273,15 @@ impl SimEnv {
                 format!("store fails: {fault:?}")
             }
             ActionKind::Partition => {
-                self.push(Control::Hold(hosts.clone()));
+                let servers = self.servers_of(step);
+                self.push(Control::Hold(servers.clone(), hosts.clone()));
+                let side = servers.join(", ");
                 if let Some(ms) = ms {
                     let h = hosts.clone();
-                    self.window(format!("partition:{}", h.join(",")), ms, move |e| {
-                        e.push(Control::Release(h))
-                    });
+                    let key = format!("partition:{side}:{}", h.join(","));
+                    self.window(key, ms, move |e| e.push(Control::Release(servers, h)));
                 }
-                format!("server | {}", hosts.join(", "))
+                format!("{side} | {}", hosts.join(", "))
             }
             ActionKind::Repair => {
                 self.heal_network();
@@ -276,15 +318,22 @@ impl SimEnv {
                 format!("rate {rate}")
             }
             ActionKind::Crash => {
-                self.push(Control::Crash);
+                let servers = self.servers_of(step);
+                self.push(Control::Crash(servers.clone()));
+                let summary = self.crash_summary(&servers);
                 if let Some(ms) = ms {
-                    self.window("crash".into(), ms, |e| e.push(Control::Restart));
+                    let key = format!("crash:{}", servers.join(","));
+                    self.window(key, ms, |e| e.push(Control::Restart(servers)));
                 }
-                "server crashed".to_string()
+                summary
             }
             ActionKind::Restart => {
-                self.push(Control::Restart);
-                "server restarted".to_string()
+                let servers = self.servers_of(step);
+                self.push(Control::Restart(servers.clone()));
+                match self.pooled() {
+                    true => format!("{} restarted", servers.join(", ")),
+                    false => "server restarted".to_string(),
+                }
             }
             _ => return Err(format!("`{}` is not a fault", kind.name())),
         };
@@ -295,37 +344,57 @@ impl SimEnv {
 }
 
 /// Applies a control to the simulation.
-fn apply(sim: &mut turmoil::Sim<'_>, c: Control) {
+/// Applies a control to the simulation; `servers` are the run's server hosts (for
+/// the controls on every link).
+fn apply(sim: &mut turmoil::Sim<'_>, servers: &[String], c: Control) {
+    let pairs = |hosts: &[String]| {
+        let pairs: Vec<(String, String)> = (servers.iter())
+            .flat_map(|s| hosts.iter().map(move |h| (s.clone(), h.clone())))
+            .collect();
+        pairs
+    };
     match c {
-        Control::Hold(hosts) => {
-            for h in hosts {
-                sim.hold("server", h.as_str());
+        Control::Hold(servers, hosts) => {
+            for s in &servers {
+                for h in &hosts {
+                    sim.hold(s.as_str(), h.as_str());
+                }
             }
         }
-        Control::Release(hosts) => {
-            for h in hosts {
-                sim.release("server", h.as_str());
+        Control::Release(servers, hosts) => {
+            for s in &servers {
+                for h in &hosts {
+                    sim.release(s.as_str(), h.as_str());
+                }
             }
         }
         Control::Latency(hosts, min, max) => {
-            for h in hosts {
-                sim.set_link_latency("server", h.as_str(), Duration::from_millis(min));
-                sim.set_link_max_message_latency("server", h.as_str(), Duration::from_millis(max));
+            for (s, h) in pairs(&hosts) {
+                sim.set_link_latency(s.as_str(), h.as_str(), Duration::from_millis(min));
+                sim.set_link_max_message_latency(
+                    s.as_str(),
+                    h.as_str(),
+                    Duration::from_millis(max),
+                );
             }
         }
         Control::Loss(hosts, rate) => {
-            for h in hosts {
-                sim.set_link_fail_rate("server", h.as_str(), rate);
+            for (s, h) in pairs(&hosts) {
+                sim.set_link_fail_rate(s.as_str(), h.as_str(), rate);
             }
         }
-        Control::Crash => {
-            if sim.is_host_running("server") {
-                sim.crash("server");
+        Control::Crash(servers) => {
+            for s in servers {
+                if sim.is_host_running(s.as_str()) {
+                    sim.crash(s.as_str());
+                }
             }
         }
-        Control::Restart => {
-            if !sim.is_host_running("server") {
-                sim.bounce("server");
+        Control::Restart(servers) => {
+            for s in servers {
+                if !sim.is_host_running(s.as_str()) {
+                    sim.bounce(s.as_str());
+                }
             }
         }
     }
@@ -667,13 +736,22 @@ pub fn run_sim_observed(
     let faults = setup::planted_faults(&scenario);
     let mut sim = setup::build_sim(seed, BASE_LATENCY_MS);
     let tls = sim_tls_of(&scenario);
-    setup::add_server(
-        &mut sim,
-        disk.config.clone(),
-        faults.clone(),
-        seed,
-        tls.clone(),
-    );
+    let members = scenario.pool_members();
+    match members.is_empty() {
+        true => setup::add_server(
+            &mut sim,
+            disk.config.clone(),
+            faults.clone(),
+            seed,
+            tls.clone(),
+        ),
+        false => setup::add_members(&mut sim, &members, &disk.config, &faults, seed, tls.clone()),
+    }
+    let servers = match members.is_empty() {
+        true => vec!["server".to_string()],
+        false => members,
+    };
+    let placement = Placement::default();
     let plan = crate::sim_hosts::HostPlan::of(&scenario);
     let ctx = ClientContext {
         seed,
@@ -681,13 +759,18 @@ pub fn run_sim_observed(
         keep_going: scenario.file.keep_going,
         with_http: disk.config.http.is_some(),
         tls,
+        servers: servers.clone(),
+        placement: placement.clone(),
     };
-    let specs: Vec<(String, User)> = (scenario.file.clients.iter())
-        .map(|c| (c.name.clone(), (c.uri.clone(), c.password.clone(), c.tls)))
+    let specs: Vec<(String, User, usize)> = (scenario.file.clients.iter().enumerate())
+        .map(|(i, c)| {
+            let user = (c.uri.clone(), c.password.clone(), c.tls);
+            (c.name.clone(), user, scenario.member_of(i))
+        })
         .collect();
     let start: setup::ClientStarter<Job> = std::rc::Rc::new(move |i, rx| {
-        let (name, user) = specs.get(i).cloned().unwrap_or_default();
-        Box::pin(sim_client(i, name, user, rx, ctx.clone()))
+        let (name, user, member) = specs.get(i).cloned().unwrap_or_default();
+        Box::pin(sim_client((i, member), name, user, rx, ctx.clone()))
     });
     let senders = setup::add_clients(&mut sim, &scenario, &plan, &start);
     let controls: Arc<Mutex<Vec<Control>>> = Arc::default();
@@ -696,6 +779,8 @@ pub fn run_sim_observed(
         faults,
         clients: plan.host_names(),
         until: Arc::default(),
+        servers: servers.clone(),
+        placement,
     };
     let outcome: Arc<Mutex<Option<Outcome>>> = Arc::default();
     let (sc, t, out) = (scenario.clone(), transcript.clone(), outcome.clone());
@@ -706,6 +791,7 @@ pub fn run_sim_observed(
         }
         Ok(())
     });
+    let apply = move |sim: &mut turmoil::Sim<'_>, c| apply(sim, &servers, c);
     let run = setup::step_until_done(&mut sim, &controls, apply, progress);
     let elapsed = sim.elapsed();
     drop(sim);
@@ -730,6 +816,10 @@ struct ClientContext {
     with_http: bool,
     /// The run's TLS material when a client has `tls = true`.
     tls: Option<Arc<crate::sim_tls::SimTls>>,
+    /// The server hosts: `server`, or a pool's members.
+    servers: Vec<String>,
+    /// With `[pool]`: where each client is connected.
+    placement: Placement,
 }
 
 /// A client's user: URI, password (Digest) and whether it speaks SIP over TLS.
@@ -750,9 +840,50 @@ fn sim_tls_of(scenario: &Scenario) -> Option<Arc<crate::sim_tls::SimTls>> {
     }
 }
 
-/// One client's task on a simulated host: connects to the server over simulated TCP.
+/// How long a pool client waits for a member to accept its connection before it
+/// tries the next member, ms.
+const MEMBER_CONNECT_MS: u64 = 1000;
+
+/// Connects to the first server host of `servers` (from `first`, in turn) that takes
+/// the connection: with one server, that one; in a pool, the client's member, else
+/// the next one up (as a front end fails over). Records where in `placement`.
+async fn connect_member(
+    servers: &[String],
+    first: usize,
+    port: u16,
+    who: (&str, &Placement),
+) -> std::io::Result<(turmoil::net::TcpStream, String)> {
+    let mut last = None;
+    for k in 0..servers.len().max(1) {
+        let Some(host) = servers.get((first + k) % servers.len().max(1)) else {
+            break;
+        };
+        let connect = turmoil::net::TcpStream::connect((host.as_str(), port));
+        // A crashed member never answers the SYN: in a pool, try the next one after
+        // MEMBER_CONNECT_MS (as a front end fails over).
+        let attempt = match servers.len() > 1 {
+            true => tokio::time::timeout(Duration::from_millis(MEMBER_CONNECT_MS), connect)
+                .await
+                .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into())),
+            false => connect.await,
+        };
+        match attempt {
+            Ok(s) => {
+                if let Ok(mut p) = who.1.lock() {
+                    p.insert(who.0.to_string(), host.clone());
+                }
+                return Ok((s, host.clone()));
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no server host")))
+}
+
+/// One client's task on a simulated host: connects to the server (in a pool, to its
+/// member, `index.1`) over simulated TCP.
 async fn sim_client(
-    index: usize,
+    (index, member): (usize, usize),
     name: String,
     user: User,
     rx: mpsc::Receiver<Job>,
@@ -760,6 +891,9 @@ async fn sim_client(
 ) {
     let tls = ctx.tls.clone().filter(|_| user.2);
     let wants_tls = user.2;
+    let servers = Arc::new(ctx.servers.clone());
+    let placement = ctx.placement.clone();
+    let me = name.clone();
     let task = client_task(
         name,
         user,
@@ -768,6 +902,7 @@ async fn sim_client(
         rx,
         move || {
             let tls = tls.clone();
+            let (servers, placement, me) = (servers.clone(), placement.clone(), me.clone());
             async move {
                 if let Some(t) = tls {
                     let (s, local) = t.connect().await?;
@@ -776,7 +911,8 @@ async fn sim_client(
                 if wants_tls {
                     return Err(std::io::Error::other("no TLS certificate for this run"));
                 }
-                let s = turmoil::net::TcpStream::connect(("server", SIM_SIP_PORT)).await?;
+                let who = (me.as_str(), &placement);
+                let (s, _) = connect_member(&servers, member, SIM_SIP_PORT, who).await?;
                 let local = s.local_addr()?.to_string();
                 Ok((Box::new(s) as Box<dyn pchat_server::tls::SipStream>, local))
             }
@@ -784,11 +920,14 @@ async fn sim_client(
         ctx.keep_going,
     );
     if ctx.with_http {
-        let connect: crate::http_steps::HttpConnector = Arc::new(|| {
-            Box::pin(async {
-                let s = turmoil::net::TcpStream::connect(("server", SIM_HTTP_PORT)).await?;
+        // The web services of the server (in a pool: of the client's member).
+        let host = ctx.servers.get(member).cloned().unwrap_or_default();
+        let connect: crate::http_steps::HttpConnector = Arc::new(move || {
+            let host = host.clone();
+            Box::pin(async move {
+                let s = turmoil::net::TcpStream::connect((host.as_str(), SIM_HTTP_PORT)).await?;
                 let io: Box<dyn crate::http_steps::Io> = Box::new(s);
-                Ok((io, format!("server:{SIM_HTTP_PORT}")))
+                Ok((io, format!("{host}:{SIM_HTTP_PORT}")))
             })
         });
         crate::http_steps::HTTP_CONNECT.scope(connect, task).await;

@@ -142,7 +142,30 @@ pub struct ScenarioFile {
     /// end of the run (`crate::thresholds`).
     #[serde(default)]
     pub thresholds: Option<crate::thresholds::Thresholds>,
+    /// `[pool]`: run a pool of servers in the simulator (docs/pool.md): `servers`
+    /// members on one shared store; clients are placed on members (`member`).
+    /// Ignored by `run --target` (a live pool is behind its front end).
+    #[serde(default)]
+    pub pool: Option<PoolSpec>,
 }
+
+/// `[pool]` of a scenario: the simulated pool (docs/pool.md, "In the simulator").
+#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PoolSpec {
+    /// Members (1 to 16, [`MAX_POOL_SERVERS`]): simulated hosts `member1`..`memberN`,
+    /// each running the server with `[pool] server_id` = its host name, all on one
+    /// SQLite store file.
+    pub servers: u32,
+    /// `[pool] lease_s` of the members (default the server's, 15): a crashed member's
+    /// sessions are closed by a survivor within `lease_s` plus `lease_s / 3` of
+    /// simulated time.
+    #[serde(default)]
+    pub lease_s: Option<u32>,
+}
+
+/// Most members of a simulated pool.
+pub const MAX_POOL_SERVERS: u32 = 16;
 
 impl ScenarioFile {
     /// A file with nothing in it (stands in while a broken file's errors are listed).
@@ -170,6 +193,7 @@ impl ScenarioFile {
             server: ServerSpec::default(),
             fresh_server: false,
             thresholds: None,
+            pool: None,
         }
     }
 }
@@ -283,6 +307,11 @@ pub struct ClientSpec {
     /// then runs with a development certificate the client trusts (simulator only).
     #[serde(default)]
     pub tls: bool,
+    /// With `[pool]`: the member (1-based) the client connects to; default round-robin
+    /// by the client's index (client 1 on member 1, ...). When its member is down the
+    /// client connects to the next one up (as through a front end).
+    #[serde(default)]
+    pub member: Option<u32>,
 }
 
 pub use crate::step::{Action, ActionKind, Expect, Step};
@@ -455,6 +484,7 @@ impl Scenario {
                     password: c.password.as_deref().map(&mut data),
                     server_knows_password: c.server_knows_password,
                     tls: c.tls,
+                    member: c.member,
                 });
             }
             self.templates.insert(c.name.clone(), names);
@@ -654,6 +684,9 @@ impl Scenario {
         if let Some(h) = &self.file.http {
             cfg.http = Some(h.clone());
         }
+        if let Some(l) = self.file.pool.as_ref().and_then(|p| p.lease_s) {
+            cfg.pool.lease_s = l;
+        }
         self.auth_config(&mut cfg);
         cfg
     }
@@ -842,11 +875,74 @@ impl Scenario {
                 ));
             }
         }
+        self.validate_pool(out);
         if let Err(e) = Config::from_toml(&format!("domain = {:?}", f.domain), &self.path) {
             let at = self.find("domain");
             out.push((at..at, e.to_string()));
         }
         names
+    }
+
+    /// `[pool] servers` in range; each client's `member` (and each step's) a member.
+    fn validate_pool(&self, out: &mut Vec<Problem>) {
+        let f = &self.file;
+        let servers = f.pool.as_ref().map(|p| p.servers);
+        if let Some(n) = servers.filter(|n| !(1..=MAX_POOL_SERVERS).contains(n)) {
+            let at = self.find("servers");
+            out.push((
+                at..at,
+                format!("[pool] servers = {n}: expected 1 to {MAX_POOL_SERVERS}"),
+            ));
+        }
+        let bad = |m: u32| match servers {
+            None => Some("`member` needs a [pool] table".to_string()),
+            Some(n) if m == 0 || m > n => {
+                Some(format!("member {m}: the pool has members 1 to {n}"))
+            }
+            _ => None,
+        };
+        if servers.is_some() {
+            if let Some(c) = f.clients.iter().find(|c| c.tls) {
+                let at = self.find(&c.name);
+                let why = "tls = true is not supported in a [pool] run (the simulated TLS listener is the single server's)";
+                out.push((at..at, format!("client {:?}: {why}", c.name)));
+            }
+        }
+        let hosts = self.pool_members();
+        for c in f.clients.iter().filter(|c| hosts.contains(&c.name)) {
+            let at = self.find(&c.name);
+            out.push((
+                at..at,
+                format!("client {:?}: the name of a pool member's host", c.name),
+            ));
+        }
+        for c in &f.clients {
+            if let Some(why) = c.member.and_then(bad) {
+                let at = self.find(&c.name);
+                out.push((at..at, format!("client {:?}: {why}", c.name)));
+            }
+        }
+        for step in f.steps.iter().chain(&f.faults) {
+            if let Some(why) = step.get_ref().member().and_then(bad) {
+                out.push((step.span(), why));
+            }
+        }
+    }
+
+    /// The pool's member hosts (`member1`..), empty without `[pool]`.
+    pub fn pool_members(&self) -> Vec<String> {
+        let n = self.file.pool.as_ref().map_or(0, |p| p.servers);
+        (1..=n).map(|i| format!("member{i}")).collect()
+    }
+
+    /// With `[pool]`: the member (0-based) client `index` (of the expanded list)
+    /// connects to first: its `member`, else round-robin by index.
+    pub fn member_of(&self, index: usize) -> usize {
+        let n = self.file.pool.as_ref().map_or(1, |p| p.servers.max(1)) as usize;
+        match self.file.clients.get(index).and_then(|c| c.member) {
+            Some(m) => (m as usize).saturating_sub(1) % n,
+            None => index % n,
+        }
     }
 
     fn validate_planted_bug(&self, out: &mut Vec<Problem>) {

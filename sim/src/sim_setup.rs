@@ -137,18 +137,66 @@ pub fn add_server(
     seed: u64,
     tls: Option<Arc<crate::sim_tls::SimTls>>,
 ) {
+    add_server_host(sim, "server", cfg, faults, seed, tls, None);
+}
+
+/// Adds the members of a simulated pool (`[pool] servers = N`, docs/pool.md): hosts
+/// `members[i]`, each the real server code with `[pool] server_id` = its host name, all
+/// on the one SQLite file of `cfg` (`[store] path`), waking each other through one
+/// [`CommitBell`](pchat_server::store::CommitBell) (the stand-in for PostgreSQL's
+/// NOTIFY). The members share `faults` (a store fault is the shared store failing).
+pub fn add_members(
+    sim: &mut turmoil::Sim<'_>,
+    members: &[String],
+    cfg: &Config,
+    faults: &Faults,
+    seed: u64,
+    tls: Option<Arc<crate::sim_tls::SimTls>>,
+) {
+    let bell = pchat_server::store::CommitBell::default();
+    for (i, name) in members.iter().enumerate() {
+        let mut cfg = cfg.clone();
+        cfg.pool.server_id = name.clone();
+        let seed = seed ^ (i as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03);
+        let bell = Some(bell.clone());
+        add_server_host(sim, name, cfg, faults.clone(), seed, tls.clone(), bell);
+    }
+}
+
+/// [`add_server`] for a host named `name`; with `bell`, a pool member.
+fn add_server_host(
+    sim: &mut turmoil::Sim<'_>,
+    name: &str,
+    cfg: Config,
+    faults: Faults,
+    seed: u64,
+    tls: Option<Arc<crate::sim_tls::SimTls>>,
+    bell: Option<pchat_server::store::CommitBell>,
+) {
     let incarnation = Arc::new(AtomicU64::new(0));
-    sim.host("server", move || {
+    let host = name.to_string();
+    sim.host(name, move || {
         let life = incarnation.fetch_add(1, Ordering::SeqCst);
         let seed = seed ^ life.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        serve_once(cfg.clone(), faults.clone(), seed, tls.clone())
+        let who = Who {
+            host: host.clone(),
+            bell: bell.clone(),
+        };
+        serve_once(who, cfg.clone(), faults.clone(), seed, tls.clone())
     });
+}
+
+/// Which simulated server an incarnation is: its host name, and its pool's bell.
+struct Who {
+    host: String,
+    bell: Option<pchat_server::store::CommitBell>,
 }
 
 /// One incarnation of the simulated server: listens on [`SIM_SIP_PORT`] (and
 /// [`SIM_HTTP_PORT`] with `[http]`) and serves until crashed. A store that cannot be
 /// opened ends it, like the binary (a `restart` or the end of the run starts it again).
 async fn serve_once(
+    who: Who,
     mut cfg: Config,
     faults: Faults,
     seed: u64,
@@ -156,11 +204,15 @@ async fn serve_once(
 ) -> turmoil::Result {
     let any = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
     let listener = turmoil::net::TcpListener::bind((any, SIM_SIP_PORT)).await?;
-    let local = SocketAddr::new(turmoil::lookup("server"), SIM_SIP_PORT).to_string();
+    let me = turmoil::lookup(who.host.as_str());
+    let local = SocketAddr::new(me, SIM_SIP_PORT).to_string();
     if tls.is_some() {
         // Our Contact on TLS connections names the TLS listener (`transport=tls`).
-        let at = SocketAddr::new(turmoil::lookup("server"), crate::sim_tls::SIM_TLS_PORT);
+        let at = SocketAddr::new(me, crate::sim_tls::SIM_TLS_PORT);
         cfg.sip.tls_listen = Some(at.to_string());
+    }
+    if let (Some(h), Some(_)) = (cfg.http.as_mut(), who.bell.as_ref()) {
+        h.listen = format!("{}:{SIM_HTTP_PORT}", who.host);
     }
     let since = turmoil::sim_elapsed().unwrap_or_default().as_millis() as i64;
     let clock = Arc::new(pchat_server::clock::TokioClock::starting_at(
@@ -172,6 +224,9 @@ async fn serve_once(
         )),
         false => None,
     };
+    if who.bell.is_some() {
+        cfg.pool.shared_sqlite = true;
+    }
     let worker = match pchat_server::build_worker(&cfg, None) {
         Ok(w) => w,
         Err(e) => {
@@ -179,8 +234,13 @@ async fn serve_once(
             return Ok(());
         }
     };
-    let core = match pchat_server::build_core_with_faults(cfg, clock, seed, &local, faults.clone())
-    {
+    let built = match who.bell {
+        Some(bell) => {
+            pchat_server::build_pool_member(cfg, clock, seed, &local, faults.clone(), bell)
+        }
+        None => pchat_server::build_core_with_faults(cfg, clock, seed, &local, faults.clone()),
+    };
+    let core = match built {
         Ok(core) => core,
         Err(e) => {
             tracing::info!("simulated server did not start: {e}");

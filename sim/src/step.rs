@@ -296,6 +296,10 @@ pub enum Action {
         /// Heal after this long, ms (else at `repair`).
         #[serde(default)]
         ms: Option<u64>,
+        /// With `[pool]`: cut this member (1-based) off from the clients (default:
+        /// every member).
+        #[serde(default)]
+        member: Option<u32>,
     },
     /// Fault: heal partitions, latency and loss.
     Repair {},
@@ -331,9 +335,17 @@ pub enum Action {
         /// Restart after this long, ms.
         #[serde(default)]
         ms: Option<u64>,
+        /// With `[pool]`: crash this member (1-based) only (default: every member).
+        #[serde(default)]
+        member: Option<u32>,
     },
     /// Fault: restart a crashed server host.
-    Restart {},
+    Restart {
+        /// With `[pool]`: restart this member (1-based) only (default: every member
+        /// that is down).
+        #[serde(default)]
+        member: Option<u32>,
+    },
     /// Fault: store calls fail with `error` for `ms`.
     StoreFail {
         /// io (default) | busy.
@@ -624,9 +636,9 @@ impl ActionKind {
             ActionKind::Xccos => &["body"],
             ActionKind::Raw => &["data"],
             ActionKind::Wait | ActionKind::Overload | ActionKind::DiskFull => &["ms"],
-            ActionKind::Crash => &["ms"],
+            ActionKind::Crash => &["ms", "member"],
             ActionKind::Http => &["http", "room"],
-            ActionKind::Partition => &["hosts", "ms"],
+            ActionKind::Partition => &["hosts", "ms", "member"],
             ActionKind::Latency => &["min_ms", "max_ms", "hosts", "ms"],
             ActionKind::Loss => &["rate", "hosts", "ms"],
             ActionKind::StoreFail => &["error", "ms"],
@@ -639,8 +651,8 @@ impl ActionKind {
             | ActionKind::Update
             | ActionKind::Disconnect
             | ActionKind::Reconnect
-            | ActionKind::Repair
-            | ActionKind::Restart => &[],
+            | ActionKind::Repair => &[],
+            ActionKind::Restart => &["member"],
         }
     }
 
@@ -716,7 +728,7 @@ impl Action {
             Action::Latency { .. } => ActionKind::Latency,
             Action::Loss { .. } => ActionKind::Loss,
             Action::Crash { .. } => ActionKind::Crash,
-            Action::Restart {} => ActionKind::Restart,
+            Action::Restart { .. } => ActionKind::Restart,
             Action::StoreFail { .. } => ActionKind::StoreFail,
             Action::DiskFull { .. } => ActionKind::DiskFull,
         }
@@ -746,7 +758,7 @@ impl Step {
             | Action::Partition { ms, .. }
             | Action::Latency { ms, .. }
             | Action::Loss { ms, .. }
-            | Action::Crash { ms } => *ms,
+            | Action::Crash { ms, .. } => *ms,
             _ => None,
         }
     }
@@ -786,6 +798,16 @@ impl Step {
             | Action::Latency { hosts, .. }
             | Action::Loss { hosts, .. } => hosts,
             _ => &[],
+        }
+    }
+
+    /// The pool member (1-based) a `crash`, `restart` or `partition` names.
+    pub fn member(&self) -> Option<u32> {
+        match self.action.get_ref() {
+            Action::Crash { member, .. }
+            | Action::Restart { member }
+            | Action::Partition { member, .. } => *member,
+            _ => None,
         }
     }
 

@@ -190,7 +190,8 @@ fn store_and_relay(
         body: bytes::Bytes::new(),
     });
     if pooled {
-        return super::newcontent::notify(core, &guid);
+        // Relays and `ntc:newcontent` come from the log, on every member (crate::pool).
+        return;
     }
     relay(
         core,

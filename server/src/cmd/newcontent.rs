@@ -10,9 +10,21 @@ use crate::channel::authz::{self, Op};
 use crate::core::Core;
 use crate::xccos::{Body, Ntc, NtcData};
 
-/// Notifies the followers of room `guid` who are online elsewhere (see module docs).
-/// Store errors skip the notification (logged): the post itself stands.
+/// Notifies the followers of room `guid` who are online elsewhere (see module docs),
+/// released with the batch's commit. Store errors skip the notification (logged):
+/// the post itself stands.
 pub fn notify(core: &mut Core, guid: &str) {
+    notify_as(core, guid, true);
+}
+
+/// [`notify`] for a post already committed: in a pool every member notifies its own
+/// followers when it relays the post from the store's log (`crate::pool`), whichever
+/// member took it.
+pub fn notify_committed(core: &mut Core, guid: &str) {
+    notify_as(core, guid, false);
+}
+
+fn notify_as(core: &mut Core, guid: &str, wait_for_commit: bool) {
     let followers = match core.store.followers(guid) {
         Ok(f) => f,
         Err(e) => {
@@ -51,7 +63,7 @@ pub fn notify(core: &mut Core, guid: &str) {
             data: NtcData::NewContent { chan_uri, unread },
         }));
         for d in dialogs {
-            core.send_info(d, body.clone(), true);
+            core.send_info(d, body.clone(), wait_for_commit);
         }
     }
 }

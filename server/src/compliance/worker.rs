@@ -11,12 +11,22 @@
 //! in mgccomp *before* the adapter runs); deliver it; on success delete its events and
 //! mark it done in one transaction. A failed delivery leaves the batch pending; the
 //! next run delivers the same batch again.
+//!
+//! **In a pool** (docs/pool.md) the members share the outbox and the compliance
+//! database, and only one worker exports at a time: before each run a member's worker
+//! takes or renews the pool's compliance lease ([`crate::store::COMPLIANCE_ROLE`],
+//! `[pool] lease_s`, [`Store::role_lease`]) and skips the run if another member holds
+//! it; at its stop it runs once more if it can take the lease, then gives it up. When
+//! the holder dies, a survivor's worker takes the lease over once it ends. (A run lasts
+//! far less than a lease: a holder stalled for longer than `lease_s` in mid-run could
+//! overlap with its successor.)
 
 use super::adapter::{Adapter, AdapterError, FileAdapter};
 use super::queue::{halt_at, move_outbox};
 use super::{ComplianceDb, FaultHook, FaultPoint};
+use crate::clock::Clock;
 use crate::config::{AdapterKind, ComplianceConfig};
-use crate::store::{SqliteStore, Store, StoreError};
+use crate::store::{SqliteStore, Store, StoreError, COMPLIANCE_ROLE};
 use std::future::Future;
 use std::path::Path;
 use std::time::Duration;
@@ -65,6 +75,18 @@ pub struct Worker {
     batch_size: u32,
     interval: Duration,
     hook: Option<FaultHook>,
+    /// In a pool: the compliance lease this worker must hold to run.
+    lease: Option<PoolLease>,
+}
+
+/// A pool member's claim on the pool's one exporting worker ([`Worker::in_pool`]).
+struct PoolLease {
+    /// `[pool] server_id` of the member.
+    holder: String,
+    /// `[pool] lease_s`, in ms.
+    lease_ms: i64,
+    /// The member's clock (ms since the epoch; the lease is compared across members).
+    clock: Option<std::sync::Arc<dyn Clock>>,
 }
 
 /// The adapter `cfg` names, writing into `cfg.output_dir`.
@@ -98,6 +120,60 @@ impl Worker {
             batch_size: cfg.batch_size.max(1),
             interval: Duration::from_millis(cfg.run_interval.0.max(1)),
             hook,
+            lease: None,
+        }
+    }
+
+    /// This worker as pool member `holder`'s: it runs only while it holds the pool's
+    /// compliance lease, of `lease_s` seconds (module docs). The clock comes from the
+    /// host ([`Worker::with_clock`]); without one the worker never runs.
+    pub fn in_pool(mut self, holder: &str, lease_s: u32) -> Worker {
+        self.lease = Some(PoolLease {
+            holder: holder.to_string(),
+            lease_ms: i64::from(lease_s.max(1)) * 1000,
+            clock: None,
+        });
+        self
+    }
+
+    /// The clock a pool member's worker reads its lease times from (the core's).
+    /// No-op outside a pool.
+    pub fn with_clock(mut self, clock: std::sync::Arc<dyn Clock>) -> Worker {
+        if let Some(l) = self.lease.as_mut() {
+            l.clock = Some(clock);
+        }
+        self
+    }
+
+    /// Whether this worker may run now: always outside a pool; in a pool, if it took
+    /// or renewed the compliance lease.
+    fn hold_lease(&mut self) -> bool {
+        let Some(l) = &self.lease else {
+            return true;
+        };
+        let Some(clock) = &l.clock else {
+            return false;
+        };
+        let now = clock.now_ms();
+        let until = now.saturating_add(l.lease_ms);
+        match self
+            .store
+            .role_lease(COMPLIANCE_ROLE, &l.holder, (now, until))
+        {
+            Ok(held) => held,
+            Err(e) => {
+                tracing::warn!("compliance lease not taken, run skipped: {e}");
+                false
+            }
+        }
+    }
+
+    /// Gives the compliance lease up (a stopping pool member's worker).
+    fn release_lease(&mut self) {
+        if let Some(l) = &self.lease {
+            if let Err(e) = self.store.role_release(COMPLIANCE_ROLE, &l.holder) {
+                tracing::warn!("compliance lease not released (it ends by itself): {e}");
+            }
         }
     }
 
@@ -181,13 +257,16 @@ impl Worker {
                 biased;
                 _ = &mut shutdown => break,
                 _ = tick.tick() => {
-                    if !self.run_logged() {
+                    if self.hold_lease() && !self.run_logged() {
                         return;
                     }
                 }
             }
         }
-        self.run_logged();
+        if self.hold_lease() {
+            self.run_logged();
+        }
+        self.release_lease();
         tracing::info!(adapter = self.adapter.name(), "compliance worker stopped");
     }
 
@@ -215,5 +294,51 @@ impl Worker {
                 true
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use std::sync::Arc;
+
+    /// Two members' workers on one store file: only the lease holder runs; the other
+    /// takes over when the holder's lease ended, or at once when it released it.
+    #[test]
+    fn one_worker_of_the_pool_holds_the_compliance_lease() {
+        let dir = tempfile::tempdir().unwrap();
+        let store_path = dir.path().join("pchat.db");
+        let mut cfg = ComplianceConfig::default();
+        (cfg.enabled, cfg.path) = (true, dir.path().join("mgccomp.db"));
+        cfg.output_dir = dir.path().join("out");
+        let clock = Arc::new(ManualClock::new(1_000_000));
+        let worker = |member: &str| {
+            Worker::open(&cfg, &store_path, None)
+                .unwrap()
+                .in_pool(member, 15)
+                .with_clock(clock.clone())
+        };
+        let (mut m1, mut m2) = (worker("m1"), worker("m2"));
+        assert!(
+            !Worker::open(&cfg, &store_path, None)
+                .unwrap()
+                .in_pool("m3", 15)
+                .hold_lease(),
+            "no clock, no run"
+        );
+        assert!(m1.hold_lease(), "free: m1 takes it");
+        assert!(!m2.hold_lease(), "m1's lease runs");
+        clock.advance(10_000);
+        assert!(m1.hold_lease(), "m1 renews");
+        clock.advance(14_000);
+        assert!(!m2.hold_lease(), "renewed 14 s ago");
+        clock.advance(2_000);
+        assert!(m2.hold_lease(), "m1 silent for 16 s: m2 takes over");
+        assert!(!m1.hold_lease());
+        m2.release_lease();
+        assert!(m1.hold_lease(), "released: m1 at once");
+        let mut single = Worker::open(&cfg, &store_path, None).unwrap();
+        assert!(single.hold_lease(), "outside a pool a worker always runs");
     }
 }

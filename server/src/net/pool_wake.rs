@@ -2,7 +2,8 @@
 //! channel (`store::postgres::NOTIFY_CHANNEL`, notified when a transaction that wrote
 //! a room's log commits) and wakes the core with a tick, so the core relays the new
 //! entries at once (`crate::pool`). Without it relays would wait for the next batch
-//! or the lease renewal.
+//! or the lease renewal. In the simulator's pool (members on one SQLite file) a task
+//! waits on the store's [`crate::store::CommitBell`] instead ([`start`]).
 
 use super::Event;
 use crate::core::Input;
@@ -10,10 +11,30 @@ use postgres::fallible_iterator::FallibleIterator;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
+/// Starts what wakes the core of a pool member when another member commits: the
+/// LISTEN thread on PostgreSQL (`[store] url`), or a task waiting on the core's commit
+/// bell (the simulator's pool). Nothing outside a pool.
+pub(crate) fn start(core: &crate::core::Core, tx: &mpsc::Sender<Event>) {
+    if let Some(url) = core.config().store.url.clone() {
+        spawn(url, tx.clone());
+    } else if let Some(bell) = core.pool_bell() {
+        let mut rings = bell.subscribe();
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            while rings.changed().await.is_ok() {
+                // A full queue means the core is busy: it relays after every batch.
+                if tx.try_send(Event::Input(Input::Tick)).is_err() && tx.is_closed() {
+                    break;
+                }
+            }
+        });
+    }
+}
+
 /// Starts the listener thread for the store at `url`; it ends when the core's queue
 /// `tx` closes. A lost connection is retried every second (the core still relays
 /// after every batch meanwhile).
-pub(crate) fn spawn(url: String, tx: mpsc::Sender<Event>) {
+fn spawn(url: String, tx: mpsc::Sender<Event>) {
     let spawned = std::thread::Builder::new()
         .name("pchat-pool-listen".into())
         .spawn(move || {

@@ -25,12 +25,18 @@ pub enum StoreOp {
     Write,
     /// Deleting moved events from the compliance outbox.
     OutboxDelete,
+    /// Appending to the pool's room log ([`Store::log_append`]), a write.
+    LogWrite,
 }
 
 /// Decides, before each store call, whether it fails (tests and the simulator).
 pub trait StoreHook: Send {
     /// `Err` makes the call fail with that error without reaching the inner store.
     fn before(&mut self, op: StoreOp) -> Result<(), StoreError>;
+    /// After a `COMMIT` that succeeded (the simulator's pool wake, `super::bell`).
+    fn committed(&mut self) {}
+    /// After a rollback (of the transaction or of a failed commit).
+    fn rolled_back(&mut self) {}
 }
 
 /// A [`Store`] that asks its hook before every call and otherwise delegates to the
@@ -80,12 +86,19 @@ impl<H: StoreHook> Store for HookedStore<H> {
     fn commit(&mut self) -> Result<(), StoreError> {
         if let Err(e) = self.hook.before(StoreOp::Commit) {
             self.inner.rollback();
+            self.hook.rolled_back();
             return Err(e);
         }
-        self.inner.commit()
+        let done = self.inner.commit();
+        match done {
+            Ok(()) => self.hook.committed(),
+            Err(_) => self.hook.rolled_back(),
+        }
+        done
     }
     fn rollback(&mut self) {
-        self.inner.rollback()
+        self.inner.rollback();
+        self.hook.rolled_back();
     }
     fn release_savepoint(&mut self, keep: bool) -> Result<(), StoreError> {
         if keep {
@@ -113,7 +126,7 @@ impl<H: StoreHook> Store for HookedStore<H> {
         fn set_followed(&mut self, user: &str, room_guids: &[String]) -> Result<(), StoreError> => Write;
         fn set_pref(&mut self, user: &str, label: &str, content: &str) -> Result<u64, StoreError> => Write;
         fn put_file(&mut self, file: &FileRecord) -> Result<(), StoreError> => Write;
-        fn log_append(&mut self, e: &NewLogEntry) -> Result<i64, StoreError> => Write;
+        fn log_append(&mut self, e: &NewLogEntry) -> Result<i64, StoreError> => LogWrite;
     }
 }
 

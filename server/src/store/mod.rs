@@ -14,6 +14,7 @@
 //! The pool's shared log (`room_log`, [`Store::log_append`]) and the members' leases
 //! ([`Store::lease_renew`]) are in both, so the pool code is the same on either.
 
+pub mod bell;
 pub mod faulty;
 pub mod pg_harness;
 pub mod postgres;
@@ -23,6 +24,7 @@ pub mod sqlite;
 mod suite_tests;
 
 pub use self::postgres::PgStore;
+pub use bell::{BellHook, CommitBell};
 pub use faulty::{FaultyStore, HookedStore, StoreHook, StoreOp};
 pub use sql::Arg;
 pub use sqlite::SqliteStore;
@@ -525,4 +527,23 @@ pub trait Store: Send {
     fn lease_claim(&mut self, server: &str, now_ms: i64) -> Result<bool, StoreError> {
         Ok(self.sql_exec(sql::LEASE_CLAIM, vec![server.into(), now_ms.into()])? > 0)
     }
+    /// Takes or renews the pool-wide lease of `role` (e.g. [`COMPLIANCE_ROLE`]) for
+    /// holder `who`; `at` = (now, until), ms since the epoch: `true` if `who` has it
+    /// now, until `until` - it was free, its lease ended before `now`, or it was
+    /// `who`'s already; `false` if another holder's lease still runs. One holder at a
+    /// time across the pool (one row per role, written atomically). Errors: the store
+    /// failed.
+    fn role_lease(&mut self, role: &str, who: &str, at: (i64, i64)) -> Result<bool, StoreError> {
+        let args = vec![role.into(), who.into(), at.0.into(), at.1.into()];
+        Ok(self.sql_exec(sql::ROLE_LEASE, args)? > 0)
+    }
+    /// Gives up `holder`'s lease of `role` (no-op if it is not `holder`'s), so another
+    /// holder can take it at once. Errors: the store failed.
+    fn role_release(&mut self, role: &str, holder: &str) -> Result<(), StoreError> {
+        self.sql_exec(sql::ROLE_RELEASE, vec![role.into(), holder.into()])
+            .map(|_| ())
+    }
 }
+
+/// The role of the pool's one exporting compliance worker ([`Store::role_lease`]).
+pub const COMPLIANCE_ROLE: &str = "compliance-worker";

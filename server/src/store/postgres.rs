@@ -35,7 +35,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 
 /// Schema migrations; index + 1 is `pchat_schema.version` after applying it. Append
-/// only. 1-6 mirror `sqlite::MIGRATIONS`; 7 is the pool.
+/// only. 1-6 mirror `sqlite::MIGRATIONS`; 7 is the pool, 8 its role leases.
 const MIGRATIONS: &[&str] = &[
     // 1: rooms, memberships, messages, followed rooms.
     "CREATE TABLE rooms (
@@ -153,6 +153,12 @@ const MIGRATIONS: &[&str] = &[
      $$ LANGUAGE plpgsql;
      CREATE TRIGGER room_log_notify AFTER INSERT ON room_log
         FOR EACH ROW EXECUTE FUNCTION pchat_pool_notify();",
+    // 8: the pool's role leases: one compliance worker exports at a time.
+    "CREATE TABLE pool_roles (
+        role TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        until_ms BIGINT NOT NULL
+     );",
 ];
 
 /// The channel members LISTEN on: one notification per room with new log entries,

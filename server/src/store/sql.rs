@@ -258,6 +258,13 @@ pub const LEASE_EXPIRED: &str =
 /// `Store::lease_claim`: removes the expired lease; the member whose delete removed it
 /// owns the cleanup.
 pub const LEASE_CLAIM: &str = "DELETE FROM pool_members WHERE server = $1 AND lease_until_ms < $2";
+/// `Store::role_lease` (`$1` role, `$2` holder, `$3` now, `$4` until, ms): a row is
+/// written only if the role is free, its lease ended, or it is the holder's already.
+pub const ROLE_LEASE: &str = "INSERT INTO pool_roles (role, holder, until_ms) VALUES ($1, $2, $4)
+     ON CONFLICT (role) DO UPDATE SET holder = excluded.holder, until_ms = excluded.until_ms
+     WHERE pool_roles.holder = excluded.holder OR pool_roles.until_ms < $3";
+/// `Store::role_release`: drops the holder's lease of the role (no-op otherwise).
+pub const ROLE_RELEASE: &str = "DELETE FROM pool_roles WHERE role = $1 AND holder = $2";
 /// Users of a room with role `$2` (`member` | `manager`), sorted.
 pub const ROLES: &str =
     "SELECT user_uri FROM room_roles WHERE room_guid = $1 AND role = $2 ORDER BY user_uri";

@@ -126,6 +126,12 @@ const MIGRATIONS: &[&str] = &[
         server TEXT PRIMARY KEY,
         lease_until_ms INTEGER NOT NULL
      ) WITHOUT ROWID;",
+    // 8: the pool's role leases (docs/pool.md): one compliance worker exports at a time.
+    "CREATE TABLE pool_roles (
+        role TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        until_ms INTEGER NOT NULL
+     ) WITHOUT ROWID;",
 ];
 
 /// SQLite-backed store. Not `Sync`: one owner (the channel service task).

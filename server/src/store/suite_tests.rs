@@ -24,9 +24,14 @@ const CASES: &[Case] = &[
     ("ledger_files_msgids", ledger_files_msgids),
     ("pool_log_in_commit_order", pool_log_in_commit_order),
     ("leases_claimed_once", leases_claimed_once),
+    (
+        "role_lease_one_holder_at_a_time",
+        role_lease_one_holder_at_a_time,
+    ),
 ];
 
-fn room(guid: &str, name: &str) -> RoomRecord {
+/// A room record for tests of this module's stores (also `bell`'s).
+pub(super) fn room(guid: &str, name: &str) -> RoomRecord {
     RoomRecord {
         guid: guid.into(),
         name: name.into(),
@@ -425,8 +430,60 @@ fn suite_on_postgres() {
         case(&mut s);
         drop(s);
         let mut again = PgStore::connect(&url).unwrap();
-        assert_eq!(again.schema_version().unwrap(), 7, "migrated once");
+        assert_eq!(again.schema_version().unwrap(), 8, "migrated once");
     }
+}
+
+/// The compliance worker's lease (`COMPLIANCE_ROLE`): one holder until its lease
+/// ends or it releases it; the holder renews it.
+fn role_lease_one_holder_at_a_time(s: &mut dyn Store) {
+    let role = COMPLIANCE_ROLE;
+    assert!(
+        s.role_lease(role, "m1", (1_000, 2_000)).unwrap(),
+        "free: m1 takes it"
+    );
+    assert!(
+        !s.role_lease(role, "m2", (1_500, 2_500)).unwrap(),
+        "m1's still runs"
+    );
+    assert!(
+        s.role_lease(role, "m1", (1_900, 3_000)).unwrap(),
+        "m1 renews"
+    );
+    assert!(
+        !s.role_lease(role, "m2", (2_500, 3_500)).unwrap(),
+        "renewed to 3000"
+    );
+    assert!(
+        s.role_lease(role, "m2", (3_001, 4_000)).unwrap(),
+        "ended: m2 takes over"
+    );
+    assert!(
+        !s.role_lease(role, "m1", (3_002, 4_002)).unwrap(),
+        "now m2's"
+    );
+    s.role_release(role, "m1").unwrap();
+    assert!(
+        !s.role_lease(role, "m3", (3_003, 4_003)).unwrap(),
+        "m1 cannot release m2's"
+    );
+    s.role_release(role, "m2").unwrap();
+    assert!(
+        s.role_lease(role, "m3", (3_004, 4_004)).unwrap(),
+        "released: free at once"
+    );
+    assert!(
+        s.role_lease("other", "m1", (3_004, 4_004)).unwrap(),
+        "roles are apart"
+    );
+    s.begin().unwrap();
+    assert!(s.role_lease(role, "m3", (3_005, 9_000)).unwrap());
+    s.rollback();
+    assert!(
+        !s.role_lease(role, "m1", (4_000, 6_000)).unwrap(),
+        "rolled back: until 4004"
+    );
+    assert!(s.role_lease(role, "m1", (4_005, 6_000)).unwrap());
 }
 
 /// Two connections (two members) to a fresh database `db` of a throw-away PostgreSQL;
