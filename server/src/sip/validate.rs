@@ -23,13 +23,13 @@ const ADDRESS: &[&str] = &["From", "To", "Contact", "Route", "Record-Route"];
 
 /// RFC 3261 25.1 `unreserved` + `escaped` `%` + `user-unreserved` + `password` extras:
 /// every character allowed in a SIP URI's userinfo (before `@`).
-fn is_userinfo_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || "-_.!~*'()%&=+$,;?/:".contains(c)
+fn is_userinfo_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || b"-_.!~*'()%&=+$,;?/:".contains(&c)
 }
 
 /// Characters of host, port, `uri-parameters` and `headers` (after `@`).
-fn is_hostpart_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || "-_.!~*'()%[]:;=&+$/?@".contains(c)
+fn is_hostpart_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || b"-_.!~*'()%[]:;=&+$/?@".contains(&c)
 }
 
 /// The scheme of a URI (`scheme ":"`, RFC 3986 3.1), if it has one.
@@ -62,7 +62,9 @@ pub fn request_uri(uri: &str) -> Result<(), ParseError> {
         Some(at) => (&rest[..at], &rest[at + 1..]),
         None => ("", rest),
     };
-    if !userinfo.chars().all(is_userinfo_char) || !hostpart.chars().all(is_hostpart_char) {
+    // Byte-wise: every allowed character is ASCII, so a non-ASCII byte fails as its
+    // character would.
+    if !userinfo.bytes().all(is_userinfo_char) || !hostpart.bytes().all(is_hostpart_char) {
         return Err(ParseError::new(format!(
             "malformed Request-URI {:?}",
             clip(uri)
@@ -97,18 +99,20 @@ pub fn single_instance<'a>(mut names: impl Iterator<Item = &'a str>) -> Result<(
 /// Errors: an unterminated quoted string (RFC 4475 3.1.2.6).
 fn split_display(value: &str) -> Result<(&str, Option<&str>), ParseError> {
     let (mut quoted, mut escaped) = (false, false);
-    for (i, c) in value.char_indices() {
+    // Byte-wise: the bytes looked for are ASCII, which never occur inside a
+    // multi-byte UTF-8 character.
+    for (i, c) in value.bytes().enumerate() {
         if quoted {
             if escaped {
                 escaped = false;
-            } else if c == '\\' {
+            } else if c == b'\\' {
                 escaped = true;
-            } else if c == '"' {
+            } else if c == b'"' {
                 quoted = false;
             }
-        } else if c == '"' {
+        } else if c == b'"' {
             quoted = true;
-        } else if c == '<' {
+        } else if c == b'<' {
             return Ok((&value[..i], Some(&value[i..])));
         }
     }
@@ -125,10 +129,8 @@ fn display_name_ok(d: &str) -> bool {
     if d.starts_with('"') {
         return d.len() >= 2 && d.ends_with('"');
     }
-    d.split_whitespace().all(|t| {
-        t.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-.!%*_+`'~".contains(c))
-    })
+    d.split_whitespace()
+        .all(|t| t.bytes().all(super::normalize::is_token_byte))
 }
 
 /// Header parameters (`;name[=value]`, RFC 3261 25.1 `generic-param`): none empty.
