@@ -228,6 +228,17 @@ impl SqliteStore {
     }
 
     /// Runs `f` inside a transaction unless one is already open (then it joins it).
+    /// Runs a statement without parameters from the statement cache: the transaction
+    /// and savepoint statements run once per batch or per post, and `execute_batch`
+    /// would parse them every time.
+    fn exec_cached(&self, sql: &str) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(sql)
+            .and_then(|mut st| st.execute([]))
+            .map(drop)
+            .map_err(db)
+    }
+
     fn write<T>(
         &mut self,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
@@ -284,7 +295,7 @@ fn message_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredMessage> {
 impl Store for SqliteStore {
     fn begin(&mut self) -> Result<(), StoreError> {
         if !self.in_tx {
-            self.conn.execute_batch("BEGIN IMMEDIATE").map_err(db)?;
+            self.exec_cached("BEGIN IMMEDIATE")?;
             self.in_tx = true;
         }
         Ok(())
@@ -292,7 +303,7 @@ impl Store for SqliteStore {
 
     fn commit(&mut self) -> Result<(), StoreError> {
         if self.in_tx {
-            let r = self.conn.execute_batch("COMMIT").map_err(db);
+            let r = self.exec_cached("COMMIT");
             if r.is_err() {
                 self.rollback();
             }
@@ -741,7 +752,7 @@ impl Store for SqliteStore {
     }
 
     fn savepoint(&mut self) -> Result<(), StoreError> {
-        self.conn.execute_batch("SAVEPOINT action").map_err(db)?;
+        self.exec_cached("SAVEPOINT action")?;
         self.savepoints += 1;
         Ok(())
     }
@@ -752,7 +763,7 @@ impl Store for SqliteStore {
         }
         self.savepoints -= 1;
         if keep {
-            self.conn.execute_batch("RELEASE action").map_err(db)
+            self.exec_cached("RELEASE action")
         } else {
             self.conn
                 .execute_batch("ROLLBACK TO action; RELEASE action")
@@ -832,11 +843,12 @@ impl Store for SqliteStore {
 
     fn log_append(&mut self, e: &NewLogEntry) -> Result<i64, StoreError> {
         self.write(|c| {
-            let seq: i64 = c.query_row(
-                "UPDATE rooms SET log_seq = log_seq + 1 WHERE guid = ?1 RETURNING log_seq",
-                params![e.room_guid],
-                |r| r.get(0),
-            )?;
+            // Cached: once per post (a `query_row` on the connection parses it each time).
+            let seq: i64 = c
+                .prepare_cached(
+                    "UPDATE rooms SET log_seq = log_seq + 1 WHERE guid = ?1 RETURNING log_seq",
+                )?
+                .query_row(params![e.room_guid], |r| r.get(0))?;
             c.prepare_cached(
                 "INSERT INTO room_log (room_guid, seq, origin, dialog, kind, user_uri, ts_ms, msg_id)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
