@@ -99,20 +99,18 @@ pub fn single_instance<'a>(mut names: impl Iterator<Item = &'a str>) -> Result<(
 /// Errors: an unterminated quoted string (RFC 4475 3.1.2.6).
 fn split_display(value: &str) -> Result<(&str, Option<&str>), ParseError> {
     let (mut quoted, mut escaped) = (false, false);
-    // Byte-wise: the bytes looked for are ASCII, which never occur inside a
-    // multi-byte UTF-8 character.
-    for (i, c) in value.bytes().enumerate() {
+    for (i, c) in value.char_indices() {
         if quoted {
             if escaped {
                 escaped = false;
-            } else if c == b'\\' {
+            } else if c == '\\' {
                 escaped = true;
-            } else if c == b'"' {
+            } else if c == '"' {
                 quoted = false;
             }
-        } else if c == b'"' {
+        } else if c == '"' {
             quoted = true;
-        } else if c == b'<' {
+        } else if c == '<' {
             return Ok((&value[..i], Some(&value[i..])));
         }
     }
