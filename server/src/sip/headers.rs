@@ -84,6 +84,27 @@ impl Headers {
             .map(|e| self.slice(e.value))
     }
 
+    /// The values of the first headers named `names` (canonical long names, as for
+    /// [`Headers::get_canonical`]), found in one pass over the headers.
+    pub fn first_of<const N: usize>(&self, names: [&str; N]) -> [Option<&str>; N] {
+        let mut out = [None; N];
+        let mut missing = N;
+        for e in &self.entries {
+            let name = self.name_of(e);
+            for (k, want) in names.iter().enumerate() {
+                if out[k].is_none() && name.eq_ignore_ascii_case(want) {
+                    out[k] = Some(self.slice(e.value));
+                    missing -= 1;
+                    break;
+                }
+            }
+            if missing == 0 {
+                break;
+            }
+        }
+        out
+    }
+
     /// Appends one header per value of the comma list in span `value`, cut by `split`
     /// (which reports `(start, end)` ranges within the value).
     pub(crate) fn push_list(

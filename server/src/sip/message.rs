@@ -126,14 +126,16 @@ macro_rules! dialog_accessors {
         /// borrowed from the message; `None` when one is missing or malformed (never
         /// for a message [`parse`] accepted).
         pub fn typed(&self) -> Option<Typed<'_>> {
-            let h = &self.headers;
+            let [via, from, to, call_id, cseq, contact] = self
+                .headers
+                .first_of(["Via", "From", "To", "Call-ID", "CSeq", "Contact"]);
             Some(Typed {
-                via: Via::parse(h.get_canonical("Via")?)?,
-                from: NameAddr::parse(h.get_canonical("From")?)?,
-                to: NameAddr::parse(h.get_canonical("To")?)?,
-                call_id: h.get_canonical("Call-ID")?,
-                cseq: CSeq::parse(h.get_canonical("CSeq")?)?,
-                contact: h.get_canonical("Contact").and_then(NameAddr::parse),
+                via: Via::parse(via?)?,
+                from: NameAddr::parse(from?)?,
+                to: NameAddr::parse(to?)?,
+                call_id: call_id?,
+                cseq: CSeq::parse(cseq?)?,
+                contact: contact.and_then(NameAddr::parse),
             })
         }
     };
@@ -376,6 +378,60 @@ fn offset_in(whole: &str, part: &str) -> usize {
     (part.as_ptr() as usize).saturating_sub(whole.as_ptr() as usize)
 }
 
+/// The lines of `text` as `text.split("\r\n")` gives them, found with `memchr`.
+fn crlf_lines(text: &str) -> impl Iterator<Item = &str> {
+    let bytes = text.as_bytes();
+    let mut start = 0;
+    let mut done = false;
+    std::iter::from_fn(move || {
+        if done {
+            return None;
+        }
+        let mut from = start;
+        let end = loop {
+            match memchr::memchr(b'\n', &bytes[from..]) {
+                Some(i) if from + i > start && bytes[from + i - 1] == b'\r' => break from + i - 1,
+                Some(i) => from += i + 1,
+                None => {
+                    done = true;
+                    break bytes.len();
+                }
+            }
+        };
+        // `end` is at a CR (ASCII) or the end, `start` after an LF: char boundaries.
+        let line = text.get(start..end).unwrap_or_default();
+        start = end + 2;
+        Some(line)
+    })
+}
+
+/// The offset of the first `\r\n\r\n` in `raw` (RFC 3261 7: the end of the header
+/// section), without building a substring searcher per message.
+fn find_head_end(raw: &[u8]) -> Option<usize> {
+    memchr::memchr_iter(b'\n', raw)
+        .find(|&i| i >= 3 && &raw[i - 3..=i] == b"\r\n\r\n")
+        .map(|i| i - 3)
+}
+
+/// `s.trim()` (Unicode white space), with a byte loop for ASCII ends.
+fn trim_fast(s: &str) -> &str {
+    let b = s.as_bytes();
+    let ws = |c: u8| matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c);
+    let mut i = 0;
+    while i < b.len() && ws(b[i]) {
+        i += 1;
+    }
+    let mut j = b.len();
+    while j > i && ws(b[j - 1]) {
+        j -= 1;
+    }
+    if b.get(i).is_some_and(|c| *c >= 0x80) || (j > i && b[j - 1] >= 0x80) {
+        return s.trim(); // possibly Unicode white space at an end
+    }
+    // `i` and `j` sit next to ASCII bytes: char boundaries.
+    s.get(i..j).unwrap_or_default()
+}
+
 /// Reads the header section `head` (start line included, final empty line excluded)
 /// in one pass: unfolds continuation lines (RFC 3261 7.3.1), expands compact names
 /// (7.3.3), trims white space around the colon, applies `SWS` (25.1). Values that need
@@ -390,7 +446,7 @@ fn read_headers(head: &str) -> Result<(&str, Headers), ParseError> {
     }
     let mut h = Headers::with_text(head.to_owned(), 16);
     let mut pending: Option<Pending> = None;
-    for (n, line) in head[start_end..].split("\r\n").skip(1).enumerate() {
+    for (n, line) in crlf_lines(&head[start_end..]).skip(1).enumerate() {
         if line.starts_with([' ', '\t']) {
             // Folded continuation (7.3.1): replaced by a single SP.
             let Some(p) = pending.as_mut() else {
@@ -411,7 +467,12 @@ fn read_headers(head: &str) -> Result<(&str, Headers), ParseError> {
         if let Some(p) = pending.take() {
             finish(&mut h, p);
         }
-        let Some((name, value)) = line.split_once(':') else {
+        let Some((name, value)) = memchr::memchr(b':', line.as_bytes()).map(|i| {
+            (
+                line.get(..i).unwrap_or_default(),
+                line.get(i + 1..).unwrap_or_default(),
+            )
+        }) else {
             return Err(ParseError::new(format!(
                 "header line {} has no colon: {:?}",
                 n + 2,
@@ -425,7 +486,7 @@ fn read_headers(head: &str) -> Result<(&str, Headers), ParseError> {
                 clip(name)
             )));
         }
-        let value = value.trim();
+        let value = trim_fast(value);
         let at = offset_in(head, value);
         let name = match expand_compact(name).or_else(|| canonical_long(name)) {
             Some(s) => Ok(s),
@@ -470,7 +531,7 @@ fn parse_with(
     raw: &[u8],
     body_of: impl FnOnce(std::ops::Range<usize>) -> Bytes,
 ) -> Result<SipMessage, ParseError> {
-    let head_end = memchr::memmem::find(raw, b"\r\n\r\n")
+    let head_end = find_head_end(raw)
         .ok_or_else(|| ParseError::new("no empty line after the header section"))?;
     let head = std::str::from_utf8(&raw[..head_end])
         .map_err(|_| ParseError::new("header section is not valid UTF-8"))?;
@@ -484,7 +545,9 @@ fn parse_with(
     }
     super::validate::headers(headers.iter())?;
     let body_offset = head_end + 4;
-    let to_tag = headers.get_canonical("To").and_then(tag_of);
+    let dialog = headers.first_of(DIALOG_HEADERS);
+    let [_, _, to, _, cseq_raw, content_length, _] = dialog;
+    let to_tag = to.and_then(tag_of);
     // Out-of-dialog requests (the sign-in path: a few per session) also go through
     // rsip; in-dialog requests and responses (per message: posts, relays, 2xx) are
     // checked by our code only (docs/rsip-notes.md).
@@ -500,7 +563,7 @@ fn parse_with(
             .map_err(|e| rsip_err("message", e))?;
     }
     let mut body_len = raw.len() - body_offset;
-    if let Some(cl) = headers.get_canonical("Content-Length") {
+    if let Some(cl) = content_length {
         let len: usize = cl
             .trim()
             .parse()
@@ -512,7 +575,7 @@ fn parse_with(
         }
         body_len = len;
     }
-    check_dialog_headers(&headers, rsip_too)?;
+    check_dialog_headers(dialog, rsip_too)?;
     if is_response {
         let (code, reason) = status_of(start)?;
         return Ok(SipMessage::Response(Response {
@@ -522,8 +585,7 @@ fn parse_with(
             body: body_of(body_offset..body_offset + body_len),
         }));
     }
-    let cseq_method =
-        CSeq::parse(headers.get_canonical("CSeq").unwrap_or_default()).map_or("", |c| c.method);
+    let cseq_method = CSeq::parse(cseq_raw.unwrap_or_default()).map_or("", |c| c.method);
     if cseq_method != first {
         return Err(ParseError::new(format!(
             "bad CSeq: method {cseq_method} does not match request method {first}"
@@ -536,6 +598,18 @@ fn parse_with(
         body: body_of(body_offset..body_offset + body_len),
     }))
 }
+
+/// The headers [`parse_frame`] reads, looked up in one pass: the five every request
+/// carries (RFC 3261 8.1.1, in this order), then Content-Length and Max-Forwards.
+const DIALOG_HEADERS: [&str; 7] = [
+    "Via",
+    "From",
+    "To",
+    "Call-ID",
+    "CSeq",
+    "Content-Length",
+    "Max-Forwards",
+];
 
 /// Status code (100-699) and reason phrase of a status line (RFC 3261 7.2).
 fn status_of(start: &str) -> Result<(u16, &str), ParseError> {
@@ -552,9 +626,12 @@ fn status_of(start: &str) -> Result<(u16, &str), ParseError> {
 /// RFC 3261 8.1.1: Via, From, To, Call-ID and CSeq present and not empty; the top Via
 /// well-formed (rsip's typed Via as well when `rsip_too`); CSeq `number method` with the
 /// number below 2^31; Max-Forwards a number 0-255.
-fn check_dialog_headers(headers: &Headers, rsip_too: bool) -> Result<(), ParseError> {
-    for name in ["Via", "From", "To", "Call-ID", "CSeq"] {
-        match headers.get_canonical(name) {
+fn check_dialog_headers(
+    dialog: [Option<&str>; DIALOG_HEADERS.len()],
+    rsip_too: bool,
+) -> Result<(), ParseError> {
+    for (name, value) in DIALOG_HEADERS.iter().zip(dialog).take(5) {
+        match value {
             None => return Err(ParseError::new(format!("missing {name} header"))),
             Some(v) if v.trim().is_empty() => {
                 return Err(ParseError::new(format!("empty {name} header")))
@@ -564,7 +641,7 @@ fn check_dialog_headers(headers: &Headers, rsip_too: bool) -> Result<(), ParseEr
     }
     // Only the top Via is ours to interpret (RFC 3261 8.2.6.2 copies the others as
     // they are); lower ones may name transports nobody knows (RFC 4475 transports).
-    let top_via = headers.get_canonical("Via").unwrap_or_default();
+    let [top_via, _, _, _, cseq_raw, _, _] = dialog.map(Option::unwrap_or_default);
     if rsip_too {
         use rsip::headers::untyped::ToTypedHeader;
         use rsip::headers::UntypedHeader;
@@ -581,7 +658,6 @@ fn check_dialog_headers(headers: &Headers, rsip_too: bool) -> Result<(), ParseEr
     // From and To are checked by validate::address (RFC 3261 25.1 name-addr /
     // addr-spec): rsip's typed From/To refuse legal values (RFC 4475 3.1.1.2 display
     // names and quoted parameter values, 3.3.4 non-SIP URIs), docs/rsip-notes.md.
-    let cseq_raw = headers.get_canonical("CSeq").unwrap_or_default();
     let cseq =
         CSeq::parse(cseq_raw).ok_or_else(|| ParseError::new(format!("bad CSeq {cseq_raw:?}")))?;
     if cseq.num >= 1 << 31 {
@@ -590,7 +666,7 @@ fn check_dialog_headers(headers: &Headers, rsip_too: bool) -> Result<(), ParseEr
             cseq.num
         )));
     }
-    if let Some(mf) = headers.get_canonical("Max-Forwards") {
+    if let Some(mf) = dialog[6] {
         if mf.trim().parse::<u8>().is_err() {
             return Err(ParseError::new(format!("bad Max-Forwards {mf:?}")));
         }

@@ -112,12 +112,39 @@ fn tighten_with(value: &[u8], mut emit: impl FnMut(u8)) {
 /// borrowing the value from the frame). One pass, no allocation.
 pub fn is_tight(value: &str) -> bool {
     let bytes = value.as_bytes();
+    if let Some(tight) = is_tight_simple(bytes) {
+        return tight;
+    }
     let (mut j, mut same) = (0usize, true);
     tighten_with(bytes, |c| {
         same &= bytes.get(j) == Some(&c);
         j += 1;
     });
     same && j == bytes.len()
+}
+
+/// [`is_tight`] for values without quotes, commas or tabs (nearly all of them), in one
+/// plain pass: such a value is tight exactly when every space is single, neither first
+/// nor last, and next to no separator `/ ; =`. `None` when the value has a quote, a
+/// comma or a tab (the state machine decides).
+fn is_tight_simple(bytes: &[u8]) -> Option<bool> {
+    let sep_or_space = |c: u8| matches!(c, b'/' | b';' | b'=' | b' ');
+    let mut prev: Option<u8> = None;
+    for (i, &c) in bytes.iter().enumerate() {
+        match c {
+            b'"' | b',' | b'\t' => return None,
+            b' ' => {
+                let before = prev.is_some_and(|p| !sep_or_space(p));
+                let after = bytes.get(i + 1).is_some_and(|n| !sep_or_space(*n));
+                if !(before && after) {
+                    return Some(false);
+                }
+            }
+            _ => {}
+        }
+        prev = Some(c);
+    }
+    Some(true)
 }
 
 /// Removes linear white space around the separators `/ ; = ,` outside quoted strings
@@ -195,7 +222,11 @@ impl Quotes {
 
 /// Whether `c` may appear in a header name or method (RFC 3261 25.1 `token`).
 pub fn is_token_byte(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&c)
+    c.is_ascii_alphanumeric()
+        || matches!(
+            c,
+            b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+        )
 }
 
 /// The long form of a compact name (`v` -> `Via`, either case), if it is one.
@@ -264,6 +295,14 @@ mod tests {
             vec!["a;b=1", "\"x,y\" <sip:c,d>", "e"]
         );
         assert_eq!(split(" , "), vec![""]);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn simple_tightness_agrees_with_the_state_machine(v in "[a-c /;=,\t\"\\\\]{0,12}") {
+            let slow = tighten(&v) == v;
+            proptest::prop_assert_eq!(is_tight(&v), slow, "{:?}", v);
+        }
     }
 
     #[test]

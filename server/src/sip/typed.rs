@@ -96,10 +96,25 @@ impl PartialEq<Method> for &str {
 /// `name=value` (or bare `name`) parameters after `;` (RFC 3261 25.1 `generic-param`):
 /// the value of the first one named `name` (case-insensitive); a bare one reads as "".
 pub fn param<'a>(params: &'a str, name: &str) -> Option<&'a str> {
-    params.split(';').find_map(|p| {
-        let (k, v) = p.split_once('=').unwrap_or((p, ""));
-        k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
-    })
+    let mut rest = params;
+    loop {
+        let (p, next) = match split_byte(rest, b';') {
+            Some((p, next)) => (p, Some(next)),
+            None => (rest, None),
+        };
+        let (k, v) = split_byte(p, b'=').unwrap_or((p, ""));
+        if k.trim().eq_ignore_ascii_case(name) {
+            return Some(v.trim());
+        }
+        rest = next?;
+    }
+}
+
+/// `s.split_once(c)` for an ASCII `c`, found with `memchr`.
+pub(crate) fn split_byte(s: &str, c: u8) -> Option<(&str, &str)> {
+    let i = memchr::memchr(c, s.as_bytes())?;
+    // An ASCII byte is a char boundary on both sides.
+    Some((s.get(..i)?, s.get(i + 1..)?))
 }
 
 /// A Via value (RFC 3261 20.42): `SIP/2.0/<transport> <sent-by>;params`.
@@ -117,7 +132,7 @@ impl<'a> Via<'a> {
     /// Reads a (normalized) Via value. `None` unless `SIP/2.0/<token> <sent-by>` with a
     /// host of host characters and an optional numeric port (RFC 3261 25.1 `via-parm`).
     pub fn parse(value: &'a str) -> Option<Via<'a>> {
-        let (proto, rest) = value.split_once(' ')?;
+        let (proto, rest) = split_byte(value, b' ')?;
         let transport = proto
             .strip_prefix("SIP/2.0/")
             .or_else(|| {
@@ -126,7 +141,7 @@ impl<'a> Via<'a> {
                 (n.eq_ignore_ascii_case("SIP") && v == "2.0").then_some(t)
             })
             .filter(|t| !t.is_empty() && t.bytes().all(super::normalize::is_token_byte))?;
-        let end = rest.find(';').unwrap_or(rest.len());
+        let end = memchr::memchr(b';', rest.as_bytes()).unwrap_or(rest.len());
         let sent_by = rest[..end].trim();
         let host = if sent_by.starts_with('[') {
             let close = sent_by.find(']')?;
@@ -136,8 +151,8 @@ impl<'a> Via<'a> {
             }
             &sent_by[..=close]
         } else {
-            match sent_by.rsplit_once(':') {
-                Some((h, p)) if port_ok(p) => h,
+            match memchr::memrchr(b':', sent_by.as_bytes()) {
+                Some(i) if port_ok(&sent_by[i + 1..]) => &sent_by[..i],
                 Some(_) => return None,
                 None => sent_by,
             }
@@ -216,9 +231,9 @@ fn angle_start(value: &str) -> Option<usize> {
 
 /// The `tag` parameter of a From/To value, without checking the rest of it.
 pub fn tag_of(value: &str) -> Option<&str> {
-    let params = match value.rfind('>') {
+    let params = match memchr::memrchr(b'>', value.as_bytes()) {
         Some(i) => &value[i + 1..],
-        None => value.split_once(';').map_or("", |(_, p)| p),
+        None => split_byte(value, b';').map_or("", |(_, p)| p),
     };
     param(params, "tag")
 }

@@ -23,13 +23,13 @@ const ADDRESS: &[&str] = &["From", "To", "Contact", "Route", "Record-Route"];
 
 /// RFC 3261 25.1 `unreserved` + `escaped` `%` + `user-unreserved` + `password` extras:
 /// every character allowed in a SIP URI's userinfo (before `@`).
-fn is_userinfo_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || "-_.!~*'()%&=+$,;?/:".contains(c)
+fn is_userinfo_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || b"-_.!~*'()%&=+$,;?/:".contains(&c)
 }
 
 /// Characters of host, port, `uri-parameters` and `headers` (after `@`).
-fn is_hostpart_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || "-_.!~*'()%[]:;=&+$/?@".contains(c)
+fn is_hostpart_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || b"-_.!~*'()%[]:;=&+$/?@".contains(&c)
 }
 
 /// The scheme of a URI (`scheme ":"`, RFC 3986 3.1), if it has one.
@@ -62,7 +62,9 @@ pub fn request_uri(uri: &str) -> Result<(), ParseError> {
         Some(at) => (&rest[..at], &rest[at + 1..]),
         None => ("", rest),
     };
-    if !userinfo.chars().all(is_userinfo_char) || !hostpart.chars().all(is_hostpart_char) {
+    // Byte-wise: every allowed character is ASCII, so a non-ASCII byte fails as its
+    // character would.
+    if !userinfo.bytes().all(is_userinfo_char) || !hostpart.bytes().all(is_hostpart_char) {
         return Err(ParseError::new(format!(
             "malformed Request-URI {:?}",
             clip(uri)
@@ -125,10 +127,8 @@ fn display_name_ok(d: &str) -> bool {
     if d.starts_with('"') {
         return d.len() >= 2 && d.ends_with('"');
     }
-    d.split_whitespace().all(|t| {
-        t.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-.!%*_+`'~".contains(c))
-    })
+    d.split_whitespace()
+        .all(|t| t.bytes().all(super::normalize::is_token_byte))
 }
 
 /// Header parameters (`;name[=value]`, RFC 3261 25.1 `generic-param`): none empty.

@@ -232,6 +232,17 @@ impl SqliteStore {
     }
 
     /// Runs `f` inside a transaction unless one is already open (then it joins it).
+    /// Runs a statement without parameters from the statement cache: the transaction
+    /// and savepoint statements run once per batch or per post, and `execute_batch`
+    /// would parse them every time.
+    fn exec_cached(&self, sql: &str) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(sql)
+            .and_then(|mut st| st.execute([]))
+            .map(drop)
+            .map_err(db)
+    }
+
     fn write<T>(
         &mut self,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
@@ -320,7 +331,7 @@ impl Store for SqliteStore {
 
     fn begin(&mut self) -> Result<(), StoreError> {
         if !self.in_tx {
-            self.conn.execute_batch("BEGIN IMMEDIATE").map_err(db)?;
+            self.exec_cached("BEGIN IMMEDIATE")?;
             self.in_tx = true;
         }
         Ok(())
@@ -328,7 +339,7 @@ impl Store for SqliteStore {
 
     fn commit(&mut self) -> Result<(), StoreError> {
         if self.in_tx {
-            let r = self.conn.execute_batch("COMMIT").map_err(db);
+            let r = self.exec_cached("COMMIT");
             if r.is_err() {
                 self.rollback();
             }
@@ -582,7 +593,7 @@ impl Store for SqliteStore {
     }
 
     fn savepoint(&mut self) -> Result<(), StoreError> {
-        self.conn.execute_batch(sql::SAVEPOINT).map_err(db)?;
+        self.exec_cached(sql::SAVEPOINT)?;
         self.savepoints += 1;
         Ok(())
     }
@@ -591,9 +602,13 @@ impl Store for SqliteStore {
         if !sql::pop_savepoint(&mut self.savepoints) {
             return Ok(());
         }
-        self.conn
-            .execute_batch(sql::release_savepoint(keep))
-            .map_err(db)
+        let stmt = sql::release_savepoint(keep);
+        if keep {
+            // Cached: once per post (a batch statement is parsed on every call).
+            self.exec_cached(stmt)
+        } else {
+            self.conn.execute_batch(stmt).map_err(db)
+        }
     }
 
     fn record_event(&mut self, ev: &NewEvent) -> Result<i64, StoreError> {
@@ -638,11 +653,10 @@ impl Store for SqliteStore {
 
     fn log_append(&mut self, e: &NewLogEntry) -> Result<i64, StoreError> {
         self.write(|c| {
-            let seq: i64 = c.query_row(
-                &sql::sqlite_placeholders(sql::NEXT_LOG_SEQ),
-                params![e.room_guid],
-                |r| r.get(0),
-            )?;
+            // Cached: once per post (a `query_row` on the connection parses it each time).
+            let seq: i64 = c
+                .prepare_cached(&sql::sqlite_placeholders(sql::NEXT_LOG_SEQ))?
+                .query_row(params![e.room_guid], |r| r.get(0))?;
             c.prepare_cached(&sql::sqlite_placeholders(sql::LOG_APPEND))?
                 .execute(params![
                     e.room_guid,
