@@ -104,6 +104,13 @@ fn deliver(core: &mut Core, e: &LogEntry) {
     if core.rooms.get(&e.room_guid).is_none() {
         return;
     }
+    if e.kind == LogKind::Room {
+        // This member's own updates are in its rooms already (and notified).
+        if e.origin != core.cfg.server_id() {
+            crate::cmd::manage::apply_committed_update(core, &e.room_guid);
+        }
+        return;
+    }
     if e.kind == LogKind::Chat {
         // This member's followers online but not in the room, whoever took the post.
         crate::cmd::newcontent::notify_committed(core, &e.room_guid);
@@ -153,6 +160,7 @@ fn deliver(core: &mut Core, e: &LogEntry) {
                 user: e.user.clone(),
             },
         }),
+        LogKind::Room => return,
     };
     let body = core.encode_envelope(body);
     let mut sent = 0;

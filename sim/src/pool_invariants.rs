@@ -89,7 +89,7 @@ fn parts_logged_once(store: &Path) -> Vec<String> {
                 match e.kind {
                     LogKind::Part => *n += 1,
                     LogKind::Join | LogKind::BJoin => *n = 0,
-                    LogKind::Chat => {}
+                    LogKind::Chat | LogKind::Room => {}
                 }
                 if e.kind == LogKind::Part && *n == 2 {
                     out.push(format!(

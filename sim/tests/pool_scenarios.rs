@@ -74,3 +74,18 @@ fn new_content_reaches_followers_on_every_member() {
         pchat_sim::report::problems(&report).join("\n")
     );
 }
+
+/// A room updated on one member reaches the other (`sim/tests/data/pool-room-update.toml`,
+/// kept out of `scenarios/pool/`): `ntc:chanupdate` there, and a removed user is parted
+/// and refused there.
+#[test]
+fn room_updates_reach_every_member() {
+    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/pool-room-update.toml");
+    let s = Scenario::load(&file).unwrap_or_else(|e| panic!("{e}"));
+    let report = run_sim_with(&s, 1, &SimOptions { invariants: true });
+    assert!(
+        report.passed(),
+        "{}",
+        pchat_sim::report::problems(&report).join("\n")
+    );
+}

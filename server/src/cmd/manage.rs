@@ -19,8 +19,10 @@
 use super::{join::rooms_reply, room_op, store_err, CmdError, CmdResult, Ctx};
 use crate::channel::authz::{self, Op};
 use crate::channel::{DialogId, Room};
+use crate::compliance::record::pool_entry;
 use crate::config::{Invitations, Privacy, RoomType, DEFAULT_CATEGORY};
 use crate::core::Core;
+use crate::store::LogKind;
 use crate::xccos::elem::{chanref_elem, AttrValue, DataParser, Elem};
 use crate::xccos::{codes, Body, ChanRef, Ntc, NtcData, RoomInfo, RplData, XccosError};
 use std::collections::{BTreeMap, BTreeSet};
@@ -426,6 +428,11 @@ pub fn update(
         .upsert_room(&room.to_record())
         .map_err(store_err)?;
     let guid = room.guid.clone();
+    if core.cfg.pooled() {
+        // The other members reload the room from this entry once it commits.
+        let entry = pool_entry(core, LogKind::Room, &guid, &ctx.user, ctx.dialog);
+        core.store.log_append(&entry).map_err(store_err)?;
+    }
     let gained: BTreeSet<String> = room.members.difference(&before).cloned().collect();
     core.rooms.upsert(room);
     invite(core, &guid, &gained, &ctx.user)?;
@@ -433,6 +440,31 @@ pub fn update(
     unfollow_lost(core, &guid)?;
     notify_update(core, &guid, ctx.dialog);
     Ok(rooms_reply(core, &[guid]))
+}
+
+/// Pool member: another member updated room `guid` (a committed `room` log entry,
+/// `crate::pool`). Reloads the room's record from the store (this member's joined
+/// dialogs stay), removes the dialogs whose user may no longer enter it - their PARTs
+/// logged in a transaction of its own, so every member sends `ntc:part` - and sends
+/// `ntc:chanupdate` to this member's dialogs in the room. Store failures are logged and
+/// leave the room as it was.
+pub(crate) fn apply_committed_update(core: &mut Core, guid: &str) {
+    let rec = match core.store.load_rooms() {
+        Ok(rooms) => rooms.into_iter().find(|r| r.guid == guid),
+        Err(e) => return tracing::warn!("pool: updated room not reloaded: {e}"),
+    };
+    let Some(rec) = rec else {
+        return;
+    };
+    core.rooms.upsert(Room::from_record(&core.cfg.domain, &rec));
+    if let Err(e) = core.store.begin() {
+        return tracing::warn!("pool: removals from an updated room not logged: {e}");
+    }
+    evict(core, guid);
+    if let Err(e) = core.store.commit() {
+        tracing::warn!("pool: removals from an updated room not logged: {e}");
+    }
+    notify_update(core, guid, DialogId::MAX);
 }
 
 /// Removes from the room every joined dialog whose user may no longer enter it, with

@@ -50,6 +50,9 @@ pub enum LogKind {
     BJoin,
     /// A user's last dialog left the room (part, BYE, close, expiry, or the member died).
     Part,
+    /// The room's record changed (`cmd:updateroom`, also through the web API): the
+    /// other members reload it (`crate::pool`).
+    Room,
 }
 
 impl LogKind {
@@ -60,6 +63,7 @@ impl LogKind {
             LogKind::Join => "join",
             LogKind::BJoin => "bjoin",
             LogKind::Part => "part",
+            LogKind::Room => "room",
         }
     }
 
@@ -70,6 +74,7 @@ impl LogKind {
             "join" => LogKind::Join,
             "bjoin" => LogKind::BJoin,
             "part" => LogKind::Part,
+            "room" => LogKind::Room,
             _ => return None,
         })
     }
