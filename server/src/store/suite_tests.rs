@@ -414,7 +414,7 @@ fn sqlite_file_store_survives_reopen_and_migrates_once() {
         s.append_message(&msg("g1", "persisted")).unwrap();
     }
     let mut s = SqliteStore::open(&path).unwrap();
-    assert_eq!(s.schema_version().unwrap(), 7);
+    assert_eq!(s.schema_version().unwrap(), 8);
     assert_eq!(s.last_messages("g1", 10).unwrap()[0].text, "persisted");
 }
 
