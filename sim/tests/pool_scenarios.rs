@@ -61,11 +61,13 @@ fn pool_scenarios_pass_in_the_simulator() {
     }
 }
 
-/// `ntc:newcontent` across the pool (`sim/tests/data/pool-newcontent.toml`, kept out
-/// of `scenarios/pool/`): followers online on either member get the unread count once.
-#[test]
-fn new_content_reaches_followers_on_every_member() {
-    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/pool-newcontent.toml");
+/// Runs `sim/tests/data/<name>` (simulator-only pool files, kept out of
+/// `scenarios/pool/` so the live smoke does not run them) with every invariant on, and
+/// fails with the report's problems.
+fn run_data_file(name: &str) {
+    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name);
     let s = Scenario::load(&file).unwrap_or_else(|e| panic!("{e}"));
     let report = run_sim_with(&s, 1, &SimOptions { invariants: true });
     assert!(
@@ -75,17 +77,16 @@ fn new_content_reaches_followers_on_every_member() {
     );
 }
 
-/// A room updated on one member reaches the other (`sim/tests/data/pool-room-update.toml`,
-/// kept out of `scenarios/pool/`): `ntc:chanupdate` there, and a removed user is parted
-/// and refused there.
+/// `ntc:newcontent` across the pool (`pool-newcontent.toml`): followers online on either
+/// member get the unread count once.
+#[test]
+fn new_content_reaches_followers_on_every_member() {
+    run_data_file("pool-newcontent.toml");
+}
+
+/// A room updated on one member reaches the other (`pool-room-update.toml`):
+/// `ntc:chanupdate` there, and a removed user is parted and refused there.
 #[test]
 fn room_updates_reach_every_member() {
-    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/pool-room-update.toml");
-    let s = Scenario::load(&file).unwrap_or_else(|e| panic!("{e}"));
-    let report = run_sim_with(&s, 1, &SimOptions { invariants: true });
-    assert!(
-        report.passed(),
-        "{}",
-        pchat_sim::report::problems(&report).join("\n")
-    );
+    run_data_file("pool-room-update.toml");
 }
