@@ -434,48 +434,59 @@ fn suite_on_postgres() {
     }
 }
 
+/// One step of [`role_lease_one_holder_at_a_time`]: (holder that releases first, role,
+/// who asks, (now, until) in ms, taken?, why).
+type LeaseStep = (
+    Option<&'static str>,
+    &'static str,
+    &'static str,
+    (i64, i64),
+    bool,
+    &'static str,
+);
+
 /// The compliance worker's lease (`COMPLIANCE_ROLE`): one holder until its lease
 /// ends or it releases it; the holder renews it.
 fn role_lease_one_holder_at_a_time(s: &mut dyn Store) {
     let role = COMPLIANCE_ROLE;
-    assert!(
-        s.role_lease(role, "m1", (1_000, 2_000)).unwrap(),
-        "free: m1 takes it"
-    );
-    assert!(
-        !s.role_lease(role, "m2", (1_500, 2_500)).unwrap(),
-        "m1's still runs"
-    );
-    assert!(
-        s.role_lease(role, "m1", (1_900, 3_000)).unwrap(),
-        "m1 renews"
-    );
-    assert!(
-        !s.role_lease(role, "m2", (2_500, 3_500)).unwrap(),
-        "renewed to 3000"
-    );
-    assert!(
-        s.role_lease(role, "m2", (3_001, 4_000)).unwrap(),
-        "ended: m2 takes over"
-    );
-    assert!(
-        !s.role_lease(role, "m1", (3_002, 4_002)).unwrap(),
-        "now m2's"
-    );
-    s.role_release(role, "m1").unwrap();
-    assert!(
-        !s.role_lease(role, "m3", (3_003, 4_003)).unwrap(),
-        "m1 cannot release m2's"
-    );
-    s.role_release(role, "m2").unwrap();
-    assert!(
-        s.role_lease(role, "m3", (3_004, 4_004)).unwrap(),
-        "released: free at once"
-    );
-    assert!(
-        s.role_lease("other", "m1", (3_004, 4_004)).unwrap(),
-        "roles are apart"
-    );
+    let steps: &[LeaseStep] = &[
+        (None, role, "m1", (1_000, 2_000), true, "free: m1 takes it"),
+        (None, role, "m2", (1_500, 2_500), false, "m1's still runs"),
+        (None, role, "m1", (1_900, 3_000), true, "m1 renews"),
+        (None, role, "m2", (2_500, 3_500), false, "renewed to 3000"),
+        (
+            None,
+            role,
+            "m2",
+            (3_001, 4_000),
+            true,
+            "ended: m2 takes over",
+        ),
+        (None, role, "m1", (3_002, 4_002), false, "now m2's"),
+        (
+            Some("m1"),
+            role,
+            "m3",
+            (3_003, 4_003),
+            false,
+            "m1 cannot release m2's",
+        ),
+        (
+            Some("m2"),
+            role,
+            "m3",
+            (3_004, 4_004),
+            true,
+            "released: free at once",
+        ),
+        (None, "other", "m1", (3_004, 4_004), true, "roles are apart"),
+    ];
+    for (released, r, who, at, taken, why) in steps {
+        if let Some(h) = released {
+            s.role_release(role, h).unwrap();
+        }
+        assert_eq!(s.role_lease(r, who, *at).unwrap(), *taken, "{why}");
+    }
     s.begin().unwrap();
     assert!(s.role_lease(role, "m3", (3_005, 9_000)).unwrap());
     s.rollback();
