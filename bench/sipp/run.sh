@@ -51,8 +51,13 @@ rows = list(csv.reader(open(path), delimiter=';'))
 head, last = rows[0], rows[-1]
 col = lambda name: int(last[head.index(name)])
 ok, failed = col("SuccessfulCall(C)"), col("FailedCall(C)")
+# ElapsedTime(C) is HH:MM:SS.micro since SIPp started: goodput = successful calls/s.
+h, m, s_ = last[head.index("ElapsedTime(C)")].split(":")
+elapsed = int(h) * 3600 + int(m) * 60 + float(s_.replace(":", "."))
+goodput = ok / elapsed if elapsed > 0 else 0.0
 print(f"sipp: {calls} calls at {rate}/s over one TCP connection, {rooms} rooms: {ok} successful, "
-      f"{failed} failed (sipp exit {status}); server peak RSS {rss}")
+      f"{failed} failed (sipp exit {status}) in {elapsed:.1f} s = {goodput:.0f} successful calls/s; "
+      f"server peak RSS {rss}")
 sys.exit(0 if failed == 0 and ok == calls else 1)
 PY
 if [ $st -ne 0 ]; then

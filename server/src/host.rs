@@ -316,7 +316,7 @@ async fn reader<R: AsyncRead + Unpin>(
                     }
                     let parsed = parse_frame(&frame);
                     if let Ok(SipMessage::Request(req)) = &parsed {
-                        if req.method == "INFO" && faults.overloaded() {
+                        if shed_after_parse(req, &out, &tx, &faults) {
                             out.send(overloaded(req, retry_after_s), Bytes::new());
                             continue;
                         }
@@ -404,6 +404,34 @@ async fn reader<R: AsyncRead + Unpin>(
 /// of work (the rest of the queue keeps room for ACKs, BYEs and other requests).
 fn core_busy(tx: &mpsc::Sender<Event>) -> bool {
     tx.max_capacity() - tx.capacity() > tx.max_capacity() / 2
+}
+
+/// Whether the reader answers a parsed request 503 + `Retry-After` itself: an INFO
+/// while forced overload is on (`faults`, simulator and tests), or a **new session** - an INVITE without a
+/// To tag (RFC 3261 12.1) - while the connection's or the server's send backlog is past
+/// half its watermark or the core queue past a quarter
+/// ([`ConnOut::shedding_new_sessions`]). New sessions are refused before the posts of
+/// sessions already admitted (those are shed only at the full watermark), so under
+/// overload the admitted calls complete instead of every call failing half-way.
+fn shed_after_parse(
+    req: &crate::sip::Request,
+    out: &ConnOut,
+    tx: &mpsc::Sender<Event>,
+    faults: &Faults,
+) -> bool {
+    use crate::sip::Method;
+    match req.method {
+        Method::Info => faults.overloaded(),
+        Method::Invite if req.to_tag().is_none() => out.shedding_new_sessions() || core_filling(tx),
+        _ => false,
+    }
+}
+
+/// Whether the queue into the core holds more than a quarter of its capacity: new
+/// sessions are then refused (see [`shed_after_parse`]); INFOs only past half
+/// ([`core_busy`]).
+fn core_filling(tx: &mpsc::Sender<Event>) -> bool {
+    tx.max_capacity() - tx.capacity() > tx.max_capacity() / 4
 }
 
 /// `503 Service Unavailable` + `Retry-After` for an INFO, from a header scan of the raw

@@ -120,6 +120,16 @@ impl ConnOut {
             || self.st.server.bytes() > self.st.server.high_bytes
     }
 
+    /// Whether a new session (an INVITE outside any dialog) on this connection is
+    /// refused with 503: its backlog or the server's is above **half** the watermark.
+    /// New sessions are turned away before work in progress (RFC 6357 section 4: an
+    /// overloaded server sheds the requests that would start new work first), so the
+    /// dialogs already admitted keep posting until [`ConnOut::shedding`] holds.
+    pub(crate) fn shedding_new_sessions(&self) -> bool {
+        self.st.msgs.load(Ordering::Relaxed) > self.st.high_msgs / 2
+            || self.st.server.bytes() > self.st.server.high_bytes / 2
+    }
+
     /// Asks the writer to write what is queued before this, then close the connection
     /// (`Action::Close`; an empty head is the marker, never a message).
     pub(crate) fn close(&self) {
