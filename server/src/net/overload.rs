@@ -244,6 +244,22 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn new_sessions_are_shed_from_half_the_watermark_posts_only_past_it() {
+        let server = Backlog::new(1000);
+        let (out, _q) = channel(4, server.clone());
+        for _ in 0..2 {
+            assert!(out.send(Bytes::from_static(b"m"), Bytes::new()));
+        }
+        assert!(!out.shedding_new_sessions(), "2 messages = half of 4");
+        assert!(out.send(Bytes::from_static(b"m"), Bytes::new()));
+        assert!(out.shedding_new_sessions() && !out.shedding());
+        let (other, _q2) = channel(4, server.clone());
+        assert!(!other.shedding_new_sessions(), "per connection below the server's");
+        assert!(other.send(Bytes::from(vec![0u8; 500]), Bytes::new()));
+        assert!(other.shedding_new_sessions() && !other.shedding(), "503 bytes > 1000 / 2");
+    }
+
+    #[tokio::test]
     async fn the_server_watermark_sheds_every_connection() {
         let server = Backlog::new(10);
         let (a, _qa) = channel(1000, server.clone());
