@@ -8,7 +8,7 @@ use crate::channel::DialogId;
 use crate::clock::Clock;
 use crate::compliance::record;
 use crate::config::Config;
-use crate::core::{Core, Hooks};
+use crate::core::{BatchCx, Core, Hooks};
 use crate::fault::Faults;
 use crate::store::{Store, StoreError};
 use std::sync::Arc;
@@ -25,15 +25,15 @@ const HOOKS: Hooks = Hooks {
 /// End of a batch: the compliance bookkeeping, then, in a pool, the relays from the
 /// store's log and the lease (`crate::pool`).
 fn end_batch(core: &mut Core, committed: bool) {
-    record::end_batch(core, committed);
+    record::end_batch(&mut core.cx(), committed);
     crate::pool::after_batch(core);
 }
 
 /// A dialog the server dropped (BYE, close, expiry) was `user`'s last in room `guid`:
 /// the PART event, then `ntc:part` to the others.
-fn left_room(core: &mut Core, guid: &str, user: &str, dialog: DialogId) {
-    record::record_part_of_dropped(core, guid, user);
-    crate::cmd::join::notify_part(core, guid, user, dialog);
+fn left_room(cx: &mut BatchCx, guid: &str, user: &str, dialog: DialogId) {
+    record::record_part_of_dropped(cx, guid, user);
+    crate::cmd::join::notify_part(cx, guid, user, dialog);
 }
 
 impl Core {
@@ -59,7 +59,7 @@ impl Core {
             if core.cfg.pooled() {
                 crate::pool::log_parts_of_previous_run(&mut core);
             }
-            let closed = record::close_sessions_of_previous_run(&mut core)?;
+            let closed = record::close_sessions_of_previous_run(&mut core.cx())?;
             if closed > 0 {
                 tracing::info!(
                     server = core.cfg.server_id(),

@@ -22,7 +22,7 @@
 
 use crate::channel::{DialogId, Room};
 use crate::clock::iso8601;
-use crate::core::Core;
+use crate::core::{BatchCx, Core};
 use crate::store::{LogEntry, LogKind, NewLogEntry, StoreError};
 use crate::xccos::{Body, GrpChat, Ntc, NtcData};
 
@@ -57,7 +57,7 @@ fn relay_log(core: &mut Core) -> Result<(), StoreError> {
                 break;
             };
             for e in &entries {
-                deliver(core, e);
+                deliver(&mut core.cx(), e);
             }
             cursor = last;
             if let Some(p) = core.pool.as_mut() {
@@ -100,25 +100,25 @@ fn load_new_rooms(core: &mut Core, heads: &[(String, i64)]) -> Result<(), StoreE
 /// Sends one log entry to this member's dialogs joined to its room (not to the dialog
 /// that caused it), and for a post `ntc:newcontent` to this member's followers not in
 /// the room. These are of committed rows: they do not wait for a commit.
-fn deliver(core: &mut Core, e: &LogEntry) {
-    if core.rooms.get(&e.room_guid).is_none() {
+fn deliver(cx: &mut BatchCx, e: &LogEntry) {
+    if cx.rooms.get(&e.room_guid).is_none() {
         return;
     }
     if e.kind == LogKind::Room {
         // This member's own updates are in its rooms already (and notified).
-        if e.origin != core.cfg.server_id() {
-            crate::cmd::manage::apply_committed_update(core, &e.room_guid);
+        if e.origin != cx.cfg.server_id() {
+            crate::cmd::manage::apply_committed_update(cx, &e.room_guid);
         }
         return;
     }
     if e.kind == LogKind::Chat {
         // This member's followers online but not in the room, whoever took the post.
-        crate::cmd::newcontent::notify_committed(core, &e.room_guid);
+        crate::cmd::newcontent::notify_committed(cx, &e.room_guid);
     }
-    let Some(room) = core.rooms.get(&e.room_guid) else {
+    let Some(room) = cx.rooms.get(&e.room_guid) else {
         return;
     };
-    let except = if e.origin == core.cfg.server_id() {
+    let except = if e.origin == cx.cfg.server_id() {
         DialogId(u64::try_from(e.dialog).unwrap_or(u64::MAX))
     } else {
         DialogId::MAX
@@ -127,7 +127,7 @@ fn deliver(core: &mut Core, e: &LogEntry) {
     let chan_uri = room.uri.clone();
     if targets.is_empty() {
         if e.kind == LogKind::Chat {
-            core.count_post(0);
+            cx.count_post(0);
         }
         return;
     }
@@ -149,7 +149,7 @@ fn deliver(core: &mut Core, e: &LogEntry) {
             .to_string(),
             data: NtcData::Join {
                 user: e.user.clone(),
-                domain: core.cfg.domain.clone(),
+                domain: cx.cfg.domain.clone(),
                 room_guid: e.room_guid.clone(),
             },
         }),
@@ -162,15 +162,15 @@ fn deliver(core: &mut Core, e: &LogEntry) {
         }),
         LogKind::Room => return,
     };
-    let body = core.encode_envelope(body);
+    let body = cx.out.encode_envelope(body);
     let mut sent = 0;
     for d in targets {
-        if core.send_info(d, body.clone(), false) {
+        if cx.out.send_info(d, body.clone(), false) {
             sent += 1;
         }
     }
     if e.kind == LogKind::Chat {
-        core.count_post(sent);
+        cx.count_post(sent);
     }
 }
 

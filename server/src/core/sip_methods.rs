@@ -354,7 +354,7 @@ impl Core {
             tracing::debug!("INFO with unsupported media type {mt}");
             return self.respond(conn, resp, false);
         }
-        (self.hooks.xccos)(self, conn, id, req);
+        (self.hooks.xccos)(&mut self.cx(), conn, id, req);
     }
 
     /// REGISTER (RFC 3261 section 10, crate::auth::registrar): the From (already the
