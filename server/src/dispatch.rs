@@ -54,15 +54,17 @@ impl Core {
         local_addr: &str,
         faults: Faults,
     ) -> Result<Core, StoreError> {
+        let crash_cleanup = faults.crash_cleanup_enabled();
         let mut core = Core::assemble(cfg, store, clock, seed, local_addr, faults, HOOKS)?;
-        if core.faults.crash_cleanup_enabled() {
-            if core.cfg.pooled() {
-                crate::pool::log_parts_of_previous_run(&mut core);
+        if crash_cleanup {
+            let mut cx = core.cx();
+            if cx.cfg.pooled() {
+                crate::pool::log_parts_of_previous_run(&mut cx);
             }
-            let closed = record::close_sessions_of_previous_run(&mut core.cx())?;
+            let closed = record::close_sessions_of_previous_run(&mut cx)?;
             if closed > 0 {
                 tracing::info!(
-                    server = core.cfg.server_id(),
+                    server = cx.cfg.server_id(),
                     "closing {closed} session(s) left open by a previous run (crash): PART events go into the first batch"
                 );
             }

@@ -115,31 +115,31 @@ pub struct Stats {
 
 /// The channel service core. See the module docs.
 pub struct Core {
-    pub(crate) cfg: Config,
-    pub(crate) store: Box<dyn Store>,
+    cfg: Config,
+    store: Box<dyn Store>,
     pub(crate) clock: Arc<dyn Clock>,
     /// The current batch's time, ms since the epoch: an input of
     /// [`Core::handle_batch_at`]; every handler reads it, none reads a clock.
     now_ms: i64,
-    pub(crate) ids: IdGen,
-    pub(crate) rooms: Rooms,
-    pub(crate) dialogs: Dialogs,
+    ids: IdGen,
+    rooms: Rooms,
+    dialogs: Dialogs,
     /// The batch's pending output and the envid counter (lent as the [`Outbox`]).
     pending: cx::Pending,
     /// Compliance bookkeeping of the batch (undo of joins/parts, carried PART events).
-    pub(crate) compliance: crate::compliance::batch::BatchState,
+    compliance: crate::compliance::batch::BatchState,
     /// Web services: tokens and file stores.
-    pub(crate) web: crate::web::state::WebState,
+    web: crate::web::state::WebState,
     /// `host:port` written into Via and Contact of our messages.
-    pub(crate) local_addr: String,
+    local_addr: String,
     stats: Stats,
-    pub(crate) faults: Faults,
-    pub(crate) dedup: dedup::RetryDedup,
+    faults: Faults,
+    dedup: dedup::RetryDedup,
     hooks: Hooks,
     /// Authentication gate, users, nonces, registrar (crate::auth).
-    pub(crate) auth: crate::auth::Auth,
+    auth: crate::auth::Auth,
     /// Pool membership (`[store] url` set): relay cursors, lease schedule (crate::pool).
-    pub(crate) pool: Option<pool_state::PoolState>,
+    pool: Option<pool_state::PoolState>,
 }
 
 /// The handlers the core calls up into, injected by the layer above it
@@ -442,7 +442,19 @@ impl Core {
     /// The handler context for one command, web request or hook call of the current
     /// batch: the core's borrows split into [`BatchCx`]'s fields.
     pub(crate) fn cx(&mut self) -> BatchCx<'_> {
-        BatchCx {
+        self.split().0
+    }
+
+    /// The handler context and the pool member's state, for `crate::pool` after a
+    /// batch; `None` outside a pool.
+    pub(crate) fn pool_cx(&mut self) -> Option<(BatchCx<'_>, &mut pool_state::PoolState)> {
+        let (cx, pool) = self.split();
+        Some((cx, pool.as_mut()?))
+    }
+
+    /// The core's borrows split: the handler context and the pool state.
+    fn split(&mut self) -> (BatchCx<'_>, &mut Option<pool_state::PoolState>) {
+        let cx = BatchCx {
             cfg: &self.cfg,
             now_ms: self.now_ms,
             rooms: &mut self.rooms,
@@ -459,7 +471,8 @@ impl Core {
             faults: &self.faults,
             dedup: &mut self.dedup,
             stats: &mut self.stats,
-        }
+        };
+        (cx, &mut self.pool)
     }
 
     /// Queues `action` (see [`Outbox::push`]).
