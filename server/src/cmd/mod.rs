@@ -6,7 +6,8 @@
 //! ([`crate::xccos::elem`]), the encoder back into an element, and the handler - and
 //! whatever else the family needs. [`commands!`] below is the registration table: one
 //! line per request type builds [`CmdKind`] and the lookup by wire id ([`decode`]).
-//! `xccos/` keeps the envelope and the element codecs several commands share.
+//! `xccos/` keeps the envelope and the element codecs several commands share. Handlers
+//! get a [`BatchCx`] (core/cx.rs), never the whole core.
 //!
 //! Flow (call-flows.md sign-in step 2): the INFO carrying a command gets 200 OK at once;
 //! the reply follows as a separate INFO whose `<commandid>` carries the command's seqid
@@ -30,7 +31,7 @@
 ///     Part ["cmd:part"] -> "rpl:part" { /// The room. pub chan: ChanRef, }
 ///     parse(p, data) { Ok(Part { chan: p.first_chanref(p.data(data)?)? }) }
 ///     data(self) { Elem::data([chanref_elem(&self.chan)]) }
-///     apply(self, cx, ctx) { part(core, ctx, &self.chan) }
+///     apply(self, cx, ctx) { part(cx, ctx, &self.chan) }
 /// }
 /// ```
 macro_rules! command {
@@ -141,7 +142,9 @@ pub trait Command: Sized {
     fn parse(p: &DataParser<'_>, data: Option<&Elem>) -> Result<Self, XccosError>;
     /// Encodes the request as its `<data>` element (`parse` reads it back unchanged).
     fn data(&self) -> Elem;
-    /// Handles the command from `ctx.user` on `ctx.dialog`: the reply's data or an error.
+    /// Handles the command from `ctx.user` on `ctx.dialog` with what the batch lends it
+    /// (`cx`: rooms, store transaction, outbox, ids, `now_ms`, config; see
+    /// [`BatchCx`]): the reply's data or an error.
     fn apply(&self, cx: &mut BatchCx, ctx: &Ctx) -> CmdResult;
 }
 

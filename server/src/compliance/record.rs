@@ -6,7 +6,7 @@
 //! enabled` is false.
 //!
 //! The event is written inside the batch's store transaction. If writing it fails, the
-//! whole batch is rolled back instead of committed (`Core::poison_batch`): its
+//! whole batch is rolled back instead of committed (`Outbox::poison_batch`): its
 //! commit-dependent replies become 503, so no acknowledged action lacks its event.
 //!
 //! When a batch does not commit, its in-memory joins and parts are undone (the client
