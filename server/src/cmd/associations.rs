@@ -62,7 +62,7 @@ pub fn handle(cx: &BatchCx, ctx: &Ctx, role: AssocRole) -> CmdResult {
             AssocRole::Manager => r.managers.contains(&ctx.user),
         })
         // A denied user, or a room whose category is gone: not listed.
-        .filter(|r| authz::can_find(&cx.rooms, r, &ctx.user))
+        .filter(|r| authz::can_find(cx.rooms, r, &ctx.user))
         .map(|r| r.guid.clone())
         .collect();
     Ok(rooms_reply(cx, &guids))

@@ -29,7 +29,7 @@ pub fn getinv(cx: &mut BatchCx, ctx: &Ctx) -> CmdResult {
         let visible = cx
             .rooms
             .get(&inv.room_guid)
-            .is_some_and(|r| authz::can_find(&cx.rooms, r, &ctx.user));
+            .is_some_and(|r| authz::can_find(cx.rooms, r, &ctx.user));
         if visible && !guids.contains(&inv.room_guid) {
             guids.push(inv.room_guid);
         }

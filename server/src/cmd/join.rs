@@ -148,7 +148,7 @@ pub fn part(cx: &mut BatchCx, ctx: &Ctx, chan: &ChanRef) -> CmdResult {
         .filter(|g| {
             cx.rooms
                 .get(g)
-                .is_some_and(|r| crate::channel::authz::can_find(&cx.rooms, r, &ctx.user))
+                .is_some_and(|r| crate::channel::authz::can_find(cx.rooms, r, &ctx.user))
         })
         .ok_or_else(|| CmdError::new(codes::NO_SUCH_ROOM, "no such room"))?;
     cx.store

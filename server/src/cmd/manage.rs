@@ -472,7 +472,7 @@ fn evict(cx: &mut BatchCx, guid: &str) {
     let out: Vec<(DialogId, String)> = room
         .joined
         .iter()
-        .filter(|(_, u)| authz::check(&cx.rooms, room, u, Op::Join).is_err())
+        .filter(|(_, u)| authz::check(cx.rooms, room, u, Op::Join).is_err())
         .map(|(d, u)| (*d, u.clone()))
         .collect();
     let mut users = BTreeMap::<String, Vec<DialogId>>::new();
@@ -511,7 +511,7 @@ fn unfollow_lost(cx: &mut BatchCx, guid: &str) -> Result<(), CmdError> {
     };
     let lost: Vec<String> = followers
         .into_iter()
-        .filter(|u| !authz::can_find(&cx.rooms, room, u))
+        .filter(|u| !authz::can_find(cx.rooms, room, u))
         .collect();
     for u in lost {
         cx.store.unfollow(&u, guid).map_err(store_err)?;

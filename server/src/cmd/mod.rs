@@ -406,7 +406,7 @@ pub(crate) fn room_op<'a>(
         return Err(not_found());
     }
     let room = cx.rooms.get(guid).ok_or_else(not_found)?;
-    authz::check(&cx.rooms, room, user, op).map_err(|code| {
+    authz::check(cx.rooms, room, user, op).map_err(|code| {
         if code == codes::NO_SUCH_ROOM {
             not_found()
         } else {

@@ -36,7 +36,7 @@ fn notify_as(cx: &mut BatchCx, guid: &str, wait_for_commit: bool) {
     if let Some(room) = cx.rooms.get(guid) {
         for user in followers {
             let online_in_room = room.joined.values().any(|u| *u == user);
-            if online_in_room || authz::check(&cx.rooms, room, &user, Op::ReadHistory).is_err() {
+            if online_in_room || authz::check(cx.rooms, room, &user, Op::ReadHistory).is_err() {
                 continue;
             }
             let dialogs: Vec<_> = cx

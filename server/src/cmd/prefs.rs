@@ -60,7 +60,7 @@ fn followed_uris(cx: &mut BatchCx, user: &str) -> Result<Vec<String>, CmdError> 
     Ok(guids
         .iter()
         .filter_map(|g| cx.rooms.get(g))
-        .filter(|r| authz::can_find(&cx.rooms, r, user))
+        .filter(|r| authz::can_find(cx.rooms, r, user))
         .map(|r| r.uri.clone())
         .collect())
 }

@@ -70,7 +70,7 @@ pub fn chansrch(cx: &BatchCx, ctx: &Ctx, qtype: &str, criteria: &str, extended: 
     let mut found = cx
         .rooms
         .by_name_order()
-        .filter(|r| authz::can_find(&cx.rooms, r, &ctx.user))
+        .filter(|r| authz::can_find(cx.rooms, r, &ctx.user))
         .filter(|r| match by {
             By::Name => name_matches(r),
             By::Keywords => {

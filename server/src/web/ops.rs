@@ -95,7 +95,7 @@ fn room_for<'a>(cx: &'a BatchCx, user: &str, guid: &str, op: Op) -> Result<&'a R
         .rooms
         .get(guid)
         .ok_or_else(|| HttpReply::error(404, "no_such_room", "no such room"))?;
-    authz::check(&cx.rooms, room, user, op).map_err(|code| {
+    authz::check(cx.rooms, room, user, op).map_err(|code| {
         if code == codes::NO_SUCH_ROOM {
             HttpReply::error(404, "no_such_room", "no such room")
         } else {
@@ -325,7 +325,7 @@ fn my_rooms(cx: &BatchCx, user: &str) -> Vec<RoomView> {
     cx.rooms
         .by_name_order()
         .filter(|r| r.members.contains(user) || r.managers.contains(user))
-        .filter(|r| authz::can_find(&cx.rooms, r, user))
+        .filter(|r| authz::can_find(cx.rooms, r, user))
         .map(|r| room_view(r, user))
         .collect()
 }

@@ -257,8 +257,8 @@ fn room_page(
 ) -> Reply {
     let s = signed_in(cx, session)?;
     let room = room_for(cx, &s.user, guid, Op::Find)?;
-    let readable = authz::check(&cx.rooms, room, &s.user, Op::ReadHistory).is_ok();
-    let manager = authz::check(&cx.rooms, room, &s.user, Op::Manage).is_ok();
+    let readable = authz::check(cx.rooms, room, &s.user, Op::ReadHistory).is_ok();
+    let manager = authz::check(cx.rooms, room, &s.user, Op::Manage).is_ok();
     let details = details(room, readable || manager, manager);
     let search = search.filter(|k| !k.trim().is_empty());
     let (history, older, history_note) = if readable {
