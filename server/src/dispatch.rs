@@ -8,6 +8,7 @@ use crate::channel::DialogId;
 use crate::clock::Clock;
 use crate::compliance::record;
 use crate::config::Config;
+use crate::core::pool_state::PoolState;
 use crate::core::{BatchCx, Core, Hooks};
 use crate::fault::Faults;
 use crate::store::{Store, StoreError};
@@ -24,9 +25,11 @@ const HOOKS: Hooks = Hooks {
 
 /// End of a batch: the compliance bookkeeping, then, in a pool, the relays from the
 /// store's log and the lease (`crate::pool`).
-fn end_batch(core: &mut Core, committed: bool) {
-    record::end_batch(&mut core.cx(), committed);
-    crate::pool::after_batch(core);
+fn end_batch(cx: &mut BatchCx, pool: Option<&mut PoolState>, committed: bool) {
+    record::end_batch(cx, committed);
+    if let Some(pool) = pool {
+        crate::pool::after_batch(cx, pool);
+    }
 }
 
 /// A dialog the server dropped (BYE, close, expiry) was `user`'s last in room `guid`:

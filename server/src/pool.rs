@@ -23,7 +23,7 @@
 use crate::channel::{DialogId, Room};
 use crate::clock::iso8601;
 use crate::core::pool_state::PoolState;
-use crate::core::{BatchCx, Core};
+use crate::core::BatchCx;
 use crate::store::{LogEntry, LogKind, NewLogEntry, StoreError};
 use crate::xccos::{Body, GrpChat, Ntc, NtcData};
 
@@ -32,16 +32,13 @@ const FETCH: u32 = 512;
 
 /// After every batch of a pool member (after its commit): renews the lease when due
 /// (closing dead members' sessions), then relays the log entries committed since the
-/// last batch. A store failure is logged and retried after the next batch. No-op
-/// outside a pool.
-pub(crate) fn after_batch(core: &mut Core) {
-    let Some((mut cx, pool)) = core.pool_cx() else {
-        return;
-    };
+/// last batch. A store failure is logged and retried after the next batch. Called
+/// only in a pool (`dispatch.rs`).
+pub(crate) fn after_batch(cx: &mut BatchCx, pool: &mut PoolState) {
     if cx.now_ms >= pool.next_heartbeat_ms {
-        heartbeat(&mut cx, pool);
+        heartbeat(cx, pool);
     }
-    if let Err(e) = relay_log(&mut cx, pool) {
+    if let Err(e) = relay_log(cx, pool) {
         tracing::warn!("pool: reading the log failed (retried after the next batch): {e}");
     }
 }

@@ -156,8 +156,9 @@ pub(crate) struct Hooks {
     pub(crate) left_room: fn(&mut BatchCx, &str, &str, DialogId),
     /// Start of a batch, inside its transaction (compliance: carried events).
     pub(crate) begin_batch: fn(&mut BatchCx),
-    /// End of a batch, with whether it committed (compliance: undo or forget).
-    pub(crate) end_batch: fn(&mut Core, bool),
+    /// End of a batch, with whether it committed (compliance: undo or forget), and the
+    /// pool member's state (`None`: not pooled; `crate::pool`: relays, lease).
+    pub(crate) end_batch: fn(&mut BatchCx, Option<&mut pool_state::PoolState>, bool),
 }
 
 /// `Server` header value of our responses.
@@ -314,7 +315,9 @@ impl Core {
         } else {
             true
         };
-        (self.hooks.end_batch)(self, committed);
+        let end_batch = self.hooks.end_batch;
+        let (mut cx, pool) = self.split();
+        end_batch(&mut cx, pool.as_mut(), committed);
         self.dedup.end_batch(committed);
         self.web.tokens.end_batch(committed);
         self.pending.release(committed, out);
@@ -443,13 +446,6 @@ impl Core {
     /// batch: the core's borrows split into [`BatchCx`]'s fields.
     pub(crate) fn cx(&mut self) -> BatchCx<'_> {
         self.split().0
-    }
-
-    /// The handler context and the pool member's state, for `crate::pool` after a
-    /// batch; `None` outside a pool.
-    pub(crate) fn pool_cx(&mut self) -> Option<(BatchCx<'_>, &mut pool_state::PoolState)> {
-        let (cx, pool) = self.split();
-        Some((cx, pool.as_mut()?))
     }
 
     /// The core's borrows split: the handler context and the pool state.
