@@ -1,6 +1,6 @@
 //! The handler context: what one XCCOS command, web request or compliance hook may
-//! touch while the core handles a batch ([`BatchCx`]), made by splitting the core's borrows
-//! ([`super::Core::cx`]) instead of handing out `&mut Core`. Its [`Outbox`] queues the
+//! touch while the core handles a batch ([`BatchCx`]), made by splitting the core's
+//! borrows (`Core::cx`) instead of handing out `&mut Core`. Its [`Outbox`] queues the
 //! batch's output: what is released whatever happens, what only after the batch's
 //! commit, and what instead if the commit fails (module docs of `core`).
 
@@ -113,7 +113,7 @@ pub struct BatchCx<'a> {
 }
 
 impl<'a> Outbox<'a> {
-    /// Lends the pieces of the core the outbox needs (see [`super::Core::cx`]).
+    /// Lends the pieces of the core the outbox needs (see `Core::cx`).
     pub(crate) fn new(
         pending: &'a mut Pending,
         dialogs: &'a mut Dialogs,
