@@ -8,7 +8,8 @@ use crate::channel::DialogId;
 use crate::clock::Clock;
 use crate::compliance::record;
 use crate::config::Config;
-use crate::core::{Core, Hooks};
+use crate::core::pool_state::PoolState;
+use crate::core::{BatchCx, Core, Hooks};
 use crate::fault::Faults;
 use crate::store::{Store, StoreError};
 use std::sync::Arc;
@@ -24,16 +25,18 @@ const HOOKS: Hooks = Hooks {
 
 /// End of a batch: the compliance bookkeeping, then, in a pool, the relays from the
 /// store's log and the lease (`crate::pool`).
-fn end_batch(core: &mut Core, committed: bool) {
-    record::end_batch(core, committed);
-    crate::pool::after_batch(core);
+fn end_batch(cx: &mut BatchCx, pool: Option<&mut PoolState>, committed: bool) {
+    record::end_batch(cx, committed);
+    if let Some(pool) = pool {
+        crate::pool::after_batch(cx, pool);
+    }
 }
 
 /// A dialog the server dropped (BYE, close, expiry) was `user`'s last in room `guid`:
 /// the PART event, then `ntc:part` to the others.
-fn left_room(core: &mut Core, guid: &str, user: &str, dialog: DialogId) {
-    record::record_part_of_dropped(core, guid, user);
-    crate::cmd::join::notify_part(core, guid, user, dialog);
+fn left_room(cx: &mut BatchCx, guid: &str, user: &str, dialog: DialogId) {
+    record::record_part_of_dropped(cx, guid, user);
+    crate::cmd::join::notify_part(cx, guid, user, dialog);
 }
 
 impl Core {
@@ -54,15 +57,17 @@ impl Core {
         local_addr: &str,
         faults: Faults,
     ) -> Result<Core, StoreError> {
+        let crash_cleanup = faults.crash_cleanup_enabled();
         let mut core = Core::assemble(cfg, store, clock, seed, local_addr, faults, HOOKS)?;
-        if core.faults.crash_cleanup_enabled() {
-            if core.cfg.pooled() {
-                crate::pool::log_parts_of_previous_run(&mut core);
+        if crash_cleanup {
+            let mut cx = core.cx();
+            if cx.cfg.pooled() {
+                crate::pool::log_parts_of_previous_run(&mut cx);
             }
-            let closed = record::close_sessions_of_previous_run(&mut core)?;
+            let closed = record::close_sessions_of_previous_run(&mut cx)?;
             if closed > 0 {
                 tracing::info!(
-                    server = core.cfg.server_id(),
+                    server = cx.cfg.server_id(),
                     "closing {closed} session(s) left open by a previous run (crash): PART events go into the first batch"
                 );
             }

@@ -22,7 +22,8 @@
 
 use crate::channel::{DialogId, Room};
 use crate::clock::iso8601;
-use crate::core::Core;
+use crate::core::pool_state::PoolState;
+use crate::core::BatchCx;
 use crate::store::{LogEntry, LogKind, NewLogEntry, StoreError};
 use crate::xccos::{Body, GrpChat, Ntc, NtcData};
 
@@ -31,94 +32,91 @@ const FETCH: u32 = 512;
 
 /// After every batch of a pool member (after its commit): renews the lease when due
 /// (closing dead members' sessions), then relays the log entries committed since the
-/// last batch. A store failure is logged and retried after the next batch. No-op
-/// outside a pool.
-pub(crate) fn after_batch(core: &mut Core) {
-    let Some(pool) = core.pool.as_ref() else {
-        return;
-    };
-    if core.now_ms() >= pool.next_heartbeat_ms {
-        heartbeat(core);
+/// last batch. A store failure is logged and retried after the next batch. Called
+/// only in a pool (`dispatch.rs`).
+pub(crate) fn after_batch(cx: &mut BatchCx, pool: &mut PoolState) {
+    if cx.now_ms >= pool.next_heartbeat_ms {
+        heartbeat(cx, pool);
     }
-    if let Err(e) = relay_log(core) {
+    if let Err(e) = relay_log(cx, pool) {
         tracing::warn!("pool: reading the log failed (retried after the next batch): {e}");
     }
 }
 
 /// Relays every room's new log entries to this member's dialogs, in order.
-fn relay_log(core: &mut Core) -> Result<(), StoreError> {
-    let heads = core.store.log_heads()?;
-    load_new_rooms(core, &heads)?;
+fn relay_log(cx: &mut BatchCx, pool: &mut PoolState) -> Result<(), StoreError> {
+    let heads = cx.store.log_heads()?;
+    load_new_rooms(cx, pool, &heads)?;
     for (guid, head) in heads {
-        let mut cursor = core.pool.as_ref().map_or(head, |p| p.cursor(&guid));
+        let mut cursor = pool.cursor(&guid);
         while cursor < head {
-            let entries = core.store.log_after(&guid, cursor, FETCH)?;
+            let entries = cx.store.log_after(&guid, cursor, FETCH)?;
             let Some(last) = entries.last().map(|e| e.seq) else {
                 break;
             };
             for e in &entries {
-                deliver(core, e);
+                deliver(cx, e);
             }
             cursor = last;
-            if let Some(p) = core.pool.as_mut() {
-                p.cursors.insert(guid.clone(), cursor);
-            }
+            pool.cursors.insert(guid.clone(), cursor);
         }
     }
     Ok(())
 }
 
 /// Rooms another member created after this one started (their GUIDs are in the log
-/// heads but not in `core.rooms`): read from the store's room list and added, so this
+/// heads but not in `cx.rooms`): read from the store's room list and added, so this
 /// member's users find them, join them and get their relays. A GUID the list does not
 /// have is remembered and not looked up again.
-fn load_new_rooms(core: &mut Core, heads: &[(String, i64)]) -> Result<(), StoreError> {
-    let unknown = |core: &Core, g: &String| {
-        core.rooms.get(g).is_none() && !core.pool.as_ref().is_some_and(|p| p.unloadable.contains(g))
+fn load_new_rooms(
+    cx: &mut BatchCx,
+    pool: &mut PoolState,
+    heads: &[(String, i64)],
+) -> Result<(), StoreError> {
+    let unknown = |cx: &BatchCx, pool: &PoolState, g: &String| {
+        cx.rooms.get(g).is_none() && !pool.unloadable.contains(g)
     };
-    if !heads.iter().any(|(g, _)| unknown(core, g)) {
+    if !heads.iter().any(|(g, _)| unknown(cx, pool, g)) {
         return Ok(());
     }
-    for rec in core.store.load_rooms()? {
-        if core.rooms.get(&rec.guid).is_none() {
+    for rec in cx.store.load_rooms()? {
+        if cx.rooms.get(&rec.guid).is_none() {
             tracing::info!(room = %rec.name, "pool: a room created on another member, loaded");
-            let room = Room::from_record(&core.cfg.domain, &rec);
-            core.rooms.upsert(room);
+            let room = Room::from_record(&cx.cfg.domain, &rec);
+            cx.rooms.upsert(room);
         }
     }
     let missing: Vec<String> = heads
         .iter()
-        .filter(|(g, _)| unknown(core, g))
+        .filter(|(g, _)| unknown(cx, pool, g))
         .map(|(g, _)| g.clone())
         .collect();
-    if let Some(p) = core.pool.as_mut() {
-        p.unloadable.extend(missing);
-    }
+    pool.unloadable.extend(missing);
     Ok(())
 }
 
 /// Sends one log entry to this member's dialogs joined to its room (not to the dialog
 /// that caused it), and for a post `ntc:newcontent` to this member's followers not in
 /// the room. These are of committed rows: they do not wait for a commit.
-fn deliver(core: &mut Core, e: &LogEntry) {
-    if core.rooms.get(&e.room_guid).is_none() {
+fn deliver(cx: &mut BatchCx, e: &LogEntry) {
+    if cx.rooms.get(&e.room_guid).is_none() {
         return;
     }
     if e.kind == LogKind::Room {
         // This member's own updates are in its rooms already (and notified).
-        if e.origin != core.cfg.server_id() {
-            crate::cmd::manage::apply_committed_update(core, &e.room_guid);
+        if e.origin != cx.cfg.server_id() {
+            crate::cmd::manage::apply_committed_update(cx, &e.room_guid);
         }
         return;
     }
     if e.kind == LogKind::Chat {
         // This member's followers online but not in the room, whoever took the post.
-        crate::cmd::newcontent::notify_committed(core, &e.room_guid);
+        crate::cmd::newcontent::notify_committed(cx, &e.room_guid);
     }
-    let Some(room) = core.rooms.get(&e.room_guid) else {
+    let Some(room) = cx.rooms.get(&e.room_guid) else {
         return;
     };
-    let except = if e.origin == core.cfg.server_id() {
+    let except = if e.origin == cx.cfg.server_id() {
         DialogId(u64::try_from(e.dialog).unwrap_or(u64::MAX))
     } else {
         DialogId::MAX
@@ -127,7 +125,7 @@ fn deliver(core: &mut Core, e: &LogEntry) {
     let chan_uri = room.uri.clone();
     if targets.is_empty() {
         if e.kind == LogKind::Chat {
-            core.count_post(0);
+            cx.count_post(0);
         }
         return;
     }
@@ -149,7 +147,7 @@ fn deliver(core: &mut Core, e: &LogEntry) {
             .to_string(),
             data: NtcData::Join {
                 user: e.user.clone(),
-                domain: core.cfg.domain.clone(),
+                domain: cx.cfg.domain.clone(),
                 room_guid: e.room_guid.clone(),
             },
         }),
@@ -162,31 +160,29 @@ fn deliver(core: &mut Core, e: &LogEntry) {
         }),
         LogKind::Room => return,
     };
-    let body = core.encode_envelope(body);
+    let body = cx.out.encode_envelope(body);
     let mut sent = 0;
     for d in targets {
-        if core.send_info(d, body.clone(), false) {
+        if cx.out.send_info(d, body.clone(), false) {
             sent += 1;
         }
     }
     if e.kind == LogKind::Chat {
-        core.count_post(sent);
+        cx.count_post(sent);
     }
 }
 
 /// Renews this member's lease and closes the sessions of members whose lease ended.
-fn heartbeat(core: &mut Core) {
-    let me = core.cfg.server_id().to_string();
-    let now = core.now_ms();
-    let lease_ms = i64::from(core.cfg.pool.lease_s) * 1000;
-    if let Some(p) = core.pool.as_mut() {
-        p.next_heartbeat_ms = now + (lease_ms / 3).max(1000);
-    }
-    if let Err(e) = core.store.lease_renew(&me, now + lease_ms) {
+fn heartbeat(cx: &mut BatchCx, pool: &mut PoolState) {
+    let me = cx.cfg.server_id().to_string();
+    let now = cx.now_ms;
+    let lease_ms = i64::from(cx.cfg.pool.lease_s) * 1000;
+    pool.next_heartbeat_ms = now + (lease_ms / 3).max(1000);
+    if let Err(e) = cx.store.lease_renew(&me, now + lease_ms) {
         tracing::warn!("pool: lease not renewed: {e}");
         return;
     }
-    let dead = match core.store.lease_expired(now) {
+    let dead = match cx.store.lease_expired(now) {
         Ok(d) => d,
         Err(e) => {
             tracing::warn!("pool: leases not read: {e}");
@@ -194,7 +190,7 @@ fn heartbeat(core: &mut Core) {
         }
     };
     for member in dead.into_iter().filter(|m| *m != me) {
-        match take_over(core, &member, now) {
+        match take_over(cx, &member, now) {
             Ok(Some(n)) => tracing::info!(
                 member = %member,
                 "pool: member's lease ended; closed its {n} open session(s)"
@@ -207,37 +203,41 @@ fn heartbeat(core: &mut Core) {
 
 /// Claims dead `member` and closes its open sessions, in one transaction. `None`:
 /// another survivor claimed it first.
-fn take_over(core: &mut Core, member: &str, now: i64) -> Result<Option<usize>, StoreError> {
-    core.store.begin()?;
-    match close_sessions_of(core, member, now) {
+fn take_over(cx: &mut BatchCx, member: &str, now: i64) -> Result<Option<usize>, StoreError> {
+    cx.store.begin()?;
+    match close_sessions_of(cx, member, now) {
         Ok(n) => {
-            core.store.commit()?;
+            cx.store.commit()?;
             Ok(n)
         }
         Err(e) => {
-            core.store.rollback();
+            cx.store.rollback();
             Err(e)
         }
     }
 }
 
-fn close_sessions_of(core: &mut Core, member: &str, now: i64) -> Result<Option<usize>, StoreError> {
-    if !core.store.lease_claim(member, now)? {
+fn close_sessions_of(
+    cx: &mut BatchCx,
+    member: &str,
+    now: i64,
+) -> Result<Option<usize>, StoreError> {
+    if !cx.store.lease_claim(member, now)? {
         return Ok(None);
     }
-    let sessions = core.store.open_sessions(member)?;
+    let sessions = cx.store.open_sessions(member)?;
     for s in &sessions {
-        if core.cfg.compliance.enabled {
-            core.store.record_event(&s.part_event(now))?;
+        if cx.cfg.compliance.enabled {
+            cx.store.record_event(&s.part_event(now))?;
         }
-        core.store.close_session(member, &s.user, &s.room_uri)?;
+        cx.store.close_session(member, &s.user, &s.room_uri)?;
         // Signed in again on another member and back in the room: no `ntc:part`
         // (the room would take a present user for gone).
-        if core.store.room_sessions(&s.room_uri)?.contains(&s.user) {
+        if cx.store.room_sessions(&s.room_uri)?.contains(&s.user) {
             continue;
         }
         if let Some((_, guid)) = crate::ids::split_room_uri(&s.room_uri) {
-            core.store.log_append(&NewLogEntry {
+            cx.store.log_append(&NewLogEntry {
                 room_guid: guid.to_string(),
                 origin: member.to_string(),
                 dialog: 0,
@@ -256,10 +256,10 @@ fn close_sessions_of(core: &mut Core, member: &str, now: i64) -> Result<Option<u
 /// entry each, so every member sends `ntc:part` for them. The ledger itself is closed
 /// with the PART events by `compliance::record::close_sessions_of_previous_run`.
 /// Store failures are logged, not fatal: the notices are best effort.
-pub(crate) fn log_parts_of_previous_run(core: &mut Core) {
-    let me = core.cfg.server_id().to_string();
-    let now = core.now_ms();
-    let stale = match core.store.open_sessions(&me) {
+pub(crate) fn log_parts_of_previous_run(cx: &mut BatchCx) {
+    let me = cx.cfg.server_id().to_string();
+    let now = cx.now_ms;
+    let stale = match cx.store.open_sessions(&me) {
         Ok(s) => s,
         Err(e) => return tracing::warn!("pool: open sessions not read: {e}"),
     };
@@ -276,7 +276,7 @@ pub(crate) fn log_parts_of_previous_run(core: &mut Core) {
             ts_ms: now,
             msg_id: None,
         };
-        if let Err(e) = core.store.log_append(&entry) {
+        if let Err(e) = cx.store.log_append(&entry) {
             tracing::warn!("pool: part of a previous run's session not logged: {e}");
         }
     }

@@ -4,7 +4,7 @@
 
 use super::{join::rooms_reply, CmdResult, Ctx};
 use crate::channel::authz;
-use crate::core::Core;
+use crate::core::BatchCx;
 use crate::xccos::elem::Elem;
 
 command! {
@@ -29,7 +29,7 @@ command! {
         Ok(GetAssociations { role })
     }
     data(self) { Elem::data([Elem::new("assoc").with("role", self.role.as_str())]) }
-    apply(self, core, ctx) { handle(core, ctx, self.role) }
+    apply(self, cx, ctx) { handle(cx, ctx, self.role) }
 }
 
 /// Role filter of `cmd:getassociations` **(design)**: `role="member"` or `role="manager"`.
@@ -53,8 +53,8 @@ impl AssocRole {
 
 /// Rooms where the user is a member (managers and presenters included) or a manager,
 /// by name; only rooms the user may find (a denied user gets none).
-pub fn handle(core: &Core, ctx: &Ctx, role: AssocRole) -> CmdResult {
-    let guids: Vec<String> = core
+pub fn handle(cx: &BatchCx, ctx: &Ctx, role: AssocRole) -> CmdResult {
+    let guids: Vec<String> = cx
         .rooms
         .by_name_order()
         .filter(|r| match role {
@@ -62,8 +62,8 @@ pub fn handle(core: &Core, ctx: &Ctx, role: AssocRole) -> CmdResult {
             AssocRole::Manager => r.managers.contains(&ctx.user),
         })
         // A denied user, or a room whose category is gone: not listed.
-        .filter(|r| authz::can_find(&core.rooms, r, &ctx.user))
+        .filter(|r| authz::can_find(cx.rooms, r, &ctx.user))
         .map(|r| r.guid.clone())
         .collect();
-    Ok(rooms_reply(core, &guids))
+    Ok(rooms_reply(cx, &guids))
 }

@@ -16,7 +16,7 @@
 
 use super::{room_op, store_err, CmdError, CmdResult, Ctx};
 use crate::channel::authz::Op;
-use crate::core::Core;
+use crate::core::BatchCx;
 use crate::web::tokens::{Bearer, Direction};
 use crate::xccos::elem::Elem;
 use crate::xccos::{codes, ChanRef, RplData};
@@ -48,18 +48,18 @@ command! {
             .with("fileUrl", self.file.as_str());
         Elem::data([ftdb])
     }
-    apply(self, core, ctx) { file_token(core, ctx, self.upload, &self.chan_uri, &self.file) }
+    apply(self, cx, ctx) { file_token(cx, ctx, self.upload, &self.chan_uri, &self.file) }
 }
 
 command! {
     /// `cmd:gethttptok` **(design)**: `<data/>`; reply `rpl:gethttptok` with a bearer
     /// token that identifies this dialog's user to the web service (docs/protocol.md).
     GetHttpToken ["cmd:gethttptok"] -> "rpl:gethttptok";
-    apply(self, core, ctx) { http_token(core, ctx) }
+    apply(self, cx, ctx) { http_token(cx, ctx) }
 }
 
-fn base_url(core: &Core) -> Result<String, CmdError> {
-    core.cfg
+fn base_url(cx: &BatchCx) -> Result<String, CmdError> {
+    cx.cfg
         .http
         .as_ref()
         .map(|h| h.base_url())
@@ -68,30 +68,24 @@ fn base_url(core: &Core) -> Result<String, CmdError> {
 
 /// `cmd:getfutok` (`upload`) / `cmd:getfdtok`. See the module docs.
 pub fn file_token(
-    core: &mut Core,
+    cx: &mut BatchCx,
     ctx: &Ctx,
     upload: bool,
     chan_uri: &str,
     file: &str,
 ) -> CmdResult {
-    let server_uri = base_url(core)?;
+    let server_uri = base_url(cx)?;
     crate::files::check_name(file).map_err(|why| CmdError::new(codes::BAD_REQUEST, why))?;
     let op = if upload { Op::Post } else { Op::ReadHistory };
-    let room = room_op(core, &ctx.user, &ChanRef::Uri(chan_uri.to_string()), op)?;
+    let room = room_op(cx, &ctx.user, &ChanRef::Uri(chan_uri.to_string()), op)?;
     let guid = room.guid.clone();
-    if upload && !upload_allowed(core, room) {
+    if upload && !upload_allowed(cx, room) {
         return Err(CmdError::new(
             codes::NO_PERMISSION,
             "file upload is off in this room's category",
         ));
     }
-    if !upload
-        && core
-            .store
-            .get_file(&guid, file)
-            .map_err(store_err)?
-            .is_none()
-    {
+    if !upload && cx.store.get_file(&guid, file).map_err(store_err)?.is_none() {
         return Err(CmdError::new(
             codes::NO_SUCH_ROOM,
             "no such file in this room",
@@ -102,21 +96,21 @@ pub fn file_token(
     } else {
         Direction::Download
     };
-    let token = issue_file_token(core, &ctx.user, &guid, file, direction);
+    let token = issue_file_token(cx, &ctx.user, &guid, file, direction);
     Ok(RplData::Token { token, server_uri })
 }
 
 /// `cmd:gethttptok` **(design)**. See the module docs.
-pub fn http_token(core: &mut Core, ctx: &Ctx) -> CmdResult {
-    let server_uri = base_url(core)?;
-    let ttl = core
+pub fn http_token(cx: &mut BatchCx, ctx: &Ctx) -> CmdResult {
+    let server_uri = base_url(cx)?;
+    let ttl = cx
         .cfg
         .http
         .as_ref()
         .map_or(0, |h| i64::try_from(h.bearer_ttl_ms).unwrap_or(i64::MAX));
-    let token = core.ids.guid();
-    let expires_ms = core.now_ms().saturating_add(ttl);
-    core.web.tokens.add_bearer(
+    let token = cx.ids().guid();
+    let expires_ms = cx.now_ms.saturating_add(ttl);
+    cx.web.tokens.add_bearer(
         token.clone(),
         Bearer {
             user: ctx.user.clone(),
@@ -129,18 +123,18 @@ pub fn http_token(core: &mut Core, ctx: &Ctx) -> CmdResult {
 
 /// Issues a file token (`cmd:getfutok` / `cmd:getfdtok`) for the web services.
 fn issue_file_token(
-    core: &mut Core,
+    cx: &mut BatchCx,
     user: &str,
     room_guid: &str,
     name: &str,
     direction: Direction,
 ) -> String {
-    let token = core.ids.guid();
-    let ttl = core.cfg.http.as_ref().map_or(0, |h| {
+    let token = cx.ids().guid();
+    let ttl = cx.cfg.http.as_ref().map_or(0, |h| {
         i64::try_from(h.file_token_ttl_ms).unwrap_or(i64::MAX)
     });
-    let expires_ms = core.now_ms().saturating_add(ttl);
-    core.web.tokens.add_file(
+    let expires_ms = cx.now_ms.saturating_add(ttl);
+    cx.web.tokens.add_file(
         token.clone(),
         crate::web::tokens::FileToken {
             user: user.to_string(),
@@ -155,6 +149,6 @@ fn issue_file_token(
 }
 
 /// Whether uploads are allowed in the room's category (`file_upload`).
-pub(crate) fn upload_allowed(core: &Core, room: &crate::channel::Room) -> bool {
-    core.rooms.category_of(room).is_some_and(|c| c.file_upload)
+pub(crate) fn upload_allowed(cx: &BatchCx, room: &crate::channel::Room) -> bool {
+    cx.rooms.category_of(room).is_some_and(|c| c.file_upload)
 }

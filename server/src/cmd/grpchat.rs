@@ -29,12 +29,12 @@ use crate::channel::authz::Op;
 use crate::clock::iso8601;
 use crate::compliance::record::{event_at, pool_entry, with_event};
 use crate::compliance::EventKind;
-use crate::core::{Action, Core};
+use crate::core::{Action, BatchCx};
 use crate::sip::{response_for, Request};
 use crate::store::{LogKind, NewMessage};
 use crate::xccos::{codes, Body, ChanRef, GrpChat};
 
-fn refuse(core: &mut Core, ctx: &Ctx, req: &Request, code: u16, reason: &str) {
+fn refuse(cx: &mut BatchCx, ctx: &Ctx, req: &Request, code: u16, reason: &str) {
     let phrase = match code {
         codes::NO_SUCH_ROOM => "Not Found",
         codes::NO_PERMISSION => "Forbidden",
@@ -49,60 +49,61 @@ fn refuse(core: &mut Core, ctx: &Ctx, req: &Request, code: u16, reason: &str) {
         format!("399 pchat \"{}\"", reason.replace('"', "'")),
     );
     if code == codes::SERVICE_UNAVAILABLE {
-        resp = resp.with_header("Retry-After", core.cfg.sip.retry_after_s.to_string());
+        resp = resp.with_header("Retry-After", cx.cfg.sip.retry_after_s.to_string());
     }
-    core.respond(ctx.conn, resp, false);
+    cx.out.respond(ctx.conn, resp, false);
 }
 
 /// Longest client message id (`msgid`), in characters.
 pub const MAX_MSGID_CHARS: usize = 128;
 
 /// Handles a grpchat INFO (see module docs for the answers).
-pub fn handle(core: &mut Core, ctx: &Ctx, req: &Request, chat: GrpChat) {
+pub fn handle(cx: &mut BatchCx, ctx: &Ctx, req: &Request, chat: GrpChat) {
     use crate::core::dedup::{msgid_key, post_key};
     if let Some(m) = &chat.msgid {
         let chars = m.chars().count();
         if chars == 0 || chars > MAX_MSGID_CHARS {
             let why = format!("msgid must have 1 to {MAX_MSGID_CHARS} characters, not {chars}");
-            return refuse(core, ctx, req, codes::BAD_REQUEST, &why);
+            return refuse(cx, ctx, req, codes::BAD_REQUEST, &why);
         }
     }
     let key = match &chat.msgid {
         Some(m) => msgid_key(&ctx.user, m),
         None => post_key(ctx.dialog, ctx.envid, &chat.chan_uri, &chat.text),
     };
-    if core.answer_retried_post(ctx.conn, key, req) {
-        return; // a retry of a stored post (core/dedup.rs)
+    if cx.answer_retried_post(ctx.conn, key, req) {
+        return; // a retry of a stored post (cx/dedup.rs)
     }
-    if answered_as_stored_copy(core, ctx, req, &chat) {
+    if answered_as_stored_copy(cx, ctx, req, &chat) {
         return;
     }
-    match postable_room(core, ctx, &chat) {
-        Ok(guid) => store_and_relay(core, ctx, req, chat, guid, key),
-        Err(e) => refuse(core, ctx, req, e.code, &e.reason),
+    match postable_room(cx, ctx, &chat) {
+        Ok(guid) => store_and_relay(cx, ctx, req, chat, guid, key),
+        Err(e) => refuse(cx, ctx, req, e.code, &e.reason),
     }
 }
 
 /// A post whose client message id is already stored (by an earlier dialog or an
 /// earlier run of the server) is answered 200 without storing it again; a store
 /// failure while looking is answered 503. Returns whether the post was answered.
-fn answered_as_stored_copy(core: &mut Core, ctx: &Ctx, req: &Request, chat: &GrpChat) -> bool {
+fn answered_as_stored_copy(cx: &mut BatchCx, ctx: &Ctx, req: &Request, chat: &GrpChat) -> bool {
     let Some(m) = chat
         .msgid
         .as_deref()
-        .filter(|_| core.faults.retry_dedup_enabled())
+        .filter(|_| cx.faults.retry_dedup_enabled())
     else {
         return false;
     };
-    match core.store.find_client_message(&ctx.user, m) {
+    match cx.store.find_client_message(&ctx.user, m) {
         Ok(None) => false,
         Ok(Some(id)) => {
             tracing::debug!(user = %ctx.user, msgid = m, id, "copy of a stored post answered, not stored again");
-            core.respond(ctx.conn, response_for(req, 200, "OK"), false);
+            cx.out
+                .respond(ctx.conn, response_for(req, 200, "OK"), false);
             true
         }
         Err(e) => {
-            refuse(core, ctx, req, codes::SERVICE_UNAVAILABLE, &e.to_string());
+            refuse(cx, ctx, req, codes::SERVICE_UNAVAILABLE, &e.to_string());
             true
         }
     }
@@ -111,12 +112,12 @@ fn answered_as_stored_copy(core: &mut Core, ctx: &Ctx, req: &Request, chat: &Grp
 /// The room (GUID) the post goes to, if the user may post there now: a `chanUri`
 /// (400), a room the user may post in (`room_op`'s 404/403) and has joined on this
 /// dialog (403), text within `messageSizeLimit` (413).
-fn postable_room(core: &Core, ctx: &Ctx, chat: &GrpChat) -> Result<String, CmdError> {
+fn postable_room(cx: &BatchCx, ctx: &Ctx, chat: &GrpChat) -> Result<String, CmdError> {
     if chat.chan_uri.is_empty() {
         return Err(CmdError::new(codes::BAD_REQUEST, "grpchat without chanUri"));
     }
     let room = room_op(
-        core,
+        cx,
         &ctx.user,
         &ChanRef::Uri(chat.chan_uri.clone()),
         Op::Post,
@@ -127,7 +128,7 @@ fn postable_room(core: &Core, ctx: &Ctx, chat: &GrpChat) -> Result<String, CmdEr
             "join the room before posting",
         ));
     }
-    let limit = core.cfg.limits.message_size_limit as usize;
+    let limit = cx.cfg.limits.message_size_limit as usize;
     let chars = chat.text.chars().count();
     if chars > limit {
         let reason = format!("message of {chars} characters exceeds messageSizeLimit {limit}");
@@ -139,31 +140,31 @@ fn postable_room(core: &Core, ctx: &Ctx, chat: &GrpChat) -> Result<String, CmdEr
 /// Stores an accepted post with its compliance event (one savepoint), answers 200 after
 /// the commit (503 + Retry-After if the commit fails) and relays it.
 fn store_and_relay(
-    core: &mut Core,
+    cx: &mut BatchCx,
     ctx: &Ctx,
     req: &Request,
     chat: GrpChat,
     guid: String,
     key: crate::core::dedup::PostKey,
 ) {
-    let ts_ms = core.now_ms();
+    let ts_ms = cx.now_ms;
     let msg = NewMessage {
         // (The planted no-retry-dedup bug ignores the id altogether.)
         client_msgid: chat
             .msgid
             .clone()
-            .filter(|_| core.faults.retry_dedup_enabled()),
+            .filter(|_| cx.faults.retry_dedup_enabled()),
         room_guid: guid.clone(),
         author: ctx.user.clone(),
         ts_ms,
         text: chat.text,
     };
-    let ev = event_at(core, EventKind::Chat, &guid, &ctx.user, ts_ms, &msg.text);
+    let ev = event_at(cx, EventKind::Chat, &guid, &ctx.user, ts_ms, &msg.text);
     // In a pool the post also goes to the room's log, in its savepoint: every member
     // (this one too) relays it from there once committed (crate::pool).
-    let pooled = core.cfg.pooled();
-    let entry = pooled.then(|| pool_entry(core, LogKind::Chat, &guid, &ctx.user, ctx.dialog));
-    let stored = with_event(core, ev, |store| match entry {
+    let pooled = cx.cfg.pooled();
+    let entry = pooled.then(|| pool_entry(cx, LogKind::Chat, &guid, &ctx.user, ctx.dialog));
+    let stored = with_event(cx, ev, |store| match entry {
         None => store.append_message(&msg),
         Some(mut entry) => {
             // Message and log entry together or neither (also without compliance).
@@ -179,12 +180,12 @@ fn store_and_relay(
     if let Err(e) = stored {
         // The post's savepoint was rolled back: nothing of it is kept, so a retry of
         // the same envelope is stored normally once the store recovers.
-        return refuse(core, ctx, req, codes::SERVICE_UNAVAILABLE, &e.to_string());
+        return refuse(cx, ctx, req, codes::SERVICE_UNAVAILABLE, &e.to_string());
     }
-    core.dedup.stored(key);
-    core.respond(ctx.conn, response_for(req, 200, "OK"), true);
-    let head = crate::core::retry_later(req, core.cfg.sip.retry_after_s);
-    core.push_on_abort(Action::Send {
+    cx.dedup.stored(key);
+    cx.out.respond(ctx.conn, response_for(req, 200, "OK"), true);
+    let head = crate::core::retry_later(req, cx.cfg.sip.retry_after_s);
+    cx.out.push_on_abort(Action::Send {
         conn: ctx.conn,
         head,
         body: bytes::Bytes::new(),
@@ -194,7 +195,7 @@ fn store_and_relay(
         return;
     }
     relay(
-        core,
+        cx,
         &guid,
         chat.chan_uri,
         msg.author,
@@ -209,7 +210,7 @@ fn store_and_relay(
 /// and tells followers not in the room (`ntc:newcontent`). Also used by the web
 /// service to announce an uploaded file (`crate::web::ops`).
 pub(crate) fn relay(
-    core: &mut Core,
+    cx: &mut BatchCx,
     guid: &str,
     chan_uri: String,
     author: String,
@@ -217,12 +218,12 @@ pub(crate) fn relay(
     text: String,
     except: crate::channel::DialogId,
 ) {
-    let targets: Vec<_> = core
+    let targets: Vec<_> = cx
         .rooms
         .get(guid)
         .map(|r| r.joined.keys().copied().filter(|d| *d != except).collect())
         .unwrap_or_default();
-    let body = core.encode_envelope(Body::GrpChat(GrpChat {
+    let body = cx.out.encode_envelope(Body::GrpChat(GrpChat {
         msgid: None,
         seqid: 1,
         chan_uri,
@@ -232,10 +233,10 @@ pub(crate) fn relay(
     }));
     let mut relays = 0;
     for d in targets {
-        if core.send_info(d, body.clone(), true) {
+        if cx.out.send_info(d, body.clone(), true) {
             relays += 1;
         }
     }
-    core.count_post(relays);
-    super::newcontent::notify(core, guid);
+    cx.count_post(relays);
+    super::newcontent::notify(cx, guid);
 }

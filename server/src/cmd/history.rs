@@ -10,7 +10,7 @@ use super::{room_op, store_err, CmdError, CmdResult, Ctx};
 use crate::channel::authz::Op;
 use crate::clock::{iso8601, parse_iso8601};
 use crate::compliance::{record::record, EventKind};
-use crate::core::Core;
+use crate::core::BatchCx;
 use crate::store::HistoryQuery;
 use crate::xccos::elem::{chanref_elem, Elem};
 use crate::xccos::{codes, ChanRef, GrpChat, RplData};
@@ -73,7 +73,7 @@ command! {
         let q = q.with("cnt", self.query.cnt().to_string());
         Elem::data([chanref_elem(&self.chan), Elem::new("bcq").push(q)])
     }
-    apply(self, core, ctx) { bccontext(core, ctx, &self.chan, &self.query) }
+    apply(self, cx, ctx) { bccontext(cx, ctx, &self.chan, &self.query) }
 }
 
 /// The history query of `cmd:bccontext` (`<bcq>` element). In the reply each
@@ -162,10 +162,10 @@ fn describe(q: &HistoryQuery, cnt: u32) -> String {
 
 /// Runs the query. Errors: 404/403 as for join, 400 for an unreadable time or an id
 /// out of range, 500 on store failure.
-pub fn bccontext(core: &mut Core, ctx: &Ctx, chan: &ChanRef, query: &BcQuery) -> CmdResult {
+pub fn bccontext(cx: &mut BatchCx, ctx: &Ctx, chan: &ChanRef, query: &BcQuery) -> CmdResult {
     let (guid, uri, logged) = {
-        let room = room_op(core, &ctx.user, chan, Op::ReadHistory)?;
-        let logged = core.rooms.category_of(room).is_some_and(|c| c.history);
+        let room = room_op(cx, &ctx.user, chan, Op::ReadHistory)?;
+        let logged = cx.rooms.category_of(room).is_some_and(|c| c.history);
         (room.guid.clone(), room.uri.clone(), logged)
     };
     let q = match query {
@@ -191,22 +191,22 @@ pub fn bccontext(core: &mut Core, ctx: &Ctx, chan: &ChanRef, query: &BcQuery) ->
             to_ms: to.as_deref().map(|t| time("search to", t)).transpose()?,
         },
     };
-    let cnt = query.cnt().min(core.cfg.limits.history_limit);
+    let cnt = query.cnt().min(cx.cfg.limits.history_limit);
     // BACKCHAT compliance event, in the same transaction as the read (issue 4).
     record(
-        core,
+        cx,
         EventKind::Backchat,
         &guid,
         &ctx.user,
         &describe(&q, cnt),
     )?;
     let msgs = if logged {
-        core.store.history(&guid, &q, cnt).map_err(store_err)?
+        cx.store.history(&guid, &q, cnt).map_err(store_err)?
     } else {
         Vec::new()
     };
     if q == HistoryQuery::Last {
-        core.store.mark_read(&ctx.user, &guid).map_err(store_err)?;
+        cx.store.mark_read(&ctx.user, &guid).map_err(store_err)?;
     }
     Ok(RplData::History {
         chan_uri: uri.clone(),

@@ -9,7 +9,7 @@
 
 use super::{join::rooms_reply, store_err, CmdResult, Ctx};
 use crate::channel::authz;
-use crate::core::Core;
+use crate::core::BatchCx;
 
 command! {
     /// `cmd:getinv`: `<data><inv inviteId="1" domain="D"/></data>`.
@@ -19,20 +19,20 @@ command! {
         /// `domain` attribute.
         pub domain: String = req "domain",
     }
-    apply(self, core, ctx) { getinv(core, ctx) }
+    apply(self, cx, ctx) { getinv(cx, ctx) }
 }
 
 /// Unseen invitations of `ctx.user`. Errors: 500 on store failure.
-pub fn getinv(core: &mut Core, ctx: &Ctx) -> CmdResult {
+pub fn getinv(cx: &mut BatchCx, ctx: &Ctx) -> CmdResult {
     let mut guids: Vec<String> = Vec::new();
-    for inv in core.store.invitations(&ctx.user).map_err(store_err)? {
-        let visible = core
+    for inv in cx.store.invitations(&ctx.user).map_err(store_err)? {
+        let visible = cx
             .rooms
             .get(&inv.room_guid)
-            .is_some_and(|r| authz::can_find(&core.rooms, r, &ctx.user));
+            .is_some_and(|r| authz::can_find(cx.rooms, r, &ctx.user));
         if visible && !guids.contains(&inv.room_guid) {
             guids.push(inv.room_guid);
         }
     }
-    Ok(rooms_reply(core, &guids))
+    Ok(rooms_reply(cx, &guids))
 }

@@ -10,7 +10,7 @@ use super::{room_for, CmdError, CmdResult, Ctx};
 use crate::channel::DialogId;
 use crate::compliance::record::{log_presence, record, undo_on_abort, Undo};
 use crate::compliance::EventKind;
-use crate::core::Core;
+use crate::core::BatchCx;
 use crate::store::LogKind;
 use crate::xccos::elem::{chanref_elem, Elem};
 use crate::xccos::{codes, Body, ChanRef, Ntc, NtcData, RoomInfo, RplData, UserRef};
@@ -24,7 +24,7 @@ command! {
     }
     parse(p, data) { Ok(Join { chan: p.first_chanref(p.data(data)?)? }) }
     data(self) { Elem::data([chanref_elem(&self.chan)]) }
-    apply(self, core, ctx) { join(core, ctx, std::slice::from_ref(&self.chan), false) }
+    apply(self, cx, ctx) { join(cx, ctx, std::slice::from_ref(&self.chan), false) }
 }
 
 command! {
@@ -49,7 +49,7 @@ command! {
         Ok(BJoin { chans })
     }
     data(self) { Elem::data(self.chans.iter().map(chanref_elem)) }
-    apply(self, core, ctx) { join(core, ctx, &self.chans, true) }
+    apply(self, cx, ctx) { join(cx, ctx, &self.chans, true) }
 }
 
 command! {
@@ -60,17 +60,17 @@ command! {
     }
     parse(p, data) { Ok(Part { chan: p.first_chanref(p.data(data)?)? }) }
     data(self) { Elem::data([chanref_elem(&self.chan)]) }
-    apply(self, core, ctx) { part(core, ctx, &self.chan) }
+    apply(self, cx, ctx) { part(cx, ctx, &self.chan) }
 }
 
 /// Joins the dialog to each named room it may enter. A single `join` that is refused
 /// answers the refusal (404/403); a `bjoin` answers 200 with the rooms it could join and
 /// leaves the others out (an error only if it joined none).
-pub fn join(core: &mut Core, ctx: &Ctx, chans: &[ChanRef], batch: bool) -> CmdResult {
+pub fn join(cx: &mut BatchCx, ctx: &Ctx, chans: &[ChanRef], batch: bool) -> CmdResult {
     let mut joined = Vec::new();
     let mut first_err = None;
     for chan in chans {
-        match room_for(core, &ctx.user, chan) {
+        match room_for(cx, &ctx.user, chan) {
             Ok(room) => {
                 if !joined.contains(&room.guid) {
                     joined.push(room.guid.clone());
@@ -86,92 +86,89 @@ pub fn join(core: &mut Core, ctx: &Ctx, chans: &[ChanRef], batch: bool) -> CmdRe
     }
     if !batch {
         for guid in &joined {
-            core.store
+            cx.store
                 .follow(&ctx.user, guid)
                 .map_err(|e| CmdError::new(codes::INTERNAL_ERROR, e.to_string()))?;
         }
     }
     for guid in &joined {
         // Joining answers the room's invitation and reads its new content.
-        core.store
+        cx.store
             .mark_invitation_seen(&ctx.user, guid)
-            .and_then(|()| core.store.mark_read(&ctx.user, guid))
+            .and_then(|()| cx.store.mark_read(&ctx.user, guid))
             .map_err(super::store_err)?;
-        let Some(room) = core.rooms.get_mut(guid) else {
+        let Some(room) = cx.rooms.get_mut(guid) else {
             continue;
         };
         let newly_online = !room.joined.values().any(|u| *u == ctx.user);
         if newly_online {
-            record(core, EventKind::Join, guid, &ctx.user, "")?;
+            record(cx, EventKind::Join, guid, &ctx.user, "")?;
         }
-        let Some(room) = core.rooms.get_mut(guid) else {
+        let Some(room) = cx.rooms.get_mut(guid) else {
             continue;
         };
         if room.joined.insert(ctx.dialog, ctx.user.clone()).is_none() {
-            undo_on_abort(core, Undo::Joined(guid.clone(), ctx.dialog));
+            undo_on_abort(cx, Undo::Joined(guid.clone(), ctx.dialog));
         }
         if newly_online {
-            notify_join(core, guid, &ctx.user, ctx.dialog, batch);
+            notify_join(cx, guid, &ctx.user, ctx.dialog, batch);
         }
     }
-    if core.cfg.pooled() {
-        return Ok(pool_rooms_reply(core, &joined));
+    if cx.cfg.pooled() {
+        return Ok(pool_rooms_reply(cx, &joined));
     }
-    Ok(rooms_reply_with(core, &joined, true, &BTreeMap::new()))
+    Ok(rooms_reply_with(cx, &joined, true, &BTreeMap::new()))
 }
 
 /// [`rooms_reply`] in a pool: the online participants also list the users the pool's
 /// open-sessions ledger has in the room on other members (a store failure leaves
 /// those out).
-fn pool_rooms_reply(core: &mut Core, guids: &[String]) -> RplData {
+fn pool_rooms_reply(cx: &mut BatchCx, guids: &[String]) -> RplData {
     let mut elsewhere = BTreeMap::new();
     for guid in guids {
-        let Some(uri) = core.rooms.get(guid).map(|r| r.uri.clone()) else {
+        let Some(uri) = cx.rooms.get(guid).map(|r| r.uri.clone()) else {
             continue;
         };
-        match core.store.room_sessions(&uri) {
+        match cx.store.room_sessions(&uri) {
             Ok(users) => {
                 elsewhere.insert(guid.clone(), users);
             }
             Err(e) => tracing::warn!("pool: participants of other members left out: {e}"),
         }
     }
-    rooms_reply_with(core, guids, true, &elsewhere)
+    rooms_reply_with(cx, guids, true, &elsewhere)
 }
 
 /// Leaves the room (idempotent) and unfollows it. Errors: 404 for an unknown room.
-pub fn part(core: &mut Core, ctx: &Ctx, chan: &ChanRef) -> CmdResult {
+pub fn part(cx: &mut BatchCx, ctx: &Ctx, chan: &ChanRef) -> CmdResult {
     let uri = chan.to_uri();
     let guid = crate::ids::split_room_uri(&uri)
-        .filter(|(d, _)| d.eq_ignore_ascii_case(&core.cfg.domain))
+        .filter(|(d, _)| d.eq_ignore_ascii_case(&cx.cfg.domain))
         .map(|(_, g)| g.to_string())
         .filter(|g| {
-            core.rooms
+            cx.rooms
                 .get(g)
-                .is_some_and(|r| crate::channel::authz::can_find(&core.rooms, r, &ctx.user))
+                .is_some_and(|r| crate::channel::authz::can_find(cx.rooms, r, &ctx.user))
         })
         .ok_or_else(|| CmdError::new(codes::NO_SUCH_ROOM, "no such room"))?;
-    core.store
+    cx.store
         .unfollow(&ctx.user, &guid)
         .map_err(|e| CmdError::new(codes::INTERNAL_ERROR, e.to_string()))?;
-    let Some(room) = core.rooms.get_mut(&guid) else {
+    let Some(room) = cx.rooms.get_mut(&guid) else {
         return Err(CmdError::new(codes::NO_SUCH_ROOM, "room vanished"));
     };
     let was_joined = room.joined.remove(&ctx.dialog).is_some();
     if was_joined {
-        undo_on_abort(
-            core,
-            Undo::Parted(guid.clone(), ctx.dialog, ctx.user.clone()),
-        );
+        undo_on_abort(cx, Undo::Parted(guid.clone(), ctx.dialog, ctx.user.clone()));
     }
-    let Some(room) = core.rooms.get_mut(&guid) else {
+    let Some(room) = cx.rooms.get_mut(&guid) else {
         return Err(CmdError::new(codes::NO_SUCH_ROOM, "room vanished"));
     };
     let still_online = room.joined.values().any(|u| *u == ctx.user);
     let room_uri = room.uri.clone();
     if was_joined && !still_online {
-        record(core, EventKind::Part, &guid, &ctx.user, "")?;
-        notify_part(core, &guid, &ctx.user, ctx.dialog);
+        record(cx, EventKind::Part, &guid, &ctx.user, "")?;
+        notify_part(cx, &guid, &ctx.user, ctx.dialog);
     }
     Ok(RplData::Chan(room_uri))
 }
@@ -179,8 +176,8 @@ pub fn part(core: &mut Core, ctx: &Ctx, chan: &ChanRef) -> CmdResult {
 /// The rooms data form for `guids` (rpl:getassociations, rpl:getinv, room management
 /// replies): a `chanib` per room with `aib` 3984 (online participants) and 12276 (the
 /// room's managers) by `uib` id, then the `uib` id -> URI list.
-pub fn rooms_reply(core: &Core, guids: &[String]) -> RplData {
-    rooms_reply_with(core, guids, false, &BTreeMap::new())
+pub fn rooms_reply(cx: &BatchCx, guids: &[String]) -> RplData {
+    rooms_reply_with(cx, guids, false, &BTreeMap::new())
 }
 
 /// As [`rooms_reply`], with more online participants per room GUID (`more`: users the
@@ -188,7 +185,7 @@ pub fn rooms_reply(core: &Core, guids: &[String]) -> RplData {
 /// `rpl:join` participant list) `aib` 12276 lists only the managers who are online in
 /// the room: SIPE shows every listed user as present.
 fn rooms_reply_with(
-    core: &Core,
+    cx: &BatchCx,
     guids: &[String],
     online_managers: bool,
     more: &BTreeMap<String, Vec<String>>,
@@ -209,7 +206,7 @@ fn rooms_reply_with(
     };
     let mut rooms = Vec::new();
     for guid in guids {
-        let Some(r) = core.rooms.get(guid) else {
+        let Some(r) = cx.rooms.get(guid) else {
             continue;
         };
         let mut online = r.online_users();
@@ -234,8 +231,8 @@ fn rooms_reply_with(
     RplData::Rooms { rooms, users }
 }
 
-fn others(core: &Core, guid: &str, except: DialogId) -> Vec<DialogId> {
-    core.rooms
+fn others(cx: &BatchCx, guid: &str, except: DialogId) -> Vec<DialogId> {
+    cx.rooms
         .get(guid)
         .map(|r| r.joined_except(except))
         .unwrap_or_default()
@@ -243,42 +240,42 @@ fn others(core: &Core, guid: &str, except: DialogId) -> Vec<DialogId> {
 
 /// Sends `ntc:join` (or `ntc:bjoin`) about `user` to the room's other dialogs (in a
 /// pool: logs it, and every member sends it from the log, `crate::pool`).
-pub fn notify_join(core: &mut Core, guid: &str, user: &str, except: DialogId, batch: bool) {
-    if core.cfg.pooled() {
+pub fn notify_join(cx: &mut BatchCx, guid: &str, user: &str, except: DialogId, batch: bool) {
+    if cx.cfg.pooled() {
         let kind = if batch { LogKind::BJoin } else { LogKind::Join };
-        return log_presence(core, kind, guid, user, except);
+        return log_presence(cx, kind, guid, user, except);
     }
-    let targets = others(core, guid, except);
+    let targets = others(cx, guid, except);
     if targets.is_empty() {
         return;
     }
-    let body = core.encode_envelope(Body::Ntc(Ntc {
+    let body = cx.out.encode_envelope(Body::Ntc(Ntc {
         id: if batch { "ntc:bjoin" } else { "ntc:join" }.to_string(),
         data: NtcData::Join {
             user: user.to_string(),
-            domain: core.cfg.domain.clone(),
+            domain: cx.cfg.domain.clone(),
             room_guid: guid.to_string(),
         },
     }));
     for d in targets {
-        core.send_info(d, body.clone(), false);
+        cx.out.send_info(d, body.clone(), false);
     }
 }
 
 /// Sends `ntc:part` about `user` to the room's remaining dialogs (in a pool: logs it,
 /// as [`notify_join`]).
-pub fn notify_part(core: &mut Core, guid: &str, user: &str, except: DialogId) {
-    if core.cfg.pooled() {
-        return log_presence(core, LogKind::Part, guid, user, except);
+pub fn notify_part(cx: &mut BatchCx, guid: &str, user: &str, except: DialogId) {
+    if cx.cfg.pooled() {
+        return log_presence(cx, LogKind::Part, guid, user, except);
     }
-    let targets = others(core, guid, except);
-    let Some(uri) = core.rooms.get(guid).map(|r| r.uri.clone()) else {
+    let targets = others(cx, guid, except);
+    let Some(uri) = cx.rooms.get(guid).map(|r| r.uri.clone()) else {
         return;
     };
     if targets.is_empty() {
         return;
     }
-    let body = core.encode_envelope(Body::Ntc(Ntc {
+    let body = cx.out.encode_envelope(Body::Ntc(Ntc {
         id: "ntc:part".to_string(),
         data: NtcData::Part {
             chan_uri: uri,
@@ -286,6 +283,6 @@ pub fn notify_part(core: &mut Core, guid: &str, user: &str, except: DialogId) {
         },
     }));
     for d in targets {
-        core.send_info(d, body.clone(), false);
+        cx.out.send_info(d, body.clone(), false);
     }
 }

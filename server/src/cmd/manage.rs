@@ -21,7 +21,7 @@ use crate::channel::authz::{self, Op};
 use crate::channel::{DialogId, Room};
 use crate::compliance::record::pool_entry;
 use crate::config::{Invitations, Privacy, RoomType, DEFAULT_CATEGORY};
-use crate::core::Core;
+use crate::core::BatchCx;
 use crate::store::LogKind;
 use crate::xccos::elem::{chanref_elem, AttrValue, DataParser, Elem};
 use crate::xccos::{codes, Body, ChanRef, Ntc, NtcData, RoomInfo, RplData, XccosError};
@@ -30,7 +30,7 @@ use std::collections::{BTreeMap, BTreeSet};
 command! {
     /// `cmd:nodespermcreatechild`, `<data/>`: may the user create rooms?
     NodesPermCreateChild ["cmd:nodespermcreatechild"] -> "rpl:nodespermcreatechild";
-    apply(self, core, ctx) { may_create(core, ctx) }
+    apply(self, cx, ctx) { may_create(cx, ctx) }
 }
 
 command! {
@@ -55,7 +55,7 @@ command! {
         let chanib = self.attrs.write_into(Elem::new("chanib"));
         Elem::data(std::iter::once(chanib).chain(RoleChange::elems("uib", &self.users)))
     }
-    apply(self, core, ctx) { create(core, ctx, &self.attrs, &self.users) }
+    apply(self, cx, ctx) { create(cx, ctx, &self.attrs, &self.users) }
 }
 
 command! {
@@ -108,7 +108,7 @@ command! {
         d.children.extend(RoleChange::elems("remove", &self.remove));
         d
     }
-    apply(self, core, ctx) { update(core, ctx, &self.chan, &self.attrs, &self.add, &self.remove) }
+    apply(self, cx, ctx) { update(cx, ctx, &self.chan, &self.attrs, &self.add, &self.remove) }
 }
 
 /// Room attributes carried by `cmd:createroom` / `cmd:updateroom` **(design)**, as
@@ -208,8 +208,8 @@ fn bad(reason: impl Into<String>) -> CmdError {
 }
 
 /// `cmd:nodespermcreatechild`. Errors: 403 when the user is a creator nowhere.
-pub fn may_create(core: &Core, ctx: &Ctx) -> CmdResult {
-    if core
+pub fn may_create(cx: &BatchCx, ctx: &Ctx) -> CmdResult {
+    if cx
         .rooms
         .categories()
         .any(|c| authz::check_create(c, &ctx.user).is_ok())
@@ -225,8 +225,8 @@ pub fn may_create(core: &Core, ctx: &Ctx) -> CmdResult {
 
 /// Applies the attributes that may change on an existing room. Errors: 400 for an
 /// invalid value, 413 for a topic/description over `storySizeLimit` characters.
-fn apply_attrs(core: &Core, room: &mut Room, a: &RoomAttrs) -> Result<(), CmdError> {
-    let limit = core.cfg.limits.story_size_limit as usize;
+fn apply_attrs(cx: &BatchCx, room: &mut Room, a: &RoomAttrs) -> Result<(), CmdError> {
+    let limit = cx.cfg.limits.story_size_limit as usize;
     for (what, v) in [("topic", &a.topic), ("description", &a.description)] {
         if let Some(v) = v {
             let n = v.chars().count();
@@ -312,23 +312,23 @@ fn change_role(room: &mut Room, c: &RoleChange, add: bool) -> Result<(), CmdErro
 /// Records invitations for `users` (other than the actor) when the room's effective
 /// invitations are on.
 fn invite(
-    core: &mut Core,
+    cx: &mut BatchCx,
     guid: &str,
     users: &BTreeSet<String>,
     actor: &str,
 ) -> Result<(), CmdError> {
-    let Some(room) = core.rooms.get(guid) else {
+    let Some(room) = cx.rooms.get(guid) else {
         return Ok(());
     };
     let on = room
         .invitations
-        .effective(core.rooms.category_of(room).is_some_and(|c| c.invitations));
+        .effective(cx.rooms.category_of(room).is_some_and(|c| c.invitations));
     if !on {
         return Ok(());
     }
-    let now = core.now_ms();
+    let now = cx.now_ms;
     for u in users.iter().filter(|u| u.as_str() != actor) {
-        core.store
+        cx.store
             .add_invitation(u, guid, actor, now)
             .map_err(store_err)?;
     }
@@ -338,7 +338,7 @@ fn invite(
 /// `cmd:createroom`. Errors: 400 (no name, bad value, unknown category), 403 (not a
 /// creator of the category), 409 (the name is taken), 413 (topic/description too long),
 /// 500 (store).
-pub fn create(core: &mut Core, ctx: &Ctx, attrs: &RoomAttrs, users: &[RoleChange]) -> CmdResult {
+pub fn create(cx: &mut BatchCx, ctx: &Ctx, attrs: &RoomAttrs, users: &[RoleChange]) -> CmdResult {
     let name = attrs.name.as_deref().map(str::trim).unwrap_or("");
     if name.is_empty() || name.chars().count() > MAX_NAME_CHARS || name.contains(['\r', '\n']) {
         return Err(bad(format!(
@@ -346,7 +346,7 @@ pub fn create(core: &mut Core, ctx: &Ctx, attrs: &RoomAttrs, users: &[RoleChange
         )));
     }
     let cat_name = attrs.category.as_deref().unwrap_or(DEFAULT_CATEGORY);
-    let cat = core
+    let cat = cx
         .rooms
         .category(cat_name)
         .ok_or_else(|| bad(format!("no category {cat_name:?}")))?;
@@ -357,8 +357,8 @@ pub fn create(core: &mut Core, ctx: &Ctx, attrs: &RoomAttrs, users: &[RoleChange
         )
     })?;
     let category = cat.name.clone();
-    let guid = crate::ids::room_guid(&core.cfg.domain, name);
-    if core.rooms.by_name(name).is_some() || core.rooms.get(&guid).is_some() {
+    let guid = crate::ids::room_guid(&cx.cfg.domain, name);
+    if cx.rooms.by_name(name).is_some() || cx.rooms.get(&guid).is_some() {
         // Names are unique in the pool; the reply says no more than that.
         return Err(CmdError::new(
             codes::CONFLICT,
@@ -366,7 +366,7 @@ pub fn create(core: &mut Core, ctx: &Ctx, attrs: &RoomAttrs, users: &[RoleChange
         ));
     }
     let mut room = Room {
-        uri: crate::ids::room_uri(&core.cfg.domain, &guid),
+        uri: crate::ids::room_uri(&cx.cfg.domain, &guid),
         guid: guid.clone(),
         name: name.to_string(),
         description: String::new(),
@@ -381,31 +381,29 @@ pub fn create(core: &mut Core, ctx: &Ctx, attrs: &RoomAttrs, users: &[RoleChange
         disabled: false,
         joined: BTreeMap::new(),
     };
-    apply_attrs(core, &mut room, attrs)?;
+    apply_attrs(cx, &mut room, attrs)?;
     room.disabled = false;
     for u in users {
         change_role(&mut room, u, true)?;
     }
-    core.store
-        .upsert_room(&room.to_record())
-        .map_err(store_err)?;
+    cx.store.upsert_room(&room.to_record()).map_err(store_err)?;
     let added: BTreeSet<String> = room.members.clone();
-    core.rooms.upsert(room);
-    invite(core, &guid, &added, &ctx.user)?;
-    Ok(rooms_reply(core, &[guid]))
+    cx.rooms.upsert(room);
+    invite(cx, &guid, &added, &ctx.user)?;
+    Ok(rooms_reply(cx, &[guid]))
 }
 
 /// `cmd:updateroom`. Errors: 404/403 as [`authz::check`] with [`Op::Manage`], 400 (bad
 /// value, rename, category change), 413 (topic/description too long), 500 (store).
 pub fn update(
-    core: &mut Core,
+    cx: &mut BatchCx,
     ctx: &Ctx,
     chan: &ChanRef,
     attrs: &RoomAttrs,
     add: &[RoleChange],
     remove: &[RoleChange],
 ) -> CmdResult {
-    let mut room = room_op(core, &ctx.user, chan, Op::Manage)?.clone();
+    let mut room = room_op(cx, &ctx.user, chan, Op::Manage)?.clone();
     if attrs.name.as_ref().is_some_and(|n| *n != room.name) {
         return Err(bad("a room's name cannot be changed"));
     }
@@ -417,29 +415,27 @@ pub fn update(
         return Err(bad("a room's category cannot be changed"));
     }
     let before = room.members.clone();
-    apply_attrs(core, &mut room, attrs)?;
+    apply_attrs(cx, &mut room, attrs)?;
     for c in remove {
         change_role(&mut room, c, false)?;
     }
     for c in add {
         change_role(&mut room, c, true)?;
     }
-    core.store
-        .upsert_room(&room.to_record())
-        .map_err(store_err)?;
+    cx.store.upsert_room(&room.to_record()).map_err(store_err)?;
     let guid = room.guid.clone();
-    if core.cfg.pooled() {
+    if cx.cfg.pooled() {
         // The other members reload the room from this entry once it commits.
-        let entry = pool_entry(core, LogKind::Room, &guid, &ctx.user, ctx.dialog);
-        core.store.log_append(&entry).map_err(store_err)?;
+        let entry = pool_entry(cx, LogKind::Room, &guid, &ctx.user, ctx.dialog);
+        cx.store.log_append(&entry).map_err(store_err)?;
     }
     let gained: BTreeSet<String> = room.members.difference(&before).cloned().collect();
-    core.rooms.upsert(room);
-    invite(core, &guid, &gained, &ctx.user)?;
-    evict(core, &guid);
-    unfollow_lost(core, &guid)?;
-    notify_update(core, &guid, ctx.dialog);
-    Ok(rooms_reply(core, &[guid]))
+    cx.rooms.upsert(room);
+    invite(cx, &guid, &gained, &ctx.user)?;
+    evict(cx, &guid);
+    unfollow_lost(cx, &guid)?;
+    notify_update(cx, &guid, ctx.dialog);
+    Ok(rooms_reply(cx, &[guid]))
 }
 
 /// Pool member: another member updated room `guid` (a committed `room` log entry,
@@ -448,35 +444,35 @@ pub fn update(
 /// logged in a transaction of its own, so every member sends `ntc:part` - and sends
 /// `ntc:chanupdate` to this member's dialogs in the room. Store failures are logged and
 /// leave the room as it was.
-pub(crate) fn apply_committed_update(core: &mut Core, guid: &str) {
-    let rec = match core.store.load_rooms() {
+pub(crate) fn apply_committed_update(cx: &mut BatchCx, guid: &str) {
+    let rec = match cx.store.load_rooms() {
         Ok(rooms) => rooms.into_iter().find(|r| r.guid == guid),
         Err(e) => return tracing::warn!("pool: updated room not reloaded: {e}"),
     };
     let Some(rec) = rec else {
         return;
     };
-    core.rooms.upsert(Room::from_record(&core.cfg.domain, &rec));
-    if let Err(e) = core.store.begin() {
+    cx.rooms.upsert(Room::from_record(&cx.cfg.domain, &rec));
+    if let Err(e) = cx.store.begin() {
         return tracing::warn!("pool: removals from an updated room not logged: {e}");
     }
-    evict(core, guid);
-    if let Err(e) = core.store.commit() {
+    evict(cx, guid);
+    if let Err(e) = cx.store.commit() {
         tracing::warn!("pool: removals from an updated room not logged: {e}");
     }
-    notify_update(core, guid, DialogId::MAX);
+    notify_update(cx, guid, DialogId::MAX);
 }
 
 /// Removes from the room every joined dialog whose user may no longer enter it, with
 /// `ntc:part` about that user to the room and to the user's removed dialogs.
-fn evict(core: &mut Core, guid: &str) {
-    let Some(room) = core.rooms.get(guid) else {
+fn evict(cx: &mut BatchCx, guid: &str) {
+    let Some(room) = cx.rooms.get(guid) else {
         return;
     };
     let out: Vec<(DialogId, String)> = room
         .joined
         .iter()
-        .filter(|(_, u)| authz::check(&core.rooms, room, u, Op::Join).is_err())
+        .filter(|(_, u)| authz::check(cx.rooms, room, u, Op::Join).is_err())
         .map(|(d, u)| (*d, u.clone()))
         .collect();
     let mut users = BTreeMap::<String, Vec<DialogId>>::new();
@@ -485,8 +481,8 @@ fn evict(core: &mut Core, guid: &str) {
     }
     for (user, dialogs) in users {
         // Tell the removed dialogs first (they are still joined), then the room.
-        let uri = room_uri(core, guid);
-        let body = core.encode_envelope(Body::Ntc(Ntc {
+        let uri = room_uri(cx, guid);
+        let body = cx.out.encode_envelope(Body::Ntc(Ntc {
             id: "ntc:part".to_string(),
             data: NtcData::Part {
                 chan_uri: uri,
@@ -494,45 +490,45 @@ fn evict(core: &mut Core, guid: &str) {
             },
         }));
         for d in &dialogs {
-            core.send_info(*d, body.clone(), false);
-            if let Some(r) = core.rooms.get_mut(guid) {
+            cx.out.send_info(*d, body.clone(), false);
+            if let Some(r) = cx.rooms.get_mut(guid) {
                 r.joined.remove(d);
             }
         }
-        if let Err(e) = core.store.unfollow(&user, guid) {
+        if let Err(e) = cx.store.unfollow(&user, guid) {
             tracing::warn!("unfollow after removal failed: {e}");
         }
-        super::join::notify_part(core, guid, &user, DialogId::MAX);
+        super::join::notify_part(cx, guid, &user, DialogId::MAX);
     }
 }
 
 /// Drops the room from the followed list of every follower who may no longer find it
 /// (removed from a secret room, or the room became secret).
-fn unfollow_lost(core: &mut Core, guid: &str) -> Result<(), CmdError> {
-    let followers = core.store.followers(guid).map_err(store_err)?;
-    let Some(room) = core.rooms.get(guid) else {
+fn unfollow_lost(cx: &mut BatchCx, guid: &str) -> Result<(), CmdError> {
+    let followers = cx.store.followers(guid).map_err(store_err)?;
+    let Some(room) = cx.rooms.get(guid) else {
         return Ok(());
     };
     let lost: Vec<String> = followers
         .into_iter()
-        .filter(|u| !authz::can_find(&core.rooms, room, u))
+        .filter(|u| !authz::can_find(cx.rooms, room, u))
         .collect();
     for u in lost {
-        core.store.unfollow(&u, guid).map_err(store_err)?;
+        cx.store.unfollow(&u, guid).map_err(store_err)?;
     }
     Ok(())
 }
 
-fn room_uri(core: &Core, guid: &str) -> String {
-    core.rooms
+fn room_uri(cx: &BatchCx, guid: &str) -> String {
+    cx.rooms
         .get(guid)
         .map(|r| r.uri.clone())
         .unwrap_or_default()
 }
 
 /// `ntc:chanupdate` with the room's attributes to its joined dialogs but `except`.
-fn notify_update(core: &mut Core, guid: &str, except: DialogId) {
-    let Some(room) = core.rooms.get(guid) else {
+fn notify_update(cx: &mut BatchCx, guid: &str, except: DialogId) {
+    let Some(room) = cx.rooms.get(guid) else {
         return;
     };
     let targets = room.joined_except(except);
@@ -547,11 +543,11 @@ fn notify_update(core: &mut Core, guid: &str, except: DialogId) {
         participants: Vec::new(),
         managers: Vec::new(),
     };
-    let body = core.encode_envelope(Body::Ntc(Ntc {
+    let body = cx.out.encode_envelope(Body::Ntc(Ntc {
         id: "ntc:chanupdate".to_string(),
         data: NtcData::ChanUpdate(info),
     }));
     for d in targets {
-        core.send_info(d, body.clone(), false);
+        cx.out.send_info(d, body.clone(), false);
     }
 }

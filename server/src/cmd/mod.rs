@@ -6,7 +6,8 @@
 //! ([`crate::xccos::elem`]), the encoder back into an element, and the handler - and
 //! whatever else the family needs. [`commands!`] below is the registration table: one
 //! line per request type builds [`CmdKind`] and the lookup by wire id ([`decode`]).
-//! `xccos/` keeps the envelope and the element codecs several commands share.
+//! `xccos/` keeps the envelope and the element codecs several commands share. Handlers
+//! get a [`BatchCx`] (core/cx.rs), never the whole core.
 //!
 //! Flow (call-flows.md sign-in step 2): the INFO carrying a command gets 200 OK at once;
 //! the reply follows as a separate INFO whose `<commandid>` carries the command's seqid
@@ -30,7 +31,7 @@
 ///     Part ["cmd:part"] -> "rpl:part" { /// The room. pub chan: ChanRef, }
 ///     parse(p, data) { Ok(Part { chan: p.first_chanref(p.data(data)?)? }) }
 ///     data(self) { Elem::data([chanref_elem(&self.chan)]) }
-///     apply(self, core, ctx) { part(core, ctx, &self.chan) }
+///     apply(self, cx, ctx) { part(cx, ctx, &self.chan) }
 /// }
 /// ```
 macro_rules! command {
@@ -40,7 +41,7 @@ macro_rules! command {
             $($(#[$fm:meta])* pub $field:ident: $ty:ty = $how:ident $attr:literal,)+
         }
         $(#[$am:meta])*
-        apply($sa:ident, $core:pat_param, $ctx:pat_param) $apply:block
+        apply($sa:ident, $cx:pat_param, $ctx:pat_param) $apply:block
     ) => {
         command! {
             $(#[$meta])*
@@ -55,20 +56,20 @@ macro_rules! command {
                 Elem::data([Elem::new($el)$(.with($attr, self.$field.to_attr()))+])
             }
             $(#[$am])*
-            apply($sa, $core, $ctx) $apply
+            apply($sa, $cx, $ctx) $apply
         }
     };
     (
         $(#[$meta:meta])*
         $name:ident [$($id:literal),+] -> $reply:literal;
-        apply($s:ident, $core:pat_param, $ctx:pat_param) $apply:block
+        apply($s:ident, $cx:pat_param, $ctx:pat_param) $apply:block
     ) => {
         command! {
             $(#[$meta])*
             $name [$($id),+] -> $reply;
             parse(_, _) { Ok($name) }
             data(self) { $crate::xccos::elem::Elem::new("data") }
-            apply($s, $core, $ctx) $apply
+            apply($s, $cx, $ctx) $apply
         }
     };
     (
@@ -79,7 +80,7 @@ macro_rules! command {
         $(#[$dm:meta])*
         data($sd:ident) $write:block
         $(#[$am:meta])*
-        apply($sa:ident, $core:pat_param, $ctx:pat_param) $apply:block
+        apply($sa:ident, $cx:pat_param, $ctx:pat_param) $apply:block
     ) => {
         $(#[$meta])*
         #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,7 +97,7 @@ macro_rules! command {
             $(#[$dm])*
             fn data(&$sd) -> $crate::xccos::elem::Elem $write
             $(#[$am])*
-            fn apply(&$sa, $core: &mut $crate::core::Core, $ctx: &$crate::cmd::Ctx) -> $crate::cmd::CmdResult $apply
+            fn apply(&$sa, $cx: &mut $crate::core::BatchCx, $ctx: &$crate::cmd::Ctx) -> $crate::cmd::CmdResult $apply
         }
     };
 }
@@ -119,7 +120,7 @@ pub mod serverinfo;
 pub use self::error::{CmdError, CmdResult};
 use crate::channel::authz::{self, Op};
 use crate::channel::{DialogId, Room};
-use crate::core::{ConnId, Core};
+use crate::core::{BatchCx, ConnId};
 use crate::sip::{response_for, Request};
 use crate::xccos::elem::{parse_u64, DataParser, Elem};
 use crate::xccos::{codes, Body, ChanRef, CommandRef, Resp, Rpl, RplData, XccosError};
@@ -141,8 +142,10 @@ pub trait Command: Sized {
     fn parse(p: &DataParser<'_>, data: Option<&Elem>) -> Result<Self, XccosError>;
     /// Encodes the request as its `<data>` element (`parse` reads it back unchanged).
     fn data(&self) -> Elem;
-    /// Handles the command from `ctx.user` on `ctx.dialog`: the reply's data or an error.
-    fn apply(&self, core: &mut Core, ctx: &Ctx) -> CmdResult;
+    /// Handles the command from `ctx.user` on `ctx.dialog` with what the batch lends it
+    /// (`cx`: rooms, store transaction, outbox, ids, `now_ms`, config; see
+    /// [`BatchCx`]): the reply's data or an error.
+    fn apply(&self, cx: &mut BatchCx, ctx: &Ctx) -> CmdResult;
 }
 
 /// The registration table: `Variant => module` for each request type
@@ -175,8 +178,8 @@ macro_rules! commands {
             pub fn data(&self) -> Elem {
                 match self { $(CmdKind::$variant(c) => c.data(),)* }
             }
-            fn apply(&self, core: &mut Core, ctx: &Ctx) -> CmdResult {
-                match self { $(CmdKind::$variant(c) => c.apply(core, ctx),)* }
+            fn apply(&self, cx: &mut BatchCx, ctx: &Ctx) -> CmdResult {
+                match self { $(CmdKind::$variant(c) => c.apply(cx, ctx),)* }
             }
             /// Decodes `<data>` for wire id `p.id`; `None` for an unregistered id.
             fn parse(p: &DataParser<'_>, data: Option<&Elem>) -> Option<Result<CmdKind, XccosError>> {
@@ -290,15 +293,15 @@ pub struct Ctx {
 }
 
 /// Entry point for an INFO body inside a dialog (called by the SIP layer).
-pub(crate) fn on_xccos(core: &mut Core, conn: ConnId, dialog: DialogId, req: Request) {
-    let Some(user) = core.dialogs.get(dialog).map(|d| d.user.clone()) else {
+pub(crate) fn on_xccos(cx: &mut BatchCx, conn: ConnId, dialog: DialogId, req: Request) {
+    let Some(user) = cx.dialogs().get(dialog).map(|d| d.user.clone()) else {
         return;
     };
     let env = match crate::xccos::parse(&req.body) {
         Ok(env) => env,
         Err(e) => {
-            core.respond(conn, response_for(&req, 200, "OK"), false);
-            return send_error_reply(core, dialog, e);
+            cx.out.respond(conn, response_for(&req, 200, "OK"), false);
+            return send_error_reply(cx, dialog, e);
         }
     };
     let ctx = |seqid| Ctx {
@@ -309,22 +312,22 @@ pub(crate) fn on_xccos(core: &mut Core, conn: ConnId, dialog: DialogId, req: Req
         seqid,
     };
     match env.body {
-        Body::GrpChat(chat) => grpchat::handle(core, &ctx(chat.seqid), &req, chat),
+        Body::GrpChat(chat) => grpchat::handle(cx, &ctx(chat.seqid), &req, chat),
         Body::Cmd(el) => {
-            core.respond(conn, response_for(&req, 200, "OK"), false);
+            cx.out.respond(conn, response_for(&req, 200, "OK"), false);
             match decode(env.envid, &el) {
                 Ok(cmd) => {
                     let ctx = ctx(cmd.seqid);
-                    let result = cmd.kind.apply(core, &ctx);
-                    send_reply(core, &ctx, cmd.kind.reply_id(), result);
+                    let result = cmd.kind.apply(cx, &ctx);
+                    send_reply(cx, &ctx, cmd.kind.reply_id(), result);
                 }
-                Err(e) => send_error_reply(core, dialog, e),
+                Err(e) => send_error_reply(cx, dialog, e),
             }
         }
         Body::Rpl(_) | Body::Ntc(_) => {
             // Only the server sends replies and notices; acknowledge and ignore.
             tracing::debug!(dialog = %dialog, "client sent a rpl/ntc; ignored");
-            core.respond(conn, response_for(&req, 200, "OK"), false);
+            cx.out.respond(conn, response_for(&req, 200, "OK"), false);
         }
     }
 }
@@ -332,7 +335,7 @@ pub(crate) fn on_xccos(core: &mut Core, conn: ConnId, dialog: DialogId, req: Req
 /// The error reply to XCCOS that could not be decoded: addressed to the command when
 /// its envid and id were readable (XCCOS.md "Request and reply"), else a bare
 /// `rpl:error`.
-fn send_error_reply(core: &mut Core, dialog: DialogId, e: XccosError) {
+fn send_error_reply(cx: &mut BatchCx, dialog: DialogId, e: XccosError) {
     tracing::debug!(dialog = %dialog, code = e.code, "bad XCCOS: {}", e.reason);
     let rpl = e.to_rpl().unwrap_or_else(|| Rpl {
         id: "rpl:error".to_string(),
@@ -344,12 +347,12 @@ fn send_error_reply(core: &mut Core, dialog: DialogId, e: XccosError) {
         resp: Some(Resp::new(e.code)),
         data: RplData::None,
     });
-    let body = core.encode_envelope(Body::Rpl(rpl));
-    core.send_info(dialog, body, false);
+    let body = cx.out.encode_envelope(Body::Rpl(rpl));
+    cx.out.send_info(dialog, body, false);
 }
 
 /// Sends the reply for a command: 200 SUCCESS_OK with data, or the error code.
-pub(crate) fn send_reply(core: &mut Core, ctx: &Ctx, reply_id: &str, result: CmdResult) {
+pub(crate) fn send_reply(cx: &mut BatchCx, ctx: &Ctx, reply_id: &str, result: CmdResult) {
     let (resp, data) = match result {
         Ok(data) => (Resp::ok(), data),
         Err(e) => {
@@ -369,17 +372,17 @@ pub(crate) fn send_reply(core: &mut Core, ctx: &Ctx, reply_id: &str, result: Cmd
     };
     // After the commit: a reply must not report a write (follow, compliance event)
     // that a failed commit undid.
-    core.send_reply_after_commit(ctx.dialog, rpl);
+    cx.out.send_reply_after_commit(ctx.dialog, rpl);
 }
 
 /// Finds the room a command names and checks that `user` may join/read it
 /// (see [`room_op`]).
 pub(crate) fn room_for<'a>(
-    core: &'a Core,
+    cx: &'a BatchCx,
     user: &str,
     chan: &ChanRef,
 ) -> Result<&'a Room, CmdError> {
-    room_op(core, user, chan, Op::Join)
+    room_op(cx, user, chan, Op::Join)
 }
 
 /// Finds the room a command names and checks that `user` may do `op` there
@@ -388,7 +391,7 @@ pub(crate) fn room_for<'a>(
 /// but not do `op`. The reason never repeats the URI: it may end up in a `Warning`
 /// header sent to someone who must not learn anything about the room.
 pub(crate) fn room_op<'a>(
-    core: &'a Core,
+    cx: &'a BatchCx,
     user: &str,
     chan: &ChanRef,
     op: Op,
@@ -399,11 +402,11 @@ pub(crate) fn room_op<'a>(
         CmdError::new(codes::NO_SUCH_ROOM, "no such room")
     };
     let (domain, guid) = crate::ids::split_room_uri(&uri).ok_or_else(not_found)?;
-    if !domain.eq_ignore_ascii_case(&core.cfg.domain) {
+    if !domain.eq_ignore_ascii_case(&cx.cfg.domain) {
         return Err(not_found());
     }
-    let room = core.rooms.get(guid).ok_or_else(not_found)?;
-    authz::check(&core.rooms, room, user, op).map_err(|code| {
+    let room = cx.rooms.get(guid).ok_or_else(not_found)?;
+    authz::check(cx.rooms, room, user, op).map_err(|code| {
         if code == codes::NO_SUCH_ROOM {
             not_found()
         } else {

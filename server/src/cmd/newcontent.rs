@@ -7,25 +7,25 @@
 //! committed.
 
 use crate::channel::authz::{self, Op};
-use crate::core::Core;
+use crate::core::BatchCx;
 use crate::xccos::{Body, Ntc, NtcData};
 
 /// Notifies the followers of room `guid` who are online elsewhere (see module docs),
 /// released with the batch's commit. Store errors skip the notification (logged):
 /// the post itself stands.
-pub fn notify(core: &mut Core, guid: &str) {
-    notify_as(core, guid, true);
+pub fn notify(cx: &mut BatchCx, guid: &str) {
+    notify_as(cx, guid, true);
 }
 
 /// [`notify`] for a post already committed: in a pool every member notifies its own
 /// followers when it relays the post from the store's log (`crate::pool`), whichever
 /// member took it.
-pub fn notify_committed(core: &mut Core, guid: &str) {
-    notify_as(core, guid, false);
+pub fn notify_committed(cx: &mut BatchCx, guid: &str) {
+    notify_as(cx, guid, false);
 }
 
-fn notify_as(core: &mut Core, guid: &str, wait_for_commit: bool) {
-    let followers = match core.store.followers(guid) {
+fn notify_as(cx: &mut BatchCx, guid: &str, wait_for_commit: bool) {
+    let followers = match cx.store.followers(guid) {
         Ok(f) => f,
         Err(e) => {
             tracing::warn!("new-content notification skipped: {e}");
@@ -33,17 +33,17 @@ fn notify_as(core: &mut Core, guid: &str, wait_for_commit: bool) {
         }
     };
     let mut targets = Vec::new();
-    if let Some(room) = core.rooms.get(guid) {
+    if let Some(room) = cx.rooms.get(guid) {
         for user in followers {
             let online_in_room = room.joined.values().any(|u| *u == user);
-            if online_in_room || authz::check(&core.rooms, room, &user, Op::ReadHistory).is_err() {
+            if online_in_room || authz::check(cx.rooms, room, &user, Op::ReadHistory).is_err() {
                 continue;
             }
-            let dialogs: Vec<_> = core
-                .dialogs
+            let dialogs: Vec<_> = cx
+                .dialogs()
                 .of_user(&user)
                 .into_iter()
-                .filter(|d| core.dialogs.get(*d).is_some_and(|d| !d.bootstrap))
+                .filter(|d| cx.dialogs().get(*d).is_some_and(|d| !d.bootstrap))
                 .collect();
             if !dialogs.is_empty() {
                 targets.push((user, dialogs, room.uri.clone()));
@@ -51,19 +51,19 @@ fn notify_as(core: &mut Core, guid: &str, wait_for_commit: bool) {
         }
     }
     for (user, dialogs, chan_uri) in targets {
-        let unread = match core.store.unread_count(&user, guid) {
+        let unread = match cx.store.unread_count(&user, guid) {
             Ok(n) => n,
             Err(e) => {
                 tracing::warn!("new-content notification skipped: {e}");
                 continue;
             }
         };
-        let body = core.encode_envelope(Body::Ntc(Ntc {
+        let body = cx.out.encode_envelope(Body::Ntc(Ntc {
             id: "ntc:newcontent".to_string(),
             data: NtcData::NewContent { chan_uri, unread },
         }));
         for d in dialogs {
-            core.send_info(d, body.clone(), wait_for_commit);
+            cx.out.send_info(d, body.clone(), wait_for_commit);
         }
     }
 }

@@ -15,7 +15,7 @@
 
 use super::{store_err, CmdError, CmdResult, Ctx};
 use crate::channel::authz;
-use crate::core::Core;
+use crate::core::BatchCx;
 use crate::xccos::{codes, RplData};
 use base64::Engine;
 
@@ -30,7 +30,7 @@ command! {
         /// `createdefault` attribute: create an empty preference if none is stored.
         pub create_default: bool = opt "createdefault",
     }
-    apply(self, core, ctx) { getpref(core, ctx, &self.label, self.create_default) }
+    apply(self, cx, ctx) { getpref(cx, ctx, &self.label, self.create_default) }
 }
 
 command! {
@@ -43,7 +43,7 @@ command! {
         /// `content` attribute, base64.
         pub content: String = req "content",
     }
-    apply(self, core, ctx) { setpref(core, ctx, &self.label, &self.content) }
+    apply(self, cx, ctx) { setpref(cx, ctx, &self.label, &self.content) }
 }
 
 /// Label of the followed-rooms preference.
@@ -55,33 +55,30 @@ pub const MAX_PREF_BYTES: usize = 64 * 1024;
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
 /// The followed rooms of `user` that the user may still find, as URIs.
-fn followed_uris(core: &mut Core, user: &str) -> Result<Vec<String>, CmdError> {
-    let guids = core.store.followed(user).map_err(store_err)?;
+fn followed_uris(cx: &mut BatchCx, user: &str) -> Result<Vec<String>, CmdError> {
+    let guids = cx.store.followed(user).map_err(store_err)?;
     Ok(guids
         .iter()
-        .filter_map(|g| core.rooms.get(g))
-        .filter(|r| authz::can_find(&core.rooms, r, user))
+        .filter_map(|g| cx.rooms.get(g))
+        .filter(|r| authz::can_find(cx.rooms, r, user))
         .map(|r| r.uri.clone())
         .collect())
 }
 
-fn followed_content(core: &mut Core, user: &str) -> Result<String, CmdError> {
-    Ok(B64.encode(followed_uris(core, user)?.join("\n")))
+fn followed_content(cx: &mut BatchCx, user: &str) -> Result<String, CmdError> {
+    Ok(B64.encode(followed_uris(cx, user)?.join("\n")))
 }
 
 /// `cmd:getpref`. Errors: 500 on store failure.
-pub fn getpref(core: &mut Core, ctx: &Ctx, label: &str, create_default: bool) -> CmdResult {
-    let stored = core.store.get_pref(&ctx.user, label).map_err(store_err)?;
+pub fn getpref(cx: &mut BatchCx, ctx: &Ctx, label: &str, create_default: bool) -> CmdResult {
+    let stored = cx.store.get_pref(&ctx.user, label).map_err(store_err)?;
     let seqid = match stored.as_ref() {
         Some(p) => p.seqid,
-        None if create_default => core
-            .store
-            .set_pref(&ctx.user, label, "")
-            .map_err(store_err)?,
+        None if create_default => cx.store.set_pref(&ctx.user, label, "").map_err(store_err)?,
         None => 0,
     };
     let content = if label == FOLLOWED_PREF {
-        followed_content(core, &ctx.user)?
+        followed_content(cx, &ctx.user)?
     } else {
         stored.map(|p| p.content).unwrap_or_default()
     };
@@ -95,7 +92,7 @@ pub fn getpref(core: &mut Core, ctx: &Ctx, label: &str, create_default: bool) ->
 /// `cmd:setpref`. Errors: 400 content not base64 (or, for the followed list, not
 /// UTF-8), 413 content over [`MAX_PREF_BYTES`], 404 a followed room the user may not
 /// find, 500 store failure.
-pub fn setpref(core: &mut Core, ctx: &Ctx, label: &str, content: &str) -> CmdResult {
+pub fn setpref(cx: &mut BatchCx, ctx: &Ctx, label: &str, content: &str) -> CmdResult {
     if content.len() > MAX_PREF_BYTES {
         return Err(CmdError::new(
             codes::TOO_LARGE,
@@ -117,19 +114,19 @@ pub fn setpref(core: &mut Core, ctx: &Ctx, label: &str, content: &str) -> CmdRes
         let mut guids = Vec::new();
         for uri in text.split_whitespace() {
             let chan = crate::xccos::ChanRef::Uri(uri.to_string());
-            let room = super::room_op(core, &ctx.user, &chan, authz::Op::Find)?;
+            let room = super::room_op(cx, &ctx.user, &chan, authz::Op::Find)?;
             guids.push(room.guid.clone());
         }
-        core.store
+        cx.store
             .set_followed(&ctx.user, &guids)
             .map_err(store_err)?;
     }
-    let seqid = core
+    let seqid = cx
         .store
         .set_pref(&ctx.user, label, content.trim())
         .map_err(store_err)?;
     let content = if label == FOLLOWED_PREF {
-        followed_content(core, &ctx.user)?
+        followed_content(cx, &ctx.user)?
     } else {
         content.trim().to_string()
     };

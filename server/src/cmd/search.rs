@@ -17,7 +17,7 @@
 use super::{CmdError, CmdResult, Ctx};
 use crate::channel::{authz, Room};
 use crate::config::Privacy;
-use crate::core::Core;
+use crate::core::BatchCx;
 use crate::xccos::{codes, RplData, SearchExtended, SearchHit};
 
 command! {
@@ -32,9 +32,9 @@ command! {
         pub extended: bool = opt "extended",
     }
     /// Runs the search, then records it (compliance SEARCH event).
-    apply(self, core, ctx) {
-        let reply = chansrch(core, ctx, &self.qtype, &self.criteria, self.extended)?;
-        record(core, ctx, &self.qtype, &self.criteria)?;
+    apply(self, cx, ctx) {
+        let reply = chansrch(cx, ctx, &self.qtype, &self.criteria, self.extended)?;
+        record(cx, ctx, &self.qtype, &self.criteria)?;
         Ok(reply)
     }
 }
@@ -48,7 +48,7 @@ enum By {
 }
 
 /// Runs a search. Errors: 400 for an unknown query type.
-pub fn chansrch(core: &Core, ctx: &Ctx, qtype: &str, criteria: &str, extended: bool) -> CmdResult {
+pub fn chansrch(cx: &BatchCx, ctx: &Ctx, qtype: &str, criteria: &str, extended: bool) -> CmdResult {
     let by = match qtype.to_ascii_uppercase().as_str() {
         "BYNAME" => By::Name,
         "BYDESC" | "BYKEYWORDS" => By::Keywords,
@@ -66,11 +66,11 @@ pub fn chansrch(core: &Core, ctx: &Ctx, qtype: &str, criteria: &str, extended: b
     let needle = criteria.trim().to_lowercase();
     let words: Vec<&str> = needle.split_whitespace().collect();
     let name_matches = |r: &Room| needle.is_empty() || r.name.to_lowercase().contains(&needle);
-    let limit = core.cfg.limits.search_limit as usize;
-    let mut found = core
+    let limit = cx.cfg.limits.search_limit as usize;
+    let mut found = cx
         .rooms
         .by_name_order()
-        .filter(|r| authz::can_find(&core.rooms, r, &ctx.user))
+        .filter(|r| authz::can_find(cx.rooms, r, &ctx.user))
         .filter(|r| match by {
             By::Name => name_matches(r),
             By::Keywords => {
@@ -83,12 +83,12 @@ pub fn chansrch(core: &Core, ctx: &Ctx, qtype: &str, criteria: &str, extended: b
     let hits: Vec<SearchHit> = found
         .by_ref()
         .take(limit)
-        .map(|r| hit(core, r, extended))
+        .map(|r| hit(cx, r, extended))
         .collect();
     if found.next().is_some() {
         return Ok(RplData::SearchCapped {
             hits,
-            limit: core.cfg.limits.search_limit,
+            limit: cx.cfg.limits.search_limit,
         });
     }
     Ok(RplData::Search(hits))
@@ -96,10 +96,10 @@ pub fn chansrch(core: &Core, ctx: &Ctx, qtype: &str, criteria: &str, extended: b
 
 /// Records the search as a compliance SEARCH event (`BYNAME:<criteria>`, no room).
 /// Errors: 500 when the event could not be written.
-pub fn record(core: &mut Core, ctx: &Ctx, qtype: &str, criteria: &str) -> Result<(), CmdError> {
+pub fn record(cx: &mut BatchCx, ctx: &Ctx, qtype: &str, criteria: &str) -> Result<(), CmdError> {
     let content = format!("{}:{}", qtype.to_ascii_uppercase(), criteria.trim());
     crate::compliance::record::record(
-        core,
+        cx,
         crate::compliance::EventKind::Search,
         "",
         &ctx.user,
@@ -107,8 +107,8 @@ pub fn record(core: &mut Core, ctx: &Ctx, qtype: &str, criteria: &str) -> Result
     )
 }
 
-fn hit(core: &Core, r: &Room, extended: bool) -> SearchHit {
-    let cat = core.rooms.category_of(r);
+fn hit(cx: &BatchCx, r: &Room, extended: bool) -> SearchHit {
+    let cat = cx.rooms.category_of(r);
     SearchHit {
         uri: r.uri.clone(),
         name: r.name.clone(),

@@ -3,7 +3,7 @@
 
 use super::CmdResult;
 use crate::clock::iso8601;
-use crate::core::Core;
+use crate::core::BatchCx;
 use crate::xccos::{RplData, ServerInfo};
 
 command! {
@@ -15,18 +15,18 @@ command! {
         /// `infoType` attribute of `sib` (opaque, e.g. `"123"`).
         pub info_type: String = req "infoType",
     }
-    apply(self, core, _) { handle(core, &self.info_type) }
+    apply(self, cx, _) { handle(cx, &self.info_type) }
 }
 
 /// Replies with server time (ISO 8601 UTC), the configured limits (search results,
 /// message and story size in characters), the root category URI and the store's schema
 /// version as a GUID. `info_type` is echoed.
-pub fn handle(core: &Core, info_type: &str) -> CmdResult {
-    let domain = &core.cfg.domain;
-    let l = &core.cfg.limits;
+pub fn handle(cx: &BatchCx, info_type: &str) -> CmdResult {
+    let domain = &cx.cfg.domain;
+    let l = &cx.cfg.limits;
     Ok(RplData::ServerInfo(ServerInfo {
         info_type: info_type.to_string(),
-        server_time: iso8601(core.now_ms()),
+        server_time: iso8601(cx.now_ms),
         search_limit: l.search_limit,
         message_size_limit: l.message_size_limit,
         story_size_limit: l.story_size_limit,

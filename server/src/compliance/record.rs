@@ -6,7 +6,7 @@
 //! enabled` is false.
 //!
 //! The event is written inside the batch's store transaction. If writing it fails, the
-//! whole batch is rolled back instead of committed (`Core::poison_batch`): its
+//! whole batch is rolled back instead of committed (`Outbox::poison_batch`): its
 //! commit-dependent replies become 503, so no acknowledged action lacks its event.
 //!
 //! When a batch does not commit, its in-memory joins and parts are undone (the client
@@ -18,21 +18,21 @@ pub use super::batch::{BatchState, Undo};
 use super::{EventKind, NewEvent};
 use crate::channel::DialogId;
 use crate::cmd::error::CmdError;
-use crate::core::Core;
+use crate::core::BatchCx;
 use crate::store::{LogKind, NewLogEntry, OpenSession, Store, StoreError};
 use crate::xccos::codes;
 
 /// The event `kind` by `user` in room `guid` (empty: no room) at `ts_ms`, with the
 /// room's current URI and name.
 pub fn event_at(
-    core: &Core,
+    cx: &BatchCx,
     kind: EventKind,
     guid: &str,
     user: &str,
     ts_ms: i64,
     content: &str,
 ) -> NewEvent {
-    let (room_uri, room_name) = core
+    let (room_uri, room_name) = cx
         .rooms
         .get(guid)
         .map(|r| (r.uri.clone(), r.name.clone()))
@@ -50,11 +50,11 @@ pub fn event_at(
 /// Writes `ev` to the outbox and keeps the open-sessions ledger in step, in the
 /// caller's transaction: a JOIN opens (server, user, room), a PART closes it. Returns
 /// the event id. Errors: the store failed.
-fn write_event(core: &mut Core, ev: &NewEvent) -> Result<i64, StoreError> {
-    let id = core.store.record_event(ev)?;
-    let server = core.cfg.server_id();
+fn write_event(cx: &mut BatchCx, ev: &NewEvent) -> Result<i64, StoreError> {
+    let id = cx.store.record_event(ev)?;
+    let server = cx.cfg.server_id();
     match ev.kind {
-        EventKind::Join => core.store.open_session(
+        EventKind::Join => cx.store.open_session(
             server,
             &OpenSession {
                 user: ev.user.clone(),
@@ -62,7 +62,7 @@ fn write_event(core: &mut Core, ev: &NewEvent) -> Result<i64, StoreError> {
                 room_name: ev.room_name.clone(),
             },
         )?,
-        EventKind::Part => core.store.close_session(server, &ev.user, &ev.room_uri)?,
+        EventKind::Part => cx.store.close_session(server, &ev.user, &ev.room_uri)?,
         _ => {}
     }
     Ok(id)
@@ -75,14 +75,14 @@ fn write_event(core: &mut Core, ev: &NewEvent) -> Result<i64, StoreError> {
 /// store failure at start-up delays them but cannot lose them. Without compliance the
 /// ledger is just emptied (best effort). Returns how many sessions are being closed.
 /// Errors: the ledger could not be read (the server must not start half cleaned).
-pub fn close_sessions_of_previous_run(core: &mut Core) -> Result<usize, StoreError> {
-    let server = core.cfg.server_id().to_string();
-    let stale = core.store.open_sessions(&server)?;
-    let now = core.now_ms();
+pub fn close_sessions_of_previous_run(cx: &mut BatchCx) -> Result<usize, StoreError> {
+    let server = cx.cfg.server_id().to_string();
+    let stale = cx.store.open_sessions(&server)?;
+    let now = cx.now_ms;
     for s in &stale {
-        if core.cfg.compliance.enabled {
-            core.compliance.carry.push(s.part_event(now));
-        } else if let Err(e) = core.store.close_session(&server, &s.user, &s.room_uri) {
+        if cx.cfg.compliance.enabled {
+            cx.compliance.carry.push(s.part_event(now));
+        } else if let Err(e) = cx.store.close_session(&server, &s.user, &s.room_uri) {
             tracing::warn!("could not clear the open-sessions ledger: {e}");
         }
     }
@@ -92,18 +92,18 @@ pub fn close_sessions_of_previous_run(core: &mut Core) -> Result<usize, StoreErr
 /// Records `kind` by `user` in room `guid` now (no-op when compliance is disabled).
 /// Errors: 500 (and the batch will roll back) when the store failed.
 pub fn record(
-    core: &mut Core,
+    cx: &mut BatchCx,
     kind: EventKind,
     guid: &str,
     user: &str,
     content: &str,
 ) -> Result<(), CmdError> {
-    if !core.cfg.compliance.enabled {
+    if !cx.cfg.compliance.enabled {
         return Ok(());
     }
-    let ev = event_at(core, kind, guid, user, core.now_ms(), content);
-    write_event(core, &ev).map(|_| ()).map_err(|e| {
-        core.poison_batch();
+    let ev = event_at(cx, kind, guid, user, cx.now_ms, content);
+    write_event(cx, &ev).map(|_| ()).map_err(|e| {
+        cx.out.poison_batch();
         CmdError::new(
             codes::INTERNAL_ERROR,
             format!("compliance event not recorded: {e}"),
@@ -114,71 +114,71 @@ pub fn record(
 /// Runs the action `f` and records `ev` atomically (one savepoint): both are kept or
 /// neither. Without compliance it just runs `f`. Errors: `f`'s, or the event's.
 pub fn with_event<T>(
-    core: &mut Core,
+    cx: &mut BatchCx,
     ev: NewEvent,
     f: impl FnOnce(&mut dyn Store) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
-    if !core.cfg.compliance.enabled {
-        return f(core.store.as_mut());
+    if !cx.cfg.compliance.enabled {
+        return f(&mut *cx.store);
     }
-    core.store.savepoint()?;
-    let result = f(core.store.as_mut()).and_then(|v| core.store.record_event(&ev).map(|_| v));
-    if core.store.release_savepoint(result.is_ok()).is_err() {
-        core.poison_batch();
+    cx.store.savepoint()?;
+    let result = f(&mut *cx.store).and_then(|v| cx.store.record_event(&ev).map(|_| v));
+    if cx.store.release_savepoint(result.is_ok()).is_err() {
+        cx.out.poison_batch();
     }
     result
 }
 
 /// Notes an in-memory effect to undo if the batch does not commit.
-pub fn undo_on_abort(core: &mut Core, undo: Undo) {
-    if core.cfg.compliance.enabled {
-        core.compliance.undo.push(undo);
+pub fn undo_on_abort(cx: &mut BatchCx, undo: Undo) {
+    if cx.cfg.compliance.enabled {
+        cx.compliance.undo.push(undo);
     }
 }
 
 /// Records the PART of a dialog the server dropped (BYE, connection closed, session
 /// expiry); if the batch does not commit, the event is recorded in the next one.
-pub fn record_part_of_dropped(core: &mut Core, guid: &str, user: &str) {
-    if !core.cfg.compliance.enabled {
+pub fn record_part_of_dropped(cx: &mut BatchCx, guid: &str, user: &str) {
+    if !cx.cfg.compliance.enabled {
         return;
     }
-    let ev = event_at(core, EventKind::Part, guid, user, core.now_ms(), "");
-    if write_event(core, &ev).is_err() {
-        core.poison_batch();
+    let ev = event_at(cx, EventKind::Part, guid, user, cx.now_ms, "");
+    if write_event(cx, &ev).is_err() {
+        cx.out.poison_batch();
     }
-    core.compliance.server_events.push(ev);
+    cx.compliance.server_events.push(ev);
 }
 
 /// Start of a batch: records the events carried over from a batch that did not commit.
-pub fn begin_batch(core: &mut Core) {
-    let carried = std::mem::take(&mut core.compliance.carry);
+pub fn begin_batch(cx: &mut BatchCx) {
+    let carried = std::mem::take(&mut cx.compliance.carry);
     for ev in &carried {
-        if write_event(core, ev).is_err() {
-            core.poison_batch();
+        if write_event(cx, ev).is_err() {
+            cx.out.poison_batch();
         }
     }
-    core.compliance.server_events = carried;
+    cx.compliance.server_events = carried;
 }
 
 /// End of a batch: on success forgets the bookkeeping; otherwise undoes the joins and
 /// parts in memory (newest first) and carries the server-originated events over.
-pub fn end_batch(core: &mut Core, committed: bool) {
-    let undo = std::mem::take(&mut core.compliance.undo);
-    let events = std::mem::take(&mut core.compliance.server_events);
+pub fn end_batch(cx: &mut BatchCx, committed: bool) {
+    let undo = std::mem::take(&mut cx.compliance.undo);
+    let events = std::mem::take(&mut cx.compliance.server_events);
     if committed {
         return;
     }
-    core.compliance.carry = events;
+    cx.compliance.carry = events;
     for u in undo.into_iter().rev() {
         match u {
             Undo::Joined(guid, dialog) => {
-                if let Some(room) = core.rooms.get_mut(&guid) {
+                if let Some(room) = cx.rooms.get_mut(&guid) {
                     room.joined.remove(&dialog);
                 }
             }
             Undo::Parted(guid, dialog, user) => {
-                if core.dialogs.get(dialog).is_some() {
-                    if let Some(room) = core.rooms.get_mut(&guid) {
+                if cx.dialogs().get(dialog).is_some() {
+                    if let Some(room) = cx.rooms.get_mut(&guid) {
                         room.joined.insert(dialog, user);
                     }
                 }
@@ -190,7 +190,7 @@ pub fn end_batch(core: &mut Core, committed: bool) {
 /// Pool member (`[store] url`): the log entry for `kind` by `user` in room `guid`,
 /// caused by `dialog` (`DialogId::MAX`: none), written by this member now.
 pub fn pool_entry(
-    core: &Core,
+    cx: &BatchCx,
     kind: LogKind,
     guid: &str,
     user: &str,
@@ -198,11 +198,11 @@ pub fn pool_entry(
 ) -> NewLogEntry {
     NewLogEntry {
         room_guid: guid.to_string(),
-        origin: core.cfg.server_id().to_string(),
+        origin: cx.cfg.server_id().to_string(),
         dialog: i64::try_from(dialog.0).unwrap_or(0),
         kind,
         user: user.to_string(),
-        ts_ms: core.now_ms(),
+        ts_ms: cx.now_ms,
         msg_id: None,
     }
 }
@@ -213,15 +213,15 @@ pub fn pool_entry(
 /// of who is online where, which a survivor closes when this member dies - also when
 /// compliance is off (with compliance on, the JOIN/PART events keep it). A store
 /// failure rolls the batch back (its replies become 503).
-pub fn log_presence(core: &mut Core, kind: LogKind, guid: &str, user: &str, dialog: DialogId) {
-    let entry = pool_entry(core, kind, guid, user, dialog);
-    let mut result = core.store.log_append(&entry).map(|_| ());
-    if result.is_ok() && !core.cfg.compliance.enabled {
-        let ev = event_at(core, EventKind::Part, guid, user, 0, "");
-        let server = core.cfg.server_id().to_string();
+pub fn log_presence(cx: &mut BatchCx, kind: LogKind, guid: &str, user: &str, dialog: DialogId) {
+    let entry = pool_entry(cx, kind, guid, user, dialog);
+    let mut result = cx.store.log_append(&entry).map(|_| ());
+    if result.is_ok() && !cx.cfg.compliance.enabled {
+        let ev = event_at(cx, EventKind::Part, guid, user, 0, "");
+        let server = cx.cfg.server_id().to_string();
         result = match kind {
-            LogKind::Part => core.store.close_session(&server, user, &ev.room_uri),
-            _ => core.store.open_session(
+            LogKind::Part => cx.store.close_session(&server, user, &ev.room_uri),
+            _ => cx.store.open_session(
                 &server,
                 &OpenSession {
                     user: ev.user,
@@ -236,6 +236,6 @@ pub fn log_presence(core: &mut Core, kind: LogKind, guid: &str, user: &str, dial
             "pool: {} of {user} not logged, batch rolled back: {e}",
             kind.as_str()
         );
-        core.poison_batch();
+        cx.out.poison_batch();
     }
 }

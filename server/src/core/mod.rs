@@ -8,6 +8,7 @@
 //! grpchat INFO and the relays of that post - is released only if the commit succeeded;
 //! otherwise the poster gets 503 + Retry-After and retries (call-flows.md, step 2).
 
+mod cx;
 pub mod dedup;
 pub mod dialog;
 mod media_checks;
@@ -23,12 +24,12 @@ use crate::fault::Faults;
 use crate::ids::IdGen;
 use crate::sip::{Response, SipMessage};
 use crate::store::{RoomRecord, Store, StoreError};
-use crate::xccos::{Body, Envelope};
 use bytes::Bytes;
 use dialog::Dialogs;
 use std::sync::Arc;
 
 pub use crate::ids::ConnId;
+pub use cx::{BatchCx, Outbox};
 
 /// Something that happened on the network, for the core to handle.
 #[derive(Debug)]
@@ -101,11 +102,6 @@ pub enum Action {
     },
 }
 
-struct Queued {
-    action: Action,
-    needs_commit: bool,
-}
-
 /// Counters, for logs and benchmarks.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Stats {
@@ -119,34 +115,31 @@ pub struct Stats {
 
 /// The channel service core. See the module docs.
 pub struct Core {
-    pub(crate) cfg: Config,
-    pub(crate) store: Box<dyn Store>,
+    cfg: Config,
+    store: Box<dyn Store>,
     pub(crate) clock: Arc<dyn Clock>,
     /// The current batch's time, ms since the epoch: an input of
     /// [`Core::handle_batch_at`]; every handler reads it, none reads a clock.
     now_ms: i64,
-    pub(crate) ids: IdGen,
-    pub(crate) rooms: Rooms,
-    pub(crate) dialogs: Dialogs,
-    next_envid: u64,
-    queued: Vec<Queued>,
-    on_abort: Vec<Action>,
-    /// A compliance event of this batch could not be written: roll back, don't commit.
-    poisoned: bool,
+    ids: IdGen,
+    rooms: Rooms,
+    dialogs: Dialogs,
+    /// The batch's pending output and the envid counter (lent as the [`Outbox`]).
+    pending: cx::Pending,
     /// Compliance bookkeeping of the batch (undo of joins/parts, carried PART events).
-    pub(crate) compliance: crate::compliance::batch::BatchState,
+    compliance: crate::compliance::batch::BatchState,
     /// Web services: tokens and file stores.
-    pub(crate) web: crate::web::state::WebState,
+    web: crate::web::state::WebState,
     /// `host:port` written into Via and Contact of our messages.
-    pub(crate) local_addr: String,
+    local_addr: String,
     stats: Stats,
-    pub(crate) faults: Faults,
-    pub(crate) dedup: dedup::RetryDedup,
+    faults: Faults,
+    dedup: dedup::RetryDedup,
     hooks: Hooks,
     /// Authentication gate, users, nonces, registrar (crate::auth).
-    pub(crate) auth: crate::auth::Auth,
+    auth: crate::auth::Auth,
     /// Pool membership (`[store] url` set): relay cursors, lease schedule (crate::pool).
-    pub(crate) pool: Option<pool_state::PoolState>,
+    pool: Option<pool_state::PoolState>,
 }
 
 /// The handlers the core calls up into, injected by the layer above it
@@ -155,16 +148,17 @@ pub struct Core {
 #[derive(Clone, Copy)]
 pub(crate) struct Hooks {
     /// An INFO with an XCCOS body inside `dialog` (`cmd::on_xccos`).
-    pub(crate) xccos: fn(&mut Core, ConnId, DialogId, crate::sip::Request),
+    pub(crate) xccos: fn(&mut BatchCx, ConnId, DialogId, crate::sip::Request),
     /// A web services request (`web::ops::handle`); answered by one `Action::Http`.
-    pub(crate) http: fn(&mut Core, crate::web::api::HttpReqId, crate::web::api::HttpRequest),
+    pub(crate) http: fn(&mut BatchCx, crate::web::api::HttpReqId, crate::web::api::HttpRequest),
     /// A dropped dialog was the last of `user` (2nd) in room `guid` (1st): record the
     /// PART and tell the others (`dialog` is the dropped one).
-    pub(crate) left_room: fn(&mut Core, &str, &str, DialogId),
+    pub(crate) left_room: fn(&mut BatchCx, &str, &str, DialogId),
     /// Start of a batch, inside its transaction (compliance: carried events).
-    pub(crate) begin_batch: fn(&mut Core),
-    /// End of a batch, with whether it committed (compliance: undo or forget).
-    pub(crate) end_batch: fn(&mut Core, bool),
+    pub(crate) begin_batch: fn(&mut BatchCx),
+    /// End of a batch, with whether it committed (compliance: undo or forget), and the
+    /// pool member's state (`None`: not pooled; `crate::pool`: relays, lease).
+    pub(crate) end_batch: fn(&mut BatchCx, Option<&mut pool_state::PoolState>, bool),
 }
 
 /// `Server` header value of our responses.
@@ -250,10 +244,7 @@ impl Core {
             ids,
             rooms,
             dialogs: Dialogs::default(),
-            next_envid,
-            queued: Vec::new(),
-            on_abort: Vec::new(),
-            poisoned: false,
+            pending: cx::Pending::new(next_envid),
             compliance: Default::default(),
             web,
             local_addr: local_addr.to_string(),
@@ -303,11 +294,11 @@ impl Core {
                 false
             }
         };
-        (self.hooks.begin_batch)(self);
+        (self.hooks.begin_batch)(&mut self.cx());
         for input in inputs {
             self.handle_input(input);
         }
-        let committed = if std::mem::take(&mut self.poisoned) {
+        let committed = if self.pending.take_poisoned() {
             tracing::error!("a compliance event failed: batch rolled back, answered 503");
             self.store.rollback();
             self.stats.failed_commits += 1;
@@ -324,19 +315,12 @@ impl Core {
         } else {
             true
         };
-        (self.hooks.end_batch)(self, committed);
+        let end_batch = self.hooks.end_batch;
+        let (mut cx, pool) = self.split();
+        end_batch(&mut cx, pool.as_mut(), committed);
         self.dedup.end_batch(committed);
         self.web.tokens.end_batch(committed);
-        for q in self.queued.drain(..) {
-            if committed || !q.needs_commit {
-                out.push(q.action);
-            }
-        }
-        if committed {
-            self.on_abort.clear();
-        } else {
-            out.append(&mut self.on_abort);
-        }
+        self.pending.release(committed, out);
         self.check_invariants();
     }
 
@@ -346,7 +330,7 @@ impl Core {
     /// room lists for it.
     fn check_invariants(&self) {
         debug_assert!(
-            self.queued.is_empty() && self.on_abort.is_empty() && !self.poisoned,
+            self.pending.is_empty(),
             "a commit-dependent action outlived its batch"
         );
         debug_assert!(
@@ -386,7 +370,7 @@ impl Core {
                 }
             }
             Input::Closed { conn } => self.on_closed(conn),
-            Input::Http { req, request } => (self.hooks.http)(self, req, request),
+            Input::Http { req, request } => (self.hooks.http)(&mut self.cx(), req, request),
             Input::Tick => {
                 let now = self.now_ms;
                 self.web.tokens.purge(now);
@@ -458,170 +442,43 @@ impl Core {
         &self.rooms
     }
 
-    pub(crate) fn push(&mut self, mut action: Action, needs_commit: bool) {
-        self.sign(&mut action);
-        self.queued.push(Queued {
-            action,
-            needs_commit,
-        });
+    /// The handler context for one command, web request or hook call of the current
+    /// batch: the core's borrows split into [`BatchCx`]'s fields.
+    pub(crate) fn cx(&mut self) -> BatchCx<'_> {
+        self.split().0
     }
 
-    /// Makes the current batch roll back instead of committing (a compliance event could
-    /// not be written: the actions of the batch must not persist without their events).
-    pub(crate) fn poison_batch(&mut self) {
-        self.poisoned = true;
-    }
-
-    /// Output sent instead of the batch's commit-dependent output if the commit fails.
-    pub(crate) fn push_on_abort(&mut self, mut action: Action) {
-        self.sign(&mut action);
-        self.on_abort.push(action);
-    }
-
-    /// [MS-SIPAE]: a message to a connection holding an NTLM security association
-    /// carries `Authentication-Info` signed for it (crate::auth::sipae).
-    fn sign(&mut self, action: &mut Action) {
-        if let Action::Send { conn, head, .. } = action {
-            if let Some(signed) = self.auth.sign_outgoing(*conn, head) {
-                *head = signed;
-            }
-        }
-    }
-
-    /// Answers a retried grpchat (same dialog and envid as one already stored) as the
-    /// first copy was answered, without storing or relaying it again; returns whether
-    /// `key` was such a retry (core/dedup.rs).
-    pub(crate) fn answer_retried_post(
-        &mut self,
-        conn: ConnId,
-        key: dedup::PostKey,
-        req: &crate::sip::Request,
-    ) -> bool {
-        if !self.faults.retry_dedup_enabled() {
-            return false;
-        }
-        let ok = crate::sip::response_for(req, 200, "OK");
-        match self.dedup.seen(key) {
-            None => return false,
-            Some(dedup::Seen::Committed) => self.respond(conn, ok, false),
-            Some(dedup::Seen::Pending) => {
-                self.respond(conn, ok, true);
-                let head = retry_later(req, self.cfg.sip.retry_after_s);
-                self.push_on_abort(Action::Send {
-                    conn,
-                    head,
-                    body: Bytes::new(),
-                });
-            }
-        }
-        tracing::debug!(
-            dialog = %key.0,
-            envid = key.1,
-            "retried grpchat answered, not stored again"
-        );
-        true
-    }
-
-    pub(crate) fn count_post(&mut self, relays: u64) {
-        self.stats.posts += 1;
-        self.stats.relays += relays;
-    }
-
-    /// Sends a response on `conn` (adds `Server`).
-    pub(crate) fn respond(&mut self, conn: ConnId, resp: Response, needs_commit: bool) {
-        let head = resp.with_header("Server", SERVER_HEADER).encode();
-        self.push(
-            Action::Send {
-                conn,
-                head,
-                body: Bytes::new(),
-            },
-            needs_commit,
-        );
-    }
-
-    /// A fresh server envid (one counter for everything the server sends).
-    pub(crate) fn envid(&mut self) -> u64 {
-        self.next_envid += 1;
-        self.next_envid
-    }
-
-    /// Serializes an envelope body once, for sending to one or many dialogs.
-    pub(crate) fn encode_envelope(&mut self, body: Body) -> Bytes {
-        let env = Envelope {
-            envid: self.envid(),
-            body,
+    /// The core's borrows split: the handler context and the pool state.
+    fn split(&mut self) -> (BatchCx<'_>, &mut Option<pool_state::PoolState>) {
+        let cx = BatchCx {
+            cfg: &self.cfg,
+            now_ms: self.now_ms,
+            rooms: &mut self.rooms,
+            store: self.store.as_mut(),
+            out: Outbox::new(
+                &mut self.pending,
+                &mut self.dialogs,
+                &mut self.auth,
+                &mut self.ids,
+                &self.local_addr,
+            ),
+            compliance: &mut self.compliance,
+            web: &mut self.web,
+            faults: &self.faults,
+            dedup: &mut self.dedup,
+            stats: &mut self.stats,
         };
-        let mut buf = Vec::with_capacity(256);
-        env.write(&mut buf);
-        Bytes::from(buf)
+        (cx, &mut self.pool)
     }
 
-    /// Sends `body` (an XCCOS document) as an INFO inside `dialog` (RFC 6086).
-    pub(crate) fn send_info(&mut self, dialog: DialogId, body: Bytes, needs_commit: bool) -> bool {
-        let Some(action) = self.info_action(dialog, body, true) else {
-            return false;
-        };
-        self.push(action, needs_commit);
-        true
+    /// Queues `action` (see [`Outbox::push`]).
+    fn push(&mut self, action: Action, needs_commit: bool) {
+        self.cx().out.push(action, needs_commit);
     }
 
-    /// Sends a command reply released only after the batch commits; if the commit fails
-    /// (or the batch is rolled back), the same reply with code 503 SERVICE_UNAVAILABLE
-    /// and no data goes instead (same envid, same CSeq: exactly one of them is sent).
-    pub(crate) fn send_reply_after_commit(&mut self, dialog: DialogId, rpl: crate::xccos::Rpl) {
-        let envid = self.envid();
-        let abort = crate::xccos::Rpl {
-            resp: Some(crate::xccos::Resp {
-                code: crate::xccos::codes::SERVICE_UNAVAILABLE,
-                token: crate::xccos::codes::token(crate::xccos::codes::SERVICE_UNAVAILABLE)
-                    .to_string(),
-            }),
-            data: crate::xccos::RplData::None,
-            ..rpl.clone()
-        };
-        let encode = |body| {
-            let mut buf = Vec::with_capacity(256);
-            Envelope { envid, body }.write(&mut buf);
-            Bytes::from(buf)
-        };
-        let (ok, abort) = (encode(Body::Rpl(rpl)), encode(Body::Rpl(abort)));
-        if let Some(action) = self.info_action(dialog, ok, true) {
-            self.push(action, true);
-        }
-        if let Some(action) = self.info_action(dialog, abort, false) {
-            self.push_on_abort(action);
-        }
-    }
-
-    /// The INFO carrying `body` in `dialog`; `next_cseq` takes the next CSeq, otherwise
-    /// the last one is reused (the alternative of an INFO already built).
-    fn info_action(&mut self, dialog: DialogId, body: Bytes, next_cseq: bool) -> Option<Action> {
-        let branch = self.ids.branch_digits();
-        let local_addr = &self.local_addr;
-        let d = self.dialogs.get_mut(dialog)?;
-        if next_cseq {
-            d.local_cseq += 1;
-        }
-        let mut head = String::new();
-        let tls = self.auth.is_tls(d.conn);
-        crate::sip::InDialog {
-            method: "INFO",
-            target: &d.remote_target,
-            transport: if tls { "TLS" } else { "TCP" },
-            via: local_addr,
-            branch: std::str::from_utf8(&branch).unwrap_or_default(),
-            from: &d.local_party,
-            to: &d.remote_party,
-            call_id: &d.call_id,
-            cseq: d.local_cseq,
-        }
-        .write_head("text/plain", body.len(), &mut head);
-        Some(Action::Send {
-            conn: d.conn,
-            head: Bytes::from(head),
-            body,
-        })
+    /// Sends a response on `conn` (see [`Outbox::respond`]).
+    fn respond(&mut self, conn: ConnId, resp: Response, needs_commit: bool) {
+        self.cx().out.respond(conn, resp, needs_commit);
     }
 
     /// Drops a dialog: leaves every room it joined (ntc:part to the others).
@@ -631,7 +488,7 @@ impl Core {
         }
         for (guid, user, last) in self.rooms.leave_all(dialog) {
             if last {
-                (self.hooks.left_room)(self, &guid, &user, dialog);
+                (self.hooks.left_room)(&mut self.cx(), &guid, &user, dialog);
             }
         }
     }

@@ -17,7 +17,7 @@ use crate::cmd::{
 use crate::config::{CategoryConfig, Config, Privacy, RoomConfig, RoomType};
 use crate::sip::parse;
 use crate::store::SqliteStore;
-use crate::xccos::{self, ChanRef, RplData};
+use crate::xccos::{self, Body, ChanRef, RplData};
 use proptest::prelude::*;
 
 const DOMAIN: &str = "contoso.com";

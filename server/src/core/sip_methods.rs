@@ -159,50 +159,63 @@ impl Core {
             .find(req.call_id()?, req.from_tag(), req.to_tag())
     }
 
-    fn on_invite(&mut self, conn: ConnId, req: Request) {
-        if req.to_tag().is_some() {
-            // re-INVITE: refreshes the session (RFC 4028) or 481 if we do not know it.
-            let Some(id) = self.in_dialog(&req) else {
-                return self.respond(
-                    conn,
-                    response_for(&req, 481, "Call/Transaction Does Not Exist"),
-                    false,
-                );
-            };
-            let timer = match self.session_timer(&req) {
-                Ok(t) => t,
-                Err(resp) => return self.respond(conn, resp, false),
-            };
-            let expiry = timer.expiry_ms(self.now_ms());
-            let Some(d) = self.dialogs.get_mut(id) else {
-                return;
-            };
-            d.expires_at_ms = expiry;
-            d.conn = conn;
-            let tag = d.local_tag.clone();
-            let resp = self.ok_to_invite(conn, &req, &tag, &timer);
-            return self.respond(conn, resp, false);
-        }
-        if let Some(resp) = super::media_checks::refuse_invite_media(&req) {
-            return self.respond(conn, resp, false);
-        }
-        let timer = match self.session_timer(&req) {
+    /// A re-INVITE (it has a To-tag): refreshes the session (RFC 4028) or 481 if we
+    /// do not know it.
+    fn on_reinvite(&mut self, conn: ConnId, req: &Request) {
+        let Some(id) = self.in_dialog(req) else {
+            return self.respond(
+                conn,
+                response_for(req, 481, "Call/Transaction Does Not Exist"),
+                false,
+            );
+        };
+        let timer = match self.session_timer(req) {
             Ok(t) => t,
             Err(resp) => return self.respond(conn, resp, false),
         };
+        let expiry = timer.expiry_ms(self.now_ms());
+        let Some(d) = self.dialogs.get_mut(id) else {
+            return;
+        };
+        d.expires_at_ms = expiry;
+        d.conn = conn;
+        let tag = d.local_tag.clone();
+        let resp = self.ok_to_invite(conn, req, &tag, &timer);
+        self.respond(conn, resp, false)
+    }
+
+    /// The session a new INVITE offers, if we accept its media and timer: the
+    /// negotiated timer, or the refusal (media_checks, RFC 4028 422, 488 without an
+    /// SDP `m=message` line).
+    fn invite_offer(&self, req: &Request) -> Result<Negotiated, Response> {
+        if let Some(resp) = super::media_checks::refuse_invite_media(req) {
+            return Err(resp);
+        }
+        let timer = self.session_timer(req)?;
         let is_sdp = media_type(req.content_type()).as_deref() == Some("application/sdp");
         let has_message_media = std::str::from_utf8(&req.body)
             .map(|b| b.lines().any(|l| l.starts_with("m=message")))
             .unwrap_or(false);
         if !is_sdp || !has_message_media {
             let resp = response_for(
-                &req,
+                req,
                 488,
                 "Not Acceptable Here: expected application/sdp with m=message",
             )
             .with_header("Accept", "application/sdp");
-            return self.respond(conn, resp, false);
+            return Err(resp);
         }
+        Ok(timer)
+    }
+
+    fn on_invite(&mut self, conn: ConnId, req: Request) {
+        if req.to_tag().is_some() {
+            return self.on_reinvite(conn, &req);
+        }
+        let timer = match self.invite_offer(&req) {
+            Ok(t) => t,
+            Err(resp) => return self.respond(conn, resp, false),
+        };
         let (Some(user), Some(from_tag), Some(to_uri), Some(call_id)) =
             (req.from_uri(), req.from_tag(), req.to_uri(), req.call_id())
         else {
@@ -354,7 +367,7 @@ impl Core {
             tracing::debug!("INFO with unsupported media type {mt}");
             return self.respond(conn, resp, false);
         }
-        (self.hooks.xccos)(self, conn, id, req);
+        (self.hooks.xccos)(&mut self.cx(), conn, id, req);
     }
 
     /// REGISTER (RFC 3261 section 10, crate::auth::registrar): the From (already the

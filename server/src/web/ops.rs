@@ -19,7 +19,7 @@ use crate::cmd::manage::{RoleChange, RoomAttrs};
 use crate::cmd::{CmdError, Ctx};
 use crate::compliance::record::{event_at, with_event};
 use crate::compliance::EventKind;
-use crate::core::{Action, Core};
+use crate::core::{Action, BatchCx};
 use crate::files::{check_name, FileStore, Staged};
 use crate::store::{FileRecord, NewMessage};
 use crate::xccos::{codes, ChanRef};
@@ -78,15 +78,11 @@ fn token_error(e: TokenError) -> HttpReply {
 }
 
 /// The user and dialog a bearer token stands for. Errors: 401.
-fn identify(core: &Core, bearer: &str) -> Result<(String, DialogId), HttpReply> {
-    let now = core.now_ms();
-    let b = core
-        .web
-        .tokens
-        .bearer(bearer, now)
-        .ok_or_else(unauthorized)?;
+fn identify(cx: &BatchCx, bearer: &str) -> Result<(String, DialogId), HttpReply> {
+    let now = cx.now_ms;
+    let b = cx.web.tokens.bearer(bearer, now).ok_or_else(unauthorized)?;
     // The token dies with its dialog.
-    match core.dialogs.get(b.dialog) {
+    match cx.dialogs().get(b.dialog) {
         Some(d) if d.user == b.user => Ok((b.user.clone(), b.dialog)),
         _ => Err(unauthorized()),
     }
@@ -94,12 +90,12 @@ fn identify(core: &Core, bearer: &str) -> Result<(String, DialogId), HttpReply> 
 
 /// The room with GUID `guid` if `user` may do `op` there. Errors: 404 (unknown, or not
 /// to be known: secret), 403.
-fn room_for<'a>(core: &'a Core, user: &str, guid: &str, op: Op) -> Result<&'a Room, HttpReply> {
-    let room = core
+fn room_for<'a>(cx: &'a BatchCx, user: &str, guid: &str, op: Op) -> Result<&'a Room, HttpReply> {
+    let room = cx
         .rooms
         .get(guid)
         .ok_or_else(|| HttpReply::error(404, "no_such_room", "no such room"))?;
-    authz::check(&core.rooms, room, user, op).map_err(|code| {
+    authz::check(cx.rooms, room, user, op).map_err(|code| {
         if code == codes::NO_SUCH_ROOM {
             HttpReply::error(404, "no_such_room", "no such room")
         } else {
@@ -109,8 +105,8 @@ fn room_for<'a>(core: &'a Core, user: &str, guid: &str, op: Op) -> Result<&'a Ro
     Ok(room)
 }
 
-fn file_stores(core: &Core) -> Result<(FileStore, FileStore), HttpReply> {
-    core.web
+fn file_stores(cx: &BatchCx) -> Result<(FileStore, FileStore), HttpReply> {
+    cx.web
         .files
         .clone()
         .ok_or_else(|| internal("web services are not configured"))
@@ -118,7 +114,7 @@ fn file_stores(core: &Core) -> Result<(FileStore, FileStore), HttpReply> {
 
 /// Handles one HTTP request (see the module docs). Every path pushes exactly one
 /// `Action::Http` for `req` (plus its 503 alternative when it needs the commit).
-pub(crate) fn handle(core: &mut Core, req: HttpReqId, request: HttpRequest) {
+pub(crate) fn handle(cx: &mut BatchCx, req: HttpReqId, request: HttpRequest) {
     let (result, needs_commit) = match request {
         HttpRequest::Upload {
             bearer,
@@ -126,25 +122,25 @@ pub(crate) fn handle(core: &mut Core, req: HttpReqId, request: HttpRequest) {
             name,
             token,
             staged,
-        } => (upload(core, &bearer, &room, &name, &token, &staged), true),
+        } => (upload(cx, &bearer, &room, &name, &token, &staged), true),
         HttpRequest::Download {
             bearer,
             room,
             name,
             token,
-        } => (download(core, &bearer, &room, &name, &token), true),
-        HttpRequest::ListRooms { bearer } => (list_rooms(core, &bearer), false),
-        HttpRequest::CreateRoom { bearer, body } => (create_room(core, &bearer, body), true),
+        } => (download(cx, &bearer, &room, &name, &token), true),
+        HttpRequest::ListRooms { bearer } => (list_rooms(cx, &bearer), false),
+        HttpRequest::CreateRoom { bearer, body } => (create_room(cx, &bearer, body), true),
         HttpRequest::UpdateRoom { bearer, room, body } => {
-            (update_room(core, &bearer, &room, *body), true)
+            (update_room(cx, &bearer, &room, *body), true)
         }
-        HttpRequest::Site(r) => site::handle(core, r),
+        HttpRequest::Site(r) => site::handle(cx, r),
     };
     match result {
         Ok(reply) => {
-            core.push(Action::Http { req, reply }, needs_commit);
+            cx.out.push(Action::Http { req, reply }, needs_commit);
             if needs_commit {
-                core.push_on_abort(Action::Http {
+                cx.out.push_on_abort(Action::Http {
                     req,
                     reply: HttpReply::error(
                         503,
@@ -154,7 +150,7 @@ pub(crate) fn handle(core: &mut Core, req: HttpReqId, request: HttpRequest) {
                 });
             }
         }
-        Err(reply) => core.push(Action::Http { req, reply }, false),
+        Err(reply) => cx.out.push(Action::Http { req, reply }, false),
     }
 }
 
@@ -169,20 +165,20 @@ pub fn announcement(name: &str, size: u64, sha256: &str) -> String {
 /// (403/404; the room may have changed since the token was issued), the category's
 /// `file_upload` (403).
 fn upload_allowed_now(
-    core: &Core,
+    cx: &BatchCx,
     bearer: &str,
     guid: &str,
     name: &str,
     token: &str,
     size: u64,
 ) -> Result<(String, DialogId, String), HttpReply> {
-    let (user, dialog) = identify(core, bearer)?;
+    let (user, dialog) = identify(cx, bearer)?;
     check_name(name).map_err(|why| HttpReply::error(400, "bad_file_name", why))?;
-    core.web
+    cx.web
         .tokens
-        .check_file(token, &user, guid, name, Direction::Upload, core.now_ms())
+        .check_file(token, &user, guid, name, Direction::Upload, cx.now_ms)
         .map_err(token_error)?;
-    let max = core.cfg.http.as_ref().map_or(0, |h| h.max_file_bytes);
+    let max = cx.cfg.http.as_ref().map_or(0, |h| h.max_file_bytes);
     if size > max {
         return Err(HttpReply::error(
             413,
@@ -190,8 +186,8 @@ fn upload_allowed_now(
             format!("{size} bytes exceed max_file_bytes {max}"),
         ));
     }
-    let room = room_for(core, &user, guid, Op::Post)?;
-    if !crate::cmd::filetok::upload_allowed(core, room) {
+    let room = room_for(cx, &user, guid, Op::Post)?;
+    if !crate::cmd::filetok::upload_allowed(cx, room) {
         return Err(HttpReply::error(
             403,
             "upload_not_allowed",
@@ -202,22 +198,21 @@ fn upload_allowed_now(
 }
 
 fn upload(
-    core: &mut Core,
+    cx: &mut BatchCx,
     bearer: &str,
     guid: &str,
     name: &str,
     token: &str,
     staged: &Staged,
 ) -> Reply {
-    let (user, dialog, chan_uri) =
-        upload_allowed_now(core, bearer, guid, name, token, staged.size)?;
-    let now = core.now_ms();
-    let (files, compliance_files) = file_stores(core)?;
+    let (user, dialog, chan_uri) = upload_allowed_now(cx, bearer, guid, name, token, staged.size)?;
+    let now = cx.now_ms;
+    let (files, compliance_files) = file_stores(cx)?;
     // Hashed, written and fsynced by the web handler before this turn: only renames
     // (and a link for the compliance copy) happen here.
     files.adopt(staged).map_err(internal)?;
     let sha256 = staged.sha256.clone();
-    if core.cfg.compliance.enabled {
+    if cx.cfg.compliance.enabled {
         let stored = files.path_of(&sha256).map_err(internal)?;
         compliance_files
             .link_from(&stored, &sha256)
@@ -240,23 +235,15 @@ fn upload(
         uploader: user.clone(),
         ts_ms: now,
     };
-    let ev = event_at(core, EventKind::FileUpload, guid, &user, now, name);
-    let message_id = with_event(core, ev, |store| {
+    let ev = event_at(cx, EventKind::FileUpload, guid, &user, now, name);
+    let message_id = with_event(cx, ev, |store| {
         store.put_file(&rec)?;
         store.append_message(&msg)
     })
     .map_err(internal)?;
-    core.web.tokens.consume(token);
+    cx.web.tokens.consume(token);
     tracing::info!(%user, room = %guid, %name, size, "file uploaded");
-    crate::cmd::grpchat::relay(
-        core,
-        guid,
-        chan_uri.clone(),
-        user.clone(),
-        now,
-        text,
-        dialog,
-    );
+    crate::cmd::grpchat::relay(cx, guid, chan_uri.clone(), user.clone(), now, text, dialog);
     Ok(HttpReply::json(
         201,
         FileInfo {
@@ -270,36 +257,36 @@ fn upload(
     ))
 }
 
-fn download(core: &mut Core, bearer: &str, guid: &str, name: &str, token: &str) -> Reply {
-    let (user, _) = identify(core, bearer)?;
+fn download(cx: &mut BatchCx, bearer: &str, guid: &str, name: &str, token: &str) -> Reply {
+    let (user, _) = identify(cx, bearer)?;
     check_name(name).map_err(|why| HttpReply::error(400, "bad_file_name", why))?;
-    let now = core.now_ms();
-    core.web
+    let now = cx.now_ms;
+    cx.web
         .tokens
         .check_file(token, &user, guid, name, Direction::Download, now)
         .map_err(token_error)?;
-    let reply = download_as(core, &user, guid, name)?;
-    core.web.tokens.consume(token);
+    let reply = download_as(cx, &user, guid, name)?;
+    cx.web.tokens.consume(token);
     Ok(reply)
 }
 
 /// A file of room `guid` for `user` (right to read history; FILEDOWNLOAD recorded;
 /// the web pages call this too). Errors: 404/403, 404 `no_such_file`, 500.
-fn download_as(core: &mut Core, user: &str, guid: &str, name: &str) -> Reply {
-    room_for(core, user, guid, Op::ReadHistory)?;
-    let rec = core
+fn download_as(cx: &mut BatchCx, user: &str, guid: &str, name: &str) -> Reply {
+    room_for(cx, user, guid, Op::ReadHistory)?;
+    let rec = cx
         .store
         .get_file(guid, name)
         .map_err(internal)?
         .ok_or_else(|| HttpReply::error(404, "no_such_file", "no such file in this room"))?;
-    let (files, _) = file_stores(core)?;
+    let (files, _) = file_stores(cx)?;
     // Only the file's presence is checked here (a `stat`): the web handler reads it
     // after this turn, off the core task.
     let path = files.path_of(&rec.sha256).map_err(internal)?;
     if !path.is_file() {
         return Err(internal(format!("stored file {} is missing", rec.sha256)));
     }
-    crate::compliance::record::record(core, EventKind::FileDownload, guid, user, name)
+    crate::compliance::record::record(cx, EventKind::FileDownload, guid, user, name)
         .map_err(from_cmd_error)?;
     tracing::info!(%user, room = %guid, %name, "file downloaded");
     Ok(HttpReply {
@@ -327,18 +314,18 @@ pub fn room_view(room: &Room, user: &str) -> RoomView {
     }
 }
 
-fn list_rooms(core: &mut Core, bearer: &str) -> Reply {
-    let (user, _) = identify(core, bearer)?;
-    let rooms = my_rooms(core, &user);
+fn list_rooms(cx: &mut BatchCx, bearer: &str) -> Reply {
+    let (user, _) = identify(cx, bearer)?;
+    let rooms = my_rooms(cx, &user);
     Ok(HttpReply::json(200, RoomList { rooms }))
 }
 
 /// The rooms `user` is a member or manager of (and may find), by name.
-fn my_rooms(core: &Core, user: &str) -> Vec<RoomView> {
-    core.rooms
+fn my_rooms(cx: &BatchCx, user: &str) -> Vec<RoomView> {
+    cx.rooms
         .by_name_order()
         .filter(|r| r.members.contains(user) || r.managers.contains(user))
-        .filter(|r| authz::can_find(&core.rooms, r, user))
+        .filter(|r| authz::can_find(cx.rooms, r, user))
         .map(|r| room_view(r, user))
         .collect()
 }
@@ -346,10 +333,10 @@ fn my_rooms(core: &Core, user: &str) -> Vec<RoomView> {
 /// A `Ctx` for `cmd::manage` on behalf of an HTTP request: no XCCOS reply is sent, and
 /// `DialogId::MAX` as the dialog means every joined dialog (the user's own SIP client
 /// included) gets the room's notices.
-fn manage_ctx(core: &Core, user: String, dialog: DialogId) -> Ctx {
+fn manage_ctx(cx: &BatchCx, user: String, dialog: DialogId) -> Ctx {
     Ctx {
-        conn: core
-            .dialogs
+        conn: cx
+            .dialogs()
             .get(dialog)
             .map_or(crate::core::ConnId(0), |d| d.conn),
         dialog: DialogId::MAX,
@@ -369,14 +356,14 @@ fn roles(users: &[String], role: &str) -> Vec<RoleChange> {
         .collect()
 }
 
-fn create_room(core: &mut Core, bearer: &str, body: RoomCreate) -> Reply {
-    let (user, dialog) = identify(core, bearer)?;
-    let ctx = manage_ctx(core, user.clone(), dialog);
-    create_room_as(core, &ctx, body)
+fn create_room(cx: &mut BatchCx, bearer: &str, body: RoomCreate) -> Reply {
+    let (user, dialog) = identify(cx, bearer)?;
+    let ctx = manage_ctx(cx, user.clone(), dialog);
+    create_room_as(cx, &ctx, body)
 }
 
 /// Creates a room for `ctx.user` (`cmd::manage::create`; the web pages call this too).
-fn create_room_as(core: &mut Core, ctx: &Ctx, body: RoomCreate) -> Reply {
+fn create_room_as(cx: &mut BatchCx, ctx: &Ctx, body: RoomCreate) -> Reply {
     let user = ctx.user.clone();
     let attrs = RoomAttrs {
         name: Some(body.name.clone()),
@@ -388,25 +375,25 @@ fn create_room_as(core: &mut Core, ctx: &Ctx, body: RoomCreate) -> Reply {
     };
     let mut users = roles(&body.members, "member");
     users.extend(roles(&body.managers, "manager"));
-    crate::cmd::manage::create(core, ctx, &attrs, &users).map_err(from_cmd_error)?;
-    let guid = crate::ids::room_guid(&core.cfg.domain, body.name.trim());
-    let room = core
+    crate::cmd::manage::create(cx, ctx, &attrs, &users).map_err(from_cmd_error)?;
+    let guid = crate::ids::room_guid(&cx.cfg.domain, body.name.trim());
+    let room = cx
         .rooms
         .get(&guid)
         .ok_or_else(|| internal("created room not found"))?;
     Ok(HttpReply::json(201, room_view(room, &user)))
 }
 
-fn update_room(core: &mut Core, bearer: &str, guid: &str, body: RoomUpdate) -> Reply {
-    let (user, dialog) = identify(core, bearer)?;
-    let ctx = manage_ctx(core, user, dialog);
-    update_room_as(core, &ctx, guid, body)
+fn update_room(cx: &mut BatchCx, bearer: &str, guid: &str, body: RoomUpdate) -> Reply {
+    let (user, dialog) = identify(cx, bearer)?;
+    let ctx = manage_ctx(cx, user, dialog);
+    update_room_as(cx, &ctx, guid, body)
 }
 
 /// Updates a room for `ctx.user` (`cmd::manage::update`; the web pages call this too).
-fn update_room_as(core: &mut Core, ctx: &Ctx, guid: &str, body: RoomUpdate) -> Reply {
+fn update_room_as(cx: &mut BatchCx, ctx: &Ctx, guid: &str, body: RoomUpdate) -> Reply {
     let user = ctx.user.clone();
-    let uri = crate::ids::room_uri(&core.cfg.domain, guid);
+    let uri = crate::ids::room_uri(&cx.cfg.domain, guid);
     let attrs = RoomAttrs {
         description: body.description,
         topic: body.topic,
@@ -420,9 +407,9 @@ fn update_room_as(core: &mut Core, ctx: &Ctx, guid: &str, body: RoomUpdate) -> R
     let mut remove = roles(&body.remove_members, "member");
     remove.extend(roles(&body.remove_managers, "manager"));
     remove.extend(roles(&body.remove_presenters, "presenter"));
-    crate::cmd::manage::update(core, ctx, &ChanRef::Uri(uri), &attrs, &add, &remove)
+    crate::cmd::manage::update(cx, ctx, &ChanRef::Uri(uri), &attrs, &add, &remove)
         .map_err(from_cmd_error)?;
-    let room = core
+    let room = cx
         .rooms
         .get(guid)
         .ok_or_else(|| internal("updated room not found"))?;

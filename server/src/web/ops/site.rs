@@ -18,7 +18,7 @@ use crate::channel::authz::{self, Op};
 use crate::channel::{DialogId, Room};
 use crate::cmd::history::BcQuery;
 use crate::cmd::Ctx;
-use crate::core::{ConnId, Core};
+use crate::core::{BatchCx, ConnId};
 use crate::web::api::site::{
     HistoryItem, MyRooms, RoomDetails, RoomPage, SignInForm, SignedIn, SiteRequest, HISTORY_PAGE,
 };
@@ -30,34 +30,34 @@ use crate::xccos::{ChanRef, RplData};
 pub const MAX_SESSIONS: usize = 10_000;
 
 /// Handles one page request; returns the reply and whether it waits for the commit.
-pub(super) fn handle(core: &mut Core, r: SiteRequest) -> (Reply, bool) {
+pub(super) fn handle(cx: &mut BatchCx, r: SiteRequest) -> (Reply, bool) {
     match r {
         SiteRequest::SignInForm => {
-            let csrf = core.ids.guid().replace('-', "");
+            let csrf = cx.ids().guid().replace('-', "");
             (Ok(HttpReply::json(200, SignInForm { csrf })), false)
         }
         SiteRequest::SignIn {
             username,
             password,
             addr,
-        } => (sign_in(core, &username, &password, &addr), false),
-        SiteRequest::SignOut { session, csrf } => (sign_out(core, &session, &csrf), false),
-        SiteRequest::MyRooms { session } => (my_rooms_page(core, &session), false),
+        } => (sign_in(cx, &username, &password, &addr), false),
+        SiteRequest::SignOut { session, csrf } => (sign_out(cx, &session, &csrf), false),
+        SiteRequest::MyRooms { session } => (my_rooms_page(cx, &session), false),
         SiteRequest::Room {
             session,
             room,
             before,
             search,
-        } => (room_page(core, &session, &room, before, search), true),
+        } => (room_page(cx, &session, &room, before, search), true),
         SiteRequest::Create {
             session,
             csrf,
             mut body,
         } => {
             for list in [&mut body.members, &mut body.managers] {
-                normalize(&core.cfg.domain, list);
+                normalize(&cx.cfg.domain, list);
             }
-            let r = changer(core, &session, &csrf).and_then(|ctx| create_room_as(core, &ctx, body));
+            let r = changer(cx, &session, &csrf).and_then(|ctx| create_room_as(cx, &ctx, body));
             (r, true)
         }
         SiteRequest::Update {
@@ -75,10 +75,10 @@ pub(super) fn handle(core: &mut Core, r: SiteRequest) -> (Reply, bool) {
                 &mut body.remove_presenters,
             ];
             for list in lists {
-                normalize(&core.cfg.domain, list);
+                normalize(&cx.cfg.domain, list);
             }
-            let r = changer(core, &session, &csrf)
-                .and_then(|ctx| update_room_as(core, &ctx, &room, *body));
+            let r =
+                changer(cx, &session, &csrf).and_then(|ctx| update_room_as(cx, &ctx, &room, *body));
             (r, true)
         }
         SiteRequest::Download {
@@ -86,10 +86,10 @@ pub(super) fn handle(core: &mut Core, r: SiteRequest) -> (Reply, bool) {
             room,
             name,
         } => {
-            let r = signed_in(core, &session).and_then(|s| {
+            let r = signed_in(cx, &session).and_then(|s| {
                 crate::files::check_name(&name)
                     .map_err(|why| HttpReply::error(400, "bad_file_name", why))?;
-                download_as(core, &s.user, &room, &name)
+                download_as(cx, &s.user, &room, &name)
             });
             (r, true)
         }
@@ -112,9 +112,9 @@ fn normalize(domain: &str, list: &mut Vec<String>) {
 }
 
 /// The live session `id`. Errors: 401 `signed_out`.
-fn signed_in(core: &Core, id: &str) -> Result<WebSession, HttpReply> {
-    let now = core.now_ms();
-    core.web
+fn signed_in(cx: &BatchCx, id: &str) -> Result<WebSession, HttpReply> {
+    let now = cx.now_ms;
+    cx.web
         .sessions
         .get(id)
         .filter(|s| !id.is_empty() && now < s.expires_ms)
@@ -142,8 +142,8 @@ fn ctx_for(user: String) -> Ctx {
 
 /// The context of a change: a live session and its CSRF token. Errors: 401, 403
 /// `bad_csrf`.
-fn changer(core: &Core, session: &str, csrf: &str) -> Result<Ctx, HttpReply> {
-    let s = signed_in(core, session)?;
+fn changer(cx: &BatchCx, session: &str, csrf: &str) -> Result<Ctx, HttpReply> {
+    let s = signed_in(cx, session)?;
     if csrf.is_empty() || !crate::auth::digest::same(csrf, &s.csrf) {
         return Err(HttpReply::error(
             403,
@@ -154,10 +154,10 @@ fn changer(core: &Core, session: &str, csrf: &str) -> Result<Ctx, HttpReply> {
     Ok(ctx_for(s.user))
 }
 
-fn sign_in(core: &mut Core, username: &str, password: &str, addr: &str) -> Reply {
-    let now = core.now_ms();
-    let user = core
-        .auth
+fn sign_in(cx: &mut BatchCx, username: &str, password: &str, addr: &str) -> Reply {
+    let now = cx.now_ms;
+    let user = cx
+        .auth()
         .check_password(username, password, addr, now)
         .map_err(|e| match e {
             PasswordError::Wrong => {
@@ -167,12 +167,12 @@ fn sign_in(core: &mut Core, username: &str, password: &str, addr: &str) -> Reply
                 HttpReply::error(429, "locked", "too many failed attempts: try again later")
             }
         })?;
-    let ttl = core
+    let ttl = cx
         .cfg
         .http
         .as_ref()
         .map_or(0, |h| i64::try_from(h.bearer_ttl_ms).unwrap_or(i64::MAX));
-    let sessions = &mut core.web.sessions;
+    let sessions = &mut cx.web.sessions;
     sessions.retain(|_, s| now < s.expires_ms);
     if sessions.len() >= MAX_SESSIONS {
         let oldest = sessions
@@ -183,9 +183,9 @@ fn sign_in(core: &mut Core, username: &str, password: &str, addr: &str) -> Reply
             sessions.remove(&k);
         }
     }
-    let session = format!("{}{}", core.ids.guid(), core.ids.guid()).replace('-', "");
-    let csrf = core.ids.guid().replace('-', "");
-    core.web.sessions.insert(
+    let session = format!("{}{}", cx.ids().guid(), cx.ids().guid()).replace('-', "");
+    let csrf = cx.ids().guid().replace('-', "");
+    cx.web.sessions.insert(
         session.clone(),
         WebSession {
             user: user.clone(),
@@ -197,16 +197,16 @@ fn sign_in(core: &mut Core, username: &str, password: &str, addr: &str) -> Reply
     Ok(HttpReply::json(200, SignedIn { user, session }))
 }
 
-fn sign_out(core: &mut Core, session: &str, csrf: &str) -> Reply {
-    if changer(core, session, csrf).is_ok() {
-        core.web.sessions.remove(session);
+fn sign_out(cx: &mut BatchCx, session: &str, csrf: &str) -> Reply {
+    if changer(cx, session, csrf).is_ok() {
+        cx.web.sessions.remove(session);
     }
     Ok(HttpReply::json(200, serde_json::json!({})))
 }
 
-fn my_rooms_page(core: &Core, session: &str) -> Reply {
-    let s = signed_in(core, session)?;
-    let categories = core
+fn my_rooms_page(cx: &BatchCx, session: &str) -> Reply {
+    let s = signed_in(cx, session)?;
+    let categories = cx
         .rooms
         .categories()
         .filter(|c| authz::check_create(c, &s.user).is_ok())
@@ -215,7 +215,7 @@ fn my_rooms_page(core: &Core, session: &str) -> Reply {
     Ok(HttpReply::json(
         200,
         MyRooms {
-            rooms: my_rooms(core, &s.user),
+            rooms: my_rooms(cx, &s.user),
             user: s.user,
             csrf: s.csrf,
             categories,
@@ -249,20 +249,20 @@ fn details(room: &Room, readable: bool, manager: bool) -> RoomDetails {
 }
 
 fn room_page(
-    core: &mut Core,
+    cx: &mut BatchCx,
     session: &str,
     guid: &str,
     before: Option<u64>,
     search: Option<String>,
 ) -> Reply {
-    let s = signed_in(core, session)?;
-    let room = room_for(core, &s.user, guid, Op::Find)?;
-    let readable = authz::check(&core.rooms, room, &s.user, Op::ReadHistory).is_ok();
-    let manager = authz::check(&core.rooms, room, &s.user, Op::Manage).is_ok();
+    let s = signed_in(cx, session)?;
+    let room = room_for(cx, &s.user, guid, Op::Find)?;
+    let readable = authz::check(cx.rooms, room, &s.user, Op::ReadHistory).is_ok();
+    let manager = authz::check(cx.rooms, room, &s.user, Op::Manage).is_ok();
     let details = details(room, readable || manager, manager);
     let search = search.filter(|k| !k.trim().is_empty());
     let (history, older, history_note) = if readable {
-        let (h, o) = history(core, &s.user, &details.uri, before, search.as_deref())?;
+        let (h, o) = history(cx, &s.user, &details.uri, before, search.as_deref())?;
         (h, o, None)
     } else {
         let note = "only members can read this room's history".to_string();
@@ -285,7 +285,7 @@ fn room_page(
 /// A page of history through `cmd:bccontext`'s code (BACKCHAT event, same limits):
 /// the messages and the `before` id of the previous page, if there may be one.
 fn history(
-    core: &mut Core,
+    cx: &mut BatchCx,
     user: &str,
     uri: &str,
     before: Option<u64>,
@@ -305,7 +305,7 @@ fn history(
     };
     let ctx = ctx_for(user.to_string());
     let chan = ChanRef::Uri(uri.to_string());
-    let data = crate::cmd::history::bccontext(core, &ctx, &chan, &q).map_err(from_cmd_error)?;
+    let data = crate::cmd::history::bccontext(cx, &ctx, &chan, &q).map_err(from_cmd_error)?;
     let RplData::History { msgs, .. } = data else {
         return Err(internal("bccontext answered something else than a history"));
     };
@@ -318,7 +318,7 @@ fn history(
     let mut items = Vec::with_capacity(msgs.len());
     for m in msgs {
         let file = match announced_file(&m.text) {
-            Some(name) => core
+            Some(name) => cx
                 .store
                 .get_file(&guid, name)
                 .map_err(internal)?
