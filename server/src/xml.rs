@@ -244,6 +244,16 @@ impl<B: Sink> XmlWriter<B> {
     /// Element text, escaped as text (an `Event::Text`, written even when empty: with
     /// indentation it keeps the next tag on the same line).
     pub fn text(&mut self, text: &str) -> &mut Self {
+        // Most text (chat lines) needs no escaping: written as it is, without a copy.
+        let clean = text.bytes().all(|b| {
+            (b >= 0x20 && !matches!(b, b'&' | b'<' | b'>' | 0xEF)) || b == b'\n' || b == b'\t'
+        });
+        if clean {
+            let _ = self
+                .w
+                .write_event(Event::Text(BytesText::from_escaped(text)));
+            return self;
+        }
         self.text.clear();
         escape_into_string(&mut self.text, text, false);
         let _ = self
@@ -403,6 +413,26 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "head:<a s=\"x&quot;&#10;\" n=\"42\" ids=\"3,0,7\" none=\"\"><b/>1&lt;2&#13;9<c k=\"&amp;\"></c><d/></a>"
         );
+    }
+
+    #[test]
+    fn text_with_and_without_escaping_matches_the_escaper() {
+        for t in [
+            "plain chat line",
+            "tab\tand\nnewline",
+            "a<b & c>d",
+            "cr\r",
+            "ctl\u{1}",
+            "漢字 😀 é",
+            "\u{FFFE}\u{FFFF}\u{FFFD}\u{F000}",
+            "",
+        ] {
+            let mut out = Vec::new();
+            XmlWriter::over(&mut out).text(t);
+            let mut want = Vec::new();
+            escape_text_into(&mut want, t);
+            assert_eq!(out, want, "{t:?}");
+        }
     }
 
     #[test]
