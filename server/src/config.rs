@@ -823,6 +823,38 @@ impl Config {
         if self.domain.is_empty() || self.domain.contains(['/', '@', ' ']) {
             return Err(format!("domain {:?} is not a DNS domain", self.domain));
         }
+        let cats = self.validate_categories()?;
+        self.validate_rooms(&cats)?;
+        if self.http.as_ref().is_some_and(|h| h.tls)
+            && (self.sip.tls_cert.is_none() || self.sip.tls_key.is_none())
+        {
+            return Err("[http] tls = true needs [sip] tls_cert and tls_key (PEM files; `pchat-server tls self-signed --out DIR` makes them)".into());
+        }
+        for u in &self.pool.uris {
+            if !u.starts_with("sip:") {
+                return Err(format!("pool uri {u:?} is not a SIP URI"));
+            }
+        }
+        if let Some(url) = &self.store.url {
+            if !url.starts_with("postgresql://") && !url.starts_with("postgres://") {
+                return Err(format!(
+                    "[store] url {url:?} is not a PostgreSQL URL like postgresql://USER@HOST:PORT/DB"
+                ));
+            }
+        }
+        if self.pool.lease_s < 3 {
+            return Err(format!(
+                "[pool] lease_s = {} is too short (at least 3 seconds)",
+                self.pool.lease_s
+            ));
+        }
+        self.validate_users()
+    }
+
+    /// Checks the `[[category]]` tables: names non-empty and distinct (ignoring case),
+    /// `allowed`/`denied`/`creators` entries SIP URIs or `*@domain`. Returns the
+    /// lower-cased names.
+    fn validate_categories(&self) -> Result<std::collections::BTreeSet<String>, String> {
         let mut cats = std::collections::BTreeSet::new();
         for c in &self.categories {
             if c.name.trim().is_empty() {
@@ -851,6 +883,12 @@ impl Config {
                 }
             }
         }
+        Ok(cats)
+    }
+
+    /// Checks the `[[room]]` tables: names non-empty and distinct (ignoring case), the
+    /// category one of `cats` (lower-cased) or the default, members SIP URIs.
+    fn validate_rooms(&self, cats: &std::collections::BTreeSet<String>) -> Result<(), String> {
         let mut seen = std::collections::BTreeSet::new();
         for r in &self.rooms {
             if r.name.trim().is_empty() {
@@ -876,30 +914,7 @@ impl Config {
                 }
             }
         }
-        if self.http.as_ref().is_some_and(|h| h.tls)
-            && (self.sip.tls_cert.is_none() || self.sip.tls_key.is_none())
-        {
-            return Err("[http] tls = true needs [sip] tls_cert and tls_key (PEM files; `pchat-server tls self-signed --out DIR` makes them)".into());
-        }
-        for u in &self.pool.uris {
-            if !u.starts_with("sip:") {
-                return Err(format!("pool uri {u:?} is not a SIP URI"));
-            }
-        }
-        if let Some(url) = &self.store.url {
-            if !url.starts_with("postgresql://") && !url.starts_with("postgres://") {
-                return Err(format!(
-                    "[store] url {url:?} is not a PostgreSQL URL like postgresql://USER@HOST:PORT/DB"
-                ));
-            }
-        }
-        if self.pool.lease_s < 3 {
-            return Err(format!(
-                "[pool] lease_s = {} is too short (at least 3 seconds)",
-                self.pool.lease_s
-            ));
-        }
-        self.validate_users()
+        Ok(())
     }
 
     fn validate_users(&self) -> Result<(), String> {

@@ -324,20 +324,7 @@ async fn run(cfg: Config, embedded: bool) -> Result<(), String> {
         ),
         None => None,
     };
-    let tls = match &cfg.sip.tls_listen {
-        Some(addr) => {
-            let (Some(cert), Some(key)) = (&cfg.sip.tls_cert, &cfg.sip.tls_key) else {
-                return Err("[sip] tls_listen needs tls_cert and tls_key (PEM files; `pchat-server tls self-signed --out DIR` makes them)".into());
-            };
-            let acceptor =
-                pchat_server::tls::acceptor(cert, key).map_err(|e| format!("TLS: {e}"))?;
-            let l = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|e| format!("cannot listen on {addr} ([sip] tls_listen): {e}"))?;
-            Some((l, acceptor))
-        }
-        None => None,
-    };
+    let tls = bind_tls(&cfg.sip).await?;
     let tls_addr = tls
         .as_ref()
         .and_then(|(l, _)| l.local_addr().ok())
@@ -355,15 +342,7 @@ async fn run(cfg: Config, embedded: bool) -> Result<(), String> {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     let clock = Arc::new(TokioClock::starting_at(now.as_millis() as i64));
-    // The seed also mints the web services' tokens: mix in OS randomness so they cannot
-    // be guessed from the start time.
-    let mut seed = now.as_nanos() as u64 ^ u64::from(std::process::id());
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        let mut b = [0u8; 8];
-        if std::io::Read::read_exact(&mut f, &mut b).is_ok() {
-            seed ^= u64::from_le_bytes(b);
-        }
-    }
+    let seed = host_seed(now);
     let store_path = match &cfg.store.url {
         Some(url) => url.clone(),
         None => cfg.store.path.display().to_string(),
@@ -399,6 +378,38 @@ async fn run(cfg: Config, embedded: bool) -> Result<(), String> {
     .map_err(|e| e.to_string())?;
     tracing::info!("pchat-server stopped");
     Ok(())
+}
+
+/// The `[sip] tls_listen` listener and its TLS acceptor (`tls_cert`, `tls_key`), or
+/// `None` without `tls_listen`; an error names the key or address at fault.
+async fn bind_tls(
+    sip: &pchat_server::config::SipConfig,
+) -> Result<Option<(tokio::net::TcpListener, tokio_rustls::TlsAcceptor)>, String> {
+    let Some(addr) = &sip.tls_listen else {
+        return Ok(None);
+    };
+    let (Some(cert), Some(key)) = (&sip.tls_cert, &sip.tls_key) else {
+        return Err("[sip] tls_listen needs tls_cert and tls_key (PEM files; `pchat-server tls self-signed --out DIR` makes them)".into());
+    };
+    let acceptor = pchat_server::tls::acceptor(cert, key).map_err(|e| format!("TLS: {e}"))?;
+    let l = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr} ([sip] tls_listen): {e}"))?;
+    Ok(Some((l, acceptor)))
+}
+
+/// The host's seed from the start time `now` (since the Unix epoch) and the pid. It
+/// also mints the web services' tokens: OS randomness is mixed in so they cannot be
+/// guessed from the start time.
+fn host_seed(now: std::time::Duration) -> u64 {
+    let mut seed = now.as_nanos() as u64 ^ u64::from(std::process::id());
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        let mut b = [0u8; 8];
+        if std::io::Read::read_exact(&mut f, &mut b).is_ok() {
+            seed ^= u64::from_le_bytes(b);
+        }
+    }
+    seed
 }
 
 /// Serves SIP on `sip` (and the web services on `http`) until SIGINT/SIGTERM.

@@ -68,19 +68,33 @@ async fn token_cmd(client: &mut Client, kind: CmdKind) -> Result<(u16, String), 
 /// Runs an `http` step (see the module docs): the request `h` about the room named
 /// `room` (if any), checked against `e`.
 pub async fn exec(client: &mut Client, h: &HttpStep, room: Option<&str>, e: &Expect) -> StepResult {
-    let room_name = room.map(str::to_string);
-    let room_uri = room_name
-        .as_deref()
+    let room_uri = room
         .map(|n| room_uri_of(&client.domain, n))
         .unwrap_or_default();
-    let guid = room_name
-        .as_deref()
+    let guid = room
         .map(|n| pchat_server::ids::room_guid(&client.domain, n))
         .unwrap_or_default();
     let (code, bearer) = token_cmd(client, CmdKind::GetHttpToken(GetHttpToken)).await?;
     if code != 200 {
         return Err(format!("cmd:gethttptok answered {code}"));
     }
+    let token = match h.op {
+        HttpOp::Upload | HttpOp::Download => {
+            let upload = h.op == HttpOp::Upload;
+            match file_token(client, h, &room_uri, upload, e).await? {
+                Ok(t) => t,
+                Err(refused) => return Ok(refused),
+            }
+        }
+        _ => String::new(),
+    };
+    let req = request(h, bearer, &guid, &token);
+    send_and_check(req, h, e).await
+}
+
+/// The HTTP request of step `h` with `bearer`, about the room `guid`; uploads and
+/// downloads carry the file `token`.
+fn request(h: &HttpStep, bearer: String, guid: &str, token: &str) -> HttpRequest {
     let file = h.file.clone().unwrap_or_default();
     let mut req = HttpRequest {
         bearer,
@@ -88,16 +102,11 @@ pub async fn exec(client: &mut Client, h: &HttpStep, room: Option<&str>, e: &Exp
     };
     match h.op {
         HttpOp::Upload | HttpOp::Download => {
-            let upload = h.op == HttpOp::Upload;
-            let token = match file_token(client, h, &room_uri, upload, e).await? {
-                Ok(t) => t,
-                Err(refused) => return Ok(refused),
-            };
             req.path = format!(
                 "/v1/rooms/{guid}/files/{}?token={token}",
                 encode_segment(&file)
             );
-            if upload {
+            if h.op == HttpOp::Upload {
                 req.method = "PUT".into();
                 req.content_type = "application/octet-stream".into();
                 req.body = match h.size {
@@ -128,6 +137,13 @@ pub async fn exec(client: &mut Client, h: &HttpStep, room: Option<&str>, e: &Exp
             req.body = Bytes::from(h.json.clone().unwrap_or_default());
         }
     }
+    req
+}
+
+/// Sends `req` and checks the answer against `e` (status - default 201 for upload and
+/// create-room, else 200 - and body) and, with `again_status`, the status of the same
+/// request sent once more.
+async fn send_and_check(req: HttpRequest, h: &HttpStep, e: &Expect) -> StepResult {
     let default = match h.op {
         HttpOp::Upload | HttpOp::CreateRoom => 201,
         _ => 200,

@@ -257,89 +257,113 @@ impl SimEnv {
                 });
                 "INFO answered 503".to_string()
             }
-            ActionKind::StoreFail | ActionKind::DiskFull => {
-                let fault = match step.action.get_ref() {
-                    Action::DiskFull { .. } => StoreFault::DiskFull,
-                    Action::StoreFail {
-                        error: Some(StoreError::Busy),
-                        ..
-                    } => StoreFault::Busy,
-                    _ => StoreFault::Io,
-                };
-                self.faults.set_store_fault(Some(fault));
-                self.window("store".into(), ms.unwrap_or(0), |e| {
-                    e.faults.set_store_fault(None)
-                });
-                format!("store fails: {fault:?}")
-            }
-            ActionKind::Partition => {
-                let servers = self.servers_of(step);
-                self.push(Control::Hold(servers.clone(), hosts.clone()));
-                let side = servers.join(", ");
-                if let Some(ms) = ms {
-                    let h = hosts.clone();
-                    let key = format!("partition:{side}:{}", h.join(","));
-                    self.window(key, ms, move |e| e.push(Control::Release(servers, h)));
-                }
-                format!("{side} | {}", hosts.join(", "))
+            ActionKind::StoreFail | ActionKind::DiskFull => self.inject_store_fault(step, ms),
+            ActionKind::Partition | ActionKind::Latency | ActionKind::Loss => {
+                self.inject_link_fault(kind, step, hosts, ms)
             }
             ActionKind::Repair => {
                 self.heal_network();
                 "network healed".to_string()
             }
-            ActionKind::Latency => {
-                let (min, max) = match step.action.get_ref() {
-                    Action::Latency { min_ms, max_ms, .. } => {
-                        (*min_ms, max_ms.unwrap_or(*min_ms).max(*min_ms))
-                    }
-                    _ => (0, 0),
-                };
-                self.push(Control::Latency(hosts.clone(), min, max));
-                if let Some(ms) = ms {
-                    let h = hosts.clone();
-                    self.window(format!("latency:{}", h.join(",")), ms, move |e| {
-                        e.push(Control::Latency(h, BASE_LATENCY_MS.0, BASE_LATENCY_MS.1))
-                    });
-                }
-                format!("{min}..{max} ms")
-            }
-            ActionKind::Loss => {
-                let rate = match step.action.get_ref() {
-                    Action::Loss { rate, .. } => *rate,
-                    _ => 0.0,
-                };
-                self.push(Control::Loss(hosts.clone(), rate));
-                if let Some(ms) = ms {
-                    let h = hosts.clone();
-                    self.window(format!("loss:{}", h.join(",")), ms, move |e| {
-                        e.push(Control::Loss(h, 0.0))
-                    });
-                }
-                format!("rate {rate}")
-            }
-            ActionKind::Crash => {
-                let servers = self.servers_of(step);
-                self.push(Control::Crash(servers.clone()));
-                let summary = self.crash_summary(&servers);
-                if let Some(ms) = ms {
-                    let key = format!("crash:{}", servers.join(","));
-                    self.window(key, ms, |e| e.push(Control::Restart(servers)));
-                }
-                summary
-            }
-            ActionKind::Restart => {
-                let servers = self.servers_of(step);
-                self.push(Control::Restart(servers.clone()));
-                match self.pooled() {
-                    true => format!("{} restarted", servers.join(", ")),
-                    false => "server restarted".to_string(),
-                }
-            }
+            ActionKind::Crash | ActionKind::Restart => self.inject_server_fault(kind, step, ms),
             _ => return Err(format!("`{}` is not a fault", kind.name())),
         };
         // Let the simulation loop apply it before the next step.
         crate::sim_clock::sleep(Duration::from_millis(1)).await;
         Ok(summary)
+    }
+
+    /// `store_fail` / `disk_full`: the store fails for `ms` (0: until repaired).
+    fn inject_store_fault(&self, step: &Step, ms: Option<u64>) -> String {
+        let fault = match step.action.get_ref() {
+            Action::DiskFull { .. } => StoreFault::DiskFull,
+            Action::StoreFail {
+                error: Some(StoreError::Busy),
+                ..
+            } => StoreFault::Busy,
+            _ => StoreFault::Io,
+        };
+        self.faults.set_store_fault(Some(fault));
+        self.window("store".into(), ms.unwrap_or(0), |e| {
+            e.faults.set_store_fault(None)
+        });
+        format!("store fails: {fault:?}")
+    }
+
+    /// `partition` / `latency` / `loss` on the links of `hosts`, for `ms` when given.
+    fn inject_link_fault(
+        &self,
+        kind: ActionKind,
+        step: &Step,
+        hosts: Vec<String>,
+        ms: Option<u64>,
+    ) -> String {
+        let (control, undo, key, summary) = match (kind, step.action.get_ref()) {
+            (ActionKind::Partition, _) => {
+                let servers = self.servers_of(step);
+                let side = servers.join(", ");
+                let summary = format!("{side} | {}", hosts.join(", "));
+                let key = format!("partition:{side}:{}", hosts.join(","));
+                (
+                    Control::Hold(servers.clone(), hosts.clone()),
+                    Control::Release(servers, hosts),
+                    key,
+                    summary,
+                )
+            }
+            (ActionKind::Latency, action) => {
+                let (min, max) = match action {
+                    Action::Latency { min_ms, max_ms, .. } => {
+                        (*min_ms, max_ms.unwrap_or(*min_ms).max(*min_ms))
+                    }
+                    _ => (0, 0),
+                };
+                let key = format!("latency:{}", hosts.join(","));
+                (
+                    Control::Latency(hosts.clone(), min, max),
+                    Control::Latency(hosts, BASE_LATENCY_MS.0, BASE_LATENCY_MS.1),
+                    key,
+                    format!("{min}..{max} ms"),
+                )
+            }
+            (_, action) => {
+                let rate = match action {
+                    Action::Loss { rate, .. } => *rate,
+                    _ => 0.0,
+                };
+                let key = format!("loss:{}", hosts.join(","));
+                (
+                    Control::Loss(hosts.clone(), rate),
+                    Control::Loss(hosts, 0.0),
+                    key,
+                    format!("rate {rate}"),
+                )
+            }
+        };
+        self.push(control);
+        if let Some(ms) = ms {
+            self.window(key, ms, move |e| e.push(undo));
+        }
+        summary
+    }
+
+    /// `crash` (restarted after `ms` when given) / `restart` of the step's servers.
+    fn inject_server_fault(&self, kind: ActionKind, step: &Step, ms: Option<u64>) -> String {
+        let servers = self.servers_of(step);
+        if kind == ActionKind::Restart {
+            self.push(Control::Restart(servers.clone()));
+            return match self.pooled() {
+                true => format!("{} restarted", servers.join(", ")),
+                false => "server restarted".to_string(),
+            };
+        }
+        self.push(Control::Crash(servers.clone()));
+        let summary = self.crash_summary(&servers);
+        if let Some(ms) = ms {
+            let key = format!("crash:{}", servers.join(","));
+            self.window(key, ms, |e| e.push(Control::Restart(servers)));
+        }
+        summary
     }
 }
 
@@ -608,11 +632,64 @@ impl Session {
     }
 }
 
+/// What a client needs to open a connection: its identity, the seed of the next
+/// connection, the transcript and the SIP Digest state its connections share.
+struct Dialer {
+    name: String,
+    user: User,
+    seed: u64,
+    transcript: Transcript,
+    /// Connections opened so far.
+    connection: u64,
+    /// SIP Digest state shared by this client's connections (a new connection answers
+    /// the last challenge at once; the raw placeholder `{authorization}`).
+    digest: Arc<Mutex<crate::client::DigestCache>>,
+}
+
+impl Dialer {
+    /// Connects with `connect` (within the client's default timeout) and starts a
+    /// client on the stream; with `restore`, the `session` it had is restored.
+    async fn dial<S, F, Fut>(
+        &mut self,
+        connect: &F,
+        restore: Option<&Session>,
+    ) -> Result<Client, String>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = std::io::Result<(S, String)>>,
+    {
+        let name = &self.name;
+        let (stream, local) = tokio::time::timeout(crate::client::DEFAULT_TIMEOUT, connect())
+            .await
+            .unwrap_or_else(|_| {
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "connect timed out",
+                ))
+            })
+            .map_err(|e| format!("{name}: cannot connect: {e}"))?;
+        self.connection += 1;
+        let seed = (self.seed).wrapping_add(self.connection.wrapping_mul(0x1000_0000_01B3));
+        let (uri, password, tls) = &self.user;
+        let mut c = Client::start(name, uri, stream, &local, seed, self.transcript.clone());
+        c.password = password.clone();
+        c.digest = self.digest.clone();
+        if *tls {
+            c.transport = "TLS";
+        }
+        if let Some(session) = restore {
+            session.restore(&mut c).await;
+        }
+        Ok(c)
+    }
+}
+
 /// A client's task: connects with `connect` (again after a `disconnect` step, or, with
 /// `keep_going`, after its connection died) and runs the jobs it is handed.
 async fn client_task<S, F, Fut>(
     name: String,
-    (uri, password, tls): User,
+    user: User,
     seed: u64,
     transcript: Transcript,
     mut jobs: mpsc::Receiver<Job>,
@@ -624,11 +701,15 @@ async fn client_task<S, F, Fut>(
     Fut: std::future::Future<Output = std::io::Result<(S, String)>>,
 {
     let mut client: Option<Client> = None;
-    let mut connection = 0u64;
     let mut session = Session::default();
-    // SIP Digest state shared by this client's connections (a new connection answers
-    // the last challenge at once; the raw placeholder `{authorization}`).
-    let digest: Arc<Mutex<crate::client::DigestCache>> = Arc::default();
+    let mut dialer = Dialer {
+        name,
+        user,
+        seed,
+        transcript,
+        connection: 0,
+        digest: Arc::default(),
+    };
     while let Some((step, reply)) = jobs.recv().await {
         if let Some(ms) = step.think_ms {
             crate::sim_clock::sleep(Duration::from_millis(ms)).await;
@@ -654,35 +735,13 @@ async fn client_task<S, F, Fut>(
                 }
             }
             if client.is_none() {
-                let connected = tokio::time::timeout(crate::client::DEFAULT_TIMEOUT, connect())
-                    .await
-                    .unwrap_or_else(|_| {
-                        Err(std::io::Error::new(
-                            std::io::ErrorKind::TimedOut,
-                            "connect timed out",
-                        ))
-                    });
-                match connected {
-                    Ok((stream, local)) => {
-                        connection += 1;
-                        let seed = seed.wrapping_add(connection.wrapping_mul(0x1000_0000_01B3));
-                        let mut c =
-                            Client::start(&name, &uri, stream, &local, seed, transcript.clone());
-                        c.password = password.clone();
-                        c.digest = digest.clone();
-                        if tls {
-                            c.transport = "TLS";
-                        }
-                        if keep_going {
-                            session.restore(&mut c).await;
-                        }
-                        client = Some(c);
-                    }
-                    Err(e) => break Err(format!("{name}: cannot connect: {e}")),
+                match dialer.dial(&connect, keep_going.then_some(&session)).await {
+                    Ok(c) => client = Some(c),
+                    Err(e) => break Err(e),
                 }
             }
             let Some(c) = client.as_mut() else {
-                break Err(format!("{name}: not connected"));
+                break Err(format!("{}: not connected", dialer.name));
             };
             let result = steps::exec(c, &step).await;
             if result.is_ok() {

@@ -13,8 +13,8 @@ fn people(p: &RoomPage, list: &[String], role: &str) -> Markup {
             @for u in list {
                 li {
                     span { (u) }
-                    @if p.room.manager {
-                        form.inline method="post" action={ "/rooms/" (p.room.id) "/roles" } {
+                    @if p.room.view.manager {
+                        form.inline method="post" action={ "/rooms/" (p.room.view.id) "/roles" } {
                             input type="hidden" name="csrf" value=(p.csrf);
                             input type="hidden" name="action" value="remove";
                             input type="hidden" name="role" value=(role);
@@ -35,7 +35,7 @@ fn message(p: &RoomPage, m: &HistoryItem) -> Markup {
             div.meta { (m.author) " · " (m.ts) }
             div.text { (m.text) }
             @if let Some(f) = &m.file {
-                div { a.file href={ "/rooms/" (p.room.id) "/files/" (segment(f)) } { "Download " (f) } }
+                div { a.file href={ "/rooms/" (p.room.view.id) "/files/" (segment(f)) } { "Download " (f) } }
             }
         }
     }
@@ -47,13 +47,13 @@ fn history(p: &RoomPage) -> Markup {
         @if let Some(note) = &p.history_note {
             p.note { (note) }
         } @else {
-            form.row #search method="get" action={ "/rooms/" (p.room.id) } {
+            form.row #search method="get" action={ "/rooms/" (p.room.view.id) } {
                 label { "Search" input type="search" name="q" value=[p.search.as_deref()]; }
                 button type="submit" { "Search" }
-                @if p.search.is_some() { a href={ "/rooms/" (p.room.id) } { "All messages" } }
+                @if p.search.is_some() { a href={ "/rooms/" (p.room.view.id) } { "All messages" } }
             }
             @if let Some(before) = p.older {
-                p.pager { a #older href={ "/rooms/" (p.room.id) "?before=" (before) } { "Older messages" } }
+                p.pager { a #older href={ "/rooms/" (p.room.view.id) "?before=" (before) } { "Older messages" } }
             }
             div.history {
                 @for m in &p.history { (message(p, m)) }
@@ -65,7 +65,7 @@ fn history(p: &RoomPage) -> Markup {
 
 fn role_form(p: &RoomPage, role: &str, id: &str) -> Markup {
     html! {
-        form.row id=(id) method="post" action={ "/rooms/" (p.room.id) "/roles" } {
+        form.row id=(id) method="post" action={ "/rooms/" (p.room.view.id) "/roles" } {
             input type="hidden" name="csrf" value=(p.csrf);
             input type="hidden" name="action" value="add";
             input type="hidden" name="role" value=(role);
@@ -76,7 +76,7 @@ fn role_form(p: &RoomPage, role: &str, id: &str) -> Markup {
 }
 
 fn edit_forms(p: &RoomPage) -> Markup {
-    let r = &p.room;
+    let (d, r) = (&p.room, &p.room.view);
     html! {
         h2 { "Manage room" }
         form.card #edit method="post" action={ "/rooms/" (r.id) "/edit" } {
@@ -84,7 +84,7 @@ fn edit_forms(p: &RoomPage) -> Markup {
             label { "Description" input type="text" name="description" value=(r.description); }
             label { "Topic" input type="text" name="topic" value=(r.topic); }
             label { "Privacy" (privacy_select(&r.privacy)) }
-            label { "Type" (type_select(&r.room_type)) }
+            label { "Type" (type_select(&d.room_type)) }
             button type="submit" { "Save" }
         }
         (role_form(p, "member", "add-member"))
@@ -95,7 +95,7 @@ fn edit_forms(p: &RoomPage) -> Markup {
 
 /// The whole room page.
 pub fn markup(p: &RoomPage) -> Markup {
-    let r = &p.room;
+    let (d, r) = (&p.room, &p.room.view);
     let body = html! {
         p { a href="/rooms" { "← My rooms" } }
         h1 #room-name { (r.name) }
@@ -104,13 +104,13 @@ pub fn markup(p: &RoomPage) -> Markup {
             dt { "Description" } dd #description { (r.description) }
             dt { "Topic" } dd #topic { (r.topic) }
             dt { "Privacy" } dd #privacy { (r.privacy) }
-            dt { "Type" } dd #type { (r.room_type) }
+            dt { "Type" } dd #type { (d.room_type) }
             dt { "URI" } dd { code { (r.uri) } }
         }
         (history(p))
         h2 { "Members" } (people(p, &r.members, "member"))
         h2 { "Managers" } (people(p, &r.managers, "manager"))
-        h2 { "Presenters" } (people(p, &r.presenters, "presenter"))
+        h2 { "Presenters" } (people(p, &d.presenters, "presenter"))
         @if r.manager { (edit_forms(p)) }
     };
     page(&r.name, Some((&p.user, &p.csrf)), body)

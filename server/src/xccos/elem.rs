@@ -7,7 +7,6 @@
 //! its typed request into one (`crate::cmd`, the mini-redis `Frame` of this protocol).
 
 use super::codes;
-use crate::xml::{escape_attr_into, escape_text_into};
 
 /// Why a body could not be parsed, with whatever addressing information was
 /// readable before the defect, so the server can still send an error reply
@@ -85,75 +84,10 @@ pub(crate) fn bool_str(b: bool) -> &'static str {
     }
 }
 
-pub(crate) fn push_u64(out: &mut Vec<u8>, mut n: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&buf[i..]);
-}
-
-/// Thin writer over the output buffer: the XCCOS wire shapes are appended directly.
-pub struct W<'a>(pub &'a mut Vec<u8>);
-
-impl W<'_> {
-    pub fn raw(&mut self, s: &str) {
-        self.0.extend_from_slice(s.as_bytes());
-    }
-    /// `<name`
-    pub fn open(&mut self, name: &str) {
-        self.0.push(b'<');
-        self.raw(name);
-    }
-    /// ` name="value"` (escaped)
-    pub fn attr(&mut self, name: &str, value: &str) {
-        self.0.push(b' ');
-        self.raw(name);
-        self.0.extend_from_slice(b"=\"");
-        escape_attr_into(self.0, value);
-        self.0.push(b'"');
-    }
-    pub fn attr_u64(&mut self, name: &str, value: u64) {
-        self.0.push(b' ');
-        self.raw(name);
-        self.0.extend_from_slice(b"=\"");
-        push_u64(self.0, value);
-        self.0.push(b'"');
-    }
-    pub fn attr_ids(&mut self, name: &str, ids: &[u32]) {
-        self.0.push(b' ');
-        self.raw(name);
-        self.0.extend_from_slice(b"=\"");
-        for (i, id) in ids.iter().enumerate() {
-            if i > 0 {
-                self.0.push(b',');
-            }
-            push_u64(self.0, u64::from(*id));
-        }
-        self.0.push(b'"');
-    }
-    pub fn gt(&mut self) {
-        self.0.push(b'>');
-    }
-    pub fn slash_gt(&mut self) {
-        self.0.extend_from_slice(b"/>");
-    }
-    /// `</name>`
-    pub fn close(&mut self, name: &str) {
-        self.0.extend_from_slice(b"</");
-        self.raw(name);
-        self.0.push(b'>');
-    }
-    pub fn text(&mut self, s: &str) {
-        escape_text_into(self.0, s);
-    }
-}
+/// The XCCOS writer: [`crate::xml::XmlWriter`] (quick-xml's `Writer`, the XML 1.0
+/// character rules) appending to the caller's buffer; the envelope and every element of
+/// it are written through it ([`Elem::write`], `xccos/write.rs`).
+pub type W<'a> = crate::xml::XmlWriter<&'a mut Vec<u8>>;
 
 /// A parsed element: local name, attributes (full names, unescaped values, in document
 /// order), child elements and the concatenation of its own text/CDATA/references.
@@ -235,7 +169,9 @@ impl Elem {
             return;
         }
         w.gt();
-        w.text(&self.text);
+        if !self.text.is_empty() {
+            w.text(&self.text);
+        }
         for c in &self.children {
             c.write(w);
         }

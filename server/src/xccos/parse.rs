@@ -14,7 +14,7 @@
 use std::borrow::Cow;
 
 use quick_xml::escape::resolve_predefined_entity;
-use quick_xml::events::{BytesStart, Event};
+use quick_xml::events::{BytesRef, BytesStart, Event};
 use quick_xml::Reader;
 
 use super::codes;
@@ -99,13 +99,11 @@ impl Ctx {
 
 fn build_tree(text: &str, ctx: &mut Ctx) -> Result<Elem, XccosError> {
     let mut reader = Reader::from_str(text);
-    {
-        let cfg = reader.config_mut();
-        cfg.trim_text(false);
-        cfg.check_end_names = true;
-        cfg.expand_empty_elements = false;
-        cfg.allow_unmatched_ends = false;
-    }
+    let cfg = reader.config_mut();
+    cfg.trim_text(false);
+    cfg.check_end_names = true;
+    cfg.expand_empty_elements = false;
+    cfg.allow_unmatched_ends = false;
     let mut stack: Vec<Elem> = Vec::new();
     let mut root: Option<Elem> = None;
     loop {
@@ -149,24 +147,7 @@ fn build_tree(text: &str, ctx: &mut Ctx) -> Result<Elem, XccosError> {
                 }
                 push_text(&mut stack, &s, ctx)?;
             }
-            Event::GeneralRef(r) => {
-                let name = r
-                    .decode()
-                    .map_err(|e| ctx.bad(format!("bad reference: {e}")))?;
-                let mut tmp = [0u8; 4];
-                let resolved: &str = match r.resolve_char_ref() {
-                    Ok(Some(ch)) => ch.encode_utf8(&mut tmp),
-                    Ok(None) => match resolve_predefined_entity(&name) {
-                        Some(s) => s,
-                        None => return Err(ctx.bad(format!("unknown entity &{name};"))),
-                    },
-                    Err(e) => return Err(ctx.bad(format!("bad character reference &{name};: {e}"))),
-                };
-                if stack.is_empty() {
-                    return Err(ctx.bad("reference outside the root element"));
-                }
-                push_text(&mut stack, resolved, ctx)?;
-            }
+            Event::GeneralRef(r) => push_ref(&r, &mut stack, ctx)?,
             Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
             Event::DocType(_) => return Err(ctx.bad("DOCTYPE is not allowed")),
             Event::Eof => break,
@@ -179,6 +160,27 @@ fn build_tree(text: &str, ctx: &mut Ctx) -> Result<Elem, XccosError> {
         )));
     }
     root.ok_or_else(|| ctx.bad("empty body: no root element"))
+}
+
+/// Appends what reference `r` (`&#N;`, `&#xN;` or a predefined entity) stands for to
+/// the open element's text.
+fn push_ref(r: &BytesRef<'_>, stack: &mut [Elem], ctx: &Ctx) -> Result<(), XccosError> {
+    let name = r
+        .decode()
+        .map_err(|e| ctx.bad(format!("bad reference: {e}")))?;
+    let mut tmp = [0u8; 4];
+    let resolved: &str = match r.resolve_char_ref() {
+        Ok(Some(ch)) => ch.encode_utf8(&mut tmp),
+        Ok(None) => match resolve_predefined_entity(&name) {
+            Some(s) => s,
+            None => return Err(ctx.bad(format!("unknown entity &{name};"))),
+        },
+        Err(e) => return Err(ctx.bad(format!("bad character reference &{name};: {e}"))),
+    };
+    if stack.is_empty() {
+        return Err(ctx.bad("reference outside the root element"));
+    }
+    push_text(stack, resolved, ctx)
 }
 
 fn finish(el: Elem, stack: &mut [Elem], root: &mut Option<Elem>) {
@@ -356,43 +358,13 @@ fn rpl_data(id: &str, d: &Elem) -> Option<RplData> {
                 server_uri: t.attr("serveruri").unwrap_or("").to_owned(),
             })
         }
-        "rpl:getservinfo" => {
-            let s = d.child("sib")?;
-            let str_attr = |k: &str| s.attr(k).unwrap_or("").to_owned();
-            let num = |k: &str| match s.attr(k) {
-                None => Some(0),
-                Some(v) => parse_u32(v),
-            };
-            Some(RplData::ServerInfo(ServerInfo {
-                info_type: str_attr("infoType"),
-                server_time: str_attr("serverTime"),
-                search_limit: num("searchLimit")?,
-                message_size_limit: num("messageSizeLimit")?,
-                story_size_limit: num("storySizeLimit")?,
-                root_uri: str_attr("rootUri"),
-                db_version: str_attr("dbVersion"),
-            }))
-        }
+        "rpl:getservinfo" => Some(RplData::ServerInfo(server_info(d.child("sib")?)?)),
         "rpl:join"
         | "rpl:bjoin"
         | "rpl:getassociations"
         | "rpl:getinv"
         | "rpl:createroom"
-        | "rpl:updateroom" => {
-            let mut rooms = Vec::new();
-            let mut users = Vec::new();
-            for c in &d.children {
-                match c.name.as_str() {
-                    "chanib" => rooms.push(room_info(c)?),
-                    "uib" => users.push(UserRef {
-                        id: parse_u32(c.attr("id")?)?,
-                        uri: c.attr("uri")?.to_owned(),
-                    }),
-                    _ => {}
-                }
-            }
-            Some(RplData::Rooms { rooms, users })
-        }
+        | "rpl:updateroom" => rooms_data(d),
         "rpl:bccontext" => {
             let ch = d.child("chanib")?;
             let chan_uri = ch.attr("uri")?;
@@ -429,6 +401,41 @@ fn rpl_data(id: &str, d: &Elem) -> Option<RplData> {
         "rpl:part" => Some(RplData::Chan(d.child("chanib")?.attr("uri")?.to_owned())),
         _ => None,
     }
+}
+
+/// `<sib infoType serverTime searchLimit …/>`: absent attributes read as `""` / 0.
+fn server_info(s: &Elem) -> Option<ServerInfo> {
+    let str_attr = |k: &str| s.attr(k).unwrap_or("").to_owned();
+    let num = |k: &str| match s.attr(k) {
+        None => Some(0),
+        Some(v) => parse_u32(v),
+    };
+    Some(ServerInfo {
+        info_type: str_attr("infoType"),
+        server_time: str_attr("serverTime"),
+        search_limit: num("searchLimit")?,
+        message_size_limit: num("messageSizeLimit")?,
+        story_size_limit: num("storySizeLimit")?,
+        root_uri: str_attr("rootUri"),
+        db_version: str_attr("dbVersion"),
+    })
+}
+
+/// The rooms (`chanib`) and users (`uib`) of a join/associations-style reply.
+fn rooms_data(d: &Elem) -> Option<RplData> {
+    let mut rooms = Vec::new();
+    let mut users = Vec::new();
+    for c in &d.children {
+        match c.name.as_str() {
+            "chanib" => rooms.push(room_info(c)?),
+            "uib" => users.push(UserRef {
+                id: parse_u32(c.attr("id")?)?,
+                uri: c.attr("uri")?.to_owned(),
+            }),
+            _ => {}
+        }
+    }
+    Some(RplData::Rooms { rooms, users })
 }
 
 fn room_info(c: &Elem) -> Option<RoomInfo> {

@@ -1,13 +1,14 @@
-//! Hand-written XCCOS serializer (`XCCOS.md` wire shapes).
+//! XCCOS serializer (`XCCOS.md` wire shapes) on the one XML writer of the server,
+//! [`crate::xml::XmlWriter`]: quick-xml's `Writer` fed start/empty/end/text events whose
+//! values are escaped by [`crate::xml`]'s XML 1.0 character rules (shared with the
+//! provisioning and compliance documents).
 //!
 //! Output is deterministic and compact: no XML declaration, no whitespace between
 //! elements, attributes in the fixed order of the `XCCOS.md` examples, double-quoted
-//! attribute values. Escaping is [`crate::xml`]'s (the XML 1.0 character rules shared
-//! with the provisioning and compliance documents). The elements are appended directly
-//! (not through quick-xml's `Writer` as in [`crate::xml::Doc`]): this runs once per
-//! relayed post and per reply, and its output is byte-for-byte the wire format.
+//! attribute values. It runs once per relayed post and per reply, so the writer builds
+//! each start tag in a reused buffer and appends straight to the caller's `Vec`.
 
-use super::elem::{bool_str, push_u64, W};
+use super::elem::{bool_str, W};
 use super::model::*;
 pub use crate::xml::{escape_attr_into, escape_text_into};
 
@@ -16,7 +17,7 @@ impl Envelope {
     /// `<xccos ver="1" envid="N" xmlns="urn:parlano:xml:ns:xccos">…</xccos>`.
     /// Never fails; see the module docs for escaping.
     pub fn write(&self, out: &mut Vec<u8>) {
-        let mut w = W(out);
+        let mut w = W::over(out);
         w.open("xccos");
         w.attr("ver", "1");
         w.attr_u64("envid", self.envid);
@@ -59,32 +60,22 @@ impl W<'_> {
         self.close(name);
     }
 
-    fn chanib_uri(&mut self, uri: &str) {
-        self.open("chanib");
-        self.attr("uri", uri);
-        self.slash_gt();
-    }
-
     /// `<data><{name} k="v" .../></data>`: a command whose data is one empty element.
     fn data_elem(&mut self, name: &str, attrs: &[(&str, &str)]) {
-        self.raw("<data>");
-        self.open(name);
-        for (k, v) in attrs {
-            self.attr(k, v);
-        }
-        self.slash_gt();
-        self.raw("</data>");
+        self.start("data", &[]);
+        self.empty(name, attrs);
+        self.close("data");
     }
 
     /// `<data><pref label seqid content/></data>`: the reply of getpref/setpref.
     fn pref_data(&mut self, label: &str, seqid: u64, content: &str) {
-        self.raw("<data>");
+        self.start("data", &[]);
         self.open("pref");
         self.attr("label", label);
         self.attr_u64("seqid", seqid);
         self.attr("content", content);
         self.slash_gt();
-        self.raw("</data>");
+        self.close("data");
     }
 
     fn rpl(&mut self, r: &Rpl) {
@@ -112,7 +103,9 @@ impl W<'_> {
     fn rpl_data(&mut self, d: &RplData) {
         match d {
             RplData::None => {}
-            RplData::Empty => self.raw("<data/>"),
+            RplData::Empty => {
+                self.empty("data", &[]);
+            }
             RplData::Uib(uri) => self.data_elem("uib", &[("uri", uri)]),
             RplData::ServerInfo(s) => self.data_elem(
                 "sib",
@@ -140,9 +133,9 @@ impl W<'_> {
                 })
             }
             RplData::History { chan_uri, msgs } => {
-                self.raw("<data>");
+                self.start("data", &[]);
                 if msgs.is_empty() {
-                    self.chanib_uri(chan_uri);
+                    self.empty("chanib", &[("uri", chan_uri)]);
                 } else {
                     self.open("chanib");
                     self.attr("uri", chan_uri);
@@ -152,7 +145,7 @@ impl W<'_> {
                     }
                     self.close("chanib");
                 }
-                self.raw("</data>");
+                self.close("data");
             }
             RplData::Search(hits) => self.search_data(hits, None),
             RplData::Chan(uri) => self.data_elem("chanib", &[("uri", uri)]),
@@ -213,12 +206,12 @@ impl W<'_> {
     /// `<data/>` when `empty`, else `<data>`, what `body` writes, `</data>`.
     fn data(&mut self, empty: bool, body: impl FnOnce(&mut Self)) {
         if empty {
-            self.raw("<data/>");
+            self.empty("data", &[]);
             return;
         }
-        self.raw("<data>");
+        self.start("data", &[]);
         body(self);
-        self.raw("</data>");
+        self.close("data");
     }
 
     fn search_hit(&mut self, h: &SearchHit) {
@@ -234,7 +227,7 @@ impl W<'_> {
         self.open("info");
         self.attr("id", INFO_UCNT);
         self.gt();
-        push_u64(self.0, u64::from(x.user_count));
+        self.text_u64(u64::from(x.user_count));
         self.close("info");
         self.text_elem("info", INFO_VISIBILITY, &x.visibility);
         self.text_elem("prop", PROP_FILEPOST, bool_str(x.filepost));
@@ -253,7 +246,7 @@ impl W<'_> {
                 domain,
                 room_guid,
             } => {
-                self.raw("<data>");
+                self.start("data", &[]);
                 self.open("uib");
                 self.attr("uri", user);
                 self.gt();
@@ -262,28 +255,30 @@ impl W<'_> {
                 self.attr("domain", domain);
                 self.attr("value", room_guid);
                 self.slash_gt();
-                self.raw("</uib></data>");
+                self.close("uib").close("data");
             }
             NtcData::Part { chan_uri, user } => {
-                self.raw("<data>");
+                self.start("data", &[]);
                 self.open("chanib");
                 self.attr("uri", chan_uri);
                 self.gt();
                 self.open("uib");
                 self.attr("uri", user);
                 self.slash_gt();
-                self.raw("</chanib></data>");
+                self.close("chanib").close("data");
             }
             NtcData::ChanUpdate(room) => {
-                self.raw("<data>");
+                self.start("data", &[]);
                 self.room(room);
-                self.raw("</data>");
+                self.close("data");
             }
             NtcData::NewContent { chan_uri, unread } => self.data_elem(
                 "chanib",
                 &[("uri", chan_uri), ("unread", &unread.to_string())],
             ),
-            NtcData::Empty => self.raw("<data/>"),
+            NtcData::Empty => {
+                self.empty("data", &[]);
+            }
         }
         self.close("ntc");
     }
@@ -303,23 +298,10 @@ impl W<'_> {
         if let Some(ts) = &g.ts {
             self.attr("ts", ts);
         }
-        self.raw("><chat>");
+        self.gt();
+        self.start("chat", &[]);
         self.text(&g.text);
-        self.raw("</chat>");
+        self.close("chat");
         self.close(elem);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn numbers() {
-        let mut v = Vec::new();
-        push_u64(&mut v, 0);
-        v.push(b' ');
-        push_u64(&mut v, u64::MAX);
-        assert_eq!(v, b"0 18446744073709551615");
     }
 }

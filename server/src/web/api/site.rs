@@ -115,33 +115,19 @@ pub struct MyRooms {
     pub categories: Vec<String>,
 }
 
-/// A room with everything its page shows.
+/// A room with everything its page shows: the web API's view of it, with the role
+/// lists empty unless the user may read the room and `manager` telling whether the user
+/// manages it (the page shows the edit forms), and what only the page shows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoomDetails {
-    /// Room GUID.
-    pub id: String,
-    /// Room URI.
-    pub uri: String,
-    /// Name.
-    pub name: String,
-    /// Category name.
-    pub category: String,
-    /// Description.
-    pub description: String,
-    /// Topic.
-    pub topic: String,
-    /// `open` | `closed` | `secret`.
-    pub privacy: String,
+    /// GUID, URI, name, category, description, topic, privacy, members, managers,
+    /// `manager` (as in `GET /v1/rooms`).
+    #[serde(flatten)]
+    pub view: super::RoomView,
     /// `normal` | `auditorium`.
     pub room_type: String,
-    /// Members (empty unless the user may read the room).
-    pub members: Vec<String>,
-    /// Managers (empty unless the user may read the room).
-    pub managers: Vec<String>,
     /// Presenters (empty unless the user may read the room).
     pub presenters: Vec<String>,
-    /// Whether the user manages the room (the page shows the edit forms).
-    pub manager: bool,
 }
 
 /// One history message on a room page.

@@ -223,28 +223,22 @@ fn my_rooms_page(cx: &BatchCx, session: &str) -> Reply {
     ))
 }
 
-/// What the page shows of `room`; the role lists only when `readable`.
+/// What the page shows of `room`: its web API view ([`super::room_view`]) with the
+/// role lists only when `readable`, and `manager` as given.
 fn details(room: &Room, readable: bool, manager: bool) -> RoomDetails {
-    let list = |set: &std::collections::BTreeSet<String>| {
-        if readable {
-            set.iter().cloned().collect()
-        } else {
-            Vec::new()
-        }
+    let mut view = super::room_view(room, "");
+    view.manager = manager;
+    let presenters = if readable {
+        room.presenters.iter().cloned().collect()
+    } else {
+        view.members.clear();
+        view.managers.clear();
+        Vec::new()
     };
     RoomDetails {
-        id: room.guid.clone(),
-        uri: room.uri.clone(),
-        name: room.name.clone(),
-        category: room.category.clone(),
-        description: room.description.clone(),
-        topic: room.topic.clone(),
-        privacy: room.privacy.as_str().to_string(),
+        view,
         room_type: room.room_type.as_str().to_string(),
-        members: list(&room.members),
-        managers: list(&room.managers),
-        presenters: list(&room.presenters),
-        manager,
+        presenters,
     }
 }
 
@@ -262,7 +256,7 @@ fn room_page(
     let details = details(room, readable || manager, manager);
     let search = search.filter(|k| !k.trim().is_empty());
     let (history, older, history_note) = if readable {
-        let (h, o) = history(cx, &s.user, &details.uri, before, search.as_deref())?;
+        let (h, o) = history(cx, &s.user, &details.view.uri, before, search.as_deref())?;
         (h, o, None)
     } else {
         let note = "only members can read this room's history".to_string();
