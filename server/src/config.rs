@@ -487,6 +487,10 @@ pub struct SipConfig {
     pub core_queue: usize,
     /// `Retry-After` sent with 503, in seconds.
     pub retry_after_s: u32,
+    /// Longest a post or command (INFO) may wait in the queue into the channel service,
+    /// ms or `"1s"`: one that waited longer is answered 503 + `Retry-After` instead of
+    /// handled, so under overload the queue sheds early. Default 1 s.
+    pub max_queue_delay: RunInterval,
     /// Time a connection has to complete a message once its first byte arrived:
     /// milliseconds as an integer, or `"10s"`; a slower one is closed. Default 10 s.
     pub header_timeout: RunInterval,
@@ -516,6 +520,7 @@ impl Default for SipConfig {
             write_stall_timeout_s: 30,
             core_queue: 65536,
             retry_after_s: 1,
+            max_queue_delay: RunInterval(1_000),
             header_timeout: RunInterval(10_000),
             unauthenticated_timeout: RunInterval(30_000),
             max_unauthenticated: 10_000,

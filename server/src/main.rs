@@ -18,6 +18,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+/// mimalloc instead of glibc's malloc: the server's work is small, short-lived
+/// allocations on several threads (frames, parsed messages, queue nodes) and glibc's
+/// allocator was ~39 % of its CPU under load (BENCHMARKS.md, issue 18); mimalloc also
+/// returns freed pages instead of leaving per-thread arenas grown after a sign-in burst.
+/// Nothing depends on addresses, so behaviour is unchanged.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Open files (sockets) the server asks for at start (RLIMIT_NOFILE).
 const NOFILE_WANTED: u64 = 1 << 20;
 
