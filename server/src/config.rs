@@ -488,8 +488,9 @@ pub struct SipConfig {
     /// `Retry-After` sent with 503, in seconds.
     pub retry_after_s: u32,
     /// Longest a post or command (INFO) may wait in the queue into the channel service,
-    /// ms or `"1s"`: one that waited longer is answered 503 + `Retry-After` instead of
-    /// handled, so under overload the queue sheds early. Default 1 s.
+    /// ms or `"1s"`: while that queue holds a backlog (`host::LATE_MIN_QUEUED` inputs),
+    /// one that waited longer is answered 503 + `Retry-After` instead of handled, so
+    /// under overload the queue sheds early. Default 1 s.
     pub max_queue_delay: RunInterval,
     /// Time a connection has to complete a message once its first byte arrived:
     /// milliseconds as an integer, or `"10s"`; a slower one is closed. Default 10 s.

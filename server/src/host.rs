@@ -391,7 +391,10 @@ async fn reader<R: AsyncRead + Unpin>(mut r: R, cx: ReaderCtx) {
             }
         }
     }
-    let _ = cx.tx.send(Event::Input(Input::Closed { conn: cx.conn })).await;
+    let _ = cx
+        .tx
+        .send(Event::Input(Input::Closed { conn: cx.conn }))
+        .await;
 }
 
 impl ReaderCtx {
@@ -430,7 +433,10 @@ impl ReaderCtx {
                 refused
             }
         };
-        match self.tx.try_send(Event::Read(input, tokio::time::Instant::now())) {
+        match self
+            .tx
+            .try_send(Event::Read(input, tokio::time::Instant::now()))
+        {
             Ok(()) => Flow::Go,
             Err(mpsc::error::TrySendError::Closed(_)) => Flow::Stop,
             Err(mpsc::error::TrySendError::Full(ev)) => {
@@ -444,9 +450,13 @@ impl ReaderCtx {
     /// refusal is sent from here; a response or ACK is dropped.
     fn on_core_full(&self, ev: Event) {
         match ev {
-            Event::Read(Input::Sip { msg: SipMessage::Request(req), .. }, _)
-                if req.method != "ACK" =>
-            {
+            Event::Read(
+                Input::Sip {
+                    msg: SipMessage::Request(req),
+                    ..
+                },
+                _,
+            ) if req.method != "ACK" => {
                 self.out
                     .send(overloaded(&req, self.limits.retry_after_s), Bytes::new());
             }
@@ -535,6 +545,10 @@ fn overloaded(req: &crate::sip::Request, retry_after_s: u32) -> Bytes {
     crate::core::retry_later(req, retry_after_s)
 }
 
+/// Inputs that must be waiting in the core queue before an INFO that waited longer
+/// than `[sip] max_queue_delay` is answered 503 instead of handled.
+pub const LATE_MIN_QUEUED: usize = MAX_BATCH;
+
 async fn core_loop(
     mut core: Core,
     mut rx: mpsc::Receiver<Event>,
@@ -550,8 +564,11 @@ async fn core_loop(
             _ = &mut stop => break,
             ev = rx.recv() => {
                 let Some(ev) = ev else { break };
-                // Input read before this waited longer than `[sip] max_queue_delay`.
-                let late = tokio::time::Instant::now().checked_sub(io.max_delay);
+                // Input read before this waited longer than `[sip] max_queue_delay`; only
+                // under a backlog (a stalled core with a short queue is not overload).
+                let late = (rx.len() >= LATE_MIN_QUEUED)
+                    .then(|| tokio::time::Instant::now().checked_sub(io.max_delay))
+                    .flatten();
                 io.absorb(ev, late);
                 // Bounded: late posts answered here do not fill the batch.
                 for _ in 0..MAX_BATCH * 4 {
@@ -724,7 +741,10 @@ mod tests {
         let read = tokio::time::Instant::now();
         let late = Some(read + std::time::Duration::from_millis(1));
         io.absorb(Event::Read(Input::Sip { conn, msg: msg() }, read), late);
-        assert!(io.inputs.is_empty(), "a late INFO is not handed to the core");
+        assert!(
+            io.inputs.is_empty(),
+            "a late INFO is not handed to the core"
+        );
         let bye = String::from_utf8_lossy(INFO).replace("INFO", "BYE");
         let bye = parse_frame(&Bytes::from(bye)).expect("valid BYE");
         io.absorb(Event::Read(Input::Sip { conn, msg: bye }, read), late);
@@ -737,7 +757,10 @@ mod tests {
         tokio::io::AsyncReadExt::read_to_string(&mut client, &mut got)
             .await
             .expect("read");
-        assert!(got.starts_with("SIP/2.0 503 Service Unavailable\r\n"), "{got}");
+        assert!(
+            got.starts_with("SIP/2.0 503 Service Unavailable\r\n"),
+            "{got}"
+        );
         assert!(got.contains("Retry-After: 1\r\n") && got.contains("CSeq: 7 INFO\r\n"));
         assert_eq!(got.matches("SIP/2.0").count(), 1, "one answer: {got}");
     }

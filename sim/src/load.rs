@@ -8,7 +8,8 @@
 //! ```
 //!
 //! **What it does.** Opens `--users` TCP connections (one session each: INVITE + ACK,
-//! then one `cmd:bjoin` of the session's rooms; RFC 3261, XCCOS.md), signs them in with
+//! then one `cmd:bjoin` of the session's rooms, sent again after `Retry-After` when the
+//! server sheds it with 503; RFC 3261, XCCOS.md), signs them in with
 //! at most `--connect-concurrency` sign-ins in flight, then posts `grpchat`s on an
 //! **open-loop** schedule: post k is due at `t0 + k / rate`, whatever the server's
 //! answers did, and every latency is measured from that due time - a slow server shows
@@ -541,7 +542,10 @@ fn spawn_sessions(
 }
 
 /// Waits until every session answered; whether each one is up.
-async fn wait_ready(mut ready_rx: mpsc::UnboundedReceiver<(usize, bool)>, users: usize) -> Vec<bool> {
+async fn wait_ready(
+    mut ready_rx: mpsc::UnboundedReceiver<(usize, bool)>,
+    users: usize,
+) -> Vec<bool> {
     let mut up = vec![false; users];
     for _ in 0..users {
         match ready_rx.recv().await {
@@ -891,7 +895,9 @@ impl Session {
     }
 
     /// Sends what `out` holds (the ACK) and the bjoin of every room of this session,
-    /// and waits for the bjoin's reply (`rpl:bjoin` with code 200).
+    /// and waits for the bjoin's reply (`rpl:bjoin` with code 200). A bjoin answered
+    /// 503 (the server sheds load) is sent again after its `Retry-After`, at most
+    /// [`BJOIN_ATTEMPTS`] times in all.
     async fn bjoin(
         &self,
         stream: &mut tokio::net::TcpStream,
@@ -907,21 +913,36 @@ impl Session {
             let _ = write!(body, "<chanib uri=\"{r}\"/>");
         }
         body.push_str("</data></cmd></xccos>");
-        let bjoin_cseq = self.info(d, &body, out);
-        stream
-            .write_all(out)
-            .await
-            .map_err(|e| format!("send ACK/bjoin: {e}"))?;
-        out.clear();
-        let (frame, code) = self
-            .read_until(stream, framer, out, |m| match m {
-                Msg::Response { cseq, code, .. } if *cseq == bjoin_cseq && *code >= 300 => {
-                    Some(*code)
-                }
-                Msg::Request { body, .. } if contains(body, b"\"rpl:bjoin\"") => Some(200),
-                _ => None,
-            })
-            .await?;
+        let mut attempt = 1;
+        let (frame, code) = loop {
+            let bjoin_cseq = self.info(d, &body, out);
+            stream
+                .write_all(out)
+                .await
+                .map_err(|e| format!("send ACK/bjoin: {e}"))?;
+            out.clear();
+            let (frame, code) = self
+                .read_until(stream, framer, out, |m| match m {
+                    Msg::Response { cseq, code, .. } if *cseq == bjoin_cseq && *code >= 300 => {
+                        Some(*code)
+                    }
+                    Msg::Request { body, .. } if contains(body, b"\"rpl:bjoin\"") => Some(200),
+                    _ => None,
+                })
+                .await?;
+            if code != 503 || attempt >= BJOIN_ATTEMPTS {
+                break (frame, code);
+            }
+            attempt += 1;
+            let wait = Msg::read(&frame)
+                .and_then(|m| match m {
+                    Msg::Response { head, .. } => header(head, "Retry-After")?.parse().ok(),
+                    Msg::Request { .. } => None,
+                })
+                .unwrap_or(1u64)
+                .min(10);
+            tokio::time::sleep(Duration::from_secs(wait)).await;
+        };
         if code != 200 {
             return Err(format!("bjoin INFO answered {code}"));
         }
@@ -1151,6 +1172,9 @@ impl Session {
         }
     }
 }
+
+/// Most times a session sends its bjoin when the server answers 503 (load shed).
+const BJOIN_ATTEMPTS: u32 = 5;
 
 /// The little the load tool reads of a message from the server, borrowed from the frame
 /// (no copy: the generator shares the server's cores, so its cost per post counts).

@@ -207,7 +207,11 @@ impl ConnRx {
     fn take(&self) -> Take {
         let mut q = self.st.queue();
         let Some((head, body)) = q.items.pop_front() else {
-            return if q.senders == 0 { Take::Done } else { Take::Empty };
+            return if q.senders == 0 {
+                Take::Done
+            } else {
+                Take::Empty
+            };
         };
         if head.is_empty() {
             return Take::Some(Vec::new(), 0, true); // `ConnOut::close`

@@ -343,7 +343,10 @@ mod tests {
         assert!(matches!(sqlite_placeholders("SELECT 1"), Cow::Borrowed(_)));
         let q: &'static str = "a = $2 AND b = $1";
         assert_eq!(sqlite_static(q), "a = ?2 AND b = ?1");
-        assert!(std::ptr::eq(sqlite_static(q), sqlite_static(q)), "rewritten once");
+        assert!(
+            std::ptr::eq(sqlite_static(q), sqlite_static(q)),
+            "rewritten once"
+        );
         assert_eq!(sqlite_static("SELECT 1"), "SELECT 1");
     }
 }

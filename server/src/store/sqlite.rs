@@ -325,7 +325,11 @@ impl Store for SqliteStore {
         sql: &'static str,
         args: Vec<Arg>,
     ) -> Result<Vec<sql::Row>, StoreError> {
-        self.rows(sql::sqlite_static(sql), rusqlite::params_from_iter(&args), shared_row)
+        self.rows(
+            sql::sqlite_static(sql),
+            rusqlite::params_from_iter(&args),
+            shared_row,
+        )
     }
 
     fn begin(&mut self) -> Result<(), StoreError> {
@@ -683,7 +687,11 @@ impl SqliteStore {
         sql: &'static str,
         args: &[Arg],
     ) -> Result<Vec<T>, StoreError> {
-        self.rows(sql::sqlite_static(sql), rusqlite::params_from_iter(args), |r| r.get(0))
+        self.rows(
+            sql::sqlite_static(sql),
+            rusqlite::params_from_iter(args),
+            |r| r.get(0),
+        )
     }
 }
 
