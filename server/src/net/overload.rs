@@ -216,7 +216,15 @@ impl ConnRx {
         if head.is_empty() {
             return Take::Some(Vec::new(), 0, true); // `ConnOut::close`
         }
-        let mut buf = Vec::with_capacity((head.len() + body.len()).max(1024));
+        // Sized once for what this write will gather (no regrowth while gathering).
+        let mut want = head.len() + body.len();
+        for (h, b) in q.items.iter() {
+            if h.is_empty() || want >= WRITE_COALESCE_BYTES {
+                break;
+            }
+            want += h.len() + b.len();
+        }
+        let mut buf = Vec::with_capacity(want);
         buf.extend_from_slice(&head);
         buf.extend_from_slice(&body);
         let mut msgs = 1;
