@@ -115,7 +115,8 @@ pub async fn serve_full<L: Listener, H: Listener>(
     crate::net::pool_wake::start(&core, &tx); // pool: relays on commit (crate::pool)
     let clock = core.clock.clone(); // the compliance worker's, for its pool lease
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let core_task = tokio::spawn(core_loop(core, rx, stop_rx, sip.send_queue.max(1)));
+    let backlog = Backlog::new(sip.server_backlog_bytes);
+    let core_task = tokio::spawn(core_loop(core, rx, stop_rx, backlog.clone()));
     let web = match (http, http_cfg) {
         (Some(h), Some(cfg)) => Some(start_web(h, cfg, https, &tx)),
         _ => None,
@@ -124,7 +125,6 @@ pub async fn serve_full<L: Listener, H: Listener>(
         let w = w.with_clock(clock);
         Stoppable::spawn(|stopped| w.run(stopped))
     });
-    let backlog = Backlog::new(sip.server_backlog_bytes);
     let mut next_conn = ConnId(0);
     tokio::pin!(shutdown);
     let result = loop {
@@ -553,7 +553,7 @@ async fn core_loop(
     mut core: Core,
     mut rx: mpsc::Receiver<Event>,
     mut stop: oneshot::Receiver<()>,
-    _send_queue: usize,
+    backlog: std::sync::Arc<Backlog>,
 ) {
     let mut io = CoreIo::new(&core.config().sip);
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
@@ -566,6 +566,7 @@ async fn core_loop(
                 let Some(ev) = ev else { break };
                 // Input read before this waited longer than `[sip] max_queue_delay`; only
                 // under a backlog (a stalled core with a short queue is not overload).
+                // Such INFOs make the readers shed new ones at the door (`saw_late`).
                 let late = (rx.len() >= LATE_MIN_QUEUED)
                     .then(|| tokio::time::Instant::now().checked_sub(io.max_delay))
                     .flatten();
@@ -589,6 +590,8 @@ async fn core_loop(
                 }
             }
         }
+        // Readers shed new INFOs at the door while this batch's posts waited too long.
+        backlog.set_late(std::mem::take(&mut io.saw_late));
         if !io.inputs.is_empty() {
             io.run_batch(&mut core);
         }
@@ -605,7 +608,8 @@ struct CoreIo {
     actions: Vec<Action>,
     /// `[sip] max_queue_delay`.
     max_delay: std::time::Duration,
-    retry_after_s: u32,
+    /// Whether an INFO of the batch being gathered waited longer than `max_delay`.
+    saw_late: bool,
 }
 
 impl CoreIo {
@@ -616,12 +620,13 @@ impl CoreIo {
             inputs: Vec::with_capacity(MAX_BATCH),
             actions: Vec::with_capacity(MAX_BATCH * 2),
             max_delay: std::time::Duration::from_millis(sip.max_queue_delay.0),
-            retry_after_s: sip.retry_after_s,
+            saw_late: false,
         }
     }
 
-    /// Takes one event into the batch; an INFO read before `late` is answered 503 +
-    /// `Retry-After` here instead (it changes nothing, as when shed at the door).
+    /// Takes one event into the batch, noting whether it is an INFO read before `late`
+    /// (it is still handled: the work of parsing it is done; the readers shed the next
+    /// ones at the door instead, see `Backlog::set_late`).
     fn absorb(&mut self, ev: Event, late: Option<tokio::time::Instant>) {
         match ev {
             Event::Http(request, reply) => {
@@ -633,18 +638,13 @@ impl CoreIo {
             Event::Register(conn, w) => {
                 self.writers.insert(conn, w);
             }
-            Event::Read(
-                Input::Sip {
-                    conn,
-                    msg: SipMessage::Request(req),
-                },
-                at,
-            ) if req.method == "INFO" && late.is_some_and(|l| at < l) => {
-                if let Some(w) = self.writers.get(&conn) {
-                    w.send(overloaded(&req, self.retry_after_s), Bytes::new());
+            Event::Read(i, at) => {
+                if late.is_some_and(|l| at < l) && is_info(&i) {
+                    self.saw_late = true;
                 }
+                self.inputs.push(i);
             }
-            Event::Input(i) | Event::Read(i, _) => self.inputs.push(i),
+            Event::Input(i) => self.inputs.push(i),
         }
     }
 
@@ -712,6 +712,11 @@ impl CoreIo {
     }
 }
 
+/// Whether `i` is an INFO request (a post or command).
+fn is_info(i: &Input) -> bool {
+    matches!(i, Input::Sip { msg: SipMessage::Request(req), .. } if req.method == "INFO")
+}
+
 /// Web requests waiting for the core's answer, by request id.
 #[derive(Default)]
 struct HttpWaiting {
@@ -727,43 +732,26 @@ mod tests {
         Max-Forwards: 70\r\nFrom: <sip:a@contoso.com>;tag=a1\r\nTo: <sip:pchat@contoso.com>;tag=p1\r\n\
         Call-ID: q-1\r\nCSeq: 7 INFO\r\nContent-Length: 0\r\n\r\n";
 
-    /// `[sip] max_queue_delay`: an INFO that waited longer is answered 503 + Retry-After
-    /// by the core task and never reaches the core; a fresh one, or another method that
-    /// waited as long, is handed to the core.
+    /// `[sip] max_queue_delay`: an INFO that waited longer is still handed to the core
+    /// (its parse is paid for) but marks the batch late, so the readers shed the next
+    /// ones at the door; another method, or a fresh INFO, does not.
     #[tokio::test]
-    async fn a_post_that_waited_too_long_is_answered_503_not_handled() {
-        let sip = SipConfig::default();
-        let mut io = CoreIo::new(&sip);
-        let (out, q) = overload::channel(100, Backlog::new(1 << 20));
+    async fn a_post_that_waited_too_long_marks_the_queue_late() {
+        let mut io = CoreIo::new(&SipConfig::default());
         let conn = ConnId(1);
-        io.absorb(Event::Register(conn, out), None);
         let msg = || parse_frame(&Bytes::from_static(INFO)).expect("valid INFO");
         let read = tokio::time::Instant::now();
         let late = Some(read + std::time::Duration::from_millis(1));
-        io.absorb(Event::Read(Input::Sip { conn, msg: msg() }, read), late);
-        assert!(
-            io.inputs.is_empty(),
-            "a late INFO is not handed to the core"
-        );
         let bye = String::from_utf8_lossy(INFO).replace("INFO", "BYE");
         let bye = parse_frame(&Bytes::from(bye)).expect("valid BYE");
         io.absorb(Event::Read(Input::Sip { conn, msg: bye }, read), late);
         io.absorb(Event::Read(Input::Sip { conn, msg: msg() }, read), None);
-        assert_eq!(io.inputs.len(), 2, "a BYE and a fresh INFO go to the core");
-        io.writers.clear();
-        let (mut client, srv) = tokio::io::duplex(4096);
-        overload::writer(srv, q, std::time::Duration::from_secs(5)).await;
-        let mut got = String::new();
-        tokio::io::AsyncReadExt::read_to_string(&mut client, &mut got)
-            .await
-            .expect("read");
-        assert!(
-            got.starts_with("SIP/2.0 503 Service Unavailable\r\n"),
-            "{got}"
-        );
-        assert!(got.contains("Retry-After: 1\r\n") && got.contains("CSeq: 7 INFO\r\n"));
-        assert_eq!(got.matches("SIP/2.0").count(), 1, "one answer: {got}");
+        assert!(!io.saw_late, "a BYE or a fresh INFO is not late");
+        io.absorb(Event::Read(Input::Sip { conn, msg: msg() }, read), late);
+        assert!(io.saw_late, "an INFO read before the bound is late");
+        assert_eq!(io.inputs.len(), 3, "every input still goes to the core");
     }
+
     #[test]
     fn success_responses_are_recognized_by_their_status_line() {
         use super::is_success_response as ok;

@@ -43,9 +43,9 @@ impl Listener for tokio::net::TcpListener {
 /// services request with the channel its answer goes back on.
 pub(crate) enum Event {
     Input(Input),
-    /// Input from a connection's reader, with the time it was read: a post that waited
-    /// in the queue longer than `[sip] max_queue_delay` is answered 503 by the core task
-    /// instead of handled (the queue sheds early instead of holding seconds of latency).
+    /// Input from a connection's reader, with the time it was read: while the posts the
+    /// core task takes waited longer than `[sip] max_queue_delay`, the readers shed new
+    /// ones at the door (the queue stops growing instead of holding seconds of latency).
     Read(Input, tokio::time::Instant),
     Register(ConnId, overload::ConnOut),
     Http(

@@ -5,8 +5,10 @@
 //! queue: a front end or SIPp carries thousands of dialogs on one connection, and
 //! dropping it for a full queue drops them all. Instead, while a connection's backlog
 //! is above `[sip] send_queue` messages, or the server's above
-//! `[sip] server_backlog_bytes`, the reader answers that connection's new posts and
-//! commands (INFO) `503` + `Retry-After` (RFC 3261 21.5.4) until the backlog drains.
+//! `[sip] server_backlog_bytes`, or while the posts the core takes from a backlogged
+//! queue waited longer than `[sip] max_queue_delay`, the reader answers that
+//! connection's new posts and commands (INFO) `503` + `Retry-After` (RFC 3261 21.5.4)
+//! before parsing them, until the backlog drains.
 //! A connection is closed only when its peer has read nothing for
 //! `[sip] write_stall_timeout_s` (the writer's socket write made no progress).
 //!
@@ -18,7 +20,7 @@
 
 use bytes::Bytes;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
@@ -27,11 +29,16 @@ use tokio::sync::Notify;
 /// A message for a connection: SIP head and body, written back to back.
 pub(crate) type Outgoing = (Bytes, Bytes);
 
-/// Server-wide backlog: bytes queued for all connections and not yet written.
+/// Server-wide backlog: bytes queued for all connections and not yet written, and
+/// whether the queue into the core is late (`[sip] max_queue_delay`).
 #[derive(Debug)]
 pub(crate) struct Backlog {
     bytes: AtomicUsize,
     high_bytes: usize,
+    /// Set by the core task while the posts it takes from a backlogged queue waited
+    /// longer than `[sip] max_queue_delay`: every reader then sheds new INFOs at the door
+    /// (before parsing them) until the core catches up.
+    late: AtomicBool,
 }
 
 impl Backlog {
@@ -40,12 +47,23 @@ impl Backlog {
         Arc::new(Backlog {
             bytes: AtomicUsize::new(0),
             high_bytes: high_bytes.max(1),
+            late: AtomicBool::new(false),
         })
     }
 
     /// Bytes queued server-wide.
     pub(crate) fn bytes(&self) -> usize {
         self.bytes.load(Ordering::Relaxed)
+    }
+
+    /// Whether the core's queue is late (see the field); set by the core task.
+    pub(crate) fn set_late(&self, late: bool) {
+        self.late.store(late, Ordering::Relaxed);
+    }
+
+    /// Whether new posts are shed because the core's queue is late.
+    pub(crate) fn is_late(&self) -> bool {
+        self.late.load(Ordering::Relaxed)
     }
 }
 
@@ -168,10 +186,11 @@ impl ConnOut {
     }
 
     /// Whether new posts and commands on this connection are refused with 503: its
-    /// backlog or the server's is above the watermark.
+    /// backlog or the server's is above the watermark, or the core's queue is late.
     pub(crate) fn shedding(&self) -> bool {
         self.st.msgs.load(Ordering::Relaxed) > self.st.high_msgs
             || self.st.server.bytes() > self.st.server.high_bytes
+            || self.st.server.is_late()
     }
 
     /// Asks the writer to write what is queued before this, then close the connection
@@ -354,5 +373,16 @@ mod tests {
         let (b, _qb) = channel(1000, server.clone());
         assert!(a.send(Bytes::from(vec![0u8; 11]), Bytes::new()));
         assert!(a.shedding() && b.shedding());
+    }
+
+    #[tokio::test]
+    async fn a_late_core_queue_sheds_every_connection() {
+        let server = Backlog::new(1 << 20);
+        let (a, _qa) = channel(1000, server.clone());
+        assert!(!a.shedding());
+        server.set_late(true);
+        assert!(a.shedding());
+        server.set_late(false);
+        assert!(!a.shedding());
     }
 }
