@@ -590,8 +590,11 @@ async fn core_loop(
                 }
             }
         }
-        // Readers shed new INFOs at the door while this batch's posts waited too long.
-        backlog.set_late(std::mem::take(&mut io.saw_late));
+        // Readers shed new INFOs at the door while this batch's posts waited too long
+        // and a backlog remains; as soon as the queue is short again they admit them
+        // (the core never idles while the readers shed).
+        let saw_late = std::mem::take(&mut io.saw_late);
+        backlog.set_late(saw_late && rx.len() >= LATE_MIN_QUEUED);
         if !io.inputs.is_empty() {
             io.run_batch(&mut core);
         }
