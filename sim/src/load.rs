@@ -803,6 +803,7 @@ impl Session {
         let mut d = self
             .invite(&mut stream, &mut framer, &mut out, local)
             .await?;
+        let cseq = d.cseq; // the INVITE's (RFC 3261 17.1.1.3)
         let ack = format!(
             "ACK {t} SIP/2.0\r\nVia: SIP/2.0/TCP {l};branch=z9hG4bKlack{i}\r\nMax-Forwards: 70\r\n\
              From: {f}\r\nTo: {to}\r\nCall-ID: {cid}\r\nCSeq: {cseq} ACK\r\nContent-Length: 0\r\n\r\n",
@@ -811,8 +812,7 @@ impl Session {
             i = self.index,
             f = d.from,
             to = d.to,
-            cid = self.call_id,
-            cseq = d.cseq
+            cid = self.call_id
         );
         out.extend_from_slice(ack.as_bytes());
         if self.rooms.is_empty() {
