@@ -571,7 +571,7 @@ async fn core_loop(
                     .then(|| tokio::time::Instant::now().checked_sub(io.max_delay))
                     .flatten();
                 io.absorb(ev, late);
-                // Bounded: late posts answered here do not fill the batch.
+                // Bounded: a writer registering adds no input to the batch.
                 for _ in 0..MAX_BATCH * 4 {
                     if io.inputs.len() >= MAX_BATCH {
                         break;
