@@ -487,6 +487,12 @@ pub struct SipConfig {
     pub core_queue: usize,
     /// `Retry-After` sent with 503, in seconds.
     pub retry_after_s: u32,
+    /// Longest a post or command (INFO) should wait in the queue into the channel
+    /// service, ms or `"1s"`: while that queue holds a backlog (`host::LATE_MIN_QUEUED`
+    /// inputs) and the INFOs taken from it waited longer, every connection's new INFOs
+    /// are answered 503 + `Retry-After` at the door (before parsing), so under overload
+    /// the queue stops growing instead of holding seconds of latency. Default 1 s.
+    pub max_queue_delay: RunInterval,
     /// Time a connection has to complete a message once its first byte arrived:
     /// milliseconds as an integer, or `"10s"`; a slower one is closed. Default 10 s.
     pub header_timeout: RunInterval,
@@ -516,6 +522,7 @@ impl Default for SipConfig {
             write_stall_timeout_s: 30,
             core_queue: 65536,
             retry_after_s: 1,
+            max_queue_delay: RunInterval(1_000),
             header_timeout: RunInterval(10_000),
             unauthenticated_timeout: RunInterval(30_000),
             max_unauthenticated: 10_000,

@@ -23,7 +23,7 @@ use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::io;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot};
 
 /// Largest number of inputs handled in one batch (one store transaction).
@@ -115,37 +115,16 @@ pub async fn serve_full<L: Listener, H: Listener>(
     crate::net::pool_wake::start(&core, &tx); // pool: relays on commit (crate::pool)
     let clock = core.clock.clone(); // the compliance worker's, for its pool lease
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let core_task = tokio::spawn(core_loop(core, rx, stop_rx, sip.send_queue.max(1)));
-    let (http_stop, http_task) = match (http, http_cfg) {
-        (Some(h), Some(cfg)) => {
-            let (stop, stopped) = oneshot::channel::<()>();
-            let handle = crate::web::CoreHandle::new(tx.clone());
-            let stopped = async move {
-                let _ = stopped.await;
-            };
-            let task = match https {
-                Some(acceptor) => {
-                    let timeout = crate::web::HEADER_READ_TIMEOUT;
-                    let h = crate::https::TlsListener::new(h, acceptor, timeout);
-                    tokio::spawn(crate::web::serve(h, handle, cfg, stopped))
-                }
-                None => tokio::spawn(crate::web::serve(h, handle, cfg, stopped)),
-            };
-            (Some(stop), Some(task))
-        }
-        _ => (None, None),
-    };
-    let (worker_stop, worker_task) = match worker.map(|w| w.with_clock(clock)) {
-        Some(w) => {
-            let (stop, stopped) = oneshot::channel::<()>();
-            let task = tokio::spawn(w.run(async move {
-                let _ = stopped.await;
-            }));
-            (Some(stop), Some(task))
-        }
-        None => (None, None),
-    };
     let backlog = Backlog::new(sip.server_backlog_bytes);
+    let core_task = tokio::spawn(core_loop(core, rx, stop_rx, backlog.clone()));
+    let web = match (http, http_cfg) {
+        (Some(h), Some(cfg)) => Some(start_web(h, cfg, https, &tx)),
+        _ => None,
+    };
+    let worker = worker.map(|w| {
+        let w = w.with_clock(clock);
+        Stoppable::spawn(|stopped| w.run(stopped))
+    });
     let mut next_conn = ConnId(0);
     tokio::pin!(shutdown);
     let result = loop {
@@ -168,17 +147,62 @@ pub async fn serve_full<L: Listener, H: Listener>(
             },
         }
     };
-    if let (Some(stop), Some(task)) = (http_stop, http_task) {
-        let _ = stop.send(());
-        let _ = task.await;
+    if let Some(web) = web {
+        web.stop().await;
     }
     let _ = stop_tx.send(());
     let _ = core_task.await;
-    if let (Some(stop), Some(task)) = (worker_stop, worker_task) {
-        let _ = stop.send(());
-        let _ = task.await;
+    if let Some(worker) = worker {
+        worker.stop().await;
     }
     result
+}
+
+/// A task that runs until told to stop, then is awaited.
+struct Stoppable {
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Stoppable {
+    /// Spawns `run(stopped)`; `stopped` resolves when [`Stoppable::stop`] is called.
+    fn spawn<F, Fut>(run: F) -> Stoppable
+    where
+        F: FnOnce(std::pin::Pin<Box<dyn Future<Output = ()> + Send>>) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let stopped: std::pin::Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(async move {
+            let _ = stopped.await;
+        });
+        let task = tokio::spawn(run(stopped));
+        Stoppable { stop, task }
+    }
+
+    /// Tells the task to stop and waits for it.
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+}
+
+/// Starts the web services on `h` (over TLS with `https`); their requests reach the
+/// core through `tx`, the bounded queue SIP input uses.
+fn start_web<H: Listener>(
+    h: H,
+    cfg: crate::config::HttpConfig,
+    https: Option<tokio_rustls::TlsAcceptor>,
+    tx: &mpsc::Sender<Event>,
+) -> Stoppable {
+    let handle = crate::web::CoreHandle::new(tx.clone());
+    match https {
+        Some(acceptor) => {
+            let timeout = crate::web::HEADER_READ_TIMEOUT;
+            let h = crate::https::TlsListener::new(h, acceptor, timeout);
+            Stoppable::spawn(|stopped| crate::web::serve(h, handle, cfg, stopped))
+        }
+        None => Stoppable::spawn(|stopped| crate::web::serve(h, handle, cfg, stopped)),
+    }
 }
 
 /// The HTTPS acceptor when `[http] tls = true` (the SIP certificate, `[sip] tls_cert` /
@@ -221,18 +245,19 @@ async fn spawn_connection<S: AsyncRead + AsyncWrite + Send + Unpin + 'static>(
     }
     let stall = std::time::Duration::from_secs(u64::from(sip.write_stall_timeout_s.max(1)));
     tokio::spawn(overload::writer(write_half, queue, stall));
-    tokio::spawn(reader(
+    let limits = ReaderLimits {
+        max_message_bytes: sip.max_message_bytes,
+        retry_after_s: sip.retry_after_s,
+        header_timeout: std::time::Duration::from_millis(sip.header_timeout.0),
+    };
+    let cx = ReaderCtx {
         conn,
-        read_half,
         tx,
         out,
-        ReaderLimits {
-            max_message_bytes: sip.max_message_bytes,
-            retry_after_s: sip.retry_after_s,
-            header_timeout: std::time::Duration::from_millis(sip.header_timeout.0),
-        },
+        limits,
         faults,
-    ));
+    };
+    tokio::spawn(reader(read_half, cx));
 }
 
 /// A reader's limits (from `[sip]`).
@@ -243,15 +268,73 @@ struct ReaderLimits {
     header_timeout: std::time::Duration,
 }
 
-/// Reads into `buf`; `None` when the connection is over: end of stream, error, the
-/// writer ended (`out`), or a started message not completed by `deadline`.
+/// What a connection's reader holds besides its stream and framer.
+struct ReaderCtx {
+    conn: ConnId,
+    tx: mpsc::Sender<Event>,
+    out: ConnOut,
+    limits: ReaderLimits,
+    faults: Faults,
+}
+
+/// Size of the read buffer, in bytes: one per worker thread, lent to a connection only
+/// for the duration of one `poll_read` (an idle connection holds none; the bytes read
+/// are copied into the connection's framer, which grows as needed).
+pub const READ_BUFFER_BYTES: usize = 64 * 1024;
+
+thread_local! {
+    /// This thread's read buffer ([`READ_BUFFER_BYTES`]).
+    static READ_BUF: std::cell::RefCell<Box<[u8]>> =
+        std::cell::RefCell::new(vec![0u8; READ_BUFFER_BYTES].into_boxed_slice());
+}
+
+/// One `poll_read` into this thread's buffer, the bytes pushed into `framer`:
+/// `Ready(0)` at end of stream or on error. The buffer is not held across `Pending`
+/// (`AsyncRead::poll_read` borrows it for the call only).
+fn poll_read_pooled<R: AsyncRead + Unpin>(
+    r: &mut R,
+    cx: &mut std::task::Context<'_>,
+    framer: &mut Framer,
+) -> std::task::Poll<usize> {
+    READ_BUF.with(|cell| {
+        let Ok(mut buf) = cell.try_borrow_mut() else {
+            // Re-entered from inside a read (never by tokio's or turmoil's streams):
+            // a one-off buffer instead.
+            let mut own = vec![0u8; 4096];
+            return poll_into(r, cx, &mut own, framer);
+        };
+        poll_into(r, cx, &mut buf, framer)
+    })
+}
+
+fn poll_into<R: AsyncRead + Unpin>(
+    r: &mut R,
+    cx: &mut std::task::Context<'_>,
+    buf: &mut [u8],
+    framer: &mut Framer,
+) -> std::task::Poll<usize> {
+    use std::task::Poll;
+    let mut rb = tokio::io::ReadBuf::new(buf);
+    match std::pin::Pin::new(r).poll_read(cx, &mut rb) {
+        Poll::Ready(Ok(())) => {
+            framer.push(rb.filled());
+            Poll::Ready(rb.filled().len())
+        }
+        Poll::Ready(Err(_)) => Poll::Ready(0),
+        Poll::Pending => Poll::Pending,
+    }
+}
+
+/// Reads what the socket has into `framer`; `false` when the connection is over: end
+/// of stream, error, the writer ended (`out`), or a started message not completed by
+/// `deadline`.
 async fn read_some<R: AsyncRead + Unpin>(
     r: &mut R,
-    buf: &mut [u8],
+    framer: &mut Framer,
     out: &ConnOut,
     deadline: Option<tokio::time::Instant>,
     conn: ConnId,
-) -> Option<usize> {
+) -> bool {
     let slow = async {
         match deadline {
             Some(d) => tokio::time::sleep_until(d).await,
@@ -260,143 +343,164 @@ async fn read_some<R: AsyncRead + Unpin>(
     };
     tokio::select! {
         biased;
-        _ = out.ended() => None,
+        _ = out.ended() => false,
         _ = slow => {
             tracing::info!(conn = %conn, "message not completed within [sip] header_timeout: closing");
-            None
+            false
         }
-        n = r.read(buf) => match n {
-            Ok(0) | Err(_) => None,
-            Ok(n) => Some(n),
-        },
+        n = std::future::poll_fn(|cx| poll_read_pooled(r, cx, framer)) => n > 0,
     }
 }
 
-/// Size of each connection's read buffer, in bytes.
-pub const READ_BUFFER_BYTES: usize = 4 * 1024;
+/// Whether a reader goes on after a frame or a framing error.
+#[derive(PartialEq)]
+enum Flow {
+    Go,
+    Stop,
+}
 
-async fn reader<R: AsyncRead + Unpin>(
-    conn: ConnId,
-    mut r: R,
-    tx: mpsc::Sender<Event>,
-    out: ConnOut,
-    limits: ReaderLimits,
-    faults: Faults,
-) {
-    let retry_after_s = limits.retry_after_s;
-    let mut framer = Framer::new(limits.max_message_bytes);
-    // Per connection, so it counts x sessions in RSS; a typical message is under 1 KiB
-    // and the framer gathers larger ones across reads.
-    let mut buf = vec![0u8; READ_BUFFER_BYTES];
+async fn reader<R: AsyncRead + Unpin>(mut r: R, cx: ReaderCtx) {
+    let mut framer = Framer::new(cx.limits.max_message_bytes);
     // When the message now being received must be complete (`[sip] header_timeout`).
     let mut deadline: Option<tokio::time::Instant> = None;
     'conn: loop {
-        let Some(n) = read_some(&mut r, &mut buf, &out, deadline, conn).await else {
+        if !read_some(&mut r, &mut framer, &cx.out, deadline, cx.conn).await {
             break;
-        };
-        framer.push(&buf[..n]);
+        }
         loop {
             match framer.next_frame() {
                 Ok(Some(frame)) => {
                     deadline = None;
-                    if is_success_response(&frame) {
-                        // A 2xx to one of our INFOs (one per relayed message): it ends
-                        // our transaction and the core has nothing to do with it
-                        // (`Core::on_response` acts on 481/487 only), so it is not
-                        // parsed nor queued - under fan-out these are most of the input.
-                        continue;
-                    }
-                    if frame.starts_with(b"INFO ") && (out.shedding() || core_busy(&tx)) {
-                        // Shed at the door, before the full parse: under overload the
-                        // answer must cost less than the work it turns away.
-                        if let Some(head) = shed_answer(&frame, retry_after_s) {
-                            out.send(head, Bytes::new());
-                        }
-                        continue;
-                    }
-                    let parsed = parse_frame(&frame);
-                    if let Ok(SipMessage::Request(req)) = &parsed {
-                        if shed_after_parse(req, &out, &tx, &faults) {
-                            out.send(overloaded(req, retry_after_s), Bytes::new());
-                            continue;
-                        }
-                    }
-                    let input = match parsed {
-                        Ok(msg) => Input::Sip { conn, msg },
-                        Err(e) => {
-                            // Refused before the core (no state needed): answered here,
-                            // with the status the defect calls for (400, 416, 505).
-                            tracing::debug!(conn = %conn, "malformed SIP message: {e}");
-                            let Some(refused) = Input::refused(conn, &frame, e.code, &e.reason)
-                            else {
-                                continue;
-                            };
-                            refused
-                        }
-                    };
-                    if let Err(e) = tx.try_send(Event::Input(input)) {
-                        match e {
-                            mpsc::error::TrySendError::Full(Event::Input(Input::Sip {
-                                msg: SipMessage::Request(req),
-                                ..
-                            })) if req.method != "ACK" => {
-                                // Overload: bounded core queue full (call-flows.md step 2).
-                                out.send(overloaded(&req, retry_after_s), Bytes::new());
-                            }
-                            mpsc::error::TrySendError::Full(Event::Input(Input::Refused {
-                                head,
-                                ..
-                            })) => {
-                                out.send(head, Bytes::new());
-                            }
-                            mpsc::error::TrySendError::Full(_) => {
-                                tracing::debug!(conn = %conn, "core queue full; dropped a response/ACK");
-                            }
-                            mpsc::error::TrySendError::Closed(_) => break 'conn,
-                        }
+                    if cx.on_frame(frame) == Flow::Stop {
+                        break 'conn;
                     }
                 }
                 Ok(None) => {
                     // Part of a message is buffered: it must be complete in time.
                     if framer.buffered() > 0 && deadline.is_none() {
-                        deadline = Some(tokio::time::Instant::now() + limits.header_timeout);
+                        deadline = Some(tokio::time::Instant::now() + cx.limits.header_timeout);
                     }
+                    framer.release();
                     break;
                 }
                 Err(e) => {
-                    // RFC 3261 18.3 / RFC 4475 3.1.2.3: answer what can be answered,
-                    // then close unless the framer could skip the message (413).
-                    let raw = match &e {
-                        crate::sip::FramingError::BodyTooLarge { head, .. } => head.clone(),
-                        _ => Bytes::copy_from_slice(framer.pending()),
-                    };
-                    if let Some(head) = refusal(&raw, e.status(), &framing_reason(&e)) {
-                        // Queued behind this connection's earlier requests, so their
-                        // answers go first; waits for room (the connection ends anyway).
-                        let refused = Event::Input(Input::Refused { conn, head });
-                        if e.is_recoverable() {
-                            // The connection goes on: never wait on the core for it.
-                            if let Err(mpsc::error::TrySendError::Full(Event::Input(
-                                Input::Refused { head, .. },
-                            ))) = tx.try_send(refused)
-                            {
-                                out.send(head, Bytes::new());
-                            }
-                        } else if tx.send(refused).await.is_err() {
-                            break 'conn;
-                        }
+                    if cx.on_framing_error(&e, &framer).await == Flow::Stop {
+                        break 'conn;
                     }
-                    if e.is_recoverable() {
-                        tracing::debug!(conn = %conn, "message over the size limit skipped: {e}");
-                        continue;
-                    }
-                    tracing::info!(conn = %conn, "framing error, closing connection: {e}");
-                    break 'conn;
                 }
             }
         }
     }
-    let _ = tx.send(Event::Input(Input::Closed { conn })).await;
+    let _ = cx
+        .tx
+        .send(Event::Input(Input::Closed { conn: cx.conn }))
+        .await;
+}
+
+impl ReaderCtx {
+    /// A whole frame: dropped (2xx to our INFOs), shed (503), refused (4xx/5xx) or
+    /// queued for the core, stamped with the time it was read (`[sip] max_queue_delay`).
+    fn on_frame(&self, frame: Bytes) -> Flow {
+        let (conn, out, retry_after_s) = (self.conn, &self.out, self.limits.retry_after_s);
+        if is_success_response(&frame) {
+            // A 2xx to one of our INFOs (one per relayed message): it ends our
+            // transaction and the core has nothing to do with it (`Core::on_response`
+            // acts on 481/487 only), so it is not parsed nor queued - under fan-out
+            // these are most of the input.
+            return Flow::Go;
+        }
+        if frame.starts_with(b"INFO ") && (out.shedding() || core_busy(&self.tx)) {
+            // Shed at the door, before the full parse: under overload the answer must
+            // cost less than the work it turns away.
+            if let Some(head) = shed_answer(&frame, retry_after_s) {
+                out.send(head, Bytes::new());
+            }
+            return Flow::Go;
+        }
+        let input = match parse_frame(&frame) {
+            Ok(SipMessage::Request(req))
+                if shed_after_parse(&req, out, &self.tx, &self.faults) =>
+            {
+                out.send(overloaded(&req, retry_after_s), Bytes::new());
+                return Flow::Go;
+            }
+            Ok(msg) => Input::Sip { conn, msg },
+            Err(e) => {
+                // Refused before the core (no state needed): answered here, with the
+                // status the defect calls for (400, 416, 505).
+                tracing::debug!(conn = %conn, "malformed SIP message: {e}");
+                let Some(refused) = Input::refused(conn, &frame, e.code, &e.reason) else {
+                    return Flow::Go;
+                };
+                refused
+            }
+        };
+        match self
+            .tx
+            .try_send(Event::Read(input, tokio::time::Instant::now()))
+        {
+            Ok(()) => Flow::Go,
+            Err(mpsc::error::TrySendError::Closed(_)) => Flow::Stop,
+            Err(mpsc::error::TrySendError::Full(ev)) => {
+                self.on_core_full(ev);
+                Flow::Go
+            }
+        }
+    }
+
+    /// The core queue was full: a request is answered 503 (call-flows.md step 2), a
+    /// refusal is sent from here; a response or ACK is dropped.
+    fn on_core_full(&self, ev: Event) {
+        match ev {
+            Event::Read(
+                Input::Sip {
+                    msg: SipMessage::Request(req),
+                    ..
+                },
+                _,
+            ) if req.method != "ACK" => {
+                self.out
+                    .send(overloaded(&req, self.limits.retry_after_s), Bytes::new());
+            }
+            Event::Read(Input::Refused { head, .. }, _) => {
+                self.out.send(head, Bytes::new());
+            }
+            _ => tracing::debug!(conn = %self.conn, "core queue full; dropped a response/ACK"),
+        }
+    }
+
+    /// RFC 3261 18.3 / RFC 4475 3.1.2.3: answer what can be answered, then stop unless
+    /// the framer could skip the message (413).
+    async fn on_framing_error(&self, e: &crate::sip::FramingError, framer: &Framer) -> Flow {
+        let conn = self.conn;
+        let raw = match e {
+            crate::sip::FramingError::BodyTooLarge { head, .. } => head.clone(),
+            _ => Bytes::copy_from_slice(framer.pending()),
+        };
+        if let Some(head) = refusal(&raw, e.status(), &framing_reason(e)) {
+            // Queued behind this connection's earlier requests, so their answers go
+            // first; waits for room (the connection ends anyway).
+            let refused = Event::Input(Input::Refused { conn, head });
+            if e.is_recoverable() {
+                // The connection goes on: never wait on the core for it.
+                if let Err(mpsc::error::TrySendError::Full(Event::Input(Input::Refused {
+                    head,
+                    ..
+                }))) = self.tx.try_send(refused)
+                {
+                    self.out.send(head, Bytes::new());
+                }
+            } else if self.tx.send(refused).await.is_err() {
+                return Flow::Stop;
+            }
+        }
+        if e.is_recoverable() {
+            tracing::debug!(conn = %conn, "message over the size limit skipped: {e}");
+            return Flow::Go;
+        }
+        tracing::info!(conn = %conn, "framing error, closing connection: {e}");
+        Flow::Stop
+    }
 }
 
 /// Whether the queue into the core holds more than half its capacity (`[sip]
@@ -471,28 +575,39 @@ fn overloaded(req: &crate::sip::Request, retry_after_s: u32) -> Bytes {
     crate::core::retry_later(req, retry_after_s)
 }
 
+/// Inputs that must be waiting in the core queue before an INFO that waited longer
+/// than `[sip] max_queue_delay` is answered 503 instead of handled.
+pub const LATE_MIN_QUEUED: usize = MAX_BATCH;
+
 async fn core_loop(
     mut core: Core,
     mut rx: mpsc::Receiver<Event>,
     mut stop: oneshot::Receiver<()>,
-    _send_queue: usize,
+    backlog: std::sync::Arc<Backlog>,
 ) {
-    let mut writers: BTreeMap<ConnId, ConnOut> = BTreeMap::new();
-    let mut waiting = HttpWaiting::default();
+    let mut io = CoreIo::new(&core.config().sip);
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut inputs = Vec::with_capacity(MAX_BATCH);
-    let mut actions = Vec::with_capacity(MAX_BATCH * 2);
     loop {
         tokio::select! {
             biased;
             _ = &mut stop => break,
             ev = rx.recv() => {
                 let Some(ev) = ev else { break };
-                absorb(ev, &mut writers, &mut waiting, &mut inputs);
-                while inputs.len() < MAX_BATCH {
+                // Input read before this waited longer than `[sip] max_queue_delay`; only
+                // under a backlog (a stalled core with a short queue is not overload).
+                // Such INFOs make the readers shed new ones at the door (`saw_late`).
+                let late = (rx.len() >= LATE_MIN_QUEUED)
+                    .then(|| tokio::time::Instant::now().checked_sub(io.max_delay))
+                    .flatten();
+                io.absorb(ev, late);
+                // Bounded: a writer registering adds no input to the batch.
+                for _ in 0..MAX_BATCH * 4 {
+                    if io.inputs.len() >= MAX_BATCH {
+                        break;
+                    }
                     match rx.try_recv() {
-                        Ok(ev) => absorb(ev, &mut writers, &mut waiting, &mut inputs),
+                        Ok(ev) => io.absorb(ev, late),
                         Err(_) => break,
                     }
                 }
@@ -501,17 +616,78 @@ async fn core_loop(
                 // Only when something is due (Core::poll_timeout): an idle server does
                 // no work, and opens no transaction, once a second.
                 if core.poll_timeout().is_some_and(|t| t <= core.clock.now_ms()) {
-                    inputs.push(Input::Tick);
+                    io.inputs.push(Input::Tick);
                 }
             }
         }
-        if inputs.is_empty() {
-            continue;
+        // Readers shed new INFOs at the door while this batch's posts waited too long
+        // and a backlog remains; as soon as the queue is short again they admit them
+        // (the core never idles while the readers shed).
+        let saw_late = std::mem::take(&mut io.saw_late);
+        backlog.set_late(saw_late && rx.len() >= LATE_MIN_QUEUED);
+        if !io.inputs.is_empty() {
+            io.run_batch(&mut core);
         }
+    }
+    tracing::info!(dialogs = core.dialog_count(), stats = ?core.stats(), "channel service stopped");
+}
+
+/// The core task's side of the I/O: each connection's writer, the web requests waiting
+/// for an answer, and the batch buffers.
+struct CoreIo {
+    writers: BTreeMap<ConnId, ConnOut>,
+    waiting: HttpWaiting,
+    inputs: Vec<Input>,
+    actions: Vec<Action>,
+    /// `[sip] max_queue_delay`.
+    max_delay: std::time::Duration,
+    /// Whether an INFO of the batch being gathered waited longer than `max_delay`.
+    saw_late: bool,
+}
+
+impl CoreIo {
+    fn new(sip: &SipConfig) -> CoreIo {
+        CoreIo {
+            writers: BTreeMap::new(),
+            waiting: HttpWaiting::default(),
+            inputs: Vec::with_capacity(MAX_BATCH),
+            actions: Vec::with_capacity(MAX_BATCH * 2),
+            max_delay: std::time::Duration::from_millis(sip.max_queue_delay.0),
+            saw_late: false,
+        }
+    }
+
+    /// Takes one event into the batch, noting whether it is an INFO read before `late`
+    /// (it is still handled: the work of parsing it is done; the readers shed the next
+    /// ones at the door instead, see `Backlog::set_late`).
+    fn absorb(&mut self, ev: Event, late: Option<tokio::time::Instant>) {
+        match ev {
+            Event::Http(request, reply) => {
+                self.waiting.next.0 += 1;
+                let req = self.waiting.next;
+                self.waiting.pending.insert(req, reply);
+                self.inputs.push(Input::Http { req, request });
+            }
+            Event::Register(conn, w) => {
+                self.writers.insert(conn, w);
+            }
+            Event::Read(i, at) => {
+                if late.is_some_and(|l| at < l) && is_info(&i) {
+                    self.saw_late = true;
+                }
+                self.inputs.push(i);
+            }
+            Event::Input(i) => self.inputs.push(i),
+        }
+    }
+
+    /// Hands the batch to the core and queues its actions on the writers.
+    fn run_batch(&mut self, core: &mut Core) {
         // A connection closed by its reader keeps its writer until this batch's answers
         // are queued (a request and a framing error in one read: the request is still
         // answered, then the writer ends when its senders are gone).
-        let closed: Vec<ConnId> = inputs
+        let closed: Vec<ConnId> = self
+            .inputs
             .iter()
             .filter_map(|i| match i {
                 Input::Closed { conn } => Some(*conn),
@@ -519,12 +695,12 @@ async fn core_loop(
             })
             .collect();
         let now_ms = core.clock.now_ms();
-        core.handle_batch_at(now_ms, inputs.drain(..), &mut actions);
+        core.handle_batch_at(now_ms, self.inputs.drain(..), &mut self.actions);
         let mut slow = Vec::new();
-        for a in actions.drain(..) {
+        for a in self.actions.drain(..) {
             match a {
                 Action::Send { conn, head, body } => {
-                    if let Some(w) = writers.get(&conn) {
+                    if let Some(w) = self.writers.get(&conn) {
                         if !w.send(head, body) {
                             slow.push(conn);
                         }
@@ -532,28 +708,34 @@ async fn core_loop(
                 }
                 Action::Close { conn } => {
                     // An empty head tells the writer to stop (the reader then stops too).
-                    if let Some(w) = writers.remove(&conn) {
+                    if let Some(w) = self.writers.remove(&conn) {
                         w.close();
                     }
                 }
                 Action::Http { req, reply } => {
-                    if let Some(w) = waiting.pending.remove(&req) {
+                    if let Some(w) = self.waiting.pending.remove(&req) {
                         let _ = w.send(reply);
                     }
                 }
             }
         }
         for conn in closed {
-            writers.remove(&conn);
+            self.writers.remove(&conn);
         }
-        for conn in slow {
-            if writers.remove(&conn).is_some() {
+        self.writers_gone(core, slow);
+    }
+
+    /// Connections whose writer is gone (peer stalled, socket failed): the core closes
+    /// their dialogs; what that sends to other connections is queued.
+    fn writers_gone(&mut self, core: &mut Core, gone: Vec<ConnId>) {
+        for conn in gone {
+            if self.writers.remove(&conn).is_some() {
                 tracing::info!(conn = %conn, "writer gone (peer stalled or socket failed)");
                 let mut out = Vec::new();
                 core.handle(Input::Closed { conn }, &mut out);
                 for a in out {
                     if let Action::Send { conn, head, body } = a {
-                        if let Some(w) = writers.get(&conn) {
+                        if let Some(w) = self.writers.get(&conn) {
                             w.send(head, body);
                         }
                     }
@@ -561,7 +743,11 @@ async fn core_loop(
             }
         }
     }
-    tracing::info!(dialogs = core.dialog_count(), stats = ?core.stats(), "channel service stopped");
+}
+
+/// Whether `i` is an INFO request (a post or command).
+fn is_info(i: &Input) -> bool {
+    matches!(i, Input::Sip { msg: SipMessage::Request(req), .. } if req.method == "INFO")
 }
 
 /// Web requests waiting for the core's answer, by request id.
@@ -571,28 +757,34 @@ struct HttpWaiting {
     pending: BTreeMap<crate::web::api::HttpReqId, oneshot::Sender<crate::web::api::HttpReply>>,
 }
 
-fn absorb(
-    ev: Event,
-    writers: &mut BTreeMap<ConnId, ConnOut>,
-    waiting: &mut HttpWaiting,
-    inputs: &mut Vec<Input>,
-) {
-    match ev {
-        Event::Http(request, reply) => {
-            waiting.next.0 += 1;
-            let req = waiting.next;
-            waiting.pending.insert(req, reply);
-            inputs.push(Input::Http { req, request });
-        }
-        Event::Register(conn, w) => {
-            writers.insert(conn, w);
-        }
-        Event::Input(i) => inputs.push(i),
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    const INFO: &[u8] = b"INFO sip:pchat@contoso.com SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:5070;branch=z9hG4bKq1\r\n\
+        Max-Forwards: 70\r\nFrom: <sip:a@contoso.com>;tag=a1\r\nTo: <sip:pchat@contoso.com>;tag=p1\r\n\
+        Call-ID: q-1\r\nCSeq: 7 INFO\r\nContent-Length: 0\r\n\r\n";
+
+    /// `[sip] max_queue_delay`: an INFO that waited longer is still handed to the core
+    /// (its parse is paid for) but marks the batch late, so the readers shed the next
+    /// ones at the door; another method, or a fresh INFO, does not.
+    #[tokio::test]
+    async fn a_post_that_waited_too_long_marks_the_queue_late() {
+        let mut io = CoreIo::new(&SipConfig::default());
+        let conn = ConnId(1);
+        let msg = || parse_frame(&Bytes::from_static(INFO)).expect("valid INFO");
+        let read = tokio::time::Instant::now();
+        let late = Some(read + std::time::Duration::from_millis(1));
+        let bye = String::from_utf8_lossy(INFO).replace("INFO", "BYE");
+        let bye = parse_frame(&Bytes::from(bye)).expect("valid BYE");
+        io.absorb(Event::Read(Input::Sip { conn, msg: bye }, read), late);
+        io.absorb(Event::Read(Input::Sip { conn, msg: msg() }, read), None);
+        assert!(!io.saw_late, "a BYE or a fresh INFO is not late");
+        io.absorb(Event::Read(Input::Sip { conn, msg: msg() }, read), late);
+        assert!(io.saw_late, "an INFO read before the bound is late");
+        assert_eq!(io.inputs.len(), 3, "every input still goes to the core");
+    }
+
     #[test]
     fn success_responses_are_recognized_by_their_status_line() {
         use super::is_success_response as ok;

@@ -18,6 +18,17 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+/// mimalloc instead of glibc's malloc: the server's work is small, short-lived
+/// allocations on several threads (frames, parsed messages, queue nodes) and glibc's
+/// allocator was ~39 % of its CPU under load (BENCHMARKS.md, issue 18); mimalloc also
+/// returns freed pages instead of leaving per-thread arenas grown after a sign-in burst.
+/// Built with `no_thp`: mimalloc then does not ask for transparent huge pages, whose
+/// 2 MiB zeroing on every re-fault of a purged page was 17 % of the server's CPU under
+/// fan-out (perf, BENCHMARKS.md "Issue 18: session 7"). Nothing depends on addresses,
+/// so behaviour is unchanged.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Open files (sockets) the server asks for at start (RLIMIT_NOFILE).
 const NOFILE_WANTED: u64 = 1 << 20;
 

@@ -8,7 +8,8 @@
 //! ```
 //!
 //! **What it does.** Opens `--users` TCP connections (one session each: INVITE + ACK,
-//! then one `cmd:bjoin` of the session's rooms; RFC 3261, XCCOS.md), signs them in with
+//! then one `cmd:bjoin` of the session's rooms, sent again after `Retry-After` when the
+//! server sheds it with 503; RFC 3261, XCCOS.md), signs them in with
 //! at most `--connect-concurrency` sign-ins in flight, then posts `grpchat`s on an
 //! **open-loop** schedule: post k is due at `t0 + k / rate`, whatever the server's
 //! answers did, and every latency is measured from that due time - a slow server shows
@@ -469,16 +470,55 @@ async fn drive(
     shared: Arc<Shared>,
 ) -> LoadReport {
     let rooms_of = plan(cfg);
-    let run_id = format!("{:x}", std::process::id() as u64 ^ cfg.seed.rotate_left(20));
-    let gate = Arc::new(Semaphore::new(cfg.connect_concurrency.max(1)));
-    let mut senders = Vec::with_capacity(cfg.users);
-    let (ready_tx, mut ready_rx) = mpsc::unbounded_channel::<(usize, bool)>();
     let progress = cfg.progress.then(|| {
         let s = shared.clone();
         let users = cfg.users;
         tokio::spawn(progress_loop(s, users, scheduled))
     });
     let signin_started = Instant::now();
+    let (senders, ready_rx) = spawn_sessions(cfg, source_ips, &rooms_of, &shared);
+    let up = wait_ready(ready_rx, cfg.users).await;
+    let signin_s = signin_started.elapsed().as_secs_f64();
+    let posters = posters(cfg, &rooms_of, &up);
+    let t0_ns = shared.now_ns();
+    if !posters.is_empty() && scheduled > 0 {
+        send_posts(cfg, scheduled, &posters, &senders, &shared, t0_ns).await;
+    }
+    let window_end_ns = shared.now_ns();
+    drain(cfg, &shared).await;
+    let memory = server_memory(cfg);
+    if let Some(p) = progress {
+        p.abort();
+    }
+    let window_s = (window_end_ns.saturating_sub(t0_ns) as f64 / 1e9)
+        .max(cfg.duration.as_secs_f64())
+        .max(1e-9);
+    let run = RunFacts {
+        source_ips,
+        scheduled,
+        signin_s,
+        t0_ns,
+        window_s,
+        memory,
+    };
+    report(cfg, &shared, run)
+}
+
+/// Starts one session task per user; returns each session's post queue and the
+/// channel on which each reports whether it signed in.
+fn spawn_sessions(
+    cfg: &LoadConfig,
+    source_ips: usize,
+    rooms_of: &[Vec<usize>],
+    shared: &Arc<Shared>,
+) -> (
+    Vec<mpsc::Sender<PostJob>>,
+    mpsc::UnboundedReceiver<(usize, bool)>,
+) {
+    let run_id = format!("{:x}", std::process::id() as u64 ^ cfg.seed.rotate_left(20));
+    let gate = Arc::new(Semaphore::new(cfg.connect_concurrency.max(1)));
+    let mut senders = Vec::with_capacity(cfg.users);
+    let (ready_tx, ready_rx) = mpsc::unbounded_channel::<(usize, bool)>();
     let uris: Vec<String> = (0..cfg.rooms).map(|n| room_uri(cfg, n)).collect();
     for (i, rooms) in rooms_of.iter().enumerate() {
         let rooms = rooms.iter().filter_map(|n| uris.get(*n).cloned()).collect();
@@ -498,13 +538,18 @@ async fn drive(
         };
         tokio::spawn(s.run(rx, gate.clone(), ready_tx.clone()));
     }
-    drop(ready_tx);
-    let mut up = vec![false; cfg.users];
-    let mut answered = 0;
-    while answered < cfg.users {
+    (senders, ready_rx)
+}
+
+/// Waits until every session answered; whether each one is up.
+async fn wait_ready(
+    mut ready_rx: mpsc::UnboundedReceiver<(usize, bool)>,
+    users: usize,
+) -> Vec<bool> {
+    let mut up = vec![false; users];
+    for _ in 0..users {
         match ready_rx.recv().await {
             Some((i, ok)) => {
-                answered += 1;
                 if let Some(u) = up.get_mut(i) {
                     *u = ok;
                 }
@@ -512,9 +557,12 @@ async fn drive(
             None => break,
         }
     }
-    let signin_s = signin_started.elapsed().as_secs_f64();
-    // Memberships whose session is up: only they post.
-    let posters: Vec<(usize, usize)> = (0..cfg.rooms * cfg.room_size)
+    up
+}
+
+/// Memberships whose session is up, as (user, index into the user's rooms): only they post.
+fn posters(cfg: &LoadConfig, rooms_of: &[Vec<usize>], up: &[bool]) -> Vec<(usize, usize)> {
+    (0..cfg.rooms * cfg.room_size)
         .filter_map(|m| {
             let user = m % cfg.users;
             let room = m / cfg.room_size;
@@ -524,29 +572,39 @@ async fn drive(
             let idx = rooms_of.get(user)?.iter().position(|r| *r == room)?;
             Some((user, idx))
         })
-        .collect();
-    let t0_ns = shared.now_ns();
+        .collect()
+}
+
+/// Hands `scheduled` posts to random posters at `--rate`, from `t0_ns` on.
+async fn send_posts(
+    cfg: &LoadConfig,
+    scheduled: u64,
+    posters: &[(usize, usize)],
+    senders: &[mpsc::Sender<PostJob>],
+    shared: &Shared,
+    t0_ns: u64,
+) {
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-    if !posters.is_empty() && scheduled > 0 {
-        let step_ns = 1e9 / cfg.rate;
-        for k in 0..scheduled {
-            let due = t0_ns + (k as f64 * step_ns) as u64;
-            let now = shared.now_ns();
-            if due > now + 200_000 {
-                tokio::time::sleep(Duration::from_nanos(due - now)).await;
-            }
-            let (user, room) = posters[rng.gen_range(0..posters.len())];
-            if let Some(d) = shared.due_ns.get(k as usize) {
-                d.store(due, Ordering::Relaxed);
-            }
-            let job = PostJob { id: k, room };
-            if senders.get(user).map(|s| s.try_send(job).is_ok()) != Some(true) {
-                shared.error(|| format!("session {user}: post queue full (client saturated)"));
-            }
+    let step_ns = 1e9 / cfg.rate;
+    for k in 0..scheduled {
+        let due = t0_ns + (k as f64 * step_ns) as u64;
+        let now = shared.now_ns();
+        if due > now + 200_000 {
+            tokio::time::sleep(Duration::from_nanos(due - now)).await;
+        }
+        let (user, room) = posters[rng.gen_range(0..posters.len())];
+        if let Some(d) = shared.due_ns.get(k as usize) {
+            d.store(due, Ordering::Relaxed);
+        }
+        let job = PostJob { id: k, room };
+        if senders.get(user).map(|s| s.try_send(job).is_ok()) != Some(true) {
+            shared.error(|| format!("session {user}: post queue full (client saturated)"));
         }
     }
-    let window_end_ns = shared.now_ns();
-    // Drain: wait until every sent post was answered and relays stopped arriving.
+}
+
+/// Waits (at most `--drain`) until every sent post was answered and relays stopped arriving.
+async fn drain(cfg: &LoadConfig, shared: &Shared) {
     let drain_until = Instant::now() + cfg.drain;
     let mut last_relays = u64::MAX;
     while Instant::now() < drain_until {
@@ -559,15 +617,25 @@ async fn drive(
         }
         last_relays = relays;
     }
-    let (server_pid, rss, hwm, note) = server_memory(cfg);
-    if let Some(p) = progress {
-        p.abort();
-    }
+}
+
+/// What [`drive`] learned besides the counters.
+struct RunFacts {
+    source_ips: usize,
+    scheduled: u64,
+    signin_s: f64,
+    /// When posting started ([`Shared::now_ns`]).
+    t0_ns: u64,
+    /// The posting window, in seconds (at least `--duration`).
+    window_s: f64,
+    /// [`server_memory`].
+    memory: (u32, u64, u64, Option<String>),
+}
+
+/// The report from the counters and histograms.
+fn report(cfg: &LoadConfig, shared: &Shared, run: RunFacts) -> LoadReport {
     let c = &shared.c;
-    let window_s = (window_end_ns.saturating_sub(t0_ns) as f64 / 1e9)
-        .max(cfg.duration.as_secs_f64())
-        .max(1e-9);
-    let span = |last: u64| (last.saturating_sub(t0_ns) as f64 / 1e9).max(window_s);
+    let span = |last: u64| (last.saturating_sub(run.t0_ns) as f64 / 1e9).max(run.window_s);
     let posts_acked = c.posts_acked.load(Ordering::Relaxed);
     let relays = c.relays.load(Ordering::Relaxed);
     let relay_h = merged(&shared.relay_hist);
@@ -576,6 +644,7 @@ async fn drive(
         Some(h) if !h.is_empty() => h.value_at_quantile(p) as f64 / 1000.0,
         _ => 0.0,
     };
+    let (server_pid, server_rss_bytes, server_rss_peak_bytes, server_rss_note) = run.memory;
     LoadReport {
         target: cfg.target.to_string(),
         users: cfg.users,
@@ -585,9 +654,9 @@ async fn drive(
         duration_s: cfg.duration.as_secs_f64(),
         sessions_established: c.established.load(Ordering::Relaxed),
         sessions_failed: c.failed.load(Ordering::Relaxed),
-        signin_s,
-        source_ips,
-        posts_scheduled: scheduled,
+        signin_s: run.signin_s,
+        source_ips: run.source_ips,
+        posts_scheduled: run.scheduled,
         posts_sent: c.posts_sent.load(Ordering::Relaxed),
         posts_acked,
         posts_acked_per_s: posts_acked as f64 / span(c.last_ack_ns.load(Ordering::Relaxed)),
@@ -604,9 +673,9 @@ async fn drive(
         errors: c.errors.load(Ordering::Relaxed),
         first_error: None,
         server_pid,
-        server_rss_bytes: rss,
-        server_rss_peak_bytes: hwm,
-        server_rss_note: note,
+        server_rss_bytes,
+        server_rss_peak_bytes,
+        server_rss_note,
     }
 }
 
@@ -730,6 +799,43 @@ impl Session {
             .map_err(|e| format!("local address: {e}"))?
             .to_string();
         let mut framer = Framer::new(1 << 20);
+        let mut out = Vec::new();
+        let mut d = self
+            .invite(&mut stream, &mut framer, &mut out, local)
+            .await?;
+        let cseq = d.cseq; // the INVITE's (RFC 3261 17.1.1.3)
+        let ack = format!(
+            "ACK {t} SIP/2.0\r\nVia: SIP/2.0/TCP {l};branch=z9hG4bKlack{i}\r\nMax-Forwards: 70\r\n\
+             From: {f}\r\nTo: {to}\r\nCall-ID: {cid}\r\nCSeq: {cseq} ACK\r\nContent-Length: 0\r\n\r\n",
+            t = d.target,
+            l = d.local,
+            i = self.index,
+            f = d.from,
+            to = d.to,
+            cid = self.call_id
+        );
+        out.extend_from_slice(ack.as_bytes());
+        if self.rooms.is_empty() {
+            stream
+                .write_all(&out)
+                .await
+                .map_err(|e| format!("send ACK: {e}"))?;
+        } else {
+            self.bjoin(&mut stream, &mut framer, &mut out, &mut d)
+                .await?;
+        }
+        Ok((stream, framer, d))
+    }
+
+    /// INVITE (again with SIP Digest credentials after a 401) up to its 200 OK: the
+    /// dialog it opens, its CSeq the INVITE's. `out` collects answers to server requests.
+    async fn invite(
+        &self,
+        stream: &mut tokio::net::TcpStream,
+        framer: &mut Framer,
+        out: &mut Vec<u8>,
+        local: String,
+    ) -> Result<Dialog, String> {
         let (host, port) = local.rsplit_once(':').unwrap_or((&local, "0"));
         let sdp = format!(
             "v=0\r\no=- 0 0 IN IP4 {host}\r\ns=session\r\nc=IN IP4 {host}\r\nt=0 0\r\nm=message {port} sip null\r\n"
@@ -749,18 +855,15 @@ impl Session {
                 len = sdp.len()
             )
         };
-        let mut out = Vec::new();
         let mut cseq = 1;
         let mut head = self
-            .invite_once(&mut stream, &mut framer, &mut out, &invite(cseq, ""), cseq)
+            .invite_once(stream, framer, out, &invite(cseq, ""), cseq)
             .await?;
         if let (401, Some(auth)) = (head.0, self.authorization(&head.1, domain)) {
             // SIP Digest (RFC 3261 22.2): the same INVITE again with credentials.
             cseq += 1;
             let again = invite(cseq, &format!("Authorization: {auth}\r\n"));
-            head = self
-                .invite_once(&mut stream, &mut framer, &mut out, &again, cseq)
-                .await?;
+            head = self.invite_once(stream, framer, out, &again, cseq).await?;
         }
         let (to, target) = match head {
             (200, head) => {
@@ -782,44 +885,44 @@ impl Session {
         if !to.contains("tag=") || target.is_empty() {
             return Err("200 OK to INVITE without To-tag or Contact".into());
         }
-        let mut d = Dialog {
+        Ok(Dialog {
             from,
             to,
             target,
             local,
             cseq,
-        };
-        let ack = format!(
-            "ACK {t} SIP/2.0\r\nVia: SIP/2.0/TCP {l};branch=z9hG4bKlack{i}\r\nMax-Forwards: 70\r\n\
-             From: {f}\r\nTo: {to}\r\nCall-ID: {cid}\r\nCSeq: {cseq} ACK\r\nContent-Length: 0\r\n\r\n",
-            t = d.target,
-            l = d.local,
-            i = self.index,
-            f = d.from,
-            to = d.to,
-            cid = self.call_id
+        })
+    }
+
+    /// Sends what `out` holds (the ACK) and the bjoin of every room of this session,
+    /// and waits for the bjoin's reply (`rpl:bjoin` with code 200). A bjoin answered
+    /// 503 (the server sheds load) is sent again after its `Retry-After`, at most
+    /// [`BJOIN_ATTEMPTS`] times in all.
+    async fn bjoin(
+        &self,
+        stream: &mut tokio::net::TcpStream,
+        framer: &mut Framer,
+        out: &mut Vec<u8>,
+        d: &mut Dialog,
+    ) -> Result<(), String> {
+        let mut body = format!(
+            "<xccos ver=\"1\" envid=\"{}\" xmlns=\"urn:parlano:xml:ns:xccos\"><cmd id=\"cmd:bjoin\" seqid=\"1\"><data>",
+            self.index + 1
         );
-        out.extend_from_slice(ack.as_bytes());
-        let mut bjoin_cseq = 0;
-        if !self.rooms.is_empty() {
-            let mut body = format!(
-                "<xccos ver=\"1\" envid=\"{}\" xmlns=\"urn:parlano:xml:ns:xccos\"><cmd id=\"cmd:bjoin\" seqid=\"1\"><data>",
-                self.index + 1
-            );
-            for r in &self.rooms {
-                let _ = write!(body, "<chanib uri=\"{r}\"/>");
-            }
-            body.push_str("</data></cmd></xccos>");
-            bjoin_cseq = self.info(&mut d, &body, &mut out);
+        for r in &self.rooms {
+            let _ = write!(body, "<chanib uri=\"{r}\"/>");
         }
-        stream
-            .write_all(&out)
-            .await
-            .map_err(|e| format!("send ACK/bjoin: {e}"))?;
-        out.clear();
-        if !self.rooms.is_empty() {
-            let (m, code) = self
-                .read_until(&mut stream, &mut framer, &mut out, |m| match m {
+        body.push_str("</data></cmd></xccos>");
+        let mut attempt = 1;
+        let (frame, code) = loop {
+            let bjoin_cseq = self.info(d, &body, out);
+            stream
+                .write_all(out)
+                .await
+                .map_err(|e| format!("send ACK/bjoin: {e}"))?;
+            out.clear();
+            let (frame, code) = self
+                .read_until(stream, framer, out, |m| match m {
                     Msg::Response { cseq, code, .. } if *cseq == bjoin_cseq && *code >= 300 => {
                         Some(*code)
                     }
@@ -827,26 +930,38 @@ impl Session {
                     _ => None,
                 })
                 .await?;
-            if code != 200 {
-                return Err(format!("bjoin INFO answered {code}"));
+            if code != 503 || attempt >= BJOIN_ATTEMPTS {
+                break (frame, code);
             }
-            if let Msg::Request { body, .. } = m {
-                if !contains(&body, b"code=\"200\"") {
-                    return Err(format!(
-                        "rpl:bjoin not 200: {}",
-                        String::from_utf8_lossy(&body[..body.len().min(200)])
-                    ));
-                }
-            }
-            if !out.is_empty() {
-                stream
-                    .write_all(&out)
-                    .await
-                    .map_err(|e| format!("send 200 OK: {e}"))?;
-                out.clear();
+            attempt += 1;
+            let wait = Msg::read(&frame)
+                .and_then(|m| match m {
+                    Msg::Response { head, .. } => header(head, "Retry-After")?.parse().ok(),
+                    Msg::Request { .. } => None,
+                })
+                .unwrap_or(1u64)
+                .min(10);
+            tokio::time::sleep(Duration::from_secs(wait)).await;
+        };
+        if code != 200 {
+            return Err(format!("bjoin INFO answered {code}"));
+        }
+        if let Some(Msg::Request { body, .. }) = Msg::read(&frame) {
+            if !contains(body, b"code=\"200\"") {
+                return Err(format!(
+                    "rpl:bjoin not 200: {}",
+                    String::from_utf8_lossy(&body[..body.len().min(200)])
+                ));
             }
         }
-        Ok((stream, framer, d))
+        if !out.is_empty() {
+            stream
+                .write_all(out)
+                .await
+                .map_err(|e| format!("send 200 OK: {e}"))?;
+            out.clear();
+        }
+        Ok(())
     }
 
     /// Sends one INVITE (with CSeq `cseq`) and waits for its final response: (code,
@@ -863,14 +978,14 @@ impl Session {
             .write_all(invite.as_bytes())
             .await
             .map_err(|e| format!("send INVITE: {e}"))?;
-        let (m, ()) = self
+        let (frame, ()) = self
             .read_until(stream, framer, out, |m| match m {
                 Msg::Response { cseq: c, code, .. } if *c == cseq && *code >= 200 => Some(()),
                 _ => None,
             })
             .await?;
-        match m {
-            Msg::Response { code, head, .. } => Ok((code, head)),
+        match Msg::read(&frame) {
+            Some(Msg::Response { code, head, .. }) => Ok((code, head.to_string())),
             _ => Err("INVITE: unexpected message".into()),
         }
     }
@@ -905,7 +1020,7 @@ impl Session {
         framer: &mut Framer,
         out: &mut Vec<u8>,
         mut want: impl FnMut(&Msg) -> Option<T>,
-    ) -> Result<(Msg, T), String> {
+    ) -> Result<(bytes::Bytes, T), String> {
         let mut buf = [0u8; 4096];
         loop {
             while let Some(frame) = framer
@@ -917,7 +1032,7 @@ impl Session {
                     answer_200(head, out);
                 }
                 if let Some(t) = want(&m) {
-                    return Ok((m, t));
+                    return Ok((frame, t));
                 }
             }
             let n = tokio::time::timeout(self.timeout, stream.read(&mut buf))
@@ -1044,8 +1159,8 @@ impl Session {
                 }
             }
             Msg::Request { head, body } => {
-                answer_200(&head, out);
-                if let Some(id) = marker(&body) {
+                answer_200(head, out);
+                if let Some(id) = marker(body) {
                     sh.c.relays.fetch_add(1, Ordering::Relaxed);
                     sh.c.last_relay_ns.fetch_max(now, Ordering::Relaxed);
                     if let Some(due) = sh.due_ns.get(id as usize) {
@@ -1058,27 +1173,30 @@ impl Session {
     }
 }
 
-/// The little the load tool reads of a message from the server.
-enum Msg {
-    Response { code: u16, cseq: u32, head: String },
-    Request { head: String, body: bytes::Bytes },
+/// Most times a session sends its bjoin when the server answers 503 (load shed).
+const BJOIN_ATTEMPTS: u32 = 5;
+
+/// The little the load tool reads of a message from the server, borrowed from the frame
+/// (no copy: the generator shares the server's cores, so its cost per post counts).
+enum Msg<'a> {
+    Response { code: u16, cseq: u32, head: &'a str },
+    Request { head: &'a str, body: &'a [u8] },
 }
 
-impl Msg {
-    fn read(frame: &bytes::Bytes) -> Option<Msg> {
-        let end = frame.windows(4).position(|w| w == b"\r\n\r\n")?;
-        let head = std::str::from_utf8(frame.get(..end)?).ok()?.to_string();
-        let start = head.lines().next()?;
-        if let Some(rest) = start.strip_prefix("SIP/2.0 ") {
+impl<'a> Msg<'a> {
+    fn read(frame: &'a [u8]) -> Option<Msg<'a>> {
+        let end = memchr::memmem::find(frame, b"\r\n\r\n")?;
+        let head = std::str::from_utf8(frame.get(..end)?).ok()?;
+        if let Some(rest) = head.strip_prefix("SIP/2.0 ") {
             let code = rest.get(..3)?.parse().ok()?;
-            let cseq = header(&head, "CSeq")?
+            let cseq = header(head, "CSeq")?
                 .split_whitespace()
                 .next()?
                 .parse()
                 .ok()?;
             Some(Msg::Response { code, cseq, head })
         } else {
-            let body = frame.slice(end + 4..);
+            let body = frame.get(end + 4..)?;
             Some(Msg::Request { head, body })
         }
     }
@@ -1109,13 +1227,13 @@ fn answer_200(head: &str, out: &mut Vec<u8>) {
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
+    memchr::memmem::find(hay, needle).is_some()
 }
 
 /// The post index in a relayed grpchat's `<chat>load N</chat>`.
 fn marker(body: &[u8]) -> Option<u64> {
     const M: &[u8] = b"<chat>load ";
-    let at = body.windows(M.len()).position(|w| w == M)? + M.len();
+    let at = memchr::memmem::find(body, M)? + M.len();
     let digits = body.get(at..)?;
     let n = digits.iter().take_while(|b| b.is_ascii_digit()).count();
     std::str::from_utf8(digits.get(..n)?).ok()?.parse().ok()
@@ -1264,9 +1382,9 @@ mod tests {
         let Some(Msg::Request { head, body }) = Msg::read(&relay) else {
             panic!("request")
         };
-        assert_eq!(marker(&body), Some(42));
+        assert_eq!(marker(body), Some(42));
         let mut out = Vec::new();
-        answer_200(&head, &mut out);
+        answer_200(head, &mut out);
         let ok = String::from_utf8(out).unwrap();
         assert!(ok.starts_with("SIP/2.0 200 OK\r\nVia: SIP/2.0/TCP s:5060;branch=z9hG4bKa\r\n"));
         assert!(ok.contains("CSeq: 4 INFO\r\n") && ok.ends_with("Content-Length: 0\r\n\r\n"));

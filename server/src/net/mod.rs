@@ -43,6 +43,10 @@ impl Listener for tokio::net::TcpListener {
 /// services request with the channel its answer goes back on.
 pub(crate) enum Event {
     Input(Input),
+    /// Input from a connection's reader, with the time it was read: while the posts the
+    /// core task takes waited longer than `[sip] max_queue_delay`, the readers shed new
+    /// ones at the door (the queue stops growing instead of holding seconds of latency).
+    Read(Input, tokio::time::Instant),
     Register(ConnId, overload::ConnOut),
     Http(
         crate::web::api::HttpRequest,

@@ -1,12 +1,14 @@
 //! Load shedding at the door instead of dropping shared connections (issue 18).
 //!
-//! Every connection's outgoing messages wait in an unbounded queue whose length and
-//! bytes are counted here, per connection and server-wide. Nothing is refused at the
+//! Every connection's outgoing messages wait in an unbounded queue (a `VecDeque` that
+//! holds no memory while empty) whose length and bytes are counted here, per connection and server-wide. Nothing is refused at the
 //! queue: a front end or SIPp carries thousands of dialogs on one connection, and
 //! dropping it for a full queue drops them all. Instead, while a connection's backlog
 //! is above `[sip] send_queue` messages, or the server's above
-//! `[sip] server_backlog_bytes`, the reader answers that connection's new posts and
-//! commands (INFO) `503` + `Retry-After` (RFC 3261 21.5.4) until the backlog drains.
+//! `[sip] server_backlog_bytes`, or while the posts the core takes from a backlogged
+//! queue waited longer than `[sip] max_queue_delay`, the reader answers that
+//! connection's new posts and commands (INFO) `503` + `Retry-After` (RFC 3261 21.5.4)
+//! before parsing them, until the backlog drains.
 //! A connection is closed only when its peer has read nothing for
 //! `[sip] write_stall_timeout_s` (the writer's socket write made no progress).
 //!
@@ -17,20 +19,26 @@
 //! stalled peer's share is freed after `write_stall_timeout_s`.
 
 use bytes::Bytes;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 
 /// A message for a connection: SIP head and body, written back to back.
 pub(crate) type Outgoing = (Bytes, Bytes);
 
-/// Server-wide backlog: bytes queued for all connections and not yet written.
+/// Server-wide backlog: bytes queued for all connections and not yet written, and
+/// whether the queue into the core is late (`[sip] max_queue_delay`).
 #[derive(Debug)]
 pub(crate) struct Backlog {
     bytes: AtomicUsize,
     high_bytes: usize,
+    /// Set by the core task while the posts it takes from a backlogged queue waited
+    /// longer than `[sip] max_queue_delay`: every reader then sheds new INFOs at the door
+    /// (before parsing them) until the core catches up.
+    late: AtomicBool,
 }
 
 impl Backlog {
@@ -39,6 +47,7 @@ impl Backlog {
         Arc::new(Backlog {
             bytes: AtomicUsize::new(0),
             high_bytes: high_bytes.max(1),
+            late: AtomicBool::new(false),
         })
     }
 
@@ -46,15 +55,42 @@ impl Backlog {
     pub(crate) fn bytes(&self) -> usize {
         self.bytes.load(Ordering::Relaxed)
     }
+
+    /// Whether the core's queue is late (see the field); set by the core task.
+    pub(crate) fn set_late(&self, late: bool) {
+        self.late.store(late, Ordering::Relaxed);
+    }
+
+    /// Whether new posts are shed because the core's queue is late.
+    pub(crate) fn is_late(&self) -> bool {
+        self.late.load(Ordering::Relaxed)
+    }
 }
 
-/// One connection's account, shared by its reader, its writer and the core task.
+/// A connection's queue: no allocation while empty (an idle connection - most of
+/// 19,000 signed-in sessions - holds none; a channel would hold a block of slots).
+#[derive(Debug, Default)]
+struct Queue {
+    items: VecDeque<Outgoing>,
+    /// Live [`ConnOut`]s: the writer ends when the last one is gone.
+    senders: usize,
+    /// The writer is gone: nothing more is accepted.
+    closed: bool,
+}
+
+/// Queue capacity, in messages, above which an emptied queue gives its memory back.
+const KEEP_CAPACITY: usize = 16;
+
+/// One connection's account and queue, shared by its reader, its writer and the core task.
 #[derive(Debug)]
 struct ConnState {
     msgs: AtomicUsize,
     bytes: AtomicUsize,
     high_msgs: usize,
     server: Arc<Backlog>,
+    queue: Mutex<Queue>,
+    /// Wakes the writer: a message was queued or the last sender is gone.
+    ready: Notify,
     /// Told by the writer when it ends (the core closed the connection, the peer
     /// stalled, or the socket failed): the reader stops too.
     ended: Notify,
@@ -72,52 +108,89 @@ impl ConnState {
         self.bytes.fetch_sub(n, Ordering::Relaxed);
         self.server.bytes.fetch_sub(n, Ordering::Relaxed);
     }
+
+    /// The queue, also after a panic elsewhere (its state stays consistent).
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        match self.queue.lock() {
+            Ok(q) => q,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
 }
 
 /// The sending side of a connection's queue (cloned into the core and the reader).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct ConnOut {
-    tx: mpsc::UnboundedSender<Outgoing>,
     st: Arc<ConnState>,
+}
+
+impl Clone for ConnOut {
+    fn clone(&self) -> Self {
+        self.st.queue().senders += 1;
+        ConnOut {
+            st: self.st.clone(),
+        }
+    }
+}
+
+impl Drop for ConnOut {
+    fn drop(&mut self) {
+        let last = {
+            let mut q = self.st.queue();
+            q.senders -= 1;
+            q.senders == 0
+        };
+        if last {
+            self.st.ready.notify_one();
+        }
+    }
 }
 
 /// The writer's side.
 #[derive(Debug)]
 pub(crate) struct ConnRx {
-    rx: mpsc::UnboundedReceiver<Outgoing>,
     st: Arc<ConnState>,
 }
 
 /// A connection's queue, watermark `high_msgs` messages, counted into `server`.
 pub(crate) fn channel(high_msgs: usize, server: Arc<Backlog>) -> (ConnOut, ConnRx) {
-    let (tx, rx) = mpsc::unbounded_channel();
     let st = Arc::new(ConnState {
         msgs: AtomicUsize::new(0),
         bytes: AtomicUsize::new(0),
         high_msgs: high_msgs.max(1),
         server,
+        queue: Mutex::new(Queue {
+            senders: 1,
+            ..Queue::default()
+        }),
+        ready: Notify::new(),
         ended: Notify::new(),
     });
-    (ConnOut { tx, st: st.clone() }, ConnRx { rx, st })
+    (ConnOut { st: st.clone() }, ConnRx { st })
 }
 
 impl ConnOut {
     /// Queues a message; `false` when the writer is gone (the connection is closed).
     pub(crate) fn send(&self, head: Bytes, body: Bytes) -> bool {
         let n = head.len() + body.len();
-        self.st.add(n);
-        if self.tx.send((head, body)).is_err() {
-            self.st.sub(1, n);
-            return false;
+        {
+            let mut q = self.st.queue();
+            if q.closed {
+                return false;
+            }
+            q.items.push_back((head, body));
         }
+        self.st.add(n);
+        self.st.ready.notify_one();
         true
     }
 
     /// Whether new posts and commands on this connection are refused with 503: its
-    /// backlog or the server's is above the watermark.
+    /// backlog or the server's is above the watermark, or the core's queue is late.
     pub(crate) fn shedding(&self) -> bool {
         self.st.msgs.load(Ordering::Relaxed) > self.st.high_msgs
             || self.st.server.bytes() > self.st.server.high_bytes
+            || self.st.server.is_late()
     }
 
     /// Whether a new session (an INVITE outside any dialog) on this connection is
@@ -133,13 +206,91 @@ impl ConnOut {
     /// Asks the writer to write what is queued before this, then close the connection
     /// (`Action::Close`; an empty head is the marker, never a message).
     pub(crate) fn close(&self) {
-        let _ = self.tx.send((Bytes::new(), Bytes::new()));
+        let mut q = self.st.queue();
+        if !q.closed {
+            q.items.push_back((Bytes::new(), Bytes::new()));
+            drop(q);
+            self.st.ready.notify_one();
+        }
     }
 
     /// Resolves when the writer ended (closed by the core, a stalled peer, a failed
     /// socket): the reader then stops too.
     pub(crate) async fn ended(&self) {
         self.st.ended.notified().await
+    }
+}
+
+/// What the writer takes from the queue for one write.
+enum Take {
+    /// Bytes gathered, how many messages, and whether the close marker followed them.
+    Some(Vec<u8>, usize, bool),
+    /// Nothing queued.
+    Empty,
+    /// Nothing queued and no sender left: the connection is over.
+    Done,
+}
+
+impl ConnRx {
+    /// Gathers queued messages (up to [`WRITE_COALESCE_BYTES`]) into one buffer.
+    fn take(&self) -> Take {
+        let mut q = self.st.queue();
+        let Some((head, body)) = q.items.pop_front() else {
+            return if q.senders == 0 {
+                Take::Done
+            } else {
+                Take::Empty
+            };
+        };
+        if head.is_empty() {
+            return Take::Some(Vec::new(), 0, true); // `ConnOut::close`
+        }
+        // Sized once for what this write will gather (no regrowth while gathering).
+        let mut want = head.len() + body.len();
+        for (h, b) in q.items.iter() {
+            if h.is_empty() || want >= WRITE_COALESCE_BYTES {
+                break;
+            }
+            want += h.len() + b.len();
+        }
+        let mut buf = Vec::with_capacity(want);
+        buf.extend_from_slice(&head);
+        buf.extend_from_slice(&body);
+        let mut msgs = 1;
+        let mut closing = false;
+        while buf.len() < WRITE_COALESCE_BYTES {
+            match q.items.pop_front() {
+                Some((head, _)) if head.is_empty() => {
+                    closing = true;
+                    break;
+                }
+                Some((head, body)) => {
+                    buf.extend_from_slice(&head);
+                    buf.extend_from_slice(&body);
+                    msgs += 1;
+                }
+                None => break,
+            }
+        }
+        if q.items.is_empty() && q.items.capacity() > KEEP_CAPACITY {
+            q.items = VecDeque::new();
+        }
+        Take::Some(buf, msgs, closing)
+    }
+
+    /// The writer is gone: refuses further messages and releases what is still queued
+    /// from the accounts.
+    fn shut(&self) {
+        let rest = {
+            let mut q = self.st.queue();
+            q.closed = true;
+            std::mem::take(&mut q.items)
+        };
+        for (head, body) in rest {
+            if !head.is_empty() {
+                self.st.sub(1, head.len() + body.len()); // the close marker was never counted
+            }
+        }
     }
 }
 
@@ -162,51 +313,33 @@ async fn write_or_stall<W: AsyncWrite + Unpin>(w: &mut W, buf: &[u8], stall: Dur
 /// [`WRITE_COALESCE_BYTES`]) into one write; the gather buffer lives only for one write,
 /// so an idle connection holds no buffer. Ends when every sender is gone, the socket
 /// fails, or the peer read nothing for `stall` (then the reader is told to stop).
-pub(crate) async fn writer<W: AsyncWrite + Unpin>(mut w: W, mut q: ConnRx, stall: Duration) {
-    while let Some((head, body)) = q.rx.recv().await {
-        if head.is_empty() {
-            break; // the core closed the connection (`ConnOut::close`)
-        }
-        let mut buf = Vec::with_capacity(head.len() + body.len());
-        buf.extend_from_slice(&head);
-        buf.extend_from_slice(&body);
-        let mut msgs = 1;
-        let mut closing = false;
-        while buf.len() < WRITE_COALESCE_BYTES {
-            match q.rx.try_recv() {
-                Ok((head, _)) if head.is_empty() => {
-                    closing = true;
-                    break;
-                }
-                Ok((head, body)) => {
-                    buf.extend_from_slice(&head);
-                    buf.extend_from_slice(&body);
-                    msgs += 1;
-                }
-                Err(_) => break,
+pub(crate) async fn writer<W: AsyncWrite + Unpin>(mut w: W, q: ConnRx, stall: Duration) {
+    loop {
+        let (buf, msgs, closing) = match q.take() {
+            Take::Some(buf, msgs, closing) => (buf, msgs, closing),
+            Take::Empty => {
+                q.st.ready.notified().await;
+                continue;
+            }
+            Take::Done => break,
+        };
+        if !buf.is_empty() {
+            let ok = write_or_stall(&mut w, &buf, stall).await;
+            q.st.sub(msgs, buf.len());
+            if !ok {
+                tracing::warn!(
+                    stall_s = stall.as_secs(),
+                    "peer read nothing for the stall timeout (or the socket failed): closing"
+                );
+                break;
             }
         }
-        let ok = write_or_stall(&mut w, &buf, stall).await;
-        q.st.sub(msgs, buf.len());
-        if !ok {
-            tracing::warn!(
-                stall_s = stall.as_secs(),
-                "peer read nothing for the stall timeout (or the socket failed): closing"
-            );
-            break;
-        }
         if closing {
-            break;
+            break; // the core closed the connection (`ConnOut::close`)
         }
     }
     q.st.ended.notify_one();
-    // Nothing more is written: release what is still queued from the accounts.
-    q.rx.close();
-    while let Ok((head, body)) = q.rx.try_recv() {
-        if !head.is_empty() {
-            q.st.sub(1, head.len() + body.len()); // the close marker was never counted
-        }
-    }
+    q.shut();
     let _ = w.shutdown().await;
 }
 
@@ -266,5 +399,16 @@ mod tests {
         let (b, _qb) = channel(1000, server.clone());
         assert!(a.send(Bytes::from(vec![0u8; 11]), Bytes::new()));
         assert!(a.shedding() && b.shedding());
+    }
+
+    #[tokio::test]
+    async fn a_late_core_queue_sheds_every_connection() {
+        let server = Backlog::new(1 << 20);
+        let (a, _qa) = channel(1000, server.clone());
+        assert!(!a.shedding());
+        server.set_late(true);
+        assert!(a.shedding());
+        server.set_late(false);
+        assert!(!a.shedding());
     }
 }

@@ -80,6 +80,14 @@ impl Framer {
         self.buf.extend_from_slice(data);
     }
 
+    /// Drops the buffer's allocation when nothing is buffered, so an idle connection
+    /// holds none (frames already returned keep their own bytes).
+    pub fn release(&mut self) {
+        if self.buf.is_empty() {
+            self.buf = BytesMut::new();
+        }
+    }
+
     /// Bytes buffered and not yet returned as a message.
     pub fn buffered(&self) -> usize {
         self.buf.len()

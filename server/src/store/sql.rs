@@ -197,6 +197,26 @@ pub fn sqlite_placeholders(sql: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// [`sqlite_placeholders`] for the SQL constants of this module, rewritten once per
+/// process and kept (the set is finite: every argument is a `&'static str`), so the
+/// per-call paths neither scan nor allocate.
+pub fn sqlite_static(sql: &'static str) -> &'static str {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static CACHE: OnceLock<Mutex<HashMap<(usize, usize), &'static str>>> = OnceLock::new();
+    if !sql.contains('$') {
+        return sql;
+    }
+    let key = (sql.as_ptr() as usize, sql.len());
+    let cache = CACHE.get_or_init(Default::default);
+    let mut map = match cache.lock() {
+        Ok(m) => m,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    map.entry(key)
+        .or_insert_with(|| Box::leak(sqlite_placeholders(sql).into_owned().into_boxed_str()))
+}
+
 /// Opens the savepoint of one action (`Store::savepoint`).
 pub const SAVEPOINT: &str = "SAVEPOINT action";
 
@@ -321,5 +341,12 @@ mod tests {
             "a = ?2 AND b = ?1 AND c = ?10 AND d = '$x'"
         );
         assert!(matches!(sqlite_placeholders("SELECT 1"), Cow::Borrowed(_)));
+        let q: &'static str = "a = $2 AND b = $1";
+        assert_eq!(sqlite_static(q), "a = ?2 AND b = ?1");
+        assert!(
+            std::ptr::eq(sqlite_static(q), sqlite_static(q)),
+            "rewritten once"
+        );
+        assert_eq!(sqlite_static("SELECT 1"), "SELECT 1");
     }
 }

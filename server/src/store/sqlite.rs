@@ -314,7 +314,7 @@ impl Store for SqliteStore {
     fn sql_exec(&mut self, sql: &'static str, args: Vec<Arg>) -> Result<u64, StoreError> {
         self.write(|c| {
             let n = c
-                .prepare_cached(&sql::sqlite_placeholders(sql))?
+                .prepare_cached(sql::sqlite_static(sql))?
                 .execute(rusqlite::params_from_iter(&args))?;
             Ok(n as u64)
         })
@@ -325,8 +325,11 @@ impl Store for SqliteStore {
         sql: &'static str,
         args: Vec<Arg>,
     ) -> Result<Vec<sql::Row>, StoreError> {
-        let sql = sql::sqlite_placeholders(sql);
-        self.rows(&sql, rusqlite::params_from_iter(&args), shared_row)
+        self.rows(
+            sql::sqlite_static(sql),
+            rusqlite::params_from_iter(&args),
+            shared_row,
+        )
     }
 
     fn begin(&mut self) -> Result<(), StoreError> {
@@ -379,8 +382,10 @@ impl Store for SqliteStore {
                     room.disabled
                 ],
             )?;
-            c.execute(&sql::sqlite_placeholders(sql::DELETE_ROLES), params![room.guid])?;
-            c.execute(&sql::sqlite_placeholders(sql::DELETE_PRESENTERS), params![room.guid])?;
+            c.prepare_cached(sql::sqlite_static(sql::DELETE_ROLES))?
+                .execute(params![room.guid])?;
+            c.prepare_cached(sql::sqlite_static(sql::DELETE_PRESENTERS))?
+                .execute(params![room.guid])?;
             let mut pres = c.prepare_cached(
                 "INSERT OR IGNORE INTO room_presenters (room_guid, user_uri) VALUES (?1, ?2)",
             )?;
@@ -528,18 +533,20 @@ impl Store for SqliteStore {
                 if !keep.insert(g.as_str()) {
                     continue;
                 }
-                c.execute(
+                // Cached: once per room at every sign-in (bjoin).
+                c.prepare_cached(
                     "INSERT INTO followed (user_uri, room_guid, seq) VALUES (?1, ?2, ?3)
                      ON CONFLICT(user_uri, room_guid) DO UPDATE SET seq = excluded.seq",
-                    params![user, g, i as i64 + 1],
-                )?;
+                )?
+                .execute(params![user, g, i as i64 + 1])?;
             }
             let mut st = c.prepare_cached("SELECT room_guid FROM followed WHERE user_uri = ?1")?;
             let have = st
                 .query_map(params![user], |r| r.get::<_, String>(0))?
                 .collect::<Result<Vec<_>, _>>()?;
             for g in have.iter().filter(|g| !keep.contains(g.as_str())) {
-                c.execute(&sql::sqlite_placeholders(sql::UNFOLLOW), params![user, g])?;
+                c.prepare_cached(sql::sqlite_static(sql::UNFOLLOW))?
+                    .execute(params![user, g])?;
             }
             Ok(())
         })
@@ -655,9 +662,9 @@ impl Store for SqliteStore {
         self.write(|c| {
             // Cached: once per post (a `query_row` on the connection parses it each time).
             let seq: i64 = c
-                .prepare_cached(&sql::sqlite_placeholders(sql::NEXT_LOG_SEQ))?
+                .prepare_cached(sql::sqlite_static(sql::NEXT_LOG_SEQ))?
                 .query_row(params![e.room_guid], |r| r.get(0))?;
-            c.prepare_cached(&sql::sqlite_placeholders(sql::LOG_APPEND))?
+            c.prepare_cached(sql::sqlite_static(sql::LOG_APPEND))?
                 .execute(params![
                     e.room_guid,
                     seq,
@@ -677,11 +684,14 @@ impl SqliteStore {
     /// The first column of each row of the shared query `sql` ([`sql`] text).
     fn column<T: rusqlite::types::FromSql>(
         &self,
-        sql: &str,
+        sql: &'static str,
         args: &[Arg],
     ) -> Result<Vec<T>, StoreError> {
-        let sql = sql::sqlite_placeholders(sql);
-        self.rows(&sql, rusqlite::params_from_iter(args), |r| r.get(0))
+        self.rows(
+            sql::sqlite_static(sql),
+            rusqlite::params_from_iter(args),
+            |r| r.get(0),
+        )
     }
 }
 
