@@ -74,6 +74,134 @@ pub const FREE_TEXT: &[&str] = &[
 /// (RFC 3261 7.3.1: equivalent forms).
 pub const LIST_HEADERS: &[&str] = &["Via", "Route", "Record-Route", "Contact"];
 
+/// What the parser and the validators need to know of a known header name (bits of
+/// [`Known::flags`]): free text, never tightened ([`FREE_TEXT`]).
+pub(crate) const F_FREE: u8 = 1;
+/// A comma list split into one header per value ([`LIST_HEADERS`]).
+pub(crate) const F_LIST: u8 = 2;
+/// At most once per message (RFC 3261 7.3.1, RFC 4475 3.3.8).
+pub(crate) const F_SINGLE: u8 = 4;
+/// A name-addr / addr-spec value (RFC 3261 20.10, 20.20, 20.39, ...).
+pub(crate) const F_ADDRESS: u8 = 8;
+/// The top Via: checked by `validate::via`.
+pub(crate) const F_VIA: u8 = 16;
+
+/// A header name the parser knows: its usual spelling, whether a received long name is
+/// rewritten to it ([`CANONICAL`]), and its [`F_FREE`]... bits. List and address bits
+/// of a name that is not rewritten hold only for that exact spelling (as the name
+/// tables always did: `Route`, not `route`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Known {
+    pub(crate) name: &'static str,
+    pub(crate) canon: bool,
+    pub(crate) flags: u8,
+}
+
+const fn k(name: &'static str, canon: bool, flags: u8) -> Known {
+    Known { name, canon, flags }
+}
+
+/// Every name of [`CANONICAL`], [`COMPACT`], [`FREE_TEXT`] and [`LIST_HEADERS`]; the
+/// slot of a name is its index here plus one (0: unknown). The first ones are the
+/// [`slot`] constants.
+pub(crate) const KNOWN: &[Known] = &[
+    k("Via", true, F_LIST | F_VIA),
+    k("From", true, F_SINGLE | F_ADDRESS),
+    k("To", true, F_SINGLE | F_ADDRESS),
+    k("Call-ID", true, F_SINGLE),
+    k("CSeq", true, F_SINGLE),
+    k("Content-Length", true, F_SINGLE),
+    k("Max-Forwards", true, F_SINGLE),
+    k("Contact", true, F_LIST | F_ADDRESS),
+    k("Content-Type", true, 0),
+    k("Route", false, F_LIST | F_ADDRESS),
+    k("Record-Route", false, F_LIST | F_ADDRESS),
+    k("Accept", true, 0),
+    k("Allow", true, 0),
+    k("Allow-Events", true, 0),
+    k("Content-Encoding", true, 0),
+    k("Event", true, 0),
+    k("Expires", true, 0),
+    k("Require", true, 0),
+    k("Retry-After", true, F_FREE),
+    k("Server", true, F_FREE),
+    k("Session-Expires", true, 0),
+    k("Subject", true, F_FREE),
+    k("Supported", true, 0),
+    k("Unsupported", true, 0),
+    k("User-Agent", true, F_FREE),
+    k("Warning", true, F_FREE),
+    k("Organization", false, F_FREE),
+    k("Date", false, F_FREE),
+    k("Accept-Contact", false, 0),
+    k("Referred-By", false, 0),
+    k("Request-Disposition", false, 0),
+    k("Reject-Contact", false, 0),
+    k("Identity-Info", false, 0),
+    k("Refer-To", false, 0),
+    k("Identity", false, 0),
+];
+
+/// Slots of the headers the parser and the typed view read (index in [`KNOWN`] + 1).
+pub(crate) mod slot {
+    pub(crate) const VIA: u8 = 1;
+    pub(crate) const FROM: u8 = 2;
+    pub(crate) const TO: u8 = 3;
+    pub(crate) const CALL_ID: u8 = 4;
+    pub(crate) const CSEQ: u8 = 5;
+    pub(crate) const CONTENT_LENGTH: u8 = 6;
+    pub(crate) const MAX_FORWARDS: u8 = 7;
+    pub(crate) const CONTACT: u8 = 8;
+    pub(crate) const CONTENT_TYPE: u8 = 9;
+}
+
+/// A header name classified once: its slot (0 when unknown), the static spelling it is
+/// stored under (compact forms expanded, [`CANONICAL`] names rewritten; `None`: kept
+/// as received) and its flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Class {
+    pub(crate) slot: u8,
+    pub(crate) spelling: Option<&'static str>,
+    pub(crate) flags: u8,
+}
+
+/// Classifies a header name (case-insensitive; compact forms, RFC 3261 7.3.3): what
+/// `expand_compact`, `canonical_long` and the name tables say of it, in one look-up.
+pub(crate) fn classify(name: &str) -> Class {
+    let unknown = Class {
+        slot: 0,
+        spelling: None,
+        flags: 0,
+    };
+    if let Some(long) = expand_compact(name) {
+        return match KNOWN.iter().position(|kn| kn.name == long) {
+            Some(i) => Class {
+                slot: i as u8 + 1,
+                spelling: Some(long),
+                flags: KNOWN[i].flags,
+            },
+            None => unknown,
+        };
+    }
+    let n = name.as_bytes();
+    for (i, kn) in KNOWN.iter().enumerate() {
+        let c = kn.name.as_bytes();
+        if c.len() == n.len() && c[0].eq_ignore_ascii_case(&n[0]) && c.eq_ignore_ascii_case(n) {
+            let exact = kn.canon || c == n;
+            return Class {
+                slot: i as u8 + 1,
+                spelling: kn.canon.then_some(kn.name),
+                flags: if exact {
+                    kn.flags
+                } else {
+                    kn.flags & !(F_LIST | F_ADDRESS)
+                },
+            };
+        }
+    }
+    unknown
+}
+
 /// Runs the [`tighten`] state machine over `value`, handing each output byte to `emit`.
 /// Only ASCII bytes are inserted or removed, so UTF-8 stays valid.
 fn tighten_with(value: &[u8], mut emit: impl FnMut(u8)) {

@@ -212,6 +212,34 @@ pub fn headers<'a>(
     Ok(())
 }
 
+/// [`headers`] over (slot, flags, name, value) of headers the parser classified
+/// (`normalize::KNOWN`, `normalize::F_*`): the same checks in the same order, without
+/// comparing names again.
+pub(crate) fn flagged_headers<'a>(
+    headers: impl Iterator<Item = (u8, u8, &'a str, &'a str)> + Clone,
+) -> Result<(), ParseError> {
+    use super::normalize::{F_ADDRESS, F_SINGLE, F_VIA, KNOWN};
+    let mut seen = 0u64;
+    for (slot, flags, _, _) in headers.clone() {
+        if flags & F_SINGLE != 0 {
+            let bit = 1u64 << (slot & 63);
+            if seen & bit != 0 {
+                let name = KNOWN.get(usize::from(slot).wrapping_sub(1)).map_or("", |k| k.name);
+                return Err(ParseError::new(format!("repeated {name} header")));
+            }
+            seen |= bit;
+        }
+    }
+    for (_, flags, name, value) in headers {
+        if flags & F_ADDRESS != 0 {
+            address(name, value)?;
+        } else if flags & F_VIA != 0 {
+            via(value)?;
+        }
+    }
+    Ok(())
+}
+
 fn clip(s: &str) -> String {
     s.chars().take(60).collect()
 }
