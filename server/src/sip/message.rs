@@ -5,7 +5,7 @@
 
 use super::headers::{Headers, Span};
 use super::normalize::{
-    classify, is_tight, is_token_byte, slot, split_top_level, tighten, Class, F_FREE, F_LIST,
+    classify, is_tight, is_token_byte, slot, trim, split_top_level, tighten, Class, F_FREE, F_LIST,
 };
 pub use super::typed::Method;
 
@@ -419,23 +419,15 @@ fn find_head_end(raw: &[u8]) -> Option<usize> {
         .map(|i| i - 3)
 }
 
-/// `s.trim()` (Unicode white space), with a byte loop for ASCII ends.
-fn trim_fast(s: &str) -> &str {
+/// `s.trim_end_matches([' ', '\t'])`, byte-wise.
+fn trim_end_sp_tab(s: &str) -> &str {
     let b = s.as_bytes();
-    let ws = |c: u8| matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c);
-    let mut i = 0;
-    while i < b.len() && ws(b[i]) {
-        i += 1;
-    }
     let mut j = b.len();
-    while j > i && ws(b[j - 1]) {
+    while j > 0 && matches!(b[j - 1], b' ' | b'\t') {
         j -= 1;
     }
-    if b.get(i).is_some_and(|c| *c >= 0x80) || (j > i && b[j - 1] >= 0x80) {
-        return s.trim(); // possibly Unicode white space at an end
-    }
-    // `i` and `j` sit next to ASCII bytes: char boundaries.
-    s.get(i..j).unwrap_or_default()
+    // `j` is next to an ASCII byte or 0: a char boundary.
+    s.get(..j).unwrap_or_default()
 }
 
 /// Reads the header section `head` (start line included, final empty line excluded)
@@ -485,14 +477,14 @@ fn read_headers(head: &str) -> Result<(&str, Headers), ParseError> {
                 clip(line)
             )));
         };
-        let name = name.trim_end_matches([' ', '\t']);
+        let name = trim_end_sp_tab(name);
         if name.is_empty() || !name.bytes().all(is_token_byte) {
             return Err(ParseError::new(format!(
                 "invalid header name {:?}",
                 clip(name)
             )));
         }
-        let value = trim_fast(value);
+        let value = trim(value);
         let at = offset_in(head, value);
         let name_at = offset_in(head, name);
         pending = Some(Pending {
@@ -565,8 +557,7 @@ fn parse_with(
     }
     let mut body_len = raw.len() - body_offset;
     if let Some(cl) = content_length {
-        let len: usize = cl
-            .trim()
+        let len: usize = trim(cl)
             .parse()
             .map_err(|_| ParseError::new(format!("bad Content-Length {cl:?}")))?;
         if len > body_len {
@@ -645,7 +636,7 @@ fn check_dialog_headers(
     for (name, value) in DIALOG_HEADERS.iter().zip(dialog).take(5) {
         match value {
             None => return Err(ParseError::new(format!("missing {name} header"))),
-            Some(v) if v.trim().is_empty() => {
+            Some(v) if trim(v).is_empty() => {
                 return Err(ParseError::new(format!("empty {name} header")))
             }
             Some(_) => {}
@@ -679,7 +670,7 @@ fn check_dialog_headers(
         )));
     }
     if let Some(mf) = dialog[6] {
-        if mf.trim().parse::<u8>().is_err() {
+        if trim(mf).parse::<u8>().is_err() {
             return Err(ParseError::new(format!("bad Max-Forwards {mf:?}")));
         }
     }

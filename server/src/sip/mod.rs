@@ -35,3 +35,5 @@ pub use typed::{CSeq, Method, NameAddr, Typed, Via};
 
 #[cfg(test)]
 mod torture;
+#[cfg(test)]
+mod reference;

@@ -294,9 +294,10 @@ pub fn split_top_level(value: &str, each: &mut dyn FnMut(usize, usize)) {
     let (mut start, mut any) = (0usize, false);
     let mut part = |s: usize, e: usize, any: &mut bool| {
         let v = &value[s..e];
-        let t = v.trim_start();
-        let s = s + (v.len() - t.len());
-        let e = s + t.trim_end().len();
+        let t = trim(v);
+        // `t` is a slice of `v`.
+        let s = s + (t.as_ptr() as usize - v.as_ptr() as usize);
+        let e = s + t.len();
         if e > s {
             *any = true;
             each(s, e);
@@ -348,13 +349,65 @@ impl Quotes {
     }
 }
 
+/// `s.trim()` (Unicode white space, as `str::trim`), with a byte loop for ASCII ends.
+pub(crate) fn trim(s: &str) -> &str {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() && is_ascii_ws(b[i]) {
+        i += 1;
+    }
+    let mut j = b.len();
+    while j > i && is_ascii_ws(b[j - 1]) {
+        j -= 1;
+    }
+    if b.get(i).is_some_and(|c| *c >= 0x80) || (j > i && b[j - 1] >= 0x80) {
+        return s.trim(); // possibly Unicode white space at an end
+    }
+    // `i` and `j` sit next to ASCII bytes: char boundaries.
+    s.get(i..j).unwrap_or_default()
+}
+
+/// The ASCII bytes `char::is_whitespace` accepts (U+0009..U+000D, U+0020).
+pub(crate) fn is_ascii_ws(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
+}
+
+/// `s.contains(char::is_whitespace)`, byte-wise while `s` is ASCII.
+pub(crate) fn has_white_space(s: &str) -> bool {
+    for c in s.bytes() {
+        if is_ascii_ws(c) {
+            return true;
+        }
+        if c >= 0x80 {
+            return s.contains(char::is_whitespace);
+        }
+    }
+    false
+}
+
+/// A 256-entry membership table: ASCII letters and digits when `alnum`, and `extra`.
+pub(crate) const fn byte_table(alnum: bool, extra: &[u8]) -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = alnum && b.is_ascii_alphanumeric();
+        c += 1;
+    }
+    let mut i = 0;
+    while i < extra.len() {
+        t[extra[i] as usize] = true;
+        i += 1;
+    }
+    t
+}
+
+/// [`is_token_byte`] as a table.
+static TOKEN: [bool; 256] = byte_table(true, b"-.!%*_+`'~");
+
 /// Whether `c` may appear in a header name or method (RFC 3261 25.1 `token`).
 pub fn is_token_byte(c: u8) -> bool {
-    c.is_ascii_alphanumeric()
-        || matches!(
-            c,
-            b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
-        )
+    TOKEN[usize::from(c)]
 }
 
 /// The long form of a compact name (`v` -> `Via`, either case), if it is one.
@@ -425,7 +478,22 @@ mod tests {
         assert_eq!(split(" , "), vec![""]);
     }
 
+    #[test]
+    fn tables_match_the_rules() {
+        for c in 0..=255u8 {
+            let token = c.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&c);
+            assert_eq!(is_token_byte(c), token, "{c}");
+            assert_eq!(is_ascii_ws(c), c < 0x80 && char::from(c).is_whitespace(), "{c}");
+        }
+    }
+
     proptest::proptest! {
+        #[test]
+        fn fast_trim_and_white_space_agree_with_str(v in "[ \t\r\n\u{b}\u{c}\u{a0}\u{85}\u{2003}aé;]{0,10}") {
+            proptest::prop_assert_eq!(trim(&v), v.trim());
+            proptest::prop_assert_eq!(has_white_space(&v), v.contains(char::is_whitespace));
+        }
+
         #[test]
         fn simple_tightness_agrees_with_the_state_machine(v in "[a-c /;=,\t\"\\\\]{0,12}") {
             let slow = tighten(&v) == v;
