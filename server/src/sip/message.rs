@@ -5,7 +5,7 @@
 
 use super::headers::{Headers, Span};
 use super::normalize::{
-    classify, is_tight, is_token_byte, slot, trim, split_top_level, tighten, Class, F_FREE, F_LIST,
+    classify, find_byte, is_tight, is_token_byte, slot, trim, split_top_level, tighten, Class, F_FREE, F_LIST,
 };
 pub use super::typed::Method;
 
@@ -395,7 +395,7 @@ fn crlf_lines(text: &str) -> impl Iterator<Item = &str> {
         }
         let mut from = start;
         let end = loop {
-            match memchr::memchr(b'\n', &bytes[from..]) {
+            match find_byte(b'\n', &bytes[from..]) {
                 Some(i) if from + i > start && bytes[from + i - 1] == b'\r' => break from + i - 1,
                 Some(i) => from += i + 1,
                 None => {
@@ -435,7 +435,7 @@ fn trim_end_sp_tab(s: &str) -> &str {
 /// (7.3.3), trims white space around the colon, applies `SWS` (25.1). Values that need
 /// no change stay spans of the received text. Errors name the defect.
 fn read_headers(head: &str) -> Result<(&str, Headers), ParseError> {
-    let start_end = head.find("\r\n").unwrap_or(head.len());
+    let start_end = crlf_lines(head).next().map_or(head.len(), str::len);
     let start = &head[..start_end];
     if start.is_empty() || start.starts_with([' ', '\t']) {
         return Err(ParseError::new(
@@ -465,7 +465,7 @@ fn read_headers(head: &str) -> Result<(&str, Headers), ParseError> {
         if let Some(p) = pending.take() {
             finish(&mut h, p);
         }
-        let Some((name, value)) = memchr::memchr(b':', line.as_bytes()).map(|i| {
+        let Some((name, value)) = find_byte(b':', line.as_bytes()).map(|i| {
             (
                 line.get(..i).unwrap_or_default(),
                 line.get(i + 1..).unwrap_or_default(),

@@ -155,6 +155,28 @@ pub(crate) mod slot {
     pub(crate) const CONTENT_TYPE: u8 = 9;
 }
 
+/// Most names of one length in [`KNOWN`].
+const PER_LEN: usize = 8;
+
+/// For each name length (below 24), the indices in [`KNOWN`] of the names that long,
+/// ended by `u8::MAX`: [`classify`] compares a name with those only.
+static BY_LEN: [[u8; PER_LEN]; 24] = by_len();
+
+const fn by_len() -> [[u8; PER_LEN]; 24] {
+    let mut t = [[u8::MAX; PER_LEN]; 24];
+    let mut i = 0;
+    while i < KNOWN.len() {
+        let len = KNOWN[i].name.len();
+        let mut k = 0;
+        while t[len][k] != u8::MAX {
+            k += 1;
+        }
+        t[len][k] = i as u8;
+        i += 1;
+    }
+    t
+}
+
 /// A header name classified once: its slot (0 when unknown), the static spelling it is
 /// stored under (compact forms expanded, [`CANONICAL`] names rewritten; `None`: kept
 /// as received) and its flags.
@@ -184,9 +206,11 @@ pub(crate) fn classify(name: &str) -> Class {
         };
     }
     let n = name.as_bytes();
-    for (i, kn) in KNOWN.iter().enumerate() {
+    let candidates = BY_LEN.get(n.len()).map_or(&[][..], |c| &c[..]);
+    for &i in candidates.iter().take_while(|i| **i != u8::MAX) {
+        let (i, kn) = (usize::from(i), &KNOWN[usize::from(i)]);
         let c = kn.name.as_bytes();
-        if c.len() == n.len() && c[0].eq_ignore_ascii_case(&n[0]) && c.eq_ignore_ascii_case(n) {
+        if c.eq_ignore_ascii_case(n) {
             let exact = kn.canon || c == n;
             return Class {
                 slot: i as u8 + 1,
@@ -290,6 +314,15 @@ pub fn tighten(value: &str) -> String {
 /// nothing is left (RFC 3261 7.3.1).
 pub fn split_top_level(value: &str, each: &mut dyn FnMut(usize, usize)) {
     let bytes = value.as_bytes();
+    if memchr::memchr(b',', bytes).is_none() {
+        // One value (the usual case): the loop below would give the same one part.
+        let t = trim(value);
+        if t.is_empty() {
+            return each(0, 0);
+        }
+        let s = t.as_ptr() as usize - value.as_ptr() as usize;
+        return each(s, s + t.len());
+    }
     let (mut quotes, mut angle) = (Quotes::default(), false);
     let (mut start, mut any) = (0usize, false);
     let mut part = |s: usize, e: usize, any: &mut bool| {
@@ -365,6 +398,16 @@ pub(crate) fn trim(s: &str) -> &str {
     }
     // `i` and `j` sit next to ASCII bytes: char boundaries.
     s.get(i..j).unwrap_or_default()
+}
+
+/// The first `c` in `s`: a plain loop for short slices (most header values: no call
+/// and no CPU dispatch), `memchr` for longer ones.
+pub(crate) fn find_byte(c: u8, s: &[u8]) -> Option<usize> {
+    if s.len() < 48 {
+        s.iter().position(|&b| b == c)
+    } else {
+        memchr::memchr(c, s)
+    }
 }
 
 /// The ASCII bytes `char::is_whitespace` accepts (U+0009..U+000D, U+0020).
@@ -476,6 +519,26 @@ mod tests {
             vec!["a;b=1", "\"x,y\" <sip:c,d>", "e"]
         );
         assert_eq!(split(" , "), vec![""]);
+    }
+
+    #[test]
+    fn classify_finds_every_known_name() {
+        for (i, kn) in KNOWN.iter().enumerate() {
+            for name in [kn.name.to_string(), kn.name.to_ascii_lowercase()] {
+                let c = classify(&name);
+                assert_eq!(usize::from(c.slot), i + 1, "{name}");
+            }
+        }
+        assert_eq!(classify("X-Odd").slot, 0);
+        assert_eq!(classify("").slot, 0);
+        assert_eq!(classify("v").spelling, Some("Via"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn find_byte_is_memchr(v in proptest::collection::vec(0u8..4, 0..120), c in 0u8..4) {
+            proptest::prop_assert_eq!(find_byte(c, &v), memchr::memchr(c, &v));
+        }
     }
 
     #[test]

@@ -113,7 +113,7 @@ pub fn param<'a>(params: &'a str, name: &str) -> Option<&'a str> {
 
 /// `s.split_once(c)` for an ASCII `c`, found with `memchr`.
 pub(crate) fn split_byte(s: &str, c: u8) -> Option<(&str, &str)> {
-    let i = memchr::memchr(c, s.as_bytes())?;
+    let i = super::normalize::find_byte(c, s.as_bytes())?;
     // An ASCII byte is a char boundary on both sides.
     Some((s.get(..i)?, s.get(i + 1..)?))
 }
