@@ -46,13 +46,7 @@ struct Entry {
 pub struct Headers {
     text: String,
     entries: Vec<Entry>,
-    /// Per slot below [`INDEXED`]: 1 + the index of its first entry (0: none), kept as
-    /// entries are pushed, rebuilt when they are removed.
-    first: [u32; INDEXED],
 }
-
-/// Slots whose first entry [`Headers`] indexes (`normalize::slot`: the dialog headers).
-const INDEXED: usize = 10;
 
 impl Headers {
     /// Headers over `text` (the received header section), filled by the parser with
@@ -61,7 +55,6 @@ impl Headers {
         Headers {
             text,
             entries: Vec::with_capacity(capacity),
-            first: [0; INDEXED],
         }
     }
 
@@ -76,18 +69,8 @@ impl Headers {
         });
     }
 
-    /// Appends `e`, indexing it when it is the first of its slot.
     fn push_entry(&mut self, e: Entry) {
-        index_entry(&mut self.first, &e, self.entries.len());
         self.entries.push(e);
-    }
-
-    /// Rebuilds the slot index after entries were removed.
-    fn reindex(&mut self) {
-        self.first = [0; INDEXED];
-        for (i, e) in self.entries.iter().enumerate() {
-            index_entry(&mut self.first, e, i);
-        }
     }
 
     /// The text of span `s` (empty when out of range).
@@ -118,19 +101,29 @@ impl Headers {
 
     /// Value of the first header of the known `slot` (`normalize::slot`).
     pub(crate) fn get_slot(&self, slot: u8) -> Option<&str> {
-        let at = match self.first.get(usize::from(slot)) {
-            Some(0) => return None,
-            Some(i) => Some(*i as usize - 1),
-            None => self.entries.iter().position(|e| e.slot == slot),
-        };
-        at.and_then(|i| self.entries.get(i))
+        self.entries
+            .iter()
+            .find(|e| e.slot == slot)
             .map(|e| self.slice(e.value))
     }
 
     /// The values of the first headers of the known `slots` (`normalize::slot`), found
     /// in one pass over the headers.
     pub(crate) fn first_of_slots<const N: usize>(&self, slots: [u8; N]) -> [Option<&str>; N] {
-        slots.map(|slot| self.get_slot(slot))
+        let mut out = [None; N];
+        let mut missing = N;
+        for e in self.entries.iter().filter(|e| e.slot != 0) {
+            if let Some(k) = slots.iter().position(|s| *s == e.slot) {
+                if out[k].is_none() {
+                    out[k] = Some(self.slice(e.value));
+                    missing -= 1;
+                    if missing == 0 {
+                        break;
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// (slot, flags, name, value) of every header in order (`normalize::KNOWN`,
@@ -157,16 +150,14 @@ impl Headers {
             .text
             .get(value.start as usize..value.end as usize)
             .unwrap_or_default();
-        let (entries, first) = (&mut self.entries, &mut self.first);
+        let entries = &mut self.entries;
         split(text, &mut |s, e| {
-            let e = Entry {
+            entries.push(Entry {
                 name,
                 value: Span::new(base + s, base + e),
                 slot,
                 flags,
-            };
-            index_entry(first, &e, entries.len());
-            entries.push(e)
+            })
         });
     }
 
@@ -253,7 +244,6 @@ impl Headers {
                     .collect();
                 let mut it = keep.into_iter();
                 self.entries.retain(|_| it.next().unwrap_or(true));
-                self.reindex();
             }
             None => self.push(name, value),
         }
@@ -269,7 +259,6 @@ impl Headers {
             .collect();
         let mut it = keep.into_iter();
         self.entries.retain(|_| it.next().unwrap_or(true));
-        self.reindex();
     }
 
     /// (name, value) pairs in order.
@@ -303,15 +292,6 @@ impl Headers {
         }
         use std::io::Write as _;
         let _ = write!(out, "Content-Length: {body_len}\r\n\r\n");
-    }
-}
-
-/// Records entry `e`, at index `i`, in `first` when it is the first of its slot.
-fn index_entry(first: &mut [u32; INDEXED], e: &Entry, i: usize) {
-    if let Some(f) = first.get_mut(usize::from(e.slot)) {
-        if *f == 0 && e.slot != 0 {
-            *f = u32::try_from(i + 1).unwrap_or(0);
-        }
     }
 }
 

@@ -5,7 +5,8 @@
 
 use super::headers::{Headers, Span};
 use super::normalize::{
-    classify, find_byte, is_tight, is_token_byte, slot, trim, split_top_level, tighten, Class, F_FREE, F_LIST,
+    classify, find_byte, is_tight, is_token_byte, slot, split_top_level, tighten, trim, Class,
+    F_FREE, F_LIST,
 };
 pub use super::typed::Method;
 
@@ -206,7 +207,10 @@ pub fn response_for(req: &Request, code: u16, reason: &str) -> Response {
     for v in req.headers.get_all("Via") {
         headers.push("Via", v);
     }
-    for (name, v) in ECHOED.into_iter().zip(req.headers.first_of_slots(ECHOED_SLOTS)) {
+    for (name, v) in ECHOED
+        .into_iter()
+        .zip(req.headers.first_of_slots(ECHOED_SLOTS))
+    {
         if let Some(v) = v {
             headers.push(name, v);
         }

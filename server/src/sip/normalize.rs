@@ -546,7 +546,11 @@ mod tests {
         for c in 0..=255u8 {
             let token = c.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&c);
             assert_eq!(is_token_byte(c), token, "{c}");
-            assert_eq!(is_ascii_ws(c), c < 0x80 && char::from(c).is_whitespace(), "{c}");
+            assert_eq!(
+                is_ascii_ws(c),
+                c < 0x80 && char::from(c).is_whitespace(),
+                "{c}"
+            );
         }
     }
 

@@ -69,7 +69,6 @@ pub fn request_uri(uri: &str) -> Result<(), ParseError> {
     Ok(())
 }
 
-
 /// Splits `value` at the first `<` outside a quoted string: (display part, rest).
 /// Errors: an unterminated quoted string (RFC 4475 3.1.2.6).
 fn split_display(value: &str) -> Result<(&str, Option<&str>), ParseError> {
@@ -102,8 +101,7 @@ fn display_name_ok(d: &str) -> bool {
     if d.starts_with('"') {
         return d.len() >= 2 && d.ends_with('"');
     }
-    d.split_whitespace()
-        .all(|t| t.bytes().all(is_token_byte))
+    d.split_whitespace().all(|t| t.bytes().all(is_token_byte))
 }
 
 /// Header parameters (`;name[=value]`, RFC 3261 25.1 `generic-param`): none empty.
@@ -171,7 +169,6 @@ pub fn via(value: &str) -> Result<(), ParseError> {
     }
     Ok(())
 }
-
 
 /// `name=value` (or bare `name`) parameters after `;` (RFC 3261 25.1 `generic-param`):
 /// the value of the first one named `name` (case-insensitive); a bare one reads as "".
@@ -336,7 +333,6 @@ impl<'a> CSeq<'a> {
         it.next().is_none().then_some(CSeq { num, method })
     }
 }
-
 
 mod agree {
     use super::super::{typed, validate};

@@ -256,7 +256,9 @@ pub(crate) fn flagged_headers<'a>(
         if flags & F_SINGLE != 0 {
             let bit = 1u64 << (slot & 63);
             if seen & bit != 0 {
-                let name = KNOWN.get(usize::from(slot).wrapping_sub(1)).map_or("", |k| k.name);
+                let name = KNOWN
+                    .get(usize::from(slot).wrapping_sub(1))
+                    .map_or("", |k| k.name);
                 return Err(ParseError::new(format!("repeated {name} header")));
             }
             seen |= bit;
