@@ -309,6 +309,18 @@ mod tests {
     }
 
     #[test]
+    fn byte_tables_hold_the_abnf_characters() {
+        for c in 0..=255u8 {
+            let alnum = c.is_ascii_alphanumeric();
+            let userinfo = alnum || b"-_.!~*'()%&=+$,;?/:".contains(&c);
+            let hostpart = alnum || b"-_.!~*'()%[]:;=&+$/?@".contains(&c);
+            assert_eq!(USERINFO[usize::from(c)], userinfo, "{c}");
+            assert_eq!(HOSTPART[usize::from(c)], hostpart, "{c}");
+            assert_eq!(SCHEME[usize::from(c)], alnum || b"+-.".contains(&c), "{c}");
+        }
+    }
+
+    #[test]
     fn single_instance_headers() {
         assert!(single_instance(["Via", "Via", "To", "From"].into_iter()).is_ok());
         let e = single_instance(["To", "CSeq", "to"].into_iter()).unwrap_err();
