@@ -4,7 +4,7 @@
 //! list, not one `String` per header. Names are in canonical long form (compact forms
 //! expanded, RFC 3261 7.3.3); lookups are case-insensitive and accept compact forms.
 
-use super::normalize::{canonical_long, canonical_name, expand_compact};
+use super::normalize::{classify, Class};
 use std::fmt;
 
 /// A byte range of [`Headers`]' text (`start..end`).
@@ -35,6 +35,9 @@ enum Name {
 struct Entry {
     name: Name,
     value: Span,
+    /// The name's slot (`normalize::KNOWN` index + 1; 0 when unknown) and flags.
+    slot: u8,
+    flags: u8,
 }
 
 /// Headers in order; names in canonical long form; lookups are case-insensitive and
@@ -55,14 +58,19 @@ impl Headers {
         }
     }
 
-    /// Appends a header whose name is `name` (canonical already when `canonical`,
-    /// else a span of the text) and whose value is the span `value` of the text.
-    pub(crate) fn push_span(&mut self, name: Result<&'static str, Span>, value: Span) {
-        let name = match name {
-            Ok(s) => Name::Static(s),
-            Err(span) => Name::Text(span),
-        };
-        self.entries.push(Entry { name, value });
+    /// Appends a header classified as `class` (its spelling, else the span `name` of
+    /// the text) whose value is the span `value` of the text.
+    pub(crate) fn push_span(&mut self, class: Class, name: Span, value: Span) {
+        self.push_entry(Entry {
+            name: name_of_class(class, name),
+            value,
+            slot: class.slot,
+            flags: class.flags,
+        });
+    }
+
+    fn push_entry(&mut self, e: Entry) {
+        self.entries.push(e);
     }
 
     /// The text of span `s` (empty when out of range).
@@ -78,45 +86,65 @@ impl Headers {
     /// Value of the first header named `name`, which must already be the canonical long
     /// name (`"Call-ID"`, not `"i"`): the lookup the typed accessors use.
     pub fn get_canonical(&self, name: &str) -> Option<&str> {
-        self.entries
-            .iter()
-            .find(|e| self.is(e, name))
-            .map(|e| self.slice(e.value))
+        self.get(name)
     }
 
     /// The values of the first headers named `names` (canonical long names, as for
     /// [`Headers::get_canonical`]), found in one pass over the headers.
     pub fn first_of<const N: usize>(&self, names: [&str; N]) -> [Option<&str>; N] {
         let mut out = [None; N];
+        for (k, name) in names.iter().enumerate() {
+            out[k] = self.get(name);
+        }
+        out
+    }
+
+    /// Value of the first header of the known `slot` (`normalize::slot`).
+    pub(crate) fn get_slot(&self, slot: u8) -> Option<&str> {
+        self.entries
+            .iter()
+            .find(|e| e.slot == slot)
+            .map(|e| self.slice(e.value))
+    }
+
+    /// The values of the first headers of the known `slots` (`normalize::slot`), found
+    /// in one pass over the headers.
+    pub(crate) fn first_of_slots<const N: usize>(&self, slots: [u8; N]) -> [Option<&str>; N] {
+        let mut out = [None; N];
         let mut missing = N;
-        for e in &self.entries {
-            let name = self.name_of(e);
-            for (k, want) in names.iter().enumerate() {
-                if out[k].is_none() && name.eq_ignore_ascii_case(want) {
+        for e in self.entries.iter().filter(|e| e.slot != 0) {
+            if let Some(k) = slots.iter().position(|s| *s == e.slot) {
+                if out[k].is_none() {
                     out[k] = Some(self.slice(e.value));
                     missing -= 1;
-                    break;
+                    if missing == 0 {
+                        break;
+                    }
                 }
-            }
-            if missing == 0 {
-                break;
             }
         }
         out
+    }
+
+    /// (slot, flags, name, value) of every header in order (`normalize::KNOWN`,
+    /// `normalize::F_*`).
+    pub(crate) fn iter_flagged(&self) -> impl Iterator<Item = (u8, u8, &str, &str)> + Clone {
+        self.entries
+            .iter()
+            .map(|e| (e.slot, e.flags, self.name_of(e), self.slice(e.value)))
     }
 
     /// Appends one header per value of the comma list in span `value`, cut by `split`
     /// (which reports `(start, end)` ranges within the value).
     pub(crate) fn push_list(
         &mut self,
-        name: Result<&'static str, Span>,
+        class: Class,
+        name: Span,
         value: Span,
         split: impl Fn(&str, &mut dyn FnMut(usize, usize)),
     ) {
-        let name = match name {
-            Ok(s) => Name::Static(s),
-            Err(span) => Name::Text(span),
-        };
+        let (slot, flags) = (class.slot, class.flags);
+        let name = name_of_class(class, name);
         let base = value.start as usize;
         let text = self
             .text
@@ -127,6 +155,8 @@ impl Headers {
             entries.push(Entry {
                 name,
                 value: Span::new(base + s, base + e),
+                slot,
+                flags,
             })
         });
     }
@@ -144,30 +174,31 @@ impl Headers {
         }
     }
 
-    /// Whether entry `e` is the header `name` (already canonical).
-    fn is(&self, e: &Entry, name: &str) -> bool {
-        match e.name {
-            // Static names are compared by address first: the tables' own strings.
-            Name::Static(s) => std::ptr::eq(s, name) || s.eq_ignore_ascii_case(name),
-            Name::Text(span) => self.slice(span).eq_ignore_ascii_case(name),
+    /// Whether entry `e` is the header `name` classified as `class` (names are
+    /// case-insensitive, compact forms stand for their long names, RFC 3261 7.3.3).
+    fn is(&self, e: &Entry, class: Class, name: &str) -> bool {
+        if class.slot != 0 || e.slot != 0 {
+            return class.slot == e.slot;
         }
+        self.name_of(e).eq_ignore_ascii_case(name)
     }
 
     /// Value of the first header named `name`.
     pub fn get(&self, name: &str) -> Option<&str> {
-        let name = canonical_name(name);
+        let class = classify(name);
         self.entries
             .iter()
-            .find(|e| self.is(e, &name))
+            .find(|e| self.is(e, class, name))
             .map(|e| self.slice(e.value))
     }
 
     /// Values of every header named `name`, in order.
     pub fn get_all<'a>(&'a self, name: &str) -> impl Iterator<Item = &'a str> + 'a {
-        let name = canonical_name(name).into_owned();
+        let class = classify(name);
+        let name = name.to_owned();
         self.entries
             .iter()
-            .filter(move |e| self.is(e, &name))
+            .filter(move |e| self.is(e, class, &name))
             .map(|e| self.slice(e.value))
     }
 
@@ -178,25 +209,27 @@ impl Headers {
         Span::new(start, self.text.len())
     }
 
-    fn store_name(&mut self, name: &str) -> Name {
-        match expand_compact(name).or_else(|| canonical_long(name)) {
-            Some(s) => Name::Static(s),
-            None => Name::Text(self.store(name)),
-        }
-    }
-
     /// Appends a header.
     pub fn push(&mut self, name: &str, value: impl AsRef<str>) {
-        let name = self.store_name(name);
+        let class = classify(name);
+        let name = match class.spelling {
+            Some(s) => Name::Static(s),
+            None => Name::Text(self.store(name)),
+        };
         let value = self.store(value.as_ref());
-        self.entries.push(Entry { name, value });
+        self.push_entry(Entry {
+            name,
+            value,
+            slot: class.slot,
+            flags: class.flags,
+        });
     }
 
     /// Replaces every header named `name` with one (at the first one's place, else at
     /// the end).
     pub fn set(&mut self, name: &str, value: impl AsRef<str>) {
-        let canon = canonical_name(name).into_owned();
-        match self.entries.iter().position(|e| self.is(e, &canon)) {
+        let class = classify(name);
+        match self.entries.iter().position(|e| self.is(e, class, name)) {
             Some(i) => {
                 let span = self.store(value.as_ref());
                 self.entries[i].value = span;
@@ -206,7 +239,7 @@ impl Headers {
                     .iter()
                     .map(|e| {
                         k += 1;
-                        k - 1 == i || !self.is(e, &canon)
+                        k - 1 == i || !self.is(e, class, name)
                     })
                     .collect();
                 let mut it = keep.into_iter();
@@ -218,8 +251,12 @@ impl Headers {
 
     /// Removes every header named `name`.
     pub fn remove(&mut self, name: &str) {
-        let canon = canonical_name(name).into_owned();
-        let keep: Vec<bool> = self.entries.iter().map(|e| !self.is(e, &canon)).collect();
+        let class = classify(name);
+        let keep: Vec<bool> = self
+            .entries
+            .iter()
+            .map(|e| !self.is(e, class, name))
+            .collect();
         let mut it = keep.into_iter();
         self.entries.retain(|_| it.next().unwrap_or(true));
     }
@@ -255,6 +292,14 @@ impl Headers {
         }
         use std::io::Write as _;
         let _ = write!(out, "Content-Length: {body_len}\r\n\r\n");
+    }
+}
+
+/// The stored name of a header classified as `class` whose received name is `span`.
+fn name_of_class(class: Class, span: Span) -> Name {
+    match class.spelling {
+        Some(s) => Name::Static(s),
+        None => Name::Text(span),
     }
 }
 

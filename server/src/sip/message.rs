@@ -5,8 +5,8 @@
 
 use super::headers::{Headers, Span};
 use super::normalize::{
-    canonical_long, expand_compact, is_tight, is_token_byte, split_top_level, tighten, FREE_TEXT,
-    LIST_HEADERS,
+    classify, find_byte, is_tight, is_token_byte, slot, split_top_level, tighten, trim, Class,
+    F_FREE, F_LIST,
 };
 pub use super::typed::Method;
 
@@ -80,41 +80,41 @@ macro_rules! dialog_accessors {
     () => {
         /// Call-ID value.
         pub fn call_id(&self) -> Option<&str> {
-            self.headers.get_canonical("Call-ID")
+            self.headers.get_slot(slot::CALL_ID)
         }
         /// CSeq (number, method).
         pub fn cseq(&self) -> Option<(u32, &str)> {
-            let c = CSeq::parse(self.headers.get_canonical("CSeq")?)?;
+            let c = CSeq::parse(self.headers.get_slot(slot::CSEQ)?)?;
             Some((c.num, c.method))
         }
         /// From tag.
         pub fn from_tag(&self) -> Option<&str> {
-            self.headers.get_canonical("From").and_then(tag_of)
+            self.headers.get_slot(slot::FROM).and_then(tag_of)
         }
         /// To tag.
         pub fn to_tag(&self) -> Option<&str> {
-            self.headers.get_canonical("To").and_then(tag_of)
+            self.headers.get_slot(slot::TO).and_then(tag_of)
         }
         /// The URI inside From, without display name or header parameters.
         pub fn from_uri(&self) -> Option<&str> {
-            Some(NameAddr::parse(self.headers.get_canonical("From")?)?.uri)
+            Some(NameAddr::parse(self.headers.get_slot(slot::FROM)?)?.uri)
         }
         /// The URI inside To.
         pub fn to_uri(&self) -> Option<&str> {
-            Some(NameAddr::parse(self.headers.get_canonical("To")?)?.uri)
+            Some(NameAddr::parse(self.headers.get_slot(slot::TO)?)?.uri)
         }
         /// The URI of the first Contact.
         pub fn contact_uri(&self) -> Option<&str> {
-            Some(NameAddr::parse(self.headers.get_canonical("Contact")?)?.uri)
+            Some(NameAddr::parse(self.headers.get_slot(slot::CONTACT)?)?.uri)
         }
         /// Content-Type value.
         pub fn content_type(&self) -> Option<&str> {
-            self.headers.get_canonical("Content-Type")
+            self.headers.get_slot(slot::CONTENT_TYPE)
         }
         /// `branch` parameter of the top Via.
         pub fn branch(&self) -> Option<&str> {
             self.headers
-                .get_canonical("Via")?
+                .get_slot(slot::VIA)?
                 .split(';')
                 .skip(1)
                 .find_map(|p| {
@@ -126,9 +126,14 @@ macro_rules! dialog_accessors {
         /// borrowed from the message; `None` when one is missing or malformed (never
         /// for a message [`parse`] accepted).
         pub fn typed(&self) -> Option<Typed<'_>> {
-            let [via, from, to, call_id, cseq, contact] = self
-                .headers
-                .first_of(["Via", "From", "To", "Call-ID", "CSeq", "Contact"]);
+            let [via, from, to, call_id, cseq, contact] = self.headers.first_of_slots([
+                slot::VIA,
+                slot::FROM,
+                slot::TO,
+                slot::CALL_ID,
+                slot::CSEQ,
+                slot::CONTACT,
+            ]);
             Some(Typed {
                 via: Via::parse(via?)?,
                 from: NameAddr::parse(from?)?,
@@ -172,7 +177,7 @@ impl Response {
 
     /// Adds `;tag=<tag>` to To unless it already has a tag (RFC 3261 8.2.6.2).
     pub fn with_to_tag(mut self, tag: &str) -> Response {
-        if let Some(to) = self.headers.get_canonical("To") {
+        if let Some(to) = self.headers.get_slot(slot::TO) {
             if tag_of(to).is_none() {
                 let v = format!("{to};tag={tag}");
                 self.headers.set("To", v);
@@ -202,8 +207,11 @@ pub fn response_for(req: &Request, code: u16, reason: &str) -> Response {
     for v in req.headers.get_all("Via") {
         headers.push("Via", v);
     }
-    for name in ["From", "To", "Call-ID", "CSeq"] {
-        if let Some(v) = req.headers.get_canonical(name) {
+    for (name, v) in ECHOED
+        .into_iter()
+        .zip(req.headers.first_of_slots(ECHOED_SLOTS))
+    {
+        if let Some(v) = v {
             headers.push(name, v);
         }
     }
@@ -215,6 +223,10 @@ pub fn response_for(req: &Request, code: u16, reason: &str) -> Response {
     }
 }
 
+/// The headers a response copies from its request besides Via (RFC 3261 8.2.6.2).
+const ECHOED: [&str; 4] = ["From", "To", "Call-ID", "CSeq"];
+const ECHOED_SLOTS: [u8; 4] = [slot::FROM, slot::TO, slot::CALL_ID, slot::CSEQ];
+
 /// `response_for(req, code, reason).encode()`, written straight into one buffer (the
 /// same bytes, one allocation): what the simulator's client answers each relay with.
 pub fn encode_response_for(req: &Request, code: u16, reason: &str) -> Bytes {
@@ -222,9 +234,10 @@ pub fn encode_response_for(req: &Request, code: u16, reason: &str) -> Bytes {
     let mut out = Vec::with_capacity(64 + req.headers.text_len());
     let _ = write!(out, "SIP/2.0 {code} {reason}\r\n");
     let vias = req.headers.iter().filter(|(n, _)| *n == "Via");
-    let rest = ["From", "To", "Call-ID", "CSeq"]
+    let rest = ECHOED
         .into_iter()
-        .filter_map(|n| Some((n, req.headers.get_canonical(n)?)));
+        .zip(req.headers.first_of_slots(ECHOED_SLOTS))
+        .filter_map(|(n, v)| Some((n, v?)));
     for (name, value) in vias.chain(rest) {
         for part in [name, ": ", value, "\r\n"] {
             out.extend_from_slice(part.as_bytes());
@@ -342,7 +355,8 @@ fn clip(s: &str) -> String {
 
 /// A header whose value is still being read (it may continue on folded lines).
 struct Pending {
-    name: Result<&'static str, Span>,
+    class: Class,
+    name: Span,
     value: Span,
     /// The value joined with its continuation lines, when there were any.
     joined: Option<String>,
@@ -351,12 +365,8 @@ struct Pending {
 /// Ends `p`: applies RFC 3261 25.1 `SWS` rules unless the header is free text, splits
 /// comma lists of [`LIST_HEADERS`] into one header each (7.3.1), and appends it.
 fn finish(h: &mut Headers, p: Pending) {
-    let name = match p.name {
-        Ok(s) => s,
-        Err(span) => h.slice_of(span),
-    };
-    let free = FREE_TEXT.iter().any(|f| f.eq_ignore_ascii_case(name));
-    let list = LIST_HEADERS.contains(&name);
+    let free = p.class.flags & F_FREE != 0;
+    let list = p.class.flags & F_LIST != 0;
     let value = match p.joined {
         Some(j) if free || is_tight(&j) => h.store(&j),
         Some(j) => h.store(&tighten(&j)),
@@ -367,9 +377,9 @@ fn finish(h: &mut Headers, p: Pending) {
         }
     };
     if list {
-        h.push_list(p.name, value, split_top_level);
+        h.push_list(p.class, p.name, value, split_top_level);
     } else {
-        h.push_span(p.name, value);
+        h.push_span(p.class, p.name, value);
     }
 }
 
@@ -389,7 +399,7 @@ fn crlf_lines(text: &str) -> impl Iterator<Item = &str> {
         }
         let mut from = start;
         let end = loop {
-            match memchr::memchr(b'\n', &bytes[from..]) {
+            match find_byte(b'\n', &bytes[from..]) {
                 Some(i) if from + i > start && bytes[from + i - 1] == b'\r' => break from + i - 1,
                 Some(i) => from += i + 1,
                 None => {
@@ -413,23 +423,15 @@ fn find_head_end(raw: &[u8]) -> Option<usize> {
         .map(|i| i - 3)
 }
 
-/// `s.trim()` (Unicode white space), with a byte loop for ASCII ends.
-fn trim_fast(s: &str) -> &str {
+/// `s.trim_end_matches([' ', '\t'])`, byte-wise.
+fn trim_end_sp_tab(s: &str) -> &str {
     let b = s.as_bytes();
-    let ws = |c: u8| matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c);
-    let mut i = 0;
-    while i < b.len() && ws(b[i]) {
-        i += 1;
-    }
     let mut j = b.len();
-    while j > i && ws(b[j - 1]) {
+    while j > 0 && matches!(b[j - 1], b' ' | b'\t') {
         j -= 1;
     }
-    if b.get(i).is_some_and(|c| *c >= 0x80) || (j > i && b[j - 1] >= 0x80) {
-        return s.trim(); // possibly Unicode white space at an end
-    }
-    // `i` and `j` sit next to ASCII bytes: char boundaries.
-    s.get(i..j).unwrap_or_default()
+    // `j` is next to an ASCII byte or 0: a char boundary.
+    s.get(..j).unwrap_or_default()
 }
 
 /// Reads the header section `head` (start line included, final empty line excluded)
@@ -437,7 +439,7 @@ fn trim_fast(s: &str) -> &str {
 /// (7.3.3), trims white space around the colon, applies `SWS` (25.1). Values that need
 /// no change stay spans of the received text. Errors name the defect.
 fn read_headers(head: &str) -> Result<(&str, Headers), ParseError> {
-    let start_end = head.find("\r\n").unwrap_or(head.len());
+    let start_end = crlf_lines(head).next().map_or(head.len(), str::len);
     let start = &head[..start_end];
     if start.is_empty() || start.starts_with([' ', '\t']) {
         return Err(ParseError::new(
@@ -467,7 +469,7 @@ fn read_headers(head: &str) -> Result<(&str, Headers), ParseError> {
         if let Some(p) = pending.take() {
             finish(&mut h, p);
         }
-        let Some((name, value)) = memchr::memchr(b':', line.as_bytes()).map(|i| {
+        let Some((name, value)) = find_byte(b':', line.as_bytes()).map(|i| {
             (
                 line.get(..i).unwrap_or_default(),
                 line.get(i + 1..).unwrap_or_default(),
@@ -479,24 +481,19 @@ fn read_headers(head: &str) -> Result<(&str, Headers), ParseError> {
                 clip(line)
             )));
         };
-        let name = name.trim_end_matches([' ', '\t']);
+        let name = trim_end_sp_tab(name);
         if name.is_empty() || !name.bytes().all(is_token_byte) {
             return Err(ParseError::new(format!(
                 "invalid header name {:?}",
                 clip(name)
             )));
         }
-        let value = trim_fast(value);
+        let value = trim(value);
         let at = offset_in(head, value);
-        let name = match expand_compact(name).or_else(|| canonical_long(name)) {
-            Some(s) => Ok(s),
-            None => {
-                let at = offset_in(head, name);
-                Err(Span::new(at, at + name.len()))
-            }
-        };
+        let name_at = offset_in(head, name);
         pending = Some(Pending {
-            name,
+            class: classify(name),
+            name: Span::new(name_at, name_at + name.len()),
             value: Span::new(at, at + value.len()),
             joined: None,
         });
@@ -543,9 +540,9 @@ fn parse_with(
     if !is_response {
         super::validate::request_uri(second)?;
     }
-    super::validate::headers(headers.iter())?;
+    super::validate::flagged_headers(headers.iter_flagged())?;
     let body_offset = head_end + 4;
-    let dialog = headers.first_of(DIALOG_HEADERS);
+    let dialog = headers.first_of_slots(DIALOG_SLOTS);
     let [_, _, to, _, cseq_raw, content_length, _] = dialog;
     let to_tag = to.and_then(tag_of);
     // Out-of-dialog requests (the sign-in path: a few per session) also go through
@@ -564,8 +561,7 @@ fn parse_with(
     }
     let mut body_len = raw.len() - body_offset;
     if let Some(cl) = content_length {
-        let len: usize = cl
-            .trim()
+        let len: usize = trim(cl)
             .parse()
             .map_err(|_| ParseError::new(format!("bad Content-Length {cl:?}")))?;
         if len > body_len {
@@ -611,6 +607,17 @@ const DIALOG_HEADERS: [&str; 7] = [
     "Max-Forwards",
 ];
 
+/// The slots of [`DIALOG_HEADERS`] (`normalize::slot`).
+const DIALOG_SLOTS: [u8; 7] = [
+    slot::VIA,
+    slot::FROM,
+    slot::TO,
+    slot::CALL_ID,
+    slot::CSEQ,
+    slot::CONTENT_LENGTH,
+    slot::MAX_FORWARDS,
+];
+
 /// Status code (100-699) and reason phrase of a status line (RFC 3261 7.2).
 fn status_of(start: &str) -> Result<(u16, &str), ParseError> {
     let rest = start.strip_prefix("SIP/2.0 ").unwrap_or("");
@@ -633,7 +640,7 @@ fn check_dialog_headers(
     for (name, value) in DIALOG_HEADERS.iter().zip(dialog).take(5) {
         match value {
             None => return Err(ParseError::new(format!("missing {name} header"))),
-            Some(v) if v.trim().is_empty() => {
+            Some(v) if trim(v).is_empty() => {
                 return Err(ParseError::new(format!("empty {name} header")))
             }
             Some(_) => {}
@@ -667,7 +674,7 @@ fn check_dialog_headers(
         )));
     }
     if let Some(mf) = dialog[6] {
-        if mf.trim().parse::<u8>().is_err() {
+        if trim(mf).parse::<u8>().is_err() {
             return Err(ParseError::new(format!("bad Max-Forwards {mf:?}")));
         }
     }

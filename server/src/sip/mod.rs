@@ -34,4 +34,6 @@ pub use message::{
 pub use typed::{CSeq, Method, NameAddr, Typed, Via};
 
 #[cfg(test)]
+mod reference;
+#[cfg(test)]
 mod torture;

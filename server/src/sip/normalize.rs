@@ -74,6 +74,158 @@ pub const FREE_TEXT: &[&str] = &[
 /// (RFC 3261 7.3.1: equivalent forms).
 pub const LIST_HEADERS: &[&str] = &["Via", "Route", "Record-Route", "Contact"];
 
+/// What the parser and the validators need to know of a known header name (bits of
+/// [`Known::flags`]): free text, never tightened ([`FREE_TEXT`]).
+pub(crate) const F_FREE: u8 = 1;
+/// A comma list split into one header per value ([`LIST_HEADERS`]).
+pub(crate) const F_LIST: u8 = 2;
+/// At most once per message (RFC 3261 7.3.1, RFC 4475 3.3.8).
+pub(crate) const F_SINGLE: u8 = 4;
+/// A name-addr / addr-spec value (RFC 3261 20.10, 20.20, 20.39, ...).
+pub(crate) const F_ADDRESS: u8 = 8;
+/// The top Via: checked by `validate::via`.
+pub(crate) const F_VIA: u8 = 16;
+
+/// A header name the parser knows: its usual spelling, whether a received long name is
+/// rewritten to it ([`CANONICAL`]), and its [`F_FREE`]... bits. List and address bits
+/// of a name that is not rewritten hold only for that exact spelling (as the name
+/// tables always did: `Route`, not `route`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Known {
+    pub(crate) name: &'static str,
+    pub(crate) canon: bool,
+    pub(crate) flags: u8,
+}
+
+const fn k(name: &'static str, canon: bool, flags: u8) -> Known {
+    Known { name, canon, flags }
+}
+
+/// Every name of [`CANONICAL`], [`COMPACT`], [`FREE_TEXT`] and [`LIST_HEADERS`]; the
+/// slot of a name is its index here plus one (0: unknown). The first ones are the
+/// [`slot`] constants.
+pub(crate) const KNOWN: &[Known] = &[
+    k("Via", true, F_LIST | F_VIA),
+    k("From", true, F_SINGLE | F_ADDRESS),
+    k("To", true, F_SINGLE | F_ADDRESS),
+    k("Call-ID", true, F_SINGLE),
+    k("CSeq", true, F_SINGLE),
+    k("Content-Length", true, F_SINGLE),
+    k("Max-Forwards", true, F_SINGLE),
+    k("Contact", true, F_LIST | F_ADDRESS),
+    k("Content-Type", true, 0),
+    k("Route", false, F_LIST | F_ADDRESS),
+    k("Record-Route", false, F_LIST | F_ADDRESS),
+    k("Accept", true, 0),
+    k("Allow", true, 0),
+    k("Allow-Events", true, 0),
+    k("Content-Encoding", true, 0),
+    k("Event", true, 0),
+    k("Expires", true, 0),
+    k("Require", true, 0),
+    k("Retry-After", true, F_FREE),
+    k("Server", true, F_FREE),
+    k("Session-Expires", true, 0),
+    k("Subject", true, F_FREE),
+    k("Supported", true, 0),
+    k("Unsupported", true, 0),
+    k("User-Agent", true, F_FREE),
+    k("Warning", true, F_FREE),
+    k("Organization", false, F_FREE),
+    k("Date", false, F_FREE),
+    k("Accept-Contact", false, 0),
+    k("Referred-By", false, 0),
+    k("Request-Disposition", false, 0),
+    k("Reject-Contact", false, 0),
+    k("Identity-Info", false, 0),
+    k("Refer-To", false, 0),
+    k("Identity", false, 0),
+];
+
+/// Slots of the headers the parser and the typed view read (index in [`KNOWN`] + 1).
+pub(crate) mod slot {
+    pub(crate) const VIA: u8 = 1;
+    pub(crate) const FROM: u8 = 2;
+    pub(crate) const TO: u8 = 3;
+    pub(crate) const CALL_ID: u8 = 4;
+    pub(crate) const CSEQ: u8 = 5;
+    pub(crate) const CONTENT_LENGTH: u8 = 6;
+    pub(crate) const MAX_FORWARDS: u8 = 7;
+    pub(crate) const CONTACT: u8 = 8;
+    pub(crate) const CONTENT_TYPE: u8 = 9;
+}
+
+/// Most names of one length in [`KNOWN`].
+const PER_LEN: usize = 8;
+
+/// For each name length (below 24), the indices in [`KNOWN`] of the names that long,
+/// ended by `u8::MAX`: [`classify`] compares a name with those only.
+static BY_LEN: [[u8; PER_LEN]; 24] = by_len();
+
+const fn by_len() -> [[u8; PER_LEN]; 24] {
+    let mut t = [[u8::MAX; PER_LEN]; 24];
+    let mut i = 0;
+    while i < KNOWN.len() {
+        let len = KNOWN[i].name.len();
+        let mut k = 0;
+        while t[len][k] != u8::MAX {
+            k += 1;
+        }
+        t[len][k] = i as u8;
+        i += 1;
+    }
+    t
+}
+
+/// A header name classified once: its slot (0 when unknown), the static spelling it is
+/// stored under (compact forms expanded, [`CANONICAL`] names rewritten; `None`: kept
+/// as received) and its flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Class {
+    pub(crate) slot: u8,
+    pub(crate) spelling: Option<&'static str>,
+    pub(crate) flags: u8,
+}
+
+/// Classifies a header name (case-insensitive; compact forms, RFC 3261 7.3.3): what
+/// `expand_compact`, `canonical_long` and the name tables say of it, in one look-up.
+pub(crate) fn classify(name: &str) -> Class {
+    let unknown = Class {
+        slot: 0,
+        spelling: None,
+        flags: 0,
+    };
+    if let Some(long) = expand_compact(name) {
+        return match KNOWN.iter().position(|kn| kn.name == long) {
+            Some(i) => Class {
+                slot: i as u8 + 1,
+                spelling: Some(long),
+                flags: KNOWN[i].flags,
+            },
+            None => unknown,
+        };
+    }
+    let n = name.as_bytes();
+    let candidates = BY_LEN.get(n.len()).map_or(&[][..], |c| &c[..]);
+    for &i in candidates.iter().take_while(|i| **i != u8::MAX) {
+        let (i, kn) = (usize::from(i), &KNOWN[usize::from(i)]);
+        let c = kn.name.as_bytes();
+        if c.eq_ignore_ascii_case(n) {
+            let exact = kn.canon || c == n;
+            return Class {
+                slot: i as u8 + 1,
+                spelling: kn.canon.then_some(kn.name),
+                flags: if exact {
+                    kn.flags
+                } else {
+                    kn.flags & !(F_LIST | F_ADDRESS)
+                },
+            };
+        }
+    }
+    unknown
+}
+
 /// Runs the [`tighten`] state machine over `value`, handing each output byte to `emit`.
 /// Only ASCII bytes are inserted or removed, so UTF-8 stays valid.
 fn tighten_with(value: &[u8], mut emit: impl FnMut(u8)) {
@@ -162,13 +314,23 @@ pub fn tighten(value: &str) -> String {
 /// nothing is left (RFC 3261 7.3.1).
 pub fn split_top_level(value: &str, each: &mut dyn FnMut(usize, usize)) {
     let bytes = value.as_bytes();
+    if memchr::memchr(b',', bytes).is_none() {
+        // One value (the usual case): the loop below would give the same one part.
+        let t = trim(value);
+        if t.is_empty() {
+            return each(0, 0);
+        }
+        let s = t.as_ptr() as usize - value.as_ptr() as usize;
+        return each(s, s + t.len());
+    }
     let (mut quotes, mut angle) = (Quotes::default(), false);
     let (mut start, mut any) = (0usize, false);
     let mut part = |s: usize, e: usize, any: &mut bool| {
         let v = &value[s..e];
-        let t = v.trim_start();
-        let s = s + (v.len() - t.len());
-        let e = s + t.trim_end().len();
+        let t = trim(v);
+        // `t` is a slice of `v`.
+        let s = s + (t.as_ptr() as usize - v.as_ptr() as usize);
+        let e = s + t.len();
         if e > s {
             *any = true;
             each(s, e);
@@ -220,13 +382,75 @@ impl Quotes {
     }
 }
 
+/// `s.trim()` (Unicode white space, as `str::trim`), with a byte loop for ASCII ends.
+pub(crate) fn trim(s: &str) -> &str {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() && is_ascii_ws(b[i]) {
+        i += 1;
+    }
+    let mut j = b.len();
+    while j > i && is_ascii_ws(b[j - 1]) {
+        j -= 1;
+    }
+    if b.get(i).is_some_and(|c| *c >= 0x80) || (j > i && b[j - 1] >= 0x80) {
+        return s.trim(); // possibly Unicode white space at an end
+    }
+    // `i` and `j` sit next to ASCII bytes: char boundaries.
+    s.get(i..j).unwrap_or_default()
+}
+
+/// The first `c` in `s`: a plain loop for short slices (most header values: no call
+/// and no CPU dispatch), `memchr` for longer ones.
+pub(crate) fn find_byte(c: u8, s: &[u8]) -> Option<usize> {
+    if s.len() < 48 {
+        s.iter().position(|&b| b == c)
+    } else {
+        memchr::memchr(c, s)
+    }
+}
+
+/// The ASCII bytes `char::is_whitespace` accepts (U+0009..U+000D, U+0020).
+pub(crate) fn is_ascii_ws(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
+}
+
+/// `s.contains(char::is_whitespace)`, byte-wise while `s` is ASCII.
+pub(crate) fn has_white_space(s: &str) -> bool {
+    for c in s.bytes() {
+        if is_ascii_ws(c) {
+            return true;
+        }
+        if c >= 0x80 {
+            return s.contains(char::is_whitespace);
+        }
+    }
+    false
+}
+
+/// A 256-entry membership table: ASCII letters and digits when `alnum`, and `extra`.
+pub(crate) const fn byte_table(alnum: bool, extra: &[u8]) -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = alnum && b.is_ascii_alphanumeric();
+        c += 1;
+    }
+    let mut i = 0;
+    while i < extra.len() {
+        t[extra[i] as usize] = true;
+        i += 1;
+    }
+    t
+}
+
+/// [`is_token_byte`] as a table.
+static TOKEN: [bool; 256] = byte_table(true, b"-.!%*_+`'~");
+
 /// Whether `c` may appear in a header name or method (RFC 3261 25.1 `token`).
 pub fn is_token_byte(c: u8) -> bool {
-    c.is_ascii_alphanumeric()
-        || matches!(
-            c,
-            b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
-        )
+    TOKEN[usize::from(c)]
 }
 
 /// The long form of a compact name (`v` -> `Via`, either case), if it is one.
@@ -297,7 +521,46 @@ mod tests {
         assert_eq!(split(" , "), vec![""]);
     }
 
+    #[test]
+    fn classify_finds_every_known_name() {
+        for (i, kn) in KNOWN.iter().enumerate() {
+            for name in [kn.name.to_string(), kn.name.to_ascii_lowercase()] {
+                let c = classify(&name);
+                assert_eq!(usize::from(c.slot), i + 1, "{name}");
+            }
+        }
+        assert_eq!(classify("X-Odd").slot, 0);
+        assert_eq!(classify("").slot, 0);
+        assert_eq!(classify("v").spelling, Some("Via"));
+    }
+
     proptest::proptest! {
+        #[test]
+        fn find_byte_is_memchr(v in proptest::collection::vec(0u8..4, 0..120), c in 0u8..4) {
+            proptest::prop_assert_eq!(find_byte(c, &v), memchr::memchr(c, &v));
+        }
+    }
+
+    #[test]
+    fn tables_match_the_rules() {
+        for c in 0..=255u8 {
+            let token = c.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&c);
+            assert_eq!(is_token_byte(c), token, "{c}");
+            assert_eq!(
+                is_ascii_ws(c),
+                c < 0x80 && char::from(c).is_whitespace(),
+                "{c}"
+            );
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn fast_trim_and_white_space_agree_with_str(v in "[ \t\r\n\u{b}\u{c}\u{a0}\u{85}\u{2003}aé;]{0,10}") {
+            proptest::prop_assert_eq!(trim(&v), v.trim());
+            proptest::prop_assert_eq!(has_white_space(&v), v.contains(char::is_whitespace));
+        }
+
         #[test]
         fn simple_tightness_agrees_with_the_state_machine(v in "[a-c /;=,\t\"\\\\]{0,12}") {
             let slow = tighten(&v) == v;

@@ -3,6 +3,7 @@
 //! [`NameAddr`] (with their tags), [`CSeq`]. The parser checks these once
 //! ([`super::message::parse`]); the views are slices of the message, no allocation.
 
+use super::normalize::{is_ascii_ws, trim};
 use std::fmt;
 
 macro_rules! methods {
@@ -103,8 +104,8 @@ pub fn param<'a>(params: &'a str, name: &str) -> Option<&'a str> {
             None => (rest, None),
         };
         let (k, v) = split_byte(p, b'=').unwrap_or((p, ""));
-        if k.trim().eq_ignore_ascii_case(name) {
-            return Some(v.trim());
+        if trim(k).eq_ignore_ascii_case(name) {
+            return Some(trim(v));
         }
         rest = next?;
     }
@@ -112,7 +113,7 @@ pub fn param<'a>(params: &'a str, name: &str) -> Option<&'a str> {
 
 /// `s.split_once(c)` for an ASCII `c`, found with `memchr`.
 pub(crate) fn split_byte(s: &str, c: u8) -> Option<(&str, &str)> {
-    let i = memchr::memchr(c, s.as_bytes())?;
+    let i = super::normalize::find_byte(c, s.as_bytes())?;
     // An ASCII byte is a char boundary on both sides.
     Some((s.get(..i)?, s.get(i + 1..)?))
 }
@@ -142,7 +143,7 @@ impl<'a> Via<'a> {
             })
             .filter(|t| !t.is_empty() && t.bytes().all(super::normalize::is_token_byte))?;
         let end = memchr::memchr(b';', rest.as_bytes()).unwrap_or(rest.len());
-        let sent_by = rest[..end].trim();
+        let sent_by = trim(&rest[..end]);
         let host = if sent_by.starts_with('[') {
             let close = sent_by.find(']')?;
             let port = &sent_by[close + 1..];
@@ -194,22 +195,23 @@ impl<'a> NameAddr<'a> {
     /// Reads a value; `None` when a `<` has no `>` or the URI is empty. The full shape
     /// (quotes, display-name tokens) is checked by `validate::address` at parse time.
     pub fn parse(value: &'a str) -> Option<NameAddr<'a>> {
-        if let (Some(s), Some(e)) = (angle_start(value), value.rfind('>')) {
+        let close = memchr::memrchr(b'>', value.as_bytes());
+        if let (Some(s), Some(e)) = (close.and_then(|_| angle_start(value)), close) {
             if s >= e {
                 return None;
             }
-            let uri = value[s + 1..e].trim();
+            let uri = trim(&value[s + 1..e]);
             return (!uri.is_empty()).then(|| NameAddr {
-                display: value[..s].trim(),
+                display: trim(&value[..s]),
                 uri,
-                params: value[e + 1..].trim(),
+                params: trim(&value[e + 1..]),
             });
         }
-        let (uri, params) = match value.find(';') {
+        let (uri, params) = match memchr::memchr(b';', value.as_bytes()) {
             Some(i) => (&value[..i], &value[i..]),
             None => (value, ""),
         };
-        let uri = uri.trim();
+        let uri = trim(uri);
         (!uri.is_empty()).then_some(NameAddr {
             display: "",
             uri,
@@ -250,6 +252,20 @@ pub struct CSeq<'a> {
 impl<'a> CSeq<'a> {
     /// Reads `1*DIGIT LWS Method`; `None` otherwise (also for more than two words).
     pub fn parse(value: &'a str) -> Option<CSeq<'a>> {
+        if value.is_ascii() {
+            // The words between ASCII white space (all of it, for an ASCII value).
+            let b = value.as_bytes();
+            let word = |from: usize| {
+                let s = (from..b.len()).find(|&i| !is_ascii_ws(b[i]))?;
+                let e = (s..b.len()).find(|&i| is_ascii_ws(b[i])).unwrap_or(b.len());
+                Some((s, e))
+            };
+            let (s1, e1) = word(0)?;
+            let (s2, e2) = word(e1)?;
+            let num = value[s1..e1].parse().ok()?;
+            let method = &value[s2..e2];
+            return word(e2).is_none().then_some(CSeq { num, method });
+        }
         let mut it = value.split_whitespace();
         let num = it.next()?.parse().ok()?;
         let method = it.next()?;

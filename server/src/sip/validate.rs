@@ -21,23 +21,25 @@ const SINGLE: &[&str] = &[
 /// Headers holding name-addr / addr-spec values (RFC 3261 20.10, 20.20, 20.39, ...).
 const ADDRESS: &[&str] = &["From", "To", "Contact", "Route", "Record-Route"];
 
+use super::normalize::{byte_table, has_white_space, is_ascii_ws, trim};
+use super::typed::split_byte;
+
 /// RFC 3261 25.1 `unreserved` + `escaped` `%` + `user-unreserved` + `password` extras:
 /// every character allowed in a SIP URI's userinfo (before `@`).
-fn is_userinfo_char(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || b"-_.!~*'()%&=+$,;?/:".contains(&c)
-}
+static USERINFO: [bool; 256] = byte_table(true, b"-_.!~*'()%&=+$,;?/:");
 
 /// Characters of host, port, `uri-parameters` and `headers` (after `@`).
-fn is_hostpart_char(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || b"-_.!~*'()%[]:;=&+$/?@".contains(&c)
-}
+static HOSTPART: [bool; 256] = byte_table(true, b"-_.!~*'()%[]:;=&+$/?@");
+
+/// Characters of a URI scheme after its first letter (RFC 3986 3.1).
+static SCHEME: [bool; 256] = byte_table(true, b"+-.");
 
 /// The scheme of a URI (`scheme ":"`, RFC 3986 3.1), if it has one.
 fn scheme(uri: &str) -> Option<&str> {
-    let (s, _) = uri.split_once(':')?;
-    let mut chars = s.chars();
-    let ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
-        && chars.all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
+    let (s, _) = split_byte(uri, b':')?;
+    let b = s.as_bytes();
+    let ok = b.first().is_some_and(u8::is_ascii_alphabetic)
+        && b[1..].iter().all(|c| SCHEME[usize::from(*c)]);
     ok.then_some(s)
 }
 
@@ -58,23 +60,25 @@ pub fn request_uri(uri: &str) -> Result<(), ParseError> {
         ));
     }
     let rest = &uri[s.len() + 1..];
-    let (userinfo, hostpart) = match rest.rfind('@') {
+    let (userinfo, hostpart) = match memchr::memrchr(b'@', rest.as_bytes()) {
         Some(at) => (&rest[..at], &rest[at + 1..]),
         None => ("", rest),
     };
     // Byte-wise: every allowed character is ASCII, so a non-ASCII byte fails as its
     // character would.
-    if !userinfo.bytes().all(is_userinfo_char) || !hostpart.bytes().all(is_hostpart_char) {
+    let all = |t: &[bool; 256], s: &str| s.bytes().all(|c| t[usize::from(c)]);
+    if !all(&USERINFO, userinfo) || !all(&HOSTPART, hostpart) {
         return Err(ParseError::new(format!(
             "malformed Request-URI {:?}",
             clip(uri)
         )));
     }
-    let host = hostpart.split([';', '?']).next().unwrap_or("");
+    let host_end = memchr::memchr2(b';', b'?', hostpart.as_bytes()).unwrap_or(hostpart.len());
+    let host = &hostpart[..host_end];
     if host.is_empty() || host.starts_with(':') {
         return Err(ParseError::new("Request-URI without a host"));
     }
-    if hostpart.contains('?') {
+    if memchr::memchr(b'?', hostpart.as_bytes()).is_some() {
         return Err(ParseError::new("Request-URI with headers (?...)"));
     }
     Ok(())
@@ -98,19 +102,21 @@ pub fn single_instance<'a>(mut names: impl Iterator<Item = &'a str>) -> Result<(
 /// Splits `value` at the first `<` outside a quoted string: (display part, rest).
 /// Errors: an unterminated quoted string (RFC 4475 3.1.2.6).
 fn split_display(value: &str) -> Result<(&str, Option<&str>), ParseError> {
+    // Byte-wise: `"`, `\\` and `<` are ASCII, and an escaped multi-byte character's
+    // other bytes (0x80 and above) are none of them.
     let (mut quoted, mut escaped) = (false, false);
-    for (i, c) in value.char_indices() {
+    for (i, c) in value.bytes().enumerate() {
         if quoted {
             if escaped {
                 escaped = false;
-            } else if c == '\\' {
+            } else if c == b'\\' {
                 escaped = true;
-            } else if c == '"' {
+            } else if c == b'"' {
                 quoted = false;
             }
-        } else if c == '"' {
+        } else if c == b'"' {
             quoted = true;
-        } else if c == '<' {
+        } else if c == b'<' {
             return Ok((&value[..i], Some(&value[i..])));
         }
     }
@@ -123,9 +129,14 @@ fn split_display(value: &str) -> Result<(&str, Option<&str>), ParseError> {
 /// A display name: empty, one quoted string, or tokens separated by white space
 /// (RFC 3261 25.1 `display-name`; RFC 4475 3.1.2.15 rejects unquoted `Bell, Alexander`).
 fn display_name_ok(d: &str) -> bool {
-    let d = d.trim();
+    let d = trim(d);
     if d.starts_with('"') {
         return d.len() >= 2 && d.ends_with('"');
+    }
+    if d.is_ascii() {
+        return d
+            .bytes()
+            .all(|c| is_ascii_ws(c) || super::normalize::is_token_byte(c));
     }
     d.split_whitespace()
         .all(|t| t.bytes().all(super::normalize::is_token_byte))
@@ -133,8 +144,28 @@ fn display_name_ok(d: &str) -> bool {
 
 /// Header parameters (`;name[=value]`, RFC 3261 25.1 `generic-param`): none empty.
 fn params_ok(params: &str) -> bool {
-    params.is_empty()
-        || (params.starts_with(';') && params[1..].split(';').all(|p| !p.trim().is_empty()))
+    if params.is_empty() {
+        return true;
+    }
+    if !params.starts_with(';') {
+        return false;
+    }
+    if !params.is_ascii() {
+        return params[1..].split(';').all(|p| !p.trim().is_empty());
+    }
+    // Each `;`-separated part holds a byte that is not white space.
+    let mut filled = false;
+    for &c in &params.as_bytes()[1..] {
+        if c == b';' {
+            if !filled {
+                return false;
+            }
+            filled = false;
+        } else if !is_ascii_ws(c) {
+            filled = true;
+        }
+    }
+    filled
 }
 
 /// Checks one name-addr / addr-spec value (after normalization: one value, LWS around
@@ -142,7 +173,7 @@ fn params_ok(params: &str) -> bool {
 /// name with separators, white space inside `<>`, an addr-spec with `?headers` or
 /// white space (it must then be a name-addr, RFC 4475 3.1.2.13), empty parameters.
 pub fn address(name: &str, value: &str) -> Result<(), ParseError> {
-    if name == "Contact" && value.trim() == "*" {
+    if name == "Contact" && trim(value) == "*" {
         return Ok(());
     }
     let bad = |what: &str| Err(ParseError::new(format!("malformed {name}: {what}")));
@@ -150,30 +181,31 @@ pub fn address(name: &str, value: &str) -> Result<(), ParseError> {
         .map_err(|e| ParseError::new(format!("malformed {name}: {}", e.reason)))?;
     match angle {
         Some(rest) => {
-            let Some(end) = rest.find('>') else {
+            let Some(end) = memchr::memchr(b'>', rest.as_bytes()) else {
                 return bad("'<' without '>'");
             };
             let inner = &rest[1..end];
             if !display_name_ok(display) {
                 return bad("display name must be a token list or a quoted string");
             }
-            if inner.is_empty() || inner.trim() != inner || inner.contains(char::is_whitespace) {
+            // Without white space inside, `inner` is also trimmed.
+            if inner.is_empty() || has_white_space(inner) {
                 return bad("white space inside <>");
             }
-            if !params_ok(rest[end + 1..].trim()) {
+            if !params_ok(trim(&rest[end + 1..])) {
                 return bad("empty parameter");
             }
         }
         None => {
-            let v = display.trim();
-            if v.contains(char::is_whitespace) {
+            let v = trim(display);
+            if has_white_space(v) {
                 return bad("white space in an addr-spec (name-addr needs <>)");
             }
-            let after_user = v.rfind('@').map_or(v, |at| &v[at + 1..]);
-            if after_user.contains('?') {
+            let after_user = memchr::memrchr(b'@', v.as_bytes()).map_or(v, |at| &v[at + 1..]);
+            if memchr::memchr(b'?', after_user.as_bytes()).is_some() {
                 return bad("a URI with headers must be enclosed in <>");
             }
-            if let Some(i) = after_user.find(';') {
+            if let Some(i) = memchr::memchr(b';', after_user.as_bytes()) {
                 if !params_ok(&after_user[i..]) {
                     return bad("empty parameter");
                 }
@@ -186,11 +218,11 @@ pub fn address(name: &str, value: &str) -> Result<(), ParseError> {
 /// Checks one Via value: `SIP/2.0/<transport> <sent-by>` and no empty parameter
 /// (RFC 4475 3.1.2.1).
 pub fn via(value: &str) -> Result<(), ParseError> {
-    let (proto, rest) = value.split_once(' ').unwrap_or((value, ""));
-    if proto.split('/').count() != 3 || rest.trim().is_empty() {
+    let (proto, rest) = split_byte(value, b' ').unwrap_or((value, ""));
+    if memchr::memchr_iter(b'/', proto.as_bytes()).count() != 2 || trim(rest).is_empty() {
         return Err(ParseError::new(format!("malformed Via {:?}", clip(value))));
     }
-    let params = rest.find(';').map_or("", |i| &rest[i..]);
+    let params = memchr::memchr(b';', rest.as_bytes()).map_or("", |i| &rest[i..]);
     if !params_ok(params) {
         return Err(ParseError::new("malformed Via: empty parameter"));
     }
@@ -206,6 +238,36 @@ pub fn headers<'a>(
         if ADDRESS.contains(&name) {
             address(name, value)?;
         } else if name == "Via" {
+            via(value)?;
+        }
+    }
+    Ok(())
+}
+
+/// [`headers`] over (slot, flags, name, value) of headers the parser classified
+/// (`normalize::KNOWN`, `normalize::F_*`): the same checks in the same order, without
+/// comparing names again.
+pub(crate) fn flagged_headers<'a>(
+    headers: impl Iterator<Item = (u8, u8, &'a str, &'a str)> + Clone,
+) -> Result<(), ParseError> {
+    use super::normalize::{F_ADDRESS, F_SINGLE, F_VIA, KNOWN};
+    let mut seen = 0u64;
+    for (slot, flags, _, _) in headers.clone() {
+        if flags & F_SINGLE != 0 {
+            let bit = 1u64 << (slot & 63);
+            if seen & bit != 0 {
+                let name = KNOWN
+                    .get(usize::from(slot).wrapping_sub(1))
+                    .map_or("", |k| k.name);
+                return Err(ParseError::new(format!("repeated {name} header")));
+            }
+            seen |= bit;
+        }
+    }
+    for (_, flags, name, value) in headers {
+        if flags & F_ADDRESS != 0 {
+            address(name, value)?;
+        } else if flags & F_VIA != 0 {
             via(value)?;
         }
     }
@@ -244,6 +306,18 @@ mod tests {
         assert_eq!(request_uri("nocolon").unwrap_err().code, 400);
         assert_eq!(request_uri("sip:").unwrap_err().code, 400);
         assert_eq!(request_uri("sip:a@b\"c").unwrap_err().code, 400);
+    }
+
+    #[test]
+    fn byte_tables_hold_the_abnf_characters() {
+        for c in 0..=255u8 {
+            let alnum = c.is_ascii_alphanumeric();
+            let userinfo = alnum || b"-_.!~*'()%&=+$,;?/:".contains(&c);
+            let hostpart = alnum || b"-_.!~*'()%[]:;=&+$/?@".contains(&c);
+            assert_eq!(USERINFO[usize::from(c)], userinfo, "{c}");
+            assert_eq!(HOSTPART[usize::from(c)], hostpart, "{c}");
+            assert_eq!(SCHEME[usize::from(c)], alnum || b"+-.".contains(&c), "{c}");
+        }
     }
 
     #[test]
