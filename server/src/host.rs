@@ -418,9 +418,7 @@ impl ReaderCtx {
             return Flow::Go;
         }
         let input = match parse_frame(&frame) {
-            Ok(SipMessage::Request(req))
-                if shed_after_parse(&req, out, &self.tx, &self.faults) =>
-            {
+            Ok(SipMessage::Request(req)) if shed_after_parse(&req, out, &self.tx, &self.faults) => {
                 out.send(overloaded(&req, retry_after_s), Bytes::new());
                 return Flow::Go;
             }
@@ -531,11 +529,13 @@ fn shed_after_parse(
     }
 }
 
-/// Whether the queue into the core holds more than a quarter of its capacity: new
-/// sessions are then refused (see [`shed_after_parse`]); INFOs only past half
-/// ([`core_busy`]).
+/// Whether the queue into the core holds a full batch ([`LATE_MIN_QUEUED`] inputs) or
+/// more than a quarter of its capacity, whichever is less: new sessions are then
+/// refused (see [`shed_after_parse`]). INFOs are shed only later: past half the
+/// capacity ([`core_busy`]), or at that depth once they also waited longer than
+/// `[sip] max_queue_delay` - so the sessions admitted keep the core's capacity.
 fn core_filling(tx: &mpsc::Sender<Event>) -> bool {
-    tx.max_capacity() - tx.capacity() > tx.max_capacity() / 4
+    tx.max_capacity() - tx.capacity() >= LATE_MIN_QUEUED.min(tx.max_capacity() / 4 + 1)
 }
 
 /// `503 Service Unavailable` + `Retry-After` for an INFO, from a header scan of the raw

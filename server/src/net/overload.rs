@@ -387,9 +387,15 @@ mod tests {
         assert!(out.send(Bytes::from_static(b"m"), Bytes::new()));
         assert!(out.shedding_new_sessions() && !out.shedding());
         let (other, _q2) = channel(4, server.clone());
-        assert!(!other.shedding_new_sessions(), "per connection below the server's");
+        assert!(
+            !other.shedding_new_sessions(),
+            "per connection below the server's"
+        );
         assert!(other.send(Bytes::from(vec![0u8; 500]), Bytes::new()));
-        assert!(other.shedding_new_sessions() && !other.shedding(), "503 bytes > 1000 / 2");
+        assert!(
+            other.shedding_new_sessions() && !other.shedding(),
+            "503 bytes > 1000 / 2"
+        );
     }
 
     #[tokio::test]
