@@ -15,7 +15,7 @@ use crate::config::SipConfig;
 use crate::core::{Action, ConnId, Core, Input};
 use crate::fault::Faults;
 pub use crate::net::overload::WRITE_COALESCE_BYTES;
-use crate::net::overload::{self, Backlog, ConnOut};
+use crate::net::overload::{self, Backlog, ConnOut, Shed};
 use crate::net::Event;
 pub use crate::net::Listener;
 use crate::sip::{parse_frame, Framer, SipMessage};
@@ -402,6 +402,9 @@ impl ReaderCtx {
     /// queued for the core, stamped with the time it was read (`[sip] max_queue_delay`).
     fn on_frame(&self, frame: Bytes) -> Flow {
         let (conn, out, retry_after_s) = (self.conn, &self.out, self.limits.retry_after_s);
+        if frame.starts_with(b"SIP/2.0 ") {
+            out.answered();
+        }
         if is_success_response(&frame) {
             // A 2xx to one of our INFOs (one per relayed message): it ends our
             // transaction and the core has nothing to do with it (`Core::on_response`
@@ -409,18 +412,30 @@ impl ReaderCtx {
             // these are most of the input.
             return Flow::Go;
         }
-        if frame.starts_with(b"INFO ") && (out.shedding() || core_busy(&self.tx)) {
+        let early = frame.starts_with(b"INFO ").then(|| {
+            out.shed_reason()
+                .or_else(|| core_busy(&self.tx).then_some(Shed::CoreBusy))
+        });
+        if let Some(Some(why)) = early {
             // Shed at the door, before the full parse: under overload the answer must
             // cost less than the work it turns away.
+            out.count_shed(why);
             if let Some(head) = shed_answer(&frame, retry_after_s) {
                 out.send(head, Bytes::new());
             }
             return Flow::Go;
         }
         let input = match parse_frame(&frame) {
-            Ok(SipMessage::Request(req)) if shed_after_parse(&req, out, &self.tx, &self.faults) => {
-                out.send(overloaded(&req, retry_after_s), Bytes::new());
-                return Flow::Go;
+            Ok(SipMessage::Request(req)) => {
+                if let Some(why) = shed_after_parse(&req, out, &self.tx, &self.faults) {
+                    out.count_shed(why);
+                    out.send(overloaded(&req, retry_after_s), Bytes::new());
+                    return Flow::Go;
+                }
+                Input::Sip {
+                    conn,
+                    msg: SipMessage::Request(req),
+                }
             }
             Ok(msg) => Input::Sip { conn, msg },
             Err(e) => {
@@ -457,6 +472,7 @@ impl ReaderCtx {
                 },
                 _,
             ) if req.method != "ACK" => {
+                self.out.count_shed(Shed::CoreFull);
                 self.out
                     .send(overloaded(&req, self.limits.retry_after_s), Bytes::new());
             }
@@ -520,12 +536,18 @@ fn shed_after_parse(
     out: &ConnOut,
     tx: &mpsc::Sender<Event>,
     faults: &Faults,
-) -> bool {
+) -> Option<Shed> {
     use crate::sip::Method;
     match req.method {
-        Method::Info => faults.overloaded(),
-        Method::Invite if req.to_tag().is_none() => out.shedding_new_sessions() || core_filling(tx),
-        _ => false,
+        Method::Info => faults.overloaded().then_some(Shed::Forced),
+        Method::Invite if req.to_tag().is_none() => {
+            if out.shedding_new_sessions() {
+                Some(Shed::NewSessionBacklog)
+            } else {
+                core_filling(tx).then_some(Shed::NewSessionCore)
+            }
+        }
+        _ => None,
     }
 }
 
@@ -613,6 +635,7 @@ async fn core_loop(
                 }
             }
             _ = tick.tick() => {
+                io.log_shed(&backlog);
                 // Only when something is due (Core::poll_timeout): an idle server does
                 // no work, and opens no transaction, once a second.
                 if core.poll_timeout().is_some_and(|t| t <= core.clock.now_ms()) {
@@ -643,6 +666,8 @@ struct CoreIo {
     max_delay: std::time::Duration,
     /// Whether an INFO of the batch being gathered waited longer than `max_delay`.
     saw_late: bool,
+    /// The door's shed counters at the last log line ([`CoreIo::log_shed`]).
+    shed_seen: [u64; Shed::ALL.len()],
 }
 
 impl CoreIo {
@@ -654,7 +679,25 @@ impl CoreIo {
             actions: Vec::with_capacity(MAX_BATCH * 2),
             max_delay: std::time::Duration::from_millis(sip.max_queue_delay.0),
             saw_late: false,
+            shed_seen: [0; Shed::ALL.len()],
         }
+    }
+
+    /// Logs (warn) the requests answered 503 at the door since the last call, per reason,
+    /// if any: at most one line a second while the server sheds load.
+    fn log_shed(&mut self, backlog: &Backlog) {
+        let now = backlog.shed_counts();
+        if now == self.shed_seen {
+            return;
+        }
+        let since: Vec<String> = Shed::ALL
+            .iter()
+            .zip(now.iter().zip(self.shed_seen.iter()))
+            .filter(|(_, (n, s))| n > s)
+            .map(|(why, (n, s))| format!("{}={}", why.name(), n - s))
+            .collect();
+        tracing::warn!(shed = %since.join(" "), "overload: requests answered 503 at the door");
+        self.shed_seen = now;
     }
 
     /// Takes one event into the batch, noting whether it is an INFO read before `late`

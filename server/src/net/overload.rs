@@ -20,7 +20,7 @@
 
 use bytes::Bytes;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
@@ -39,6 +39,58 @@ pub(crate) struct Backlog {
     /// longer than `[sip] max_queue_delay`: every reader then sheds new INFOs at the door
     /// (before parsing them) until the core catches up.
     late: AtomicBool,
+    /// Requests answered 503 at the door since start, by [`Shed`] reason.
+    shed: [AtomicU64; Shed::ALL.len()],
+}
+
+/// Why the door answered a request 503 + `Retry-After` (counted per reason in
+/// [`Backlog`], logged once a second while shedding).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Shed {
+    /// An INFO: the connection's send backlog is above `[sip] send_queue` messages.
+    ConnBacklog,
+    /// An INFO: the server's send backlog is above `[sip] server_backlog_bytes`.
+    ServerBacklog,
+    /// An INFO: the core's queue is late (`[sip] max_queue_delay`).
+    Late,
+    /// An INFO: the core queue is more than half full.
+    CoreBusy,
+    /// A new session: a send backlog is past half its watermark.
+    NewSessionBacklog,
+    /// A new session: the core queue holds a full batch.
+    NewSessionCore,
+    /// Any request: the core queue was full.
+    CoreFull,
+    /// An INFO while overload is forced (`faults`, simulator and tests).
+    Forced,
+}
+
+impl Shed {
+    /// Every reason, in the order of the counters.
+    pub(crate) const ALL: [Shed; 8] = [
+        Shed::ConnBacklog,
+        Shed::ServerBacklog,
+        Shed::Late,
+        Shed::CoreBusy,
+        Shed::NewSessionBacklog,
+        Shed::NewSessionCore,
+        Shed::CoreFull,
+        Shed::Forced,
+    ];
+
+    /// The reason's name in logs (snake case).
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Shed::ConnBacklog => "conn_backlog",
+            Shed::ServerBacklog => "server_backlog",
+            Shed::Late => "late",
+            Shed::CoreBusy => "core_busy",
+            Shed::NewSessionBacklog => "new_session_backlog",
+            Shed::NewSessionCore => "new_session_core",
+            Shed::CoreFull => "core_full",
+            Shed::Forced => "forced",
+        }
+    }
 }
 
 impl Backlog {
@@ -48,7 +100,18 @@ impl Backlog {
             bytes: AtomicUsize::new(0),
             high_bytes: high_bytes.max(1),
             late: AtomicBool::new(false),
+            shed: Default::default(),
         })
+    }
+
+    /// Counts one request answered 503 at the door for `why`.
+    pub(crate) fn count_shed(&self, why: Shed) {
+        self.shed[why as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Requests answered 503 at the door since start, per reason (in [`Shed::ALL`] order).
+    pub(crate) fn shed_counts(&self) -> [u64; Shed::ALL.len()] {
+        std::array::from_fn(|i| self.shed[i].load(Ordering::Relaxed))
     }
 
     /// Bytes queued server-wide.
@@ -94,6 +157,42 @@ struct ConnState {
     /// Told by the writer when it ends (the core closed the connection, the peer
     /// stalled, or the socket failed): the reader stops too.
     ended: Notify,
+    /// Requests the server queued to this peer (INFOs: command replies and relays).
+    requests_out: AtomicU64,
+    /// Responses read from this peer (to those requests).
+    answers_in: AtomicU64,
+    /// Requests given up as never to be answered (see [`Pending::roll`]).
+    pending: Mutex<Pending>,
+}
+
+/// The bookkeeping that forgives requests a peer left unanswered for longer than RFC
+/// 3261's Timer F (64 x T1 = 32 s), so that a peer that drops some answers does not
+/// keep its connection's new sessions refused for ever.
+#[derive(Debug)]
+struct Pending {
+    /// When the current window began.
+    since: std::time::Instant,
+    /// `requests_out` when it began.
+    out_at_since: u64,
+    /// Requests counted as never answered.
+    forgiven: u64,
+}
+
+/// RFC 3261 17.1.2.2 Timer F (64 x T1, T1 = 500 ms): a request unanswered for longer is
+/// taken as lost.
+const TIMER_F: Duration = Duration::from_secs(32);
+
+impl Pending {
+    /// Opens a new window once the current one is older than [`TIMER_F`]: the requests
+    /// sent before the current window began and still unanswered (`answers_in` behind
+    /// `out_at_since`) are forgiven.
+    fn roll(&mut self, now: std::time::Instant, out: u64, answered: u64) {
+        if now.saturating_duration_since(self.since) >= TIMER_F {
+            self.forgiven = self.forgiven.max(self.out_at_since.saturating_sub(answered));
+            self.since = now;
+            self.out_at_since = out;
+        }
+    }
 }
 
 impl ConnState {
@@ -165,20 +264,35 @@ pub(crate) fn channel(high_msgs: usize, server: Arc<Backlog>) -> (ConnOut, ConnR
         }),
         ready: Notify::new(),
         ended: Notify::new(),
+        requests_out: AtomicU64::new(0),
+        answers_in: AtomicU64::new(0),
+        pending: Mutex::new(Pending {
+            since: std::time::Instant::now(),
+            out_at_since: 0,
+            forgiven: 0,
+        }),
     });
     (ConnOut { st: st.clone() }, ConnRx { st })
+}
+
+fn max_pending() -> u64 {
+    std::env::var("PCHAT_MAX_PENDING").ok().and_then(|v| v.parse().ok()).unwrap_or(256)
 }
 
 impl ConnOut {
     /// Queues a message; `false` when the writer is gone (the connection is closed).
     pub(crate) fn send(&self, head: Bytes, body: Bytes) -> bool {
         let n = head.len() + body.len();
+        let is_response = head.starts_with(b"SIP/2.0 ");
         {
             let mut q = self.st.queue();
             if q.closed {
                 return false;
             }
             q.items.push_back((head, body));
+        }
+        if !is_response {
+            self.st.requests_out.fetch_add(1, Ordering::Relaxed);
         }
         self.st.add(n);
         self.st.ready.notify_one();
@@ -187,10 +301,28 @@ impl ConnOut {
 
     /// Whether new posts and commands on this connection are refused with 503: its
     /// backlog or the server's is above the watermark, or the core's queue is late.
+    #[cfg(test)]
     pub(crate) fn shedding(&self) -> bool {
-        self.st.msgs.load(Ordering::Relaxed) > self.st.high_msgs
-            || self.st.server.bytes() > self.st.server.high_bytes
-            || self.st.server.is_late()
+        self.shed_reason().is_some()
+    }
+
+    /// Why new posts and commands on this connection are refused ([`ConnOut::shedding`]),
+    /// or `None`.
+    pub(crate) fn shed_reason(&self) -> Option<Shed> {
+        if self.st.msgs.load(Ordering::Relaxed) > self.st.high_msgs {
+            Some(Shed::ConnBacklog)
+        } else if self.st.server.bytes() > self.st.server.high_bytes {
+            Some(Shed::ServerBacklog)
+        } else if self.st.server.is_late() {
+            Some(Shed::Late)
+        } else {
+            None
+        }
+    }
+
+    /// Counts a request answered 503 at the door into the server's account.
+    pub(crate) fn count_shed(&self, why: Shed) {
+        self.st.server.count_shed(why);
     }
 
     /// Whether a new session (an INVITE outside any dialog) on this connection is
@@ -201,6 +333,29 @@ impl ConnOut {
     pub(crate) fn shedding_new_sessions(&self) -> bool {
         self.st.msgs.load(Ordering::Relaxed) > self.st.high_msgs / 2
             || self.st.server.bytes() > self.st.server.high_bytes / 2
+            || self.unanswered() > max_pending()
+    }
+
+    /// The reader read a response from this peer (to one of our requests).
+    pub(crate) fn answered(&self) {
+        self.st.answers_in.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Requests queued to this peer that it has not answered yet (in our queue, in the
+    /// sockets' buffers, or waiting in the peer), less those unanswered for longer
+    /// than Timer F. Unlike the queue length, this sees the backlog the kernel holds.
+    pub(crate) fn unanswered(&self) -> u64 {
+        let out = self.st.requests_out.load(Ordering::Relaxed);
+        let answered = self.st.answers_in.load(Ordering::Relaxed);
+        let forgiven = {
+            let mut p = match self.st.pending.lock() {
+                Ok(p) => p,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            p.roll(std::time::Instant::now(), out, answered);
+            p.forgiven
+        };
+        out.saturating_sub(answered).saturating_sub(forgiven)
     }
 
     /// Asks the writer to write what is queued before this, then close the connection

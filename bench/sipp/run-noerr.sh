@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# SIPp (Debian `sip-tester`) against a fresh pchat-server on loopback: the XCCOS flow of
+# bench/sipp/xccos-uac.xml, all calls over ONE TCP connection (`-t t1`, as behind a
+# front end). Prints SIPp's final statistics and the server's peak RSS; exits non-zero
+# if any call failed. Loopback only; bounded by -m and timeouts.
+# Usage: bench/sipp/run.sh CALLS RATE_PER_S [MAX_CONCURRENT]
+# Env: PCHAT_SMOKE_PORT (45060): the server's SIP port (SIPp binds the next one);
+#      SIPP_ROOMS (100): rooms the calls join in turn. With one room, every post is
+#      relayed to every open call on the same connection; past what SIPp reads, the
+#      server sheds new posts with 503 (its overload behaviour, counted as failed calls);
+#      SIPP (sipp binary); PCHAT_SERVER_BIN (./target/release/pchat-server).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+source .ci/lib.sh
+calls=${1:-300}
+rate=${2:-50}
+limit=${3:-1000}
+rooms=${SIPP_ROOMS:-100}
+port=${PCHAT_SMOKE_PORT:-45060}
+sipp=${SIPP:-sipp}
+data=$(mktemp -d)
+# The server config with $rooms open rooms, and SIPp's injection file with their URIs
+# (one per call, in turn: a front end carries users of many rooms on one connection).
+python3 - "$data" "$port" "$rooms" <<'PY'
+import sys, uuid
+data, port, rooms = sys.argv[1], sys.argv[2], int(sys.argv[3])
+ns = uuid.UUID(int=0x5c1b7a2e9d344f0a8e61c0ffee00c4a7)  # server/src/ids.rs ROOM_NS
+with open(f"{data}/server.toml", "w") as f:
+    f.write(f'domain = "contoso.com"\n[sip]\nlisten = "127.0.0.1:{port}"\n'
+            f'[store]\npath = "{data}/pchat.db"\n')
+    for i in range(rooms):
+        f.write(f'[[room]]\nname = "sipp{i}"\ndescription = "SIPp room"\nprivacy = "open"\n')
+with open(f"{data}/rooms.csv", "w") as f:
+    f.write("SEQUENTIAL\n")
+    for i in range(rooms):
+        f.write(f"ma-chan://contoso.com/{uuid.uuid5(ns, f'contoso.com/sipp{i}')}\n")
+PY
+pchat_start "$data" "${PCHAT_SERVER_BIN:-./target/release/pchat-server}" --config "$data/server.toml"
+status=0
+timeout -s KILL $((calls / rate + 60)) "$sipp" -sf bench/sipp/xccos-uac.xml -t t1 -aa \
+  -inf "$data/rooms.csv" -r "$rate" -l "$limit" -m "$calls" -i 127.0.0.1 -p $((port + 1)) \
+  -nostdin -trace_stat -stf "$data/stat.csv" \
+  -timeout 60s -timeout_error \
+  127.0.0.1:"$port" >"$data/sipp.out" 2>&1 || status=$?
+rss=$(awk '/VmHWM/ {print $2 " " $3}' "/proc/$pid/status" 2>/dev/null || echo "?")
+st=0
+python3 - "$data/stat.csv" "$calls" "$rate" "$rss" "$status" "$rooms" <<'PY' || st=$?
+import csv, sys
+path, calls, rate, rss, status, rooms = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5]), sys.argv[6]
+rows = list(csv.reader(open(path), delimiter=';'))
+head, last = rows[0], rows[-1]
+col = lambda name: int(last[head.index(name)])
+ok, failed = col("SuccessfulCall(C)"), col("FailedCall(C)")
+# ElapsedTime(C) is HH:MM:SS.micro since SIPp started: goodput = successful calls/s.
+h, m, s_ = last[head.index("ElapsedTime(C)")].split(":")
+elapsed = int(h) * 3600 + int(m) * 60 + float(s_.replace(":", "."))
+goodput = ok / elapsed if elapsed > 0 else 0.0
+print(f"sipp: {calls} calls at {rate}/s over one TCP connection, {rooms} rooms: {ok} successful, "
+      f"{failed} failed (sipp exit {status}) in {elapsed:.1f} s = {goodput:.0f} successful calls/s; "
+      f"server peak RSS {rss}")
+sys.exit(0 if failed == 0 and ok == calls else 1)
+PY
+cp "$data/sipp.out" /tmp/sipp-last.out; cp "$data/stat.csv" /tmp/stat-last.csv; cp "$data/server.log" /tmp/server-last.log
+if [ $st -ne 0 ]; then
+  tail -20 "$data/sipp.out" >&2 || true
+  sed "s/\([0-9]\{4\}-[0-9][0-9]-[0-9][0-9]\t\)/\n\1/g" "$data/errors.log" 2>/dev/null \
+    | grep -v "Automatic response mode" | grep . | head -12 >&2 || true
+fi
+exit $st
