@@ -8,7 +8,11 @@
 #      SIPP_ROOMS (100): rooms the calls join in turn. With one room, every post is
 #      relayed to every open call on the same connection; past what SIPp reads, the
 #      server sheds new posts with 503 (its overload behaviour, counted as failed calls);
-#      SIPP (sipp binary); PCHAT_SERVER_BIN (./target/release/pchat-server).
+#      SIPP (sipp binary); PCHAT_SERVER_BIN (./target/release/pchat-server);
+#      PCHAT_SIP_EXTRA: more `[sip]` lines for the server (e.g. "max_unanswered = 0");
+#      SIPP_TRACE_ERR (1): 0 leaves out SIPp's error log (-trace_err), which also logs
+#      every auto-answered relay INFO: at thousands of calls/s that logging costs SIPp
+#      (the load generator, on the same cores) a large share of its CPU.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source .ci/lib.sh
@@ -21,12 +25,12 @@ sipp=${SIPP:-sipp}
 data=$(mktemp -d)
 # The server config with $rooms open rooms, and SIPp's injection file with their URIs
 # (one per call, in turn: a front end carries users of many rooms on one connection).
-python3 - "$data" "$port" "$rooms" <<'PY'
+python3 - "$data" "$port" "$rooms" "${PCHAT_SIP_EXTRA:-}" <<'PY'
 import sys, uuid
-data, port, rooms = sys.argv[1], sys.argv[2], int(sys.argv[3])
+data, port, rooms, extra = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 ns = uuid.UUID(int=0x5c1b7a2e9d344f0a8e61c0ffee00c4a7)  # server/src/ids.rs ROOM_NS
 with open(f"{data}/server.toml", "w") as f:
-    f.write(f'domain = "contoso.com"\n[sip]\nlisten = "127.0.0.1:{port}"\n'
+    f.write(f'domain = "contoso.com"\n[sip]\nlisten = "127.0.0.1:{port}"\n{extra}\n'
             f'[store]\npath = "{data}/pchat.db"\n')
     for i in range(rooms):
         f.write(f'[[room]]\nname = "sipp{i}"\ndescription = "SIPp room"\nprivacy = "open"\n')
@@ -36,12 +40,15 @@ with open(f"{data}/rooms.csv", "w") as f:
         f.write(f"ma-chan://contoso.com/{uuid.uuid5(ns, f'contoso.com/sipp{i}')}\n")
 PY
 pchat_start "$data" "${PCHAT_SERVER_BIN:-./target/release/pchat-server}" --config "$data/server.toml"
+trace_err=(-trace_err -error_file "$data/errors.log")
+[ "${SIPP_TRACE_ERR:-1}" = 0 ] && trace_err=()
 status=0
 timeout -s KILL $((calls / rate + 60)) "$sipp" -sf bench/sipp/xccos-uac.xml -t t1 -aa \
   -inf "$data/rooms.csv" -r "$rate" -l "$limit" -m "$calls" -i 127.0.0.1 -p $((port + 1)) \
   -nostdin -trace_stat -stf "$data/stat.csv" \
-  -trace_err -error_file "$data/errors.log" -timeout 60s -timeout_error \
+  "${trace_err[@]}" -timeout 60s -timeout_error \
   127.0.0.1:"$port" >"$data/sipp.out" 2>&1 || status=$?
+grep -h "overload:" "$data/server.log" 2>/dev/null | sed 's/\x1b\[[0-9;]*m//g; s/.*shed=/server shed (503 per reason, per second): /' | tail -3 >&2 || true
 rss=$(awk '/VmHWM/ {print $2 " " $3}' "/proc/$pid/status" 2>/dev/null || echo "?")
 st=0
 python3 - "$data/stat.csv" "$calls" "$rate" "$rss" "$status" "$rooms" <<'PY' || st=$?

@@ -479,6 +479,14 @@ pub struct SipConfig {
     /// Watermark of the server-wide send backlog, in bytes: above it, every
     /// connection's new posts and commands get 503 + `Retry-After`.
     pub server_backlog_bytes: usize,
+    /// Requests the server sent on one connection (command replies, notices and relays,
+    /// as INFOs) that its peer has not answered yet, above which **new sessions** on that
+    /// connection (an INVITE without a To tag) get 503 + `Retry-After`. Unlike the send
+    /// backlog it also counts what waits in the kernel's socket buffers and in the peer,
+    /// so it sees a slow reader before the queue does; requests unanswered for longer
+    /// than RFC 3261's Timer F (32 s) are no longer counted. `0` turns the check off.
+    /// Default 256.
+    pub max_unanswered: usize,
     /// A connection whose peer has read nothing for this long, in seconds, is closed
     /// (its queued messages are dropped).
     pub write_stall_timeout_s: u32,
@@ -519,6 +527,7 @@ impl Default for SipConfig {
             max_message_bytes: 256 * 1024,
             send_queue: 4096,
             server_backlog_bytes: 64 * 1024 * 1024,
+            max_unanswered: 256,
             write_stall_timeout_s: 30,
             core_queue: 65536,
             retry_after_s: 1,

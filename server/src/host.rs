@@ -232,7 +232,11 @@ async fn spawn_connection<S: AsyncRead + AsyncWrite + Send + Unpin + 'static>(
     faults: Faults,
 ) {
     let (read_half, write_half) = tokio::io::split(stream);
-    let (out, queue) = overload::channel(sip.send_queue, backlog);
+    let limits = overload::ConnLimits {
+        high_msgs: sip.send_queue,
+        max_unanswered: sip.max_unanswered,
+    };
+    let (out, queue) = overload::channel(limits, backlog);
     if tx.send(Event::Register(conn, out.clone())).await.is_err() {
         return;
     }
@@ -412,11 +416,7 @@ impl ReaderCtx {
             // these are most of the input.
             return Flow::Go;
         }
-        let early = frame.starts_with(b"INFO ").then(|| {
-            out.shed_reason()
-                .or_else(|| core_busy(&self.tx).then_some(Shed::CoreBusy))
-        });
-        if let Some(Some(why)) = early {
+        if let Some(why) = shed_before_parse(&frame, out, &self.tx) {
             // Shed at the door, before the full parse: under overload the answer must
             // cost less than the work it turns away.
             out.count_shed(why);
@@ -524,6 +524,21 @@ fn core_busy(tx: &mpsc::Sender<Event>) -> bool {
     tx.max_capacity() - tx.capacity() > tx.max_capacity() / 2
 }
 
+/// Why the reader answers a request 503 + `Retry-After` from its raw bytes, before the
+/// full parse (under overload the answer must cost less than the work it turns away):
+/// an INFO while [`ConnOut::shed_reason`] holds or the core is busy ([`core_busy`]); a
+/// new session (an INVITE with no To tag) while [`new_session_shed`] holds.
+fn shed_before_parse(frame: &[u8], out: &ConnOut, tx: &mpsc::Sender<Event>) -> Option<Shed> {
+    if frame.starts_with(b"INFO ") {
+        out.shed_reason()
+            .or_else(|| core_busy(tx).then_some(Shed::CoreBusy))
+    } else if frame.starts_with(b"INVITE ") {
+        new_session_shed(out, tx).filter(|_| !crate::sip::reject::may_have_to_tag(frame))
+    } else {
+        None
+    }
+}
+
 /// Whether the reader answers a parsed request 503 + `Retry-After` itself: an INFO
 /// while forced overload is on (`faults`, simulator and tests), or a **new session** - an INVITE without a
 /// To tag (RFC 3261 12.1) - while the connection's or the server's send backlog is past
@@ -540,14 +555,19 @@ fn shed_after_parse(
     use crate::sip::Method;
     match req.method {
         Method::Info => faults.overloaded().then_some(Shed::Forced),
-        Method::Invite if req.to_tag().is_none() => {
-            if out.shedding_new_sessions() {
-                Some(Shed::NewSessionBacklog)
-            } else {
-                core_filling(tx).then_some(Shed::NewSessionCore)
-            }
-        }
+        Method::Invite if req.to_tag().is_none() => new_session_shed(out, tx),
         _ => None,
+    }
+}
+
+/// Why a new session on `out` is refused now, if it is: the connection's or the
+/// server's send backlog past half its watermark, the peer behind on answers
+/// ([`ConnOut::shedding_new_sessions`]), or the core queue filling ([`core_filling`]).
+fn new_session_shed(out: &ConnOut, tx: &mpsc::Sender<Event>) -> Option<Shed> {
+    if out.shedding_new_sessions() {
+        Some(Shed::NewSessionBacklog)
+    } else {
+        core_filling(tx).then_some(Shed::NewSessionCore)
     }
 }
 

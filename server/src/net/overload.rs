@@ -9,6 +9,11 @@
 //! queue waited longer than `[sip] max_queue_delay`, the reader answers that
 //! connection's new posts and commands (INFO) `503` + `Retry-After` (RFC 3261 21.5.4)
 //! before parsing them, until the backlog drains.
+//! New sessions (an INVITE outside any dialog) are refused earlier: from half those
+//! watermarks, or while the connection's peer leaves more than `[sip] max_unanswered` of
+//! our requests unanswered ([`ConnOut::unanswered`]: it sees the backlog in the kernel's
+//! socket buffers and in the peer, which the queue does not), so that the dialogs in
+//! progress on a slow connection, and the fan-out to them, stop growing (RFC 6357 4).
 //! A connection is closed only when its peer has read nothing for
 //! `[sip] write_stall_timeout_s` (the writer's socket write made no progress).
 //!
@@ -150,6 +155,8 @@ struct ConnState {
     msgs: AtomicUsize,
     bytes: AtomicUsize,
     high_msgs: usize,
+    /// `[sip] max_unanswered` (0: off).
+    max_unanswered: u64,
     server: Arc<Backlog>,
     queue: Mutex<Queue>,
     /// Wakes the writer: a message was queued or the last sender is gone.
@@ -166,14 +173,17 @@ struct ConnState {
 }
 
 /// The bookkeeping that forgives requests a peer left unanswered for longer than RFC
-/// 3261's Timer F (64 x T1 = 32 s), so that a peer that drops some answers does not
-/// keep its connection's new sessions refused for ever.
+/// 3261's Timer F (64 x T1 = 32 s), so that a peer that drops some answers (or a client
+/// behind a front end that vanished) does not keep the connection's new sessions
+/// refused for ever. Time is an input (`now`), for the tests.
 #[derive(Debug)]
 struct Pending {
     /// When the current window began.
-    since: std::time::Instant,
+    since: tokio::time::Instant,
     /// `requests_out` when it began.
     out_at_since: u64,
+    /// When the writer last wrote to the socket.
+    last_write: tokio::time::Instant,
     /// Requests counted as never answered.
     forgiven: u64,
 }
@@ -183,15 +193,35 @@ struct Pending {
 const TIMER_F: Duration = Duration::from_secs(32);
 
 impl Pending {
-    /// Opens a new window once the current one is older than [`TIMER_F`]: the requests
-    /// sent before the current window began and still unanswered (`answers_in` behind
-    /// `out_at_since`) are forgiven.
-    fn roll(&mut self, now: std::time::Instant, out: u64, answered: u64) {
-        if now.saturating_duration_since(self.since) >= TIMER_F {
-            self.forgiven = self.forgiven.max(self.out_at_since.saturating_sub(answered));
+    fn new(now: tokio::time::Instant) -> Pending {
+        Pending {
+            since: now,
+            out_at_since: 0,
+            last_write: now,
+            forgiven: 0,
+        }
+    }
+
+    /// Brings the count of forgiven requests up to `now`, given `out` requests queued and
+    /// `answered` answers read so far: when nothing was written for Timer F, every request
+    /// still unanswered is forgiven; otherwise, once the current window is older than
+    /// Timer F, those sent before it began; then a new window opens. Answers that come
+    /// after all make the count lower than the truth, never higher.
+    fn roll(&mut self, now: tokio::time::Instant, out: u64, answered: u64) {
+        if now.saturating_duration_since(self.last_write) >= TIMER_F {
+            self.forgiven = self.forgiven.max(out.saturating_sub(answered));
+        } else if now.saturating_duration_since(self.since) >= TIMER_F {
+            self.forgiven = self
+                .forgiven
+                .max(self.out_at_since.saturating_sub(answered));
             self.since = now;
             self.out_at_since = out;
         }
+    }
+
+    /// Requests still unanswered and not forgiven.
+    fn unanswered(&self, out: u64, answered: u64) -> u64 {
+        out.saturating_sub(answered).saturating_sub(self.forgiven)
     }
 }
 
@@ -206,6 +236,14 @@ impl ConnState {
         self.msgs.fetch_sub(msgs, Ordering::Relaxed);
         self.bytes.fetch_sub(n, Ordering::Relaxed);
         self.server.bytes.fetch_sub(n, Ordering::Relaxed);
+    }
+
+    /// The unanswered-request bookkeeping, also after a panic elsewhere.
+    fn pending(&self) -> MutexGuard<'_, Pending> {
+        match self.pending.lock() {
+            Ok(p) => p,
+            Err(poisoned) => poisoned.into_inner(),
+        }
     }
 
     /// The queue, also after a panic elsewhere (its state stays consistent).
@@ -251,12 +289,22 @@ pub(crate) struct ConnRx {
     st: Arc<ConnState>,
 }
 
-/// A connection's queue, watermark `high_msgs` messages, counted into `server`.
-pub(crate) fn channel(high_msgs: usize, server: Arc<Backlog>) -> (ConnOut, ConnRx) {
+/// A connection's limits: `[sip] send_queue` and `[sip] max_unanswered`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ConnLimits {
+    /// Send backlog watermark, in messages (`[sip] send_queue`).
+    pub high_msgs: usize,
+    /// Unanswered requests above which new sessions are refused (0: off).
+    pub max_unanswered: usize,
+}
+
+/// A connection's queue with its `limits`, counted into `server`.
+pub(crate) fn channel(limits: ConnLimits, server: Arc<Backlog>) -> (ConnOut, ConnRx) {
     let st = Arc::new(ConnState {
         msgs: AtomicUsize::new(0),
         bytes: AtomicUsize::new(0),
-        high_msgs: high_msgs.max(1),
+        high_msgs: limits.high_msgs.max(1),
+        max_unanswered: limits.max_unanswered as u64,
         server,
         queue: Mutex::new(Queue {
             senders: 1,
@@ -266,17 +314,9 @@ pub(crate) fn channel(high_msgs: usize, server: Arc<Backlog>) -> (ConnOut, ConnR
         ended: Notify::new(),
         requests_out: AtomicU64::new(0),
         answers_in: AtomicU64::new(0),
-        pending: Mutex::new(Pending {
-            since: std::time::Instant::now(),
-            out_at_since: 0,
-            forgiven: 0,
-        }),
+        pending: Mutex::new(Pending::new(tokio::time::Instant::now())),
     });
     (ConnOut { st: st.clone() }, ConnRx { st })
-}
-
-fn max_pending() -> u64 {
-    std::env::var("PCHAT_MAX_PENDING").ok().and_then(|v| v.parse().ok()).unwrap_or(256)
 }
 
 impl ConnOut {
@@ -326,14 +366,16 @@ impl ConnOut {
     }
 
     /// Whether a new session (an INVITE outside any dialog) on this connection is
-    /// refused with 503: its backlog or the server's is above **half** the watermark.
+    /// refused with 503: its backlog or the server's is above **half** the watermark, or
+    /// its peer leaves more than `[sip] max_unanswered` of our requests unanswered
+    /// ([`ConnOut::unanswered`]).
     /// New sessions are turned away before work in progress (RFC 6357 section 4: an
     /// overloaded server sheds the requests that would start new work first), so the
     /// dialogs already admitted keep posting until [`ConnOut::shedding`] holds.
     pub(crate) fn shedding_new_sessions(&self) -> bool {
         self.st.msgs.load(Ordering::Relaxed) > self.st.high_msgs / 2
             || self.st.server.bytes() > self.st.server.high_bytes / 2
-            || self.unanswered() > max_pending()
+            || (self.st.max_unanswered > 0 && self.unanswered() > self.st.max_unanswered)
     }
 
     /// The reader read a response from this peer (to one of our requests).
@@ -347,15 +389,9 @@ impl ConnOut {
     pub(crate) fn unanswered(&self) -> u64 {
         let out = self.st.requests_out.load(Ordering::Relaxed);
         let answered = self.st.answers_in.load(Ordering::Relaxed);
-        let forgiven = {
-            let mut p = match self.st.pending.lock() {
-                Ok(p) => p,
-                Err(poisoned) => poisoned.into_inner(),
-            };
-            p.roll(std::time::Instant::now(), out, answered);
-            p.forgiven
-        };
-        out.saturating_sub(answered).saturating_sub(forgiven)
+        let mut p = self.st.pending();
+        p.roll(tokio::time::Instant::now(), out, answered);
+        p.unanswered(out, answered)
     }
 
     /// Asks the writer to write what is queued before this, then close the connection
@@ -481,6 +517,7 @@ pub(crate) async fn writer<W: AsyncWrite + Unpin>(mut w: W, q: ConnRx, stall: Du
         if !buf.is_empty() {
             let ok = write_or_stall(&mut w, &buf, stall).await;
             q.st.sub(msgs, buf.len());
+            q.st.pending().last_write = tokio::time::Instant::now();
             if !ok {
                 tracing::warn!(
                     stall_s = stall.as_secs(),
@@ -501,6 +538,66 @@ pub(crate) async fn writer<W: AsyncWrite + Unpin>(mut w: W, q: ConnRx, stall: Du
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A queue with watermark `high_msgs` and the unanswered check off.
+    fn channel(high_msgs: usize, server: Arc<Backlog>) -> (ConnOut, ConnRx) {
+        let limits = ConnLimits {
+            high_msgs,
+            max_unanswered: 0,
+        };
+        super::channel(limits, server)
+    }
+
+    fn info() -> Bytes {
+        Bytes::from_static(b"INFO sip:u@h SIP/2.0\r\n\r\n")
+    }
+
+    #[tokio::test]
+    async fn a_peer_behind_on_answers_refuses_new_sessions_not_posts() {
+        let limits = ConnLimits {
+            high_msgs: 1000,
+            max_unanswered: 2,
+        };
+        let (out, _q) = super::channel(limits, Backlog::new(1 << 20));
+        for _ in 0..3 {
+            assert!(out.send(info(), Bytes::new()));
+        }
+        let ok = Bytes::from_static(b"SIP/2.0 200 OK\r\n\r\n");
+        assert!(out.send(ok, Bytes::new()), "a response is not a request");
+        assert_eq!(out.unanswered(), 3);
+        assert!(out.shedding_new_sessions(), "3 unanswered > 2");
+        assert!(!out.shedding(), "posts are not refused for it");
+        out.answered();
+        assert_eq!(out.unanswered(), 2);
+        assert!(!out.shedding_new_sessions());
+    }
+
+    #[test]
+    fn requests_unanswered_past_timer_f_are_forgiven() {
+        let t0 = tokio::time::Instant::now();
+        let s = Duration::from_secs;
+        let mut p = Pending::new(t0);
+        // 5 sent in the first window, none answered: not forgiven within Timer F.
+        p.last_write = t0 + s(20);
+        p.roll(t0 + s(20), 5, 0);
+        assert_eq!(p.unanswered(5, 0), 5);
+        // A new window opens at 33 s (the first is older than Timer F); what was sent
+        // before the first window began (nothing) is forgiven.
+        p.last_write = t0 + s(33);
+        p.roll(t0 + s(33), 5, 1);
+        assert_eq!(p.unanswered(5, 1), 4);
+        // At 66 s the 5 sent before 33 s, one of them answered, are forgiven; the 2
+        // sent in the second window are still counted.
+        p.last_write = t0 + s(60);
+        p.roll(t0 + s(66), 7, 1);
+        assert_eq!(p.unanswered(7, 1), 2);
+        // Nothing written for Timer F: everything still unanswered is forgiven.
+        p.roll(t0 + s(93), 7, 1);
+        assert_eq!(p.unanswered(7, 1), 0);
+        // New requests count again.
+        p.last_write = t0 + s(94);
+        assert_eq!(p.unanswered(9, 1), 2);
+    }
 
     #[tokio::test]
     async fn counts_shed_and_release() {

@@ -20,6 +20,20 @@ pub fn looks_like_response(raw: &[u8]) -> bool {
     raw.len() > 4 && raw.starts_with(b"SIP/") && raw[4].is_ascii_digit()
 }
 
+/// Whether the request whose bytes start `raw` may carry a To tag (RFC 3261 12.1: a
+/// request inside a dialog): `false` only when no To header value holds `tag=` at all,
+/// so a `false` is certain (a new session) and a `true` may still be none (the parser
+/// decides). For the door, which refuses new sessions before parsing them.
+pub fn may_have_to_tag(raw: &[u8]) -> bool {
+    header_lines(raw).iter().any(|h| {
+        h.split_once(':').is_some_and(|(name, value)| {
+            let name = name.trim();
+            (name.eq_ignore_ascii_case("To") || name.eq_ignore_ascii_case("t"))
+                && value.to_ascii_lowercase().contains("tag=")
+        })
+    })
+}
+
 /// The header lines of `raw` (up to the empty line or the end), continuation lines
 /// unfolded (RFC 3261 7.3.1); the start line is skipped.
 fn header_lines(raw: &[u8]) -> Vec<String> {
@@ -97,6 +111,18 @@ pub fn response(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_to_tag_is_seen_in_long_and_compact_forms_any_case() {
+        let new = b"INVITE sip:p@h SIP/2.0\r\nTo: <sip:p@h>\r\nFrom: <sip:a@h>;tag=1\r\n\r\nv=0";
+        assert!(!may_have_to_tag(new), "the From tag is not a To tag");
+        for to in ["To: <sip:p@h>;tag=x", "t: <sip:p@h>;TAG=x", "to:  sip:p@h ;tag=x"] {
+            let raw = format!("INVITE sip:p@h SIP/2.0\r\n{to}\r\n\r\n");
+            assert!(may_have_to_tag(raw.as_bytes()), "{to}");
+        }
+        let in_body = b"INVITE sip:p@h SIP/2.0\r\nTo: <sip:p@h>\r\n\r\nTo: x;tag=1";
+        assert!(!may_have_to_tag(in_body), "the body is not a header");
+    }
 
     #[test]
     fn echoes_headers_and_extra_ones() {
