@@ -50,6 +50,9 @@ timeout -s KILL $((calls / rate + 60)) "$sipp" -sf bench/sipp/xccos-uac.xml -t t
   127.0.0.1:"$port" >"$data/sipp.out" 2>&1 || status=$?
 grep -h "overload:" "$data/server.log" 2>/dev/null | sed 's/\x1b\[[0-9;]*m//g; s/.*shed=/server shed (503 per reason, per second): /' | tail -3 >&2 || true
 rss=$(awk '/VmHWM/ {print $2 " " $3}' "/proc/$pid/status" 2>/dev/null || echo "?")
+# utime + stime, clock ticks (USER_HZ = 100) -> CPU seconds
+cpu=$(awk '{printf "%.1f", ($14 + $15) / 100}' "/proc/$pid/stat" 2>/dev/null || echo "?")
+rss="$rss, server CPU ${cpu} s"
 st=0
 python3 - "$data/stat.csv" "$calls" "$rate" "$rss" "$status" "$rooms" <<'PY' || st=$?
 import csv, sys

@@ -483,9 +483,12 @@ pub struct SipConfig {
     /// as INFOs) that its peer has not answered yet, above which **new sessions** on that
     /// connection (an INVITE without a To tag) get 503 + `Retry-After`. Unlike the send
     /// backlog it also counts what waits in the kernel's socket buffers and in the peer,
-    /// so it sees a slow reader before the queue does; requests unanswered for longer
-    /// than RFC 3261's Timer F (32 s) are no longer counted. `0` turns the check off.
-    /// Default 256.
+    /// so it sees a slow reader before the queue does, and it bounds the dialogs in
+    /// progress on a slow connection (and so the fan-out to them). Requests unanswered
+    /// for longer than 1 s are no longer counted (a peer may drop requests for dialogs it
+    /// already ended). `0` turns the check off. Default 64; on a front end's link with
+    /// heavy fan-out, about twice the relays per second times the front end's answer
+    /// time.
     pub max_unanswered: usize,
     /// A connection whose peer has read nothing for this long, in seconds, is closed
     /// (its queued messages are dropped).
@@ -527,7 +530,7 @@ impl Default for SipConfig {
             max_message_bytes: 256 * 1024,
             send_queue: 4096,
             server_backlog_bytes: 64 * 1024 * 1024,
-            max_unanswered: 256,
+            max_unanswered: 64,
             write_stall_timeout_s: 30,
             core_queue: 65536,
             retry_after_s: 1,

@@ -416,6 +416,12 @@ impl ReaderCtx {
             // these are most of the input.
             return Flow::Go;
         }
+        if frame.starts_with(b"ACK ") && !crate::sip::reject::may_have_to_tag(&frame) {
+            // The ACK to a non-2xx final answer to a new INVITE (a 503 from the door, a
+            // 4xx): no dialog has it (ours all have our To tag), and it ends a transaction
+            // the core never opened (RFC 3261 17.2.1): absorbed here, not queued.
+            return Flow::Go;
+        }
         if let Some(why) = shed_before_parse(&frame, out, &self.tx) {
             // Shed at the door, before the full parse: under overload the answer must
             // cost less than the work it turns away.

@@ -857,13 +857,15 @@ impl Session {
         };
         let mut cseq = 1;
         let mut head = self
-            .invite_once(stream, framer, out, &invite(cseq, ""), cseq)
+            .invite_admitted(stream, framer, out, &|c| invite(c, ""), &mut cseq)
             .await?;
         if let (401, Some(auth)) = (head.0, self.authorization(&head.1, domain)) {
             // SIP Digest (RFC 3261 22.2): the same INVITE again with credentials.
             cseq += 1;
-            let again = invite(cseq, &format!("Authorization: {auth}\r\n"));
-            head = self.invite_once(stream, framer, out, &again, cseq).await?;
+            let auth = format!("Authorization: {auth}\r\n");
+            head = self
+                .invite_admitted(stream, framer, out, &|c| invite(c, &auth), &mut cseq)
+                .await?;
         }
         let (to, target) = match head {
             (200, head) => {
@@ -962,6 +964,36 @@ impl Session {
             out.clear();
         }
         Ok(())
+    }
+
+    /// [`Session::invite_once`] with the INVITE `invite(cseq)`, sent again with the next
+    /// CSeq after the `Retry-After` (at most 10 s) of a 503 - the server refusing new
+    /// sessions under load - at most [`BJOIN_ATTEMPTS`] times in all. Returns the last
+    /// final response: (code, head); `cseq` is left at the last INVITE's.
+    async fn invite_admitted(
+        &self,
+        stream: &mut tokio::net::TcpStream,
+        framer: &mut Framer,
+        out: &mut Vec<u8>,
+        invite: &(dyn Fn(u32) -> String + Sync),
+        cseq: &mut u32,
+    ) -> Result<(u16, String), String> {
+        let mut attempt = 1;
+        loop {
+            let head = self
+                .invite_once(stream, framer, out, &invite(*cseq), *cseq)
+                .await?;
+            if head.0 != 503 || attempt >= BJOIN_ATTEMPTS {
+                return Ok(head);
+            }
+            attempt += 1;
+            let wait = header(&head.1, "Retry-After")
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(1u64)
+                .min(10);
+            tokio::time::sleep(Duration::from_secs(wait)).await;
+            *cseq += 1;
+        }
     }
 
     /// Sends one INVITE (with CSeq `cseq`) and waits for its final response: (code,

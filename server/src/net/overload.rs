@@ -172,10 +172,11 @@ struct ConnState {
     pending: Mutex<Pending>,
 }
 
-/// The bookkeeping that forgives requests a peer left unanswered for longer than RFC
-/// 3261's Timer F (64 x T1 = 32 s), so that a peer that drops some answers (or a client
-/// behind a front end that vanished) does not keep the connection's new sessions
-/// refused for ever. Time is an input (`now`), for the tests.
+/// The bookkeeping that forgives requests a peer left unanswered for longer than
+/// [`ANSWER_HORIZON`], so that a peer that drops some answers does not keep the
+/// connection's new sessions refused: SIPp, for one, discards the INFOs that reach a call
+/// it already ended (RFC 3261 12.2.2 wants a 481), and a relay crossing a BYE is common.
+/// Time is an input (`now`), for the tests.
 #[derive(Debug)]
 struct Pending {
     /// When the current window began.
@@ -188,9 +189,10 @@ struct Pending {
     forgiven: u64,
 }
 
-/// RFC 3261 17.1.2.2 Timer F (64 x T1, T1 = 500 ms): a request unanswered for longer is
-/// taken as lost.
-const TIMER_F: Duration = Duration::from_secs(32);
+/// A request unanswered for longer is no longer counted (taken as dropped by the peer).
+/// A peer that is really that far behind still shows: the requests of the last second
+/// stay counted, and the send backlog watermarks hold.
+const ANSWER_HORIZON: Duration = Duration::from_secs(1);
 
 impl Pending {
     fn new(now: tokio::time::Instant) -> Pending {
@@ -203,14 +205,14 @@ impl Pending {
     }
 
     /// Brings the count of forgiven requests up to `now`, given `out` requests queued and
-    /// `answered` answers read so far: when nothing was written for Timer F, every request
-    /// still unanswered is forgiven; otherwise, once the current window is older than
-    /// Timer F, those sent before it began; then a new window opens. Answers that come
+    /// `answered` answers read so far: when nothing was written for [`ANSWER_HORIZON`],
+    /// every request still unanswered is forgiven; otherwise, once the current window is
+    /// older than that, those sent before it began; then a new window opens. Answers that come
     /// after all make the count lower than the truth, never higher.
     fn roll(&mut self, now: tokio::time::Instant, out: u64, answered: u64) {
-        if now.saturating_duration_since(self.last_write) >= TIMER_F {
+        if now.saturating_duration_since(self.last_write) >= ANSWER_HORIZON {
             self.forgiven = self.forgiven.max(out.saturating_sub(answered));
-        } else if now.saturating_duration_since(self.since) >= TIMER_F {
+        } else if now.saturating_duration_since(self.since) >= ANSWER_HORIZON {
             self.forgiven = self
                 .forgiven
                 .max(self.out_at_since.saturating_sub(answered));
@@ -385,7 +387,8 @@ impl ConnOut {
 
     /// Requests queued to this peer that it has not answered yet (in our queue, in the
     /// sockets' buffers, or waiting in the peer), less those unanswered for longer
-    /// than Timer F. Unlike the queue length, this sees the backlog the kernel holds.
+    /// than [`ANSWER_HORIZON`]. Unlike the queue length, this sees the backlog the
+    /// kernel holds.
     pub(crate) fn unanswered(&self) -> u64 {
         let out = self.st.requests_out.load(Ordering::Relaxed);
         let answered = self.st.answers_in.load(Ordering::Relaxed);
@@ -573,29 +576,29 @@ mod tests {
     }
 
     #[test]
-    fn requests_unanswered_past_timer_f_are_forgiven() {
+    fn requests_unanswered_past_the_horizon_are_forgiven() {
         let t0 = tokio::time::Instant::now();
-        let s = Duration::from_secs;
+        let ms = Duration::from_millis;
         let mut p = Pending::new(t0);
-        // 5 sent in the first window, none answered: not forgiven within Timer F.
-        p.last_write = t0 + s(20);
-        p.roll(t0 + s(20), 5, 0);
+        // 5 sent in the first window, none answered: not forgiven within the horizon.
+        p.last_write = t0 + ms(600);
+        p.roll(t0 + ms(600), 5, 0);
         assert_eq!(p.unanswered(5, 0), 5);
-        // A new window opens at 33 s (the first is older than Timer F); what was sent
-        // before the first window began (nothing) is forgiven.
-        p.last_write = t0 + s(33);
-        p.roll(t0 + s(33), 5, 1);
+        // A new window opens at 1.1 s (the first is older than the horizon); what was
+        // sent before the first window began (nothing) is forgiven.
+        p.last_write = t0 + ms(1100);
+        p.roll(t0 + ms(1100), 5, 1);
         assert_eq!(p.unanswered(5, 1), 4);
-        // At 66 s the 5 sent before 33 s, one of them answered, are forgiven; the 2
+        // At 2.2 s the 5 sent before 1.1 s, one of them answered, are forgiven; the 2
         // sent in the second window are still counted.
-        p.last_write = t0 + s(60);
-        p.roll(t0 + s(66), 7, 1);
+        p.last_write = t0 + ms(2000);
+        p.roll(t0 + ms(2200), 7, 1);
         assert_eq!(p.unanswered(7, 1), 2);
-        // Nothing written for Timer F: everything still unanswered is forgiven.
-        p.roll(t0 + s(93), 7, 1);
+        // Nothing written for the horizon: everything still unanswered is forgiven.
+        p.roll(t0 + ms(3100), 7, 1);
         assert_eq!(p.unanswered(7, 1), 0);
         // New requests count again.
-        p.last_write = t0 + s(94);
+        p.last_write = t0 + ms(3200);
         assert_eq!(p.unanswered(9, 1), 2);
     }
 

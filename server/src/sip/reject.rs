@@ -116,7 +116,11 @@ mod tests {
     fn a_to_tag_is_seen_in_long_and_compact_forms_any_case() {
         let new = b"INVITE sip:p@h SIP/2.0\r\nTo: <sip:p@h>\r\nFrom: <sip:a@h>;tag=1\r\n\r\nv=0";
         assert!(!may_have_to_tag(new), "the From tag is not a To tag");
-        for to in ["To: <sip:p@h>;tag=x", "t: <sip:p@h>;TAG=x", "to:  sip:p@h ;tag=x"] {
+        for to in [
+            "To: <sip:p@h>;tag=x",
+            "t: <sip:p@h>;TAG=x",
+            "to:  sip:p@h ;tag=x",
+        ] {
             let raw = format!("INVITE sip:p@h SIP/2.0\r\n{to}\r\n\r\n");
             assert!(may_have_to_tag(raw.as_bytes()), "{to}");
         }
