@@ -1083,26 +1083,22 @@ impl Session {
             tokio::select! {
                 biased;
                 r = stream.read(&mut buf) => {
-                    let n = match r {
-                        Ok(0) | Err(_) => {
+                    let read = crate::frames::after_read(r, &buf, &mut framer);
+                    for frame in &read.frames {
+                        self.on_frame(frame, &mut pending, &mut out);
+                    }
+                    match read.end {
+                        None => {}
+                        Some(crate::frames::End::Closed) => {
                             if !sh.stop.load(Ordering::Relaxed) {
                                 sh.error(|| format!("session {}: server closed the connection", self.index));
                             }
                             return;
                         }
-                        Ok(n) => n,
-                    };
-                    framer.push(&buf[..n]);
-                    loop {
-                        let frame = match framer.next_frame() {
-                            Ok(Some(f)) => f,
-                            Ok(None) => break,
-                            Err(e) => {
-                                sh.error(|| format!("session {}: framing error: {e}", self.index));
-                                return;
-                            }
-                        };
-                        self.on_frame(&frame, &mut pending, &mut out);
+                        Some(crate::frames::End::Bad(e)) => {
+                            sh.error(|| format!("session {}: framing error: {e}", self.index));
+                            return;
+                        }
                     }
                 }
                 job = posts.recv(), if posts_open => {
