@@ -81,7 +81,7 @@ fn load_new_rooms(
     }
     for rec in cx.store.load_rooms()? {
         if cx.rooms.get(&rec.guid).is_none() {
-            tracing::info!(room = %rec.name, "pool: a room created on another member, loaded");
+            tracing::info!(room = %rec.attrs.name, "pool: a room created on another member, loaded");
             let room = Room::from_record(&cx.cfg.domain, &rec);
             cx.rooms.upsert(room);
         }

@@ -35,7 +35,7 @@ pub fn event_at(
     let (room_uri, room_name) = cx
         .rooms
         .get(guid)
-        .map(|r| (r.uri.clone(), r.name.clone()))
+        .map(|r| (r.uri.clone(), r.attrs.name.clone()))
         .unwrap_or_default();
     NewEvent {
         kind,

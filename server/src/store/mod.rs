@@ -18,6 +18,7 @@ pub mod bell;
 pub mod faulty;
 pub mod pg_harness;
 pub mod postgres;
+pub mod room;
 pub mod sql;
 pub mod sqlite;
 #[cfg(test)]
@@ -26,6 +27,7 @@ mod suite_tests;
 pub use self::postgres::PgStore;
 pub use bell::{BellHook, CommitBell};
 pub use faulty::{FaultyStore, HookedStore, StoreHook, StoreOp};
+pub use room::{RoomAttrs, RoomColumns};
 pub use sql::Arg;
 pub use sqlite::SqliteStore;
 
@@ -129,33 +131,19 @@ pub struct LogEntry {
 
 use crate::compliance::{Event, EventKind, NewEvent};
 
-/// A room as stored.
+/// A room as stored: the `rooms` row and its roles.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoomRecord {
     /// Room GUID (the last segment of its `ma-chan://` URI).
     pub guid: String,
-    /// Name, unique case-insensitively.
-    pub name: String,
-    /// Description.
-    pub description: String,
-    /// Topic.
-    pub topic: String,
-    /// `open` | `closed` | `secret`.
-    pub privacy: String,
+    /// The row's attributes.
+    pub attrs: RoomAttrs,
     /// Member SIP URIs, sorted.
     pub members: Vec<String>,
     /// Manager SIP URIs, sorted.
     pub managers: Vec<String>,
     /// Presenter SIP URIs, sorted.
     pub presenters: Vec<String>,
-    /// Category name (`""` for rooms stored before categories existed: the default).
-    pub category: String,
-    /// `normal` | `auditorium`.
-    pub room_type: String,
-    /// `inherit` | `on` | `off`.
-    pub invitations: String,
-    /// Disabled flag.
-    pub disabled: bool,
 }
 
 /// Which messages of a room a history read wants (`cmd:bccontext` `<bcq>`).
@@ -225,17 +213,10 @@ impl RoomRecord {
     pub fn open(guid: &str, name: &str) -> RoomRecord {
         RoomRecord {
             guid: guid.into(),
-            name: name.into(),
-            description: String::new(),
-            topic: String::new(),
-            privacy: "open".into(),
+            attrs: RoomAttrs::open(name),
             members: vec![],
             managers: vec![],
             presenters: vec![],
-            category: String::new(),
-            room_type: "normal".into(),
-            invitations: "inherit".into(),
-            disabled: false,
         }
     }
 }

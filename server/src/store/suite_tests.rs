@@ -34,17 +34,19 @@ const CASES: &[Case] = &[
 pub(super) fn room(guid: &str, name: &str) -> RoomRecord {
     RoomRecord {
         guid: guid.into(),
-        name: name.into(),
-        description: "d".into(),
-        topic: "t".into(),
-        privacy: "open".into(),
+        attrs: RoomAttrs {
+            name: name.into(),
+            description: "d".into(),
+            topic: "t".into(),
+            privacy: crate::config::Privacy::Open,
+            category: "Default".into(),
+            room_type: crate::config::RoomType::Auditorium,
+            invitations: crate::config::Invitations::On,
+            disabled: false,
+        },
         members: vec!["sip:a@x".into(), "sip:b@x".into()],
         managers: vec!["sip:a@x".into()],
         presenters: vec!["sip:p@x".into()],
-        category: "Default".into(),
-        room_type: "auditorium".into(),
-        invitations: "on".into(),
-        disabled: false,
     }
 }
 
@@ -66,13 +68,13 @@ fn rooms_upsert_and_reload(s: &mut dyn Store) {
     s.upsert_room(&room("g1", "Zeta")).unwrap();
     s.upsert_room(&room("g2", "alpha")).unwrap();
     let mut r = room("g1", "Zeta");
-    r.topic = "new".into();
+    r.attrs.topic = "new".into();
     r.members = vec!["sip:c@x".into()];
-    r.disabled = true;
+    r.attrs.disabled = true;
     s.upsert_room(&r).unwrap();
     let rooms = s.load_rooms().unwrap();
     assert_eq!(rooms.len(), 2);
-    assert_eq!(rooms[0].name, "alpha");
+    assert_eq!(rooms[0].attrs.name, "alpha");
     assert_eq!(rooms[1], r);
     assert!(
         s.upsert_room(&room("g3", "ZETA")).is_err(),
