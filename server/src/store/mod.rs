@@ -88,9 +88,10 @@ fn count(rows: Result<Vec<i64>, StoreError>) -> Result<u64, StoreError> {
     Ok(rows?.first().map_or(0, |&n| n.max(0) as u64))
 }
 
-/// An entry to append to a room's pool log ([`Store::log_append`]).
+/// What a room's pool log entry says: which room, who wrote it, what happened to whom
+/// and when - the part its write ([`NewLogEntry`]) and its read ([`LogEntry`]) share.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewLogEntry {
+pub struct LogHead {
     /// Room GUID.
     pub room_guid: String,
     /// `[pool] server_id` of the member that wrote it.
@@ -104,6 +105,13 @@ pub struct NewLogEntry {
     pub user: String,
     /// When, ms since the Unix epoch.
     pub ts_ms: i64,
+}
+
+/// An entry to append to a room's pool log ([`Store::log_append`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewLogEntry {
+    /// Room, writer, kind, user, time.
+    pub head: LogHead,
     /// The post's `messages` id ([`LogKind::Chat`]).
     pub msg_id: Option<i64>,
 }
@@ -113,18 +121,8 @@ pub struct NewLogEntry {
 pub struct LogEntry {
     /// The room's sequence number: 1, 2, ... in the store's commit order.
     pub seq: i64,
-    /// Room GUID.
-    pub room_guid: String,
-    /// Member that wrote it.
-    pub origin: String,
-    /// Dialog on `origin` that caused it (0: none).
-    pub dialog: i64,
-    /// What happened.
-    pub kind: LogKind,
-    /// Who.
-    pub user: String,
-    /// When, ms since the Unix epoch.
-    pub ts_ms: i64,
+    /// Room, writer, kind, user, time.
+    pub head: LogHead,
     /// The post's text ([`LogKind::Chat`]; empty otherwise).
     pub text: String,
 }

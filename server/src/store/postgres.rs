@@ -840,20 +840,20 @@ impl Store for PgStore {
     fn log_append(&mut self, e: &NewLogEntry) -> Result<i64, StoreError> {
         let e = e.clone();
         let seq = self.write(move |c| {
-            let r = c.query(sql::NEXT_LOG_SEQ, &[&e.room_guid])?;
+            let r = c.query(sql::NEXT_LOG_SEQ, &[&e.head.room_guid])?;
             let Some(seq) = r.first().map(|r| r.get::<_, i64>(0)) else {
                 return Ok(None);
             };
             c.exec(
                 sql::LOG_APPEND,
                 &[
-                    &e.room_guid,
+                    &e.head.room_guid,
                     &seq,
-                    &e.origin,
-                    &e.dialog,
-                    &e.kind.as_str(),
-                    &e.user,
-                    &e.ts_ms,
+                    &e.head.origin,
+                    &e.head.dialog,
+                    &e.head.kind.as_str(),
+                    &e.head.user,
+                    &e.head.ts_ms,
                     &e.msg_id,
                 ],
             )?;

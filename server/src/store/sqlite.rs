@@ -662,16 +662,16 @@ impl Store for SqliteStore {
             // Cached: once per post (a `query_row` on the connection parses it each time).
             let seq: i64 = c
                 .prepare_cached(sql::sqlite_static(sql::NEXT_LOG_SEQ))?
-                .query_row(params![e.room_guid], |r| r.get(0))?;
+                .query_row(params![e.head.room_guid], |r| r.get(0))?;
             c.prepare_cached(sql::sqlite_static(sql::LOG_APPEND))?
                 .execute(params![
-                    e.room_guid,
+                    e.head.room_guid,
                     seq,
-                    e.origin,
-                    e.dialog,
-                    e.kind.as_str(),
-                    e.user,
-                    e.ts_ms,
+                    e.head.origin,
+                    e.head.dialog,
+                    e.head.kind.as_str(),
+                    e.head.user,
+                    e.head.ts_ms,
                     e.msg_id
                 ])?;
             Ok(seq)

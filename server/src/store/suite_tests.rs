@@ -331,12 +331,14 @@ fn ledger_files_msgids(s: &mut dyn Store) {
 
 fn log(room: &str, origin: &str, kind: LogKind, msg_id: Option<i64>) -> NewLogEntry {
     NewLogEntry {
-        room_guid: room.into(),
-        origin: origin.into(),
-        dialog: 3,
-        kind,
-        user: "sip:a@x".into(),
-        ts_ms: 5,
+        head: LogHead {
+            room_guid: room.into(),
+            origin: origin.into(),
+            dialog: 3,
+            kind,
+            user: "sip:a@x".into(),
+            ts_ms: 5,
+        },
         msg_id,
     }
 }
@@ -372,14 +374,14 @@ fn pool_log_in_commit_order(s: &mut dyn Store) {
     let got = s.log_after("g1", 0, 10).unwrap();
     assert_eq!(got.len(), 2);
     assert_eq!(
-        (got[0].seq, got[0].kind, got[0].text.as_str()),
+        (got[0].seq, got[0].head.kind, got[0].text.as_str()),
         (1, LogKind::Chat, "hello")
     );
     assert_eq!(
-        (got[1].seq, got[1].kind, got[1].text.as_str()),
+        (got[1].seq, got[1].head.kind, got[1].text.as_str()),
         (2, LogKind::Join, "")
     );
-    assert_eq!((got[1].origin.as_str(), got[1].dialog), ("m1", 3));
+    assert_eq!((got[1].head.origin.as_str(), got[1].head.dialog), ("m1", 3));
     assert_eq!(s.log_after("g1", 1, 10).unwrap().len(), 1);
     assert_eq!(s.log_after("g1", 0, 1).unwrap().len(), 1);
 }
