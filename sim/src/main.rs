@@ -393,14 +393,8 @@ fn print_run(r: &RunReport, replay: &str) {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                // The simulated server's own warnings (injected faults) are noise here.
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,pchat_server=off")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    // The simulated server's own warnings (injected faults) are noise here.
+    pchat_server::init_tracing("warn,pchat_server=off");
     match Cli::parse().cmd {
         Command::Load(a) => load(a),
         Command::Schema => match pchat_sim::scenario::json_schema() {
