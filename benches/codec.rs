@@ -8,6 +8,8 @@ use pchat_server::sip::{parse, response_for, SipMessage};
 use pchat_server::xccos::{self, Body, Envelope, GrpChat};
 use std::hint::black_box;
 
+mod common;
+
 fn grpchat() -> Envelope {
     Envelope {
         envid: 4_711_042,
@@ -20,24 +22,6 @@ fn grpchat() -> Envelope {
             text: "Hello <team> & friends,\r\nthe Q3 layout review moves to Thursday.".into(),
         }),
     }
-}
-
-fn info_bytes(body: &[u8]) -> Vec<u8> {
-    let mut m = format!(
-        "INFO sip:pchat@10.0.0.1:5060;transport=tcp SIP/2.0\r\n\
-         Via: SIP/2.0/TCP 10.0.0.5:49152;branch=z9hG4bK8a7c6b5d4e3f2a10\r\n\
-         Max-Forwards: 70\r\n\
-         From: <sip:user1@contoso.com>;tag=3f2a1b0c9d8e7f60\r\n\
-         To: <sip:pchat@contoso.com>;tag=9c8b7a6f5e4d3c2b\r\n\
-         Call-ID: 0f1e2d3c4b5a69788796a5b4c3d2e1f0\r\n\
-         CSeq: 7 INFO\r\n\
-         Content-Type: text/plain\r\n\
-         Content-Length: {}\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    m.extend_from_slice(body);
-    m
 }
 
 fn bench_xccos(c: &mut Criterion) {
@@ -59,7 +43,7 @@ fn bench_xccos(c: &mut Criterion) {
 
 fn bench_sip(c: &mut Criterion) {
     let body = grpchat().to_xml().into_bytes();
-    let raw = info_bytes(&body);
+    let raw = common::info("", &body);
     let compact = String::from_utf8_lossy(&raw)
         .replace("Via: ", "v: ")
         .replace("From: ", "f: ")

@@ -12,7 +12,7 @@
 //! Run: `cargo bench --bench store`. Figures go to BENCHMARKS.md.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use pchat_server::store::{NewMessage, RoomRecord, SqliteStore, Store};
+use pchat_server::store::{NewMessage, RoomAttrs, RoomRecord, SqliteStore, Store};
 use rusqlite::{params, Connection};
 use std::hint::black_box;
 
@@ -21,18 +21,13 @@ const GUID: &str = "6f0a5c44-31d2-4b8e-9a51-3c7d2f0b9e11";
 
 fn room() -> RoomRecord {
     RoomRecord {
-        guid: GUID.into(),
-        name: "Design".into(),
-        description: "Design discussions".into(),
-        topic: "Q3 layout".into(),
-        privacy: "open".into(),
-        members: vec![],
         managers: vec!["sip:user1@contoso.com".into()],
-        presenters: vec![],
-        category: String::new(),
-        room_type: "normal".into(),
-        invitations: "inherit".into(),
-        disabled: false,
+        attrs: RoomAttrs {
+            description: "Design discussions".into(),
+            topic: "Q3 layout".into(),
+            ..RoomAttrs::open("Design")
+        },
+        ..RoomRecord::open(GUID, "Design")
     }
 }
 

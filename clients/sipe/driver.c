@@ -468,20 +468,25 @@ static void read_script(FILE *f)
 static void connect_signals(void)
 {
 	static int handle;
-	purple_signal_connect(purple_connections_get_handle(), "signed-on", &handle,
-			      PURPLE_CALLBACK(on_signed_on), NULL);
-	purple_signal_connect(purple_connections_get_handle(), "signed-off", &handle,
-			      PURPLE_CALLBACK(on_signed_off), NULL);
-	purple_signal_connect(purple_connections_get_handle(), "connection-error", &handle,
-			      PURPLE_CALLBACK(on_conn_error), NULL);
-	purple_signal_connect(purple_conversations_get_handle(), "received-chat-msg", &handle,
-			      PURPLE_CALLBACK(on_chat_msg), NULL);
-	purple_signal_connect(purple_conversations_get_handle(), "chat-joined", &handle,
-			      PURPLE_CALLBACK(on_chat_joined), NULL);
-	purple_signal_connect(purple_conversations_get_handle(), "chat-buddy-joined", &handle,
-			      PURPLE_CALLBACK(on_buddy_change), NULL);
-	purple_signal_connect(purple_conversations_get_handle(), "chat-buddy-left", &handle,
-			      PURPLE_CALLBACK(on_buddy_change), NULL);
+	void *conns = purple_connections_get_handle();
+	void *convs = purple_conversations_get_handle();
+	/* The libpurple signals the driver follows: (instance, signal, callback). */
+	const struct {
+		void *instance;
+		const char *signal;
+		PurpleCallback cb;
+	} signals[] = {
+		{ conns, "signed-on", PURPLE_CALLBACK(on_signed_on) },
+		{ conns, "signed-off", PURPLE_CALLBACK(on_signed_off) },
+		{ conns, "connection-error", PURPLE_CALLBACK(on_conn_error) },
+		{ convs, "received-chat-msg", PURPLE_CALLBACK(on_chat_msg) },
+		{ convs, "chat-joined", PURPLE_CALLBACK(on_chat_joined) },
+		{ convs, "chat-buddy-joined", PURPLE_CALLBACK(on_buddy_change) },
+		{ convs, "chat-buddy-left", PURPLE_CALLBACK(on_buddy_change) },
+	};
+	for (size_t i = 0; i < G_N_ELEMENTS(signals); i++)
+		purple_signal_connect(signals[i].instance, signals[i].signal, &handle,
+				      signals[i].cb, NULL);
 }
 
 static void setup_account(const char *user, const char *password, const char *server)

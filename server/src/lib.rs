@@ -135,3 +135,16 @@ pub fn build_pool_member(
     core.set_pool_bell(bell);
     Ok(core)
 }
+
+/// Logs to stderr through `tracing`, filtered by `RUST_LOG` (`EnvFilter` syntax), else
+/// by `default_filter` (e.g. `"info"`). For the binaries (`pchat-server`, `pchat-sim`);
+/// call once, at start.
+pub fn init_tracing(default_filter: &str) {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -119,13 +119,7 @@ enum ComplianceAction {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    pchat_server::init_tracing("info");
     let args = Args::parse();
     if args.print_default_config {
         print!("{}", pchat_server::config::DEFAULT_CONFIG);

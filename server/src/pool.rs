@@ -24,7 +24,7 @@ use crate::channel::{DialogId, Room};
 use crate::clock::iso8601;
 use crate::core::pool_state::PoolState;
 use crate::core::BatchCx;
-use crate::store::{LogEntry, LogKind, NewLogEntry, StoreError};
+use crate::store::{LogEntry, LogHead, LogKind, NewLogEntry, StoreError};
 use crate::xccos::{Body, GrpChat, Ntc, NtcData};
 
 /// Most log entries read per room and query.
@@ -81,7 +81,7 @@ fn load_new_rooms(
     }
     for rec in cx.store.load_rooms()? {
         if cx.rooms.get(&rec.guid).is_none() {
-            tracing::info!(room = %rec.name, "pool: a room created on another member, loaded");
+            tracing::info!(room = %rec.attrs.name, "pool: a room created on another member, loaded");
             let room = Room::from_record(&cx.cfg.domain, &rec);
             cx.rooms.upsert(room);
         }
@@ -99,63 +99,63 @@ fn load_new_rooms(
 /// that caused it), and for a post `ntc:newcontent` to this member's followers not in
 /// the room. These are of committed rows: they do not wait for a commit.
 fn deliver(cx: &mut BatchCx, e: &LogEntry) {
-    if cx.rooms.get(&e.room_guid).is_none() {
+    if cx.rooms.get(&e.head.room_guid).is_none() {
         return;
     }
-    if e.kind == LogKind::Room {
+    if e.head.kind == LogKind::Room {
         // This member's own updates are in its rooms already (and notified).
-        if e.origin != cx.cfg.server_id() {
-            crate::cmd::manage::apply_committed_update(cx, &e.room_guid);
+        if e.head.origin != cx.cfg.server_id() {
+            crate::cmd::manage::apply_committed_update(cx, &e.head.room_guid);
         }
         return;
     }
-    if e.kind == LogKind::Chat {
+    if e.head.kind == LogKind::Chat {
         // This member's followers online but not in the room, whoever took the post.
-        crate::cmd::newcontent::notify_committed(cx, &e.room_guid);
+        crate::cmd::newcontent::notify_committed(cx, &e.head.room_guid);
     }
-    let Some(room) = cx.rooms.get(&e.room_guid) else {
+    let Some(room) = cx.rooms.get(&e.head.room_guid) else {
         return;
     };
-    let except = if e.origin == cx.cfg.server_id() {
-        DialogId(u64::try_from(e.dialog).unwrap_or(u64::MAX))
+    let except = if e.head.origin == cx.cfg.server_id() {
+        DialogId(u64::try_from(e.head.dialog).unwrap_or(u64::MAX))
     } else {
         DialogId::MAX
     };
     let targets = room.joined_except(except);
     let chan_uri = room.uri.clone();
     if targets.is_empty() {
-        if e.kind == LogKind::Chat {
+        if e.head.kind == LogKind::Chat {
             cx.count_post(0);
         }
         return;
     }
-    let body = match e.kind {
+    let body = match e.head.kind {
         LogKind::Chat => Body::GrpChat(GrpChat {
             msgid: None,
             seqid: 1,
             chan_uri,
-            author: Some(e.user.clone()),
-            ts: Some(iso8601(e.ts_ms)),
+            author: Some(e.head.user.clone()),
+            ts: Some(iso8601(e.head.ts_ms)),
             text: e.text.clone(),
         }),
         LogKind::Join | LogKind::BJoin => Body::Ntc(Ntc {
-            id: if e.kind == LogKind::BJoin {
+            id: if e.head.kind == LogKind::BJoin {
                 "ntc:bjoin"
             } else {
                 "ntc:join"
             }
             .to_string(),
             data: NtcData::Join {
-                user: e.user.clone(),
+                user: e.head.user.clone(),
                 domain: cx.cfg.domain.clone(),
-                room_guid: e.room_guid.clone(),
+                room_guid: e.head.room_guid.clone(),
             },
         }),
         LogKind::Part => Body::Ntc(Ntc {
             id: "ntc:part".to_string(),
             data: NtcData::Part {
                 chan_uri,
-                user: e.user.clone(),
+                user: e.head.user.clone(),
             },
         }),
         LogKind::Room => return,
@@ -167,7 +167,7 @@ fn deliver(cx: &mut BatchCx, e: &LogEntry) {
             sent += 1;
         }
     }
-    if e.kind == LogKind::Chat {
+    if e.head.kind == LogKind::Chat {
         cx.count_post(sent);
     }
 }
@@ -237,18 +237,27 @@ fn close_sessions_of(
             continue;
         }
         if let Some((_, guid)) = crate::ids::split_room_uri(&s.room_uri) {
-            cx.store.log_append(&NewLogEntry {
-                room_guid: guid.to_string(),
-                origin: member.to_string(),
-                dialog: 0,
-                kind: LogKind::Part,
-                user: s.user.clone(),
-                ts_ms: now,
-                msg_id: None,
-            })?;
+            cx.store
+                .log_append(&part_entry(guid, member, s.user.clone(), now))?;
         }
     }
     Ok(Some(sessions.len()))
+}
+
+/// The `part` log entry, written by `origin` at `ts_ms`, that closes a session of `user`
+/// in room `guid` whose member is gone (no dialog caused it).
+fn part_entry(guid: &str, origin: &str, user: String, ts_ms: i64) -> NewLogEntry {
+    NewLogEntry {
+        head: LogHead {
+            room_guid: guid.to_string(),
+            origin: origin.to_string(),
+            dialog: 0,
+            kind: LogKind::Part,
+            user,
+            ts_ms,
+        },
+        msg_id: None,
+    }
 }
 
 /// Start-up of a pool member: the sessions its previous run left open (it was killed
@@ -267,15 +276,7 @@ pub(crate) fn log_parts_of_previous_run(cx: &mut BatchCx) {
         let Some((_, guid)) = crate::ids::split_room_uri(&s.room_uri) else {
             continue;
         };
-        let entry = NewLogEntry {
-            room_guid: guid.to_string(),
-            origin: me.clone(),
-            dialog: 0,
-            kind: LogKind::Part,
-            user: s.user,
-            ts_ms: now,
-            msg_id: None,
-        };
+        let entry = part_entry(guid, &me, s.user, now);
         if let Err(e) = cx.store.log_append(&entry) {
             tracing::warn!("pool: part of a previous run's session not logged: {e}");
         }

@@ -229,10 +229,7 @@ impl Listener for SipListeners {
 
     async fn accept(&mut self) -> io::Result<(Self::Stream, SocketAddr)> {
         let (s, peer) = self.accept_peer().await?;
-        let addr = peer
-            .socket
-            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
-        Ok((s, addr))
+        Ok((s, peer.socket_or_unspecified()))
     }
 
     async fn accept_peer(&mut self) -> io::Result<(Self::Stream, crate::auth::Peer)> {

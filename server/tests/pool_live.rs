@@ -53,13 +53,21 @@ fn two_members(
     ([c1, c2], [m1, m2], [a, b])
 }
 
+/// A throwaway PostgreSQL cluster (keep it: dropping it stops the cluster) with the
+/// database `db` (its URL) and a temporary directory for the members' files; `None`
+/// (the `test` is skipped) where PostgreSQL is not installed.
+fn cluster(test: &str, db: &str) -> Option<(TempPg, String, tempfile::TempDir)> {
+    let pg = TempPg::start_or_skip(test)?;
+    let url = pg.create_db(db).expect("database");
+    let dir = tempfile::tempdir().expect("tempdir");
+    Some((pg, url, dir))
+}
+
 #[test]
 fn two_members_relay_each_other_and_close_a_dead_members_sessions() {
-    let Some(pg) = TempPg::start_or_skip("pool_live") else {
+    let Some((_pg, url, dir)) = cluster("pool_live", "pool") else {
         return;
     };
-    let url = pg.create_db("pool").expect("database");
-    let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     let (p1, p2) = (free_port(), free_port());
     let ([c1, c2], [m1, mut m2], [mut a, mut b]) = two_members(d, &url, (p1, p2));
@@ -153,11 +161,9 @@ fn two_members_relay_each_other_and_close_a_dead_members_sessions() {
 /// lease renewal): a user there joins it, and posts cross both ways.
 #[test]
 fn a_room_created_on_one_member_is_used_on_the_other() {
-    let Some(pg) = TempPg::start_or_skip("pool_live rooms") else {
+    let Some((_pg, url, dir)) = cluster("pool_live rooms", "rooms") else {
         return;
     };
-    let url = pg.create_db("rooms").expect("database");
-    let dir = tempfile::tempdir().expect("tempdir");
     let (_, [m1, m2], [mut a, mut b]) = two_members(dir.path(), &url, (free_port(), free_port()));
     let cseq = a.info(
         "<xccos ver=\"1\" envid=\"5\" xmlns=\"urn:parlano:xml:ns:xccos\"><cmd id=\"cmd:createroom\" seqid=\"1\">\

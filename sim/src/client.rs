@@ -786,20 +786,8 @@ async fn read_loop<R: AsyncRead + Unpin>(
     let mut framer = Framer::new(1 << 20);
     let mut buf = vec![0u8; 16 * 1024];
     'conn: loop {
-        let n = match r.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        framer.push(&buf[..n]);
-        loop {
-            let frame = match framer.next_frame() {
-                Ok(Some(f)) => f,
-                Ok(None) => break,
-                Err(e) => {
-                    tracing::warn!("{name}: framing error from server: {e}");
-                    break 'conn;
-                }
-            };
+        let read = crate::frames::after_read(r.read(&mut buf).await, &buf, &mut framer);
+        for frame in read.frames {
             transcript.record_bytes("server", &name, frame.clone());
             let item = match parse_frame(&frame) {
                 Ok(SipMessage::Response(resp)) => Queued::ready(Incoming::Response(resp)),
@@ -825,6 +813,14 @@ async fn read_loop<R: AsyncRead + Unpin>(
             };
             if tx.send(item).await.is_err() {
                 break 'conn;
+            }
+        }
+        match read.end {
+            None => {}
+            Some(crate::frames::End::Closed) => break,
+            Some(crate::frames::End::Bad(e)) => {
+                tracing::warn!("{name}: framing error from server: {e}");
+                break;
             }
         }
     }

@@ -12,6 +12,7 @@ pub mod completeness;
 pub mod data;
 pub mod expect;
 pub mod explore;
+pub mod frames;
 pub mod http;
 pub mod http_steps;
 pub mod invariants;

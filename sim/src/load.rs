@@ -81,34 +81,56 @@ const MAX_LATENCY_US: u64 = 600_000_000;
 pub struct LoadConfig {
     /// Server `HOST:PORT`.
     pub target: SocketAddr,
-    /// Sessions (users) to open and sign in.
-    pub users: usize,
-    /// Rooms used (`{room_prefix}0 ..`).
-    pub rooms: usize,
-    /// Members per room.
-    pub room_size: usize,
-    /// Posts per second (open loop).
-    pub rate: f64,
-    /// How long posts are scheduled.
-    pub duration: Duration,
-    /// After the last due post, how long to wait at most for outstanding answers and relays.
-    pub drain: Duration,
-    /// SIP domain of the users and rooms.
-    pub domain: String,
-    /// Room name prefix.
-    pub room_prefix: String,
-    /// Sign-ins in flight at once.
-    pub connect_concurrency: usize,
-    /// Source addresses 127.0.0.1 ..= 127.0.0.K (loopback targets only); `None` = automatic.
-    pub source_ips: Option<usize>,
-    /// The server's pid for the RSS figure; `None` = find it by the target port.
-    pub server_pid: Option<u32>,
-    /// Seed of the poster choice.
-    pub seed: u64,
-    /// Per-step timeout of the sign-in (connect, INVITE, bjoin).
-    pub signin_timeout: Duration,
+    /// Sessions, rooms, rate, timing and naming of the run.
+    pub settings: LoadSettings,
     /// Print a progress line to stderr every second.
     pub progress: bool,
+}
+
+/// What a load run does: the `pchat-sim load` flags but `--target` and the output ones
+/// (the doc comments are the flags' help).
+#[derive(clap::Args, Debug, Clone)]
+pub struct LoadSettings {
+    /// Sessions to open and sign in.
+    #[arg(long, default_value_t = 100)]
+    pub users: usize,
+    /// Rooms used, named {room-prefix}0.. (open rooms on the server; see --print-server-config).
+    #[arg(long, default_value_t = 10)]
+    pub rooms: usize,
+    /// Members per room.
+    #[arg(long = "room-size", default_value_t = 10)]
+    pub room_size: usize,
+    /// Posts per second, on an open-loop schedule.
+    #[arg(long, default_value_t = 100.0)]
+    pub rate: f64,
+    /// How long to post: 30s, 2m, 500ms or seconds.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Longest wait after the window for outstanding answers and relays.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub drain: Duration,
+    /// Server pid for the RSS figure (default: the process listening on the target port).
+    #[arg(long, value_name = "PID")]
+    pub server_pid: Option<u32>,
+    /// SIP domain of the users and rooms.
+    #[arg(long, default_value = "contoso.com")]
+    pub domain: String,
+    /// Room name prefix.
+    #[arg(long, default_value = "load-")]
+    pub room_prefix: String,
+    /// Sign-ins in flight at once.
+    #[arg(long, default_value_t = 256)]
+    pub connect_concurrency: usize,
+    /// Spread sessions over source addresses 127.0.0.1..=127.0.0.K (loopback target;
+    /// default ceil(users / 10000)).
+    #[arg(long, value_name = "K")]
+    pub source_ips: Option<usize>,
+    /// Seed of the choice of posters.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Timeout of each sign-in step (connect, INVITE, bjoin).
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub signin_timeout: Duration,
 }
 
 /// The report; `--json` prints it as one JSON object (the key names are an interface).
@@ -381,41 +403,43 @@ struct PostJob {
 /// Runs the load (see the module docs) and returns its report. Errors: bad
 /// parameters, or no runtime; network trouble is counted in the report instead.
 pub fn run(cfg: &LoadConfig) -> Result<LoadReport, String> {
-    if cfg.users == 0 {
+    if cfg.settings.users == 0 {
         return Err("--users must be at least 1".into());
     }
-    if cfg.rooms * cfg.room_size > 0 && cfg.room_size > cfg.users {
+    if cfg.settings.rooms * cfg.settings.room_size > 0
+        && cfg.settings.room_size > cfg.settings.users
+    {
         return Err(format!(
             "--room-size {} is larger than --users {}",
-            cfg.room_size, cfg.users
+            cfg.settings.room_size, cfg.settings.users
         ));
     }
-    if !(cfg.rate >= 0.0 && cfg.rate.is_finite()) {
+    if !(cfg.settings.rate >= 0.0 && cfg.settings.rate.is_finite()) {
         return Err("--rate must be a number >= 0".into());
     }
-    let memberships = cfg.rooms * cfg.room_size;
+    let memberships = cfg.settings.rooms * cfg.settings.room_size;
     let scheduled = if memberships == 0 {
         0
     } else {
-        (cfg.rate * cfg.duration.as_secs_f64()).round() as u64
+        (cfg.settings.rate * cfg.settings.duration.as_secs_f64()).round() as u64
     };
     if scheduled > MAX_POSTS {
         return Err(format!(
             "--rate x --duration = {scheduled} posts; at most {MAX_POSTS} per run"
         ));
     }
-    let limit = pchat_server::host::raise_nofile_limit(cfg.users as u64 + 1024);
+    let limit = pchat_server::host::raise_nofile_limit(cfg.settings.users as u64 + 1024);
     match limit {
-        Ok(n) if n < cfg.users as u64 + 64 => eprintln!(
+        Ok(n) if n < cfg.settings.users as u64 + 64 => eprintln!(
             "warning: RLIMIT_NOFILE is {n}, below the {} sockets asked for; connects will fail",
-            cfg.users
+            cfg.settings.users
         ),
         Err(e) => eprintln!("warning: cannot raise RLIMIT_NOFILE: {e}"),
         _ => {}
     }
-    let source_ips = match (cfg.target.ip(), cfg.source_ips) {
+    let source_ips = match (cfg.target.ip(), cfg.settings.source_ips) {
         (IpAddr::V4(ip), k) if ip.is_loopback() => k
-            .unwrap_or_else(|| cfg.users.div_ceil(SESSIONS_PER_SOURCE_IP))
+            .unwrap_or_else(|| cfg.settings.users.div_ceil(SESSIONS_PER_SOURCE_IP))
             .clamp(1, 254),
         _ => 1,
     };
@@ -442,10 +466,10 @@ pub fn run(cfg: &LoadConfig) -> Result<LoadReport, String> {
 
 /// Room numbers of each user, by the membership rule in the module docs (increasing).
 fn plan(cfg: &LoadConfig) -> Vec<Vec<usize>> {
-    let mut rooms_of = vec![Vec::new(); cfg.users];
-    for m in 0..cfg.rooms * cfg.room_size {
-        let room = m / cfg.room_size;
-        if let Some(r) = rooms_of.get_mut(m % cfg.users) {
+    let mut rooms_of = vec![Vec::new(); cfg.settings.users];
+    for m in 0..cfg.settings.rooms * cfg.settings.room_size {
+        let room = m / cfg.settings.room_size;
+        if let Some(r) = rooms_of.get_mut(m % cfg.settings.users) {
             if r.last() != Some(&room) {
                 r.push(room);
             }
@@ -456,10 +480,10 @@ fn plan(cfg: &LoadConfig) -> Vec<Vec<usize>> {
 
 /// The URI of load room `n`.
 fn room_uri(cfg: &LoadConfig, n: usize) -> String {
-    let name = format!("{}{n}", cfg.room_prefix);
+    let name = format!("{}{n}", cfg.settings.room_prefix);
     pchat_server::ids::room_uri(
-        &cfg.domain,
-        &pchat_server::ids::room_guid(&cfg.domain, &name),
+        &cfg.settings.domain,
+        &pchat_server::ids::room_guid(&cfg.settings.domain, &name),
     )
 }
 
@@ -472,12 +496,12 @@ async fn drive(
     let rooms_of = plan(cfg);
     let progress = cfg.progress.then(|| {
         let s = shared.clone();
-        let users = cfg.users;
+        let users = cfg.settings.users;
         tokio::spawn(progress_loop(s, users, scheduled))
     });
     let signin_started = Instant::now();
     let (senders, ready_rx) = spawn_sessions(cfg, source_ips, &rooms_of, &shared);
-    let up = wait_ready(ready_rx, cfg.users).await;
+    let up = wait_ready(ready_rx, cfg.settings.users).await;
     let signin_s = signin_started.elapsed().as_secs_f64();
     let posters = posters(cfg, &rooms_of, &up);
     let t0_ns = shared.now_ns();
@@ -491,7 +515,7 @@ async fn drive(
         p.abort();
     }
     let window_s = (window_end_ns.saturating_sub(t0_ns) as f64 / 1e9)
-        .max(cfg.duration.as_secs_f64())
+        .max(cfg.settings.duration.as_secs_f64())
         .max(1e-9);
     let run = RunFacts {
         source_ips,
@@ -515,11 +539,14 @@ fn spawn_sessions(
     Vec<mpsc::Sender<PostJob>>,
     mpsc::UnboundedReceiver<(usize, bool)>,
 ) {
-    let run_id = format!("{:x}", std::process::id() as u64 ^ cfg.seed.rotate_left(20));
-    let gate = Arc::new(Semaphore::new(cfg.connect_concurrency.max(1)));
-    let mut senders = Vec::with_capacity(cfg.users);
+    let run_id = format!(
+        "{:x}",
+        std::process::id() as u64 ^ cfg.settings.seed.rotate_left(20)
+    );
+    let gate = Arc::new(Semaphore::new(cfg.settings.connect_concurrency.max(1)));
+    let mut senders = Vec::with_capacity(cfg.settings.users);
     let (ready_tx, ready_rx) = mpsc::unbounded_channel::<(usize, bool)>();
-    let uris: Vec<String> = (0..cfg.rooms).map(|n| room_uri(cfg, n)).collect();
+    let uris: Vec<String> = (0..cfg.settings.rooms).map(|n| room_uri(cfg, n)).collect();
     for (i, rooms) in rooms_of.iter().enumerate() {
         let rooms = rooms.iter().filter_map(|n| uris.get(*n).cloned()).collect();
         let (tx, rx) = mpsc::channel::<PostJob>(256);
@@ -528,12 +555,12 @@ fn spawn_sessions(
             .then(|| IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1 + (i % source_ips) as u8)));
         let s = Session {
             index: i,
-            user: format!("sip:load{i}@{}", cfg.domain),
+            user: format!("sip:load{i}@{}", cfg.settings.domain),
             call_id: format!("load-{run_id}-{i}"),
             rooms,
             target: cfg.target,
             source,
-            timeout: cfg.signin_timeout,
+            timeout: cfg.settings.signin_timeout,
             shared: shared.clone(),
         };
         tokio::spawn(s.run(rx, gate.clone(), ready_tx.clone()));
@@ -562,10 +589,10 @@ async fn wait_ready(
 
 /// Memberships whose session is up, as (user, index into the user's rooms): only they post.
 fn posters(cfg: &LoadConfig, rooms_of: &[Vec<usize>], up: &[bool]) -> Vec<(usize, usize)> {
-    (0..cfg.rooms * cfg.room_size)
+    (0..cfg.settings.rooms * cfg.settings.room_size)
         .filter_map(|m| {
-            let user = m % cfg.users;
-            let room = m / cfg.room_size;
+            let user = m % cfg.settings.users;
+            let room = m / cfg.settings.room_size;
             if !up.get(user).copied().unwrap_or(false) {
                 return None;
             }
@@ -584,8 +611,8 @@ async fn send_posts(
     shared: &Shared,
     t0_ns: u64,
 ) {
-    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-    let step_ns = 1e9 / cfg.rate;
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.settings.seed);
+    let step_ns = 1e9 / cfg.settings.rate;
     for k in 0..scheduled {
         let due = t0_ns + (k as f64 * step_ns) as u64;
         let now = shared.now_ns();
@@ -605,7 +632,7 @@ async fn send_posts(
 
 /// Waits (at most `--drain`) until every sent post was answered and relays stopped arriving.
 async fn drain(cfg: &LoadConfig, shared: &Shared) {
-    let drain_until = Instant::now() + cfg.drain;
+    let drain_until = Instant::now() + cfg.settings.drain;
     let mut last_relays = u64::MAX;
     while Instant::now() < drain_until {
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -647,11 +674,11 @@ fn report(cfg: &LoadConfig, shared: &Shared, run: RunFacts) -> LoadReport {
     let (server_pid, server_rss_bytes, server_rss_peak_bytes, server_rss_note) = run.memory;
     LoadReport {
         target: cfg.target.to_string(),
-        users: cfg.users,
-        rooms: cfg.rooms,
-        room_size: cfg.room_size,
-        rate: cfg.rate,
-        duration_s: cfg.duration.as_secs_f64(),
+        users: cfg.settings.users,
+        rooms: cfg.settings.rooms,
+        room_size: cfg.settings.room_size,
+        rate: cfg.settings.rate,
+        duration_s: cfg.settings.duration.as_secs_f64(),
         sessions_established: c.established.load(Ordering::Relaxed),
         sessions_failed: c.failed.load(Ordering::Relaxed),
         signin_s: run.signin_s,
@@ -661,7 +688,7 @@ fn report(cfg: &LoadConfig, shared: &Shared, run: RunFacts) -> LoadReport {
         posts_acked,
         posts_acked_per_s: posts_acked as f64 / span(c.last_ack_ns.load(Ordering::Relaxed)),
         relays,
-        relays_expected: posts_acked * cfg.room_size.saturating_sub(1) as u64,
+        relays_expected: posts_acked * cfg.settings.room_size.saturating_sub(1) as u64,
         relays_per_s: relays as f64 / span(c.last_relay_ns.load(Ordering::Relaxed)),
         latency_p50_ms: q(&relay_h, 0.5),
         latency_p99_ms: q(&relay_h, 0.99),
@@ -1115,26 +1142,22 @@ impl Session {
             tokio::select! {
                 biased;
                 r = stream.read(&mut buf) => {
-                    let n = match r {
-                        Ok(0) | Err(_) => {
+                    let read = crate::frames::after_read(r, &buf, &mut framer);
+                    for frame in &read.frames {
+                        self.on_frame(frame, &mut pending, &mut out);
+                    }
+                    match read.end {
+                        None => {}
+                        Some(crate::frames::End::Closed) => {
                             if !sh.stop.load(Ordering::Relaxed) {
                                 sh.error(|| format!("session {}: server closed the connection", self.index));
                             }
                             return;
                         }
-                        Ok(n) => n,
-                    };
-                    framer.push(&buf[..n]);
-                    loop {
-                        let frame = match framer.next_frame() {
-                            Ok(Some(f)) => f,
-                            Ok(None) => break,
-                            Err(e) => {
-                                sh.error(|| format!("session {}: framing error: {e}", self.index));
-                                return;
-                            }
-                        };
-                        self.on_frame(&frame, &mut pending, &mut out);
+                        Some(crate::frames::End::Bad(e)) => {
+                            sh.error(|| format!("session {}: framing error: {e}", self.index));
+                            return;
+                        }
                     }
                 }
                 job = posts.recv(), if posts_open => {
@@ -1273,7 +1296,7 @@ fn marker(body: &[u8]) -> Option<u64> {
 
 /// (pid, VmRSS bytes, VmHWM bytes, note when unknown).
 fn server_memory(cfg: &LoadConfig) -> (u32, u64, u64, Option<String>) {
-    let pid = match cfg.server_pid {
+    let pid = match cfg.settings.server_pid {
         Some(p) => p,
         None => match pid_listening_on(cfg.target.port()) {
             Some(p) => p,
@@ -1375,19 +1398,21 @@ mod tests {
     fn membership_plan_fills_rooms_and_leaves_extra_users_idle() {
         let cfg = LoadConfig {
             target: "127.0.0.1:5060".parse().unwrap(),
-            users: 10,
-            rooms: 3,
-            room_size: 4,
-            rate: 1.0,
-            duration: Duration::from_secs(1),
-            drain: Duration::from_secs(1),
-            domain: "contoso.com".into(),
-            room_prefix: "load-".into(),
-            connect_concurrency: 1,
-            source_ips: None,
-            server_pid: None,
-            seed: 1,
-            signin_timeout: Duration::from_secs(1),
+            settings: LoadSettings {
+                users: 10,
+                rooms: 3,
+                room_size: 4,
+                rate: 1.0,
+                duration: Duration::from_secs(1),
+                drain: Duration::from_secs(1),
+                domain: "contoso.com".into(),
+                room_prefix: "load-".into(),
+                connect_concurrency: 1,
+                source_ips: None,
+                server_pid: None,
+                seed: 1,
+                signin_timeout: Duration::from_secs(1),
+            },
             progress: false,
         };
         let p = plan(&cfg);

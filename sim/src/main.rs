@@ -168,49 +168,12 @@ struct LoadArgs {
         required_unless_present = "print_server_config"
     )]
     target: Option<String>,
-    /// Sessions to open and sign in.
-    #[arg(long, default_value_t = 100)]
-    users: usize,
-    /// Rooms used, named {room-prefix}0.. (open rooms on the server; see --print-server-config).
-    #[arg(long, default_value_t = 10)]
-    rooms: usize,
-    /// Members per room.
-    #[arg(long = "room-size", default_value_t = 10)]
-    room_size: usize,
-    /// Posts per second, on an open-loop schedule.
-    #[arg(long, default_value_t = 100.0)]
-    rate: f64,
-    /// How long to post: 30s, 2m, 500ms or seconds.
-    #[arg(long, default_value = "10s", value_parser = pchat_sim::load::parse_duration)]
-    duration: std::time::Duration,
-    /// Longest wait after the window for outstanding answers and relays.
-    #[arg(long, default_value = "5s", value_parser = pchat_sim::load::parse_duration)]
-    drain: std::time::Duration,
+    /// What the run does.
+    #[command(flatten)]
+    settings: pchat_sim::load::LoadSettings,
     /// Print the report as JSON on stdout (the table goes to stderr).
     #[arg(long)]
     json: bool,
-    /// Server pid for the RSS figure (default: the process listening on the target port).
-    #[arg(long, value_name = "PID")]
-    server_pid: Option<u32>,
-    /// SIP domain of the users and rooms.
-    #[arg(long, default_value = "contoso.com")]
-    domain: String,
-    /// Room name prefix.
-    #[arg(long, default_value = "load-")]
-    room_prefix: String,
-    /// Sign-ins in flight at once.
-    #[arg(long, default_value_t = 256)]
-    connect_concurrency: usize,
-    /// Spread sessions over source addresses 127.0.0.1..=127.0.0.K (loopback target;
-    /// default ceil(users / 10000)).
-    #[arg(long, value_name = "K")]
-    source_ips: Option<usize>,
-    /// Seed of the choice of posters.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
-    /// Timeout of each sign-in step (connect, INVITE, bjoin).
-    #[arg(long, default_value = "30s", value_parser = pchat_sim::load::parse_duration)]
-    signin_timeout: std::time::Duration,
     /// No progress lines on stderr.
     #[arg(long)]
     quiet: bool,
@@ -224,7 +187,12 @@ fn load(a: LoadArgs) -> ExitCode {
     if a.print_server_config {
         print!(
             "{}",
-            pchat_sim::load::server_config(&a.domain, &a.room_prefix, a.rooms, a.users)
+            pchat_sim::load::server_config(
+                &a.settings.domain,
+                &a.settings.room_prefix,
+                a.settings.rooms,
+                a.settings.users
+            )
         );
         return ExitCode::SUCCESS;
     }
@@ -241,19 +209,7 @@ fn load(a: LoadArgs) -> ExitCode {
     };
     let cfg = pchat_sim::load::LoadConfig {
         target: addr,
-        users: a.users,
-        rooms: a.rooms,
-        room_size: a.room_size,
-        rate: a.rate,
-        duration: a.duration,
-        drain: a.drain,
-        domain: a.domain,
-        room_prefix: a.room_prefix,
-        connect_concurrency: a.connect_concurrency,
-        source_ips: a.source_ips,
-        server_pid: a.server_pid,
-        seed: a.seed,
-        signin_timeout: a.signin_timeout,
+        settings: a.settings,
         progress: !a.quiet,
     };
     let report = match pchat_sim::load::run(&cfg) {
@@ -393,14 +349,8 @@ fn print_run(r: &RunReport, replay: &str) {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                // The simulated server's own warnings (injected faults) are noise here.
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,pchat_server=off")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    // The simulated server's own warnings (injected faults) are noise here.
+    pchat_server::init_tracing("warn,pchat_server=off");
     match Cli::parse().cmd {
         Command::Load(a) => load(a),
         Command::Schema => match pchat_sim::scenario::json_schema() {

@@ -85,16 +85,16 @@ fn parts_logged_once(store: &Path) -> Vec<String> {
             let log = s.log_after(&guid, 0, u32::MAX).map_err(|e| e.to_string())?;
             let mut open: BTreeMap<&str, u32> = BTreeMap::new();
             for e in &log {
-                let n = open.entry(e.user.as_str()).or_default();
-                match e.kind {
+                let n = open.entry(e.head.user.as_str()).or_default();
+                match e.head.kind {
                     LogKind::Part => *n += 1,
                     LogKind::Join | LogKind::BJoin => *n = 0,
                     LogKind::Chat | LogKind::Room => {}
                 }
-                if e.kind == LogKind::Part && *n == 2 {
+                if e.head.kind == LogKind::Part && *n == 2 {
                     out.push(format!(
                         "the pool's log of room {guid} has two parts of {} without a join between (the second by {}, seq {})",
-                        e.user, e.origin, e.seq
+                        e.head.user, e.head.origin, e.seq
                     ));
                 }
             }

@@ -130,10 +130,7 @@ impl pchat_server::host::Listener for SimSipListeners {
 
     async fn accept(&mut self) -> io::Result<(Self::Stream, SocketAddr)> {
         let (s, peer) = self.next().await?;
-        let addr = peer
-            .socket
-            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
-        Ok((s, addr))
+        Ok((s, peer.socket_or_unspecified()))
     }
 
     async fn accept_peer(&mut self) -> io::Result<(Self::Stream, Peer)> {

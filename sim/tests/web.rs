@@ -463,8 +463,8 @@ async fn room_management_and_openapi() {
             .load_rooms()
             .unwrap()
             .into_iter()
-            .find(|r| r.name == "Ops")
-            .map(|r| r.topic)
+            .find(|r| r.attrs.name == "Ops")
+            .map(|r| r.attrs.topic)
     };
     assert_eq!(topic_now().as_deref(), Some("on call"));
 

@@ -63,6 +63,13 @@ impl Peer {
             socket: Some(addr),
         }
     }
+
+    /// The socket address, or `0.0.0.0:0` when the transport does not know it (what
+    /// a `host::Listener` reports for such a peer).
+    pub fn socket_or_unspecified(&self) -> std::net::SocketAddr {
+        self.socket
+            .unwrap_or_else(|| std::net::SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
 }
 
 /// The gate's decision on one request.

@@ -79,20 +79,22 @@ pub fn check_in(cat: Option<&Category>, room: &Room, user: &str, op: Op) -> Resu
     let Some(cat) = cat else {
         return Err(codes::NO_SUCH_ROOM);
     };
-    let member = room.members.contains(user);
-    let manager = room.managers.contains(user);
+    let member = room.roles.members.contains(user);
+    let manager = room.roles.managers.contains(user);
     let visible = in_scope(cat, user)
-        && (room.privacy != Privacy::Secret || member)
-        && (!room.disabled || manager);
+        && (room.attrs.privacy != Privacy::Secret || member)
+        && (!room.attrs.disabled || manager);
     if !visible {
         return Err(codes::NO_SUCH_ROOM);
     }
-    let may_enter = !room.disabled && (room.privacy == Privacy::Open || member);
+    let may_enter = !room.attrs.disabled && (room.attrs.privacy == Privacy::Open || member);
     let allowed = match op {
         Op::Find => true,
         Op::Join | Op::ReadHistory => may_enter,
         Op::Post => {
-            may_enter && (room.room_type == RoomType::Normal || room.presenters.contains(user))
+            may_enter
+                && (room.attrs.room_type == RoomType::Normal
+                    || room.roles.presenters.contains(user))
         }
         Op::Manage => manager,
     };
@@ -121,7 +123,7 @@ pub fn check_create(cat: &Category, user: &str) -> Result<(), Denial> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{CategoryConfig, Invitations};
+    use crate::config::CategoryConfig;
     use std::collections::BTreeMap;
 
     fn cat() -> Category {
@@ -135,17 +137,17 @@ mod tests {
         Room {
             guid: "g".into(),
             uri: "ma-chan://d.com/g".into(),
-            name: "R".into(),
-            description: String::new(),
-            topic: String::new(),
-            privacy,
-            members: BTreeSet::from(["sip:m@d.com".to_string(), "sip:p@d.com".to_string()]),
-            managers: BTreeSet::new(),
-            presenters: BTreeSet::from(["sip:p@d.com".to_string()]),
-            category: "Default".into(),
-            room_type,
-            invitations: Invitations::Inherit,
-            disabled: false,
+            attrs: crate::store::RoomAttrs {
+                privacy,
+                category: "Default".into(),
+                room_type,
+                ..crate::store::RoomAttrs::open("R")
+            },
+            roles: crate::channel::Roles {
+                members: BTreeSet::from(["sip:m@d.com".to_string(), "sip:p@d.com".to_string()]),
+                managers: BTreeSet::new(),
+                presenters: BTreeSet::from(["sip:p@d.com".to_string()]),
+            },
             joined: BTreeMap::new(),
         }
     }
@@ -175,8 +177,8 @@ mod tests {
             Err(codes::NO_SUCH_ROOM)
         );
         let mut d = room(Privacy::Open, RoomType::Normal);
-        d.disabled = true;
-        d.managers.insert("sip:m@d.com".into());
+        d.attrs.disabled = true;
+        d.roles.managers.insert("sip:m@d.com".into());
         assert_eq!(
             check_in(Some(&c), &d, "sip:o@d.com", Op::Find),
             Err(codes::NO_SUCH_ROOM)

@@ -6,8 +6,8 @@
 
 pub mod authz;
 
-use crate::config::{CategoryConfig, Invitations, Privacy, RoomType, DEFAULT_CATEGORY};
-use crate::store::RoomRecord;
+use crate::config::{CategoryConfig, DEFAULT_CATEGORY};
+use crate::store::{RoomAttrs, RoomRecord};
 use std::collections::{BTreeMap, BTreeSet};
 
 pub use crate::ids::DialogId;
@@ -56,37 +56,55 @@ impl Category {
     }
 }
 
-/// A room: persistent attributes plus the online participants.
+/// A room: its stored attributes and roles plus the online participants.
 #[derive(Debug, Clone)]
 pub struct Room {
     /// GUID (last URI segment).
     pub guid: String,
     /// `ma-chan://<domain>/<guid>`.
     pub uri: String,
-    /// Name.
-    pub name: String,
-    /// Description.
-    pub description: String,
-    /// Topic.
-    pub topic: String,
-    /// Privacy.
-    pub privacy: Privacy,
-    /// Members (managers are members too).
+    /// Name, description, topic, privacy, category, type, invitations, disabled flag.
+    pub attrs: RoomAttrs,
+    /// Members, managers and presenters.
+    pub roles: Roles,
+    /// Joined dialogs -> their user URI.
+    pub joined: BTreeMap<DialogId, String>,
+}
+
+/// Who has which role in a room (user URIs). Managers and presenters are members too:
+/// `members` holds them all.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Roles {
+    /// Members (managers and presenters included).
     pub members: BTreeSet<String>,
     /// Managers.
     pub managers: BTreeSet<String>,
-    /// Presenters (presenters are members too).
+    /// Presenters.
     pub presenters: BTreeSet<String>,
-    /// Category name.
-    pub category: String,
-    /// `normal` | `auditorium`.
-    pub room_type: RoomType,
-    /// Invitations setting.
-    pub invitations: Invitations,
-    /// Disabled flag.
-    pub disabled: bool,
-    /// Joined dialogs -> their user URI.
-    pub joined: BTreeMap<DialogId, String>,
+}
+
+impl Roles {
+    /// The roles of a stored room (whose member list leaves out managers and presenters).
+    pub fn from_stored(members: &[String], managers: &[String], presenters: &[String]) -> Roles {
+        let set = |v: &[String]| v.iter().cloned().collect::<BTreeSet<String>>();
+        let mut all = set(members);
+        all.extend(managers.iter().cloned());
+        all.extend(presenters.iter().cloned());
+        Roles {
+            members: all,
+            managers: set(managers),
+            presenters: set(presenters),
+        }
+    }
+
+    /// The member list to store: members that are neither managers nor presenters.
+    pub fn stored_members(&self) -> Vec<String> {
+        self.members
+            .iter()
+            .filter(|u| !self.managers.contains(*u) && !self.presenters.contains(*u))
+            .cloned()
+            .collect()
+    }
 }
 
 impl Room {
@@ -100,30 +118,18 @@ impl Room {
             .collect()
     }
 
-    /// Builds the in-memory room from its stored record.
+    /// Builds the in-memory room from its stored record (a room stored without a
+    /// category is in the default one).
     pub fn from_record(domain: &str, r: &RoomRecord) -> Room {
-        let mut members: BTreeSet<String> = r.members.iter().cloned().collect();
-        members.extend(r.managers.iter().cloned());
-        members.extend(r.presenters.iter().cloned());
+        let mut attrs = r.attrs.clone();
+        if attrs.category.is_empty() {
+            attrs.category = DEFAULT_CATEGORY.to_string();
+        }
         Room {
             uri: crate::ids::room_uri(domain, &r.guid),
             guid: r.guid.clone(),
-            name: r.name.clone(),
-            description: r.description.clone(),
-            topic: r.topic.clone(),
-            privacy: Privacy::parse(&r.privacy).unwrap_or(Privacy::Secret),
-            members,
-            managers: r.managers.iter().cloned().collect(),
-            presenters: r.presenters.iter().cloned().collect(),
-            category: if r.category.is_empty() {
-                DEFAULT_CATEGORY.to_string()
-            } else {
-                r.category.clone()
-            },
-            // An unreadable value fails closed: the most restrictive choice.
-            room_type: RoomType::parse(&r.room_type).unwrap_or(RoomType::Auditorium),
-            invitations: Invitations::parse(&r.invitations).unwrap_or(Invitations::Off),
-            disabled: r.disabled,
+            attrs,
+            roles: Roles::from_stored(&r.members, &r.managers, &r.presenters),
             joined: BTreeMap::new(),
         }
     }
@@ -132,22 +138,10 @@ impl Room {
     pub fn to_record(&self) -> RoomRecord {
         RoomRecord {
             guid: self.guid.clone(),
-            name: self.name.clone(),
-            description: self.description.clone(),
-            topic: self.topic.clone(),
-            privacy: self.privacy.as_str().to_string(),
-            members: self
-                .members
-                .iter()
-                .filter(|u| !self.managers.contains(*u) && !self.presenters.contains(*u))
-                .cloned()
-                .collect(),
-            managers: self.managers.iter().cloned().collect(),
-            presenters: self.presenters.iter().cloned().collect(),
-            category: self.category.clone(),
-            room_type: self.room_type.as_str().to_string(),
-            invitations: self.invitations.as_str().to_string(),
-            disabled: self.disabled,
+            attrs: self.attrs.clone(),
+            members: self.roles.stored_members(),
+            managers: self.roles.managers.iter().cloned().collect(),
+            presenters: self.roles.presenters.iter().cloned().collect(),
         }
     }
 
@@ -190,17 +184,17 @@ impl Rooms {
     /// The category of `room`; `None` when it names a category no longer configured
     /// (authorization then refuses everything: fail closed).
     pub fn category_of(&self, room: &Room) -> Option<&Category> {
-        self.category(&room.category)
+        self.category(&room.attrs.category)
     }
 
     /// Inserts or replaces a room (keeps the joined set of an existing room).
     pub fn upsert(&mut self, mut room: Room) {
         if let Some(old) = self.by_guid.get(&room.guid) {
             room.joined = old.joined.clone();
-            self.by_name.remove(&old.name.to_lowercase());
+            self.by_name.remove(&old.attrs.name.to_lowercase());
         }
         self.by_name
-            .insert(room.name.to_lowercase(), room.guid.clone());
+            .insert(room.attrs.name.to_lowercase(), room.guid.clone());
         self.by_guid.insert(room.guid.clone(), room);
     }
 

@@ -58,8 +58,8 @@ pub fn handle(cx: &BatchCx, ctx: &Ctx, role: AssocRole) -> CmdResult {
         .rooms
         .by_name_order()
         .filter(|r| match role {
-            AssocRole::Member => r.members.contains(&ctx.user),
-            AssocRole::Manager => r.managers.contains(&ctx.user),
+            AssocRole::Member => r.roles.members.contains(&ctx.user),
+            AssocRole::Manager => r.roles.managers.contains(&ctx.user),
         })
         // A denied user, or a room whose category is gone: not listed.
         .filter(|r| authz::can_find(cx.rooms, r, &ctx.user))

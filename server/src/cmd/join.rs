@@ -212,6 +212,7 @@ fn rooms_reply_with(
         let mut online = r.online_users();
         online.extend(more.get(guid).into_iter().flatten().map(String::as_str));
         let managers = r
+            .roles
             .managers
             .iter()
             .filter(|m| !online_managers || online.contains(m.as_str()))
@@ -221,9 +222,9 @@ fn rooms_reply_with(
         let managers = managers.iter().map(|u| id_of(u, &mut users)).collect();
         rooms.push(RoomInfo {
             uri: r.uri.clone(),
-            name: r.name.clone(),
-            topic: r.topic.clone(),
-            description: r.description.clone(),
+            name: r.attrs.name.clone(),
+            topic: r.attrs.topic.clone(),
+            description: r.attrs.description.clone(),
             participants,
             managers,
         });

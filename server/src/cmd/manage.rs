@@ -18,7 +18,7 @@
 
 use super::{join::rooms_reply, room_op, store_err, CmdError, CmdResult, Ctx};
 use crate::channel::authz::{self, Op};
-use crate::channel::{DialogId, Room};
+use crate::channel::{DialogId, Roles, Room};
 use crate::compliance::record::pool_entry;
 use crate::config::{Invitations, Privacy, RoomType, DEFAULT_CATEGORY};
 use crate::core::BatchCx;
@@ -239,25 +239,25 @@ fn apply_attrs(cx: &BatchCx, room: &mut Room, a: &RoomAttrs) -> Result<(), CmdEr
         }
     }
     if let Some(v) = &a.topic {
-        room.topic = v.clone();
+        room.attrs.topic = v.clone();
     }
     if let Some(v) = &a.description {
-        room.description = v.clone();
+        room.attrs.description = v.clone();
     }
     if let Some(v) = &a.privacy {
-        room.privacy = Privacy::parse(v)
+        room.attrs.privacy = Privacy::parse(v)
             .ok_or_else(|| bad(format!("privacy {v:?} is not open, closed or secret")))?;
     }
     if let Some(v) = &a.room_type {
-        room.room_type = RoomType::parse(v)
+        room.attrs.room_type = RoomType::parse(v)
             .ok_or_else(|| bad(format!("type {v:?} is not normal or auditorium")))?;
     }
     if let Some(v) = &a.invitations {
-        room.invitations = Invitations::parse(v)
+        room.attrs.invitations = Invitations::parse(v)
             .ok_or_else(|| bad(format!("invitations {v:?} is not inherit, on or off")))?;
     }
     if let Some(v) = a.disabled {
-        room.disabled = v;
+        room.attrs.disabled = v;
     }
     Ok(())
 }
@@ -280,8 +280,8 @@ fn change_role(room: &mut Room, c: &RoleChange, add: bool) -> Result<(), CmdErro
     let u = c.uri.clone();
     let set = match c.role.as_str() {
         "member" => None,
-        "manager" => Some(&mut room.managers),
-        "presenter" => Some(&mut room.presenters),
+        "manager" => Some(&mut room.roles.managers),
+        "presenter" => Some(&mut room.roles.presenters),
         r => {
             return Err(bad(format!(
                 "role {r:?} is not member, manager or presenter"
@@ -291,19 +291,19 @@ fn change_role(room: &mut Room, c: &RoleChange, add: bool) -> Result<(), CmdErro
     match (set, add) {
         (Some(set), true) => {
             set.insert(u.clone());
-            room.members.insert(u);
+            room.roles.members.insert(u);
         }
         (Some(set), false) => {
             set.remove(&u);
         }
         (None, true) => {
-            room.members.insert(u);
+            room.roles.members.insert(u);
         }
         (None, false) => {
             // Leaving the member role leaves every role.
-            room.members.remove(&u);
-            room.managers.remove(&u);
-            room.presenters.remove(&u);
+            room.roles.members.remove(&u);
+            room.roles.managers.remove(&u);
+            room.roles.presenters.remove(&u);
         }
     }
     Ok(())
@@ -321,6 +321,7 @@ fn invite(
         return Ok(());
     };
     let on = room
+        .attrs
         .invitations
         .effective(cx.rooms.category_of(room).is_some_and(|c| c.invitations));
     if !on {
@@ -368,26 +369,25 @@ pub fn create(cx: &mut BatchCx, ctx: &Ctx, attrs: &RoomAttrs, users: &[RoleChang
     let mut room = Room {
         uri: crate::ids::room_uri(&cx.cfg.domain, &guid),
         guid: guid.clone(),
-        name: name.to_string(),
-        description: String::new(),
-        topic: String::new(),
-        privacy: Privacy::Closed,
-        members: BTreeSet::from([ctx.user.clone()]),
-        managers: BTreeSet::from([ctx.user.clone()]),
-        presenters: BTreeSet::new(),
-        category,
-        room_type: RoomType::Normal,
-        invitations: Invitations::Inherit,
-        disabled: false,
+        attrs: crate::store::RoomAttrs {
+            privacy: Privacy::Closed,
+            category,
+            ..crate::store::RoomAttrs::open(name)
+        },
+        roles: Roles {
+            members: BTreeSet::from([ctx.user.clone()]),
+            managers: BTreeSet::from([ctx.user.clone()]),
+            presenters: BTreeSet::new(),
+        },
         joined: BTreeMap::new(),
     };
     apply_attrs(cx, &mut room, attrs)?;
-    room.disabled = false;
+    room.attrs.disabled = false;
     for u in users {
         change_role(&mut room, u, true)?;
     }
     cx.store.upsert_room(&room.to_record()).map_err(store_err)?;
-    let added: BTreeSet<String> = room.members.clone();
+    let added: BTreeSet<String> = room.roles.members.clone();
     cx.rooms.upsert(room);
     invite(cx, &guid, &added, &ctx.user)?;
     Ok(rooms_reply(cx, &[guid]))
@@ -404,17 +404,17 @@ pub fn update(
     remove: &[RoleChange],
 ) -> CmdResult {
     let mut room = room_op(cx, &ctx.user, chan, Op::Manage)?.clone();
-    if attrs.name.as_ref().is_some_and(|n| *n != room.name) {
+    if attrs.name.as_ref().is_some_and(|n| *n != room.attrs.name) {
         return Err(bad("a room's name cannot be changed"));
     }
     if attrs
         .category
         .as_ref()
-        .is_some_and(|c| !c.eq_ignore_ascii_case(&room.category))
+        .is_some_and(|c| !c.eq_ignore_ascii_case(&room.attrs.category))
     {
         return Err(bad("a room's category cannot be changed"));
     }
-    let before = room.members.clone();
+    let before = room.roles.members.clone();
     apply_attrs(cx, &mut room, attrs)?;
     for c in remove {
         change_role(&mut room, c, false)?;
@@ -429,7 +429,7 @@ pub fn update(
         let entry = pool_entry(cx, LogKind::Room, &guid, &ctx.user, ctx.dialog);
         cx.store.log_append(&entry).map_err(store_err)?;
     }
-    let gained: BTreeSet<String> = room.members.difference(&before).cloned().collect();
+    let gained: BTreeSet<String> = room.roles.members.difference(&before).cloned().collect();
     cx.rooms.upsert(room);
     invite(cx, &guid, &gained, &ctx.user)?;
     evict(cx, &guid);
@@ -537,9 +537,9 @@ fn notify_update(cx: &mut BatchCx, guid: &str, except: DialogId) {
     }
     let info = RoomInfo {
         uri: room.uri.clone(),
-        name: room.name.clone(),
-        topic: room.topic.clone(),
-        description: room.description.clone(),
+        name: room.attrs.name.clone(),
+        topic: room.attrs.topic.clone(),
+        description: room.attrs.description.clone(),
         participants: Vec::new(),
         managers: Vec::new(),
     };

@@ -65,7 +65,8 @@ pub fn chansrch(cx: &BatchCx, ctx: &Ctx, qtype: &str, criteria: &str, extended: 
     };
     let needle = criteria.trim().to_lowercase();
     let words: Vec<&str> = needle.split_whitespace().collect();
-    let name_matches = |r: &Room| needle.is_empty() || r.name.to_lowercase().contains(&needle);
+    let name_matches =
+        |r: &Room| needle.is_empty() || r.attrs.name.to_lowercase().contains(&needle);
     let limit = cx.cfg.limits.search_limit as usize;
     let mut found = cx
         .rooms
@@ -74,11 +75,15 @@ pub fn chansrch(cx: &BatchCx, ctx: &Ctx, qtype: &str, criteria: &str, extended: 
         .filter(|r| match by {
             By::Name => name_matches(r),
             By::Keywords => {
-                let hay = format!("{}\n{}\n{}", r.description, r.name, r.topic).to_lowercase();
+                let hay = format!(
+                    "{}\n{}\n{}",
+                    r.attrs.description, r.attrs.name, r.attrs.topic
+                )
+                .to_lowercase();
                 words.iter().all(|w| hay.contains(w))
             }
-            By::Member => r.members.contains(&ctx.user) && name_matches(r),
-            By::Manager => r.managers.contains(&ctx.user) && name_matches(r),
+            By::Member => r.roles.members.contains(&ctx.user) && name_matches(r),
+            By::Manager => r.roles.managers.contains(&ctx.user) && name_matches(r),
         });
     let hits: Vec<SearchHit> = found
         .by_ref()
@@ -111,18 +116,21 @@ fn hit(cx: &BatchCx, r: &Room, extended: bool) -> SearchHit {
     let cat = cx.rooms.category_of(r);
     SearchHit {
         uri: r.uri.clone(),
-        name: r.name.clone(),
-        description: r.description.clone(),
+        name: r.attrs.name.clone(),
+        description: r.attrs.description.clone(),
         extended: extended.then(|| SearchExtended {
             user_count: r.online_users().len() as u32,
-            visibility: match r.privacy {
+            visibility: match r.attrs.privacy {
                 Privacy::Open => "public",
                 Privacy::Closed => "private",
                 Privacy::Secret => "secret",
             }
             .to_string(),
             filepost: cat.is_some_and(|c| c.file_upload),
-            invite: r.invitations.effective(cat.is_some_and(|c| c.invitations)),
+            invite: r
+                .attrs
+                .invitations
+                .effective(cat.is_some_and(|c| c.invitations)),
             logged: cat.is_some_and(|c| c.history),
         }),
     }

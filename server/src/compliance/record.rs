@@ -19,7 +19,7 @@ use super::{EventKind, NewEvent};
 use crate::channel::DialogId;
 use crate::cmd::error::CmdError;
 use crate::core::BatchCx;
-use crate::store::{LogKind, NewLogEntry, OpenSession, Store, StoreError};
+use crate::store::{LogHead, LogKind, NewLogEntry, OpenSession, Store, StoreError};
 use crate::xccos::codes;
 
 /// The event `kind` by `user` in room `guid` (empty: no room) at `ts_ms`, with the
@@ -35,7 +35,7 @@ pub fn event_at(
     let (room_uri, room_name) = cx
         .rooms
         .get(guid)
-        .map(|r| (r.uri.clone(), r.name.clone()))
+        .map(|r| (r.uri.clone(), r.attrs.name.clone()))
         .unwrap_or_default();
     NewEvent {
         kind,
@@ -197,12 +197,14 @@ pub fn pool_entry(
     dialog: DialogId,
 ) -> NewLogEntry {
     NewLogEntry {
-        room_guid: guid.to_string(),
-        origin: cx.cfg.server_id().to_string(),
-        dialog: i64::try_from(dialog.0).unwrap_or(0),
-        kind,
-        user: user.to_string(),
-        ts_ms: cx.now_ms,
+        head: LogHead {
+            room_guid: guid.to_string(),
+            origin: cx.cfg.server_id().to_string(),
+            dialog: i64::try_from(dialog.0).unwrap_or(0),
+            kind,
+            user: user.to_string(),
+            ts_ms: cx.now_ms,
+        },
         msg_id: None,
     }
 }

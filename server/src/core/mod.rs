@@ -23,7 +23,7 @@ use crate::config::Config;
 use crate::fault::Faults;
 use crate::ids::IdGen;
 use crate::sip::{Response, SipMessage};
-use crate::store::{RoomRecord, Store, StoreError};
+use crate::store::{RoomAttrs, RoomRecord, Store, StoreError};
 use bytes::Bytes;
 use dialog::Dialogs;
 use std::sync::Arc;
@@ -203,20 +203,22 @@ impl Core {
             };
             store.upsert_room(&RoomRecord {
                 guid: crate::ids::room_guid(&cfg.domain, &r.name),
-                name: r.name.clone(),
-                description: r.description.clone(),
-                topic: r.topic.clone(),
-                privacy: r.privacy.as_str().to_string(),
+                attrs: RoomAttrs {
+                    name: r.name.clone(),
+                    description: r.description.clone(),
+                    topic: r.topic.clone(),
+                    privacy: r.privacy,
+                    category: r
+                        .category
+                        .clone()
+                        .unwrap_or_else(|| crate::config::DEFAULT_CATEGORY.to_string()),
+                    room_type: r.room_type,
+                    invitations: r.invitations,
+                    disabled: r.disabled,
+                },
                 members: list(&r.members),
                 managers: list(&r.managers),
                 presenters: list(&r.presenters),
-                category: r
-                    .category
-                    .clone()
-                    .unwrap_or_else(|| crate::config::DEFAULT_CATEGORY.to_string()),
-                room_type: r.room_type.as_str().to_string(),
-                invitations: r.invitations.as_str().to_string(),
-                disabled: r.disabled,
             })?;
         }
         let mut rooms = Rooms::default();

@@ -599,11 +599,11 @@ fn secrets_of(h: &H, posted: &BTreeMap<String, Vec<String>>) -> Vec<(String, Vec
     h.core
         .rooms()
         .iter()
-        .filter(|r| r.privacy == Privacy::Secret)
+        .filter(|r| r.attrs.privacy == Privacy::Secret)
         .map(|r| {
-            let mut s = vec![r.guid.clone(), r.uri.clone(), r.name.clone()];
+            let mut s = vec![r.guid.clone(), r.uri.clone(), r.attrs.name.clone()];
             s.extend(
-                [r.description.clone(), r.topic.clone()]
+                [r.attrs.description.clone(), r.attrs.topic.clone()]
                     .into_iter()
                     .filter(|x| !x.is_empty()),
             );
@@ -621,7 +621,9 @@ fn blind(h: &H) -> Vec<std::collections::BTreeSet<String>> {
             h.core
                 .rooms()
                 .iter()
-                .filter(|r| r.privacy == Privacy::Secret && !authz::can_find(h.core.rooms(), r, u))
+                .filter(|r| {
+                    r.attrs.privacy == Privacy::Secret && !authz::can_find(h.core.rooms(), r, u)
+                })
                 .map(|r| r.guid.clone())
                 .collect()
         })

@@ -159,25 +159,56 @@ impl Core {
             .find(req.call_id()?, req.from_tag(), req.to_tag())
     }
 
+    /// The dialog an in-dialog request belongs to; `None` after answering it 481
+    /// (RFC 3261 12.2.2: no such dialog).
+    fn in_dialog_or_481(
+        &mut self,
+        conn: ConnId,
+        req: &Request,
+    ) -> Option<crate::channel::DialogId> {
+        let id = self.in_dialog(req);
+        if id.is_none() {
+            let resp = response_for(req, 481, "Call/Transaction Does Not Exist");
+            self.respond(conn, resp, false);
+        }
+        id
+    }
+
+    /// A session refresh (RFC 4028) by a re-INVITE or UPDATE of dialog `id`: the
+    /// request's negotiated timer, the dialog's expiry moved by it; `None` after
+    /// answering the refusal (422 and the like).
+    fn refresh_session(
+        &mut self,
+        conn: ConnId,
+        req: &Request,
+        id: crate::channel::DialogId,
+    ) -> Option<Negotiated> {
+        let timer = match self.session_timer(req) {
+            Ok(t) => t,
+            Err(resp) => {
+                self.respond(conn, resp, false);
+                return None;
+            }
+        };
+        let expiry = timer.expiry_ms(self.now_ms());
+        if let Some(d) = self.dialogs.get_mut(id) {
+            d.expires_at_ms = expiry;
+        }
+        Some(timer)
+    }
+
     /// A re-INVITE (it has a To-tag): refreshes the session (RFC 4028) or 481 if we
     /// do not know it.
     fn on_reinvite(&mut self, conn: ConnId, req: &Request) {
-        let Some(id) = self.in_dialog(req) else {
-            return self.respond(
-                conn,
-                response_for(req, 481, "Call/Transaction Does Not Exist"),
-                false,
-            );
+        let Some(id) = self.in_dialog_or_481(conn, req) else {
+            return;
         };
-        let timer = match self.session_timer(req) {
-            Ok(t) => t,
-            Err(resp) => return self.respond(conn, resp, false),
+        let Some(timer) = self.refresh_session(conn, req, id) else {
+            return;
         };
-        let expiry = timer.expiry_ms(self.now_ms());
         let Some(d) = self.dialogs.get_mut(id) else {
             return;
         };
-        d.expires_at_ms = expiry;
         d.conn = conn;
         let tag = d.local_tag.clone();
         let resp = self.ok_to_invite(conn, req, &tag, &timer);
@@ -284,16 +315,9 @@ impl Core {
     }
 
     fn on_bye(&mut self, conn: ConnId, req: Request) {
-        match self.in_dialog(&req) {
-            Some(id) => {
-                self.respond(conn, response_for(&req, 200, "OK"), false);
-                self.drop_dialog(id);
-            }
-            None => self.respond(
-                conn,
-                response_for(&req, 481, "Call/Transaction Does Not Exist"),
-                false,
-            ),
+        if let Some(id) = self.in_dialog_or_481(conn, &req) {
+            self.respond(conn, response_for(&req, 200, "OK"), false);
+            self.drop_dialog(id);
         }
     }
 
@@ -314,21 +338,12 @@ impl Core {
     }
 
     fn on_update(&mut self, conn: ConnId, req: Request) {
-        let Some(id) = self.in_dialog(&req) else {
-            return self.respond(
-                conn,
-                response_for(&req, 481, "Call/Transaction Does Not Exist"),
-                false,
-            );
+        let Some(id) = self.in_dialog_or_481(conn, &req) else {
+            return;
         };
-        let timer = match self.session_timer(&req) {
-            Ok(t) => t,
-            Err(resp) => return self.respond(conn, resp, false),
+        let Some(timer) = self.refresh_session(conn, &req, id) else {
+            return;
         };
-        let expiry = timer.expiry_ms(self.now_ms());
-        if let Some(d) = self.dialogs.get_mut(id) {
-            d.expires_at_ms = expiry;
-        }
         let resp = response_for(&req, 200, "OK")
             .with_header("Session-Expires", timer.header())
             .with_header("Supported", SUPPORTED);
@@ -336,12 +351,8 @@ impl Core {
     }
 
     fn on_info(&mut self, conn: ConnId, req: Request) {
-        let Some(id) = self.in_dialog(&req) else {
-            return self.respond(
-                conn,
-                response_for(&req, 481, "Call/Transaction Does Not Exist"),
-                false,
-            );
+        let Some(id) = self.in_dialog_or_481(conn, &req) else {
+            return;
         };
         let cseq = req.cseq().map_or(0, |c| c.0);
         let expiry = self.session_expiry();

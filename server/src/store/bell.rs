@@ -97,16 +97,18 @@ impl StoreHook for BellHook {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{HookedStore, LogKind, NewLogEntry, SqliteStore, Store};
+    use crate::store::{HookedStore, LogHead, LogKind, NewLogEntry, SqliteStore, Store};
 
     fn entry() -> NewLogEntry {
         NewLogEntry {
-            room_guid: "g".into(),
-            origin: "m1".into(),
-            dialog: 1,
-            kind: LogKind::Chat,
-            user: "sip:a@contoso.com".into(),
-            ts_ms: 1,
+            head: LogHead {
+                room_guid: "g".into(),
+                origin: "m1".into(),
+                dialog: 1,
+                kind: LogKind::Chat,
+                user: "sip:a@contoso.com".into(),
+                ts_ms: 1,
+            },
             msg_id: None,
         }
     }

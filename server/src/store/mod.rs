@@ -18,6 +18,7 @@ pub mod bell;
 pub mod faulty;
 pub mod pg_harness;
 pub mod postgres;
+pub mod room;
 pub mod sql;
 pub mod sqlite;
 #[cfg(test)]
@@ -26,6 +27,7 @@ mod suite_tests;
 pub use self::postgres::PgStore;
 pub use bell::{BellHook, CommitBell};
 pub use faulty::{FaultyStore, HookedStore, StoreHook, StoreOp};
+pub use room::{RoomAttrs, RoomColumns};
 pub use sql::Arg;
 pub use sqlite::SqliteStore;
 
@@ -86,9 +88,10 @@ fn count(rows: Result<Vec<i64>, StoreError>) -> Result<u64, StoreError> {
     Ok(rows?.first().map_or(0, |&n| n.max(0) as u64))
 }
 
-/// An entry to append to a room's pool log ([`Store::log_append`]).
+/// What a room's pool log entry says: which room, who wrote it, what happened to whom
+/// and when - the part its write ([`NewLogEntry`]) and its read ([`LogEntry`]) share.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewLogEntry {
+pub struct LogHead {
     /// Room GUID.
     pub room_guid: String,
     /// `[pool] server_id` of the member that wrote it.
@@ -102,6 +105,13 @@ pub struct NewLogEntry {
     pub user: String,
     /// When, ms since the Unix epoch.
     pub ts_ms: i64,
+}
+
+/// An entry to append to a room's pool log ([`Store::log_append`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewLogEntry {
+    /// Room, writer, kind, user, time.
+    pub head: LogHead,
     /// The post's `messages` id ([`LogKind::Chat`]).
     pub msg_id: Option<i64>,
 }
@@ -111,51 +121,27 @@ pub struct NewLogEntry {
 pub struct LogEntry {
     /// The room's sequence number: 1, 2, ... in the store's commit order.
     pub seq: i64,
-    /// Room GUID.
-    pub room_guid: String,
-    /// Member that wrote it.
-    pub origin: String,
-    /// Dialog on `origin` that caused it (0: none).
-    pub dialog: i64,
-    /// What happened.
-    pub kind: LogKind,
-    /// Who.
-    pub user: String,
-    /// When, ms since the Unix epoch.
-    pub ts_ms: i64,
+    /// Room, writer, kind, user, time.
+    pub head: LogHead,
     /// The post's text ([`LogKind::Chat`]; empty otherwise).
     pub text: String,
 }
 
 use crate::compliance::{Event, EventKind, NewEvent};
 
-/// A room as stored.
+/// A room as stored: the `rooms` row and its roles.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoomRecord {
     /// Room GUID (the last segment of its `ma-chan://` URI).
     pub guid: String,
-    /// Name, unique case-insensitively.
-    pub name: String,
-    /// Description.
-    pub description: String,
-    /// Topic.
-    pub topic: String,
-    /// `open` | `closed` | `secret`.
-    pub privacy: String,
+    /// The row's attributes.
+    pub attrs: RoomAttrs,
     /// Member SIP URIs, sorted.
     pub members: Vec<String>,
     /// Manager SIP URIs, sorted.
     pub managers: Vec<String>,
     /// Presenter SIP URIs, sorted.
     pub presenters: Vec<String>,
-    /// Category name (`""` for rooms stored before categories existed: the default).
-    pub category: String,
-    /// `normal` | `auditorium`.
-    pub room_type: String,
-    /// `inherit` | `on` | `off`.
-    pub invitations: String,
-    /// Disabled flag.
-    pub disabled: bool,
 }
 
 /// Which messages of a room a history read wants (`cmd:bccontext` `<bcq>`).
@@ -225,17 +211,10 @@ impl RoomRecord {
     pub fn open(guid: &str, name: &str) -> RoomRecord {
         RoomRecord {
             guid: guid.into(),
-            name: name.into(),
-            description: String::new(),
-            topic: String::new(),
-            privacy: "open".into(),
+            attrs: RoomAttrs::open(name),
             members: vec![],
             managers: vec![],
             presenters: vec![],
-            category: String::new(),
-            room_type: "normal".into(),
-            invitations: "inherit".into(),
-            disabled: false,
         }
     }
 }

@@ -24,8 +24,8 @@
 //! together migrate once.
 
 use super::{
-    sql, Arg, FileRecord, HistoryQuery, NewLogEntry, NewMessage, OpenSession, RoomRecord, Store,
-    StoreError, StoredMessage,
+    sql, Arg, FileRecord, HistoryQuery, NewLogEntry, NewMessage, OpenSession, RoomAttrs,
+    RoomColumns, RoomRecord, Store, StoreError, StoredMessage,
 };
 use crate::compliance::NewEvent;
 use ::postgres::types::ToSql;
@@ -539,6 +539,8 @@ impl Store for PgStore {
     fn upsert_room(&mut self, room: &RoomRecord) -> Result<(), StoreError> {
         let room = room.clone();
         self.write(move |c| {
+            let [name, description, topic, privacy, category, room_type, invitations] =
+                room.attrs.columns();
             c.exec(
                 "INSERT INTO rooms (guid, name, description, topic, privacy, category, room_type,
                    invitations, disabled) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
@@ -548,14 +550,14 @@ impl Store for PgStore {
                    disabled = excluded.disabled",
                 &[
                     &room.guid,
-                    &room.name,
-                    &room.description,
-                    &room.topic,
-                    &room.privacy,
-                    &room.category,
-                    &room.room_type,
-                    &room.invitations,
-                    &room.disabled,
+                    &name,
+                    &description,
+                    &topic,
+                    &privacy,
+                    &category,
+                    &room_type,
+                    &invitations,
+                    &room.attrs.disabled,
                 ],
             )?;
             c.exec(sql::DELETE_ROLES, &[&room.guid])?;
@@ -597,16 +599,10 @@ impl Store for PgStore {
                 let members = c.strings(sql::ROLES, &[&guid, &"member"])?;
                 let managers = c.strings(sql::ROLES, &[&guid, &"manager"])?;
                 let presenters = c.strings(sql::PRESENTERS, &[&guid])?;
+                let text: RoomColumns = std::array::from_fn(|i| r.get(i + 1));
                 rooms.push(RoomRecord {
                     guid,
-                    name: r.get(1),
-                    description: r.get(2),
-                    topic: r.get(3),
-                    privacy: r.get(4),
-                    category: r.get(5),
-                    room_type: r.get(6),
-                    invitations: r.get(7),
-                    disabled: r.get(8),
+                    attrs: RoomAttrs::from_columns(text, r.get(8)),
                     members,
                     managers,
                     presenters,
@@ -844,20 +840,20 @@ impl Store for PgStore {
     fn log_append(&mut self, e: &NewLogEntry) -> Result<i64, StoreError> {
         let e = e.clone();
         let seq = self.write(move |c| {
-            let r = c.query(sql::NEXT_LOG_SEQ, &[&e.room_guid])?;
+            let r = c.query(sql::NEXT_LOG_SEQ, &[&e.head.room_guid])?;
             let Some(seq) = r.first().map(|r| r.get::<_, i64>(0)) else {
                 return Ok(None);
             };
             c.exec(
                 sql::LOG_APPEND,
                 &[
-                    &e.room_guid,
+                    &e.head.room_guid,
                     &seq,
-                    &e.origin,
-                    &e.dialog,
-                    &e.kind.as_str(),
-                    &e.user,
-                    &e.ts_ms,
+                    &e.head.origin,
+                    &e.head.dialog,
+                    &e.head.kind.as_str(),
+                    &e.head.user,
+                    &e.head.ts_ms,
                     &e.msg_id,
                 ],
             )?;

@@ -8,7 +8,8 @@
 //! [`Store::sql_query`](super::Store::sql_query); the backends implement only those.
 
 use super::{
-    FileRecord, Invitation, LogEntry, LogKind, OpenSession, Pref, StoreError, StoredMessage,
+    FileRecord, Invitation, LogEntry, LogHead, LogKind, OpenSession, Pref, StoreError,
+    StoredMessage,
 };
 use crate::compliance::{Event, EventKind, NewEvent};
 use std::borrow::Cow;
@@ -131,12 +132,14 @@ pub fn log_entry(r: &Row) -> Result<LogEntry, StoreError> {
     let (seq, dialog, ts_ms) = (r.int(0)?, r.int(3)?, r.int(6)?);
     Ok(LogEntry {
         seq,
-        room_guid,
-        origin,
-        dialog,
-        kind,
-        user,
-        ts_ms,
+        head: LogHead {
+            room_guid,
+            origin,
+            dialog,
+            kind,
+            user,
+            ts_ms,
+        },
         text,
     })
 }

@@ -2,8 +2,8 @@
 //! (`PRAGMA user_version`), prepared-statement cache.
 
 use super::{
-    sql, Arg, FileRecord, HistoryQuery, NewLogEntry, NewMessage, OpenSession, RoomRecord, Store,
-    StoreError, StoredMessage,
+    sql, Arg, FileRecord, HistoryQuery, NewLogEntry, NewMessage, OpenSession, RoomAttrs,
+    RoomColumns, RoomRecord, Store, StoreError, StoredMessage,
 };
 use crate::compliance::{Event, EventKind, NewEvent};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -362,6 +362,8 @@ impl Store for SqliteStore {
     }
 
     fn upsert_room(&mut self, room: &RoomRecord) -> Result<(), StoreError> {
+        let [name, description, topic, privacy, category, room_type, invitations] =
+            room.attrs.columns();
         self.write(|c| {
             c.execute(
                 "INSERT INTO rooms (guid, name, description, topic, privacy, category, room_type,
@@ -372,14 +374,14 @@ impl Store for SqliteStore {
                    disabled = excluded.disabled",
                 params![
                     room.guid,
-                    room.name,
-                    room.description,
-                    room.topic,
-                    room.privacy,
-                    room.category,
-                    room.room_type,
-                    room.invitations,
-                    room.disabled
+                    name,
+                    description,
+                    topic,
+                    privacy,
+                    category,
+                    room_type,
+                    invitations,
+                    room.attrs.disabled
                 ],
             )?;
             c.prepare_cached(sql::sqlite_static(sql::DELETE_ROLES))?
@@ -416,16 +418,13 @@ impl Store for SqliteStore {
                 .map_err(db)?;
             let rows = st
                 .query_map([], |r| {
+                    let mut text = RoomColumns::default();
+                    for (i, t) in text.iter_mut().enumerate() {
+                        *t = r.get(i + 1)?;
+                    }
                     Ok(RoomRecord {
                         guid: r.get(0)?,
-                        name: r.get(1)?,
-                        description: r.get(2)?,
-                        topic: r.get(3)?,
-                        privacy: r.get(4)?,
-                        category: r.get(5)?,
-                        room_type: r.get(6)?,
-                        invitations: r.get(7)?,
-                        disabled: r.get(8)?,
+                        attrs: RoomAttrs::from_columns(text, r.get(8)?),
                         members: Vec::new(),
                         managers: Vec::new(),
                         presenters: Vec::new(),
@@ -663,16 +662,16 @@ impl Store for SqliteStore {
             // Cached: once per post (a `query_row` on the connection parses it each time).
             let seq: i64 = c
                 .prepare_cached(sql::sqlite_static(sql::NEXT_LOG_SEQ))?
-                .query_row(params![e.room_guid], |r| r.get(0))?;
+                .query_row(params![e.head.room_guid], |r| r.get(0))?;
             c.prepare_cached(sql::sqlite_static(sql::LOG_APPEND))?
                 .execute(params![
-                    e.room_guid,
+                    e.head.room_guid,
                     seq,
-                    e.origin,
-                    e.dialog,
-                    e.kind.as_str(),
-                    e.user,
-                    e.ts_ms,
+                    e.head.origin,
+                    e.head.dialog,
+                    e.head.kind.as_str(),
+                    e.head.user,
+                    e.head.ts_ms,
                     e.msg_id
                 ])?;
             Ok(seq)

@@ -34,17 +34,19 @@ const CASES: &[Case] = &[
 pub(super) fn room(guid: &str, name: &str) -> RoomRecord {
     RoomRecord {
         guid: guid.into(),
-        name: name.into(),
-        description: "d".into(),
-        topic: "t".into(),
-        privacy: "open".into(),
+        attrs: RoomAttrs {
+            name: name.into(),
+            description: "d".into(),
+            topic: "t".into(),
+            privacy: crate::config::Privacy::Open,
+            category: "Default".into(),
+            room_type: crate::config::RoomType::Auditorium,
+            invitations: crate::config::Invitations::On,
+            disabled: false,
+        },
         members: vec!["sip:a@x".into(), "sip:b@x".into()],
         managers: vec!["sip:a@x".into()],
         presenters: vec!["sip:p@x".into()],
-        category: "Default".into(),
-        room_type: "auditorium".into(),
-        invitations: "on".into(),
-        disabled: false,
     }
 }
 
@@ -66,13 +68,13 @@ fn rooms_upsert_and_reload(s: &mut dyn Store) {
     s.upsert_room(&room("g1", "Zeta")).unwrap();
     s.upsert_room(&room("g2", "alpha")).unwrap();
     let mut r = room("g1", "Zeta");
-    r.topic = "new".into();
+    r.attrs.topic = "new".into();
     r.members = vec!["sip:c@x".into()];
-    r.disabled = true;
+    r.attrs.disabled = true;
     s.upsert_room(&r).unwrap();
     let rooms = s.load_rooms().unwrap();
     assert_eq!(rooms.len(), 2);
-    assert_eq!(rooms[0].name, "alpha");
+    assert_eq!(rooms[0].attrs.name, "alpha");
     assert_eq!(rooms[1], r);
     assert!(
         s.upsert_room(&room("g3", "ZETA")).is_err(),
@@ -329,12 +331,14 @@ fn ledger_files_msgids(s: &mut dyn Store) {
 
 fn log(room: &str, origin: &str, kind: LogKind, msg_id: Option<i64>) -> NewLogEntry {
     NewLogEntry {
-        room_guid: room.into(),
-        origin: origin.into(),
-        dialog: 3,
-        kind,
-        user: "sip:a@x".into(),
-        ts_ms: 5,
+        head: LogHead {
+            room_guid: room.into(),
+            origin: origin.into(),
+            dialog: 3,
+            kind,
+            user: "sip:a@x".into(),
+            ts_ms: 5,
+        },
         msg_id,
     }
 }
@@ -370,14 +374,14 @@ fn pool_log_in_commit_order(s: &mut dyn Store) {
     let got = s.log_after("g1", 0, 10).unwrap();
     assert_eq!(got.len(), 2);
     assert_eq!(
-        (got[0].seq, got[0].kind, got[0].text.as_str()),
+        (got[0].seq, got[0].head.kind, got[0].text.as_str()),
         (1, LogKind::Chat, "hello")
     );
     assert_eq!(
-        (got[1].seq, got[1].kind, got[1].text.as_str()),
+        (got[1].seq, got[1].head.kind, got[1].text.as_str()),
         (2, LogKind::Join, "")
     );
-    assert_eq!((got[1].origin.as_str(), got[1].dialog), ("m1", 3));
+    assert_eq!((got[1].head.origin.as_str(), got[1].head.dialog), ("m1", 3));
     assert_eq!(s.log_after("g1", 1, 10).unwrap().len(), 1);
     assert_eq!(s.log_after("g1", 0, 1).unwrap().len(), 1);
 }

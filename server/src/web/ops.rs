@@ -303,14 +303,14 @@ pub fn room_view(room: &Room, user: &str) -> RoomView {
     RoomView {
         uri: room.uri.clone(),
         id: room.guid.clone(),
-        name: room.name.clone(),
-        category: room.category.clone(),
-        description: room.description.clone(),
-        topic: room.topic.clone(),
-        privacy: room.privacy.as_str().to_string(),
-        members: room.members.iter().cloned().collect(),
-        managers: room.managers.iter().cloned().collect(),
-        manager: room.managers.contains(user),
+        name: room.attrs.name.clone(),
+        category: room.attrs.category.clone(),
+        description: room.attrs.description.clone(),
+        topic: room.attrs.topic.clone(),
+        privacy: room.attrs.privacy.as_str().to_string(),
+        members: room.roles.members.iter().cloned().collect(),
+        managers: room.roles.managers.iter().cloned().collect(),
+        manager: room.roles.managers.contains(user),
     }
 }
 
@@ -324,7 +324,7 @@ fn list_rooms(cx: &mut BatchCx, bearer: &str) -> Reply {
 fn my_rooms(cx: &BatchCx, user: &str) -> Vec<RoomView> {
     cx.rooms
         .by_name_order()
-        .filter(|r| r.members.contains(user) || r.managers.contains(user))
+        .filter(|r| r.roles.members.contains(user) || r.roles.managers.contains(user))
         .filter(|r| authz::can_find(cx.rooms, r, user))
         .map(|r| room_view(r, user))
         .collect()

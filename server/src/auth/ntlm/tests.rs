@@ -9,6 +9,13 @@ fn unhex(s: &str) -> Vec<u8> {
     hex::decode(s).unwrap()
 }
 
+/// The AUTHENTICATE_MESSAGE `msg`, parsed, for `(user, domain)`.
+fn authenticate(msg: &[u8], (user, domain): (&str, &str)) -> Authenticate {
+    let auth = Authenticate::parse(msg).unwrap();
+    assert_eq!((auth.user.as_str(), auth.domain.as_str()), (user, domain));
+    auth
+}
+
 #[test]
 fn ms_nlmp_4_2_4_ntlmv2_vectors() {
     // 4.2.2.1.2 NTOWFv1 of "Password", 4.2.4.1.1 NTOWFv2.
@@ -40,11 +47,7 @@ fn ms_nlmp_4_2_4_ntlmv2_vectors() {
          00aaaaaaaaaaaaaaaa0000000002000c0044006f006d00610069006e0001000c0053006500720076\
          00650072000000000000000000c5dad2544fc9799094ce1ce90bc9d03e",
     );
-    let auth = Authenticate::parse(&msg).unwrap();
-    assert_eq!(
-        (auth.user.as_str(), auth.domain.as_str()),
-        ("User", "Domain")
-    );
+    let auth = authenticate(&msg, ("User", "Domain"));
     let keys = verify(&auth, &server_challenge, &nt).unwrap();
     assert_eq!(
         hex::encode(keys.client_sign),
@@ -89,11 +92,7 @@ fn ocs_2007_r2_exchange_verifies_and_signs() {
          006C006F00630061006C000500160063006F0073006D006F002E006C006F00630061006C000000000000\
          00000031CB739E1CA80A498591E8AE797115E4",
     );
-    let auth = Authenticate::parse(&type3).unwrap();
-    assert_eq!(
-        (auth.user.as_str(), auth.domain.as_str()),
-        ("User", "COSMO")
-    );
+    let auth = authenticate(&type3, ("User", "COSMO"));
     assert_ne!(auth.flags & NEGOTIATE_DATAGRAM, 0);
     let challenge: [u8; 8] = unhex("DD1BAAF4E7E218D1").try_into().unwrap();
     let keys = verify(&auth, &challenge, &nt_hash("Pa$$word")).unwrap();

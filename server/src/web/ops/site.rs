@@ -229,7 +229,7 @@ fn details(room: &Room, readable: bool, manager: bool) -> RoomDetails {
     let mut view = super::room_view(room, "");
     view.manager = manager;
     let presenters = if readable {
-        room.presenters.iter().cloned().collect()
+        room.roles.presenters.iter().cloned().collect()
     } else {
         view.members.clear();
         view.managers.clear();
@@ -237,7 +237,7 @@ fn details(room: &Room, readable: bool, manager: bool) -> RoomDetails {
     };
     RoomDetails {
         view,
-        room_type: room.room_type.as_str().to_string(),
+        room_type: room.attrs.room_type.as_str().to_string(),
         presenters,
     }
 }
