@@ -210,7 +210,8 @@ pub(crate) fn classify(name: &str) -> Class {
     for &i in candidates.iter().take_while(|i| **i != u8::MAX) {
         let (i, kn) = (usize::from(i), &KNOWN[usize::from(i)]);
         let c = kn.name.as_bytes();
-        if c.eq_ignore_ascii_case(n) {
+        // The first byte rules out nearly every other name of the same length.
+        if c[0].eq_ignore_ascii_case(&n[0]) && c.eq_ignore_ascii_case(n) {
             let exact = kn.canon || c == n;
             return Class {
                 slot: i as u8 + 1,

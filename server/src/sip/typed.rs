@@ -97,6 +97,32 @@ impl PartialEq<Method> for &str {
 /// `name=value` (or bare `name`) parameters after `;` (RFC 3261 25.1 `generic-param`):
 /// the value of the first one named `name` (case-insensitive); a bare one reads as "".
 pub fn param<'a>(params: &'a str, name: &str) -> Option<&'a str> {
+    if let Some(v) = first_param(params, name) {
+        return Some(v);
+    }
+    param_general(params, name)
+}
+
+/// [`param`] when `params` starts with `;<name>=` exactly (the usual `;tag=...`,
+/// `;branch=...`): the value up to the next `;`, trimmed. `None` otherwise (then the
+/// general loop decides), and for a `name` that is not a `token`.
+fn first_param<'a>(params: &'a str, name: &str) -> Option<&'a str> {
+    let (b, n) = (params.as_bytes(), name.as_bytes());
+    let ok = b.first() == Some(&b';')
+        && b.get(n.len() + 1) == Some(&b'=')
+        && !n.is_empty()
+        && n.iter().all(|c| super::normalize::is_token_byte(*c))
+        && b.get(1..=n.len())?.eq_ignore_ascii_case(n);
+    if !ok {
+        return None;
+    }
+    let rest = params.get(n.len() + 2..)?;
+    let end = super::normalize::find_byte(b';', rest.as_bytes()).unwrap_or(rest.len());
+    Some(trim(rest.get(..end)?))
+}
+
+/// [`param`]'s general loop: every `;`-separated part, name and value trimmed.
+pub(crate) fn param_general<'a>(params: &'a str, name: &str) -> Option<&'a str> {
     let mut rest = params;
     loop {
         let (p, next) = match split_byte(rest, b';') {
@@ -294,6 +320,18 @@ pub struct Typed<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn first_param_agrees_with_the_loop(
+            p in "[;=a-cgt \t\u{a0}é]{0,14}",
+            name in "(tag|TAG|t|a b||=|;)",
+        ) {
+            proptest::prop_assert_eq!(param(&p, &name), param_general(&p, &name));
+            let tagged = format!(";{name}={p}");
+            proptest::prop_assert_eq!(param(&tagged, &name), param_general(&tagged, &name));
+        }
+    }
 
     #[test]
     fn methods_compare_with_str() {
