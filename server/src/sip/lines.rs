@@ -82,21 +82,31 @@ fn simple_line(b: &[u8], start: usize) -> Option<Simple> {
     // is tight unless such a pair lies inside it (trailing spaces are trimmed).
     let (mut end, mut bad, mut prev) = (i, usize::MAX, ORD);
     let next = loop {
-        let Some(&c) = b.get(i) else { break None };
-        match VALUE_CLASS[usize::from(c)] {
-            ORD => end = i + 1,
-            SP if prev != ORD => bad = bad.min(i),
-            SP => {}
-            SEP => {
-                if prev == SP {
-                    bad = bad.min(i);
-                }
-                end = i + 1;
-            }
-            CR if b.get(i + 1) == Some(&b'\n') => break Some(i + 2),
-            _ => return None,
+        // Runs of ordinary bytes (nearly all of a value) in a loop of their own.
+        let run = i;
+        while i < b.len() && VALUE_CLASS[usize::from(b[i])] == ORD {
+            i += 1;
         }
-        prev = VALUE_CLASS[usize::from(c)];
+        if i > run {
+            (end, prev) = (i, ORD);
+        }
+        let Some(&c) = b.get(i) else { break None };
+        let class = VALUE_CLASS[usize::from(c)];
+        if class == SP {
+            if prev != ORD {
+                bad = bad.min(i);
+            }
+        } else if class == SEP {
+            if prev == SP {
+                bad = bad.min(i);
+            }
+            end = i + 1;
+        } else if class == CR && b.get(i + 1) == Some(&b'\n') {
+            break Some(i + 2);
+        } else {
+            return None;
+        }
+        prev = class;
         i += 1;
     };
     Some(Simple {

@@ -5,10 +5,10 @@
 
 use super::headers::Headers;
 use super::lines::read_headers;
-use super::normalize::{is_token_byte, slot, trim};
+use super::normalize::{find_byte, is_token_byte, slot, trim};
 pub use super::typed::Method;
 
-use super::typed::{tag_of, CSeq, NameAddr, Typed, Via};
+use super::typed::{split_byte, tag_of, CSeq, NameAddr, Typed, Via};
 use bytes::Bytes;
 
 /// Why a message could not be parsed; `reason` names the defect (it becomes the reason
@@ -252,21 +252,26 @@ pub fn encode_response_for(req: &Request, code: u16, reason: &str) -> Bytes {
 
 /// Start-line checks, so the reason is precise: `Method SP Request-URI SP SIP/2.0`
 /// with single spaces and no `<>` around the URI (RFC 3261 7.1, 25.1), or
-/// `SIP/2.0 SP 3DIGIT SP Reason` (7.2).
-fn check_start_line(start: &str) -> Result<(), ParseError> {
+/// `SIP/2.0 SP 3DIGIT SP Reason` (7.2). Returns the method and the Request-URI of a
+/// request (two empty strings for a status line).
+fn check_start_line(start: &str) -> Result<(&str, &str), ParseError> {
     if let Some(rest) = start.strip_prefix("SIP/") {
-        let version = rest.split(' ').next().unwrap_or("");
+        let version = split_byte(rest, b' ').map_or(rest, |(v, _)| v);
         if version != "2.0" {
             return Err(ParseError::new(format!(
                 "unsupported SIP version SIP/{version}"
             )));
         }
-        return Ok(());
+        return Ok(("", ""));
     }
-    let mut parts = start.split(' ');
-    let (Some(_), Some(uri), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
+    // Exactly three parts between single spaces (`start.split(' ')`).
+    let parts = split_byte(start, b' ').and_then(|(method, rest)| {
+        let (uri, version) = split_byte(rest, b' ')?;
+        find_byte(b' ', version.as_bytes())
+            .is_none()
+            .then_some((method, uri, version))
+    });
+    let Some((method, uri, version)) = parts else {
         return Err(ParseError::new(format!(
             "malformed request line {:?}: expected Method SP Request-URI SP SIP/2.0",
             start.chars().take(80).collect::<String>()
@@ -275,7 +280,7 @@ fn check_start_line(start: &str) -> Result<(), ParseError> {
     if uri.is_empty() {
         return Err(ParseError::new("malformed request line: empty Request-URI"));
     }
-    if uri.contains(['<', '>']) {
+    if memchr::memchr2(b'<', b'>', uri.as_bytes()).is_some() {
         return Err(ParseError::new("Request-URI enclosed in <>"));
     }
     if version != "SIP/2.0" {
@@ -289,7 +294,7 @@ fn check_start_line(start: &str) -> Result<(), ParseError> {
             format!("Version Not Supported: unsupported SIP version {version:?}"),
         ));
     }
-    Ok(())
+    Ok((method, uri))
 }
 
 /// Methods rsip 0.4.0 knows; any other method is rejected by it ("invalid method").
@@ -393,10 +398,8 @@ fn parse_with(
     let head = std::str::from_utf8(&raw[..head_end])
         .map_err(|_| ParseError::new("header section is not valid UTF-8"))?;
     let (start, mut headers) = read_headers(head)?;
-    check_start_line(start)?;
+    let (first, second) = check_start_line(start)?;
     let is_response = start.starts_with("SIP/");
-    let mut words = start.splitn(3, ' ');
-    let (first, second) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
     if !is_response {
         super::validate::request_uri(second)?;
     }

@@ -119,6 +119,42 @@ pub fn cseq(value: &str) -> Option<(u32, &str)> {
     it.next().is_none().then_some((num, method))
 }
 
+/// `normalize::classify` as a linear search of `KNOWN` (main `440a462` looked up
+/// names of the same length; session 8 hashes length and first and last bytes).
+pub(super) fn classify(name: &str) -> super::normalize::Class {
+    use super::normalize::{expand_compact, Class, F_ADDRESS, F_LIST, KNOWN};
+    let unknown = Class {
+        slot: 0,
+        spelling: None,
+        flags: 0,
+    };
+    if let Some(long) = expand_compact(name) {
+        return match KNOWN.iter().position(|kn| kn.name == long) {
+            Some(i) => Class {
+                slot: i as u8 + 1,
+                spelling: Some(long),
+                flags: KNOWN[i].flags,
+            },
+            None => unknown,
+        };
+    }
+    for (i, kn) in KNOWN.iter().enumerate() {
+        if kn.name.eq_ignore_ascii_case(name) {
+            let exact = kn.canon || kn.name == name;
+            return Class {
+                slot: i as u8 + 1,
+                spelling: kn.canon.then_some(kn.name),
+                flags: if exact {
+                    kn.flags
+                } else {
+                    kn.flags & !(F_LIST | F_ADDRESS)
+                },
+            };
+        }
+    }
+    unknown
+}
+
 /// The header-section reader of `440a462` (main before session 8's one-pass line
 /// reader, `super::lines`): `lines::read_headers` must give the same headers (names,
 /// values, slots, flags) or the same error on any input.
