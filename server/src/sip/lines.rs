@@ -15,33 +15,24 @@ use super::normalize::{
 };
 use super::ParseError;
 
-/// Byte classes of a value on the fast path: an ordinary byte, a space, a separator
-/// around which `SWS` is not significant, a CR (line end when LF follows), or any
-/// other byte (the line takes the general path).
-const ORD: u8 = 0;
-const SP: u8 = 1;
-const SEP: u8 = 2;
-const CR: u8 = 3;
-const OTHER: u8 = 4;
+/// The bytes of a value the fast path reads in one run: printable ASCII but the space,
+/// `"` and `,` (a space is checked against its neighbours, a CR ends the line, any other
+/// byte sends the line to the general path).
+static IN_RUN: [bool; 256] = in_run();
 
-/// [`ORD`]... for each byte.
-static VALUE_CLASS: [u8; 256] = value_classes();
-
-const fn value_classes() -> [u8; 256] {
-    let mut t = [OTHER; 256];
+const fn in_run() -> [bool; 256] {
+    let mut t = [false; 256];
     let mut c = 0x21;
     while c < 0x7f {
-        t[c] = ORD;
+        t[c] = c != b'"' as usize && c != b',' as usize;
         c += 1;
     }
-    t[b' ' as usize] = SP;
-    t[b'/' as usize] = SEP;
-    t[b';' as usize] = SEP;
-    t[b'=' as usize] = SEP;
-    t[b'"' as usize] = OTHER;
-    t[b',' as usize] = OTHER;
-    t[b'\r' as usize] = CR;
     t
+}
+
+/// The separators around which `SWS` is not significant (RFC 3261 25.1), and the space.
+fn sep_or_space(c: Option<&u8>) -> bool {
+    matches!(c, Some(b'/' | b';' | b'=' | b' '))
 }
 
 /// A header line read on the fast path (offsets in the header section).
@@ -80,33 +71,29 @@ fn simple_line(b: &[u8], start: usize) -> Option<Simple> {
     // `end`: after the last byte that is not a space. `bad`: the second byte of the
     // first pair (space, space), (space, separator) or (separator, space); the value
     // is tight unless such a pair lies inside it (trailing spaces are trimmed).
-    let (mut end, mut bad, mut prev) = (i, usize::MAX, ORD);
+    let (mut end, mut bad) = (i, usize::MAX);
     let next = loop {
-        // Runs of ordinary bytes (nearly all of a value) in a loop of their own.
         let run = i;
-        while i < b.len() && VALUE_CLASS[usize::from(b[i])] == ORD {
+        while i < b.len() && IN_RUN[usize::from(b[i])] {
             i += 1;
         }
         if i > run {
-            (end, prev) = (i, ORD);
+            end = i;
         }
-        let Some(&c) = b.get(i) else { break None };
-        let class = VALUE_CLASS[usize::from(c)];
-        if class == SP {
-            if prev != ORD {
-                bad = bad.min(i);
+        match b.get(i) {
+            None => break None,
+            Some(b' ') => {
+                // The value starts after a colon and not with a space: `i - 1` is in.
+                if sep_or_space(b.get(i.wrapping_sub(1))) {
+                    bad = bad.min(i);
+                }
+                if sep_or_space(b.get(i + 1)) && b.get(i + 1) != Some(&b' ') {
+                    bad = bad.min(i + 1);
+                }
             }
-        } else if class == SEP {
-            if prev == SP {
-                bad = bad.min(i);
-            }
-            end = i + 1;
-        } else if class == CR && b.get(i + 1) == Some(&b'\n') {
-            break Some(i + 2);
-        } else {
-            return None;
+            Some(b'\r') if b.get(i + 1) == Some(&b'\n') => break Some(i + 2),
+            Some(_) => return None,
         }
-        prev = class;
         i += 1;
     };
     Some(Simple {

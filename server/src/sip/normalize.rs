@@ -264,8 +264,10 @@ pub(crate) fn classify(name: &str) -> Class {
             break;
         };
         let c = kn.name.as_bytes();
-        if c.eq_ignore_ascii_case(n) {
-            let exact = kn.canon || c == n;
+        // Names nearly always come in their usual spelling: one plain compare.
+        let same = c == n;
+        if same || c.eq_ignore_ascii_case(n) {
+            let exact = kn.canon || same;
             return Class {
                 slot: i + 1,
                 spelling: kn.canon.then_some(kn.name),
@@ -464,6 +466,15 @@ pub(crate) fn find_byte(c: u8, s: &[u8]) -> Option<usize> {
     }
 }
 
+/// The last `c` in `s`: [`find_byte`] from the end (`memchr::memrchr` for long slices).
+pub(crate) fn rfind_byte(c: u8, s: &[u8]) -> Option<usize> {
+    if s.len() < 48 {
+        s.iter().rposition(|&b| b == c)
+    } else {
+        memchr::memrchr(c, s)
+    }
+}
+
 /// The ASCII bytes `char::is_whitespace` accepts (U+0009..U+000D, U+0020).
 pub(crate) fn is_ascii_ws(c: u8) -> bool {
     matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
@@ -600,6 +611,7 @@ mod tests {
         #[test]
         fn find_byte_is_memchr(v in proptest::collection::vec(0u8..4, 0..120), c in 0u8..4) {
             proptest::prop_assert_eq!(find_byte(c, &v), memchr::memchr(c, &v));
+            proptest::prop_assert_eq!(rfind_byte(c, &v), memchr::memrchr(c, &v));
         }
     }
 
