@@ -48,8 +48,9 @@ pub struct Headers {
     text: String,
     entries: Vec<Entry>,
     /// The typed view the parser built (`Request::typed`), as spans of `text`;
-    /// dropped by every change to the headers.
-    typed: Option<TypedSpans>,
+    /// dropped by every change to the headers. Boxed: a [`super::Response`] stays
+    /// small enough to be returned by value.
+    typed: Option<Box<TypedSpans>>,
 }
 
 /// A [`NameAddr`] as spans: display name, URI, parameters.
@@ -99,7 +100,7 @@ impl Headers {
     /// [`Headers::spans_of_typed`]), so [`Headers::cached_typed`] gives the view back
     /// without reading the values again.
     pub(crate) fn keep_typed(&mut self, spans: Option<TypedSpans>) {
-        self.typed = spans;
+        self.typed = spans.map(Box::new);
     }
 
     /// `t` (a view of these headers) as spans; `None` when a part of `t` is not a
