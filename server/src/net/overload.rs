@@ -188,9 +188,7 @@ impl Pending {
     /// `out_at_since`) are forgiven.
     fn roll(&mut self, now: std::time::Instant, out: u64, answered: u64) {
         if now.saturating_duration_since(self.since) >= TIMER_F {
-            self.forgiven = self
-                .forgiven
-                .max(self.out_at_since.saturating_sub(answered));
+            self.forgiven = self.forgiven.max(self.out_at_since.saturating_sub(answered));
             self.since = now;
             self.out_at_since = out;
         }
@@ -278,10 +276,7 @@ pub(crate) fn channel(high_msgs: usize, server: Arc<Backlog>) -> (ConnOut, ConnR
 }
 
 fn max_pending() -> u64 {
-    std::env::var("PCHAT_MAX_PENDING")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(256)
+    std::env::var("PCHAT_MAX_PENDING").ok().and_then(|v| v.parse().ok()).unwrap_or(256)
 }
 
 impl ConnOut {
