@@ -5,6 +5,7 @@
 //! expanded, RFC 3261 7.3.3); lookups are case-insensitive and accept compact forms.
 
 use super::normalize::{classify, Class};
+use super::typed::{CSeq, NameAddr, Typed, Via};
 use std::fmt;
 
 /// A byte range of [`Headers`]' text (`start..end`).
@@ -46,6 +47,26 @@ struct Entry {
 pub struct Headers {
     text: String,
     entries: Vec<Entry>,
+    /// The typed view the parser built (`Request::typed`), as spans of `text`;
+    /// dropped by every change to the headers. Boxed: a [`super::Response`] stays
+    /// small enough to be returned by value.
+    typed: Option<Box<TypedSpans>>,
+}
+
+/// A [`NameAddr`] as spans: display name, URI, parameters.
+type AddrSpans = [Span; 3];
+
+/// [`Typed`] as spans of [`Headers`]' text, so the view is rebuilt without reading a
+/// value again.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TypedSpans {
+    via: [Span; 3],
+    from: AddrSpans,
+    to: AddrSpans,
+    call_id: Span,
+    cseq_num: u32,
+    cseq_method: Span,
+    contact: Option<AddrSpans>,
 }
 
 impl Headers {
@@ -55,6 +76,7 @@ impl Headers {
         Headers {
             text,
             entries: Vec::with_capacity(capacity),
+            typed: None,
         }
     }
 
@@ -70,7 +92,82 @@ impl Headers {
     }
 
     fn push_entry(&mut self, e: Entry) {
+        self.typed = None;
         self.entries.push(e);
+    }
+
+    /// Keeps `spans` (of a view of these headers the parser built, from
+    /// [`Headers::spans_of_typed`]), so [`Headers::cached_typed`] gives the view back
+    /// without reading the values again.
+    pub(crate) fn keep_typed(&mut self, spans: Option<TypedSpans>) {
+        self.typed = spans.map(Box::new);
+    }
+
+    /// `t` (a view of these headers) as spans; `None` when a part of `t` is not a
+    /// slice of the text.
+    pub(crate) fn spans_of_typed(&self, t: &Typed<'_>) -> Option<TypedSpans> {
+        let addr = |a: &NameAddr<'_>| -> Option<AddrSpans> {
+            Some([
+                self.span_of(a.display)?,
+                self.span_of(a.uri)?,
+                self.span_of(a.params)?,
+            ])
+        };
+        let contact = match &t.contact {
+            Some(c) => Some(addr(c)?),
+            None => None,
+        };
+        Some(TypedSpans {
+            via: [
+                self.span_of(t.via.transport)?,
+                self.span_of(t.via.sent_by)?,
+                self.span_of(t.via.params)?,
+            ],
+            from: addr(&t.from)?,
+            to: addr(&t.to)?,
+            call_id: self.span_of(t.call_id)?,
+            cseq_num: t.cseq.num,
+            cseq_method: self.span_of(t.cseq.method)?,
+            contact,
+        })
+    }
+
+    /// The span of `part` in the text: `None` unless `part` is a slice of it (any
+    /// empty `part` reads back as "").
+    fn span_of(&self, part: &str) -> Option<Span> {
+        if part.is_empty() {
+            return Some(Span::new(0, 0));
+        }
+        let base = self.text.as_ptr() as usize;
+        let at = (part.as_ptr() as usize).checked_sub(base)?;
+        let end = at.checked_add(part.len())?;
+        (end <= self.text.len()).then(|| Span::new(at, end))
+    }
+
+    /// The typed view kept by [`Headers::keep_typed`], if the headers have not changed
+    /// since.
+    pub(crate) fn cached_typed(&self) -> Option<Typed<'_>> {
+        let t = self.typed.as_ref()?;
+        let addr = |a: &AddrSpans| NameAddr {
+            display: self.slice(a[0]),
+            uri: self.slice(a[1]),
+            params: self.slice(a[2]),
+        };
+        Some(Typed {
+            via: Via {
+                transport: self.slice(t.via[0]),
+                sent_by: self.slice(t.via[1]),
+                params: self.slice(t.via[2]),
+            },
+            from: addr(&t.from),
+            to: addr(&t.to),
+            call_id: self.slice(t.call_id),
+            cseq: CSeq {
+                num: t.cseq_num,
+                method: self.slice(t.cseq_method),
+            },
+            contact: t.contact.as_ref().map(addr),
+        })
     }
 
     /// The text of span `s` (empty when out of range).
@@ -143,6 +240,7 @@ impl Headers {
         value: Span,
         split: impl Fn(&str, &mut dyn FnMut(usize, usize)),
     ) {
+        self.typed = None;
         let (slot, flags) = (class.slot, class.flags);
         let name = name_of_class(class, name);
         let base = value.start as usize;
@@ -228,6 +326,7 @@ impl Headers {
     /// Replaces every header named `name` with one (at the first one's place, else at
     /// the end).
     pub fn set(&mut self, name: &str, value: impl AsRef<str>) {
+        self.typed = None;
         let class = classify(name);
         match self.entries.iter().position(|e| self.is(e, class, name)) {
             Some(i) => {
@@ -251,6 +350,7 @@ impl Headers {
 
     /// Removes every header named `name`.
     pub fn remove(&mut self, name: &str) {
+        self.typed = None;
         let class = classify(name);
         let keep: Vec<bool> = self
             .entries

@@ -3,14 +3,12 @@
 //! ([`Headers`]), the body as a slice of the frame ([`parse_frame`]); typed views of
 //! the dialog headers ([`Request::typed`]); and the encoders for what we send.
 
-use super::headers::{Headers, Span};
-use super::normalize::{
-    classify, find_byte, is_tight, is_token_byte, slot, split_top_level, tighten, trim, Class,
-    F_FREE, F_LIST,
-};
+use super::headers::Headers;
+use super::lines::read_headers;
+use super::normalize::{find_byte, is_token_byte, slot, trim};
 pub use super::typed::Method;
 
-use super::typed::{tag_of, CSeq, NameAddr, Typed, Via};
+use super::typed::{split_byte, tag_of, CSeq, NameAddr, Typed, Via};
 use bytes::Bytes;
 
 /// Why a message could not be parsed; `reason` names the defect (it becomes the reason
@@ -126,6 +124,11 @@ macro_rules! dialog_accessors {
         /// borrowed from the message; `None` when one is missing or malformed (never
         /// for a message [`parse`] accepted).
         pub fn typed(&self) -> Option<Typed<'_>> {
+            self.headers.cached_typed().or_else(|| self.typed_fresh())
+        }
+
+        /// [`Self::typed`] read from the header values (what the parser keeps).
+        pub(crate) fn typed_fresh(&self) -> Option<Typed<'_>> {
             let [via, from, to, call_id, cseq, contact] = self.headers.first_of_slots([
                 slot::VIA,
                 slot::FROM,
@@ -249,21 +252,26 @@ pub fn encode_response_for(req: &Request, code: u16, reason: &str) -> Bytes {
 
 /// Start-line checks, so the reason is precise: `Method SP Request-URI SP SIP/2.0`
 /// with single spaces and no `<>` around the URI (RFC 3261 7.1, 25.1), or
-/// `SIP/2.0 SP 3DIGIT SP Reason` (7.2).
-fn check_start_line(start: &str) -> Result<(), ParseError> {
+/// `SIP/2.0 SP 3DIGIT SP Reason` (7.2). Returns the method and the Request-URI of a
+/// request (two empty strings for a status line).
+fn check_start_line(start: &str) -> Result<(&str, &str), ParseError> {
     if let Some(rest) = start.strip_prefix("SIP/") {
-        let version = rest.split(' ').next().unwrap_or("");
+        let version = split_byte(rest, b' ').map_or(rest, |(v, _)| v);
         if version != "2.0" {
             return Err(ParseError::new(format!(
                 "unsupported SIP version SIP/{version}"
             )));
         }
-        return Ok(());
+        return Ok(("", ""));
     }
-    let mut parts = start.split(' ');
-    let (Some(_), Some(uri), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
+    // Exactly three parts between single spaces (`start.split(' ')`).
+    let parts = split_byte(start, b' ').and_then(|(method, rest)| {
+        let (uri, version) = split_byte(rest, b' ')?;
+        find_byte(b' ', version.as_bytes())
+            .is_none()
+            .then_some((method, uri, version))
+    });
+    let Some((method, uri, version)) = parts else {
         return Err(ParseError::new(format!(
             "malformed request line {:?}: expected Method SP Request-URI SP SIP/2.0",
             start.chars().take(80).collect::<String>()
@@ -272,7 +280,7 @@ fn check_start_line(start: &str) -> Result<(), ParseError> {
     if uri.is_empty() {
         return Err(ParseError::new("malformed request line: empty Request-URI"));
     }
-    if uri.contains(['<', '>']) {
+    if memchr::memchr2(b'<', b'>', uri.as_bytes()).is_some() {
         return Err(ParseError::new("Request-URI enclosed in <>"));
     }
     if version != "SIP/2.0" {
@@ -286,7 +294,7 @@ fn check_start_line(start: &str) -> Result<(), ParseError> {
             format!("Version Not Supported: unsupported SIP version {version:?}"),
         ));
     }
-    Ok(())
+    Ok((method, uri))
 }
 
 /// Methods rsip 0.4.0 knows; any other method is rejected by it ("invalid method").
@@ -353,155 +361,12 @@ fn clip(s: &str) -> String {
     s.chars().take(60).collect()
 }
 
-/// A header whose value is still being read (it may continue on folded lines).
-struct Pending {
-    class: Class,
-    name: Span,
-    value: Span,
-    /// The value joined with its continuation lines, when there were any.
-    joined: Option<String>,
-}
-
-/// Ends `p`: applies RFC 3261 25.1 `SWS` rules unless the header is free text, splits
-/// comma lists of [`LIST_HEADERS`] into one header each (7.3.1), and appends it.
-fn finish(h: &mut Headers, p: Pending) {
-    let free = p.class.flags & F_FREE != 0;
-    let list = p.class.flags & F_LIST != 0;
-    let value = match p.joined {
-        Some(j) if free || is_tight(&j) => h.store(&j),
-        Some(j) => h.store(&tighten(&j)),
-        None if free || is_tight(h.slice_of(p.value)) => p.value,
-        None => {
-            let t = tighten(h.slice_of(p.value));
-            h.store(&t)
-        }
-    };
-    if list {
-        h.push_list(p.class, p.name, value, split_top_level);
-    } else {
-        h.push_span(p.class, p.name, value);
-    }
-}
-
-/// The offset of `part` (a slice of `whole`) in `whole`.
-fn offset_in(whole: &str, part: &str) -> usize {
-    (part.as_ptr() as usize).saturating_sub(whole.as_ptr() as usize)
-}
-
-/// The lines of `text` as `text.split("\r\n")` gives them, found with `memchr`.
-fn crlf_lines(text: &str) -> impl Iterator<Item = &str> {
-    let bytes = text.as_bytes();
-    let mut start = 0;
-    let mut done = false;
-    std::iter::from_fn(move || {
-        if done {
-            return None;
-        }
-        let mut from = start;
-        let end = loop {
-            match find_byte(b'\n', &bytes[from..]) {
-                Some(i) if from + i > start && bytes[from + i - 1] == b'\r' => break from + i - 1,
-                Some(i) => from += i + 1,
-                None => {
-                    done = true;
-                    break bytes.len();
-                }
-            }
-        };
-        // `end` is at a CR (ASCII) or the end, `start` after an LF: char boundaries.
-        let line = text.get(start..end).unwrap_or_default();
-        start = end + 2;
-        Some(line)
-    })
-}
-
 /// The offset of the first `\r\n\r\n` in `raw` (RFC 3261 7: the end of the header
 /// section), without building a substring searcher per message.
 fn find_head_end(raw: &[u8]) -> Option<usize> {
     memchr::memchr_iter(b'\n', raw)
         .find(|&i| i >= 3 && &raw[i - 3..=i] == b"\r\n\r\n")
         .map(|i| i - 3)
-}
-
-/// `s.trim_end_matches([' ', '\t'])`, byte-wise.
-fn trim_end_sp_tab(s: &str) -> &str {
-    let b = s.as_bytes();
-    let mut j = b.len();
-    while j > 0 && matches!(b[j - 1], b' ' | b'\t') {
-        j -= 1;
-    }
-    // `j` is next to an ASCII byte or 0: a char boundary.
-    s.get(..j).unwrap_or_default()
-}
-
-/// Reads the header section `head` (start line included, final empty line excluded)
-/// in one pass: unfolds continuation lines (RFC 3261 7.3.1), expands compact names
-/// (7.3.3), trims white space around the colon, applies `SWS` (25.1). Values that need
-/// no change stay spans of the received text. Errors name the defect.
-fn read_headers(head: &str) -> Result<(&str, Headers), ParseError> {
-    let start_end = crlf_lines(head).next().map_or(head.len(), str::len);
-    let start = &head[..start_end];
-    if start.is_empty() || start.starts_with([' ', '\t']) {
-        return Err(ParseError::new(
-            "start line is empty or begins with whitespace",
-        ));
-    }
-    let mut h = Headers::with_text(head.to_owned(), 16);
-    let mut pending: Option<Pending> = None;
-    for (n, line) in crlf_lines(&head[start_end..]).skip(1).enumerate() {
-        if line.starts_with([' ', '\t']) {
-            // Folded continuation (7.3.1): replaced by a single SP.
-            let Some(p) = pending.as_mut() else {
-                return Err(ParseError::new("continuation line before any header"));
-            };
-            let cont = line.trim();
-            if !cont.is_empty() {
-                let joined = p
-                    .joined
-                    .get_or_insert_with(|| h.slice_of(p.value).to_owned());
-                if !joined.is_empty() {
-                    joined.push(' ');
-                }
-                joined.push_str(cont);
-            }
-            continue;
-        }
-        if let Some(p) = pending.take() {
-            finish(&mut h, p);
-        }
-        let Some((name, value)) = find_byte(b':', line.as_bytes()).map(|i| {
-            (
-                line.get(..i).unwrap_or_default(),
-                line.get(i + 1..).unwrap_or_default(),
-            )
-        }) else {
-            return Err(ParseError::new(format!(
-                "header line {} has no colon: {:?}",
-                n + 2,
-                clip(line)
-            )));
-        };
-        let name = trim_end_sp_tab(name);
-        if name.is_empty() || !name.bytes().all(is_token_byte) {
-            return Err(ParseError::new(format!(
-                "invalid header name {:?}",
-                clip(name)
-            )));
-        }
-        let value = trim(value);
-        let at = offset_in(head, value);
-        let name_at = offset_in(head, name);
-        pending = Some(Pending {
-            class: classify(name),
-            name: Span::new(name_at, name_at + name.len()),
-            value: Span::new(at, at + value.len()),
-            joined: None,
-        });
-    }
-    if let Some(p) = pending.take() {
-        finish(&mut h, p);
-    }
-    Ok((start, h))
 }
 
 /// Parses one framed message, copying its body; see [`parse_frame`], which borrows the
@@ -532,18 +397,16 @@ fn parse_with(
         .ok_or_else(|| ParseError::new("no empty line after the header section"))?;
     let head = std::str::from_utf8(&raw[..head_end])
         .map_err(|_| ParseError::new("header section is not valid UTF-8"))?;
-    let (start, headers) = read_headers(head)?;
-    check_start_line(start)?;
+    let (start, mut headers) = read_headers(head)?;
+    let (first, second) = check_start_line(start)?;
     let is_response = start.starts_with("SIP/");
-    let mut words = start.splitn(3, ' ');
-    let (first, second) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
     if !is_response {
         super::validate::request_uri(second)?;
     }
     super::validate::flagged_headers(headers.iter_flagged())?;
     let body_offset = head_end + 4;
     let dialog = headers.first_of_slots(DIALOG_SLOTS);
-    let [_, _, to, _, cseq_raw, content_length, _] = dialog;
+    let [_, _, to, _, _, content_length, _, _] = dialog;
     let to_tag = to.and_then(tag_of);
     // Out-of-dialog requests (the sign-in path: a few per session) also go through
     // rsip; in-dialog requests and responses (per message: posts, relays, 2xx) are
@@ -571,7 +434,15 @@ fn parse_with(
         }
         body_len = len;
     }
-    check_dialog_headers(dialog, rsip_too)?;
+    let (via, cseq) = check_dialog_headers(dialog, rsip_too)?;
+    if !is_response && cseq.method != first {
+        return Err(ParseError::new(format!(
+            "bad CSeq: method {} does not match request method {first}",
+            cseq.method
+        )));
+    }
+    let spans = typed_of(via, cseq, dialog).and_then(|t| headers.spans_of_typed(&t));
+    headers.keep_typed(spans);
     if is_response {
         let (code, reason) = status_of(start)?;
         return Ok(SipMessage::Response(Response {
@@ -580,12 +451,6 @@ fn parse_with(
             headers,
             body: body_of(body_offset..body_offset + body_len),
         }));
-    }
-    let cseq_method = CSeq::parse(cseq_raw.unwrap_or_default()).map_or("", |c| c.method);
-    if cseq_method != first {
-        return Err(ParseError::new(format!(
-            "bad CSeq: method {cseq_method} does not match request method {first}"
-        )));
     }
     Ok(SipMessage::Request(Request {
         method: Method::from_name(first),
@@ -596,8 +461,9 @@ fn parse_with(
 }
 
 /// The headers [`parse_frame`] reads, looked up in one pass: the five every request
-/// carries (RFC 3261 8.1.1, in this order), then Content-Length and Max-Forwards.
-const DIALOG_HEADERS: [&str; 7] = [
+/// carries (RFC 3261 8.1.1, in this order), then Content-Length, Max-Forwards and
+/// Contact.
+const DIALOG_HEADERS: [&str; 8] = [
     "Via",
     "From",
     "To",
@@ -605,10 +471,11 @@ const DIALOG_HEADERS: [&str; 7] = [
     "CSeq",
     "Content-Length",
     "Max-Forwards",
+    "Contact",
 ];
 
 /// The slots of [`DIALOG_HEADERS`] (`normalize::slot`).
-const DIALOG_SLOTS: [u8; 7] = [
+const DIALOG_SLOTS: [u8; 8] = [
     slot::VIA,
     slot::FROM,
     slot::TO,
@@ -616,7 +483,27 @@ const DIALOG_SLOTS: [u8; 7] = [
     slot::CSEQ,
     slot::CONTENT_LENGTH,
     slot::MAX_FORWARDS,
+    slot::CONTACT,
 ];
+
+/// The typed view of a message whose dialog headers (`dialog`, as [`DIALOG_SLOTS`])
+/// passed [`check_dialog_headers`] (which read `via` and `cseq`): what
+/// `Request::typed` gives, built once here. `None` when From or To is not a
+/// name-addr / addr-spec [`NameAddr::parse`] reads.
+fn typed_of<'a>(
+    via: Via<'a>,
+    cseq: CSeq<'a>,
+    dialog: [Option<&'a str>; DIALOG_HEADERS.len()],
+) -> Option<Typed<'a>> {
+    Some(Typed {
+        via,
+        from: NameAddr::parse(dialog[1]?)?,
+        to: NameAddr::parse(dialog[2]?)?,
+        call_id: dialog[3]?,
+        cseq,
+        contact: dialog[7].and_then(NameAddr::parse),
+    })
+}
 
 /// Status code (100-699) and reason phrase of a status line (RFC 3261 7.2).
 fn status_of(start: &str) -> Result<(u16, &str), ParseError> {
@@ -633,10 +520,10 @@ fn status_of(start: &str) -> Result<(u16, &str), ParseError> {
 /// RFC 3261 8.1.1: Via, From, To, Call-ID and CSeq present and not empty; the top Via
 /// well-formed (rsip's typed Via as well when `rsip_too`); CSeq `number method` with the
 /// number below 2^31; Max-Forwards a number 0-255.
-fn check_dialog_headers(
-    dialog: [Option<&str>; DIALOG_HEADERS.len()],
+fn check_dialog_headers<'a>(
+    dialog: [Option<&'a str>; DIALOG_HEADERS.len()],
     rsip_too: bool,
-) -> Result<(), ParseError> {
+) -> Result<(Via<'a>, CSeq<'a>), ParseError> {
     for (name, value) in DIALOG_HEADERS.iter().zip(dialog).take(5) {
         match value {
             None => return Err(ParseError::new(format!("missing {name} header"))),
@@ -648,7 +535,7 @@ fn check_dialog_headers(
     }
     // Only the top Via is ours to interpret (RFC 3261 8.2.6.2 copies the others as
     // they are); lower ones may name transports nobody knows (RFC 4475 transports).
-    let [top_via, _, _, _, cseq_raw, _, _] = dialog.map(Option::unwrap_or_default);
+    let [top_via, _, _, _, cseq_raw, _, _, _] = dialog.map(Option::unwrap_or_default);
     if rsip_too {
         use rsip::headers::untyped::ToTypedHeader;
         use rsip::headers::UntypedHeader;
@@ -656,12 +543,12 @@ fn check_dialog_headers(
             .typed()
             .map_err(|e| rsip_err("Via", e))?;
     }
-    if Via::parse(top_via).is_none() {
+    let Some(via) = Via::parse(top_via) else {
         return Err(ParseError::new(format!(
             "malformed Via {:?}",
             clip(top_via)
         )));
-    }
+    };
     // From and To are checked by validate::address (RFC 3261 25.1 name-addr /
     // addr-spec): rsip's typed From/To refuse legal values (RFC 4475 3.1.1.2 display
     // names and quoted parameter values, 3.3.4 non-SIP URIs), docs/rsip-notes.md.
@@ -678,7 +565,7 @@ fn check_dialog_headers(
             return Err(ParseError::new(format!("bad Max-Forwards {mf:?}")));
         }
     }
-    Ok(())
+    Ok((via, cseq))
 }
 
 #[cfg(test)]
@@ -826,7 +713,23 @@ mod tests {
             let p = pos % raw.len();
             raw[p] = byte;
             raw.truncate(cut.max(1).min(raw.len()));
-            let _ = parse(&raw);
+            if let Ok(SipMessage::Request(r)) = parse(&raw) {
+                proptest::prop_assert_eq!(r.typed(), r.typed_fresh());
+            }
         }
+    }
+
+    #[test]
+    fn the_kept_typed_view_follows_changes() {
+        let mut r = req(INVITE);
+        assert!(r.headers.cached_typed().is_some());
+        assert_eq!(r.typed(), r.typed_fresh());
+        r.headers.set("To", "<sip:x@y>;tag=9");
+        assert!(r.headers.cached_typed().is_none());
+        assert_eq!(r.typed().unwrap().to.tag(), Some("9"));
+        r.headers.remove("Contact");
+        assert_eq!(r.typed().unwrap().contact, None);
+        r.headers.push("Contact", "<sip:z>");
+        assert_eq!(r.typed().unwrap().contact.unwrap().uri, "sip:z");
     }
 }

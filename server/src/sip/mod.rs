@@ -18,6 +18,7 @@
 pub mod framing;
 pub mod headers;
 pub mod in_dialog;
+mod lines;
 pub mod message;
 pub mod normalize;
 pub mod reject;

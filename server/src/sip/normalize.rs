@@ -155,24 +155,70 @@ pub(crate) mod slot {
     pub(crate) const CONTENT_TYPE: u8 = 9;
 }
 
-/// Most names of one length in [`KNOWN`].
-const PER_LEN: usize = 8;
+/// The bucket of a name of two bytes or more in [`BY_HASH`]: its length and its first
+/// and last bytes, case-folded.
+const fn name_hash(len: usize, first: u8, last: u8) -> usize {
+    let (f, l) = (
+        first.to_ascii_lowercase() as usize,
+        last.to_ascii_lowercase() as usize,
+    );
+    (len * 7 + f * 3 + l * 5) & 255
+}
 
-/// For each name length (below 24), the indices in [`KNOWN`] of the names that long,
-/// ended by `u8::MAX`: [`classify`] compares a name with those only.
-static BY_LEN: [[u8; PER_LEN]; 24] = by_len();
+/// For each [`name_hash`] bucket, the indices in [`KNOWN`] of the names (two bytes or
+/// more) in it, `u8::MAX` when unused: [`classify`] compares a name with those only.
+/// The build fails if a bucket would need more than two.
+static BY_HASH: [[u8; 2]; 256] = by_hash();
 
-const fn by_len() -> [[u8; PER_LEN]; 24] {
-    let mut t = [[u8::MAX; PER_LEN]; 24];
+const fn by_hash() -> [[u8; 2]; 256] {
+    let mut t = [[u8::MAX; 2]; 256];
     let mut i = 0;
     while i < KNOWN.len() {
-        let len = KNOWN[i].name.len();
-        let mut k = 0;
-        while t[len][k] != u8::MAX {
-            k += 1;
+        let n = KNOWN[i].name.as_bytes();
+        let h = name_hash(n.len(), n[0], n[n.len() - 1]);
+        if t[h][0] == u8::MAX {
+            t[h][0] = i as u8;
+        } else if t[h][1] == u8::MAX {
+            t[h][1] = i as u8;
+        } else {
+            panic!("more than two known names in one bucket");
         }
-        t[len][k] = i as u8;
         i += 1;
+    }
+    t
+}
+
+/// For each compact form `a`..`z` (RFC 3261 7.3.3, [`COMPACT`]), the index in
+/// [`KNOWN`] of its long name, `u8::MAX` when none.
+static COMPACT_KNOWN: [u8; 26] = compact_known();
+
+const fn same(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+const fn compact_known() -> [u8; 26] {
+    let mut t = [u8::MAX; 26];
+    let mut c = 0;
+    while c < COMPACT.len() {
+        let (letter, long) = COMPACT[c];
+        let mut i = 0;
+        while i < KNOWN.len() {
+            if same(KNOWN[i].name.as_bytes(), long.as_bytes()) {
+                t[(letter - b'a') as usize] = i as u8;
+            }
+            i += 1;
+        }
+        c += 1;
     }
     t
 }
@@ -195,25 +241,35 @@ pub(crate) fn classify(name: &str) -> Class {
         spelling: None,
         flags: 0,
     };
-    if let Some(long) = expand_compact(name) {
-        return match KNOWN.iter().position(|kn| kn.name == long) {
-            Some(i) => Class {
-                slot: i as u8 + 1,
-                spelling: Some(long),
-                flags: KNOWN[i].flags,
+    let n = name.as_bytes();
+    let (Some(&first), Some(&last)) = (n.first(), n.last()) else {
+        return unknown;
+    };
+    if n.len() == 1 {
+        let i = first.to_ascii_lowercase().wrapping_sub(b'a');
+        let Some(&i) = COMPACT_KNOWN.get(usize::from(i)) else {
+            return unknown;
+        };
+        return match KNOWN.get(usize::from(i)) {
+            Some(kn) => Class {
+                slot: i + 1,
+                spelling: Some(kn.name),
+                flags: kn.flags,
             },
             None => unknown,
         };
     }
-    let n = name.as_bytes();
-    let candidates = BY_LEN.get(n.len()).map_or(&[][..], |c| &c[..]);
-    for &i in candidates.iter().take_while(|i| **i != u8::MAX) {
-        let (i, kn) = (usize::from(i), &KNOWN[usize::from(i)]);
+    for &i in &BY_HASH[name_hash(n.len(), first, last)] {
+        let Some(kn) = KNOWN.get(usize::from(i)) else {
+            break;
+        };
         let c = kn.name.as_bytes();
-        if c.eq_ignore_ascii_case(n) {
-            let exact = kn.canon || c == n;
+        // Names nearly always come in their usual spelling: one plain compare.
+        let same = c == n;
+        if same || c.eq_ignore_ascii_case(n) {
+            let exact = kn.canon || same;
             return Class {
-                slot: i as u8 + 1,
+                slot: i + 1,
                 spelling: kn.canon.then_some(kn.name),
                 flags: if exact {
                     kn.flags
@@ -410,6 +466,15 @@ pub(crate) fn find_byte(c: u8, s: &[u8]) -> Option<usize> {
     }
 }
 
+/// The last `c` in `s`: [`find_byte`] from the end (`memchr::memrchr` for long slices).
+pub(crate) fn rfind_byte(c: u8, s: &[u8]) -> Option<usize> {
+    if s.len() < 48 {
+        s.iter().rposition(|&b| b == c)
+    } else {
+        memchr::memrchr(c, s)
+    }
+}
+
 /// The ASCII bytes `char::is_whitespace` accepts (U+0009..U+000D, U+0020).
 pub(crate) fn is_ascii_ws(c: u8) -> bool {
     matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
@@ -536,8 +601,17 @@ mod tests {
 
     proptest::proptest! {
         #[test]
+        fn classify_agrees_with_the_linear_search(
+            name in "(Via|via|VIA|v|V|From|To|Call-ID|call-id|CSeq|Contact|Route|route|\
+                      Record-Route|X-a|Date|date|[a-zA-Z-]{0,20}|é|)",
+        ) {
+            proptest::prop_assert_eq!(classify(&name), super::super::reference::classify(&name));
+        }
+
+        #[test]
         fn find_byte_is_memchr(v in proptest::collection::vec(0u8..4, 0..120), c in 0u8..4) {
             proptest::prop_assert_eq!(find_byte(c, &v), memchr::memchr(c, &v));
+            proptest::prop_assert_eq!(rfind_byte(c, &v), memchr::memrchr(c, &v));
         }
     }
 

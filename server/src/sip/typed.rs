@@ -3,7 +3,7 @@
 //! [`NameAddr`] (with their tags), [`CSeq`]. The parser checks these once
 //! ([`super::message::parse`]); the views are slices of the message, no allocation.
 
-use super::normalize::{is_ascii_ws, trim};
+use super::normalize::{find_byte, is_ascii_ws, rfind_byte, trim};
 use std::fmt;
 
 macro_rules! methods {
@@ -97,6 +97,32 @@ impl PartialEq<Method> for &str {
 /// `name=value` (or bare `name`) parameters after `;` (RFC 3261 25.1 `generic-param`):
 /// the value of the first one named `name` (case-insensitive); a bare one reads as "".
 pub fn param<'a>(params: &'a str, name: &str) -> Option<&'a str> {
+    if let Some(v) = first_param(params, name) {
+        return Some(v);
+    }
+    param_general(params, name)
+}
+
+/// [`param`] when `params` starts with `;<name>=` exactly (the usual `;tag=...`,
+/// `;branch=...`): the value up to the next `;`, trimmed. `None` otherwise (then the
+/// general loop decides), and for a `name` that is not a `token`.
+fn first_param<'a>(params: &'a str, name: &str) -> Option<&'a str> {
+    let (b, n) = (params.as_bytes(), name.as_bytes());
+    let ok = b.first() == Some(&b';')
+        && b.get(n.len() + 1) == Some(&b'=')
+        && !n.is_empty()
+        && n.iter().all(|c| super::normalize::is_token_byte(*c))
+        && b.get(1..=n.len())?.eq_ignore_ascii_case(n);
+    if !ok {
+        return None;
+    }
+    let rest = params.get(n.len() + 2..)?;
+    let end = find_byte(b';', rest.as_bytes()).unwrap_or(rest.len());
+    Some(trim(rest.get(..end)?))
+}
+
+/// [`param`]'s general loop: every `;`-separated part, name and value trimmed.
+pub(crate) fn param_general<'a>(params: &'a str, name: &str) -> Option<&'a str> {
     let mut rest = params;
     loop {
         let (p, next) = match split_byte(rest, b';') {
@@ -113,7 +139,7 @@ pub fn param<'a>(params: &'a str, name: &str) -> Option<&'a str> {
 
 /// `s.split_once(c)` for an ASCII `c`, found with `memchr`.
 pub(crate) fn split_byte(s: &str, c: u8) -> Option<(&str, &str)> {
-    let i = super::normalize::find_byte(c, s.as_bytes())?;
+    let i = find_byte(c, s.as_bytes())?;
     // An ASCII byte is a char boundary on both sides.
     Some((s.get(..i)?, s.get(i + 1..)?))
 }
@@ -142,7 +168,7 @@ impl<'a> Via<'a> {
                 (n.eq_ignore_ascii_case("SIP") && v == "2.0").then_some(t)
             })
             .filter(|t| !t.is_empty() && t.bytes().all(super::normalize::is_token_byte))?;
-        let end = memchr::memchr(b';', rest.as_bytes()).unwrap_or(rest.len());
+        let end = find_byte(b';', rest.as_bytes()).unwrap_or(rest.len());
         let sent_by = trim(&rest[..end]);
         let host = if sent_by.starts_with('[') {
             let close = sent_by.find(']')?;
@@ -152,7 +178,7 @@ impl<'a> Via<'a> {
             }
             &sent_by[..=close]
         } else {
-            match memchr::memrchr(b':', sent_by.as_bytes()) {
+            match rfind_byte(b':', sent_by.as_bytes()) {
                 Some(i) if port_ok(&sent_by[i + 1..]) => &sent_by[..i],
                 Some(_) => return None,
                 None => sent_by,
@@ -195,7 +221,7 @@ impl<'a> NameAddr<'a> {
     /// Reads a value; `None` when a `<` has no `>` or the URI is empty. The full shape
     /// (quotes, display-name tokens) is checked by `validate::address` at parse time.
     pub fn parse(value: &'a str) -> Option<NameAddr<'a>> {
-        let close = memchr::memrchr(b'>', value.as_bytes());
+        let close = rfind_byte(b'>', value.as_bytes());
         if let (Some(s), Some(e)) = (close.and_then(|_| angle_start(value)), close) {
             if s >= e {
                 return None;
@@ -207,7 +233,7 @@ impl<'a> NameAddr<'a> {
                 params: trim(&value[e + 1..]),
             });
         }
-        let (uri, params) = match memchr::memchr(b';', value.as_bytes()) {
+        let (uri, params) = match find_byte(b';', value.as_bytes()) {
             Some(i) => (&value[..i], &value[i..]),
             None => (value, ""),
         };
@@ -233,7 +259,7 @@ fn angle_start(value: &str) -> Option<usize> {
 
 /// The `tag` parameter of a From/To value, without checking the rest of it.
 pub fn tag_of(value: &str) -> Option<&str> {
-    let params = match memchr::memrchr(b'>', value.as_bytes()) {
+    let params = match rfind_byte(b'>', value.as_bytes()) {
         Some(i) => &value[i + 1..],
         None => split_byte(value, b';').map_or("", |(_, p)| p),
     };
@@ -294,6 +320,18 @@ pub struct Typed<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn first_param_agrees_with_the_loop(
+            p in "[;=a-cgt \t\u{a0}é]{0,14}",
+            name in "(tag|TAG|t|a b||=|;)",
+        ) {
+            proptest::prop_assert_eq!(param(&p, &name), param_general(&p, &name));
+            let tagged = format!(";{name}={p}");
+            proptest::prop_assert_eq!(param(&tagged, &name), param_general(&tagged, &name));
+        }
+    }
 
     #[test]
     fn methods_compare_with_str() {

@@ -21,7 +21,7 @@ const SINGLE: &[&str] = &[
 /// Headers holding name-addr / addr-spec values (RFC 3261 20.10, 20.20, 20.39, ...).
 const ADDRESS: &[&str] = &["From", "To", "Contact", "Route", "Record-Route"];
 
-use super::normalize::{byte_table, has_white_space, is_ascii_ws, trim};
+use super::normalize::{byte_table, find_byte, has_white_space, is_ascii_ws, rfind_byte, trim};
 use super::typed::split_byte;
 
 /// RFC 3261 25.1 `unreserved` + `escaped` `%` + `user-unreserved` + `password` extras:
@@ -60,7 +60,7 @@ pub fn request_uri(uri: &str) -> Result<(), ParseError> {
         ));
     }
     let rest = &uri[s.len() + 1..];
-    let (userinfo, hostpart) = match memchr::memrchr(b'@', rest.as_bytes()) {
+    let (userinfo, hostpart) = match rfind_byte(b'@', rest.as_bytes()) {
         Some(at) => (&rest[..at], &rest[at + 1..]),
         None => ("", rest),
     };
@@ -78,7 +78,7 @@ pub fn request_uri(uri: &str) -> Result<(), ParseError> {
     if host.is_empty() || host.starts_with(':') {
         return Err(ParseError::new("Request-URI without a host"));
     }
-    if memchr::memchr(b'?', hostpart.as_bytes()).is_some() {
+    if find_byte(b'?', hostpart.as_bytes()).is_some() {
         return Err(ParseError::new("Request-URI with headers (?...)"));
     }
     Ok(())
@@ -181,7 +181,7 @@ pub fn address(name: &str, value: &str) -> Result<(), ParseError> {
         .map_err(|e| ParseError::new(format!("malformed {name}: {}", e.reason)))?;
     match angle {
         Some(rest) => {
-            let Some(end) = memchr::memchr(b'>', rest.as_bytes()) else {
+            let Some(end) = find_byte(b'>', rest.as_bytes()) else {
                 return bad("'<' without '>'");
             };
             let inner = &rest[1..end];
@@ -201,11 +201,11 @@ pub fn address(name: &str, value: &str) -> Result<(), ParseError> {
             if has_white_space(v) {
                 return bad("white space in an addr-spec (name-addr needs <>)");
             }
-            let after_user = memchr::memrchr(b'@', v.as_bytes()).map_or(v, |at| &v[at + 1..]);
-            if memchr::memchr(b'?', after_user.as_bytes()).is_some() {
+            let after_user = rfind_byte(b'@', v.as_bytes()).map_or(v, |at| &v[at + 1..]);
+            if find_byte(b'?', after_user.as_bytes()).is_some() {
                 return bad("a URI with headers must be enclosed in <>");
             }
-            if let Some(i) = memchr::memchr(b';', after_user.as_bytes()) {
+            if let Some(i) = find_byte(b';', after_user.as_bytes()) {
                 if !params_ok(&after_user[i..]) {
                     return bad("empty parameter");
                 }
@@ -219,10 +219,10 @@ pub fn address(name: &str, value: &str) -> Result<(), ParseError> {
 /// (RFC 4475 3.1.2.1).
 pub fn via(value: &str) -> Result<(), ParseError> {
     let (proto, rest) = split_byte(value, b' ').unwrap_or((value, ""));
-    if memchr::memchr_iter(b'/', proto.as_bytes()).count() != 2 || trim(rest).is_empty() {
+    if proto.bytes().filter(|&c| c == b'/').count() != 2 || trim(rest).is_empty() {
         return Err(ParseError::new(format!("malformed Via {:?}", clip(value))));
     }
-    let params = memchr::memchr(b';', rest.as_bytes()).map_or("", |i| &rest[i..]);
+    let params = find_byte(b';', rest.as_bytes()).map_or("", |i| &rest[i..]);
     if !params_ok(params) {
         return Err(ParseError::new("malformed Via: empty parameter"));
     }
