@@ -416,10 +416,10 @@ impl ReaderCtx {
             // these are most of the input.
             return Flow::Go;
         }
-        if frame.starts_with(b"ACK ") && !crate::sip::reject::may_have_to_tag(&frame) {
+        if frame.starts_with(b"ACK ") && crate::sip::reject::to_names_no_dialog(&frame) {
             // The ACK to a non-2xx final answer to a new INVITE (a 503 from the door, a
-            // 4xx): no dialog has it (ours all have our To tag), and it ends a transaction
-            // the core never opened (RFC 3261 17.2.1): absorbed here, not queued.
+            // 4xx; its To tag is a transaction tag): no dialog has it, and it ends a
+            // transaction the core never opened (RFC 3261 17.2.1): absorbed here.
             return Flow::Go;
         }
         if let Some(why) = shed_before_parse(&frame, out, &self.tx) {

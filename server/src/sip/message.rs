@@ -168,8 +168,35 @@ impl Request {
 impl Response {
     dialog_accessors!();
 
-    /// Encodes the response (Content-Length computed from the body).
+    /// Encodes the response (Content-Length computed from the body). A To without a tag
+    /// gets one first, except in a 100 (RFC 3261 8.2.6.2): the response ends a
+    /// transaction that opened no dialog, and its tag is [`transaction_tag`].
     pub fn encode(&self) -> Bytes {
+        match self.untagged_to() {
+            Some(to) if self.code != 100 => {
+                let mut tagged = self.clone();
+                let tag = transaction_tag(
+                    self.headers.get_slot(slot::CALL_ID).unwrap_or(""),
+                    self.headers.get_slot(slot::FROM).unwrap_or(""),
+                    self.headers.get_slot(slot::CSEQ).unwrap_or(""),
+                    self.headers.get("Via").unwrap_or(""),
+                );
+                tagged.headers.set("To", format!("{to};tag={tag}"));
+                tagged.encode_as_is()
+            }
+            _ => self.encode_as_is(),
+        }
+    }
+
+    /// The To value when it has no tag.
+    fn untagged_to(&self) -> Option<&str> {
+        self.headers
+            .get_slot(slot::TO)
+            .filter(|to| tag_of(to).is_none())
+    }
+
+    /// Encodes the response exactly as it is.
+    fn encode_as_is(&self) -> Bytes {
         use std::io::Write as _;
         let mut out = Vec::with_capacity(256 + self.headers.text_len() + self.body.len());
         let _ = write!(out, "SIP/2.0 {} {}\r\n", self.code, self.reason);
@@ -226,6 +253,27 @@ pub fn response_for(req: &Request, code: u16, reason: &str) -> Response {
     }
 }
 
+/// The To tag of a response that opens no dialog (an error, or a 2xx to OPTIONS or
+/// REGISTER), RFC 3261 8.2.6.2: `t` and 8 hex digits of an FNV-1a hash of the request's
+/// Call-ID, From, CSeq and top Via values, so a retransmitted request gets the same tag
+/// and no seeded id is drawn. Dialog tags are hex digits only ([`crate::ids`]): a tag
+/// that starts with `t` is never a dialog's (the reader absorbs ACKs carrying one).
+pub fn transaction_tag(call_id: &str, from: &str, cseq: &str, via: &str) -> String {
+    let mut h: u32 = 0x811c_9dc5;
+    for part in [call_id, from, cseq, via] {
+        for b in part.trim().bytes().chain([0u8]) {
+            h ^= u32::from(b);
+            h = h.wrapping_mul(0x0100_0193);
+        }
+    }
+    format!("t{h:08x}")
+}
+
+/// Whether `tag` is a [`transaction_tag`] (never a dialog's).
+pub fn is_transaction_tag(tag: &str) -> bool {
+    tag.starts_with('t')
+}
+
 /// The headers a response copies from its request besides Via (RFC 3261 8.2.6.2).
 const ECHOED: [&str; 4] = ["From", "To", "Call-ID", "CSeq"];
 const ECHOED_SLOTS: [u8; 4] = [slot::FROM, slot::TO, slot::CALL_ID, slot::CSEQ];
@@ -234,6 +282,10 @@ const ECHOED_SLOTS: [u8; 4] = [slot::FROM, slot::TO, slot::CALL_ID, slot::CSEQ];
 /// same bytes, one allocation): what the simulator's client answers each relay with.
 pub fn encode_response_for(req: &Request, code: u16, reason: &str) -> Bytes {
     use std::io::Write as _;
+    if code != 100 && req.to_tag().is_none() {
+        // The To gets a transaction tag (`Response::encode`): rare, the general path.
+        return response_for(req, code, reason).encode();
+    }
     let mut out = Vec::with_capacity(64 + req.headers.text_len());
     let _ = write!(out, "SIP/2.0 {code} {reason}\r\n");
     let vias = req.headers.iter().filter(|(n, _)| *n == "Via");

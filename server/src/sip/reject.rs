@@ -34,6 +34,30 @@ pub fn may_have_to_tag(raw: &[u8]) -> bool {
     })
 }
 
+/// Whether the To of the request whose bytes start `raw` has no tag or a
+/// [`super::message::transaction_tag`] (given by one of our answers that opened no
+/// dialog): the request belongs to no dialog of ours. The reader absorbs such ACKs.
+pub fn to_names_no_dialog(raw: &[u8]) -> bool {
+    let headers = header_lines(raw);
+    match first_value(&headers, "To", "t") {
+        None => true,
+        Some(to) => match super::typed::tag_of(&to) {
+            None => true,
+            Some(tag) => super::message::is_transaction_tag(tag),
+        },
+    }
+}
+
+/// The first value of the header `long` (or its compact form `short`), trimmed.
+fn first_value(headers: &[String], long: &str, short: &str) -> Option<String> {
+    headers.iter().find_map(|h| {
+        let (name, value) = h.split_once(':')?;
+        let name = name.trim();
+        (name.eq_ignore_ascii_case(long) || (!short.is_empty() && name.eq_ignore_ascii_case(short)))
+            .then(|| value.trim().to_string())
+    })
+}
+
 /// The header lines of `raw` (up to the empty line or the end), continuation lines
 /// unfolded (RFC 3261 7.3.1); the start line is skipped.
 fn header_lines(raw: &[u8]) -> Vec<String> {
@@ -84,11 +108,16 @@ pub fn response(
             if name.eq_ignore_ascii_case(long)
                 || (!short.is_empty() && name.eq_ignore_ascii_case(short))
             {
-                let value: String = value
+                let mut value: String = value
                     .trim()
                     .chars()
                     .map(|c| if c.is_control() { ' ' } else { c })
                     .collect();
+                if *long == "To" && super::typed::tag_of(&value).is_none() {
+                    // RFC 3261 8.2.6.2: a final answer tags To (see `transaction_tag`).
+                    value.push_str(";tag=");
+                    value.push_str(&tag_for(&headers));
+                }
                 out.push_str(long);
                 out.push_str(": ");
                 out.push_str(&value);
@@ -106,6 +135,17 @@ pub fn response(
     out.push_str(server);
     out.push_str("\r\nContent-Length: 0\r\n\r\n");
     Some(Bytes::from(out))
+}
+
+/// The [`super::message::transaction_tag`] of the request with these header lines.
+fn tag_for(headers: &[String]) -> String {
+    let get = |long, short| first_value(headers, long, short).unwrap_or_default();
+    super::message::transaction_tag(
+        &get("Call-ID", "i"),
+        &get("From", "f"),
+        &get("CSeq", ""),
+        &get("Via", "v"),
+    )
 }
 
 #[cfg(test)]
