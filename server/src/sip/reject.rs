@@ -153,6 +153,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn refusals_tag_to_and_acks_to_them_name_no_dialog() {
+        let invite = b"INVITE sip:p@h SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:p@h>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n\r\n";
+        let head = response(invite, 503, "Service Unavailable", &[], "t").expect("a request");
+        let text = String::from_utf8(head.to_vec()).unwrap();
+        let to = text
+            .lines()
+            .find(|l| l.starts_with("To: "))
+            .expect("To echoed");
+        let tag = super::super::typed::tag_of(&to[4..]).expect("RFC 3261 8.2.6.2: tagged");
+        assert!(super::super::message::is_transaction_tag(tag), "{to}");
+        let again = response(invite, 503, "Service Unavailable", &[], "t").unwrap();
+        assert_eq!(head, again, "a retransmission gets the same tag");
+        let ack = format!("ACK sip:p@h SIP/2.0\r\n{to}\r\n\r\n");
+        assert!(to_names_no_dialog(ack.as_bytes()));
+        assert!(to_names_no_dialog(
+            b"ACK sip:p@h SIP/2.0\r\nTo: <sip:p@h>\r\n\r\n"
+        ));
+        let in_dialog = b"ACK sip:p@h SIP/2.0\r\nTo: <sip:p@h>;tag=0123456789abcdef\r\n\r\n";
+        assert!(
+            !to_names_no_dialog(in_dialog),
+            "a dialog's tag is hex digits"
+        );
+    }
+
+    #[test]
     fn a_to_tag_is_seen_in_long_and_compact_forms_any_case() {
         let new = b"INVITE sip:p@h SIP/2.0\r\nTo: <sip:p@h>\r\nFrom: <sip:a@h>;tag=1\r\n\r\nv=0";
         assert!(!may_have_to_tag(new), "the From tag is not a To tag");
