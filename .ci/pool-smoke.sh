@@ -14,7 +14,9 @@
 # order; ntc:part for a dead member's users) with CI=true, so it cannot skip.
 # Loopback only; bounded in time (about two minutes after the build).
 # Ports: PCHAT_POOL_PORT_BASE (default 17100): +1..+4 the members, +9 PostgreSQL,
-# +60 Kamailio (on 127.0.0.2). PCHAT_POOL_LOGS=DIR keeps the logs.
+# +60 Kamailio (on 127.0.0.2). PCHAT_POOL_LOGS=DIR keeps the logs. PCHAT_POOL_SIP_EXTRA:
+# `[sip]` lines for the members (e.g. "max_unanswered = 1", to see the front end pass
+# the members' 503 on to the clients).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 base=${PCHAT_POOL_PORT_BASE:-17100}
@@ -92,6 +94,7 @@ for i in 1 2 3 4; do
       -e "s#^output_dir = \"pchat-data/compliance\"#output_dir = \"$data/out\"#" \
       -e "s#^path = \"pchat-data/mgccomp.db\".*#path = \"$data/mgccomp.db\"#" \
       -e "s#^mode = \"digest\".*#mode = \"trusted\"\ntrusted_peers = [\"${fe%:*}\"]#" \
+      -e "s#^\# max_unanswered = 64 .*#${PCHAT_POOL_SIP_EXTRA:-&}#" \
       "$data/default.toml" >"$data/m$i.toml"
   cat "$data/load-rooms.toml" >>"$data/m$i.toml"
   printf '\n[pool]\nserver_id = "m%s"\nlease_s = 5\nuris = ["sip:pchat@contoso.com"]\n' "$i" >>"$data/m$i.toml"

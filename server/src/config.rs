@@ -486,10 +486,17 @@ pub struct SipConfig {
     /// so it sees a slow reader before the queue does, and it bounds the dialogs in
     /// progress on a slow connection (and so the fan-out to them). Requests unanswered
     /// for longer than 1 s are no longer counted (a peer may drop requests for dialogs it
-    /// already ended). `0` turns the check off. Default 64; on a front end's link with
-    /// heavy fan-out, about twice the relays per second times the front end's answer
-    /// time.
+    /// already ended). `0` turns the check off. Default 64.
     pub max_unanswered: usize,
+    /// How long, in milliseconds, the oldest unanswered request on a connection must
+    /// also have waited for `max_unanswered` to refuse new sessions: a peer's answer
+    /// time (round trip plus its own queue) under which many requests in flight are not
+    /// taken as a backlog. Under 1000 (requests unanswered for 1 s are no longer
+    /// counted). Default 0: the count alone decides, which holds a single-threaded
+    /// peer such as SIPp to its best goodput (BENCHMARKS.md); a member behind a front
+    /// end whose clients answer in tens of milliseconds may set about its p99 answer
+    /// time (e.g. 100).
+    pub max_answer_delay_ms: u64,
     /// A connection whose peer has read nothing for this long, in seconds, is closed
     /// (its queued messages are dropped).
     pub write_stall_timeout_s: u32,
@@ -531,6 +538,7 @@ impl Default for SipConfig {
             send_queue: 4096,
             server_backlog_bytes: 64 * 1024 * 1024,
             max_unanswered: 64,
+            max_answer_delay_ms: 0,
             write_stall_timeout_s: 30,
             core_queue: 65536,
             retry_after_s: 1,
@@ -861,6 +869,12 @@ impl Config {
                 ));
             }
         }
+        if self.sip.max_answer_delay_ms >= 1_000 {
+            return Err(format!(
+                "[sip] max_answer_delay_ms = {}: must be under 1000 (requests unanswered for 1 s are no longer counted, so it would never refuse)",
+                self.sip.max_answer_delay_ms
+            ));
+        }
         if self.pool.lease_s < 3 {
             return Err(format!(
                 "[pool] lease_s = {} is too short (at least 3 seconds)",
@@ -1103,6 +1117,27 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().starts_with("x.toml:3:11"), "{err}");
+    }
+
+    #[test]
+    fn answer_delay_must_stay_under_the_horizon() {
+        let cfg = Config::from_toml(
+            "domain = \"d.com\"\n[sip]\nmax_answer_delay_ms = 100\n",
+            Path::new("x"),
+        )
+        .unwrap();
+        assert_eq!(cfg.sip.max_answer_delay_ms, 100);
+        assert_eq!(
+            SipConfig::default().max_answer_delay_ms,
+            0,
+            "the count alone"
+        );
+        let err = Config::from_toml(
+            "domain = \"d.com\"\n[sip]\nmax_answer_delay_ms = 1000\n",
+            Path::new("x"),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("under 1000"), "{err}");
     }
 
     #[test]

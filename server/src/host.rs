@@ -235,6 +235,7 @@ async fn spawn_connection<S: AsyncRead + AsyncWrite + Send + Unpin + 'static>(
     let limits = overload::ConnLimits {
         high_msgs: sip.send_queue,
         max_unanswered: sip.max_unanswered,
+        max_answer_delay: std::time::Duration::from_millis(sip.max_answer_delay_ms),
     };
     let (out, queue) = overload::channel(limits, backlog);
     if tx.send(Event::Register(conn, out.clone())).await.is_err() {
@@ -549,7 +550,7 @@ fn shed_before_parse(frame: &[u8], out: &ConnOut, tx: &mpsc::Sender<Event>) -> O
 /// while forced overload is on (`faults`, simulator and tests), or a **new session** - an INVITE without a
 /// To tag (RFC 3261 12.1) - while the connection's or the server's send backlog is past
 /// half its watermark or the core queue past a quarter
-/// ([`ConnOut::shedding_new_sessions`]). New sessions are refused before the posts of
+/// ([`ConnOut::new_session_shed`]). New sessions are refused before the posts of
 /// sessions already admitted (those are shed only at the full watermark), so under
 /// overload the admitted calls complete instead of every call failing half-way.
 fn shed_after_parse(
@@ -568,13 +569,10 @@ fn shed_after_parse(
 
 /// Why a new session on `out` is refused now, if it is: the connection's or the
 /// server's send backlog past half its watermark, the peer behind on answers
-/// ([`ConnOut::shedding_new_sessions`]), or the core queue filling ([`core_filling`]).
+/// ([`ConnOut::new_session_shed`]), or the core queue filling ([`core_filling`]).
 fn new_session_shed(out: &ConnOut, tx: &mpsc::Sender<Event>) -> Option<Shed> {
-    if out.shedding_new_sessions() {
-        Some(Shed::NewSessionBacklog)
-    } else {
-        core_filling(tx).then_some(Shed::NewSessionCore)
-    }
+    out.new_session_shed()
+        .or_else(|| core_filling(tx).then_some(Shed::NewSessionCore))
 }
 
 /// Whether the queue into the core holds a full batch ([`LATE_MIN_QUEUED`] inputs) or

@@ -184,8 +184,10 @@ pub struct LoadReport {
     pub ack_latency_p50_ms: f64,
     /// Post (due time) -> its 200 OK, 99th percentile, ms.
     pub ack_latency_p99_ms: f64,
-    /// 503 answers (to any request).
+    /// 503 answers to posts.
     pub status_503: u64,
+    /// 503 answers at sign-in (INVITE or bjoin), each retried after its `Retry-After`.
+    pub signin_503: u64,
     /// Errors of every other kind (see the module docs).
     pub errors: u64,
     /// The first error seen, for diagnosis.
@@ -257,6 +259,7 @@ impl LoadReport {
             ),
         );
         row("503 answers", self.status_503.to_string());
+        row("503 at sign-in (retried)", self.signin_503.to_string());
         row(
             "errors",
             match &self.first_error {
@@ -345,6 +348,7 @@ struct Counters {
     posts_acked: AtomicU64,
     relays: AtomicU64,
     status_503: AtomicU64,
+    signin_503: AtomicU64,
     errors: AtomicU64,
     last_ack_ns: AtomicU64,
     last_relay_ns: AtomicU64,
@@ -697,6 +701,7 @@ fn report(cfg: &LoadConfig, shared: &Shared, run: RunFacts) -> LoadReport {
         ack_latency_p50_ms: q(&ack_h, 0.5),
         ack_latency_p99_ms: q(&ack_h, 0.99),
         status_503: c.status_503.load(Ordering::Relaxed),
+        signin_503: c.signin_503.load(Ordering::Relaxed),
         errors: c.errors.load(Ordering::Relaxed),
         first_error: None,
         server_pid,
@@ -962,6 +967,7 @@ impl Session {
             if code != 503 || attempt >= BJOIN_ATTEMPTS {
                 break (frame, code);
             }
+            self.shared.c.signin_503.fetch_add(1, Ordering::Relaxed);
             attempt += 1;
             let wait = Msg::read(&frame)
                 .and_then(|m| match m {
@@ -1013,6 +1019,7 @@ impl Session {
             if head.0 != 503 || attempt >= BJOIN_ATTEMPTS {
                 return Ok(head);
             }
+            self.shared.c.signin_503.fetch_add(1, Ordering::Relaxed);
             attempt += 1;
             let wait = header(&head.1, "Retry-After")
                 .and_then(|v| v.trim().parse().ok())

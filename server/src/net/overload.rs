@@ -62,6 +62,9 @@ pub(crate) enum Shed {
     CoreBusy,
     /// A new session: a send backlog is past half its watermark.
     NewSessionBacklog,
+    /// A new session: the connection's peer is behind on answers (`[sip]
+    /// max_unanswered`, `[sip] max_answer_delay_ms`).
+    NewSessionUnanswered,
     /// A new session: the core queue holds a full batch.
     NewSessionCore,
     /// Any request: the core queue was full.
@@ -72,12 +75,13 @@ pub(crate) enum Shed {
 
 impl Shed {
     /// Every reason, in the order of the counters.
-    pub(crate) const ALL: [Shed; 8] = [
+    pub(crate) const ALL: [Shed; 9] = [
         Shed::ConnBacklog,
         Shed::ServerBacklog,
         Shed::Late,
         Shed::CoreBusy,
         Shed::NewSessionBacklog,
+        Shed::NewSessionUnanswered,
         Shed::NewSessionCore,
         Shed::CoreFull,
         Shed::Forced,
@@ -91,6 +95,7 @@ impl Shed {
             Shed::Late => "late",
             Shed::CoreBusy => "core_busy",
             Shed::NewSessionBacklog => "new_session_backlog",
+            Shed::NewSessionUnanswered => "new_session_unanswered",
             Shed::NewSessionCore => "new_session_core",
             Shed::CoreFull => "core_full",
             Shed::Forced => "forced",
@@ -157,6 +162,8 @@ struct ConnState {
     high_msgs: usize,
     /// `[sip] max_unanswered` (0: off).
     max_unanswered: u64,
+    /// `[sip] max_answer_delay_ms`.
+    max_answer_delay: Duration,
     server: Arc<Backlog>,
     queue: Mutex<Queue>,
     /// Wakes the writer: a message was queued or the last sender is gone.
@@ -164,29 +171,25 @@ struct ConnState {
     /// Told by the writer when it ends (the core closed the connection, the peer
     /// stalled, or the socket failed): the reader stops too.
     ended: Notify,
-    /// Requests the server queued to this peer (INFOs: command replies and relays).
-    requests_out: AtomicU64,
-    /// Responses read from this peer (to those requests).
-    answers_in: AtomicU64,
-    /// Requests given up as never to be answered (see [`Pending::roll`]).
+    /// Requests queued to this peer (INFOs: command replies and relays) and not
+    /// answered yet ([`Pending`]).
     pending: Mutex<Pending>,
 }
 
-/// The bookkeeping that forgives requests a peer left unanswered for longer than
-/// [`ANSWER_HORIZON`], so that a peer that drops some answers does not keep the
-/// connection's new sessions refused: SIPp, for one, discards the INFOs that reach a call
-/// it already ended (RFC 3261 12.2.2 wants a 481), and a relay crossing a BYE is common.
+/// The requests queued to a connection's peer and not answered yet, as the instants
+/// they were queued, oldest first. Answers are matched in order (the k-th response read
+/// answers the k-th request): a peer answers each request once, and a lost or late answer
+/// only makes the oldest instant look older until it is forgiven.
+/// A request unanswered for longer than [`ANSWER_HORIZON`] is forgiven (taken as dropped
+/// by the peer), so that a peer that drops some answers does not keep the connection's
+/// new sessions refused: SIPp, for one, discards the INFOs that reach a call it already
+/// ended (RFC 3261 12.2.2 wants a 481), and a relay crossing a BYE is common.
+/// Answers to forgiven requests then make the count lower than the truth, never higher.
 /// Time is an input (`now`), for the tests.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct Pending {
-    /// When the current window began.
-    since: tokio::time::Instant,
-    /// `requests_out` when it began.
-    out_at_since: u64,
-    /// When the writer last wrote to the socket.
-    last_write: tokio::time::Instant,
-    /// Requests counted as never answered.
-    forgiven: u64,
+    /// When each request still counted was queued, oldest first.
+    sent: VecDeque<tokio::time::Instant>,
 }
 
 /// A request unanswered for longer is no longer counted (taken as dropped by the peer).
@@ -194,36 +197,45 @@ struct Pending {
 /// stay counted, and the send backlog watermarks hold.
 const ANSWER_HORIZON: Duration = Duration::from_secs(1);
 
+/// Most requests counted per connection (memory bound: 16 bytes each); past it the
+/// oldest is forgiven.
+const MAX_PENDING: usize = 1 << 16;
+
 impl Pending {
-    fn new(now: tokio::time::Instant) -> Pending {
-        Pending {
-            since: now,
-            out_at_since: 0,
-            last_write: now,
-            forgiven: 0,
+    /// A request was queued at `now`.
+    fn sent(&mut self, now: tokio::time::Instant) {
+        if self.sent.len() >= MAX_PENDING {
+            self.sent.pop_front();
         }
+        self.sent.push_back(now);
     }
 
-    /// Brings the count of forgiven requests up to `now`, given `out` requests queued and
-    /// `answered` answers read so far: when nothing was written for [`ANSWER_HORIZON`],
-    /// every request still unanswered is forgiven; otherwise, once the current window is
-    /// older than that, those sent before it began; then a new window opens. Answers that come
-    /// after all make the count lower than the truth, never higher.
-    fn roll(&mut self, now: tokio::time::Instant, out: u64, answered: u64) {
-        if now.saturating_duration_since(self.last_write) >= ANSWER_HORIZON {
-            self.forgiven = self.forgiven.max(out.saturating_sub(answered));
-        } else if now.saturating_duration_since(self.since) >= ANSWER_HORIZON {
-            self.forgiven = self
-                .forgiven
-                .max(self.out_at_since.saturating_sub(answered));
-            self.since = now;
-            self.out_at_since = out;
+    /// A response was read: it answers the oldest request still counted.
+    fn answered(&mut self) {
+        self.sent.pop_front();
+    }
+
+    /// Forgives the requests unanswered for longer than [`ANSWER_HORIZON`] at `now`.
+    fn roll(&mut self, now: tokio::time::Instant) {
+        while let Some(&at) = self.sent.front() {
+            if now.saturating_duration_since(at) < ANSWER_HORIZON {
+                break;
+            }
+            self.sent.pop_front();
         }
     }
 
     /// Requests still unanswered and not forgiven.
-    fn unanswered(&self, out: u64, answered: u64) -> u64 {
-        out.saturating_sub(answered).saturating_sub(self.forgiven)
+    fn unanswered(&self) -> u64 {
+        self.sent.len() as u64
+    }
+
+    /// How long the oldest request still counted has waited for its answer at `now`
+    /// (zero when none waits): the peer's answer delay, as seen from here.
+    fn oldest_wait(&self, now: tokio::time::Instant) -> Duration {
+        self.sent
+            .front()
+            .map_or(Duration::ZERO, |&at| now.saturating_duration_since(at))
     }
 }
 
@@ -298,6 +310,9 @@ pub(crate) struct ConnLimits {
     pub high_msgs: usize,
     /// Unanswered requests above which new sessions are refused (0: off).
     pub max_unanswered: usize,
+    /// ... when the oldest of them has also waited this long (`[sip]
+    /// max_answer_delay_ms`; zero: the count alone).
+    pub max_answer_delay: Duration,
 }
 
 /// A connection's queue with its `limits`, counted into `server`.
@@ -307,6 +322,7 @@ pub(crate) fn channel(limits: ConnLimits, server: Arc<Backlog>) -> (ConnOut, Con
         bytes: AtomicUsize::new(0),
         high_msgs: limits.high_msgs.max(1),
         max_unanswered: limits.max_unanswered as u64,
+        max_answer_delay: limits.max_answer_delay,
         server,
         queue: Mutex::new(Queue {
             senders: 1,
@@ -314,9 +330,7 @@ pub(crate) fn channel(limits: ConnLimits, server: Arc<Backlog>) -> (ConnOut, Con
         }),
         ready: Notify::new(),
         ended: Notify::new(),
-        requests_out: AtomicU64::new(0),
-        answers_in: AtomicU64::new(0),
-        pending: Mutex::new(Pending::new(tokio::time::Instant::now())),
+        pending: Mutex::new(Pending::default()),
     });
     (ConnOut { st: st.clone() }, ConnRx { st })
 }
@@ -334,7 +348,7 @@ impl ConnOut {
             q.items.push_back((head, body));
         }
         if !is_response {
-            self.st.requests_out.fetch_add(1, Ordering::Relaxed);
+            self.st.pending().sent(tokio::time::Instant::now());
         }
         self.st.add(n);
         self.st.ready.notify_one();
@@ -367,34 +381,53 @@ impl ConnOut {
         self.st.server.count_shed(why);
     }
 
-    /// Whether a new session (an INVITE outside any dialog) on this connection is
-    /// refused with 503: its backlog or the server's is above **half** the watermark, or
-    /// its peer leaves more than `[sip] max_unanswered` of our requests unanswered
-    /// ([`ConnOut::unanswered`]).
+    /// Why a new session (an INVITE outside any dialog) on this connection is refused
+    /// with 503, or `None`: its backlog or the server's is above **half** the watermark
+    /// ([`Shed::NewSessionBacklog`]), or its peer is behind on answers
+    /// ([`Shed::NewSessionUnanswered`]: more than `[sip] max_unanswered` of our requests
+    /// unanswered, the oldest waiting at least `[sip] max_answer_delay_ms`).
     /// New sessions are turned away before work in progress (RFC 6357 section 4: an
     /// overloaded server sheds the requests that would start new work first), so the
-    /// dialogs already admitted keep posting until [`ConnOut::shedding`] holds.
-    pub(crate) fn shedding_new_sessions(&self) -> bool {
-        self.st.msgs.load(Ordering::Relaxed) > self.st.high_msgs / 2
+    /// dialogs already admitted keep posting until [`ConnOut::shed_reason`] holds.
+    pub(crate) fn new_session_shed(&self) -> Option<Shed> {
+        if self.st.msgs.load(Ordering::Relaxed) > self.st.high_msgs / 2
             || self.st.server.bytes() > self.st.server.high_bytes / 2
-            || (self.st.max_unanswered > 0 && self.unanswered() > self.st.max_unanswered)
+        {
+            Some(Shed::NewSessionBacklog)
+        } else if self.behind_on_answers(tokio::time::Instant::now()) {
+            Some(Shed::NewSessionUnanswered)
+        } else {
+            None
+        }
+    }
+
+    /// Whether the peer is behind on answers at `now`: more than `[sip] max_unanswered`
+    /// requests unanswered (not forgiven), the oldest waiting at least `[sip]
+    /// max_answer_delay_ms`. Many requests in flight to a peer that answers them promptly,
+    /// as a front end carrying many clients' dialogs does, are not a backlog.
+    fn behind_on_answers(&self, now: tokio::time::Instant) -> bool {
+        if self.st.max_unanswered == 0 {
+            return false;
+        }
+        let mut p = self.st.pending();
+        p.roll(now);
+        p.unanswered() > self.st.max_unanswered && p.oldest_wait(now) >= self.st.max_answer_delay
     }
 
     /// The reader read a response from this peer (to one of our requests).
     pub(crate) fn answered(&self) {
-        self.st.answers_in.fetch_add(1, Ordering::Relaxed);
+        self.st.pending().answered();
     }
 
     /// Requests queued to this peer that it has not answered yet (in our queue, in the
     /// sockets' buffers, or waiting in the peer), less those unanswered for longer
     /// than [`ANSWER_HORIZON`]. Unlike the queue length, this sees the backlog the
     /// kernel holds.
+    #[cfg(test)]
     pub(crate) fn unanswered(&self) -> u64 {
-        let out = self.st.requests_out.load(Ordering::Relaxed);
-        let answered = self.st.answers_in.load(Ordering::Relaxed);
         let mut p = self.st.pending();
-        p.roll(tokio::time::Instant::now(), out, answered);
-        p.unanswered(out, answered)
+        p.roll(tokio::time::Instant::now());
+        p.unanswered()
     }
 
     /// Asks the writer to write what is queued before this, then close the connection
@@ -520,7 +553,6 @@ pub(crate) async fn writer<W: AsyncWrite + Unpin>(mut w: W, q: ConnRx, stall: Du
         if !buf.is_empty() {
             let ok = write_or_stall(&mut w, &buf, stall).await;
             q.st.sub(msgs, buf.len());
-            q.st.pending().last_write = tokio::time::Instant::now();
             if !ok {
                 tracing::warn!(
                     stall_s = stall.as_secs(),
@@ -547,6 +579,7 @@ mod tests {
         let limits = ConnLimits {
             high_msgs,
             max_unanswered: 0,
+            max_answer_delay: Duration::ZERO,
         };
         super::channel(limits, server)
     }
@@ -560,46 +593,70 @@ mod tests {
         let limits = ConnLimits {
             high_msgs: 1000,
             max_unanswered: 2,
+            max_answer_delay: Duration::from_millis(200),
         };
         let (out, _q) = super::channel(limits, Backlog::new(1 << 20));
+        let before = tokio::time::Instant::now();
         for _ in 0..3 {
             assert!(out.send(info(), Bytes::new()));
         }
         let ok = Bytes::from_static(b"SIP/2.0 200 OK\r\n\r\n");
         assert!(out.send(ok, Bytes::new()), "a response is not a request");
         assert_eq!(out.unanswered(), 3);
-        assert!(out.shedding_new_sessions(), "3 unanswered > 2");
+        assert!(
+            !out.behind_on_answers(before),
+            "3 unanswered > 2, but none has waited 200 ms: in flight, not behind"
+        );
+        let later = tokio::time::Instant::now() + Duration::from_millis(300);
+        assert!(out.behind_on_answers(later), "3 > 2, waiting 300 ms");
         assert!(!out.shedding(), "posts are not refused for it");
         out.answered();
         assert_eq!(out.unanswered(), 2);
-        assert!(!out.shedding_new_sessions());
+        assert!(
+            !out.behind_on_answers(later),
+            "2 unanswered, not more than 2"
+        );
     }
 
     #[test]
-    fn requests_unanswered_past_the_horizon_are_forgiven() {
+    fn answers_match_the_oldest_and_late_requests_are_forgiven() {
         let t0 = tokio::time::Instant::now();
         let ms = Duration::from_millis;
-        let mut p = Pending::new(t0);
-        // 5 sent in the first window, none answered: not forgiven within the horizon.
-        p.last_write = t0 + ms(600);
-        p.roll(t0 + ms(600), 5, 0);
-        assert_eq!(p.unanswered(5, 0), 5);
-        // A new window opens at 1.1 s (the first is older than the horizon); what was
-        // sent before the first window began (nothing) is forgiven.
-        p.last_write = t0 + ms(1100);
-        p.roll(t0 + ms(1100), 5, 1);
-        assert_eq!(p.unanswered(5, 1), 4);
-        // At 2.2 s the 5 sent before 1.1 s, one of them answered, are forgiven; the 2
-        // sent in the second window are still counted.
-        p.last_write = t0 + ms(2000);
-        p.roll(t0 + ms(2200), 7, 1);
-        assert_eq!(p.unanswered(7, 1), 2);
-        // Nothing written for the horizon: everything still unanswered is forgiven.
-        p.roll(t0 + ms(3100), 7, 1);
-        assert_eq!(p.unanswered(7, 1), 0);
-        // New requests count again.
-        p.last_write = t0 + ms(3200);
-        assert_eq!(p.unanswered(9, 1), 2);
+        let mut p = Pending::default();
+        assert_eq!(p.oldest_wait(t0), Duration::ZERO, "none waits");
+        for at in [0, 300, 600] {
+            p.sent(t0 + ms(at));
+        }
+        p.roll(t0 + ms(900));
+        assert_eq!(p.unanswered(), 3, "none older than the horizon");
+        assert_eq!(p.oldest_wait(t0 + ms(900)), ms(900));
+        p.answered();
+        assert_eq!(p.unanswered(), 2);
+        assert_eq!(
+            p.oldest_wait(t0 + ms(900)),
+            ms(600),
+            "the oldest was answered"
+        );
+        // At 1.35 s the request of 0.3 s has waited past the horizon: forgiven.
+        p.roll(t0 + ms(1350));
+        assert_eq!(p.unanswered(), 1);
+        assert_eq!(p.oldest_wait(t0 + ms(1350)), ms(750));
+        p.roll(t0 + ms(1600));
+        assert_eq!(p.unanswered(), 0, "all forgiven");
+        p.answered(); // a late answer to a forgiven request: nothing to take
+        assert_eq!(p.unanswered(), 0);
+        // The count is bounded: past MAX_PENDING the oldest is forgiven.
+        for i in 0..MAX_PENDING + 5 {
+            p.sent(t0 + ms(2000) + Duration::from_micros(i as u64));
+        }
+        assert_eq!(p.unanswered(), MAX_PENDING as u64);
+        assert_eq!(p.oldest_wait(t0 + ms(2000)), Duration::ZERO);
+        p.roll(t0 + ms(2000) + Duration::from_micros(5));
+        assert_eq!(
+            p.oldest_wait(t0 + ms(2000) + Duration::from_micros(5)),
+            Duration::ZERO,
+            "the 5 oldest were dropped at the bound: the oldest left was sent at 5 us"
+        );
     }
 
     #[tokio::test]
@@ -638,17 +695,17 @@ mod tests {
         for _ in 0..2 {
             assert!(out.send(Bytes::from_static(b"m"), Bytes::new()));
         }
-        assert!(!out.shedding_new_sessions(), "2 messages = half of 4");
+        assert_eq!(out.new_session_shed(), None, "2 messages = half of 4");
         assert!(out.send(Bytes::from_static(b"m"), Bytes::new()));
-        assert!(out.shedding_new_sessions() && !out.shedding());
+        assert!(out.new_session_shed() == Some(Shed::NewSessionBacklog) && !out.shedding());
         let (other, _q2) = channel(4, server.clone());
         assert!(
-            !other.shedding_new_sessions(),
+            other.new_session_shed().is_none(),
             "per connection below the server's"
         );
         assert!(other.send(Bytes::from(vec![0u8; 500]), Bytes::new()));
         assert!(
-            other.shedding_new_sessions() && !other.shedding(),
+            other.new_session_shed() == Some(Shed::NewSessionBacklog) && !other.shedding(),
             "503 bytes > 1000 / 2"
         );
     }
