@@ -5,6 +5,7 @@
 //! RFC 4475 3.1.2.19 "simply drop it").
 
 use bytes::Bytes;
+use std::borrow::Cow;
 
 /// Long names of the headers a response echoes, with their compact forms (RFC 3261 7.3.3).
 const ECHO: &[(&str, &str)] = &[
@@ -25,12 +26,12 @@ pub fn looks_like_response(raw: &[u8]) -> bool {
 /// so a `false` is certain (a new session) and a `true` may still be none (the parser
 /// decides). For the door, which refuses new sessions before parsing them.
 pub fn may_have_to_tag(raw: &[u8]) -> bool {
-    header_lines(raw).iter().any(|h| {
-        h.split_once(':').is_some_and(|(name, value)| {
-            let name = name.trim();
-            (name.eq_ignore_ascii_case("To") || name.eq_ignore_ascii_case("t"))
-                && value.to_ascii_lowercase().contains("tag=")
-        })
+    fields(raw).any(|(name, value)| {
+        is_named(&name, "To", "t")
+            && value
+                .as_bytes()
+                .windows(4)
+                .any(|w| w.eq_ignore_ascii_case(b"tag="))
     })
 }
 
@@ -38,8 +39,7 @@ pub fn may_have_to_tag(raw: &[u8]) -> bool {
 /// [`super::message::transaction_tag`] (given by one of our answers that opened no
 /// dialog): the request belongs to no dialog of ours. The reader absorbs such ACKs.
 pub fn to_names_no_dialog(raw: &[u8]) -> bool {
-    let headers = header_lines(raw);
-    match first_value(&headers, "To", "t") {
+    match first_value(fields(raw), "To", "t") {
         None => true,
         Some(to) => match super::typed::tag_of(&to) {
             None => true,
@@ -48,33 +48,101 @@ pub fn to_names_no_dialog(raw: &[u8]) -> bool {
     }
 }
 
-/// The first value of the header `long` (or its compact form `short`), trimmed.
-fn first_value(headers: &[String], long: &str, short: &str) -> Option<String> {
-    headers.iter().find_map(|h| {
-        let (name, value) = h.split_once(':')?;
-        let name = name.trim();
-        (name.eq_ignore_ascii_case(long) || (!short.is_empty() && name.eq_ignore_ascii_case(short)))
-            .then(|| value.trim().to_string())
-    })
+/// Whether a header `name` is `long` or its compact form `short` (any case).
+fn is_named(name: &[u8], long: &str, short: &str) -> bool {
+    name.eq_ignore_ascii_case(long.as_bytes())
+        || (!short.is_empty() && name.eq_ignore_ascii_case(short.as_bytes()))
 }
 
-/// The header lines of `raw` (up to the empty line or the end), continuation lines
-/// unfolded (RFC 3261 7.3.1); the start line is skipped.
-fn header_lines(raw: &[u8]) -> Vec<String> {
-    let text = String::from_utf8_lossy(raw);
-    let head = text.split("\r\n\r\n").next().unwrap_or("");
-    let mut headers: Vec<String> = Vec::new();
-    for line in head.split("\r\n").skip(1) {
-        if line.starts_with([' ', '\t']) {
-            if let Some(last) = headers.last_mut() {
-                last.push(' ');
-                last.push_str(line.trim());
+/// The first value of the header `long` (or its compact form `short`) among `fields`.
+fn first_value<'a, I>(mut fields: I, long: &str, short: &str) -> Option<Cow<'a, str>>
+where
+    I: Iterator<Item = (Cow<'a, [u8]>, Cow<'a, str>)>,
+{
+    fields.find_map(|(name, value)| is_named(&name, long, short).then_some(value))
+}
+
+/// A header name without the white space around it (any Unicode white space, as
+/// `str::trim`; bytes that are not UTF-8 are left as they are: they name no header).
+fn trim_name(name: &[u8]) -> &[u8] {
+    std::str::from_utf8(name).map_or(name, |n| n.trim().as_bytes())
+}
+
+/// The header fields of `raw` ([`Fields`]).
+fn fields(raw: &[u8]) -> Fields<'_> {
+    let rest = match memchr::memmem::find(raw, b"\r\n") {
+        Some(i) => &raw[i + 2..],
+        None => &[],
+    };
+    Fields { rest }
+}
+
+/// The header fields of a raw message, from a scan that allocates nothing for a usual
+/// (unfolded, UTF-8) line: each line's name and value, both trimmed (RFC 3261 7.3.1: continuation lines
+/// joined to their header with one space; a line without a colon, or a continuation with
+/// no header before it, is skipped), up to the
+/// empty line or the end. The start line is skipped; values are read as UTF-8 (invalid
+/// bytes replaced).
+struct Fields<'a> {
+    /// What is left of the header section.
+    rest: &'a [u8],
+}
+
+impl<'a> Fields<'a> {
+    /// The next line (without its CRLF), or `None` at the empty line or the end.
+    fn line(&mut self) -> Option<&'a [u8]> {
+        if self.rest.is_empty() || self.rest.starts_with(b"\r\n") {
+            return None;
+        }
+        let end = memchr::memmem::find(self.rest, b"\r\n").unwrap_or(self.rest.len());
+        let line = &self.rest[..end];
+        self.rest = self.rest.get(end + 2..).unwrap_or(&[]);
+        Some(line)
+    }
+
+    /// The continuation lines that follow, trimmed, each after one space (`None`: none).
+    fn continuation(&mut self) -> Option<String> {
+        let mut more: Option<String> = None;
+        while self.rest.starts_with(b" ") || self.rest.starts_with(b"\t") {
+            let line = self.line().unwrap_or_default();
+            let joined = more.get_or_insert_with(String::new);
+            joined.push(' ');
+            joined.push_str(String::from_utf8_lossy(line).trim());
+        }
+        more
+    }
+}
+
+impl<'a> Iterator for Fields<'a> {
+    type Item = (Cow<'a, [u8]>, Cow<'a, str>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let line = self.line()?;
+            let more = self.continuation();
+            if line.starts_with(b" ") || line.starts_with(b"\t") {
+                continue; // a continuation with no header before it
             }
-        } else {
-            headers.push(line.to_string());
+            if let Some(more) = more {
+                // Folded: the joined text is split (its colon may even be on a
+                // continuation line).
+                let joined = format!("{}{more}", String::from_utf8_lossy(line));
+                let Some((name, value)) = joined.split_once(':') else {
+                    continue;
+                };
+                let name = Cow::Owned(name.trim().as_bytes().to_vec());
+                return Some((name, Cow::Owned(value.trim().to_string())));
+            }
+            let Some(colon) = memchr::memchr(b':', line) else {
+                continue;
+            };
+            let value = match String::from_utf8_lossy(&line[colon + 1..]) {
+                Cow::Borrowed(v) => Cow::Borrowed(v.trim()),
+                v => Cow::Owned(v.trim().to_string()),
+            };
+            return Some((Cow::Borrowed(trim_name(&line[..colon])), value));
         }
     }
-    headers
 }
 
 /// Builds the answer (`SIP/2.0 <code> <reason>`, the echoed headers, `extra` headers,
@@ -92,7 +160,7 @@ pub fn response(
     if looks_like_response(raw) {
         return None;
     }
-    let headers = header_lines(raw);
+    let headers: Vec<_> = fields(raw).collect();
     let phrase: String = reason
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
@@ -100,16 +168,9 @@ pub fn response(
         .collect();
     let mut out = format!("SIP/2.0 {code} {phrase}\r\n");
     for (long, short) in ECHO {
-        for h in &headers {
-            let Some((name, value)) = h.split_once(':') else {
-                continue;
-            };
-            let name = name.trim();
-            if name.eq_ignore_ascii_case(long)
-                || (!short.is_empty() && name.eq_ignore_ascii_case(short))
-            {
+        for (name, value) in &headers {
+            if is_named(name, long, short) {
                 let mut value: String = value
-                    .trim()
                     .chars()
                     .map(|c| if c.is_control() { ' ' } else { c })
                     .collect();
@@ -138,8 +199,8 @@ pub fn response(
 }
 
 /// The [`super::message::transaction_tag`] of the request with these header lines.
-fn tag_for(headers: &[String]) -> String {
-    let get = |long, short| first_value(headers, long, short).unwrap_or_default();
+fn tag_for(headers: &[(Cow<'_, [u8]>, Cow<'_, str>)]) -> String {
+    let get = |long, short| first_value(headers.iter().cloned(), long, short).unwrap_or_default();
     super::message::transaction_tag(
         &get("Call-ID", "i"),
         &get("From", "f"),
@@ -204,6 +265,55 @@ mod tests {
         );
         assert!(s.contains("Via: SIP/2.0/TCP h;branch=z9hG4bK1\r\nCall-ID: abc\r\nCSeq: 1 OPTIONS\r\nX: y\r\nServer: s\r\n"));
         assert!(s.ends_with("Content-Length: 0\r\n\r\n"));
+    }
+
+    /// The header reader of before (one `String` per line), kept as the reference.
+    fn reference_fields(raw: &[u8]) -> Vec<(Vec<u8>, String)> {
+        let text = String::from_utf8_lossy(raw);
+        let head = text.split("\r\n\r\n").next().unwrap_or("");
+        let mut headers: Vec<String> = Vec::new();
+        for line in head.split("\r\n").skip(1) {
+            if line.starts_with([' ', '\t']) {
+                if let Some(last) = headers.last_mut() {
+                    last.push(' ');
+                    last.push_str(line.trim());
+                }
+            } else {
+                headers.push(line.to_string());
+            }
+        }
+        headers
+            .iter()
+            .filter_map(|h| h.split_once(':'))
+            .map(|(n, v)| (n.trim().as_bytes().to_vec(), v.trim().to_string()))
+            .collect()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn fields_read_what_the_reference_reads(
+            parts in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "\r\n", "\r", "\n", " ", "\t", ":", "To", "t", "tag=", "\u{b}",
+                    "\u{a0}", "\u{fffd}", "a", ";", "\r\n\r\n", "\r\n ", "\r\n\t",
+                ]),
+                0..40,
+            ),
+            invalid in proptest::option::of(0usize..40),
+        ) {
+            let mut raw = format!("INFO sip:a@b SIP/2.0\r\n{}", parts.concat()).into_bytes();
+            if let Some(at) = invalid {
+                raw.insert(at.min(raw.len()), 0xff); // a byte that is not UTF-8
+            }
+            // A name that is not UTF-8 is kept as bytes (it names no header): compared
+            // here as the reference read it.
+            let got: Vec<(Vec<u8>, String)> = fields(&raw)
+                .map(|(n, v)| {
+                    (String::from_utf8_lossy(&n).trim().as_bytes().to_vec(), v.into_owned())
+                })
+                .collect();
+            proptest::prop_assert_eq!(got, reference_fields(&raw));
+        }
     }
 
     #[test]
