@@ -44,15 +44,7 @@ fn bench_xccos(c: &mut Criterion) {
 fn bench_sip(c: &mut Criterion) {
     let body = grpchat().to_xml().into_bytes();
     let raw = common::info("", &body);
-    let compact = String::from_utf8_lossy(&raw)
-        .replace("Via: ", "v: ")
-        .replace("From: ", "f: ")
-        .replace("To: ", "t: ")
-        .replace("Call-ID: ", "i: ")
-        .replace("Content-Type: ", "c: ")
-        .replace("Content-Length: ", "l: ")
-        .replace("CSeq: 7 INFO", "CSeq: 7\r\n INFO")
-        .into_bytes();
+    let compact = common::compact(&raw);
     let mut g = c.benchmark_group("sip_info_grpchat");
     g.throughput(Throughput::Bytes(raw.len() as u64));
     g.bench_function("parse", |b| b.iter(|| parse(black_box(&raw))));

@@ -22,3 +22,17 @@ pub fn info(extra: &str, body: &[u8]) -> Vec<u8> {
     m.extend_from_slice(body);
     m
 }
+
+/// `msg` (an [`info`]) rewritten with compact header names (RFC 3261 7.3.3), a space
+/// before one colon and a folded CSeq (7.3.1): the same request, spelled the other way.
+pub fn compact(msg: &[u8]) -> Vec<u8> {
+    String::from_utf8_lossy(msg)
+        .replace("Via: ", "v: ")
+        .replace("From: ", "f : ")
+        .replace("To: ", "t: ")
+        .replace("Call-ID: ", "i: ")
+        .replace("Content-Type: ", "c: ")
+        .replace("Content-Length: ", "l: ")
+        .replace("CSeq: 7 INFO", "CSeq: 7\r\n\t INFO")
+        .into_bytes()
+}

@@ -28,7 +28,8 @@ use super::layout::{page, privacy_select};
 use super::CoreHandle;
 use crate::config::HttpConfig;
 use axum::extract::rejection::FormRejection;
-use axum::extract::{Form, FromRequest, Path, Query, State};
+use axum::extract::{Form, FromRequest, FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{header, Extensions, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -98,6 +99,28 @@ pub fn router(core: CoreHandle, cfg: &HttpConfig) -> Router {
         .with_state(Pages { core, secure })
 }
 
+impl Pages {
+    /// Asks the core `req` and reads its answer as `T` ([`decode`]: the error page, or
+    /// the sign-in page when the session is gone, for a refusal).
+    async fn ask<T: serde::de::DeserializeOwned>(
+        &self,
+        req: SiteRequest,
+    ) -> Result<T, Box<Response>> {
+        decode(self.core.call(site(req)).await)
+    }
+}
+
+/// The session cookie's value (empty without one: the core then answers `signed_out`).
+struct Session(String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Session {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Session(cookie(&parts.headers, SESSION_COOKIE)))
+    }
+}
+
 /// The value of cookie `name` in the request's `Cookie` headers (empty if absent).
 fn cookie(headers: &HeaderMap, name: &str) -> String {
     headers
@@ -120,6 +143,13 @@ fn set_cookie(name: &str, value: &str, secure: bool, clear: bool) -> String {
         c.push_str("; Secure");
     }
     c
+}
+
+/// Adds the `Set-Cookie` header `c` to `resp`.
+fn add_cookie(resp: &mut Response, c: &str) {
+    if let Ok(v) = HeaderValue::from_str(c) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
 }
 
 fn html_response(status: StatusCode, markup: Markup) -> Response {
@@ -153,15 +183,21 @@ fn error_page(status: u16, err: &ApiError) -> Response {
     html_response(code, page("Refused", None, body))
 }
 
+/// The error page for a request refused before the core is asked (or for an answer
+/// that does not read): `status`, error `code`, `message`.
+fn refused(status: u16, code: &str, message: impl Into<String>) -> Response {
+    let err = ApiError {
+        error: code.into(),
+        message: message.into(),
+    };
+    error_page(status, &err)
+}
+
 /// The core's answer as `T`, or the response for its refusal (sign-in page when the
 /// session is gone).
 fn decode<T: serde::de::DeserializeOwned>(r: HttpReply) -> Result<T, Box<Response>> {
     let ReplyBody::Json(v) = r.body else {
-        let err = ApiError {
-            error: "internal".into(),
-            message: "unexpected answer".into(),
-        };
-        return Err(Box::new(error_page(500, &err)));
+        return Err(Box::new(refused(500, "internal", "unexpected answer")));
     };
     if r.status >= 400 {
         let err: ApiError = serde_json::from_value(v).unwrap_or(ApiError {
@@ -173,21 +209,11 @@ fn decode<T: serde::de::DeserializeOwned>(r: HttpReply) -> Result<T, Box<Respons
         }
         return Err(Box::new(error_page(r.status, &err)));
     }
-    serde_json::from_value(v).map_err(|e| {
-        let err = ApiError {
-            error: "internal".into(),
-            message: e.to_string(),
-        };
-        Box::new(error_page(500, &err))
-    })
+    serde_json::from_value(v).map_err(|e| Box::new(refused(500, "internal", e.to_string())))
 }
 
 fn bad_form(rej: FormRejection) -> Response {
-    let err = ApiError {
-        error: "bad_form".into(),
-        message: rej.body_text(),
-    };
-    error_page(400, &err)
+    refused(400, "bad_form", rej.body_text())
 }
 
 /// A form body (`application/x-www-form-urlencoded`; absent fields take their
@@ -233,14 +259,15 @@ fn sign_in_markup(csrf: &str, error: Option<&str>) -> Markup {
 
 /// `GET /` (and a failed sign-in): the form, with a fresh double-submit token.
 async fn sign_in_form(st: &Pages, status: StatusCode, error: Option<&str>) -> Response {
-    let form = match decode::<SignInForm>(st.core.call(site(SiteRequest::SignInForm)).await) {
+    let form = match st.ask::<SignInForm>(SiteRequest::SignInForm).await {
         Ok(f) => f,
         Err(resp) => return *resp,
     };
     let mut resp = html_response(status, sign_in_markup(&form.csrf, error));
-    if let Ok(v) = HeaderValue::from_str(&set_cookie(SIGNIN_COOKIE, &form.csrf, st.secure, false)) {
-        resp.headers_mut().append(header::SET_COOKIE, v);
-    }
+    add_cookie(
+        &mut resp,
+        &set_cookie(SIGNIN_COOKIE, &form.csrf, st.secure, false),
+    );
     resp
 }
 
@@ -295,14 +322,11 @@ async fn sign_in(
         Err(resp) => return *resp,
     };
     let mut resp = redirect("/rooms");
-    for c in [
-        set_cookie(SESSION_COOKIE, &signed.session, st.secure, false),
-        set_cookie(SIGNIN_COOKIE, "", st.secure, true),
-    ] {
-        if let Ok(v) = HeaderValue::from_str(&c) {
-            resp.headers_mut().append(header::SET_COOKIE, v);
-        }
-    }
+    add_cookie(
+        &mut resp,
+        &set_cookie(SESSION_COOKIE, &signed.session, st.secure, false),
+    );
+    add_cookie(&mut resp, &set_cookie(SIGNIN_COOKIE, "", st.secure, true));
     resp
 }
 
@@ -314,21 +338,16 @@ struct CsrfOnly {
 
 async fn sign_out(
     State(st): State<Pages>,
-    headers: HeaderMap,
+    Session(session): Session,
     Fields(f): Fields<CsrfOnly>,
 ) -> Response {
-    let session = cookie(&headers, SESSION_COOKIE);
+    let csrf = f.csrf;
     let _ = st
         .core
-        .call(site(SiteRequest::SignOut {
-            session,
-            csrf: f.csrf,
-        }))
+        .call(site(SiteRequest::SignOut { session, csrf }))
         .await;
     let mut resp = redirect("/");
-    if let Ok(v) = HeaderValue::from_str(&set_cookie(SESSION_COOKIE, "", st.secure, true)) {
-        resp.headers_mut().append(header::SET_COOKIE, v);
-    }
+    add_cookie(&mut resp, &set_cookie(SESSION_COOKIE, "", st.secure, true));
     resp
 }
 
@@ -372,9 +391,8 @@ fn my_rooms_markup(m: &MyRooms) -> Markup {
     page("My rooms", Some((&m.user, &m.csrf)), body)
 }
 
-async fn my_rooms(State(st): State<Pages>, headers: HeaderMap) -> Response {
-    let session = cookie(&headers, SESSION_COOKIE);
-    match decode::<MyRooms>(st.core.call(site(SiteRequest::MyRooms { session })).await) {
+async fn my_rooms(State(st): State<Pages>, Session(session): Session) -> Response {
+    match st.ask::<MyRooms>(SiteRequest::MyRooms { session }).await {
         Ok(m) => html_response(StatusCode::OK, my_rooms_markup(&m)),
         Err(resp) => *resp,
     }
@@ -402,7 +420,7 @@ struct CreateFields {
 
 async fn create(
     State(st): State<Pages>,
-    headers: HeaderMap,
+    Session(session): Session,
     Fields(f): Fields<CreateFields>,
 ) -> Response {
     let body = RoomCreate {
@@ -415,11 +433,11 @@ async fn create(
         managers: Vec::new(),
     };
     let req = SiteRequest::Create {
-        session: cookie(&headers, SESSION_COOKIE),
+        session,
         csrf: f.csrf,
         body,
     };
-    match decode::<RoomView>(st.core.call(site(req)).await) {
+    match st.ask::<RoomView>(req).await {
         Ok(room) => redirect(&format!("/rooms/{}", room.id)),
         Err(resp) => *resp,
     }
@@ -436,24 +454,20 @@ struct RoomQuery {
 
 async fn room_page(
     State(st): State<Pages>,
-    headers: HeaderMap,
+    Session(session): Session,
     path: Result<Path<String>, axum::extract::rejection::PathRejection>,
     query: Result<Query<RoomQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let (Ok(Path(room)), Ok(Query(q))) = (path, query) else {
-        let err = ApiError {
-            error: "bad_request".into(),
-            message: "bad room path or query".into(),
-        };
-        return error_page(400, &err);
+        return refused(400, "bad_request", "bad room path or query");
     };
     let req = SiteRequest::Room {
-        session: cookie(&headers, SESSION_COOKIE),
+        session,
         room,
         before: q.before,
         search: q.q,
     };
-    match decode::<RoomPage>(st.core.call(site(req)).await) {
+    match st.ask::<RoomPage>(req).await {
         Ok(p) => html_response(StatusCode::OK, super::room_page::markup(&p)),
         Err(resp) => *resp,
     }
@@ -473,18 +487,18 @@ struct EditFields {
 
 async fn update(
     st: &Pages,
-    headers: &HeaderMap,
+    session: String,
     room: String,
     csrf: String,
     body: RoomUpdate,
 ) -> Response {
     let req = SiteRequest::Update {
-        session: cookie(headers, SESSION_COOKIE),
+        session,
         csrf,
         room: room.clone(),
         body: Box::new(body),
     };
-    match decode::<RoomView>(st.core.call(site(req)).await) {
+    match st.ask::<RoomView>(req).await {
         Ok(_) => redirect(&format!("/rooms/{room}")),
         Err(resp) => *resp,
     }
@@ -492,12 +506,12 @@ async fn update(
 
 async fn edit(
     State(st): State<Pages>,
-    headers: HeaderMap,
+    Session(session): Session,
     Path(room): Path<String>,
     Fields(f): Fields<EditFields>,
 ) -> Response {
     let body = RoomUpdate::attributes(f.description, f.topic, f.privacy, f.room_type);
-    update(&st, &headers, room, f.csrf, body).await
+    update(&st, session, room, f.csrf, body).await
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -513,7 +527,7 @@ struct RoleFields {
 
 async fn roles(
     State(st): State<Pages>,
-    headers: HeaderMap,
+    Session(session): Session,
     Path(room): Path<String>,
     Fields(f): Fields<RoleFields>,
 ) -> Response {
@@ -527,24 +541,21 @@ async fn roles(
         ("add", "presenter") => &mut body.add_presenters,
         ("remove", "presenter") => &mut body.remove_presenters,
         _ => {
-            let err = ApiError {
-                error: "bad_form".into(),
-                message: "action must be add or remove, role member, manager or presenter".into(),
-            };
-            return error_page(400, &err);
+            let message = "action must be add or remove, role member, manager or presenter";
+            return refused(400, "bad_form", message);
         }
     };
     *slot = users;
-    update(&st, &headers, room, f.csrf, body).await
+    update(&st, session, room, f.csrf, body).await
 }
 
 async fn download(
     State(st): State<Pages>,
-    headers: HeaderMap,
+    Session(session): Session,
     Path((room, name)): Path<(String, String)>,
 ) -> Response {
     let req = SiteRequest::Download {
-        session: cookie(&headers, SESSION_COOKIE),
+        session,
         room,
         name,
     };

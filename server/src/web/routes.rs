@@ -19,7 +19,8 @@ use super::api::{
 use super::CoreHandle;
 use crate::config::HttpConfig;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{FromRequestParts, Path, Query, Request, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, put};
@@ -150,6 +151,60 @@ fn token_of(query: Result<Query<TokenQuery>, QueryRejection>) -> Result<String, 
         .map_err(|rej| error(400, "bad_query", rej.body_text()))
 }
 
+/// What the file routes' request names: the room and file of the path, the file token
+/// of the query string and the bearer token. Rejections, in this order: 400 `bad_path`,
+/// 400 `bad_query` (before any bearer check: the core checks the bearer).
+struct FileTarget {
+    room: String,
+    name: String,
+    token: String,
+    bearer: String,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for FileTarget {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        let path = Path::<(String, String)>::from_request_parts(parts, state).await;
+        let query = Query::<TokenQuery>::from_request_parts(parts, state).await;
+        let (room, name) = path_of(path).map_err(|r| *r)?;
+        let token = token_of(query).map_err(|r| *r)?;
+        let bearer = bearer(&parts.headers);
+        Ok(FileTarget {
+            room,
+            name,
+            token,
+            bearer,
+        })
+    }
+}
+
+/// The OpenAPI errors both file routes answer alike (the path, the query, the bearer and
+/// the file token's single use and lifetime); each route lists its own 403 and 404.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // never built: it only describes responses in the OpenAPI document
+enum FileTokenErrors {
+    #[response(status = 400, description = "bad_file_name, bad_path, bad_query")]
+    BadRequest(ApiError),
+    #[response(status = 401, description = "unauthorized")]
+    Unauthorized(ApiError),
+    #[response(status = 409, description = "token_used")]
+    TokenUsed(ApiError),
+    #[response(status = 410, description = "token_expired")]
+    TokenExpired(ApiError),
+}
+
+/// The OpenAPI errors both JSON-body routes answer alike (the bearer, the body's size);
+/// each route lists its own 400, 403 and 404/409.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // never built: it only describes responses in the OpenAPI document
+enum JsonBodyErrors {
+    #[response(status = 401, description = "unauthorized")]
+    Unauthorized(ApiError),
+    #[response(status = 413, description = "too_large")]
+    TooLarge(ApiError),
+}
+
 /// The JSON body, or 400 `bad_json`.
 fn json_of<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, Box<Response>> {
     body.map(|Json(b)| b)
@@ -185,27 +240,14 @@ async fn openapi() -> Response {
         description = "the file's bytes, at most [http] max_file_bytes"),
     responses(
         (status = 201, description = "stored and announced in the room", body = FileInfo),
-        (status = 400, description = "bad_file_name, bad_path, bad_query", body = ApiError),
-        (status = 401, description = "unauthorized", body = ApiError),
+        FileTokenErrors,
         (status = 403, description = "bad_token, token_wrong_*, forbidden, upload_not_allowed", body = ApiError),
         (status = 404, description = "no_such_room", body = ApiError),
-        (status = 409, description = "token_used", body = ApiError),
-        (status = 410, description = "token_expired", body = ApiError),
         (status = 413, description = "file_too_large", body = ApiError),
         (status = 503, description = "busy", body = ApiError)
     )
 )]
-async fn upload(
-    State(st): State<AppState>,
-    path: Result<Path<(String, String)>, PathRejection>,
-    query: Result<Query<TokenQuery>, QueryRejection>,
-    headers: HeaderMap,
-    req: Request,
-) -> Response {
-    let ((room, name), token) = match path_of(path).and_then(|p| Ok((p, token_of(query)?))) {
-        Ok(x) => x,
-        Err(resp) => return *resp,
-    };
+async fn upload(State(st): State<AppState>, file: FileTarget, req: Request) -> Response {
     let too_large = || {
         reply(HttpReply::error(
             413,
@@ -213,7 +255,8 @@ async fn upload(
             format!("the file exceeds max_file_bytes {}", st.max_file_bytes),
         ))
     };
-    let declared = headers
+    let declared = req
+        .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
@@ -237,10 +280,10 @@ async fn upload(
     let answer = st
         .core
         .call(HttpRequest::Upload {
-            bearer: bearer(&headers),
-            room,
-            name,
-            token,
+            bearer: file.bearer,
+            room: file.room,
+            name: file.name,
+            token: file.token,
             staged: staged.clone(),
         })
         .await;
@@ -257,29 +300,19 @@ async fn upload(
     ),
     responses(
         (status = 200, description = "the file's bytes", content_type = "application/octet-stream", body = String),
-        (status = 400, description = "bad_file_name, bad_path, bad_query", body = ApiError),
-        (status = 401, description = "unauthorized", body = ApiError),
+        FileTokenErrors,
         (status = 403, description = "bad_token, token_wrong_*, forbidden", body = ApiError),
-        (status = 404, description = "no_such_room, no_such_file", body = ApiError),
-        (status = 409, description = "token_used", body = ApiError),
-        (status = 410, description = "token_expired", body = ApiError)
+        (status = 404, description = "no_such_room, no_such_file", body = ApiError)
     )
 )]
-async fn download(
-    State(st): State<AppState>,
-    path: Result<Path<(String, String)>, PathRejection>,
-    query: Result<Query<TokenQuery>, QueryRejection>,
-    headers: HeaderMap,
-) -> Response {
-    let request = path_of(path).and_then(|(room, name)| {
-        Ok(HttpRequest::Download {
-            bearer: bearer(&headers),
-            room,
-            name,
-            token: token_of(query)?,
-        })
-    });
-    ask(&st, request).await
+async fn download(State(st): State<AppState>, file: FileTarget) -> Response {
+    let request = HttpRequest::Download {
+        bearer: file.bearer,
+        room: file.room,
+        name: file.name,
+        token: file.token,
+    };
+    reply(st.core.call(request).await)
 }
 
 /// List the rooms the user is a member or manager of.
@@ -299,11 +332,10 @@ async fn list_rooms(State(st): State<AppState>, headers: HeaderMap) -> Response 
     request_body = RoomCreate,
     responses(
         (status = 201, body = RoomView),
+        JsonBodyErrors,
         (status = 400, description = "bad_json, bad_request", body = ApiError),
-        (status = 401, description = "unauthorized", body = ApiError),
         (status = 403, description = "forbidden (not a creator)", body = ApiError),
-        (status = 409, description = "conflict (name taken)", body = ApiError),
-        (status = 413, description = "too_large", body = ApiError)
+        (status = 409, description = "conflict (name taken)", body = ApiError)
     )
 )]
 async fn create_room(
@@ -324,11 +356,10 @@ async fn create_room(
     request_body = RoomUpdate,
     responses(
         (status = 200, body = RoomView),
+        JsonBodyErrors,
         (status = 400, description = "bad_json, bad_request, bad_path", body = ApiError),
-        (status = 401, description = "unauthorized", body = ApiError),
         (status = 403, description = "forbidden (not a manager)", body = ApiError),
-        (status = 404, description = "no_such_room", body = ApiError),
-        (status = 413, description = "too_large", body = ApiError)
+        (status = 404, description = "no_such_room", body = ApiError)
     )
 )]
 async fn update_room(
