@@ -248,11 +248,14 @@ pub fn headers<'a>(
 /// (`normalize::KNOWN`, `normalize::F_*`): the same checks in the same order, without
 /// comparing names again.
 pub(crate) fn flagged_headers<'a>(
-    headers: impl Iterator<Item = (u8, u8, &'a str, &'a str)> + Clone,
+    headers: impl Iterator<Item = (u8, u8, &'a str, &'a str)>,
 ) -> Result<(), ParseError> {
     use super::normalize::{F_ADDRESS, F_SINGLE, F_VIA, KNOWN};
+    // One pass; a repeated header is reported before any shape error, as when the
+    // repeats were checked first: the first shape error waits in `shape`.
     let mut seen = 0u64;
-    for (slot, flags, _, _) in headers.clone() {
+    let mut shape = Ok(());
+    for (slot, flags, name, value) in headers {
         if flags & F_SINGLE != 0 {
             let bit = 1u64 << (slot & 63);
             if seen & bit != 0 {
@@ -263,15 +266,19 @@ pub(crate) fn flagged_headers<'a>(
             }
             seen |= bit;
         }
-    }
-    for (_, flags, name, value) in headers {
+        if shape.is_err() {
+            continue;
+        }
         if flags & F_ADDRESS != 0 {
-            address(name, value)?;
+            // The usual `<uri>;tag=...` passes without the general checks.
+            if super::typed::NameAddr::parse_simple(value).is_none() {
+                shape = address(name, value);
+            }
         } else if flags & F_VIA != 0 {
-            via(value)?;
+            shape = via(value);
         }
     }
-    Ok(())
+    shape
 }
 
 fn clip(s: &str) -> String {
