@@ -30,27 +30,17 @@ const fn in_run() -> [bool; 256] {
     t
 }
 
-const ONES: u64 = 0x0101_0101_0101_0101;
-const HIGH: u64 = 0x8080_8080_8080_8080;
-
-/// Whether a byte of `x` is below `n` (`n` <= 128; exact, the classic bit trick).
-const fn has_less(x: u64, n: u64) -> bool {
-    x.wrapping_sub(ONES * n) & !x & HIGH != 0
-}
-
 /// Whether all eight bytes of `x` (little-endian) are [`IN_RUN`] bytes: none below
 /// 0x21, none 0x7f or above, none `"` or `,`.
 const fn all_in_run(x: u64) -> bool {
-    let high = (x.wrapping_add(ONES) | x) & HIGH != 0;
-    !(high || has_less(x, 0x21) || has_less(x ^ (ONES * 0x22), 1))
-        && !has_less(x ^ (ONES * 0x2c), 1)
+    super::swar::printable_except(x, [b'"', b','])
 }
 
 /// The end of the run of [`IN_RUN`] bytes starting at `i`: eight bytes at a time, then
 /// byte by byte (the same result as the plain byte loop, proptested).
 fn skip_run(b: &[u8], mut i: usize) -> usize {
-    while let Some(chunk) = b.get(i..i + 8).and_then(|c| <[u8; 8]>::try_from(c).ok()) {
-        if !all_in_run(u64::from_le_bytes(chunk)) {
+    while let Some(x) = super::swar::word_at(b, i) {
+        if !all_in_run(x) {
             break;
         }
         i += 8;

@@ -284,6 +284,11 @@ impl<'a> NameAddr<'a> {
             return None;
         }
         let mut i = 1;
+        while super::swar::word_at(b, i).is_some_and(|x| {
+            super::swar::printable_except(x, [b'"', b'\\', b',', b'<', b'>'])
+        }) {
+            i += 8;
+        }
         while i < b.len() && SIMPLE_ADDR[usize::from(b[i])] {
             i += 1;
         }
@@ -298,6 +303,13 @@ impl<'a> NameAddr<'a> {
             return None;
         }
         while i < b.len() {
+            let plain = super::swar::word_at(b, i).is_some_and(|x| {
+                super::swar::printable_except(x, [b'"', b'\\', b',', b'<', b'>', b';'])
+            });
+            if plain {
+                (part, i) = (part + 8, i + 8);
+                continue;
+            }
             match b[i] {
                 b';' if i > close + 1 && part == 0 => return None,
                 b';' => part = 0,
