@@ -368,7 +368,11 @@ mod tests {
             for at in 0..8 {
                 let mut x = [b'a'; 8];
                 x[at] = c;
-                assert_eq!(all_in_run(u64::from_le_bytes(x)), IN_RUN[usize::from(c)], "{c}");
+                assert_eq!(
+                    all_in_run(u64::from_le_bytes(x)),
+                    IN_RUN[usize::from(c)],
+                    "{c}"
+                );
             }
         }
     }

@@ -265,7 +265,7 @@ pub(crate) fn classify(name: &str) -> Class {
         };
         let c = kn.name.as_bytes();
         // Names nearly always come in their usual spelling: one plain compare.
-        let same = c == n;
+        let same = super::swar::same_bytes(c, n);
         if same || c.eq_ignore_ascii_case(n) {
             let exact = kn.canon || same;
             return Class {

@@ -18,27 +18,22 @@ pub(crate) const fn zero_bytes(x: u64) -> u64 {
     !(((x & LOW7).wrapping_add(LOW7)) | x | LOW7)
 }
 
-/// Whether some byte of `x` is below `n` (`n` <= 128; exact as a yes / no).
-pub(crate) const fn has_less(x: u64, n: u8) -> bool {
-    x.wrapping_sub(ONES * n as u64) & !x & HIGH != 0
-}
-
 /// Whether all eight bytes of `x` are printable ASCII (0x21-0x7e) and none is one of
 /// `except`.
 pub(crate) const fn printable_except<const N: usize>(x: u64, except: [u8; N]) -> bool {
     // A byte of 0x7f or above: its high bit, or the carry of +1 sets it (0xff wraps
-    // but is caught by `| x`; a carry only adds false alarms, never hides one).
-    if (x.wrapping_add(ONES) | x) & HIGH != 0 || has_less(x, 0x21) {
-        return false;
-    }
+    // but is caught by `| x`; a carry only adds false alarms, never hides one). A byte
+    // below 0x21 or equal to an excluded one: the classic has-zero-byte borrow trick, each
+    // term exact as a yes / no, so their union is too.
+    let mut bad = x.wrapping_add(ONES) | x;
+    bad |= x.wrapping_sub(ONES * 0x21) & !x;
     let mut k = 0;
     while k < N {
-        if zero_bytes(x ^ (ONES * except[k] as u64)) != 0 {
-            return false;
-        }
+        let y = x ^ (ONES * except[k] as u64);
+        bad |= y.wrapping_sub(ONES) & !y;
         k += 1;
     }
-    true
+    bad & HIGH == 0
 }
 
 /// The first `c` in `s` (as `s.iter().position`), eight bytes at a time.
@@ -70,6 +65,25 @@ pub(crate) fn rfind_byte(c: u8, s: &[u8]) -> Option<usize> {
     s.get(..end)?.iter().rposition(|&b| b == c)
 }
 
+/// `a == b`, eight bytes at a time: no `bcmp` call for the short header names.
+pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while let (Some(x), Some(y)) = (word_at(a, i), word_at(b, i)) {
+        if x != y {
+            return false;
+        }
+        i += 8;
+    }
+    let (a, b) = (
+        a.get(i..).unwrap_or_default(),
+        b.get(i..).unwrap_or_default(),
+    );
+    a.iter().zip(b).all(|(x, y)| x == y)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,6 +113,12 @@ mod tests {
         ) {
             prop_assert_eq!(find_byte(c, &s), s.iter().position(|&b| b == c));
             prop_assert_eq!(rfind_byte(c, &s), s.iter().rposition(|&b| b == c));
+        }
+
+        #[test]
+        fn same_bytes_is_eq(a in "[ab]{0,20}", b in "[ab]{0,20}") {
+            prop_assert_eq!(same_bytes(a.as_bytes(), b.as_bytes()), a == b);
+            prop_assert!(same_bytes(a.as_bytes(), a.as_bytes()));
         }
 
         #[test]

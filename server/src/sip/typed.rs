@@ -284,9 +284,9 @@ impl<'a> NameAddr<'a> {
             return None;
         }
         let mut i = 1;
-        while super::swar::word_at(b, i).is_some_and(|x| {
-            super::swar::printable_except(x, [b'"', b'\\', b',', b'<', b'>'])
-        }) {
+        while super::swar::word_at(b, i)
+            .is_some_and(|x| super::swar::printable_except(x, [b'"', b'\\', b',', b'<', b'>']))
+        {
             i += 8;
         }
         while i < b.len() && SIMPLE_ADDR[usize::from(b[i])] {

@@ -247,10 +247,15 @@ pub fn headers<'a>(
 /// [`headers`] over (slot, flags, name, value) of headers the parser classified
 /// (`normalize::KNOWN`, `normalize::F_*`): the same checks in the same order, without
 /// comparing names again.
+///
+/// `first` gets the first From and To read by the fast path
+/// ([`super::typed::NameAddr::parse_simple`]; `None` when it did not read them), so
+/// the typed view does not read them again.
 pub(crate) fn flagged_headers<'a>(
     headers: impl Iterator<Item = (u8, u8, &'a str, &'a str)>,
+    first: &mut [Option<super::typed::NameAddr<'a>>; 2],
 ) -> Result<(), ParseError> {
-    use super::normalize::{F_ADDRESS, F_SINGLE, F_VIA, KNOWN};
+    use super::normalize::{slot as s, F_ADDRESS, F_SINGLE, F_VIA, KNOWN};
     // One pass; a repeated header is reported before any shape error, as when the
     // repeats were checked first: the first shape error waits in `shape`.
     let mut seen = 0u64;
@@ -271,8 +276,12 @@ pub(crate) fn flagged_headers<'a>(
         }
         if flags & F_ADDRESS != 0 {
             // The usual `<uri>;tag=...` passes without the general checks.
-            if super::typed::NameAddr::parse_simple(value).is_none() {
-                shape = address(name, value);
+            match super::typed::NameAddr::parse_simple(value) {
+                // From and To are single-instance: this is the first of its slot.
+                Some(a) if slot == s::FROM => first[0] = Some(a),
+                Some(a) if slot == s::TO => first[1] = Some(a),
+                Some(_) => {}
+                None => shape = address(name, value),
             }
         } else if flags & F_VIA != 0 {
             shape = via(value);
