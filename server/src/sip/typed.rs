@@ -416,7 +416,7 @@ mod tests {
         #[test]
         fn simple_addresses_read_and_check_as_the_general_path(
             v in "[<>;=a-c:@ \t\"\\\\,é*]{0,14}",
-            prefix in "(<sip:a@b>|<|)",
+            prefix in "(<sip:a@b>|<sip:a@b>;tag=|<sip:a@b;lr>;x|<|)",
         ) {
             let v = format!("{prefix}{v}");
             if let Some(a) = NameAddr::parse_simple(&v) {
