@@ -209,8 +209,16 @@ impl Headers {
     pub(crate) fn first_of_slots<const N: usize>(&self, slots: [u8; N]) -> [Option<&str>; N] {
         let mut out = [None; N];
         let mut missing = N;
+        // slot -> 1 + its first index in `slots` (0: not asked).
+        let mut asked = [0u8; 256];
+        for (k, s) in slots.iter().enumerate().rev() {
+            if let Some(a) = asked.get_mut(usize::from(*s)) {
+                *a = u8::try_from(k + 1).unwrap_or(0);
+            }
+        }
         for e in self.entries.iter().filter(|e| e.slot != 0) {
-            if let Some(k) = slots.iter().position(|s| *s == e.slot) {
+            let at = asked.get(usize::from(e.slot)).copied().unwrap_or(0);
+            if let Some(k) = usize::from(at).checked_sub(1) {
                 if out[k].is_none() {
                     out[k] = Some(self.slice(e.value));
                     missing -= 1;
@@ -420,6 +428,30 @@ impl fmt::Debug for Headers {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn first_of_slots_is_get_slot_per_slot(
+            names in proptest::collection::vec("(Via|From|To|Call-ID|CSeq|Contact|X-a|v)", 0..8),
+            slots in proptest::prelude::Strategy::prop_map(
+                proptest::prelude::any::<[u8; 4]>(),
+                |s| s.map(|x| x % 11 + 1),
+            ),
+        ) {
+            let mut h = Headers::default();
+            for (i, n) in names.iter().enumerate() {
+                h.push(n, i.to_string());
+            }
+            // A slot asked twice is given at its first place only.
+            let mut want = [None; 4];
+            for (k, s) in slots.iter().enumerate() {
+                if !slots[..k].contains(s) {
+                    want[k] = h.get_slot(*s);
+                }
+            }
+            proptest::prop_assert_eq!(h.first_of_slots(slots), want);
+        }
+    }
 
     #[test]
     fn set_get_all_remove() {

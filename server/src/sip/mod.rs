@@ -22,6 +22,7 @@ mod lines;
 pub mod message;
 pub mod normalize;
 pub mod reject;
+mod swar;
 pub mod typed;
 pub mod validate;
 

@@ -265,7 +265,7 @@ pub(crate) fn classify(name: &str) -> Class {
         };
         let c = kn.name.as_bytes();
         // Names nearly always come in their usual spelling: one plain compare.
-        let same = c == n;
+        let same = super::swar::same_bytes(c, n);
         if same || c.eq_ignore_ascii_case(n) {
             let exact = kn.canon || same;
             return Class {
@@ -456,11 +456,11 @@ pub(crate) fn trim(s: &str) -> &str {
     s.get(i..j).unwrap_or_default()
 }
 
-/// The first `c` in `s`: a plain loop for short slices (most header values: no call
-/// and no CPU dispatch), `memchr` for longer ones.
+/// The first `c` in `s`: eight bytes at a time for short slices (most header values:
+/// no call and no CPU dispatch, `swar::find_byte`), `memchr` for longer ones.
 pub(crate) fn find_byte(c: u8, s: &[u8]) -> Option<usize> {
     if s.len() < 48 {
-        s.iter().position(|&b| b == c)
+        super::swar::find_byte(c, s)
     } else {
         memchr::memchr(c, s)
     }
@@ -469,7 +469,7 @@ pub(crate) fn find_byte(c: u8, s: &[u8]) -> Option<usize> {
 /// The last `c` in `s`: [`find_byte`] from the end (`memchr::memrchr` for long slices).
 pub(crate) fn rfind_byte(c: u8, s: &[u8]) -> Option<usize> {
     if s.len() < 48 {
-        s.iter().rposition(|&b| b == c)
+        super::swar::rfind_byte(c, s)
     } else {
         memchr::memrchr(c, s)
     }

@@ -221,6 +221,12 @@ impl<'a> NameAddr<'a> {
     /// Reads a value; `None` when a `<` has no `>` or the URI is empty. The full shape
     /// (quotes, display-name tokens) is checked by `validate::address` at parse time.
     pub fn parse(value: &'a str) -> Option<NameAddr<'a>> {
+        NameAddr::parse_simple(value).or_else(|| NameAddr::parse_general(value))
+    }
+
+    /// [`NameAddr::parse`] without its fast path (the reference the fast path is
+    /// compared with).
+    pub(crate) fn parse_general(value: &'a str) -> Option<NameAddr<'a>> {
         let close = rfind_byte(b'>', value.as_bytes());
         if let (Some(s), Some(e)) = (close.and_then(|_| angle_start(value)), close) {
             if s >= e {
@@ -248,6 +254,78 @@ impl<'a> NameAddr<'a> {
     /// The `tag` parameter (RFC 3261 19.3).
     pub fn tag(&self) -> Option<&'a str> {
         param(self.params, "tag")
+    }
+}
+
+/// The bytes of an address the fast path ([`NameAddr::parse_simple`]) accepts:
+/// printable ASCII but the space, `"`, `\\`, `,`, `<` and `>` (those two are placed
+/// by the caller).
+static SIMPLE_ADDR: [bool; 256] = simple_addr_bytes();
+
+const fn simple_addr_bytes() -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut c = 0x21;
+    while c < 0x7f {
+        t[c] = !matches!(c as u8, b'"' | b'\\' | b',' | b'<' | b'>');
+        c += 1;
+    }
+    t
+}
+
+impl<'a> NameAddr<'a> {
+    /// The usual From / To / Contact value `<uri>` + `;param...` read in one pass:
+    /// `Some` only when the value has no display name, no white space, quote or comma,
+    /// one `<` (first) and one `>`, a non-empty URI and no empty parameter. Such a value
+    /// passes `validate::address` and reads as [`NameAddr::parse`] reads it (a
+    /// proptest compares both); `None` sends the caller to those general readers.
+    pub(crate) fn parse_simple(value: &'a str) -> Option<NameAddr<'a>> {
+        let b = value.as_bytes();
+        if b.first() != Some(&b'<') {
+            return None;
+        }
+        let mut i = 1;
+        while super::swar::word_at(b, i)
+            .is_some_and(|x| super::swar::printable_except(x, [b'"', b'\\', b',', b'<', b'>']))
+        {
+            i += 8;
+        }
+        while i < b.len() && SIMPLE_ADDR[usize::from(b[i])] {
+            i += 1;
+        }
+        if i == 1 || b.get(i) != Some(&b'>') {
+            return None;
+        }
+        let close = i;
+        // Parameters: `;` then a non-empty part, repeated; nothing else.
+        let mut part = 0usize;
+        i += 1;
+        if i < b.len() && b[i] != b';' {
+            return None;
+        }
+        while i < b.len() {
+            let plain = super::swar::word_at(b, i).is_some_and(|x| {
+                super::swar::printable_except(x, [b'"', b'\\', b',', b'<', b'>', b';'])
+            });
+            if plain {
+                (part, i) = (part + 8, i + 8);
+                continue;
+            }
+            match b[i] {
+                b';' if i > close + 1 && part == 0 => return None,
+                b';' => part = 0,
+                c if SIMPLE_ADDR[usize::from(c)] => part += 1,
+                _ => return None,
+            }
+            i += 1;
+        }
+        if close + 1 < b.len() && part == 0 {
+            return None;
+        }
+        Some(NameAddr {
+            display: "",
+            uri: value.get(1..close)?,
+            params: value.get(close + 1..)?,
+        })
     }
 }
 
@@ -330,6 +408,41 @@ mod tests {
             proptest::prop_assert_eq!(param(&p, &name), param_general(&p, &name));
             let tagged = format!(";{name}={p}");
             proptest::prop_assert_eq!(param(&tagged, &name), param_general(&tagged, &name));
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(20_000))]
+        #[test]
+        fn simple_addresses_read_and_check_as_the_general_path(
+            v in "[<>;=a-c:@ \t\"\\\\,é*]{0,14}",
+            prefix in "(<sip:a@b>|<sip:a@b>;tag=|<sip:a@b;lr>;x|<|)",
+        ) {
+            let v = format!("{prefix}{v}");
+            if let Some(a) = NameAddr::parse_simple(&v) {
+                proptest::prop_assert_eq!(Some(a), NameAddr::parse_general(&v));
+                proptest::prop_assert!(super::super::validate::address("From", &v).is_ok());
+                proptest::prop_assert!(super::super::validate::address("Contact", &v).is_ok());
+            }
+        }
+    }
+
+    #[test]
+    fn simple_addresses() {
+        for v in ["<sip:a@b>", "<sip:a@b>;tag=1", "<sip:a@b;lr>;x;y=2"] {
+            assert!(NameAddr::parse_simple(v).is_some(), "{v}");
+        }
+        for v in [
+            "<>",
+            "<sip:a@b>;",
+            "<sip:a@b>;;x",
+            "<sip:a@b>x",
+            "<sip:a@b>;x>",
+            "<sip:a b>",
+            "\"A\" <sip:a@b>",
+            "sip:a@b;tag=1",
+        ] {
+            assert_eq!(NameAddr::parse_simple(v), None, "{v}");
         }
     }
 

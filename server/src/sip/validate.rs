@@ -247,12 +247,20 @@ pub fn headers<'a>(
 /// [`headers`] over (slot, flags, name, value) of headers the parser classified
 /// (`normalize::KNOWN`, `normalize::F_*`): the same checks in the same order, without
 /// comparing names again.
+///
+/// `first` gets the first From and To read by the fast path
+/// ([`super::typed::NameAddr::parse_simple`]; `None` when it did not read them), so
+/// the typed view does not read them again.
 pub(crate) fn flagged_headers<'a>(
-    headers: impl Iterator<Item = (u8, u8, &'a str, &'a str)> + Clone,
+    headers: impl Iterator<Item = (u8, u8, &'a str, &'a str)>,
+    first: &mut [Option<super::typed::NameAddr<'a>>; 2],
 ) -> Result<(), ParseError> {
-    use super::normalize::{F_ADDRESS, F_SINGLE, F_VIA, KNOWN};
+    use super::normalize::{slot as s, F_ADDRESS, F_SINGLE, F_VIA, KNOWN};
+    // One pass; a repeated header is reported before any shape error, as when the
+    // repeats were checked first: the first shape error waits in `shape`.
     let mut seen = 0u64;
-    for (slot, flags, _, _) in headers.clone() {
+    let mut shape = Ok(());
+    for (slot, flags, name, value) in headers {
         if flags & F_SINGLE != 0 {
             let bit = 1u64 << (slot & 63);
             if seen & bit != 0 {
@@ -263,15 +271,23 @@ pub(crate) fn flagged_headers<'a>(
             }
             seen |= bit;
         }
-    }
-    for (_, flags, name, value) in headers {
+        if shape.is_err() {
+            continue;
+        }
         if flags & F_ADDRESS != 0 {
-            address(name, value)?;
+            // The usual `<uri>;tag=...` passes without the general checks.
+            match super::typed::NameAddr::parse_simple(value) {
+                // From and To are single-instance: this is the first of its slot.
+                Some(a) if slot == s::FROM => first[0] = Some(a),
+                Some(a) if slot == s::TO => first[1] = Some(a),
+                Some(_) => {}
+                None => shape = address(name, value),
+            }
         } else if flags & F_VIA != 0 {
-            via(value)?;
+            shape = via(value);
         }
     }
-    Ok(())
+    shape
 }
 
 fn clip(s: &str) -> String {
