@@ -201,9 +201,14 @@ const ANSWER_HORIZON: Duration = Duration::from_secs(1);
 /// oldest is forgiven.
 const MAX_PENDING: usize = 1 << 16;
 
+/// Capacity a connection's [`Pending`] keeps after a burst (requests).
+const KEEP_PENDING: usize = 64;
+
 impl Pending {
-    /// A request was queued at `now`.
+    /// A request was queued at `now` (those past the horizon are forgiven first, so a
+    /// peer that reads but never answers holds at most one horizon's requests).
     fn sent(&mut self, now: tokio::time::Instant) {
+        self.roll(now);
         if self.sent.len() >= MAX_PENDING {
             self.sent.pop_front();
         }
@@ -215,13 +220,17 @@ impl Pending {
         self.sent.pop_front();
     }
 
-    /// Forgives the requests unanswered for longer than [`ANSWER_HORIZON`] at `now`.
+    /// Forgives the requests unanswered for longer than [`ANSWER_HORIZON`] at `now`, and
+    /// gives back memory once a burst is over (below a quarter of the capacity).
     fn roll(&mut self, now: tokio::time::Instant) {
         while let Some(&at) = self.sent.front() {
             if now.saturating_duration_since(at) < ANSWER_HORIZON {
                 break;
             }
             self.sent.pop_front();
+        }
+        if self.sent.capacity() > KEEP_PENDING && self.sent.len() * 4 < self.sent.capacity() {
+            self.sent.shrink_to((self.sent.len() * 2).max(KEEP_PENDING));
         }
     }
 
@@ -347,7 +356,7 @@ impl ConnOut {
             }
             q.items.push_back((head, body));
         }
-        if !is_response {
+        if !is_response && self.st.max_unanswered > 0 {
             self.st.pending().sent(tokio::time::Instant::now());
         }
         self.st.add(n);
@@ -645,15 +654,25 @@ mod tests {
         assert_eq!(p.unanswered(), 0, "all forgiven");
         p.answered(); // a late answer to a forgiven request: nothing to take
         assert_eq!(p.unanswered(), 0);
+        // A peer that reads but never answers: each send forgives what passed the
+        // horizon, and the memory of a burst is given back.
+        for i in 0..1000 {
+            p.sent(t0 + ms(1700) + Duration::from_micros(i));
+        }
+        let burst = p.sent.capacity();
+        p.sent(t0 + ms(2800));
+        assert_eq!(p.unanswered(), 1, "the burst of 1.7 s is forgiven at 2.8 s");
+        assert!(p.sent.capacity() < burst, "{} < {burst}", p.sent.capacity());
+        p.answered();
         // The count is bounded: past MAX_PENDING the oldest is forgiven.
         for i in 0..MAX_PENDING + 5 {
-            p.sent(t0 + ms(2000) + Duration::from_micros(i as u64));
+            p.sent(t0 + ms(3000) + Duration::from_micros(i as u64));
         }
         assert_eq!(p.unanswered(), MAX_PENDING as u64);
-        assert_eq!(p.oldest_wait(t0 + ms(2000)), Duration::ZERO);
-        p.roll(t0 + ms(2000) + Duration::from_micros(5));
+        assert_eq!(p.oldest_wait(t0 + ms(3000)), Duration::ZERO);
+        p.roll(t0 + ms(3000) + Duration::from_micros(5));
         assert_eq!(
-            p.oldest_wait(t0 + ms(2000) + Duration::from_micros(5)),
+            p.oldest_wait(t0 + ms(3000) + Duration::from_micros(5)),
             Duration::ZERO,
             "the 5 oldest were dropped at the bound: the oldest left was sent at 5 us"
         );
