@@ -26,7 +26,8 @@
 //! sends only after the post is committed) per second; relays (grpchat INFOs carrying
 //! our marker) delivered per second; post->relay latency p50/p99/p99.9 (hdrhistogram,
 //! microsecond resolution, from the post's due time to the relay's arrival at another
-//! session); 503 answers; errors (failed connects/sign-ins, non-200 answers, posts
+//! session); 503 answers to posts, and at sign-in (`signin_503`: an INVITE or bjoin
+//! refused and sent again after its `Retry-After`); errors (failed connects/sign-ins, non-200 answers, posts
 //! the client side could not even queue, connections the server closed); server RSS.
 //!
 //! **Server RSS** is `VmRSS` (and `VmHWM`, the peak) from `/proc/<pid>/status`, read
