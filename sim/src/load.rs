@@ -27,8 +27,9 @@
 //! our marker) delivered per second; post->relay latency p50/p99/p99.9 (hdrhistogram,
 //! microsecond resolution, from the post's due time to the relay's arrival at another
 //! session); 503 answers to posts, and at sign-in (`signin_503`: an INVITE or bjoin
-//! refused and sent again after its `Retry-After`); errors (failed connects/sign-ins, non-200 answers, posts
-//! the client side could not even queue, connections the server closed); server RSS.
+//! refused and sent again after its `Retry-After`); errors (failed connects/sign-ins,
+//! non-200 answers, posts the client side could not even queue, connections the server
+//! closed); server RSS.
 //!
 //! **Server RSS** is `VmRSS` (and `VmHWM`, the peak) from `/proc/<pid>/status`, read
 //! after the run while every session is still connected. The pid is `--server-pid`, or
