@@ -46,7 +46,7 @@ status=0
 timeout -s KILL $((calls / rate + 60)) "$sipp" -sf bench/sipp/xccos-uac.xml -t t1 -aa \
   -inf "$data/rooms.csv" -r "$rate" -l "$limit" -m "$calls" -i 127.0.0.1 -p $((port + 1)) \
   -nostdin -trace_stat -stf "$data/stat.csv" \
-  "${trace_err[@]}" -timeout 60s -timeout_error \
+  "${trace_err[@]}" ${SIPP_EXTRA:-} -timeout 60s -timeout_error \
   127.0.0.1:"$port" >"$data/sipp.out" 2>&1 || status=$?
 grep -h "overload:" "$data/server.log" 2>/dev/null | sed 's/\x1b\[[0-9;]*m//g; s/.*shed=/server shed (503 per reason, per second): /' | tail -3 >&2 || true
 rss=$(awk '/VmHWM/ {print $2 " " $3}' "/proc/$pid/status" 2>/dev/null || echo "?")

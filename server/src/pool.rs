@@ -95,6 +95,15 @@ fn load_new_rooms(
     Ok(())
 }
 
+/// Whether `user` has a dialog on this member (not the SIPE bootstrap).
+fn online_here(cx: &BatchCx, user: &str) -> bool {
+    let dialogs = cx.dialogs();
+    dialogs
+        .of_user(user)
+        .into_iter()
+        .any(|d| dialogs.get(d).is_some_and(|d| !d.bootstrap))
+}
+
 /// Sends one log entry to this member's dialogs joined to its room (not to the dialog
 /// that caused it), and for a post `ntc:newcontent` to this member's followers not in
 /// the room. These are of committed rows: they do not wait for a commit.
@@ -108,6 +117,14 @@ fn deliver(cx: &mut BatchCx, e: &LogEntry) {
             crate::cmd::manage::apply_committed_update(cx, &e.head.room_guid);
         }
         return;
+    }
+    if e.head.kind == LogKind::Join
+        && e.head.origin != cx.cfg.server_id()
+        && online_here(cx, &e.head.user)
+    {
+        // A join on another member follows the room (cmd/join.rs): the user's dialogs
+        // here are told of its new content from now on.
+        cx.rooms.follows_mut().add(&e.head.user, &e.head.room_guid);
     }
     if e.head.kind == LogKind::Chat {
         // This member's followers online but not in the room, whoever took the post.

@@ -1,10 +1,12 @@
 //! The Channel service's in-memory state: rooms (loaded from the store) and who is
-//! online in each (joined dialogs), plus the authorization rules.
+//! online in each (joined dialogs), which rooms the users online here follow
+//! ([`follows`]), plus the authorization rules.
 //!
 //! Rooms are kept in `BTreeMap`s so every listing and every fan-out happens in a
 //! deterministic order (DESIGN.md determinism rules).
 
 pub mod authz;
+pub mod follows;
 
 use crate::config::{CategoryConfig, DEFAULT_CATEGORY};
 use crate::store::{RoomAttrs, RoomRecord};
@@ -163,6 +165,8 @@ pub struct Rooms {
     by_guid: BTreeMap<String, Room>,
     by_name: BTreeMap<String, String>,
     categories: BTreeMap<String, Category>,
+    /// Rooms followed by the users online here (candidates for `ntc:newcontent`).
+    follows: follows::OnlineFollows,
 }
 
 impl Rooms {
@@ -236,6 +240,16 @@ impl Rooms {
             }
         }
         left
+    }
+
+    /// Rooms followed by the users online on this server (see [`follows`]).
+    pub fn follows(&self) -> &follows::OnlineFollows {
+        &self.follows
+    }
+
+    /// Mutable access to [`Rooms::follows`].
+    pub fn follows_mut(&mut self) -> &mut follows::OnlineFollows {
+        &mut self.follows
     }
 
     /// Number of rooms.

@@ -89,6 +89,7 @@ pub fn join(cx: &mut BatchCx, ctx: &Ctx, chans: &[ChanRef], batch: bool) -> CmdR
             cx.store
                 .follow(&ctx.user, guid)
                 .map_err(|e| CmdError::new(codes::INTERNAL_ERROR, e.to_string()))?;
+            cx.rooms.follows_mut().add(&ctx.user, guid);
         }
     }
     for guid in &joined {

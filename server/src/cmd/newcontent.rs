@@ -25,13 +25,9 @@ pub fn notify_committed(cx: &mut BatchCx, guid: &str) {
 }
 
 fn notify_as(cx: &mut BatchCx, guid: &str, wait_for_commit: bool) {
-    let followers = match cx.store.followers(guid) {
-        Ok(f) => f,
-        Err(e) => {
-            tracing::warn!("new-content notification skipped: {e}");
-            return;
-        }
-    };
+    // The online users noted as following the room (a superset, confirmed below by
+    // `unread_count`): not every user who ever followed it.
+    let followers = cx.rooms.follows().of_room(guid);
     let mut targets = Vec::new();
     if let Some(room) = cx.rooms.get(guid) {
         for user in followers {
@@ -52,7 +48,9 @@ fn notify_as(cx: &mut BatchCx, guid: &str, wait_for_commit: bool) {
     }
     for (user, dialogs, chan_uri) in targets {
         let unread = match cx.store.unread_count(&user, guid) {
-            Ok(n) => n,
+            Ok(Some(n)) => n,
+            // Unfollowed in this session (the online index keeps the room).
+            Ok(None) => continue,
             Err(e) => {
                 tracing::warn!("new-content notification skipped: {e}");
                 continue;

@@ -120,6 +120,9 @@ pub fn setpref(cx: &mut BatchCx, ctx: &Ctx, label: &str, content: &str) -> CmdRe
         cx.store
             .set_followed(&ctx.user, &guids)
             .map_err(store_err)?;
+        for guid in &guids {
+            cx.rooms.follows_mut().add(&ctx.user, guid);
+        }
     }
     let seqid = cx
         .store

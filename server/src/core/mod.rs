@@ -485,13 +485,39 @@ impl Core {
 
     /// Drops a dialog: leaves every room it joined (ntc:part to the others).
     pub(crate) fn drop_dialog(&mut self, dialog: DialogId) {
-        if self.dialogs.remove(dialog).is_none() {
+        let Some(gone) = self.dialogs.remove(dialog) else {
             return;
-        }
+        };
         for (guid, user, last) in self.rooms.leave_all(dialog) {
             if last {
                 (self.hooks.left_room)(&mut self.cx(), &guid, &user, dialog);
             }
+        }
+        let still_online = self
+            .dialogs
+            .of_user(&gone.user)
+            .into_iter()
+            .any(|d| self.dialogs.get(d).is_some_and(|d| !d.bootstrap));
+        if !still_online {
+            self.rooms.follows_mut().forget_user(&gone.user);
+        }
+    }
+
+    /// A dialog of `user` (not the SIPE bootstrap) was established: unless the user's
+    /// followed rooms are noted already (another dialog), they are read from the store
+    /// into the online index (`channel::follows`, the `ntc:newcontent` candidates). A
+    /// store error leaves them out (logged): only new-content notices are lost.
+    fn note_follows(&mut self, user: &str) {
+        if self.rooms.follows().knows(user) {
+            return;
+        }
+        match self.store.followed(user) {
+            Ok(guids) => {
+                for guid in guids {
+                    self.rooms.follows_mut().add(user, &guid);
+                }
+            }
+            Err(e) => tracing::warn!(user, "followed rooms not read: {e}"),
         }
     }
 }

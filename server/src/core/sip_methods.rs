@@ -300,8 +300,12 @@ impl Core {
             expires_at_ms: timer.expiry_ms(self.now_ms()),
             bootstrap,
         };
+        let user_uri = dialog.user.clone();
         let id = self.dialogs.insert(dialog);
         tracing::debug!(dialog = %id, user = %user, bootstrap, "dialog established");
+        if !bootstrap {
+            self.note_follows(&user_uri);
+        }
         let resp = self.ok_to_invite(conn, &req, &local_tag, &timer);
         self.respond(conn, resp, false);
     }

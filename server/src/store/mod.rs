@@ -436,9 +436,11 @@ pub trait Store: Send {
         self.sql_exec(sql::MARK_READ, vec![user.into(), room_guid.into()])
             .map(drop)
     }
-    /// Messages of the room newer than `user`'s read marker (0 if not followed).
-    fn unread_count(&mut self, user: &str, room_guid: &str) -> Result<u64, StoreError> {
-        count(self.sql_ints(sql::UNREAD_COUNT, vec![user.into(), room_guid.into()]))
+    /// Messages of the room newer than `user`'s read marker; `None` when `user` does
+    /// not follow the room.
+    fn unread_count(&mut self, user: &str, room_guid: &str) -> Result<Option<u64>, StoreError> {
+        let n = self.sql_ints(sql::UNREAD_COUNT, vec![user.into(), room_guid.into()])?;
+        Ok(n.first().map(|&n| u64::try_from(n).unwrap_or(0)))
     }
     /// A user's preference `label`, if set.
     fn get_pref(&mut self, user: &str, label: &str) -> Result<Option<Pref>, StoreError> {

@@ -252,10 +252,11 @@ pub const FOLLOWERS: &str = "SELECT user_uri FROM followed WHERE room_guid = $1 
 pub const MARK_READ: &str = "UPDATE followed SET last_read_id =
        (SELECT COALESCE(MAX(id), 0) FROM messages WHERE room_guid = $2)
      WHERE user_uri = $1 AND room_guid = $2";
-/// `Store::unread_count`: messages newer than the user's read marker.
-pub const UNREAD_COUNT: &str = "SELECT COUNT(*) FROM messages m JOIN followed f
-       ON f.room_guid = m.room_guid AND f.user_uri = $1
-     WHERE m.room_guid = $2 AND m.id > f.last_read_id";
+/// `Store::unread_count`: messages newer than the user's read marker; no row when the
+/// user does not follow the room.
+pub const UNREAD_COUNT: &str = "SELECT (SELECT COUNT(*) FROM messages m
+         WHERE m.room_guid = f.room_guid AND m.id > f.last_read_id)
+     FROM followed f WHERE f.user_uri = $1 AND f.room_guid = $2";
 /// `Store::find_client_message`.
 pub const FIND_CLIENT_MESSAGE: &str =
     "SELECT id FROM messages WHERE author = $1 AND client_msgid = $2";
