@@ -39,11 +39,19 @@ with open(f"{data}/rooms.csv", "w") as f:
     for i in range(rooms):
         f.write(f"ma-chan://contoso.com/{uuid.uuid5(ns, f'contoso.com/sipp{i}')}\n")
 PY
-pchat_start "$data" "${PCHAT_SERVER_BIN:-./target/release/pchat-server}" --config "$data/server.toml"
+# SIPP_PIN="S:G": the server on CPUs S, SIPp on CPUs G (taskset lists, e.g. "0:1").
+pin_server=()
+pin_sipp=()
+if [ -n "${SIPP_PIN:-}" ]; then
+  pin_server=(taskset -c "${SIPP_PIN%%:*}")
+  pin_sipp=(taskset -c "${SIPP_PIN#*:}")
+fi
+pchat_start "$data" "${pin_server[@]}" "${PCHAT_SERVER_BIN:-./target/release/pchat-server}" \
+  --config "$data/server.toml"
 trace_err=(-trace_err -error_file "$data/errors.log")
 [ "${SIPP_TRACE_ERR:-1}" = 0 ] && trace_err=()
 status=0
-timeout -s KILL $((calls / rate + 60)) "$sipp" -sf bench/sipp/xccos-uac.xml -t t1 -aa \
+timeout -s KILL $((calls / rate + 60)) "${pin_sipp[@]}" "$sipp" -sf bench/sipp/xccos-uac.xml -t t1 -aa \
   -inf "$data/rooms.csv" -r "$rate" -l "$limit" -m "$calls" -i 127.0.0.1 -p $((port + 1)) \
   -nostdin -trace_stat -stf "$data/stat.csv" \
   "${trace_err[@]}" ${SIPP_EXTRA:-} -timeout 60s -timeout_error \

@@ -9,6 +9,7 @@
 use crate::channel::authz::{self, Op};
 use crate::core::BatchCx;
 use crate::xccos::{Body, Ntc, NtcData};
+use std::collections::BTreeSet;
 
 /// Notifies the followers of room `guid` who are online elsewhere (see module docs),
 /// released with the batch's commit. Store errors skip the notification (logged):
@@ -27,22 +28,27 @@ pub fn notify_committed(cx: &mut BatchCx, guid: &str) {
 fn notify_as(cx: &mut BatchCx, guid: &str, wait_for_commit: bool) {
     // The online users noted as following the room (a superset, confirmed below by
     // `unread_count`): not every user who ever followed it.
-    let followers = cx.rooms.follows().of_room(guid);
     let mut targets = Vec::new();
     if let Some(room) = cx.rooms.get(guid) {
+        let mut followers = cx.rooms.follows().of_room(guid).peekable();
+        let in_room: BTreeSet<&str> = match followers.peek() {
+            Some(_) => room.joined.values().map(String::as_str).collect(),
+            None => BTreeSet::new(),
+        };
         for user in followers {
-            let online_in_room = room.joined.values().any(|u| *u == user);
-            if online_in_room || authz::check(cx.rooms, room, &user, Op::ReadHistory).is_err() {
+            if in_room.contains(user.as_str())
+                || authz::check(cx.rooms, room, user, Op::ReadHistory).is_err()
+            {
                 continue;
             }
             let dialogs: Vec<_> = cx
                 .dialogs()
-                .of_user(&user)
+                .of_user(user)
                 .into_iter()
                 .filter(|d| cx.dialogs().get(*d).is_some_and(|d| !d.bootstrap))
                 .collect();
             if !dialogs.is_empty() {
-                targets.push((user, dialogs, room.uri.clone()));
+                targets.push((user.clone(), dialogs, room.uri.clone()));
             }
         }
     }
