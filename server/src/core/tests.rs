@@ -779,3 +779,49 @@ fn poll_timeout_is_the_next_session_expiry() {
     assert_eq!(h.core.dialog_count(), 0);
     assert_eq!(h.core.poll_timeout(), None);
 }
+
+fn bye(user: &str, d: &Dialog) -> String {
+    format!(
+        "BYE sip:x SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bKbye{user}\r\nFrom: <sip:{user}@contoso.com>;tag={}\r\n\
+         To: <sip:pchat@contoso.com>;tag={}\r\nCall-ID: {}\r\nCSeq: 9 BYE\r\nContent-Length: 0\r\n\r\n",
+        d.1, d.2, d.0
+    )
+}
+
+fn newcontent_to(out: &[(u64, String)], conn: u64) -> usize {
+    out.iter()
+        .filter(|(c, t)| *c == conn && t.contains("ntc:newcontent"))
+        .count()
+}
+
+/// `ntc:newcontent` reaches a follower online elsewhere - read from the store when the
+/// user signs in again - and, once the user unfollows the room (setpref of the followed
+/// list), no longer does: the online index keeps the room, the store says no.
+#[test]
+fn newcontent_follows_the_store_not_the_online_index() {
+    let mut h = harness();
+    let uri = h.design_uri();
+    let d1 = h.sign_in(1, "user1");
+    h.info(1, "user1", &d1, &join_body(&uri));
+    let d3 = h.sign_in(3, "user3");
+    h.info(3, "user3", &d3, &join_body(&uri));
+    assert_eq!(response(&h.send(3, &bye("user3", &d3))[0].1).code, 200);
+    let d3 = h.sign_in(4, "user3");
+    let out = h.info(1, "user1", &d1, &post_body(&uri, "one"));
+    assert_eq!(
+        newcontent_to(&out, 4),
+        1,
+        "a follower signed in again: {out:?}"
+    );
+    let unfollow = "<xccos ver=\"1\" envid=\"300\" xmlns=\"urn:parlano:xml:ns:xccos\"><cmd id=\"cmd:setpref\" \
+                    seqid=\"1\"><data><pref label=\"kedzie.GroupChannels\" seqid=\"1\" content=\"\"/></data></cmd></xccos>";
+    let out = h.info(4, "user3", &d3, unfollow);
+    assert_eq!(response(&out[0].1).code, 200, "{out:?}");
+    assert!(
+        out.iter().any(|(_, t)| t.contains("rpl:setpref")),
+        "{out:?}"
+    );
+    let out = h.info(1, "user1", &d1, &post_body(&uri, "two"));
+    assert_eq!(newcontent_to(&out, 4), 0, "unfollowed: {out:?}");
+    assert_eq!(response(&out[0].1).code, 200);
+}
