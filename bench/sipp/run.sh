@@ -12,7 +12,10 @@
 #      PCHAT_SIP_EXTRA: more `[sip]` lines for the server (e.g. "max_unanswered = 0");
 #      SIPP_TRACE_ERR (1): 0 leaves out SIPp's error log (-trace_err), which also logs
 #      every auto-answered relay INFO: at thousands of calls/s that logging costs SIPp
-#      (the load generator, on the same cores) a large share of its CPU.
+#      (the load generator, on the same cores) a large share of its CPU;
+#      SIPP_EXTRA: more sipp arguments (e.g. "-deadcall_wait 1000");
+#      SIPP_PIN ("S:G", e.g. "0:1"): the server on CPUs S and SIPp on CPUs G (taskset
+#      lists), so that neither takes the other's CPU (BENCHMARKS.md, session 10).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source .ci/lib.sh
