@@ -288,7 +288,7 @@ impl PgStore {
             Ok(i64::from(r.get::<_, i32>(0)))
         });
         let result = found.and_then(|found| {
-            let migrations = schema::migrations(&schema::POSTGRES);
+            let migrations = schema::migrations(schema::Dialect::Postgres);
             let supported = migrations.len() as i64;
             if found > supported {
                 return Err(StoreError::SchemaTooNew { found, supported });

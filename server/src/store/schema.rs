@@ -1,75 +1,77 @@
 //! The store's schema, written once for both backends: [`MIGRATIONS`] are the tables of
 //! the Persistent Chat Store with the few places where SQLite and PostgreSQL spell a
-//! column differently left as `{placeholders}`, and a [`Dialect`] fills them in
-//! ([`SQLITE`], [`POSTGRES`]; [`migrations`]). A table or column added here reaches both
-//! stores, so they cannot drift apart; what differs is listed, side by side, in the two
-//! dialects.
+//! column differently left as `{placeholders}`, which [`migrations`] fills in for a
+//! [`Dialect`] from one table of the two spellings side by side ([`SPELLINGS`]). A
+//! table or column added here reaches both stores, so they cannot drift apart.
 //!
 //! Versions: index + 1 is the schema version after applying it - SQLite's
 //! `PRAGMA user_version`, PostgreSQL's `pchat_schema.version`. Append only: a database
 //! at version N gets `MIGRATIONS[N..]`.
 
-/// How one backend spells the columns the two SQL dialects write differently. Each
-/// field replaces the placeholder of its name in [`MIGRATIONS`].
-#[derive(Debug, Clone, Copy)]
-pub struct Dialect {
-    /// `{int}`: a 64-bit integer column.
-    pub int: &'static str,
-    /// `{serial}`: an integer primary key that the database assigns, never reused.
-    pub serial: &'static str,
-    /// `{no_rowid}`: after the closing parenthesis of a table whose primary key is its
-    /// only lookup (SQLite: `WITHOUT ROWID`).
-    pub no_rowid: &'static str,
-    /// `{flag}`: a boolean column, false by default (read as 0/1 by `sql::Row`).
-    pub flag: &'static str,
-    /// `{nocase_unique}`: after `name TEXT NOT NULL` of `rooms`: names unique ignoring
-    /// ASCII case, in the column (SQLite)...
-    pub nocase_unique: &'static str,
-    /// `{nocase_unique_index}`: ... or as an index on `lower(name)` (PostgreSQL).
-    pub nocase_unique_index: &'static str,
-    /// `{event_id}`: the compliance outbox's event id: assigned by the database, or (in
-    /// a pool) taken from the `event` counter row so ids stay gap-free across rollbacks.
-    pub event_id: &'static str,
-    /// `{event_counter}`: the counter row `{event_id}` reads, when it needs one.
-    pub event_counter: &'static str,
-    /// `{log_notify}`: the pool's wake-up on each `room_log` insert (PostgreSQL's
-    /// `NOTIFY` on commit; the simulated pool rings `store::bell` instead).
-    pub log_notify: &'static str,
+/// The two SQL dialects the store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// SQLite (`store::sqlite`).
+    Sqlite,
+    /// PostgreSQL (`store::postgres`).
+    Postgres,
 }
 
-/// SQLite (`store::sqlite`).
-pub const SQLITE: Dialect = Dialect {
-    int: "INTEGER",
-    serial: "INTEGER PRIMARY KEY AUTOINCREMENT",
-    no_rowid: " WITHOUT ROWID",
-    flag: "INTEGER NOT NULL DEFAULT 0",
-    nocase_unique: " UNIQUE COLLATE NOCASE",
-    nocase_unique_index: "",
-    event_id: "INTEGER PRIMARY KEY AUTOINCREMENT",
-    event_counter: "",
-    log_notify: "",
-};
-
-/// PostgreSQL (`store::postgres`; the database is created without locale, so `lower`
-/// folds ASCII only, like SQLite's `NOCASE`).
-pub const POSTGRES: Dialect = Dialect {
-    int: "BIGINT",
-    serial: "BIGSERIAL PRIMARY KEY",
-    no_rowid: "",
-    flag: "BOOLEAN NOT NULL DEFAULT FALSE",
-    nocase_unique: "",
-    nocase_unique_index: "CREATE UNIQUE INDEX rooms_by_name ON rooms (lower(name));",
-    event_id: "BIGINT PRIMARY KEY",
-    event_counter: "CREATE TABLE pchat_counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL);
+/// Where the two dialects spell the schema differently, side by side: a placeholder of
+/// [`MIGRATIONS`], then SQLite's and PostgreSQL's text for it.
+pub const SPELLINGS: &[(&str, &str, &str)] = &[
+    // A 64-bit integer column.
+    ("{int}", "INTEGER", "BIGINT"),
+    // An integer primary key that the database assigns, never reused.
+    (
+        "{serial}",
+        "INTEGER PRIMARY KEY AUTOINCREMENT",
+        "BIGSERIAL PRIMARY KEY",
+    ),
+    // After the closing parenthesis of a table whose primary key is its only lookup.
+    ("{no_rowid}", " WITHOUT ROWID", ""),
+    // A boolean column, false by default (read as 0/1 by `sql::Row`).
+    (
+        "{flag}",
+        "INTEGER NOT NULL DEFAULT 0",
+        "BOOLEAN NOT NULL DEFAULT FALSE",
+    ),
+    // Room names unique ignoring ASCII case: in the column (after `name TEXT NOT NULL`),
+    // or as an index on `lower(name)` (the PostgreSQL database is created without
+    // locale, so `lower` folds ASCII only, like SQLite's `NOCASE`).
+    ("{nocase_unique}", " UNIQUE COLLATE NOCASE", ""),
+    (
+        "{nocase_unique_index}",
+        "",
+        "CREATE UNIQUE INDEX rooms_by_name ON rooms (lower(name));",
+    ),
+    // The compliance outbox's event id: assigned by the database, or (in a pool) taken
+    // from the `event` counter row, so ids stay gap-free across rollbacks.
+    (
+        "{event_id}",
+        "INTEGER PRIMARY KEY AUTOINCREMENT",
+        "BIGINT PRIMARY KEY",
+    ),
+    (
+        "{event_counter}",
+        "",
+        "CREATE TABLE pchat_counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL);
      INSERT INTO pchat_counters VALUES ('event', 0);",
-    log_notify: "CREATE FUNCTION pchat_pool_notify() RETURNS trigger AS $$
+    ),
+    // The pool's wake-up on each `room_log` insert: PostgreSQL's `NOTIFY` on commit
+    // (the simulated pool on SQLite rings `store::bell` instead).
+    (
+        "{log_notify}",
+        "",
+        "CREATE FUNCTION pchat_pool_notify() RETURNS trigger AS $$
      BEGIN PERFORM pg_notify('pchat_pool', NEW.room_guid); RETURN NULL; END;
      $$ LANGUAGE plpgsql;
      CREATE TRIGGER room_log_notify AFTER INSERT ON room_log
         FOR EACH ROW EXECUTE FUNCTION pchat_pool_notify();",
-};
+    ),
+];
 
-/// The schema migrations with their dialect placeholders (see [`Dialect`]); index + 1
+/// The schema migrations with their dialect placeholders ([`SPELLINGS`]); index + 1
 /// is the version after applying it. Append only.
 pub const MIGRATIONS: &[&str] = &[
     // 1: rooms, memberships, messages, followed rooms.
@@ -198,25 +200,16 @@ pub const MIGRATIONS: &[&str] = &[
      ){no_rowid};",
 ];
 
-/// [`MIGRATIONS`] in dialect `d`: every `{name}` replaced by `d`'s field of that name.
-pub fn migrations(d: &Dialect) -> Vec<String> {
-    let fills = [
-        ("{int}", d.int),
-        ("{serial}", d.serial),
-        ("{no_rowid}", d.no_rowid),
-        ("{flag}", d.flag),
-        ("{nocase_unique}", d.nocase_unique),
-        ("{nocase_unique_index}", d.nocase_unique_index),
-        ("{event_id}", d.event_id),
-        ("{event_counter}", d.event_counter),
-        ("{log_notify}", d.log_notify),
-    ];
+/// [`MIGRATIONS`] in dialect `d`: every placeholder replaced by `d`'s spelling of it.
+pub fn migrations(d: Dialect) -> Vec<String> {
     MIGRATIONS
         .iter()
         .map(|m| {
-            fills
+            SPELLINGS
                 .iter()
-                .fold((*m).to_owned(), |s, (name, fill)| s.replace(name, fill))
+                .fold((*m).to_owned(), |s, (name, lite, pg)| {
+                    s.replace(name, if d == Dialect::Sqlite { lite } else { pg })
+                })
         })
         .collect()
 }
@@ -227,8 +220,8 @@ mod tests {
 
     #[test]
     fn every_placeholder_is_filled_in_both_dialects() {
-        for d in [SQLITE, POSTGRES] {
-            for (i, m) in migrations(&d).iter().enumerate() {
+        for d in [Dialect::Sqlite, Dialect::Postgres] {
+            for (i, m) in migrations(d).iter().enumerate() {
                 assert!(!m.contains(['{', '}']), "migration {}: {m}", i + 1);
             }
         }
@@ -236,7 +229,7 @@ mod tests {
 
     #[test]
     fn each_dialect_fills_in_its_own_spellings() {
-        let (lite, pg) = (migrations(&SQLITE), migrations(&POSTGRES));
+        let (lite, pg) = (migrations(Dialect::Sqlite), migrations(Dialect::Postgres));
         assert_eq!(lite.len(), pg.len());
         assert!(lite[0].contains("name TEXT NOT NULL UNIQUE COLLATE NOCASE,"));
         assert!(pg[0].contains("CREATE UNIQUE INDEX rooms_by_name ON rooms (lower(name));"));

@@ -69,7 +69,7 @@ impl SqliteStore {
     }
 
     fn migrate(&mut self) -> Result<(), StoreError> {
-        let migrations = schema::migrations(&schema::SQLITE);
+        let migrations = schema::migrations(schema::Dialect::Sqlite);
         migrate(&mut self.conn, &migrations).map_err(|e| match e {
             Migration::Db(e) => db(e),
             Migration::TooNew { found, supported } => StoreError::SchemaTooNew { found, supported },
