@@ -265,6 +265,13 @@ mod tests {
     const A: &[u8] = b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 3\r\n\r\nabc";
     const B: &[u8] = b"OPTIONS sip:c@d SIP/2.0\r\nl:0\r\n\r\n";
 
+    /// What a fresh framer of `limit` bytes makes of `data` first.
+    fn first_frame(limit: usize, data: &[u8]) -> Result<Option<Bytes>, FramingError> {
+        let mut f = Framer::new(limit);
+        f.push(data);
+        f.next_frame()
+    }
+
     #[test]
     fn several_messages_in_one_push_with_keepalives() {
         let mut f = Framer::new(1024);
@@ -327,32 +334,32 @@ mod tests {
 
     #[test]
     fn folded_and_cased_content_length() {
-        let mut f = Framer::new(1024);
-        f.push(b"INFO sip:x SIP/2.0\r\ncontent-LENGTH :\r\n 2\r\n\r\nhi");
-        assert!(f.next_frame().unwrap().unwrap().ends_with(b"hi"));
+        let m = first_frame(
+            1024,
+            b"INFO sip:x SIP/2.0\r\ncontent-LENGTH :\r\n 2\r\n\r\nhi",
+        );
+        assert!(m.unwrap().unwrap().ends_with(b"hi"));
     }
 
     #[test]
     fn errors() {
-        let mut f = Framer::new(1024);
-        f.push(b"OPTIONS sip:x SIP/2.0\r\nVia: x\r\n\r\n");
-        assert_eq!(f.next_frame(), Err(FramingError::MissingContentLength));
-        let mut f = Framer::new(1024);
-        f.push(b"OPTIONS sip:x SIP/2.0\r\nContent-Length: -1\r\n\r\n");
+        assert_eq!(
+            first_frame(1024, b"OPTIONS sip:x SIP/2.0\r\nVia: x\r\n\r\n"),
+            Err(FramingError::MissingContentLength)
+        );
         assert!(matches!(
-            f.next_frame(),
+            first_frame(1024, b"OPTIONS sip:x SIP/2.0\r\nContent-Length: -1\r\n\r\n"),
             Err(FramingError::BadContentLength(_))
         ));
-        let mut f = Framer::new(100);
-        f.push(&[b'a'; 200]);
-        assert_eq!(f.next_frame(), Err(FramingError::TooLarge { limit: 100 }));
-        let mut f = Framer::new(100);
-        f.push(b"OPTIONS sip:x SIP/2.0\r\nContent-Length: 99999999999999999999999\r\n\r\n");
-        assert!(f.next_frame().is_err());
+        assert_eq!(
+            first_frame(100, &[b'a'; 200]),
+            Err(FramingError::TooLarge { limit: 100 })
+        );
+        let huge = b"OPTIONS sip:x SIP/2.0\r\nContent-Length: 99999999999999999999999\r\n\r\n";
+        assert!(first_frame(100, huge).is_err());
         for signed in ["+5", "-0", " 5 5", "0x5", ""] {
-            let mut f = Framer::new(1024);
-            f.push(format!("OPTIONS sip:x SIP/2.0\r\nl: {signed}\r\n\r\nhello").as_bytes());
-            let e = f.next_frame().unwrap_err();
+            let m = format!("OPTIONS sip:x SIP/2.0\r\nl: {signed}\r\n\r\nhello");
+            let e = first_frame(1024, m.as_bytes()).unwrap_err();
             assert!(
                 matches!(e, FramingError::BadContentLength(_)),
                 "{signed:?}: {e:?}"
@@ -363,17 +370,18 @@ mod tests {
 
     #[test]
     fn conflicting_content_lengths_are_a_framing_error_equal_ones_are_not() {
-        let mut f = Framer::new(1024);
-        f.push(b"INFO sip:x SIP/2.0\r\nContent-Length: 5\r\nl: 0\r\n\r\nhello");
-        let e = f.next_frame().unwrap_err();
+        let two = b"INFO sip:x SIP/2.0\r\nContent-Length: 5\r\nl: 0\r\n\r\nhello";
+        let e = first_frame(1024, two).unwrap_err();
         assert_eq!(
             e,
             FramingError::ConflictingContentLength(vec!["5".into(), "0".into()])
         );
         assert_eq!(e.status(), 400);
-        let mut f = Framer::new(1024);
-        f.push(b"INFO sip:x SIP/2.0\r\nContent-Length: 5\r\nContent-Length: 05\r\n\r\nhello");
-        assert!(f.next_frame().unwrap().unwrap().ends_with(b"hello"));
+        let equal = b"INFO sip:x SIP/2.0\r\nContent-Length: 5\r\nContent-Length: 05\r\n\r\nhello";
+        assert!(first_frame(1024, equal)
+            .unwrap()
+            .unwrap()
+            .ends_with(b"hello"));
     }
 
     #[test]

@@ -84,6 +84,19 @@ pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).all(|(x, y)| x == y)
 }
 
+/// For the exhaustive tests of a per-byte word test: every byte `c` at every position
+/// `at` of a word of eight `a`s, as `(c, at, word)` (2,048 words).
+#[cfg(test)]
+pub(crate) fn one_odd_byte() -> impl Iterator<Item = (u8, usize, [u8; 8])> {
+    (0..=255u8).flat_map(|c| {
+        (0..8).map(move |at| {
+            let mut x = [b'a'; 8];
+            x[at] = c;
+            (c, at, x)
+        })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,16 +104,12 @@ mod tests {
 
     #[test]
     fn printable_except_per_byte() {
-        for c in 0..=255u8 {
-            for at in 0..8 {
-                let mut x = [b'a'; 8];
-                x[at] = c;
-                let want = (0x21..0x7f).contains(&c) && c != b'"' && c != b',';
-                assert_eq!(printable_except(u64::from_le_bytes(x), [b'"', b',']), want);
-                // A second odd byte never hides the first.
-                x[(at + 3) % 8] = 0xff;
-                assert!(!printable_except(u64::from_le_bytes(x), [b'"']));
-            }
+        for (c, at, mut x) in one_odd_byte() {
+            let want = (0x21..0x7f).contains(&c) && c != b'"' && c != b',';
+            assert_eq!(printable_except(u64::from_le_bytes(x), [b'"', b',']), want);
+            // A second odd byte never hides the first.
+            x[(at + 3) % 8] = 0xff;
+            assert!(!printable_except(u64::from_le_bytes(x), [b'"']));
         }
     }
 

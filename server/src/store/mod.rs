@@ -19,6 +19,7 @@ pub mod faulty;
 pub mod pg_harness;
 pub mod postgres;
 pub mod room;
+pub mod schema;
 pub mod sql;
 pub mod sqlite;
 #[cfg(test)]

@@ -19,12 +19,12 @@
 //! commit order. Names are unique by `lower(name)` (the database is created without
 //! locale, so `lower` folds ASCII only, like SQLite's `NOCASE`).
 //!
-//! Migrations are versioned like SQLite's (`pchat_schema.version`; 1-6 mirror the
-//! SQLite ones, 7 the pool), applied under an advisory lock so members starting
-//! together migrate once.
+//! The schema migrations are SQLite's (`store::schema`, in the PostgreSQL dialect),
+//! versioned by `pchat_schema.version`, applied under an advisory lock so members starting together
+//! migrate once.
 
 use super::{
-    sql, Arg, FileRecord, HistoryQuery, NewLogEntry, NewMessage, OpenSession, RoomAttrs,
+    schema, sql, Arg, FileRecord, HistoryQuery, NewLogEntry, NewMessage, OpenSession, RoomAttrs,
     RoomColumns, RoomRecord, Store, StoreError, StoredMessage,
 };
 use crate::compliance::NewEvent;
@@ -33,133 +33,6 @@ use ::postgres::{Client, NoTls, Row, Statement};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
-
-/// Schema migrations; index + 1 is `pchat_schema.version` after applying it. Append
-/// only. 1-6 mirror `sqlite::MIGRATIONS`; 7 is the pool, 8 its role leases.
-const MIGRATIONS: &[&str] = &[
-    // 1: rooms, memberships, messages, followed rooms.
-    "CREATE TABLE rooms (
-        guid TEXT PRIMARY KEY,
-        name TEXT NOT NULL,
-        description TEXT NOT NULL DEFAULT '',
-        topic TEXT NOT NULL DEFAULT '',
-        privacy TEXT NOT NULL CHECK (privacy IN ('open','closed','secret'))
-     );
-     CREATE UNIQUE INDEX rooms_by_name ON rooms (lower(name));
-     CREATE TABLE room_roles (
-        room_guid TEXT NOT NULL REFERENCES rooms(guid) ON DELETE CASCADE,
-        user_uri TEXT NOT NULL,
-        role TEXT NOT NULL CHECK (role IN ('member','manager')),
-        PRIMARY KEY (room_guid, user_uri, role)
-     );
-     CREATE TABLE messages (
-        id BIGSERIAL PRIMARY KEY,
-        room_guid TEXT NOT NULL REFERENCES rooms(guid),
-        author TEXT NOT NULL,
-        ts_ms BIGINT NOT NULL,
-        text TEXT NOT NULL
-     );
-     CREATE INDEX messages_by_room ON messages(room_guid, id);
-     CREATE TABLE followed (
-        user_uri TEXT NOT NULL,
-        room_guid TEXT NOT NULL,
-        seq BIGINT NOT NULL,
-        PRIMARY KEY (user_uri, room_guid)
-     );",
-    // 2: compliance outbox; ids from a counter row (gap-free across rollbacks).
-    "CREATE TABLE compliance_outbox (
-        id BIGINT PRIMARY KEY,
-        kind TEXT NOT NULL,
-        room_uri TEXT NOT NULL,
-        room_name TEXT NOT NULL,
-        user_uri TEXT NOT NULL,
-        ts_ms BIGINT NOT NULL,
-        content TEXT NOT NULL
-     );
-     CREATE TABLE pchat_counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL);
-     INSERT INTO pchat_counters VALUES ('event', 0);",
-    // 3: room model, read markers, preferences, invitations.
-    "ALTER TABLE rooms ADD COLUMN category TEXT NOT NULL DEFAULT '';
-     ALTER TABLE rooms ADD COLUMN room_type TEXT NOT NULL DEFAULT 'normal'
-        CHECK (room_type IN ('normal','auditorium'));
-     ALTER TABLE rooms ADD COLUMN invitations TEXT NOT NULL DEFAULT 'inherit'
-        CHECK (invitations IN ('inherit','on','off'));
-     ALTER TABLE rooms ADD COLUMN disabled BOOLEAN NOT NULL DEFAULT FALSE;
-     CREATE TABLE room_presenters (
-        room_guid TEXT NOT NULL REFERENCES rooms(guid) ON DELETE CASCADE,
-        user_uri TEXT NOT NULL,
-        PRIMARY KEY (room_guid, user_uri)
-     );
-     ALTER TABLE followed ADD COLUMN last_read_id BIGINT NOT NULL DEFAULT 0;
-     CREATE INDEX followed_by_room ON followed(room_guid);
-     CREATE TABLE prefs (
-        user_uri TEXT NOT NULL,
-        label TEXT NOT NULL,
-        seqid BIGINT NOT NULL,
-        content TEXT NOT NULL,
-        PRIMARY KEY (user_uri, label)
-     );
-     CREATE TABLE invitations (
-        id BIGSERIAL PRIMARY KEY,
-        user_uri TEXT NOT NULL,
-        room_guid TEXT NOT NULL REFERENCES rooms(guid) ON DELETE CASCADE,
-        inviter TEXT NOT NULL,
-        ts_ms BIGINT NOT NULL,
-        seen INTEGER NOT NULL DEFAULT 0
-     );
-     CREATE INDEX invitations_by_user ON invitations(user_uri, seen, id);",
-    // 4: files posted to rooms over the web service.
-    "CREATE TABLE files (
-        room_guid TEXT NOT NULL REFERENCES rooms(guid) ON DELETE CASCADE,
-        name TEXT NOT NULL,
-        sha256 TEXT NOT NULL,
-        size BIGINT NOT NULL,
-        uploader TEXT NOT NULL,
-        ts_ms BIGINT NOT NULL,
-        PRIMARY KEY (room_guid, name)
-     );",
-    // 5: the open-sessions ledger (pool-wide: keyed by member).
-    "CREATE TABLE open_sessions (
-        server TEXT NOT NULL,
-        user_uri TEXT NOT NULL,
-        room_uri TEXT NOT NULL,
-        room_name TEXT NOT NULL,
-        PRIMARY KEY (server, user_uri, room_uri)
-     );",
-    // 6: client message ids.
-    "ALTER TABLE messages ADD COLUMN client_msgid TEXT;
-     CREATE UNIQUE INDEX messages_by_client_msgid ON messages(author, client_msgid)
-        WHERE client_msgid IS NOT NULL;",
-    // 7: the pool: per-room log (sequence assigned in the writing transaction, NOTIFY
-    //    on commit) and the members' leases.
-    "ALTER TABLE rooms ADD COLUMN log_seq BIGINT NOT NULL DEFAULT 0;
-     CREATE TABLE room_log (
-        room_guid TEXT NOT NULL REFERENCES rooms(guid) ON DELETE CASCADE,
-        seq BIGINT NOT NULL,
-        origin TEXT NOT NULL,
-        dialog BIGINT NOT NULL,
-        kind TEXT NOT NULL,
-        user_uri TEXT NOT NULL,
-        ts_ms BIGINT NOT NULL,
-        msg_id BIGINT,
-        PRIMARY KEY (room_guid, seq)
-     );
-     CREATE TABLE pool_members (
-        server TEXT PRIMARY KEY,
-        lease_until_ms BIGINT NOT NULL
-     );
-     CREATE FUNCTION pchat_pool_notify() RETURNS trigger AS $$
-     BEGIN PERFORM pg_notify('pchat_pool', NEW.room_guid); RETURN NULL; END;
-     $$ LANGUAGE plpgsql;
-     CREATE TRIGGER room_log_notify AFTER INSERT ON room_log
-        FOR EACH ROW EXECUTE FUNCTION pchat_pool_notify();",
-    // 8: the pool's role leases: one compliance worker exports at a time.
-    "CREATE TABLE pool_roles (
-        role TEXT PRIMARY KEY,
-        holder TEXT NOT NULL,
-        until_ms BIGINT NOT NULL
-     );",
-];
 
 /// The channel members LISTEN on: one notification per room with new log entries,
 /// delivered when the writing transaction commits.
@@ -181,13 +54,24 @@ impl Conn {
         Ok(s)
     }
 
+    /// Runs `sql` (prepared once, then from the cache) with `p` bound through `run`:
+    /// `Client::query` or `Client::execute`.
+    fn prepared<T>(
+        &mut self,
+        sql: &'static str,
+        p: &[&(dyn ToSql + Sync)],
+        run: Run<T>,
+    ) -> Result<T, ::postgres::Error> {
+        let st = self.st(sql)?;
+        run(&mut self.client, &st, p)
+    }
+
     fn query(
         &mut self,
         sql: &'static str,
         p: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Row>, ::postgres::Error> {
-        let st = self.st(sql)?;
-        self.client.query(&st, p)
+        self.prepared(sql, p, Client::query::<Statement>)
     }
 
     fn exec(
@@ -195,8 +79,7 @@ impl Conn {
         sql: &'static str,
         p: &[&(dyn ToSql + Sync)],
     ) -> Result<u64, ::postgres::Error> {
-        let st = self.st(sql)?;
-        self.client.execute(&st, p)
+        self.prepared(sql, p, Client::execute::<Statement>)
     }
 
     fn strings(
@@ -209,6 +92,9 @@ impl Conn {
 }
 
 type Job = Box<dyn FnOnce(&mut Conn) + Send>;
+
+/// A prepared statement's runner: `Client::query` or `Client::execute`.
+type Run<T> = fn(&mut Client, &Statement, &[&(dyn ToSql + Sync)]) -> Result<T, ::postgres::Error>;
 
 /// PostgreSQL-backed store (see the module docs). Not `Sync`: one owner.
 pub struct PgStore {
@@ -402,15 +288,16 @@ impl PgStore {
             Ok(i64::from(r.get::<_, i32>(0)))
         });
         let result = found.and_then(|found| {
-            let supported = MIGRATIONS.len() as i64;
+            let migrations = schema::migrations(schema::Dialect::Postgres);
+            let supported = migrations.len() as i64;
             if found > supported {
                 return Err(StoreError::SchemaTooNew { found, supported });
             }
-            for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+            for (i, sql) in migrations.into_iter().enumerate().skip(found as usize) {
                 let version = (i + 1) as i32;
                 self.run(move |c| {
                     let mut tx = c.client.transaction()?;
-                    tx.batch_execute(sql)?;
+                    tx.batch_execute(&sql)?;
                     tx.execute("UPDATE pchat_schema SET version = $1", &[&version])?;
                     tx.commit()
                 })?;

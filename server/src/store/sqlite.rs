@@ -1,138 +1,14 @@
 //! [`Store`] on SQLite (rusqlite, bundled): WAL journal, versioned schema migrations
-//! (`PRAGMA user_version`), prepared-statement cache.
+//! (`store::schema` in the SQLite dialect, `PRAGMA user_version`), prepared-statement
+//! cache.
 
 use super::{
-    sql, Arg, FileRecord, HistoryQuery, NewLogEntry, NewMessage, OpenSession, RoomAttrs,
+    schema, sql, Arg, FileRecord, HistoryQuery, NewLogEntry, NewMessage, OpenSession, RoomAttrs,
     RoomColumns, RoomRecord, Store, StoreError, StoredMessage,
 };
 use crate::compliance::{Event, EventKind, NewEvent};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
-
-/// Schema migrations; index + 1 is the `user_version` after applying it. Append only.
-const MIGRATIONS: &[&str] = &[
-    // 1: rooms, memberships, messages, followed rooms.
-    "CREATE TABLE rooms (
-        guid TEXT PRIMARY KEY,
-        name TEXT NOT NULL UNIQUE COLLATE NOCASE,
-        description TEXT NOT NULL DEFAULT '',
-        topic TEXT NOT NULL DEFAULT '',
-        privacy TEXT NOT NULL CHECK (privacy IN ('open','closed','secret'))
-     );
-     CREATE TABLE room_roles (
-        room_guid TEXT NOT NULL REFERENCES rooms(guid) ON DELETE CASCADE,
-        user_uri TEXT NOT NULL,
-        role TEXT NOT NULL CHECK (role IN ('member','manager')),
-        PRIMARY KEY (room_guid, user_uri, role)
-     ) WITHOUT ROWID;
-     CREATE TABLE messages (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        room_guid TEXT NOT NULL REFERENCES rooms(guid),
-        author TEXT NOT NULL,
-        ts_ms INTEGER NOT NULL,
-        text TEXT NOT NULL
-     );
-     CREATE INDEX messages_by_room ON messages(room_guid, id);
-     CREATE TABLE followed (
-        user_uri TEXT NOT NULL,
-        room_guid TEXT NOT NULL,
-        seq INTEGER NOT NULL,
-        PRIMARY KEY (user_uri, room_guid)
-     ) WITHOUT ROWID;",
-    // 2: compliance outbox (issue 4): one row per audited action, written in the
-    //    action's transaction; AUTOINCREMENT makes the id a never-reused event id.
-    "CREATE TABLE IF NOT EXISTS compliance_outbox (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        kind TEXT NOT NULL,
-        room_uri TEXT NOT NULL,
-        room_name TEXT NOT NULL,
-        user_uri TEXT NOT NULL,
-        ts_ms INTEGER NOT NULL,
-        content TEXT NOT NULL
-     );",
-    // 3: room model (category, type, invitations, disabled, presenters), read markers,
-    //    preferences, invitations.
-    "ALTER TABLE rooms ADD COLUMN category TEXT NOT NULL DEFAULT '';
-     ALTER TABLE rooms ADD COLUMN room_type TEXT NOT NULL DEFAULT 'normal'
-        CHECK (room_type IN ('normal','auditorium'));
-     ALTER TABLE rooms ADD COLUMN invitations TEXT NOT NULL DEFAULT 'inherit'
-        CHECK (invitations IN ('inherit','on','off'));
-     ALTER TABLE rooms ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;
-     CREATE TABLE room_presenters (
-        room_guid TEXT NOT NULL REFERENCES rooms(guid) ON DELETE CASCADE,
-        user_uri TEXT NOT NULL,
-        PRIMARY KEY (room_guid, user_uri)
-     ) WITHOUT ROWID;
-     ALTER TABLE followed ADD COLUMN last_read_id INTEGER NOT NULL DEFAULT 0;
-     CREATE INDEX followed_by_room ON followed(room_guid);
-     CREATE TABLE prefs (
-        user_uri TEXT NOT NULL,
-        label TEXT NOT NULL,
-        seqid INTEGER NOT NULL,
-        content TEXT NOT NULL,
-        PRIMARY KEY (user_uri, label)
-     ) WITHOUT ROWID;
-     CREATE TABLE invitations (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        user_uri TEXT NOT NULL,
-        room_guid TEXT NOT NULL REFERENCES rooms(guid) ON DELETE CASCADE,
-        inviter TEXT NOT NULL,
-        ts_ms INTEGER NOT NULL,
-        seen INTEGER NOT NULL DEFAULT 0
-     );
-     CREATE INDEX invitations_by_user ON invitations(user_uri, seen, id);",
-    // 4: files posted to rooms over the web service (issue 6): metadata; the bytes are
-    // in the content-addressed file store under `sha256`.
-    "CREATE TABLE files (
-        room_guid TEXT NOT NULL REFERENCES rooms(guid) ON DELETE CASCADE,
-        name TEXT NOT NULL,
-        sha256 TEXT NOT NULL,
-        size INTEGER NOT NULL,
-        uploader TEXT NOT NULL,
-        ts_ms INTEGER NOT NULL,
-        PRIMARY KEY (room_guid, name)
-     );",
-    // 5: the open-sessions ledger of the compliance pipeline: (server, user, room) for
-    // every JOIN event not yet followed by its PART, so a server that crashed can close
-    // its sessions (record their PART) when it starts again.
-    "CREATE TABLE open_sessions (
-        server TEXT NOT NULL,
-        user_uri TEXT NOT NULL,
-        room_uri TEXT NOT NULL,
-        room_name TEXT NOT NULL,
-        PRIMARY KEY (server, user_uri, room_uri)
-     ) WITHOUT ROWID;",
-    // 6: client message ids (grpchat `msgid`): a post is stored once per author and id,
-    // across dialogs and server restarts.
-    "ALTER TABLE messages ADD COLUMN client_msgid TEXT;
-     CREATE UNIQUE INDEX messages_by_client_msgid ON messages(author, client_msgid)
-        WHERE client_msgid IS NOT NULL;",
-    // 7: the pool (docs/pool.md): every room's log of posts, joins and parts with a
-    // per-room sequence assigned in the writing transaction (`rooms.log_seq`), and the
-    // members' leases.
-    "ALTER TABLE rooms ADD COLUMN log_seq INTEGER NOT NULL DEFAULT 0;
-     CREATE TABLE room_log (
-        room_guid TEXT NOT NULL REFERENCES rooms(guid) ON DELETE CASCADE,
-        seq INTEGER NOT NULL,
-        origin TEXT NOT NULL,
-        dialog INTEGER NOT NULL,
-        kind TEXT NOT NULL,
-        user_uri TEXT NOT NULL,
-        ts_ms INTEGER NOT NULL,
-        msg_id INTEGER,
-        PRIMARY KEY (room_guid, seq)
-     ) WITHOUT ROWID;
-     CREATE TABLE pool_members (
-        server TEXT PRIMARY KEY,
-        lease_until_ms INTEGER NOT NULL
-     ) WITHOUT ROWID;",
-    // 8: the pool's role leases (docs/pool.md): one compliance worker exports at a time.
-    "CREATE TABLE pool_roles (
-        role TEXT PRIMARY KEY,
-        holder TEXT NOT NULL,
-        until_ms INTEGER NOT NULL
-     ) WITHOUT ROWID;",
-];
 
 /// SQLite-backed store. Not `Sync`: one owner (the channel service task).
 pub struct SqliteStore {
@@ -193,7 +69,8 @@ impl SqliteStore {
     }
 
     fn migrate(&mut self) -> Result<(), StoreError> {
-        migrate(&mut self.conn, MIGRATIONS).map_err(|e| match e {
+        let migrations = schema::migrations(schema::Dialect::Sqlite);
+        migrate(&mut self.conn, &migrations).map_err(|e| match e {
             Migration::Db(e) => db(e),
             Migration::TooNew { found, supported } => StoreError::SchemaTooNew { found, supported },
         })
@@ -267,7 +144,10 @@ pub(crate) enum Migration {
 
 /// Applies `migrations[user_version..]`, each in its own transaction that also sets
 /// `PRAGMA user_version` to its index + 1.
-pub(crate) fn migrate(conn: &mut Connection, migrations: &[&str]) -> Result<(), Migration> {
+pub(crate) fn migrate(
+    conn: &mut Connection,
+    migrations: &[impl AsRef<str>],
+) -> Result<(), Migration> {
     let found: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(Migration::Db)?;
@@ -277,7 +157,7 @@ pub(crate) fn migrate(conn: &mut Connection, migrations: &[&str]) -> Result<(), 
     }
     for (i, sql) in migrations.iter().enumerate().skip(found as usize) {
         let tx = conn.transaction().map_err(Migration::Db)?;
-        tx.execute_batch(sql).map_err(Migration::Db)?;
+        tx.execute_batch(sql.as_ref()).map_err(Migration::Db)?;
         tx.pragma_update(None, "user_version", (i + 1) as i64)
             .map_err(Migration::Db)?;
         tx.commit().map_err(Migration::Db)?;
