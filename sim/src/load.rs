@@ -40,8 +40,11 @@
 //!
 //! **Many sessions.** One TCP source address has about 28,000 ephemeral ports
 //! (`/proc/sys/net/ipv4/ip_local_port_range`); for a loopback target the sessions are
-//! spread over 127.0.0.1 .. 127.0.0.K with K = ceil(users / 10,000) unless
-//! `--source-ips` says otherwise. Both this tool and `pchat-server` raise
+//! spread over 127.0.0.1 .. 127.0.0.K with K = ceil(users / 2,000) unless
+//! `--source-ips` says otherwise. Each `bind(ip, 0)` makes the kernel search the
+//! ephemeral range for a port free on that address: with 10,000 sessions an address
+//! (and a previous run's connections in TIME_WAIT) 19,000 sign-ins took 16-42 s, most
+//! of it system CPU in that search; with 2,000 an address, 5-10 s. Both this tool and `pchat-server` raise
 //! RLIMIT_NOFILE at start ([`pchat_server::host::raise_nofile_limit`]).
 //!
 //! **Lean sessions.** Each session is one task over one socket; it frames with the
@@ -65,9 +68,10 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, Semaphore};
 
-/// Sessions per source address (of ~28,000 ephemeral ports on Linux; the rest stay
-/// free for connections of earlier runs still in TIME_WAIT).
-pub const SESSIONS_PER_SOURCE_IP: usize = 10_000;
+/// Sessions per source address (of ~28,000 ephemeral ports on Linux): few enough that
+/// the kernel's search for a free port at each bind stays short, also with an earlier
+/// run's connections still in TIME_WAIT (see the module docs).
+pub const SESSIONS_PER_SOURCE_IP: usize = 2_000;
 
 /// Most posts one run may schedule (`rate * duration`): bounds the due-time table.
 pub const MAX_POSTS: u64 = 50_000_000;
@@ -124,7 +128,7 @@ pub struct LoadSettings {
     #[arg(long, default_value_t = 256)]
     pub connect_concurrency: usize,
     /// Spread sessions over source addresses 127.0.0.1..=127.0.0.K (loopback target;
-    /// default ceil(users / 10000)).
+    /// default ceil(users / 2000)).
     #[arg(long, value_name = "K")]
     pub source_ips: Option<usize>,
     /// Seed of the choice of posters.
