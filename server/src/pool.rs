@@ -95,15 +95,6 @@ fn load_new_rooms(
     Ok(())
 }
 
-/// Whether `user` has a dialog on this member (not the SIPE bootstrap).
-fn online_here(cx: &BatchCx, user: &str) -> bool {
-    let dialogs = cx.dialogs();
-    dialogs
-        .of_user(user)
-        .into_iter()
-        .any(|d| dialogs.get(d).is_some_and(|d| !d.bootstrap))
-}
-
 /// Sends one log entry to this member's dialogs joined to its room (not to the dialog
 /// that caused it), and for a post `ntc:newcontent` to this member's followers not in
 /// the room. These are of committed rows: they do not wait for a commit.
@@ -120,7 +111,7 @@ fn deliver(cx: &mut BatchCx, e: &LogEntry) {
     }
     if e.head.kind == LogKind::Join
         && e.head.origin != cx.cfg.server_id()
-        && online_here(cx, &e.head.user)
+        && !cx.dialogs().sessions_of(&e.head.user).is_empty()
     {
         // A join on another member follows the room (cmd/join.rs): the user's dialogs
         // here are told of its new content from now on.

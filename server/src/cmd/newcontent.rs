@@ -41,12 +41,7 @@ fn notify_as(cx: &mut BatchCx, guid: &str, wait_for_commit: bool) {
             {
                 continue;
             }
-            let dialogs: Vec<_> = cx
-                .dialogs()
-                .of_user(user)
-                .into_iter()
-                .filter(|d| cx.dialogs().get(*d).is_some_and(|d| !d.bootstrap))
-                .collect();
+            let dialogs = cx.dialogs().sessions_of(user);
             if !dialogs.is_empty() {
                 targets.push((user.clone(), dialogs, room.uri.clone()));
             }

@@ -138,6 +138,18 @@ impl Dialogs {
             .unwrap_or_default()
     }
 
+    /// Ids of `user`'s chat sessions: its dialogs other than the SIPE bootstrap dialog
+    /// (which carries only `cmd:requri`), in id order. Empty: the user is not online here.
+    pub fn sessions_of(&self, user: &str) -> Vec<DialogId> {
+        self.by_user
+            .get(user)
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(|id| self.by_id.get(id).is_some_and(|d| !d.bootstrap))
+            .collect()
+    }
+
     /// Ids of dialogs on a connection.
     pub fn on_conn(&self, conn: ConnId) -> Vec<DialogId> {
         self.by_id

@@ -493,12 +493,7 @@ impl Core {
                 (self.hooks.left_room)(&mut self.cx(), &guid, &user, dialog);
             }
         }
-        let still_online = self
-            .dialogs
-            .of_user(&gone.user)
-            .into_iter()
-            .any(|d| self.dialogs.get(d).is_some_and(|d| !d.bootstrap));
-        if !still_online {
+        if self.dialogs.sessions_of(&gone.user).is_empty() {
             self.rooms.follows_mut().forget_user(&gone.user);
         }
     }
